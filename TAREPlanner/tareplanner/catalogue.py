@@ -1,0 +1,154 @@
+"""Nuclide and product catalogues, read from the package's data files, and site limits.
+
+The data files (``tareplanner/data/*.json``) hold every value with its source. A site
+can override limits with its own JSON file::
+
+    {"schema": "tareplanner.site-limits/1", "site": "Hospital X, 2026 protocol",
+     "products": {"sir-spheres": {"normal_liver_gy": 35}}}
+
+The plan record lists the limits used and where each came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import FieldValueError, SchemaError, UnknownNameError
+from .physics.bsa import LsfBand
+
+LIMIT_NAMES = ("normal_liver_gy", "normal_liver_compromised_gy", "lung_single_gy",
+               "lung_cumulative_gy", "lsf_cutoff")
+SITE_LIMITS_SCHEMA = "tareplanner.site-limits/1"
+
+
+@dataclass(frozen=True)
+class Nuclide:
+    name: str
+    half_life_h: float
+    mean_beta_energy_mev: float
+    energy_per_activity_j_per_gbq: float
+    sources: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class LimitValue:
+    value: float | None
+    source: str
+
+
+@dataclass(frozen=True)
+class Product:
+    key: str
+    display_name: str
+    nuclide: str
+    methods: tuple[str, ...]
+    limits: Mapping[str, LimitValue]
+    tumour_target_gy: Mapping[str, Any]
+    bsa_lsf_bands: tuple[LsfBand, ...]
+    bsa_lsf_source: str
+    sphere_activity_bq: Mapping[str, Any]
+    supply: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _data_text(name: str) -> str:
+    return resources.files("tareplanner.data").joinpath(name).read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=None)
+def _load(name: str) -> dict:
+    return json.loads(_data_text(name))
+
+
+def data_file_sha256(name: str) -> str:
+    """SHA-256 of a packaged data file, for the plan record."""
+    return hashlib.sha256(_data_text(name).encode("utf-8")).hexdigest()
+
+
+def nuclide(name: str) -> Nuclide:
+    """The nuclide ``name`` (``"Y-90"`` or ``"Ho-166"``)."""
+    table = _load("nuclides.json")["nuclides"]
+    if name not in table:
+        raise UnknownNameError("nuclide", name, ", ".join(sorted(table)))
+    entry = table[name]
+    return Nuclide(name=name, half_life_h=entry["half_life_h"]["value"],
+                   mean_beta_energy_mev=entry["mean_beta_energy_mev"]["value"],
+                   energy_per_activity_j_per_gbq=entry["energy_per_activity_j_per_gbq"]["value"],
+                   sources={k: v["source"] for k, v in entry.items()})
+
+
+def product_keys() -> tuple[str, ...]:
+    return tuple(_load("products.json")["products"])
+
+
+def product(key: str, site_limits: Mapping[str, Any] | None = None,
+            site_limits_label: str = "") -> Product:
+    """The product ``key`` with its default limits, overridden by ``site_limits`` if given."""
+    table = _load("products.json")["products"]
+    if key not in table:
+        raise UnknownNameError("product", key, ", ".join(table))
+    entry = table[key]
+    limits = {name: LimitValue(v["value"], v["source"]) for name, v in entry["limits"].items()}
+    overrides = (site_limits or {}).get("products", {}).get(key, {})
+    for name, value in overrides.items():
+        limits[name] = LimitValue(value, f"site limits: {site_limits_label}")
+    bands_entry = entry.get("bsa_lsf_reductions") or {}
+    bands = tuple(LsfBand(b["lsf_from"], b["lsf_below"], b["activity_factor"])
+                  for b in bands_entry.get("bands", ()))
+    return Product(key=key, display_name=entry["display_name"], nuclide=entry["nuclide"],
+                   methods=tuple(entry["methods"]), limits=limits,
+                   tumour_target_gy=entry["tumour_target_gy"], bsa_lsf_bands=bands,
+                   bsa_lsf_source=bands_entry.get("source", ""),
+                   sphere_activity_bq=entry["sphere_activity_bq"], supply=entry["supply"])
+
+
+def validate_site_limits(document: Any, label: str = "site limits") -> dict:
+    """Check a site-limits document; raise a named error on anything wrong."""
+    if not isinstance(document, dict):
+        raise SchemaError(label, type(document).__name__, "a JSON object")
+    if document.get("schema") != SITE_LIMITS_SCHEMA:
+        raise SchemaError(f"{label}.schema", document.get("schema"), SITE_LIMITS_SCHEMA)
+    products = document.get("products")
+    if not isinstance(products, dict):
+        raise SchemaError(f"{label}.products", products, "an object keyed by product")
+    known = product_keys()
+    for key, overrides in products.items():
+        if key not in known:
+            raise UnknownNameError(f"{label}.products", key, ", ".join(known))
+        if not isinstance(overrides, dict):
+            raise FieldValueError(f"{label}.products.{key}", overrides, "an object of limits")
+        for name, value in overrides.items():
+            where = f"{label}.products.{key}.{name}"
+            if name not in LIMIT_NAMES:
+                raise UnknownNameError(where, name, ", ".join(LIMIT_NAMES))
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise FieldValueError(where, value, "a number > 0, or null to switch it off")
+            if name == "lsf_cutoff" and value > 1:
+                raise FieldValueError(where, value, "a fraction in (0, 1]")
+    return document
+
+
+def read_site_limits(path: str | Path) -> tuple[dict, str]:
+    """Read and validate a site-limits file; return it and a label (name + SHA-256)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SchemaError("site limits file", str(path), "a readable JSON file",
+                          exc.strerror or "") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SchemaError("site limits file", str(path), "valid JSON",
+                          f"line {exc.lineno}: {exc.msg}") from None
+    validate_site_limits(document, "site limits")
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    label = f"{document.get('site', path.name)} ({path.name}, sha256 {digest})"
+    return document, label

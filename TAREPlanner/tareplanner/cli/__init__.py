@@ -1,0 +1,1 @@
+"""The ``tareplanner`` command line (never imports slicer)."""

@@ -1,0 +1,157 @@
+"""``tareplanner`` command line: the same functions the Slicer module uses.
+
+Exit status: 0 success, 2 bad input (the message names the field, the value and what is
+allowed; nothing is written), 1 unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+from .. import __version__, catalogue
+from ..errors import TarePlannerInputError
+from ..planning import plan_case
+from ..records.atomic import OutputExistsError, write_json_atomic, write_text_atomic
+from ..records.case import parse_case, read_case
+from ..records.plan_text import plan_summary
+from ..physics.lung_shunt import lsf_planar_geometric_mean
+
+EXIT_OK, EXIT_FAILURE, EXIT_INPUT = 0, 1, 2
+
+
+def _site_limits(path: str | None) -> tuple[dict | None, str]:
+    if not path:
+        return None, ""
+    return catalogue.read_site_limits(path)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    case = read_case(args.case)
+    site, label = _site_limits(args.site_limits)
+    record = plan_case(case, site, label)
+    if args.output:
+        write_json_atomic(args.output, record, overwrite=args.force)
+    if args.json:
+        json.dump(record, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(plan_summary(record))
+        if args.output:
+            sys.stdout.write(f"plan record written to {args.output}\n")
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    case = read_case(args.case)
+    print(f"{args.case}: valid {case.document['schema']} case ({case.product}, {case.method}, "
+          f"{len(case.positions)} position(s))")
+    return EXIT_OK
+
+
+def demo_case_document() -> dict:
+    text = resources.files("tareplanner.examples").joinpath("demo_case.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    document = demo_case_document()
+    case = parse_case(document)
+    record = plan_case(case)
+    summary = plan_summary(record)
+    write_json_atomic(out / "case.json", document, overwrite=True)
+    write_json_atomic(out / "plan.json", record, overwrite=True)
+    write_text_atomic(out / "plan.txt", summary, overwrite=True)
+    sys.stdout.write(summary)
+    print(f"\nwrote {out / 'case.json'}, {out / 'plan.json'}, {out / 'plan.txt'}")
+    return EXIT_OK
+
+
+def cmd_products(args: argparse.Namespace) -> int:
+    site, label = _site_limits(args.site_limits)
+    for key in catalogue.product_keys():
+        p = catalogue.product(key, site, label)
+        n = catalogue.nuclide(p.nuclide)
+        print(f"{key}: {p.display_name}")
+        print(f"    nuclide {n.name} (T1/2 {n.half_life_h} h, "
+              f"{n.energy_per_activity_j_per_gbq} J/GBq); methods {', '.join(p.methods)}")
+        for name, lim in p.limits.items():
+            print(f"    {name:<28} {lim.value!s:>6}   {lim.source}")
+        t = p.tumour_target_gy
+        print(f"    tumour target {t['min']}-{t['max']} Gy   {t['source']}")
+    return EXIT_OK
+
+
+def cmd_lsf(args: argparse.Namespace) -> int:
+    result = lsf_planar_geometric_mean(args.lung_anterior, args.lung_posterior,
+                                       args.liver_anterior, args.liver_posterior)
+    if args.json:
+        print(json.dumps({"lung_shunt_fraction": result.lung_shunt_fraction,
+                          "lung_geometric_mean_counts": result.lung_geometric_mean_counts,
+                          "liver_geometric_mean_counts": result.liver_geometric_mean_counts,
+                          "method": result.method}))
+    else:
+        print(f"LSF {result.lung_shunt_fraction:.4f} ({result.lung_shunt_fraction:.2%}); "
+              f"GM lung {result.lung_geometric_mean_counts:.1f}, GM liver "
+              f"{result.liver_geometric_mean_counts:.1f} counts")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tareplanner",
+        description="Plan and verify liver radioembolization (TARE/SIRT).")
+    parser.add_argument("--version", action="version", version=f"tareplanner {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("plan", help="plan activities from a case file (tareplanner.case/1)")
+    p.add_argument("case", help="case JSON file")
+    p.add_argument("--json", action="store_true", help="print the plan record as JSON")
+    p.add_argument("-o", "--output", help="write the plan record to this file (atomically)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.add_argument("--site-limits", help="site limits file (tareplanner.site-limits/1)")
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("validate", help="check a case file and report the first problem")
+    p.add_argument("case")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("demo", help="run the built-in example end to end")
+    p.add_argument("--out", default="tareplanner-demo", help="output folder (default: %(default)s)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("products", help="list products, limits and their sources")
+    p.add_argument("--site-limits", help="site limits file (tareplanner.site-limits/1)")
+    p.set_defaults(func=cmd_products)
+
+    p = sub.add_parser("lsf", help="lung shunt fraction from planar anterior/posterior counts")
+    for name in ("lung-anterior", "lung-posterior", "liver-anterior", "liver-posterior"):
+        p.add_argument(f"--{name}", type=float, required=True, help=f"{name} ROI counts")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_lsf)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except TarePlannerInputError as exc:
+        print(f"tareplanner: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except OutputExistsError as exc:
+        print(f"tareplanner: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except ValueError as exc:  # raised by physics functions on out-of-range numbers
+        print(f"tareplanner: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

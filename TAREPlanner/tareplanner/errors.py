@@ -1,0 +1,49 @@
+"""Exception types for bad input.
+
+Every message names the field, the value that was given and what is allowed,
+so that the command line can print it as is (and exit with status 2).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TarePlannerInputError(ValueError):
+    """Base class of every error caused by bad input (CLI exit status 2)."""
+
+    def __init__(self, field: str, value: Any, allowed: str, detail: str = ""):
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        message = f"{field}: got {value!r}; allowed: {allowed}"
+        if detail:
+            message += f" ({detail})"
+        super().__init__(message)
+
+
+class SchemaError(TarePlannerInputError):
+    """The document is not JSON, or not of the expected schema/version."""
+
+
+class MissingFieldError(TarePlannerInputError):
+    """A required field is absent."""
+
+    def __init__(self, field: str, allowed: str, detail: str = ""):
+        super().__init__(field, "<missing>", allowed, detail)
+
+
+class FieldValueError(TarePlannerInputError):
+    """A field has a value of the wrong type or outside its range."""
+
+
+class UnknownNameError(TarePlannerInputError):
+    """A name (product, method, nuclide, goal) that the catalogue does not know."""
+
+
+class UnsupportedMethodError(TarePlannerInputError):
+    """A method that exists but is not supported by the chosen product."""
+
+
+class ClinicalCutoffError(TarePlannerInputError):
+    """A value that is legal in general but excludes treatment (e.g. lung shunt above cut-off)."""

@@ -1,0 +1,171 @@
+"""Activity prescription per injection position under product limits.
+
+Each position has a goal (a dose to reach or an explicit activity). The goal activity
+is capped by the normal-liver limit of the position; the lung limit is shared by all
+positions, and when it binds every capped position is scaled by the same factor.
+An explicit activity is never changed; each limit it exceeds is reported as a violation.
+Doses are linear in activity, so every cap is a simple ratio.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from .compartments import DosePerActivity
+
+GOAL_KINDS = ("tumour_dose_gy", "normal_dose_gy", "perfused_dose_gy", "activity_gbq", "maximum")
+LIMITED_BY_GOAL = "goal"
+LIMITED_BY_NORMAL = "normal-liver-limit"
+LIMITED_BY_LUNG = "lung-limit"
+
+#: Relative tolerance used when comparing a dose with a limit (floating-point round-off).
+LIMIT_RTOL = 1e-9
+
+
+@dataclass(frozen=True)
+class PositionProblem:
+    """One injection position: its goal and its dose per GBq."""
+
+    name: str
+    goal_kind: str
+    goal_value: float | None
+    dose_per_gbq: DosePerActivity
+
+
+@dataclass(frozen=True)
+class DoseLimits:
+    """Absorbed-dose limits in Gy; ``None`` means not applied."""
+
+    normal_liver_gy: float | None
+    lung_single_gy: float | None
+    lung_cumulative_gy: float | None
+
+
+@dataclass(frozen=True)
+class Violation:
+    limit: str
+    dose_gy: float
+    limit_gy: float
+
+
+@dataclass(frozen=True)
+class PositionSolution:
+    name: str
+    activity_gbq: float
+    normal_dose_gy: float
+    perfused_dose_gy: float
+    tumour_doses_gy: tuple[float, ...]
+    limited_by: str
+    violations: tuple[Violation, ...]
+
+
+@dataclass(frozen=True)
+class Solution:
+    positions: tuple[PositionSolution, ...]
+    total_activity_gbq: float
+    lung_dose_gy: float
+    lung_dose_cumulative_gy: float
+    lung_scale_factor: float
+    violations: tuple[Violation, ...]
+
+
+def goal_activity_gbq(problem: PositionProblem) -> float:
+    """Activity that meets the goal exactly (``inf`` for ``maximum``)."""
+    d = problem.dose_per_gbq
+    kind, value = problem.goal_kind, problem.goal_value
+    if kind == "maximum":
+        return math.inf
+    if kind == "activity_gbq":
+        return float(value)
+    if kind == "tumour_dose_gy":
+        if not d.tumour_gy_per_gbq:
+            raise ValueError(f"position {problem.name!r}: tumour_dose_gy goal without tumours")
+        # every tumour reaches at least the goal: aim at the lowest-dose (lowest-TNR) tumour
+        return value / min(d.tumour_gy_per_gbq)
+    if kind == "normal_dose_gy":
+        return value / d.normal_gy_per_gbq
+    if kind == "perfused_dose_gy":
+        return value / d.perfused_gy_per_gbq
+    raise ValueError(f"goal kind must be one of {GOAL_KINDS}, got {kind!r}")
+
+
+def lung_allowance_gy(limits: DoseLimits, prior_lung_dose_gy: float) -> float:
+    """Lung dose this treatment may add: min(single limit, cumulative limit - prior)."""
+    allowance = math.inf
+    if limits.lung_single_gy is not None:
+        allowance = min(allowance, limits.lung_single_gy)
+    if limits.lung_cumulative_gy is not None:
+        allowance = min(allowance, limits.lung_cumulative_gy - prior_lung_dose_gy)
+    return allowance
+
+
+def _exceeds(dose_gy: float, limit_gy: float | None) -> bool:
+    return limit_gy is not None and dose_gy > limit_gy * (1 + LIMIT_RTOL) + 1e-12
+
+
+def solve(problems: Sequence[PositionProblem], lung_gy_per_gbq: float, limits: DoseLimits,
+          prior_lung_dose_gy: float = 0.0) -> Solution:
+    """Solve the activity of every position; see the module docstring for the rules."""
+    activities: list[float] = []
+    limited_by: list[str] = []
+    explicit = [p.goal_kind == "activity_gbq" for p in problems]
+    for problem, fixed in zip(problems, explicit):
+        goal = goal_activity_gbq(problem)
+        if fixed:
+            activities.append(goal)
+            limited_by.append(LIMITED_BY_GOAL)
+            continue
+        cap = math.inf
+        if limits.normal_liver_gy is not None:
+            cap = limits.normal_liver_gy / problem.dose_per_gbq.normal_gy_per_gbq
+        if cap < goal:
+            activities.append(cap)
+            limited_by.append(LIMITED_BY_NORMAL)
+        else:
+            activities.append(goal)
+            limited_by.append(LIMITED_BY_GOAL)
+
+    scale = 1.0
+    allowance = lung_allowance_gy(limits, prior_lung_dose_gy)
+    flexible = sum(a for a, fixed in zip(activities, explicit) if not fixed)
+    if lung_gy_per_gbq > 0 and math.isfinite(allowance) and flexible > 0:
+        fixed_total = sum(a for a, fixed in zip(activities, explicit) if fixed)
+        budget_gbq = max(allowance, 0.0) / lung_gy_per_gbq - fixed_total
+        if flexible > budget_gbq:
+            scale = max(budget_gbq, 0.0) / flexible
+            for i, fixed in enumerate(explicit):
+                if not fixed:
+                    activities[i] *= scale
+                    limited_by[i] = LIMITED_BY_LUNG
+    for problem, activity in zip(problems, activities):
+        if not math.isfinite(activity):
+            raise ValueError(f"position {problem.name!r}: goal 'maximum' needs a normal-liver "
+                             "or lung limit, and none applies")
+
+    solutions = []
+    for problem, activity, bound in zip(problems, activities, limited_by):
+        d = problem.dose_per_gbq
+        normal = activity * d.normal_gy_per_gbq
+        violations = ()
+        if _exceeds(normal, limits.normal_liver_gy):
+            violations = (Violation(LIMITED_BY_NORMAL, normal, limits.normal_liver_gy),)
+        solutions.append(PositionSolution(
+            name=problem.name, activity_gbq=activity, normal_dose_gy=normal,
+            perfused_dose_gy=activity * d.perfused_gy_per_gbq,
+            tumour_doses_gy=tuple(activity * t for t in d.tumour_gy_per_gbq),
+            limited_by=bound, violations=violations))
+
+    total = sum(activities)
+    lung = total * lung_gy_per_gbq
+    cumulative = lung + prior_lung_dose_gy
+    case_violations = []
+    if _exceeds(lung, limits.lung_single_gy):
+        case_violations.append(Violation("lung-limit", lung, limits.lung_single_gy))
+    if _exceeds(cumulative, limits.lung_cumulative_gy):
+        case_violations.append(Violation("lung-cumulative-limit", cumulative,
+                                         limits.lung_cumulative_gy))
+    return Solution(positions=tuple(solutions), total_activity_gbq=total, lung_dose_gy=lung,
+                    lung_dose_cumulative_gy=cumulative, lung_scale_factor=scale,
+                    violations=tuple(case_violations))

@@ -1,0 +1,1 @@
+"""Case and plan files: parsing, validation, records and atomic writing."""

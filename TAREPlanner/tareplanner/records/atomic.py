@@ -1,0 +1,38 @@
+"""Atomic file writing: write to a temporary file beside the target, then rename."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+class OutputExistsError(FileExistsError):
+    """The output exists and overwriting was not asked for."""
+
+
+def write_text_atomic(path: str | Path, text: str, overwrite: bool = False) -> Path:
+    """Write ``text`` to ``path`` so that readers never see a partial file."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} exists; use --force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_json_atomic(path: str | Path, document: Any, overwrite: bool = False) -> Path:
+    return write_text_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n",
+                             overwrite=overwrite)

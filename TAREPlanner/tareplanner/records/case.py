@@ -1,0 +1,270 @@
+"""The planning case file ``tareplanner.case/1``: parsing and validation.
+
+A case holds what users measure on images (volumes in mL, TNR, LSF) and the treatment
+choices (product, method, goal per injection position). See ``docs/case-format.md``
+and ``docs/schemas/case-1.schema.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Mapping
+
+from .. import catalogue
+from ..errors import (ClinicalCutoffError, FieldValueError, MissingFieldError, SchemaError,
+                      UnsupportedMethodError)
+from ..physics.lung_shunt import lsf_planar_geometric_mean
+from ..physics.solver import GOAL_KINDS
+from .fields import boolean, check_keys, number, require_object, string, timestamp
+
+CASE_SCHEMA = "tareplanner.case/1"
+METHODS = ("single-compartment", "partition", "bsa")
+LSF_METHODS = ("planar-geometric-mean", "spect-whole-lung", "spect-lung-base-excluded",
+               "scout-spect", "manual", "unspecified")
+CASE_FIELDS = ("schema", "case_id", "product", "method", "tissue_density_g_per_ml",
+               "lung_shunt_fraction", "lsf_method", "planar_counts", "lung_mass_kg",
+               "prior_lung_dose_gy", "residual_fraction", "liver_compromised", "patient",
+               "whole_liver_volume_ml", "whole_liver_tumour_volume_ml", "treatment_time",
+               "ordering", "positions", "notes")
+PLANAR_FIELDS = ("lung_anterior_counts", "lung_posterior_counts", "liver_anterior_counts",
+                 "liver_posterior_counts")
+
+
+@dataclass(frozen=True)
+class Tumour:
+    name: str
+    volume_ml: float
+    tnr: float | None
+
+
+@dataclass(frozen=True)
+class Goal:
+    kind: str
+    value: float | None
+
+    def as_dict(self) -> dict:
+        return {self.kind: True if self.kind == "maximum" else self.value}
+
+
+@dataclass(frozen=True)
+class Position:
+    name: str
+    normal_volume_ml: float
+    tumours: tuple[Tumour, ...]
+    goal: Goal | None
+
+    @property
+    def perfused_volume_ml(self) -> float:
+        return self.normal_volume_ml + sum(t.volume_ml for t in self.tumours)
+
+
+@dataclass(frozen=True)
+class Patient:
+    patient_id: str | None
+    height_cm: float | None
+    weight_kg: float | None
+
+
+@dataclass(frozen=True)
+class Ordering:
+    therasphere_vials: str
+    vial_calibration_time: datetime | None
+
+
+@dataclass(frozen=True)
+class Case:
+    case_id: str | None
+    product: str
+    method: str
+    tissue_density_g_per_ml: float
+    lung_shunt_fraction: float
+    lsf_method: str
+    lung_mass_kg: float
+    prior_lung_dose_gy: float
+    residual_fraction: float
+    liver_compromised: bool
+    patient: Patient
+    whole_liver_volume_ml: float | None
+    whole_liver_tumour_volume_ml: float | None
+    treatment_time: datetime | None
+    ordering: Ordering
+    positions: tuple[Position, ...]
+    document: Mapping[str, Any]
+
+    @property
+    def input_sha256(self) -> str:
+        return canonical_sha256(self.document)
+
+
+def canonical_sha256(document: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON form (sorted keys, no whitespace) of a document."""
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _goal(raw: Any, field: str) -> Goal:
+    obj = require_object(raw, field)
+    if len(obj) != 1:
+        raise FieldValueError(field, raw, "an object with exactly one of " + ", ".join(GOAL_KINDS))
+    (kind, value), = obj.items()
+    check_keys(obj, field, GOAL_KINDS)
+    if kind == "maximum":
+        if value is not True:
+            raise FieldValueError(f"{field}.maximum", value, "true")
+        return Goal(kind, None)
+    return Goal(kind, number(obj, kind, field, exclusive_minimum=0))
+
+
+def _tumour(raw: Any, field: str, method: str) -> Tumour:
+    obj = require_object(raw, field)
+    check_keys(obj, field, ("name", "volume_ml", "tnr"))
+    tnr_needed = method == "partition"
+    tnr = number(obj, "tnr", field, exclusive_minimum=0,
+                 default=MissingFieldError if tnr_needed else None)
+    return Tumour(name=string(obj, "name", field), volume_ml=number(obj, "volume_ml", field,
+                                                                    exclusive_minimum=0), tnr=tnr)
+
+
+def _position(raw: Any, field: str, method: str) -> Position:
+    obj = require_object(raw, field)
+    check_keys(obj, field, ("name", "normal_volume_ml", "tumours", "goal"))
+    tumours_raw = obj.get("tumours", [])
+    if not isinstance(tumours_raw, list):
+        raise FieldValueError(f"{field}.tumours", tumours_raw, "a list of tumours")
+    tumours = tuple(_tumour(t, f"{field}.tumours[{i}]", method) for i, t in enumerate(tumours_raw))
+    names = [t.name for t in tumours]
+    if len(set(names)) != len(names):
+        raise FieldValueError(f"{field}.tumours", names, "unique tumour names within a position")
+    if method == "bsa":
+        if obj.get("goal") is not None:
+            raise FieldValueError(f"{field}.goal", obj["goal"],
+                                  "no goal: the bsa method sets the activity itself")
+        goal = None
+    else:
+        if obj.get("goal") is None:
+            raise MissingFieldError(f"{field}.goal", "an object with one of " + ", ".join(GOAL_KINDS))
+        goal = _goal(obj["goal"], f"{field}.goal")
+        if goal.kind == "tumour_dose_gy" and not tumours:
+            raise FieldValueError(f"{field}.goal", goal.as_dict(),
+                                  "a tumour_dose_gy goal only where the position has tumours")
+    return Position(name=string(obj, "name", field),
+                    normal_volume_ml=number(obj, "normal_volume_ml", field, exclusive_minimum=0),
+                    tumours=tumours, goal=goal)
+
+
+def parse_case(document: Any) -> Case:
+    """Validate a case document (parsed JSON) and return a :class:`Case`.
+
+    Raises a :class:`~tareplanner.errors.TarePlannerInputError` subclass that names the
+    field, the value and what is allowed.
+    """
+    doc = require_object(document, "case")
+    if doc.get("schema") != CASE_SCHEMA:
+        raise SchemaError("schema", doc.get("schema"), CASE_SCHEMA)
+    check_keys(doc, "", CASE_FIELDS)
+    product_key = string(doc, "product", "", choices=catalogue.product_keys())
+    product = catalogue.product(product_key)
+    method = string(doc, "method", "", choices=METHODS)
+    if method not in product.methods:
+        raise UnsupportedMethodError("method", method,
+                                     f"for {product_key}: " + ", ".join(product.methods))
+
+    if "planar_counts" in doc and doc["planar_counts"] is not None:
+        if "lung_shunt_fraction" in doc:
+            raise FieldValueError("planar_counts", doc["planar_counts"],
+                                  "either lung_shunt_fraction or planar_counts, not both")
+        counts = require_object(doc["planar_counts"], "planar_counts")
+        check_keys(counts, "planar_counts", PLANAR_FIELDS)
+        values = [number(counts, k, "planar_counts", minimum=0) for k in PLANAR_FIELDS]
+        try:
+            lsf = lsf_planar_geometric_mean(*values).lung_shunt_fraction
+        except ValueError as exc:
+            raise FieldValueError("planar_counts", counts, "counts with lung + liver > 0",
+                                  str(exc)) from None
+        lsf_method = "planar-geometric-mean"
+        if lsf >= 1:
+            raise FieldValueError("planar_counts", counts, "liver counts > 0 (LSF < 1)")
+    else:
+        lsf = number(doc, "lung_shunt_fraction", "", minimum=0, exclusive_maximum=1)
+        lsf_method = string(doc, "lsf_method", "", default="unspecified", choices=LSF_METHODS)
+
+    patient_raw = require_object(doc.get("patient", {}), "patient")
+    check_keys(patient_raw, "patient", ("id", "height_cm", "weight_kg"))
+    needs_size = method == "bsa"
+    size_default = MissingFieldError if needs_size else None
+    patient = Patient(
+        patient_id=string(patient_raw, "id", "patient", default=None),
+        height_cm=number(patient_raw, "height_cm", "patient", default=size_default,
+                         minimum=50, maximum=250),
+        weight_kg=number(patient_raw, "weight_kg", "patient", default=size_default,
+                         minimum=20, maximum=300))
+
+    liver_default = MissingFieldError if method == "bsa" else None
+    whole_liver = number(doc, "whole_liver_volume_ml", "", default=liver_default,
+                         exclusive_minimum=0)
+    whole_tumour = number(doc, "whole_liver_tumour_volume_ml", "", default=liver_default,
+                          minimum=0)
+    if whole_liver is not None and whole_tumour is not None and whole_tumour >= whole_liver:
+        raise FieldValueError("whole_liver_tumour_volume_ml", whole_tumour,
+                              f"less than whole_liver_volume_ml ({whole_liver:g})")
+
+    ordering_raw = require_object(doc.get("ordering", {}), "ordering")
+    check_keys(ordering_raw, "ordering", ("therasphere_vials", "vial_calibration_time"))
+    ordering = Ordering(
+        therasphere_vials=string(ordering_raw, "therasphere_vials", "ordering",
+                                 default="standard", choices=("standard", "custom")),
+        vial_calibration_time=timestamp(ordering_raw, "vial_calibration_time", "ordering",
+                                        required=False))
+
+    positions_raw = doc.get("positions")
+    if not isinstance(positions_raw, list) or not positions_raw:
+        raise MissingFieldError("positions", "a non-empty list of injection positions") \
+            if positions_raw is None else FieldValueError(
+                "positions", positions_raw, "a non-empty list of injection positions")
+    positions = tuple(_position(p, f"positions[{i}]", method) for i, p in enumerate(positions_raw))
+    names = [p.name for p in positions]
+    if len(set(names)) != len(names):
+        raise FieldValueError("positions", names, "unique position names")
+
+    cutoff = product.limits["lsf_cutoff"].value
+    if cutoff is not None and lsf > cutoff:
+        raise ClinicalCutoffError("lung_shunt_fraction", lsf,
+                                  f"<= {cutoff:g} for {product_key}",
+                                  product.limits["lsf_cutoff"].source)
+
+    return Case(
+        case_id=string(doc, "case_id", "", default=None),
+        product=product_key, method=method,
+        tissue_density_g_per_ml=number(doc, "tissue_density_g_per_ml", "", default=1.03,
+                                       minimum=0.5, maximum=2.0),
+        lung_shunt_fraction=lsf, lsf_method=lsf_method,
+        lung_mass_kg=number(doc, "lung_mass_kg", "", default=1.0, exclusive_minimum=0,
+                            maximum=5.0),
+        prior_lung_dose_gy=number(doc, "prior_lung_dose_gy", "", default=0.0, minimum=0),
+        residual_fraction=number(doc, "residual_fraction", "", default=0.0, minimum=0,
+                                 exclusive_maximum=1),
+        liver_compromised=boolean(doc, "liver_compromised", "", default=False),
+        patient=patient, whole_liver_volume_ml=whole_liver,
+        whole_liver_tumour_volume_ml=whole_tumour,
+        treatment_time=timestamp(doc, "treatment_time", "", required=False),
+        ordering=ordering, positions=positions, document=doc)
+
+
+def read_case(path: str | Path) -> Case:
+    """Read and validate a case file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SchemaError("case file", str(path), "a readable JSON file", exc.strerror or "") \
+            from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SchemaError("case file", str(path), "valid JSON",
+                          f"line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    return parse_case(document)

@@ -1,0 +1,83 @@
+"""A plain-text summary of a plan record, for the terminal and for a text report."""
+
+from __future__ import annotations
+
+
+def _fmt(value, spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def plan_summary(record: dict) -> str:
+    """Readable table of a ``tareplanner.plan/1`` record."""
+    lines = []
+    product = record["product"]["display_name"]
+    lines.append(f"TAREPlanner plan  ({record['schema']}, tareplanner "
+                 f"{record['software']['version']})")
+    if record.get("case_id") or record.get("patient_id"):
+        lines.append(f"case {record.get('case_id') or '-'}   patient "
+                     f"{record.get('patient_id') or '-'}")
+    lines.append(f"product  {product}")
+    lines.append(f"method   {record['method']} (dose model {record['dose_model']}); "
+                 f"CF {record['nuclide']['energy_per_activity_j_per_gbq']} J/GBq "
+                 f"({record['nuclide']['name']})")
+    lines.append(f"LSF      {record['lung_shunt_fraction']:.2%} ({record['lsf_method']}); "
+                 f"residual {record['residual_fraction']:.1%}; density "
+                 f"{record['tissue_density_g_per_ml']} g/mL")
+    lim = record["limits"]
+    normal_key = lim["applied_normal_liver"]
+    lines.append(f"limits   normal liver {_fmt(lim[normal_key]['value'], 'g')} Gy, lung "
+                 f"{_fmt(lim['lung_single_gy']['value'], 'g')} Gy single / "
+                 f"{_fmt(lim['lung_cumulative_gy']['value'], 'g')} Gy cumulative  "
+                 f"[{record['limits_source']}]")
+    lines.append("")
+    header = (f"{'position':<20} {'goal':<22} {'A [GBq]':>8} {'D_N [Gy]':>9} "
+              f"{'D_perf [Gy]':>11}  {'limited by':<18}")
+    lines.append(header)
+    lines.append("-" * len(header))
+    for pos in record["positions"]:
+        (goal_kind, goal_value), = pos["goal"].items()
+        goal = goal_kind if goal_value is True else f"{goal_kind}={goal_value:g}"
+        lines.append(f"{pos['name'][:20]:<20} {goal[:22]:<22} {pos['activity_gbq']:>8.3f} "
+                     f"{pos['normal_dose_gy']:>9.1f} {pos['perfused_dose_gy']:>11.1f}  "
+                     f"{pos['limited_by']:<18}")
+        for t in pos["tumours"]:
+            tnr = "-" if t["tnr"] is None else f"{t['tnr']:g}"
+            lines.append(f"    tumour {t['name'][:16]:<16} {t['volume_ml']:>8.1f} mL  TNR "
+                         f"{tnr:>5}  D_T {t['dose_gy']:>7.1f} Gy")
+    lines.append("")
+    lines.append(f"total activity {record['total_activity_gbq']:.3f} GBq; lung dose "
+                 f"{record['lung_dose_gy']:.2f} Gy (cumulative "
+                 f"{record['lung_dose_cumulative_gy']:.2f} Gy)"
+                 + (f"; whole-liver dose {record['whole_liver_dose_gy']:.1f} Gy"
+                    if record.get("whole_liver_dose_gy") is not None else ""))
+    ordering = record["ordering"]
+    lines.append(f"ordering ({ordering['kind']}):")
+    for entry in ordering["positions"]:
+        if "vials_nominal_gbq" in entry:
+            vials = " + ".join(f"{v:g}" for v in entry["vials_nominal_gbq"])
+            lines.append(f"    {entry['name']}: vial {vials} GBq calibrated "
+                         f"{entry['calibration_time']}, {entry['activity_at_treatment_gbq']:.2f} "
+                         f"GBq at treatment (+{entry['excess_fraction']:.1%}); holds the "
+                         f"prescription at {entry['prescribed_activity_time']}")
+        elif "volume_ml" in entry:
+            lines.append(f"    {entry['name']}: draw {entry['volume_ml']:.2f} mL "
+                         f"({entry['fraction_of_vial']:.1%} of a vial holding "
+                         f"{entry['vial_activity_at_treatment_gbq']:.2f} GBq at treatment)")
+        elif "calibration_time" in entry:
+            lines.append(f"    {entry['name']}: order {entry['activity_gbq']:.3f} GBq calibrated "
+                         f"for {entry['calibration_time']}")
+        else:
+            lines.append(f"    {entry['name']}: {entry['activity_gbq']:.3f} GBq")
+    if record["violations"] or any(p["violations"] for p in record["positions"]):
+        lines.append("VIOLATIONS:")
+        for pos in record["positions"]:
+            for v in pos["violations"]:
+                lines.append(f"    {pos['name']}: {v['limit']} {v['dose_gy']:.1f} Gy > "
+                             f"{v['limit_gy']:g} Gy")
+        for v in record["violations"]:
+            lines.append(f"    {v['limit']} {v['dose_gy']:.1f} Gy > {v['limit_gy']:g} Gy")
+    if record["warnings"]:
+        lines.append("warnings:")
+        for w in record["warnings"]:
+            lines.append(f"    [{w['code']}] {w['message']}")
+    return "\n".join(lines) + "\n"
