@@ -1,0 +1,44 @@
+"""Shared helpers for the test suite."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+BASE_CASE = {
+    "schema": "tareplanner.case/1",
+    "product": "therasphere",
+    "method": "partition",
+    "tissue_density_g_per_ml": 1.03,
+    "lung_shunt_fraction": 0.06,
+    "lsf_method": "spect-whole-lung",
+    "lung_mass_kg": 1.0,
+    "prior_lung_dose_gy": 0,
+    "residual_fraction": 0.0,
+    "liver_compromised": False,
+    "patient": {"height_cm": 172, "weight_kg": 80},
+    "whole_liver_volume_ml": 1800,
+    "whole_liver_tumour_volume_ml": 150,
+    "treatment_time": "2026-12-01T10:00:00+01:00",
+    "positions": [{"name": "right hepatic", "normal_volume_ml": 900,
+                   "tumours": [{"name": "T1", "volume_ml": 120, "tnr": 3.1}],
+                   "goal": {"tumour_dose_gy": 250}}],
+}
+
+
+@pytest.fixture
+def base_case():
+    """A fresh copy of the case of the issue text (TheraSphere, partition, one position)."""
+    return copy.deepcopy(BASE_CASE)
+
+
+@pytest.fixture
+def write_case(tmp_path):
+    def _write(document, name="case.json"):
+        path = tmp_path / name
+        path.write_text(json.dumps(document) if not isinstance(document, str) else document)
+        return path
+    return _write

@@ -1,0 +1,69 @@
+"""The command line: plan (table, JSON, file), validate, demo, products, lsf."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tareplanner.cli.main import main
+
+
+def test_plan_json_output(base_case, write_case, capsys):
+    assert main(["plan", str(write_case(base_case)), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["positions"][0]["limited_by"] == "goal"
+    assert record["positions"][0]["tumours"][0]["dose_gy"] == pytest.approx(250)
+
+
+def test_plan_table_output(base_case, write_case, capsys):
+    assert main(["plan", str(write_case(base_case))]) == 0
+    out = capsys.readouterr().out
+    assert "right hepatic" in out and "2.263" in out and "250.0 Gy" in out
+
+
+def test_plan_writes_record_and_refuses_to_overwrite(base_case, write_case, tmp_path, capsys):
+    out = tmp_path / "plan.json"
+    case = str(write_case(base_case))
+    assert main(["plan", case, "-o", str(out)]) == 0
+    first = out.read_text()
+    assert json.loads(first)["schema"] == "tareplanner.plan/1"
+    assert main(["plan", case, "-o", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert out.read_text() == first
+    assert main(["plan", case, "-o", str(out), "--force"]) == 0
+
+
+def test_validate(base_case, write_case, capsys):
+    assert main(["validate", str(write_case(base_case))]) == 0
+    assert "valid tareplanner.case/1" in capsys.readouterr().out
+
+
+def test_demo_writes_plan_files(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    record = json.loads((out / "plan.json").read_text())
+    assert len(record["positions"]) == 2
+    assert all(p["tumours"][0]["dose_gy"] == pytest.approx(250) for p in record["positions"])
+    assert (out / "plan.txt").read_text().startswith("TAREPlanner plan")
+    assert json.loads((out / "case.json").read_text())["schema"] == "tareplanner.case/1"
+
+
+def test_products_lists_sources(capsys):
+    assert main(["products"]) == 0
+    out = capsys.readouterr().out
+    assert "sir-spheres" in out and "TvNG 2023" in out and "quiremspheres" in out
+
+
+def test_lsf_command(capsys):
+    assert main(["lsf", "--lung-anterior", "100", "--lung-posterior", "400",
+                 "--liver-anterior", "1600", "--liver-posterior", "2500", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["lung_shunt_fraction"] == pytest.approx(200 / 2200)
+    assert main(["lsf", "--lung-anterior", "-1", "--lung-posterior", "400",
+                 "--liver-anterior", "1600", "--liver-posterior", "2500"]) == 2
+
+
+def test_console_script_is_installed(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tareplanner", "--version"],
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.startswith("tareplanner ")
