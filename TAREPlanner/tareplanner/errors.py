@@ -47,3 +47,7 @@ class UnsupportedMethodError(TarePlannerInputError):
 
 class ClinicalCutoffError(TarePlannerInputError):
     """A value that is legal in general but excludes treatment (e.g. lung shunt above cut-off)."""
+
+
+class ImageDataError(TarePlannerInputError):
+    """An image file or series that cannot be used; ``field`` names the file and the tag."""

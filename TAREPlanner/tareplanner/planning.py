@@ -108,6 +108,8 @@ def plan_case(case: Case, site_limits: Mapping[str, Any] | None = None,
     lung_per_gbq = lung_dose_per_activity(cf, lsf, residual, case.lung_mass_kg)
     solution = solve(problems, lung_per_gbq, limits, case.prior_lung_dose_gy)
 
+    warnings += [Warning_(f"measurement:{w['code']}", w["message"])
+                 for w in case.measurement_warnings]
     warnings += _clinical_warnings(case, product, solution, model)
     ordering_record = _ordering(case, product, nuclide, solution, warnings)
 

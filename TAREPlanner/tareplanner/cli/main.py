@@ -20,6 +20,8 @@ from ..records.atomic import OutputExistsError, write_json_atomic, write_text_at
 from ..records.case import parse_case, read_case
 from ..records.plan_text import plan_summary
 from ..physics.lung_shunt import lsf_planar_geometric_mean
+from ..imaging.phantom_files import slug
+from .imaging_commands import add_imaging_commands
 
 EXIT_OK, EXIT_FAILURE, EXIT_INPUT = 0, 1, 2
 
@@ -59,16 +61,42 @@ def demo_case_document() -> dict:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Synthetic patient -> images -> measurement -> case -> plan, all written to OUT."""
+    import shutil
+
+    from ..imaging.phantom import make_phantom, spec_for_size
+    from ..imaging.phantom_files import write_phantom
+    from .imaging_commands import cmd_measure
+
     out = Path(args.out)
-    document = demo_case_document()
-    case = parse_case(document)
+    phantom_dir = out / "phantom"
+    if phantom_dir.exists():
+        shutil.rmtree(phantom_dir)  # the demo folder is the demo's own
+    print(f"1/3 writing the synthetic patient ({args.size}) to {phantom_dir}")
+    truth = write_phantom(make_phantom(spec_for_size(args.size, ho166_scout=True)), phantom_dir)
+    print("2/3 measuring volumes, LSF and TNR from the images (CBCT registration per position)")
+    d = phantom_dir
+    names = ",".join(truth["tumour_labels"])
+    measure_args = build_parser().parse_args([
+        "measure", "--ct", str(d / "dicom" / "ct"), "--spect", str(d / "dicom" / "spect_maa"),
+        "--liver", str(d / "labels" / "liver.nii.gz"),
+        "--tumours", str(d / "labels" / "tumours.nii.gz"), "--tumour-names", names,
+        *sum((["--position", f"{p['name']}={d / 'dicom' / ('cbct_' + slug(p['name']))}"]
+              for p in truth["positions"]), []),
+        "--goal", "tumour_dose_gy=250", "--product", "therasphere", "--method", "partition",
+        "--treatment-time", truth["y90_pet"]["administration_time"], "--case-id", "DEMO-SYNTH",
+        "-o", str(out / "case.json"), "--measurement-output", str(out / "measurement.json"),
+        "--force"])
+    cmd_measure(measure_args)
+    print("3/3 planning")
+    case = read_case(out / "case.json")
     record = plan_case(case)
     summary = plan_summary(record)
-    write_json_atomic(out / "case.json", document, overwrite=True)
     write_json_atomic(out / "plan.json", record, overwrite=True)
     write_text_atomic(out / "plan.txt", summary, overwrite=True)
     sys.stdout.write(summary)
-    print(f"\nwrote {out / 'case.json'}, {out / 'plan.json'}, {out / 'plan.txt'}")
+    print(f"\nwrote {out / 'measurement.json'}, {out / 'case.json'}, {out / 'plan.json'}, "
+          f"{out / 'plan.txt'}; images and truth in {phantom_dir}")
     return EXIT_OK
 
 
@@ -121,8 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("case")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("demo", help="run the built-in example end to end")
+    p = sub.add_parser("demo", help="synthetic patient end to end: images -> case -> plan")
     p.add_argument("--out", default="tareplanner-demo", help="output folder (default: %(default)s)")
+    p.add_argument("--size", default="small", choices=("small", "standard", "large"),
+                   help="synthetic patient size (default: %(default)s)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("products", help="list products, limits and their sources")
@@ -134,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{name}", type=float, required=True, help=f"{name} ROI counts")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_lsf)
+
+    add_imaging_commands(sub)
     return parser
 
 

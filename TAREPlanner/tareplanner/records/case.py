@@ -29,7 +29,7 @@ CASE_FIELDS = ("schema", "case_id", "product", "method", "tissue_density_g_per_m
                "lung_shunt_fraction", "lsf_method", "planar_counts", "lung_mass_kg",
                "prior_lung_dose_gy", "residual_fraction", "liver_compromised", "patient",
                "whole_liver_volume_ml", "whole_liver_tumour_volume_ml", "treatment_time",
-               "ordering", "positions", "notes")
+               "ordering", "positions", "notes", "measurement")
 PLANAR_FIELDS = ("lung_anterior_counts", "lung_posterior_counts", "liver_anterior_counts",
                  "liver_posterior_counts")
 
@@ -94,6 +94,7 @@ class Case:
     ordering: Ordering
     positions: tuple[Position, ...]
     document: Mapping[str, Any]
+    measurement_warnings: tuple[dict, ...] = ()
 
     @property
     def input_sha256(self) -> str:
@@ -236,7 +237,17 @@ def parse_case(document: Any) -> Case:
                                   f"<= {cutoff:g} for {product_key}",
                                   product.limits["lsf_cutoff"].source)
 
+    measurement = require_object(doc.get("measurement") or {}, "measurement")
+    check_keys(measurement, "measurement", ("file", "sha256", "warnings"))
+    measurement_warnings = measurement.get("warnings", [])
+    if not isinstance(measurement_warnings, list) or not all(
+            isinstance(w, dict) and isinstance(w.get("code"), str)
+            and isinstance(w.get("message"), str) for w in measurement_warnings):
+        raise FieldValueError("measurement.warnings", measurement_warnings,
+                              "a list of {code, message} objects")
+
     return Case(
+        measurement_warnings=tuple(measurement_warnings),
         case_id=string(doc, "case_id", "", default=None),
         product=product_key, method=method,
         tissue_density_g_per_ml=number(doc, "tissue_density_g_per_ml", "", default=1.03,

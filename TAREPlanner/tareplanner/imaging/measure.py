@@ -1,0 +1,237 @@
+"""From images and label maps to the numbers of a planning case.
+
+Steps: bring every label map onto the CT grid; lungs from the CT when not given; register
+each CBCT to the CT and take its enhanced liver as the territory of that injection position
+(or use given territory labels); count the SPECT in each structure; LSF (optionally with a
+lung-base margin), TNR per position, volumes; geometry and field-of-view checks as warnings.
+The result is a measurement record (``tareplanner.measurement/1``) and a
+``tareplanner.case/1`` document for the planning engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+import SimpleITK as sitk
+
+from .. import __version__
+from .grid import same_geometry
+from .quantities import (counts_on_grid, lung_shunt_from_spect, structure_counts,
+                         tumour_to_normal_ratios)
+from .readers import LoadedImage
+from .registration import register_rigid
+from .segmentation import (body_mask, exclude_lung_base, geometry_checks, lung_mass_kg,
+                           lungs_from_ct, territory_from_cbct)
+
+MEASUREMENT_SCHEMA = "tareplanner.measurement/1"
+LUNG_FOV_MIN = 0.99
+OUTSIDE_COUNTS_WARNING = 0.15
+TUMOUR_SPLIT_TOLERANCE = 0.05
+
+
+@dataclass
+class PositionImages:
+    """One injection position: a name and either its CBCT or its territory label map."""
+
+    name: str
+    cbct: LoadedImage | None = None
+    territory: sitk.Image | None = None
+    goal: dict | None = None
+
+
+@dataclass
+class LabelInputs:
+    liver: sitk.Image
+    tumours: sitk.Image | None = None
+    tumour_names: dict[int, str] = field(default_factory=dict)
+    lungs: sitk.Image | None = None
+    sources: dict[str, dict] = field(default_factory=dict)
+
+
+def _on_ct(label: sitk.Image, ct: sitk.Image, name: str, warnings: list) -> np.ndarray:
+    if not same_geometry(label, ct):
+        warnings.append({"code": "label-resampled",
+                         "message": f"{name} label map was resampled (nearest neighbour) "
+                                    "onto the CT grid"})
+        label = sitk.Resample(label, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    return sitk.GetArrayFromImage(label)
+
+
+def _input_record(loaded: LoadedImage) -> dict:
+    return {"source": loaded.source, "sha256": loaded.sha256, "modality": loaded.modality,
+            "units": loaded.units,
+            "series_instance_uid": loaded.meta.get("series_instance_uid"),
+            "acquisition_datetime": loaded.meta.get("acquisition_datetime")}
+
+
+def measure(ct: LoadedImage, spect: LoadedImage, labels: LabelInputs,
+            positions: list[PositionImages], *, lung_base_margin_mm: float = 0.0,
+            registration_margin_mm: float = 20.0) -> dict:
+    """Measure volumes, LSF and TNR per position; returns the measurement record."""
+    if not positions:
+        raise ValueError("at least one injection position is needed")
+    if not (spect.is_counts or spect.is_activity):
+        raise ValueError(f"the SPECT must hold counts or activity, not {spect.units!r}")
+    warnings: list[dict] = []
+    ref = ct.image
+    voxel_ml = float(np.prod(ref.GetSpacing())) / 1000.0
+    liver = _on_ct(labels.liver, ref, "liver", warnings) > 0
+    tumour_map = (_on_ct(labels.tumours, ref, "tumours", warnings)
+                  if labels.tumours is not None else np.zeros(liver.shape, np.uint8))
+    tumour_ids = [int(v) for v in np.unique(tumour_map) if v > 0]
+    tumours = {labels.tumour_names.get(v, f"T{v}"): tumour_map == v for v in tumour_ids}
+    if labels.lungs is not None:
+        lungs = _on_ct(labels.lungs, ref, "lungs", warnings) > 0
+        lungs_source = "label map"
+    else:
+        lungs = sitk.GetArrayFromImage(lungs_from_ct(ref)) > 0
+        lungs_source = "CT threshold (-400 HU), two largest components"
+    lungs &= ~liver
+
+    liver_img = sitk.GetImageFromArray(liver.astype(np.uint8))
+    liver_img.CopyInformation(ref)
+    grown = sitk.BinaryDilate(liver_img, [max(1, int(round(registration_margin_mm / s)))
+                                          for s in ref.GetSpacing()])
+    territories: dict[str, np.ndarray] = {}
+    position_records = []
+    for pos in positions:
+        record: dict = {"name": pos.name}
+        if pos.territory is not None:
+            territories[pos.name] = (_on_ct(pos.territory, ref, f"territory {pos.name}",
+                                            warnings) > 0) & liver
+            record["territory_source"] = "label map"
+        elif pos.cbct is not None:
+            reg = register_rigid(ref, pos.cbct.image, grown)
+            terr = territory_from_cbct(ref, pos.cbct.image, reg.transform, liver_img)
+            territories[pos.name] = sitk.GetArrayFromImage(terr.mask) > 0
+            record.update(territory_source="CBCT enhancement", cbct=_input_record(pos.cbct),
+                          registration=reg.as_dict(), enhancement_threshold_hu=terr.threshold_hu,
+                          liver_outside_cbct_fov_fraction=terr.liver_outside_fov_fraction)
+            if terr.liver_outside_fov_fraction > 0.01:
+                warnings.append({"code": "liver-outside-cbct-fov",
+                                 "message": f"{pos.name}: {terr.liver_outside_fov_fraction:.0%}"
+                                            " of the liver lies outside the CBCT field of view"})
+        else:
+            raise ValueError(f"position {pos.name!r} needs a CBCT or a territory label map")
+        position_records.append(record)
+
+    # each tumour belongs to the territory that holds most of it
+    tumour_territory: dict[str, str] = {}
+    for name, mask in tumours.items():
+        shares = {p: np.count_nonzero(mask & t) for p, t in territories.items()}
+        best = max(shares, key=shares.get)
+        if shares[best] > 0:
+            tumour_territory[name] = best
+        else:
+            warnings.append({"code": "tumour-not-perfused",
+                             "message": f"tumour {name} lies in no perfused territory"})
+    warnings += geometry_checks(liver, tumours, territories, tumour_territory,
+                                tolerance=TUMOUR_SPLIT_TOLERANCE)
+
+    counts = counts_on_grid(spect.image, ref)
+    if np.nanmin(counts) < 0:
+        warnings.append({"code": "negative-voxels",
+                         "message": "the SPECT has negative voxels; they are summed as they "
+                                    "are (no clipping)"})
+    whole = lung_shunt_from_spect(counts, lungs, liver, voxel_ml)
+    lsf = whole
+    if lung_base_margin_mm > 0:
+        used = sitk.GetArrayFromImage(exclude_lung_base(
+            _mask(lungs, ref), liver_img, lung_base_margin_mm)) > 0
+        lsf = lung_shunt_from_spect(counts, lungs, liver, voxel_ml, lungs_used=used)
+    if whole.lungs_in_fov_fraction < LUNG_FOV_MIN:
+        warnings.append({"code": "lungs-outside-spect-fov",
+                         "message": f"only {whole.lungs_in_fov_fraction:.1%} of the lungs lie "
+                                    "in the SPECT field of view: LSF is underestimated"})
+    body = body_mask(ref)
+    total = float(np.nansum(counts[body]))
+    outside = float(np.nansum(counts[body & ~liver & ~lungs])) / total if total > 0 else 0.0
+    if outside > OUTSIDE_COUNTS_WARNING:
+        warnings.append({"code": "counts-outside-liver-lungs",
+                         "message": f"{outside:.1%} of the SPECT counts lie outside liver and "
+                                    "lungs (free pertechnetate, extrahepatic deposition?)"})
+
+    any_tumour = np.zeros(liver.shape, dtype=bool)
+    for mask in tumours.values():
+        any_tumour |= mask
+    for record in position_records:
+        name = record["name"]
+        terr = territories[name]
+        mine = {t: tumours[t] for t, p in tumour_territory.items() if p == name}
+        ratios = tumour_to_normal_ratios(counts, terr, liver, mine, voxel_ml)
+        record["perfused_volume_ml"] = float(np.count_nonzero(terr)) * voxel_ml
+        record["normal_volume_ml"] = float(np.count_nonzero(terr & liver & ~any_tumour)) * voxel_ml
+        record["normal_counts"] = ratios["normal"]
+        record["tumours"] = [{"name": t, **ratios["tumours"][t]} for t in mine
+                             if t in ratios["tumours"]]
+        for t in record["tumours"]:
+            if t["tnr"] < 1:
+                warnings.append({"code": "tnr-below-1",
+                                 "message": f"{name}/{t['name']}: TNR {t['tnr']:.2f} < 1"})
+
+    lungs_img = _mask(lungs, ref)
+    return {
+        "schema": MEASUREMENT_SCHEMA,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "software": {"name": "tareplanner", "version": __version__},
+        "inputs": {"ct": _input_record(ct), "spect": _input_record(spect),
+                   "labels": labels.sources},
+        "spect": {"units": spect.units, "radionuclide": spect.meta.get("radionuclide"),
+                  "radiopharmaceutical": spect.meta.get("radiopharmaceutical")},
+        "volumes_ml": {
+            "liver": float(liver.sum()) * voxel_ml,
+            "lungs": float(lungs.sum()) * voxel_ml,
+            "tumours": {n: float(m.sum()) * voxel_ml for n, m in tumours.items()},
+        },
+        "tumour_territory": tumour_territory,
+        "lungs_source": lungs_source,
+        "lung_mass_kg_ct": lung_mass_kg(ref, lungs_img),
+        "lung_shunt": lsf.as_dict(),
+        "lung_shunt_whole_lung": whole.as_dict(),
+        "lung_base_margin_mm": lung_base_margin_mm,
+        "counts_outside_liver_lungs_fraction": outside,
+        "positions": position_records,
+        "warnings": warnings,
+    }
+
+
+def _mask(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
+    image = sitk.GetImageFromArray(array.astype(np.uint8))
+    image.CopyInformation(reference)
+    return image
+
+
+def case_from_measurement(measurement: dict, *, product: str, method: str,
+                          goals: dict[str, dict], treatment_time: str | None = None,
+                          use_ct_lung_mass: bool = False, case_id: str | None = None,
+                          measurement_file: str | None = None,
+                          measurement_sha256: str | None = None) -> dict:
+    """A ``tareplanner.case/1`` document from a measurement record."""
+    positions = []
+    for record in measurement["positions"]:
+        entry = {"name": record["name"], "normal_volume_ml": round(record["normal_volume_ml"], 3),
+                 "tumours": [{"name": t["name"], "volume_ml": round(t["volume_ml"], 3),
+                              "tnr": round(t["tnr"], 4)} for t in record["tumours"]]}
+        if method != "bsa":
+            entry["goal"] = goals[record["name"]]
+        positions.append(entry)
+    lsf = measurement["lung_shunt"]
+    case = {"schema": "tareplanner.case/1", "product": product, "method": method,
+            "lung_shunt_fraction": round(lsf["lung_shunt_fraction"], 6),
+            "lsf_method": lsf["method"],
+            "whole_liver_volume_ml": round(measurement["volumes_ml"]["liver"], 3),
+            "whole_liver_tumour_volume_ml": round(sum(measurement["volumes_ml"]["tumours"].values()), 3),
+            "positions": positions,
+            "measurement": {"file": measurement_file, "sha256": measurement_sha256,
+                            "warnings": measurement["warnings"]}}
+    if case_id:
+        case["case_id"] = case_id
+    if use_ct_lung_mass:
+        case["lung_mass_kg"] = round(measurement["lung_mass_kg_ct"], 4)
+    if treatment_time:
+        case["treatment_time"] = treatment_time
+    if str(measurement["spect"].get("radionuclide")) == "Ho-166":
+        case["lsf_method"] = "scout-spect"
+    return case

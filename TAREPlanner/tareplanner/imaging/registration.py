@@ -1,0 +1,178 @@
+"""Rigid registration of a cone-beam CT to the planning CT (SimpleITK).
+
+Mattes mutual information (robust to the contrast enhancement that only the CBCT has),
+Euler 3D transform, three-level multi-resolution, random sampling with a fixed seed so that
+the result is reproducible. The SPECT shares the CT's frame of reference and needs no
+registration. The returned transform maps CT (fixed) points to CBCT (moving) points, as
+SimpleITK's resampling expects.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+
+DEFAULT_SEED = 20261122
+
+
+@dataclass(frozen=True)
+class RegistrationResult:
+    transform: sitk.Euler3DTransform
+    metric_before: float
+    metric_after: float
+    iterations: int
+    stop_condition: str
+
+    @property
+    def angles_deg(self) -> tuple[float, float, float]:
+        t = self.transform
+        return tuple(math.degrees(a) for a in (t.GetAngleX(), t.GetAngleY(), t.GetAngleZ()))
+
+    def as_dict(self) -> dict:
+        t = self.transform
+        return {"type": "Euler3D", "maps": "CT point -> CBCT point",
+                "center_mm": list(t.GetCenter()), "angles_deg": list(self.angles_deg),
+                "translation_mm": list(t.GetTranslation()),
+                "matrix": list(t.GetMatrix()),
+                "mattes_mi_before": self.metric_before, "mattes_mi_after": self.metric_after,
+                "iterations": self.iterations, "stop_condition": self.stop_condition}
+
+
+def mask_centroid_mm(mask: sitk.Image) -> tuple[float, float, float]:
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(sitk.Cast(mask > 0, sitk.sitkUInt8))
+    if not stats.HasLabel(1):
+        raise ValueError("the registration mask is empty")
+    return stats.GetCentroid(1)
+
+
+def _crop_to_mask(image: sitk.Image, mask: sitk.Image, margin_vox: int = 2):
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(mask)
+    if not stats.HasLabel(1):
+        raise ValueError("the registration mask is empty")
+    x, y, z, sx, sy, sz = stats.GetBoundingBox(1)
+    low = [max(0, v - margin_vox) for v in (x, y, z)]
+    high = [min(n, v + s + margin_vox) for v, s, n in zip((x, y, z), (sx, sy, sz), image.GetSize())]
+    size = [h - l for l, h in zip(low, high)]
+    return (sitk.RegionOfInterest(image, size, low), sitk.RegionOfInterest(mask, size, low))
+
+
+def _at_least(image: sitk.Image, spacing_mm: float) -> sitk.Image:
+    """Downsample (with smoothing) to voxels of at least ``spacing_mm`` where finer."""
+    spacing = np.array(image.GetSpacing())
+    target = np.maximum(spacing, spacing_mm)
+    if np.allclose(target, spacing):
+        return image
+    sigma = np.sqrt(np.maximum(target ** 2 - spacing ** 2, 0)) / 2.355
+    smoothed = sitk.SmoothingRecursiveGaussian(image, [float(s) for s in np.maximum(sigma, 1e-3)])
+    size = np.ceil(np.array(image.GetSize()) * spacing / target).astype(int)
+    origin = image.TransformContinuousIndexToPhysicalPoint(tuple(float(v) for v in
+                                                                 (target / spacing - 1) / 2))
+    return sitk.Resample(smoothed, [int(v) for v in size], sitk.Transform(), sitk.sitkLinear,
+                         origin, tuple(float(v) for v in target), image.GetDirection(), 0.0,
+                         image.GetPixelID())
+
+
+def _method(fixed_mask, sampling_fraction: float, seed: int, bins: int):
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=bins)
+    reg.SetMetricSamplingStrategy(reg.RANDOM)
+    reg.SetMetricSamplingPercentage(sampling_fraction, seed)
+    if fixed_mask is not None:
+        reg.SetMetricFixedMask(fixed_mask)
+    reg.SetInterpolator(sitk.sitkLinear)
+    return reg
+
+
+def register_rigid(fixed_ct: sitk.Image, moving_cbct: sitk.Image,
+                   fixed_mask: sitk.Image | None = None, *, seed: int = DEFAULT_SEED,
+                   sampling_fraction: float = 0.15, working_spacing_mm: float = 2.0,
+                   bins: int = 48) -> RegistrationResult:
+    """Register ``moving_cbct`` to ``fixed_ct`` (both in HU).
+
+    ``fixed_mask`` (e.g. the liver grown by 20 mm) restricts the metric to the region that
+    matters and avoids the CBCT's field-of-view edge. The images are assumed roughly aligned
+    (within a few cm and degrees): the initial transform is the identity, centred on the mask.
+
+    Two stages: (1) regular-step gradient descent over a 3-level pyramid (8, 4, 2 mm at the
+    default working spacing) captures the offset; (2) conjugate-gradient line search at the
+    working spacing refines it (stage 1 alone stops up to ~2 mm short on the synthetic
+    patient; stage 2 brings it below 1 mm). Random metric sampling uses a fixed ``seed``.
+    """
+    fixed = sitk.Cast(fixed_ct, sitk.sitkFloat32)
+    moving = sitk.Cast(moving_cbct, sitk.sitkFloat32)
+    mask = None
+    if fixed_mask is not None:
+        fixed, mask = _crop_to_mask(fixed, sitk.Cast(fixed_mask > 0, sitk.sitkUInt8))
+    fixed = _at_least(fixed, working_spacing_mm)
+    moving = _at_least(moving, working_spacing_mm)
+    if mask is not None:
+        mask = sitk.Resample(mask, fixed, sitk.Transform(), sitk.sitkNearestNeighbor)
+    initial = sitk.Euler3DTransform()
+    if mask is not None:
+        initial.SetCenter(mask_centroid_mm(mask))
+    else:
+        size = np.array(fixed.GetSize())
+        initial.SetCenter(fixed.TransformContinuousIndexToPhysicalPoint(
+            tuple(float(v) for v in (size - 1) / 2.0)))
+
+    coarse = _method(mask, sampling_fraction, seed, bins)
+    coarse.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-4,
+                                                    numberOfIterations=200,
+                                                    relaxationFactor=0.8,
+                                                    gradientMagnitudeTolerance=1e-8)
+    coarse.SetOptimizerScalesFromPhysicalShift()
+    coarse.SetShrinkFactorsPerLevel([4, 2, 1])
+    coarse.SetSmoothingSigmasPerLevel([3.0, 1.5, 0.0])
+    coarse.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    coarse.SetInitialTransform(initial, inPlace=False)
+    before = coarse.MetricEvaluate(fixed, moving)
+    stage1 = sitk.Euler3DTransform(_unwrap(coarse.Execute(fixed, moving)))
+    iterations = int(coarse.GetOptimizerIteration())
+    stop = coarse.GetOptimizerStopConditionDescription()
+
+    fine = _method(mask, sampling_fraction, seed, bins)
+    fine.SetOptimizerAsConjugateGradientLineSearch(learningRate=1.0, numberOfIterations=40,
+                                                   convergenceMinimumValue=1e-7,
+                                                   convergenceWindowSize=10,
+                                                   lineSearchUpperLimit=2.0,
+                                                   maximumStepSizeInPhysicalUnits=1.0)
+    fine.SetOptimizerScalesFromPhysicalShift()
+    fine.SetInitialTransform(sitk.Euler3DTransform(stage1), inPlace=False)
+    result = stage1
+    try:
+        stage2 = sitk.Euler3DTransform(_unwrap(fine.Execute(fixed, moving)))
+        if _metric(fixed, moving, mask, stage2, seed, bins) <= \
+                _metric(fixed, moving, mask, stage1, seed, bins):
+            result = stage2
+            iterations += int(fine.GetOptimizerIteration())
+            stop = fine.GetOptimizerStopConditionDescription()
+    except RuntimeError:  # refinement left the overlap: keep the coarse result
+        pass
+    after = _metric(fixed, moving, mask, result, seed, bins)
+    return RegistrationResult(result, float(before), float(after), iterations, stop)
+
+
+def _unwrap(transform: sitk.Transform) -> sitk.Transform:
+    if isinstance(transform, sitk.CompositeTransform):
+        return transform.GetNthTransform(0)
+    return transform
+
+
+def _metric(fixed, moving, mask, transform, seed, bins) -> float:
+    reg = _method(mask, 1.0, seed, bins)
+    reg.SetMetricSamplingStrategy(reg.NONE)
+    reg.SetInitialTransform(transform)
+    return float(reg.MetricEvaluate(fixed, moving))
+
+
+def transform_error_mm(estimated: sitk.Transform, truth: sitk.Transform,
+                       points_mm: np.ndarray) -> np.ndarray:
+    """Distance between where two transforms send each point (N x 3 array), in mm."""
+    a = np.array([estimated.TransformPoint(tuple(map(float, p))) for p in points_mm])
+    b = np.array([truth.TransformPoint(tuple(map(float, p))) for p in points_mm])
+    return np.linalg.norm(a - b, axis=1)
