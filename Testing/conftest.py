@@ -42,3 +42,21 @@ def write_case(tmp_path):
         path.write_text(json.dumps(document) if not isinstance(document, str) else document)
         return path
     return _write
+
+
+@pytest.fixture(scope="session")
+def small_phantom():
+    """The small synthetic patient in memory (built once per test session)."""
+    from tareplanner.imaging.phantom import make_phantom, spec_for_size
+
+    return make_phantom(spec_for_size("small", ho166_scout=True))
+
+
+@pytest.fixture(scope="session")
+def phantom_dir(small_phantom, tmp_path_factory):
+    """The small synthetic patient written to disk (DICOM, NIfTI, labels, truth)."""
+    from tareplanner.imaging.phantom_files import write_phantom
+
+    out = tmp_path_factory.mktemp("phantom") / "patient"
+    write_phantom(small_phantom, out)
+    return out

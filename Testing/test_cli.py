@@ -39,14 +39,20 @@ def test_validate(base_case, write_case, capsys):
     assert "valid tareplanner.case/1" in capsys.readouterr().out
 
 
-def test_demo_writes_plan_files(tmp_path, capsys):
+def test_demo_runs_images_to_plan(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out)]) == 0
+    assert main(["demo", "--out", str(out), "--size", "small"]) == 0
+    truth = json.loads((out / "phantom" / "truth.json").read_text())
+    case = json.loads((out / "case.json").read_text())
     record = json.loads((out / "plan.json").read_text())
-    assert len(record["positions"]) == 2
-    assert all(p["tumours"][0]["dose_gy"] == pytest.approx(250) for p in record["positions"])
+    measurement = json.loads((out / "measurement.json").read_text())
+    assert [p["name"] for p in record["positions"]] == [p["name"] for p in truth["positions"]]
+    assert record["input_sha256"] and case["measurement"]["warnings"] == measurement["warnings"]
+    for pos in record["positions"]:
+        assert min(t["dose_gy"] for t in pos["tumours"]) == pytest.approx(250) or \
+            pos["limited_by"] != "goal"
     assert (out / "plan.txt").read_text().startswith("TAREPlanner plan")
-    assert json.loads((out / "case.json").read_text())["schema"] == "tareplanner.case/1"
+    assert (out / "phantom" / "dicom" / "pet_y90").is_dir()
 
 
 def test_products_lists_sources(capsys):

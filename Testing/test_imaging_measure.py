@@ -1,0 +1,125 @@
+"""Images -> case -> plan on the synthetic patient's DICOM, through the command line:
+CBCT registration recovers the known offsets, territories and volumes match the truth, the
+case plans, and measurement warnings reach the plan record."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from tareplanner.cli.main import main
+from tareplanner.imaging.registration import transform_error_mm
+
+
+def _euler(entry):
+    t = sitk.Euler3DTransform()
+    t.SetCenter(entry["center_mm"])
+    t.SetRotation(*(math.radians(a) for a in entry["angles_deg"]))
+    t.SetTranslation(entry["translation_mm"])
+    return t
+
+
+@pytest.fixture(scope="module")
+def measured(phantom_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("measured")
+    d = phantom_dir
+    args = ["measure", "--ct", str(d / "dicom" / "ct"), "--spect", str(d / "dicom" / "spect_maa"),
+            "--liver", str(d / "labels" / "liver.nii.gz"),
+            "--tumours", str(d / "labels" / "tumours.nii.gz"), "--tumour-names", "T1,T2,T3",
+            "--position", f"right hepatic={d / 'dicom' / 'cbct_right_hepatic'}",
+            "--position", f"left hepatic={d / 'dicom' / 'cbct_left_hepatic'}",
+            "--goal", "tumour_dose_gy=250", "--goal", "left hepatic:normal_dose_gy=70",
+            "--product", "therasphere", "--treatment-time", "2026-12-01T10:00:00+01:00",
+            "-o", str(out / "case.json"), "--measurement-output", str(out / "measurement.json")]
+    assert main(args) == 0
+    truth = json.loads((d / "truth.json").read_text())
+    return (json.loads((out / "case.json").read_text()),
+            json.loads((out / "measurement.json").read_text()), truth, out)
+
+
+def test_registration_recovers_the_known_offset(measured, small_phantom):
+    _, measurement, truth, _ = measured
+    liver = sitk.GetArrayFromImage(small_phantom.labels) >= 7
+    index = np.argwhere(liver)[::400][:, ::-1]
+    points = np.array([small_phantom.ct.TransformIndexToPhysicalPoint(tuple(int(v) for v in i))
+                       for i in index])
+    for position in measurement["positions"]:
+        estimated = _euler(position["registration"])
+        expected = _euler(truth["cbct_transforms"][position["name"]])
+        identity_error = transform_error_mm(sitk.Euler3DTransform(), expected, points)
+        error = transform_error_mm(estimated, expected, points)
+        assert identity_error.mean() > 10          # the offset is real
+        assert error.max() < 2.0, position["name"]  # and recovered within 2 mm everywhere
+        reg = position["registration"]
+        assert reg["mattes_mi_after"] < reg["mattes_mi_before"]
+
+
+def test_volumes_within_3_percent(measured):
+    case, measurement, truth, _ = measured
+    assert measurement["volumes_ml"]["liver"] == pytest.approx(truth["volumes_ml"]["liver"],
+                                                               rel=0.03)
+    assert measurement["volumes_ml"]["lungs"] == pytest.approx(truth["volumes_ml"]["lungs"],
+                                                               rel=0.03)
+    for position in measurement["positions"]:
+        expected = truth["volumes_ml"]["territories"][position["name"]]
+        assert position["perfused_volume_ml"] == pytest.approx(expected["perfused"], rel=0.03)
+        assert position["normal_volume_ml"] == pytest.approx(expected["normal"], rel=0.03)
+    assert measurement["tumour_territory"] == {"T1": "right hepatic", "T3": "right hepatic",
+                                               "T2": "left hepatic"}
+
+
+def test_case_is_valid_and_plans(measured, capsys):
+    case, measurement, truth, out = measured
+    assert case["positions"][1]["goal"] == {"normal_dose_gy": 70.0}
+    assert case["lsf_method"] == "spect-whole-lung"
+    assert case["lung_shunt_fraction"] == pytest.approx(0.066, abs=0.002)  # blur-biased, see docs
+    plan_path = out / "plan.json"
+    assert main(["plan", str(out / "case.json"), "-o", str(plan_path)]) == 0
+    record = json.loads(plan_path.read_text())
+    left = record["positions"][1]
+    assert left["normal_dose_gy"] == pytest.approx(70.0)
+    codes = {w["code"] for w in record["warnings"]}
+    for w in measurement["warnings"]:
+        assert f"measurement:{w['code']}" in codes
+
+
+def test_measure_refuses_bad_goal_and_writes_nothing(phantom_dir, tmp_path, capsys):
+    d = phantom_dir
+    out = tmp_path / "case.json"
+    code = main(["measure", "--ct", str(d / "dicom" / "ct"), "--spect",
+                 str(d / "dicom" / "spect_maa"), "--liver", str(d / "labels" / "liver.nii.gz"),
+                 "--territories", str(d / "labels" / "territories.nii.gz"),
+                 "--goal", "tumour_dose=250", "--product", "therasphere", "-o", str(out)])
+    assert code == 2
+    assert "--goal: got 'tumour_dose=250'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_measure_with_territory_labels_and_lung_margin(phantom_dir, tmp_path):
+    d = phantom_dir
+    out = tmp_path / "case.json"
+    assert main(["measure", "--ct", str(d / "nifti" / "ct.nii.gz"),
+                 "--spect", str(d / "nifti" / "spect_maa.nii.gz"),
+                 "--liver", str(d / "labels" / "liver.nii.gz"),
+                 "--tumours", str(d / "labels" / "tumours.nii.gz"),
+                 "--territories", str(d / "labels" / "territories.nii.gz"),
+                 "--territory-names", "right,left", "--goal", "maximum",
+                 "--lung-base-margin-mm", "20", "--lung-mass-from-ct",
+                 "--product", "sir-spheres", "-o", str(out)]) == 0
+    case = json.loads(out.read_text())
+    assert [p["name"] for p in case["positions"]] == ["right", "left"]
+    assert case["lsf_method"] == "spect-lung-base-excluded"
+    assert case["lung_shunt_fraction"] == pytest.approx(0.06, abs=0.003)
+    assert case["lung_mass_kg"] == pytest.approx(0.72, abs=0.03)
+
+
+def test_phantom_command_refuses_to_overwrite(tmp_path, capsys):
+    target = tmp_path / "p"
+    target.mkdir()
+    (target / "keep.txt").write_text("x")
+    assert main(["phantom", str(target), "--size", "small"]) == 2
+    assert (target / "keep.txt").read_text() == "x"
+    assert main(["phantom", str(tmp_path / "q"), "--size", "tiny"]) == 2
+    assert not (tmp_path / "q").exists()
