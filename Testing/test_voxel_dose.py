@@ -1,0 +1,128 @@
+"""Voxel dosimetry physics: kernels against Monte Carlo tables, energy conservation, LDM,
+uniform sphere, density scaling, DVH of an analytic phantom, BED."""
+
+import math
+
+import numpy as np
+import pytest
+
+from tareplanner.kernel_data import LANCONELLI_SIZES_MM, lanconelli_voxel_s_values, point_kernel
+from tareplanner.physics.dvh import bed_gy, cumulative_dvh, dose_indices
+from tareplanner.physics.kernels import voxel_kernel
+from tareplanner.physics.voxel_dose import (density_from_hu, energy_fractions, kernel_dose_gy,
+                                            ldm_dose_gy)
+
+CF = 49.67
+
+
+@pytest.mark.parametrize("size_mm", LANCONELLI_SIZES_MM)
+def test_kernel_from_point_kernel_matches_lanconelli(size_mm):
+    # Independent Monte Carlo voxel S-values (Lanconelli et al. 2012, soft tissue 1.04 g/cm3).
+    ref = lanconelli_voxel_s_values(size_mm)
+    ours = voxel_kernel(point_kernel("Y-90"), (size_mm,) * 3, 1.04, radius_voxels=5,
+                        normalise=False).s_values_mgy_per_mbq_s()
+    c = 5
+    assert ours[c, c, c] == pytest.approx(ref[c, c, c], rel=0.01)          # self-dose
+    tol = 0.03 if size_mm <= 5 else 0.08
+    for offset in [(c, c, c + 1), (c, c + 1, c + 1)]:                       # face, edge
+        assert ours[offset] == pytest.approx(ref[offset], rel=tol)
+
+
+def test_kernel_normalisation_and_anisotropy():
+    pk = point_kernel("Y-90")
+    assert pk.total_energy_mev == pytest.approx(0.930, abs=0.001)  # Graves 2019: all beta energy
+    k = voxel_kernel(pk, (2.0, 2.0, 4.0), 1.04)
+    assert k.energy_mev() == pytest.approx(pk.total_energy_mev, rel=1e-9)
+    f = energy_fractions(k)
+    assert f.sum() == pytest.approx(1.0, rel=1e-6)
+    assert f.shape[0] < f.shape[1] == f.shape[2]          # fewer voxels along the 4 mm axis
+    np.testing.assert_allclose(f, f[::-1, ::-1, ::-1], rtol=1e-6)
+
+
+def _sphere(shape, radius_vox):
+    z, y, x = np.indices(shape) - (np.array(shape)[:, None, None, None] - 1) / 2
+    return np.sqrt(x ** 2 + y ** 2 + z ** 2) <= radius_vox
+
+
+def test_energy_is_conserved_in_a_large_uniform_medium():
+    spacing = 4.42
+    voxel_ml = spacing ** 3 / 1000
+    fractions = energy_fractions(voxel_kernel(point_kernel("Y-90"), (spacing,) * 3, 1.04))
+    activity = np.zeros((64, 64, 64), np.float32)
+    activity[20:44, 18:40, 22:46] = 0.001
+    activity[30:34, 30:34, 30:34] = 0.02
+    dose = kernel_dose_gy(activity, CF, 1.04, voxel_ml, fractions)
+    deposited = float((dose.astype(np.float64) * 1.04 * voxel_ml / 1000).sum())
+    assert deposited == pytest.approx(float(activity.sum(dtype=np.float64)) * CF, rel=1e-3)
+
+
+def test_uniform_sphere_ldm_exact_and_kernel_fall_off():
+    spacing = 2.0
+    voxel_ml = spacing ** 3 / 1000
+    sphere = _sphere((81, 81, 81), 30)                      # 60 mm radius
+    total_gbq = 2.0
+    activity = np.where(sphere, total_gbq / sphere.sum(), 0).astype(np.float32)
+    ldm = ldm_dose_gy(activity, CF, 1.03, voxel_ml)
+    expected = total_gbq * CF / (1.03 * sphere.sum() * voxel_ml / 1000)   # D = A CF / M
+    np.testing.assert_allclose(ldm[sphere], expected, rtol=1e-5)
+    fractions = energy_fractions(voxel_kernel(point_kernel("Y-90"), (spacing,) * 3, 1.03))
+    kern = kernel_dose_gy(activity, CF, 1.03, voxel_ml, fractions)
+    assert kern[40, 40, 40] == pytest.approx(expected, rel=0.005)  # deep inside: as LDM
+    # on a (locally flat) surface half of the dose of the interior; nothing beyond ~11 mm
+    surface = kern[40, 40, 40 + 30]
+    assert 0.4 * expected < surface < 0.65 * expected
+    assert kern[40, 40, 40 + 30 + 6] < 0.01 * expected
+    # the mean over the sphere drops below LDM by the energy that escapes (a few %)
+    assert 0.95 * expected < kern[sphere].mean() < expected
+
+
+def test_density_scaling_and_lung_ldm():
+    spacing = 4.0
+    voxel_ml = spacing ** 3 / 1000
+    fractions = energy_fractions(voxel_kernel(point_kernel("Y-90"), (spacing,) * 3, 1.04))
+    activity = np.full((40, 40, 40), 1e-3, np.float32)
+    dense = kernel_dose_gy(activity, CF, 2.08, voxel_ml, fractions)
+    normal = kernel_dose_gy(activity, CF, 1.04, voxel_ml, fractions)
+    assert dense[20, 20, 20] == pytest.approx(normal[20, 20, 20] / 2, rel=1e-4)
+    lung = np.zeros(activity.shape, bool)
+    lung[:, :, :20] = True
+    density = np.where(lung, 0.28, 1.04).astype(np.float32)
+    mixed = kernel_dose_gy(activity, CF, density, voxel_ml, fractions, lung_mask=lung)
+    # deep in the lung: local deposition with lung density
+    assert mixed[20, 20, 5] == pytest.approx(1e-3 * CF / (0.28 * voxel_ml / 1000), rel=1e-4)
+    assert mixed[20, 20, 35] == pytest.approx(normal[20, 20, 35], rel=1e-4)
+
+
+def test_hu_to_density():
+    np.testing.assert_allclose(density_from_hu(np.array([-1000, -720, 0, 1000])),
+                               [0.001, 0.28, 1.0, 1.55], atol=1e-6)
+
+
+def test_dvh_of_an_analytic_phantom():
+    # doses uniformly spread over 0..100 Gy: V(D) = 1 - D/100, D_x = 100 - x, mean 50 Gy
+    dose = np.linspace(0, 100, 100001)
+    w = np.ones_like(dose)
+    idx = dose_indices(dose, w, voxel_ml=0.001, v_thresholds_gy=(40, 100))
+    assert idx.mean_gy == pytest.approx(50, abs=1e-6)
+    assert idx.median_gy == pytest.approx(50, abs=0.01)
+    assert idx.d_gy["D70"] == pytest.approx(30, abs=0.01)
+    assert idx.d_gy["D95"] == pytest.approx(5, abs=0.01)
+    assert idx.v_percent["V40"] == pytest.approx(60, abs=0.01)
+    assert idx.volume_ml == pytest.approx(100.001)
+    edges, volume = cumulative_dvh(dose, w, bin_gy=1.0)
+    np.testing.assert_allclose(volume[:101], 100 - edges[:101], atol=0.01)
+    # partial voxels: the hot half counted at half weight moves the mean to 100/3 * ...
+    weights = np.where(dose > 50, 0.5, 1.0)
+    half = dose_indices(dose, weights, voxel_ml=0.001)
+    expected_mean = (25 * 1.0 * 50 + 75 * 0.5 * 50) / (50 + 25)   # by hand: 41.67 Gy
+    assert half.mean_gy == pytest.approx(expected_mean, rel=1e-3)
+    assert half.volume_ml == pytest.approx(75.0, rel=1e-3)
+
+
+def test_bed_by_hand():
+    # Y-90 (T = 64.1 h), repair half-time 1.5 h, alpha/beta 10 Gy, D = 100 Gy:
+    # lambda = 0.010813/h, mu = 0.462098/h, lambda/(mu+lambda) = 0.022870,
+    # BED = 100 * (1 + 100 * 0.022870 / 10) = 122.87 Gy
+    assert bed_gy(100.0, 64.1, 1.5, 10.0) == pytest.approx(122.87, abs=0.01)
+    # long repair (T_rep -> infinity, mu -> 0): BED = D (1 + D / (alpha/beta)), the single-fraction limit
+    assert bed_gy(10.0, 64.1, 1e9, 10.0) == pytest.approx(20.0, rel=1e-6)
