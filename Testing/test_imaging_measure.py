@@ -123,3 +123,35 @@ def test_phantom_command_refuses_to_overwrite(tmp_path, capsys):
     assert (target / "keep.txt").read_text() == "x"
     assert main(["phantom", str(tmp_path / "q"), "--size", "tiny"]) == 2
     assert not (tmp_path / "q").exists()
+
+
+def test_dose_command_predictive_and_post_treatment(measured, phantom_dir, capsys):
+    case, measurement, truth, out = measured
+    plan = out / "plan_for_dose.json"
+    assert main(["plan", str(out / "case.json"), "-o", str(plan), "--force"]) == 0
+    dose_dir = out / "dose"
+    assert main(["dose", "--measurement", str(out / "measurement.json"), "--plan", str(plan),
+                 "--pet", str(phantom_dir / "dicom" / "pet_y90"), "--out", str(dose_dir)]) == 0
+    record = json.loads((dose_dir / "dose.json").read_text())
+    planned = record["predictive"]["structures"]
+    plan_record = json.loads(plan.read_text())
+    # voxel means near the partition model's doses (the kernel moves a few % of energy)
+    left = plan_record["positions"][1]
+    assert planned["normal liver (left hepatic)"]["mean_gy"] == \
+        pytest.approx(left["normal_dose_gy"], rel=0.05)
+    post = record["post_treatment"]
+    assert post["activity_in_image_at_administration_gbq"] == pytest.approx(3.0 * 0.97, rel=0.01)
+    assert set(record["comparison"]) >= {"T1", "T2", "T3", "lungs", "normal liver"}
+    dose = sitk.ReadImage(str(dose_dir / "dose_planned_gy.nii.gz"))
+    assert dose.GetSpacing() == pytest.approx((4.42, 4.42, 4.42))
+    header = (dose_dir / "dvh_planned.csv").read_text().splitlines()[0]
+    assert header.startswith("dose_gy,") and '"T1 (%)"' in header
+    # a plan whose positions the measurement does not know is refused, nothing written
+    bad = json.loads(plan.read_text())
+    bad["positions"][0]["name"] = "middle hepatic"
+    bad_path = out / "bad_plan.json"
+    bad_path.write_text(json.dumps(bad))
+    assert main(["dose", "--measurement", str(out / "measurement.json"), "--plan",
+                 str(bad_path), "--out", str(out / "dose_bad")]) == 2
+    assert "middle hepatic" in capsys.readouterr().err
+    assert not (out / "dose_bad").exists()

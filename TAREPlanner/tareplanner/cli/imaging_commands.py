@@ -120,8 +120,13 @@ def cmd_measure(args: argparse.Namespace) -> int:
     if missing and args.method != "bsa":
         raise FieldValueError("--goal", None, "a goal for every position (missing: "
                               + ", ".join(missing) + ")")
+    label_dir = None
+    if args.measurement_output:
+        label_dir = Path(args.measurement_output).with_suffix("").with_name(
+            Path(args.measurement_output).stem + "_labels")
     measurement = measure(ct, spect, labels, positions,
-                          lung_base_margin_mm=args.lung_base_margin_mm)
+                          lung_base_margin_mm=args.lung_base_margin_mm,
+                          save_labels_to=label_dir)
     text = json.dumps(measurement, indent=2) + "\n"
     case = case_from_measurement(
         measurement, product=args.product, method=args.method,
@@ -129,7 +134,13 @@ def cmd_measure(args: argparse.Namespace) -> int:
         treatment_time=args.treatment_time, use_ct_lung_mass=args.lung_mass_from_ct,
         case_id=args.case_id, measurement_file=args.measurement_output,
         measurement_sha256=hashlib.sha256(text.encode()).hexdigest())
-    parse_case(case)  # a measured case must be a valid case before anything is written
+    try:
+        parse_case(case)  # a measured case must be a valid case before anything is kept
+    except Exception:
+        if label_dir is not None:
+            import shutil
+            shutil.rmtree(label_dir, ignore_errors=True)
+        raise
     if args.measurement_output:
         write_json_atomic(args.measurement_output, measurement, overwrite=args.force)
     if args.output:

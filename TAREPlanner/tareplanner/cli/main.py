@@ -21,6 +21,7 @@ from ..records.case import parse_case, read_case
 from ..records.plan_text import plan_summary
 from ..physics.lung_shunt import lsf_planar_geometric_mean
 from ..imaging.phantom_files import slug
+from .dose_commands import add_dose_commands
 from .imaging_commands import add_imaging_commands
 
 EXIT_OK, EXIT_FAILURE, EXIT_INPUT = 0, 1, 2
@@ -88,15 +89,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "-o", str(out / "case.json"), "--measurement-output", str(out / "measurement.json"),
         "--force"])
     cmd_measure(measure_args)
-    print("3/3 planning")
+    print("3/4 planning")
     case = read_case(out / "case.json")
     record = plan_case(case)
     summary = plan_summary(record)
     write_json_atomic(out / "plan.json", record, overwrite=True)
     write_text_atomic(out / "plan.txt", summary, overwrite=True)
     sys.stdout.write(summary)
+    print("4/4 voxel dosimetry: predictive (MAA) and post-treatment (Y-90 PET), DVHs")
+    dose_args = build_parser().parse_args([
+        "dose", "--measurement", str(out / "measurement.json"), "--plan", str(out / "plan.json"),
+        "--pet", str(d / "dicom" / "pet_y90"), "--out", str(out / "dose"), "--force"])
+    dose_args.func(dose_args)
     print(f"\nwrote {out / 'measurement.json'}, {out / 'case.json'}, {out / 'plan.json'}, "
-          f"{out / 'plan.txt'}; images and truth in {phantom_dir}")
+          f"{out / 'plan.txt'}, dose maps and DVHs in {out / 'dose'}; images and truth in "
+          f"{phantom_dir}")
     return EXIT_OK
 
 
@@ -166,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_lsf)
 
     add_imaging_commands(sub)
+    add_dose_commands(sub)
     return parser
 
 

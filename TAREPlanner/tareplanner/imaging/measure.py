@@ -68,7 +68,7 @@ def _input_record(loaded: LoadedImage) -> dict:
 
 def measure(ct: LoadedImage, spect: LoadedImage, labels: LabelInputs,
             positions: list[PositionImages], *, lung_base_margin_mm: float = 0.0,
-            registration_margin_mm: float = 20.0) -> dict:
+            registration_margin_mm: float = 20.0, save_labels_to=None) -> dict:
     """Measure volumes, LSF and TNR per position; returns the measurement record."""
     if not positions:
         raise ValueError("at least one injection position is needed")
@@ -172,6 +172,19 @@ def measure(ct: LoadedImage, spect: LoadedImage, labels: LabelInputs,
                                  "message": f"{name}/{t['name']}: TNR {t['tnr']:.2f} < 1"})
 
     lungs_img = _mask(lungs, ref)
+    outputs = {}
+    if save_labels_to is not None:
+        from pathlib import Path
+        folder = Path(save_labels_to)
+        folder.mkdir(parents=True, exist_ok=True)
+        terr_map = np.zeros(liver.shape, np.uint8)
+        for k, record in enumerate(position_records, start=1):
+            terr_map[territories[record["name"]] & (terr_map == 0)] = k
+        for name, array in (("territories", terr_map), ("lungs", lungs.astype(np.uint8))):
+            path = folder / f"{name}.nii.gz"
+            sitk.WriteImage(_mask(array, ref), str(path), useCompression=True)
+            outputs[name] = str(path)
+        outputs["territory_labels"] = {r["name"]: k for k, r in enumerate(position_records, 1)}
     return {
         "schema": MEASUREMENT_SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -186,6 +199,8 @@ def measure(ct: LoadedImage, spect: LoadedImage, labels: LabelInputs,
             "tumours": {n: float(m.sum()) * voxel_ml for n, m in tumours.items()},
         },
         "tumour_territory": tumour_territory,
+        "tumour_labels": {labels.tumour_names.get(v, f"T{v}"): v for v in tumour_ids},
+        "label_outputs": outputs,
         "lungs_source": lungs_source,
         "lung_mass_kg_ct": lung_mass_kg(ref, lungs_img),
         "lung_shunt": lsf.as_dict(),

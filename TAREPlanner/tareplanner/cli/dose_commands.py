@@ -1,0 +1,165 @@
+"""``tareplanner dose``: voxel dosimetry of a measured and planned case, predictive and (with
+``--pet``) post-treatment, with DVHs and the delivered-versus-planned comparison."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import FieldValueError, SchemaError
+from ..records.atomic import OutputExistsError
+
+
+def _load_json(path: str, field: str) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SchemaError(field, path, "a readable JSON file", exc.strerror or "") from None
+    except json.JSONDecodeError as exc:
+        raise SchemaError(field, path, "valid JSON", f"line {exc.lineno}: {exc.msg}") from None
+
+
+def load_structures(measurement: dict):
+    """CT, SPECT and the structures of a measurement record (files it names)."""
+    from ..dosimetry import structures_from_labels
+    from ..imaging.readers import read_image
+
+    outputs = measurement.get("label_outputs") or {}
+    if "territories" not in outputs:
+        raise FieldValueError("measurement.label_outputs", None,
+                              "a measurement written with --measurement-output (it saves the "
+                              "territory and lung label maps)")
+    ct = read_image(measurement["inputs"]["ct"]["source"])
+    spect = read_image(measurement["inputs"]["spect"]["source"])
+    ref = ct.image
+
+    def on_ct(path):
+        img = read_image(path).image
+        img = sitk.Resample(img, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+        return np.rint(sitk.GetArrayFromImage(img)).astype(np.int32)
+
+    labels = measurement["inputs"]["labels"]
+    liver = on_ct(labels["liver"]) > 0
+    tumour_map = on_ct(labels["tumours"]) if "tumours" in labels else np.zeros(liver.shape, int)
+    tumours = {name: tumour_map == v for name, v in measurement["tumour_labels"].items()}
+    terr_map = on_ct(outputs["territories"])
+    territories = {name: terr_map == v for name, v in outputs["territory_labels"].items()}
+    lungs = on_ct(outputs["lungs"]) > 0
+    return ct, spect, structures_from_labels(ref, liver, lungs, tumours, territories)
+
+
+def cmd_dose(args: argparse.Namespace) -> int:
+    from .. import catalogue
+    from ..dosimetry import (compare, dose_map, dvh_csv, indices_csv, pet_activity_at_administration,
+                             predictive_activity, structure_report)
+    from ..imaging.readers import read_image
+    from ..records.atomic import write_json_atomic
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.force:
+        raise OutputExistsError(f"{out} exists and is not empty; use --force")
+    measurement = _load_json(args.measurement, "measurement")
+    plan = _load_json(args.plan, "plan")
+    if plan.get("schema") != "tareplanner.plan/1":
+        raise SchemaError("plan.schema", plan.get("schema"), "tareplanner.plan/1")
+    nuclide = catalogue.product(plan["product"]["key"]).nuclide
+    ct, spect, structures = load_structures(measurement)
+    thresholds = sorted({100.0, 120.0, 205.0, float(plan["tumour_target_gy"].get("min") or 100)})
+    activities = {p["name"]: p["activity_gbq"] for p in plan["positions"]}
+    missing = set(activities) - set(structures.territories)
+    if missing:
+        raise FieldValueError("plan.positions", sorted(missing),
+                              "positions that the measurement has territories for")
+    activity, info = predictive_activity(spect.image, structures, activities,
+                                         plan["lung_shunt_fraction"], plan["residual_fraction"])
+    planned, dose_info = dose_map(activity, nuclide, ct.image, structures.masks["lungs"],
+                                  method=args.method)
+    planned_report = structure_report(planned, structures, nuclide=nuclide,
+                                      v_thresholds_gy=thresholds, bin_gy=args.bin_gy)
+    record = {"schema": "tareplanner.dose/1",
+              "created": datetime.now().astimezone().isoformat(timespec="seconds"),
+              "plan_input_sha256": plan["input_sha256"], "dose": dose_info,
+              "predictive": {**info, "structures": _without_dvh(planned_report)}}
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists()
+                                else None))
+    try:
+        sitk.WriteImage(planned, str(tmp / "dose_planned_gy.nii.gz"), useCompression=True)
+        (tmp / "dvh_planned.csv").write_text(dvh_csv(planned_report))
+        (tmp / "indices_planned.csv").write_text(indices_csv(planned_report))
+        if args.pet:
+            pet = read_image(args.pet)
+            if not pet.is_activity:
+                raise FieldValueError("--pet", args.pet, "a PET in Bq/mL (Units BQML)")
+            administration = args.administration_time or pet.meta.get("administration_datetime")
+            acquisition = pet.meta.get("acquisition_datetime")
+            if not administration or not acquisition:
+                raise FieldValueError("--administration-time", administration,
+                                      "the administration time (header or this option)")
+            half_life = catalogue.nuclide(nuclide).half_life_h
+            delivered_activity = pet_activity_at_administration(
+                pet.image, datetime.fromisoformat(acquisition),
+                datetime.fromisoformat(administration), half_life)
+            delivered, _ = dose_map(delivered_activity, nuclide, ct.image,
+                                    structures.masks["lungs"], method=args.method)
+            delivered_report = structure_report(delivered, structures, nuclide=nuclide,
+                                                v_thresholds_gy=thresholds, bin_gy=args.bin_gy)
+            sitk.WriteImage(delivered, str(tmp / "dose_delivered_gy.nii.gz"), useCompression=True)
+            (tmp / "dvh_delivered.csv").write_text(dvh_csv(delivered_report))
+            (tmp / "indices_delivered.csv").write_text(indices_csv(delivered_report))
+            on_planned = sitk.Resample(delivered, planned, sitk.Transform(), sitk.sitkLinear, 0.0)
+            sitk.WriteImage(on_planned - planned, str(tmp / "dose_difference_gy.nii.gz"),
+                            useCompression=True)
+            record["post_treatment"] = {
+                "source": pet.source, "sha256": pet.sha256,
+                "administration_time": administration, "acquisition_time": acquisition,
+                "activity_in_image_at_administration_gbq":
+                    float(sitk.GetArrayViewFromImage(delivered_activity).sum()),
+                "structures": _without_dvh(delivered_report)}
+            record["comparison"] = compare(_without_dvh(planned_report),
+                                           _without_dvh(delivered_report))
+        write_json_atomic(tmp / "dose.json", record)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    print(_summary(record))
+    print(f"written to {out}")
+    return 0
+
+
+def _without_dvh(report: dict) -> dict:
+    return {name: {k: v for k, v in r.items() if k != "dvh"} for name, r in report.items()}
+
+
+def _summary(record: dict) -> str:
+    lines = [f"{'structure':<28} {'mean':>8} {'D70':>8} {'max':>8}"
+             + ("   delivered mean   D70" if "post_treatment" in record else "")]
+    delivered = record.get("post_treatment", {}).get("structures", {})
+    for name, r in record["predictive"]["structures"].items():
+        line = f"{name[:28]:<28} {r['mean_gy']:>8.1f} {r['D70']:>8.1f} {r['max_gy']:>8.1f}"
+        if name in delivered:
+            line += f"   {delivered[name]['mean_gy']:>14.1f} {delivered[name]['D70']:>6.1f}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def add_dose_commands(sub) -> None:
+    p = sub.add_parser("dose", help="voxel dose, DVHs and (with --pet) delivered vs planned")
+    p.add_argument("--measurement", required=True, help="measurement record of the case")
+    p.add_argument("--plan", required=True, help="plan record")
+    p.add_argument("--pet", help="post-treatment Y-90 PET (Bq/mL)")
+    p.add_argument("--administration-time", help="ISO 8601 (overrides the PET header)")
+    p.add_argument("--method", default="kernel", choices=("kernel", "ldm"))
+    p.add_argument("--bin-gy", type=float, default=1.0, help="DVH bin width (Gy)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_dose)
