@@ -126,3 +126,19 @@ def test_bed_by_hand():
     assert bed_gy(100.0, 64.1, 1.5, 10.0) == pytest.approx(122.87, abs=0.01)
     # long repair (T_rep -> infinity, mu -> 0): BED = D (1 + D / (alpha/beta)), the single-fraction limit
     assert bed_gy(10.0, 64.1, 1e9, 10.0) == pytest.approx(20.0, rel=1e-6)
+
+
+def test_lp_planner_on_a_hand_problem():
+    # two positions, two tumours; tumour 1 fed only by position 1, tumour 2 only by 2;
+    # normal-liver limits 40 Gy at 10 Gy/GBq each; tumour 1 gets 50 Gy/GBq, tumour 2 30 Gy/GBq.
+    # Goals 150 Gy: position 1 reaches it at 3 GBq (normal 30 Gy); position 2 is capped at
+    # 4 GBq (120 Gy, t = 0.8). The least activity for position 1 is exactly 3 GBq.
+    from tareplanner.physics.voxel_planning import solve_voxel_plan
+
+    r = solve_voxel_plan(np.array([[50.0, 0.0], [0.0, 30.0]]), np.array([150.0, 150.0]),
+                         np.array([[10.0, 0.0], [0.0, 10.0]]), np.array([40.0, 40.0]),
+                         ["nl1", "nl2"])
+    np.testing.assert_allclose(r.activities_gbq, [3.0, 4.0], rtol=1e-6)
+    assert r.goal_fraction == pytest.approx(0.8)
+    np.testing.assert_allclose(r.tumour_goal_fractions, [1.0, 0.8], rtol=1e-6)
+    assert r.binding == ("nl2",)

@@ -124,6 +124,14 @@ def cmd_dose(args: argparse.Namespace) -> int:
                 "structures": _without_dvh(delivered_report)}
             record["comparison"] = compare(_without_dvh(planned_report),
                                            _without_dvh(delivered_report))
+        if args.voxel_plan:
+            from ..dosimetry import voxel_plan, voxel_plan_record
+            result = voxel_plan(spect.image, structures, plan, nuclide, ct.image,
+                                method=args.method, tumour_index=args.voxel_plan)
+            sitk.WriteImage(result["dose"], str(tmp / "dose_voxel_plan_gy.nii.gz"),
+                            useCompression=True)
+            write_json_atomic(tmp / "voxel_plan.json", voxel_plan_record(plan, result))
+            record["voxel_plan"] = {k: v for k, v in result.items() if k != "dose"}
         write_json_atomic(tmp / "dose.json", record)
         if out.exists():
             shutil.rmtree(out)
@@ -132,6 +140,11 @@ def cmd_dose(args: argparse.Namespace) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     print(_summary(record))
+    if "voxel_plan" in record:
+        vp = record["voxel_plan"]
+        print("voxel plan: " + ", ".join(f"{n} {a:.3f} GBq" for n, a in vp["activities_gbq"].items())
+              + f"; lowest tumour goal fraction {vp['goal_fraction']:.2f}; binding: "
+              + (", ".join(vp["binding"]) or "none"))
     print(f"written to {out}")
     return 0
 
@@ -160,6 +173,8 @@ def add_dose_commands(sub) -> None:
     p.add_argument("--administration-time", help="ISO 8601 (overrides the PET header)")
     p.add_argument("--method", default="kernel", choices=("kernel", "ldm"))
     p.add_argument("--bin-gy", type=float, default=1.0, help="DVH bin width (Gy)")
+    p.add_argument("--voxel-plan", choices=("mean", "D70"),
+                   help="also solve the activities on voxel doses (tumour mean or D70 goals)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_dose)
