@@ -59,11 +59,19 @@ def dose_indices(dose_gy: np.ndarray, weights: np.ndarray, voxel_ml: float,
     if dose.size == 0:
         raise ValueError("the structure has no voxels")
     total = w.sum()
-    d_sorted, cum = _sorted(dose, w)
-    d_values = {f"D{p:g}": dose_at_volume(d_sorted, cum, p) for p in d_percents}
+    percents = list(d_percents) + [50.0]
+    if np.all(w == w[0]):   # equal weights: order statistics by partial sorting, O(n)
+        n = dose.size
+        ranks = [n - 1 - max(0, math.ceil(p / 100.0 * n - 1e-9) - 1) for p in percents]
+        part = np.partition(dose, sorted(set(ranks)))
+        at = {p: float(part[r]) for p, r in zip(percents, ranks)}
+    else:
+        d_sorted, cum = _sorted(dose, w)
+        at = {p: dose_at_volume(d_sorted, cum, p) for p in percents}
+    d_values = {f"D{p:g}": at[p] for p in d_percents}
     v_values = {f"V{t:g}": float(w[dose >= t].sum() / total * 100.0) for t in v_thresholds_gy}
     return DoseIndices(volume_ml=float(total * voxel_ml), mean_gy=float((dose * w).sum() / total),
-                       median_gy=dose_at_volume(d_sorted, cum, 50.0),
+                       median_gy=at[50.0],
                        min_gy=float(dose.min()), max_gy=float(dose.max()),
                        d_gy=d_values, v_percent=v_values)
 

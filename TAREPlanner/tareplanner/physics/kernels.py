@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 MEV_PER_G_TO_GY = 1.602176634e-13 * 1e3  # MeV/g -> J/kg
 
@@ -103,20 +102,27 @@ def voxel_kernel(point: PointKernel, spacing_mm, density_g_per_cm3: float = 1.04
         half = np.broadcast_to(np.asarray(radius_voxels, dtype=int), (3,))[::-1].copy()
     m = subdivisions
     h = spacing_cm / m
-    axes = [np.arange(-(n + 1) * m, (n + 1) * m + 1) * hh for n, hh in zip(half, h)]
+    # one octant of the fine point kernel (it is symmetric), mirrored to the full grid
+    axes = [np.arange(0, (n + 1) * m + 1) * hh for n, hh in zip(half, h)]
     zz, yy, xx = np.meshgrid(*axes, indexing="ij", sparse=True)
-    r = np.sqrt(zz ** 2 + yy ** 2 + xx ** 2)
-    fine = kernel.dose_per_decay_mev_per_g(r)
+    octant = kernel.dose_per_decay_mev_per_g(np.sqrt(zz ** 2 + yy ** 2 + xx ** 2))
     cell_cm3 = float(np.prod(h))
-    centre = tuple(len(a) // 2 for a in axes)
     r_eq = np.cbrt(3.0 * cell_cm3 / (4.0 * np.pi))
-    fine[centre] = float(kernel.cumulative_energy_mev(r_eq)) / (cell_cm3 * density_g_per_cm3)
+    octant[0, 0, 0] = float(kernel.cumulative_energy_mev(r_eq)) / (cell_cm3 * density_g_per_cm3)
+    fine = octant
+    for axis in range(3):
+        mirrored = np.flip(np.delete(fine, 0, axis=axis), axis=axis)
+        fine = np.concatenate([mirrored, fine], axis=axis)
+    centre = tuple((n + 1) * m for n in half)
     triangle = np.concatenate([np.arange(1, m + 1), np.arange(m - 1, 0, -1)]).astype(float)
     triangle /= triangle.sum()
-    for axis in range(3):
-        fine = ndimage.convolve1d(fine, triangle, axis=axis, mode="constant")
-    take = tuple(slice(c - n * m, c + n * m + 1, m) for c, n in zip(centre, half))
-    values = fine[take] * MEV_PER_G_TO_GY
+    # the triangle filter is needed only at the voxel centres (multiples of m): filter and
+    # decimate one axis at a time
+    for axis, (c, n) in enumerate(zip(centre, half)):
+        index = c + m * np.arange(-n, n + 1)[:, None] + np.arange(-(m - 1), m)[None, :]
+        taps = np.take(fine, index, axis=axis)            # axis -> (2n+1, 2m-1)
+        fine = np.tensordot(taps, triangle, axes=([axis + 1], [0]))
+    values = fine * MEV_PER_G_TO_GY
     result = VoxelKernel(tuple(float(s) for s in spacing_mm), values, density_g_per_cm3)
     if normalise:
         values = values * (kernel.total_energy_mev / result.energy_mev())

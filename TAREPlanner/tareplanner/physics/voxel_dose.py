@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.fft
-from scipy import signal
 
 from .kernels import VoxelKernel
 
@@ -50,11 +49,18 @@ def energy_fractions(kernel: VoxelKernel) -> np.ndarray:
 
 
 def convolve_fft(values: np.ndarray, kernel: np.ndarray, workers: int = -1) -> np.ndarray:
-    """Zero-padded ('same') FFT convolution in float32 over all cores."""
+    """Zero-padded FFT convolution, 'same' size (as ``scipy.signal.fftconvolve``), in single
+    precision over all cores, written to keep few grid-sized arrays alive at once."""
+    values = values.astype(np.float32, copy=False)
+    shape = [n + k - 1 for n, k in zip(values.shape, kernel.shape)]
+    fshape = [scipy.fft.next_fast_len(s, real=True) for s in shape]
     with scipy.fft.set_workers(workers):
-        out = signal.fftconvolve(values.astype(np.float32, copy=False),
-                                 kernel.astype(np.float32, copy=False), mode="same")
-    return out.astype(np.float32, copy=False)
+        spectrum = scipy.fft.rfftn(values, fshape)
+        spectrum *= scipy.fft.rfftn(kernel.astype(np.float32, copy=False), fshape)
+        full = scipy.fft.irfftn(spectrum, fshape)
+    del spectrum
+    start = [(k - 1) // 2 for k in kernel.shape]
+    return full[tuple(slice(b, b + n) for b, n in zip(start, values.shape))]
 
 
 def kernel_dose_gy(activity_gbq: np.ndarray, energy_j_per_gbq: float,
@@ -67,11 +73,15 @@ def kernel_dose_gy(activity_gbq: np.ndarray, energy_j_per_gbq: float,
     replaced (e.g. by the GPU path).
     """
     energy = activity_gbq.astype(np.float32) * np.float32(energy_j_per_gbq)
+    local = None
     if lung_mask is not None:
-        local = np.where(lung_mask, energy, np.float32(0))
-        energy = convolve(energy - local, fractions) + local
-    else:
-        energy = convolve(energy, fractions)
-    np.maximum(energy, 0, out=energy)  # FFT round-off below zero far from activity
-    mass_kg = np.asarray(density_g_per_ml, dtype=np.float32) * np.float32(voxel_ml / 1000.0)
-    return energy / mass_kg
+        local = energy[lung_mask]          # lung voxels keep their own energy (LDM)
+        energy[lung_mask] = 0
+    dose = convolve(energy, fractions)
+    del energy
+    if local is not None:
+        dose[lung_mask] += local
+    np.maximum(dose, 0, out=dose)  # FFT round-off below zero far from activity
+    dose /= np.asarray(density_g_per_ml, dtype=np.float32)
+    dose *= np.float32(1000.0 / voxel_ml)  # energy / (rho V): J / kg
+    return np.ascontiguousarray(dose, dtype=np.float32)

@@ -1,0 +1,149 @@
+"""Benchmark of the voxel dosimetry against the library limit, measured in the same run.
+
+    python Testing/benchmarks/bench_voxel_dose.py [--large] [--json out.json]
+
+1. bare scipy.signal.fftconvolve (float32, 11^3 kernel, scipy.fft workers = all cores)
+   versus the whole kernel dose calculation (kernel preparation, density, convolution, lung
+   LDM) on 128^3, 256^3 and (with --large) 512x512x300 grids, with peak memory in units of
+   one float32 grid array;
+2. DVHs and indices of 10 structures on 256^3;
+3. the whole pre-treatment voxel plan of the synthetic patient from its files
+   (tareplanner dose on the small phantom, predictive only).
+Not a test: figures go into docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import scipy
+import scipy.fft
+from scipy import signal
+
+
+def best_of(fn, repeat=3):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def bench_convolution(shapes):
+    from tareplanner.dosimetry import _fractions
+    from tareplanner.physics.voxel_dose import kernel_dose_gy
+
+    rows = []
+    rng = np.random.default_rng(1)
+    for shape in shapes:
+        activity = (rng.random(shape, dtype=np.float32) * 1e-4).astype(np.float32)
+        lung = np.zeros(shape, bool)
+        lung[:, :, : shape[2] // 4] = True
+        density = np.where(lung, np.float32(0.3), np.float32(1.03)).astype(np.float32)
+        kernel = np.ones((11, 11, 11), np.float32) / 11 ** 3
+
+        def bare():
+            with scipy.fft.set_workers(-1):
+                signal.fftconvolve(activity, kernel, mode="same")
+
+        def whole():
+            _fractions.cache_clear()
+            fractions = _fractions("Y-90", (4.42, 4.42, 4.42))
+            kernel_dose_gy(activity, 49.67, density, 0.0864, fractions, lung_mask=lung)
+
+        repeat = 3 if np.prod(shape) < 2e7 else 1
+        t_bare = best_of(bare, repeat)
+        t_whole = best_of(whole, repeat)
+        tracemalloc.start()
+        whole()
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        rows.append({"shape": list(shape), "bare_fftconvolve_s": t_bare, "kernel_dose_s": t_whole,
+                     "ratio": t_whole / t_bare,
+                     "peak_memory_grid_arrays": peak / (activity.nbytes)})
+        print(f"{shape}: bare {t_bare:.3f} s, kernel dose {t_whole:.3f} s "
+              f"(x{t_whole / t_bare:.2f}), peak {peak / activity.nbytes:.1f} arrays", flush=True)
+    return rows
+
+
+def bench_dvh():
+    from tareplanner.physics.dvh import cumulative_dvh, dose_indices
+
+    shape = (256, 256, 256)
+    rng = np.random.default_rng(2)
+    dose = (rng.random(shape, dtype=np.float32) * 200).astype(np.float32)
+    z, y, x = np.ogrid[:256, :256, :256]
+    masks = [((x - 40 - 18 * k) ** 2 + (y - 128) ** 2 + (z - 128) ** 2) < (20 + 6 * k) ** 2
+             for k in range(10)]
+    for m in masks[:2]:
+        m |= False
+
+    def run():
+        for m in masks:
+            values = dose[m]
+            w = np.ones(values.shape, np.float32)
+            dose_indices(values, w, 0.064, v_thresholds_gy=(100, 120, 205))
+            cumulative_dvh(values, w, 1.0)
+
+    t = best_of(run)
+    voxels = int(sum(m.sum() for m in masks))
+    print(f"DVH + indices, 10 structures on 256^3 ({voxels} voxels): {t:.3f} s", flush=True)
+    return {"structures": 10, "grid": [256, 256, 256], "voxels": voxels, "seconds": t}
+
+
+def bench_pipeline():
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        exe = [sys.executable, "-m", "tareplanner"]
+        subprocess.run(exe + ["phantom", str(tmp / "p"), "--size", "small", "--no-pet"],
+                       check=True, capture_output=True)
+        d = tmp / "p"
+        subprocess.run(exe + ["measure", "--ct", str(d / "dicom/ct"), "--spect",
+                              str(d / "dicom/spect_maa"), "--liver", str(d / "labels/liver.nii.gz"),
+                              "--tumours", str(d / "labels/tumours.nii.gz"),
+                              "--territories", str(d / "labels/territories.nii.gz"),
+                              "--territory-names", "right hepatic,left hepatic",
+                              "--goal", "tumour_dose_gy=250", "--product", "therasphere",
+                              "-o", str(tmp / "case.json"),
+                              "--measurement-output", str(tmp / "m.json")],
+                       check=True, capture_output=True)
+        subprocess.run(exe + ["plan", str(tmp / "case.json"), "-o", str(tmp / "plan.json")],
+                       check=True, capture_output=True)
+        t = time.perf_counter()
+        subprocess.run(exe + ["dose", "--measurement", str(tmp / "m.json"), "--plan",
+                              str(tmp / "plan.json"), "--out", str(tmp / "dose")],
+                       check=True, capture_output=True)
+        seconds = time.perf_counter() - t
+    print(f"pre-treatment voxel plan of the synthetic patient from its files: {seconds:.2f} s",
+          flush=True)
+    return {"seconds": seconds, "includes": "process start, reading DICOM/NIfTI, kernel, "
+                                            "dose, DVHs, writing outputs"}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--large", action="store_true", help="also 512x512x300")
+    parser.add_argument("--json", help="write the figures here")
+    args = parser.parse_args()
+    shapes = [(128, 128, 128), (256, 256, 256)] + ([(300, 512, 512)] if args.large else [])
+    result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                          "numpy": np.__version__, "scipy": scipy.__version__},
+              "convolution": bench_convolution(shapes), "dvh": bench_dvh(),
+              "pipeline": bench_pipeline()}
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
