@@ -142,3 +142,31 @@ def test_lp_planner_on_a_hand_problem():
     assert r.goal_fraction == pytest.approx(0.8)
     np.testing.assert_allclose(r.tumour_goal_fractions, [1.0, 0.8], rtol=1e-6)
     assert r.binding == ("nl2",)
+
+
+def test_gpu_path_is_optional_and_says_what_it_needs(monkeypatch):
+    # Without CuPy the default install still works and the GPU path explains itself; the
+    # GPU agreement (< 1e-6 relative) is measured by Testing/benchmarks/bench_gpu_convolution.py.
+    import importlib.util
+
+    from tareplanner.physics import gpu
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "cupy" else real(name, *a))
+    assert not gpu.cupy_available()
+    with pytest.raises(RuntimeError, match=r"tareplanner\[gpu\]"):
+        gpu.gpu_convolver()
+
+
+def test_custom_fft_convolution_equals_scipy():
+    from scipy import signal
+
+    from tareplanner.physics.voxel_dose import convolve_fft
+
+    rng = np.random.default_rng(5)
+    values = rng.random((23, 31, 17)).astype(np.float32)
+    kernel = rng.random((7, 5, 9)).astype(np.float32)
+    np.testing.assert_allclose(convolve_fft(values, kernel),
+                               signal.fftconvolve(values, kernel, mode="same"), rtol=1e-4,
+                               atol=1e-5)

@@ -79,8 +79,17 @@ def cmd_dose(args: argparse.Namespace) -> int:
                               "positions that the measurement has territories for")
     activity, info = predictive_activity(spect.image, structures, activities,
                                          plan["lung_shunt_fraction"], plan["residual_fraction"])
+    convolve = None
+    if args.gpu:
+        from ..physics.gpu import gpu_convolver
+        try:
+            convolve = gpu_convolver()
+        except RuntimeError as exc:
+            raise FieldValueError("--gpu", True, "a machine with CuPy and a CUDA device",
+                                  str(exc)) from None
     planned, dose_info = dose_map(activity, nuclide, ct.image, structures.masks["lungs"],
-                                  method=args.method)
+                                  method=args.method, convolve=convolve)
+    dose_info["convolution"] = "GPU (CuPy)" if convolve else "CPU (scipy.fft)"
     planned_report = structure_report(planned, structures, nuclide=nuclide,
                                       v_thresholds_gy=thresholds, bin_gy=args.bin_gy)
     record = {"schema": "tareplanner.dose/1",
@@ -107,7 +116,8 @@ def cmd_dose(args: argparse.Namespace) -> int:
                 pet.image, datetime.fromisoformat(acquisition),
                 datetime.fromisoformat(administration), half_life)
             delivered, _ = dose_map(delivered_activity, nuclide, ct.image,
-                                    structures.masks["lungs"], method=args.method)
+                                    structures.masks["lungs"], method=args.method,
+                                    convolve=convolve)
             delivered_report = structure_report(delivered, structures, nuclide=nuclide,
                                                 v_thresholds_gy=thresholds, bin_gy=args.bin_gy)
             sitk.WriteImage(delivered, str(tmp / "dose_delivered_gy.nii.gz"), useCompression=True)
@@ -172,6 +182,7 @@ def add_dose_commands(sub) -> None:
     p.add_argument("--pet", help="post-treatment Y-90 PET (Bq/mL)")
     p.add_argument("--administration-time", help="ISO 8601 (overrides the PET header)")
     p.add_argument("--method", default="kernel", choices=("kernel", "ldm"))
+    p.add_argument("--gpu", action="store_true", help="convolve on the GPU (needs CuPy)")
     p.add_argument("--bin-gy", type=float, default=1.0, help="DVH bin width (Gy)")
     p.add_argument("--voxel-plan", choices=("mean", "D70"),
                    help="also solve the activities on voxel doses (tumour mean or D70 goals)")
