@@ -47,14 +47,17 @@ class Structures:
         return float(np.prod(self.reference.GetSpacing())) / 1000.0
 
 
+def _supersampled(image: sitk.Image, k: int) -> Grid:
+    """The grid that splits every voxel of ``image`` into k x k x k sub-voxels."""
+    grid = Grid.of(image)
+    return Grid(tuple(n * k for n in grid.size), tuple(s / k for s in grid.spacing_mm),
+                tuple(o - s / 2 + s / (2 * k) for o, s in zip(grid.origin_mm, grid.spacing_mm)))
+
+
 def occupancy_on(grid_image: sitk.Image, mask: np.ndarray, reference: sitk.Image,
                  supersample: int = 3) -> np.ndarray:
     """Fraction of each voxel of ``grid_image`` covered by a CT-grid ``mask``."""
-    grid = Grid.of(grid_image)
-    fine = Grid(tuple(n * supersample for n in grid.size),
-                tuple(s / supersample for s in grid.spacing_mm),
-                tuple(o - s / 2 + s / (2 * supersample)
-                      for o, s in zip(grid.origin_mm, grid.spacing_mm)))
+    fine = _supersampled(grid_image, supersample)
     src = sitk.GetImageFromArray(mask.astype(np.uint8))
     src.CopyInformation(reference)
     ref_fine = fine.image(np.zeros(fine.shape_zyx, np.uint8))
@@ -174,11 +177,7 @@ def dose_map(activity: sitk.Image, nuclide: str, ct: sitk.Image, lungs_ct: np.nd
 
 def block_mean_resample(image: sitk.Image, reference: sitk.Image, supersample: int = 3):
     """Mean of ``image`` over each voxel of ``reference`` (supersampled, linear)."""
-    grid = Grid.of(reference)
-    fine = Grid(tuple(n * supersample for n in grid.size),
-                tuple(s / supersample for s in grid.spacing_mm),
-                tuple(o - s / 2 + s / (2 * supersample)
-                      for o, s in zip(grid.origin_mm, grid.spacing_mm)))
+    fine = _supersampled(reference, supersample)
     moved = sitk.Resample(image, fine.image(np.zeros(fine.shape_zyx, np.float32)),
                           sitk.Transform(), sitk.sitkLinear, 1.0, sitk.sitkFloat32)
     return block_mean(sitk.GetArrayFromImage(moved), supersample)

@@ -105,6 +105,17 @@ def _geometry(image: sitk.Image):
     return image.GetSpacing(), image.GetOrigin(), image.GetSize()
 
 
+def _axial_slice_geometry(ds: Dataset, origin, spacing, size, k: int) -> None:
+    """Position, orientation, spacing and size of axial slice ``k`` of a volume."""
+    z = origin[2] + k * spacing[2]
+    ds.ImagePositionPatient = [f"{v:.4f}" for v in (origin[0], origin[1], z)]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.SliceLocation = f"{z:.4f}"
+    ds.PixelSpacing = [f"{spacing[1]:.6g}", f"{spacing[0]:.6g}"]
+    ds.SliceThickness = f"{spacing[2]:.6g}"
+    ds.Rows, ds.Columns = size[1], size[0]
+
+
 def _save(ds: Dataset, path: Path) -> None:
     ds.save_as(path, enforce_file_format=True)
 
@@ -123,13 +134,7 @@ def write_ct_series(image: sitk.Image, folder: str | Path, info: SeriesInfo,
         ds = _base(info, CTImageStorage, uid, "CT")
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
         ds.InstanceNumber = k + 1
-        ds.ImagePositionPatient = [f"{v:.4f}" for v in (origin[0], origin[1],
-                                                        origin[2] + k * spacing[2])]
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.SliceLocation = f"{origin[2] + k * spacing[2]:.4f}"
-        ds.PixelSpacing = [f"{spacing[1]:.6g}", f"{spacing[0]:.6g}"]
-        ds.SliceThickness = f"{spacing[2]:.6g}"
-        ds.Rows, ds.Columns = size[1], size[0]
+        _axial_slice_geometry(ds, origin, spacing, size, k)
         ds.PixelRepresentation = 0
         ds.RescaleIntercept = -1024
         ds.RescaleSlope = 1
@@ -264,13 +269,7 @@ def write_pet_series(image: sitk.Image, folder: str | Path, info: SeriesInfo, *,
         ds.DecayFactor = "1"
         ds.FrameReferenceTime = "0"
         ds.ActualFrameDuration = int(frame_duration_s * 1000)
-        ds.ImagePositionPatient = [f"{v:.4f}" for v in (origin[0], origin[1],
-                                                        origin[2] + k * spacing[2])]
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.SliceLocation = f"{origin[2] + k * spacing[2]:.4f}"
-        ds.PixelSpacing = [f"{spacing[1]:.6g}", f"{spacing[0]:.6g}"]
-        ds.SliceThickness = f"{spacing[2]:.6g}"
-        ds.Rows, ds.Columns = size[1], size[0]
+        _axial_slice_geometry(ds, origin, spacing, size, k)
         ds.PixelRepresentation = 1
         ds.RescaleIntercept = 0
         ds.RescaleSlope = f"{slope:.8g}"
