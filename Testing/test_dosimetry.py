@@ -156,3 +156,24 @@ def test_voxel_plan_meets_goals_and_limits(small_phantom):
     assert record["method"] == "voxel"
     assert record["positions"][0]["limited_by"] == "normal-liver-limit"
     assert any(w["code"] == "voxel-goal-not-reached" for w in record["warnings"])
+
+
+def test_post_treatment_spect_counts_and_bed_map(small_phantom):
+    from tareplanner.dosimetry import bed_map, counts_to_activity
+    from tareplanner.physics.dvh import bed_gy
+
+    s = _structures(small_phantom)
+    activity = counts_to_activity(small_phantom.scout, s, administered_gbq=4.0,
+                                  residual_fraction=0.05)
+    assert float(sitk.GetArrayViewFromImage(activity).sum(dtype=np.float64)) == \
+        pytest.approx(4.0 * 0.95, rel=1e-5)
+    dose, _ = dose_map(activity, "Y-90", small_phantom.ct, s.masks["lungs"])
+    bed = sitk.GetArrayFromImage(bed_map(dose, s, "Y-90"))
+    d = sitk.GetArrayFromImage(dose).astype(np.float64)
+    tumour_params = bed_gy(d, 64.1, 1.5, 10.0)
+    normal_params = bed_gy(d, 64.1, 2.5, 2.5)
+    is_tumour = np.isclose(bed, tumour_params, rtol=1e-5)
+    is_normal = np.isclose(bed, normal_params, rtol=1e-5)
+    assert np.all(is_tumour | is_normal)
+    hot = d > 50
+    assert np.any(is_tumour & hot & ~is_normal) and np.any(is_normal & hot & ~is_tumour)

@@ -146,3 +146,15 @@ def test_empty_and_corrupted_input(tmp_path, phantom_dir):
         read_image(truncated)
     with pytest.raises(ImageDataError, match="existing file"):
         read_image(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("suffix", [".nrrd", ".mha", ".nii.gz"])
+def test_research_formats_read_back(small_phantom, tmp_path, suffix):
+    path = tmp_path / f"spect{suffix}"
+    sitk.WriteImage(small_phantom.spect, str(path))
+    loaded = read_image(path, units="counts", modality="NM")
+    assert loaded.units == "counts" and loaded.is_counts
+    assert same_geometry(loaded.image, small_phantom.spect, tol_mm=1e-3)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(loaded.image),
+                                  sitk.GetArrayFromImage(small_phantom.spect))
+    assert len(loaded.sha256) == 64

@@ -204,12 +204,37 @@ def structure_report(dose: sitk.Image, structures: Structures, *, nuclide: str,
         bed = bed_gy(values, half_life, lq["repair_half_time_h"], lq["alpha_beta_gy"])
         bed_idx = dose_indices(bed, weights, structures.voxel_ml)
         edges, volume = cumulative_dvh(values, weights, bin_gy, max_gy=top)
+        bed_edges, bed_volume = cumulative_dvh(bed, weights, bin_gy,
+                                               max_gy=float(bed_gy(top, half_life,
+                                                                   lq["repair_half_time_h"],
+                                                                   lq["alpha_beta_gy"])))
         report[name] = {"kind": kind, **idx,
                         "bed": {"mean_gy": bed_idx.mean_gy, "D70": bed_idx.d_gy["D70"],
                                 "alpha_beta_gy": lq["alpha_beta_gy"],
                                 "repair_half_time_h": lq["repair_half_time_h"]},
-                        "dvh": {"dose_gy": edges.tolist(), "volume_percent": volume.tolist()}}
+                        "dvh": {"dose_gy": edges.tolist(), "volume_percent": volume.tolist()},
+                        "bed_dvh": {"dose_gy": bed_edges.tolist(),
+                                    "volume_percent": bed_volume.tolist()}}
     return report
+
+
+def bed_map(dose: sitk.Image, structures: Structures, nuclide: str) -> sitk.Image:
+    """Voxel BED (Gy): tumour LQ parameters where tumours fill at least half of a voxel,
+    normal-tissue parameters elsewhere."""
+    half_life = catalogue.nuclide(nuclide).half_life_h
+    tumour = np.zeros(structures.reference.GetSize()[::-1], bool)
+    for name, mask in structures.masks.items():
+        if structures.kinds[name] == "tumour":
+            tumour |= mask
+    in_tumour = occupancy_on(dose, tumour, structures.reference) >= 0.5
+    d = sitk.GetArrayFromImage(dose).astype(np.float64)
+    t, n = BED_PARAMETERS["tumour"], BED_PARAMETERS["normal"]
+    values = np.where(in_tumour,
+                      bed_gy(d, half_life, t["repair_half_time_h"], t["alpha_beta_gy"]),
+                      bed_gy(d, half_life, n["repair_half_time_h"], n["alpha_beta_gy"]))
+    image = sitk.GetImageFromArray(values.astype(np.float32))
+    image.CopyInformation(dose)
+    return image
 
 
 def compare(planned: dict, delivered: dict) -> dict:
@@ -248,22 +273,27 @@ def structures_from_labels(ct: sitk.Image, liver: np.ndarray, lungs: np.ndarray,
     return Structures(ct, masks, kinds, dict(territories))
 
 
-def dvh_csv(report: dict) -> str:
-    """The cumulative DVHs as CSV: dose_gy, then % volume per structure."""
+def dvh_csv(report: dict, key: str = "dvh") -> str:
+    """Cumulative DVHs as CSV: dose (Gy), then % volume per structure. ``key`` "bed_dvh"
+    gives the BED-volume histograms (each structure on its own BED scale, padded with 0)."""
     names = list(report)
     if not names:
         return "dose_gy\n"
-    edges = report[names[0]]["dvh"]["dose_gy"]
-    lines = ["dose_gy," + ",".join(f'"{n} (%)"' for n in names)]
+    edges = max((report[n][key]["dose_gy"] for n in names), key=len)
+    column = "bed_gy" if key == "bed_dvh" else "dose_gy"
+    lines = [column + "," + ",".join(f'"{n} (%)"' for n in names)]
     for i, e in enumerate(edges):
-        lines.append(f"{e:g}," + ",".join(f"{report[n]['dvh']['volume_percent'][i]:.4f}"
-                                          for n in names))
+        cells = []
+        for n in names:
+            v = report[n][key]["volume_percent"]
+            cells.append(f"{v[i]:.4f}" if i < len(v) else "0.0000")
+        lines.append(f"{e:g}," + ",".join(cells))
     return "\n".join(lines) + "\n"
 
 
 def indices_csv(report: dict) -> str:
-    keys = [k for k in next(iter(report.values())) if k not in ("kind", "bed", "dvh")] \
-        if report else []
+    skip = ("kind", "bed", "dvh", "bed_dvh")
+    keys = [k for k in next(iter(report.values())) if k not in skip] if report else []
     lines = ["structure,kind," + ",".join(keys) + ",bed_mean_gy,bed_D70_gy"]
     for name, r in report.items():
         lines.append(f'"{name}",{r["kind"]},' + ",".join(f"{r[k]:.4f}" for k in keys)

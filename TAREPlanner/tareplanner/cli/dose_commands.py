@@ -57,8 +57,9 @@ def load_structures(measurement: dict):
 
 def cmd_dose(args: argparse.Namespace) -> int:
     from .. import catalogue
-    from ..dosimetry import (compare, dose_map, dvh_csv, indices_csv, pet_activity_at_administration,
-                             predictive_activity, structure_report)
+    from ..dosimetry import (bed_map, compare, counts_to_activity, dose_map, dvh_csv,
+                             indices_csv, pet_activity_at_administration, predictive_activity,
+                             structure_report)
     from ..imaging.readers import read_image
     from ..records.atomic import write_json_atomic
 
@@ -102,19 +103,39 @@ def cmd_dose(args: argparse.Namespace) -> int:
         sitk.WriteImage(planned, str(tmp / "dose_planned_gy.nii.gz"), useCompression=True)
         (tmp / "dvh_planned.csv").write_text(dvh_csv(planned_report))
         (tmp / "indices_planned.csv").write_text(indices_csv(planned_report))
-        if args.pet:
-            pet = read_image(args.pet)
-            if not pet.is_activity:
-                raise FieldValueError("--pet", args.pet, "a PET in Bq/mL (Units BQML)")
-            administration = args.administration_time or pet.meta.get("administration_datetime")
-            acquisition = pet.meta.get("acquisition_datetime")
-            if not administration or not acquisition:
-                raise FieldValueError("--administration-time", administration,
-                                      "the administration time (header or this option)")
-            half_life = catalogue.nuclide(nuclide).half_life_h
-            delivered_activity = pet_activity_at_administration(
-                pet.image, datetime.fromisoformat(acquisition),
-                datetime.fromisoformat(administration), half_life)
+        (tmp / "dvh_bed_planned.csv").write_text(dvh_csv(planned_report, "bed_dvh"))
+        sitk.WriteImage(bed_map(planned, structures, nuclide), str(tmp / "bed_planned_gy.nii.gz"),
+                        useCompression=True)
+        if args.pet and args.post_spect:
+            raise FieldValueError("--post-spect", args.post_spect, "either --pet or --post-spect")
+        if args.pet or args.post_spect:
+            if args.pet:
+                post = read_image(args.pet)
+                if not post.is_activity:
+                    raise FieldValueError("--pet", args.pet, "a PET in Bq/mL (Units BQML)")
+                administration = (args.administration_time
+                                  or post.meta.get("administration_datetime"))
+                acquisition = post.meta.get("acquisition_datetime")
+                if not administration or not acquisition:
+                    raise FieldValueError("--administration-time", administration,
+                                          "the administration time (header or this option)")
+                half_life = catalogue.nuclide(nuclide).half_life_h
+                delivered_activity = pet_activity_at_administration(
+                    post.image, datetime.fromisoformat(acquisition),
+                    datetime.fromisoformat(administration), half_life)
+            else:
+                post = read_image(args.post_spect, units="counts", modality="NM")
+                if not post.is_counts or not args.administered_gbq:
+                    raise FieldValueError("--administered-gbq", args.administered_gbq,
+                                          "the administered activity (GBq) to scale the "
+                                          "post-treatment SPECT counts")
+                residual = (args.residual_fraction if args.residual_fraction is not None
+                            else plan["residual_fraction"])
+                delivered_activity = counts_to_activity(post.image, structures,
+                                                        args.administered_gbq, residual)
+                administration = args.administration_time
+                acquisition = post.meta.get("acquisition_datetime")
+            pet = post
             delivered, _ = dose_map(delivered_activity, nuclide, ct.image,
                                     structures.masks["lungs"], method=args.method,
                                     convolve=convolve)
@@ -123,6 +144,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
             sitk.WriteImage(delivered, str(tmp / "dose_delivered_gy.nii.gz"), useCompression=True)
             (tmp / "dvh_delivered.csv").write_text(dvh_csv(delivered_report))
             (tmp / "indices_delivered.csv").write_text(indices_csv(delivered_report))
+            (tmp / "dvh_bed_delivered.csv").write_text(dvh_csv(delivered_report, "bed_dvh"))
             on_planned = sitk.Resample(delivered, planned, sitk.Transform(), sitk.sitkLinear, 0.0)
             sitk.WriteImage(on_planned - planned, str(tmp / "dose_difference_gy.nii.gz"),
                             useCompression=True)
@@ -160,7 +182,8 @@ def cmd_dose(args: argparse.Namespace) -> int:
 
 
 def _without_dvh(report: dict) -> dict:
-    return {name: {k: v for k, v in r.items() if k != "dvh"} for name, r in report.items()}
+    return {name: {k: v for k, v in r.items() if k not in ("dvh", "bed_dvh")}
+            for name, r in report.items()}
 
 
 def _summary(record: dict) -> str:
@@ -180,6 +203,12 @@ def add_dose_commands(sub) -> None:
     p.add_argument("--measurement", required=True, help="measurement record of the case")
     p.add_argument("--plan", required=True, help="plan record")
     p.add_argument("--pet", help="post-treatment Y-90 PET (Bq/mL)")
+    p.add_argument("--post-spect", help="post-treatment SPECT in counts (Y-90 bremsstrahlung "
+                                        "or Ho-166), in the planning CT's frame of reference")
+    p.add_argument("--administered-gbq", type=float,
+                   help="administered activity that --post-spect is scaled to")
+    p.add_argument("--residual-fraction", type=float,
+                   help="residual fraction for --post-spect (default: the plan's)")
     p.add_argument("--administration-time", help="ISO 8601 (overrides the PET header)")
     p.add_argument("--method", default="kernel", choices=("kernel", "ldm"))
     p.add_argument("--gpu", action="store_true", help="convolve on the GPU (needs CuPy)")
