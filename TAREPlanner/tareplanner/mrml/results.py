@@ -1,0 +1,69 @@
+"""Results as MRML nodes: dose volume (SlicerRT conventions), tables and DVH plots."""
+
+from __future__ import annotations
+
+import SimpleITK as sitk
+import vtk
+
+from .volumes import volume_node_from_image
+
+DOSE_ATTRIBUTE = "DicomRtImport.DoseVolume"
+INDEX_COLUMNS = ("volume_ml", "mean_gy", "median_gy", "min_gy", "max_gy", "D2", "D50", "D70",
+                 "D90", "D95", "D98")
+
+
+def dose_volume_node(scene, dose: sitk.Image, name: str = "Dose"):
+    """A scalar volume marked as dose (SlicerRT: attribute DicomRtImport.DoseVolume = 1,
+    unit Gy), so isodose and DVH modules can use it."""
+    node = volume_node_from_image(scene, sitk.Cast(dose, sitk.sitkFloat32), name)
+    node.SetAttribute(DOSE_ATTRIBUTE, "1")
+    node.SetAttribute("DicomRtImport.DoseUnitName", "GY")
+    node.SetAttribute("DicomRtImport.DoseUnitValue", "1.0")
+    return node
+
+
+def _table(scene, name: str, columns: dict[str, list], string_columns=("structure", "kind")):
+    table = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
+    for column, values in columns.items():
+        array = vtk.vtkStringArray() if column in string_columns else vtk.vtkDoubleArray()
+        array.SetName(column)
+        for v in values:
+            array.InsertNextValue(str(v) if column in string_columns else float(v))
+        table.AddColumn(array)
+    return table
+
+
+def indices_table_node(scene, report: dict, name: str = "Dose indices"):
+    """One row per structure: volume (mL), mean/median/min/max and D_x (Gy), V_x (%)."""
+    names = list(report)
+    v_columns = sorted({k for r in report.values() for k in r if k.startswith("V")
+                        and k[1:].replace(".", "").isdigit()}, key=lambda k: float(k[1:]))
+    columns = {"structure": names, "kind": [report[n]["kind"] for n in names]}
+    for key in INDEX_COLUMNS + tuple(v_columns):
+        columns[key] = [report[n].get(key, float("nan")) for n in names]
+    return _table(scene, name, columns)
+
+
+def dvh_nodes(scene, report: dict, name: str = "DVH"):
+    """DVH as a table (dose in Gy, volume in % per structure), plot series and a chart."""
+    names = list(report)
+    dose = report[names[0]]["dvh"]["dose_gy"]
+    columns = {"dose_gy": dose}
+    for n in names:
+        columns[f"{n} (%)"] = report[n]["dvh"]["volume_percent"]
+    table = _table(scene, f"{name} table", columns, string_columns=())
+    chart = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", f"{name} chart")
+    chart.SetTitle("Cumulative DVH")
+    chart.SetXAxisTitle("Dose (Gy)")
+    chart.SetYAxisTitle("Volume (%)")
+    series_nodes = []
+    for n in names:
+        series = scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", n)
+        series.SetAndObserveTableNodeID(table.GetID())
+        series.SetXColumnName("dose_gy")
+        series.SetYColumnName(f"{n} (%)")
+        series.SetPlotType(series.PlotTypeScatter)
+        series.SetMarkerStyle(series.MarkerStyleNone)
+        chart.AddAndObservePlotSeriesNodeID(series.GetID())
+        series_nodes.append(series)
+    return table, chart, series_nodes
