@@ -196,7 +196,7 @@ def structure_report(dose: sitk.Image, structures: Structures, *, nuclide: str,
         values = d[mask]
         if values.size == 0:
             continue
-        weights = np.ones(values.shape, np.float32)
+        weights = None  # whole CT voxels
         kind = structures.kinds[name]
         idx = dose_indices(values, weights, structures.voxel_ml,
                            v_thresholds_gy=v_thresholds_gy).as_dict()

@@ -86,15 +86,12 @@ def bench_dvh():
     z, y, x = np.ogrid[:256, :256, :256]
     masks = [((x - 40 - 18 * k) ** 2 + (y - 128) ** 2 + (z - 128) ** 2) < (20 + 6 * k) ** 2
              for k in range(10)]
-    for m in masks[:2]:
-        m |= False
 
     def run():
         for m in masks:
             values = dose[m]
-            w = np.ones(values.shape, np.float32)
-            dose_indices(values, w, 0.064, v_thresholds_gy=(100, 120, 205))
-            cumulative_dvh(values, w, 1.0)
+            dose_indices(values, None, 0.064, v_thresholds_gy=(100, 120, 205))
+            cumulative_dvh(values, None, 1.0)
 
     t = best_of(run)
     voxels = int(sum(m.sum() for m in masks))

@@ -49,44 +49,59 @@ def dose_at_volume(dose_sorted_desc: np.ndarray, cum_fraction: np.ndarray, perce
     return float(dose_sorted_desc[min(idx, len(dose_sorted_desc) - 1)])
 
 
-def dose_indices(dose_gy: np.ndarray, weights: np.ndarray, voxel_ml: float,
+def dose_indices(dose_gy: np.ndarray, weights: np.ndarray | None, voxel_ml: float,
                  d_percents=DEFAULT_D_PERCENTS, v_thresholds_gy=()) -> DoseIndices:
-    """Indices of one structure: ``dose_gy`` and ``weights`` (occupancy 0..1) of its voxels."""
-    dose = np.asarray(dose_gy, dtype=np.float64).ravel()
-    w = np.asarray(weights, dtype=np.float64).ravel()
-    keep = w > 0
-    dose, w = dose[keep], w[keep]
-    if dose.size == 0:
-        raise ValueError("the structure has no voxels")
-    total = w.sum()
+    """Indices of one structure: ``dose_gy`` and ``weights`` (occupancy 0..1, or None for
+    whole voxels) of its voxels."""
+    dose = np.asarray(dose_gy).ravel()
     percents = list(d_percents) + [50.0]
-    if np.all(w == w[0]):   # equal weights: order statistics by partial sorting, O(n)
+    if weights is None or np.all(np.asarray(weights) == 1):
+        # whole voxels: order statistics by partial sorting, O(n), no weight arrays
+        if dose.size == 0:
+            raise ValueError("the structure has no voxels")
         n = dose.size
         ranks = [n - 1 - max(0, math.ceil(p / 100.0 * n - 1e-9) - 1) for p in percents]
         part = np.partition(dose, sorted(set(ranks)))
         at = {p: float(part[r]) for p, r in zip(percents, ranks)}
+        total = float(n)
+        mean = float(dose.mean(dtype=np.float64))
+        v_values = {f"V{t:g}": float(np.count_nonzero(dose >= t) / n * 100.0)
+                    for t in v_thresholds_gy}
+        low, high = float(part.min()), float(part.max())
     else:
+        w = np.asarray(weights, dtype=np.float64).ravel()
+        keep = w > 0
+        dose, w = dose[keep].astype(np.float64), w[keep]
+        if dose.size == 0:
+            raise ValueError("the structure has no voxels")
+        total = float(w.sum())
         d_sorted, cum = _sorted(dose, w)
         at = {p: dose_at_volume(d_sorted, cum, p) for p in percents}
-    d_values = {f"D{p:g}": at[p] for p in d_percents}
-    v_values = {f"V{t:g}": float(w[dose >= t].sum() / total * 100.0) for t in v_thresholds_gy}
-    return DoseIndices(volume_ml=float(total * voxel_ml), mean_gy=float((dose * w).sum() / total),
-                       median_gy=at[50.0],
-                       min_gy=float(dose.min()), max_gy=float(dose.max()),
-                       d_gy=d_values, v_percent=v_values)
+        mean = float((dose * w).sum() / total)
+        v_values = {f"V{t:g}": float(w[dose >= t].sum() / total * 100.0)
+                    for t in v_thresholds_gy}
+        low, high = float(dose.min()), float(dose.max())
+    return DoseIndices(volume_ml=total * voxel_ml, mean_gy=mean, median_gy=at[50.0],
+                       min_gy=low, max_gy=high,
+                       d_gy={f"D{p:g}": at[p] for p in d_percents}, v_percent=v_values)
 
 
-def cumulative_dvh(dose_gy: np.ndarray, weights: np.ndarray, bin_gy: float,
+def cumulative_dvh(dose_gy: np.ndarray, weights: np.ndarray | None, bin_gy: float,
                    max_gy: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(dose bin edges in Gy, % of volume receiving at least each edge)."""
-    dose = np.asarray(dose_gy, dtype=np.float64).ravel()
-    w = np.asarray(weights, dtype=np.float64).ravel()
-    top = max_gy if max_gy is not None else float(dose[w > 0].max()) if np.any(w > 0) else 0.0
-    n = int(math.ceil(top / bin_gy)) + 1
+    """(dose bin edges in Gy, % of volume receiving at least each edge); ``weights`` None
+    for whole voxels."""
+    dose = np.asarray(dose_gy).ravel()
+    w = None if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    if max_gy is None:
+        inside = dose if w is None else dose[w > 0]
+        max_gy = float(inside.max()) if inside.size else 0.0
+    n = int(math.ceil(max_gy / bin_gy)) + 1
     edges = np.arange(n + 1) * bin_gy
-    hist = np.bincount(np.clip((dose / bin_gy).astype(np.int64), 0, n), weights=w, minlength=n + 1)
+    index = np.clip(dose * np.float32(1.0 / bin_gy), 0, n).astype(np.int64)
+    hist = np.bincount(index, weights=w, minlength=n + 1).astype(np.float64)
     above = np.cumsum(hist[::-1])[::-1]
-    return edges, above / max(w.sum(), 1e-300) * 100.0
+    total = float(dose.size) if w is None else float(w.sum())
+    return edges, above / max(total, 1e-300) * 100.0
 
 
 def bed_gy(dose_gy, half_life_h: float, repair_half_time_h: float, alpha_beta_gy: float):
