@@ -82,12 +82,19 @@ def test_kernel_dose_keeps_energy_and_lowers_small_structures(ideal):
     assert r_kern["T1"]["mean_gy"] == pytest.approx(r_ldm["T1"]["mean_gy"], rel=0.08)
 
 
-def test_ho166_falls_back_to_ldm_and_says_so(small_phantom):
+def test_ho166_uses_its_range_scaled_kernel(small_phantom):
     s = _structures(small_phantom)
     activity, _ = predictive_activity(small_phantom.spect, s, {"right hepatic": 5.0,
                                                                "left hepatic": 2.0}, 0.05, 0.0)
-    _, info = dose_map(activity, "Ho-166", small_phantom.ct, s.masks["lungs"], method="kernel")
-    assert info["method"] == "ldm" and "Ho-166" in info["note"]
+    dose, info = dose_map(activity, "Ho-166", small_phantom.ct, s.masks["lungs"],
+                          method="kernel")
+    assert info["method"] == "kernel" and "Ho-166" in info["kernel"]["source"]
+    assert info["energy_per_activity_j_per_gbq"] == pytest.approx(15.87)
+    ldm, _ = dose_map(activity, "Ho-166", small_phantom.ct, s.masks["lungs"], method="ldm")
+    r_k = structure_report(dose, s, nuclide="Ho-166")
+    r_l = structure_report(ldm, s, nuclide="Ho-166")
+    # shorter range than Y-90: kernel and LDM closer for the whole normal liver
+    assert 0.97 < r_k["normal liver"]["mean_gy"] / r_l["normal liver"]["mean_gy"] < 1.0
 
 
 def test_post_treatment_pet_recovers_known_activity_and_difference(small_phantom):

@@ -146,6 +146,9 @@ def test_dose_command_predictive_and_post_treatment(measured, phantom_dir, capsy
     assert dose.GetSpacing() == pytest.approx((4.42, 4.42, 4.42))
     header = (dose_dir / "dvh_planned.csv").read_text().splitlines()[0]
     assert header.startswith("dose_gy,") and '"T1 (%)"' in header
+    overlay = (dose_dir / "dvh_planned_vs_delivered.csv").read_text().splitlines()
+    assert '"T1 planned (%)","T1 delivered (%)"' in overlay[0]
+    assert overlay[1].split(",")[1:3] == ["100.0000", "100.0000"]  # 0 Gy: whole volume
     # a plan whose positions the measurement does not know is refused, nothing written
     bad = json.loads(plan.read_text())
     bad["positions"][0]["name"] = "middle hepatic"

@@ -164,7 +164,11 @@ def dose_map(activity: sitk.Image, nuclide: str, ct: sitk.Image, lungs_ct: np.nd
         kwargs = {"convolve": convolve} if convolve is not None else {}
         dose = kernel_dose_gy(a, cf, density, voxel_ml, _fractions(nuclide, spacing),
                               lung_mask=lung, **kwargs)
-        info["kernel"] = {"source": "Graves et al. 2019 DPK integrated over the voxels",
+        source = "Graves et al. 2019 Y-90 DPK integrated over the voxels"
+        if nuclide != "Y-90":
+            source += (f", range-scaled to {nuclide} with its ICRP-107 spectrum (Katz-Penfold "
+                       "CSDA ranges, energy-weighted)")
+        info["kernel"] = {"source": source,
                           "soft_tissue_density_g_per_cm3": SOFT_TISSUE_KERNEL_DENSITY}
     elif method == "ldm":
         dose = ldm_dose_gy(a, cf, density, voxel_ml)
@@ -288,6 +292,23 @@ def dvh_csv(report: dict, key: str = "dvh") -> str:
             v = report[n][key]["volume_percent"]
             cells.append(f"{v[i]:.4f}" if i < len(v) else "0.0000")
         lines.append(f"{e:g}," + ",".join(cells))
+    return "\n".join(lines) + "\n"
+
+
+def dvh_overlay_csv(planned: dict, delivered: dict) -> str:
+    """Planned and delivered cumulative DVHs side by side (% volume), one row per dose bin."""
+    names = [n for n in planned if n in delivered]
+    edges = max([planned[n]["dvh"]["dose_gy"] for n in names]
+                + [delivered[n]["dvh"]["dose_gy"] for n in names], key=len)
+    header = ["dose_gy"] + [f'"{n} planned (%)","{n} delivered (%)"' for n in names]
+    lines = [",".join(header)]
+    for i, e in enumerate(edges):
+        cells = [f"{e:g}"]
+        for n in names:
+            for report in (planned, delivered):
+                v = report[n]["dvh"]["volume_percent"]
+                cells.append(f"{v[i]:.4f}" if i < len(v) else "0.0000")
+        lines.append(",".join(cells))
     return "\n".join(lines) + "\n"
 
 

@@ -58,7 +58,7 @@ def load_structures(measurement: dict):
 def cmd_dose(args: argparse.Namespace) -> int:
     from .. import catalogue
     from ..dosimetry import (bed_map, compare, counts_to_activity, dose_map, dvh_csv,
-                             indices_csv, pet_activity_at_administration, predictive_activity,
+                             dvh_overlay_csv, indices_csv, pet_activity_at_administration, predictive_activity,
                              structure_report)
     from ..imaging.readers import read_image
     from ..records.atomic import write_json_atomic
@@ -145,6 +145,8 @@ def cmd_dose(args: argparse.Namespace) -> int:
             (tmp / "dvh_delivered.csv").write_text(dvh_csv(delivered_report))
             (tmp / "indices_delivered.csv").write_text(indices_csv(delivered_report))
             (tmp / "dvh_bed_delivered.csv").write_text(dvh_csv(delivered_report, "bed_dvh"))
+            (tmp / "dvh_planned_vs_delivered.csv").write_text(
+                dvh_overlay_csv(planned_report, delivered_report))
             on_planned = sitk.Resample(delivered, planned, sitk.Transform(), sitk.sitkLinear, 0.0)
             sitk.WriteImage(on_planned - planned, str(tmp / "dose_difference_gy.nii.gz"),
                             useCompression=True)
