@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Sequence
 
 from .. import __version__, catalogue
-from ..errors import TarePlannerInputError
-from ..planning import plan_case
+from ..errors import SchemaError, TarePlannerInputError
+from ..planning import PLAN_SCHEMA, plan_case
 from ..records.atomic import OutputExistsError, write_json_atomic, write_text_atomic
 from ..records.case import parse_case, read_case
 from ..records.plan_text import plan_summary
@@ -47,6 +47,32 @@ def cmd_plan(args: argparse.Namespace) -> int:
         if args.output:
             sys.stdout.write(f"plan record written to {args.output}\n")
     return EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from ..records.replay import replay
+
+    try:
+        record = json.loads(Path(args.record).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SchemaError("record", args.record, "a readable plan record", exc.strerror or "") \
+            from None
+    except json.JSONDecodeError as exc:
+        raise SchemaError("record", args.record, "valid JSON", f"line {exc.lineno}") from None
+    if not isinstance(record, dict) or record.get("schema") != PLAN_SCHEMA:
+        raise SchemaError("record.schema", record.get("schema") if isinstance(record, dict)
+                          else None, PLAN_SCHEMA)
+    result = replay(record)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    elif result["identical"]:
+        print(f"{args.record}: reproduced exactly (recorded with tareplanner "
+              f"{record['software']['version']}, replayed with {__version__})")
+    else:
+        print(f"{args.record}: {len(result['differences'])} difference(s)")
+        for d in result["differences"]:
+            print(f"    {d['field']}: record {d['record']!r}, replay {d['replay']!r}")
+    return EXIT_OK if result["identical"] else EXIT_FAILURE
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -151,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--site-limits", help="site limits file (tareplanner.site-limits/1)")
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("replay", help="recompute a plan record and report any difference")
+    p.add_argument("record", help="plan record (tareplanner.plan/1)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("validate", help="check a case file and report the first problem")
     p.add_argument("case")
