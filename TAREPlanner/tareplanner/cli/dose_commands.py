@@ -166,6 +166,8 @@ def cmd_dose(args: argparse.Namespace) -> int:
                             useCompression=True)
             write_json_atomic(tmp / "voxel_plan.json", voxel_plan_record(plan, result))
             record["voxel_plan"] = {k: v for k, v in result.items() if k != "dose"}
+        if args.rtdose:
+            _write_rt_doses(tmp, ct, planned, record.get("post_treatment") and delivered)
         write_json_atomic(tmp / "dose.json", record)
         if out.exists():
             shutil.rmtree(out)
@@ -181,6 +183,28 @@ def cmd_dose(args: argparse.Namespace) -> int:
               + (", ".join(vp["binding"]) or "none"))
     print(f"written to {out}")
     return 0
+
+
+def _write_rt_doses(folder: Path, ct, planned, delivered) -> None:
+    """DICOM RT Dose of the planned (and delivered) dose in the CT's study and frame."""
+    from ..imaging.dicom_write import SeriesInfo, make_uid, write_rt_dose
+
+    meta = ct.meta
+    if not meta.get("frame_of_reference_uid"):
+        raise FieldValueError("--rtdose", True, "a DICOM planning CT (its frame of reference "
+                              "and study are referenced by the RT Dose)")
+    for name, image, summation in (("planned", planned, "PLAN"),
+                                   ("delivered", delivered, "RECORD")):
+        if image is None or image is False:
+            continue
+        info = SeriesInfo(patient_name=meta.get("patient_name") or "",
+                          patient_id=meta.get("patient_id") or "",
+                          study_uid=meta["study_instance_uid"],
+                          frame_of_reference_uid=meta["frame_of_reference_uid"],
+                          series_uid=make_uid(), series_description=f"TAREPlanner {name} dose",
+                          series_number=900 if name == "planned" else 901)
+        write_rt_dose(image, folder / f"rtdose_{name}.dcm", info, summation=summation,
+                      comment=f"TAREPlanner {name} dose")
 
 
 def _without_dvh(report: dict) -> dict:
@@ -214,6 +238,8 @@ def add_dose_commands(sub) -> None:
     p.add_argument("--administration-time", help="ISO 8601 (overrides the PET header)")
     p.add_argument("--method", default="kernel", choices=("kernel", "ldm"))
     p.add_argument("--gpu", action="store_true", help="convolve on the GPU (needs CuPy)")
+    p.add_argument("--rtdose", action="store_true",
+                   help="also write DICOM RT Dose files in the planning CT's study and frame")
     p.add_argument("--bin-gy", type=float, default=1.0, help="DVH bin width (Gy)")
     p.add_argument("--voxel-plan", choices=("mean", "D70"),
                    help="also solve the activities on voxel doses (tumour mean or D70 goals)")

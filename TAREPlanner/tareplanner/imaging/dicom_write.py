@@ -15,7 +15,7 @@ import SimpleITK as sitk
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import (CTImageStorage, ExplicitVRLittleEndian, NuclearMedicineImageStorage,
-                         PositronEmissionTomographyImageStorage, generate_uid)
+                         PositronEmissionTomographyImageStorage, RTDoseStorage, generate_uid)
 
 from .. import __version__
 
@@ -281,3 +281,39 @@ def write_pet_series(image: sitk.Image, folder: str | Path, info: SeriesInfo, *,
         _save(ds, path)
         paths.append(path)
     return paths
+
+
+def write_rt_dose(dose_gy: sitk.Image, path: str | Path, info: SeriesInfo, *,
+                  summation: str = "PLAN", comment: str = "") -> Path:
+    """An RT Dose (multi-frame, Gy, 32-bit unsigned with Dose Grid Scaling) in the frame of
+    reference and study of ``info`` (those of the planning CT), readable by TPSs, SlicerRT
+    and plastimatch. Frames are axial planes at Grid Frame Offset Vector from the first."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spacing, origin, size = _geometry(dose_gy)
+    values = np.clip(sitk.GetArrayFromImage(dose_gy).astype(np.float64), 0, None)
+    peak = float(values.max()) if values.size else 0.0
+    scaling = peak / (2 ** 32 - 1) if peak > 0 else 1.0
+    stored = np.round(values / scaling).astype(np.uint32)
+    ds = _base(info, RTDoseStorage, make_uid(), "RTDOSE")
+    ds.BitsAllocated = 32
+    ds.BitsStored = 32
+    ds.HighBit = 31
+    ds.PixelRepresentation = 0
+    ds.InstanceNumber = 1
+    ds.NumberOfFrames = size[2]
+    ds.FrameIncrementPointer = 0x3004000C  # Grid Frame Offset Vector
+    ds.GridFrameOffsetVector = [f"{k * spacing[2]:.4f}" for k in range(size[2])]
+    ds.ImagePositionPatient = [f"{v:.4f}" for v in origin]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.PixelSpacing = [f"{spacing[1]:.6g}", f"{spacing[0]:.6g}"]
+    ds.SliceThickness = f"{spacing[2]:.6g}"
+    ds.Rows, ds.Columns = size[1], size[0]
+    ds.DoseUnits = "GY"
+    ds.DoseType = "PHYSICAL"
+    ds.DoseSummationType = summation
+    ds.DoseGridScaling = f"{scaling:.10g}"
+    ds.DoseComment = comment[:64]
+    ds.PixelData = stored.tobytes()
+    _save(ds, path)
+    return path

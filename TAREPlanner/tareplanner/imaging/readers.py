@@ -346,6 +346,7 @@ def _metadata(ds, slices: int) -> dict:
         "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", "")),
         "series_description": str(ds.get("SeriesDescription", "")),
         "patient_id": str(ds.get("PatientID", "")),
+        "patient_name": str(ds.get("PatientName", "")),
         "sop_class_uid": str(ds.get("SOPClassUID", "")),
         "slices": slices,
     }
