@@ -53,6 +53,8 @@ def test_demo_runs_images_to_plan(tmp_path, capsys):
             pos["limited_by"] != "goal"
     assert (out / "plan.txt").read_text().startswith("TAREPlanner plan")
     assert (out / "phantom" / "dicom" / "pet_y90").is_dir()
+    assert (out / "report.pdf").read_bytes().startswith(b"%PDF")
+    assert (out / "dose" / "dose_planned_gy.nii.gz").is_file()
 
 
 def test_products_lists_sources(capsys):
@@ -73,3 +75,18 @@ def test_console_script_is_installed(tmp_path):
     result = subprocess.run([sys.executable, "-m", "tareplanner", "--version"],
                             capture_output=True, text=True, check=True)
     assert result.stdout.startswith("tareplanner ")
+
+
+def test_report_without_dosimetry(base_case, write_case, tmp_path, capsys):
+    import pypdf
+
+    record = tmp_path / "plan.json"
+    assert main(["plan", str(write_case(base_case)), "-o", str(record)]) == 0
+    pdf = tmp_path / "plan.pdf"
+    assert main(["report", str(record), "-o", str(pdf)]) == 0
+    reader = pypdf.PdfReader(pdf)
+    assert len(reader.pages) == 1
+    assert "2.263" in reader.pages[0].extract_text()
+    assert main(["report", str(write_case(base_case, "c2.json")), "-o",
+                 str(tmp_path / "x.pdf")]) == 2
+    assert not (tmp_path / "x.pdf").exists()

@@ -75,6 +75,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK if result["identical"] else EXIT_FAILURE
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..records.report import write_report
+
+    try:
+        record = json.loads(Path(args.record).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SchemaError("record", args.record, "a readable plan record (JSON)",
+                          str(exc)) from None
+    if not isinstance(record, dict) or record.get("schema") != PLAN_SCHEMA:
+        raise SchemaError("record.schema", record.get("schema") if isinstance(record, dict)
+                          else None, PLAN_SCHEMA)
+    if args.dose and not (Path(args.dose) / "dose.json").is_file():
+        raise SchemaError("--dose", args.dose, "a folder written by tareplanner dose")
+    write_report(record, args.output, dose_dir=args.dose, overwrite=args.force)
+    print(f"report written to {args.output}")
+    return EXIT_OK
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     case = read_case(args.case)
     print(f"{args.case}: valid {case.document['schema']} case ({case.product}, {case.method}, "
@@ -127,7 +145,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "dose", "--measurement", str(out / "measurement.json"), "--plan", str(out / "plan.json"),
         "--pet", str(d / "dicom" / "pet_y90"), "--out", str(out / "dose"), "--force"])
     dose_args.func(dose_args)
-    print(f"\nwrote {out / 'measurement.json'}, {out / 'case.json'}, {out / 'plan.json'}, "
+    from ..records.report import write_report
+    write_report(record, out / "report.pdf", dose_dir=out / "dose", overwrite=True)
+    print(f"\nwrote {out / 'report.pdf'}, {out / 'measurement.json'}, {out / 'case.json'}, {out / 'plan.json'}, "
           f"{out / 'plan.txt'}, dose maps and DVHs in {out / 'dose'}; images and truth in "
           f"{phantom_dir}")
     return EXIT_OK
@@ -182,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("record", help="plan record (tareplanner.plan/1)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("report", help="PDF report of a plan record (and its dosimetry)")
+    p.add_argument("record", help="plan record (tareplanner.plan/1)")
+    p.add_argument("-o", "--output", required=True, help="PDF file to write")
+    p.add_argument("--dose", help="folder written by tareplanner dose (DVH, isodose pages)")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("validate", help="check a case file and report the first problem")
     p.add_argument("case")
