@@ -97,8 +97,8 @@ def cmd_dose(args: argparse.Namespace) -> int:
               "created": datetime.now().astimezone().isoformat(timespec="seconds"),
               "plan_input_sha256": plan["input_sha256"], "dose": dose_info,
               "predictive": {**info, "structures": _without_dvh(planned_report)}}
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists()
-                                else None))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         sitk.WriteImage(planned, str(tmp / "dose_planned_gy.nii.gz"), useCompression=True)
         (tmp / "dvh_planned.csv").write_text(dvh_csv(planned_report))

@@ -93,6 +93,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from ..batch import run_cohort
+
+    try:
+        summary = run_cohort(args.cohort, args.out, scheduler=args.scheduler,
+                             workers=args.workers, progress=not args.quiet)
+    except RuntimeError as exc:
+        print(f"tareplanner: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    failed = [s for s in summary["statuses"] if s["status"] == "failed"]
+    print(f"{summary['patients']} patient(s): {summary['patients'] - len(failed)} done or "
+          f"skipped, {len(failed)} failed; {summary['rows']} index rows in "
+          f"{Path(args.out) / 'cohort_indices.csv'}")
+    for s in failed:
+        print(f"    {s['patient_id']}: {s['error']}")
+    return EXIT_OK if not failed else EXIT_FAILURE
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     case = read_case(args.case)
     print(f"{args.case}: valid {case.document['schema']} case ({case.product}, {case.method}, "
@@ -209,6 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dose", help="folder written by tareplanner dose (DVH, isodose pages)")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("batch", help="cohort dosimetry on Dask -> one table of dose indices")
+    p.add_argument("cohort", help="CSV: patient_id, measurement, plan[, pet, administration_time]")
+    p.add_argument("--out", required=True, help="output folder (resumable)")
+    p.add_argument("--scheduler", help="address of an existing Dask scheduler")
+    p.add_argument("--workers", type=int, help="local worker processes (default 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("validate", help="check a case file and report the first problem")
     p.add_argument("case")

@@ -1,0 +1,169 @@
+"""Cohort batch: voxel dosimetry (verification) of many patients on Dask, one table of lesion
+and organ dose indices for dose-response studies.
+
+The cohort CSV has one row per patient with the columns ``patient_id``, ``measurement`` and
+``plan`` (paths, relative to the CSV's folder or absolute) and optionally ``pet`` and
+``administration_time``. Each patient's outputs go to ``OUT/patients/<patient_id>/``; a patient
+whose ``dose.json`` exists is skipped (resumable); a failure is written to its ``error.txt`` and
+to the status table without stopping the others. Runs on a local Dask cluster by default, or
+on an existing scheduler (``scheduler`` address), so a centre can scale it out unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+INDEX_COLUMNS = ("volume_ml", "mean_gy", "min_gy", "max_gy", "median_gy", "D70", "D90", "V100")
+REQUIRED = ("patient_id", "measurement", "plan")
+
+
+@dataclass(frozen=True)
+class CohortRow:
+    patient_id: str
+    measurement: str
+    plan: str
+    pet: str | None
+    administration_time: str | None
+
+
+def read_cohort(path: str | Path) -> list[CohortRow]:
+    """Rows of a cohort CSV; raises a named error for a missing column or duplicate id."""
+    from .errors import FieldValueError, MissingFieldError, SchemaError
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SchemaError("cohort", str(path), "a readable CSV file", exc.strerror or "") from None
+    reader = csv.DictReader(text.splitlines())
+    missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+    if missing:
+        raise MissingFieldError(f"cohort column {missing[0]}", "columns " + ", ".join(REQUIRED)
+                                + " (and optionally pet, administration_time)")
+    rows, seen = [], set()
+    base = path.parent
+    for line, raw in enumerate(reader, start=2):
+        pid = (raw.get("patient_id") or "").strip()
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", pid):
+            raise FieldValueError(f"cohort line {line} patient_id", pid,
+                                  "letters, digits, '.', '_' and '-'")
+        if pid in seen:
+            raise FieldValueError(f"cohort line {line} patient_id", pid, "a unique id")
+        seen.add(pid)
+
+        def resolve(value):
+            value = (value or "").strip()
+            return str((base / value).resolve()) if value else None
+
+        rows.append(CohortRow(pid, resolve(raw["measurement"]), resolve(raw["plan"]),
+                              resolve(raw.get("pet")),
+                              (raw.get("administration_time") or "").strip() or None))
+    return rows
+
+
+def run_patient(row: CohortRow, out_dir: str) -> dict:
+    """Dosimetry of one patient (runs on a Dask worker). Never raises: failures are returned."""
+    from .cli.main import build_parser
+
+    folder = Path(out_dir) / "patients" / row.patient_id
+    if (folder / "dose.json").is_file():
+        return {"patient_id": row.patient_id, "status": "skipped (done)"}
+    args = ["dose", "--measurement", row.measurement, "--plan", row.plan, "--out", str(folder),
+            "--force"]
+    if row.pet:
+        args += ["--pet", row.pet]
+    if row.administration_time:
+        args += ["--administration-time", row.administration_time]
+    try:
+        parsed = build_parser().parse_args(args)
+        import contextlib
+        import io
+        with contextlib.redirect_stdout(io.StringIO()):
+            parsed.func(parsed)
+        (folder / "error.txt").unlink(missing_ok=True)
+        return {"patient_id": row.patient_id, "status": "done"}
+    except BaseException as exc:  # recorded, never propagated: the cohort goes on
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "error.txt").write_text("".join(traceback.format_exception(exc)))
+        return {"patient_id": row.patient_id, "status": "failed",
+                "error": f"{type(exc).__name__}: {exc}"}
+
+
+def cohort_table(rows: list[CohortRow], out_dir: str | Path) -> list[dict]:
+    """One row per patient, structure and phase (planned/delivered) from the dose records."""
+    table = []
+    for row in rows:
+        record_path = Path(out_dir) / "patients" / row.patient_id / "dose.json"
+        if not record_path.is_file():
+            continue
+        record = json.loads(record_path.read_text())
+        phases = [("planned", record["predictive"]["structures"])]
+        if "post_treatment" in record:
+            phases.append(("delivered", record["post_treatment"]["structures"]))
+        for phase, structures in phases:
+            for name, r in structures.items():
+                entry = {"patient_id": row.patient_id, "phase": phase, "structure": name,
+                         "kind": r["kind"]}
+                entry.update({k: r.get(k) for k in INDEX_COLUMNS})
+                entry["bed_mean_gy"] = r["bed"]["mean_gy"]
+                entry["bed_D70_gy"] = r["bed"]["D70"]
+                table.append(entry)
+    return table
+
+
+def run_cohort(cohort_csv: str | Path, out_dir: str | Path, *, scheduler: str | None = None,
+               workers: int | None = None, progress: bool = True) -> dict:
+    """Run every patient on Dask; write the status and index tables; return a summary."""
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise RuntimeError("the cohort batch needs Dask: pip install 'tareplanner[batch]'") \
+            from None
+    rows = read_cohort(cohort_csv)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    statuses = []
+    try:
+        futures = [client.submit(run_patient, row, str(out_dir), pure=False) for row in rows]
+        for i, future in enumerate(as_completed(futures), start=1):
+            status = future.result()
+            statuses.append(status)
+            if progress:
+                bar = "#" * int(30 * i / len(rows))
+                print(f"\r[{bar:<30}] {i}/{len(rows)} {status['patient_id']}: "
+                      f"{status['status']}", end="\n" if i == len(rows) else "", flush=True)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    order = {row.patient_id: i for i, row in enumerate(rows)}
+    statuses.sort(key=lambda s: order[s["patient_id"]])
+    _write_csv(out_dir / "cohort_status.csv", statuses, ("patient_id", "status", "error"))
+    table = cohort_table(rows, out_dir)
+    _write_csv(out_dir / "cohort_indices.csv", table,
+               ("patient_id", "phase", "structure", "kind") + INDEX_COLUMNS
+               + ("bed_mean_gy", "bed_D70_gy"))
+    return {"patients": len(rows), "statuses": statuses, "rows": len(table)}
+
+
+def _write_csv(path: Path, rows: list[dict], columns) -> None:
+    from .records.atomic import write_text_atomic
+    import io
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    write_text_atomic(path, buffer.getvalue(), overwrite=True)
