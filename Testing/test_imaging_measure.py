@@ -242,3 +242,34 @@ def test_rt_dose_export_reads_back_and_matches_plastimatch(measured, phantom_dir
         d50 = float(np.interp(0.5, volume[::-1], axis[::-1]))
         assert mean == pytest.approx(ours[name]["mean_gy"], rel=0.01, abs=bin_gy), name
         assert d50 == pytest.approx(ours[name]["D50"], rel=0.01, abs=bin_gy), name
+
+
+def test_dicom_seg_export_and_input(measured, phantom_dir, tmp_path):
+    """Structures -> DICOM SEG (highdicom) on the CT -> read back exactly -> used as the label
+    input of a new measurement, which gives the same volumes."""
+    import highdicom as hd
+
+    from tareplanner.cli.dose_commands import load_structures
+    from tareplanner.records.dicom_seg import export_seg, read_seg
+
+    case, measurement, truth, out = measured
+    _, _, structures = load_structures(measurement)
+    seg_path = tmp_path / "structures_seg.dcm"
+    export_seg(structures.masks, structures.kinds, phantom_dir / "dicom" / "ct", seg_path)
+    seg = hd.seg.segread(seg_path)
+    assert seg.number_of_segments == len(structures.masks)
+    back = read_seg(seg_path, phantom_dir / "dicom" / "ct")
+    for name, mask in structures.masks.items():
+        np.testing.assert_array_equal(back[name]["mask"], mask)
+    assert back["T1"]["type"] == "Tumor" and back["liver"]["type"] == "Liver"
+    new_case = tmp_path / "case.json"
+    assert main(["measure", "--ct", str(phantom_dir / "dicom" / "ct"), "--spect",
+                 str(phantom_dir / "dicom" / "spect_maa"), "--seg", str(seg_path),
+                 "--territories", str(out / "measurement_labels" / "territories.nii.gz"),
+                 "--territory-names", "right hepatic,left hepatic",
+                 "--goal", "tumour_dose_gy=250", "--product", "therasphere",
+                 "-o", str(new_case), "--measurement-output",
+                 str(tmp_path / "measurement.json")]) == 0
+    again = json.loads((tmp_path / "measurement.json").read_text())
+    assert again["volumes_ml"]["tumours"] == pytest.approx(measurement["volumes_ml"]["tumours"])
+    assert again["volumes_ml"]["liver"] == pytest.approx(measurement["volumes_ml"]["liver"])

@@ -168,6 +168,12 @@ def cmd_dose(args: argparse.Namespace) -> int:
             record["voxel_plan"] = {k: v for k, v in result.items() if k != "dose"}
         if args.rtdose:
             _write_rt_doses(tmp, ct, planned, record.get("post_treatment") and delivered)
+        if args.seg:
+            from ..records.dicom_seg import export_seg
+            if not Path(ct.source).is_dir():
+                raise FieldValueError("--seg", True, "a DICOM planning CT folder")
+            export_seg(structures.masks, structures.kinds, ct.source,
+                       tmp / "structures_seg.dcm")
         write_json_atomic(tmp / "dose.json", record)
         if out.exists():
             shutil.rmtree(out)
@@ -238,6 +244,8 @@ def add_dose_commands(sub) -> None:
     p.add_argument("--administration-time", help="ISO 8601 (overrides the PET header)")
     p.add_argument("--method", default="kernel", choices=("kernel", "ldm"))
     p.add_argument("--gpu", action="store_true", help="convolve on the GPU (needs CuPy)")
+    p.add_argument("--seg", action="store_true",
+                   help="also write the structures as DICOM SEG on the planning CT")
     p.add_argument("--rtdose", action="store_true",
                    help="also write DICOM RT Dose files in the planning CT's study and frame")
     p.add_argument("--bin-gy", type=float, default=1.0, help="DVH bin width (Gy)")

@@ -52,6 +52,48 @@ def _read_label(path: str, field: str) -> sitk.Image:
     return sitk.Cast(sitk.Round(loaded.image), sitk.sitkUInt8)
 
 
+def _labels_from_seg(args, ct):
+    """Label inputs from a DICOM SEG drawn on the (DICOM) planning CT; the label maps are
+    written beside the measurement record so that later steps can read them."""
+    import numpy as np
+
+    from ..imaging.measure import LabelInputs
+    from ..records.dicom_seg import labels_from_seg, read_seg
+
+    if not Path(args.ct).is_dir():
+        raise FieldValueError("--seg", args.seg, "a SEG with a DICOM CT folder as --ct")
+    liver, lungs, tumours = labels_from_seg(read_seg(args.seg, args.ct))
+    if liver is None:
+        raise FieldValueError("--seg", args.seg, "a SEG with a segment labelled 'liver'")
+    if not args.measurement_output:
+        raise FieldValueError("--measurement-output", None,
+                              "a measurement record path (the SEG's label maps go beside it)")
+    folder = Path(args.measurement_output).with_name(
+        Path(args.measurement_output).stem + "_seg_labels")
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def save(name, array):
+        image = sitk.GetImageFromArray(array.astype(np.uint8))
+        image.CopyInformation(ct.image)
+        path = folder / f"{name}.nii.gz"
+        sitk.WriteImage(image, str(path), useCompression=True)
+        return image, str(path)
+
+    liver_img, liver_path = save("liver", liver)
+    tumour_map = np.zeros(liver.shape, np.uint8)
+    names = list(tumours)
+    for k, name in enumerate(names, start=1):
+        tumour_map[tumours[name] & (tumour_map == 0)] = k
+    tumour_img, tumour_path = save("tumours", tumour_map)
+    sources = {"liver": liver_path, "tumours": tumour_path, "seg": str(args.seg)}
+    lung_img = None
+    if lungs is not None:
+        lung_img, sources["lungs"] = save("lungs", lungs)
+    return LabelInputs(liver=liver_img, tumours=tumour_img,
+                       tumour_names={k: n for k, n in enumerate(names, start=1)},
+                       lungs=lung_img, sources=sources)
+
+
 def cmd_phantom(args: argparse.Namespace) -> int:
     from ..imaging.phantom import make_phantom, spec_for_size
     from ..imaging.phantom_files import write_phantom
@@ -91,14 +133,20 @@ def cmd_measure(args: argparse.Namespace) -> int:
             goals[position] = goal
     ct = read_image(args.ct, modality="CT", units="HU")
     spect = read_image(args.spect, modality="NM", units=args.spect_units)
-    names = [n.strip() for n in args.tumour_names.split(",")] if args.tumour_names else []
-    labels = LabelInputs(liver=_read_label(args.liver, "--liver"),
-                         tumours=_read_label(args.tumours, "--tumours") if args.tumours else None,
-                         tumour_names={i + 1: n for i, n in enumerate(names)},
-                         lungs=_read_label(args.lungs, "--lungs") if args.lungs else None,
-                         sources={k: v for k, v in (("liver", args.liver),
-                                                    ("tumours", args.tumours),
-                                                    ("lungs", args.lungs)) if v})
+    if args.seg:
+        labels = _labels_from_seg(args, ct)
+    else:
+        if not args.liver:
+            raise FieldValueError("--liver", None, "a liver label map (or --seg)")
+        names = [n.strip() for n in args.tumour_names.split(",")] if args.tumour_names else []
+        labels = LabelInputs(liver=_read_label(args.liver, "--liver"),
+                             tumours=_read_label(args.tumours, "--tumours")
+                             if args.tumours else None,
+                             tumour_names={i + 1: n for i, n in enumerate(names)},
+                             lungs=_read_label(args.lungs, "--lungs") if args.lungs else None,
+                             sources={k: v for k, v in (("liver", args.liver),
+                                                        ("tumours", args.tumours),
+                                                        ("lungs", args.lungs)) if v})
     positions = []
     for name, path in _named_paths(args.position, "--position"):
         positions.append(PositionImages(name=name, cbct=read_image(path, modality="CT",
@@ -174,7 +222,10 @@ def add_imaging_commands(sub) -> None:
     p.add_argument("--spect", required=True, help="MAA or Ho-166 scout SPECT (same frame as CT)")
     p.add_argument("--spect-units", default="counts",
                    help="units of a non-DICOM SPECT (default: counts)")
-    p.add_argument("--liver", required=True, help="liver label map (tumours included)")
+    p.add_argument("--liver", help="liver label map (tumours included)")
+    p.add_argument("--seg", help="DICOM SEG on the DICOM CT with segments 'liver', 'lungs' "
+                                 "(optional) and tumours (property type Tumor); replaces "
+                                 "--liver/--tumours/--lungs")
     p.add_argument("--tumours", help="tumour label map (1..n)")
     p.add_argument("--tumour-names", help="comma-separated names of tumour labels 1..n")
     p.add_argument("--lungs", help="lung label map (default: segmented from the CT)")
