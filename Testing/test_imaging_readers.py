@@ -158,3 +158,50 @@ def test_research_formats_read_back(small_phantom, tmp_path, suffix):
     np.testing.assert_array_equal(sitk.GetArrayFromImage(loaded.image),
                                   sitk.GetArrayFromImage(small_phantom.spect))
     assert len(loaded.sha256) == 64
+
+
+def test_rtstruct_written_by_plastimatch_reads_back(phantom_dir, small_phantom, tmp_path):
+    # our label maps -> RT Structure Set by plastimatch (an independent implementation) ->
+    # our contour rasteriser: the same voxels; then used as the input of a measurement
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tareplanner.cli.main import main
+    from tareplanner.imaging.phantom_files import label_images
+    from tareplanner.records.dicom_rtstruct import read_rtstruct
+
+    labels = label_images(small_phantom)
+    tumours = sitk.GetArrayFromImage(labels["tumours"])
+    masks = {"liver": sitk.GetArrayFromImage(labels["liver"]) > 0,
+             "T1": tumours == 1, "T2": tumours == 2, "T3": tumours == 3}
+    ss = np.zeros(tumours.shape, np.uint32)
+    for bit, mask in enumerate(masks.values()):
+        ss |= mask.astype(np.uint32) << bit
+    image = sitk.GetImageFromArray(ss)
+    image.CopyInformation(small_phantom.ct)
+    sitk.WriteImage(image, str(tmp_path / "ss.mha"))
+    (tmp_path / "ss.txt").write_text("".join(f"{b}|255\\0\\0|{n}\n"
+                                             for b, n in enumerate(masks)))
+    exe = Path(sys.executable).parent / "plastimatch"
+    exe = str(exe) if exe.exists() else shutil.which("plastimatch")
+    subprocess.run([exe, "convert", "--input-ss-img", str(tmp_path / "ss.mha"),
+                    "--input-ss-list", str(tmp_path / "ss.txt"), "--output-dicom",
+                    str(tmp_path / "rt"), "--referenced-ct", str(phantom_dir / "dicom" / "ct")],
+                   check=True, capture_output=True)
+    rtss = next(p for p in (tmp_path / "rt").rglob("*") if p.is_file()
+                and pydicom.dcmread(p, stop_before_pixels=True).Modality == "RTSTRUCT")
+    got = read_rtstruct(rtss, small_phantom.ct)
+    for name, mask in masks.items():
+        np.testing.assert_array_equal(got[name], mask)
+    case = tmp_path / "case.json"
+    assert main(["measure", "--ct", str(phantom_dir / "dicom" / "ct"), "--spect",
+                 str(phantom_dir / "dicom" / "spect_maa"), "--rtstruct", str(rtss),
+                 "--territories", str(phantom_dir / "labels" / "territories.nii.gz"),
+                 "--goal", "maximum", "--product", "therasphere", "-o", str(case),
+                 "--measurement-output", str(tmp_path / "m.json")]) == 0
+    measured = json.loads((tmp_path / "m.json").read_text())
+    assert set(measured["volumes_ml"]["tumours"]) == {"T1", "T2", "T3"}
+    with pytest.raises(ImageDataError, match="RTSTRUCT"):
+        read_rtstruct(next((phantom_dir / "dicom" / "ct").iterdir()), small_phantom.ct)

@@ -52,24 +52,40 @@ def _read_label(path: str, field: str) -> sitk.Image:
     return sitk.Cast(sitk.Round(loaded.image), sitk.sitkUInt8)
 
 
-def _labels_from_seg(args, ct):
-    """Label inputs from a DICOM SEG drawn on the (DICOM) planning CT; the label maps are
-    written beside the measurement record so that later steps can read them."""
+def _labels_from_dicom_structures(args, ct):
+    """Label inputs from a DICOM SEG (on the DICOM planning CT) or RT Structure Set; the label
+    maps are written beside the measurement record so that later steps can read them."""
     import numpy as np
 
     from ..imaging.measure import LabelInputs
-    from ..records.dicom_seg import labels_from_seg, read_seg
 
-    if not Path(args.ct).is_dir():
-        raise FieldValueError("--seg", args.seg, "a SEG with a DICOM CT folder as --ct")
-    liver, lungs, tumours = labels_from_seg(read_seg(args.seg, args.ct))
+    option, source = ("--seg", args.seg) if args.seg else ("--rtstruct", args.rtstruct)
+    if args.seg:
+        from ..records.dicom_seg import labels_from_seg, read_seg
+        if not Path(args.ct).is_dir():
+            raise FieldValueError("--seg", args.seg, "a SEG with a DICOM CT folder as --ct")
+        liver, lungs, tumours = labels_from_seg(read_seg(args.seg, args.ct))
+    else:
+        from ..records.dicom_rtstruct import read_rtstruct
+        rois = read_rtstruct(args.rtstruct, ct.image)
+        by_name = {k.lower(): v for k, v in rois.items()}
+        liver = by_name.get("liver")
+        lungs = by_name.get("lungs", by_name.get("lung"))
+        wanted = ([n.strip() for n in args.tumour_rois.split(",")] if args.tumour_rois else
+                  [n for n in rois if n.lower() not in ("liver", "lungs", "lung", "body",
+                                                        "external")])
+        missing = [n for n in wanted if n not in rois]
+        if missing:
+            raise FieldValueError("--tumour-rois", missing, "ROI names of the structure set: "
+                                  + ", ".join(rois))
+        tumours = {n: rois[n] for n in wanted}
     if liver is None:
-        raise FieldValueError("--seg", args.seg, "a SEG with a segment labelled 'liver'")
+        raise FieldValueError(option, source, "structures with one named 'liver'")
     if not args.measurement_output:
         raise FieldValueError("--measurement-output", None,
                               "a measurement record path (the SEG's label maps go beside it)")
     folder = Path(args.measurement_output).with_name(
-        Path(args.measurement_output).stem + "_seg_labels")
+        Path(args.measurement_output).stem + "_structure_labels")
     folder.mkdir(parents=True, exist_ok=True)
 
     def save(name, array):
@@ -85,7 +101,7 @@ def _labels_from_seg(args, ct):
     for k, name in enumerate(names, start=1):
         tumour_map[tumours[name] & (tumour_map == 0)] = k
     tumour_img, tumour_path = save("tumours", tumour_map)
-    sources = {"liver": liver_path, "tumours": tumour_path, "seg": str(args.seg)}
+    sources = {"liver": liver_path, "tumours": tumour_path, option.lstrip("-"): str(source)}
     lung_img = None
     if lungs is not None:
         lung_img, sources["lungs"] = save("lungs", lungs)
@@ -133,8 +149,10 @@ def cmd_measure(args: argparse.Namespace) -> int:
             goals[position] = goal
     ct = read_image(args.ct, modality="CT", units="HU")
     spect = read_image(args.spect, modality="NM", units=args.spect_units)
-    if args.seg:
-        labels = _labels_from_seg(args, ct)
+    if args.seg and args.rtstruct:
+        raise FieldValueError("--rtstruct", args.rtstruct, "either --seg or --rtstruct")
+    if args.seg or args.rtstruct:
+        labels = _labels_from_dicom_structures(args, ct)
     else:
         if not args.liver:
             raise FieldValueError("--liver", None, "a liver label map (or --seg)")
@@ -226,6 +244,10 @@ def add_imaging_commands(sub) -> None:
     p.add_argument("--seg", help="DICOM SEG on the DICOM CT with segments 'liver', 'lungs' "
                                  "(optional) and tumours (property type Tumor); replaces "
                                  "--liver/--tumours/--lungs")
+    p.add_argument("--rtstruct", help="DICOM RT Structure Set with ROIs 'liver', 'lungs' "
+                                      "(optional) and tumours; replaces --liver/--tumours/--lungs")
+    p.add_argument("--tumour-rois", help="comma-separated tumour ROI names of --rtstruct "
+                                         "(default: every ROI but liver, lungs, body)")
     p.add_argument("--tumours", help="tumour label map (1..n)")
     p.add_argument("--tumour-names", help="comma-separated names of tumour labels 1..n")
     p.add_argument("--lungs", help="lung label map (default: segmented from the CT)")
