@@ -212,6 +212,11 @@ def test_rt_dose_export_reads_back_and_matches_plastimatch(measured, phantom_dir
     assert np.max(np.abs(sitk.GetArrayFromImage(back.image) - sitk.GetArrayFromImage(nifti))) \
         < 1e-6 * peak
     np.testing.assert_allclose(back.image.GetOrigin(), nifti.GetOrigin(), atol=1e-3)
+    # the dose record follows its published schema
+    import jsonschema
+    schema = json.loads((Path(__file__).resolve().parents[1] / "docs" / "schemas"
+                         / "dose-1.schema.json").read_text())
+    jsonschema.validate(json.loads((dose_dir / "dose.json").read_text()), schema)
 
     _, _, structures = load_structures(measurement)
     ours = structure_report(nifti, structures, nuclide="Y-90")
@@ -232,6 +237,13 @@ def test_rt_dose_export_reads_back_and_matches_plastimatch(measured, phantom_dir
                     str(tmp_path / "ss.txt"), "--output-csv", str(tmp_path / "dvh.csv"),
                     "--bin-width", str(bin_gy), "--num-bins", str(int(peak / bin_gy) + 10)],
                    check=True, capture_output=True)
+    # plastimatch convert reads the RT Dose without complaint, with the same values
+    subprocess.run([exe, "convert", "--input-dose-img", str(dose_dir / "rtdose_planned.dcm"),
+                    "--output-dose-img", str(tmp_path / "pm_dose.mha")], check=True,
+                   capture_output=True)
+    pm_dose = sitk.ReadImage(str(tmp_path / "pm_dose.mha"))
+    np.testing.assert_allclose(sitk.GetArrayFromImage(pm_dose), sitk.GetArrayFromImage(nifti),
+                               rtol=1e-4, atol=1e-4 * peak)
     rows = list(csv.reader(open(tmp_path / "dvh.csv")))
     table = np.array([[float(x) for x in r] for r in rows[1:]])
     axis = table[:, 0]

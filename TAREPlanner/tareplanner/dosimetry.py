@@ -440,3 +440,23 @@ def voxel_plan_record(plan: dict, result: dict) -> dict:
     record["lung_dose_cumulative_gy"] = structures["lungs"]["mean_gy"] + plan["prior_lung_dose_gy"]
     record["violations"] = []
     return record
+
+
+DOSE_RECORD_REQUIRED = ("schema", "created", "plan_input_sha256", "dose", "predictive")
+
+
+def validate_dose_record(record, where: str = "dose record") -> dict:
+    """Check a ``tareplanner.dose/1`` record read from disk (schema, required parts)."""
+    from .errors import MissingFieldError, SchemaError
+
+    if not isinstance(record, dict) or record.get("schema") != DOSE_SCHEMA:
+        raise SchemaError(f"{where}.schema", record.get("schema") if isinstance(record, dict)
+                          else None, DOSE_SCHEMA)
+    for key in DOSE_RECORD_REQUIRED:
+        if key not in record:
+            raise MissingFieldError(f"{where}.{key}", "see docs/schemas/dose-1.schema.json")
+    for part in ("predictive", "post_treatment"):
+        if part in record and not isinstance(record[part].get("structures"), dict):
+            raise SchemaError(f"{where}.{part}.structures", record[part].get("structures"),
+                              "an object of structures")
+    return record

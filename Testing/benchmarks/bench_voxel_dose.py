@@ -128,6 +128,63 @@ def bench_pipeline():
                                             "dose, DVHs, writing outputs"}
 
 
+def bench_against_plastimatch():
+    """Our DVHs vs plastimatch dvh on the same RT Dose and structures (small synthetic
+    patient): agreement of mean and D50 and the time of each (plastimatch: a process)."""
+    import shutil
+
+    import SimpleITK as sitk
+
+    from tareplanner.dosimetry import (dose_map, predictive_activity, structure_report,
+                                       structures_from_labels)
+    from tareplanner.imaging import anatomy as anat
+    from tareplanner.imaging.dicom_write import SeriesInfo, write_rt_dose
+    from tareplanner.imaging.phantom import make_phantom, spec_for_size
+
+    exe = shutil.which("plastimatch") or str(Path(sys.executable).parent / "plastimatch")
+    p = make_phantom(spec_for_size("small", pet=False))
+    labels = sitk.GetArrayFromImage(p.labels)
+    terr = sitk.GetArrayFromImage(p.territories)
+    a = p.spec.anatomy
+    s = structures_from_labels(
+        p.ct, labels >= anat.LIVER, (labels == anat.LUNG_RIGHT) | (labels == anat.LUNG_LEFT),
+        {t.name: labels == anat.FIRST_TUMOUR + k for k, t in enumerate(a.tumours)},
+        {t.name: terr == i for i, t in enumerate(a.territories, start=1)})
+    activity, _ = predictive_activity(p.spect, s, {"right hepatic": 3.0, "left hepatic": 1.5},
+                                      0.06, 0.0)
+    dose, _ = dose_map(activity, "Y-90", p.ct, s.masks["lungs"])
+    t = time.perf_counter()
+    ours = structure_report(dose, s, nuclide="Y-90", bin_gy=0.1)
+    t_ours = time.perf_counter() - t
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        write_rt_dose(dose, tmp / "dose.dcm", SeriesInfo(study_uid="1.2", series_uid="1.3",
+                                                         frame_of_reference_uid="1.4"))
+        names = list(s.masks)
+        ss = np.zeros(labels.shape, np.uint32)
+        for bit, name in enumerate(names):
+            ss |= s.masks[name].astype(np.uint32) << bit
+        img = sitk.GetImageFromArray(ss)
+        img.CopyInformation(p.ct)
+        sitk.WriteImage(img, str(tmp / "ss.mha"))
+        (tmp / "ss.txt").write_text("".join(f"{b}|255\\0\\0|s{b}\n" for b in range(len(names))))
+        peak = float(sitk.GetArrayViewFromImage(dose).max())
+        t = time.perf_counter()
+        subprocess.run([exe, "dvh", "--input-dose", str(tmp / "dose.dcm"), "--input-ss-img",
+                        str(tmp / "ss.mha"), "--input-ss-list", str(tmp / "ss.txt"),
+                        "--output-csv", str(tmp / "dvh.csv"), "--bin-width", "0.1",
+                        "--num-bins", str(int(peak / 0.1) + 10)], check=True, capture_output=True)
+        t_pm = time.perf_counter() - t
+        table = np.loadtxt(tmp / "dvh.csv", delimiter=",", skiprows=1)
+    worst = 0.0
+    for bit, name in enumerate(names):
+        mean = float(np.trapezoid(table[:, bit + 1], table[:, 0]))
+        worst = max(worst, abs(mean / ours[name]["mean_gy"] - 1))
+    print(f"DVHs of {len(names)} structures: ours {t_ours:.2f} s, plastimatch dvh {t_pm:.2f} s "
+          f"(x{t_pm / t_ours:.1f}); largest mean-dose difference {worst:.2%}", flush=True)
+    return {"ours_s": t_ours, "plastimatch_s": t_pm, "max_mean_difference": worst}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--large", action="store_true", help="also 512x512x300")
@@ -137,7 +194,7 @@ def main():
     result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "numpy": np.__version__, "scipy": scipy.__version__},
               "convolution": bench_convolution(shapes), "dvh": bench_dvh(),
-              "pipeline": bench_pipeline()}
+              "pipeline": bench_pipeline(), "plastimatch": bench_against_plastimatch()}
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
 

@@ -200,7 +200,9 @@ def write_report(record: dict, path: str | Path, *, dose_dir: str | Path | None 
                 pdf.savefig(page)
             if dose_dir is not None:
                 dose_dir = Path(dose_dir)
-                dose_record = json.loads((dose_dir / "dose.json").read_text())
+                from ..dosimetry import validate_dose_record
+                dose_record = validate_dose_record(
+                    json.loads((dose_dir / "dose.json").read_text()), str(dose_dir / "dose.json"))
                 pdf.savefig(_dvh_page(plt, dose_dir, dose_record))
                 pdf.savefig(_isodose_page(plt, dose_dir))
             plt.close("all")
