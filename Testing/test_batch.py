@@ -70,3 +70,19 @@ def test_cohort_csv_errors(tmp_path):
     bad.write_text("patient_id,measurement,plan\nA/B,m.json,p.json\n")
     with pytest.raises(FieldValueError, match="patient_id"):
         read_cohort(bad)
+
+
+def test_cohort_on_an_existing_scheduler(tmp_path):
+    # a centre's scheduler: here a local one started by the test, reached by its address
+    from dask.distributed import LocalCluster
+
+    p1 = _patient(tmp_path, 21, pet=False)
+    cohort = tmp_path / "cohort.csv"
+    cohort.write_text("patient_id,measurement,plan\n"
+                      f"Q1,{p1 / 'measurement.json'},{p1 / 'plan.json'}\n")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster:
+        summary = run_cohort(cohort, tmp_path / "out", scheduler=cluster.scheduler_address,
+                             progress=False)
+    assert summary["statuses"] == [{"patient_id": "Q1", "status": "done"}]
+    assert summary["rows"] > 0

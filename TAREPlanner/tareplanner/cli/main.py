@@ -161,7 +161,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("4/4 voxel dosimetry: predictive (MAA) and post-treatment (Y-90 PET), DVHs")
     dose_args = build_parser().parse_args([
         "dose", "--measurement", str(out / "measurement.json"), "--plan", str(out / "plan.json"),
-        "--pet", str(d / "dicom" / "pet_y90"), "--out", str(out / "dose"), "--force"])
+        "--pet", str(d / "dicom" / "pet_y90"), "--out", str(out / "dose"), "--force",
+        "--rtdose", "--seg"])
     dose_args.func(dose_args)
     from ..records.report import write_report
     write_report(record, out / "report.pdf", dose_dir=out / "dose", overwrite=True)
