@@ -64,7 +64,27 @@ class TAREPlannerWidget(ScriptedLoadableModuleWidget):
 
 
 class TAREPlannerLogic(ScriptedLoadableModuleLogic):
-    """Calls the core package; takes plain arguments, raises ValueError on bad input."""
+    """Calls the core package and its MRML layer (tareplanner.mrml.workflow); takes nodes and
+    plain arguments, raises ValueError on bad input, never touches widgets."""
+
+    def registerCbct(self, ctNode, cbctNode, segmentationNode):
+        from tareplanner.mrml import workflow
+        return workflow.register_cbct(slicer.mrmlScene, ctNode, cbctNode, segmentationNode)
+
+    def addLungsFromCT(self, ctNode, segmentationNode):
+        from tareplanner.mrml import workflow
+        workflow.add_lungs_from_ct(ctNode, segmentationNode)
+
+    def addTerritoryFromCbct(self, ctNode, cbctNode, transformNode, registration,
+                             segmentationNode, positionName):
+        from tareplanner.mrml import workflow
+        workflow.add_territory_from_cbct(ctNode, cbctNode, transformNode, registration,
+                                         segmentationNode, positionName)
+
+    def measure(self, ctNode, spectNode, segmentationNode, lungBaseMarginMm=0.0):
+        from tareplanner.mrml import workflow
+        return workflow.measure_from_nodes(ctNode, spectNode, segmentationNode,
+                                           lung_base_margin_mm=lungBaseMarginMm)
 
     def planFromCaseFile(self, casePath):
         from tareplanner.planning import plan_case

@@ -1,0 +1,78 @@
+"""The workflow Logic on MRML nodes, headless: the synthetic patient loaded as nodes,
+segments with roles, CBCT registration as a transform node, lungs and territories as
+segments, LSF/TNR, plan table, dose volume with DVH nodes."""
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import slicer
+import vtk
+
+from tareplanner.dosimetry import (dose_map, predictive_activity, structure_report,
+                                   structures_from_labels)
+from tareplanner.imaging.measure import case_from_measurement
+from tareplanner.imaging.phantom_files import label_images
+from tareplanner.mrml import workflow as wf
+from tareplanner.mrml.segmentations import segmentation_from_labels
+from tareplanner.mrml.volumes import volume_node_from_image
+from tareplanner.planning import plan_case
+from tareplanner.records.case import parse_case
+
+
+def test_workflow_on_mrml(small_phantom):
+    p = small_phantom
+    scene = slicer.vtkMRMLScene()
+    ct = volume_node_from_image(scene, p.ct, "CT")
+    spect = volume_node_from_image(scene, p.spect, "SPECT MAA")
+    labels = label_images(p)
+    seg = segmentation_from_labels(scene, labels["tumours"], {1: "T1", 2: "T2", 3: "T3"}, ct)
+    for name in ("T1", "T2", "T3"):
+        wf.set_role(seg, name, "tumour")
+    wf.add_mask_segment(seg, ct, "liver", sitk.GetArrayFromImage(labels["liver"]) > 0, "liver")
+    wf.add_lungs_from_ct(ct, seg)
+    assert wf.roles(seg) == {"T1": "tumour", "T2": "tumour", "T3": "tumour", "liver": "liver",
+                             "lungs": "lung"}
+
+    liver = sitk.GetArrayFromImage(labels["liver"]) > 0
+    points = np.array([p.ct.TransformIndexToPhysicalPoint(tuple(int(v) for v in i[::-1]))
+                       for i in np.argwhere(liver)[::2000]])
+    for name, cbct_image in p.cbcts.items():
+        cbct = volume_node_from_image(scene, cbct_image, f"CBCT {name}")
+        node, registration = wf.register_cbct(scene, ct, cbct, seg)
+        assert cbct.GetTransformNodeID() == node.GetID()
+        matrix = vtk.vtkMatrix4x4()
+        node.GetMatrixTransformToParent(matrix)
+        m = np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+        truth = p.cbct_transforms[name]
+        for point in points:
+            in_cbct = np.array(truth.TransformPoint(tuple(point)))       # LPS
+            ras = m @ np.array([-in_cbct[0], -in_cbct[1], in_cbct[2], 1.0])
+            assert np.linalg.norm(ras[:3] - [-point[0], -point[1], point[2]]) < 2.0
+        wf.add_territory_from_cbct(ct, cbct, node, registration, seg, name)
+
+    measurement = wf.measure_from_nodes(ct, spect, seg)
+    assert measurement["lung_shunt"]["lung_shunt_fraction"] == pytest.approx(0.066, abs=0.002)
+    for pos in measurement["positions"]:
+        expected = p.truth["volumes_ml"]["territories"][pos["name"]]["perfused"]
+        assert pos["perfused_volume_ml"] == pytest.approx(expected, rel=0.03)
+
+    case = case_from_measurement(measurement, product="therasphere", method="partition",
+                                 goals={n: {"tumour_dose_gy": 250} for n in p.cbcts})
+    record = plan_case(parse_case(case))
+    table = wf.plan_table_node(scene, record)
+    assert table.GetNumberOfRows() == 2
+    assert table.GetTable().GetColumnByName("activity_gbq").GetValue(0) == \
+        pytest.approx(record["positions"][0]["activity_gbq"])
+
+    masks = wf._role_masks(seg, ct)
+    structures = structures_from_labels(p.ct, masks["liver"], masks["lungs"], masks["tumours"],
+                                        masks["territories"])
+    activity, _ = predictive_activity(p.spect, structures,
+                                      {q["name"]: q["activity_gbq"] for q in record["positions"]},
+                                      record["lung_shunt_fraction"], 0.0)
+    dose, _ = dose_map(activity, "Y-90", p.ct, structures.masks["lungs"])
+    report = structure_report(dose, structures, nuclide="Y-90")
+    volume, indices, (dvh_table, chart, series) = wf.dose_nodes(scene, dose, report)
+    assert volume.GetAttribute("DicomRtImport.DoseVolume") == "1"
+    assert indices.GetNumberOfRows() == len(report)
+    assert chart.GetNumberOfPlotSeriesNodes() == len(report)
