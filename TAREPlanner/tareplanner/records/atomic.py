@@ -5,32 +5,42 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
 class OutputExistsError(FileExistsError):
     """The output exists and overwriting was not asked for."""
 
 
-def write_text_atomic(path: str | Path, text: str, overwrite: bool = False) -> Path:
-    """Write ``text`` to ``path`` so that readers never see a partial file."""
+@contextmanager
+def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write to; renamed onto ``path`` when the block
+    ends without error, removed otherwise."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; use --force to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return path
+
+
+def write_text_atomic(path: str | Path, text: str, overwrite: bool = False) -> Path:
+    """Write ``text`` to ``path`` so that readers never see a partial file."""
+    with atomic_path(path, overwrite) as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    return Path(path)
 
 
 def write_json_atomic(path: str | Path, document: Any, overwrite: bool = False) -> Path:

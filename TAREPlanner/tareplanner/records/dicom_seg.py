@@ -3,14 +3,13 @@ CT images, so that MIM, SlicerRT (via QuantitativeReporting) or any TPS can read
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pydicom
 
 from .. import __version__
+from .atomic import atomic_path
 
 
 def _codes(kind: str):
@@ -65,18 +64,9 @@ def export_seg(masks: dict[str, np.ndarray], kinds: dict[str, str], ct_folder: s
         sop_instance_uid=hd.UID(), instance_number=1, manufacturer="TAREPlanner",
         manufacturer_model_name="tareplanner", software_versions=__version__,
         device_serial_number="0", series_description=series_description)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, overwrite=True) as tmp:
         seg.save_as(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return Path(path)
 
 
 def read_seg(path: str | Path, ct_folder: str | Path) -> dict[str, dict]:

@@ -4,13 +4,11 @@ physicist to check and sign. Made with matplotlib (text, tables, DVH plot, isodo
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .atomic import OutputExistsError
+from .atomic import atomic_path
 
 A4_INCHES = (8.27, 11.69)
 LINE_CHARS = 96
@@ -184,15 +182,9 @@ def write_report(record: dict, path: str | Path, *, dose_dir: str | Path | None 
     """Write the PDF report atomically; returns its path."""
     from matplotlib.backends.backend_pdf import PdfPages
 
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} exists; use --force to overwrite it")
     plt, _ = _figure()
     plt.close("all")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".pdf", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, overwrite) as tmp:
         with PdfPages(tmp, metadata={"Title": f"TAREPlanner plan {record.get('case_id') or ''}",
                                      "Creator": f"tareplanner {record['software']['version']}"}
                       ) as pdf:
@@ -206,9 +198,4 @@ def write_report(record: dict, path: str | Path, *, dose_dir: str | Path | None 
                 pdf.savefig(_dvh_page(plt, dose_dir, dose_record))
                 pdf.savefig(_isodose_page(plt, dose_dir))
             plt.close("all")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return Path(path)
