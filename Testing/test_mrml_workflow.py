@@ -19,7 +19,7 @@ from tareplanner.planning import plan_case
 from tareplanner.records.case import parse_case
 
 
-def test_workflow_on_mrml(small_phantom):
+def test_workflow_on_mrml(small_phantom, tmp_path):
     p = small_phantom
     scene = slicer.vtkMRMLScene()
     ct = volume_node_from_image(scene, p.ct, "CT")
@@ -56,10 +56,12 @@ def test_workflow_on_mrml(small_phantom):
         expected = p.truth["volumes_ml"]["territories"][pos["name"]]["perfused"]
         assert pos["perfused_volume_ml"] == pytest.approx(expected, rel=0.03)
 
+    record, table = wf.plan_from_measurement(scene, measurement, product="therasphere",
+                                             method="partition", goal_kind="tumour_dose_gy",
+                                             goal_value=250)
     case = case_from_measurement(measurement, product="therasphere", method="partition",
                                  goals={n: {"tumour_dose_gy": 250} for n in p.cbcts})
-    record = plan_case(parse_case(case))
-    table = wf.plan_table_node(scene, record)
+    assert record["positions"] == plan_case(parse_case(case))["positions"]
     assert table.GetNumberOfRows() == 2
     assert table.GetTable().GetColumnByName("activity_gbq").GetValue(0) == \
         pytest.approx(record["positions"][0]["activity_gbq"])
@@ -76,3 +78,17 @@ def test_workflow_on_mrml(small_phantom):
     assert volume.GetAttribute("DicomRtImport.DoseVolume") == "1"
     assert indices.GetNumberOfRows() == len(report)
     assert chart.GetNumberOfPlotSeriesNodes() == len(report)
+
+    # the GUI's later steps: predictive dose, verification from a PET node, saving
+    (planned_volume, _, _), planned = wf.predictive_dose_nodes(scene, ct, spect, seg, record)
+    assert planned_volume.GetAttribute("DicomRtImport.DoseVolume") == "1"
+    assert planned["T1"]["mean_gy"] == pytest.approx(report["T1"]["mean_gy"], rel=1e-6)
+    pet = volume_node_from_image(scene, p.pet, "PET Y-90")
+    truth = p.truth["y90_pet"]
+    nodes, delivered, comparison = wf.verification_nodes(
+        scene, ct, pet, seg, record, administration_time=truth["administration_time"],
+        acquisition_time=truth["acquisition_start"], planned_report=planned)
+    assert comparison["lungs"]["mean_gy"]["delivered"] == pytest.approx(
+        delivered["lungs"]["mean_gy"])
+    written = wf.save_outputs(tmp_path, record, measurement)
+    assert [w.name for w in written] == ["plan.json", "measurement.json", "report.pdf"]

@@ -185,3 +185,91 @@ def dose_nodes(scene, dose_image: sitk.Image, report: dict, name: str = "Dose"):
     table = indices_table_node(scene, report, f"{name} indices")
     dvh = dvh_nodes(scene, report, f"{name} DVH")
     return volume, table, dvh
+
+
+def plan_from_measurement(scene, measurement: dict, *, product: str, method: str,
+                          goal_kind: str, goal_value: float | None,
+                          treatment_time: str | None = None):
+    """Case from a measurement (same goal for every position), planned; returns the plan
+    record and its table node. Raises the core's named errors on bad input."""
+    from ..imaging.measure import case_from_measurement
+    from ..planning import plan_case
+    from ..records.case import parse_case
+
+    goal = {"maximum": True} if goal_kind == "maximum" else {goal_kind: float(goal_value)}
+    case = case_from_measurement(measurement, product=product, method=method,
+                                 goals={p["name"]: goal for p in measurement["positions"]},
+                                 treatment_time=treatment_time or None)
+    record = plan_case(parse_case(case))
+    return record, plan_table_node(scene, record)
+
+
+def _structures(ct_node, segmentation):
+    from ..dosimetry import structures_from_labels
+    m = _role_masks(segmentation, ct_node)
+    if "lungs" not in m:
+        raise ValueError("the segmentation has no segment with role 'lung'")
+    return structures_from_labels(image_from_volume_node(ct_node), m["liver"], m["lungs"],
+                                  m["tumours"], m["territories"])
+
+
+def _nuclide(record: dict) -> str:
+    from .. import catalogue
+    return catalogue.product(record["product"]["key"]).nuclide
+
+
+def predictive_dose_nodes(scene, ct_node, spect_node, segmentation, record: dict,
+                          method: str = "kernel"):
+    """Predictive voxel dose of a plan from the MAA/scout SPECT node: dose volume, index
+    table and DVH nodes; returns (nodes, report)."""
+    from ..dosimetry import dose_map, predictive_activity, structure_report
+    structures = _structures(ct_node, segmentation)
+    activity, _ = predictive_activity(image_from_volume_node(spect_node), structures,
+                                      {p["name"]: p["activity_gbq"] for p in record["positions"]},
+                                      record["lung_shunt_fraction"], record["residual_fraction"])
+    nuclide = _nuclide(record)
+    dose, _ = dose_map(activity, nuclide, structures.reference, structures.masks["lungs"],
+                       method=method)
+    report = structure_report(dose, structures, nuclide=nuclide)
+    return dose_nodes(scene, dose, report, "Dose planned"), report
+
+
+def verification_nodes(scene, ct_node, pet_node, segmentation, record: dict, *,
+                       administration_time: str, acquisition_time: str,
+                       planned_report: dict | None = None):
+    """Post-treatment dose from a Y-90 PET node (Bq/mL at acquisition start): nodes, report
+    and, with the planned report, the delivered-versus-planned comparison."""
+    from datetime import datetime
+
+    from .. import catalogue
+    from ..dosimetry import compare, dose_map, pet_activity_at_administration, structure_report
+    structures = _structures(ct_node, segmentation)
+    nuclide = _nuclide(record)
+    activity = pet_activity_at_administration(
+        image_from_volume_node(pet_node), datetime.fromisoformat(acquisition_time),
+        datetime.fromisoformat(administration_time), catalogue.nuclide(nuclide).half_life_h)
+    dose, _ = dose_map(activity, nuclide, structures.reference, structures.masks["lungs"])
+    report = structure_report(dose, structures, nuclide=nuclide)
+    comparison = compare(_strip(planned_report), _strip(report)) if planned_report else None
+    return dose_nodes(scene, dose, report, "Dose delivered"), report, comparison
+
+
+def _strip(report: dict) -> dict:
+    return {n: {k: v for k, v in r.items() if k not in ("dvh", "bed_dvh")}
+            for n, r in report.items()}
+
+
+def save_outputs(folder, record: dict, measurement: dict | None = None,
+                 overwrite: bool = False) -> list:
+    """Plan record, measurement record and PDF report into ``folder`` (atomic writes)."""
+    from pathlib import Path
+
+    from ..records.atomic import write_json_atomic
+    from ..records.report import write_report
+    folder = Path(folder)
+    written = [write_json_atomic(folder / "plan.json", record, overwrite=overwrite)]
+    if measurement is not None:
+        written.append(write_json_atomic(folder / "measurement.json", measurement,
+                                         overwrite=overwrite))
+    written.append(write_report(record, folder / "report.pdf", overwrite=overwrite))
+    return written
