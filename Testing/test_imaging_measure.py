@@ -57,7 +57,12 @@ def test_registration_recovers_the_known_offset(measured, small_phantom):
 
 
 def test_volumes_within_3_percent(measured):
+    from tareplanner.records.plan_text import measurement_summary
+
     case, measurement, truth, _ = measured
+    summary = measurement_summary(measurement)
+    assert f"LSF {measurement['lung_shunt']['lung_shunt_fraction']:.2%}" in summary
+    assert "right hepatic: perfused" in summary and "TNR" in summary
     assert measurement["volumes_ml"]["liver"] == pytest.approx(truth["volumes_ml"]["liver"],
                                                                rel=0.03)
     assert measurement["volumes_ml"]["lungs"] == pytest.approx(truth["volumes_ml"]["lungs"],

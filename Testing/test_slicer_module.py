@@ -19,7 +19,8 @@ def test_module_defines_the_four_scripted_module_classes():
     classes = {node.name: [b.id for b in node.bases if isinstance(b, ast.Name)]
                for node in _tree().body if isinstance(node, ast.ClassDef)}
     assert classes["TAREPlanner"] == ["ScriptedLoadableModule"]
-    assert classes["TAREPlannerWidget"] == ["ScriptedLoadableModuleWidget"]
+    assert classes["TAREPlannerWidget"] == ["ScriptedLoadableModuleWidget",
+                                            "VTKObservationMixin"]
     assert classes["TAREPlannerLogic"] == ["ScriptedLoadableModuleLogic"]
     assert classes["TAREPlannerTest"] == ["ScriptedLoadableModuleTest"]
 
@@ -61,3 +62,57 @@ def test_cmake_builds_the_module_with_its_core_and_data():
     assert "slicerMacroBuildScriptedModule" in sub
     assert "tareplanner/*.py" in sub and "tareplanner/*.json" in sub
     assert (REPO / "TAREPlanner" / "Resources" / "Icons" / "TAREPlanner.png").is_file()
+
+
+UI = REPO / "TAREPlanner" / "Resources" / "UI" / "TAREPlanner.ui"
+
+
+def _ui_widgets():
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(UI).getroot()
+    widgets = {w.get("name"): w for w in root.iter("widget") if w.get("name")}
+    bound = {}
+    for name, w in widgets.items():
+        for prop in w.findall("property"):
+            if prop.get("name") == "SlicerParameterName":
+                bound[name] = prop.find("string").text
+    return root, widgets, bound
+
+
+def _parameter_fields():
+    tree = _tree()
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef)
+               and n.name == "TAREPlannerParameterNode")
+    assert any(getattr(d, "id", None) == "parameterNodeWrapper" for d in cls.decorator_list)
+    return {stmt.target.id for stmt in cls.body if isinstance(stmt, ast.AnnAssign)}
+
+
+def test_ui_file_is_valid_and_matches_the_widget():
+    root, widgets, bound = _ui_widgets()
+    assert root.tag == "ui" and root.find("class").text == "TAREPlanner"
+    # every self.ui.<name> the Widget uses exists in the .ui
+    used = set()
+    for node in ast.walk(_tree()):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "ui"):
+            used.add(node.attr)
+        if isinstance(node, ast.Dict):
+            used |= {k.value for k in node.keys
+                     if isinstance(k, ast.Constant) and str(k.value).endswith("Button")}
+    assert used and used <= set(widgets), used - set(widgets)
+    # the seven steps are there, in order
+    titles = [w.find("property/string").text for w in root.iter("widget")
+              if w.get("class") == "ctkCollapsibleButton"]
+    assert [t.split(".")[0] for t in titles] == ["1", "2", "3", "4", "5", "6", "7"]
+    # every bound widget names a parameter-node field, and every field has a widget
+    fields = _parameter_fields()
+    assert set(bound.values()) == fields
+    # node selectors receive the scene
+    selectors = {n for n, w in widgets.items() if w.get("class") == "qMRMLNodeComboBox"}
+    receivers = {c.find("receiver").text for c in root.iter("connection")}
+    assert selectors <= receivers
+
+
+def test_cmake_packages_the_ui():
+    assert "Resources/UI/${MODULE_NAME}.ui" in (REPO / "TAREPlanner" / "CMakeLists.txt").read_text()

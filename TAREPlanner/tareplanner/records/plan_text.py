@@ -81,3 +81,21 @@ def plan_summary(record: dict) -> str:
         for w in record["warnings"]:
             lines.append(f"    [{w['code']}] {w['message']}")
     return "\n".join(lines) + "\n"
+
+
+def measurement_summary(measurement: dict) -> str:
+    """Readable summary of a measurement record: LSF, volumes, TNR per position, warnings."""
+    lsf = measurement["lung_shunt"]
+    lines = [f"LSF {lsf['lung_shunt_fraction']:.2%} ({lsf['method']}); lungs "
+             f"{lsf['lungs_in_fov_fraction']:.1%} in the SPECT field of view; lung mass (CT) "
+             f"{measurement['lung_mass_kg_ct']:.2f} kg",
+             f"liver {measurement['volumes_ml']['liver']:.0f} mL, lungs "
+             f"{measurement['volumes_ml']['lungs']:.0f} mL"]
+    for pos in measurement["positions"]:
+        lines.append(f"{pos['name']}: perfused {pos['perfused_volume_ml']:.0f} mL, normal "
+                     f"{pos['normal_volume_ml']:.0f} mL")
+        for t in pos["tumours"]:
+            lines.append(f"    {t['name']}: {t['volume_ml']:.1f} mL, TNR {t['tnr']:.2f}")
+    for w in measurement["warnings"]:
+        lines.append(f"warning [{w['code']}] {w['message']}")
+    return "\n".join(lines) + "\n"
