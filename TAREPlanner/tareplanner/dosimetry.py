@@ -241,6 +241,12 @@ def bed_map(dose: sitk.Image, structures: Structures, nuclide: str) -> sitk.Imag
     return image
 
 
+def indices_only(report: dict) -> dict:
+    """A structure report without its histograms (what records and comparisons keep)."""
+    return {name: {k: v for k, v in r.items() if k not in ("dvh", "bed_dvh")}
+            for name, r in report.items()}
+
+
 def compare(planned: dict, delivered: dict) -> dict:
     """Delivered minus planned, per structure, for mean dose, D70 and V-values."""
     out = {}
@@ -398,8 +404,7 @@ def voxel_plan(counts: sitk.Image, structures: Structures, plan: dict, nuclide: 
             "goal_fraction": result.goal_fraction,
             "tumour_goal_fractions": dict(zip(tumours, map(float, result.tumour_goal_fractions))),
             "binding": list(result.binding),
-            "structures": {k: {x: y for x, y in v.items() if x != "dvh"}
-                           for k, v in achieved.items()},
+            "structures": indices_only(achieved),
             "dose": total}
 
 

@@ -58,7 +58,8 @@ def load_structures(measurement: dict):
 def cmd_dose(args: argparse.Namespace) -> int:
     from .. import catalogue
     from ..dosimetry import (bed_map, compare, counts_to_activity, dose_map, dvh_csv,
-                             dvh_overlay_csv, indices_csv, pet_activity_at_administration, predictive_activity,
+                             dvh_overlay_csv, indices_csv, indices_only,
+                             pet_activity_at_administration, predictive_activity,
                              structure_report)
     from ..imaging.readers import read_image
     from ..records.atomic import write_json_atomic
@@ -96,7 +97,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
     record = {"schema": "tareplanner.dose/1",
               "created": datetime.now().astimezone().isoformat(timespec="seconds"),
               "plan_input_sha256": plan["input_sha256"], "dose": dose_info,
-              "predictive": {**info, "structures": _without_dvh(planned_report)}}
+              "predictive": {**info, "structures": indices_only(planned_report)}}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -135,7 +136,6 @@ def cmd_dose(args: argparse.Namespace) -> int:
                                                         args.administered_gbq, residual)
                 administration = args.administration_time
                 acquisition = post.meta.get("acquisition_datetime")
-            pet = post
             delivered, _ = dose_map(delivered_activity, nuclide, ct.image,
                                     structures.masks["lungs"], method=args.method,
                                     convolve=convolve)
@@ -151,13 +151,13 @@ def cmd_dose(args: argparse.Namespace) -> int:
             sitk.WriteImage(on_planned - planned, str(tmp / "dose_difference_gy.nii.gz"),
                             useCompression=True)
             record["post_treatment"] = {
-                "source": pet.source, "sha256": pet.sha256,
+                "source": post.source, "sha256": post.sha256,
                 "administration_time": administration, "acquisition_time": acquisition,
                 "activity_in_image_at_administration_gbq":
                     float(sitk.GetArrayViewFromImage(delivered_activity).sum()),
-                "structures": _without_dvh(delivered_report)}
-            record["comparison"] = compare(_without_dvh(planned_report),
-                                           _without_dvh(delivered_report))
+                "structures": indices_only(delivered_report)}
+            record["comparison"] = compare(indices_only(planned_report),
+                                           indices_only(delivered_report))
         if args.voxel_plan:
             from ..dosimetry import voxel_plan, voxel_plan_record
             result = voxel_plan(spect.image, structures, plan, nuclide, ct.image,
@@ -211,11 +211,6 @@ def _write_rt_doses(folder: Path, ct, planned, delivered) -> None:
                           series_number=900 if name == "planned" else 901)
         write_rt_dose(image, folder / f"rtdose_{name}.dcm", info, summation=summation,
                       comment=f"TAREPlanner {name} dose")
-
-
-def _without_dvh(report: dict) -> dict:
-    return {name: {k: v for k, v in r.items() if k not in ("dvh", "bed_dvh")}
-            for name, r in report.items()}
 
 
 def _summary(record: dict) -> str:

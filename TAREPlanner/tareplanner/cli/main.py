@@ -49,19 +49,25 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    from ..records.replay import replay
-
+def read_plan_record(path: str) -> dict:
+    """A plan record from a file; a named error when unreadable or of another schema."""
     try:
-        record = json.loads(Path(args.record).read_text(encoding="utf-8"))
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise SchemaError("record", args.record, "a readable plan record", exc.strerror or "") \
+        raise SchemaError("record", path, "a readable plan record", exc.strerror or "") \
             from None
     except json.JSONDecodeError as exc:
-        raise SchemaError("record", args.record, "valid JSON", f"line {exc.lineno}") from None
+        raise SchemaError("record", path, "valid JSON", f"line {exc.lineno}") from None
     if not isinstance(record, dict) or record.get("schema") != PLAN_SCHEMA:
         raise SchemaError("record.schema", record.get("schema") if isinstance(record, dict)
                           else None, PLAN_SCHEMA)
+    return record
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from ..records.replay import replay
+
+    record = read_plan_record(args.record)
     result = replay(record)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
@@ -78,14 +84,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from ..records.report import write_report
 
-    try:
-        record = json.loads(Path(args.record).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise SchemaError("record", args.record, "a readable plan record (JSON)",
-                          str(exc)) from None
-    if not isinstance(record, dict) or record.get("schema") != PLAN_SCHEMA:
-        raise SchemaError("record.schema", record.get("schema") if isinstance(record, dict)
-                          else None, PLAN_SCHEMA)
+    record = read_plan_record(args.record)
     if args.dose and not (Path(args.dose) / "dose.json").is_file():
         raise SchemaError("--dose", args.dose, "a folder written by tareplanner dose")
     write_report(record, args.output, dose_dir=args.dose, overwrite=args.force)

@@ -242,7 +242,8 @@ def verification_nodes(scene, ct_node, pet_node, segmentation, record: dict, *,
     from datetime import datetime
 
     from .. import catalogue
-    from ..dosimetry import compare, dose_map, pet_activity_at_administration, structure_report
+    from ..dosimetry import (compare, dose_map, indices_only, pet_activity_at_administration,
+                             structure_report)
     structures = _structures(ct_node, segmentation)
     nuclide = _nuclide(record)
     activity = pet_activity_at_administration(
@@ -250,13 +251,9 @@ def verification_nodes(scene, ct_node, pet_node, segmentation, record: dict, *,
         datetime.fromisoformat(administration_time), catalogue.nuclide(nuclide).half_life_h)
     dose, _ = dose_map(activity, nuclide, structures.reference, structures.masks["lungs"])
     report = structure_report(dose, structures, nuclide=nuclide)
-    comparison = compare(_strip(planned_report), _strip(report)) if planned_report else None
+    comparison = (compare(indices_only(planned_report), indices_only(report))
+                  if planned_report else None)
     return dose_nodes(scene, dose, report, "Dose delivered"), report, comparison
-
-
-def _strip(report: dict) -> dict:
-    return {n: {k: v for k, v in r.items() if k not in ("dvh", "bed_dvh")}
-            for n, r in report.items()}
 
 
 def save_outputs(folder, record: dict, measurement: dict | None = None,
