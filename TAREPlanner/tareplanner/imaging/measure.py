@@ -20,7 +20,7 @@ from .. import __version__
 from .grid import same_geometry
 from .quantities import (counts_on_grid, lung_shunt_from_spect, structure_counts,
                          tumour_to_normal_ratios)
-from .readers import LoadedImage
+from .loaded import LoadedImage
 from .registration import register_rigid
 from .segmentation import (body_mask, exclude_lung_base, geometry_checks, lung_mass_kg,
                            lungs_from_ct, territory_from_cbct)

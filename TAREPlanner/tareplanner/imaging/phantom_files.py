@@ -21,7 +21,6 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import anatomy as anat
-from .dicom_write import SeriesInfo, make_uid, write_ct_series, write_nm_spect, write_pet_series
 from .phantom import Phantom
 
 ENERGY_WINDOWS_KEV = {"Tc-99m": (126.45, 154.55), "Ho-166": (72.9, 89.1)}
@@ -73,6 +72,8 @@ def write_phantom(phantom: Phantom, outdir: str | Path, *, nifti: bool = True,
 
 
 def _write(phantom: Phantom, out: Path, nifti: bool, dicom: bool) -> dict:
+    from .dicom_write import (SeriesInfo, make_uid, write_ct_series, write_nm_spect,
+                              write_pet_series)
     spec = phantom.spec
     seed = f"tareplanner-phantom-{spec.seed}"
     study = make_uid(seed, "study")

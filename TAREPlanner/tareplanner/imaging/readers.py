@@ -10,7 +10,6 @@ emission images without counts or activity units, empty or corrupted files.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -21,35 +20,14 @@ import SimpleITK as sitk
 from pydicom.errors import InvalidDicomError
 
 from ..errors import ImageDataError
+from .loaded import ACTIVITY_UNITS, COUNT_UNITS, LoadedImage  # noqa: F401 (re-exported)
 
 NON_DICOM_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 #: slice spacing tolerance: absolute (mm) and relative to the median spacing
 SPACING_TOL_MM = 0.05
 SPACING_TOL_REL = 0.01
 #: units of emission images that TAREPlanner can use
-COUNT_UNITS = ("CNTS", "{counts}", "counts")
-ACTIVITY_UNITS = ("BQML", "Bq/ml", "Bq/mL")
 HALF_LIVES_S = {"Y-90": 64.1 * 3600, "Ho-166": 26.8 * 3600, "Tc-99m": 6.0067 * 3600}
-
-
-@dataclass
-class LoadedImage:
-    """An image with what is known about it."""
-
-    image: sitk.Image
-    modality: str
-    units: str
-    source: str
-    sha256: str
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def is_activity(self) -> bool:
-        return self.units in ACTIVITY_UNITS
-
-    @property
-    def is_counts(self) -> bool:
-        return self.units in COUNT_UNITS
 
 
 def _sha256_files(paths) -> str:

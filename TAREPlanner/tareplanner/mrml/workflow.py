@@ -13,7 +13,7 @@ import SimpleITK as sitk
 import vtk
 
 from ..imaging.measure import LabelInputs, PositionImages, measure
-from ..imaging.readers import LoadedImage
+from ..imaging.loaded import LoadedImage
 from ..imaging.registration import register_rigid
 from ..imaging.segmentation import lungs_from_ct, territory_from_cbct
 from .results import dose_volume_node, dvh_nodes, indices_table_node
@@ -261,7 +261,9 @@ def save_outputs(folder, record: dict, measurement: dict | None = None,
     """Plan record, measurement record and PDF report into ``folder`` (atomic writes)."""
     from pathlib import Path
 
+    from ..dependencies import require
     from ..records.atomic import write_json_atomic
+    require("matplotlib")
     from ..records.report import write_report
     folder = Path(folder)
     written = [write_json_atomic(folder / "plan.json", record, overwrite=overwrite)]
