@@ -1,22 +1,29 @@
 """TAREPlanner: 3D Slicer scripted module for liver radioembolization planning and verification.
 
-The module class only describes itself; the Widget loads its .ui, binds it to the parameter
-node (so the GUI state is saved with the scene) and calls the Logic; the Logic calls the core
-package ``tareplanner`` and its MRML layer (``tareplanner.mrml.workflow``), which the command
-line and the headless tests use too.
+The module class describes itself and registers the synthetic patient as Sample Data; the
+Widget loads its .ui, binds it to the parameter node (so the GUI state is saved with the
+scene), shows which steps are outdated and calls the Logic; the Logic delegates every step to
+the core package's MRML layer (``tareplanner.mrml.guided``), which the headless tests run too.
 """
 
 import logging
 import os
+from typing import Annotated
 
+import qt
 import slicer
-from slicer.parameterNodeWrapper import parameterNodeWrapper
+import vtk
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest,
                                            ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-POSITION_SLOTS = (1, 2, 3)
+PRODUCTS = ["therasphere", "sir-spheres", "quiremspheres"]
+METHODS = ["partition", "single-compartment", "bsa"]
+GOAL_KINDS = ["tumour_dose_gy", "normal_dose_gy", "perfused_dose_gy", "activity_gbq", "maximum"]
+POST_TREATMENT_KINDS = ["pet", "spect"]
+SAMPLE_NAME = "TAREPlannerSyntheticPatient"
 
 
 class TAREPlanner(ScriptedLoadableModule):
@@ -33,42 +40,95 @@ class TAREPlanner(ScriptedLoadableModule):
             "SIR-Spheres, TheraSphere and QuiremSpheres: CBCT registration per injection "
             "position, lungs and perfused territories, lung shunt fraction and tumour-to-normal "
             "ratio from the MAA or Ho-166 scout SPECT, single-compartment, partition and BSA "
-            "activity planning against each product's limits, voxel dosimetry and post-treatment "
-            "verification. The same engine runs on the command line as <code>tareplanner</code>.")
+            "activity planning against each product's limits, voxel dosimetry with isodoses "
+            "and post-treatment verification. The same engine runs on the command line as "
+            "<code>tareplanner</code>. Try it on the synthetic patient (Sample Data, category "
+            "TAREPlanner, or the button in step 1).")
         self.parent.acknowledgementText = (
             "Physics references are listed in docs/physics.md and docs/dosimetry.md of the "
             "TAREPlanner extension.")
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def registerSampleData():
+    """The synthetic patient in the Sample Data module (category TAREPlanner). It is built in
+    memory by the core package (no download), so the entry has a custom loader."""
+    import SampleData
+    SampleData.SampleDataLogic.registerCustomSampleDataSource(
+        category="TAREPlanner", sampleName=SAMPLE_NAME,
+        thumbnailFileName=os.path.join(os.path.dirname(__file__), "Resources", "Icons",
+                                       f"{SAMPLE_NAME}.png"),
+        uris=[], fileNames=[], nodeNames=[], customDownloader=loadSyntheticPatientSample)
+
+
+def loadSyntheticPatientSample(source=None):
+    """Sample Data loader: the synthetic patient into the scene and into the module's panel."""
+    with slicer.util.tryWithErrorDisplay("Could not build the synthetic patient.",
+                                         waitCursor=True):
+        logic = TAREPlannerLogic()
+        parameterNode = logic.getParameterNode()
+        patient = logic.loadSyntheticPatient(parameterNode)
+        slicer.util.setSliceViewerLayers(background=patient.ct, foreground=patient.spect,
+                                          foregroundOpacity=0.4, fit=True)
+        slicer.util.selectModule("TAREPlanner")
 
 
 @parameterNodeWrapper
 class TAREPlannerParameterNode:
-    """GUI state, saved with the scene."""
+    """GUI state and the results of the steps (records in text nodes), saved with the scene."""
 
     ctVolume: slicer.vtkMRMLScalarVolumeNode
     spectVolume: slicer.vtkMRMLScalarVolumeNode
     segmentation: slicer.vtkMRMLSegmentationNode
-    product: str = "therasphere"
-    method: str = "partition"
+    product: Annotated[str, Choice(PRODUCTS)] = "therasphere"
+    method: Annotated[str, Choice(METHODS)] = "partition"
     treatmentTime: str = ""
     position1Name: str = "right hepatic"
     position1Cbct: slicer.vtkMRMLScalarVolumeNode
+    position1GoalKind: Annotated[str, Choice(GOAL_KINDS)] = "tumour_dose_gy"
+    position1GoalValue: float = 250.0
     position2Name: str = ""
     position2Cbct: slicer.vtkMRMLScalarVolumeNode
+    position2GoalKind: Annotated[str, Choice(GOAL_KINDS)] = "tumour_dose_gy"
+    position2GoalValue: float = 250.0
     position3Name: str = ""
     position3Cbct: slicer.vtkMRMLScalarVolumeNode
+    position3GoalKind: Annotated[str, Choice(GOAL_KINDS)] = "tumour_dose_gy"
+    position3GoalValue: float = 250.0
     lungBaseMarginMm: float = 0.0
-    goalKind: str = "tumour_dose_gy"
-    goalValue: float = 250.0
+    manualLsf: bool = False
+    manualLsfPercent: float = 0.0
+    manualTnr: str = ""
     voxelDosimetry: bool = True
-    petVolume: slicer.vtkMRMLScalarVolumeNode
+    isodoseLevelsGy: str = ""
+    postTreatmentVolume: slicer.vtkMRMLScalarVolumeNode
+    postTreatmentKind: Annotated[str, Choice(POST_TREATMENT_KINDS)] = "pet"
     administrationTime: str = ""
     acquisitionTime: str = ""
+    administeredActivityGbq: float = 0.0
     outputFolder: str = ""
+    # results of the steps (not shown as fields)
+    measurementRecord: slicer.vtkMRMLTextNode
+    planRecord: slicer.vtkMRMLTextNode
+    plannedDoseReport: slicer.vtkMRMLTextNode
+    deliveredDoseReport: slicer.vtkMRMLTextNode
+    stepLog: str = ""
+
+
+#: step -> (collapsible button, title)
+STEP_PANELS = {"registration": ("registrationCollapsibleButton", "2. Registration"),
+               "segmentation": ("segmentationCollapsibleButton", "3. Segmentation"),
+               "measurement": ("measureCollapsibleButton", "4. LSF and TNR"),
+               "plan": ("planCollapsibleButton", "5. Plan"),
+               "verification": ("verificationCollapsibleButton",
+                                "6. Verification (after treatment)"),
+               "save": ("saveCollapsibleButton", "7. Save")}
 
 
 class TAREPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     """Seven panels (data, registration, segmentation, LSF/TNR, plan, verification, save);
-    every button calls one Logic method and shows its result."""
+    every button calls one Logic method and shows its result; panel titles say which steps
+    are outdated."""
 
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -76,6 +136,7 @@ class TAREPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
+        self._observedSegmentation = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -84,26 +145,43 @@ class TAREPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = TAREPlannerLogic()
+        self._statusTimer = qt.QTimer()
+        self._statusTimer.setSingleShot(True)
+        self._statusTimer.setInterval(700)
+        self._statusTimer.connect("timeout()", self.updateStepTitles)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        buttons = {"registerButton": self.onRegister, "lungsButton": self.onLungs,
-                   "territoriesButton": self.onTerritories, "measureButton": self.onMeasure,
+        buttons = {"sampleButton": self.onSample, "registerButton": self.onRegister,
+                   "lungsButton": self.onLungs, "territoriesButton": self.onTerritories,
+                   "segmentEditorButton": self.onSegmentEditor, "measureButton": self.onMeasure,
                    "planButton": self.onPlan, "verifyButton": self.onVerify,
                    "saveButton": self.onSave}
         for name, handler in buttons.items():
             getattr(self.ui, name).connect("clicked(bool)", handler)
         self.initializeParameterNode()
+        self.offerMissingPackages()
+
+    def offerMissingPackages(self):
+        missing = self.logic.missingRequirements()
+        if missing and slicer.util.confirmOkCancelDisplay(self.logic.installMessage(missing),
+                                                          "TAREPlanner: Python packages"):
+            with slicer.util.tryWithErrorDisplay("Installing the packages failed.",
+                                                 waitCursor=True):
+                self.logic.installRequirements(missing)
 
     def cleanup(self):
         self.removeObservers()
 
     def enter(self):
         self.initializeParameterNode()
+        self.updateStepTitles()
 
     def exit(self):
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent,
+                                self.onInputsChanged)
 
     def onSceneStartClose(self, caller, event):
         self.setParameterNode(None)
@@ -118,162 +196,159 @@ class TAREPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def setParameterNode(self, inputParameterNode):
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent,
+                                self.onInputsChanged)
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent,
+                             self.onInputsChanged)
+            self.onInputsChanged()
+
+    def onInputsChanged(self, caller=None, event=None):
+        """Watch the chosen segmentation's edits and refresh the step titles shortly after."""
+        segmentation = self._parameterNode.segmentation if self._parameterNode else None
+        if segmentation is not self._observedSegmentation:
+            if self._observedSegmentation is not None:
+                self.removeObserver(self._observedSegmentation,
+                                    slicer.vtkSegmentation.SegmentModified, self.onInputsChanged)
+            if segmentation is not None:
+                self.addObserver(segmentation, slicer.vtkSegmentation.SegmentModified,
+                                 self.onInputsChanged)
+            self._observedSegmentation = segmentation
+        self._statusTimer.start()
+
+    def updateStepTitles(self):
+        if not self._parameterNode:
+            return
+        try:
+            titles = self.logic.stepTitles(self._parameterNode)
+        except ValueError as error:
+            logging.info(f"TAREPlanner step status: {error}")
+            return
+        for step, (buttonName, _) in STEP_PANELS.items():
+            getattr(self.ui, buttonName).text = titles[step]
+
+    def _run(self, failure, call, show):
+        with slicer.util.tryWithErrorDisplay(failure, waitCursor=True):
+            show(call(self._parameterNode))
+        self.updateStepTitles()
+
+    def onSample(self):
+        self._run("Could not build the synthetic patient.", self.logic.loadSyntheticPatient,
+                  lambda patient: slicer.util.setSliceViewerLayers(
+                      background=patient.ct, foreground=patient.spect, foregroundOpacity=0.4,
+                      fit=True))
 
     def onRegister(self):
-        with slicer.util.tryWithErrorDisplay("Registration failed.", waitCursor=True):
-            self.ui.registrationStatusLabel.text = self.logic.registerPositions(
-                self._parameterNode)
+        self._run("Registration failed.", self.logic.registerPositions,
+                  lambda text: setattr(self.ui.registrationStatusLabel, "text", text))
 
     def onLungs(self):
-        with slicer.util.tryWithErrorDisplay("Lung segmentation failed.", waitCursor=True):
-            self.ui.segmentationStatusLabel.text = self.logic.addLungs(self._parameterNode)
+        self._run("Lung segmentation failed.", self.logic.addLungs,
+                  lambda text: setattr(self.ui.segmentationStatusLabel, "text", text))
 
     def onTerritories(self):
-        with slicer.util.tryWithErrorDisplay("Territory segmentation failed.", waitCursor=True):
-            self.ui.segmentationStatusLabel.text = self.logic.addTerritories(
-                self._parameterNode)
+        self._run("Territory segmentation failed.", self.logic.addTerritories,
+                  lambda text: setattr(self.ui.segmentationStatusLabel, "text", text))
+
+    def onSegmentEditor(self):
+        slicer.util.selectModule("SegmentEditor")
+        if self._parameterNode and self._parameterNode.segmentation:
+            slicer.modules.SegmentEditorWidget.editor.setSegmentationNode(
+                self._parameterNode.segmentation)
 
     def onMeasure(self):
-        with slicer.util.tryWithErrorDisplay("Measurement failed.", waitCursor=True):
-            self.ui.measurementText.plainText = self.logic.measure(self._parameterNode)
+        self._run("Measurement failed.", self.logic.measure,
+                  lambda text: setattr(self.ui.measurementText, "plainText", text))
 
     def onPlan(self):
-        with slicer.util.tryWithErrorDisplay("Planning failed.", waitCursor=True):
-            self.ui.planText.plainText = self.logic.plan(self._parameterNode)
+        self._run("Planning failed.", self.logic.plan, self._showPlan)
+
+    def _showPlan(self, text):
+        self.ui.planText.plainText = text
+        dose = self.logic.plannedDoseVolume()
+        if dose is not None:
+            slicer.util.setSliceViewerLayers(background=self._parameterNode.ctVolume,
+                                              foreground=dose, foregroundOpacity=0.5)
 
     def onVerify(self):
-        with slicer.util.tryWithErrorDisplay("Verification failed.", waitCursor=True):
-            self.ui.verificationText.plainText = self.logic.verify(self._parameterNode)
+        self._run("Verification failed.", self.logic.verify,
+                  lambda text: setattr(self.ui.verificationText, "plainText", text))
 
     def onSave(self):
-        with slicer.util.tryWithErrorDisplay("Saving failed.", waitCursor=True):
-            slicer.util.infoDisplay(self.logic.save(self._parameterNode))
+        self._run("Saving failed.", self.logic.save,
+                  lambda text: setattr(self.ui.saveStatusLabel, "text", text))
 
 
 class TAREPlannerLogic(ScriptedLoadableModuleLogic):
-    """Calls the core package and its MRML layer; takes the parameter node and nodes, raises
-    ValueError (the core's named errors) on bad input, never touches widgets. Keeps the results
-    of the current session (registrations, measurement, plan) for the later steps."""
+    """Delegates every step to ``tareplanner.mrml.guided`` on the parameter node and
+    ``slicer.mrmlScene``; raises the core's named errors on bad input, never touches widgets."""
 
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
-        self.registrations = {}
-        self.measurement = None
-        self.record = None
-        self.plannedReport = None
 
     def getParameterNode(self):
         return TAREPlannerParameterNode(super().getParameterNode())
 
-    @staticmethod
-    def positions(p):
-        """(name, CBCT node) of the filled position slots."""
-        out = []
-        for slot in POSITION_SLOTS:
-            name = getattr(p, f"position{slot}Name").strip()
-            cbct = getattr(p, f"position{slot}Cbct")
-            if name and cbct is not None:
-                out.append((name, cbct))
-        if not out:
-            raise ValueError("positions: give at least one position name with its CBCT")
-        return out
+    # first use: packages beyond Slicer's own Python
+    def missingRequirements(self):
+        from tareplanner.dependencies import missing
+        return missing()
 
-    @staticmethod
-    def _require(p, *names):
-        for name in names:
-            if getattr(p, name) is None:
-                raise ValueError(f"{name}: select a node")
+    def installMessage(self, requirements):
+        from tareplanner.dependencies import install_message
+        return install_message(requirements)
+
+    def installRequirements(self, requirements):
+        slicer.util.pip_install([r.specifier for r in requirements])
+
+    # the steps
+    def loadSyntheticPatient(self, p):
+        from tareplanner.mrml import guided
+        return guided.load_synthetic_patient(slicer.mrmlScene, p)
 
     def registerPositions(self, p):
-        from tareplanner.mrml import workflow
-        self._require(p, "ctVolume", "segmentation")
-        lines = []
-        for name, cbct in self.positions(p):
-            node, result = workflow.register_cbct(slicer.mrmlScene, p.ctVolume, cbct,
-                                                  p.segmentation)
-            self.registrations[name] = (cbct, node, result)
-            angles = ", ".join(f"{a:.1f}" for a in result.angles_deg)
-            shift = ", ".join(f"{t:.1f}" for t in result.transform.GetTranslation())
-            lines.append(f"{name}: rotation ({angles}) deg, translation ({shift}) mm, "
-                         f"MI {result.metric_before:.3f} -> {result.metric_after:.3f}")
-        return "\n".join(lines)
+        from tareplanner.mrml import guided
+        return guided.register_positions(slicer.mrmlScene, p)
 
     def addLungs(self, p):
-        from tareplanner.mrml import workflow
-        self._require(p, "ctVolume", "segmentation")
-        workflow.add_lungs_from_ct(p.ctVolume, p.segmentation)
-        return "lungs added (role: lung)"
+        from tareplanner.mrml import guided
+        return guided.add_lungs(p)
 
     def addTerritories(self, p):
-        from tareplanner.mrml import workflow
-        self._require(p, "ctVolume", "segmentation")
-        for name, _ in self.positions(p):
-            if name not in self.registrations:
-                raise ValueError(f"{name}: register its CBCT first")
-            cbct, node, result = self.registrations[name]
-            workflow.add_territory_from_cbct(p.ctVolume, cbct, node, result, p.segmentation,
-                                             name)
-        return "territories added (role: territory:<position>)"
+        from tareplanner.mrml import guided
+        return guided.add_territories(p)
 
     def measure(self, p):
-        from tareplanner.mrml import workflow
-        from tareplanner.records.plan_text import measurement_summary
-        self._require(p, "ctVolume", "spectVolume", "segmentation")
-        self.measurement = workflow.measure_from_nodes(
-            p.ctVolume, p.spectVolume, p.segmentation, lung_base_margin_mm=p.lungBaseMarginMm)
-        return measurement_summary(self.measurement)
+        from tareplanner.mrml import guided
+        return guided.measure(slicer.mrmlScene, p)
 
     def plan(self, p):
-        from tareplanner.mrml import workflow
-        from tareplanner.records.plan_text import plan_summary
-        if self.measurement is None:
-            raise ValueError("measure LSF and TNR first (step 4)")
-        self.record, _ = workflow.plan_from_measurement(
-            slicer.mrmlScene, self.measurement, product=p.product, method=p.method,
-            goal_kind=p.goalKind, goal_value=p.goalValue, treatment_time=p.treatmentTime)
-        if p.voxelDosimetry:
-            _, self.plannedReport = workflow.predictive_dose_nodes(
-                slicer.mrmlScene, p.ctVolume, p.spectVolume, p.segmentation, self.record)
-        return plan_summary(self.record)
+        from tareplanner.mrml import guided
+        return guided.plan(slicer.mrmlScene, p)
+
+    def plannedDoseVolume(self):
+        from tareplanner.mrml import guided
+        return guided.dose_volume_node(slicer.mrmlScene, "plan")
 
     def verify(self, p):
-        from tareplanner.mrml import workflow
-        self._require(p, "ctVolume", "segmentation", "petVolume")
-        if self.record is None:
-            raise ValueError("plan first (step 5)")
-        _, delivered, comparison = workflow.verification_nodes(
-            slicer.mrmlScene, p.ctVolume, p.petVolume, p.segmentation, self.record,
-            administration_time=p.administrationTime, acquisition_time=p.acquisitionTime,
-            planned_report=self.plannedReport)
-        lines = [f"{name}: delivered mean {r['mean_gy']:.1f} Gy, D70 {r['D70']:.1f} Gy"
-                 for name, r in delivered.items()]
-        if comparison:
-            lines.append("")
-            lines += [f"{name}: {c['mean_gy']['relative']:+.1%} vs plan"
-                      for name, c in comparison.items() if c.get("mean_gy")
-                      and c["mean_gy"]["relative"] is not None]
-        return "\n".join(lines)
+        from tareplanner.mrml import guided
+        return guided.verify(slicer.mrmlScene, p)
 
     def save(self, p):
-        from tareplanner.mrml import workflow
-        if self.record is None:
-            raise ValueError("plan first (step 5)")
-        if not p.outputFolder:
-            raise ValueError("outputFolder: choose a folder")
-        written = workflow.save_outputs(p.outputFolder, self.record, self.measurement)
-        return "written: " + ", ".join(str(w) for w in written)
+        from tareplanner.mrml import guided
+        return guided.save(slicer.mrmlScene, p)
 
-    def planFromCaseFile(self, casePath):
-        from tareplanner.planning import plan_case
-        from tareplanner.records.case import read_case
-        return plan_case(read_case(casePath))
+    def stepTitles(self, p):
+        from tareplanner.mrml import guided
+        statuses = guided.statuses(p)
+        return {step: guided.step_title(title, statuses[step])
+                for step, (_, title) in STEP_PANELS.items()}
 
 
 class TAREPlannerTest(ScriptedLoadableModuleTest):
-    """Self-test: the whole workflow on the synthetic patient, built in memory."""
+    """Self-test: the whole workflow on the synthetic patient, through the Logic."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -285,44 +360,22 @@ class TAREPlannerTest(ScriptedLoadableModuleTest):
     def test_workflow_on_synthetic_patient(self):
         import tempfile
 
-        import SimpleITK as sitk
-
-        from tareplanner.imaging.phantom import make_phantom, spec_for_size
-        from tareplanner.imaging.phantom_files import label_images
-        from tareplanner.mrml import workflow
-        from tareplanner.mrml.segmentations import segmentation_from_labels
-        from tareplanner.mrml.volumes import volume_node_from_image
-
-        phantom = make_phantom(spec_for_size("small", pet=True))
-        scene = slicer.mrmlScene
         logic = TAREPlannerLogic()
         p = logic.getParameterNode()
-        p.ctVolume = volume_node_from_image(scene, phantom.ct, "CT")
-        p.spectVolume = volume_node_from_image(scene, phantom.spect, "SPECT MAA")
-        labels = label_images(phantom)
-        seg = segmentation_from_labels(scene, labels["tumours"], {1: "T1", 2: "T2", 3: "T3"},
-                                       p.ctVolume)
-        for name in ("T1", "T2", "T3"):
-            workflow.set_role(seg, name, "tumour")
-        workflow.add_mask_segment(seg, p.ctVolume, "liver",
-                                  sitk.GetArrayFromImage(labels["liver"]) > 0, "liver")
-        p.segmentation = seg
-        for slot, (name, image) in zip(POSITION_SLOTS, phantom.cbcts.items()):
-            setattr(p, f"position{slot}Name", name)
-            setattr(p, f"position{slot}Cbct", volume_node_from_image(scene, image, f"CBCT {name}"))
+        logic.loadSyntheticPatient(p)
         logic.registerPositions(p)
         logic.addLungs(p)
         logic.addTerritories(p)
         logic.measure(p)
         logic.plan(p)
-        p.petVolume = volume_node_from_image(scene, phantom.pet, "PET Y-90")
-        truth = phantom.truth["y90_pet"]
-        p.administrationTime = truth["administration_time"]
-        p.acquisitionTime = truth["acquisition_start"]
+        self.assertIsNotNone(logic.plannedDoseVolume())
         logic.verify(p)
+        titles = logic.stepTitles(p)
+        self.assertNotIn("outdated", " ".join(titles.values()))
         with tempfile.TemporaryDirectory() as tmp:
             p.outputFolder = os.path.join(tmp, "out")
             logic.save(p)
             self.assertTrue(os.path.exists(os.path.join(tmp, "out", "report.pdf")))
-        self.assertGreater(logic.record["total_activity_gbq"], 0)
+        p.lungBaseMarginMm = 10.0
+        self.assertIn("outdated", logic.stepTitles(p)["measurement"])
         logging.info("TAREPlanner self-test passed")

@@ -51,7 +51,7 @@ SCRIPT = textwrap.dedent(f"""
     m = wf.measure_from_nodes(ct, spect, seg)
     record, _ = wf.plan_from_measurement(scene, m, product="therasphere", method="partition",
                                          goal_kind="tumour_dose_gy", goal_value=250)
-    nodes, report = wf.predictive_dose_nodes(scene, ct, spect, seg, record)
+    nodes, report, _ = wf.predictive_dose_nodes(scene, ct, spect, seg, record)
     out["total_activity_gbq"] = record["total_activity_gbq"]
     out["dose_structures"] = sorted(report)
     folder = pathlib.Path(tempfile.mkdtemp()) / "out"

@@ -48,7 +48,12 @@ def test_workflow_on_mrml(small_phantom, tmp_path):
             in_cbct = np.array(truth.TransformPoint(tuple(point)))       # LPS
             ras = m @ np.array([-in_cbct[0], -in_cbct[1], in_cbct[2], 1.0])
             assert np.linalg.norm(ras[:3] - [-point[0], -point[1], point[2]]) < 2.0
-        wf.add_territory_from_cbct(ct, cbct, node, registration, seg, name)
+        # the transform node gives back the registration (CT point -> CBCT point, LPS)
+        restored = wf.registration_from_transform_node(node)
+        for point in points[::5]:
+            assert np.allclose(restored.TransformPoint(tuple(point)),
+                               registration.transform.TransformPoint(tuple(point)), atol=1e-6)
+        wf.add_territory_from_cbct(ct, cbct, seg, name)
 
     measurement = wf.measure_from_nodes(ct, spect, seg)
     assert measurement["lung_shunt"]["lung_shunt_fraction"] == pytest.approx(0.066, abs=0.002)
@@ -80,14 +85,26 @@ def test_workflow_on_mrml(small_phantom, tmp_path):
     assert chart.GetNumberOfPlotSeriesNodes() == len(report)
 
     # the GUI's later steps: predictive dose, verification from a PET node, saving
-    (planned_volume, _, _), planned = wf.predictive_dose_nodes(scene, ct, spect, seg, record)
+    (planned_volume, _, _), planned, dose_record = wf.predictive_dose_nodes(scene, ct, spect,
+                                                                           seg, record)
+    assert dose_record["schema"] == "tareplanner.dose/1"
+    assert dose_record["predictive"]["structures"]["T1"]["mean_gy"] == planned["T1"]["mean_gy"]
     assert planned_volume.GetAttribute("DicomRtImport.DoseVolume") == "1"
     assert planned["T1"]["mean_gy"] == pytest.approx(report["T1"]["mean_gy"], rel=1e-6)
     pet = volume_node_from_image(scene, p.pet, "PET Y-90")
     truth = p.truth["y90_pet"]
-    nodes, delivered, comparison = wf.verification_nodes(
+    nodes, delivered, comparison, post = wf.verification_nodes(
         scene, ct, pet, seg, record, administration_time=truth["administration_time"],
         acquisition_time=truth["acquisition_start"], planned_report=planned)
+    # SPECT counts scaled to the administered activity less the residual (A (1 - R))
+    _, _, _, post_spect = wf.verification_nodes(scene, ct, pet, seg, record, kind="spect",
+                                                administered_gbq=3.0, residual_fraction=0.1)
+    assert post_spect["activity_in_image_at_administration_gbq"] == pytest.approx(2.7, rel=1e-4)
+    with pytest.raises(ValueError, match="administered activity"):
+        wf.verification_nodes(scene, ct, pet, seg, record, kind="spect")
+    with pytest.raises(ValueError, match="administration time"):
+        wf.verification_nodes(scene, ct, pet, seg, record, administration_time="1 Dec",
+                              acquisition_time=truth["acquisition_start"])
     assert comparison["lungs"]["mean_gy"]["delivered"] == pytest.approx(
         delivered["lungs"]["mean_gy"])
     written = wf.save_outputs(tmp_path, record, measurement)

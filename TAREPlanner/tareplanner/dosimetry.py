@@ -465,3 +465,45 @@ def validate_dose_record(record, where: str = "dose record") -> dict:
             raise SchemaError(f"{where}.{part}.structures", record[part].get("structures"),
                               "an object of structures")
     return record
+
+
+def v_thresholds_for_plan(plan: dict) -> list[float]:
+    """Dose thresholds whose V_x is reported: 100, 120 and 205 Gy and the plan's tumour
+    target (minimum of the product's range)."""
+    target = (plan.get("tumour_target_gy") or {}).get("min") or 100
+    return sorted({100.0, 120.0, 205.0, float(target)})
+
+
+def write_dose_files(folder, structures: Structures, nuclide: str, planned: sitk.Image,
+                     planned_report: dict, delivered: sitk.Image | None = None,
+                     delivered_report: dict | None = None) -> list:
+    """The dose files of a dose folder (the layout the report and batch read): dose and BED
+    maps (NIfTI, Gy), DVH and BED-DVH tables, index tables, and with a delivered dose the
+    planned-versus-delivered DVH table and the difference map. ``folder`` must exist (write
+    into a temporary folder and rename it, as the callers do, for atomicity)."""
+    from pathlib import Path
+    folder = Path(folder)
+    written = []
+
+    def image(img, name):
+        sitk.WriteImage(img, str(folder / name), useCompression=True)
+        written.append(folder / name)
+
+    def text(content, name):
+        (folder / name).write_text(content)
+        written.append(folder / name)
+
+    image(planned, "dose_planned_gy.nii.gz")
+    text(dvh_csv(planned_report), "dvh_planned.csv")
+    text(indices_csv(planned_report), "indices_planned.csv")
+    text(dvh_csv(planned_report, "bed_dvh"), "dvh_bed_planned.csv")
+    image(bed_map(planned, structures, nuclide), "bed_planned_gy.nii.gz")
+    if delivered is not None:
+        image(delivered, "dose_delivered_gy.nii.gz")
+        text(dvh_csv(delivered_report), "dvh_delivered.csv")
+        text(indices_csv(delivered_report), "indices_delivered.csv")
+        text(dvh_csv(delivered_report, "bed_dvh"), "dvh_bed_delivered.csv")
+        text(dvh_overlay_csv(planned_report, delivered_report), "dvh_planned_vs_delivered.csv")
+        on_planned = sitk.Resample(delivered, planned, sitk.Transform(), sitk.sitkLinear, 0.0)
+        image(on_planned - planned, "dose_difference_gy.nii.gz")
+    return written

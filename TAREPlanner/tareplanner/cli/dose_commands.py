@@ -57,10 +57,9 @@ def load_structures(measurement: dict):
 
 def cmd_dose(args: argparse.Namespace) -> int:
     from .. import catalogue
-    from ..dosimetry import (bed_map, compare, counts_to_activity, dose_map, dvh_csv,
-                             dvh_overlay_csv, indices_csv, indices_only,
+    from ..dosimetry import (compare, counts_to_activity, dose_map, indices_only,
                              pet_activity_at_administration, predictive_activity,
-                             structure_report)
+                             structure_report, v_thresholds_for_plan, write_dose_files)
     from ..imaging.readers import read_image
     from ..records.atomic import write_json_atomic
 
@@ -73,7 +72,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
         raise SchemaError("plan.schema", plan.get("schema"), "tareplanner.plan/1")
     nuclide = catalogue.product(plan["product"]["key"]).nuclide
     ct, spect, structures = load_structures(measurement)
-    thresholds = sorted({100.0, 120.0, 205.0, float(plan["tumour_target_gy"].get("min") or 100)})
+    thresholds = v_thresholds_for_plan(plan)
     activities = {p["name"]: p["activity_gbq"] for p in plan["positions"]}
     missing = set(activities) - set(structures.territories)
     if missing:
@@ -101,12 +100,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        sitk.WriteImage(planned, str(tmp / "dose_planned_gy.nii.gz"), useCompression=True)
-        (tmp / "dvh_planned.csv").write_text(dvh_csv(planned_report))
-        (tmp / "indices_planned.csv").write_text(indices_csv(planned_report))
-        (tmp / "dvh_bed_planned.csv").write_text(dvh_csv(planned_report, "bed_dvh"))
-        sitk.WriteImage(bed_map(planned, structures, nuclide), str(tmp / "bed_planned_gy.nii.gz"),
-                        useCompression=True)
+        delivered = delivered_report = None
         if args.pet and args.post_spect:
             raise FieldValueError("--post-spect", args.post_spect, "either --pet or --post-spect")
         if args.pet or args.post_spect:
@@ -141,15 +135,6 @@ def cmd_dose(args: argparse.Namespace) -> int:
                                     convolve=convolve)
             delivered_report = structure_report(delivered, structures, nuclide=nuclide,
                                                 v_thresholds_gy=thresholds, bin_gy=args.bin_gy)
-            sitk.WriteImage(delivered, str(tmp / "dose_delivered_gy.nii.gz"), useCompression=True)
-            (tmp / "dvh_delivered.csv").write_text(dvh_csv(delivered_report))
-            (tmp / "indices_delivered.csv").write_text(indices_csv(delivered_report))
-            (tmp / "dvh_bed_delivered.csv").write_text(dvh_csv(delivered_report, "bed_dvh"))
-            (tmp / "dvh_planned_vs_delivered.csv").write_text(
-                dvh_overlay_csv(planned_report, delivered_report))
-            on_planned = sitk.Resample(delivered, planned, sitk.Transform(), sitk.sitkLinear, 0.0)
-            sitk.WriteImage(on_planned - planned, str(tmp / "dose_difference_gy.nii.gz"),
-                            useCompression=True)
             record["post_treatment"] = {
                 "source": post.source, "sha256": post.sha256,
                 "administration_time": administration, "acquisition_time": acquisition,
@@ -158,6 +143,8 @@ def cmd_dose(args: argparse.Namespace) -> int:
                 "structures": indices_only(delivered_report)}
             record["comparison"] = compare(indices_only(planned_report),
                                            indices_only(delivered_report))
+        write_dose_files(tmp, structures, nuclide, planned, planned_report, delivered,
+                         delivered_report)
         if args.voxel_plan:
             from ..dosimetry import voxel_plan, voxel_plan_record
             result = voxel_plan(spect.image, structures, plan, nuclide, ct.image,

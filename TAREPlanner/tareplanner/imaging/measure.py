@@ -218,12 +218,68 @@ def _mask(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
     return image
 
 
+def parse_manual_tnr(text: str, field: str = "manual_tnr") -> dict[str, float]:
+    """``"T1=3.2, T2=2.5"`` -> {"T1": 3.2, "T2": 2.5}; empty text -> {}."""
+    from ..errors import FieldValueError
+    values: dict[str, float] = {}
+    for item in (s.strip() for s in text.replace(";", ",").split(",")):
+        if not item:
+            continue
+        name, sep, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if not sep or not name.strip() or number is None:
+            raise FieldValueError(field, item, "tumour=TNR pairs separated by commas, "
+                                               "e.g. 'T1=3.2, T2=2.5'")
+        values[name.strip()] = number
+    return values
+
+
+def _apply_manual_values(case: dict, measurement: dict, lung_shunt_fraction: float | None,
+                         tnr: dict[str, float] | None) -> None:
+    """Replace measured values by entered ones, recorded as such: lsf_method 'manual', the
+    measured and entered values in measurement.manual_entries, a 'manual-entry' warning that
+    travels into the plan record and report."""
+    from ..errors import FieldValueError, UnknownNameError
+    entries, notes = [], []
+    if lung_shunt_fraction is not None:
+        lsf = float(lung_shunt_fraction)
+        if not 0.0 <= lsf < 1.0:
+            raise FieldValueError("manual lung_shunt_fraction", lsf, "0 <= LSF < 1 (a fraction)")
+        measured = case["lung_shunt_fraction"]
+        entries.append({"quantity": "lung_shunt_fraction", "entered": lsf, "measured": measured,
+                        "measured_method": case["lsf_method"]})
+        notes.append(f"LSF {lsf:.2%} entered (measured {measured:.2%}, {case['lsf_method']})")
+        case["lung_shunt_fraction"] = lsf
+        case["lsf_method"] = "manual"
+    tumours = {t["name"]: (p["name"], t) for p in case["positions"] for t in p["tumours"]}
+    for name, value in (tnr or {}).items():
+        if name not in tumours:
+            raise UnknownNameError("manual tnr", name, ", ".join(tumours) or "no tumours")
+        if not value > 0:
+            raise FieldValueError(f"manual tnr {name}", value, "> 0")
+        position, tumour = tumours[name]
+        entries.append({"quantity": f"tnr {position}/{name}", "entered": float(value),
+                        "measured": tumour["tnr"]})
+        notes.append(f"TNR {position}/{name} {value:g} entered (measured {tumour['tnr']:g})")
+        tumour["tnr"] = float(value)
+    if entries:
+        case["measurement"]["manual_entries"] = entries
+        case["measurement"]["warnings"] = list(case["measurement"]["warnings"]) + [
+            {"code": "manual-entry", "message": "; ".join(notes)}]
+
+
 def case_from_measurement(measurement: dict, *, product: str, method: str,
                           goals: dict[str, dict], treatment_time: str | None = None,
                           use_ct_lung_mass: bool = False, case_id: str | None = None,
                           measurement_file: str | None = None,
-                          measurement_sha256: str | None = None) -> dict:
-    """A ``tareplanner.case/1`` document from a measurement record."""
+                          measurement_sha256: str | None = None,
+                          manual_lung_shunt_fraction: float | None = None,
+                          manual_tnr: dict[str, float] | None = None) -> dict:
+    """A ``tareplanner.case/1`` document from a measurement record; values entered by hand
+    (LSF, TNR per tumour) replace the measured ones and are recorded as manual entries."""
     positions = []
     for record in measurement["positions"]:
         entry = {"name": record["name"], "normal_volume_ml": round(record["normal_volume_ml"], 3),
@@ -249,4 +305,5 @@ def case_from_measurement(measurement: dict, *, product: str, method: str,
         case["treatment_time"] = treatment_time
     if str(measurement["spect"].get("radionuclide")) == "Ho-166":
         case["lsf_method"] = "scout-spect"
+    _apply_manual_values(case, measurement, manual_lung_shunt_fraction, manual_tnr)
     return case

@@ -67,3 +67,21 @@ def dvh_nodes(scene, report: dict, name: str = "DVH"):
         chart.AddAndObservePlotSeriesNodeID(series.GetID())
         series_nodes.append(series)
     return table, chart, series_nodes
+
+
+def record_text_node(scene, record: dict, name: str, node=None):
+    """Keep a record (measurement, plan, dose report) in the scene as JSON in a text node, so
+    it is saved and restored with the scene; ``node`` is updated in place when given."""
+    import json
+    node = node or scene.AddNewNodeByClass("vtkMRMLTextNode", name)
+    node.SetText(json.dumps(record, indent=1, sort_keys=True, default=str))
+    node.SetAttribute("TAREPlanner.Record", str(record.get("schema", "report")))
+    return node
+
+
+def record_from_text_node(node) -> dict | None:
+    """The record kept by :func:`record_text_node` (None for no node or an empty one)."""
+    import json
+    if node is None or not node.GetText():
+        return None
+    return json.loads(node.GetText())

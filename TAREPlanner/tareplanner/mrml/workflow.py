@@ -87,6 +87,20 @@ def transform_node_from_registration(scene, euler: sitk.Euler3DTransform, name: 
     return node
 
 
+def registration_from_transform_node(node) -> sitk.AffineTransform:
+    """The CT-to-CBCT transform (LPS, as the core's registration gives it) of a transform node
+    made by :func:`transform_node_from_registration` (or edited by the user)."""
+    matrix = vtk.vtkMatrix4x4()
+    node.GetMatrixTransformToParent(matrix)
+    ras = np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+    flip = np.diag([*np.diag(LPS_TO_RAS), 1.0])
+    ct_to_cbct = np.linalg.inv(flip @ ras @ flip)
+    affine = sitk.AffineTransform(3)
+    affine.SetMatrix(tuple(ct_to_cbct[:3, :3].ravel()))
+    affine.SetTranslation(tuple(ct_to_cbct[:3, 3]))
+    return affine
+
+
 def register_cbct(scene, ct_node, cbct_node, segmentation, *, margin_mm: float = 20.0):
     """Register a CBCT to the CT (core registration, liver-grown mask); the CBCT is placed
     under the resulting transform node. Returns (transform node, registration record)."""
@@ -123,20 +137,36 @@ def _role_masks(segmentation, reference_node) -> dict:
 def add_lungs_from_ct(ct_node, segmentation, name: str = "lungs") -> None:
     """Segment the lungs from the CT (core helper) into the segmentation, role 'lung'."""
     lungs = lungs_from_ct(image_from_volume_node(ct_node))
+    remove_role(segmentation, "lung")
     add_mask_segment(segmentation, ct_node, name, sitk.GetArrayFromImage(lungs) > 0, "lung")
 
 
-def add_territory_from_cbct(ct_node, cbct_node, transform_node, registration, segmentation,
-                            position: str) -> None:
-    """Territory of ``position`` from the enhanced CBCT (core helper), role territory:NAME."""
+def add_territory_from_cbct(ct_node, cbct_node, segmentation, position: str,
+                            transform_node=None) -> None:
+    """Territory of ``position`` from the enhanced CBCT (core helper), role territory:NAME.
+    The CBCT-to-CT placement is its parent transform node (the registration step's result,
+    possibly adjusted by the user), or ``transform_node``. A territory segment of the same
+    position made before is replaced."""
+    transform_node = transform_node or cbct_node.GetParentTransformNode()
+    if transform_node is None:
+        raise ValueError(f"{cbct_node.GetName()}: register the CBCT to the CT first")
     liver = _role_masks(segmentation, ct_node)["liver"]
     ct = image_from_volume_node(ct_node)
     liver_img = sitk.GetImageFromArray(liver.astype(np.uint8))
     liver_img.CopyInformation(ct)
-    result = territory_from_cbct(ct, image_from_volume_node(cbct_node), registration.transform,
-                                 liver_img)
+    result = territory_from_cbct(ct, image_from_volume_node(cbct_node),
+                                 registration_from_transform_node(transform_node), liver_img)
+    remove_role(segmentation, f"territory:{position}")
     add_mask_segment(segmentation, ct_node, f"territory {position}",
                      sitk.GetArrayFromImage(result.mask) > 0, f"territory:{position}")
+
+
+def remove_role(segmentation, role: str) -> None:
+    """Remove the segments that carry ``role``."""
+    seg = segmentation.GetSegmentation()
+    for name, segment_role in roles(segmentation).items():
+        if segment_role == role:
+            seg.RemoveSegment(seg.GetSegmentIdBySegmentName(name))
 
 
 def measure_from_nodes(ct_node, spect_node, segmentation, *, spect_units: str = "counts",
@@ -187,19 +217,40 @@ def dose_nodes(scene, dose_image: sitk.Image, report: dict, name: str = "Dose"):
     return volume, table, dvh
 
 
+def goal_object(kind: str, value: float | None) -> dict:
+    """A case goal from the GUI's kind and value (``maximum`` takes no value)."""
+    return {"maximum": True} if kind == "maximum" else {kind: float(value)}
+
+
 def plan_from_measurement(scene, measurement: dict, *, product: str, method: str,
-                          goal_kind: str, goal_value: float | None,
-                          treatment_time: str | None = None):
-    """Case from a measurement (same goal for every position), planned; returns the plan
-    record and its table node. Raises the core's named errors on bad input."""
+                          goals: dict[str, dict] | None = None, goal_kind: str | None = None,
+                          goal_value: float | None = None, treatment_time: str | None = None,
+                          manual_lung_shunt_fraction: float | None = None,
+                          manual_tnr: dict[str, float] | None = None):
+    """Case from a measurement, planned; returns the plan record and its table node.
+
+    ``goals``: position name -> case goal (``goal_object``); positions without one, or all
+    when ``goals`` is None, take ``goal_kind``/``goal_value``. Manual LSF/TNR replace the
+    measured values and are recorded as manual entries. Raises the core's named errors."""
+    from ..errors import FieldValueError
     from ..imaging.measure import case_from_measurement
     from ..planning import plan_case
     from ..records.case import parse_case
 
-    goal = {"maximum": True} if goal_kind == "maximum" else {goal_kind: float(goal_value)}
-    case = case_from_measurement(measurement, product=product, method=method,
-                                 goals={p["name"]: goal for p in measurement["positions"]},
-                                 treatment_time=treatment_time or None)
+    names = [p["name"] for p in measurement["positions"]]
+    goals = dict(goals or {})
+    unknown = sorted(set(goals) - set(names))
+    if unknown:
+        raise FieldValueError("goals", unknown, "positions of the measurement: " + ", ".join(names))
+    for name in names:
+        if name not in goals:
+            if goal_kind is None and method != "bsa":
+                raise FieldValueError(f"goal of {name}", None, "a goal for every position")
+            goals[name] = goal_object(goal_kind, goal_value) if goal_kind else {}
+    case = case_from_measurement(measurement, product=product, method=method, goals=goals,
+                                 treatment_time=treatment_time or None,
+                                 manual_lung_shunt_fraction=manual_lung_shunt_fraction,
+                                 manual_tnr=manual_tnr)
     record = plan_case(parse_case(case))
     return record, plan_table_node(scene, record)
 
@@ -221,54 +272,142 @@ def _nuclide(record: dict) -> str:
 def predictive_dose_nodes(scene, ct_node, spect_node, segmentation, record: dict,
                           method: str = "kernel"):
     """Predictive voxel dose of a plan from the MAA/scout SPECT node: dose volume, index
-    table and DVH nodes; returns (nodes, report)."""
-    from ..dosimetry import dose_map, predictive_activity, structure_report
-    structures = _structures(ct_node, segmentation)
-    activity, _ = predictive_activity(image_from_volume_node(spect_node), structures,
-                                      {p["name"]: p["activity_gbq"] for p in record["positions"]},
-                                      record["lung_shunt_fraction"], record["residual_fraction"])
-    nuclide = _nuclide(record)
-    dose, _ = dose_map(activity, nuclide, structures.reference, structures.masks["lungs"],
-                       method=method)
-    report = structure_report(dose, structures, nuclide=nuclide)
-    return dose_nodes(scene, dose, report, "Dose planned"), report
-
-
-def verification_nodes(scene, ct_node, pet_node, segmentation, record: dict, *,
-                       administration_time: str, acquisition_time: str,
-                       planned_report: dict | None = None):
-    """Post-treatment dose from a Y-90 PET node (Bq/mL at acquisition start): nodes, report
-    and, with the planned report, the delivered-versus-planned comparison."""
+    table and DVH nodes; returns (nodes, report, dose record ``tareplanner.dose/1``)."""
     from datetime import datetime
 
+    from ..dosimetry import (DOSE_SCHEMA, dose_map, indices_only, predictive_activity,
+                             structure_report, v_thresholds_for_plan)
+    structures = _structures(ct_node, segmentation)
+    activity, info = predictive_activity(
+        image_from_volume_node(spect_node), structures,
+        {p["name"]: p["activity_gbq"] for p in record["positions"]},
+        record["lung_shunt_fraction"], record["residual_fraction"])
+    nuclide = _nuclide(record)
+    dose, dose_info = dose_map(activity, nuclide, structures.reference,
+                               structures.masks["lungs"], method=method)
+    dose_info["convolution"] = "CPU (scipy.fft)"
+    report = structure_report(dose, structures, nuclide=nuclide,
+                              v_thresholds_gy=v_thresholds_for_plan(record))
+    dose_record = {"schema": DOSE_SCHEMA,
+                   "created": datetime.now().astimezone().isoformat(timespec="seconds"),
+                   "plan_input_sha256": record["input_sha256"], "dose": dose_info,
+                   "predictive": {**info, "structures": indices_only(report)}}
+    return dose_nodes(scene, dose, report, "Dose planned"), report, dose_record
+
+
+def _timestamp(text: str, field: str):
+    from datetime import datetime
+
+    from ..errors import FieldValueError
+    try:
+        value = datetime.fromisoformat(str(text).strip())
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise FieldValueError(field, text, "an ISO 8601 date and time with its UTC offset, "
+                                           "e.g. 2026-12-01T10:00:00+01:00")
+    return value
+
+
+def verification_nodes(scene, ct_node, post_node, segmentation, record: dict, *,
+                       kind: str = "pet", administration_time: str | None = None,
+                       acquisition_time: str | None = None,
+                       administered_gbq: float | None = None,
+                       residual_fraction: float | None = None,
+                       planned_report: dict | None = None):
+    """Post-treatment dose: ``kind='pet'`` from a Y-90 PET node (Bq/mL at acquisition start,
+    decayed back to the administration time), ``kind='spect'`` from a SPECT node in counts
+    (Y-90 bremsstrahlung or Ho-166) scaled to the administered activity less the residual.
+    Returns the nodes, the report and, with the planned report, the comparison."""
     from .. import catalogue
-    from ..dosimetry import (compare, dose_map, indices_only, pet_activity_at_administration,
-                             structure_report)
+    from ..dosimetry import (compare, counts_to_activity, dose_map, indices_only,
+                             pet_activity_at_administration, structure_report)
+    from ..errors import FieldValueError
     structures = _structures(ct_node, segmentation)
     nuclide = _nuclide(record)
-    activity = pet_activity_at_administration(
-        image_from_volume_node(pet_node), datetime.fromisoformat(acquisition_time),
-        datetime.fromisoformat(administration_time), catalogue.nuclide(nuclide).half_life_h)
+    if kind == "pet":
+        activity = pet_activity_at_administration(
+            image_from_volume_node(post_node), _timestamp(acquisition_time, "acquisition time"),
+            _timestamp(administration_time, "administration time"),
+            catalogue.nuclide(nuclide).half_life_h)
+    elif kind == "spect":
+        if administered_gbq is None or not administered_gbq > 0:
+            raise FieldValueError("administered activity (GBq)", administered_gbq, "> 0")
+        residual = record["residual_fraction"] if residual_fraction is None else residual_fraction
+        if not 0 <= residual < 1:
+            raise FieldValueError("residual fraction", residual, "0 <= R < 1")
+        activity = counts_to_activity(image_from_volume_node(post_node), structures,
+                                      float(administered_gbq), float(residual))
+    else:
+        raise FieldValueError("post-treatment image kind", kind, "pet or spect")
+    from ..dosimetry import v_thresholds_for_plan
     dose, _ = dose_map(activity, nuclide, structures.reference, structures.masks["lungs"])
-    report = structure_report(dose, structures, nuclide=nuclide)
+    report = structure_report(dose, structures, nuclide=nuclide,
+                              v_thresholds_gy=v_thresholds_for_plan(record))
     comparison = (compare(indices_only(planned_report), indices_only(report))
                   if planned_report else None)
-    return dose_nodes(scene, dose, report, "Dose delivered"), report, comparison
+    post = {"source": f"MRML node {post_node.GetName()} ({kind})", "sha256": "",
+            "administration_time": administration_time, "acquisition_time": acquisition_time,
+            "activity_in_image_at_administration_gbq":
+                float(sitk.GetArrayViewFromImage(activity).sum()),
+            "structures": indices_only(report)}
+    return dose_nodes(scene, dose, report, "Dose delivered"), report, comparison, post
 
 
 def save_outputs(folder, record: dict, measurement: dict | None = None,
-                 overwrite: bool = False) -> list:
-    """Plan record, measurement record and PDF report into ``folder`` (atomic writes)."""
+                 overwrite: bool = False, dose: dict | None = None) -> list:
+    """Plan record, measurement record, dose folder and PDF report into ``folder``.
+
+    ``dose`` (optional): structures, nuclide, planned (image), planned_report, record (the
+    dose record), and after verification delivered, delivered_report, post_treatment,
+    comparison. Nothing is written when a file exists (without ``overwrite``) or the report
+    library is missing; every file is written atomically."""
+    import shutil
+    import tempfile
     from pathlib import Path
 
     from ..dependencies import require
-    from ..records.atomic import write_json_atomic
+    from ..records.atomic import OutputExistsError, write_json_atomic
     require("matplotlib")
     from ..records.report import write_report
     folder = Path(folder)
-    written = [write_json_atomic(folder / "plan.json", record, overwrite=overwrite)]
+    targets = [folder / "plan.json", folder / "report.pdf"]
+    if measurement is not None:
+        targets.append(folder / "measurement.json")
+    if dose is not None:
+        targets.append(folder / "dose")
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(f"{', '.join(existing)} exist; choose another folder "
+                                "(nothing was written)")
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    dose_dir = None
+    if dose is not None:
+        from ..dosimetry import write_dose_files
+        dose_record = dict(dose["record"])
+        if dose.get("delivered") is not None:
+            dose_record["post_treatment"] = dose["post_treatment"]
+            if dose.get("comparison"):
+                dose_record["comparison"] = dose["comparison"]
+        tmp = Path(tempfile.mkdtemp(prefix=".dose.", dir=folder))
+        try:
+            write_dose_files(tmp, dose["structures"], dose["nuclide"], dose["planned"],
+                             dose["planned_report"], dose.get("delivered"),
+                             dose.get("delivered_report"))
+            write_json_atomic(tmp / "dose.json", dose_record)
+            dose_dir = folder / "dose"
+            if dose_dir.exists():
+                shutil.rmtree(dose_dir)
+            tmp.rename(dose_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        written.append(dose_dir)
+    written.insert(0, write_json_atomic(folder / "plan.json", record, overwrite=overwrite))
     if measurement is not None:
         written.append(write_json_atomic(folder / "measurement.json", measurement,
                                          overwrite=overwrite))
-    written.append(write_report(record, folder / "report.pdf", overwrite=overwrite))
+    written.append(write_report(record, folder / "report.pdf", dose_dir=dose_dir,
+                                overwrite=overwrite))
     return written

@@ -238,7 +238,13 @@ def parse_case(document: Any) -> Case:
                                   product.limits["lsf_cutoff"].source)
 
     measurement = require_object(doc.get("measurement") or {}, "measurement")
-    check_keys(measurement, "measurement", ("file", "sha256", "warnings"))
+    check_keys(measurement, "measurement", ("file", "sha256", "warnings", "manual_entries"))
+    manual = measurement.get("manual_entries", [])
+    if not isinstance(manual, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("quantity"), str)
+            and isinstance(e.get("entered"), (int, float)) for e in manual):
+        raise FieldValueError("measurement.manual_entries", manual,
+                              "a list of {quantity, entered, measured} objects")
     measurement_warnings = measurement.get("warnings", [])
     if not isinstance(measurement_warnings, list) or not all(
             isinstance(w, dict) and isinstance(w.get("code"), str)

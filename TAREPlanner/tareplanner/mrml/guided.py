@@ -1,0 +1,400 @@
+"""The Slicer module's guided steps, on its parameter node.
+
+``p`` is the module's parameter node (``TAREPlannerParameterNode``; any object with the same
+attributes works, which is how the tests drive it headless). Every step reads its inputs from
+``p``, calls the workflow functions, keeps its results in the scene (text nodes with the
+records, dose volumes, tables, charts, isodose models, all tagged with the step that made
+them and replaced when the step runs again) and records its inputs' digests in ``p.stepLog``
+so that :func:`statuses` can tell which steps are outdated. Each step returns the text the
+panel shows. Bad input raises the core's named errors (ValueError subclasses).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import steps as step_log
+from ..physics.solver import GOAL_KINDS
+from . import fingerprints as fp
+from . import workflow
+from .results import record_from_text_node, record_text_node
+
+POSITION_SLOTS = (1, 2, 3)
+STEP_TAG = "TAREPlanner.Step"
+STRUCTURE_ROLES = ("liver", "tumour", "lung", "territory:")
+
+
+@dataclass
+class Parameters:
+    """The module's parameter node as a plain object: the same fields and defaults as
+    ``TAREPlannerParameterNode`` in TAREPlanner.py (a test keeps them equal), for running the
+    steps from Python without the Slicer application."""
+
+    ctVolume: object = None
+    spectVolume: object = None
+    segmentation: object = None
+    product: str = "therasphere"
+    method: str = "partition"
+    treatmentTime: str = ""
+    position1Name: str = "right hepatic"
+    position1Cbct: object = None
+    position1GoalKind: str = "tumour_dose_gy"
+    position1GoalValue: float = 250.0
+    position2Name: str = ""
+    position2Cbct: object = None
+    position2GoalKind: str = "tumour_dose_gy"
+    position2GoalValue: float = 250.0
+    position3Name: str = ""
+    position3Cbct: object = None
+    position3GoalKind: str = "tumour_dose_gy"
+    position3GoalValue: float = 250.0
+    lungBaseMarginMm: float = 0.0
+    manualLsf: bool = False
+    manualLsfPercent: float = 0.0
+    manualTnr: str = ""
+    voxelDosimetry: bool = True
+    isodoseLevelsGy: str = ""
+    postTreatmentVolume: object = None
+    postTreatmentKind: str = "pet"
+    administrationTime: str = ""
+    acquisitionTime: str = ""
+    administeredActivityGbq: float = 0.0
+    outputFolder: str = ""
+    measurementRecord: object = None
+    planRecord: object = None
+    plannedDoseReport: object = None
+    deliveredDoseReport: object = None
+    stepLog: str = ""
+
+
+# ----------------------------------------------------------------------------- inputs
+def positions(p, *, required: bool = True) -> list[tuple[int, str, object]]:
+    """(slot, name, CBCT node) of the filled position slots."""
+    out = []
+    for slot in POSITION_SLOTS:
+        name = (getattr(p, f"position{slot}Name") or "").strip()
+        cbct = getattr(p, f"position{slot}Cbct")
+        if name and cbct is not None:
+            out.append((slot, name, cbct))
+    names = [name for _, name, _ in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"positions: names must differ; got {', '.join(names)}")
+    if required and not out:
+        raise ValueError("positions: give at least one position name with its CBCT")
+    return out
+
+
+def _require(p, *names: str) -> None:
+    for name in names:
+        if getattr(p, name) is None:
+            raise ValueError(f"{name}: select a node")
+
+
+def _goal(p, slot: int) -> dict:
+    kind = getattr(p, f"position{slot}GoalKind")
+    if kind not in GOAL_KINDS:
+        raise ValueError(f"position {slot} goal: got {kind!r}; allowed: {', '.join(GOAL_KINDS)}")
+    return workflow.goal_object(kind, getattr(p, f"position{slot}GoalValue"))
+
+
+def goals(p) -> dict[str, dict]:
+    """Position name -> case goal, for the positions of the measurement record."""
+    measurement = record_from_text_node(p.measurementRecord) or {"positions": []}
+    by_name = {name: slot for slot, name, _ in positions(p, required=False)}
+    out = {}
+    for position in measurement["positions"]:
+        slot = by_name.get(position["name"])
+        if slot is None:
+            raise ValueError(f"goal of {position['name']}: the position is no longer in step 2; "
+                             "measure again (step 4)")
+        out[position["name"]] = _goal(p, slot)
+    return out
+
+
+def manual_values(p) -> tuple[float | None, dict[str, float]]:
+    """(manual LSF as a fraction or None, manual TNR per tumour)."""
+    from ..imaging.measure import parse_manual_tnr
+    lsf = p.manualLsfPercent / 100.0 if p.manualLsf else None
+    return lsf, parse_manual_tnr(p.manualTnr or "", "manual TNR")
+
+
+def step_inputs(p, step: str) -> dict[str, str]:
+    """Digests of what ``step`` reads, as it stands now."""
+    d, v = fp.node_digest, fp.value_digest
+    slots = positions(p, required=False)
+    if step == "registration":
+        inputs = {"CT": d(p.ctVolume), "liver": fp.segments_digest(p.segmentation, "liver")}
+        inputs.update({f"CBCT {name}": d(cbct, with_transform=False) for _, name, cbct in slots})
+        return inputs
+    if step == "segmentation":
+        inputs = {"CT": d(p.ctVolume), "liver": fp.segments_digest(p.segmentation, "liver")}
+        inputs.update({f"CBCT placement {name}": d(cbct) for _, name, cbct in slots})
+        return inputs
+    if step == "measurement":
+        return {"CT": d(p.ctVolume), "SPECT": d(p.spectVolume),
+                "segments": fp.segments_digest(p.segmentation, *STRUCTURE_ROLES),
+                "lung-base margin": v(p.lungBaseMarginMm)}
+    if step == "plan":
+        return {"measurement": d(p.measurementRecord), "product": v(p.product),
+                "method": v(p.method), "treatment time": v(p.treatmentTime),
+                "goals": v([(getattr(p, f"position{s}GoalKind"),
+                             getattr(p, f"position{s}GoalValue")) for s in POSITION_SLOTS]),
+                "manual values": v((p.manualLsf, p.manualLsfPercent, p.manualTnr)),
+                "voxel dosimetry": v(p.voxelDosimetry), "isodose levels": v(p.isodoseLevelsGy)}
+    if step == "verification":
+        return {"plan": d(p.planRecord), "planned dose": d(p.plannedDoseReport),
+                "post-treatment image": d(p.postTreatmentVolume),
+                "segments": fp.segments_digest(p.segmentation, *STRUCTURE_ROLES),
+                "post-treatment settings": v((p.postTreatmentKind, p.administrationTime,
+                                              p.acquisitionTime, p.administeredActivityGbq))}
+    if step == "save":
+        return {"plan": d(p.planRecord), "measurement": d(p.measurementRecord),
+                "planned dose": d(p.plannedDoseReport),
+                "delivered dose": d(p.deliveredDoseReport), "folder": v(p.outputFolder)}
+    raise ValueError(f"step: got {step!r}; allowed: {', '.join(step_log.STEPS)}")
+
+
+def _done(p, step: str) -> None:
+    log = step_log.load_log(p.stepLog)
+    p.stepLog = step_log.dump_log(step_log.record_run(log, step, step_inputs(p, step)))
+
+
+def statuses(p) -> dict[str, step_log.StepStatus]:
+    """Status of every step: not run, current, or outdated with the inputs that changed."""
+    log = step_log.load_log(p.stepLog)
+    return {step: step_log.status(log, step, step_inputs(p, step)) for step in step_log.STEPS}
+
+
+def _replace_step_nodes(scene, tag: str, nodes) -> None:
+    """Tag ``nodes`` as made by ``tag``, removing the nodes an earlier run made."""
+    keep = {node.GetID() for node in nodes}
+    for node in list(_tagged(scene, tag)):
+        if node.GetID() not in keep:
+            scene.RemoveNode(node)
+    for node in nodes:
+        node.SetAttribute(STEP_TAG, tag)
+
+
+def _tagged(scene, tag: str):
+    collection = scene.GetNodes()
+    for index in range(collection.GetNumberOfItems()):
+        node = collection.GetItemAsObject(index)
+        if node.GetAttribute(STEP_TAG) == tag:
+            yield node
+
+
+def _chart_nodes(dvh) -> list:
+    table, chart, series = dvh
+    return [table, chart, *series]
+
+
+# ----------------------------------------------------------------------------- steps
+def register_positions(scene, p) -> str:
+    """Step 2: every position's CBCT registered to the CT, placed under a transform node."""
+    _require(p, "ctVolume", "segmentation")
+    lines, transforms = [], []
+    for _, name, cbct in positions(p):
+        old = cbct.GetParentTransformNode()
+        cbct.SetAndObserveTransformNodeID(None)
+        if old is not None and old.GetAttribute(STEP_TAG) == "registration":
+            scene.RemoveNode(old)
+        node, result = workflow.register_cbct(scene, p.ctVolume, cbct, p.segmentation)
+        transforms.append(node)
+        angles = ", ".join(f"{a:.1f}" for a in result.angles_deg)
+        shift = ", ".join(f"{t:.1f}" for t in result.transform.GetTranslation())
+        lines.append(f"{name}: rotation ({angles}) deg, translation ({shift}) mm, "
+                     f"MI {result.metric_before:.3f} -> {result.metric_after:.3f}")
+    for node in transforms:
+        node.SetAttribute(STEP_TAG, "registration")
+    _done(p, "registration")
+    return "\n".join(lines)
+
+
+def add_lungs(p) -> str:
+    """Step 3 helper: lungs from the CT as a segment with role 'lung' (replacing an earlier
+    one)."""
+    _require(p, "ctVolume", "segmentation")
+    workflow.add_lungs_from_ct(p.ctVolume, p.segmentation)
+    _done(p, "segmentation")
+    return "lungs added (role: lung); edit them in the Segment Editor if needed"
+
+
+def add_territories(p) -> str:
+    """Step 3 helper: each position's perfused territory from its enhanced CBCT."""
+    _require(p, "ctVolume", "segmentation")
+    names = []
+    for _, name, cbct in positions(p):
+        if cbct.GetParentTransformNode() is None:
+            raise ValueError(f"{name}: register its CBCT first (step 2)")
+        workflow.add_territory_from_cbct(p.ctVolume, cbct, p.segmentation, name)
+        names.append(name)
+    _done(p, "segmentation")
+    return (f"territories added for {', '.join(names)} (role: territory:<position>); "
+            "edit them in the Segment Editor if needed")
+
+
+def measure(scene, p) -> str:
+    """Step 4: LSF, TNR and volumes; the measurement record is kept in a text node."""
+    from ..records.plan_text import measurement_summary
+    _require(p, "ctVolume", "spectVolume", "segmentation")
+    record = workflow.measure_from_nodes(p.ctVolume, p.spectVolume, p.segmentation,
+                                         lung_base_margin_mm=p.lungBaseMarginMm)
+    p.measurementRecord = record_text_node(scene, record, "TAREPlanner measurement",
+                                           p.measurementRecord)
+    _done(p, "measurement")
+    return measurement_summary(record)
+
+
+def plan(scene, p) -> str:
+    """Step 5: the plan (per-position goals, manual values recorded as such) as a record and a
+    table; with voxel dosimetry the predictive dose volume, indices, DVH chart and isodose
+    display."""
+    from ..records.plan_text import plan_summary
+    from .isodose import (default_levels_gy, dose_colour_table, isodose_model_nodes,
+                          parse_levels_gy, show_dose_with_levels)
+    measurement = record_from_text_node(p.measurementRecord)
+    if measurement is None:
+        raise ValueError("measure LSF and TNR first (step 4)")
+    manual_lsf, manual_tnr = manual_values(p)
+    record, table = workflow.plan_from_measurement(
+        scene, measurement, product=p.product, method=p.method, goals=goals(p),
+        treatment_time=p.treatmentTime, manual_lung_shunt_fraction=manual_lsf,
+        manual_tnr=manual_tnr)
+    nodes = [table]
+    p.planRecord = record_text_node(scene, record, "TAREPlanner plan", p.planRecord)
+    text = plan_summary(record)
+    if p.voxelDosimetry:
+        _require(p, "ctVolume", "spectVolume", "segmentation")
+        (volume, indices, dvh), report, dose_record = workflow.predictive_dose_nodes(
+            scene, p.ctVolume, p.spectVolume, p.segmentation, record)
+        p.plannedDoseReport = record_text_node(
+            scene, {"schema": "tareplanner.dose-run/1", "record": dose_record,
+                    "report": report}, "TAREPlanner planned dose", p.plannedDoseReport)
+        levels = (parse_levels_gy(p.isodoseLevelsGy) if (p.isodoseLevelsGy or "").strip()
+                  else default_levels_gy(record))
+        nodes += [volume, indices, *_chart_nodes(dvh)]
+        if levels:
+            colours = dose_colour_table(scene, levels, name="TAREPlanner planned dose levels")
+            show_dose_with_levels(volume, colours)
+            nodes += [colours, *isodose_model_nodes(scene, volume, levels)]
+        text += "\n\nVoxel dosimetry (planned):\n" + _indices_text(report)
+        if levels:
+            text += "\nisodose levels: " + ", ".join(f"{v:g}" for v in levels) + " Gy"
+    elif p.plannedDoseReport is not None:
+        p.plannedDoseReport.SetText("")
+    _replace_step_nodes(scene, "plan", nodes)
+    _done(p, "plan")
+    return text
+
+
+def _indices_text(report: dict) -> str:
+    lines = [f"{'structure':<24}{'mean':>8}{'D70':>8}{'D95':>8}{'max':>8}  Gy"]
+    lines += [f"{name[:24]:<24}{r['mean_gy']:>8.1f}{r['D70']:>8.1f}{r['D95']:>8.1f}"
+              f"{r['max_gy']:>8.1f}" for name, r in report.items()]
+    return "\n".join(lines)
+
+
+def verify(scene, p) -> str:
+    """Step 6: delivered dose from the post-treatment PET or SPECT, its DVH, and the change
+    against the planned dose."""
+    _require(p, "ctVolume", "segmentation", "postTreatmentVolume")
+    record = record_from_text_node(p.planRecord)
+    if record is None:
+        raise ValueError("plan first (step 5)")
+    planned = (record_from_text_node(p.plannedDoseReport) or {}).get("report")
+    (volume, indices, dvh), delivered, comparison, post = workflow.verification_nodes(
+        scene, p.ctVolume, p.postTreatmentVolume, p.segmentation, record,
+        kind=p.postTreatmentKind, administration_time=p.administrationTime,
+        acquisition_time=p.acquisitionTime, administered_gbq=p.administeredActivityGbq or None,
+        planned_report=planned)
+    p.deliveredDoseReport = record_text_node(
+        scene, {"schema": "tareplanner.dose-run/1", "report": delivered,
+                "post_treatment": post, "comparison": comparison},
+        "TAREPlanner delivered dose", p.deliveredDoseReport)
+    _replace_step_nodes(scene, "verification", [volume, indices, *_chart_nodes(dvh)])
+    _done(p, "verification")
+    text = "Delivered dose:\n" + _indices_text(delivered)
+    if comparison:
+        text += "\n\nMean dose, delivered vs planned:\n" + "\n".join(
+            f"{name}: {c['mean_gy']['delivered']:.1f} vs {c['mean_gy']['planned']:.1f} Gy "
+            f"({c['mean_gy']['relative']:+.1%})" for name, c in comparison.items()
+            if c.get("mean_gy") and c["mean_gy"]["relative"] is not None)
+    elif planned is None:
+        text += "\n\n(no planned voxel dose to compare with: plan with voxel dosimetry)"
+    return text
+
+
+def _dose_image(scene, tag: str):
+    from .volumes import image_from_volume_node
+    node = dose_volume_node(scene, tag)
+    return None if node is None else image_from_volume_node(node)
+
+
+def save(scene, p, *, overwrite: bool = False) -> str:
+    """Step 7: plan record, measurement record, the dose folder (maps, DVHs, indices,
+    dose.json) when voxel dosimetry was run, and the PDF report, into ``p.outputFolder``."""
+    record = record_from_text_node(p.planRecord)
+    if record is None:
+        raise ValueError("plan first (step 5)")
+    if not (p.outputFolder or "").strip():
+        raise ValueError("output folder: choose a folder")
+    outdated = [s.step for s in statuses(p).values()
+                if s.step not in ("save",) and s.state == step_log.OUTDATED
+                and s.step in ("measurement", "plan")]
+    if outdated:
+        raise ValueError(f"{', '.join(outdated)} outdated: run again before saving "
+                         "(the saved plan must match the images and segments)")
+    planned = record_from_text_node(p.plannedDoseReport)
+    dose = None
+    if planned is not None:
+        delivered = record_from_text_node(p.deliveredDoseReport) or {}
+        dose = {"structures": workflow._structures(p.ctVolume, p.segmentation),
+                "nuclide": workflow._nuclide(record), "planned": _dose_image(scene, "plan"),
+                "planned_report": planned["report"], "record": planned["record"],
+                "delivered": _dose_image(scene, "verification") if delivered else None,
+                "delivered_report": delivered.get("report"),
+                "post_treatment": delivered.get("post_treatment"),
+                "comparison": delivered.get("comparison")}
+    written = workflow.save_outputs(p.outputFolder, record,
+                                    record_from_text_node(p.measurementRecord),
+                                    overwrite=overwrite, dose=dose)
+    _done(p, "save")
+    return "written:\n" + "\n".join(str(w) for w in written)
+
+
+# ----------------------------------------------------------------------------- panel helpers
+def load_synthetic_patient(scene, p, size: str = "small"):
+    """Step 1 shortcut: the synthetic patient into the scene and into ``p`` (CT, SPECT,
+    structures, one position per CBCT, the Y-90 PET with its times)."""
+    from .sample_data import load_synthetic_patient as load
+    patient = load(scene, size)
+    p.ctVolume, p.spectVolume, p.segmentation = patient.ct, patient.spect, patient.segmentation
+    cbcts = list(patient.cbcts.items())
+    for slot in POSITION_SLOTS:
+        name, cbct = cbcts[slot - 1] if slot <= len(cbcts) else ("", None)
+        setattr(p, f"position{slot}Name", name)
+        setattr(p, f"position{slot}Cbct", cbct)
+    if patient.pet is not None:
+        p.postTreatmentVolume = patient.pet
+        p.postTreatmentKind = "pet"
+        p.administrationTime = patient.administration_time
+        p.acquisitionTime = patient.pet_acquisition_time
+    return patient
+
+
+def dose_volume_node(scene, step: str):
+    """The dose volume made by ``step`` ('plan' or 'verification'), or None."""
+    for node in _tagged(scene, step):
+        if node.IsA("vtkMRMLScalarVolumeNode") and node.GetAttribute(
+                "DicomRtImport.DoseVolume") == "1":
+            return node
+    return None
+
+
+def step_title(title: str, status: step_log.StepStatus) -> str:
+    """Panel title with the step's status: '5. Plan  [outdated: measurement changed ...]'."""
+    if status.state == step_log.NOT_RUN:
+        return title
+    if status.state == step_log.CURRENT:
+        return f"{title}  [done]"
+    return f"{title}  [OUTDATED: {', '.join(status.changed)} changed]"

@@ -1,0 +1,203 @@
+"""The module's guided steps (tareplanner.mrml.guided), headless on slicer-core.
+
+The parameter object is built from the module's own ``TAREPlannerParameterNode`` declaration
+(fields and defaults read from TAREPlanner.py), so the test drives the steps with exactly the
+state the GUI binds. It checks the nodes and numbers against independent computations and the
+phantom truth, the step log (outdated marking), manual entries, per-position goals, isodoses,
+re-runs replacing their nodes, and saving (files, report pages, no silent overwrite).
+"""
+
+import ast
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import slicer
+import vtk
+from conftest import REPO
+
+from tareplanner.errors import FieldValueError
+from tareplanner.mrml import guided
+from tareplanner.mrml.isodose import default_levels_gy
+from tareplanner.mrml.results import record_from_text_node
+from tareplanner.mrml.workflow import roles
+from tareplanner.records.atomic import OutputExistsError
+
+
+def _declared_fields():
+    """Fields and defaults of TAREPlannerParameterNode, read from TAREPlanner.py."""
+    tree = ast.parse((REPO / "TAREPlanner" / "TAREPlanner.py").read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef)
+               and n.name == "TAREPlannerParameterNode")
+    return {stmt.target.id: (ast.literal_eval(stmt.value) if stmt.value is not None else None)
+            for stmt in cls.body if isinstance(stmt, ast.AnnAssign)}
+
+
+Params = guided.Parameters
+
+
+def test_headless_parameters_match_the_module_parameter_node():
+    fields = {f.name: f.default for f in dataclasses.fields(guided.Parameters)}
+    assert fields == _declared_fields()
+
+
+def _states(p):
+    return {step: s.state for step, s in guided.statuses(p).items()}
+
+
+def _tagged(scene, tag, cls):
+    nodes = scene.GetNodesByClass(cls)
+    return [nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())
+            if nodes.GetItemAsObject(i).GetAttribute(guided.STEP_TAG) == tag]
+
+
+@pytest.fixture(scope="module")
+def session():
+    scene = slicer.vtkMRMLScene()
+    p = Params()
+    patient = guided.load_synthetic_patient(scene, p)
+    return scene, p, patient
+
+
+def test_load_fills_the_panel(session):
+    scene, p, patient = session
+    assert p.ctVolume is patient.ct and p.spectVolume is patient.spect
+    assert [p.position1Name, p.position2Name, p.position3Name] == ["right hepatic",
+                                                                   "left hepatic", ""]
+    assert p.position1Cbct is patient.cbcts["right hepatic"] and p.position3Cbct is None
+    assert p.postTreatmentVolume is patient.pet and p.postTreatmentKind == "pet"
+    assert roles(p.segmentation) == {"T1": "tumour", "T2": "tumour", "T3": "tumour",
+                                     "liver": "liver"}
+    assert set(_states(p).values()) == {"not run"}
+
+
+def test_steps_in_order_with_outdated_marking(session, tmp_path):
+    scene, p, patient = session
+    # 2. registration: one transform per position, tagged
+    text = guided.register_positions(scene, p)
+    assert "right hepatic" in text and "left hepatic" in text
+    transforms = _tagged(scene, "registration", "vtkMRMLLinearTransformNode")
+    assert len(transforms) == 2
+    assert _states(p)["registration"] == "current"
+    # 3. segmentation helpers
+    guided.add_lungs(p)
+    guided.add_territories(p)
+    assert set(roles(p.segmentation).values()) >= {"lung", "territory:right hepatic",
+                                                   "territory:left hepatic"}
+    # 4. measurement
+    guided.measure(scene, p)
+    measurement = record_from_text_node(p.measurementRecord)
+    assert measurement["lung_shunt"]["lung_shunt_fraction"] == pytest.approx(0.066, abs=0.003)
+    assert _states(p)["measurement"] == "current"
+
+    # 5. plan with one goal per position
+    p.position1GoalKind, p.position1GoalValue = "tumour_dose_gy", 250.0
+    p.position2GoalKind, p.position2GoalValue = "normal_dose_gy", 40.0
+    guided.plan(scene, p)
+    record = record_from_text_node(p.planRecord)
+    by_name = {q["name"]: q for q in record["positions"]}
+    assert by_name["right hepatic"]["goal"] == {"tumour_dose_gy": 250.0}
+    assert by_name["left hepatic"]["goal"] == {"normal_dose_gy": 40.0}
+    assert by_name["left hepatic"]["normal_dose_gy"] == pytest.approx(40.0, rel=1e-9)
+    assert _states(p)["plan"] == "current"
+
+    # isodoses at the plan's own levels: TheraSphere normal-liver limit 120 Gy, goals 40 and
+    # 250 Gy, tumour target of the product
+    levels = default_levels_gy(record)
+    assert {40.0, 120.0, 250.0} <= set(levels)
+    models = _tagged(scene, "plan", "vtkMRMLModelNode")
+    assert sorted(float(m.GetAttribute("TAREPlanner.IsodoseLevelGy")) for m in models) == levels
+    dose_node = guided.dose_volume_node(scene, "plan")
+    dose = slicer.util.arrayFromVolume(dose_node)
+    voxel_ml = float(np.prod(dose_node.GetSpacing())) / 1000.0
+    lowest = next(m for m in models if float(m.GetAttribute("TAREPlanner.IsodoseLevelGy"))
+                  == levels[0])
+    mass = vtk.vtkMassProperties()
+    mass.SetInputData(lowest.GetPolyData())
+    mass.Update()
+    inside_ml = (dose >= levels[0]).sum() * voxel_ml
+    assert mass.GetVolume() / 1000.0 == pytest.approx(inside_ml, rel=0.1)
+    assert dose_node.GetDisplayNode().GetColorNode().GetAttribute("TAREPlanner.LevelsGy")
+
+    # manual LSF: the plan becomes outdated, then records the entry
+    p.manualLsf, p.manualLsfPercent = True, 5.0
+    status = guided.statuses(p)["plan"]
+    assert status.state == "outdated" and status.changed == ("manual values",)
+    guided.plan(scene, p)
+    record = record_from_text_node(p.planRecord)
+    assert record["lung_shunt_fraction"] == pytest.approx(0.05)
+    assert record["lsf_method"] == "manual"
+    note = next(w for w in record["warnings"] if w["code"] == "measurement:manual-entry")
+    measured = measurement["lung_shunt"]["lung_shunt_fraction"]
+    assert f"{measured:.2%}" in note["message"] and "5.00%" in note["message"]
+    assert record["case"]["measurement"]["manual_entries"][0]["measured"] == \
+        pytest.approx(measured, abs=1e-6)
+    # the re-run replaced its nodes
+    assert len(_tagged(scene, "plan", "vtkMRMLScalarVolumeNode")) == 1
+    assert len(_tagged(scene, "plan", "vtkMRMLModelNode")) == len(levels)
+
+    # 6. verification from the Y-90 PET
+    text = guided.verify(scene, p)
+    assert "delivered vs planned" in text
+    delivered = record_from_text_node(p.deliveredDoseReport)
+    truth_activity = sum(patient.truth["y90_pet"]["administered_activity_gbq"].values())
+    residual = patient.truth["y90_pet"]["residual_fraction"]
+    assert delivered["post_treatment"]["activity_in_image_at_administration_gbq"] == \
+        pytest.approx(truth_activity * (1 - residual), rel=0.05)
+    assert set(_states(p).values()) == {"current", "not run"}
+
+    # 7. save: records, dose folder, report with the dose pages; no silent overwrite
+    p.outputFolder = str(tmp_path / "out")
+    guided.save(scene, p)
+    out = tmp_path / "out"
+    assert json.loads((out / "plan.json").read_text())["lsf_method"] == "manual"
+    dose_record = json.loads((out / "dose" / "dose.json").read_text())
+    assert dose_record["schema"] == "tareplanner.dose/1" and "comparison" in dose_record
+    assert (out / "dose" / "dvh_planned.csv").exists()
+    assert (out / "dose" / "dvh_delivered.csv").exists()
+    from pypdf import PdfReader
+    pages = [page.extract_text() for page in PdfReader(out / "report.pdf").pages]
+    assert any("Voxel dosimetry" in text for text in pages)
+    assert _states(p)["save"] == "current"
+    before = (out / "plan.json").stat().st_mtime_ns
+    with pytest.raises(OutputExistsError):
+        guided.save(scene, p)
+    assert (out / "plan.json").stat().st_mtime_ns == before
+
+    # an edited input marks the steps that read it, and saving refuses an outdated plan
+    p.lungBaseMarginMm = 15.0
+    assert guided.statuses(p)["measurement"].changed == ("lung-base margin",)
+    p.outputFolder = str(tmp_path / "out2")
+    with pytest.raises(ValueError, match="measurement"):
+        guided.save(scene, p)
+    assert not (tmp_path / "out2").exists()
+    guided.measure(scene, p)
+    assert guided.statuses(p)["plan"].changed == ("measurement",)
+    assert guided.statuses(p)["verification"].state == "current"   # reads the plan record
+    # editing a segment marks the measurement outdated
+    segmentation = p.segmentation.GetSegmentation()
+    segmentation.RemoveSegment(segmentation.GetSegmentIdBySegmentName("T3"))
+    assert guided.statuses(p)["measurement"].changed == ("segments",)
+    # moving a CBCT's transform marks the territories outdated, not the registration
+    matrix = vtk.vtkMatrix4x4()
+    transforms[0].GetMatrixTransformToParent(matrix)
+    matrix.SetElement(0, 3, matrix.GetElement(0, 3) + 2.0)
+    transforms[0].SetMatrixTransformToParent(matrix)
+    states = guided.statuses(p)
+    assert states["registration"].state == "current"
+    assert states["segmentation"].state == "outdated"
+    assert all(c.startswith("CBCT placement") for c in states["segmentation"].changed)
+
+
+def test_bad_panel_values_name_the_field():
+    p = Params()
+    p.manualTnr = "T1=3.2, T2"
+    with pytest.raises(FieldValueError, match="manual TNR"):
+        guided.manual_values(p)
+    p.position1Name, p.position1Cbct = "right", object()
+    p.position2Name, p.position2Cbct = "right", object()
+    with pytest.raises(ValueError, match="names must differ"):
+        guided.positions(p)
+    with pytest.raises(ValueError, match="measure LSF and TNR first"):
+        guided.plan(slicer.vtkMRMLScene(), Params())
