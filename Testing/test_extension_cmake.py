@@ -81,7 +81,10 @@ def test_the_module_installs_every_file_of_the_core_package(configured):
     assert not missing, sorted(missing)
     assert configured["NAME"] == ["TAREPlanner"]
     assert "TAREPlanner.py" in configured["SCRIPT"]
-    assert {"Resources/UI/TAREPlanner.ui", "Resources/Icons/TAREPlanner.png"} <= installed
+    resources = {p.relative_to(REPO / "TAREPlanner").as_posix()
+                 for p in (REPO / "TAREPlanner" / "Resources").rglob("*") if p.is_file()}
+    assert {"Resources/UI/TAREPlanner.ui", "Resources/Icons/TAREPlanner.png",
+            "Resources/Icons/TAREPlannerSyntheticPatient.png"} <= resources <= installed
 
 
 def test_every_listed_file_exists(configured):
@@ -90,8 +93,14 @@ def test_every_listed_file_exists(configured):
 
 
 def test_extension_metadata_is_filled_in(configured):
-    for key in ("HOMEPAGE", "ICONURL", "SCREENSHOTURLS"):
-        value = configured[f"EXTENSION_{key}"][0]
-        assert value.startswith("https://"), (key, value)
+    homepage = configured["EXTENSION_HOMEPAGE"][0]
+    assert homepage.startswith("https://github.com/")
+    raw = homepage.replace("https://github.com/", "https://raw.githubusercontent.com/") + "/main/"
+    urls = configured["EXTENSION_ICONURL"][0].split() + \
+        configured["EXTENSION_SCREENSHOTURLS"][0].split()
+    assert len(urls) >= 2
+    for url in urls:      # images of this repository, at the paths they have here
+        assert url.startswith(raw), url
+        assert (REPO / url[len(raw):]).is_file(), url
     assert configured["EXTENSION_CATEGORY"] == ["Nuclear Medicine"]
     assert len(configured["EXTENSION_DESCRIPTION"][0]) > 80

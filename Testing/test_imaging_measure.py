@@ -120,6 +120,41 @@ def test_measure_with_territory_labels_and_lung_margin(phantom_dir, tmp_path):
     assert case["lung_mass_kg"] == pytest.approx(0.72, abs=0.03)
 
 
+def test_measure_with_manual_values_records_them(phantom_dir, tmp_path, capsys):
+    d = phantom_dir
+    common = ["measure", "--ct", str(d / "nifti" / "ct.nii.gz"),
+              "--spect", str(d / "nifti" / "spect_maa.nii.gz"),
+              "--liver", str(d / "labels" / "liver.nii.gz"),
+              "--tumours", str(d / "labels" / "tumours.nii.gz"), "--tumour-names", "T1,T2,T3",
+              "--territories", str(d / "labels" / "territories.nii.gz"),
+              "--territory-names", "right,left", "--goal", "tumour_dose_gy=200",
+              "--product", "therasphere"]
+    # a percent given as a fraction is refused, and nothing is written
+    bad = tmp_path / "bad.json"
+    assert main(common + ["--manual-lsf", "5", "-o", str(bad), "--measurement-output",
+                          str(tmp_path / "bad_m.json")]) == 2
+    assert "manual lung_shunt_fraction: got 5" in capsys.readouterr().err
+    assert sorted(x.name for x in tmp_path.iterdir()) == []
+    assert main(common + ["--manual-tnr", "T9=3"]) == 2
+    assert "manual tnr: got 'T9'" in capsys.readouterr().err
+
+    out = tmp_path / "case.json"
+    assert main(common + ["--manual-lsf", "0.05", "--manual-tnr", "T1=4", "-o", str(out)]) == 0
+    case = json.loads(out.read_text())
+    assert case["lung_shunt_fraction"] == 0.05 and case["lsf_method"] == "manual"
+    t1 = next(t for p in case["positions"] for t in p["tumours"] if t["name"] == "T1")
+    assert t1["tnr"] == 4.0
+    entries = {e["quantity"]: e for e in case["measurement"]["manual_entries"]}
+    assert entries["lung_shunt_fraction"]["measured_method"] == "spect-whole-lung"
+    assert 0.05 < entries["lung_shunt_fraction"]["measured"] < 0.08
+    assert entries["tnr right/T1"]["entered"] == 4.0
+    plan_path = tmp_path / "plan.json"
+    assert main(["plan", str(out), "-o", str(plan_path)]) == 0
+    plan = json.loads(plan_path.read_text())
+    note = next(w for w in plan["warnings"] if w["code"] == "measurement:manual-entry")
+    assert "LSF 5.00% entered" in note["message"] and "TNR right/T1 4 entered" in note["message"]
+
+
 def test_phantom_command_refuses_to_overwrite(tmp_path, capsys):
     target = tmp_path / "p"
     target.mkdir()

@@ -167,14 +167,19 @@ def test_steps_in_order_with_outdated_marking(session, tmp_path):
 
     # an edited input marks the steps that read it, and saving refuses an outdated plan
     p.lungBaseMarginMm = 15.0
-    assert guided.statuses(p)["measurement"].changed == ("lung-base margin",)
+    states = guided.statuses(p)
+    assert states["measurement"].changed == ("lung-base margin",)
+    assert states["plan"].changed == ("measurement step",)        # uses an outdated result
+    assert states["registration"].state == "current"
     p.outputFolder = str(tmp_path / "out2")
     with pytest.raises(ValueError, match="measurement"):
         guided.save(scene, p)
     assert not (tmp_path / "out2").exists()
     guided.measure(scene, p)
-    assert guided.statuses(p)["plan"].changed == ("measurement",)
-    assert guided.statuses(p)["verification"].state == "current"   # reads the plan record
+    states = guided.statuses(p)
+    assert states["measurement"].state == "current"
+    assert states["plan"].changed == ("measurement",)
+    assert states["verification"].changed == ("plan step",)
     # editing a segment marks the measurement outdated
     segmentation = p.segmentation.GetSegmentation()
     segmentation.RemoveSegment(segmentation.GetSegmentIdBySegmentName("T3"))

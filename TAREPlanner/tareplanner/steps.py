@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 STEPS = ("registration", "segmentation", "measurement", "plan", "verification", "save")
+#: steps whose results a step uses: an outdated one makes it outdated too
+UPSTREAM = {"segmentation": ("registration",), "measurement": ("segmentation",),
+            "plan": ("measurement",), "verification": ("plan",),
+            "save": ("plan", "verification")}
 NOT_RUN, CURRENT, OUTDATED = "not run", "current", "outdated"
 
 
@@ -26,9 +30,19 @@ class StepStatus:
     done_at: str | None = None
 
     @property
+    def reason(self) -> str:
+        """'SPECT changed; uses the outdated measurement step' (empty unless outdated)."""
+        inputs = [c for c in self.changed if not c.endswith(" step")]
+        upstream = [c for c in self.changed if c.endswith(" step")]
+        parts = [f"{', '.join(inputs)} changed"] if inputs else []
+        if upstream:
+            parts.append("uses the outdated " + ", ".join(upstream))
+        return "; ".join(parts)
+
+    @property
     def text(self) -> str:
         if self.state == OUTDATED:
-            return f"outdated: {', '.join(self.changed)} changed since it ran"
+            return f"outdated: {self.reason}"
         if self.state == CURRENT:
             return f"current (run {self.done_at})"
         return NOT_RUN
@@ -65,3 +79,18 @@ def status(log: dict, step: str, inputs: dict[str, str]) -> StepStatus:
     changed = tuple(sorted(name for name in set(then) | set(inputs)
                            if then.get(name) != inputs.get(name)))
     return StepStatus(step, OUTDATED if changed else CURRENT, changed, entry.get("done_at"))
+
+
+def statuses(log: dict, inputs_by_step: dict[str, dict[str, str]]) -> dict[str, StepStatus]:
+    """Status of every step; a step that ran is also outdated when a step it uses is
+    outdated (named as '<step> step')."""
+    out: dict[str, StepStatus] = {}
+    for step in STEPS:
+        own = status(log, step, inputs_by_step[step])
+        if own.state != NOT_RUN:
+            upstream = tuple(f"{u} step" for u in UPSTREAM.get(step, ())
+                             if out[u].state == OUTDATED)
+            if upstream:
+                own = StepStatus(step, OUTDATED, own.changed + upstream, own.done_at)
+        out[step] = own
+    return out

@@ -134,7 +134,8 @@ def cmd_phantom(args: argparse.Namespace) -> int:
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
-    from ..imaging.measure import LabelInputs, PositionImages, case_from_measurement, measure
+    from ..imaging.measure import (LabelInputs, PositionImages, case_from_measurement, measure,
+                                   parse_manual_tnr)
     from ..imaging.readers import read_image
     from ..records.case import parse_case
 
@@ -194,13 +195,15 @@ def cmd_measure(args: argparse.Namespace) -> int:
                           lung_base_margin_mm=args.lung_base_margin_mm,
                           save_labels_to=label_dir)
     text = json.dumps(measurement, indent=2) + "\n"
-    case = case_from_measurement(
-        measurement, product=args.product, method=args.method,
-        goals={p.name: goals.get(p.name, goals_default) for p in positions},
-        treatment_time=args.treatment_time, use_ct_lung_mass=args.lung_mass_from_ct,
-        case_id=args.case_id, measurement_file=args.measurement_output,
-        measurement_sha256=hashlib.sha256(text.encode()).hexdigest())
     try:
+        case = case_from_measurement(
+            measurement, product=args.product, method=args.method,
+            goals={p.name: goals.get(p.name, goals_default) for p in positions},
+            treatment_time=args.treatment_time, use_ct_lung_mass=args.lung_mass_from_ct,
+            case_id=args.case_id, measurement_file=args.measurement_output,
+            measurement_sha256=hashlib.sha256(text.encode()).hexdigest(),
+            manual_lung_shunt_fraction=args.manual_lsf,
+            manual_tnr=parse_manual_tnr(args.manual_tnr or "", "--manual-tnr"))
         parse_case(case)  # a measured case must be a valid case before anything is kept
     except Exception:
         if label_dir is not None:
@@ -263,6 +266,12 @@ def add_imaging_commands(sub) -> None:
     p.add_argument("--case-id")
     p.add_argument("--lung-base-margin-mm", type=float, default=0.0,
                    help="exclude lung within this distance of the liver from the LSF")
+    p.add_argument("--manual-lsf", type=float, metavar="FRACTION",
+                   help="LSF entered by hand (fraction, e.g. 0.05): replaces the measured one, "
+                        "recorded as a manual entry")
+    p.add_argument("--manual-tnr", metavar="T1=3.2,T2=2.5",
+                   help="TNRs entered by hand: replace the measured ones, recorded as manual "
+                        "entries")
     p.add_argument("--lung-mass-from-ct", action="store_true",
                    help="use the CT densitovolumetric lung mass instead of 1 kg")
     p.add_argument("-o", "--output", help="case file to write (default: print)")

@@ -161,8 +161,8 @@ def _done(p, step: str) -> None:
 
 def statuses(p) -> dict[str, step_log.StepStatus]:
     """Status of every step: not run, current, or outdated with the inputs that changed."""
-    log = step_log.load_log(p.stepLog)
-    return {step: step_log.status(log, step, step_inputs(p, step)) for step in step_log.STEPS}
+    return step_log.statuses(step_log.load_log(p.stepLog),
+                             {step: step_inputs(p, step) for step in step_log.STEPS})
 
 
 def _replace_step_nodes(scene, tag: str, nodes) -> None:
@@ -379,6 +379,7 @@ def load_synthetic_patient(scene, p, size: str = "small"):
         p.postTreatmentKind = "pet"
         p.administrationTime = patient.administration_time
         p.acquisitionTime = patient.pet_acquisition_time
+        p.treatmentTime = patient.administration_time
     return patient
 
 
@@ -397,4 +398,4 @@ def step_title(title: str, status: step_log.StepStatus) -> str:
         return title
     if status.state == step_log.CURRENT:
         return f"{title}  [done]"
-    return f"{title}  [OUTDATED: {', '.join(status.changed)} changed]"
+    return f"{title}  [OUTDATED: {status.reason}]"

@@ -7,6 +7,7 @@ dose target of the product (lower end of its range) and every position's dose go
 
 from __future__ import annotations
 
+import numpy as np
 import vtk
 
 #: colours of isodose levels, lowest first (blue -> red)
@@ -54,24 +55,52 @@ def _colour(index: int, count: int):
     return LEVEL_COLOURS[round(index * (len(LEVEL_COLOURS) - 1) / (count - 1))]
 
 
+def _without_small_regions(dose: np.ndarray, level: float, min_voxels: int) -> np.ndarray:
+    """The dose with connected regions at or above ``level`` smaller than ``min_voxels`` set
+    to zero (6-connectivity)."""
+    from scipy import ndimage
+    labels, count = ndimage.label(dose >= level)
+    if count == 0:
+        return dose
+    sizes = np.bincount(labels.ravel())
+    small = sizes < min_voxels
+    small[0] = False
+    if not small.any():
+        return dose
+    out = dose.copy()
+    out[small[labels]] = 0.0
+    return out
+
+
 def isodose_model_nodes(scene, dose_node, levels_gy, *, name: str | None = None,
-                        opacity_3d: float = 0.3) -> list:
+                        opacity_3d: float = 0.3, min_region_ml: float = 0.5) -> list:
     """One closed surface per level (RAS, from the dose volume's geometry) as a model node,
-    coloured blue (low) to red (high), visible in 3D and as a contour in the slice views."""
+    coloured blue (low) to red (high), visible in 3D and as a contour in the slice views.
+    Regions above a level smaller than ``min_region_ml`` (noise hot spots of a few voxels,
+    e.g. in the lungs of a count-limited SPECT) are not drawn; DVHs are unaffected."""
+    from vtk.util.numpy_support import numpy_to_vtk
+
+    import slicer
     name = name or f"{dose_node.GetName()} isodose"
+    dose = np.asarray(slicer.util.arrayFromVolume(dose_node), dtype=np.float32)
+    voxel_ml = float(np.prod(dose_node.GetSpacing())) / 1000.0
+    min_voxels = max(1, int(np.ceil(min_region_ml / voxel_ml)))
     ijk_to_ras = vtk.vtkMatrix4x4()
     dose_node.GetIJKToRASMatrix(ijk_to_ras)
     transform = vtk.vtkTransform()
     transform.SetMatrix(ijk_to_ras)
-    padded = vtk.vtkImageConstantPad()          # closes surfaces that reach the grid border
-    padded.SetInputData(dose_node.GetImageData())
-    extent = dose_node.GetImageData().GetExtent()
-    padded.SetOutputWholeExtent(extent[0] - 1, extent[1] + 1, extent[2] - 1, extent[3] + 1,
-                                extent[4] - 1, extent[5] + 1)
-    padded.SetConstant(0.0)
     nodes = []
     levels = sorted(float(v) for v in levels_gy)
     for index, level in enumerate(levels):
+        values = _without_small_regions(dose, level, min_voxels)
+        image = vtk.vtkImageData()
+        image.SetDimensions(values.shape[2], values.shape[1], values.shape[0])
+        image.GetPointData().SetScalars(numpy_to_vtk(values.ravel(), deep=True))
+        padded = vtk.vtkImageConstantPad()      # closes surfaces that reach the grid border
+        padded.SetInputData(image)
+        padded.SetOutputWholeExtent(-1, values.shape[2], -1, values.shape[1], -1,
+                                    values.shape[0])
+        padded.SetConstant(0.0)
         surface = vtk.vtkFlyingEdges3D()
         surface.SetInputConnection(padded.GetOutputPort())
         surface.SetValue(0, level)
@@ -81,6 +110,7 @@ def isodose_model_nodes(scene, dose_node, levels_gy, *, name: str | None = None,
         to_ras.SetTransform(transform)
         normals = vtk.vtkPolyDataNormals()
         normals.SetInputConnection(to_ras.GetOutputPort())
+        normals.SplittingOff()
         normals.ConsistencyOn()
         normals.AutoOrientNormalsOn()
         normals.Update()
