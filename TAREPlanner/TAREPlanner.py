@@ -371,11 +371,11 @@ class TAREPlannerTest(ScriptedLoadableModuleTest):
         self.assertIsNotNone(logic.plannedDoseVolume())
         logic.verify(p)
         titles = logic.stepTitles(p)
-        self.assertNotIn("outdated", " ".join(titles.values()))
+        self.assertNotIn("OUTDATED", " ".join(titles.values()))
         with tempfile.TemporaryDirectory() as tmp:
             p.outputFolder = os.path.join(tmp, "out")
             logic.save(p)
             self.assertTrue(os.path.exists(os.path.join(tmp, "out", "report.pdf")))
         p.lungBaseMarginMm = 10.0
-        self.assertIn("outdated", logic.stepTitles(p)["measurement"])
+        self.assertIn("OUTDATED", logic.stepTitles(p)["measurement"])
         logging.info("TAREPlanner self-test passed")

@@ -206,3 +206,15 @@ def test_bad_panel_values_name_the_field():
         guided.positions(p)
     with pytest.raises(ValueError, match="measure LSF and TNR first"):
         guided.plan(slicer.vtkMRMLScene(), Params())
+
+
+def test_step_titles_say_what_the_module_self_test_looks_for():
+    from tareplanner import steps
+    done = steps.StepStatus("plan", steps.CURRENT, (), "2026-11-23T09:00:00+00:00")
+    outdated = steps.StepStatus("plan", steps.OUTDATED, ("goals", "measurement step"))
+    assert guided.step_title("5. Plan", steps.StepStatus("plan", steps.NOT_RUN)) == "5. Plan"
+    assert guided.step_title("5. Plan", done) == "5. Plan  [done]"
+    assert guided.step_title("5. Plan", outdated) == \
+        "5. Plan  [OUTDATED: goals changed; uses the outdated measurement step]"
+    module = (REPO / "TAREPlanner" / "TAREPlanner.py").read_text()
+    assert 'assertNotIn("OUTDATED"' in module and 'assertIn("OUTDATED"' in module
