@@ -1,7 +1,6 @@
 """Voxel dosimetry physics: kernels against Monte Carlo tables, energy conservation, LDM,
 uniform sphere, density scaling, DVH of an analytic phantom, BED."""
 
-import math
 
 import numpy as np
 import pytest

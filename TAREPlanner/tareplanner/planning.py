@@ -6,7 +6,6 @@ the solver and the ordering rules. It does no file I/O.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping

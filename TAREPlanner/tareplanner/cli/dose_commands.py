@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -61,7 +59,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
                              pet_activity_at_administration, predictive_activity,
                              structure_report, v_thresholds_for_plan, write_dose_files)
     from ..imaging.readers import read_image
-    from ..records.atomic import write_json_atomic
+    from ..records.atomic import atomic_folder, write_json_atomic
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.force:
@@ -97,9 +95,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
               "created": datetime.now().astimezone().isoformat(timespec="seconds"),
               "plan_input_sha256": plan["input_sha256"], "dose": dose_info,
               "predictive": {**info, "structures": indices_only(planned_report)}}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         delivered = delivered_report = None
         if args.pet and args.post_spect:
             raise FieldValueError("--post-spect", args.post_spect, "either --pet or --post-spect")
@@ -162,12 +158,6 @@ def cmd_dose(args: argparse.Namespace) -> int:
             export_seg(structures.masks, structures.kinds, ct.source,
                        tmp / "structures_seg.dcm")
         write_json_atomic(tmp / "dose.json", record)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     print(_summary(record))
     if "voxel_plan" in record:
         vp = record["voxel_plan"]

@@ -17,7 +17,7 @@ from .. import __version__, catalogue
 from ..errors import SchemaError, TarePlannerInputError
 from ..planning import PLAN_SCHEMA, plan_case
 from ..records.atomic import OutputExistsError, write_json_atomic, write_text_atomic
-from ..records.case import parse_case, read_case
+from ..records.case import read_case
 from ..records.plan_text import plan_summary
 from ..physics.lung_shunt import lsf_planar_geometric_mean
 from ..imaging.phantom_files import slug

@@ -18,7 +18,7 @@ import SimpleITK as sitk
 
 from .. import __version__
 from .grid import same_geometry
-from .quantities import (counts_on_grid, lung_shunt_from_spect, structure_counts,
+from .quantities import (counts_on_grid, lung_shunt_from_spect,
                          tumour_to_normal_ratios)
 from .loaded import LoadedImage
 from .registration import register_rigid

@@ -362,12 +362,10 @@ def save_outputs(folder, record: dict, measurement: dict | None = None,
     dose record), and after verification delivered, delivered_report, post_treatment,
     comparison. Nothing is written when a file exists (without ``overwrite``) or the report
     library is missing; every file is written atomically."""
-    import shutil
-    import tempfile
     from pathlib import Path
 
     from ..dependencies import require
-    from ..records.atomic import OutputExistsError, write_json_atomic
+    from ..records.atomic import OutputExistsError, atomic_folder, write_json_atomic
     require("matplotlib")
     from ..records.report import write_report
     folder = Path(folder)
@@ -390,19 +388,12 @@ def save_outputs(folder, record: dict, measurement: dict | None = None,
             dose_record["post_treatment"] = dose["post_treatment"]
             if dose.get("comparison"):
                 dose_record["comparison"] = dose["comparison"]
-        tmp = Path(tempfile.mkdtemp(prefix=".dose.", dir=folder))
-        try:
+        dose_dir = folder / "dose"
+        with atomic_folder(dose_dir) as tmp:
             write_dose_files(tmp, dose["structures"], dose["nuclide"], dose["planned"],
                              dose["planned_report"], dose.get("delivered"),
                              dose.get("delivered_report"))
             write_json_atomic(tmp / "dose.json", dose_record)
-            dose_dir = folder / "dose"
-            if dose_dir.exists():
-                shutil.rmtree(dose_dir)
-            tmp.rename(dose_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         written.append(dose_dir)
     written.insert(0, write_json_atomic(folder / "plan.json", record, overwrite=overwrite))
     if measurement is not None:

@@ -46,3 +46,22 @@ def write_text_atomic(path: str | Path, text: str, overwrite: bool = False) -> P
 def write_json_atomic(path: str | Path, document: Any, overwrite: bool = False) -> Path:
     return write_text_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n",
                              overwrite=overwrite)
+
+
+@contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """A temporary folder beside ``path`` to fill; it replaces ``path`` (an earlier folder of
+    that name is removed) when the block ends without error, and is removed otherwise. The
+    caller decides beforehand whether replacing is allowed."""
+    import shutil
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
