@@ -80,6 +80,7 @@ class TAREPlannerParameterNode:
     ctVolume: slicer.vtkMRMLScalarVolumeNode
     spectVolume: slicer.vtkMRMLScalarVolumeNode
     segmentation: slicer.vtkMRMLSegmentationNode
+    diagnosticCt: slicer.vtkMRMLScalarVolumeNode
     product: Annotated[str, Choice(PRODUCTS)] = "therasphere"
     method: Annotated[str, Choice(METHODS)] = "partition"
     treatmentTime: str = ""
@@ -101,6 +102,7 @@ class TAREPlannerParameterNode:
     manualTnr: str = ""
     voxelDosimetry: bool = True
     isodoseLevelsGy: str = ""
+    siteLimitsFile: str = ""
     postTreatmentVolume: slicer.vtkMRMLScalarVolumeNode
     postTreatmentKind: Annotated[str, Choice(POST_TREATMENT_KINDS)] = "pet"
     administrationTime: str = ""
@@ -153,7 +155,8 @@ class TAREPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         buttons = {"sampleButton": self.onSample, "registerButton": self.onRegister,
                    "lungsButton": self.onLungs, "territoriesButton": self.onTerritories,
-                   "segmentEditorButton": self.onSegmentEditor, "measureButton": self.onMeasure,
+                   "segmentEditorButton": self.onSegmentEditor,
+                   "checkSegmentsButton": self.onCheckSegments, "measureButton": self.onMeasure,
                    "planButton": self.onPlan, "verifyButton": self.onVerify,
                    "saveButton": self.onSave}
         for name, handler in buttons.items():
@@ -252,6 +255,10 @@ class TAREPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._run("Territory segmentation failed.", self.logic.addTerritories,
                   lambda text: setattr(self.ui.segmentationStatusLabel, "text", text))
 
+    def onCheckSegments(self):
+        self._run("Checking the segments failed.", self.logic.checkSegments,
+                  lambda text: setattr(self.ui.segmentationStatusLabel, "text", text))
+
     def onSegmentEditor(self):
         slicer.util.selectModule("SegmentEditor")
         if self._parameterNode and self._parameterNode.segmentation:
@@ -319,6 +326,10 @@ class TAREPlannerLogic(ScriptedLoadableModuleLogic):
     def addTerritories(self, p):
         from tareplanner.mrml import guided
         return guided.add_territories(p)
+
+    def checkSegments(self, p):
+        from tareplanner.mrml import guided
+        return guided.check_segments(p)
 
     def measure(self, p):
         from tareplanner.mrml import guided

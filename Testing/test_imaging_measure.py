@@ -63,6 +63,12 @@ def test_volumes_within_3_percent(measured):
     summary = measurement_summary(measurement)
     assert f"LSF {measurement['lung_shunt']['lung_shunt_fraction']:.2%}" in summary
     assert "right hepatic: perfused" in summary and "TNR" in summary
+    # counts shown beside volumes; TNR = tumour counts/mL over normal counts/mL (hand ratio)
+    right = next(p for p in measurement["positions"] if p["name"] == "right hepatic")
+    t1 = next(t for t in right["tumours"] if t["name"] == "T1")
+    assert t1["tnr"] == pytest.approx(t1["counts_per_ml"] / right["normal_counts"]["counts_per_ml"])
+    assert f"{t1['counts_per_ml']:.4g} counts/mL, TNR {t1['tnr']:.2f}" in summary
+    assert "counts: lungs" in summary
     assert measurement["volumes_ml"]["liver"] == pytest.approx(truth["volumes_ml"]["liver"],
                                                                rel=0.03)
     assert measurement["volumes_ml"]["lungs"] == pytest.approx(truth["volumes_ml"]["lungs"],

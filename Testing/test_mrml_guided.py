@@ -13,6 +13,7 @@ import json
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 import slicer
 import vtk
 from conftest import REPO
@@ -21,7 +22,8 @@ from tareplanner.errors import FieldValueError
 from tareplanner.mrml import guided
 from tareplanner.mrml.isodose import default_levels_gy
 from tareplanner.mrml.results import record_from_text_node
-from tareplanner.mrml.workflow import roles
+from tareplanner.mrml.volumes import image_from_volume_node, volume_node_from_image
+from tareplanner.mrml.workflow import registration_from_transform_node, roles
 from tareplanner.records.atomic import OutputExistsError
 
 
@@ -74,17 +76,35 @@ def test_load_fills_the_panel(session):
 
 def test_steps_in_order_with_outdated_marking(session, tmp_path):
     scene, p, patient = session
-    # 2. registration: one transform per position, tagged
+    # segment check before the helpers: what is missing
+    text = guided.check_segments(p)
+    assert "missing roles: lung, territory:right hepatic, territory:left hepatic" in text
+    assert "liver" in text and "T1" in text
+    # a diagnostic CT: the planning CT moved by a known translation
+    ct_image = image_from_volume_node(p.ctVolume)
+    shift = sitk.TranslationTransform(3, (5.0, -4.0, 3.0))
+    p.diagnosticCt = volume_node_from_image(
+        scene, sitk.Resample(ct_image, ct_image, shift, sitk.sitkLinear, -1000.0), "diag CT")
+    # 2. registration: one transform per position and one for the diagnostic CT, tagged
     text = guided.register_positions(scene, p)
-    assert "right hepatic" in text and "left hepatic" in text
+    assert "right hepatic" in text and "left hepatic" in text and "diagnostic CT" in text
     transforms = _tagged(scene, "registration", "vtkMRMLLinearTransformNode")
-    assert len(transforms) == 2
+    assert len(transforms) == 3
+    found = registration_from_transform_node(p.diagnosticCt.GetParentTransformNode())
+    for point in ((-40.0, 0.0, 10.0), (30.0, 20.0, -20.0)):
+        back = found.TransformPoint(shift.TransformPoint(point))
+        assert np.linalg.norm(np.subtract(back, point)) < 1.0
+    transforms = [p.position1Cbct.GetParentTransformNode(),
+                  p.position2Cbct.GetParentTransformNode()]
     assert _states(p)["registration"] == "current"
     # 3. segmentation helpers
     guided.add_lungs(p)
-    guided.add_territories(p)
+    text = guided.add_territories(p)
     assert set(roles(p.segmentation).values()) >= {"lung", "territory:right hepatic",
                                                    "territory:left hepatic"}
+    assert "missing roles" not in text
+    assert "tumour T1 -> territory right hepatic" in text
+    assert "tumour T2 -> territory left hepatic" in text
     # 4. measurement
     guided.measure(scene, p)
     measurement = record_from_text_node(p.measurementRecord)
@@ -119,6 +139,20 @@ def test_steps_in_order_with_outdated_marking(session, tmp_path):
     inside_ml = (dose >= levels[0]).sum() * voxel_ml
     assert mass.GetVolume() / 1000.0 == pytest.approx(inside_ml, rel=0.1)
     assert dose_node.GetDisplayNode().GetColorNode().GetAttribute("TAREPlanner.LevelsGy")
+
+    # site limits: a file lowering TheraSphere's normal-liver limit to 75 Gy
+    site = tmp_path / "site.json"
+    site.write_text((REPO / "docs" / "examples" / "site-limits.json").read_text())
+    p.siteLimitsFile = str(site)
+    assert guided.statuses(p)["plan"].changed == ("site limits",)
+    guided.plan(scene, p)
+    record = record_from_text_node(p.planRecord)
+    assert record["limits"]["normal_liver_gy"]["value"] == 75
+    right = next(q for q in record["positions"] if q["name"] == "right hepatic")
+    assert right["normal_dose_gy"] == pytest.approx(75.0) and \
+        right["limited_by"] == "normal-liver-limit"
+    p.siteLimitsFile = ""
+    guided.plan(scene, p)
 
     # manual LSF: the plan becomes outdated, then records the entry
     p.manualLsf, p.manualLsfPercent = True, 5.0

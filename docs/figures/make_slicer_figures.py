@@ -261,7 +261,7 @@ def main() -> int:
     summary = {"registration": guided.register_positions(scene, p)}
     registration_figure(p, FIGURES / "slicer-step2-registration.png")
     guided.add_lungs(p)
-    guided.add_territories(p)
+    summary["segments"] = guided.add_territories(p)
     segments_figure(p, FIGURES / "slicer-step3-segments.png")
     summary["measurement"] = guided.measure(scene, p)
     p.position2GoalKind, p.position2GoalValue = "normal_dose_gy", 40.0

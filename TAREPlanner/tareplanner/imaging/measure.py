@@ -22,8 +22,8 @@ from .quantities import (counts_on_grid, lung_shunt_from_spect,
                          tumour_to_normal_ratios)
 from .loaded import LoadedImage
 from .registration import register_rigid
-from .segmentation import (body_mask, exclude_lung_base, geometry_checks, lung_mass_kg,
-                           lungs_from_ct, territory_from_cbct)
+from .segmentation import (assign_tumours, body_mask, exclude_lung_base, geometry_checks,
+                           lung_mass_kg, lungs_from_ct, territory_from_cbct)
 
 MEASUREMENT_SCHEMA = "tareplanner.measurement/1"
 LUNG_FOV_MIN = 0.99
@@ -118,15 +118,8 @@ def measure(ct: LoadedImage, spect: LoadedImage, labels: LabelInputs,
         position_records.append(record)
 
     # each tumour belongs to the territory that holds most of it
-    tumour_territory: dict[str, str] = {}
-    for name, mask in tumours.items():
-        shares = {p: np.count_nonzero(mask & t) for p, t in territories.items()}
-        best = max(shares, key=shares.get)
-        if shares[best] > 0:
-            tumour_territory[name] = best
-        else:
-            warnings.append({"code": "tumour-not-perfused",
-                             "message": f"tumour {name} lies in no perfused territory"})
+    tumour_territory, assignment_warnings = assign_tumours(tumours, territories)
+    warnings += assignment_warnings
     warnings += geometry_checks(liver, tumours, territories, tumour_territory,
                                 tolerance=TUMOUR_SPLIT_TOLERANCE)
 

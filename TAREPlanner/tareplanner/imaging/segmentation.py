@@ -185,6 +185,23 @@ def tumours_from_threshold(ct: sitk.Image, liver: sitk.Image, *, below_liver_hu:
     return mask_like(out, ct)
 
 
+def assign_tumours(tumours: dict[str, np.ndarray], territories: dict[str, np.ndarray]
+                   ) -> tuple[dict[str, str], list[dict]]:
+    """Each tumour belongs to the territory that holds most of its voxels; a tumour in no
+    territory gets a 'tumour-not-perfused' warning."""
+    tumour_territory: dict[str, str] = {}
+    warnings = []
+    for name, mask in tumours.items():
+        shares = {p: np.count_nonzero(mask & t) for p, t in territories.items()}
+        best = max(shares, key=shares.get) if shares else None
+        if best is not None and shares[best] > 0:
+            tumour_territory[name] = best
+        else:
+            warnings.append({"code": "tumour-not-perfused",
+                             "message": f"tumour {name} lies in no perfused territory"})
+    return tumour_territory, warnings
+
+
 def geometry_checks(liver: np.ndarray, tumours: dict[str, np.ndarray],
                     territories: dict[str, np.ndarray], tumour_territory: dict[str, str], *,
                     tolerance: float = 0.05) -> list[dict]:

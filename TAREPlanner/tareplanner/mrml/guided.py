@@ -33,6 +33,7 @@ class Parameters:
     ctVolume: object = None
     spectVolume: object = None
     segmentation: object = None
+    diagnosticCt: object = None
     product: str = "therasphere"
     method: str = "partition"
     treatmentTime: str = ""
@@ -54,6 +55,7 @@ class Parameters:
     manualTnr: str = ""
     voxelDosimetry: bool = True
     isodoseLevelsGy: str = ""
+    siteLimitsFile: str = ""
     postTreatmentVolume: object = None
     postTreatmentKind: str = "pet"
     administrationTime: str = ""
@@ -123,7 +125,8 @@ def step_inputs(p, step: str) -> dict[str, str]:
     d, v = fp.node_digest, fp.value_digest
     slots = positions(p, required=False)
     if step == "registration":
-        inputs = {"CT": d(p.ctVolume), "liver": fp.segments_digest(p.segmentation, "liver")}
+        inputs = {"CT": d(p.ctVolume), "liver": fp.segments_digest(p.segmentation, "liver"),
+                  "diagnostic CT": d(p.diagnosticCt, with_transform=False)}
         inputs.update({f"CBCT {name}": d(cbct, with_transform=False) for _, name, cbct in slots})
         return inputs
     if step == "segmentation":
@@ -140,7 +143,8 @@ def step_inputs(p, step: str) -> dict[str, str]:
                 "goals": v([(getattr(p, f"position{s}GoalKind"),
                              getattr(p, f"position{s}GoalValue")) for s in POSITION_SLOTS]),
                 "manual values": v((p.manualLsf, p.manualLsfPercent, p.manualTnr)),
-                "voxel dosimetry": v(p.voxelDosimetry), "isodose levels": v(p.isodoseLevelsGy)}
+                "voxel dosimetry": v(p.voxelDosimetry), "isodose levels": v(p.isodoseLevelsGy),
+                "site limits": _file_digest(p.siteLimitsFile)}
     if step == "verification":
         return {"plan": d(p.planRecord), "planned dose": d(p.plannedDoseReport),
                 "post-treatment image": d(p.postTreatmentVolume),
@@ -152,6 +156,16 @@ def step_inputs(p, step: str) -> dict[str, str]:
                 "planned dose": d(p.plannedDoseReport),
                 "delivered dose": d(p.deliveredDoseReport), "folder": v(p.outputFolder)}
     raise ValueError(f"step: got {step!r}; allowed: {', '.join(step_log.STEPS)}")
+
+
+def _file_digest(path: str) -> str:
+    import hashlib
+    from pathlib import Path
+    if not (path or "").strip():
+        return ""
+    file = Path(path)
+    return hashlib.blake2b(file.read_bytes(), digest_size=16).hexdigest() if file.is_file() \
+        else f"missing {path}"
 
 
 def _done(p, step: str) -> None:
@@ -200,13 +214,62 @@ def register_positions(scene, p) -> str:
             scene.RemoveNode(old)
         node, result = workflow.register_cbct(scene, p.ctVolume, cbct, p.segmentation)
         transforms.append(node)
-        angles = ", ".join(f"{a:.1f}" for a in result.angles_deg)
-        shift = ", ".join(f"{t:.1f}" for t in result.transform.GetTranslation())
-        lines.append(f"{name}: rotation ({angles}) deg, translation ({shift}) mm, "
-                     f"MI {result.metric_before:.3f} -> {result.metric_after:.3f}")
+        lines.append(f"{name}: " + _registration_line(result))
+    if p.diagnosticCt is not None:
+        old = p.diagnosticCt.GetParentTransformNode()
+        p.diagnosticCt.SetAndObserveTransformNodeID(None)
+        if old is not None and old.GetAttribute(STEP_TAG) == "registration":
+            scene.RemoveNode(old)
+        node, result = workflow.register_cbct(scene, p.ctVolume, p.diagnosticCt, p.segmentation)
+        transforms.append(node)
+        lines.append("diagnostic CT: " + _registration_line(result))
     for node in transforms:
         node.SetAttribute(STEP_TAG, "registration")
     _done(p, "registration")
+    return "\n".join(lines)
+
+
+def _registration_line(result) -> str:
+    angles = ", ".join(f"{a:.1f}" for a in result.angles_deg)
+    shift = ", ".join(f"{t:.1f}" for t in result.transform.GetTranslation())
+    return (f"rotation ({angles}) deg, translation ({shift}) mm, "
+            f"MI {result.metric_before:.3f} -> {result.metric_after:.3f}")
+
+
+def check_segments(p) -> str:
+    """Step 3: segments by role with their volumes, the roles still missing, and the geometry
+    checks (tumour outside its territory or the liver, overlapping territories, territory
+    outside the liver)."""
+    import numpy as np
+
+    from ..imaging.segmentation import assign_tumours, geometry_checks
+    from .segmentations import masks_from_segmentation
+    from .workflow import roles
+    _require(p, "ctVolume", "segmentation")
+    masks = masks_from_segmentation(p.segmentation.GetScene(), p.segmentation, p.ctVolume)
+    spacing = p.ctVolume.GetSpacing()
+    voxel_ml = spacing[0] * spacing[1] * spacing[2] / 1000.0
+    by_role: dict[str, list[str]] = {}
+    for name, role in roles(p.segmentation).items():
+        by_role.setdefault(role, []).append(name)
+    lines = []
+    for role in sorted(by_role):
+        for name in by_role[role]:
+            lines.append(f"{role:<28}{name:<24}{np.count_nonzero(masks[name]) * voxel_ml:9.1f} mL")
+    missing = [r for r in ("liver", "tumour", "lung") if r not in by_role]
+    missing += [f"territory:{name}" for _, name, _ in positions(p, required=False)
+                if f"territory:{name}" not in by_role]
+    if missing:
+        lines.append("missing roles: " + ", ".join(missing))
+    if "liver" in by_role:
+        liver = np.any([masks[n] for n in by_role["liver"]], axis=0)
+        tumours = {n: masks[n] for n in by_role.get("tumour", [])}
+        territories = {r.split(":", 1)[1]: np.any([masks[n] for n in names], axis=0)
+                       for r, names in by_role.items() if r.startswith("territory:")}
+        assignment, warnings = assign_tumours(tumours, territories) if territories else ({}, [])
+        warnings += geometry_checks(liver, tumours, territories, assignment)
+        lines += [f"tumour {t} -> territory {a}" for t, a in assignment.items()]
+        lines += [f"warning [{w['code']}] {w['message']}" for w in warnings]
     return "\n".join(lines)
 
 
@@ -216,7 +279,8 @@ def add_lungs(p) -> str:
     _require(p, "ctVolume", "segmentation")
     workflow.add_lungs_from_ct(p.ctVolume, p.segmentation)
     _done(p, "segmentation")
-    return "lungs added (role: lung); edit them in the Segment Editor if needed"
+    return ("lungs added (role: lung); edit them in the Segment Editor if needed\n\n"
+            + check_segments(p))
 
 
 def add_territories(p) -> str:
@@ -230,7 +294,7 @@ def add_territories(p) -> str:
         names.append(name)
     _done(p, "segmentation")
     return (f"territories added for {', '.join(names)} (role: territory:<position>); "
-            "edit them in the Segment Editor if needed")
+            "edit them in the Segment Editor if needed\n\n" + check_segments(p))
 
 
 def measure(scene, p) -> str:
@@ -256,10 +320,14 @@ def plan(scene, p) -> str:
     if measurement is None:
         raise ValueError("measure LSF and TNR first (step 4)")
     manual_lsf, manual_tnr = manual_values(p)
+    site_limits, site_label = (None, "")
+    if (p.siteLimitsFile or "").strip():
+        from .. import catalogue
+        site_limits, site_label = catalogue.read_site_limits(p.siteLimitsFile.strip())
     record, table = workflow.plan_from_measurement(
         scene, measurement, product=p.product, method=p.method, goals=goals(p),
         treatment_time=p.treatmentTime, manual_lung_shunt_fraction=manual_lsf,
-        manual_tnr=manual_tnr)
+        manual_tnr=manual_tnr, site_limits=site_limits, site_limits_label=site_label)
     nodes = [table]
     p.planRecord = record_text_node(scene, record, "TAREPlanner plan", p.planRecord)
     text = plan_summary(record)

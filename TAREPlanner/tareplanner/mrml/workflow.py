@@ -226,7 +226,8 @@ def plan_from_measurement(scene, measurement: dict, *, product: str, method: str
                           goals: dict[str, dict] | None = None, goal_kind: str | None = None,
                           goal_value: float | None = None, treatment_time: str | None = None,
                           manual_lung_shunt_fraction: float | None = None,
-                          manual_tnr: dict[str, float] | None = None):
+                          manual_tnr: dict[str, float] | None = None,
+                          site_limits: dict | None = None, site_limits_label: str = ""):
     """Case from a measurement, planned; returns the plan record and its table node.
 
     ``goals``: position name -> case goal (``goal_object``); positions without one, or all
@@ -251,7 +252,7 @@ def plan_from_measurement(scene, measurement: dict, *, product: str, method: str
                                  treatment_time=treatment_time or None,
                                  manual_lung_shunt_fraction=manual_lung_shunt_fraction,
                                  manual_tnr=manual_tnr)
-    record = plan_case(parse_case(case))
+    record = plan_case(parse_case(case), site_limits, site_limits_label)
     return record, plan_table_node(scene, record)
 
 

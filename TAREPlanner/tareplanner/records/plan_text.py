@@ -89,13 +89,18 @@ def measurement_summary(measurement: dict) -> str:
     lines = [f"LSF {lsf['lung_shunt_fraction']:.2%} ({lsf['method']}); lungs "
              f"{lsf['lungs_in_fov_fraction']:.1%} in the SPECT field of view; lung mass (CT) "
              f"{measurement['lung_mass_kg_ct']:.2f} kg",
+             f"    counts: lungs {lsf['lung_counts']:.4g} in {lsf['lung_volume_used_ml']:.0f} mL,"
+             f" liver {lsf['liver_counts']:.4g}; outside liver and lungs "
+             f"{measurement['counts_outside_liver_lungs_fraction']:.1%} of all",
              f"liver {measurement['volumes_ml']['liver']:.0f} mL, lungs "
              f"{measurement['volumes_ml']['lungs']:.0f} mL"]
     for pos in measurement["positions"]:
+        normal = pos["normal_counts"]
         lines.append(f"{pos['name']}: perfused {pos['perfused_volume_ml']:.0f} mL, normal "
-                     f"{pos['normal_volume_ml']:.0f} mL")
+                     f"{pos['normal_volume_ml']:.0f} mL ({normal['counts_per_ml']:.4g} counts/mL)")
         for t in pos["tumours"]:
-            lines.append(f"    {t['name']}: {t['volume_ml']:.1f} mL, TNR {t['tnr']:.2f}")
+            lines.append(f"    {t['name']}: {t['volume_ml']:.1f} mL, {t['counts_per_ml']:.4g} "
+                         f"counts/mL, TNR {t['tnr']:.2f}")
     for w in measurement["warnings"]:
         lines.append(f"warning [{w['code']}] {w['message']}")
     return "\n".join(lines) + "\n"
