@@ -274,14 +274,22 @@ class TAREPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _showPlan(self, text):
         self.ui.planText.plainText = text
-        dose = self.logic.plannedDoseVolume()
+        self._showDose("plan")
+
+    def _showDose(self, step):
+        dose, chart = self.logic.doseNodes(step)
         if dose is not None:
             slicer.util.setSliceViewerLayers(background=self._parameterNode.ctVolume,
                                               foreground=dose, foregroundOpacity=0.5)
+        if chart is not None:
+            slicer.modules.plots.logic().ShowChartInLayout(chart)
 
     def onVerify(self):
-        self._run("Verification failed.", self.logic.verify,
-                  lambda text: setattr(self.ui.verificationText, "plainText", text))
+        self._run("Verification failed.", self.logic.verify, self._showVerification)
+
+    def _showVerification(self, text):
+        self.ui.verificationText.plainText = text
+        self._showDose("verification")
 
     def onSave(self):
         self._run("Saving failed.", self.logic.save,
@@ -340,8 +348,13 @@ class TAREPlannerLogic(ScriptedLoadableModuleLogic):
         return guided.plan(slicer.mrmlScene, p)
 
     def plannedDoseVolume(self):
+        return self.doseNodes("plan")[0]
+
+    def doseNodes(self, step):
+        """(dose volume, DVH chart) made by 'plan' or 'verification' (None where absent)."""
         from tareplanner.mrml import guided
-        return guided.dose_volume_node(slicer.mrmlScene, "plan")
+        return (guided.dose_volume_node(slicer.mrmlScene, step),
+                guided.dvh_chart_node(slicer.mrmlScene, step))
 
     def verify(self, p):
         from tareplanner.mrml import guided

@@ -460,6 +460,12 @@ def dose_volume_node(scene, step: str):
     return None
 
 
+def dvh_chart_node(scene, step: str):
+    """The DVH chart made by ``step`` ('plan' or 'verification'), or None."""
+    return next((node for node in _tagged(scene, step) if node.IsA("vtkMRMLPlotChartNode")),
+                None)
+
+
 def step_title(title: str, status: step_log.StepStatus) -> str:
     """Panel title with the step's status: '5. Plan  [outdated: measurement changed ...]'."""
     if status.state == step_log.NOT_RUN:

@@ -1,0 +1,128 @@
+"""The module file's Logic and self-test, run on slicer-core.
+
+slicer-core has MRML but not the application framework the module file imports
+(``slicer.ScriptedLoadableModule``, ``slicer.parameterNodeWrapper``, ``qt``). Minimal
+stand-ins for those three are installed here, only for this test: the parameter node becomes a
+plain object with the declared fields and defaults, the Logic's ``getParameterNode`` a
+scripted-module node in the scene. Then TAREPlanner.py is imported as Slicer would, and its
+own self-test (``TAREPlannerTest``) runs every step through ``TAREPlannerLogic`` on the
+synthetic patient. What the stand-ins cannot show (the real wrapper's serialisation and GUI
+connectors) is checked against Slicer's rules in test_slicer_module.py.
+"""
+
+import importlib
+import sys
+import types
+import unittest
+
+import pytest
+import slicer
+
+from conftest import REPO
+
+
+def _stand_ins():
+    qt = types.ModuleType("qt")
+
+    scripted = types.ModuleType("slicer.ScriptedLoadableModule")
+
+    class ScriptedLoadableModuleLogic:
+        def __init__(self, parent=None):
+            pass
+
+        def getParameterNode(self):
+            scene = slicer.mrmlScene
+            node = scene.GetSingletonNode("TAREPlanner", "vtkMRMLScriptedModuleNode")
+            if node is None:
+                node = scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode")
+                node.SetSingletonTag("TAREPlanner")
+            return node
+
+    class Base:
+        def __init__(self, *args, **kwargs):
+            pass
+
+    scripted.ScriptedLoadableModuleLogic = ScriptedLoadableModuleLogic
+    scripted.ScriptedLoadableModule = Base
+    scripted.ScriptedLoadableModuleWidget = Base
+    scripted.ScriptedLoadableModuleTest = unittest.TestCase
+
+    wrapper = types.ModuleType("slicer.parameterNodeWrapper")
+
+    class Choice:
+        def __init__(self, choices):
+            self.choices = list(choices)
+
+    def parameterNodeWrapper(cls):
+        """Values live with the parameter node (as in Slicer): a new wrapper of the same
+        node sees them."""
+        fields = {name: getattr(cls, name, None) for name in cls.__annotations__}
+        values_by_node = {}
+
+        class Wrapped:
+            def __init__(self, parameterNode):
+                object.__setattr__(self, "parameterNode", parameterNode)
+                values_by_node.setdefault(parameterNode.GetID(), dict(fields))
+
+            def __getattr__(self, name):
+                values = values_by_node[self.parameterNode.GetID()]
+                if name not in values:
+                    raise AttributeError(name)
+                return values[name]
+
+            def __setattr__(self, name, value):
+                if name not in fields:
+                    raise AttributeError(f"{cls.__name__} has no parameter {name}")
+                values_by_node[self.parameterNode.GetID()][name] = value
+
+        Wrapped.__name__ = cls.__name__
+        return Wrapped
+
+    wrapper.Choice = Choice
+    wrapper.parameterNodeWrapper = parameterNodeWrapper
+    return {"qt": qt, "slicer.ScriptedLoadableModule": scripted,
+            "slicer.parameterNodeWrapper": wrapper}
+
+
+@pytest.fixture
+def module(monkeypatch):
+    for name, stand_in in _stand_ins().items():
+        monkeypatch.setitem(sys.modules, name, stand_in)
+    monkeypatch.setattr(slicer, "mrmlScene", slicer.vtkMRMLScene(), raising=False)
+    monkeypatch.syspath_prepend(str(REPO / "TAREPlanner"))
+    monkeypatch.delitem(sys.modules, "TAREPlanner", raising=False)
+    return importlib.import_module("TAREPlanner")
+
+
+def test_module_self_test_runs_every_step_through_the_logic(module):
+    test = module.TAREPlannerTest("test_workflow_on_synthetic_patient")
+    test.setUp()
+    test.test_workflow_on_synthetic_patient()
+    scene = slicer.mrmlScene
+    logic = module.TAREPlannerLogic()
+    p = logic.getParameterNode()
+    assert p.planRecord is not None and p.deliveredDoseReport is not None
+    assert logic.plannedDoseVolume().GetAttribute("DicomRtImport.DoseVolume") == "1"
+    assert scene.GetNodesByClass("vtkMRMLModelNode").GetNumberOfItems() >= 3   # isodoses
+    for step in ("plan", "verification"):
+        dose, chart = logic.doseNodes(step)
+        assert dose.GetAttribute("TAREPlanner.Step") == step
+        assert chart.GetNumberOfPlotSeriesNodes() >= 5
+    titles = logic.stepTitles(p)
+    assert titles["registration"] == "2. Registration  [done]"
+    assert "missing roles" not in logic.checkSegments(p)
+
+
+def test_first_use_check_names_what_is_missing(module, monkeypatch):
+    from tareplanner import dependencies
+    logic = module.TAREPlannerLogic()
+    assert logic.missingRequirements() == dependencies.missing()
+    monkeypatch.setattr(dependencies.importlib.util, "find_spec",
+                        lambda name: None if name == "highdicom" else object())
+    missing = logic.missingRequirements()
+    assert [r.distribution for r in missing] == ["highdicom"]
+    installed = []
+    monkeypatch.setattr(slicer.util, "pip_install", installed.append, raising=False)
+    logic.installRequirements(missing)
+    assert installed == [["highdicom"]]
+    assert "highdicom: DICOM SEG export and import" in logic.installMessage(missing)
