@@ -109,6 +109,7 @@ class TAREPlannerParameterNode:
     acquisitionTime: str = ""
     administeredActivityGbq: float = 0.0
     outputFolder: str = ""
+    exportDicom: bool = False
     # results of the steps (not shown as fields)
     measurementRecord: slicer.vtkMRMLTextNode
     planRecord: slicer.vtkMRMLTextNode

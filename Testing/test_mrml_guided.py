@@ -10,8 +10,10 @@ re-runs replacing their nodes, and saving (files, report pages, no silent overwr
 import ast
 import dataclasses
 import json
+import types
 
 import numpy as np
+import pydicom
 import pytest
 import SimpleITK as sitk
 import slicer
@@ -22,6 +24,8 @@ from tareplanner.errors import FieldValueError
 from tareplanner.mrml import guided
 from tareplanner.mrml.isodose import default_levels_gy
 from tareplanner.mrml.results import record_from_text_node
+from tareplanner.mrml.segmentations import masks_from_segmentation
+from tareplanner.records.dicom_seg import read_seg
 from tareplanner.mrml.volumes import image_from_volume_node, volume_node_from_image
 from tareplanner.mrml.workflow import registration_from_transform_node, roles
 from tareplanner.records.atomic import OutputExistsError
@@ -74,7 +78,7 @@ def test_load_fills_the_panel(session):
     assert set(_states(p).values()) == {"not run"}
 
 
-def test_steps_in_order_with_outdated_marking(session, tmp_path):
+def test_steps_in_order_with_outdated_marking(session, tmp_path, phantom_dir):
     scene, p, patient = session
     # segment check before the helpers: what is missing
     text = guided.check_segments(p)
@@ -198,6 +202,35 @@ def test_steps_in_order_with_outdated_marking(session, tmp_path):
     with pytest.raises(OutputExistsError):
         guided.save(scene, p)
     assert (out / "plan.json").stat().st_mtime_ns == before
+
+    # DICOM export needs a CT loaded from DICOM: refused, nothing written
+    p.exportDicom, p.outputFolder = True, str(tmp_path / "out_dicom")
+    with pytest.raises(FieldValueError, match="DICOM export"):
+        guided.save(scene, p)
+    assert not (tmp_path / "out_dicom").exists()
+    # the same CT as written to DICOM (same synthetic patient), as Slicer's DICOM module
+    # leaves it: instance UIDs on the node, files in the DICOM database
+    files = {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID: str(f)
+             for f in sorted((phantom_dir / "dicom" / "ct").iterdir())}
+    p.ctVolume.SetAttribute("DICOM.instanceUIDs", " ".join(files))
+    database = types.SimpleNamespace(fileForInstance=files.get)
+    guided.save(scene, p, dicom_database=database)
+    ct_header = pydicom.dcmread(next(iter(files.values())), stop_before_pixels=True)
+    planned_dose = image_from_volume_node(guided.dose_volume_node(scene, "plan"))
+    for name in ("planned", "delivered"):
+        rt = pydicom.dcmread(tmp_path / "out_dicom" / "dicom" / f"rtdose_{name}.dcm")
+        assert rt.StudyInstanceUID == ct_header.StudyInstanceUID
+        assert rt.FrameOfReferenceUID == ct_header.FrameOfReferenceUID
+        assert rt.PatientID == ct_header.PatientID
+    rt = pydicom.dcmread(tmp_path / "out_dicom" / "dicom" / "rtdose_planned.dcm")
+    peak = float(rt.pixel_array.max()) * float(rt.DoseGridScaling)
+    assert peak == pytest.approx(float(sitk.GetArrayViewFromImage(planned_dose).max()), rel=1e-6)
+    segments = read_seg(tmp_path / "out_dicom" / "dicom" / "structures_seg.dcm",
+                        list(files.values()))
+    masks = masks_from_segmentation(scene, p.segmentation, p.ctVolume)
+    assert np.array_equal(segments["T1"]["mask"], masks["T1"])
+    assert np.array_equal(segments["liver"]["mask"], masks["liver"])
+    p.exportDicom = False
 
     # an edited input marks the steps that read it, and saving refuses an outdated plan
     p.lungBaseMarginMm = 15.0

@@ -170,24 +170,12 @@ def cmd_dose(args: argparse.Namespace) -> int:
 
 def _write_rt_doses(folder: Path, ct, planned, delivered) -> None:
     """DICOM RT Dose of the planned (and delivered) dose in the CT's study and frame."""
-    from ..imaging.dicom_write import SeriesInfo, make_uid, write_rt_dose
+    from ..imaging.dicom_write import write_rt_doses
 
-    meta = ct.meta
-    if not meta.get("frame_of_reference_uid"):
+    if not ct.meta.get("frame_of_reference_uid"):
         raise FieldValueError("--rtdose", True, "a DICOM planning CT (its frame of reference "
                               "and study are referenced by the RT Dose)")
-    for name, image, summation in (("planned", planned, "PLAN"),
-                                   ("delivered", delivered, "RECORD")):
-        if image is None or image is False:
-            continue
-        info = SeriesInfo(patient_name=meta.get("patient_name") or "",
-                          patient_id=meta.get("patient_id") or "",
-                          study_uid=meta["study_instance_uid"],
-                          frame_of_reference_uid=meta["frame_of_reference_uid"],
-                          series_uid=make_uid(), series_description=f"TAREPlanner {name} dose",
-                          series_number=900 if name == "planned" else 901)
-        write_rt_dose(image, folder / f"rtdose_{name}.dcm", info, summation=summation,
-                      comment=f"TAREPlanner {name} dose")
+    write_rt_doses(folder, ct.meta, planned, delivered if delivered is not False else None)
 
 
 def _summary(record: dict) -> str:

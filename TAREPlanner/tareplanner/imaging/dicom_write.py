@@ -317,3 +317,38 @@ def write_rt_dose(dose_gy: sitk.Image, path: str | Path, info: SeriesInfo, *,
     ds.PixelData = stored.tobytes()
     _save(ds, path)
     return path
+
+
+def dicom_identity(ct_files) -> dict:
+    """Patient, study and frame of reference of a CT series (read from its first file's
+    header): what an RT Dose or SEG of that CT must reference."""
+    import pydicom
+    files = [f for f in ct_files if f]
+    if not files:
+        raise ValueError("DICOM CT: no files")
+    ds = pydicom.dcmread(files[0], stop_before_pixels=True)
+    return {"patient_name": str(ds.get("PatientName", "")),
+            "patient_id": str(ds.get("PatientID", "")),
+            "study_instance_uid": str(ds.get("StudyInstanceUID", "")),
+            "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", ""))}
+
+
+def write_rt_doses(folder: str | Path, identity: dict, planned: sitk.Image,
+                   delivered: sitk.Image | None = None) -> list[Path]:
+    """RT Dose of the planned (summation PLAN) and delivered (RECORD) dose in the CT's study
+    and frame of reference (``identity``: patient_name, patient_id, study_instance_uid,
+    frame_of_reference_uid)."""
+    written = []
+    for name, image, summation, number in (("planned", planned, "PLAN", 900),
+                                           ("delivered", delivered, "RECORD", 901)):
+        if image is None:
+            continue
+        info = SeriesInfo(patient_name=identity.get("patient_name") or "",
+                          patient_id=identity.get("patient_id") or "",
+                          study_uid=identity["study_instance_uid"],
+                          frame_of_reference_uid=identity["frame_of_reference_uid"],
+                          series_uid=make_uid(), series_description=f"TAREPlanner {name} dose",
+                          series_number=number)
+        written.append(write_rt_dose(image, Path(folder) / f"rtdose_{name}.dcm", info,
+                                     summation=summation, comment=f"TAREPlanner {name} dose"))
+    return written

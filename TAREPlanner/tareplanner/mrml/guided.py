@@ -62,6 +62,7 @@ class Parameters:
     acquisitionTime: str = ""
     administeredActivityGbq: float = 0.0
     outputFolder: str = ""
+    exportDicom: bool = False
     measurementRecord: object = None
     planRecord: object = None
     plannedDoseReport: object = None
@@ -154,7 +155,8 @@ def step_inputs(p, step: str) -> dict[str, str]:
     if step == "save":
         return {"plan": d(p.planRecord), "measurement": d(p.measurementRecord),
                 "planned dose": d(p.plannedDoseReport),
-                "delivered dose": d(p.deliveredDoseReport), "folder": v(p.outputFolder)}
+                "delivered dose": d(p.deliveredDoseReport), "folder": v(p.outputFolder),
+                "DICOM export": v(p.exportDicom)}
     raise ValueError(f"step: got {step!r}; allowed: {', '.join(step_log.STEPS)}")
 
 
@@ -398,9 +400,23 @@ def _dose_image(scene, tag: str):
     return None if node is None else image_from_volume_node(node)
 
 
-def save(scene, p, *, overwrite: bool = False) -> str:
+def ct_dicom_files(ct_node, database=None) -> list[str]:
+    """The DICOM files of a CT volume loaded by Slicer's DICOM module: its instance UIDs
+    (attribute DICOM.instanceUIDs) looked up in the DICOM database (``slicer.dicomDatabase``
+    unless given). Empty when the CT was not loaded from DICOM."""
+    import slicer
+    uids = (ct_node.GetAttribute("DICOM.instanceUIDs") or "").split() if ct_node else []
+    database = database if database is not None else getattr(slicer, "dicomDatabase", None)
+    if not uids or database is None:
+        return []
+    files = [database.fileForInstance(uid) for uid in uids]
+    return [f for f in files if f] if all(files) else []
+
+
+def save(scene, p, *, overwrite: bool = False, dicom_database=None) -> str:
     """Step 7: plan record, measurement record, the dose folder (maps, DVHs, indices,
-    dose.json) when voxel dosimetry was run, and the PDF report, into ``p.outputFolder``."""
+    dose.json) when voxel dosimetry was run, with ``p.exportDicom`` the DICOM RT Doses and SEG
+    in the planning CT's study, and the PDF report, into ``p.outputFolder``."""
     record = record_from_text_node(p.planRecord)
     if record is None:
         raise ValueError("plan first (step 5)")
@@ -423,9 +439,20 @@ def save(scene, p, *, overwrite: bool = False) -> str:
                 "delivered_report": delivered.get("report"),
                 "post_treatment": delivered.get("post_treatment"),
                 "comparison": delivered.get("comparison")}
+    dicom = None
+    if p.exportDicom:
+        files = ct_dicom_files(p.ctVolume, dicom_database)
+        if not files:
+            from ..errors import FieldValueError
+            raise FieldValueError("DICOM export", p.ctVolume.GetName() if p.ctVolume else None,
+                                  "a planning CT loaded with Slicer's DICOM module (its study "
+                                  "and frame of reference are referenced by the exports)")
+        dicom = {"ct_files": files,
+                 "structures": dose["structures"] if dose else
+                 workflow._structures(p.ctVolume, p.segmentation)}
     written = workflow.save_outputs(p.outputFolder, record,
                                     record_from_text_node(p.measurementRecord),
-                                    overwrite=overwrite, dose=dose)
+                                    overwrite=overwrite, dose=dose, dicom=dicom)
     _done(p, "save")
     return "written:\n" + "\n".join(str(w) for w in written)
 

@@ -356,18 +356,24 @@ def verification_nodes(scene, ct_node, post_node, segmentation, record: dict, *,
 
 
 def save_outputs(folder, record: dict, measurement: dict | None = None,
-                 overwrite: bool = False, dose: dict | None = None) -> list:
-    """Plan record, measurement record, dose folder and PDF report into ``folder``.
+                 overwrite: bool = False, dose: dict | None = None,
+                 dicom: dict | None = None) -> list:
+    """Plan record, measurement record, dose folder, DICOM exports and PDF report into
+    ``folder``.
 
     ``dose`` (optional): structures, nuclide, planned (image), planned_report, record (the
     dose record), and after verification delivered, delivered_report, post_treatment,
-    comparison. Nothing is written when a file exists (without ``overwrite``) or the report
-    library is missing; every file is written atomically."""
+    comparison. ``dicom`` (optional): ct_files (the planning CT's DICOM files) and structures;
+    writes ``dicom/`` with the RT Doses of ``dose`` in the CT's study and frame of reference
+    and a DICOM SEG of the structures. Nothing is written when a file exists (without
+    ``overwrite``) or a library is missing; every file and folder is written atomically."""
     from pathlib import Path
 
     from ..dependencies import require
     from ..records.atomic import OutputExistsError, atomic_folder, write_json_atomic
     require("matplotlib")
+    if dicom is not None:
+        require("pydicom", "highdicom")
     from ..records.report import write_report
     folder = Path(folder)
     targets = [folder / "plan.json", folder / "report.pdf"]
@@ -375,6 +381,8 @@ def save_outputs(folder, record: dict, measurement: dict | None = None,
         targets.append(folder / "measurement.json")
     if dose is not None:
         targets.append(folder / "dose")
+    if dicom is not None:
+        targets.append(folder / "dicom")
     existing = [str(t) for t in targets if t.exists()]
     if existing and not overwrite:
         raise OutputExistsError(f"{', '.join(existing)} exist; choose another folder "
@@ -396,6 +404,17 @@ def save_outputs(folder, record: dict, measurement: dict | None = None,
                              dose.get("delivered_report"))
             write_json_atomic(tmp / "dose.json", dose_record)
         written.append(dose_dir)
+    if dicom is not None:
+        from ..imaging.dicom_write import dicom_identity, write_rt_doses
+        from ..records.dicom_seg import export_seg
+        with atomic_folder(folder / "dicom") as tmp:
+            if dose is not None:
+                write_rt_doses(tmp, dicom_identity(dicom["ct_files"]), dose["planned"],
+                               dose.get("delivered"))
+            structures = dicom["structures"]
+            export_seg(structures.masks, structures.kinds, list(dicom["ct_files"]),
+                       tmp / "structures_seg.dcm")
+        written.append(folder / "dicom")
     written.insert(0, write_json_atomic(folder / "plan.json", record, overwrite=overwrite))
     if measurement is not None:
         written.append(write_json_atomic(folder / "measurement.json", measurement,

@@ -23,9 +23,12 @@ def _codes(kind: str):
     return codes.SCT.Tissue, codes.SCT.Liver          # normal liver (per territory)
 
 
-def ct_datasets(ct_folder: str | Path) -> list:
-    """The CT series' datasets sorted along the slice normal (the order of our arrays)."""
-    datasets = [pydicom.dcmread(p) for p in sorted(Path(ct_folder).rglob("*")) if p.is_file()]
+def ct_datasets(ct_source) -> list:
+    """The CT series' datasets (a folder, or a list of its files) sorted along the slice
+    normal (the order of our arrays)."""
+    paths = ([Path(p) for p in ct_source] if isinstance(ct_source, (list, tuple))
+             else sorted(Path(ct_source).rglob("*")))
+    datasets = [pydicom.dcmread(p) for p in paths if p.is_file()]
     datasets = [d for d in datasets if "ImagePositionPatient" in d]
     iop = np.array([float(v) for v in datasets[0].ImageOrientationPatient])
     normal = np.cross(iop[:3], iop[3:])
@@ -33,10 +36,10 @@ def ct_datasets(ct_folder: str | Path) -> list:
         [float(v) for v in d.ImagePositionPatient]) @ normal))
 
 
-def export_seg(masks: dict[str, np.ndarray], kinds: dict[str, str], ct_folder: str | Path,
+def export_seg(masks: dict[str, np.ndarray], kinds: dict[str, str], ct_folder,
                path: str | Path, series_description: str = "TAREPlanner structures") -> Path:
     """Write a binary DICOM SEG of ``masks`` (boolean [z, y, x] on the CT grid), one segment
-    per structure (overlaps allowed), atomically."""
+    per structure (overlaps allowed), atomically. ``ct_folder``: the CT's folder or files."""
     import highdicom as hd
 
     sources = ct_datasets(ct_folder)
