@@ -38,7 +38,7 @@ def test_workflow_on_mrml(small_phantom, tmp_path):
                        for i in np.argwhere(liver)[::2000]])
     for name, cbct_image in p.cbcts.items():
         cbct = volume_node_from_image(scene, cbct_image, f"CBCT {name}")
-        node, registration = wf.register_cbct(scene, ct, cbct, seg)
+        node, registration = wf.register_to_ct(scene, ct, cbct, seg)
         assert cbct.GetTransformNodeID() == node.GetID()
         matrix = vtk.vtkMatrix4x4()
         node.GetMatrixTransformToParent(matrix)

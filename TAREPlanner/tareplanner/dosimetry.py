@@ -450,6 +450,15 @@ def voxel_plan_record(plan: dict, result: dict) -> dict:
 DOSE_RECORD_REQUIRED = ("schema", "created", "plan_input_sha256", "dose", "predictive")
 
 
+def dose_record(plan: dict, dose_info: dict, predictive_info: dict, planned_report: dict) -> dict:
+    """A ``tareplanner.dose/1`` record of a predictive dose (post-treatment and comparison
+    parts are added by the caller)."""
+    return {"schema": DOSE_SCHEMA,
+            "created": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "plan_input_sha256": plan["input_sha256"], "dose": dose_info,
+            "predictive": {**predictive_info, "structures": indices_only(planned_report)}}
+
+
 def validate_dose_record(record, where: str = "dose record") -> dict:
     """Check a ``tareplanner.dose/1`` record read from disk (schema, required parts)."""
     from .errors import MissingFieldError, SchemaError

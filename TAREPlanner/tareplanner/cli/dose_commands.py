@@ -55,7 +55,7 @@ def load_structures(measurement: dict):
 
 def cmd_dose(args: argparse.Namespace) -> int:
     from .. import catalogue
-    from ..dosimetry import (compare, counts_to_activity, dose_map, indices_only,
+    from ..dosimetry import (compare, counts_to_activity, dose_map, dose_record, indices_only,
                              pet_activity_at_administration, predictive_activity,
                              structure_report, v_thresholds_for_plan, write_dose_files)
     from ..imaging.readers import read_image
@@ -91,10 +91,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
     dose_info["convolution"] = "GPU (CuPy)" if convolve else "CPU (scipy.fft)"
     planned_report = structure_report(planned, structures, nuclide=nuclide,
                                       v_thresholds_gy=thresholds, bin_gy=args.bin_gy)
-    record = {"schema": "tareplanner.dose/1",
-              "created": datetime.now().astimezone().isoformat(timespec="seconds"),
-              "plan_input_sha256": plan["input_sha256"], "dose": dose_info,
-              "predictive": {**info, "structures": indices_only(planned_report)}}
+    record = dose_record(plan, dose_info, info, planned_report)
     with atomic_folder(out) as tmp:
         delivered = delivered_report = None
         if args.pet and args.post_spect:

@@ -206,36 +206,26 @@ def _chart_nodes(dvh) -> list:
 
 # ----------------------------------------------------------------------------- steps
 def register_positions(scene, p) -> str:
-    """Step 2: every position's CBCT registered to the CT, placed under a transform node."""
+    """Step 2: every position's CBCT (and the diagnostic CT, if chosen) registered to the CT,
+    each placed under its own transform node (an earlier one of this step is replaced)."""
     _require(p, "ctVolume", "segmentation")
-    lines, transforms = [], []
-    for _, name, cbct in positions(p):
-        old = cbct.GetParentTransformNode()
-        cbct.SetAndObserveTransformNodeID(None)
-        if old is not None and old.GetAttribute(STEP_TAG) == "registration":
-            scene.RemoveNode(old)
-        node, result = workflow.register_cbct(scene, p.ctVolume, cbct, p.segmentation)
-        transforms.append(node)
-        lines.append(f"{name}: " + _registration_line(result))
+    moving = [(name, cbct) for _, name, cbct in positions(p)]
     if p.diagnosticCt is not None:
-        old = p.diagnosticCt.GetParentTransformNode()
-        p.diagnosticCt.SetAndObserveTransformNodeID(None)
+        moving.append(("diagnostic CT", p.diagnosticCt))
+    lines = []
+    for name, node in moving:
+        old = node.GetParentTransformNode()
+        node.SetAndObserveTransformNodeID(None)
         if old is not None and old.GetAttribute(STEP_TAG) == "registration":
             scene.RemoveNode(old)
-        node, result = workflow.register_cbct(scene, p.ctVolume, p.diagnosticCt, p.segmentation)
-        transforms.append(node)
-        lines.append("diagnostic CT: " + _registration_line(result))
-    for node in transforms:
-        node.SetAttribute(STEP_TAG, "registration")
+        transform, result = workflow.register_to_ct(scene, p.ctVolume, node, p.segmentation)
+        transform.SetAttribute(STEP_TAG, "registration")
+        angles = ", ".join(f"{a:.1f}" for a in result.angles_deg)
+        shift = ", ".join(f"{t:.1f}" for t in result.transform.GetTranslation())
+        lines.append(f"{name}: rotation ({angles}) deg, translation ({shift}) mm, "
+                     f"MI {result.metric_before:.3f} -> {result.metric_after:.3f}")
     _done(p, "registration")
     return "\n".join(lines)
-
-
-def _registration_line(result) -> str:
-    angles = ", ".join(f"{a:.1f}" for a in result.angles_deg)
-    shift = ", ".join(f"{t:.1f}" for t in result.transform.GetTranslation())
-    return (f"rotation ({angles}) deg, translation ({shift}) mm, "
-            f"MI {result.metric_before:.3f} -> {result.metric_after:.3f}")
 
 
 def check_segments(p) -> str:

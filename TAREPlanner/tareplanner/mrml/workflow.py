@@ -101,19 +101,20 @@ def registration_from_transform_node(node) -> sitk.AffineTransform:
     return affine
 
 
-def register_cbct(scene, ct_node, cbct_node, segmentation, *, margin_mm: float = 20.0):
-    """Register a CBCT to the CT (core registration, liver-grown mask); the CBCT is placed
-    under the resulting transform node. Returns (transform node, registration record)."""
+def register_to_ct(scene, ct_node, moving_node, segmentation, *, margin_mm: float = 20.0):
+    """Register a CBCT (or a diagnostic CT) to the planning CT (core registration, liver-grown
+    mask); the moving volume is placed under the resulting transform node. Returns (transform
+    node, registration record)."""
     liver = _role_masks(segmentation, ct_node)["liver"]
     ct = image_from_volume_node(ct_node)
     liver_img = sitk.GetImageFromArray(liver.astype(np.uint8))
     liver_img.CopyInformation(ct)
     grown = sitk.BinaryDilate(liver_img, [max(1, int(round(margin_mm / s)))
                                           for s in ct.GetSpacing()])
-    result = register_rigid(ct, image_from_volume_node(cbct_node), grown)
+    result = register_rigid(ct, image_from_volume_node(moving_node), grown)
     node = transform_node_from_registration(scene, result.transform,
-                                            f"{cbct_node.GetName()} to CT")
-    cbct_node.SetAndObserveTransformNodeID(node.GetID())
+                                            f"{moving_node.GetName()} to CT")
+    moving_node.SetAndObserveTransformNodeID(node.GetID())
     return node, result
 
 
@@ -274,10 +275,8 @@ def predictive_dose_nodes(scene, ct_node, spect_node, segmentation, record: dict
                           method: str = "kernel"):
     """Predictive voxel dose of a plan from the MAA/scout SPECT node: dose volume, index
     table and DVH nodes; returns (nodes, report, dose record ``tareplanner.dose/1``)."""
-    from datetime import datetime
-
-    from ..dosimetry import (DOSE_SCHEMA, dose_map, indices_only, predictive_activity,
-                             structure_report, v_thresholds_for_plan)
+    from ..dosimetry import (dose_map, dose_record, predictive_activity, structure_report,
+                             v_thresholds_for_plan)
     structures = _structures(ct_node, segmentation)
     activity, info = predictive_activity(
         image_from_volume_node(spect_node), structures,
@@ -289,11 +288,8 @@ def predictive_dose_nodes(scene, ct_node, spect_node, segmentation, record: dict
     dose_info["convolution"] = "CPU (scipy.fft)"
     report = structure_report(dose, structures, nuclide=nuclide,
                               v_thresholds_gy=v_thresholds_for_plan(record))
-    dose_record = {"schema": DOSE_SCHEMA,
-                   "created": datetime.now().astimezone().isoformat(timespec="seconds"),
-                   "plan_input_sha256": record["input_sha256"], "dose": dose_info,
-                   "predictive": {**info, "structures": indices_only(report)}}
-    return dose_nodes(scene, dose, report, "Dose planned"), report, dose_record
+    return (dose_nodes(scene, dose, report, "Dose planned"), report,
+            dose_record(record, dose_info, info, report))
 
 
 def _timestamp(text: str, field: str):
