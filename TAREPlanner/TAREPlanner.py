@@ -152,7 +152,8 @@ class TAREPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._statusTimer.setSingleShot(True)
         self._statusTimer.setInterval(700)
         self._statusTimer.connect("timeout()", self.updateStepTitles)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent,
+                         self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         buttons = {"sampleButton": self.onSample, "registerButton": self.onRegister,
                    "lungsButton": self.onLungs, "territoriesButton": self.onTerritories,

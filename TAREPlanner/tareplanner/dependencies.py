@@ -82,8 +82,9 @@ def install_message(missing_requirements) -> str:
     """The question the Slicer module asks before installing (one line per package)."""
     lines = ["TAREPlanner needs these Python packages, which this Slicer does not have yet:", ""]
     lines += [f"  {r.specifier}: {r.needed_for}" for r in missing_requirements]
-    lines += ["", "Install them now (pip, a few minutes)? Without them, registration, segmentation,"
-              " LSF/TNR, planning and voxel dosimetry still work; the features listed do not."]
+    lines += ["", "Install them now (pip, a few minutes)? Without them, registration, "
+              "segmentation, LSF/TNR, planning and voxel dosimetry still work; the features "
+              "listed do not."]
     return "\n".join(lines)
 
 

@@ -412,9 +412,9 @@ def save(scene, p, *, overwrite: bool = False, dicom_database=None) -> str:
         raise ValueError("plan first (step 5)")
     if not (p.outputFolder or "").strip():
         raise ValueError("output folder: choose a folder")
-    outdated = [s.step for s in statuses(p).values()
-                if s.step not in ("save",) and s.state == step_log.OUTDATED
-                and s.step in ("measurement", "plan")]
+    states = statuses(p)
+    outdated = [step for step in ("measurement", "plan")
+                if states[step].state == step_log.OUTDATED]
     if outdated:
         raise ValueError(f"{', '.join(outdated)} outdated: run again before saving "
                          "(the saved plan must match the images and segments)")

@@ -32,7 +32,8 @@ class SamplePatient:
     truth: dict = field(default_factory=dict)
 
 
-def load_synthetic_patient(scene, size: str = "small", *, seed: int | None = None) -> SamplePatient:
+def load_synthetic_patient(scene, size: str = "small", *,
+                           seed: int | None = None) -> SamplePatient:
     """Add the synthetic patient's volumes and its liver/tumour segmentation to ``scene``."""
     from .workflow import add_mask_segment, set_role
 

@@ -243,7 +243,8 @@ def plan_from_measurement(scene, measurement: dict, *, product: str, method: str
     goals = dict(goals or {})
     unknown = sorted(set(goals) - set(names))
     if unknown:
-        raise FieldValueError("goals", unknown, "positions of the measurement: " + ", ".join(names))
+        raise FieldValueError("goals", unknown,
+                              "positions of the measurement: " + ", ".join(names))
     for name in names:
         if name not in goals:
             if goal_kind is None and method != "bsa":
