@@ -86,6 +86,8 @@ def test_colour_table_bands(dose_scene):
     display = node.GetDisplayNode()
     assert display.GetColorNodeID() == table.GetID()
     assert (display.GetWindowLevelMin(), display.GetWindowLevelMax()) == (0.0, 100.0)
+    assert display.GetApplyThreshold()
+    assert display.GetLowerThreshold() == 50.0 and display.GetUpperThreshold() == pytest.approx(D0)
     n = table.GetNumberOfColors()
     rgba = [0.0] * 4
     table.GetColor(int(0.4 * (n - 1)), rgba)       # 40 Gy: below the lowest level

@@ -155,10 +155,19 @@ def dose_colour_table(scene, levels_gy, *, name: str = "TAREPlanner dose levels"
 
 
 def show_dose_with_levels(dose_node, table) -> None:
-    """Display the dose volume with the level colour table, window [0, highest level]."""
+    """Display the dose volume with the level colour table, window [0, highest level], and
+    voxels below the lowest level hidden (display threshold), so the dose shows as coloured
+    bands over the CT."""
+    import numpy as np
+
+    import slicer
     dose_node.CreateDefaultDisplayNodes()
     display = dose_node.GetDisplayNode()
     display.SetAndObserveColorNodeID(table.GetID())
-    top = float(table.GetAttribute("TAREPlanner.LevelsGy").split(",")[-1])
+    levels = [float(v) for v in table.GetAttribute("TAREPlanner.LevelsGy").split(",")]
     display.AutoWindowLevelOff()
-    display.SetWindowLevelMinMax(0.0, top)
+    display.SetWindowLevelMinMax(0.0, levels[-1])
+    display.AutoThresholdOff()
+    display.SetApplyThreshold(True)
+    peak = float(np.max(slicer.util.arrayFromVolume(dose_node), initial=0.0))
+    display.SetThreshold(levels[0], max(peak, levels[-1]))
