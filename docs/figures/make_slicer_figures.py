@@ -28,6 +28,7 @@ import slicer  # noqa: E402
 import vtk  # noqa: E402
 
 from tareplanner.mrml import guided  # noqa: E402
+from tareplanner.mrml.isodose import surface_ras  # noqa: E402
 from tareplanner.mrml.results import record_from_text_node  # noqa: E402
 from tareplanner.mrml.segmentations import masks_from_segmentation  # noqa: E402
 from tareplanner.mrml.volumes import image_from_volume_node  # noqa: E402
@@ -158,24 +159,11 @@ def render_3d(scene, p, out, size=(900, 700)):
     for name, role in roles(p.segmentation).items():
         if role not in ("liver", "tumour"):
             continue
-        image = vtk.vtkImageData()
-        mask = masks[name].astype(np.uint8)
-        image.SetDimensions(mask.shape[2], mask.shape[1], mask.shape[0])
-        from vtk.util.numpy_support import numpy_to_vtk
-        image.GetPointData().SetScalars(numpy_to_vtk(mask.ravel(), deep=True))
-        surface = vtk.vtkFlyingEdges3D()
-        surface.SetInputData(image)
-        surface.SetValue(0, 0.5)
         smooth = vtk.vtkWindowedSincPolyDataFilter()
-        smooth.SetInputConnection(surface.GetOutputPort())
+        smooth.SetInputData(surface_ras(masks[name].astype(np.uint8), 0.5, ijk_to_ras))
         smooth.SetNumberOfIterations(15)
-        transform = vtk.vtkTransform()
-        transform.SetMatrix(ijk_to_ras)
-        to_ras = vtk.vtkTransformPolyDataFilter()
-        to_ras.SetInputConnection(smooth.GetOutputPort())
-        to_ras.SetTransform(transform)
         mapper = vtk.vtkPolyDataMapper()
-        mapper.SetInputConnection(to_ras.GetOutputPort())
+        mapper.SetInputConnection(smooth.GetOutputPort())
         mapper.ScalarVisibilityOff()
         actor = vtk.vtkActor()
         actor.SetMapper(mapper)

@@ -230,7 +230,7 @@ def parse_manual_tnr(text: str, field: str = "manual_tnr") -> dict[str, float]:
     return values
 
 
-def _apply_manual_values(case: dict, measurement: dict, lung_shunt_fraction: float | None,
+def _apply_manual_values(case: dict, lung_shunt_fraction: float | None,
                          tnr: dict[str, float] | None) -> None:
     """Replace measured values by entered ones, recorded as such: lsf_method 'manual', the
     measured and entered values in measurement.manual_entries, a 'manual-entry' warning that
@@ -298,5 +298,5 @@ def case_from_measurement(measurement: dict, *, product: str, method: str,
         case["treatment_time"] = treatment_time
     if str(measurement["spect"].get("radionuclide")) == "Ho-166":
         case["lsf_method"] = "scout-spect"
-    _apply_manual_values(case, measurement, manual_lung_shunt_fraction, manual_tnr)
+    _apply_manual_values(case, manual_lung_shunt_fraction, manual_tnr)
     return case

@@ -72,14 +72,45 @@ def _without_small_regions(dose: np.ndarray, level: float, min_voxels: int) -> n
     return out
 
 
+def surface_ras(values: np.ndarray, level: float, ijk_to_ras) -> vtk.vtkPolyData:
+    """Closed surface where a [k, j, i] array crosses ``level`` (flying edges on the array
+    padded by one voxel of zeros, so surfaces reaching the border close), in RAS through
+    ``ijk_to_ras`` (vtkMatrix4x4), with consistent outward normals."""
+    from vtk.util.numpy_support import numpy_to_vtk
+    image = vtk.vtkImageData()
+    image.SetDimensions(values.shape[2], values.shape[1], values.shape[0])
+    image.GetPointData().SetScalars(numpy_to_vtk(np.ascontiguousarray(values).ravel(),
+                                                 deep=True))
+    padded = vtk.vtkImageConstantPad()
+    padded.SetInputData(image)
+    padded.SetOutputWholeExtent(-1, values.shape[2], -1, values.shape[1], -1, values.shape[0])
+    padded.SetConstant(0)
+    surface = vtk.vtkFlyingEdges3D()
+    surface.SetInputConnection(padded.GetOutputPort())
+    surface.SetValue(0, level)
+    surface.ComputeNormalsOff()
+    transform = vtk.vtkTransform()
+    transform.SetMatrix(ijk_to_ras)
+    to_ras = vtk.vtkTransformPolyDataFilter()
+    to_ras.SetInputConnection(surface.GetOutputPort())
+    to_ras.SetTransform(transform)
+    normals = vtk.vtkPolyDataNormals()
+    normals.SetInputConnection(to_ras.GetOutputPort())
+    normals.SplittingOff()
+    normals.ConsistencyOn()
+    normals.AutoOrientNormalsOn()
+    normals.Update()
+    polydata = vtk.vtkPolyData()
+    polydata.DeepCopy(normals.GetOutput())
+    return polydata
+
+
 def isodose_model_nodes(scene, dose_node, levels_gy, *, name: str | None = None,
                         opacity_3d: float = 0.3, min_region_ml: float = 0.5) -> list:
     """One closed surface per level (RAS, from the dose volume's geometry) as a model node,
     coloured blue (low) to red (high), visible in 3D and as a contour in the slice views.
     Regions above a level smaller than ``min_region_ml`` (noise hot spots of a few voxels,
     e.g. in the lungs of a count-limited SPECT) are not drawn; DVHs are unaffected."""
-    from vtk.util.numpy_support import numpy_to_vtk
-
     import slicer
     name = name or f"{dose_node.GetName()} isodose"
     dose = np.asarray(slicer.util.arrayFromVolume(dose_node), dtype=np.float32)
@@ -87,35 +118,11 @@ def isodose_model_nodes(scene, dose_node, levels_gy, *, name: str | None = None,
     min_voxels = max(1, int(np.ceil(min_region_ml / voxel_ml)))
     ijk_to_ras = vtk.vtkMatrix4x4()
     dose_node.GetIJKToRASMatrix(ijk_to_ras)
-    transform = vtk.vtkTransform()
-    transform.SetMatrix(ijk_to_ras)
     nodes = []
     levels = sorted(float(v) for v in levels_gy)
     for index, level in enumerate(levels):
         values = _without_small_regions(dose, level, min_voxels)
-        image = vtk.vtkImageData()
-        image.SetDimensions(values.shape[2], values.shape[1], values.shape[0])
-        image.GetPointData().SetScalars(numpy_to_vtk(values.ravel(), deep=True))
-        padded = vtk.vtkImageConstantPad()      # closes surfaces that reach the grid border
-        padded.SetInputData(image)
-        padded.SetOutputWholeExtent(-1, values.shape[2], -1, values.shape[1], -1,
-                                    values.shape[0])
-        padded.SetConstant(0.0)
-        surface = vtk.vtkFlyingEdges3D()
-        surface.SetInputConnection(padded.GetOutputPort())
-        surface.SetValue(0, level)
-        surface.ComputeNormalsOff()
-        to_ras = vtk.vtkTransformPolyDataFilter()
-        to_ras.SetInputConnection(surface.GetOutputPort())
-        to_ras.SetTransform(transform)
-        normals = vtk.vtkPolyDataNormals()
-        normals.SetInputConnection(to_ras.GetOutputPort())
-        normals.SplittingOff()
-        normals.ConsistencyOn()
-        normals.AutoOrientNormalsOn()
-        normals.Update()
-        polydata = vtk.vtkPolyData()
-        polydata.DeepCopy(normals.GetOutput())
+        polydata = surface_ras(values, level, ijk_to_ras)
         model = scene.AddNewNodeByClass("vtkMRMLModelNode", f"{name} {level:g} Gy")
         model.SetAndObservePolyData(polydata)
         model.SetAttribute("TAREPlanner.IsodoseLevelGy", f"{level:g}")
