@@ -19,6 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import catalogue
+from .imaging.arrays import image_array
 from .imaging.grid import Grid, block_mean
 from .kernel_data import POINT_KERNELS, point_kernel
 from .physics.decay import decay_factor, hours_between
@@ -134,17 +135,26 @@ def _fractions(nuclide: str, spacing_mm: tuple) -> np.ndarray:
 
 def dose_map(activity: sitk.Image, nuclide: str, ct: sitk.Image, lungs_ct: np.ndarray, *,
              method: str = "kernel", soft_tissue_density_g_per_ml: float | None = 1.03,
-             convolve=None) -> tuple[sitk.Image, dict]:
+             convolve=None, density_curve=None,
+             density_curve_info: dict | None = None) -> tuple[sitk.Image, dict]:
     """Absorbed dose (Gy) on the activity's grid.
 
-    Density: lungs from the CT (HU to density, averaged over each dose voxel); elsewhere
-    ``soft_tissue_density_g_per_ml`` (the planning density), or the CT density when None.
+    Density: lungs from the CT (HU to density with ``density_curve``, a
+    ``physics.voxel_dose.HuDensityCurve``, by default the packaged ``data/hu_density.json``;
+    averaged over each dose voxel); elsewhere ``soft_tissue_density_g_per_ml`` (the planning
+    density), or the CT density when None. The record names the curve (``density_curve_info``
+    as returned by ``density_curves.read_curve`` for a site file).
     ``method`` "kernel" (Y-90) or "ldm"; a nuclide without a kernel falls back to LDM, and the
     record says so.
     """
     cf = catalogue.nuclide(nuclide).energy_per_activity_j_per_gbq
     voxel_ml = float(np.prod(activity.GetSpacing())) / 1000.0
-    ct_density = sitk.GetImageFromArray(density_from_hu(sitk.GetArrayFromImage(ct)))
+    from .density_curves import curve_record, default_curve
+
+    if density_curve is None:
+        density_curve = default_curve()
+    ct_density = sitk.GetImageFromArray(density_from_hu(sitk.GetArrayFromImage(ct),
+                                                        density_curve))
     ct_density.CopyInformation(ct)
     density = block_mean_resample(ct_density, activity)
     lung_occ = occupancy_on(activity, lungs_ct, ct)
@@ -155,7 +165,8 @@ def dose_map(activity: sitk.Image, nuclide: str, ct: sitk.Image, lungs_ct: np.nd
     a = sitk.GetArrayFromImage(activity).astype(np.float32)
     info = {"method": method, "nuclide": nuclide, "energy_per_activity_j_per_gbq": cf,
             "soft_tissue_density_g_per_ml": soft_tissue_density_g_per_ml,
-            "lung": "local deposition with CT lung density"}
+            "lung": "local deposition with CT lung density",
+            "density_curve": density_curve_info or curve_record(density_curve)}
     if method == "kernel" and nuclide not in POINT_KERNELS:
         method = "ldm"
         info.update(method="ldm", note=f"no beta kernel for {nuclide}: local deposition used")
@@ -192,7 +203,7 @@ def structure_report(dose: sitk.Image, structures: Structures, *, nuclide: str,
     """Indices, BED indices and cumulative DVH of every structure (CT resolution)."""
     on_ct = sitk.Resample(dose, structures.reference, sitk.Transform(), sitk.sitkLinear, 0.0,
                           sitk.sitkFloat32)
-    d = sitk.GetArrayViewFromImage(on_ct)
+    d = image_array(on_ct)
     half_life = catalogue.nuclide(nuclide).half_life_h
     report = {}
     top = float(d.max()) if d.size else 0.0
@@ -391,7 +402,7 @@ def voxel_plan(counts: sitk.Image, structures: Structures, plan: dict, nuclide: 
     for _ in range(3 if tumour_index == "D70" else 1):
         result = solve_voxel_plan(per_gbq, np.array(goals) * scale, np.array(limit_rows),
                                   np.array(limit_values), limit_names)
-        arrays = [sitk.GetArrayViewFromImage(maps[n]) for n in names]
+        arrays = [image_array(maps[n]) for n in names]
         total = sitk.GetImageFromArray(sum(float(a) * arr for a, arr in
                                            zip(result.activities_gbq, arrays)).astype(np.float32))
         total.CopyInformation(maps[names[0]])

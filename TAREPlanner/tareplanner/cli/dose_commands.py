@@ -12,6 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import FieldValueError, SchemaError
+from ..imaging.arrays import image_array
 from ..records.atomic import OutputExistsError
 
 
@@ -86,8 +87,13 @@ def cmd_dose(args: argparse.Namespace) -> int:
         except RuntimeError as exc:
             raise FieldValueError("--gpu", True, "a machine with CuPy and a CUDA device",
                                   str(exc)) from None
+    curve = curve_info = None
+    if args.density_curve:
+        from ..density_curves import read_curve
+        curve, curve_info = read_curve(args.density_curve)
     planned, dose_info = dose_map(activity, nuclide, ct.image, structures.masks["lungs"],
-                                  method=args.method, convolve=convolve)
+                                  method=args.method, convolve=convolve, density_curve=curve,
+                                  density_curve_info=curve_info)
     dose_info["convolution"] = "GPU (CuPy)" if convolve else "CPU (scipy.fft)"
     planned_report = structure_report(planned, structures, nuclide=nuclide,
                                       v_thresholds_gy=thresholds, bin_gy=args.bin_gy)
@@ -125,14 +131,15 @@ def cmd_dose(args: argparse.Namespace) -> int:
                 acquisition = post.meta.get("acquisition_datetime")
             delivered, _ = dose_map(delivered_activity, nuclide, ct.image,
                                     structures.masks["lungs"], method=args.method,
-                                    convolve=convolve)
+                                    convolve=convolve, density_curve=curve,
+                                    density_curve_info=curve_info)
             delivered_report = structure_report(delivered, structures, nuclide=nuclide,
                                                 v_thresholds_gy=thresholds, bin_gy=args.bin_gy)
             record["post_treatment"] = {
                 "source": post.source, "sha256": post.sha256,
                 "administration_time": administration, "acquisition_time": acquisition,
                 "activity_in_image_at_administration_gbq":
-                    float(sitk.GetArrayViewFromImage(delivered_activity).sum()),
+                    float(image_array(delivered_activity).sum()),
                 "structures": indices_only(delivered_report)}
             record["comparison"] = compare(indices_only(planned_report),
                                            indices_only(delivered_report))
@@ -201,6 +208,9 @@ def add_dose_commands(sub) -> None:
     p.add_argument("--administration-time", help="ISO 8601 (overrides the PET header)")
     p.add_argument("--method", default="kernel", choices=("kernel", "ldm"))
     p.add_argument("--gpu", action="store_true", help="convolve on the GPU (needs CuPy)")
+    p.add_argument("--density-curve", metavar="FILE",
+                   help="site CT HU-to-density curve (tareplanner.hu-density/1; default: the "
+                        "packaged data/hu_density.json), recorded in dose.json")
     p.add_argument("--seg", action="store_true",
                    help="also write the structures as DICOM SEG on the planning CT")
     p.add_argument("--rtdose", action="store_true",

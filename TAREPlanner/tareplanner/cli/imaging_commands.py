@@ -11,6 +11,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from ..errors import FieldValueError, ImageDataError
+from ..imaging.arrays import image_array
 from ..physics.solver import GOAL_KINDS
 from ..records.atomic import OutputExistsError, write_json_atomic
 
@@ -173,7 +174,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     if args.territories:
         territory_names = [n.strip() for n in (args.territory_names or "").split(",") if n]
         territory_map = _read_label(args.territories, "--territories")
-        ids = sorted(int(v) for v in set(sitk.GetArrayViewFromImage(territory_map).ravel()) if v)
+        ids = sorted(int(v) for v in set(image_array(territory_map).ravel()) if v)
         if territory_names and len(territory_names) != len(ids):
             raise FieldValueError("--territory-names", args.territory_names,
                                   f"{len(ids)} names, one per territory label {ids}")

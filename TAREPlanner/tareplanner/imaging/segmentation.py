@@ -13,6 +13,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from .arrays import image_array
 from .grid import resample_to
 
 LUNG_HU_MAX = -400.0
@@ -21,7 +22,7 @@ OUTSIDE_FOV_HU = -900.0
 
 
 def _array(image: sitk.Image) -> np.ndarray:
-    return sitk.GetArrayViewFromImage(image)
+    return image_array(image)  # keeps the (often temporary) image alive
 
 
 def mask_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:

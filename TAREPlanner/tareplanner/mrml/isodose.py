@@ -113,7 +113,7 @@ def isodose_model_nodes(scene, dose_node, levels_gy, *, name: str | None = None,
     e.g. in the lungs of a count-limited SPECT) are not drawn; DVHs are unaffected."""
     import slicer
     name = name or f"{dose_node.GetName()} isodose"
-    dose = np.asarray(slicer.util.arrayFromVolume(dose_node), dtype=np.float32)
+    dose = np.array(slicer.util.arrayFromVolume(dose_node), dtype=np.float32)  # a copy
     voxel_ml = float(np.prod(dose_node.GetSpacing())) / 1000.0
     min_voxels = max(1, int(np.ceil(min_region_ml / voxel_ml)))
     ijk_to_ras = vtk.vtkMatrix4x4()

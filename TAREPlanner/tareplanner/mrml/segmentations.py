@@ -7,6 +7,7 @@ import SimpleITK as sitk
 import slicer
 import vtk
 
+from ..imaging.arrays import image_array
 from .volumes import image_from_volume_node, volume_node_from_image
 
 
@@ -21,7 +22,7 @@ def segmentation_from_labels(scene, labels: sitk.Image, names: dict[int, str], r
                                                                              segmentation)
     scene.RemoveNode(label_node)
     seg = segmentation.GetSegmentation()
-    present = sorted(int(v) for v in np.unique(sitk.GetArrayViewFromImage(labels)) if v)
+    present = sorted(int(v) for v in np.unique(image_array(labels)) if v)
     for index, value in enumerate(present):
         segment = seg.GetNthSegment(index)
         segment.SetName(names.get(value, f"label {value}"))

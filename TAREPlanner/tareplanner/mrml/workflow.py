@@ -12,6 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 import vtk
 
+from ..imaging.arrays import image_array
 from ..imaging.measure import LabelInputs, PositionImages, measure
 from ..imaging.loaded import LoadedImage
 from ..imaging.registration import register_rigid
@@ -347,7 +348,7 @@ def verification_nodes(scene, ct_node, post_node, segmentation, record: dict, *,
     post = {"source": f"MRML node {post_node.GetName()} ({kind})", "sha256": "",
             "administration_time": administration_time, "acquisition_time": acquisition_time,
             "activity_in_image_at_administration_gbq":
-                float(sitk.GetArrayViewFromImage(activity).sum()),
+                float(image_array(activity).sum()),
             "structures": indices_only(report)}
     return dose_nodes(scene, dose, report, "Dose delivered"), report, comparison, post
 
