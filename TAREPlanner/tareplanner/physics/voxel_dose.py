@@ -9,6 +9,9 @@ move): the energy released in a voxel is A [GBq] × CF [J/GBq].
   FFT convolution; dose = energy / local mass (density scaling: transport as in soft tissue,
   dose to the local mass). Lung voxels deposit their own energy locally (LDM with lung
   density), as the soft-tissue kernel does not hold in lung.
+- Density from the CT: a piecewise-linear HU-to-mass-density calibration (``HuDensityCurve``;
+  the packaged default and its sources are in ``tareplanner/data/hu_density.json``, a site can
+  supply its own scanner's curve).
 
 References: Dieudonné et al., J Nucl Med 2011;52:1930; EANM 2022 dosimetry guidance (LDM and
 kernel convolution for Y-90 microspheres); Pasciak et al., Front Oncol 2014;4:121 (LDM).
@@ -16,22 +19,46 @@ kernel convolution for Y-90 microspheres); Pasciak et al., Front Oncol 2014;4:12
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.fft
 
 from .kernels import VoxelKernel
 
-#: Bilinear CT-number to mass-density calibration (typical values; sites may replace it):
-#: air to water ρ = 1 + HU/1000; above water ρ = 1 + 0.00055·HU (bone 1000 HU -> 1.55 g/mL).
-HU_TO_DENSITY_SLOPE_ABOVE_WATER = 0.00055
+
+@dataclass(frozen=True)
+class HuDensityCurve:
+    """A CT-number to mass-density calibration: piecewise linear through its points
+    (``hu`` strictly increasing), constant beyond the first and last point, never below
+    ``minimum_g_per_ml`` (a floor that keeps masses positive). The packaged default and site
+    files are read by ``tareplanner.density_curves``."""
+
+    hu: tuple[float, ...]
+    density_g_per_ml: tuple[float, ...]
+    minimum_g_per_ml: float
+    name: str
+    source: str
+
+    def __post_init__(self):
+        hu = np.asarray(self.hu, dtype=float)
+        rho = np.asarray(self.density_g_per_ml, dtype=float)
+        if hu.ndim != 1 or hu.size < 2 or hu.shape != rho.shape:
+            raise ValueError("a density curve needs at least two (HU, density) points")
+        if not np.all(np.isfinite(hu)) or not np.all(np.diff(hu) > 0):
+            raise ValueError("the HU values of a density curve must increase strictly")
+        if not np.all(np.isfinite(rho)) or np.any(rho < 0):
+            raise ValueError("the densities of a density curve must be finite and >= 0")
+        if not self.minimum_g_per_ml > 0:
+            raise ValueError("minimum_g_per_ml must be > 0")
 
 
-def density_from_hu(hu: np.ndarray) -> np.ndarray:
-    """Mass density (g/mL) from CT numbers, bilinear (see module constants)."""
+def density_from_hu(hu: np.ndarray, curve: HuDensityCurve) -> np.ndarray:
+    """Mass density (g/mL) from CT numbers with the calibration ``curve``."""
     hu = np.asarray(hu, dtype=np.float32)
-    below = 1.0 + hu / 1000.0
-    above = 1.0 + HU_TO_DENSITY_SLOPE_ABOVE_WATER * hu
-    return np.clip(np.where(hu <= 0, below, above), 0.001, None).astype(np.float32)
+    rho = np.interp(hu, np.asarray(curve.hu, dtype=np.float64),
+                    np.asarray(curve.density_g_per_ml, dtype=np.float64))
+    return np.maximum(rho, curve.minimum_g_per_ml).astype(np.float32)
 
 
 def ldm_dose_gy(activity_gbq: np.ndarray, energy_j_per_gbq: float,
