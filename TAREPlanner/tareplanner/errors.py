@@ -51,3 +51,8 @@ class ClinicalCutoffError(TarePlannerInputError):
 
 class ImageDataError(TarePlannerInputError):
     """An image file or series that cannot be used; ``field`` names the file and the tag."""
+
+
+class OutputPathError(TarePlannerInputError):
+    """An output that cannot be written where it was asked for (a folder in place of a file,
+    a file in place of a folder, no permission, a full disk); ``field`` names the option."""

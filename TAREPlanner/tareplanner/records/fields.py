@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
-from datetime import datetime
+import unicodedata
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..errors import FieldValueError, MissingFieldError, SchemaError, UnknownNameError
@@ -95,4 +98,138 @@ def timestamp(obj: Mapping[str, Any], key: str, field: str, *, required: bool) -
         raise FieldValueError(path, value, allowed) from None
     if parsed.tzinfo is None:
         raise FieldValueError(path, value, allowed, "no UTC offset given")
+    if not YEARS[0] <= parsed.astimezone(timezone.utc).year <= YEARS[1]:
+        raise FieldValueError(path, value, f"a date-time in the years {YEARS[0]} to {YEARS[1]}")
     return parsed
+
+
+#: years a date-time may fall in (decay arithmetic on datetimes fails near years 1 and 9999)
+YEARS = (1900, 2200)
+#: longest name (position, tumour, case, patient): the DICOM LO limit, so that names reach
+#: SEG segment labels and reports whole
+NAME_MAX_CHARS = 64
+NAME_ALLOWED = (f"1 to {NAME_MAX_CHARS} printable characters, no control characters "
+                "(newline, tab, NUL), no '/' or '\\', not '.' or '..'")
+#: deepest nesting of a JSON document (records are a few levels deep)
+JSON_MAX_DEPTH = 64
+
+
+def name_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be a name (see :data:`NAME_ALLOWED`), or None when it can."""
+    if not isinstance(value, str):
+        return f"a {type(value).__name__}, not a string"
+    if not value.strip():
+        return "empty"
+    if len(value) > NAME_MAX_CHARS:
+        return f"{len(value)} characters"
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            return f"control character {char!r}"
+    if "/" in value or "\\" in value:
+        return "a path separator"
+    if value.strip() in (".", ".."):
+        return "a relative folder name"
+    return None
+
+
+def check_name(value: Any, field: str) -> str:
+    """``value`` when it is an acceptable name (position, tumour, case, patient); raises
+    :class:`FieldValueError` naming ``field`` otherwise."""
+    problem = name_problem(value)
+    if problem is not None:
+        shown = value[:80] + "..." if isinstance(value, str) and len(value) > 80 else value
+        raise FieldValueError(field, shown, NAME_ALLOWED, problem)
+    return value
+
+
+def name(obj: Mapping[str, Any], key: str, field: str, *, default: Any = MissingFieldError) -> str:
+    """A name from ``obj[key]`` (see :func:`check_name`)."""
+    path = f"{field}.{key}" if field else key
+    if key not in obj or obj[key] is None:
+        if default is MissingFieldError:
+            raise MissingFieldError(path, NAME_ALLOWED)
+        return default
+    return check_name(obj[key], path)
+
+
+def _depth_ok(text: str) -> bool:
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > JSON_MAX_DEPTH:
+                return False
+        elif char in "]}":
+            depth -= 1
+    return True
+
+
+def loads_strict(text: str, field: str, source: str | None = None) -> Any:
+    """Parse JSON text strictly: no NaN/Infinity, no number beyond the float range (1e400),
+    no duplicate keys, at most :data:`JSON_MAX_DEPTH` levels. Errors are a
+    :class:`SchemaError` naming ``field`` and ``source`` (the file) when given."""
+    shown = source if source is not None else (text[:40] + ("..." if len(text) > 40 else ""))
+
+    def constant(word):
+        raise SchemaError(field, shown, "valid JSON numbers", f"{word} is not JSON")
+
+    def floating(word):
+        value = float(word)
+        if not math.isfinite(value):
+            raise SchemaError(field, shown, "numbers within +/-1.8e308", f"{word} overflows")
+        return value
+
+    def no_duplicates(pairs):
+        seen = {}
+        for key, value in pairs:
+            if key in seen:
+                raise SchemaError(field, shown, "each key once per object",
+                                  f"duplicate key {key!r}")
+            seen[key] = value
+        return seen
+
+    if text.count("[") + text.count("{") > JSON_MAX_DEPTH and not _depth_ok(text):
+        raise SchemaError(field, shown, f"at most {JSON_MAX_DEPTH} levels of nested "
+                                        "objects and lists")
+    try:
+        document = json.loads(text, parse_constant=constant, parse_float=floating,
+                              object_pairs_hook=no_duplicates)
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+        return document
+    except UnicodeEncodeError as exc:  # "\ud800": a lone surrogate cannot be written back
+        raise SchemaError(field, shown, "text that is valid Unicode",
+                          f"unpaired surrogate {exc.object[exc.start:exc.end]!r}") from None
+    except json.JSONDecodeError as exc:
+        raise SchemaError(field, shown, "valid JSON",
+                          f"line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except SchemaError:
+        raise
+    except (RecursionError, ValueError) as exc:  # an integer of thousands of digits
+        raise SchemaError(field, shown, "valid JSON", str(exc)[:120]) from None
+
+
+def read_json_file(path: str | Path, field: str) -> Any:
+    """A JSON document from a UTF-8 file, parsed by :func:`loads_strict`; named errors for a
+    missing, unreadable or non-UTF-8 file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SchemaError(field, str(path), "a readable JSON file",
+                          exc.strerror or type(exc).__name__) from None
+    except UnicodeDecodeError as exc:
+        raise SchemaError(field, str(path), "a UTF-8 text file",
+                          f"byte {exc.start}: {exc.reason}") from None
+    except ValueError as exc:  # a path with a NUL character
+        raise SchemaError(field, str(path), "a readable JSON file", str(exc)) from None
+    return loads_strict(text, field, str(path))
