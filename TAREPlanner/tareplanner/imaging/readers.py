@@ -3,13 +3,19 @@ and NIfTI / NRRD / MHA with SimpleITK, into SimpleITK images in LPS with their u
 timing.
 
 Checks (each a :class:`~tareplanner.errors.ImageDataError` naming the file and the tag):
-mixed series, missing spacing or orientation, non-uniform slice spacing beyond tolerance,
-emission images without counts or activity units, empty or corrupted files.
+mixed series, missing, unreadable or non-positive spacing, position or orientation,
+non-uniform slice spacing beyond tolerance, emission images without counts or activity
+units, empty, truncated or corrupted files, colour images, images that are not 3D scalar
+volumes, more than :data:`MAX_VOXELS` voxels, voxel values that are not finite (NaN or
+infinity, also after rescaling), unreadable dates.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import math
+import zlib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -27,6 +33,8 @@ NON_DICOM_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 SPACING_TOL_MM = 0.05
 SPACING_TOL_REL = 0.01
 #: units of emission images that TAREPlanner can use
+#: largest image read (voxels): 2**29, e.g. 512 x 512 x 2048, 2 GiB as float32
+MAX_VOXELS = 2 ** 29
 HALF_LIVES_S = {"Y-90": 64.1 * 3600, "Ho-166": 26.8 * 3600, "Tc-99m": 6.0067 * 3600}
 
 
@@ -45,24 +53,80 @@ def read_image(path: str | Path, *, series_uid: str | None = None, units: str | 
     describe non-DICOM images (NIfTI, NRRD, MHA), which carry neither.
     """
     path = Path(path)
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except (OSError, ValueError):  # a NUL character, a name too long
+        exists = False
+    if not exists:
         raise ImageDataError("image", str(path), "an existing file or DICOM folder")
     if path.is_file() and path.name.lower().endswith(NON_DICOM_SUFFIXES):
-        return _read_itk(path, units, modality)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    return _read_dicom(path, files, series_uid)
+        loaded = _read_itk(path, units, modality)
+    else:
+        files = (sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir()
+                 else [path])
+        loaded = _read_dicom(path, files, series_uid)
+    _check_finite(loaded.image, str(path))
+    return loaded
+
+
+def _check_finite(image: sitk.Image, where: str) -> None:
+    values = sitk.GetArrayViewFromImage(image)
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+        raise ImageDataError(f"{where}:voxel values", f"{bad} NaN or infinite voxels",
+                             "finite numbers (check the rescale slope and intercept)")
+
+
+def _check_voxels(count: int, where: str) -> None:
+    if count > MAX_VOXELS:
+        raise ImageDataError(f"{where}:size", f"{count} voxels",
+                             f"at most {MAX_VOXELS} voxels")
+
+
+def _check_gzip(path: Path) -> None:
+    """Decompress a .gz file to its end: ITK reads a truncated one without complaint."""
+    try:
+        with gzip.open(path, "rb") as handle:
+            while handle.read(1 << 22):
+                pass
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ImageDataError(str(path), "truncated or corrupted", "a complete gzip file",
+                             str(exc)) from None
 
 
 def _read_itk(path: Path, units: str | None, modality: str | None) -> LoadedImage:
+    def unreadable(exc):
+        return ImageDataError(str(path), "unreadable", "a NIfTI, NRRD or MHA image",
+                              str(exc).strip().splitlines()[-1] if str(exc).strip() else "")
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise unreadable(exc) from None
+    size = reader.GetSize()
+    if len(size) != 3:
+        raise ImageDataError(f"{path}:dimension", len(size), "a 3D image")
+    if reader.GetNumberOfComponents() != 1:
+        raise ImageDataError(f"{path}:components", reader.GetNumberOfComponents(),
+                             "one value per voxel (a scalar image)")
+    spacing = reader.GetSpacing()
+    if not all(math.isfinite(v) and v > 0 for v in spacing):
+        raise ImageDataError(f"{path}:spacing", spacing, "finite spacing > 0 mm")
+    if not all(math.isfinite(v) for v in reader.GetOrigin() + reader.GetDirection()):
+        raise ImageDataError(f"{path}:origin/direction", reader.GetOrigin(),
+                             "finite numbers")
+    count = int(np.prod([int(v) for v in size], dtype=object))
+    if count == 0:
+        raise ImageDataError(str(path), "empty image", "an image with voxels")
+    _check_voxels(count, str(path))
+    if path.name.lower().endswith(".gz"):
+        _check_gzip(path)
     try:
         image = sitk.ReadImage(str(path), sitk.sitkFloat32)
     except RuntimeError as exc:
-        raise ImageDataError(str(path), "unreadable", "a NIfTI, NRRD or MHA image",
-                             str(exc).strip().splitlines()[-1]) from None
-    if image.GetNumberOfPixels() == 0:
-        raise ImageDataError(str(path), "empty image", "an image with voxels")
-    if any(s <= 0 for s in image.GetSpacing()):
-        raise ImageDataError(f"{str(path)}:spacing", image.GetSpacing(), "positive spacing")
+        raise unreadable(exc) from None
     return LoadedImage(image=image, modality=modality or "unknown", units=units or "unknown",
                        source=str(path), sha256=_sha256_files([path]),
                        meta={"format": path.suffix.lstrip(".")})
@@ -77,6 +141,64 @@ def _dcmread_header(path: Path):
         raise ImageDataError(str(path), "corrupted", "a readable DICOM file", str(exc)) from None
 
 
+def _tag_value(ds, keyword: str, path: Path, tag: str, convert, allowed: str,
+               default: Any = None):
+    """``convert(ds.keyword)``; a named error when the value cannot be read or converted."""
+    try:
+        value = ds.get(keyword)
+    except Exception as exc:  # a value that does not parse as its VR
+        raise ImageDataError(f"{path}:{keyword} {tag}", "unreadable", allowed, str(exc)) \
+            from None
+    if value is None or value == "":
+        return default
+    try:
+        return convert(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ImageDataError(f"{path}:{keyword} {tag}", str(value), allowed, str(exc)) \
+            from None
+
+
+def _positive(value) -> float:
+    number = _finite(value)
+    if number <= 0:
+        raise ValueError(f"{value} <= 0")
+    return number
+
+
+def _nonzero(value) -> float:
+    number = _finite(value)
+    if number == 0:
+        raise ValueError("a slope of 0 maps every voxel to the intercept")
+    return number
+
+
+def _finite(value) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{value} is not finite")
+    return number
+
+
+def _count(value) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"{value} < 1")
+    return number
+
+
+def _rows_columns(ds, path: Path) -> tuple[int, int]:
+    return (_tag_value(ds, "Rows", path, "(0028,0010)", _count, "a number of rows >= 1"),
+            _tag_value(ds, "Columns", path, "(0028,0011)", _count,
+                       "a number of columns >= 1"))
+
+
+def _check_grey(ds, path: Path) -> None:
+    samples = _tag_value(ds, "SamplesPerPixel", path, "(0028,0002)", int, "1", default=1)
+    if samples != 1:
+        raise ImageDataError(f"{path}:SamplesPerPixel (0028,0002)", samples,
+                             "1 (a greyscale image, not colour)")
+
+
 def _read_dicom(root: Path, files: list[Path], series_uid: str | None) -> LoadedImage:
     headers = []
     for f in files:
@@ -87,7 +209,8 @@ def _read_dicom(root: Path, files: list[Path], series_uid: str | None) -> Loaded
         raise ImageDataError(str(root), "no DICOM images", "a folder or file with DICOM images")
     series: dict[str, list] = {}
     for f, ds in headers:
-        series.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append((f, ds))
+        uid = _tag_value(ds, "SeriesInstanceUID", f, "(0020,000E)", str, "a UID", "")
+        series.setdefault(uid, []).append((f, ds))
     if series_uid is not None:
         if series_uid not in series:
             raise ImageDataError(f"{root}:SeriesInstanceUID (0020,000E)", series_uid,
@@ -103,7 +226,8 @@ def _read_dicom(root: Path, files: list[Path], series_uid: str | None) -> Loaded
     else:
         chosen = next(iter(series.values()))
     first_path, first = chosen[0]
-    frames = int(first.get("NumberOfFrames", 1) or 1)
+    frames = _tag_value(first, "NumberOfFrames", first_path, "(0028,0008)", _count,
+                        "a number of frames >= 1", 1)
     if len(chosen) == 1 and frames > 1:
         loaded = _read_multiframe(first_path)
     else:
@@ -113,11 +237,26 @@ def _read_dicom(root: Path, files: list[Path], series_uid: str | None) -> Loaded
     return loaded
 
 
-def _float_list(ds, keyword: str, path: Path, tag: str, n: int) -> np.ndarray:
-    value = ds.get(keyword)
-    if value is None or len(value) != n:
-        raise ImageDataError(f"{path}:{keyword} {tag}", value, f"{n} numbers")
-    return np.array([float(v) for v in value])
+def _float_list(ds, keyword: str, path: Path, tag: str, n: int,
+                positive: bool = False) -> np.ndarray:
+    field = f"{path}:{keyword} {tag}"
+    allowed = f"{n} finite numbers" + (" > 0" if positive else "")
+    try:
+        value = ds.get(keyword)
+    except Exception as exc:  # a value that does not parse as its VR
+        raise ImageDataError(field, "unreadable", allowed, str(exc)) from None
+    if value is None:
+        raise ImageDataError(field, None, allowed)
+    items = [value] if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") \
+        else list(value)
+    try:
+        numbers = [float(v) for v in items]
+    except (TypeError, ValueError) as exc:
+        raise ImageDataError(field, [str(v) for v in items], allowed, str(exc)) from None
+    if len(numbers) != n or not all(math.isfinite(v) for v in numbers) \
+            or (positive and not all(v > 0 for v in numbers)):
+        raise ImageDataError(field, [str(v) for v in items], allowed)
+    return np.array(numbers)
 
 
 def _direction(iop: np.ndarray, path: Path) -> np.ndarray:
@@ -142,18 +281,20 @@ def _read_slices(items: list) -> LoadedImage:
     iop = _float_list(ds0, "ImageOrientationPatient", path0, "(0020,0037)", 6)
     direction = _direction(iop, path0)
     normal = direction[:, 2]
-    pixel_spacing = _float_list(ds0, "PixelSpacing", path0, "(0028,0030)", 2)
-    rows, cols = int(ds0.Rows), int(ds0.Columns)
+    pixel_spacing = _float_list(ds0, "PixelSpacing", path0, "(0028,0030)", 2, positive=True)
+    rows, cols = _rows_columns(ds0, path0)
+    _check_voxels(rows * cols * len(items), f"{path0.parent}:Rows x Columns x slices")
     entries = []
     for path, ds in items:
+        _check_grey(ds, path)
         ipp = _float_list(ds, "ImagePositionPatient", path, "(0020,0032)", 3)
-        if not np.allclose(_float_list(ds, "ImageOrientationPatient", path, "(0020,0037)", 6),
-                           iop, atol=1e-4):
+        this_iop = _float_list(ds, "ImageOrientationPatient", path, "(0020,0037)", 6)
+        if not np.allclose(this_iop, iop, atol=1e-4):
             raise ImageDataError(f"{path}:ImageOrientationPatient (0020,0037)",
-                                 list(ds.ImageOrientationPatient), f"the series' {list(iop)}")
-        if int(ds.Rows) != rows or int(ds.Columns) != cols:
+                                 list(this_iop), f"the series' {list(iop)}")
+        if _rows_columns(ds, path) != (rows, cols):
             raise ImageDataError(f"{path}:Rows/Columns (0028,0010/0011)",
-                                 (int(ds.Rows), int(ds.Columns)), f"the series' {(rows, cols)}")
+                                 _rows_columns(ds, path), f"the series' {(rows, cols)}")
         entries.append((float(ipp @ normal), ipp, path, ds))
     entries.sort(key=lambda e: e[0])
     positions = np.array([e[0] for e in entries])
@@ -172,41 +313,65 @@ def _read_slices(items: list) -> LoadedImage:
                                  f"uniform spacing {median:.3f} +/- {tol:.3f} mm")
         slice_spacing = median
     else:
-        slice_spacing = float(ds0.get("SliceThickness", 0) or 0) or 1.0
+        slice_spacing = _tag_value(ds0, "SliceThickness", path0, "(0018,0050)", _positive,
+                                   "a thickness > 0 mm", 1.0)
     volume = np.empty((len(entries), rows, cols), dtype=np.float32)
     for k, (_, _, path, ds) in enumerate(entries):
-        slope = float(ds.get("RescaleSlope", 1) or 1)
-        intercept = float(ds.get("RescaleIntercept", 0) or 0)
-        volume[k] = _pixel_array(path).astype(np.float64) * slope + intercept
+        slope = _tag_value(ds, "RescaleSlope", path, "(0028,1053)", _nonzero,
+                           "a finite number other than 0", 1.0)
+        intercept = _tag_value(ds, "RescaleIntercept", path, "(0028,1052)", _finite,
+                               "a finite number", 0.0)
+        pixels = _pixel_array(path)
+        if pixels.shape != (rows, cols):
+            raise ImageDataError(f"{path}:PixelData (7FE0,0010)", f"shape {pixels.shape}",
+                                 f"one greyscale frame of {rows} x {cols}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            values = pixels.astype(np.float64) * slope + intercept
+            volume[k] = values
+        if not np.isfinite(volume[k]).all():
+            raise ImageDataError(f"{path}:RescaleSlope/RescaleIntercept (0028,1053/1052)",
+                                 f"{slope:g}/{intercept:g}",
+                                 "a rescale giving finite values within the float32 range")
     image = sitk.GetImageFromArray(volume)
     image.SetSpacing((float(pixel_spacing[1]), float(pixel_spacing[0]), slice_spacing))
     image.SetOrigin(tuple(float(v) for v in entries[0][1]))
     image.SetDirection(tuple(direction.ravel()))
     modality = str(ds0.get("Modality", ""))
     return LoadedImage(image=image, modality=modality, units=_units(ds0, path0, modality),
-                       source="", sha256="", meta=_metadata(ds0, len(entries)))
+                       source="", sha256="", meta=_metadata(ds0, len(entries), path0))
 
 
 def _read_multiframe(path: Path) -> LoadedImage:
-    ds = pydicom.dcmread(path)
+    try:
+        ds = pydicom.dcmread(path)
+    except Exception as exc:
+        raise ImageDataError(str(path), "corrupted", "a readable DICOM file", str(exc)) from None
     modality = str(ds.get("Modality", ""))
-    frames = int(ds.NumberOfFrames)
-    if "DetectorInformationSequence" in ds:  # NM
+    frames = _tag_value(ds, "NumberOfFrames", path, "(0028,0008)", _count,
+                        "a number of frames >= 1", 1)
+    rows, cols = _rows_columns(ds, path)
+    _check_voxels(rows * cols * frames, f"{path}:Rows x Columns x NumberOfFrames")
+    _check_grey(ds, path)
+    if "DetectorInformationSequence" in ds and len(ds.DetectorInformationSequence):  # NM
         detector = ds.DetectorInformationSequence[0]
         iop = _float_list(detector, "ImageOrientationPatient", path,
                           "(0054,0022)>(0020,0037)", 6)
         ipp = _float_list(detector, "ImagePositionPatient", path, "(0054,0022)>(0020,0032)", 3)
-        spacing = ds.get("SpacingBetweenSlices") or ds.get("SliceThickness")
+        spacing = (_tag_value(ds, "SpacingBetweenSlices", path, "(0018,0088)", _finite,
+                              "a finite distance in mm")
+                   or _tag_value(ds, "SliceThickness", path, "(0018,0050)", _finite,
+                                 "a finite thickness in mm"))
         if spacing is None:
             raise ImageDataError(f"{path}:SpacingBetweenSlices (0018,0088)", None,
                                  "the distance between reconstructed slices")
         offsets = np.arange(frames) * float(spacing)
-        scale = _rwvm_slope(ds)
+        scale = _rwvm_slope(ds, path)
     elif "GridFrameOffsetVector" in ds:  # RT Dose
         iop = _float_list(ds, "ImageOrientationPatient", path, "(0020,0037)", 6)
         ipp = _float_list(ds, "ImagePositionPatient", path, "(0020,0032)", 3)
-        offsets = np.array([float(v) for v in ds.GridFrameOffsetVector])
-        scale = (float(ds.get("DoseGridScaling", 1) or 1), 0.0)
+        offsets = _float_list(ds, "GridFrameOffsetVector", path, "(3004,000C)", frames)
+        scale = (_tag_value(ds, "DoseGridScaling", path, "(3004,000E)", _finite,
+                            "a finite number", 1.0), 0.0)
     else:
         raise ImageDataError(f"{path}:SOPClassUID (0008,0016)", str(ds.get("SOPClassUID")),
                              "multi-frame NM or RT Dose (enhanced multi-frame is not supported)")
@@ -219,30 +384,46 @@ def _read_multiframe(path: Path) -> LoadedImage:
             raise ImageDataError(f"{path}:frame offsets", list(np.round(steps, 4)[:5]),
                                  "uniform, non-zero spacing between frames")
     else:
-        median = float(ds.get("SliceThickness", 1) or 1)
-    pixels = ds.pixel_array.reshape(frames, int(ds.Rows), int(ds.Columns)).astype(np.float64)
-    values = (pixels * scale[0] + scale[1]).astype(np.float32)
+        median = _tag_value(ds, "SliceThickness", path, "(0018,0050)", _positive,
+                            "a thickness > 0 mm", 1.0)
+    try:
+        pixels = ds.pixel_array.reshape(frames, rows, cols).astype(np.float64)
+    except Exception as exc:
+        raise ImageDataError(f"{path}:PixelData (7FE0,0010)", "unreadable",
+                             f"{frames} frames of {rows} x {cols} pydicom can decode",
+                             str(exc)) from None
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = (pixels * scale[0] + scale[1]).astype(np.float32)
+    if not np.isfinite(values).all():
+        raise ImageDataError(f"{path}:rescale slope/intercept", f"{scale[0]:g}/{scale[1]:g}",
+                             "a rescale giving finite values within the float32 range")
     if median < 0:  # frames run against the normal: flip to a right-handed positive spacing
         values = values[::-1]
         ipp = ipp + direction[:, 2] * offsets[-1]
         median = -median
     else:
         ipp = ipp + direction[:, 2] * offsets[0]
-    pixel_spacing = _float_list(ds, "PixelSpacing", path, "(0028,0030)", 2)
+    pixel_spacing = _float_list(ds, "PixelSpacing", path, "(0028,0030)", 2, positive=True)
     image = sitk.GetImageFromArray(values)
     image.SetSpacing((float(pixel_spacing[1]), float(pixel_spacing[0]), median))
     image.SetOrigin(tuple(float(v) for v in ipp))
     image.SetDirection(tuple(direction.ravel()))
     return LoadedImage(image=image, modality=modality, units=_units(ds, path, modality),
-                       source="", sha256="", meta=_metadata(ds, frames))
+                       source="", sha256="", meta=_metadata(ds, frames, path))
 
 
-def _rwvm_slope(ds) -> tuple[float, float]:
-    if "RealWorldValueMappingSequence" in ds:
+def _rwvm_slope(ds, path: Path) -> tuple[float, float]:
+    if "RealWorldValueMappingSequence" in ds and len(ds.RealWorldValueMappingSequence):
         item = ds.RealWorldValueMappingSequence[0]
-        return (float(item.get("RealWorldValueSlope", 1)),
-                float(item.get("RealWorldValueIntercept", 0)))
-    return (float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0))
+        where = "(0040,9096)>"
+        return (_tag_value(item, "RealWorldValueSlope", path, where + "(0040,9225)",
+                           _nonzero, "a finite number other than 0", 1.0),
+                _tag_value(item, "RealWorldValueIntercept", path, where + "(0040,9224)",
+                           _finite, "a finite number", 0.0))
+    return (_tag_value(ds, "RescaleSlope", path, "(0028,1053)", _nonzero,
+                       "a finite number other than 0", 1.0),
+            _tag_value(ds, "RescaleIntercept", path, "(0028,1052)", _finite,
+                       "a finite number", 0.0))
 
 
 def _units(ds, path: Path, modality: str) -> str:
@@ -317,7 +498,18 @@ def _nuclide_name(item, half_life_s: float | None) -> str | None:
     return None
 
 
-def _metadata(ds, slices: int) -> dict:
+def _metadata(ds, slices: int, path: Path | None = None) -> dict:
+    try:
+        return _metadata_unchecked(ds, slices)
+    except ImageDataError:
+        raise
+    except Exception as exc:  # a date, time, offset or number that does not parse
+        raise ImageDataError(f"{path}:date, time or radiopharmaceutical tags", "unreadable",
+                             "DICOM DA/TM/DT values (YYYYMMDD, HHMMSS, +HHMM) and numbers",
+                             str(exc)) from None
+
+
+def _metadata_unchecked(ds, slices: int) -> dict:
     meta: dict[str, Any] = {
         "series_instance_uid": str(ds.get("SeriesInstanceUID", "")),
         "study_instance_uid": str(ds.get("StudyInstanceUID", "")),
