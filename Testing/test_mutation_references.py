@@ -1,0 +1,216 @@
+"""Dose physics against hand calculations written out here, each test naming the bug it
+catches. Every one of these bugs (a D_x rank off by one voxel, the CT lung density dropped,
+(1 − R) dropped from the lung dose, ...) once passed the rest of the suite.
+
+Definitions used:
+- D_x: the minimum absorbed dose received by the hottest x % of the volume, i.e. the dose
+  that at least x % of the volume receives (ICRU Report 83, J ICRU 2010;10(1): D_V%).
+- V_x: the fraction of the volume receiving at least x Gy (ICRU Report 83).
+- Lung dose (MIRD, TheraSphere / SIR-Spheres IFUs, with the residual left in vial and lines):
+  D_L = A · LSF · (1 − R) · CF / m_lung, m_lung = ρ_lung · V_lung, with the CT lung density
+  ρ = (HU + 1000) / 1000 g/mL (Kao et al., EJNMMI Res 2014;4:33).
+- CF (Y-90) = 49.67 J/GBq (TvNG 2023 review; EANM 2022), the value in nuclides.json.
+"""
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from tareplanner.physics.compartments import lung_dose_per_activity
+from tareplanner.physics.dvh import cumulative_dvh, dose_indices
+from tareplanner.physics.kernels import PointKernel, csda_range_g_per_cm2
+
+CF_Y90 = 49.67  # J/GBq, cited above
+
+
+# --------------------------------------------------------------------------- D_x and V_x
+
+TEN_VOXELS_GY = np.array([7.0, 2.0, 10.0, 4.0, 1.0, 9.0, 3.0, 6.0, 8.0, 5.0])  # 1..10, shuffled
+
+
+@pytest.mark.parametrize("weights", [None, np.full(10, 0.5)], ids=["whole", "weighted"])
+def test_dx_of_ten_hand_made_voxels(weights):
+    """Bug caught: a D_x rank off by one voxel (e.g. the 8th instead of the 7th hottest voxel
+    for D70), in the whole-voxel path (order statistics) or the weighted path (cumulative
+    weights); equal weights of 0.5 must give the same answers as whole voxels.
+
+    By hand, voxels of 1..10 Gy (each 10 % of the volume):
+    D70: the hottest 7 voxels are 4..10 Gy -> 4 Gy. D69.5: 6.95 voxels -> 7 voxels -> 4 Gy.
+    D70.5: 7.05 voxels -> part of the 8th -> 3 Gy. D50: hottest 5 (6..10) -> 6 Gy.
+    D90: 2 Gy. D2: 0.2 voxel, inside the hottest -> 10 Gy. D100: 1 Gy.
+    """
+    idx = dose_indices(TEN_VOXELS_GY, weights, voxel_ml=0.1,
+                       d_percents=(2, 50, 69.5, 70, 70.5, 90, 100))
+    assert idx.d_gy == {"D2": 10.0, "D50": 6.0, "D69.5": 4.0, "D70": 4.0, "D70.5": 3.0,
+                        "D90": 2.0, "D100": 1.0}
+    assert idx.median_gy == 6.0
+    assert idx.volume_ml == pytest.approx(1.0 if weights is None else 0.5)
+    assert idx.mean_gy == pytest.approx(5.5)          # (1 + ... + 10) / 10
+    assert (idx.min_gy, idx.max_gy) == (1.0, 10.0)
+
+
+def test_dx_with_partial_voxels_by_hand():
+    """Bug caught: the weighted D_x reading the wrong cumulative-volume entry (off by one) or
+    ignoring the occupancy weights.
+
+    Doses 10, 8, 6, 4 Gy with occupancies 0.5, 1, 1, 0.5 (total 3 voxel volumes). Hottest
+    first, the cumulative volume is 0.5, 1.5, 2.5, 3 -> 16.7 %, 50 %, 83.3 %, 100 %.
+    D50 = 8 Gy (exactly the two hottest); D49.9 = 8 Gy; D50.1 = 6 Gy; D16 = 10 Gy;
+    D17 = 8 Gy; D84 = 4 Gy. Mean = (5 + 8 + 6 + 2) / 3 = 7 Gy.
+    """
+    dose = np.array([4.0, 10.0, 6.0, 8.0])
+    w = np.array([0.5, 0.5, 1.0, 1.0])
+    idx = dose_indices(dose, w, voxel_ml=1.0, d_percents=(16, 17, 49.9, 50, 50.1, 84))
+    assert idx.d_gy == {"D16": 10.0, "D17": 8.0, "D49.9": 8.0, "D50": 8.0, "D50.1": 6.0,
+                        "D84": 4.0}
+    assert idx.mean_gy == pytest.approx(7.0)
+    assert idx.volume_ml == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("weights", [None, np.full(10, 0.5)], ids=["whole", "weighted"])
+def test_vx_edges_by_hand(weights):
+    """Bug caught: V_x counting dose > x instead of dose >= x (a voxel at exactly x Gy
+    receives at least x Gy).
+
+    By hand, voxels of 1..10 Gy: V4 = 70 % (4..10 Gy); V3.999 = 70 %; V4.001 = 60 %;
+    V10 = 10 %; V10.001 = 0 %; V1 = 100 %.
+    """
+    idx = dose_indices(TEN_VOXELS_GY, weights, voxel_ml=0.1,
+                       v_thresholds_gy=(1, 3.999, 4, 4.001, 10, 10.001))
+    expected = {"V1": 100.0, "V3.999": 70.0, "V4": 70.0, "V4.001": 60.0, "V10": 10.0,
+                "V10.001": 0.0}
+    assert idx.v_percent == pytest.approx(expected)
+
+
+def test_cumulative_dvh_bins_by_hand():
+    """Bug caught: a dose falling in the wrong bin (rounded up instead of down), which
+    shifts the cumulative DVH by one bin, or a voxel at exactly an edge not counted there.
+
+    Doses 0.5, 1.0, 1.5, 2.0 Gy, 1 Gy bins: at least 0 Gy: 100 %; at least 1 Gy: 75 %
+    (1.0, 1.5, 2.0); at least 2 Gy: 25 %; at least 3 Gy: 0 %.
+    """
+    for weights in (None, np.ones(4) * 0.25):
+        edges, volume = cumulative_dvh(np.array([0.5, 1.0, 1.5, 2.0], np.float32), weights,
+                                       bin_gy=1.0)
+        np.testing.assert_allclose(edges, [0, 1, 2, 3])
+        np.testing.assert_allclose(volume, [100, 75, 25, 0])
+
+
+# --------------------------------------------------------------------------- lung dose
+
+def test_lung_dose_with_residual_by_hand():
+    """Bug caught: (1 − R) dropped from the lung dose (the residual never reaches the
+    patient). The suite's other lung tests use R = 0, where the bug is invisible.
+
+    CF 49.67 J/GBq, LSF 0.10, R 0.20, 1 kg: 49.67 × 0.10 × 0.80 = 3.9736 Gy/GBq;
+    3 GBq -> 11.9208 Gy. With 0.8 kg: 4.9670 Gy/GBq. At R = 0 the textbook 4.967 Gy/GBq.
+    """
+    assert lung_dose_per_activity(CF_Y90, 0.10, 0.20, 1.0) == pytest.approx(3.9736, abs=1e-9)
+    assert 3 * lung_dose_per_activity(CF_Y90, 0.10, 0.20, 1.0) == pytest.approx(11.9208,
+                                                                                abs=1e-9)
+    assert lung_dose_per_activity(CF_Y90, 0.10, 0.20, 0.8) == pytest.approx(4.9670, abs=1e-9)
+    assert lung_dose_per_activity(CF_Y90, 0.10, 0.0, 1.0) == pytest.approx(4.967, abs=1e-9)
+
+
+def _two_block_phantom(lung_hu=-750.0, liver_hu=50.0):
+    """CT and SPECT on one 4 mm grid (x 20, y 12, z 12 voxels): lungs for x < 10, liver
+    (the territory of position "p") for x >= 10; uniform counts."""
+    from tareplanner.dosimetry import Structures
+
+    shape = (12, 12, 20)                                   # z, y, x
+    lung = np.zeros(shape, bool)
+    lung[:, :, :10] = True
+    liver = ~lung
+    hu = np.where(lung, np.float32(lung_hu), np.float32(liver_hu)).astype(np.float32)
+    ct = sitk.GetImageFromArray(hu)
+    ct.SetSpacing((4.0, 4.0, 4.0))
+    counts = sitk.GetImageFromArray(np.ones(shape, np.float32))
+    counts.CopyInformation(ct)
+    structures = Structures(ct, {"lungs": lung, "liver": liver},
+                            {"lungs": "lung", "liver": "liver"}, {"p": liver})
+    return ct, counts, structures, lung
+
+
+@pytest.mark.parametrize("method", ["ldm", "kernel"])
+def test_voxel_lung_dose_uses_ct_lung_density_and_residual(method):
+    """Bugs caught: the CT lung density dropped from the voxel dose (lungs given the
+    soft-tissue planning density: the lung dose falls about fourfold), (1 − R) dropped from
+    the predictive lung activity, and a density floor above the lung density.
+
+    Phantom: 1440 lung voxels of 0.064 mL at −750 HU -> ρ = (−750 + 1000)/1000 = 0.25 g/mL,
+    lung mass 1440 × 0.064 mL × 0.25 g/mL = 23.04 g. A = 2 GBq, LSF 0.10, R 0.05:
+    lung activity 2 × 0.10 × 0.95 = 0.19 GBq, uniform;
+    D_L = 0.19 × 49.67 / 0.02304 kg = 409.60 Gy in every lung voxel (local deposition in
+    lung, with both methods; with the kernel, lung voxels further than the Y-90 range
+    (~11 mm) from the liver receive nothing else). Liver, LDM: 2 × 0.90 × 0.95 = 1.71 GBq
+    over 1440 voxels at the 1.03 g/mL planning density:
+    1.71 × 49.67 / (1440 × 0.064 × 1.03 g) = 894.77 Gy.
+    """
+    from tareplanner.dosimetry import dose_map, predictive_activity
+
+    ct, counts, structures, lung = _two_block_phantom()
+    activity, _ = predictive_activity(counts, structures, {"p": 2.0}, 0.10, 0.05)
+    a = sitk.GetArrayFromImage(activity)
+    assert a[lung].sum() == pytest.approx(0.19, rel=1e-5)
+    assert a[~lung].sum() == pytest.approx(1.71, rel=1e-5)
+    dose, info = dose_map(activity, "Y-90", ct, lung, method=method)
+    d = sitk.GetArrayFromImage(dose)
+    far_from_liver = d[1:-1, 1:-1, 1:5]                    # x = 1..4: >= 20 mm from x = 10
+    np.testing.assert_allclose(far_from_liver, 409.60, rtol=1e-4)
+    # the same number from the compartment formula with the CT lung mass
+    assert 2.0 * lung_dose_per_activity(CF_Y90, 0.10, 0.05, 0.02304) == pytest.approx(
+        409.60, rel=1e-4)
+    if method == "ldm":
+        np.testing.assert_allclose(d[1:-1, 1:-1, 12:-1], 894.77, rtol=1e-4)
+    assert info["density_curve"]["file"].endswith("hu_density.json")
+
+
+# --------------------------------------------------------------------------- kernels
+
+def test_cumulative_point_kernel_energy_grows_with_volume_inside_a_shell():
+    """Bug caught: the energy inside a radius interpolated linearly in r instead of in r³
+    (a shell's dose is uniform, so its energy is proportional to the enclosed volume); it
+    sets the energy of the central sub-cell of every voxel kernel.
+
+    Shells 0–1 mm (0.8 MeV) and 1–2 mm (0.2 MeV): within 0.5 mm, 0.8 × (0.5/1)³ = 0.1 MeV;
+    within 1.5 mm, 0.8 + 0.2 × (1.5³ − 1)/(2³ − 1) = 0.8 + 0.2 × 2.375/7 = 0.86786 MeV;
+    at and beyond 2 mm all of it, 1.0 MeV.
+    """
+    k = PointKernel(np.array([0.1, 0.2]), np.array([0.8, 0.2]))
+    np.testing.assert_allclose(k.cumulative_energy_mev(np.array([0.05, 0.15, 0.2, 0.3])),
+                               [0.1, 0.8 + 0.2 * 2.375 / 7, 1.0, 1.0], rtol=1e-12)
+
+
+def test_point_kernel_density_scaling_by_hand():
+    """Bug caught: the density scaling of the point kernel inverted (ranges must shrink as
+    1/ρ in a denser medium: D_ρ(r) = ρ² D_1(ρ r), Cross et al., Health Phys 1992).
+
+    A shell 1–2 mm in water (0.2 MeV) keeps its energy at 0.5–1 mm in a medium of 2 g/cm³.
+    Shell dose in water: 0.2 / (4/3 π (0.2³ − 0.1³) cm³ × 1 g/cm³) = 6.820926 MeV/g, read at
+    the shell's mean radius ((0.2³ + 0.1³)/2)^(1/3) = 0.165096 cm; in the dense medium
+    ρ² = 4 times that, 27.283705 MeV/g, at 0.082548 cm.
+    """
+    water = PointKernel(np.array([0.1, 0.2]), np.array([0.8, 0.2]), 1.0)
+    dense = water.scaled_to_density(2.0)
+    np.testing.assert_allclose(dense.outer_radius_cm, [0.05, 0.1])
+    np.testing.assert_allclose(dense.energy_mev, [0.8, 0.2])
+    assert float(water.dose_per_decay_mev_per_g(0.165096)) == pytest.approx(6.820926,
+                                                                             rel=1e-4)
+    assert float(dense.dose_per_decay_mev_per_g(0.082548)) == pytest.approx(27.283705,
+                                                                             rel=1e-4)
+
+
+def test_katz_penfold_branches_meet_at_2_5_mev():
+    """Bug caught: the edge between the two Katz–Penfold branches moved or the wrong branch
+    used on one side (Rev Mod Phys 1952;24:28: R = 0.412 E^(1.265 − 0.0954 ln E) g/cm² for
+    0.01–2.5 MeV, R = 0.530 E − 0.106 above).
+
+    By hand: E = 2.5 MeV, exponent 1.265 − 0.0954 × ln 2.5 (0.916291) = 1.177586,
+    2.5^1.177586 = 2.941769 -> R = 0.412 × 2.941769 = 1.212009 g/cm² (low branch, edge
+    included); E = 2.4999 (low branch): exponent 1.177590, R = 1.211956;
+    E = 2.5001 (high branch): 0.530 × 2.5001 − 0.106 = 1.219053;
+    E = 2.0: exponent 1.265 − 0.0954 × 0.693147 = 1.198874, 2^1.198874 = 2.295604 ->
+    R = 0.945789 (the high branch would give 0.954).
+    """
+    r = csda_range_g_per_cm2(np.array([2.0, 2.4999, 2.5, 2.5001]))
+    np.testing.assert_allclose(r, [0.945789, 1.211956, 1.212009, 1.219053], rtol=2e-6)
