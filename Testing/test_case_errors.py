@@ -7,6 +7,7 @@ import pytest
 from tareplanner.cli.main import main
 from tareplanner.errors import (ClinicalCutoffError, FieldValueError, MissingFieldError,
                                 SchemaError, UnknownNameError, UnsupportedMethodError)
+from tareplanner.planning import plan_case
 from tareplanner.records.case import parse_case
 
 
@@ -63,7 +64,7 @@ def test_bad_case_is_named(base_case, path, value, error, words):
 def test_lsf_above_sir_cutoff_is_refused(base_case):
     base_case.update(product="sir-spheres", lung_shunt_fraction=0.25)
     with pytest.raises(ClinicalCutoffError, match=r"lung_shunt_fraction: got 0.25; allowed: <= 0.2"):
-        parse_case(base_case)
+        plan_case(parse_case(base_case))
 
 
 def test_bsa_needs_patient_size(base_case):

@@ -90,7 +90,12 @@ def test_case_is_valid_and_plans(measured, capsys):
     assert main(["plan", str(out / "case.json"), "-o", str(plan_path)]) == 0
     record = json.loads(plan_path.read_text())
     left = record["positions"][1]
-    assert left["normal_dose_gy"] == pytest.approx(70.0)
+    # both lobes together reach the glass whole-normal-liver limit (75 Gy, EANM 2022 Table 2)
+    # before the right lobe's tumour goal and the left lobe's 70 Gy: both are scaled down
+    assert record["whole_liver"]["whole_normal_liver_dose_gy"] == pytest.approx(75.0)
+    assert {p["limited_by"] for p in record["positions"]} == {"whole-normal-liver-limit"}
+    assert left["normal_dose_gy"] < 70.0
+    assert record["lung_mass"]["source"] == "ct-densitovolumetry"
     codes = {w["code"] for w in record["warnings"]}
     for w in measurement["warnings"]:
         assert f"measurement:{w['code']}" in codes
@@ -209,7 +214,8 @@ def test_dose_command_predictive_and_post_treatment(measured, phantom_dir, capsy
     assert "right hepatic" in plan_text
     assert f"{plan_record['total_activity_gbq']:.3f} GBq" in plan_text
     assert "Checked by (medical physicist)" in plan_text     # nothing cut off
-    assert len(reader.pages) == len(plan_pages) + 2
+    assert len(reader.pages) == len(plan_pages) + 3   # DVH, verification, isodose pages
+    assert "Activity in the post-treatment image" in texts[len(plan_pages) + 1]
     dvh_page = texts[len(plan_pages)]
     assert "Cumulative DVH" in dvh_page and "Delivered vs planned" in dvh_page
     assert len(reader.pages[-1].images) >= 2          # two isodose slices

@@ -1,9 +1,12 @@
 """Nuclide and product catalogues, read from the package's data files, and site limits.
 
 The data files (``tareplanner/data/*.json``) hold every value with its source. A site
-can override limits with its own JSON file::
+can override limits with its own JSON file, and choose the lung mass it plans with
+(``"ct"``: the patient's CT mass when the case has one, the default; ``"convention"``: the
+1 kg of the package inserts)::
 
     {"schema": "tareplanner.site-limits/1", "site": "Hospital X, 2026 protocol",
+     "lung_mass": "ct",
      "products": {"sir-spheres": {"normal_liver_gy": 35}}}
 
 The plan record lists the limits used and where each came from.
@@ -20,10 +23,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import FieldValueError, SchemaError, UnknownNameError
-from .physics.bsa import LsfBand
+from .physics.bsa import LsfBand, check_lsf_bands
 
 LIMIT_NAMES = ("normal_liver_gy", "normal_liver_compromised_gy", "lung_single_gy",
-               "lung_cumulative_gy", "lsf_cutoff")
+               "lung_cumulative_gy", "lsf_cutoff", "whole_liver_gy", "whole_normal_liver_gy",
+               "whole_normal_liver_compromised_gy")
+#: Site-wide choices (top level of a site-limits file) besides the product limits.
+LUNG_MASS_POLICIES = ("ct", "convention")
 SITE_LIMITS_SCHEMA = "tareplanner.site-limits/1"
 
 
@@ -98,13 +104,45 @@ def product(key: str, site_limits: Mapping[str, Any] | None = None,
     for name, value in overrides.items():
         limits[name] = LimitValue(value, f"site limits: {site_limits_label}")
     bands_entry = entry.get("bsa_lsf_reductions") or {}
-    bands = tuple(LsfBand(b["lsf_from"], b["lsf_below"], b["activity_factor"])
-                  for b in bands_entry.get("bands", ()))
+    bands = _lsf_bands(key)
     return Product(key=key, display_name=entry["display_name"], nuclide=entry["nuclide"],
                    methods=tuple(entry["methods"]), limits=limits,
                    tumour_target_gy=entry["tumour_target_gy"], bsa_lsf_bands=bands,
                    bsa_lsf_source=bands_entry.get("source", ""),
                    sphere_activity_bq=entry["sphere_activity_bq"], supply=entry["supply"])
+
+
+@lru_cache(maxsize=None)
+def _lsf_bands(key: str) -> tuple[LsfBand, ...]:
+    """The BSA lung-shunt bands of a product, checked to tile [0, lsf_cutoff] without a
+    gap, an overlap or an edge that belongs to no band."""
+    entry = _load("products.json")["products"][key]
+    bands_entry = entry.get("bsa_lsf_reductions") or {}
+    bands = []
+    for i, b in enumerate(bands_entry.get("bands", ())):
+        if ("lsf_below" in b) == ("lsf_up_to" in b):
+            raise SchemaError(f"products.json {key}.bsa_lsf_reductions.bands[{i}]", b,
+                              "exactly one of lsf_below (upper edge excluded) or lsf_up_to "
+                              "(upper edge included)")
+        bands.append(LsfBand(b["lsf_from"], b.get("lsf_below", b.get("lsf_up_to")),
+                             b["activity_factor"], to_inclusive="lsf_up_to" in b))
+    if bands:
+        try:
+            check_lsf_bands(bands)
+        except ValueError as exc:
+            raise SchemaError(f"products.json {key}.bsa_lsf_reductions.bands", len(bands),
+                              "bands that tile 0 to the cut-off", str(exc)) from None
+        cutoff = entry["limits"]["lsf_cutoff"]["value"]
+        if cutoff is not None and bands[-1].lsf_to != cutoff:
+            raise SchemaError(f"products.json {key}.bsa_lsf_reductions.bands", bands[-1].lsf_to,
+                              f"a last band that ends at the lsf_cutoff ({cutoff:g})")
+    return tuple(bands)
+
+
+def lung_mass_convention() -> LimitValue:
+    """The conventional lung mass (kg) of the package inserts, with its source."""
+    entry = _load("products.json")["conventions"]["lung_mass_kg"]
+    return LimitValue(entry["value"], entry["source"])
 
 
 def validate_site_limits(document: Any, label: str = "site limits") -> dict:
@@ -113,6 +151,13 @@ def validate_site_limits(document: Any, label: str = "site limits") -> dict:
         raise SchemaError(label, type(document).__name__, "a JSON object")
     if document.get("schema") != SITE_LIMITS_SCHEMA:
         raise SchemaError(f"{label}.schema", document.get("schema"), SITE_LIMITS_SCHEMA)
+    for key in document:
+        if key not in ("schema", "site", "products", "lung_mass"):
+            raise UnknownNameError(f"{label}.{key}", key, "fields schema, site, products, "
+                                   "lung_mass")
+    if "lung_mass" in document and document["lung_mass"] not in LUNG_MASS_POLICIES:
+        raise FieldValueError(f"{label}.lung_mass", document["lung_mass"],
+                              "one of " + ", ".join(LUNG_MASS_POLICIES))
     products = document.get("products")
     if not isinstance(products, dict):
         raise SchemaError(f"{label}.products", products, "an object keyed by product")

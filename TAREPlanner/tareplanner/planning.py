@@ -15,7 +15,9 @@ from .physics import bsa as bsa_model
 from .physics import ordering as order
 from .physics.compartments import (PARTITION, SINGLE_COMPARTMENT, dose_per_activity,
                                    liver_energy_fraction, lung_dose_per_activity)
-from .physics.solver import DoseLimits, PositionProblem, Solution, Violation, solve
+from .errors import ClinicalCutoffError
+from .physics.solver import (LIMITED_BY_WHOLE_LIVER, LIMITED_BY_WHOLE_NORMAL_LIVER, DoseLimits,
+                             PositionProblem, SharedLimit, Solution, Violation, solve)
 from .records.case import Case
 from .records.provenance import software_versions
 
@@ -27,6 +29,9 @@ LIVER_VOLUME_PLAUSIBLE_ML = (600.0, 5000.0)
 SMALL_PERFUSED_VOLUME_ML = 10.0
 LSF_WARNING = 0.10
 VIAL_EXCESS_WARNING = 0.10
+#: A CT lung mass that differs from the 1 kg convention by more than this fraction (of the
+#: CT mass) is a warning: the lung dose then depends on the choice by as much.
+LUNG_MASS_DIFFERENCE_WARNING = 0.20
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,112 @@ def effective_limits(case: Case, product: catalogue.Product) -> tuple[DoseLimits
                          lung_cumulative_gy=lim["lung_cumulative_gy"].value)
     record = {name: {"value": v.value, "source": v.source} for name, v in lim.items()}
     record["applied_normal_liver"] = normal_key
+    record["applied_whole_normal_liver"] = ("whole_normal_liver_compromised_gy"
+                                            if case.liver_compromised else "whole_normal_liver_gy")
     return applied, record
+
+
+def check_lsf_cutoff(case: Case, product: catalogue.Product) -> None:
+    """Refuse a lung shunt above the product's cut-off (site limits included). The cut-off
+    itself is allowed: "> 20 %: do not treat" (Sirtex IFU)."""
+    cutoff = product.limits["lsf_cutoff"]
+    if cutoff.value is not None and case.lung_shunt_fraction > cutoff.value:
+        raise ClinicalCutoffError("lung_shunt_fraction", case.lung_shunt_fraction,
+                                  f"<= {cutoff.value:g} for {product.key}", cutoff.source)
+
+
+def lung_mass(case: Case, site_limits: Mapping[str, Any] | None = None,
+              site_limits_label: str = "") -> dict:
+    """The lung mass the plan uses, where it comes from and who chose it.
+
+    The patient's mass (CT densitovolumetry or entered) is used when the case holds one
+    (EANM 2022: patient-specific lung mass when a CT is available). The 1 kg convention of
+    the package inserts is used when the case or the site chooses it explicitly, and, with a
+    warning, when the case holds no mass."""
+    convention = catalogue.lung_mass_convention()
+    policy = (site_limits or {}).get("lung_mass", "ct")
+    ct_kg = case.lung_mass_ct_kg
+    conv = f"{convention.value:g} kg convention of the package inserts"
+    if case.lung_mass_source == "convention":
+        kg, source, chosen_by, note = convention.value, "convention", "case", \
+            f"{conv}, chosen in the case"
+    elif policy == "convention":
+        kg, source, chosen_by, note = convention.value, "convention", "site", \
+            f"{conv}, chosen by the site limits ({site_limits_label})"
+    elif case.lung_mass_source == "ct-densitovolumetry":
+        kg, source, chosen_by, note = case.lung_mass_kg, "ct-densitovolumetry", "case", \
+            "CT densitovolumetry (lung voxels, density (HU + 1000)/1000 g/mL)"
+    elif case.lung_mass_source == "entered":
+        kg, source, chosen_by, note = case.lung_mass_kg, "entered", "case", \
+            "entered in the case"
+    else:
+        kg, source, chosen_by, note = convention.value, "convention", "default", \
+            f"{conv}: the case holds no lung mass"
+    difference = abs(convention.value - ct_kg) / ct_kg if ct_kg else None
+    return {"kg": kg, "source": source, "chosen_by": chosen_by, "note": note, "ct_kg": ct_kg,
+            "convention_kg": convention.value, "convention_source": convention.source,
+            "ct_difference_fraction": difference}
+
+
+def _lung_mass_warnings(mass: dict) -> list[Warning_]:
+    w = []
+    if mass["chosen_by"] == "default":
+        w.append(Warning_("lung-mass-not-measured",
+                          f"the case holds no lung mass: the {mass['convention_kg']:g} kg "
+                          "convention is used; EANM 2022 recommends the patient's lung mass "
+                          "from CT (tareplanner measure writes it into the case)"))
+    diff = mass["ct_difference_fraction"]
+    if diff is not None and diff > LUNG_MASS_DIFFERENCE_WARNING:
+        used = "the CT mass" if mass["source"] != "convention" else \
+            f"the {mass['convention_kg']:g} kg convention"
+        w.append(Warning_("lung-mass-differs",
+                          f"CT lung mass {mass['ct_kg']:.3g} kg differs from the "
+                          f"{mass['convention_kg']:g} kg convention by {diff:.0%} (more than "
+                          f"{LUNG_MASS_DIFFERENCE_WARNING:.0%} of the CT mass); the lung dose "
+                          f"scales with 1/mass and this plan uses {used}"))
+    return w
+
+
+def whole_liver_limits(case: Case, product: catalogue.Product, per_gbq: list,
+                       cf: float) -> tuple[list[SharedLimit], dict]:
+    """Whole-liver and whole-normal-liver limits as shared limits across the positions.
+
+    Whole liver (tumours included): D = CF * (1 - LSF)(1 - R) * sum A / M_liver.
+    Whole normal liver: the energy each position gives its perfused normal liver
+    (D_N * M_N), summed, over the whole normal-liver mass (liver minus tumours); normal
+    liver outside every territory receives nothing. Not checked without
+    ``whole_liver_volume_ml``."""
+    lim = product.limits
+    normal_key = ("whole_normal_liver_compromised_gy" if case.liver_compromised
+                  else "whole_normal_liver_gy")
+    record: dict[str, Any] = {"limits": {
+        "whole_liver_gy": {"value": lim["whole_liver_gy"].value,
+                           "source": lim["whole_liver_gy"].source},
+        normal_key: {"value": lim[normal_key].value, "source": lim[normal_key].source}}}
+    if case.whole_liver_volume_ml is None:
+        record.update(checked=False, reason="whole_liver_volume_ml is not in the case")
+        return [], record
+    rho = case.tissue_density_g_per_ml
+    liver_kg = _mass_kg(case.whole_liver_volume_ml, rho)
+    tumour_ml = case.whole_liver_tumour_volume_ml
+    if tumour_ml is None:
+        tumour_ml = sum(t.volume_ml for p in case.positions for t in p.tumours)
+    normal_kg = _mass_kg(case.whole_liver_volume_ml - tumour_ml, rho)
+    fraction = liver_energy_fraction(case.lung_shunt_fraction, case.residual_fraction)
+    shared = []
+    if lim["whole_liver_gy"].value is not None:
+        shared.append(SharedLimit(LIMITED_BY_WHOLE_LIVER,
+                                  (cf * fraction / liver_kg,) * len(case.positions),
+                                  lim["whole_liver_gy"].value, LIMITED_BY_WHOLE_LIVER))
+    if lim[normal_key].value is not None:
+        shared.append(SharedLimit(
+            LIMITED_BY_WHOLE_NORMAL_LIVER,
+            tuple(d.normal_gy_per_gbq * _mass_kg(p.normal_volume_ml, rho) / normal_kg
+                  for d, p in zip(per_gbq, case.positions)),
+            lim[normal_key].value, LIMITED_BY_WHOLE_NORMAL_LIVER))
+    record.update(checked=True, whole_liver_mass_kg=liver_kg, whole_normal_liver_mass_kg=normal_kg,
+                  applied_whole_normal_liver=normal_key)
+    return shared, record
 
 
 def _mass_kg(volume_ml: float, density_g_per_ml: float) -> float:
@@ -67,6 +177,7 @@ def plan_case(case: Case, site_limits: Mapping[str, Any] | None = None,
               site_limits_label: str = "", created: datetime | None = None) -> dict:
     """Plan a validated case; return the plan record (a JSON-ready dict)."""
     product = catalogue.product(case.product, site_limits, site_limits_label)
+    check_lsf_cutoff(case, product)
     nuclide = catalogue.nuclide(product.nuclide)
     cf = nuclide.energy_per_activity_j_per_gbq
     model = dose_model_for(case)
@@ -76,11 +187,17 @@ def plan_case(case: Case, site_limits: Mapping[str, Any] | None = None,
     warnings: list[Warning_] = []
 
     problems = []
+    per_gbq_all = []
     bsa_details: dict[str, dict] = {}
     bsa_m2 = None
     if case.method == "bsa":
         bsa_m2 = bsa_model.dubois_bsa_m2(case.patient.height_cm, case.patient.weight_kg)
-        factor = bsa_model.bsa_lsf_factor(lsf, product.bsa_lsf_bands)
+        try:
+            factor = bsa_model.bsa_lsf_factor(lsf, product.bsa_lsf_bands)
+        except ValueError as exc:
+            raise ClinicalCutoffError("lung_shunt_fraction", lsf,
+                                      "an LSF within the manufacturer's BSA reduction table",
+                                      f"{exc}; {product.bsa_lsf_source}") from None
         if factor < 1:
             warnings.append(Warning_("bsa-lsf-reduction",
                                      f"BSA activity reduced to {factor:.0%} for LSF {lsf:.1%} "
@@ -103,13 +220,37 @@ def plan_case(case: Case, site_limits: Mapping[str, Any] | None = None,
         else:
             goal_kind, goal_value = pos.goal.kind, pos.goal.value
         problems.append(PositionProblem(pos.name, goal_kind, goal_value, per_gbq))
+        per_gbq_all.append(per_gbq)
 
-    lung_per_gbq = lung_dose_per_activity(cf, lsf, residual, case.lung_mass_kg)
-    solution = solve(problems, lung_per_gbq, limits, case.prior_lung_dose_gy)
+    mass = lung_mass(case, site_limits, site_limits_label)
+    lung_per_gbq = lung_dose_per_activity(cf, lsf, residual, mass["kg"])
+    shared, whole_record = whole_liver_limits(case, product, per_gbq_all, cf)
+    solution = solve(problems, lung_per_gbq, limits, case.prior_lung_dose_gy, shared)
+    whole_record["whole_liver_dose_gy"] = whole_record["whole_normal_liver_dose_gy"] = None
+    if whole_record["checked"]:
+        whole_record["whole_liver_dose_gy"] = (
+            cf * solution.total_activity_gbq * liver_energy_fraction(lsf, residual)
+            / whole_record["whole_liver_mass_kg"])
+        whole_record["whole_normal_liver_dose_gy"] = sum(
+            s.normal_dose_gy * _mass_kg(p.normal_volume_ml, rho)
+            for s, p in zip(solution.positions, case.positions)) \
+            / whole_record["whole_normal_liver_mass_kg"]
+    limit_sources = {"lung-limit": limits_record["lung_single_gy"]["source"],
+                     "lung-cumulative-limit": limits_record["lung_cumulative_gy"]["source"],
+                     "normal-liver-limit": limits_record[limits_record["applied_normal_liver"]
+                                                         ]["source"],
+                     LIMITED_BY_WHOLE_LIVER: limits_record["whole_liver_gy"]["source"],
+                     LIMITED_BY_WHOLE_NORMAL_LIVER: limits_record[
+                         limits_record["applied_whole_normal_liver"]]["source"]}
+    warnings += _lung_mass_warnings(mass)
 
     warnings += [Warning_(f"measurement:{w['code']}", w["message"])
                  for w in case.measurement_warnings]
-    warnings += _clinical_warnings(case, product, solution, model)
+    warnings += _clinical_warnings(case, product, solution, model, limit_sources)
+    if not whole_record["checked"]:
+        warnings.append(Warning_("whole-liver-not-checked",
+                                 "whole_liver_volume_ml is not in the case: the whole-liver and "
+                                 "whole-normal-liver limits were not checked"))
     ordering_record = _ordering(case, product, nuclide, solution, warnings)
 
     positions_record = []
@@ -128,7 +269,7 @@ def plan_case(case: Case, site_limits: Mapping[str, Any] | None = None,
                          "mass_kg": _mass_kg(t.volume_ml, rho), "tnr": t.tnr, "dose_gy": d}
                         for t, d in zip(pos.tumours, sol.tumour_doses_gy)],
             "limited_by": sol.limited_by,
-            "violations": [_violation(v) for v in sol.violations],
+            "violations": [_violation(v, limit_sources) for v in sol.violations],
         }
         if pos.name in bsa_details:
             entry["bsa"] = bsa_details[pos.name]
@@ -151,7 +292,8 @@ def plan_case(case: Case, site_limits: Mapping[str, Any] | None = None,
         "lsf_method": case.lsf_method,
         "residual_fraction": residual,
         "tissue_density_g_per_ml": rho,
-        "lung_mass_kg": case.lung_mass_kg,
+        "lung_mass_kg": mass["kg"],
+        "lung_mass": mass,
         "prior_lung_dose_gy": case.prior_lung_dose_gy,
         "liver_compromised": case.liver_compromised,
         "treatment_time": case.treatment_time.isoformat() if case.treatment_time else None,
@@ -160,29 +302,28 @@ def plan_case(case: Case, site_limits: Mapping[str, Any] | None = None,
         "lung_dose_gy": solution.lung_dose_gy,
         "lung_dose_cumulative_gy": solution.lung_dose_cumulative_gy,
         "lung_scale_factor": solution.lung_scale_factor,
-        "whole_liver_dose_gy": (
-            cf * solution.total_activity_gbq * liver_energy_fraction(lsf, residual)
-            / _mass_kg(case.whole_liver_volume_ml, rho)
-            if case.whole_liver_volume_ml else None),
+        "whole_liver_dose_gy": whole_record["whole_liver_dose_gy"],
+        "whole_liver": whole_record,
         "bsa_m2": bsa_m2,
         "limits": limits_record,
         "limits_source": f"site limits: {site_limits_label}" if site_limits else
                          "product defaults (tareplanner/data/products.json)",
         "tumour_target_gy": dict(product.tumour_target_gy),
         "ordering": ordering_record,
-        "violations": [_violation(v) for v in solution.violations],
+        "violations": [_violation(v, limit_sources) for v in solution.violations],
         "warnings": [w.as_dict() for w in warnings],
         "case": case.document,
     }
     return record
 
 
-def _violation(v: Violation) -> dict:
-    return {"limit": v.limit, "dose_gy": v.dose_gy, "limit_gy": v.limit_gy}
+def _violation(v: Violation, sources: Mapping[str, str]) -> dict:
+    return {"limit": v.limit, "dose_gy": v.dose_gy, "limit_gy": v.limit_gy,
+            "source": sources.get(v.limit, "")}
 
 
 def _clinical_warnings(case: Case, product: catalogue.Product, solution: Solution,
-                       model: str) -> list[Warning_]:
+                       model: str, limit_sources: Mapping[str, str]) -> list[Warning_]:
     w: list[Warning_] = []
     lsf = case.lung_shunt_fraction
     if lsf > LSF_WARNING:
@@ -207,19 +348,21 @@ def _clinical_warnings(case: Case, product: catalogue.Product, solution: Solutio
             w.append(Warning_("perfused-volume-small",
                               f"{pos.name}: perfused volume {pos.perfused_volume_ml:g} mL is "
                               f"below {SMALL_PERFUSED_VOLUME_ML:g} mL"))
-        if sol.limited_by == "lung-limit":
-            w.append(Warning_("lung-limit-scaled",
-                              f"{pos.name}: activity scaled by {solution.lung_scale_factor:.3f} "
-                              "to respect the lung limit"))
+        if sol.limited_by in ("lung-limit", LIMITED_BY_WHOLE_LIVER, LIMITED_BY_WHOLE_NORMAL_LIVER):
+            w.append(Warning_(f"{sol.limited_by}-scaled",
+                              f"{pos.name}: activity scaled by {solution.scale_factor:.3f} "
+                              f"to respect the {sol.limited_by.replace('-', ' ')} "
+                              f"({limit_sources[sol.limited_by]})"))
         for v in sol.violations:
             w.append(Warning_("limit-exceeded", f"{pos.name}: {v.limit} exceeded "
-                              f"({v.dose_gy:.1f} Gy > {v.limit_gy:g} Gy)"))
+                              f"({v.dose_gy:.1f} Gy > {v.limit_gy:g} Gy; "
+                              f"{limit_sources.get(v.limit, '')})"))
         if sol.activity_gbq <= 0:
             w.append(Warning_("zero-activity", f"{pos.name}: no activity can be given within "
                               "the limits"))
     for v in solution.violations:
         w.append(Warning_("limit-exceeded", f"{v.limit} exceeded ({v.dose_gy:.1f} Gy > "
-                          f"{v.limit_gy:g} Gy)"))
+                          f"{v.limit_gy:g} Gy; {limit_sources.get(v.limit, '')})"))
     if model == SINGLE_COMPARTMENT and any(p.tumours for p in case.positions):
         w.append(Warning_("single-compartment-tumour",
                           "single-compartment model: tumour doses equal the perfused mean dose"))

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import sys
 from pathlib import Path
 
 import SimpleITK as sitk
 
-from ..errors import FieldValueError, ImageDataError
+from ..errors import FieldValueError, ImageDataError, TarePlannerInputError
 from ..imaging.arrays import image_array
 from ..physics.solver import GOAL_KINDS
 from ..records.atomic import OutputExistsError, write_json_atomic
+from ..records.fields import check_name
 
 
 def parse_goal(text: str, field: str = "--goal") -> tuple[str | None, dict]:
@@ -21,6 +23,8 @@ def parse_goal(text: str, field: str = "--goal") -> tuple[str | None, dict]:
     position, _, spec = text.rpartition(":")
     kind, _, value = spec.partition("=")
     kind = kind.strip()
+    if position:
+        check_name(position, f"{field} position")
     if kind == "maximum" and not value:
         return position or None, {"maximum": True}
     if kind not in GOAL_KINDS or kind == "maximum":
@@ -31,8 +35,8 @@ def parse_goal(text: str, field: str = "--goal") -> tuple[str | None, dict]:
         number = float(value)
     except ValueError:
         raise FieldValueError(field, text, "a number after '='") from None
-    if number <= 0:
-        raise FieldValueError(field, text, "a value > 0")
+    if not math.isfinite(number) or number <= 0:
+        raise FieldValueError(field, text, "a finite value > 0")
     return position or None, {kind: number}
 
 
@@ -42,20 +46,87 @@ def _named_paths(items: list[str], field: str) -> list[tuple[str, str]]:
         name, sep, path = item.partition("=")
         if not sep or not name.strip() or not path.strip():
             raise FieldValueError(field, item, "NAME=PATH")
-        pairs.append((name.strip(), path.strip()))
+        pairs.append((check_name(name.strip(), f"{field} name"), path.strip()))
     return pairs
 
 
-def _read_label(path: str, field: str) -> sitk.Image:
+def read_input(path: str, option: str, *, modalities: tuple[str, ...] = (), **kwargs):
+    """An image given on the command line; errors name ``option``. A DICOM image must be of
+    one of ``modalities`` (when given): a SPECT as --ct is refused, not measured."""
     from ..imaging.readers import read_image
 
-    loaded = read_image(path)
-    return sitk.Cast(sitk.Round(loaded.image), sitk.sitkUInt8)
+    try:
+        loaded = read_image(path, **kwargs)
+    except TarePlannerInputError as exc:
+        raise exc.within(option) from None
+    is_dicom = "format" not in loaded.meta
+    if modalities and is_dicom and loaded.modality not in modalities:
+        raise ImageDataError(f"{option} {path}:Modality (0008,0060)", loaded.modality,
+                             " or ".join(modalities))
+    return loaded
 
 
-def _labels_from_dicom_structures(args, ct):
+def _read_label(path: str, field: str) -> sitk.Image:
+    """A label map: whole numbers 0 to 255 (no negative, fractional or larger values, which
+    a cast to 8 bits would wrap or round)."""
+    import numpy as np
+
+    image = read_input(path, field).image
+    values = image_array(image)
+    low, high = float(values.min()), float(values.max())
+    if low < 0 or high > 255:
+        raise ImageDataError(f"{field} {path}:voxel values", f"{low:g} to {high:g}",
+                             "label numbers 0 to 255")
+    if not np.array_equal(values, np.round(values)):
+        raise ImageDataError(f"{field} {path}:voxel values", "fractional values",
+                             "whole label numbers (a label map, not an interpolated image)")
+    return sitk.Cast(image, sitk.sitkUInt8)
+
+
+def _physical_box(image: sitk.Image):
+    """Lower and upper corners (mm, LPS) of the space an image's voxels cover."""
+    import itertools
+
+    import numpy as np
+
+    size = image.GetSize()
+    corners = [image.TransformContinuousIndexToPhysicalPoint([c - 0.5 for c in corner])
+               for corner in itertools.product(*[(0, n) for n in size])]
+    corners = np.array(corners)
+    return corners.min(axis=0), corners.max(axis=0)
+
+
+def _check_overlap(image: sitk.Image, reference: sitk.Image, option: str, path: str,
+                   reference_option: str = "--ct") -> None:
+    """Refuse an image whose field of view does not meet the CT's."""
+    import numpy as np
+
+    low, high = _physical_box(image)
+    ref_low, ref_high = _physical_box(reference)
+    overlap = np.minimum(high, ref_high) - np.maximum(low, ref_low)
+    if np.any(overlap <= 0):
+        raise ImageDataError(f"{option} {path}:geometry",
+                             f"[{', '.join(f'{v:.0f}' for v in low)}] to "
+                             f"[{', '.join(f'{v:.0f}' for v in high)}] mm",
+                             f"an image that overlaps the {reference_option} image "
+                             f"([{', '.join(f'{v:.0f}' for v in ref_low)}] to "
+                             f"[{', '.join(f'{v:.0f}' for v in ref_high)}] mm, same frame "
+                             "of reference)")
+
+
+def _labels_on_ct(label: sitk.Image, ct: sitk.Image, option: str, path: str):
+    """The label numbers present once ``label`` is on the CT grid."""
+    import numpy as np
+
+    _check_overlap(label, ct, option, path)
+    on_ct = sitk.Resample(label, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    return [int(v) for v in np.unique(image_array(on_ct)) if v]
+
+
+def _labels_from_dicom_structures(args, ct, folder: Path):
     """Label inputs from a DICOM SEG (on the DICOM planning CT) or RT Structure Set; the label
-    maps are written beside the measurement record so that later steps can read them."""
+    maps are written into ``folder`` (beside the measurement record) so that later steps can
+    read them."""
     import numpy as np
 
     from ..imaging.measure import LabelInputs
@@ -65,10 +136,16 @@ def _labels_from_dicom_structures(args, ct):
         from ..records.dicom_seg import labels_from_seg, read_seg
         if not Path(args.ct).is_dir():
             raise FieldValueError("--seg", args.seg, "a SEG with a DICOM CT folder as --ct")
-        liver, lungs, tumours = labels_from_seg(read_seg(args.seg, args.ct))
+        try:
+            liver, lungs, tumours = labels_from_seg(read_seg(args.seg, args.ct))
+        except TarePlannerInputError as exc:
+            raise exc.within("--seg") from None
     else:
         from ..records.dicom_rtstruct import read_rtstruct
-        rois = read_rtstruct(args.rtstruct, ct.image)
+        try:
+            rois = read_rtstruct(args.rtstruct, ct.image)
+        except TarePlannerInputError as exc:
+            raise exc.within("--rtstruct") from None
         by_name = {k.lower(): v for k, v in rois.items()}
         liver = by_name.get("liver")
         lungs = by_name.get("lungs", by_name.get("lung"))
@@ -82,12 +159,14 @@ def _labels_from_dicom_structures(args, ct):
         tumours = {n: rois[n] for n in wanted}
     if liver is None:
         raise FieldValueError(option, source, "structures with one named 'liver'")
-    if not args.measurement_output:
-        raise FieldValueError("--measurement-output", None,
-                              "a measurement record path (the SEG's label maps go beside it)")
-    folder = Path(args.measurement_output).with_name(
-        Path(args.measurement_output).stem + "_structure_labels")
-    folder.mkdir(parents=True, exist_ok=True)
+    if not liver.any():
+        raise ImageDataError(f"{option} {source}:liver", "no voxels on the CT grid",
+                             "a liver structure inside the CT")
+    for name, mask in tumours.items():
+        check_name(name, f"{option} tumour name")
+        if not mask.any():
+            raise ImageDataError(f"{option} {source}:{name}", "no voxels on the CT grid",
+                                 "tumour structures inside the CT")
 
     def save(name, array):
         image = sitk.GetImageFromArray(array.astype(np.uint8))
@@ -134,14 +213,154 @@ def cmd_phantom(args: argparse.Namespace) -> int:
     return 0
 
 
+#: messages of the measuring functions and the option whose input caused them
+MEASURE_FAULTS = {"no counts in lungs and liver": ("--spect", "a SPECT with counts in the liver "
+                                                               "and lungs"),
+                  "no lung is left after the lung-base exclusion": (
+                      "--lung-base-margin-mm", "a margin that leaves some lung"),
+                  "the CBCT does not cover the liver": ("--position", "a CBCT that covers "
+                                                                      "the liver"),
+                  "the registration mask is empty": ("--liver", "a liver on the CT grid")}
+
+
+def _output_paths(args) -> dict[str, Path]:
+    """The files and folders measure writes: refused up front when they exist (without
+    --force), are folders where files are asked for, or are the same path twice."""
+    from ..errors import OutputPathError
+
+    paths: dict[str, Path] = {}
+    if args.output:
+        paths["-o"] = Path(args.output)
+    if args.measurement_output:
+        record = Path(args.measurement_output)
+        paths["--measurement-output"] = record
+        paths["labels"] = record.with_name(record.stem + "_labels")
+        if args.seg or args.rtstruct:
+            paths["structure labels"] = record.with_name(record.stem + "_structure_labels")
+    for option, path in paths.items():
+        if "\x00" in str(path):
+            raise OutputPathError(option, str(path), "a path without NUL characters")
+        if option.startswith("-") and path.is_dir():
+            raise OutputPathError(option, str(path), "a file path, not a folder")
+        if path.exists() and not args.force:
+            raise OutputExistsError(f"{path} exists; use --force to overwrite it")
+    if "-o" in paths and "--measurement-output" in paths and \
+            paths["-o"].resolve() == paths["--measurement-output"].resolve():
+        raise OutputPathError("--measurement-output", str(paths["-o"]),
+                              "a path other than the case file's (-o)")
+    return paths
+
+
+class _Staging:
+    """Folders filled under temporary names and renamed into place together at the end;
+    on failure every temporary folder and every parent folder made for it is removed."""
+
+    def __init__(self):
+        self.folders: list[tuple[Path, Path]] = []
+        self.made: list[Path] = []
+
+    def folder(self, final: Path) -> Path:
+        import os
+        import tempfile
+
+        from ..records.atomic import remove_stale_temporaries
+
+        missing = [p for p in reversed(final.parents) if not p.exists()]
+        final.parent.mkdir(parents=True, exist_ok=True)
+        self.made += missing
+        remove_stale_temporaries(final)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.{os.getpid()}.", suffix=".tmp",
+                                    dir=final.parent))
+        self.folders.append((tmp, final))
+        return tmp
+
+    def rename(self, text: str) -> str:
+        """``text`` with the temporary folder names replaced by the final ones."""
+        for tmp, final in self.folders:
+            text = text.replace(str(tmp), str(final))
+        return text
+
+    def commit(self) -> None:
+        import shutil
+        for tmp, final in self.folders:
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+        self.folders = []
+
+    def discard(self) -> None:
+        import shutil
+        for tmp, _ in self.folders:
+            shutil.rmtree(tmp, ignore_errors=True)
+        for folder in reversed(self.made):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+
+
+def _replace_in_strings(value, replace):
+    if isinstance(value, str):
+        return replace(value)
+    if isinstance(value, dict):
+        return {k: _replace_in_strings(v, replace) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_in_strings(v, replace) for v in value]
+    return value
+
+
+def _labels_from_maps(args, ct, LabelInputs):
+    """Liver, tumour and lung label maps given as files; every label named or present must
+    be found on the CT grid."""
+    if not args.liver:
+        raise FieldValueError("--liver", None, "a liver label map (or --seg / --rtstruct)")
+    names = [n.strip() for n in args.tumour_names.split(",")] if args.tumour_names else []
+    for tumour in names:
+        check_name(tumour, "--tumour-names")
+    if len(set(names)) != len(names):
+        raise FieldValueError("--tumour-names", args.tumour_names, "unique tumour names")
+    liver = _read_label(args.liver, "--liver")
+    if not _labels_on_ct(liver, ct.image, "--liver", args.liver):
+        raise ImageDataError(f"--liver {args.liver}:voxel values", "no liver on the CT grid",
+                             "a liver label (> 0) inside the CT")
+    tumours = None
+    if args.tumours:
+        tumours = _read_label(args.tumours, "--tumours")
+        present = _labels_on_ct(tumours, ct.image, "--tumours", args.tumours)
+        if not present:
+            raise ImageDataError(f"--tumours {args.tumours}:voxel values",
+                                 "no tumour on the CT grid", "tumour labels 1..n inside the CT")
+        absent = [f"{k} ({n})" for k, n in enumerate(names, start=1) if k not in present]
+        if absent:
+            raise ImageDataError(f"--tumours {args.tumours}:voxel values",
+                                 "no voxels of label " + ", ".join(absent),
+                                 "every label named by --tumour-names present on the CT grid")
+        if names and max(present) > len(names):
+            raise FieldValueError("--tumour-names", args.tumour_names,
+                                  f"a name for every tumour label {present}")
+    elif names:
+        raise FieldValueError("--tumour-names", args.tumour_names,
+                              "names only with a tumour label map (--tumours)")
+    lungs = None
+    if args.lungs:
+        lungs = _read_label(args.lungs, "--lungs")
+        if not _labels_on_ct(lungs, ct.image, "--lungs", args.lungs):
+            raise ImageDataError(f"--lungs {args.lungs}:voxel values", "no lung on the CT grid",
+                                 "a lung label (> 0) inside the CT")
+    return LabelInputs(liver=liver, tumours=tumours,
+                       tumour_names={i + 1: n for i, n in enumerate(names)}, lungs=lungs,
+                       sources={k: v for k, v in (("liver", args.liver),
+                                                  ("tumours", args.tumours),
+                                                  ("lungs", args.lungs)) if v})
+
+
 def cmd_measure(args: argparse.Namespace) -> int:
     from ..imaging.measure import (LabelInputs, PositionImages, case_from_measurement, measure,
                                    parse_manual_tnr)
-    from ..imaging.readers import read_image
+    from ..records.atomic import write_text_atomic
     from ..records.case import parse_case
 
-    if args.output and Path(args.output).exists() and not args.force:
-        raise OutputExistsError(f"{args.output} exists; use --force to overwrite it")
+    paths = _output_paths(args)
     goals_default, goals = None, {}
     for text in args.goal or []:
         position, goal = parse_goal(text)
@@ -149,73 +368,117 @@ def cmd_measure(args: argparse.Namespace) -> int:
             goals_default = goal
         else:
             goals[position] = goal
-    ct = read_image(args.ct, modality="CT", units="HU")
-    spect = read_image(args.spect, modality="NM", units=args.spect_units)
+    if args.case_id is not None:
+        check_name(args.case_id, "--case-id")
+    if not (math.isfinite(args.lung_base_margin_mm) and args.lung_base_margin_mm >= 0):
+        raise FieldValueError("--lung-base-margin-mm", args.lung_base_margin_mm,
+                              "a distance >= 0 mm")
+    manual_tnr = parse_manual_tnr(args.manual_tnr or "", "--manual-tnr")
+    for tumour, value in manual_tnr.items():
+        if not (math.isfinite(value) and value > 0):
+            raise FieldValueError(f"--manual-tnr {tumour}", value, "a finite TNR > 0")
     if args.seg and args.rtstruct:
         raise FieldValueError("--rtstruct", args.rtstruct, "either --seg or --rtstruct")
-    if args.seg or args.rtstruct:
-        labels = _labels_from_dicom_structures(args, ct)
-    else:
-        if not args.liver:
-            raise FieldValueError("--liver", None, "a liver label map (or --seg)")
-        names = [n.strip() for n in args.tumour_names.split(",")] if args.tumour_names else []
-        labels = LabelInputs(liver=_read_label(args.liver, "--liver"),
-                             tumours=_read_label(args.tumours, "--tumours")
-                             if args.tumours else None,
-                             tumour_names={i + 1: n for i, n in enumerate(names)},
-                             lungs=_read_label(args.lungs, "--lungs") if args.lungs else None,
-                             sources={k: v for k, v in (("liver", args.liver),
-                                                        ("tumours", args.tumours),
-                                                        ("lungs", args.lungs)) if v})
-    positions = []
-    for name, path in _named_paths(args.position, "--position"):
-        positions.append(PositionImages(name=name, cbct=read_image(path, modality="CT",
-                                                                   units="HU")))
-    if args.territories:
-        territory_names = [n.strip() for n in (args.territory_names or "").split(",") if n]
-        territory_map = _read_label(args.territories, "--territories")
-        ids = sorted(int(v) for v in set(image_array(territory_map).ravel()) if v)
-        if territory_names and len(territory_names) != len(ids):
-            raise FieldValueError("--territory-names", args.territory_names,
-                                  f"{len(ids)} names, one per territory label {ids}")
-        for k, label in enumerate(ids):
-            name = territory_names[k] if territory_names else f"position {label}"
-            positions.append(PositionImages(name=name, territory=territory_map == label))
-    if not positions:
-        raise FieldValueError("--position", None,
-                              "at least one NAME=CBCT_PATH, or --territories LABELS")
-    missing = [p.name for p in positions if p.name not in goals and goals_default is None]
-    if missing and args.method != "bsa":
-        raise FieldValueError("--goal", None, "a goal for every position (missing: "
-                              + ", ".join(missing) + ")")
-    label_dir = None
-    if args.measurement_output:
-        label_dir = Path(args.measurement_output).with_suffix("").with_name(
-            Path(args.measurement_output).stem + "_labels")
-    measurement = measure(ct, spect, labels, positions,
-                          lung_base_margin_mm=args.lung_base_margin_mm,
-                          save_labels_to=label_dir)
-    text = json.dumps(measurement, indent=2) + "\n"
+    ct = read_input(args.ct, "--ct", modalities=("CT",), modality="CT", units="HU")
+    spect = read_input(args.spect, "--spect", modalities=("NM",), modality="NM",
+                       units=args.spect_units)
+    if not (spect.is_counts or spect.is_activity):
+        raise FieldValueError("--spect-units" if "format" in spect.meta else "--spect",
+                              spect.units, "counts or Bq/mL (an emission image)")
+    _check_overlap(spect.image, ct.image, "--spect", args.spect)
+    staging = _Staging()
     try:
+        if args.seg or args.rtstruct:
+            if "--measurement-output" not in paths:
+                raise FieldValueError("--measurement-output", None,
+                                      "a measurement record path (the structures' label maps "
+                                      "go beside it)")
+            labels = _labels_from_dicom_structures(
+                args, ct, staging.folder(paths["structure labels"]))
+        else:
+            labels = _labels_from_maps(args, ct, LabelInputs)
+        positions = []
+        for name, path in _named_paths(args.position, "--position"):
+            cbct = read_input(path, f"--position {name}", modalities=("CT",), modality="CT",
+                              units="HU")
+            _check_overlap(cbct.image, ct.image, f"--position {name}", path)
+            positions.append(PositionImages(name=name, cbct=cbct))
+        if args.territories:
+            territory_names = [n.strip() for n in (args.territory_names or "").split(",") if n]
+            for territory in territory_names:
+                check_name(territory, "--territory-names")
+            territory_map = _read_label(args.territories, "--territories")
+            ids = _labels_on_ct(territory_map, ct.image, "--territories", args.territories)
+            if not ids:
+                raise ImageDataError(f"--territories {args.territories}:voxel values",
+                                     "no territory on the CT grid",
+                                     "territory labels 1..P inside the CT")
+            if territory_names and len(territory_names) != len(ids):
+                raise FieldValueError("--territory-names", args.territory_names,
+                                      f"{len(ids)} names, one per territory label {ids}")
+            for k, label in enumerate(ids):
+                name = territory_names[k] if territory_names else f"position {label}"
+                positions.append(PositionImages(name=name, territory=territory_map == label))
+        if not positions:
+            raise FieldValueError("--position", None,
+                                  "at least one NAME=CBCT_PATH, or --territories LABELS")
+        unknown = sorted(set(goals) - {p.name for p in positions})
+        if unknown:
+            raise FieldValueError("--goal", unknown, "position names: "
+                                  + ", ".join(p.name for p in positions))
+        missing = [p.name for p in positions if p.name not in goals and goals_default is None]
+        if missing and args.method != "bsa":
+            raise FieldValueError("--goal", None, "a goal for every position (missing: "
+                                  + ", ".join(missing) + ")")
+        label_dir = staging.folder(paths["labels"]) if "labels" in paths else None
+        try:
+            measurement = measure(ct, spect, labels, positions,
+                                  lung_base_margin_mm=args.lung_base_margin_mm,
+                                  save_labels_to=label_dir)
+        except TarePlannerInputError:
+            raise
+        except ValueError as exc:
+            option, allowed = MEASURE_FAULTS.get(str(exc), ("images", "images that can be "
+                                                                      "measured together"))
+            raise ImageDataError(option, {"--spect": args.spect, "--liver": args.liver}.get(
+                option, "see detail"), allowed, str(exc)) from None
+        except RuntimeError as exc:  # SimpleITK: registration or resampling impossible
+            raise ImageDataError("images", "--ct, --spect, --position", "images in one frame "
+                                 "of reference that overlap",
+                                 str(exc).strip().splitlines()[-1]) from None
+        measurement = _replace_in_strings(measurement, staging.rename)
+        try:
+            text = json.dumps(measurement, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        except ValueError as exc:
+            raise ImageDataError("images", "a measurement that is not finite",
+                                 "images giving finite volumes, counts and ratios",
+                                 str(exc)) from None
         case = case_from_measurement(
             measurement, product=args.product, method=args.method,
             goals={p.name: goals.get(p.name, goals_default) for p in positions},
-            treatment_time=args.treatment_time, use_ct_lung_mass=args.lung_mass_from_ct,
+            treatment_time=args.treatment_time, lung_mass=args.lung_mass,
             case_id=args.case_id, measurement_file=args.measurement_output,
-            measurement_sha256=hashlib.sha256(text.encode()).hexdigest(),
-            manual_lung_shunt_fraction=args.manual_lsf,
-            manual_tnr=parse_manual_tnr(args.manual_tnr or "", "--manual-tnr"))
+            measurement_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            manual_lung_shunt_fraction=args.manual_lsf, manual_tnr=manual_tnr)
         parse_case(case)  # a measured case must be a valid case before anything is kept
-    except Exception:
-        if label_dir is not None:
-            import shutil
-            shutil.rmtree(label_dir, ignore_errors=True)
+        written: list[Path] = []
+        try:
+            if "--measurement-output" in paths:
+                written.append(write_text_atomic(paths["--measurement-output"], text,
+                                                 overwrite=args.force,
+                                                 field="--measurement-output"))
+            if "-o" in paths:
+                written.append(write_json_atomic(paths["-o"], case, overwrite=args.force,
+                                                 field="-o"))
+            staging.commit()
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
+    except BaseException:
+        staging.discard()
         raise
-    if args.measurement_output:
-        write_json_atomic(args.measurement_output, measurement, overwrite=args.force)
-    if args.output:
-        write_json_atomic(args.output, case, overwrite=args.force)
-    else:
+    if "-o" not in paths:
         json.dump(case, sys.stdout, indent=2)
         sys.stdout.write("\n")
     lsf = measurement["lung_shunt"]
@@ -273,8 +536,12 @@ def add_imaging_commands(sub) -> None:
     p.add_argument("--manual-tnr", metavar="T1=3.2,T2=2.5",
                    help="TNRs entered by hand: replace the measured ones, recorded as manual "
                         "entries")
-    p.add_argument("--lung-mass-from-ct", action="store_true",
-                   help="use the CT densitovolumetric lung mass instead of 1 kg")
+    p.add_argument("--lung-mass", choices=("ct", "convention"), default="ct",
+                   help="lung mass written into the case: the CT densitovolumetric mass "
+                        "(default, EANM 2022) or the 1 kg convention of the package inserts "
+                        "(recorded as chosen; the CT mass is kept beside it)")
+    p.add_argument("--lung-mass-from-ct", dest="lung_mass", action="store_const", const="ct",
+                   help=argparse.SUPPRESS)
     p.add_argument("-o", "--output", help="case file to write (default: print)")
     p.add_argument("--measurement-output", help="measurement record to write")
     p.add_argument("--force", action="store_true")

@@ -112,6 +112,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     case = read_case(args.case)
+    site, label = _site_limits(args.site_limits)
+    plan_case(case, site, label)  # clinical cut-offs and limits (site limits included)
     print(f"{args.case}: valid {case.document['schema']} case ({case.product}, {case.method}, "
           f"{len(case.positions)} position(s))")
     return EXIT_OK
@@ -126,7 +128,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Synthetic patient -> images -> measurement -> case -> plan, all written to OUT."""
     import shutil
 
-    from ..imaging.phantom import make_phantom, spec_for_size
+    from ..imaging.phantom import make_phantom, spec_administering, spec_for_size
     from ..imaging.phantom_files import write_phantom
     from .imaging_commands import cmd_measure
 
@@ -135,7 +137,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if phantom_dir.exists():
         shutil.rmtree(phantom_dir)  # the demo folder is the demo's own
     print(f"1/3 writing the synthetic patient ({args.size}) to {phantom_dir}")
-    truth = write_phantom(make_phantom(spec_for_size(args.size, ho166_scout=True)), phantom_dir)
+    spec = spec_for_size(args.size, ho166_scout=True)
+    truth = write_phantom(make_phantom(spec), phantom_dir)
     print("2/3 measuring volumes, LSF and TNR from the images (CBCT registration per position)")
     d = phantom_dir
     names = ",".join(truth["tumour_labels"])
@@ -157,6 +160,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     write_json_atomic(out / "plan.json", record, overwrite=True)
     write_text_atomic(out / "plan.txt", summary, overwrite=True)
     sys.stdout.write(summary)
+    # the synthetic treatment administers this plan: the Y-90 PET and truth are rebuilt from
+    # the planned activity per position (same seed, so the measured images are unchanged)
+    shutil.rmtree(phantom_dir)
+    write_phantom(make_phantom(spec_administering(
+        spec, {p["name"]: p["activity_gbq"] for p in record["positions"]})), phantom_dir)
     print("4/4 voxel dosimetry: predictive (MAA) and post-treatment (Y-90 PET), DVHs")
     dose_args = build_parser().parse_args([
         "dose", "--measurement", str(out / "measurement.json"), "--plan", str(out / "plan.json"),
@@ -236,8 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_batch)
 
-    p = sub.add_parser("validate", help="check a case file and report the first problem")
+    p = sub.add_parser("validate", help="check a case file and report the first problem "
+                                         "(it is planned, so clinical cut-offs are checked too)")
     p.add_argument("case")
+    p.add_argument("--site-limits", help="site limits file (tareplanner.site-limits/1)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("demo", help="synthetic patient end to end: images -> case -> plan")

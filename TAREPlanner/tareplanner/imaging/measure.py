@@ -104,6 +104,8 @@ def measure(ct: LoadedImage, spect: LoadedImage, labels: LabelInputs,
             record["territory_source"] = "label map"
         elif pos.cbct is not None:
             reg = register_rigid(ref, pos.cbct.image, grown)
+            warnings += [{"code": w["code"], "message": f"{pos.name}: {w['message']}"}
+                         for w in reg.warnings]
             terr = territory_from_cbct(ref, pos.cbct.image, reg.transform, liver_img)
             territories[pos.name] = sitk.GetArrayFromImage(terr.mask) > 0
             record.update(territory_source="CBCT enhancement", cbct=_input_record(pos.cbct),
@@ -266,13 +268,19 @@ def _apply_manual_values(case: dict, lung_shunt_fraction: float | None,
 
 def case_from_measurement(measurement: dict, *, product: str, method: str,
                           goals: dict[str, dict], treatment_time: str | None = None,
-                          use_ct_lung_mass: bool = False, case_id: str | None = None,
+                          lung_mass: str = "ct", case_id: str | None = None,
                           measurement_file: str | None = None,
                           measurement_sha256: str | None = None,
                           manual_lung_shunt_fraction: float | None = None,
                           manual_tnr: dict[str, float] | None = None) -> dict:
     """A ``tareplanner.case/1`` document from a measurement record; values entered by hand
-    (LSF, TNR per tumour) replace the measured ones and are recorded as manual entries."""
+    (LSF, TNR per tumour) replace the measured ones and are recorded as manual entries.
+
+    ``lung_mass``: ``"ct"`` puts the CT densitovolumetric lung mass in the case as the mass
+    to plan with (EANM 2022); ``"convention"`` chooses the 1 kg convention explicitly and
+    keeps the CT mass beside it for comparison."""
+    if lung_mass not in ("ct", "convention"):
+        raise FieldValueError("lung mass", lung_mass, "ct or convention")
     positions = []
     for record in measurement["positions"]:
         entry = {"name": record["name"], "normal_volume_ml": round(record["normal_volume_ml"], 3),
@@ -292,8 +300,11 @@ def case_from_measurement(measurement: dict, *, product: str, method: str,
                             "warnings": measurement["warnings"]}}
     if case_id:
         case["case_id"] = case_id
-    if use_ct_lung_mass:
-        case["lung_mass_kg"] = round(measurement["lung_mass_kg_ct"], 4)
+    ct_kg = round(measurement["lung_mass_kg_ct"], 4)
+    if lung_mass == "ct":
+        case.update(lung_mass_kg=ct_kg, lung_mass_source="ct-densitovolumetry")
+    else:
+        case.update(lung_mass_source="convention", lung_mass_ct_kg=ct_kg)
     if treatment_time:
         case["treatment_time"] = treatment_time
     if str(measurement["spect"].get("radionuclide")) == "Ho-166":

@@ -1,8 +1,10 @@
 """Activity prescription per injection position under product limits.
 
 Each position has a goal (a dose to reach or an explicit activity). The goal activity
-is capped by the normal-liver limit of the position; the lung limit is shared by all
-positions, and when it binds every capped position is scaled by the same factor.
+is capped by the normal-liver limit of the position. Shared limits bound a dose that all
+positions add to: the lung (per treatment and cumulative with earlier treatments), the whole
+liver and the whole normal liver. When one binds, every non-explicit position is scaled by
+the same factor, the smallest that any shared limit needs.
 An explicit activity is never changed; each limit it exceeds is reported as a violation.
 Doses are linear in activity, so every cap is a simple ratio.
 """
@@ -10,8 +12,8 @@ Doses are linear in activity, so every cap is a simple ratio.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 from .compartments import DosePerActivity
 
@@ -19,6 +21,8 @@ GOAL_KINDS = ("tumour_dose_gy", "normal_dose_gy", "perfused_dose_gy", "activity_
 LIMITED_BY_GOAL = "goal"
 LIMITED_BY_NORMAL = "normal-liver-limit"
 LIMITED_BY_LUNG = "lung-limit"
+LIMITED_BY_WHOLE_LIVER = "whole-liver-limit"
+LIMITED_BY_WHOLE_NORMAL_LIVER = "whole-normal-liver-limit"
 
 #: Relative tolerance used when comparing a dose with a limit (floating-point round-off).
 LIMIT_RTOL = 1e-9
@@ -69,6 +73,9 @@ class Solution:
     lung_dose_cumulative_gy: float
     lung_scale_factor: float
     violations: tuple[Violation, ...]
+    scale_factor: float = 1.0
+    binding_shared_limit: str | None = None
+    shared_doses_gy: Mapping[str, float] = field(default_factory=dict)
 
 
 def goal_activity_gbq(problem: PositionProblem) -> float:
@@ -101,13 +108,64 @@ def lung_allowance_gy(limits: DoseLimits, prior_lung_dose_gy: float) -> float:
     return allowance
 
 
+@dataclass(frozen=True)
+class SharedLimit:
+    """A limit on a dose that every position adds to:
+    dose = prior_gy + sum_p gy_per_gbq[p] * A_p  <=  limit_gy.
+
+    The lung (single treatment and cumulative), the whole liver and the whole normal liver
+    are shared limits; ``limited_by`` is what a position scaled by it reports."""
+
+    name: str
+    gy_per_gbq: tuple[float, ...]
+    limit_gy: float
+    limited_by: str
+    prior_gy: float = 0.0
+
+
+def lung_shared_limits(n_positions: int, lung_gy_per_gbq: float, limits: DoseLimits,
+                       prior_lung_dose_gy: float) -> list[SharedLimit]:
+    """The lung limits as shared limits: per treatment and cumulative (with the prior dose)."""
+    per = (lung_gy_per_gbq,) * n_positions
+    out = []
+    if limits.lung_single_gy is not None:
+        out.append(SharedLimit("lung-limit", per, limits.lung_single_gy, LIMITED_BY_LUNG))
+    if limits.lung_cumulative_gy is not None:
+        out.append(SharedLimit("lung-cumulative-limit", per, limits.lung_cumulative_gy,
+                               LIMITED_BY_LUNG, prior_lung_dose_gy))
+    return out
+
+
 def _exceeds(dose_gy: float, limit_gy: float | None) -> bool:
+    """A dose exceeds a limit only when it is above it (a dose equal to the limit is
+    allowed), beyond floating-point round-off."""
     return limit_gy is not None and dose_gy > limit_gy * (1 + LIMIT_RTOL) + 1e-12
 
 
+def shared_scale(activities: Sequence[float], explicit: Sequence[bool],
+                 shared: Sequence[SharedLimit]) -> tuple[float, SharedLimit | None]:
+    """The largest factor (<= 1) by which the non-explicit activities can be scaled so that
+    every shared limit holds, and the limit that sets it (None when no limit binds)."""
+    scale, binding = 1.0, None
+    for limit in shared:
+        fixed = limit.prior_gy + sum(c * a for c, a, e in zip(limit.gy_per_gbq, activities,
+                                                                explicit) if e)
+        flexible = sum(c * a for c, a, e in zip(limit.gy_per_gbq, activities, explicit)
+                       if not e)
+        if flexible > 0 and fixed + flexible > limit.limit_gy:
+            factor = max(limit.limit_gy - fixed, 0.0) / flexible
+            if factor < scale:
+                scale, binding = factor, limit
+    return scale, binding
+
+
 def solve(problems: Sequence[PositionProblem], lung_gy_per_gbq: float, limits: DoseLimits,
-          prior_lung_dose_gy: float = 0.0) -> Solution:
-    """Solve the activity of every position; see the module docstring for the rules."""
+          prior_lung_dose_gy: float = 0.0, shared: Sequence[SharedLimit] = ()) -> Solution:
+    """Solve the activity of every position; see the module docstring for the rules.
+
+    ``shared`` adds limits that all positions add to (whole liver, whole normal liver); the
+    lung limits are always included."""
+    n = len(problems)
     activities: list[float] = []
     limited_by: list[str] = []
     explicit = [p.goal_kind == "activity_gbq" for p in problems]
@@ -126,23 +184,19 @@ def solve(problems: Sequence[PositionProblem], lung_gy_per_gbq: float, limits: D
         else:
             activities.append(goal)
             limited_by.append(LIMITED_BY_GOAL)
-
-    scale = 1.0
-    allowance = lung_allowance_gy(limits, prior_lung_dose_gy)
-    flexible = sum(a for a, fixed in zip(activities, explicit) if not fixed)
-    if lung_gy_per_gbq > 0 and math.isfinite(allowance) and flexible > 0:
-        fixed_total = sum(a for a, fixed in zip(activities, explicit) if fixed)
-        budget_gbq = max(allowance, 0.0) / lung_gy_per_gbq - fixed_total
-        if flexible > budget_gbq:
-            scale = max(budget_gbq, 0.0) / flexible
-            for i, fixed in enumerate(explicit):
-                if not fixed:
-                    activities[i] *= scale
-                    limited_by[i] = LIMITED_BY_LUNG
     for problem, activity in zip(problems, activities):
         if not math.isfinite(activity):
             raise ValueError(f"position {problem.name!r}: goal 'maximum' needs a normal-liver "
-                             "or lung limit, and none applies")
+                             "limit, and none applies")
+
+    all_shared = lung_shared_limits(n, lung_gy_per_gbq, limits, prior_lung_dose_gy) \
+        + list(shared)
+    scale, binding = shared_scale(activities, explicit, all_shared)
+    if binding is not None:
+        for i, fixed in enumerate(explicit):
+            if not fixed:
+                activities[i] *= scale
+                limited_by[i] = binding.limited_by
 
     solutions = []
     for problem, activity, bound in zip(problems, activities, limited_by):
@@ -159,13 +213,17 @@ def solve(problems: Sequence[PositionProblem], lung_gy_per_gbq: float, limits: D
 
     total = sum(activities)
     lung = total * lung_gy_per_gbq
-    cumulative = lung + prior_lung_dose_gy
+    shared_doses = {}
     case_violations = []
-    if _exceeds(lung, limits.lung_single_gy):
-        case_violations.append(Violation("lung-limit", lung, limits.lung_single_gy))
-    if _exceeds(cumulative, limits.lung_cumulative_gy):
-        case_violations.append(Violation("lung-cumulative-limit", cumulative,
-                                         limits.lung_cumulative_gy))
+    for limit in all_shared:
+        dose = limit.prior_gy + sum(c * a for c, a in zip(limit.gy_per_gbq, activities))
+        shared_doses[limit.name] = dose
+        if _exceeds(dose, limit.limit_gy):
+            case_violations.append(Violation(limit.name, dose, limit.limit_gy))
     return Solution(positions=tuple(solutions), total_activity_gbq=total, lung_dose_gy=lung,
-                    lung_dose_cumulative_gy=cumulative, lung_scale_factor=scale,
-                    violations=tuple(case_violations))
+                    lung_dose_cumulative_gy=lung + prior_lung_dose_gy,
+                    lung_scale_factor=scale if binding is not None
+                    and binding.limited_by == LIMITED_BY_LUNG else 1.0,
+                    violations=tuple(case_violations), scale_factor=scale,
+                    binding_shared_limit=binding.name if binding is not None else None,
+                    shared_doses_gy=shared_doses)

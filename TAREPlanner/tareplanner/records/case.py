@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .. import catalogue
-from ..errors import (ClinicalCutoffError, FieldValueError, MissingFieldError, SchemaError,
+from ..errors import (FieldValueError, MissingFieldError, SchemaError,
                       UnsupportedMethodError)
 from ..physics.lung_shunt import lsf_planar_geometric_mean
 from ..physics.solver import GOAL_KINDS
@@ -27,9 +27,13 @@ LSF_METHODS = ("planar-geometric-mean", "spect-whole-lung", "spect-lung-base-exc
                "scout-spect", "manual", "unspecified")
 CASE_FIELDS = ("schema", "case_id", "product", "method", "tissue_density_g_per_ml",
                "lung_shunt_fraction", "lsf_method", "planar_counts", "lung_mass_kg",
-               "prior_lung_dose_gy", "residual_fraction", "liver_compromised", "patient",
+               "lung_mass_source", "lung_mass_ct_kg", "prior_lung_dose_gy", "residual_fraction", "liver_compromised", "patient",
                "whole_liver_volume_ml", "whole_liver_tumour_volume_ml", "treatment_time",
                "ordering", "positions", "notes", "measurement")
+#: Where the lung mass comes from: a CT densitovolumetric measurement, a value entered by
+#: hand, or the 1 kg convention of the package inserts (chosen explicitly, or by default
+#: when the case holds no lung mass).
+LUNG_MASS_SOURCES = ("ct-densitovolumetry", "entered", "convention")
 PLANAR_FIELDS = ("lung_anterior_counts", "lung_posterior_counts", "liver_anterior_counts",
                  "liver_posterior_counts")
 
@@ -83,7 +87,9 @@ class Case:
     tissue_density_g_per_ml: float
     lung_shunt_fraction: float
     lsf_method: str
-    lung_mass_kg: float
+    lung_mass_kg: float | None
+    lung_mass_source: str | None
+    lung_mass_ct_kg: float | None
     prior_lung_dose_gy: float
     residual_fraction: float
     liver_compromised: bool
@@ -155,6 +161,28 @@ def _position(raw: Any, field: str, method: str) -> Position:
     return Position(name=string(obj, "name", field),
                     normal_volume_ml=number(obj, "normal_volume_ml", field, exclusive_minimum=0),
                     tumours=tumours, goal=goal)
+
+
+def _lung_mass(doc: Mapping[str, Any]) -> dict:
+    """``lung_mass_kg``, ``lung_mass_source`` and ``lung_mass_ct_kg`` of a case: the mass
+    itself is resolved at planning time (site policy, convention), see planning.lung_mass."""
+    mass = number(doc, "lung_mass_kg", "", default=None, exclusive_minimum=0, maximum=5.0)
+    ct_mass = number(doc, "lung_mass_ct_kg", "", default=None, exclusive_minimum=0,
+                     maximum=5.0)
+    source = string(doc, "lung_mass_source", "", default=None, choices=LUNG_MASS_SOURCES)
+    if source is None and mass is not None:
+        source = "entered"
+    if source == "convention" and mass is not None:
+        raise FieldValueError("lung_mass_kg", mass, "no lung_mass_kg with lung_mass_source "
+                              "'convention' (the convention's mass comes from the catalogue)")
+    if source in ("ct-densitovolumetry", "entered") and mass is None:
+        raise MissingFieldError("lung_mass_kg", f"a mass in kg with lung_mass_source {source!r}")
+    if source == "ct-densitovolumetry":
+        if ct_mass is not None and ct_mass != mass:
+            raise FieldValueError("lung_mass_ct_kg", ct_mass,
+                                  f"equal to lung_mass_kg ({mass:g}) when the source is the CT")
+        ct_mass = mass
+    return {"lung_mass_kg": mass, "lung_mass_source": source, "lung_mass_ct_kg": ct_mass}
 
 
 def parse_case(document: Any) -> Case:
@@ -231,12 +259,6 @@ def parse_case(document: Any) -> Case:
     if len(set(names)) != len(names):
         raise FieldValueError("positions", names, "unique position names")
 
-    cutoff = product.limits["lsf_cutoff"].value
-    if cutoff is not None and lsf > cutoff:
-        raise ClinicalCutoffError("lung_shunt_fraction", lsf,
-                                  f"<= {cutoff:g} for {product_key}",
-                                  product.limits["lsf_cutoff"].source)
-
     measurement = require_object(doc.get("measurement") or {}, "measurement")
     check_keys(measurement, "measurement", ("file", "sha256", "warnings", "manual_entries"))
     manual = measurement.get("manual_entries", [])
@@ -259,8 +281,7 @@ def parse_case(document: Any) -> Case:
         tissue_density_g_per_ml=number(doc, "tissue_density_g_per_ml", "", default=1.03,
                                        minimum=0.5, maximum=2.0),
         lung_shunt_fraction=lsf, lsf_method=lsf_method,
-        lung_mass_kg=number(doc, "lung_mass_kg", "", default=1.0, exclusive_minimum=0,
-                            maximum=5.0),
+        **_lung_mass(doc),
         prior_lung_dose_gy=number(doc, "prior_lung_dose_gy", "", default=0.0, minimum=0),
         residual_fraction=number(doc, "residual_fraction", "", default=0.0, minimum=0,
                                  exclusive_maximum=1),

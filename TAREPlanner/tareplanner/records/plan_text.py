@@ -23,6 +23,7 @@ def plan_summary(record: dict) -> str:
     lines.append(f"LSF      {record['lung_shunt_fraction']:.2%} ({record['lsf_method']}); "
                  f"residual {record['residual_fraction']:.1%}; density "
                  f"{record['tissue_density_g_per_ml']} g/mL")
+    lines.append(f"lung mass {lung_mass_text(record)}")
     lim = record["limits"]
     normal_key = lim["applied_normal_liver"]
     lines.append(f"limits   normal liver {_fmt(lim[normal_key]['value'], 'g')} Gy, lung "
@@ -47,9 +48,8 @@ def plan_summary(record: dict) -> str:
     lines.append("")
     lines.append(f"total activity {record['total_activity_gbq']:.3f} GBq; lung dose "
                  f"{record['lung_dose_gy']:.2f} Gy (cumulative "
-                 f"{record['lung_dose_cumulative_gy']:.2f} Gy)"
-                 + (f"; whole-liver dose {record['whole_liver_dose_gy']:.1f} Gy"
-                    if record.get("whole_liver_dose_gy") is not None else ""))
+                 f"{record['lung_dose_cumulative_gy']:.2f} Gy)")
+    lines.append(whole_liver_text(record))
     ordering = record["ordering"]
     lines.append(f"ordering ({ordering['kind']}):")
     for entry in ordering["positions"]:
@@ -81,6 +81,34 @@ def plan_summary(record: dict) -> str:
         for w in record["warnings"]:
             lines.append(f"    [{w['code']}] {w['message']}")
     return "\n".join(lines) + "\n"
+
+
+def lung_mass_text(record: dict) -> str:
+    """The lung mass of a plan and where it came from, in words."""
+    mass = record.get("lung_mass")
+    if mass is None:  # records written before the lung mass was recorded with its source
+        return f"{record['lung_mass_kg']:g} kg (source not recorded)"
+    text = f"{mass['kg']:.3g} kg: {mass['note']}"
+    if mass["ct_kg"] is not None and mass["source"] != "ct-densitovolumetry":
+        text += f" (CT mass {mass['ct_kg']:.3g} kg)"
+    return text
+
+
+def whole_liver_text(record: dict) -> str:
+    """Whole-liver and whole-normal-liver mean doses against their limits, in words."""
+    whole = record.get("whole_liver")
+    if whole is None or not whole["checked"]:
+        reason = whole["reason"] if whole else "not recorded"
+        return f"whole liver: not checked ({reason})"
+    lim = whole["limits"]
+    normal_key = whole["applied_whole_normal_liver"]
+
+    def against(dose, limit):
+        return f"{dose:.1f} Gy" + (f" (limit {limit['value']:g} Gy)"
+                                   if limit["value"] is not None else " (no limit)")
+    return (f"whole liver {against(whole['whole_liver_dose_gy'], lim['whole_liver_gy'])}; "
+            f"whole normal liver "
+            f"{against(whole['whole_normal_liver_dose_gy'], lim[normal_key])}")
 
 
 def measurement_summary(measurement: dict) -> str:

@@ -1,0 +1,405 @@
+"""Edges of every piecewise rule of the plan, the lung mass and the whole-liver limits.
+
+Each expected value is a hand calculation from the cited formula or table, written out
+beside the assertion; each test names the error it is there to catch.
+"""
+
+import copy
+import math
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tareplanner import catalogue
+from tareplanner.errors import (ClinicalCutoffError, FieldValueError, MissingFieldError,
+                                UnknownNameError)
+from tareplanner.physics.bsa import LsfBand, bsa_lsf_factor, check_lsf_bands
+from tareplanner.physics.ordering import latest_calibration_time
+from tareplanner.planning import plan_case
+from tareplanner.records.case import parse_case
+from tareplanner.records.plan_text import plan_summary
+
+CF_Y90 = 49.67   # J/GBq (nuclides.json; TvNG 2023)
+CF_HO = 15.87    # J/GBq
+EPS = 1e-9
+
+
+def _plan(doc, site=None, label="test site"):
+    return plan_case(parse_case(doc), site, label if site else "")
+
+
+def _codes(record):
+    return [w["code"] for w in record["warnings"]]
+
+
+def _bsa_case(lsf):
+    # 172 cm, 80 kg: DuBois 0.007184 * 80^0.425 * 172^0.725 = 1.9317 m2 (hand, see test_bsa);
+    # whole liver 1600 mL of which 400 mL tumour (involvement 0.25), one whole-liver position.
+    return {"schema": "tareplanner.case/1", "product": "sir-spheres", "method": "bsa",
+            "lung_shunt_fraction": lsf, "lsf_method": "planar-geometric-mean",
+            "patient": {"height_cm": 172, "weight_kg": 80},
+            "whole_liver_volume_ml": 1600, "whole_liver_tumour_volume_ml": 400,
+            "positions": [{"name": "whole liver", "normal_volume_ml": 1200,
+                           "tumours": [{"name": "T1", "volume_ml": 400}]}]}
+
+
+BSA_WHOLE_LIVER_GBQ = 0.20247 * 1.72 ** 0.725 * 80 ** 0.425 - 0.2 + 0.25  # = 1.9817 GBq
+
+
+# --- 1. SIR-Spheres BSA lung-shunt bands (Sirtex IFU: < 10 % none, 10-15 % x0.8,
+#        15-20 % x0.6, > 20 % do not treat) ------------------------------------------------
+
+@pytest.mark.parametrize("lsf, factor", [
+    (0.0, 1.0), (0.10 - EPS, 1.0),
+    (0.10, 0.8), (0.10 + EPS, 0.8), (0.15 - EPS, 0.8),
+    (0.15, 0.6), (0.15 + EPS, 0.6), (0.20 - EPS, 0.6),
+    (0.20, 0.6),   # exactly 20 %: still the 15-20 % band; only "> 20 %" is refused
+])
+def test_bsa_activity_at_every_band_edge(lsf, factor):
+    """Catches a band edge that belongs to no band (at 20 % the activity was given without
+    reduction, x1.0 instead of x0.6: +67 %) or to the wrong band."""
+    record = _plan(_bsa_case(lsf))
+    assert record["positions"][0]["bsa"]["lsf_factor"] == factor
+    assert record["positions"][0]["activity_gbq"] == pytest.approx(
+        BSA_WHOLE_LIVER_GBQ * factor, rel=1e-4)
+
+
+def test_lsf_just_above_the_cutoff_is_refused():
+    """Catches a cut-off that lets 20 % + epsilon through."""
+    with pytest.raises(ClinicalCutoffError, match="lung_shunt_fraction"):
+        _plan(_bsa_case(0.20 + EPS))
+
+
+def test_site_cutoff_is_applied_at_its_edge():
+    """Catches a site's stricter shunt cut-off being ignored (it used to be checked against
+    the product default only, before site limits were known)."""
+    site = {"schema": "tareplanner.site-limits/1", "products": {"sir-spheres": {"lsf_cutoff": 0.15}}}
+    assert _plan(_bsa_case(0.15), site)["positions"][0]["bsa"]["lsf_factor"] == 0.6
+    with pytest.raises(ClinicalCutoffError, match=r"<= 0.15"):
+        _plan(_bsa_case(0.15 + EPS), site)
+
+
+def test_site_cutoff_above_the_table_refuses_the_bsa_method():
+    """Catches the silent default factor 1.0 for an LSF above the manufacturer's table
+    (a site that raises the cut-off to 25 % must not get full BSA activity at 22 %)."""
+    site = {"schema": "tareplanner.site-limits/1", "products": {"sir-spheres": {"lsf_cutoff": 0.25}}}
+    with pytest.raises(ClinicalCutoffError, match="reduction table"):
+        _plan(_bsa_case(0.22), site)
+    with pytest.raises(ValueError, match="outside"):
+        bsa_lsf_factor(0.22, catalogue.product("sir-spheres").bsa_lsf_bands)
+
+
+@pytest.mark.parametrize("bands, words", [
+    ([LsfBand(0.0, 0.1, 1.0), LsfBand(0.15, 0.2, 0.6, True)], "gap or overlap"),
+    ([LsfBand(0.0, 0.12, 1.0), LsfBand(0.1, 0.2, 0.6, True)], "gap or overlap"),
+    ([LsfBand(0.0, 0.1, 1.0), LsfBand(0.1, 0.2, 0.6)], "last band"),
+    ([LsfBand(0.05, 0.2, 1.0, True)], "starts at"),
+    ([LsfBand(0.0, 0.2, 1.5, True)], "activity factor"),
+])
+def test_band_tables_with_a_gap_or_open_end_are_refused(bands, words):
+    """Catches a reduction table that leaves an LSF without a band (the class of error behind
+    the 20 % overdose): the catalogue refuses it when it is read."""
+    with pytest.raises(ValueError, match=words):
+        check_lsf_bands(bands)
+
+
+def test_packaged_band_table_matches_the_ifu():
+    """The product file against the Sirtex IFU table, typed here from the IFU."""
+    bands = catalogue.product("sir-spheres").bsa_lsf_bands
+    assert [(b.lsf_from, b.lsf_to, b.activity_factor, b.to_inclusive) for b in bands] == [
+        (0.0, 0.10, 1.0, False), (0.10, 0.15, 0.8, False), (0.15, 0.20, 0.6, True)]
+    assert catalogue.product("sir-spheres").limits["lsf_cutoff"].value == 0.20
+
+
+# --- other piecewise rules of the plan, at each edge -------------------------------------
+
+def _explicit(base_case, activity_gbq, **changes):
+    doc = copy.deepcopy(base_case)
+    doc.update(changes)
+    doc["positions"][0]["goal"] = {"activity_gbq": activity_gbq}
+    return doc
+
+
+def test_normal_liver_limit_edge(base_case):
+    """A dose equal to the limit is allowed; just above is a violation. Hand: TheraSphere,
+    LSF 6 %, normal 900 mL and T1 120 mL TNR 3.1 at 1.03 g/mL:
+    D_N/A = 49.67 * 0.94 / (0.927 + 3.1 * 0.1236) = 35.637 Gy/GBq; 120 Gy at 3.3673 GBq."""
+    per_gbq = CF_Y90 * 0.94 / (0.9 * 1.03 + 3.1 * 0.12 * 1.03)
+    at_limit = 120 / per_gbq
+    assert per_gbq == pytest.approx(35.637, abs=1e-3)
+    assert _plan(_explicit(base_case, at_limit))["positions"][0]["violations"] == []
+    over = _plan(_explicit(base_case, at_limit * (1 + 1e-6)))["positions"][0]["violations"]
+    assert [v["limit"] for v in over] == ["normal-liver-limit"]
+
+
+def test_lung_limit_edge(base_case):
+    """Lung dose equal to 30 Gy is allowed, just above is a violation. Hand: 1 kg lung,
+    LSF 6 %: 49.67 * 0.06 = 2.9802 Gy/GBq; 30 Gy at 10.0665 GBq."""
+    at_limit = 30 / (CF_Y90 * 0.06)
+    doc = _explicit(base_case, at_limit)
+    doc["positions"][0]["normal_volume_ml"] = 4000  # keep the normal liver far from its limit
+    doc["whole_liver_volume_ml"] = 4200
+    assert not any(v["limit"] == "lung-limit" for v in _plan(doc)["violations"])
+    doc["positions"][0]["goal"] = {"activity_gbq": at_limit * (1 + 1e-6)}
+    assert "lung-limit" in [v["limit"] for v in _plan(doc)["violations"]]
+
+
+@pytest.mark.parametrize("lsf, warned", [(0.10 - EPS, False), (0.10, False), (0.10 + EPS, True)])
+def test_lsf_high_warning_edge(base_case, lsf, warned):
+    """'LSF above 10 %' warns above 10 %, not at it."""
+    base_case["lung_shunt_fraction"] = lsf
+    assert ("lsf-high" in _codes(_plan(base_case))) is warned
+
+
+@pytest.mark.parametrize("tnr, warned", [(1 - EPS, True), (1.0, False), (1 + EPS, False)])
+def test_tnr_below_one_edge(base_case, tnr, warned):
+    """'TNR < 1' warns below 1 only."""
+    base_case["positions"][0]["tumours"][0]["tnr"] = tnr
+    assert ("tnr-below-1" in _codes(_plan(base_case))) is warned
+
+
+@pytest.mark.parametrize("goal, warned", [(200 - 1e-6, True), (200, False), (200 + 1e-6, False)])
+def test_tumour_target_edge(base_case, goal, warned):
+    """A tumour at the TheraSphere target minimum (200 Gy) is not below it."""
+    base_case["positions"][0]["goal"] = {"tumour_dose_gy": goal}
+    assert ("tumour-below-target" in _codes(_plan(base_case))) is warned
+
+
+@pytest.mark.parametrize("volume, warned", [(10 - 1e-6, True), (10, False)])
+def test_small_perfused_volume_edge(base_case, volume, warned):
+    base_case["positions"][0].update(normal_volume_ml=volume, tumours=[],
+                                     goal={"normal_dose_gy": 50})
+    assert ("perfused-volume-small" in _codes(_plan(base_case))) is warned
+
+
+@pytest.mark.parametrize("liver, warned", [(600 - 1e-6, True), (600, False), (5000, False),
+                                           (5000 + 1e-6, True)])
+def test_liver_volume_plausibility_edges(base_case, liver, warned):
+    base_case.update(whole_liver_volume_ml=liver, whole_liver_tumour_volume_ml=120)
+    base_case["positions"][0]["normal_volume_ml"] = 400
+    assert ("liver-volume-implausible" in _codes(_plan(base_case))) is warned
+
+
+def _therasphere_order(base_case, treatment):
+    base_case["treatment_time"] = treatment.isoformat()
+    return _plan(base_case)
+
+
+def test_therasphere_calibration_week_edges(base_case):
+    """Calibration noon Eastern Time on Sunday (TheraSphere insert): a treatment at that
+    instant uses that calibration (0 days after); one minute earlier it is the previous
+    Sunday's (7 days minus a minute)."""
+    et = ZoneInfo("America/New_York")
+    sunday_noon = datetime(2026, 11, 29, 12, 0, tzinfo=et)   # 29 Nov 2026 is a Sunday
+    assert latest_calibration_time(sunday_noon, "sunday", "12:00", "America/New_York") \
+        == sunday_noon
+    earlier = sunday_noon - timedelta(minutes=1)
+    assert latest_calibration_time(earlier, "sunday", "12:00", "America/New_York") \
+        == datetime(2026, 11, 22, 12, 0, tzinfo=et)
+
+
+@pytest.mark.parametrize("minutes, inside", [(-1, True), (0, True), (1, False)])
+def test_therasphere_shelf_life_edge(minutes, inside):
+    """12-day shelf life from calibration (insert): 12 days exactly is inside."""
+    from tareplanner.physics.ordering import whole_vial_order
+    calibration = datetime(2026, 11, 22, 12, 0, tzinfo=ZoneInfo("America/New_York"))
+    treatment = calibration + timedelta(days=12, minutes=minutes)
+    order = whole_vial_order(1.0, treatment, 64.1, [3, 5, 7, 10, 15, 20], calibration, 12)
+    assert order.within_shelf_life is inside
+
+
+@pytest.mark.parametrize("hours, warned", [(24 - 1 / 60, False), (24, False), (24 + 1 / 60, True)])
+def test_sir_vial_use_window_edge(hours, warned):
+    """SIR vial used more than 24 h after calibration warns; at 24 h it does not."""
+    doc = _bsa_case(0.05)
+    treatment = datetime(2026, 12, 1, 10, 0, tzinfo=ZoneInfo("Europe/Amsterdam"))
+    doc["treatment_time"] = treatment.isoformat()
+    doc["ordering"] = {"vial_calibration_time": (treatment - timedelta(hours=hours)).isoformat()}
+    assert ("outside-shelf-life" in _codes(_plan(doc))) is warned
+
+
+# --- 2. lung mass -------------------------------------------------------------------------
+
+def _lung_case(base_case, **lung):
+    doc = _explicit(base_case, 2.0)
+    del doc["lung_mass_kg"]
+    doc.update(lung)
+    return doc
+
+
+def test_lung_dose_uses_the_ct_lung_mass(base_case):
+    """Catches the plan silently using 1 kg when the case holds the CT mass. Hand:
+    D_L = CF * A * LSF * (1 - R) / m = 49.67 * 2 * 0.06 / 0.72 = 8.2783 Gy."""
+    record = _plan(_lung_case(base_case, lung_mass_kg=0.72,
+                              lung_mass_source="ct-densitovolumetry"))
+    assert record["lung_dose_gy"] == pytest.approx(49.67 * 2 * 0.06 / 0.72, rel=1e-9)
+    assert record["lung_dose_gy"] == pytest.approx(8.2783, abs=1e-4)
+    assert record["lung_mass"]["source"] == "ct-densitovolumetry"
+    assert "0.72 kg: CT densitovolumetry" in plan_summary(record)
+    # 0.72 vs 1 kg: |1 - 0.72| / 0.72 = 39 % > 20 %
+    assert "lung-mass-differs" in _codes(record)
+
+
+def test_convention_chosen_in_the_case_is_recorded(base_case):
+    """The 1 kg convention chosen explicitly: D_L = 49.67 * 2 * 0.06 / 1 = 5.9604 Gy, with
+    the CT mass kept for comparison and the choice in the record and the text."""
+    record = _plan(_lung_case(base_case, lung_mass_source="convention", lung_mass_ct_kg=0.72))
+    assert record["lung_dose_gy"] == pytest.approx(5.9604, abs=1e-4)
+    assert (record["lung_mass"]["source"], record["lung_mass"]["chosen_by"]) == \
+        ("convention", "case")
+    assert "chosen in the case (CT mass 0.72 kg)" in plan_summary(record)
+    assert "lung-mass-differs" in _codes(record)
+    assert "lung-mass-not-measured" not in _codes(record)
+
+
+def test_convention_chosen_by_the_site_is_recorded(base_case):
+    site = {"schema": "tareplanner.site-limits/1", "lung_mass": "convention", "products": {}}
+    record = _plan(_lung_case(base_case, lung_mass_kg=0.72,
+                              lung_mass_source="ct-densitovolumetry"), site, "Hospital X")
+    assert record["lung_dose_gy"] == pytest.approx(5.9604, abs=1e-4)
+    assert record["lung_mass"]["chosen_by"] == "site"
+    assert "Hospital X" in record["lung_mass"]["note"]
+
+
+def test_case_without_lung_mass_warns(base_case):
+    """No silent 1 kg: the default is named in the record and warned."""
+    record = _plan(_lung_case(base_case))
+    assert record["lung_mass"]["kg"] == 1.0
+    assert record["lung_mass"]["chosen_by"] == "default"
+    assert "lung-mass-not-measured" in _codes(record)
+
+
+@pytest.mark.parametrize("ct_kg, warned", [(1.24, False), (1.25, False), (1.26, True),
+                                           (0.84, False), (0.83, True)])
+def test_lung_mass_difference_warning_edge(base_case, ct_kg, warned):
+    """Warn when the CT mass and 1 kg differ by more than 20 % of the CT mass:
+    1.25 kg -> 0.25/1.25 = 20 % (no warning), 1.26 -> 20.6 %, 1.24 -> 19.4 %,
+    0.84 -> 19.0 %, 0.83 -> 20.5 %."""
+    record = _plan(_lung_case(base_case, lung_mass_kg=ct_kg,
+                              lung_mass_source="ct-densitovolumetry"))
+    assert ("lung-mass-differs" in _codes(record)) is warned
+
+
+@pytest.mark.parametrize("fields, error", [
+    ({"lung_mass_source": "convention", "lung_mass_kg": 0.8}, FieldValueError),
+    ({"lung_mass_source": "ct-densitovolumetry"}, MissingFieldError),
+    ({"lung_mass_source": "ct-densitovolumetry", "lung_mass_kg": 0.7, "lung_mass_ct_kg": 0.8},
+     FieldValueError),
+    ({"lung_mass_source": "guess", "lung_mass_kg": 0.7}, UnknownNameError),
+])
+def test_inconsistent_lung_mass_fields_are_refused(base_case, fields, error):
+    doc = _lung_case(base_case, **fields)
+    with pytest.raises(error):
+        parse_case(doc)
+
+
+# --- 3. whole-liver and whole-normal-liver limits ----------------------------------------
+
+def _two_lobes(product="quiremspheres", goals=({"maximum": True}, {"maximum": True}), **kw):
+    # density 1 g/mL for round numbers: liver 1.5 kg, tumours 0.1 kg, whole normal 1.4 kg;
+    # right: normal 0.9 kg + T1 0.08 kg (TNR 3); left: normal 0.5 kg + T2 0.02 kg (TNR 2)
+    doc = {"schema": "tareplanner.case/1", "product": product, "method": "partition",
+           "tissue_density_g_per_ml": 1.0, "lung_shunt_fraction": 0.05,
+           "lsf_method": "scout-spect", "lung_mass_kg": 1.0,
+           "whole_liver_volume_ml": 1500, "whole_liver_tumour_volume_ml": 100,
+           "positions": [
+               {"name": "right", "normal_volume_ml": 900,
+                "tumours": [{"name": "T1", "volume_ml": 80, "tnr": 3}], "goal": goals[0]},
+               {"name": "left", "normal_volume_ml": 500,
+                "tumours": [{"name": "T2", "volume_ml": 20, "tnr": 2}], "goal": goals[1]}]}
+    doc.update(kw)
+    return doc
+
+
+def _hand_whole(cf, a_right, a_left, lsf=0.05):
+    """Whole-liver and whole-normal-liver mean doses by hand (partition model)."""
+    e = cf * (1 - lsf)
+    dn_right = e * a_right / (0.9 + 3 * 0.08)
+    dn_left = e * a_left / (0.5 + 2 * 0.02)
+    whole = e * (a_right + a_left) / 1.5
+    whole_normal = (dn_right * 0.9 + dn_left * 0.5) / 1.4
+    return whole, whole_normal
+
+
+def test_two_lobes_of_holmium_are_capped_at_the_whole_liver_limit():
+    """Catches two lobes planned 'maximum' to 60 Gy normal liver each putting the whole
+    liver above 60 Gy (EANM 2022 Table 4; QuiremSpheres IFU). Hand: the per-lobe caps are
+    60 / (15.87 * 0.95 / 1.14) = 4.5369 GBq and 60 / (15.87 * 0.95 / 0.54) = 2.1491 GBq;
+    together 6.6860 GBq give 15.87 * 0.95 * 6.686 / 1.5 = 67.20 Gy whole liver, so both are
+    scaled by 60 / 67.20 = 0.89289."""
+    cap_r = 60 / (CF_HO * 0.95 / 1.14)
+    cap_l = 60 / (CF_HO * 0.95 / 0.54)
+    whole_uncapped, _ = _hand_whole(CF_HO, cap_r, cap_l)
+    assert whole_uncapped == pytest.approx(67.20, abs=0.01)
+    scale = 60 / whole_uncapped
+    record = _plan(_two_lobes())
+    right, left = record["positions"]
+    assert right["activity_gbq"] == pytest.approx(cap_r * scale, rel=1e-9)
+    assert left["activity_gbq"] == pytest.approx(cap_l * scale, rel=1e-9)
+    assert record["whole_liver"]["whole_liver_dose_gy"] == pytest.approx(60.0, rel=1e-9)
+    assert right["limited_by"] == left["limited_by"] == "whole-liver-limit"
+    assert "EANM 2022" in record["whole_liver"]["limits"]["whole_liver_gy"]["source"]
+    assert "whole-liver-limit-scaled" in _codes(record)
+
+
+@pytest.mark.parametrize("factor, violated", [(1 - 1e-6, False), (1.0, False), (1 + 1e-6, True)])
+def test_explicit_activities_at_the_whole_liver_limit_edge(factor, violated):
+    """An explicit activity is never changed: at the limit no violation, above it a
+    violation named with its source. Hand: 60 Gy whole liver at
+    A = 60 * 1.5 / (15.87 * 0.95) = 5.96963 GBq, split 4 : 1.96963."""
+    total = 60 * 1.5 / (CF_HO * 0.95) * factor
+    record = _plan(_two_lobes(goals=({"activity_gbq": 4.0}, {"activity_gbq": total - 4.0})))
+    whole, whole_normal = _hand_whole(CF_HO, 4.0, total - 4.0)
+    assert record["whole_liver"]["whole_liver_dose_gy"] == pytest.approx(whole, rel=1e-9)
+    assert record["whole_liver"]["whole_normal_liver_dose_gy"] == pytest.approx(whole_normal,
+                                                                                 rel=1e-9)
+    names = [v["limit"] for v in record["violations"]]
+    assert ("whole-liver-limit" in names) is violated
+    if violated:
+        (v,) = [v for v in record["violations"] if v["limit"] == "whole-liver-limit"]
+        assert v["limit_gy"] == 60 and "Table 4" in v["source"]
+
+
+def test_therasphere_lobes_at_120_gy_are_capped_by_the_whole_normal_liver():
+    """Catches the reviewer's case: glass at 120 Gy per lobe put the whole (normal) liver far
+    above EANM 2022's 75 Gy whole-normal-liver threshold with no warning. Hand: a normal-dose
+    goal of 120 Gy gives each lobe's normal liver 120 Gy, so the whole normal liver
+    (1.4 kg, all perfused) is 120 Gy; the cap scales both to 75 Gy."""
+    record = _plan(_two_lobes("therasphere", ({"normal_dose_gy": 120}, {"normal_dose_gy": 120})))
+    assert record["whole_liver"]["whole_normal_liver_dose_gy"] == pytest.approx(75.0, rel=1e-9)
+    for pos in record["positions"]:
+        assert pos["normal_dose_gy"] == pytest.approx(75.0, rel=1e-9)
+        assert pos["limited_by"] == "whole-normal-liver-limit"
+    # compromised liver (bilirubin > 1.1 mg/dL): 50 Gy (EANM 2022 Table 2 footnote)
+    record = _plan(_two_lobes("therasphere", ({"normal_dose_gy": 120}, {"normal_dose_gy": 120}),
+                              liver_compromised=True))
+    assert record["whole_liver"]["whole_normal_liver_dose_gy"] == pytest.approx(50.0, rel=1e-9)
+
+
+def test_whole_liver_limits_switch_off_by_site_and_need_the_liver_volume():
+    site = {"schema": "tareplanner.site-limits/1",
+            "products": {"quiremspheres": {"whole_liver_gy": None, "whole_normal_liver_gy": None}}}
+    record = _plan(_two_lobes(), site)
+    assert record["whole_liver"]["whole_liver_dose_gy"] == pytest.approx(
+        _hand_whole(CF_HO, 60 / (CF_HO * 0.95 / 1.14), 60 / (CF_HO * 0.95 / 0.54))[0], rel=1e-9)
+    doc = _two_lobes()
+    del doc["whole_liver_volume_ml"], doc["whole_liver_tumour_volume_ml"]
+    record = _plan(doc)
+    assert record["whole_liver"]["checked"] is False
+    assert "whole-liver-not-checked" in _codes(record)
+    assert "whole liver: not checked" in plan_summary(record)
+
+
+def test_whole_liver_limits_match_eanm_2022_tables():
+    """Catalogue values typed from EANM 2022 (Weber et al.) Tables 2-4."""
+    expected = {"sir-spheres": (40, 30, None), "therasphere": (75, 50, 150),
+                "quiremspheres": (60, 40, 60)}
+    for key, (normal, compromised, whole) in expected.items():
+        lim = catalogue.product(key).limits
+        assert (lim["whole_normal_liver_gy"].value, lim["whole_normal_liver_compromised_gy"].value,
+                lim["whole_liver_gy"].value) == (normal, compromised, whole)
+        assert all("EANM 2022" in lim[n].source for n in
+                   ("whole_normal_liver_gy", "whole_normal_liver_compromised_gy", "whole_liver_gy"))
+    assert catalogue.lung_mass_convention().value == 1.0
+    assert math.isclose(BSA_WHOLE_LIVER_GBQ, 1.9817, abs_tol=1e-4)
