@@ -16,10 +16,21 @@ class TarePlannerInputError(ValueError):
         self.field = field
         self.value = value
         self.allowed = allowed
+        self.detail = detail
         message = f"{field}: got {value!r}; allowed: {allowed}"
         if detail:
             message += f" ({detail})"
         super().__init__(message)
+
+    def within(self, option: str) -> "TarePlannerInputError":
+        """The same error with ``option`` (the command-line option or the document that
+        held the value) put before its field."""
+        if self.field == option or self.field.startswith(option + " "):
+            return self
+        copy = TarePlannerInputError.__new__(type(self))
+        TarePlannerInputError.__init__(copy, f"{option} {self.field}", self.value,
+                                       self.allowed, self.detail)
+        return copy
 
 
 class SchemaError(TarePlannerInputError):
