@@ -403,3 +403,12 @@ def test_whole_liver_limits_match_eanm_2022_tables():
                    ("whole_normal_liver_gy", "whole_normal_liver_compromised_gy", "whole_liver_gy"))
     assert catalogue.lung_mass_convention().value == 1.0
     assert math.isclose(BSA_WHOLE_LIVER_GBQ, 1.9817, abs_tol=1e-4)
+
+
+def test_replay_reproduces_a_site_lung_mass_choice(base_case):
+    """A plan made with a site's 1 kg choice replays identically (the choice is in the record)."""
+    from tareplanner.records.replay import replay
+    site = {"schema": "tareplanner.site-limits/1", "lung_mass": "convention", "products": {}}
+    record = _plan(_lung_case(base_case, lung_mass_kg=0.72,
+                              lung_mass_source="ct-densitovolumetry"), site, "Hospital X")
+    assert replay(record)["identical"]

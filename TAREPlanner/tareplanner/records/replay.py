@@ -20,11 +20,15 @@ def site_limits_from_record(record: dict) -> tuple[dict | None, str]:
     defaults = catalogue.product(record["product"]["key"]).limits
     overrides = {name: entry["value"] for name, entry in record["limits"].items()
                  if name in defaults and entry["value"] != defaults[name].value}
-    if not overrides:
+    site_lung_mass = (record.get("lung_mass") or {}).get("chosen_by") == "site"
+    if not overrides and not site_lung_mass:
         return None, ""
     label = record.get("limits_source", "record").removeprefix("site limits: ")
-    return ({"schema": catalogue.SITE_LIMITS_SCHEMA,
-             "products": {record["product"]["key"]: overrides}}, label)
+    site = {"schema": catalogue.SITE_LIMITS_SCHEMA,
+            "products": {record["product"]["key"]: overrides}}
+    if site_lung_mass:
+        site["lung_mass"] = "convention"
+    return site, label
 
 
 def _diff(a: Any, b: Any, path: str, out: list) -> None:
