@@ -214,3 +214,78 @@ def test_katz_penfold_branches_meet_at_2_5_mev():
     """
     r = csda_range_g_per_cm2(np.array([2.0, 2.4999, 2.5, 2.5001]))
     np.testing.assert_allclose(r, [0.945789, 1.211956, 1.212009, 1.219053], rtol=2e-6)
+
+
+@pytest.mark.parametrize("method", ["ldm", "kernel"])
+def test_activity_in_one_lung_voxel_stays_there(method):
+    """Bug caught: lung voxels convolved with the soft-tissue kernel in the case-level dose
+    (the kernel does not hold in lung: lungs are local deposition). In a uniform lung the
+    bug is invisible; a single hot lung voxel shows it.
+
+    All lung counts in one voxel (x = 3, 28 mm from the liver): its activity is
+    2 × 0.10 × 0.95 = 0.19 GBq; dose = 0.19 × 49.67 / (0.25 g/mL × 0.064 mL) =
+    0.19 × 49.67 / 1.6e-5 kg = 589 831 Gy; its lung neighbours receive nothing.
+    """
+    from tareplanner.dosimetry import dose_map, predictive_activity
+
+    ct, _, structures, lung = _two_block_phantom()
+    c = np.where(lung, 0.0, 1.0).astype(np.float32)
+    c[6, 6, 3] = 1.0
+    counts = sitk.GetImageFromArray(c)
+    counts.CopyInformation(ct)
+    activity, _ = predictive_activity(counts, structures, {"p": 2.0}, 0.10, 0.05)
+    d = sitk.GetArrayFromImage(dose_map(activity, "Y-90", ct, lung, method=method)[0])
+    assert d[6, 6, 3] == pytest.approx(589831.25, rel=1e-4)
+    neighbours = d[5:8, 5:8, 2:5].ravel()
+    assert np.all(np.delete(neighbours, 13) < 1e-3)
+
+
+def test_soft_tissue_self_dose_matches_monte_carlo():
+    """Bug caught: the case-level kernel built for the wrong medium (e.g. water, 1.00 g/cm³,
+    instead of ICRU soft tissue, 1.04 g/cm³: the self-dose falls 3.5 % at 2.21 mm).
+
+    Independent reference: Lanconelli et al. 2012 Monte Carlo Y-90 voxel S-values in soft
+    tissue, 2.21 mm voxels: the fraction of a voxel's energy absorbed in itself is
+    S_self / Σ S. A 1 MBq voxel in soft tissue (50 HU; planning density 1.03 g/mL) then
+    receives D = 1e-3 GBq × 49.67 J/GBq × (S_self / Σ S) / (1.03 g/mL × 2.21³ mm³).
+    """
+    from tareplanner.dosimetry import dose_map
+    from tareplanner.kernel_data import lanconelli_voxel_s_values
+
+    s = lanconelli_voxel_s_values(2.21)
+    self_fraction = s[5, 5, 5] / s.sum()
+    shape = (15, 15, 15)
+    ct = sitk.GetImageFromArray(np.full(shape, 50.0, np.float32))
+    ct.SetSpacing((2.21,) * 3)
+    a = np.zeros(shape, np.float32)
+    a[7, 7, 7] = 1e-3
+    activity = sitk.GetImageFromArray(a)
+    activity.CopyInformation(ct)
+    dose, _ = dose_map(activity, "Y-90", ct, np.zeros(shape, bool), method="kernel")
+    expected = 1e-3 * CF_Y90 * self_fraction / (1.03e-3 * 2.21 ** 3 / 1000)
+    assert sitk.GetArrayFromImage(dose)[7, 7, 7] == pytest.approx(expected, rel=0.015)
+
+
+def test_structure_bed_by_hand():
+    """Bug caught: the physical half-life and the repair half-time swapped (or the tumour
+    and normal-tissue LQ parameters mixed up) when the structure report computes BED.
+
+    Uniform 40 Gy of Y-90 (T½ 64.1 h), λ = 0.0108135 /h. Normal tissue (liver, lungs;
+    α/β 2.5 Gy, T_rep 2.5 h, μ = 0.277259 /h): λ/(μ+λ) = 0.0375375,
+    BED = 40 (1 + 40 × 0.0375375 / 2.5) = 64.0240 Gy. Tumour (α/β 10 Gy, T_rep 1.5 h,
+    μ = 0.462098 /h): λ/(μ+λ) = 0.0228659, BED = 40 (1 + 40 × 0.0228659 / 10) = 43.6585 Gy.
+    """
+    from tareplanner.dosimetry import Structures, structure_report
+
+    ct, _, structures, lung = _two_block_phantom()
+    tumour = np.zeros(lung.shape, bool)
+    tumour[4:8, 4:8, 13:17] = True
+    s = Structures(ct, {**structures.masks, "T": tumour},
+                   {**structures.kinds, "T": "tumour"}, structures.territories)
+    dose = sitk.GetImageFromArray(np.full(lung.shape, 40.0, np.float32))
+    dose.CopyInformation(ct)
+    report = structure_report(dose, s, nuclide="Y-90")
+    assert report["liver"]["bed"]["mean_gy"] == pytest.approx(64.0240, abs=1e-3)
+    assert report["lungs"]["bed"]["mean_gy"] == pytest.approx(64.0240, abs=1e-3)
+    assert report["T"]["bed"]["mean_gy"] == pytest.approx(43.6585, abs=1e-3)
+    assert report["T"]["bed"]["D70"] == pytest.approx(43.6585, abs=1e-3)
