@@ -126,6 +126,173 @@ def counts_to_activity(counts: sitk.Image, structures: Structures, administered_
     image.CopyInformation(counts)
     return image
 
+def verification_settings() -> dict:
+    """The packaged ``data/verification.json``: the tolerance of the post-treatment activity
+    check with its source, and the likely causes of a difference."""
+    import json
+    from importlib import resources
+    text = resources.files("tareplanner.data").joinpath("verification.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def activity_check(image_total_gbq: float, inside_gbq: float, administered_gbq: float,
+                   residual_fraction: float, administered_source: str,
+                   tolerance: float | None = None) -> tuple[dict, list[dict]]:
+    """Activity found in a post-treatment image against the activity administered.
+
+    Expected in the patient: A_expected = A_administered (1 − R). Relative difference
+    δ = (A_image − A_expected) / A_expected over the whole image (decay-corrected to the
+    administration). |δ| ≤ tolerance passes (to 1·10⁻⁹ relative, for rounding); beyond it a
+    ``post-treatment-activity`` warning names the likely causes. The tolerance defaults to
+    ``data/verification.json``. Returns (the check, its warnings).
+    """
+    from .errors import FieldValueError
+    settings = verification_settings()
+    entry = settings["post_treatment_activity_tolerance"]
+    tol = float(entry["value"]) if tolerance is None else float(tolerance)
+    if not (np.isfinite(administered_gbq) and administered_gbq > 0):
+        raise FieldValueError("administered activity (GBq)", administered_gbq,
+                              "a finite activity > 0 GBq")
+    if not 0 <= residual_fraction < 1:
+        raise FieldValueError("residual fraction", residual_fraction, "0 <= R < 1")
+    if not np.isfinite(image_total_gbq):
+        raise FieldValueError("activity in the post-treatment image (GBq)", image_total_gbq,
+                              "a finite number (the image holds NaN or infinite voxels)")
+    expected = administered_gbq * (1.0 - residual_fraction)
+    relative = (image_total_gbq - expected) / expected
+    within = abs(relative) <= tol * (1 + 1e-9)
+    check = {"applicable": True,
+             "administered_activity_gbq": administered_gbq,
+             "administered_source": administered_source,
+             "residual_fraction": residual_fraction,
+             "expected_in_patient_gbq": expected,
+             "image_total_gbq": image_total_gbq,
+             "inside_liver_and_lungs_gbq": inside_gbq,
+             "inside_liver_and_lungs_fraction": (inside_gbq / image_total_gbq
+                                                 if image_total_gbq > 0 else None),
+             "relative_difference": relative,
+             "tolerance": tol,
+             "tolerance_source": entry["source"] if tolerance is None else "given by the caller",
+             "within_tolerance": bool(within)}
+    warnings = []
+    if not within:
+        causes = "; ".join(settings["likely_causes"]["value"])
+        warnings.append({
+            "code": "post-treatment-activity",
+            "message": f"the post-treatment image holds {image_total_gbq:.3f} GBq at "
+                       f"administration ({inside_gbq:.3f} GBq in liver and lungs) against "
+                       f"{expected:.3f} GBq expected ({administered_source} "
+                       f"{administered_gbq:.3f} GBq, residual {residual_fraction:.1%}): "
+                       f"{relative:+.1%}, beyond the ±{tol:.0%} tolerance; delivered doses "
+                       f"scale with it. Check: {causes}."})
+    return check, warnings
+
+
+def activity_inside(activity: sitk.Image, structures: Structures,
+                    names=("liver", "lungs")) -> float:
+    """GBq of an activity image inside the union of CT-grid structures (voxel occupancy by
+    supersampling, as for the dose)."""
+    occupied = sum(occupancy_on(activity, structures.masks[n], structures.reference)
+                   for n in names)
+    values = sitk.GetArrayFromImage(activity).astype(np.float64)
+    return float((values * np.clip(occupied, 0, 1)).sum())
+
+
+def post_treatment_activity_check(activity: sitk.Image, structures: Structures, plan: dict, *,
+                                  administered_gbq: float | None = None,
+                                  residual_fraction: float | None = None,
+                                  tolerance: float | None = None) -> tuple[dict, list[dict]]:
+    """:func:`activity_check` of a post-treatment activity image (GBq per voxel at
+    administration, e.g. from :func:`pet_activity_at_administration`) against the plan's total
+    activity less its residual, or ``administered_gbq`` and ``residual_fraction`` when the
+    caller gives them."""
+    total = float(sitk.GetArrayFromImage(activity).astype(np.float64).sum())
+    if administered_gbq is None:
+        administered, source = float(plan["total_activity_gbq"]), "planned total activity"
+    else:
+        administered, source = float(administered_gbq), "administered activity (given)"
+    residual = float(plan["residual_fraction"] if residual_fraction is None
+                     else residual_fraction)
+    return activity_check(total, activity_inside(activity, structures), administered, residual,
+                          source, tolerance)
+
+
+def not_applicable_check(reason: str) -> dict:
+    """The activity check of an image that was scaled to the administered activity."""
+    return {"applicable": False, "reason": reason}
+
+
+def structure_means(dose: sitk.Image, structures: Structures) -> dict[str, float]:
+    """Mean dose (Gy) per structure at CT resolution (linear interpolation, as the DVHs)."""
+    on_ct = sitk.Resample(dose, structures.reference, sitk.Transform(), sitk.sitkLinear, 0.0,
+                          sitk.sitkFloat32)
+    d = sitk.GetArrayFromImage(on_ct)
+    return {name: float(d[mask].mean()) for name, mask in structures.masks.items() if mask.any()}
+
+
+def partition_doses(plan: dict) -> dict[str, float]:
+    """The plan record's compartment-model doses by dose-report structure name: tumours,
+    ``normal liver (<position>)``, ``lungs`` and (when given) ``liver``."""
+    doses = {}
+    for pos in plan["positions"]:
+        for t in pos["tumours"]:
+            doses[t["name"]] = float(t["dose_gy"])
+        doses[f"normal liver ({pos['name']})"] = float(pos["normal_dose_gy"])
+    doses["lungs"] = float(plan["lung_dose_gy"])
+    whole = plan.get("whole_liver_dose_gy")
+    if isinstance(whole, (int, float)):
+        doses["liver"] = float(whole)
+    return doses
+
+
+def voxel_versus_partition(plan: dict, voxel_means_gy: dict, ldm_means_gy: dict,
+                           counts_outside_fraction: float, method: str) -> dict:
+    """Why the voxel mean doses differ from the partition model's, per structure.
+
+    activity effect = D_LDM / D_model − 1: where the image puts the activity (resolution
+    spill between tumour and normal liver and across structure edges, a non-uniform uptake,
+    the lung mass from CT voxels instead of the plan's lung mass); energy-escape effect =
+    D_voxel / D_LDM − 1: beta energy carried across structure edges by the kernel (0 with
+    LDM). Both multiply: D_voxel / D_model = (1 + activity)(1 + escape)."""
+    model = partition_doses(plan)
+    rows = {}
+    for name, d_model in model.items():
+        if name not in voxel_means_gy or name not in ldm_means_gy or d_model <= 0:
+            continue
+        ldm, voxel = ldm_means_gy[name], voxel_means_gy[name]
+        rows[name] = {"model_gy": d_model, "ldm_mean_gy": ldm, "voxel_mean_gy": voxel,
+                      "difference": voxel / d_model - 1,
+                      "activity_effect": ldm / d_model - 1,
+                      "energy_escape_effect": voxel / ldm - 1 if ldm > 0 else None}
+    tumours = [n for n in rows if n not in ("lungs", "liver") and not n.startswith("normal")]
+    explanation = [
+        "The partition model spreads each compartment's activity uniformly over its mask "
+        "(tumour at TNR times the normal-liver concentration); the voxel dose follows the "
+        "image. D_voxel / D_model = (1 + activity effect)(1 + energy escape).",
+        "Activity effect (LDM voxel mean against the model): the emission image is blurred "
+        "by the scanner's resolution, so hot tumour counts spill into the normal liver and "
+        "beyond the "
+        "liver edge, uptake is not uniform within a structure, and lung doses use the CT lung "
+        "density per voxel (a voxel mean, not the plan's lung mass of "
+        f"{plan.get('lung_mass_kg')} kg)."
+        + (" " + ", ".join(f"{n} {rows[n]['activity_effect']:+.1%}" for n in rows) + "."
+           if rows else ""),
+        f"Energy escape ({method} against LDM): beta energy crosses structure edges (mean "
+        "range of Y-90 electrons in tissue ~2.5 mm, maximum ~11 mm); small and hot structures "
+        "lose the most." + (" " + ", ".join(
+            f"{n} {rows[n]['energy_escape_effect']:+.1%}" for n in rows
+            if rows[n]["energy_escape_effect"] is not None) + "." if rows else ""),
+        f"Counts outside the territories and lungs: {counts_outside_fraction:.1%} of the "
+        "SPECT counts; the predictive dose gives them no activity (the planned activity is "
+        "kept in the structures), whereas in a post-treatment PET in Bq/mL the activity "
+        "outside liver and lungs is simply lost to them."]
+    if tumours:
+        explanation.append("Tumours: " + ", ".join(
+            f"{n} {rows[n]['model_gy']:.0f} Gy (model) vs {rows[n]['voxel_mean_gy']:.0f} Gy "
+            f"(voxel mean, {rows[n]['difference']:+.1%})" for n in tumours) + ".")
+    return {"structures": rows, "explanation": explanation}
+
+
 
 @lru_cache(maxsize=16)
 def _fractions(nuclide: str, spacing_mm: tuple) -> np.ndarray:
@@ -461,13 +628,50 @@ def voxel_plan_record(plan: dict, result: dict) -> dict:
 DOSE_RECORD_REQUIRED = ("schema", "created", "plan_input_sha256", "dose", "predictive")
 
 
-def dose_record(plan: dict, dose_info: dict, predictive_info: dict, planned_report: dict) -> dict:
-    """A ``tareplanner.dose/1`` record of a predictive dose (post-treatment and comparison
-    parts are added by the caller)."""
+def dose_record(plan: dict, dose_info: dict, predictive_info: dict, planned_report: dict,
+                voxel_versus_partition: dict | None = None) -> dict:
+    """A ``tareplanner.dose/1`` record of a predictive dose, with (when given) why its voxel
+    means differ from the plan's partition-model doses (:func:`explain_voxel_doses`); the
+    post-treatment part is added with :func:`with_post_treatment`."""
+    predictive = {**predictive_info, "structures": indices_only(planned_report)}
+    if voxel_versus_partition is not None:
+        predictive["voxel_versus_partition"] = voxel_versus_partition
     return {"schema": DOSE_SCHEMA,
             "created": datetime.now().astimezone().isoformat(timespec="seconds"),
             "plan_input_sha256": plan["input_sha256"], "dose": dose_info,
-            "predictive": {**predictive_info, "structures": indices_only(planned_report)}}
+            "predictive": predictive, "warnings": []}
+
+
+def with_post_treatment(record: dict, post_treatment: dict,
+                        comparison: dict | None = None) -> dict:
+    """The dose record with its post-treatment part (and comparison); the post-treatment
+    warnings (e.g. of the activity check) join the record's warnings."""
+    out = dict(record)
+    out["post_treatment"] = post_treatment
+    if comparison:
+        out["comparison"] = comparison
+    codes = {(w["code"], w["message"]) for w in out.get("warnings") or []}
+    out["warnings"] = list(out.get("warnings") or []) + [
+        w for w in post_treatment.get("warnings") or [] if (w["code"], w["message"]) not in codes]
+    return out
+
+
+def explain_voxel_doses(plan: dict, activity: sitk.Image, voxel_dose: sitk.Image,
+                        dose_info: dict, predictive_info: dict, nuclide: str, ct: sitk.Image,
+                        structures: Structures, **dose_kwargs) -> dict:
+    """:func:`voxel_versus_partition` of a predictive dose: the LDM dose of the same
+    activity (same density; ``dose_kwargs`` as given to :func:`dose_map`) separates where the
+    activity lies from the energy the kernel carries across edges."""
+    voxel = structure_means(voxel_dose, structures)
+    if dose_info["method"] == "ldm":
+        ldm = voxel
+    else:
+        ldm_dose, _ = dose_map(activity, nuclide, ct, structures.masks["lungs"], method="ldm",
+                               **dose_kwargs)
+        ldm = structure_means(ldm_dose, structures)
+    return voxel_versus_partition(plan, voxel, ldm,
+                                  predictive_info["counts_outside_territories_and_lungs_fraction"],
+                                  dose_info["method"])
 
 
 def validate_dose_record(record, where: str = "dose record") -> dict:
@@ -484,6 +688,17 @@ def validate_dose_record(record, where: str = "dose record") -> dict:
         if part in record and not isinstance(record[part].get("structures"), dict):
             raise SchemaError(f"{where}.{part}.structures", record[part].get("structures"),
                               "an object of structures")
+    warnings = record.get("warnings", [])
+    if not isinstance(warnings, list) or not all(
+            isinstance(w, dict) and isinstance(w.get("code"), str)
+            and isinstance(w.get("message"), str) for w in warnings):
+        raise SchemaError(f"{where}.warnings", warnings,
+                          "a list of objects with a code and a message")
+    check = (record.get("post_treatment") or {}).get("activity_check")
+    if check is not None and (not isinstance(check, dict) or not isinstance(
+            check.get("applicable"), bool)):
+        raise SchemaError(f"{where}.post_treatment.activity_check", check,
+                          "an object with applicable (true or false)")
     return record
 
 

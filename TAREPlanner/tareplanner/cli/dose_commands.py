@@ -56,13 +56,16 @@ def load_structures(measurement: dict):
 
 def cmd_dose(args: argparse.Namespace) -> int:
     from .. import catalogue
-    from ..dosimetry import (compare, counts_to_activity, dose_map, dose_record, indices_only,
-                             pet_activity_at_administration, predictive_activity,
-                             structure_report, v_thresholds_for_plan, write_dose_files)
+    from ..dosimetry import (compare, counts_to_activity, dose_map, dose_record,
+                             explain_voxel_doses, indices_only, not_applicable_check,
+                             pet_activity_at_administration, post_treatment_activity_check,
+                             predictive_activity, structure_report, v_thresholds_for_plan,
+                             with_post_treatment, write_dose_files)
     from ..imaging.readers import read_image
     from ..records.atomic import atomic_folder, write_json_atomic
 
     out = Path(args.out)
+    _check_activity_options(args)
     if out.exists() and any(out.iterdir()) and not args.force:
         raise OutputExistsError(f"{out} exists and is not empty; use --force")
     measurement = _load_json(args.measurement, "measurement")
@@ -97,7 +100,9 @@ def cmd_dose(args: argparse.Namespace) -> int:
     dose_info["convolution"] = "GPU (CuPy)" if convolve else "CPU (scipy.fft)"
     planned_report = structure_report(planned, structures, nuclide=nuclide,
                                       v_thresholds_gy=thresholds, bin_gy=args.bin_gy)
-    record = dose_record(plan, dose_info, info, planned_report)
+    why = explain_voxel_doses(plan, activity, planned, dose_info, info, nuclide, ct.image,
+                              structures, density_curve=curve, density_curve_info=curve_info)
+    record = dose_record(plan, dose_info, info, planned_report, why)
     with atomic_folder(out) as tmp:
         delivered = delivered_report = None
         if args.pet and args.post_spect:
@@ -135,14 +140,24 @@ def cmd_dose(args: argparse.Namespace) -> int:
                                     density_curve_info=curve_info)
             delivered_report = structure_report(delivered, structures, nuclide=nuclide,
                                                 v_thresholds_gy=thresholds, bin_gy=args.bin_gy)
-            record["post_treatment"] = {
+            post_treatment = {
                 "source": post.source, "sha256": post.sha256,
                 "administration_time": administration, "acquisition_time": acquisition,
                 "activity_in_image_at_administration_gbq":
                     float(image_array(delivered_activity).sum()),
                 "structures": indices_only(delivered_report)}
-            record["comparison"] = compare(indices_only(planned_report),
-                                           indices_only(delivered_report))
+            if args.pet:
+                check, warnings = post_treatment_activity_check(
+                    delivered_activity, structures, plan, administered_gbq=args.administered_gbq,
+                    residual_fraction=args.residual_fraction)
+            else:
+                check, warnings = not_applicable_check(
+                    "the post-treatment SPECT counts are scaled to the administered activity "
+                    "less the residual: the image holds no independent measure of it"), []
+            post_treatment.update(activity_check=check, warnings=warnings)
+            record = with_post_treatment(record, post_treatment,
+                                         compare(indices_only(planned_report),
+                                                 indices_only(delivered_report)))
         write_dose_files(tmp, structures, nuclide, planned, planned_report, delivered,
                          delivered_report)
         if args.voxel_plan:
@@ -163,6 +178,8 @@ def cmd_dose(args: argparse.Namespace) -> int:
                        tmp / "structures_seg.dcm")
         write_json_atomic(tmp / "dose.json", record)
     print(_summary(record))
+    for line in _verification_summary(record):
+        print(line)
     if "voxel_plan" in record:
         vp = record["voxel_plan"]
         print("voxel plan: " + ", ".join(f"{n} {a:.3f} GBq" for n, a in vp["activities_gbq"].items())
@@ -180,6 +197,32 @@ def _write_rt_doses(folder: Path, ct, planned, delivered) -> None:
         raise FieldValueError("--rtdose", True, "a DICOM planning CT (its frame of reference "
                               "and study are referenced by the RT Dose)")
     write_rt_doses(folder, ct.meta, planned, delivered if delivered is not False else None)
+
+
+def _check_activity_options(args: argparse.Namespace) -> None:
+    """--administered-gbq and --residual-fraction, before anything is computed or written."""
+    import math
+    if args.administered_gbq is not None and not (math.isfinite(args.administered_gbq)
+                                                  and args.administered_gbq > 0):
+        raise FieldValueError("--administered-gbq", args.administered_gbq,
+                              "a finite activity > 0 GBq")
+    if args.residual_fraction is not None and not 0 <= args.residual_fraction < 1:
+        raise FieldValueError("--residual-fraction", args.residual_fraction, "0 <= R < 1")
+
+
+def _verification_summary(record: dict) -> list[str]:
+    """The activity check and the record's warnings, as printed after the dose table."""
+    lines = []
+    check = record.get("post_treatment", {}).get("activity_check")
+    if check and check.get("applicable"):
+        lines.append(f"activity in the post-treatment image at administration "
+                     f"{check['image_total_gbq']:.3f} GBq "
+                     f"({check['inside_liver_and_lungs_gbq']:.3f} GBq in liver and lungs) vs "
+                     f"{check['expected_in_patient_gbq']:.3f} GBq "
+                     f"expected: {check['relative_difference']:+.1%} (tolerance "
+                     f"±{check['tolerance']:.0%})")
+    lines += [f"warning: [{w['code']}] {w['message']}" for w in record.get("warnings") or []]
+    return lines
 
 
 def _summary(record: dict) -> str:
@@ -202,9 +245,11 @@ def add_dose_commands(sub) -> None:
     p.add_argument("--post-spect", help="post-treatment SPECT in counts (Y-90 bremsstrahlung "
                                         "or Ho-166), in the planning CT's frame of reference")
     p.add_argument("--administered-gbq", type=float,
-                   help="administered activity that --post-spect is scaled to")
+                   help="administered activity (GBq): --post-spect is scaled to it; with --pet "
+                        "the activity in the image is checked against it (default: the plan's "
+                        "total activity)")
     p.add_argument("--residual-fraction", type=float,
-                   help="residual fraction for --post-spect (default: the plan's)")
+                   help="residual fraction left in vial and lines (default: the plan's)")
     p.add_argument("--administration-time", help="ISO 8601 (overrides the PET header)")
     p.add_argument("--method", default="kernel", choices=("kernel", "ldm"))
     p.add_argument("--gpu", action="store_true", help="convolve on the GPU (needs CuPy)")

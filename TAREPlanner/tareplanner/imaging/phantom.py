@@ -78,6 +78,21 @@ def spec_for_size(size: str, **overrides) -> PhantomSpec:
     return replace(PhantomSpec(**SIZES[size]), **overrides)
 
 
+def spec_administering(spec: PhantomSpec, activities_gbq: dict[str, float]) -> PhantomSpec:
+    """The synthetic patient treated with ``activities_gbq`` (GBq per position, by territory
+    name, e.g. a plan's): its Y-90 PET and truth follow them; every other image is unchanged
+    (same seed). The residual, lung shunt and Y-90 TNRs stay the spec's."""
+    names = [t.name for t in spec.anatomy.territories]
+    missing = [n for n in names if n not in activities_gbq]
+    if missing:
+        raise ValueError(f"activities_gbq: no activity for {', '.join(missing)}; "
+                         f"positions: {', '.join(names)}")
+    activities = tuple(float(activities_gbq[n]) for n in names)
+    if not all(math.isfinite(a) and a > 0 for a in activities):
+        raise ValueError(f"activities_gbq: got {activities}; allowed: finite activities > 0")
+    return replace(spec, pet_activities_gbq=activities)
+
+
 @dataclass
 class Phantom:
     spec: PhantomSpec

@@ -277,8 +277,8 @@ def predictive_dose_nodes(scene, ct_node, spect_node, segmentation, record: dict
                           method: str = "kernel"):
     """Predictive voxel dose of a plan from the MAA/scout SPECT node: dose volume, index
     table and DVH nodes; returns (nodes, report, dose record ``tareplanner.dose/1``)."""
-    from ..dosimetry import (dose_map, dose_record, predictive_activity, structure_report,
-                             v_thresholds_for_plan)
+    from ..dosimetry import (dose_map, dose_record, explain_voxel_doses, predictive_activity,
+                             structure_report, v_thresholds_for_plan)
     structures = _structures(ct_node, segmentation)
     activity, info = predictive_activity(
         image_from_volume_node(spect_node), structures,
@@ -290,8 +290,10 @@ def predictive_dose_nodes(scene, ct_node, spect_node, segmentation, record: dict
     dose_info["convolution"] = "CPU (scipy.fft)"
     report = structure_report(dose, structures, nuclide=nuclide,
                               v_thresholds_gy=v_thresholds_for_plan(record))
+    why = explain_voxel_doses(record, activity, dose, dose_info, info, nuclide,
+                              structures.reference, structures)
     return (dose_nodes(scene, dose, report, "Dose planned"), report,
-            dose_record(record, dose_info, info, report))
+            dose_record(record, dose_info, info, report, why))
 
 
 def _timestamp(text: str, field: str):
@@ -320,7 +322,8 @@ def verification_nodes(scene, ct_node, post_node, segmentation, record: dict, *,
     Returns the nodes, the report and, with the planned report, the comparison."""
     from .. import catalogue
     from ..dosimetry import (compare, counts_to_activity, dose_map, indices_only,
-                             pet_activity_at_administration, structure_report)
+                             not_applicable_check, pet_activity_at_administration,
+                             post_treatment_activity_check, structure_report)
     from ..errors import FieldValueError
     structures = _structures(ct_node, segmentation)
     nuclide = _nuclide(record)
@@ -350,6 +353,15 @@ def verification_nodes(scene, ct_node, post_node, segmentation, record: dict, *,
             "activity_in_image_at_administration_gbq":
                 float(image_array(activity).sum()),
             "structures": indices_only(report)}
+    if kind == "pet":
+        check, warnings = post_treatment_activity_check(
+            activity, structures, record, administered_gbq=administered_gbq or None,
+            residual_fraction=residual_fraction)
+    else:
+        check, warnings = not_applicable_check(
+            "the post-treatment SPECT counts are scaled to the administered activity less the "
+            "residual: the image holds no independent measure of it"), []
+    post.update(activity_check=check, warnings=warnings)
     return dose_nodes(scene, dose, report, "Dose delivered"), report, comparison, post
 
 
@@ -389,12 +401,11 @@ def save_outputs(folder, record: dict, measurement: dict | None = None,
     written = []
     dose_dir = None
     if dose is not None:
-        from ..dosimetry import write_dose_files
+        from ..dosimetry import with_post_treatment, write_dose_files
         dose_record = dict(dose["record"])
         if dose.get("delivered") is not None:
-            dose_record["post_treatment"] = dose["post_treatment"]
-            if dose.get("comparison"):
-                dose_record["comparison"] = dose["comparison"]
+            dose_record = with_post_treatment(dose_record, dose["post_treatment"],
+                                              dose.get("comparison"))
         dose_dir = folder / "dose"
         with atomic_folder(dose_dir) as tmp:
             write_dose_files(tmp, dose["structures"], dose["nuclide"], dose["planned"],
