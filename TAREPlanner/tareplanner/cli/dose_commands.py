@@ -11,18 +11,14 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import FieldValueError, SchemaError
+from ..errors import FieldValueError, SchemaError, TarePlannerInputError
 from ..imaging.arrays import image_array
 from ..records.atomic import OutputExistsError
 
 
 def _load_json(path: str, field: str) -> dict:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SchemaError(field, path, "a readable JSON file", exc.strerror or "") from None
-    except json.JSONDecodeError as exc:
-        raise SchemaError(field, path, "valid JSON", f"line {exc.lineno}: {exc.msg}") from None
+    from ..records.fields import read_json_file
+    return read_json_file(path, field)
 
 
 def load_structures(measurement: dict):
@@ -68,12 +64,17 @@ def cmd_dose(args: argparse.Namespace) -> int:
     _check_activity_options(args)
     if out.exists() and any(out.iterdir()) and not args.force:
         raise OutputExistsError(f"{out} exists and is not empty; use --force")
-    measurement = _load_json(args.measurement, "measurement")
-    plan = _load_json(args.plan, "plan")
-    if plan.get("schema") != "tareplanner.plan/1":
-        raise SchemaError("plan.schema", plan.get("schema"), "tareplanner.plan/1")
+    from ..records.record_checks import check_dose_options, check_measurement_record, \
+        check_plan_record
+    check_dose_options(args)
+    measurement = check_measurement_record(_load_json(args.measurement, "measurement"),
+                                           args.measurement)
+    plan = check_plan_record(_load_json(args.plan, "plan"), args.plan, "plan")
     nuclide = catalogue.product(plan["product"]["key"]).nuclide
-    ct, spect, structures = load_structures(measurement)
+    try:
+        ct, spect, structures = load_structures(measurement)
+    except TarePlannerInputError as exc:
+        raise exc.within("--measurement") from None
     thresholds = v_thresholds_for_plan(plan)
     activities = {p["name"]: p["activity_gbq"] for p in plan["positions"]}
     missing = set(activities) - set(structures.territories)
@@ -109,7 +110,10 @@ def cmd_dose(args: argparse.Namespace) -> int:
             raise FieldValueError("--post-spect", args.post_spect, "either --pet or --post-spect")
         if args.pet or args.post_spect:
             if args.pet:
-                post = read_image(args.pet)
+                try:
+                    post = read_image(args.pet)
+                except TarePlannerInputError as exc:
+                    raise exc.within("--pet") from None
                 if not post.is_activity:
                     raise FieldValueError("--pet", args.pet, "a PET in Bq/mL (Units BQML)")
                 administration = (args.administration_time
@@ -119,6 +123,8 @@ def cmd_dose(args: argparse.Namespace) -> int:
                     raise FieldValueError("--administration-time", administration,
                                           "the administration time (header or this option)")
                 half_life = catalogue.nuclide(nuclide).half_life_h
+                from ..records.record_checks import check_pet_times
+                check_pet_times(administration, acquisition, half_life)
                 delivered_activity = pet_activity_at_administration(
                     post.image, datetime.fromisoformat(acquisition),
                     datetime.fromisoformat(administration), half_life)

@@ -38,7 +38,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     site, label = _site_limits(args.site_limits)
     record = plan_case(case, site, label)
     if args.output:
-        write_json_atomic(args.output, record, overwrite=args.force)
+        write_json_atomic(args.output, record, overwrite=args.force, field="-o")
     if args.json:
         json.dump(record, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
@@ -50,18 +50,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def read_plan_record(path: str) -> dict:
-    """A plan record from a file; a named error when unreadable or of another schema."""
-    try:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SchemaError("record", path, "a readable plan record", exc.strerror or "") \
-            from None
-    except json.JSONDecodeError as exc:
-        raise SchemaError("record", path, "valid JSON", f"line {exc.lineno}") from None
-    if not isinstance(record, dict) or record.get("schema") != PLAN_SCHEMA:
-        raise SchemaError("record.schema", record.get("schema") if isinstance(record, dict)
-                          else None, PLAN_SCHEMA)
-    return record
+    """A plan record from a file; a named error when unreadable, of another schema or
+    missing what replay and report read (records/record_checks.py)."""
+    from ..records.fields import read_json_file
+    from ..records.record_checks import check_plan_record
+
+    return check_plan_record(read_json_file(path, "record"), path)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -85,8 +79,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..records.report import write_report
 
     record = read_plan_record(args.record)
-    if args.dose and not (Path(args.dose) / "dose.json").is_file():
-        raise SchemaError("--dose", args.dose, "a folder written by tareplanner dose")
+    if args.dose:
+        from ..records.record_checks import check_dose_folder
+        check_dose_folder(args.dose)
     write_report(record, args.output, dose_dir=args.dose, overwrite=args.force)
     print(f"report written to {args.output}")
     return EXIT_OK
