@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import FieldValueError, SchemaError, TarePlannerInputError
+from ..errors import FieldValueError, TarePlannerInputError
 from ..imaging.arrays import image_array
 from ..records.atomic import OutputExistsError
 

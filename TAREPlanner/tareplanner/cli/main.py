@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Sequence
 
 from .. import __version__, catalogue
-from ..errors import SchemaError, TarePlannerInputError
-from ..planning import PLAN_SCHEMA, plan_case
+from ..errors import TarePlannerInputError
+from ..planning import plan_case
 from ..records.atomic import OutputExistsError, write_json_atomic, write_text_atomic
 from ..records.case import read_case
 from ..records.plan_text import plan_summary
