@@ -19,7 +19,8 @@ from ..errors import (FieldValueError, MissingFieldError, SchemaError,
                       UnsupportedMethodError)
 from ..physics.lung_shunt import lsf_planar_geometric_mean
 from ..physics.solver import GOAL_KINDS
-from .fields import boolean, check_keys, number, require_object, string, timestamp
+from .fields import (boolean, check_keys, name as name_value, number, read_json_file,
+                     require_object, string, timestamp)
 
 CASE_SCHEMA = "tareplanner.case/1"
 METHODS = ("single-compartment", "partition", "bsa")
@@ -132,7 +133,7 @@ def _tumour(raw: Any, field: str, method: str) -> Tumour:
     tnr_needed = method == "partition"
     tnr = number(obj, "tnr", field, exclusive_minimum=0,
                  default=MissingFieldError if tnr_needed else None)
-    return Tumour(name=string(obj, "name", field), volume_ml=number(obj, "volume_ml", field,
+    return Tumour(name=name_value(obj, "name", field), volume_ml=number(obj, "volume_ml", field,
                                                                     exclusive_minimum=0), tnr=tnr)
 
 
@@ -158,7 +159,7 @@ def _position(raw: Any, field: str, method: str) -> Position:
         if goal.kind == "tumour_dose_gy" and not tumours:
             raise FieldValueError(f"{field}.goal", goal.as_dict(),
                                   "a tumour_dose_gy goal only where the position has tumours")
-    return Position(name=string(obj, "name", field),
+    return Position(name=name_value(obj, "name", field),
                     normal_volume_ml=number(obj, "normal_volume_ml", field, exclusive_minimum=0),
                     tumours=tumours, goal=goal)
 
@@ -226,7 +227,7 @@ def parse_case(document: Any) -> Case:
     needs_size = method == "bsa"
     size_default = MissingFieldError if needs_size else None
     patient = Patient(
-        patient_id=string(patient_raw, "id", "patient", default=None),
+        patient_id=name_value(patient_raw, "id", "patient", default=None),
         height_cm=number(patient_raw, "height_cm", "patient", default=size_default,
                          minimum=50, maximum=250),
         weight_kg=number(patient_raw, "weight_kg", "patient", default=size_default,
@@ -264,7 +265,8 @@ def parse_case(document: Any) -> Case:
     manual = measurement.get("manual_entries", [])
     if not isinstance(manual, list) or not all(
             isinstance(e, dict) and isinstance(e.get("quantity"), str)
-            and isinstance(e.get("entered"), (int, float)) for e in manual):
+            and isinstance(e.get("entered"), (int, float))
+            and not isinstance(e.get("entered"), bool) for e in manual):
         raise FieldValueError("measurement.manual_entries", manual,
                               "a list of {quantity, entered, measured} objects")
     measurement_warnings = measurement.get("warnings", [])
@@ -276,7 +278,7 @@ def parse_case(document: Any) -> Case:
 
     return Case(
         measurement_warnings=tuple(measurement_warnings),
-        case_id=string(doc, "case_id", "", default=None),
+        case_id=name_value(doc, "case_id", "", default=None),
         product=product_key, method=method,
         tissue_density_g_per_ml=number(doc, "tissue_density_g_per_ml", "", default=1.03,
                                        minimum=0.5, maximum=2.0),
@@ -294,15 +296,4 @@ def parse_case(document: Any) -> Case:
 
 def read_case(path: str | Path) -> Case:
     """Read and validate a case file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SchemaError("case file", str(path), "a readable JSON file", exc.strerror or "") \
-            from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SchemaError("case file", str(path), "valid JSON",
-                          f"line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    return parse_case(document)
+    return parse_case(read_json_file(path, "case file"))

@@ -117,7 +117,7 @@ JSON_MAX_DEPTH = 64
 def name_problem(value: Any) -> str | None:
     """Why ``value`` cannot be a name (see :data:`NAME_ALLOWED`), or None when it can."""
     if not isinstance(value, str):
-        return f"a {type(value).__name__}, not a string"
+        return f"not a string but {type(value).__name__}"
     if not value.strip():
         return "empty"
     if len(value) > NAME_MAX_CHARS:
@@ -232,4 +232,4 @@ def read_json_file(path: str | Path, field: str) -> Any:
                           f"byte {exc.start}: {exc.reason}") from None
     except ValueError as exc:  # a path with a NUL character
         raise SchemaError(field, str(path), "a readable JSON file", str(exc)) from None
-    return loads_strict(text, field, str(path))
+    return loads_strict(text.removeprefix("\ufeff"), field, str(path))  # a UTF-8 BOM
