@@ -1,21 +1,35 @@
 """Rigid registration of a cone-beam CT to the planning CT (SimpleITK).
 
 Mattes mutual information (robust to the contrast enhancement that only the CBCT has),
-Euler 3D transform, three-level multi-resolution, random sampling with a fixed seed so that
-the result is reproducible. The SPECT shares the CT's frame of reference and needs no
-registration. The returned transform maps CT (fixed) points to CBCT (moving) points, as
-SimpleITK's resampling expects.
+Euler 3D transform, three-level multi-resolution, then a fine level at the working spacing.
+The SPECT shares the CT's frame of reference and needs no registration. The returned
+transform maps CT (fixed) points to CBCT (moving) points, as SimpleITK's resampling expects.
+
+Reproducibility: the same images give the same transform, bit for bit. Random metric
+sampling uses a fixed seed, and the metric and optimiser run on one thread
+(``REGISTRATION_THREADS``): ITK's multi-threaded metric adds per-thread partial sums in an
+order that changes from run to run, which moved the transform by micrometres and the
+measured volumes by a few voxels between identical runs.
+
+A fine level that fails (an exception from ITK, e.g. the transform leaves the images'
+overlap) or ends worse than the coarse result does not fail the registration: the coarse
+transform is kept and a warning with both metric values is returned (and recorded in the
+measurement, the case, the plan record and the report).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 import SimpleITK as sitk
 
 DEFAULT_SEED = 20261122
+#: threads of the registration metric and optimiser; more threads make the result depend on
+#: the order in which partial sums are added, which varies from run to run
+REGISTRATION_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -25,6 +39,8 @@ class RegistrationResult:
     metric_after: float
     iterations: int
     stop_condition: str
+    fine_level: dict = field(default_factory=dict)
+    warnings: tuple[dict, ...] = ()
 
     @property
     def angles_deg(self) -> tuple[float, float, float]:
@@ -38,7 +54,8 @@ class RegistrationResult:
                 "translation_mm": list(t.GetTranslation()),
                 "matrix": list(t.GetMatrix()),
                 "mattes_mi_before": self.metric_before, "mattes_mi_after": self.metric_after,
-                "iterations": self.iterations, "stop_condition": self.stop_condition}
+                "iterations": self.iterations, "stop_condition": self.stop_condition,
+                "fine_level": dict(self.fine_level), "warnings": list(self.warnings)}
 
 
 def mask_centroid_mm(mask: sitk.Image) -> tuple[float, float, float]:
@@ -79,6 +96,7 @@ def _at_least(image: sitk.Image, spacing_mm: float) -> sitk.Image:
 
 def _method(fixed_mask, sampling_fraction: float, seed: int, bins: int):
     reg = sitk.ImageRegistrationMethod()
+    reg.SetNumberOfThreads(REGISTRATION_THREADS)
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=bins)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
     reg.SetMetricSamplingPercentage(sampling_fraction, seed)
@@ -86,6 +104,19 @@ def _method(fixed_mask, sampling_fraction: float, seed: int, bins: int):
         reg.SetMetricFixedMask(fixed_mask)
     reg.SetInterpolator(sitk.sitkLinear)
     return reg
+
+
+@contextmanager
+def _threads(count: int):
+    """ITK's global default thread count set to ``count`` for the block, then restored. The
+    metric and optimiser of a registration take their threads from the global default (the
+    method's own ``SetNumberOfThreads`` does not reach them)."""
+    previous = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(count)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(previous)
 
 
 def register_rigid(fixed_ct: sitk.Image, moving_cbct: sitk.Image,
@@ -102,7 +133,19 @@ def register_rigid(fixed_ct: sitk.Image, moving_cbct: sitk.Image,
     default working spacing) captures the offset; (2) conjugate-gradient line search at the
     working spacing refines it (stage 1 alone stops up to ~2 mm short on the synthetic
     patient; stage 2 brings it below 1 mm). Random metric sampling uses a fixed ``seed``.
+    The metric values reported (before, after each level) are over all mask voxels. A failed
+    or worse fine level keeps the coarse transform and adds a warning (``warnings``).
+
+    ITK's global default thread count is ``REGISTRATION_THREADS`` while it runs (restored
+    afterwards), so that the same images give the same transform bit for bit.
     """
+    with _threads(REGISTRATION_THREADS):
+        return _register(fixed_ct, moving_cbct, fixed_mask, seed, sampling_fraction,
+                         working_spacing_mm, bins)
+
+
+def _register(fixed_ct, moving_cbct, fixed_mask, seed, sampling_fraction, working_spacing_mm,
+              bins) -> RegistrationResult:
     fixed = sitk.Cast(fixed_ct, sitk.sitkFloat32)
     moving = sitk.Cast(moving_cbct, sitk.sitkFloat32)
     mask = None
@@ -130,11 +173,46 @@ def register_rigid(fixed_ct: sitk.Image, moving_cbct: sitk.Image,
     coarse.SetSmoothingSigmasPerLevel([3.0, 1.5, 0.0])
     coarse.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     coarse.SetInitialTransform(initial, inPlace=False)
-    before = coarse.MetricEvaluate(fixed, moving)
+    before = _metric(fixed, moving, mask, initial, seed, bins)  # all voxels, like ``after``
     stage1 = sitk.Euler3DTransform(_unwrap(coarse.Execute(fixed, moving)))
     iterations = int(coarse.GetOptimizerIteration())
     stop = coarse.GetOptimizerStopConditionDescription()
 
+    coarse_metric = _metric(fixed, moving, mask, stage1, seed, bins)
+    result, warnings = stage1, []
+    fine_level = {"status": "accepted", "mattes_mi_coarse": coarse_metric}
+    try:
+        stage2, fine_iterations, fine_stop = _refine(fixed, moving, mask, stage1,
+                                                     sampling_fraction, seed, bins)
+    except RuntimeError as error:  # e.g. the refinement left the images' overlap
+        reason = " ".join(str(error).split())[-300:]
+        fine_level.update(status="failed", error=reason)
+        warnings.append({"code": "registration-fine-level-failed",
+                         "message": "the fine registration level failed; the coarse result "
+                                    f"is kept (Mattes MI {float(before):.4f} before, "
+                                    f"{coarse_metric:.4f} after the coarse levels): {reason}"})
+    else:
+        fine_metric = _metric(fixed, moving, mask, stage2, seed, bins)
+        fine_level["mattes_mi_fine"] = fine_metric
+        if fine_metric <= coarse_metric:
+            result = stage2
+            iterations += fine_iterations
+            stop = fine_stop
+        else:
+            fine_level["status"] = "rejected"
+            warnings.append({"code": "registration-fine-level-rejected",
+                             "message": "the fine registration level ended at a worse metric "
+                                        f"(Mattes MI {fine_metric:.4f}) than the coarse levels "
+                                        f"({coarse_metric:.4f}); the coarse result is kept"})
+    after = coarse_metric if result is stage1 else fine_level["mattes_mi_fine"]
+    return RegistrationResult(result, float(before), float(after), iterations, stop,
+                              fine_level, tuple(warnings))
+
+
+def _refine(fixed, moving, mask, start: sitk.Euler3DTransform, sampling_fraction: float,
+            seed: int, bins: int):
+    """Fine level: conjugate-gradient line search at the working spacing from ``start``;
+    returns (transform, iterations, stop condition); raises RuntimeError when ITK fails."""
     fine = _method(mask, sampling_fraction, seed, bins)
     fine.SetOptimizerAsConjugateGradientLineSearch(learningRate=1.0, numberOfIterations=40,
                                                    convergenceMinimumValue=1e-7,
@@ -142,19 +220,10 @@ def register_rigid(fixed_ct: sitk.Image, moving_cbct: sitk.Image,
                                                    lineSearchUpperLimit=2.0,
                                                    maximumStepSizeInPhysicalUnits=1.0)
     fine.SetOptimizerScalesFromPhysicalShift()
-    fine.SetInitialTransform(sitk.Euler3DTransform(stage1), inPlace=False)
-    result = stage1
-    try:
-        stage2 = sitk.Euler3DTransform(_unwrap(fine.Execute(fixed, moving)))
-        if _metric(fixed, moving, mask, stage2, seed, bins) <= \
-                _metric(fixed, moving, mask, stage1, seed, bins):
-            result = stage2
-            iterations += int(fine.GetOptimizerIteration())
-            stop = fine.GetOptimizerStopConditionDescription()
-    except RuntimeError:  # refinement left the overlap: keep the coarse result
-        pass
-    after = _metric(fixed, moving, mask, result, seed, bins)
-    return RegistrationResult(result, float(before), float(after), iterations, stop)
+    fine.SetInitialTransform(sitk.Euler3DTransform(start), inPlace=False)
+    transform = sitk.Euler3DTransform(_unwrap(fine.Execute(fixed, moving)))
+    return (transform, int(fine.GetOptimizerIteration()),
+            fine.GetOptimizerStopConditionDescription())
 
 
 def _unwrap(transform: sitk.Transform) -> sitk.Transform:
