@@ -155,6 +155,11 @@ def validate_site_limits(document: Any, label: str = "site limits") -> dict:
         if key not in ("schema", "site", "products", "lung_mass"):
             raise UnknownNameError(f"{label}.{key}", key, "fields schema, site, products, "
                                    "lung_mass")
+    site = document.get("site")
+    if site is not None and not (isinstance(site, str) and site.strip() and len(site) <= 200
+                                 and site.isprintable()):
+        raise FieldValueError(f"{label}.site", site, "a printable name of at most 200 "
+                                                     "characters")
     if "lung_mass" in document and document["lung_mass"] not in LUNG_MASS_POLICIES:
         raise FieldValueError(f"{label}.lung_mass", document["lung_mass"],
                               "one of " + ", ".join(LUNG_MASS_POLICIES))
@@ -182,17 +187,14 @@ def validate_site_limits(document: Any, label: str = "site limits") -> dict:
 
 def read_site_limits(path: str | Path) -> tuple[dict, str]:
     """Read and validate a site-limits file; return it and a label (name + SHA-256)."""
+    from .records.fields import loads_strict
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SchemaError("site limits file", str(path), "a readable JSON file",
-                          exc.strerror or "") from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SchemaError("site limits file", str(path), "valid JSON",
-                          f"line {exc.lineno}: {exc.msg}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SchemaError("site limits file", str(path), "a readable UTF-8 JSON file",
+                          getattr(exc, "strerror", None) or str(exc)) from None
+    document = loads_strict(text, "site limits file", str(path))
     validate_site_limits(document, "site limits")
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
     label = f"{document.get('site', path.name)} ({path.name}, sha256 {digest})"
