@@ -107,5 +107,23 @@ def test_workflow_on_mrml(small_phantom, tmp_path):
                               acquisition_time=truth["acquisition_start"])
     assert comparison["lungs"]["mean_gy"]["delivered"] == pytest.approx(
         delivered["lungs"]["mean_gy"])
+    # activity check (hand): the PET holds the truth's 3.0 GBq less 3 % residual = 2.91 GBq,
+    # checked against the plan's total activity less its residual; SPECT counts: not applicable
+    check = post["activity_check"]
+    assert check["image_total_gbq"] == pytest.approx(3.0 * 0.97, rel=0.01)
+    expected = record["total_activity_gbq"] * (1 - record["residual_fraction"])
+    assert check["expected_in_patient_gbq"] == pytest.approx(expected)
+    assert bool(post["warnings"]) is (abs(2.91 / expected - 1) > 0.2)
+    assert post_spect["activity_check"]["applicable"] is False
     written = wf.save_outputs(tmp_path, record, measurement)
     assert [w.name for w in written] == ["plan.json", "measurement.json", "report.pdf"]
+    # the module's saved dose record carries the post-treatment warnings
+    saved = wf.save_outputs(tmp_path / "with_dose", record, measurement, dose={
+        "structures": wf._structures(ct, seg), "nuclide": "Y-90",
+        "planned": wf.image_from_volume_node(planned_volume), "planned_report": planned,
+        "record": dose_record, "delivered": wf.image_from_volume_node(nodes[0]),
+        "delivered_report": delivered, "post_treatment": post, "comparison": comparison})
+    import json
+    saved_record = json.loads((tmp_path / "with_dose" / "dose" / "dose.json").read_text())
+    assert saved_record["post_treatment"]["activity_check"] == check
+    assert saved_record["warnings"] == post["warnings"] and "dose" in [w.name for w in saved]

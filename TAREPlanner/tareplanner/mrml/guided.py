@@ -381,6 +381,8 @@ def verify(scene, p) -> str:
             if c.get("mean_gy") and c["mean_gy"]["relative"] is not None)
     elif planned is None:
         text += "\n\n(no planned voxel dose to compare with: plan with voxel dosimetry)"
+    for w in post.get("warnings") or []:
+        text += f"\n\nwarning: [{w['code']}] {w['message']}"
     return text
 
 
