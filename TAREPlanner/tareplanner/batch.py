@@ -38,8 +38,9 @@ def read_cohort(path: str | Path) -> list[CohortRow]:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SchemaError("cohort", str(path), "a readable CSV file", exc.strerror or "") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SchemaError("cohort", str(path), "a readable UTF-8 CSV file",
+                          getattr(exc, "strerror", None) or str(exc)) from None
     reader = csv.DictReader(text.splitlines())
     missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
     if missing:
@@ -49,9 +50,10 @@ def read_cohort(path: str | Path) -> list[CohortRow]:
     base = path.parent
     for line, raw in enumerate(reader, start=2):
         pid = (raw.get("patient_id") or "").strip()
-        if not re.fullmatch(r"[A-Za-z0-9._-]+", pid):
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", pid) or set(pid) == {"."}:
             raise FieldValueError(f"cohort line {line} patient_id", pid,
-                                  "letters, digits, '.', '_' and '-'")
+                                  "1 to 64 letters, digits, '.', '_' and '-' (not '.' or "
+                                  "'..': the id names the patient's folder)")
         if pid in seen:
             raise FieldValueError(f"cohort line {line} patient_id", pid, "a unique id")
         seen.add(pid)
@@ -60,6 +62,9 @@ def read_cohort(path: str | Path) -> list[CohortRow]:
             value = (value or "").strip()
             return str((base / value).resolve()) if value else None
 
+        for column in ("measurement", "plan"):
+            if not (raw.get(column) or "").strip():
+                raise MissingFieldError(f"cohort line {line} {column}", "a file path")
         rows.append(CohortRow(pid, resolve(raw["measurement"]), resolve(raw["plan"]),
                               resolve(raw.get("pet")),
                               (raw.get("administration_time") or "").strip() or None))
@@ -125,9 +130,16 @@ def run_cohort(cohort_csv: str | Path, out_dir: str | Path, *, scheduler: str | 
     except ImportError:
         raise RuntimeError("the cohort batch needs Dask: pip install 'tareplanner[batch]'") \
             from None
+    from .errors import FieldValueError, OutputPathError
+    if workers is not None and not 1 <= workers <= 256:
+        raise FieldValueError("--workers", workers, "1 to 256 worker processes")
     rows = read_cohort(cohort_csv)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputPathError("--out", str(out_dir), "a folder that can be made and written",
+                              exc.strerror or type(exc).__name__) from None
     cluster = None
     if scheduler:
         client = Client(scheduler)
