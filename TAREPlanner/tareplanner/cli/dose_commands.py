@@ -61,11 +61,11 @@ def cmd_dose(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     _check_activity_options(args)
-    if out.exists() and any(out.iterdir()) and not args.force:
-        raise OutputExistsError(f"{out} exists and is not empty; use --force")
-    from ..records.record_checks import check_dose_options, check_measurement_record, \
-        check_plan_record
+    from ..records.record_checks import check_dose_options
     check_dose_options(args)
+    if out.is_dir() and any(out.iterdir()) and not args.force:
+        raise OutputExistsError(f"{out} exists and is not empty; use --force")
+    from ..records.record_checks import check_measurement_record, check_plan_record
     measurement = check_measurement_record(_load_json(args.measurement, "measurement"),
                                            args.measurement)
     plan = check_plan_record(_load_json(args.plan, "plan"), args.plan, "plan")

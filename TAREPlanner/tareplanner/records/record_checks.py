@@ -259,6 +259,10 @@ def check_dose_options(args) -> None:
     """The numeric and time options of ``tareplanner dose``, before anything is computed."""
     from .fields import timestamp
 
+    out = Path(getattr(args, "out", "") or ".")
+    if out.exists() and not out.is_dir():
+        from ..errors import OutputPathError
+        raise OutputPathError("--out", str(out), "a folder, not a file")
     bin_gy = getattr(args, "bin_gy", 1.0)
     if not (isinstance(bin_gy, (int, float)) and math.isfinite(bin_gy) and 0 < bin_gy <= 100):
         raise FieldValueError("--bin-gy", bin_gy, "a DVH bin width > 0 and <= 100 Gy")
