@@ -201,7 +201,9 @@ def verification_lines(dose_record: dict) -> list[str]:
                 f"±{check['tolerance']:.0%}): "
                 + ("within tolerance" if check["within_tolerance"] else "OUTSIDE TOLERANCE"),
                 f"inside liver and lungs {check['inside_liver_and_lungs_gbq']:.3f} GBq "
-                f"({check['inside_liver_and_lungs_fraction']:.1%} of the image)",
+                f"({check['inside_liver_and_lungs_fraction']:.1%} of the image); the rest "
+                "(resolution spill-out at their edges, or extrahepatic deposition) adds to no "
+                "structure's dose",
                 f"  [tolerance: {check['tolerance_source']}]"]
         else:
             lines.append(check.get("reason", "not applicable"))
