@@ -204,8 +204,15 @@ def cmd_lsf(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _Parser(argparse.ArgumentParser):
+    """Command-line errors on one line (no usage block), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tareplanner",
         description="Plan and verify liver radioembolization (TARE/SIRT).")
     parser.add_argument("--version", action="version", version=f"tareplanner {__version__}")
