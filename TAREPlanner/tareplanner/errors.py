@@ -9,6 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 
+def _one_line(text: Any) -> str:
+    """``text`` on one line: control characters (a newline in a file name, in a library's
+    message) written as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text).strip())
+
+
 class TarePlannerInputError(ValueError):
     """Base class of every error caused by bad input (CLI exit status 2)."""
 
@@ -17,9 +23,9 @@ class TarePlannerInputError(ValueError):
         self.value = value
         self.allowed = allowed
         self.detail = detail
-        message = f"{field}: got {value!r}; allowed: {allowed}"
+        message = f"{_one_line(field)}: got {value!r}; allowed: {_one_line(allowed)}"
         if detail:
-            message += f" ({detail})"
+            message += f" ({_one_line(detail)})"
         super().__init__(message)
 
     def within(self, option: str) -> "TarePlannerInputError":
