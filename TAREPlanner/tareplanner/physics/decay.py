@@ -1,8 +1,8 @@
 """Radioactive decay and the energy released per unit activity.
 
-References
-----------
-ICRP Publication 107 (2008), nuclear decay data (half-lives, mean beta energies).
+The half-lives and energies per decay come from ``tareplanner/data/nuclides.json`` (ICRP
+Publication 107, 2008, with each value's source and the derivation of the adopted energy per
+activity); this module holds only the formulas.
 """
 
 from __future__ import annotations

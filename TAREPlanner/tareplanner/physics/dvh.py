@@ -2,8 +2,10 @@
 
 DVHs are cumulative: V(D) = fraction of the structure's volume receiving at least D. Voxels
 carry weights (their volume fraction inside the structure), so partial voxels at edges count
-by their occupancy. D_x = the minimum dose received by the hottest x % of the volume; V_x =
-the fraction of the volume receiving at least x Gy.
+by their occupancy. D_x = the minimum dose received by the hottest x % of the volume (the dose
+that at least x % of the volume receives: ICRU Report 83, J ICRU 2010;10(1), D_V%); with n whole
+voxels it is the k-th hottest voxel, k = ceil(x n / 100). V_x = the fraction of the volume
+receiving at least x Gy (a voxel at exactly x Gy counts).
 
 BED for an exponentially decaying dose rate delivered to completion (Dale, Br J Radiol
 1985;58:515; Cremonesi et al., Front Oncol 2014;4:210):
