@@ -7,19 +7,33 @@ The cohort CSV has one row per patient with the columns ``patient_id``, ``measur
 whose ``dose.json`` exists is skipped (resumable); a failure is written to its ``error.txt`` and
 to the status table without stopping the others. Runs on a local Dask cluster by default, or
 on an existing scheduler (``scheduler`` address), so a centre can scale it out unchanged.
+
+An interruption (Ctrl-C: SIGINT, KeyboardInterrupt) is not a patient's failure: the batch
+stops, the patients not finished are cancelled with nothing recorded for them (no
+``error.txt``, no status or index table), and :class:`BatchInterrupted` says how many were
+done. A patient's ``dose.json`` is written atomically, so running the same cohort again
+continues with the patients not yet done.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import logging
 import re
+import signal
+import threading
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
 INDEX_COLUMNS = ("volume_ml", "mean_gy", "min_gy", "max_gy", "median_gy", "D70", "D90", "V100")
 REQUIRED = ("patient_id", "measurement", "plan")
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """The batch was interrupted (Ctrl-C); the message says what was done and how to go on."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +86,9 @@ def read_cohort(path: str | Path) -> list[CohortRow]:
 
 
 def run_patient(row: CohortRow, out_dir: str) -> dict:
-    """Dosimetry of one patient (runs on a Dask worker). Never raises: failures are returned."""
+    """Dosimetry of one patient (runs on a Dask worker). A failure (an exception, argument
+    errors, a non-zero exit status) is returned and written to ``error.txt``, never raised;
+    KeyboardInterrupt is raised as it is and nothing is recorded for the patient."""
     from .cli.main import build_parser
 
     folder = Path(out_dir) / "patients" / row.patient_id
@@ -86,13 +102,16 @@ def run_patient(row: CohortRow, out_dir: str) -> dict:
         args += ["--administration-time", row.administration_time]
     try:
         parsed = build_parser().parse_args(args)
-        import contextlib
         import io
         with contextlib.redirect_stdout(io.StringIO()):
-            parsed.func(parsed)
+            code = parsed.func(parsed)
+        if code:
+            raise RuntimeError(f"tareplanner dose ended with exit status {code}")
         (folder / "error.txt").unlink(missing_ok=True)
         return {"patient_id": row.patient_id, "status": "done"}
-    except BaseException as exc:  # recorded, never propagated: the cohort goes on
+    except KeyboardInterrupt:
+        raise  # an interruption, not this patient's failure: nothing recorded
+    except (Exception, SystemExit) as exc:  # recorded, never propagated: the cohort goes on
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "error.txt").write_text("".join(traceback.format_exception(exc)))
         return {"patient_id": row.patient_id, "status": "failed",
@@ -144,10 +163,12 @@ def run_cohort(cohort_csv: str | Path, out_dir: str | Path, *, scheduler: str | 
     if scheduler:
         client = Client(scheduler)
     else:
-        cluster = LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        with _workers_ignore_sigint():
+            cluster = LocalCluster(n_workers=workers or 1, threads_per_worker=1,
+                                   processes=True, dashboard_address=None,
+                                   silence_logs=logging.ERROR)
         client = Client(cluster)
-    statuses = []
+    statuses, futures, interrupted = [], [], False
     try:
         futures = [client.submit(run_patient, row, str(out_dir), pure=False) for row in rows]
         for i, future in enumerate(as_completed(futures), start=1):
@@ -157,10 +178,23 @@ def run_cohort(cohort_csv: str | Path, out_dir: str | Path, *, scheduler: str | 
                 bar = "#" * int(30 * i / len(rows))
                 print(f"\r[{bar:<30}] {i}/{len(rows)} {status['patient_id']}: "
                       f"{status['status']}", end="\n" if i == len(rows) else "", flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
+        if progress:
+            print(flush=True)  # end the progress line
+        client.cancel(futures)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+    if interrupted:  # counted once the workers are gone: nothing changes after this
+        done = sum(1 for row in rows
+                   if (out_dir / "patients" / row.patient_id / "dose.json").is_file())
+        failed = sum(1 for s in statuses if s["status"] == "failed")
+        raise BatchInterrupted(
+            f"batch interrupted: {done} of {len(rows)} patient(s) done, {failed} failed, "
+            f"{len(rows) - done - failed} not done (nothing recorded for them; status and "
+            "index tables not written); run the same command again to continue")
     order = {row.patient_id: i for i, row in enumerate(rows)}
     statuses.sort(key=lambda s: order[s["patient_id"]])
     _write_csv(out_dir / "cohort_status.csv", statuses, ("patient_id", "status", "error"))
@@ -169,6 +203,21 @@ def run_cohort(cohort_csv: str | Path, out_dir: str | Path, *, scheduler: str | 
                ("patient_id", "phase", "structure", "kind") + INDEX_COLUMNS
                + ("bed_mean_gy", "bed_D70_gy"))
     return {"patients": len(rows), "statuses": statuses, "rows": len(table)}
+
+
+@contextlib.contextmanager
+def _workers_ignore_sigint():
+    """SIGINT ignored while the local worker processes start: they inherit it, so Ctrl-C
+    (sent by a terminal to the whole process group) reaches only this process, which then
+    cancels the work and closes the cluster, instead of each worker dying with a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _write_csv(path: Path, rows: list[dict], columns) -> None:

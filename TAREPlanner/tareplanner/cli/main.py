@@ -1,13 +1,15 @@
 """``tareplanner`` command line: the same functions the Slicer module uses.
 
 Exit status: 0 success, 2 bad input (the message names the field, the value and what is
-allowed; nothing is written), 1 unexpected failure.
+allowed; nothing is written), 1 unexpected failure, 130 interrupted (Ctrl-C), 141 the reader
+of standard output went away (a closed pipe, e.g. ``| head -1``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -25,6 +27,8 @@ from .dose_commands import add_dose_commands
 from .imaging_commands import add_imaging_commands
 
 EXIT_OK, EXIT_FAILURE, EXIT_INPUT = 0, 1, 2
+#: 128 + signal number, what a shell reports for a program ended by SIGINT / SIGPIPE
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141
 
 
 def _site_limits(path: str | None) -> tuple[dict | None, str]:
@@ -274,19 +278,48 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command. Bad input: one line on stderr, status 2. Ctrl-C (KeyboardInterrupt)
+    in any command: one line on stderr, status 130, no traceback (files are written
+    atomically, so nothing is left half-written). A closed standard output (``| head``):
+    status 141, quietly, as the Python documentation recommends (the rest of the output goes
+    to os.devnull so that the interpreter's final flush does not fail again)."""
     try:
-        return args.func(args)
-    except TarePlannerInputError as exc:
-        print(f"tareplanner: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-    except OutputExistsError as exc:
-        print(f"tareplanner: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-    except ValueError as exc:  # raised by physics functions on out-of-range numbers
-        print(f"tareplanner: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        try:
+            code = args.func(args)
+        except TarePlannerInputError as exc:
+            print(f"tareplanner: error: {exc}", file=sys.stderr)
+            return EXIT_INPUT
+        except OutputExistsError as exc:
+            print(f"tareplanner: error: {exc}", file=sys.stderr)
+            return EXIT_INPUT
+        except ValueError as exc:  # raised by physics functions on out-of-range numbers
+            print(f"tareplanner: error: {exc}", file=sys.stderr)
+            return EXIT_INPUT
+        sys.stdout.flush()  # a closed pipe shows here, while the error can still be handled
+        return code
+    except KeyboardInterrupt as exc:
+        message = str(exc) or "interrupted"
+        try:
+            print(f"tareplanner: {message}", file=sys.stderr, flush=True)
+        except (OSError, ValueError):
+            pass
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _discard_stdout() -> None:
+    """Point standard output at os.devnull (docs.python.org, signal module, 'Note on
+    SIGPIPE'), so that the flush at exit does not raise BrokenPipeError again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover
