@@ -98,7 +98,8 @@ def timestamp(obj: Mapping[str, Any], key: str, field: str, *, required: bool) -
         raise FieldValueError(path, value, allowed) from None
     if parsed.tzinfo is None:
         raise FieldValueError(path, value, allowed, "no UTC offset given")
-    if not YEARS[0] <= parsed.astimezone(timezone.utc).year <= YEARS[1]:
+    if not (YEARS[0] <= parsed.year <= YEARS[1]
+            and YEARS[0] <= parsed.astimezone(timezone.utc).year <= YEARS[1]):
         raise FieldValueError(path, value, f"a date-time in the years {YEARS[0]} to {YEARS[1]}")
     return parsed
 
