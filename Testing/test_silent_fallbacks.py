@@ -186,3 +186,229 @@ def test_measure_is_bit_reproducible(phantom_dir, tmp_path):
     assert {"case.json", "measurement_labels/territories.nii.gz"} <= set(first_files)
     for name in first_files:
         assert first_files[name] == second_files[name], name
+
+
+# ----------------------------------------------------------------------- (c) batch Ctrl-C
+def _fake_parser(result):
+    """A stand-in for build_parser whose 'dose' command does ``result`` (raise or return)."""
+    import argparse
+
+    def command(args):
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    class Parser:
+        def parse_args(self, argv):
+            return argparse.Namespace(func=command)
+    return lambda: Parser()
+
+
+def _row(pid="P1"):
+    from tareplanner.batch import CohortRow
+    return CohortRow(pid, "/nowhere/measurement.json", "/nowhere/plan.json", None, None)
+
+
+def test_keyboard_interrupt_in_a_patient_is_not_recorded_as_a_failure(tmp_path, monkeypatch):
+    """Bug caught: Ctrl-C while a patient runs caught by ``except BaseException`` and written
+    as that patient's failure (error.txt, status 'failed'), so the batch went on and its
+    tables said the patient failed. Expected: KeyboardInterrupt passes through and nothing
+    is written for the patient."""
+    import tareplanner.cli.main as cli
+    from tareplanner.batch import run_patient
+
+    monkeypatch.setattr(cli, "build_parser", _fake_parser(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        run_patient(_row(), str(tmp_path))
+    assert list(tmp_path.rglob("*")) == []
+
+
+@pytest.mark.parametrize("result, error", [
+    (RuntimeError("disk full"), "RuntimeError: disk full"),
+    (SystemExit(2), "SystemExit: 2"),
+    (2, "RuntimeError: tareplanner dose ended with exit status 2"),
+])
+def test_real_patient_failures_are_still_recorded(tmp_path, monkeypatch, result, error):
+    """The other side of the rule: an exception, an argument error (SystemExit) and a
+    non-zero exit status are this patient's failure: recorded (status, error.txt), not
+    raised. Bug caught: narrowing the except clause so far that these stop the cohort, or
+    a non-zero exit status silently counted as done."""
+    import tareplanner.cli.main as cli
+    from tareplanner.batch import run_patient
+
+    monkeypatch.setattr(cli, "build_parser", _fake_parser(result))
+    status = run_patient(_row(), str(tmp_path))
+    assert status == {"patient_id": "P1", "status": "failed", "error": error}
+    assert error.split(": ", 1)[-1] in (tmp_path / "patients" / "P1" / "error.txt").read_text()
+
+
+def _cohort_patient(root: Path) -> Path:
+    from tareplanner.cli.main import main
+
+    d = root / "patient"
+    assert main(["phantom", str(d / "img"), "--size", "small", "--seed", "31", "--no-pet"]) == 0
+    img = d / "img"
+    assert main(["measure", "--ct", str(img / "nifti/ct.nii.gz"),
+                 "--spect", str(img / "nifti/spect_maa.nii.gz"),
+                 "--liver", str(img / "labels/liver.nii.gz"),
+                 "--tumours", str(img / "labels/tumours.nii.gz"), "--tumour-names", "T1,T2,T3",
+                 "--territories", str(img / "labels/territories.nii.gz"),
+                 "--territory-names", "right hepatic,left hepatic",
+                 "--goal", "tumour_dose_gy=200", "--product", "therasphere",
+                 "-o", str(d / "case.json"), "--measurement-output",
+                 str(d / "measurement.json")]) == 0
+    assert main(["plan", str(d / "case.json"), "-o", str(d / "plan.json")]) == 0
+    return d
+
+
+def test_ctrl_c_stops_the_batch_cleanly_and_a_rerun_continues(tmp_path, capsys):
+    """Bug caught: Ctrl-C during ``tareplanner batch`` recorded as patients' failures, with
+    Dask worker tracebacks and the batch not resumable.
+
+    A terminal's Ctrl-C sends SIGINT to the whole process group (the command and its Dask
+    workers): the test starts the command in its own session and signals the group once the
+    first patient's dose record exists. Expected: exit status 130; stderr one line that
+    starts 'tareplanner: batch interrupted' (no traceback, no worker noise); no error.txt,
+    no status or index table; every dose.json present is a complete record; some patients
+    not done. A rerun then does exactly the patients not done and skips the others."""
+    from tareplanner.batch import run_cohort
+
+    patient = _cohort_patient(tmp_path)
+    ids = [f"P{i}" for i in range(1, 9)]
+    cohort = tmp_path / "cohort.csv"
+    cohort.write_text("patient_id,measurement,plan\n" + "".join(
+        f"{pid},{patient / 'measurement.json'},{patient / 'plan.json'}\n" for pid in ids))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "tareplanner", "batch", str(cohort),
+                             "--out", str(out), "--quiet"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            cwd=tmp_path)
+    first = out / "patients" / "P1" / "dose.json"
+    deadline = time.monotonic() + 300
+    while not first.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr
+    assert stderr.splitlines()[-1].startswith("tareplanner: batch interrupted: ")
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert "Traceback" not in stderr + stdout
+
+    assert not (out / "cohort_status.csv").exists()
+    assert not (out / "cohort_indices.csv").exists()
+    assert list(out.rglob("error.txt")) == []
+    done = sorted(p.parent.name for p in out.glob("patients/*/dose.json"))
+    for pid in done:
+        json.loads((out / "patients" / pid / "dose.json").read_text())  # complete records
+    assert "P1" in done and len(done) < len(ids)
+    assert f"{len(done)} of {len(ids)} patient(s) done" in stderr
+
+    statuses = {s["patient_id"]: s["status"]
+                for s in run_cohort(cohort, out, workers=1, progress=False)["statuses"]}
+    assert statuses == {pid: "skipped (done)" if pid in done else "done" for pid in ids}
+
+
+# ----------------------------------------------------------------------- (d) CLI: pipe, Ctrl-C
+EXAMPLE_CASE = REPO / "docs" / "examples" / "quirem-two-positions.case.json"
+
+
+def test_closed_pipe_exits_141_without_a_traceback():
+    """Bug caught: ``tareplanner plan case.json --json | head -1`` ending in a
+    BrokenPipeError traceback (and 'Exception ignored ... BrokenPipeError' at exit).
+
+    A real pipe whose reading end is closed before the command writes: every write fails
+    with EPIPE, deterministically. Expected (Python docs, signal module, 'Note on SIGPIPE';
+    128 + SIGPIPE = 141, what a shell reports for a program ended by a closed pipe): exit
+    status 141 and nothing on stderr."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        run = subprocess.run([sys.executable, "-m", "tareplanner", "plan", str(EXAMPLE_CASE),
+                              "--json"], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                             timeout=120, cwd=REPO)
+    finally:
+        os.close(write_end)
+    assert run.returncode == 141
+    assert run.stderr == ""
+
+
+def test_head_reads_the_first_line_and_the_command_ends_quietly():
+    """The user's pipeline itself: ``plan --json`` (about 10 kB, more than Python's 8 kB
+    buffer, so written in several pieces) read by a reader that stops after its first line.
+    Whether the command finished writing before the reader left (status 0) or not (141) is
+    a race; either way the first line is '{' and stderr is empty. Bug caught: a traceback
+    on stderr when the reader leaves first."""
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-m", "tareplanner", "plan",
+                                 str(EXAMPLE_CASE), "--json"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=REPO)
+        assert proc.stdout.readline() == b"{\n"
+        proc.stdout.close()
+        stderr = proc.stderr.read().decode()
+        proc.stderr.close()
+        assert proc.wait(timeout=120) in (0, 141)
+        assert stderr == ""
+
+
+def _all_commands():
+    from tareplanner.cli.main import build_parser
+    parser = build_parser()
+    [sub] = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+    return parser, sub.choices
+
+
+def _minimal_argv(name, subparser):
+    """The command with a dummy value for every positional and required option."""
+    argv = [name]
+    for action in subparser._actions:
+        if not action.option_strings:
+            argv.append("1")
+        elif action.required:
+            argv += [action.option_strings[0], "1"]
+    return argv
+
+
+@pytest.mark.parametrize("name", sorted(_all_commands()[1]))
+def test_keyboard_interrupt_in_every_command_exits_130_with_one_line(name, monkeypatch,
+                                                                     capsys):
+    """Bug caught: Ctrl-C in a command ending in a KeyboardInterrupt traceback (exit status
+    1 or death by SIGINT). Every sub-command of the parser is run through ``main`` with its
+    own function replaced by one that raises KeyboardInterrupt. Expected: 130 (128 +
+    SIGINT), exactly one line on stderr, nothing on stdout."""
+    import tareplanner.cli.main as cli
+
+    parser, commands = _all_commands()
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    commands[name].set_defaults(func=interrupted)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    assert cli.main(_minimal_argv(name, commands[name])) == 130
+    captured = capsys.readouterr()
+    assert captured.err == "tareplanner: interrupted\n"
+    assert captured.out == ""
+
+
+def test_ctrl_c_in_a_real_command_leaves_nothing_written(tmp_path):
+    """The same with a real signal: ``tareplanner demo`` (the synthetic patient is written to
+    a temporary folder and renamed when complete) receives SIGINT half a second after it
+    said it started on the standard-size patient (seconds of work). Expected: status 130,
+    one line on stderr, no traceback, and no file at all in the output folder (no
+    half-written patient, no temporary folder left)."""
+    out = tmp_path / "demo"
+    proc = subprocess.Popen([sys.executable, "-m", "tareplanner", "demo", "--out", str(out),
+                             "--size", "standard"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    first = proc.stdout.readline()  # printed inside the command: past start-up
+    assert first.startswith("1/3 writing the synthetic patient"), first
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr
+    assert stderr == "tareplanner: interrupted\n"
+    assert "Traceback" not in stdout
+    assert [p for p in out.rglob("*") if p.is_file()] == []
+    assert [p for p in out.rglob("*") if p.name.startswith(".")] == []
