@@ -224,6 +224,7 @@ def register_positions(scene, p) -> str:
         shift = ", ".join(f"{t:.1f}" for t in result.transform.GetTranslation())
         lines.append(f"{name}: rotation ({angles}) deg, translation ({shift}) mm, "
                      f"MI {result.metric_before:.3f} -> {result.metric_after:.3f}")
+        lines += [f"{name}: warning [{w['code']}] {w['message']}" for w in result.warnings]
     _done(p, "registration")
     return "\n".join(lines)
 
