@@ -26,6 +26,7 @@ import SimpleITK as sitk
 from pydicom.errors import InvalidDicomError
 
 from ..errors import ImageDataError
+from .arrays import image_array
 from .loaded import ACTIVITY_UNITS, COUNT_UNITS, LoadedImage  # noqa: F401 (re-exported)
 
 NON_DICOM_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -70,7 +71,7 @@ def read_image(path: str | Path, *, series_uid: str | None = None, units: str | 
 
 
 def _check_finite(image: sitk.Image, where: str) -> None:
-    values = sitk.GetArrayViewFromImage(image)
+    values = image_array(image)
     if values.dtype.kind == "f" and not np.isfinite(values).all():
         bad = int(values.size - np.count_nonzero(np.isfinite(values)))
         raise ImageDataError(f"{where}:voxel values", f"{bad} NaN or infinite voxels",
@@ -292,6 +293,10 @@ def _read_slices(items: list) -> LoadedImage:
         if not np.allclose(this_iop, iop, atol=1e-4):
             raise ImageDataError(f"{path}:ImageOrientationPatient (0020,0037)",
                                  list(this_iop), f"the series' {list(iop)}")
+        this_spacing = _float_list(ds, "PixelSpacing", path, "(0028,0030)", 2, positive=True)
+        if not np.allclose(this_spacing, pixel_spacing, rtol=1e-4, atol=1e-6):
+            raise ImageDataError(f"{path}:PixelSpacing (0028,0030)", list(this_spacing),
+                                 f"the series' {list(pixel_spacing)}")
         if _rows_columns(ds, path) != (rows, cols):
             raise ImageDataError(f"{path}:Rows/Columns (0028,0010/0011)",
                                  _rows_columns(ds, path), f"the series' {(rows, cols)}")
