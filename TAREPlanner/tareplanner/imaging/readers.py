@@ -133,13 +133,41 @@ def _read_itk(path: Path, units: str | None, modality: str | None) -> LoadedImag
                        meta={"format": path.suffix.lstrip(".")})
 
 
-def _dcmread_header(path: Path):
+def _has_dicm_prefix(path: Path) -> bool:
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
-    except InvalidDicomError:
+        with open(path, "rb") as handle:
+            handle.seek(128)
+            return handle.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def _is_image_class(ds) -> bool:
+    """Whether the file's meta header declares an image (or RT Dose) storage class."""
+    uid = (getattr(ds, "file_meta", None) or {}).get("MediaStorageSOPClassUID") \
+        or ds.get("SOPClassUID")
+    name = getattr(uid, "name", "") if uid else ""
+    return "Image Storage" in name or name == "RT Dose Storage"
+
+
+def _dcmread_header(path: Path):
+    """The header of a DICOM file; None for a file that is not DICOM (a README, an index).
+    A file that declares itself DICOM (the 'DICM' prefix) and cannot be read, or declares an
+    image and holds none (cut short), is refused: it would otherwise be skipped and the
+    series read without it."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except InvalidDicomError as exc:
+        if _has_dicm_prefix(path):
+            raise ImageDataError(str(path), "corrupted", "a readable DICOM file",
+                                 str(exc)) from None
         return None
     except Exception as exc:  # truncated or corrupted header
         raise ImageDataError(str(path), "corrupted", "a readable DICOM file", str(exc)) from None
+    if "Rows" not in ds and _is_image_class(ds):
+        raise ImageDataError(str(path), "truncated", "a complete DICOM image",
+                             "an image storage file without Rows (0028,0010)")
+    return ds
 
 
 def _tag_value(ds, keyword: str, path: Path, tag: str, convert, allowed: str,

@@ -164,10 +164,33 @@ def check_plan_record(record: Any, source: str = "record", where: str = "record"
             if isinstance(value, str) and _has_control(value):
                 raise FieldValueError(f"{path}.{name}", value, _ALLOWED["text"])
     _violations(record, "violations", where)
+    _uncertainty(record, positions, where)
     for path, warning in _items(record, "warnings", where):
         _at(warning, "code", path, "text")
         _at(warning, "message", path, "text")
     return record
+
+
+def _uncertainty(record: dict, positions: list, where: str) -> None:
+    """The figures the report prints for every position and tumour (keyed by their names,
+    so a renamed position or tumour leaves its figures behind)."""
+    if record.get("uncertainty") is None:
+        return
+    uncertainty = _at(record, "uncertainty", where, "object")
+    figures = _at(uncertainty, "figures", f"{where}.uncertainty", "object")
+    wanted = ["lung"]
+    for _, pos in positions:
+        wanted += [f"{pos['name']}: activity", f"{pos['name']}: normal liver"]
+        wanted += [f"{pos['name']}/{t['name']}" for _, t in _items(pos, "tumours", where)]
+    for key in wanted:
+        figure = figures.get(key)
+        path = f"{where}.uncertainty.figures.{key}"
+        if not isinstance(figure, dict):
+            raise FieldValueError(path, figure, "the interval of every position and tumour "
+                                                "of the record (low, high, unit)")
+        _at(figure, "low", path, "number")
+        _at(figure, "high", path, "number")
+        _at(figure, "unit", path, "text")
 
 
 def check_measurement_record(record: Any, source: str = "measurement") -> dict:
