@@ -16,6 +16,7 @@ from .physics import ordering as order
 from .physics.compartments import (PARTITION, SINGLE_COMPARTMENT, dose_per_activity,
                                    liver_energy_fraction, lung_dose_per_activity)
 from .errors import ClinicalCutoffError
+from .plan_uncertainty import plan_uncertainty
 from .physics.solver import (LIMITED_BY_WHOLE_LIVER, LIMITED_BY_WHOLE_NORMAL_LIVER, DoseLimits,
                              PositionProblem, SharedLimit, Solution, Violation, solve)
 from .records.case import Case
@@ -106,6 +107,21 @@ def lung_mass(case: Case, site_limits: Mapping[str, Any] | None = None,
     return {"kg": kg, "source": source, "chosen_by": chosen_by, "note": note, "ct_kg": ct_kg,
             "convention_kg": convention.value, "convention_source": convention.source,
             "ct_difference_fraction": difference}
+
+
+#: An exceedance probability above this at the planned activities is a warning.
+EXCEEDANCE_WARNING = 0.05
+
+
+def _uncertainty_warnings(uncertainty: dict) -> list[Warning_]:
+    """A limit that the planned activities exceed with a probability above 5 %."""
+    return [Warning_("limit-exceedance-probable",
+                     f"{name}: exceeded with probability {e['probability']:.0%} at the planned "
+                     f"activities (limit {e['limit_gy']:g} Gy, {uncertainty['coverage']:.0%} "
+                     f"interval {uncertainty['figures'][e['figure']]['low']:.1f}-"
+                     f"{uncertainty['figures'][e['figure']]['high']:.1f} Gy)")
+            for name, e in uncertainty["exceedance"].items()
+            if e["probability"] > EXCEEDANCE_WARNING]
 
 
 def _lung_mass_warnings(mass: dict) -> list[Warning_]:
@@ -243,6 +259,12 @@ def plan_case(case: Case, site_limits: Mapping[str, Any] | None = None,
                      LIMITED_BY_WHOLE_NORMAL_LIVER: limits_record[
                          limits_record["applied_whole_normal_liver"]]["source"]}
     warnings += _lung_mass_warnings(mass)
+    uncertainty = plan_uncertainty(
+        case, solution, energy_j_per_gbq=cf, partition=model == PARTITION, lung_mass=mass,
+        limits_gy={"normal_liver_gy": limits.normal_liver_gy,
+                   "lung_single_gy": limits.lung_single_gy,
+                   "lung_cumulative_gy": limits.lung_cumulative_gy}, whole_limits=shared)
+    warnings += _uncertainty_warnings(uncertainty)
 
     warnings += [Warning_(f"measurement:{w['code']}", w["message"])
                  for w in case.measurement_warnings]
@@ -311,6 +333,7 @@ def plan_case(case: Case, site_limits: Mapping[str, Any] | None = None,
         "tumour_target_gy": dict(product.tumour_target_gy),
         "ordering": ordering_record,
         "violations": [_violation(v, limit_sources) for v in solution.violations],
+        "uncertainty": uncertainty,
         "warnings": [w.as_dict() for w in warnings],
         "case": case.document,
     }

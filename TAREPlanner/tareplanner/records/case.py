@@ -30,7 +30,7 @@ CASE_FIELDS = ("schema", "case_id", "product", "method", "tissue_density_g_per_m
                "lung_shunt_fraction", "lsf_method", "planar_counts", "lung_mass_kg",
                "lung_mass_source", "lung_mass_ct_kg", "prior_lung_dose_gy", "residual_fraction", "liver_compromised", "patient",
                "whole_liver_volume_ml", "whole_liver_tumour_volume_ml", "treatment_time",
-               "ordering", "positions", "notes", "measurement")
+               "ordering", "positions", "notes", "measurement", "uncertainty")
 #: Where the lung mass comes from: a CT densitovolumetric measurement, a value entered by
 #: hand, or the 1 kg convention of the package inserts (chosen explicitly, or by default
 #: when the case holds no lung mass).
@@ -102,6 +102,7 @@ class Case:
     positions: tuple[Position, ...]
     document: Mapping[str, Any]
     measurement_warnings: tuple[dict, ...] = ()
+    uncertainty: Mapping[str, Any] | None = None
 
     @property
     def input_sha256(self) -> str:
@@ -184,6 +185,52 @@ def _lung_mass(doc: Mapping[str, Any]) -> dict:
                                   f"equal to lung_mass_kg ({mass:g}) when the source is the CT")
         ct_mass = mass
     return {"lung_mass_kg": mass, "lung_mass_source": source, "lung_mass_ct_kg": ct_mass}
+
+
+UNCERTAINTY_FIELDS = ("calibrator_relative_sd", "residual_sd", "lsf_relative_sd",
+                      "tnr_relative_sd", "boundary_mm", "lung_mass_relative_sd", "samples",
+                      "seed", "exceedance_probability")
+
+
+def _uncertainty(doc: Mapping[str, Any], positions: tuple[Position, ...]) -> dict | None:
+    """The case's own input uncertainties (all optional; defaults in data/uncertainty.json)."""
+    if doc.get("uncertainty") is None:
+        return None
+    obj = require_object(doc["uncertainty"], "uncertainty")
+    check_keys(obj, "uncertainty", UNCERTAINTY_FIELDS)
+    out: dict[str, Any] = {}
+    for key in ("calibrator_relative_sd", "residual_sd", "lsf_relative_sd",
+                "lung_mass_relative_sd"):
+        value = number(obj, key, "uncertainty", default=None, minimum=0, maximum=1)
+        if value is not None:
+            out[key] = value
+    boundary = number(obj, "boundary_mm", "uncertainty", default=None, minimum=0, maximum=20)
+    if boundary is not None:
+        out["boundary_mm"] = boundary
+    tnr = obj.get("tnr_relative_sd")
+    if isinstance(tnr, dict):
+        known = [t.name for p in positions for t in p.tumours]
+        check_keys(tnr, "uncertainty.tnr_relative_sd", known)
+        out["tnr_relative_sd"] = {k: number(tnr, k, "uncertainty.tnr_relative_sd", minimum=0,
+                                            maximum=1) for k in tnr}
+    elif tnr is not None:
+        out["tnr_relative_sd"] = number(obj, "tnr_relative_sd", "uncertainty", minimum=0,
+                                        maximum=1)
+    samples = number(obj, "samples", "uncertainty", default=None, minimum=100, maximum=100000)
+    if samples is not None:
+        if samples != int(samples):
+            raise FieldValueError("uncertainty.samples", obj["samples"], "a whole number")
+        out["samples"] = int(samples)
+    seed = number(obj, "seed", "uncertainty", default=None, minimum=0, maximum=2 ** 63 - 1)
+    if seed is not None:
+        if seed != int(seed):
+            raise FieldValueError("uncertainty.seed", obj["seed"], "a whole number")
+        out["seed"] = int(seed)
+    p = number(obj, "exceedance_probability", "uncertainty", default=None, exclusive_minimum=0,
+               exclusive_maximum=1)
+    if p is not None:
+        out["exceedance_probability"] = p
+    return out
 
 
 def parse_case(document: Any) -> Case:
@@ -277,6 +324,7 @@ def parse_case(document: Any) -> Case:
                               "a list of {code, message} objects")
 
     return Case(
+        uncertainty=_uncertainty(doc, positions),
         measurement_warnings=tuple(measurement_warnings),
         case_id=name_value(doc, "case_id", "", default=None),
         product=product_key, method=method,

@@ -50,6 +50,7 @@ def plan_summary(record: dict) -> str:
                  f"{record['lung_dose_gy']:.2f} Gy (cumulative "
                  f"{record['lung_dose_cumulative_gy']:.2f} Gy)")
     lines.append(whole_liver_text(record))
+    lines += uncertainty_lines(record)
     ordering = record["ordering"]
     lines.append(f"ordering ({ordering['kind']}):")
     for entry in ordering["positions"]:
@@ -81,6 +82,43 @@ def plan_summary(record: dict) -> str:
         for w in record["warnings"]:
             lines.append(f"    [{w['code']}] {w['message']}")
     return "\n".join(lines) + "\n"
+
+
+def _interval(figure: dict, spec: str = ".1f") -> str:
+    return f"{format(figure['low'], spec)}-{format(figure['high'], spec)} {figure['unit']}"
+
+
+def uncertainty_lines(record: dict) -> list[str]:
+    """The plan's 95 % intervals, exceedance probabilities, main contributors and the
+    activities at the stated exceedance probability, as text lines."""
+    u = record.get("uncertainty")
+    if not u:
+        return []
+    f = u["figures"]
+    lines = [f"uncertainty ({u['samples']} Monte Carlo samples; {u['coverage']:.0%} intervals; "
+             "input uncertainties and sources in the record):"]
+    for pos in record["positions"]:
+        name = pos["name"]
+        activity, normal = f[name + ": activity"], f[name + ": normal liver"]
+        parts = [f"A {_interval(activity, '.2f')}", f"normal liver {_interval(normal)}"]
+        parts += [t["name"] + " " + _interval(f[name + "/" + t["name"]])
+                  for t in pos["tumours"]]
+        main = ", ".join(c["input"] for c in normal["main_contributors"][:2])
+        lines.append(f"    {name}: " + "; ".join(parts) + f"  (mostly: {main})")
+    whole = [f"lung {_interval(f['lung'])}"]
+    whole += [f"{k} {_interval(f[k])}" for k in ("whole liver", "whole normal liver") if k in f]
+    lines.append("    " + "; ".join(whole))
+    probable = [f"{n} {e['probability']:.0%}" for n, e in u["exceedance"].items()
+                if e["probability"] > 0]
+    lines.append("    P(limit exceeded at the planned activities): "
+                 + (", ".join(probable) if probable else "none in any sample")
+                 + f"; any limit {u['probability_any_limit_exceeded']:.0%}")
+    best = u.get("at_exceedance_probability")
+    if best:
+        acts = ", ".join(f"{n} {a:.3f} GBq" for n, a in best["activities_gbq"].items())
+        lines.append(f"    highest activities with P(any limit exceeded) <= "
+                     f"{best['probability']:.0%}: x{best['scale_factor']:.3f} ({acts})")
+    return lines
 
 
 def lung_mass_text(record: dict) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path
-from .plan_text import lung_mass_text, whole_liver_text
+from .plan_text import lung_mass_text, uncertainty_lines, whole_liver_text
 
 A4_INCHES = (8.27, 11.69)
 LINE_CHARS = 96
@@ -91,6 +91,9 @@ def plan_lines(record: dict) -> list[str]:
     lines += ["", f"Total activity {record['total_activity_gbq']:.3f} GBq; lung dose "
               f"{record['lung_dose_gy']:.2f} Gy (cumulative {record['lung_dose_cumulative_gy']:.2f}"
               f" Gy)", whole[0].upper() + whole[1:], "",
+              *(["## Uncertainty"] + [line.strip() if not line.startswith("    ") else line[2:]
+                                      for line in uncertainty_lines(record)] + [""]
+                if record.get("uncertainty") else []),
               "## Ordering and dispensing", f"kind: {record['ordering']['kind']}"]
     for entry in record["ordering"]["positions"]:
         details = {k: v for k, v in entry.items() if k not in ("name",)}
@@ -201,7 +204,10 @@ def verification_lines(dose_record: dict) -> list[str]:
                 f"±{check['tolerance']:.0%}): "
                 + ("within tolerance" if check["within_tolerance"] else "OUTSIDE TOLERANCE"),
                 f"inside liver and lungs {check['inside_liver_and_lungs_gbq']:.3f} GBq "
-                f"({check['inside_liver_and_lungs_fraction']:.1%} of the image); the rest "
+                + (f"({fraction:.1%} of the image)"
+                   if (fraction := check.get("inside_liver_and_lungs_fraction")) is not None
+                   else "(the image holds no positive activity)")
+                + "; the rest "
                 "(resolution spill-out at their edges, or extrahepatic deposition) adds to no "
                 "structure's dose",
                 f"  [tolerance: {check['tolerance_source']}]"]

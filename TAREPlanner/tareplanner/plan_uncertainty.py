@@ -1,0 +1,115 @@
+"""The uncertainty part of a plan: the case's input uncertainties (or the defaults of
+``data/uncertainty.json``, each with its source) propagated to the planned doses by
+:mod:`tareplanner.physics.uncertainty`. No file I/O beyond the packaged data file."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Mapping
+
+from .physics.solver import (LIMITED_BY_LUNG, LIMITED_BY_NORMAL, LIMITED_BY_WHOLE_LIVER,
+                             LIMITED_BY_WHOLE_NORMAL_LIVER, Solution)
+from .physics.uncertainty import Limit, PlanInputs, PositionInput, TumourInput, propagate
+from .records.case import Case
+
+#: Figure (of physics.uncertainty.doses) that a position's activity is set for, by what binds
+BINDING_FIGURE = {LIMITED_BY_NORMAL: "normal liver", LIMITED_BY_LUNG: "lung",
+                  LIMITED_BY_WHOLE_LIVER: "whole liver",
+                  LIMITED_BY_WHOLE_NORMAL_LIVER: "whole normal liver"}
+
+
+@lru_cache(maxsize=None)
+def defaults() -> dict:
+    """The default input uncertainties with their sources."""
+    text = resources.files("tareplanner.data").joinpath("uncertainty.json").read_text("utf-8")
+    return json.loads(text)["defaults"]
+
+
+def settings(case: Case, lung_mass_source: str) -> dict:
+    """Each input's standard uncertainty and where it comes from (the case or the default)."""
+    d = defaults()
+    own = dict(case.uncertainty or {})
+    out: dict[str, Any] = {}
+    for key in ("calibrator_relative_sd", "residual_sd", "lsf_relative_sd", "boundary_mm",
+                "samples", "seed", "exceedance_probability"):
+        out[key] = ({"value": own[key], "source": "case"} if key in own else
+                    {"value": d[key]["value"], "source": d[key]["source"]})
+    lung = d["lung_mass_relative_sd"][lung_mass_source]
+    out["lung_mass_relative_sd"] = ({"value": own["lung_mass_relative_sd"], "source": "case"}
+                                    if "lung_mass_relative_sd" in own else
+                                    {"value": lung["value"], "source": lung["source"]})
+    tnr = own.get("tnr_relative_sd")
+    out["tnr_relative_sd"] = ({"value": tnr, "source": "case"} if tnr is not None else
+                              {"value": d["tnr_relative_sd"]["value"],
+                               "source": d["tnr_relative_sd"]["source"]})
+    return out
+
+
+def _tnr_sd(setting: Mapping[str, Any], name: str) -> float:
+    value = setting["value"]
+    if isinstance(value, dict):
+        return value.get(name, defaults()["tnr_relative_sd"]["value"])
+    return value
+
+
+def _binding(goal_kind: str | None, limited_by: str, tumours, partition: bool) -> str | None:
+    """The figure whose planned dose a position's activity is set for."""
+    if limited_by in BINDING_FIGURE:
+        return BINDING_FIGURE[limited_by]
+    if goal_kind is None or goal_kind == "activity_gbq":
+        return None
+    if goal_kind == "tumour_dose_gy":
+        # the goal aims at the tumour with the lowest dose (lowest TNR)
+        lowest = min(tumours, key=lambda t: t.tnr if (partition and t.tnr) else 0.0)
+        return lowest.name
+    return {"normal_dose_gy": "normal liver", "perfused_dose_gy": "perfused"}[goal_kind]
+
+
+def plan_uncertainty(case: Case, solution: Solution, *, energy_j_per_gbq: float,
+                     partition: bool, lung_mass: Mapping[str, Any], limits_gy: Mapping[str, Any],
+                     whole_limits: list) -> dict:
+    """The ``uncertainty`` part of a plan record."""
+    cfg = settings(case, lung_mass["source"])
+    positions = []
+    for pos, sol in zip(case.positions, solution.positions):
+        goal_kind = pos.goal.kind if pos.goal else None
+        binding = _binding(goal_kind, sol.limited_by, pos.tumours, partition)
+        if binding in ("normal liver", "perfused") or (
+                binding is not None and binding in {t.name for t in pos.tumours}):
+            binding = f"{pos.name}: {binding}" if binding in ("normal liver", "perfused") \
+                else f"{pos.name}/{binding}"
+        positions.append(PositionInput(
+            name=pos.name, activity_gbq=sol.activity_gbq,
+            explicit=goal_kind in (None, "activity_gbq"),
+            normal_volume_ml=pos.normal_volume_ml,
+            tumours=tuple(TumourInput(t.name, t.volume_ml, t.tnr,
+                                      _tnr_sd(cfg["tnr_relative_sd"], t.name))
+                          for t in pos.tumours),
+            binding_figure=binding))
+    inputs = PlanInputs(
+        energy_j_per_gbq=energy_j_per_gbq, density_g_per_ml=case.tissue_density_g_per_ml,
+        partition=partition, lung_shunt_fraction=case.lung_shunt_fraction,
+        lsf_relative_sd=cfg["lsf_relative_sd"]["value"],
+        residual_fraction=case.residual_fraction, residual_sd=cfg["residual_sd"]["value"],
+        calibrator_relative_sd=cfg["calibrator_relative_sd"]["value"],
+        lung_mass_kg=lung_mass["kg"], lung_mass_relative_sd=cfg["lung_mass_relative_sd"]["value"],
+        prior_lung_dose_gy=case.prior_lung_dose_gy, boundary_mm=cfg["boundary_mm"]["value"],
+        positions=tuple(positions), whole_liver_volume_ml=case.whole_liver_volume_ml,
+        whole_liver_tumour_volume_ml=case.whole_liver_tumour_volume_ml)
+    limits = []
+    if limits_gy.get("normal_liver_gy") is not None:
+        limits += [Limit(f"{p.name}: normal-liver-limit", f"{p.name}: normal liver",
+                         limits_gy["normal_liver_gy"]) for p in case.positions]
+    for name, figure, key in (("lung-limit", "lung", "lung_single_gy"),
+                              ("lung-cumulative-limit", "lung cumulative", "lung_cumulative_gy")):
+        if limits_gy.get(key) is not None:
+            limits.append(Limit(name, figure, limits_gy[key]))
+    figure_of = {LIMITED_BY_WHOLE_LIVER: "whole liver",
+                 LIMITED_BY_WHOLE_NORMAL_LIVER: "whole normal liver"}
+    limits += [Limit(s.name, figure_of[s.name], s.limit_gy) for s in whole_limits]
+    result = propagate(inputs, limits, n=cfg["samples"]["value"], seed=cfg["seed"]["value"],
+                       exceedance_probability=cfg["exceedance_probability"]["value"])
+    result["inputs"] = cfg
+    return result
