@@ -59,8 +59,14 @@ def export_seg(masks: dict[str, np.ndarray], kinds: dict[str, str], ct_folder,
     per structure (overlaps allowed), atomically. ``ct_folder``: the CT's folder or files."""
     import highdicom as hd
 
+    from ..errors import FieldValueError
+
     sources = ct_datasets(ct_folder)
     names = [n for n in masks if masks[n].any()]
+    for name in names:  # a segment label is a DICOM LO: cutting it would merge names
+        if len(name) > 64:
+            raise FieldValueError("SEG segment label", name, "at most 64 characters (a "
+                                  "DICOM segment label); shorten the position or tumour name")
     shape = (len(sources), int(sources[0].Rows), int(sources[0].Columns))
     for name in names:
         if masks[name].shape != shape:
@@ -73,7 +79,7 @@ def export_seg(masks: dict[str, np.ndarray], kinds: dict[str, str], ct_folder,
     for number, name in enumerate(names, start=1):
         category, kind_code = _codes(kinds[name])
         descriptions.append(hd.seg.SegmentDescription(
-            segment_number=number, segment_label=name[:64],
+            segment_number=number, segment_label=name,
             segmented_property_category=category, segmented_property_type=kind_code,
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
             algorithm_identification=algorithm))
