@@ -64,3 +64,42 @@ def test_seg_label_longer_than_64_refused_not_cut(phantom_dir, tmp_path):
     with pytest.raises(FieldValueError, match="SEG segment label"):
         export_seg({name: mask}, {name: "normal"}, ct, out)
     assert list(tmp_path.iterdir()) == []
+
+
+@FUZZ
+@given(counts=st.lists(st.one_of(st.floats(0, 1e308), st.sampled_from([0.0, 1e308, 5e-324])),
+                       min_size=4, max_size=4))
+def test_lsf_counts_give_a_fraction_or_a_named_refusal(counts):
+    """Planar counts up to 1e308: the LSF printed is a finite fraction equal to
+    GM_lung / (GM_lung + GM_liver) computed in logarithms, or the counts are refused (exit
+    2); before, sqrt(1e308 * 1e308) overflowed and 'LSF nan' was printed with exit 0."""
+    import math
+
+    from hostile import run_cli
+    outcome = run_cli(["lsf", "--lung-anterior", repr(counts[0]), "--lung-posterior",
+                       repr(counts[1]), "--liver-anterior", repr(counts[2]),
+                       "--liver-posterior", repr(counts[3]), "--json"])
+    if outcome.code == 2:
+        assert len(outcome.err.strip().splitlines()) == 1
+        return
+    assert outcome.code == 0, outcome.err
+    lsf = json.loads(outcome.out, parse_constant=pytest.fail)["lung_shunt_fraction"]
+    assert 0.0 <= lsf <= 1.0
+    la, lp, va, vp = counts
+    if min(counts) > 0:
+        log_ratio = 0.5 * (math.log(va) + math.log(vp) - math.log(la) - math.log(lp))
+        assert lsf == pytest.approx(1.0 / (1.0 + math.exp(log_ratio)) if log_ratio < 700
+                                    else 0.0, rel=1e-9, abs=1e-300)
+
+
+def test_phantom_output_that_is_a_file_refused(sandbox):
+    """phantom OUT where OUT (or a parent) is a file: NotADirectoryError traceback before."""
+    a_file = sandbox.out / "file"
+    a_file.write_text("x")
+    from hostile import assert_refused, snapshot
+    before = snapshot(sandbox.out)
+    for target in (a_file, a_file / "sub"):
+        assert_refused(sandbox.run(["phantom", target, "--size", "small"]), "OUT",
+                       out=sandbox.out, out_before=before)
+    assert_refused(sandbox.run(["phantom", sandbox.out / "p", "--seed", "-1"]), "--seed",
+                   out=sandbox.out, out_before=before)

@@ -194,6 +194,15 @@ def cmd_phantom(args: argparse.Namespace) -> int:
     from ..imaging.phantom import make_phantom, spec_for_size
     from ..imaging.phantom_files import write_phantom
 
+    from ..errors import OutputPathError
+    outdir = Path(args.outdir)
+    blocking = next((p for p in (outdir, *outdir.parents) if p.exists() and not p.is_dir()),
+                    None)
+    if blocking is not None:
+        raise OutputPathError("OUT", args.outdir, "a folder (empty or new)",
+                              f"{blocking} is a file")
+    if not 0 <= args.seed < 2 ** 32:
+        raise FieldValueError("--seed", args.seed, "a whole number 0 to 4294967295")
     overrides = {"seed": args.seed, "ho166_scout": args.ho166_scout, "pet": not args.no_pet}
     if args.no_noise:
         overrides.update(spect_noise=False, ct_noise_hu=0.0, cbct_noise_hu=0.0)

@@ -30,8 +30,10 @@ def lsf_planar_geometric_mean(lung_anterior_counts: float, lung_posterior_counts
     for name, value in values.items():
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise ValueError(f"{name}: got {value!r}; allowed: a finite number >= 0")
-    gm_lung = math.sqrt(lung_anterior_counts * lung_posterior_counts)
-    gm_liver = math.sqrt(liver_anterior_counts * liver_posterior_counts)
+    # sqrt(a) * sqrt(b), not sqrt(a * b): the product of two counts near 1e308 overflows
+    gm_lung = math.sqrt(lung_anterior_counts) * math.sqrt(lung_posterior_counts)
+    gm_liver = math.sqrt(liver_anterior_counts) * math.sqrt(liver_posterior_counts)
     if gm_lung + gm_liver <= 0:
         raise ValueError("lung and liver counts are all zero; LSF is undefined")
-    return PlanarLsf(gm_lung, gm_liver, gm_lung / (gm_lung + gm_liver))
+    return PlanarLsf(gm_lung, gm_liver, gm_lung / (gm_lung + gm_liver) if gm_lung < gm_liver
+                     else 1.0 / (1.0 + gm_liver / gm_lung))
