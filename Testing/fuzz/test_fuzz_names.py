@@ -93,7 +93,8 @@ def test_lsf_counts_give_a_fraction_or_a_named_refusal(counts):
 
 
 def test_phantom_output_that_is_a_file_refused(sandbox):
-    """phantom OUT where OUT (or a parent) is a file: NotADirectoryError traceback before."""
+    """phantom OUT and demo --out where the folder (or a parent) is a file: tracebacks
+    (NotADirectoryError, FileExistsError) before."""
     a_file = sandbox.out / "file"
     a_file.write_text("x")
     from hostile import assert_refused, snapshot
@@ -103,3 +104,6 @@ def test_phantom_output_that_is_a_file_refused(sandbox):
                        out=sandbox.out, out_before=before)
     assert_refused(sandbox.run(["phantom", sandbox.out / "p", "--seed", "-1"]), "--seed",
                    out=sandbox.out, out_before=before)
+    for target in (a_file, a_file / "sub"):
+        assert_refused(sandbox.run(["demo", "--out", target]), "--out", out=sandbox.out,
+                       out_before=before)

@@ -132,6 +132,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .imaging_commands import cmd_measure
 
     out = Path(args.out)
+    if any(p.exists() and not p.is_dir() for p in (out, *out.parents)):
+        from ..errors import OutputPathError
+        raise OutputPathError("--out", args.out, "a folder (the demo's own)", "a file is in "
+                                                                            "the way")
     phantom_dir = out / "phantom"
     if phantom_dir.exists():
         shutil.rmtree(phantom_dir)  # the demo folder is the demo's own
