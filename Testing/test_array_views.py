@@ -22,7 +22,7 @@ import SimpleITK as sitk
 from conftest import REPO
 from tareplanner.imaging.arrays import image_array
 
-PACKAGE = REPO / "TAREPlanner" / "tareplanner"
+MODULE = REPO / "TAREPlanner"  # the Slicer module and the core package
 
 
 def _run(script: str, timeout: float = 300):
@@ -94,11 +94,11 @@ def test_image_array_rejects_what_is_not_an_image():
         image_array(np.zeros((2, 2)))
 
 
-def test_no_raw_simpleitk_views_in_the_package():
+def test_no_raw_simpleitk_views_in_the_module_or_package():
     """Bug caught: a new ``sitk.GetArrayViewFromImage`` call outside the one safe helper
     (``tareplanner/imaging/arrays.py``), which reintroduces the dangling-view crash."""
     offenders = []
-    for path in PACKAGE.rglob("*.py"):
+    for path in MODULE.rglob("*.py"):
         if path.name == "arrays.py" and path.parent.name == "imaging":
             continue
         for number, line in enumerate(path.read_text().splitlines(), start=1):
