@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hostile import Sandbox, run_cli
+from .hostile import Sandbox, run_cli
 
 
 @pytest.fixture

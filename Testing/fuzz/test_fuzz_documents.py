@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hostile import FUZZ, assert_named_error, assert_refused, snapshot
+from .hostile import FUZZ, assert_named_error, assert_refused, snapshot
 from tareplanner.errors import TarePlannerInputError
 
 BASE = {

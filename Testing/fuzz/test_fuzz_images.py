@@ -23,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydicom.dataelem import DataElement
 
-from hostile import FUZZ, assert_refused, snapshot
+from .hostile import FUZZ, assert_refused, snapshot
 from tareplanner.errors import ImageDataError, TarePlannerInputError
 from tareplanner.imaging.readers import MAX_VOXELS, read_image
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hostile import FUZZ
+from .hostile import FUZZ
 from tareplanner.errors import FieldValueError
 from tareplanner.records.fields import check_name
 
@@ -75,7 +75,7 @@ def test_lsf_counts_give_a_fraction_or_a_named_refusal(counts):
     2); before, sqrt(1e308 * 1e308) overflowed and 'LSF nan' was printed with exit 0."""
     import math
 
-    from hostile import run_cli
+    from .hostile import run_cli
     outcome = run_cli(["lsf", "--lung-anterior", repr(counts[0]), "--lung-posterior",
                        repr(counts[1]), "--liver-anterior", repr(counts[2]),
                        "--liver-posterior", repr(counts[3]), "--json"])
@@ -97,7 +97,7 @@ def test_phantom_output_that_is_a_file_refused(sandbox):
     (NotADirectoryError, FileExistsError) before."""
     a_file = sandbox.out / "file"
     a_file.write_text("x")
-    from hostile import assert_refused, snapshot
+    from .hostile import assert_refused, snapshot
     before = snapshot(sandbox.out)
     for target in (a_file, a_file / "sub"):
         assert_refused(sandbox.run(["phantom", target, "--size", "small"]), "OUT",

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from hostile import PYTHON, assert_refused, snapshot
+from .hostile import PYTHON, assert_refused, snapshot
 
 
 def test_existing_outputs_refused_without_force(sandbox, records):
