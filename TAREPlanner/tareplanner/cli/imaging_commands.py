@@ -363,6 +363,23 @@ def _labels_from_maps(args, ct, LabelInputs):
                                                   ("lungs", args.lungs)) if v})
 
 
+def _resolution_option(args) -> dict | None:
+    """The SPECT resolution asked for on the command line (None: the default), checked."""
+    from ..imaging.partial_volume import resolution_from_camera_file, resolution_given
+
+    fwhm, camera = getattr(args, "spect_fwhm_mm", None), getattr(args, "camera", None)
+    if fwhm is not None and camera:
+        raise FieldValueError("--camera", camera, "either --camera or --spect-fwhm-mm")
+    if getattr(args, "no_pvc", False) and (fwhm is not None or camera):
+        raise FieldValueError("--no-pvc", True, "no resolution with --no-pvc (--spect-fwhm-mm "
+                              "and --camera are for the correction)")
+    if fwhm is not None:
+        return resolution_given(fwhm, "--spect-fwhm-mm")
+    if camera:
+        return resolution_from_camera_file(camera, "--camera")
+    return None
+
+
 def cmd_measure(args: argparse.Namespace) -> int:
     from ..imaging.measure import (LabelInputs, PositionImages, case_from_measurement, measure,
                                    parse_manual_tnr)
@@ -382,6 +399,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     if not (math.isfinite(args.lung_base_margin_mm) and args.lung_base_margin_mm >= 0):
         raise FieldValueError("--lung-base-margin-mm", args.lung_base_margin_mm,
                               "a distance >= 0 mm")
+    resolution = _resolution_option(args)
     manual_tnr = parse_manual_tnr(args.manual_tnr or "", "--manual-tnr")
     for tumour, value in manual_tnr.items():
         if not (math.isfinite(value) and value > 0):
@@ -443,7 +461,9 @@ def cmd_measure(args: argparse.Namespace) -> int:
         try:
             measurement = measure(ct, spect, labels, positions,
                                   lung_base_margin_mm=args.lung_base_margin_mm,
-                                  save_labels_to=label_dir)
+                                  save_labels_to=label_dir,
+                                  partial_volume_correction=not args.no_pvc,
+                                  resolution=resolution)
         except TarePlannerInputError:
             raise
         except ValueError as exc:
@@ -491,7 +511,10 @@ def cmd_measure(args: argparse.Namespace) -> int:
         json.dump(case, sys.stdout, indent=2)
         sys.stdout.write("\n")
     lsf = measurement["lung_shunt"]
-    print(f"LSF {lsf['lung_shunt_fraction']:.2%} ({lsf['method']}); "
+    pvc = measurement["partial_volume_correction"]
+    print(("partial-volume corrected (GTM, {:g} mm FWHM): ".format(pvc["fwhm_mm"])
+           if pvc["applied"] else "not corrected for partial volume: ")
+          + f"LSF {lsf['lung_shunt_fraction']:.2%} ({lsf['method']}); "
           + "; ".join(f"{p['name']}: {p['perfused_volume_ml']:.0f} mL perfused, TNR "
                       + ", ".join(f"{t['name']} {t['tnr']:.2f}" for t in p["tumours"])
                       for p in measurement["positions"]), file=sys.stderr)
@@ -539,6 +562,14 @@ def add_imaging_commands(sub) -> None:
     p.add_argument("--case-id")
     p.add_argument("--lung-base-margin-mm", type=float, default=0.0,
                    help="exclude lung within this distance of the liver from the LSF")
+    p.add_argument("--spect-fwhm-mm", type=float, metavar="MM",
+                   help="SPECT system resolution (FWHM, mm) for the partial-volume correction "
+                        "(default: data/spect_resolution.json for the SPECT's radionuclide)")
+    p.add_argument("--camera", metavar="FILE",
+                   help="site camera file: JSON with fwhm_mm and source (its measured "
+                        "resolution for this isotope and reconstruction)")
+    p.add_argument("--no-pvc", action="store_true",
+                   help="no partial-volume correction: the measured region values are used")
     p.add_argument("--manual-lsf", type=float, metavar="FRACTION",
                    help="LSF entered by hand (fraction, e.g. 0.05): replaces the measured one, "
                         "recorded as a manual entry")

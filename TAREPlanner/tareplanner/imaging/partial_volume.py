@@ -166,9 +166,14 @@ class PvcResult:
     relative_residual: float
 
     def corrected(self, name: str) -> float:
+        """The corrected mean of region ``name`` (NaN for a region that has no voxel)."""
+        if name not in self.names:
+            return float("nan")
         return float(self.corrected_per_ml[self.names.index(name)])
 
     def measured(self, name: str) -> float:
+        if name not in self.names:
+            return float("nan")
         return float(self.measured_per_ml[self.names.index(name)])
 
     def as_dict(self) -> dict:

@@ -2,7 +2,9 @@
 
 Counts in a structure are computed at the resolution of the masks (the CT grid): every CT
 voxel takes the count density of the SPECT voxel that contains its centre, so structure
-edges are handled by fractional occupancy at CT resolution.
+edges are handled by fractional occupancy at CT resolution. These are the measured
+(uncorrected) values; :mod:`tareplanner.imaging.partial_volume` corrects them for the
+system resolution through this same measurement operator.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class LungShunt:
     lung_volume_used_ml: float
     lungs_in_fov_fraction: float
     method: str
+    partial_volume_corrected: bool = False
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)

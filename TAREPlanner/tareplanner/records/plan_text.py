@@ -150,23 +150,42 @@ def whole_liver_text(record: dict) -> str:
 
 
 def measurement_summary(measurement: dict) -> str:
-    """Readable summary of a measurement record: LSF, volumes, TNR per position, warnings."""
+    """Readable summary of a measurement record: LSF, volumes, TNR per position, warnings;
+    with a partial-volume correction the corrected values and, beside them, the measured
+    (uncorrected) ones."""
     lsf = measurement["lung_shunt"]
-    lines = [f"LSF {lsf['lung_shunt_fraction']:.2%} ({lsf['method']}); lungs "
+    pvc = measurement.get("partial_volume_correction") or {"applied": False}
+    raw = measurement.get("lung_shunt_uncorrected", lsf)
+    if pvc["applied"]:
+        res = pvc.get("resolution", {})
+        head = (f"partial-volume corrected (geometric transfer matrix), SPECT resolution "
+                f"{pvc['fwhm_mm']:g} mm FWHM ({res.get('chosen_by', 'given')})")
+        lsf_note = f"; uncorrected {raw['lung_shunt_fraction']:.2%}"
+    else:
+        head, lsf_note = "not corrected for partial volume", ""
+    lines = [head,
+             f"LSF {lsf['lung_shunt_fraction']:.2%} ({lsf['method']}{lsf_note}); lungs "
              f"{lsf['lungs_in_fov_fraction']:.1%} in the SPECT field of view; lung mass (CT) "
              f"{measurement['lung_mass_kg_ct']:.2f} kg",
-             f"    counts: lungs {lsf['lung_counts']:.4g} in {lsf['lung_volume_used_ml']:.0f} mL,"
-             f" liver {lsf['liver_counts']:.4g}; outside liver and lungs "
+             f"    counts: lungs {raw['lung_counts']:.4g} in {raw['lung_volume_used_ml']:.0f} mL,"
+             f" liver {raw['liver_counts']:.4g} (measured); outside liver and lungs "
              f"{measurement['counts_outside_liver_lungs_fraction']:.1%} of all",
              f"liver {measurement['volumes_ml']['liver']:.0f} mL, lungs "
              f"{measurement['volumes_ml']['lungs']:.0f} mL"]
+
     for pos in measurement["positions"]:
         normal = pos["normal_counts"]
         lines.append(f"{pos['name']}: perfused {pos['perfused_volume_ml']:.0f} mL, normal "
-                     f"{pos['normal_volume_ml']:.0f} mL ({normal['counts_per_ml']:.4g} counts/mL)")
+                     f"{pos['normal_volume_ml']:.0f} mL ({normal['counts_per_ml']:.4g} counts/mL"
+                     + (f", uncorrected {normal['counts_per_ml_uncorrected']:.4g}"
+                        if pvc["applied"] and "counts_per_ml_uncorrected" in normal else "")
+                     + ")")
         for t in pos["tumours"]:
             lines.append(f"    {t['name']}: {t['volume_ml']:.1f} mL, {t['counts_per_ml']:.4g} "
-                         f"counts/mL, TNR {t['tnr']:.2f}")
+                         f"counts/mL, TNR {t['tnr']:.2f}"
+                         + (f" (uncorrected {t['counts_per_ml_uncorrected']:.4g} counts/mL, "
+                            f"TNR {t['tnr_uncorrected']:.2f})"
+                            if pvc["applied"] and "tnr_uncorrected" in t else ""))
     for w in measurement["warnings"]:
         lines.append(f"warning [{w['code']}] {w['message']}")
     return "\n".join(lines) + "\n"
