@@ -44,11 +44,9 @@ def resolution_data() -> dict:
 def check_fwhm(value, field: str) -> float:
     """A FWHM in mm within FWHM_RANGE_MM, or a FieldValueError naming ``field``."""
     low, high = FWHM_RANGE_MM
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if isinstance(value, bool) or not (math.isfinite(number) and low < number <= high):
+    number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else float("nan")
+    if not (math.isfinite(number) and low < number <= high):
         raise FieldValueError(field, value, f"a FWHM in mm, > {low:g} and <= {high:g}")
     return number
 
