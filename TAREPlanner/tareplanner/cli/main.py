@@ -25,6 +25,7 @@ from ..physics.lung_shunt import lsf_planar_geometric_mean
 from ..imaging.phantom_files import slug
 from .dose_commands import add_dose_commands
 from .imaging_commands import add_imaging_commands
+from .treatment_day_commands import add_treatment_day_commands
 
 EXIT_OK, EXIT_FAILURE, EXIT_INPUT = 0, 1, 2
 #: 128 + signal number, what a shell reports for a program ended by SIGINT / SIGPIPE
@@ -63,10 +64,18 @@ def read_plan_record(path: str) -> dict:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from ..records.administration import (ADMINISTRATION_SCHEMA, replay_administration,
+                                          validate_administration)
+    from ..records.fields import read_json_file
     from ..records.replay import replay
 
-    record = read_plan_record(args.record)
-    result = replay(record)
+    document = read_json_file(args.record, "record")
+    if isinstance(document, dict) and document.get("schema") == ADMINISTRATION_SCHEMA:
+        record = validate_administration(document, args.record)
+        result = replay_administration(record)
+    else:
+        record = read_plan_record(args.record)
+        result = replay(record)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     elif result["identical"]:
@@ -278,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_imaging_commands(sub)
     add_dose_commands(sub)
+    add_treatment_day_commands(sub)
     return parser
 
 

@@ -1,0 +1,130 @@
+"""``tareplanner directive`` and ``tareplanner administer``: the written directive from a plan,
+changes to it before the administration, and the administration record from dose-calibrator
+readings (docs/treatment-day.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import FieldValueError
+
+
+def _read(path: str, field: str):
+    from ..records.fields import read_json_file
+    return read_json_file(path, field)
+
+
+def cmd_directive(args: argparse.Namespace) -> int:
+    from ..records.atomic import write_json_atomic
+    from ..records.directive import (change_directive, directive_from_plan, directive_lines,
+                                     validate_directive)
+
+    if args.change:
+        if args.site is None or args.activity_gbq is None or not args.reason or not args.by:
+            raise FieldValueError("--change", args.change, "with --site, --activity-gbq, "
+                                  "--reason and --by")
+        directive = validate_directive(_read(args.change, "--change"), args.change)
+        directive = change_directive(directive, args.site, args.activity_gbq, args.reason,
+                                     args.by)
+    else:
+        if args.plan is None:
+            raise FieldValueError("plan", None, "a plan record (or --change DIRECTIVE)")
+        from .main import read_plan_record
+        directive = directive_from_plan(read_plan_record(args.plan))
+    write_json_atomic(args.output, directive, overwrite=args.force, field="-o")
+    sys.stdout.write("\n".join(directive_lines(directive)) + "\n")
+    print(f"written directive written to {args.output}")
+    return 0
+
+
+def _site_value(text: str, field: str) -> tuple[str, str]:
+    site, sep, value = text.rpartition("=")
+    if not sep or not site or not value:
+        raise FieldValueError(field, text, "SITE=VALUE")
+    return site, value
+
+
+def _reading(text: str, field: str) -> tuple[str, dict]:
+    site, value = _site_value(text, field)
+    activity, sep, time = value.partition("@")
+    try:
+        gbq = float(activity)
+    except ValueError:
+        raise FieldValueError(field, text, "SITE=GBQ@TIME, e.g. 'right hepatic=3.2@"
+                              "2026-12-01T09:30+01:00'") from None
+    if not sep:
+        raise FieldValueError(field, text, "SITE=GBQ@TIME (the time of the reading)")
+    return site, {"activity_gbq": gbq, "time": time}
+
+
+def readings_from_options(args: argparse.Namespace) -> list[dict]:
+    """The readings list (records/administration.py) from --vial/--residual/--administered-at."""
+    sites: dict[str, dict] = {}
+
+    def entry(site):
+        return sites.setdefault(site, {"treatment_site": site, "vial": [], "residual": []})
+    for text in args.vial or []:
+        site, reading = _reading(text, "--vial")
+        entry(site)["vial"].append(reading)
+    for text in args.residual or []:
+        site, reading = _reading(text, "--residual")
+        entry(site)["residual"].append(reading)
+    for text in args.administered_at or []:
+        site, time = _site_value(text, "--administered-at")
+        entry(site)["administration_time"] = time
+    return list(sites.values())
+
+
+def cmd_administer(args: argparse.Namespace) -> int:
+    from ..records.administration import administration_lines, administration_record
+    from ..records.atomic import write_json_atomic
+    from ..records.directive import validate_directive
+
+    directive = validate_directive(_read(args.directive, "directive"), args.directive)
+    if args.readings and (args.vial or args.residual or args.administered_at):
+        raise FieldValueError("--readings", args.readings,
+                              "either a readings file or --vial/--residual/--administered-at")
+    readings = _read(args.readings, "--readings") if args.readings else \
+        readings_from_options(args)
+    record = administration_record(directive, readings,
+                                   site_tolerance_fraction=args.site_tolerance)
+    write_json_atomic(args.output, record, overwrite=args.force, field="-o")
+    sys.stdout.write("\n".join(administration_lines(record)) + "\n")
+    print(f"administration record written to {args.output}")
+    return 0
+
+
+def add_treatment_day_commands(sub) -> None:
+    p = sub.add_parser("directive", help="written directive from a plan record, or a change "
+                                         "to a directive before the administration")
+    p.add_argument("plan", nargs="?", help="plan record (tareplanner.plan/1)")
+    p.add_argument("--change", metavar="DIRECTIVE",
+                   help="change the prescribed activity of one site of this directive")
+    p.add_argument("--site", help="treatment site to change (with --change)")
+    p.add_argument("--activity-gbq", type=float, help="new prescribed activity (GBq)")
+    p.add_argument("--reason", help="why the prescription changes (with --change)")
+    p.add_argument("--by", help="authorised user making the change (with --change)")
+    p.add_argument("-o", "--output", required=True, help="directive file to write")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=cmd_directive)
+
+    p = sub.add_parser("administer", help="administration record: delivered activity per "
+                                          "site from dose-calibrator readings, checked "
+                                          "against the written directive")
+    p.add_argument("directive", help="written directive (tareplanner.directive/1)")
+    p.add_argument("--readings", help="readings file: a JSON list, one entry per site "
+                                      "(docs/treatment-day.md)")
+    p.add_argument("--vial", action="append", metavar="SITE=GBQ@TIME",
+                   help="vial reading before the administration (repeatable)")
+    p.add_argument("--residual", action="append", metavar="SITE=GBQ@TIME",
+                   help="residual reading (vial, tubing, catheter) after it (repeatable)")
+    p.add_argument("--administered-at", action="append", metavar="SITE=TIME",
+                   help="administration time of a site (ISO 8601 with UTC offset)")
+    p.add_argument("--site-tolerance", type=float, metavar="FRACTION",
+                   help="the site's own tolerance on the delivered activity (e.g. 0.10), "
+                        "flagged besides the regulatory criterion")
+    p.add_argument("-o", "--output", required=True, help="administration record to write")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=cmd_administer)
+
