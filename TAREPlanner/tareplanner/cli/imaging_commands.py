@@ -208,6 +208,15 @@ def cmd_phantom(args: argparse.Namespace) -> int:
         overrides.update(spect_noise=False, ct_noise_hu=0.0, cbct_noise_hu=0.0)
     if args.no_blur:
         overrides.update(spect_fwhm_mm=0.0)
+    if args.spect_model not in ("gaussian", "realistic"):
+        raise FieldValueError("--spect-model", args.spect_model, "gaussian or realistic")
+    if args.spect_model == "realistic":
+        from ..imaging.spect_simulation import EXTRA, INSTALL_HINT, extra_available
+        if not extra_available():
+            raise FieldValueError("--spect-model", args.spect_model,
+                                  f"gaussian, or realistic with the extra '{EXTRA}' installed",
+                                  f"PyTomography and torch are missing: {INSTALL_HINT}")
+        overrides.update(spect_model="realistic")
     try:
         spec = spec_for_size(args.size, **overrides)
     except ValueError as exc:
@@ -532,6 +541,10 @@ def add_imaging_commands(sub) -> None:
     p.add_argument("--no-pet", action="store_true", help="no post-treatment Y-90 PET")
     p.add_argument("--no-noise", action="store_true", help="noise-free images")
     p.add_argument("--no-blur", action="store_true", help="SPECT without system blur")
+    p.add_argument("--spect-model", default="gaussian",
+                   help="gaussian (blur and noise, default) or realistic (attenuation, "
+                        "collimator response, scatter, Poisson noise and OSEM; extra "
+                        "'realistic-spect')")
     p.set_defaults(func=cmd_phantom)
 
     p = sub.add_parser("measure", help="volumes, LSF and TNR from images -> case file")

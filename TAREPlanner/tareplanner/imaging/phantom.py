@@ -36,6 +36,9 @@ class PhantomSpec:
     spect_fwhm_mm: float = 14.0
     spect_noise: bool = True
     spect_total_counts: float = 4.0e6
+    #: "gaussian" (blur + noise, the default) or "realistic" (projection, scatter, noise and
+    #: OSEM: imaging/spect_simulation.py, extra ``realistic-spect``)
+    spect_model: str = "gaussian"
     pet_fwhm_mm: float = 9.0
     pet_counts: float = 3.0e6
     ct_noise_hu: float = 10.0
@@ -169,9 +172,13 @@ def _emission(spec: PhantomSpec, grid: Grid, tnr_attr: str, liver_fractions, lsf
                        "background": float(conc[background].sum())}
 
 
-def _spect(spec: PhantomSpec, grid: Grid, tnr_attr: str, total_counts: float, stream: int):
+def _spect(spec: PhantomSpec, grid: Grid, tnr_attr: str, total_counts: float, stream: int,
+           realistic: dict | None = None):
     relative, parts = _emission(spec, grid, tnr_attr, spec.maa_fractions,
                                 spec.lung_shunt_fraction, spec.background_ratio)
+    if spec.spect_model == "realistic":
+        from .spect_simulation import phantom_spect
+        return phantom_spect(spec, grid, relative, stream=stream, **realistic).image, parts
     expected = relative * (total_counts / relative.sum())
     blurred = _blur(expected, spec.spect_fwhm_mm, grid.spacing_mm)
     if spec.spect_noise:
@@ -194,10 +201,18 @@ def make_phantom(spec: PhantomSpec) -> Phantom:
     ct = ct_grid.image(np.clip(np.round(hu), -1024, 3071).astype(np.int16))
 
     spect_grid = Grid.covering(spec.box_low_mm, spec.box_high_mm, spec.spect_spacing_mm)
-    spect, _ = _spect(spec, spect_grid, "tnr_maa", spec.spect_total_counts, 2)
+    if spec.spect_model not in ("gaussian", "realistic"):
+        raise ValueError(f"spect_model: got {spec.spect_model!r}; allowed: gaussian, realistic")
+    # realistic model: activity decayed from administration (work-up - 1 h) to the SPECT
+    # (work-up + 40 min, + 50 min for the scout), as phantom_files writes them
+    spect, _ = _spect(spec, spect_grid, "tnr_maa", spec.spect_total_counts, 2,
+                      dict(nuclide="Tc-99m", administered_mbq=spec.maa_activity_mbq,
+                           delay_h=100.0 / 60.0, ct=ct))
     scout = None
     if spec.ho166_scout:
-        scout, _ = _spect(spec, spect_grid, "tnr_y90", spec.spect_total_counts / 3.0, 3)
+        scout, _ = _spect(spec, spect_grid, "tnr_y90", spec.spect_total_counts / 3.0, 3,
+                          dict(nuclide="Ho-166", administered_mbq=spec.scout_activity_mbq,
+                               delay_h=110.0 / 60.0, ct=ct))
 
     cbcts, transforms = {}, {}
     liver_centre = a.liver.centre_mm
@@ -235,6 +250,7 @@ def make_phantom(spec: PhantomSpec) -> Phantom:
         "ct_spacing_mm": list(spec.ct_spacing_mm),
         "spect_spacing_mm": list(spec.spect_spacing_mm),
         "spect_fwhm_mm": spec.spect_fwhm_mm,
+        **({"spect_model": "realistic"} if spec.spect_model == "realistic" else {}),
         "volumes_ml": {
             "liver": float((labels >= anat.LIVER).sum() * voxel_ml),
             "lungs": float(lungs.sum() * voxel_ml),
