@@ -152,3 +152,19 @@ def test_cli_directive_administer_replay(tmp_path, base_case, capsys):
                  "--activity-gbq", "1", "--reason", "x", "--by", "y", "-o",
                  str(tmp_path / "d2.json")]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_records_match_their_published_schemas(directive):
+    """docs/schemas/directive-1 and administration-1 describe what the program writes."""
+    import jsonschema
+    from referencing import Registry, Resource
+
+    from conftest import REPO
+    schemas = {name: json.loads((REPO / "docs" / "schemas" / name).read_text())
+               for name in ("directive-1.schema.json", "administration-1.schema.json")}
+    registry = Registry().with_resources(
+        (s["$id"], Resource.from_contents(s)) for s in schemas.values())
+    jsonschema.validate(directive, schemas["directive-1.schema.json"])
+    record = json.loads(json.dumps(administration_record(directive, _readings(3.0, 0.1))))
+    jsonschema.Draft202012Validator(schemas["administration-1.schema.json"],
+                                    registry=registry).validate(record)
