@@ -4,7 +4,8 @@ Truth: LSF 6 %, MAA TNRs T1 3.2, T2 2.4, T3 1.8 (tareplanner/imaging/anatomy.py)
 noise-free, blur-free SPECT on the CT grid the measurement must be exact to 1 %. System blur
 (14 mm FWHM) spills liver counts into the lung base and tumour counts into normal liver:
 the blur-explained error is measured on the noise-free blurred SPECT, and the noisy SPECT must
-agree with that to within its Poisson noise.
+agree with that to within its Poisson noise. These are the measured values, without the
+partial-volume correction (its tests: test_partial_volume.py).
 """
 
 import numpy as np
@@ -37,7 +38,8 @@ def _measure_with_truth_labels(phantom, spect=None, margin_mm=0.0):
                    _loaded(spect or phantom.spect, "counts", "NM"),
                    LabelInputs(liver=labels["liver"], tumours=labels["tumours"],
                                tumour_names=names, lungs=labels["lungs"]),
-                   positions, lung_base_margin_mm=margin_mm)
+                   positions, lung_base_margin_mm=margin_mm,
+                   partial_volume_correction=False)  # the measured values (test_partial_volume)
 
 
 def _tnrs(measurement):

@@ -112,7 +112,9 @@ def test_steps_in_order_with_outdated_marking(session, tmp_path, phantom_dir):
     # 4. measurement
     guided.measure(scene, p)
     measurement = record_from_text_node(p.measurementRecord)
-    assert measurement["lung_shunt"]["lung_shunt_fraction"] == pytest.approx(0.066, abs=0.003)
+    # partial-volume corrected by default (Tc-99m default 14 mm FWHM): truth 6 %, within 5 %
+    assert measurement["partial_volume_correction"]["applied"] is True
+    assert measurement["lung_shunt"]["lung_shunt_fraction"] == pytest.approx(0.06, rel=0.05)
     assert _states(p)["measurement"] == "current"
 
     # 5. plan with one goal per position
@@ -123,7 +125,12 @@ def test_steps_in_order_with_outdated_marking(session, tmp_path, phantom_dir):
     by_name = {q["name"]: q for q in record["positions"]}
     assert by_name["right hepatic"]["goal"] == {"tumour_dose_gy": 250.0}
     assert by_name["left hepatic"]["goal"] == {"normal_dose_gy": 40.0}
-    assert by_name["left hepatic"]["normal_dose_gy"] == pytest.approx(40.0, rel=1e-9)
+    # with the partial-volume corrected TNRs and LSF the two lobes together reach the glass
+    # whole-normal-liver limit (75 Gy, EANM 2022) before the left lobe's 40 Gy goal: both are
+    # scaled down by the same factor
+    assert record["whole_liver"]["whole_normal_liver_dose_gy"] == pytest.approx(75.0)
+    assert by_name["left hepatic"]["limited_by"] == "whole-normal-liver-limit"
+    assert by_name["left hepatic"]["normal_dose_gy"] < 40.0
     assert _states(p)["plan"] == "current"
 
     # isodoses at the plan's own levels: TheraSphere normal-liver limit 120 Gy, goals 40 and

@@ -56,7 +56,9 @@ def test_workflow_on_mrml(small_phantom, tmp_path):
         wf.add_territory_from_cbct(ct, cbct, seg, name)
 
     measurement = wf.measure_from_nodes(ct, spect, seg)
-    assert measurement["lung_shunt"]["lung_shunt_fraction"] == pytest.approx(0.066, abs=0.002)
+    # partial-volume corrected by default (Tc-99m default 14 mm FWHM): truth 6 %, within 5 %
+    assert measurement["partial_volume_correction"]["applied"] is True
+    assert measurement["lung_shunt"]["lung_shunt_fraction"] == pytest.approx(0.06, rel=0.05)
     for pos in measurement["positions"]:
         expected = p.truth["volumes_ml"]["territories"][pos["name"]]["perfused"]
         assert pos["perfused_volume_ml"] == pytest.approx(expected, rel=0.03)

@@ -364,15 +364,16 @@ def test_case_uncertainty_by_hand():
     the base-excluded method taken as measured (they are extrapolated to the whole lung),
     the residual of the correction left out, or a boundary other than the CT voxel size.
 
-    u = 0.03 (data file). TNR: sqrt(1/10000 + 1/40000 + 0.03^2) = sqrt(0.001025) = 0.032016.
-    LSF: 5000 counts extrapolated from 1000 of 2000 mL -> 2500 measured:
-    sqrt(1/2500 + 0.03^2) = sqrt(0.0013) = 0.036056. Boundary: largest CT spacing, 2.5 mm."""
+    u_pvc = 0.02 (TNR), 0.01 (LSF) (data file). TNR: sqrt(1/10000 + 1/40000 + 0.02^2) =
+    sqrt(0.000525) = 0.022913. LSF: 5000 counts extrapolated from 1000 of 2000 mL -> 2500
+    measured: sqrt(1/2500 + 0.01^2) = sqrt(0.0005) = 0.022361. Boundary: largest CT spacing,
+    2.5 mm."""
     u_tnr = _residual("residual")["tnr_relative_sd"]["value"]
     u_lsf = _residual("residual")["lsf_relative_sd"]["value"]
-    assert (u_tnr, u_lsf) == (0.03, 0.03)   # the hand figures below assume these
+    assert (u_tnr, u_lsf) == (0.02, 0.01)   # the hand figures below assume these
     out = measurement_uncertainty(_measurement())
-    assert out["tnr_relative_sd"]["T1"] == pytest.approx(0.032016, abs=1e-6)
-    assert out["lsf_relative_sd"] == pytest.approx(0.036056, abs=1e-6)
+    assert out["tnr_relative_sd"]["T1"] == pytest.approx(0.022913, abs=1e-6)
+    assert out["lsf_relative_sd"] == pytest.approx(0.022361, abs=1e-6)
     assert out["boundary_mm"] == 2.5
 
 
@@ -381,7 +382,7 @@ def test_case_uncertainty_without_counts_without_correction_and_manual():
     small residual of the correction claimed when it was turned off; a measured
     uncertainty given to a value entered by hand."""
     bq = measurement_uncertainty(_measurement(units="Bq/mL"))
-    assert bq["tnr_relative_sd"]["T1"] == pytest.approx(0.03)
+    assert bq["tnr_relative_sd"]["T1"] == pytest.approx(0.02)
     off = measurement_uncertainty(_measurement(applied=False))
     u_off = _residual("residual_without_correction")["tnr_relative_sd"]["value"]
     assert off["tnr_relative_sd"]["T1"] == pytest.approx(

@@ -90,9 +90,11 @@ def fine_voxel_counts(index: np.ndarray, regions: np.ndarray, n_regions: int,
     if index.shape != regions.shape:
         raise ValueError(f"regions: got {regions.size} voxels; allowed: as many as the index "
                          f"map ({index.size})")
-    keep = (index >= 0) & (regions >= 0)
-    flat = index[keep].astype(np.int64) * n_regions + regions[keep].astype(np.int64)
-    return np.bincount(flat, minlength=n_coarse * n_regions).reshape(n_coarse, n_regions)
+    n_bins = n_coarse * n_regions
+    dtype = np.int32 if n_bins < 2 ** 31 - 1 else np.int64
+    flat = index.astype(dtype) * dtype(n_regions) + regions.astype(dtype)
+    flat[(index < 0) | (regions < 0)] = n_bins          # one bin for "not counted"
+    return np.bincount(flat, minlength=n_bins + 1)[:n_bins].reshape(n_coarse, n_regions)
 
 
 @dataclass(frozen=True)
