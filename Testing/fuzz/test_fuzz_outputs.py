@@ -171,12 +171,13 @@ def test_real_process_exit_status_and_one_line(sandbox, records):
 
 
 def test_report_with_long_and_unicode_names(sandbox, records):
-    """Names at the 64-character limit and outside ASCII go through plan and report whole;
+    """Names at the 64-character limit and outside ASCII (Latin, Greek: glyphs the report's
+    font has) go through plan and report whole;
     a position renamed by hand in the record (its uncertainty figures keyed by the old
     name) is refused by name instead of a KeyError while the PDF is drawn."""
     case = json.loads(records["case"].read_text())
     case["case_id"] = "C" * 64
-    case["positions"][0]["name"] = "gauche é – 左葉 " + "x" * 48
+    case["positions"][0]["name"] = "gauche é – λοβός " + "x" * 47
     path = sandbox.write("case.json", case)
     plan = sandbox.out / "plan.json"
     assert sandbox.run(["plan", path, "-o", plan]).code == 0
