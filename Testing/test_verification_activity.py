@@ -238,3 +238,15 @@ def test_dose_command_refuses_impossible_activity_options(tmp_path, capsys):
         err = capsys.readouterr().err
         assert option in err and value in err.lower() and "Traceback" not in err
         assert not out.exists()
+
+
+def test_an_empty_post_treatment_image_is_flagged_and_reported():
+    """Bug caught: a PET holding no activity (wrong series, wrong units) crashing the report
+    on the undefined inside fraction instead of being flagged at −100 %."""
+    from tareplanner.records.report import verification_lines
+    check, warnings = activity_check(0.0, 0.0, 5.0, 0.0, "planned total activity")
+    assert check["relative_difference"] == -1.0 and warnings
+    assert check["inside_liver_and_lungs_fraction"] is None
+    text = "\n".join(verification_lines({"post_treatment": {"activity_check": check},
+                                         "warnings": warnings}))
+    assert "-100.0%" in text and "OUTSIDE TOLERANCE" in text
