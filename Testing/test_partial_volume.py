@@ -16,12 +16,11 @@ from tareplanner.cli.main import main
 from tareplanner.errors import FieldValueError, TarePlannerInputError
 from tareplanner.imaging.measure import (LabelInputs, PositionImages, measure,
                                          measurement_uncertainty)
-from tareplanner.imaging.partial_volume import (build_regions, correct_regions,
-                                                resolution_from_camera_file, resolution_given)
+from tareplanner.imaging.partial_volume import (build_regions, resolution_from_camera_file,
+                                                resolution_given)
 from tareplanner.imaging.phantom import make_phantom, spec_for_size
 from tareplanner.imaging.phantom_files import label_images
 from tareplanner.imaging.readers import LoadedImage
-from tareplanner.imaging.segmentation import body_mask
 from tareplanner.physics.partial_volume import (PointSpread, blur, fine_voxel_counts,
                                                 region_means, solve_gtm, transfer_matrix)
 
@@ -452,3 +451,12 @@ def test_measure_command_records_resolution_and_uncertainty(phantom_dir, tmp_pat
     assert "spect-resolution-assumed" in {w["code"] for w in m["warnings"]}
     assert m["partial_volume_correction"]["resolution"]["chosen_by"].startswith(
         "default for Tc-99m (the SPECT names no radionuclide")
+
+
+def test_measure_refuses_an_impossible_resolution_from_a_caller(noise_free):
+    """Bug caught: a resolution handed to measure() by a caller other than the command line
+    (the Slicer logic) used unchecked: a negative FWHM blurs nothing and the correction
+    would silently do nothing."""
+    with pytest.raises(FieldValueError) as info:
+        _measure(noise_free, resolution={"fwhm_mm": -1.0, "source": "x", "chosen_by": "x"})
+    assert str(info.value).startswith("resolution fwhm_mm: got -1.0; allowed: a FWHM in mm")

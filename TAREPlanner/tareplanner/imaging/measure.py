@@ -22,8 +22,8 @@ import SimpleITK as sitk
 from .. import __version__
 from ..errors import FieldValueError
 from .grid import same_geometry
-from .partial_volume import (build_regions, correct_regions, default_resolution,
-                             resolution_data)
+from .partial_volume import (build_regions, check_fwhm, correct_regions,
+                             default_resolution, resolution_data)
 from .quantities import (LungShunt, counts_on_grid, lung_shunt_from_spect,
                          tumour_to_normal_ratios)
 from .loaded import LoadedImage
@@ -161,6 +161,7 @@ def measure(ct: LoadedImage, spect: LoadedImage, labels: LabelInputs,
     if partial_volume_correction:
         res = dict(resolution) if resolution else default_resolution(
             spect.meta.get("radionuclide"))
+        res["fwhm_mm"] = check_fwhm(res.get("fwhm_mm"), "resolution fwhm_mm")
         if res.pop("assumed", False):
             warnings.append({"code": "spect-resolution-assumed",
                              "message": f"partial-volume correction with a {res['fwhm_mm']:g} mm "
