@@ -182,11 +182,16 @@ def run_cohort(cohort_csv: str | Path, out_dir: str | Path, *, scheduler: str | 
         interrupted = True
         if progress:
             print(flush=True)  # end the progress line
+        _dask_log_handlers(quiet=True)  # what Dask logs now is our own cancellation
         client.cancel(futures)
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        try:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        finally:
+            if interrupted:
+                _dask_log_handlers(quiet=False)
     if interrupted:  # counted once the workers are gone: nothing changes after this
         done = sum(1 for row in rows
                    if (out_dir / "patients" / row.patient_id / "dose.json").is_file())
@@ -203,6 +208,25 @@ def run_cohort(cohort_csv: str | Path, out_dir: str | Path, *, scheduler: str | 
                ("patient_id", "phase", "structure", "kind") + INDEX_COLUMNS
                + ("bed_mean_gy", "bed_D70_gy"))
     return {"patients": len(rows), "statuses": statuses, "rows": len(table)}
+
+
+class _DropAll(logging.Filter):
+    def filter(self, record) -> bool:
+        return False
+
+
+_DROP_ALL = _DropAll()
+
+
+def _dask_log_handlers(*, quiet: bool) -> None:
+    """Silence (or restore) the handlers of Dask's 'distributed' logger: after Ctrl-C the
+    scheduler reports the cancelled work ("Couldn't gather keys ...") as errors, which are
+    not errors of the batch."""
+    for handler in logging.getLogger("distributed").handlers:
+        if quiet:
+            handler.addFilter(_DROP_ALL)
+        else:
+            handler.removeFilter(_DROP_ALL)
 
 
 @contextlib.contextmanager
