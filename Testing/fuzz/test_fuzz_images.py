@@ -442,3 +442,19 @@ def test_measure_existing_outputs_refused_up_front(records, sandbox):
     outcome = sandbox.run(_measure_argv(d, sandbox.out))
     assert_refused(outcome, "exists", out=sandbox.out, out_before=before)
     assert (sandbox.out / "m_labels" / "keep.txt").read_text() == "earlier run"
+
+
+def test_dose_refuses_pet_outside_the_ct(records, sandbox):
+    """A post-treatment PET that does not overlap the planning CT (another frame of
+    reference, a wrong patient position) gave a delivered dose of zero everywhere without a
+    word; now refused naming --pet, the dose folder not made."""
+    pet = sandbox.inputs / "pet"
+    shutil.copytree(records["phantom"] / "dicom" / "pet_y90", pet)
+    for path in pet.iterdir():
+        ds = pydicom.dcmread(path)
+        ds.ImagePositionPatient = [5000 + float(v) for v in ds.ImagePositionPatient]
+        ds.save_as(path)
+    outcome = sandbox.run(["dose", "--measurement", records["measurement"], "--plan",
+                           records["plan"], "--method", "ldm", "--pet", pet, "--out",
+                           sandbox.out / "dose"])
+    assert_refused(outcome, "--pet", "geometry", out=sandbox.out)

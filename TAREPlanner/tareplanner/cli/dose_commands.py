@@ -115,6 +115,8 @@ def cmd_dose(args: argparse.Namespace) -> int:
                     raise exc.within("--pet") from None
                 if not post.is_activity:
                     raise FieldValueError("--pet", args.pet, "a PET in Bq/mL (Units BQML)")
+                from .imaging_commands import check_overlap
+                check_overlap(post.image, ct.image, "--pet", args.pet, "planning CT")
                 administration = (args.administration_time
                                   or post.meta.get("administration_datetime"))
                 acquisition = post.meta.get("acquisition_datetime")
@@ -128,7 +130,13 @@ def cmd_dose(args: argparse.Namespace) -> int:
                     post.image, datetime.fromisoformat(acquisition),
                     datetime.fromisoformat(administration), half_life)
             else:
-                post = read_image(args.post_spect, units="counts", modality="NM")
+                try:
+                    post = read_image(args.post_spect, units="counts", modality="NM")
+                except TarePlannerInputError as exc:
+                    raise exc.within("--post-spect") from None
+                from .imaging_commands import check_overlap
+                check_overlap(post.image, ct.image, "--post-spect", args.post_spect,
+                              "planning CT")
                 if not post.is_counts or not args.administered_gbq:
                     raise FieldValueError("--administered-gbq", args.administered_gbq,
                                           "the administered activity (GBq) to scale the "

@@ -96,7 +96,7 @@ def _physical_box(image: sitk.Image):
     return corners.min(axis=0), corners.max(axis=0)
 
 
-def _check_overlap(image: sitk.Image, reference: sitk.Image, option: str, path: str,
+def check_overlap(image: sitk.Image, reference: sitk.Image, option: str, path: str,
                    reference_option: str = "--ct") -> None:
     """Refuse an image whose field of view does not meet the CT's."""
     import numpy as np
@@ -118,7 +118,7 @@ def _labels_on_ct(label: sitk.Image, ct: sitk.Image, option: str, path: str):
     """The label numbers present once ``label`` is on the CT grid."""
     import numpy as np
 
-    _check_overlap(label, ct, option, path)
+    check_overlap(label, ct, option, path)
     on_ct = sitk.Resample(label, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
     return [int(v) for v in np.unique(image_array(on_ct)) if v]
 
@@ -421,7 +421,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     if not (spect.is_counts or spect.is_activity):
         raise FieldValueError("--spect-units" if "format" in spect.meta else "--spect",
                               spect.units, "counts or Bq/mL (an emission image)")
-    _check_overlap(spect.image, ct.image, "--spect", args.spect)
+    check_overlap(spect.image, ct.image, "--spect", args.spect)
     staging = _Staging()
     try:
         if args.seg or args.rtstruct:
@@ -437,7 +437,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
         for name, path in _named_paths(args.position, "--position"):
             cbct = read_input(path, f"--position {name}", modalities=("CT",), modality="CT",
                               units="HU")
-            _check_overlap(cbct.image, ct.image, f"--position {name}", path)
+            check_overlap(cbct.image, ct.image, f"--position {name}", path)
             positions.append(PositionImages(name=name, cbct=cbct))
         if args.territories:
             territory_names = [n.strip() for n in (args.territory_names or "").split(",") if n]
