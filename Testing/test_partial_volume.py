@@ -450,7 +450,7 @@ def test_measure_command_records_resolution_and_uncertainty(phantom_dir, tmp_pat
     m = json.loads((out / "measurement.json").read_text())
     assert "spect-resolution-assumed" in {w["code"] for w in m["warnings"]}
     assert m["partial_volume_correction"]["resolution"]["chosen_by"].startswith(
-        "default for Tc-99m (the SPECT names no radionuclide")
+        "default for Tc-99m; the SPECT names no radionuclide")
 
 
 def test_measure_refuses_an_impossible_resolution_from_a_caller(noise_free):

@@ -165,7 +165,7 @@ def measure(ct: LoadedImage, spect: LoadedImage, labels: LabelInputs,
         if res.pop("assumed", False):
             warnings.append({"code": "spect-resolution-assumed",
                              "message": f"partial-volume correction with a {res['fwhm_mm']:g} mm "
-                                        f"FWHM, the {res['chosen_by']}: give the camera's "
+                                        f"FWHM ({res['chosen_by']}): give the camera's "
                                         "resolution (--spect-fwhm-mm or --camera)"})
         regions = build_regions(tumours=tumours, territories=territories, liver=liver,
                                 lungs=lungs, body=body,

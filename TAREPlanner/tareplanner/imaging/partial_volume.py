@@ -60,8 +60,9 @@ def default_resolution(radionuclide: str | None) -> dict:
     else:
         fallback = data["unknown_radionuclide"]
         entry = known[fallback]
-        chosen = (f"default for {fallback} (the SPECT names no radionuclide"
-                  + (f"; {radionuclide!r} has no default" if radionuclide else "") + ")")
+        chosen = (f"default for {fallback}; " + (f"no default for {radionuclide!r}"
+                                                 if radionuclide else
+                                                 "the SPECT names no radionuclide"))
     return {"fwhm_mm": float(entry["fwhm_mm"]), "source": entry["source"],
             "study": entry["study"], "chosen_by": chosen,
             "assumed": radionuclide not in known}
