@@ -168,3 +168,31 @@ def test_records_match_their_published_schemas(directive):
     record = json.loads(json.dumps(administration_record(directive, _readings(3.0, 0.1))))
     jsonschema.Draft202012Validator(schemas["administration-1.schema.json"],
                                     registry=registry).validate(record)
+
+
+def test_dose_takes_the_delivered_activity_of_its_own_plan(directive, base_case, tmp_path):
+    """`dose --administration`: the administered activity becomes the delivered total (hand:
+    the readings' decay-corrected difference) with no second residual; an administration of
+    another plan, or one given together with --administered-gbq, is refused by name."""
+    import argparse
+
+    from tareplanner.cli.dose_commands import _administration_activity
+    record = administration_record(directive, _readings(3.0, 0.10))
+    path = tmp_path / "admin.json"
+    path.write_text(json.dumps(record))
+    plan = plan_case(parse_case(base_case))
+    args = argparse.Namespace(administration=str(path), administered_gbq=None,
+                              residual_fraction=None)
+    _administration_activity(args, plan)
+    assert args.administered_gbq == pytest.approx(_decay(3.0, 2) - _decay(0.10, -1), rel=1e-12)
+    assert args.residual_fraction == 0.0
+    both = argparse.Namespace(administration=str(path), administered_gbq=2.0,
+                              residual_fraction=None)
+    with pytest.raises(FieldValueError, match="not both"):
+        _administration_activity(both, plan)
+    other = dict(base_case, case_id="another")
+    with pytest.raises(FieldValueError, match="administration of this plan"):
+        _administration_activity(argparse.Namespace(administration=str(path),
+                                                    administered_gbq=None,
+                                                    residual_fraction=None),
+                                 plan_case(parse_case(other)))

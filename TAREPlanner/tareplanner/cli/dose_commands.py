@@ -69,6 +69,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
     measurement = check_measurement_record(_load_json(args.measurement, "measurement"),
                                            args.measurement)
     plan = check_plan_record(_load_json(args.plan, "plan"), args.plan, "plan")
+    _administration_activity(args, plan)
     nuclide = catalogue.product(plan["product"]["key"]).nuclide
     try:
         ct, spect, structures = load_structures(measurement)
@@ -212,6 +213,29 @@ def _write_rt_doses(folder: Path, ct, planned, delivered) -> None:
     write_rt_doses(folder, ct.meta, planned, delivered if delivered is not False else None)
 
 
+def _administration_activity(args: argparse.Namespace, plan: dict) -> None:
+    """With --administration, the administered activity is the record's delivered total and
+    the residual is zero (the record subtracted it); the record must belong to this plan."""
+    if not args.administration:
+        return
+    from ..records.administration import validate_administration
+    if args.administered_gbq is not None or args.residual_fraction is not None:
+        raise FieldValueError("--administration", args.administration,
+                              "either an administration record or --administered-gbq/"
+                              "--residual-fraction, not both")
+    record = validate_administration(_load_json(args.administration, "--administration"),
+                                     args.administration)
+    if record.get("plan_input_sha256") != plan["input_sha256"]:
+        raise FieldValueError("--administration", args.administration,
+                              "the administration of this plan (its case SHA-256 "
+                              f"{plan['input_sha256'][:16]}...)",
+                              f"it records {str(record.get('plan_input_sha256'))[:16]}...")
+    total = record["total_delivered_activity_gbq"]
+    if not (isinstance(total, (int, float)) and total > 0):
+        raise FieldValueError("--administration total_delivered_activity_gbq", total, "> 0")
+    args.administered_gbq, args.residual_fraction = float(total), 0.0
+
+
 def _check_activity_options(args: argparse.Namespace) -> None:
     """--administered-gbq and --residual-fraction, before anything is computed or written."""
     import math
@@ -261,6 +285,10 @@ def add_dose_commands(sub) -> None:
                    help="administered activity (GBq): --post-spect is scaled to it; with --pet "
                         "the activity in the image is checked against it (default: the plan's "
                         "total activity)")
+    p.add_argument("--administration", metavar="FILE",
+                   help="administration record (tareplanner administer): its delivered "
+                        "activity is the administered activity, its residual already "
+                        "subtracted")
     p.add_argument("--residual-fraction", type=float,
                    help="residual fraction left in vial and lines (default: the plan's)")
     p.add_argument("--administration-time", help="ISO 8601 (overrides the PET header)")

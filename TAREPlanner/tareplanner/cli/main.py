@@ -175,20 +175,66 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # the synthetic treatment administers this plan: the Y-90 PET and truth are rebuilt from
     # the planned activity per position (same seed, so the measured images are unchanged)
     shutil.rmtree(phantom_dir)
-    write_phantom(make_phantom(spec_administering(
+    truth = write_phantom(make_phantom(spec_administering(
         spec, {p["name"]: p["activity_gbq"] for p in record["positions"]})), phantom_dir)
+    directive, administration = _demo_treatment_day(record, truth, out)
     print("4/4 voxel dosimetry: predictive (MAA) and post-treatment (Y-90 PET), DVHs")
     dose_args = build_parser().parse_args([
         "dose", "--measurement", str(out / "measurement.json"), "--plan", str(out / "plan.json"),
         "--pet", str(d / "dicom" / "pet_y90"), "--out", str(out / "dose"), "--force",
-        "--rtdose", "--seg"])
+        "--administration", str(out / "administration.json"), "--rtdose", "--seg"])
     dose_args.func(dose_args)
     from ..records.report import write_report
-    write_report(record, out / "report.pdf", dose_dir=out / "dose", overwrite=True)
-    print(f"\nwrote {out / 'report.pdf'}, {out / 'measurement.json'}, {out / 'case.json'}, {out / 'plan.json'}, "
-          f"{out / 'plan.txt'}, dose maps and DVHs in {out / 'dose'}; images and truth in "
-          f"{phantom_dir}")
+    write_report(record, out / "report.pdf", dose_dir=out / "dose", overwrite=True,
+                 **_report_extras(directive, administration))
+    print(f"\nwrote {out / 'report.pdf'}, {out / 'measurement.json'}, {out / 'case.json'}, "
+          f"{out / 'plan.json'}, {out / 'plan.txt'}, {out / 'directive.json'}, "
+          f"{out / 'administration.json'}, dose maps and DVHs in {out / 'dose'}; images and "
+          f"truth in {phantom_dir}")
     return EXIT_OK
+
+
+def _report_extras(directive: dict, administration: dict) -> dict:
+    """The written directive and administration record for the report, when it takes them."""
+    import inspect
+
+    from ..records.report import write_report
+    accepted = inspect.signature(write_report).parameters
+    extras = {"directive": directive, "administration": administration}
+    return {k: v for k, v in extras.items() if k in accepted}
+
+
+def _demo_treatment_day(record: dict, truth: dict, out: Path) -> tuple[dict, dict]:
+    """The demo's written directive and a sample administration record: each vial read in the
+    dose calibrator an hour before the administration, the residual (the synthetic patient's
+    3 %) half an hour after, so that the delivered activity is what the Y-90 PET holds."""
+    from datetime import datetime, timedelta
+
+    from ..physics.decay import activity_at
+    from ..records.administration import administration_lines, administration_record
+    from ..records.directive import directive_from_plan
+
+    directive = directive_from_plan(record)
+    write_json_atomic(out / "directive.json", directive, overwrite=True)
+    pet = truth["y90_pet"]
+    admin = datetime.fromisoformat(pet["administration_time"])
+    half_life = record["nuclide"]["half_life_h"]
+    readings = []
+    for site in directive["positions"]:
+        activity = site["prescribed_activity_gbq"]
+        vial_time, residual_time = admin - timedelta(hours=1), admin + timedelta(minutes=30)
+        readings.append({
+            "treatment_site": site["treatment_site"],
+            "vial": [{"activity_gbq": round(activity_at(activity, admin, vial_time, half_life), 4),
+                      "time": vial_time.isoformat()}],
+            "residual": [{"activity_gbq": round(activity_at(
+                activity * pet["residual_fraction"], admin, residual_time, half_life), 4),
+                "time": residual_time.isoformat()}],
+            "administration_time": admin.isoformat()})
+    administration = administration_record(directive, readings)
+    write_json_atomic(out / "administration.json", administration, overwrite=True)
+    print("\n".join(administration_lines(administration)))
+    return directive, administration
 
 
 def cmd_products(args: argparse.Namespace) -> int:
