@@ -412,3 +412,19 @@ def test_replay_reproduces_a_site_lung_mass_choice(base_case):
     record = _plan(_lung_case(base_case, lung_mass_kg=0.72,
                               lung_mass_source="ct-densitovolumetry"), site, "Hospital X")
     assert replay(record)["identical"]
+
+
+def test_core_guards_for_the_slicer_path():
+    """The module calls the core directly (no CLI checks): a zero DVH bin and a decay
+    correction that underflows are refused by the core itself instead of dividing by zero."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from tareplanner.dosimetry import pet_activity_at_administration
+    from tareplanner.physics.dvh import cumulative_dvh
+    with pytest.raises(ValueError, match="bin_gy"):
+        cumulative_dvh(np.ones(3), None, 0.0)
+    pet = sitk.Image(2, 2, 2, sitk.sitkFloat32)
+    admin = datetime(2026, 1, 1, tzinfo=ZoneInfo("UTC"))
+    with pytest.raises(ValueError, match="decay correction"):
+        pet_activity_at_administration(pet, admin + timedelta(days=3650), admin, 64.1)

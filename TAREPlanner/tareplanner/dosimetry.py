@@ -11,6 +11,8 @@ its volume), which handles partial dose voxels at structure edges.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -104,7 +106,11 @@ def pet_activity_at_administration(pet: sitk.Image, acquisition: datetime,
     start: A = C · V · exp(λ Δt) (microspheres are permanent: physical decay only)."""
     voxel_ml = float(np.prod(pet.GetSpacing())) / 1000.0
     elapsed = hours_between(administration, acquisition)
-    factor = 1.0 / float(decay_factor(elapsed, half_life_h))
+    remaining = float(decay_factor(elapsed, half_life_h))
+    if not (math.isfinite(remaining) and remaining > 0):
+        raise ValueError(f"acquisition {elapsed:.4g} h after the administration: the decay "
+                         "correction is out of range (check both times)")
+    factor = 1.0 / remaining
     values = sitk.GetArrayFromImage(pet).astype(np.float64) * voxel_ml * factor / 1e9
     image = sitk.GetImageFromArray(values.astype(np.float32))
     image.CopyInformation(pet)

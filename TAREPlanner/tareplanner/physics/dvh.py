@@ -92,6 +92,8 @@ def cumulative_dvh(dose_gy: np.ndarray, weights: np.ndarray | None, bin_gy: floa
                    max_gy: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(dose bin edges in Gy, % of volume receiving at least each edge); ``weights`` None
     for whole voxels."""
+    if not (math.isfinite(bin_gy) and bin_gy > 0):
+        raise ValueError(f"bin_gy must be a finite width > 0 Gy, got {bin_gy!r}")
     dose = np.asarray(dose_gy).ravel()
     w = None if weights is None else np.asarray(weights, dtype=np.float64).ravel()
     if max_gy is None:
