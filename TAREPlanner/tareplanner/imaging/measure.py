@@ -66,10 +66,15 @@ def _on_ct(label: sitk.Image, ct: sitk.Image, name: str, warnings: list) -> np.n
 
 
 def _input_record(loaded: LoadedImage) -> dict:
-    return {"source": loaded.source, "sha256": loaded.sha256, "modality": loaded.modality,
-            "units": loaded.units,
-            "series_instance_uid": loaded.meta.get("series_instance_uid"),
-            "acquisition_datetime": loaded.meta.get("acquisition_datetime")}
+    from ..records.identity import identity_from_dicom
+    record = {"source": loaded.source, "sha256": loaded.sha256, "modality": loaded.modality,
+              "units": loaded.units,
+              "series_instance_uid": loaded.meta.get("series_instance_uid"),
+              "acquisition_datetime": loaded.meta.get("acquisition_datetime")}
+    identity = identity_from_dicom(loaded.meta)  # patient and study, for the report
+    if identity:
+        record["identity"] = identity
+    return record
 
 
 PVC_METHOD = ("geometric transfer matrix (Rousset OG, Ma Y, Evans AC. J Nucl Med "
@@ -387,6 +392,7 @@ def case_from_measurement(measurement: dict, *, product: str, method: str,
                             "warnings": measurement["warnings"]}}
     if case_id:
         case["case_id"] = case_id
+    _put_identity(case, measurement["inputs"]["ct"].get("identity"))
     ct_kg = round(measurement["lung_mass_kg_ct"], 4)
     if lung_mass == "ct":
         case.update(lung_mass_kg=ct_kg, lung_mass_source="ct-densitovolumetry")
@@ -402,6 +408,22 @@ def case_from_measurement(measurement: dict, *, product: str, method: str,
     if uncertainty:
         case["uncertainty"] = uncertainty
     return case
+
+
+def _put_identity(case: dict, identity: dict | None) -> None:
+    """The CT's patient and study identity into the case (``patient``, ``study``); a patient
+    ID that is no acceptable name (records/fields.py) stays in the measurement only."""
+    from ..records.fields import name_problem
+    from ..records.identity import case_identity
+    if not identity:
+        return
+    patient, study = case_identity(identity)
+    if name_problem(patient.get("id")) is not None:
+        patient.pop("id", None)
+    if patient:
+        case["patient"] = patient
+    if study:
+        case["study"] = study
 
 
 def measurement_uncertainty(measurement: dict, *, lsf_entered: bool = False,

@@ -550,6 +550,12 @@ def _metadata_unchecked(ds, slices: int) -> dict:
         "series_description": str(ds.get("SeriesDescription", "")),
         "patient_id": str(ds.get("PatientID", "")),
         "patient_name": str(ds.get("PatientName", "")),
+        "patient_birth_date": str(ds.get("PatientBirthDate", "") or ""),
+        "patient_sex": str(ds.get("PatientSex", "") or ""),
+        "study_date": str(ds.get("StudyDate", "") or ""),
+        "study_description": str(ds.get("StudyDescription", "") or ""),
+        "institution_name": str(ds.get("InstitutionName", "") or ""),
+        "referring_physician_name": str(ds.get("ReferringPhysicianName", "") or ""),
         "sop_class_uid": str(ds.get("SOPClassUID", "")),
         "slices": slices,
     }

@@ -21,6 +21,7 @@ from ..physics.lung_shunt import lsf_planar_geometric_mean
 from ..physics.solver import GOAL_KINDS
 from .fields import (boolean, check_keys, name as name_value, number, read_json_file,
                      require_object, string, timestamp)
+from .identity import PATIENT_KEYS, STUDY_KEYS, check_case_identity
 
 CASE_SCHEMA = "tareplanner.case/1"
 METHODS = ("single-compartment", "partition", "bsa")
@@ -30,7 +31,7 @@ CASE_FIELDS = ("schema", "case_id", "product", "method", "tissue_density_g_per_m
                "lung_shunt_fraction", "lsf_method", "planar_counts", "lung_mass_kg",
                "lung_mass_source", "lung_mass_ct_kg", "prior_lung_dose_gy", "residual_fraction", "liver_compromised", "patient",
                "whole_liver_volume_ml", "whole_liver_tumour_volume_ml", "treatment_time",
-               "ordering", "positions", "notes", "measurement", "uncertainty")
+               "ordering", "positions", "notes", "measurement", "uncertainty", "study")
 #: Where the lung mass comes from: a CT densitovolumetric measurement, a value entered by
 #: hand, or the 1 kg convention of the package inserts (chosen explicitly, or by default
 #: when the case holds no lung mass).
@@ -270,7 +271,10 @@ def parse_case(document: Any) -> Case:
         lsf_method = string(doc, "lsf_method", "", default="unspecified", choices=LSF_METHODS)
 
     patient_raw = require_object(doc.get("patient", {}), "patient")
-    check_keys(patient_raw, "patient", ("id", "height_cm", "weight_kg"))
+    check_keys(patient_raw, "patient", ("id", "height_cm", "weight_kg", *PATIENT_KEYS))
+    study_raw = require_object(doc.get("study", {}), "study")
+    check_keys(study_raw, "study", STUDY_KEYS)
+    check_case_identity(patient_raw, study_raw)  # name, birth date, sex; study: for reports
     needs_size = method == "bsa"
     size_default = MissingFieldError if needs_size else None
     patient = Patient(
