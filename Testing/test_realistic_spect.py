@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from scipy import integrate
 
 from tareplanner.imaging.grid import Grid
@@ -99,7 +100,7 @@ def test_attenuation_correction_restores_a_uniform_elliptic_cylinder(extra):
     protocol = SpectProtocol(nuclide="Tc-99m", projections=views, seconds_per_projection=seconds,
                              iterations=6, subsets=6, scatter=False, noise=False)
     result = extra.simulate_spect(activity, mu, grid, protocol)
-    img = np.asarray(__import__("SimpleITK").GetArrayFromImage(result.image), dtype=float)
+    img = sitk.GetArrayFromImage(result.image).astype(float)
     z, y, x = grid.points_mm()
     r = np.sqrt((x / 75.0) ** 2 + (y / 55.0) ** 2)      # elliptic radius, 1 at the edge
     mid = img[4:6]
@@ -192,3 +193,35 @@ def test_cli_names_the_missing_extra(tmp_path, monkeypatch, capsys):
     assert "realistic-spect" in err and "--spect-model" in err
     assert not out.exists()
     assert main(["phantom", str(tmp_path / "p2"), "--spect-model", "monte-carlo"]) == 2
+
+
+def test_phantom_hands_each_study_to_the_realistic_model(monkeypatch):
+    """Bugs caught: ``spect_model="realistic"`` silently giving the Gaussian SPECT, the Ho-166
+    scout imaged as Tc-99m (or with the MAA activity), the CT not passed for the attenuation
+    correction, the default model changed. Expected: the spec's own values (150 MBq MAA,
+    250 MBq scout) and the phantom's timing (administration 1 h before the work-up, SPECT 40
+    and 50 min after it)."""
+    from tareplanner.imaging import phantom as ph
+    from tareplanner.imaging import spect_simulation
+
+    calls = []
+
+    class Result:
+        def __init__(self, grid):
+            self.image = grid.image(np.zeros(grid.shape_zyx, dtype=np.float32))
+
+    def fake(spec, grid, relative, **kwargs):
+        calls.append(kwargs)
+        return Result(grid)
+
+    monkeypatch.setattr(spect_simulation, "phantom_spect", fake)
+    assert ph.PhantomSpec().spect_model == "gaussian"
+    spec = ph.spec_for_size("small", spect_model="realistic", pet=False, ho166_scout=True)
+    phantom = ph.make_phantom(spec)
+    assert [c["nuclide"] for c in calls] == ["Tc-99m", "Ho-166"]
+    assert [c["administered_mbq"] for c in calls] == [150.0, 250.0]
+    assert [c["delay_h"] for c in calls] == pytest.approx([100 / 60, 110 / 60])
+    assert all(c["ct"] is phantom.ct for c in calls)
+    assert phantom.truth["spect_model"] == "realistic"
+    with pytest.raises(ValueError, match="spect_model"):
+        ph.make_phantom(ph.spec_for_size("small", spect_model="monte-carlo", pet=False))

@@ -53,7 +53,10 @@ class MissingExtraError(RuntimeError):
 
 def extra_available() -> bool:
     """True when the packages of the ``realistic-spect`` extra can be imported."""
-    return all(importlib.util.find_spec(m) is not None for m in ("pytomography", "torch"))
+    try:
+        return all(importlib.util.find_spec(m) is not None for m in ("pytomography", "torch"))
+    except (ImportError, ValueError):
+        return False
 
 
 def require_extra() -> None:
