@@ -139,6 +139,11 @@ def _lsf_bands(key: str) -> tuple[LsfBand, ...]:
     return tuple(bands)
 
 
+def radiobiology() -> dict:
+    """LQ (BED) parameters and the kernels' soft-tissue density, each with its source."""
+    return _load("radiobiology.json")
+
+
 def lung_mass_convention() -> LimitValue:
     """The conventional lung mass (kg) of the package inserts, with its source."""
     entry = _load("products.json")["conventions"]["lung_mass_kg"]

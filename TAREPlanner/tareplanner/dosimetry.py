@@ -30,10 +30,12 @@ from .physics.kernels import voxel_kernel
 from .physics.voxel_dose import density_from_hu, energy_fractions, kernel_dose_gy, ldm_dose_gy
 
 DOSE_SCHEMA = "tareplanner.dose/1"
-SOFT_TISSUE_KERNEL_DENSITY = 1.04
-#: LQ parameters (Cremonesi et al., Front Oncol 2014;4:210; Chiesa et al. EJNMMI 2015)
-BED_PARAMETERS = {"tumour": {"alpha_beta_gy": 10.0, "repair_half_time_h": 1.5},
-                  "normal": {"alpha_beta_gy": 2.5, "repair_half_time_h": 2.5}}
+#: LQ parameters and the kernels' soft-tissue density, with their sources
+#: (tareplanner/data/radiobiology.json)
+SOFT_TISSUE_KERNEL_DENSITY = catalogue.radiobiology()["kernel_soft_tissue_density_g_per_cm3"][
+    "value"]
+BED_PARAMETERS = {kind: {k: v for k, v in entry.items() if k != "source"}
+                  for kind, entry in catalogue.radiobiology()["bed_parameters"].items()}
 
 
 @dataclass
