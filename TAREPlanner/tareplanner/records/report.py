@@ -1,53 +1,35 @@
-"""PDF report of a plan (and, when given, of its voxel dosimetry and verification), for a
-physicist to check and sign. Made with matplotlib (text, tables, DVH plot, isodose slices)."""
+"""PDF report of a plan (and, when given, of its written directive, administration record,
+voxel dosimetry and verification), for a physicist to check and sign.
+
+Made with matplotlib (PdfPages): every page carries the patient's identity (from the
+planning CT's DICOM header through the case, or entered), "page i of n" and the software
+version; the content is ruled tables (report_tables.py) laid out by report_layout.py, and
+figures (report_figures.py): DVHs, orthogonal CT slices through the dose maximum and each
+tumour with the dose, isodose lines and structure outlines, and a 3D view."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
-
 from .atomic import atomic_path
+from .identity import printable, report_identity
 from .plan_text import lung_mass_text, uncertainty_lines, whole_liver_text
+from . import report_tables as tables
+from .report_figures import (PATIENT_AXIS_LETTERS, _dvh_page, draw_dvh,  # noqa: F401
+                             isodose_figure, structure_colours)
+from .report_layout import A4_INCHES, Document, wrap
 
-A4_INCHES = (8.27, 11.69)
-LINE_CHARS = 96
+__all__ = ["write_report", "plan_lines", "verification_lines", "isodose_figure",
+           "structure_colours", "PATIENT_AXIS_LETTERS", "A4_INCHES"]
 
-
-def _wrap(line: str) -> list[str]:
-    import textwrap
-    if len(line) <= LINE_CHARS:
-        return [line]
-    indent = " " * (len(line) - len(line.lstrip()) + 4)
-    return textwrap.wrap(line, LINE_CHARS, subsequent_indent=indent, break_long_words=True)
-
-
-def _figure():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt, plt.figure(figsize=A4_INCHES)
-
-
-def _text_pages(plt, lines: list[str], title: str) -> list:
-    """Monospaced text on as many A4 pages as it needs."""
-    pending = [part for raw in lines for part in _wrap(raw)]
-    pages = []
-    while pending or not pages:
-        fig = plt.figure(figsize=A4_INCHES)
-        heading = title if not pages else f"{title} (continued)"
-        fig.text(0.06, 0.965, heading, fontsize=14, weight="bold", va="top")
-        y = 0.93
-        while pending and y >= 0.05:
-            line = pending.pop(0)
-            bold = line.startswith("## ")
-            fig.text(0.06, y, line[3:] if bold else line, family="monospace",
-                     fontsize=10 if bold else 8.5, weight="bold" if bold else "normal",
-                     va="top")
-            y -= 0.022 if bold else 0.0165
-        pages.append(fig)
-    return pages
+#: isodose lines of the slice figures (Gy)
+ISODOSE_LEVELS_GY = (50, 100, 150, 200, 300)
+#: the isodose surface of the 3D view (Gy): the lowest tumour target of the products
+#: (SIR-Spheres 100-120 Gy, docs/physics.md)
+ISODOSE_3D_GY = 100.0
+HEADER_LINES_MAX = 3
 
 
 def plan_lines(record: dict) -> list[str]:
@@ -55,8 +37,7 @@ def plan_lines(record: dict) -> list[str]:
     lim = record["limits"]
     normal = lim[lim["applied_normal_liver"]]
     lines = [
-        f"Case {record.get('case_id') or '-'}   Patient {record.get('patient_id') or '-'}   "
-        f"Treatment {record.get('treatment_time') or '-'}",
+        "   ".join(tables.identity_lines(report_identity(record), record)),
         f"Record {record['schema']}  created {record['created']}  tareplanner "
         f"{record['software']['version']}",
         f"Input SHA-256 {record['input_sha256']}",
@@ -82,7 +63,7 @@ def plan_lines(record: dict) -> list[str]:
                      f"{(f'{perfused:.1f}' if perfused is not None else '-'):>9}  "
                      f"{pos['limited_by']:<20}")
         lines.append(f"    normal liver {pos['normal_volume_ml']:.1f} mL; goal "
-                     f"{json.dumps(pos['goal'])}")
+                     f"{tables.goal_text(pos.get('goal'))}; {tables.binding_text(pos, record)}")
         for t in pos["tumours"]:
             tnr = "-" if t["tnr"] is None else f"{t['tnr']:.2f}"
             lines.append(f"    tumour {t['name']:<14} {t['volume_ml']:>8.1f} mL  TNR {tnr:>5}  "
@@ -95,11 +76,8 @@ def plan_lines(record: dict) -> list[str]:
                                       for line in uncertainty_lines(record)] + [""]
                 if record.get("uncertainty") else []),
               "## Ordering and dispensing", f"kind: {record['ordering']['kind']}"]
-    for entry in record["ordering"]["positions"]:
-        details = {k: v for k, v in entry.items() if k not in ("name",)}
-        text = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                         for k, v in details.items())
-        lines.append(f"  {entry['name']}: {text}")
+    columns, rows, _, _ = tables.ordering_table(record)
+    lines += ["  " + "; ".join(f"{c} {v}" for c, v in zip(columns, row) if v) for row in rows]
     lines += ["", "## Violations"]
     violations = [(p["name"], v) for p in record["positions"] for v in p["violations"]] + \
         [("case", v) for v in record["violations"]]
@@ -112,78 +90,6 @@ def plan_lines(record: dict) -> list[str]:
     lines += ["", "## Sign-off", "Planned by: ______________________   date: __________",
               "Checked by (medical physicist): ______________________   date: __________"]
     return lines
-
-
-#: DICOM patient axes (LPS): the letter at the negative and at the positive end of each axis
-PATIENT_AXIS_LETTERS = {"x": ("R", "L"), "y": ("A", "P"), "z": ("I", "S")}
-
-
-def structure_colours(names) -> dict:
-    """One colour per structure (matplotlib's tab10, tab20 beyond ten structures), so that
-    the planned and delivered curves of a structure share it."""
-    import matplotlib
-    names = list(dict.fromkeys(names))
-    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
-    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
-
-
-def _read_dvh_csv(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Dose bins and % volume per structure of a ``dvh_*.csv`` written by the dose command."""
-    import csv
-    rows = list(csv.reader(path.read_text().splitlines()))
-    data = np.array([[float(x) for x in r] for r in rows[1:]], dtype=float)
-    data = data.reshape(-1, len(rows[0]))
-    names = [c[:-len(" (%)")] if c.endswith(" (%)") else c for c in rows[0][1:]]
-    return data[:, 0], {n: data[:, k] for k, n in enumerate(names, start=1)}
-
-
-def _dvh_page(plt, dose_dir: Path, dose_record: dict):
-    from matplotlib.lines import Line2D
-    fig = plt.figure(figsize=A4_INCHES)
-    fig.text(0.06, 0.965, "Voxel dosimetry", fontsize=14, weight="bold", va="top")
-    ax = fig.add_axes([0.1, 0.55, 0.8, 0.37])
-    curves = {}
-    for phase, name in (("planned", "dvh_planned.csv"), ("delivered", "dvh_delivered.csv")):
-        if (dose_dir / name).exists():
-            curves[phase] = _read_dvh_csv(dose_dir / name)
-    structures = [n for phase in curves.values() for n in phase[1]]
-    colours = structure_colours(structures)
-    for phase, style in (("planned", "-"), ("delivered", "--")):
-        if phase not in curves:
-            continue
-        dose_gy, volumes = curves[phase]
-        for name, volume in volumes.items():
-            ax.plot(dose_gy, volume, linestyle=style, color=colours[name], lw=1.2,
-                    label=f"{name} ({phase})")
-    ax.set_xlabel("Dose (Gy)")
-    ax.set_ylabel("Volume (%)")
-    ax.set_title("Cumulative DVH (solid: planned, dashed: delivered; one colour per structure)")
-    ax.grid(alpha=0.3)
-    handles = [Line2D([], [], color=c, lw=1.5, label=n) for n, c in colours.items()]
-    if "delivered" in curves:
-        handles += [Line2D([], [], color="black", lw=1.2, label="planned"),
-                    Line2D([], [], color="black", lw=1.2, linestyle="--", label="delivered")]
-    ax.legend(handles=handles, fontsize=6, ncol=2)
-    lines = ["## Dose indices (planned)",
-             f"{'structure':<30}{'mean':>8}{'D70':>8}{'D95':>8}{'max':>8}{'BED mean':>10}"]
-    for name, r in dose_record["predictive"]["structures"].items():
-        lines.append(f"{name[:30]:<30}{r['mean_gy']:>8.1f}{r['D70']:>8.1f}{r['D95']:>8.1f}"
-                     f"{r['max_gy']:>8.1f}{r['bed']['mean_gy']:>10.1f}")
-    if "comparison" in dose_record:
-        lines += ["", "## Delivered vs planned (mean dose, Gy)",
-                  f"{'structure':<30}{'planned':>8}{'deliv.':>8}  change"]
-        for name, c in dose_record["comparison"].items():
-            m = c.get("mean_gy")
-            if m:
-                rel = f"{m['relative']:+.1%}" if m["relative"] is not None else "-"
-                lines.append(f"{name[:30]:<30}{m['planned']:>8.1f}{m['delivered']:>8.1f}  {rel}")
-    y = 0.49
-    for line in lines:
-        bold = line.startswith("## ")
-        fig.text(0.06, y, line[3:] if bold else line, fontsize=8.5, family="monospace",
-                 weight="bold" if bold else "normal", va="top")
-        y -= 0.0165
-    return fig
 
 
 def verification_lines(dose_record: dict) -> list[str]:
@@ -230,113 +136,310 @@ def verification_lines(dose_record: dict) -> list[str]:
     return lines
 
 
-def _oriented(image):
-    """The image reoriented to the DICOM patient axes (index i, j, k along L, P, S, to the
-    nearest axis for an oblique image), its array (k, j, i) and voxel-centre coordinates (mm)
-    along x (R to L), y (A to P) and z (I to S); and whether the acquisition was oblique."""
-    import SimpleITK as sitk
-    lps = sitk.DICOMOrient(image, "LPS")
-    direction = np.array(lps.GetDirection()).reshape(3, 3)
-    oblique = bool(np.abs(direction - np.eye(3)).max() > 1e-6)
-    coords = [lps.GetOrigin()[a] + np.arange(lps.GetSize()[a]) * lps.GetSpacing()[a]
-              * direction[a, a] for a in range(3)]
-    return sitk.GetArrayFromImage(lps), coords, oblique
+
+def _table(doc: Document, spec, **kwargs) -> None:
+    if spec is None:
+        return
+    columns, rows, widths, align = spec[:4]
+    if not rows:
+        doc.paragraph("none", colour="#555555")
+        return
+    doc.table(columns, rows, widths, align=align, **kwargs)
 
 
-def _side_labels(ax, horizontal: str, vertical: str) -> None:
-    """Patient-direction letters on the four sides of an image drawn in patient coordinates
-    (mm): each side gets the letter of the end of its axis that lies there."""
-    for axis, limits, sides in ((horizontal, ax.get_xlim(), ((0.03, 0.5), (0.97, 0.5))),
-                                (vertical, ax.get_ylim(), ((0.5, 0.04), (0.5, 0.96)))):
-        negative, positive = PATIENT_AXIS_LETTERS[axis]
-        low_side, high_side = (negative, positive) if limits[0] < limits[1] else (positive,
-                                                                                  negative)
-        for letter, (x, y) in zip((low_side, high_side), sides):
-            ax.text(x, y, letter, transform=ax.transAxes, ha="center", va="center",
-                    fontsize=10, weight="bold", color="white", gid=f"orientation-{letter}",
-                    bbox={"boxstyle": "round,pad=0.15", "facecolor": "black", "alpha": 0.6,
-                          "edgecolor": "none"})
+def _plan_pages(doc: Document, record: dict) -> None:
+    doc.new_page("Treatment plan")
+    doc.pairs(tables.overview_pairs(record))
+    doc.heading("Injection positions")
+    _table(doc, tables.positions_table(record))
+    doc.heading("Tumours")
+    _table(doc, tables.tumours_table(record))
+    violations = tables.violations_rows(record)
+    doc.heading("Limits exceeded")
+    if violations:
+        for line in violations:
+            doc.paragraph(line, colour="#b00020", weight="bold")
+    else:
+        doc.paragraph("none: every dose is within its limit at the planned activities")
+    doc.heading("Warnings")
+    _table(doc, tables.warnings_table(record["warnings"]))
+    doc.heading("Limits applied and their sources")
+    _table(doc, tables.limits_table(record), size=7)
+    if record.get("uncertainty"):
+        u = record["uncertainty"]
+        doc.heading("Uncertainty")
+        doc.paragraph(f"Monte Carlo propagation of the input uncertainties ({u['samples']} "
+                      f"samples, {u['coverage']:.0%} intervals; inputs and their sources in "
+                      "the plan record, docs/physics.md).", size=8)
+        _table(doc, tables.uncertainty_table(record))
+        _table(doc, tables.exceedance_table(record))
+        _table(doc, tables.at_exceedance_table(record))
+    doc.heading("Ordering and dispensing")
+    zone = tables.treatment_zone(record)
+    doc.paragraph(f"{record['ordering']['kind']}; times in the treatment's time zone "
+                  f"({tables.zone_name(zone)}). {record['ordering'].get('source', '')}", size=7.5)
+    _table(doc, tables.ordering_table(record))
+    _sign_off(doc, [("Planned by", ""), ("Checked by (medical physicist)", "")])
 
 
-def _isodose_panel(fig, rect, plane, cols_mm, rows_mm, horizontal: str, vertical: str,
-                   levels, title: str, *, top_is_low: bool):
-    """One slice with its isodose lines, image and contours both in patient coordinates (mm),
-    so they cannot be drawn mirrored against each other."""
-    ax = fig.add_axes(rect)
-    half_c = abs(cols_mm[1] - cols_mm[0]) / 2 if len(cols_mm) > 1 else 0.5
-    half_r = abs(rows_mm[1] - rows_mm[0]) / 2 if len(rows_mm) > 1 else 0.5
-    shown = ax.imshow(plane, cmap="inferno", origin="lower", interpolation="nearest",
-                      extent=(cols_mm[0] - half_c, cols_mm[-1] + half_c,
-                              rows_mm[0] - half_r, rows_mm[-1] + half_r), aspect="equal")
-    if levels and plane.shape[0] > 1 and plane.shape[1] > 1:
-        contours = ax.contour(cols_mm, rows_mm, plane, levels=levels, colors="white",
-                              linewidths=0.7)
-        ax.clabel(contours, fmt="%g Gy", fontsize=6)
-    if top_is_low:
-        ax.set_ylim(rows_mm[-1] + half_r, rows_mm[0] - half_r)
-    ax.set_xlabel(f"{horizontal} (mm)", fontsize=7)
-    ax.set_ylabel(f"{vertical} (mm)", fontsize=7)
-    ax.tick_params(labelsize=6)
-    ax.set_title(title, fontsize=9)
-    _side_labels(ax, horizontal, vertical)
-    fig.colorbar(shown, ax=ax, label="Gy", shrink=0.8)
-    return ax
+def _sign_off(doc: Document, who: list[tuple[str, str]]) -> None:
+    doc.heading("Sign-off")
+    doc.room(0.45 * len(who))
+    for label, _ in who:
+        doc.text(0.55, doc.y_in + 0.25, f"{label}:", fontsize=8.5, weight="bold")
+        doc.text(3.95, doc.y_in + 0.25, "_" * 28 + "   date: " + "_" * 12, fontsize=8.5)
+        doc.y_in += 0.42
 
 
-ISODOSE_LEVELS_GY = (50, 100, 150, 200, 300)
+def _directive_page(doc: Document, directive: dict, zone) -> None:
+    doc.new_page("Written directive")
+    me = directive["criteria"]["medical_event"]
+    doc.pairs([("Directive", f"{directive['schema']}, created {directive['created']}; plan "
+                             f"SHA-256 {directive['plan_sha256'][:16]}…"),
+               ("Radionuclide, product", f"{directive['nuclide']['name']}; "
+                                         f"{directive['product']['display_name']}"),
+               ("Prescription", directive["prescription_basis"]),
+               ("Lung dose (all sites)", f"{directive['lung_dose_gy']:.2f} Gy"),
+               ("Medical event", f"the delivered activity of a site differs from the "
+                                 f"prescribed by {me['relative_deviation']:.0%} or more "
+                                 f"({me['source']})")])
+    sites, changes = tables.directive_tables(directive, zone)
+    doc.heading("Prescription per treatment site")
+    _table(doc, sites)
+    if changes:
+        doc.heading("Changes before the administration")
+        _table(doc, changes)
+    _sign_off(doc, [("Authorised user (before administration)", ""),
+                    ("Activity administered recorded and signed", "")])
 
 
-def isodose_figure(plt, image, title: str = "Isodose slices (planned dose)"):
-    """Axial (anterior up, patient's right on the image left) and coronal (superior up,
-    patient's right on the left) slices through the dose maximum of a dose image (Gy), with
-    isodose lines, orientation letters and the slice positions in patient coordinates."""
-    dose, (x_mm, y_mm, z_mm), oblique = _oriented(image)
-    k, j, _ = np.unravel_index(int(np.argmax(dose)), dose.shape)
-    fig = plt.figure(figsize=A4_INCHES)
-    fig.text(0.06, 0.965, title, fontsize=14, weight="bold", va="top")
-    note = ("Patient coordinates (DICOM LPS, mm): x towards the patient's left, y posterior, "
-            "z superior. Radiological view: patient's right on the image left.")
-    if oblique:
+def _administration_page(doc: Document, record: dict, zone) -> None:
+    doc.new_page("Administration record")
+    crit = record["criterion"]
+    tolerance = crit.get("site_tolerance_fraction")
+    doc.pairs([("Record", f"{record['schema']}, created {record['created']}; directive "
+                          f"SHA-256 {record['directive_sha256'][:16]}…"),
+               ("Criterion", f"medical event at a deviation of {crit['relative_deviation']:.0%}"
+                             f" or more ({crit['source']})"
+                             + (f"; site tolerance {tolerance:.0%}" if tolerance else "")),
+               ("Total", f"delivered {record['total_delivered_activity_gbq']:.3f} GBq of "
+                         f"{record['total_prescribed_activity_gbq']:.3f} GBq prescribed")])
+    readings, sites = tables.administration_tables(record, zone)
+    doc.heading("Delivered against prescribed")
+    doc.table(*sites[:3], align=sites[3], emphasis=sites[4])
+    doc.heading("Dose-calibrator readings")
+    _table(doc, readings)
+    doc.heading("Warnings")
+    _table(doc, tables.warnings_table(record.get("warnings") or []))
+
+
+def _dosimetry_pages(doc: Document, dose_dir: Path, dose_record: dict) -> None:
+    doc.new_page("Voxel dosimetry")
+    method = dose_record.get("dose") or {}
+    doc.paragraph(f"Dose engine: {method.get('method', '-')} ({method.get('nuclide', '-')}); "
+                  f"lungs: {method.get('lung', '-')}.", size=8)
+    doc.y_in += 0.25                  # room for the plot's title
+    ax = doc.axes(3.6)
+    draw_dvh(ax, dose_dir)
+    doc.y_in += 3.6 + 0.45
+    doc.heading("Dose indices (planned)")
+    _table(doc, tables.dose_indices_table(dose_record))
+    if "comparison" in dose_record:
+        doc.heading("Delivered against planned (mean dose)")
+        _table(doc, tables.comparison_table(dose_record))
+    _verification(doc, dose_record)
+
+
+def _verification(doc: Document, dose_record: dict) -> None:
+    doc.heading("Verification")
+    post = dose_record.get("post_treatment") or {}
+    check = post.get("activity_check")
+    if check:
+        doc.heading("Activity in the post-treatment image against the administered activity",
+                    size=9.5)
+        if check.get("applicable", True):
+            inside = check.get("inside_liver_and_lungs_fraction")
+            ok = check["within_tolerance"]
+            doc.pairs([
+                ("Administered", f"{check['administered_activity_gbq']:.3f} GBq "
+                                 f"({check['administered_source']}), residual "
+                                 f"{check['residual_fraction']:.1%}: expected in the patient "
+                                 f"{check['expected_in_patient_gbq']:.3f} GBq"),
+                ("In the image", f"{check['image_total_gbq']:.3f} GBq at administration "
+                                 f"({check['relative_difference']:+.1%}; tolerance "
+                                 f"±{check['tolerance']:.0%}): "
+                                 + ("within tolerance" if ok else "OUTSIDE TOLERANCE")),
+                ("Inside liver and lungs", f"{check['inside_liver_and_lungs_gbq']:.3f} GBq"
+                                           + (f" ({inside:.1%} of the image)" if inside
+                                              is not None else "")),
+                ("Tolerance source", check["tolerance_source"])])
+        else:
+            doc.paragraph(check.get("reason", "not applicable"))
+    doc.heading("Dosimetry warnings", size=9.5)
+    _table(doc, tables.warnings_table(dose_record.get("warnings") or []))
+    why = (dose_record.get("predictive") or {}).get("voxel_versus_partition")
+    if why:
+        doc.heading("Why voxel mean doses differ from the partition model", size=9.5)
+        rows = [[n, f"{r['model_gy']:.1f}", f"{r['ldm_mean_gy']:.1f}",
+                 f"{r['voxel_mean_gy']:.1f}", f"{r['activity_effect']:+.1%}",
+                 f"{r['energy_escape_effect']:+.1%}"] for n, r in why["structures"].items()]
+        doc.table(["Structure", "Model (Gy)", "LDM mean (Gy)", "Kernel mean (Gy)",
+                   "Activity effect", "Energy escape"], rows, [2.2, 0.9, 1, 1, 1, 1],
+                  align=["l"] + ["r"] * 5)
+        for text in why["explanation"]:
+            doc.paragraph("• " + text, size=7.5)
+
+
+def _measurement_for(record: dict, measurement) -> tuple[dict | None, str | None]:
+    """The measurement record (given, or named by the plan's case when its file is there and
+    its SHA-256 matches), or None with the reason."""
+    if isinstance(measurement, dict):
+        return measurement, None
+    named = (record.get("case") or {}).get("measurement") or {}
+    path = measurement or named.get("file")
+    if not path:
+        return None, "no measurement record named (tareplanner report --measurement)"
+    path = Path(path)
+    if not path.is_file():
+        return None, f"the measurement record {printable(str(path), 200)} is not there"
+    text = path.read_bytes()
+    if measurement is None and named.get("sha256") and \
+            hashlib.sha256(text).hexdigest() != named["sha256"]:
+        return None, (f"the measurement record {printable(str(path), 200)} is not the one "
+                      "the case was made from (SHA-256 differs)")
+    from .record_checks import check_measurement_record
+    return check_measurement_record(json.loads(text), str(path)), None
+
+
+def _anatomy_pages(doc: Document, plt, dose_dir: Path, measurement: dict | None,
+                   why_not: str | None) -> None:
+    import numpy as np
+
+    from .report_figures import load_anatomy, orthogonal_row, render_3d, tumour_centre
+    try:
+        anatomy = load_anatomy(dose_dir, measurement)
+    except Exception as exc:  # a label or CT file that moved: the dose alone is still shown
+        why_not = f"the CT or label maps could not be read ({printable(str(exc), 200)})"
+        anatomy = load_anatomy(dose_dir, None)
+    doc.new_page("Dose on the anatomy")
+    note = ("Planned dose on the CT (soft-tissue window W400/L40), isodose lines in Gy, "
+            "structure outlines dashed (liver green, lungs blue, tumours in their colours). "
+            "Patient coordinates (DICOM LPS, mm); radiological view: the patient's right on "
+            "the image left; sagittal slices with anterior on the left.")
+    if anatomy["ct"] is None:
+        note = ("Planned dose alone (no CT): " + (why_not or "no measurement record") +
+                ". Patient coordinates (DICOM LPS, mm); radiological view.")
+    if anatomy["oblique"]:
         note += " Oblique image: axes labelled by their nearest patient direction."
-    fig.text(0.06, 0.935, note, fontsize=7, va="top", wrap=True)
-    peak = float(dose.max())
-    levels = [v for v in ISODOSE_LEVELS_GY if v < peak]
-    _isodose_panel(fig, [0.1, 0.5, 0.8, 0.38], dose[k], x_mm, y_mm, "x", "y", levels,
-                   f"axial slice at z = {z_mm[k]:+.1f} mm (through the dose maximum, "
-                   f"{peak:.0f} Gy)", top_is_low=True)
-    _isodose_panel(fig, [0.1, 0.05, 0.8, 0.38], dose[:, j, :], x_mm, z_mm, "x", "z", levels,
-                   f"coronal slice at y = {y_mm[j]:+.1f} mm (through the dose maximum)",
-                   top_is_low=False)
-    return fig
+    doc.paragraph(note, size=7.5)
+    dose = anatomy["dose"]
+    rows = [("dose maximum", tuple(int(v) for v in np.unravel_index(int(np.argmax(dose)),
+                                                                       dose.shape)))]
+    rows += [(name, tumour_centre(anatomy["masks"][name])) for name in anatomy["tumours"]]
+    row_in, gap_in = 2.4, 0.3
+    panel_in = (doc.width_in - 0.6) / 3
+    for label, centre in rows:
+        doc.room(row_in + gap_in)
+        doc.y_in += 0.1
+        axes = [doc.axes(row_in, left_in=k * panel_in + 0.3, width_in=panel_in - 0.38,
+                         new_row=False) for k in range(3)]
+        shown = orthogonal_row(axes, anatomy, centre, label, ISODOSE_LEVELS_GY)
+        cax = doc.axes(row_in * 0.8, left_in=3 * panel_in + 0.1, width_in=0.1,
+                       new_row=False)
+        bar = doc.fig.colorbar(shown, cax=cax)
+        bar.set_label("planned dose (Gy)", fontsize=6)
+        bar.ax.tick_params(labelsize=5.5)
+        doc.y_in += row_in + gap_in
+    image = render_3d(anatomy, ISODOSE_3D_GY) if anatomy["ct"] is not None else None
+    if image is not None:
+        doc.heading("3D view")
+        doc.paragraph(f"Anterior view: liver (translucent), tumours in their colours, the "
+                      f"{ISODOSE_3D_GY:g} Gy isodose surface of the planned dose in red.",
+                      size=8)
+        doc.room(4.7)
+        ax = doc.axes(4.6)
+        ax.imshow(image)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for letter, (x, y) in {"R": (0.03, 0.5), "L": (0.97, 0.5), "S": (0.5, 0.97),
+                               "I": (0.5, 0.03)}.items():
+            ax.text(x, y, letter, transform=ax.transAxes, ha="center", va="center",
+                    fontsize=11, weight="bold", gid=f"orientation-{letter}")
+        from .report_figures import outline_colours
+        colours = outline_colours(anatomy)
+        legend = [plt.Line2D([], [], color=colours[n], lw=6, label=n) for n in
+                  anatomy["tumours"]] + [plt.Line2D([], [], color="#ff2020", lw=6, alpha=0.5,
+                                                    label=f"{ISODOSE_3D_GY:g} Gy isodose")]
+        ax.legend(handles=legend, loc="lower right", fontsize=7)
+        doc.y_in += 4.7
 
 
-def _isodose_page(plt, dose_dir: Path):
-    import SimpleITK as sitk
-    return isodose_figure(plt, sitk.ReadImage(str(dose_dir / "dose_planned_gy.nii.gz")))
+def _header_lines(identity: dict, record: dict) -> list[str]:
+    width = A4_INCHES[0] - 2 * 0.55
+    lines = [part for line in tables.identity_lines(identity, record)
+             for part in wrap(line, width, 7.5)]
+    if len(lines) > HEADER_LINES_MAX:
+        lines = lines[:HEADER_LINES_MAX]
+        lines[-1] = lines[-1][:-1] + "…"
+    return lines
 
 
 def write_report(record: dict, path: str | Path, *, dose_dir: str | Path | None = None,
+                 directive: dict | None = None, administration: dict | None = None,
+                 measurement: dict | str | Path | None = None, identity: dict | None = None,
                  overwrite: bool = False) -> Path:
-    """Write the PDF report atomically; returns its path."""
+    """Write the PDF report atomically; returns its path.
+
+    ``identity``: patient and study entered by hand (keys of an identity block,
+    records/identity.py), taking precedence over the case's; ``measurement``: the
+    measurement record (or its file) whose CT and label maps the slice figures show,
+    by default the one the plan's case names."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
 
-    plt, _ = _figure()
+    from .. import __version__
+
+    measured, why_not = (None, None)
+    if dose_dir is not None:
+        measured, why_not = _measurement_for(record, measurement)
+    shown = dict(identity or {})
+    if measured is not None:
+        for key, value in ((measured.get("inputs") or {}).get("ct", {}).get("identity")
+                           or {}).items():
+            shown.setdefault(key, value)
+    # the case's identity first, entered values over it, the CT header's where both lack one
+    merged = report_identity(record, identity)
+    for key, value in shown.items():
+        if key != "source" and value:
+            merged.setdefault(key, printable(value))
+    zone = tables.treatment_zone(record)
+    doc = Document(plt, "TAREPlanner radioembolization plan",
+                   _header_lines(merged, record),
+                   f"tareplanner {__version__} (plan: {printable(record['software']['version'])},"
+                   f" case SHA-256 {record['input_sha256'][:12]}…) · not a medical device: "
+                   "to be checked by a qualified medical physicist")
     plt.close("all")
-    with atomic_path(path, overwrite) as tmp:
-        with PdfPages(tmp, metadata={"Title": f"TAREPlanner plan {record.get('case_id') or ''}",
-                                     "Creator": f"tareplanner {record['software']['version']}"}
-                      ) as pdf:
-            for page in _text_pages(plt, plan_lines(record), "TAREPlanner treatment plan"):
-                pdf.savefig(page)
-            if dose_dir is not None:
-                dose_dir = Path(dose_dir)
-                from ..dosimetry import validate_dose_record
-                dose_record = validate_dose_record(
-                    json.loads((dose_dir / "dose.json").read_text()), str(dose_dir / "dose.json"))
-                pdf.savefig(_dvh_page(plt, dose_dir, dose_record))
-                for page in _text_pages(plt, verification_lines(dose_record),
-                                        "Verification and dose models"):
+    with matplotlib.rc_context({"pdf.fonttype": 42, "font.family": "DejaVu Sans"}):
+        _plan_pages(doc, record)
+        if directive is not None:
+            _directive_page(doc, directive, zone)
+        if administration is not None:
+            _administration_page(doc, administration, zone)
+        if dose_dir is not None:
+            dose_dir = Path(dose_dir)
+            from ..dosimetry import validate_dose_record
+            dose_record = validate_dose_record(
+                json.loads((dose_dir / "dose.json").read_text()), str(dose_dir / "dose.json"))
+            _dosimetry_pages(doc, dose_dir, dose_record)
+            _anatomy_pages(doc, plt, dose_dir, measured, why_not)
+        pages = doc.finish()
+        with atomic_path(path, overwrite) as tmp:
+            title = f"TAREPlanner plan {printable(record.get('case_id') or '')}".strip()
+            with PdfPages(tmp, metadata={"Title": title,
+                                         "Creator": f"tareplanner {__version__}"}) as pdf:
+                for page in pages:
                     pdf.savefig(page)
-                pdf.savefig(_isodose_page(plt, dose_dir))
-            plt.close("all")
+    plt.close("all")
     return Path(path)
