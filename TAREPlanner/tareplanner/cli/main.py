@@ -89,13 +89,41 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from ..errors import FieldValueError
+    from ..records.fields import read_json_file
+    from ..records.identity import entered_identity, option_identity
     from ..records.report import write_report
 
     record = read_plan_record(args.record)
     if args.dose:
         from ..records.record_checks import check_dose_folder
         check_dose_folder(args.dose)
-    write_report(record, args.output, dose_dir=args.dose, overwrite=args.force)
+    identity = entered_identity(read_json_file(args.identity, "--identity"), "--identity") \
+        if args.identity else {}
+    identity.update(option_identity({
+        "--" + key.replace("_", "-"): getattr(args, key)
+        for key in ("patient_name", "patient_id", "birth_date", "sex", "study_date",
+                    "institution", "referring_physician")}))
+    extras = {}
+    if args.directive:
+        from ..records.directive import validate_directive
+        extras["directive"] = validate_directive(read_json_file(args.directive, "--directive"),
+                                                 args.directive)
+    if args.administration:
+        from ..records.administration import validate_administration
+        extras["administration"] = validate_administration(
+            read_json_file(args.administration, "--administration"), args.administration)
+    for option, document in extras.items():
+        if document.get("plan_input_sha256") != record["input_sha256"]:
+            raise FieldValueError(f"--{option}", document.get("plan_input_sha256"),
+                                  f"a {option} of this plan (case SHA-256 "
+                                  f"{record['input_sha256']})")
+    if args.measurement:
+        from ..records.record_checks import check_measurement_record
+        extras["measurement"] = check_measurement_record(
+            read_json_file(args.measurement, "--measurement"), args.measurement)
+    write_report(record, args.output, dose_dir=args.dose, overwrite=args.force,
+                 identity=identity, **extras)
     print(f"report written to {args.output}")
     return EXIT_OK
 
@@ -297,7 +325,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="PDF report of a plan record (and its dosimetry)")
     p.add_argument("record", help="plan record (tareplanner.plan/1)")
     p.add_argument("-o", "--output", required=True, help="PDF file to write")
-    p.add_argument("--dose", help="folder written by tareplanner dose (DVH, isodose pages)")
+    p.add_argument("--dose", help="folder written by tareplanner dose (DVH, verification, "
+                                  "dose on the CT slices, 3D view)")
+    p.add_argument("--measurement", help="measurement record whose CT and label maps the "
+                                         "slices show (default: the one the plan's case names)")
+    p.add_argument("--directive", help="written directive (tareplanner.directive/1) of the plan")
+    p.add_argument("--administration", help="administration record "
+                                             "(tareplanner.administration/1) of the plan")
+    p.add_argument("--identity", help="JSON file of patient and study identity (patient_name, "
+                                      "patient_id, birth_date, sex, study_date, institution, "
+                                      "referring_physician), for images without DICOM headers")
+    p.add_argument("--patient-name", help="patient's name (over the case's and --identity's)")
+    p.add_argument("--patient-id", help="patient ID")
+    p.add_argument("--birth-date", help="birth date, YYYY-MM-DD")
+    p.add_argument("--sex", help="M, F or O")
+    p.add_argument("--study-date", help="study date, YYYY-MM-DD")
+    p.add_argument("--institution", help="institution")
+    p.add_argument("--referring-physician", help="referring physician")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_report)
 

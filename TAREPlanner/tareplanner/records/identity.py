@@ -99,7 +99,7 @@ def identity_text(obj: Mapping[str, Any], key: str, field: str) -> str | None:
     value = obj.get(key)
     if value is None:
         return None
-    path = f"{field}.{key}"
+    path = f"{field}.{key}" if field else key
     if not isinstance(value, str) or not value.strip() or len(value) > IDENTITY_MAX_CHARS:
         raise FieldValueError(path, value if not isinstance(value, str) else value[:80],
                               TEXT_ALLOWED)
@@ -119,7 +119,8 @@ def identity_date(obj: Mapping[str, Any], key: str, field: str) -> str | None:
             raise ValueError
         date.fromisoformat(value)
     except ValueError:
-        raise FieldValueError(f"{field}.{key}", value, DATE_ALLOWED) from None
+        raise FieldValueError(f"{field}.{key}" if field else key, value,
+                              DATE_ALLOWED) from None
     return value
 
 
@@ -151,3 +152,47 @@ def report_identity(record: dict, entered: Mapping[str, Any] | None = None) -> d
         if value:
             identity[key] = value
     return {k: printable(v) for k, v in identity.items() if v}
+
+
+#: keys of an entered identity (``tareplanner report --identity FILE`` or its options)
+ENTERED_KEYS = ("patient_name", "patient_id", "birth_date", "sex", "study_date",
+                "study_description", "institution", "referring_physician")
+
+
+def entered_identity(values: Mapping[str, Any], field: str) -> dict:
+    """An identity entered by hand (non-DICOM images), checked: text without control
+    characters of at most :data:`IDENTITY_MAX_CHARS` characters, ISO dates, sex M, F or O.
+    ``field`` names where it came from in errors (e.g. ``--identity``)."""
+    from .fields import require_object, check_keys
+    values = require_object(values, field)
+    check_keys(values, field, ENTERED_KEYS)
+    out = {}
+    for key in ENTERED_KEYS:
+        if values.get(key) is None:
+            continue
+        if key in ("birth_date", "study_date"):
+            out[key] = identity_date(values, key, field)
+        elif key == "sex":
+            if values[key] not in SEXES:
+                raise FieldValueError(f"{field}.sex", values[key], "M, F or O")
+            out[key] = values[key]
+        else:
+            text = identity_text(values, key, field)
+            out[key] = person_name(text) if key in ("patient_name", "referring_physician") \
+                and "^" in text else text
+    return out
+
+
+def option_identity(options: Mapping[str, Any]) -> dict:
+    """An identity from command-line options (``{"--patient-name": value, ...}``, None for
+    an option not given), checked as :func:`entered_identity`, errors naming the option."""
+    given = {k: v for k, v in options.items() if v is not None}
+    for option, value in given.items():
+        if option in ("--birth-date", "--study-date"):
+            identity_date(given, option, "")
+        elif option == "--sex":
+            if value not in SEXES:
+                raise FieldValueError("--sex", value, "M, F or O")
+        else:
+            identity_text(given, option, "")
+    return entered_identity({k[2:].replace("-", "_"): v for k, v in given.items()}, "options")
