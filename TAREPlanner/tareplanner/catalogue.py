@@ -156,10 +156,8 @@ def validate_site_limits(document: Any, label: str = "site limits") -> dict:
         raise SchemaError(label, type(document).__name__, "a JSON object")
     if document.get("schema") != SITE_LIMITS_SCHEMA:
         raise SchemaError(f"{label}.schema", document.get("schema"), SITE_LIMITS_SCHEMA)
-    for key in document:
-        if key not in ("schema", "site", "products", "lung_mass"):
-            raise UnknownNameError(f"{label}.{key}", key, "fields schema, site, products, "
-                                   "lung_mass")
+    from .records.fields import check_keys  # unknown fields with a "did you mean"
+    check_keys(document, label, ("schema", "site", "products", "lung_mass"))
     site = document.get("site")
     if site is not None and not (isinstance(site, str) and site.strip() and len(site) <= 200
                                  and site.isprintable()):
@@ -177,10 +175,9 @@ def validate_site_limits(document: Any, label: str = "site limits") -> dict:
             raise UnknownNameError(f"{label}.products", key, ", ".join(known))
         if not isinstance(overrides, dict):
             raise FieldValueError(f"{label}.products.{key}", overrides, "an object of limits")
+        check_keys(overrides, f"{label}.products.{key}", LIMIT_NAMES)
         for name, value in overrides.items():
             where = f"{label}.products.{key}.{name}"
-            if name not in LIMIT_NAMES:
-                raise UnknownNameError(where, name, ", ".join(LIMIT_NAMES))
             if value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:

@@ -106,6 +106,20 @@ def _method(fixed_mask, sampling_fraction: float, seed: int, bins: int):
     return reg
 
 
+#: callables run (without arguments) as each registration starts: the command line's step lines
+_OBSERVERS: list = []
+
+
+@contextmanager
+def observe_registrations(callback):
+    """Run ``callback()`` as each :func:`register_rigid` call in the block starts."""
+    _OBSERVERS.append(callback)
+    try:
+        yield
+    finally:
+        _OBSERVERS.remove(callback)
+
+
 @contextmanager
 def _threads(count: int):
     """ITK's global default thread count set to ``count`` for the block, then restored. The
@@ -139,6 +153,8 @@ def register_rigid(fixed_ct: sitk.Image, moving_cbct: sitk.Image,
     ITK's global default thread count is ``REGISTRATION_THREADS`` while it runs (restored
     afterwards), so that the same images give the same transform bit for bit.
     """
+    for callback in list(_OBSERVERS):
+        callback()
     with _threads(REGISTRATION_THREADS):
         return _register(fixed_ct, moving_cbct, fixed_mask, seed, sampling_fraction,
                          working_spacing_mm, bins)

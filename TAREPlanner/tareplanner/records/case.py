@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .. import catalogue
-from ..errors import (FieldValueError, MissingFieldError, SchemaError,
+from ..errors import (FieldValueError, MissingFieldError, SchemaError, UnknownNameError,
                       UnsupportedMethodError)
 from ..physics.lung_shunt import lsf_planar_geometric_mean
 from ..physics.solver import GOAL_KINDS
@@ -234,6 +234,18 @@ def _uncertainty(doc: Mapping[str, Any], positions: tuple[Position, ...]) -> dic
     return out
 
 
+def product_key_of(text: str, field: str = "product") -> str:
+    """The catalogue key of a product name given in any case and with surrounding spaces
+    (``TheraSphere``, ``THERASPHERE`` -> ``therasphere``); an unknown name is refused with
+    the keys allowed."""
+    keys = catalogue.product_keys()
+    wanted = text.strip().casefold() if isinstance(text, str) else text
+    for key in keys:
+        if key.casefold() == wanted:
+            return key
+    raise UnknownNameError(field, text, "one of " + ", ".join(keys) + " (any case)")
+
+
 def parse_case(document: Any) -> Case:
     """Validate a case document (parsed JSON) and return a :class:`Case`.
 
@@ -244,7 +256,7 @@ def parse_case(document: Any) -> Case:
     if doc.get("schema") != CASE_SCHEMA:
         raise SchemaError("schema", doc.get("schema"), CASE_SCHEMA)
     check_keys(doc, "", CASE_FIELDS)
-    product_key = string(doc, "product", "", choices=catalogue.product_keys())
+    product_key = product_key_of(string(doc, "product", ""), "product")
     product = catalogue.product(product_key)
     method = string(doc, "method", "", choices=METHODS)
     if method not in product.methods:

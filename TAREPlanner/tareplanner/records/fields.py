@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import unicodedata
@@ -22,8 +23,11 @@ def check_keys(obj: Mapping[str, Any], field: str, allowed: Iterable[str]) -> No
     allowed = tuple(allowed)
     for key in obj:
         if key not in allowed:
+            close = (difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+                     if isinstance(key, str) else [])
             raise UnknownNameError(f"{field}.{key}" if field else key, key,
-                                   "fields " + ", ".join(allowed))
+                                   "fields " + ", ".join(allowed),
+                                   f"did you mean {close[0]!r}?" if close else "")
 
 
 def number(obj: Mapping[str, Any], key: str, field: str, *, default: Any = MissingFieldError,
