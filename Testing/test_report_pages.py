@@ -1,0 +1,372 @@
+"""The sign-off report as a reader sees it: the PDF's text read back with pypdf (identity on
+every page, page numbers, activities and doses, warnings, the directive and administration
+pages), its pages rasterised with pdftoppm, and the anatomy figures checked numerically.
+
+Expected values come from hand calculations stated in each test, from the inputs written
+here (a hand-made CT, label maps and dose block at known places), and from pypdf/pdftoppm
+reading the written file.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import shutil
+import subprocess
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import SimpleITK as sitk  # noqa: E402
+
+from conftest import BASE_CASE  # noqa: E402
+from tareplanner.planning import plan_case  # noqa: E402
+from tareplanner.records.case import parse_case  # noqa: E402
+
+pypdf = pytest.importorskip("pypdf")
+
+IDENTITY_CASE = {"id": "PAT-0042", "name": "EXAMPLE, ANNA MARIA", "birth_date": "1958-03-14",
+                 "sex": "F"}
+STUDY = {"date": "2026-11-20", "institution": "Example University Hospital",
+         "referring_physician": "SMITH, JOHN"}
+
+
+def _record(**changes) -> dict:
+    """The README's worked case (TheraSphere, partition, right hepatic, T1 120 mL TNR 3.1,
+    goal 250 Gy) with a whole liver of 1800 mL, 1 kg lung and a patient identity."""
+    case = copy.deepcopy(BASE_CASE)
+    case["patient"].update(IDENTITY_CASE)
+    case["study"] = dict(STUDY)
+    case["case_id"] = "CASE-7"
+    case.update(changes)
+    return plan_case(parse_case(case))
+
+
+def _pages_text(path) -> list[str]:
+    return [page.extract_text() for page in pypdf.PdfReader(str(path)).pages]
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_identity_page_numbers_and_numbers_on_every_page(tmp_path):
+    """Bugs caught: the report printing "Patient -" (identity not carried from the case),
+    identity on the first page only, no or wrong page numbers ("page 2 of 7"), no software
+    version, the goal printed as JSON, the binding constraint as a code, activities or
+    doses not the ones of the record, warnings left out.
+
+    Hand calculation (partition model, CF 49.67 J/GBq, density 1.03 g/mL): tumour 250 Gy at
+    TNR 3.1 gives D_N = 250 / 3.1 = 80.6 Gy; M_N = 0.927 kg, M_T = 0.1236 kg;
+    A = D_N (M_N + r M_T) / (CF (1 - LSF)) = 80.645 x 1.31016 / (49.67 x 0.94) = 2.263 GBq;
+    lung 2.263 x 49.67 x 0.06 / 1 kg = 6.74 Gy."""
+    from tareplanner import __version__
+    from tareplanner.records.report import write_report
+
+    record = _record()
+    out = write_report(record, tmp_path / "plan.pdf")
+    pages = _pages_text(out)
+    assert len(pages) >= 2
+    for i, text in enumerate(pages, start=1):
+        flat = _flat(text)
+        assert "EXAMPLE, ANNA MARIA" in flat and "ID PAT-0042" in flat
+        assert "born 1958-03-14" in flat and "sex female" in flat
+        assert "study 2026-11-20" in flat and "Example University Hospital" in flat
+        assert "referred by SMITH, JOHN" in flat
+        assert f"page {i} of {len(pages)}" in flat
+        assert f"tareplanner {__version__}" in flat
+    flat = _flat(" ".join(pages))
+    assert "2.263" in flat and "6.74 Gy" in flat
+    assert "tumour dose 250 Gy" in flat and '{"tumour_dose_gy"' not in flat
+    assert "its goal (tumour dose 250 Gy)" in flat
+    # limits with their citations, lung mass with its source
+    assert "TheraSphere package insert" in flat and "EANM 2022" in flat
+    assert "1 kg" in flat
+    for warning in record["warnings"]:
+        assert warning["code"] in flat
+    # one time zone: the treatment's, stated
+    assert "treatment 2026-12-01 10:00 (UTC+01:00)" in flat
+
+
+def test_binding_constraint_in_words_with_limit_and_source(tmp_path):
+    """Bug caught: the binding constraint shown as a code ("whole-normal-liver-limit")
+    instead of the limit, its value and its source. A small whole liver (1000 mL with 150 mL
+    tumour: normal 850 mL) puts the whole normal liver at the EANM 2022 glass limit, 75 Gy
+    (data/products.json), so the position is scaled to it."""
+    from tareplanner.records.report import write_report
+
+    record = _record(whole_liver_volume_ml=1000)
+    assert record["positions"][0]["limited_by"] == "whole-normal-liver-limit"
+    flat = _flat(" ".join(_pages_text(write_report(record, tmp_path / "p.pdf"))))
+    assert "limited by the whole-normal-liver limit (75 Gy, EANM 2022 procedure guideline)" \
+        in flat
+
+
+HOSTILE = {"patient_name": "Ro\x07bert $\\frac{a}{b}$ " + "Long" * 60,
+           "patient_id": "ID\nWITH\tCONTROL", "institution": "x" * 500}
+
+
+def test_hostile_identity_does_not_break_the_pdf(tmp_path):
+    """Bugs caught: a patient name with control characters, mathtext ('$\\frac{a}{b}$') or
+    hundreds of characters crashing the PDF writer, running off the page or over the
+    content, or leaving a partly written file. The text must come back without control
+    characters, the '$' literally, cut with an ellipsis, on every page."""
+    from tareplanner.records.report import write_report
+
+    out = write_report(_record(), tmp_path / "hostile.pdf", identity=HOSTILE)
+    pages = _pages_text(out)
+    assert pages
+    for text in pages:
+        assert "\x07" not in text and "\t" not in text
+        flat = _flat(text)
+        assert "Ro bert $\\frac{a}{b}$ Long" in flat
+        assert "ID WITH CONTROL" in flat and "…" in flat
+        assert "x" * 100 not in flat
+    assert [p.name for p in tmp_path.iterdir()] == ["hostile.pdf"]   # no temporary left
+
+
+def _treatment_day(record):
+    from tareplanner.records.administration import administration_record
+    from tareplanner.records.directive import directive_from_plan
+
+    directive = directive_from_plan(record)
+    readings = [{"treatment_site": "right hepatic",
+                 "vial": [{"activity_gbq": 3.0, "time": "2026-12-01T08:00:00+00:00"}],
+                 "residual": [{"activity_gbq": 0.1, "time": "2026-12-01T10:30:00+01:00"}],
+                 "administration_time": "2026-12-01T10:00:00+01:00"}]
+    return directive, administration_record(directive, readings)
+
+
+def test_directive_and_administration_pages(tmp_path):
+    """Bugs caught: the written directive and the administration record missing from the
+    report, times of the readings printed in their own zones (UTC next to +01:00), the
+    delivered activity or the medical event not shown.
+
+    Hand calculation (Y-90, T1/2 64.1 h): the vial read 3.0 GBq at 08:00 UTC = 09:00 local,
+    one hour before the administration at 10:00 (+01:00): 3.0 x 2^(-1/64.1) = 2.9677 GBq;
+    the residual 0.1 GBq half an hour after: 0.1 x 2^(0.5/64.1) = 0.1005 GBq; delivered
+    2.8672 GBq against 2.263 prescribed: +26.7 %, a medical event (>= 20 %)."""
+    from tareplanner.records.report import write_report
+
+    record = _record()
+    directive, administration = _treatment_day(record)
+    delivered = 3.0 * 2 ** (-1 / 64.1) - 0.1 * 2 ** (0.5 / 64.1)
+    assert delivered == pytest.approx(2.8672, abs=1e-4)
+    out = write_report(record, tmp_path / "day.pdf", directive=directive,
+                       administration=administration)
+    pages = [_flat(t) for t in _pages_text(out)]
+    directive_page = next(p for p in pages if "Written directive" in p)
+    assert "2.263" in directive_page and "10 CFR 35.3045" in directive_page
+    assert "Authorised user" in directive_page
+    admin_page = next(p for p in pages if "Administration record" in p)
+    assert f"{delivered:.3f}" in admin_page and "+26.7%" in admin_page and "YES" in admin_page
+    assert "2026-12-01 09:00" in admin_page and "2026-12-01 10:30" in admin_page
+    assert "08:00" not in admin_page                     # no reading left in UTC
+    assert "UTC+01:00" in admin_page
+
+
+def test_report_command_identity_options_and_foreign_directive(tmp_path, capsys):
+    """Bugs caught: an entered name with a control character reaching the PDF, a bad birth
+    date accepted, a written directive of another plan printed under this plan; each must
+    exit with status 2, name the option and write nothing. And the entered identity must
+    be what the pages show."""
+    from tareplanner.cli.main import main
+
+    record = _record()
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(record))
+    out = tmp_path / "r.pdf"
+    for option, value in (("--patient-name", "bad\x07name"), ("--birth-date", "1961-13-01"),
+                          ("--sex", "X")):
+        assert main(["report", str(plan), option, value, "-o", str(out)]) == 2
+        assert option in capsys.readouterr().err and not out.exists()
+    other, _ = _treatment_day(_record(lung_shunt_fraction=0.05))
+    (tmp_path / "d.json").write_text(json.dumps(other))
+    assert main(["report", str(plan), "--directive", str(tmp_path / "d.json"),
+                 "-o", str(out)]) == 2
+    assert "--directive" in capsys.readouterr().err and not out.exists()
+    assert main(["report", str(plan), "--patient-name", "Doe^Jane", "--birth-date",
+                 "1961-02-03", "-o", str(out)]) == 0
+    first = _flat(_pages_text(out)[0])
+    assert "Patient Doe, Jane" in first and "born 1961-02-03" in first
+
+
+# ------------------------------------------------------------------ anatomy figures
+SPACING_MM = 4.0
+SIZE = (40, 30, 20)                   # i, j, k
+BLOCK_X_MM, BLOCK_Y_MM, BLOCK_Z_MM = (-60.0, -32.0), (-40.0, -20.0), (8.0, 20.0)
+IDENTITY_DIRECTION = (1, 0, 0, 0, 1, 0, 0, 0, 1)
+FLIPPED = (-1, 0, 0, 0, -1, 0, 0, 0, 1)
+
+
+def _image(direction, value_of) -> sitk.Image:
+    """An image covering x -80..76, y -60..56, z -40..36 mm (voxel centres) whatever the
+    direction cosines; voxel values from ``value_of(x, y, z)`` at each voxel centre."""
+    d = np.array(direction, float).reshape(3, 3)
+    extent = (np.array(SIZE) - 1) * SPACING_MM
+    origin = np.array([-80.0, -60.0, -40.0]) + np.where(np.diag(d) < 0, extent, 0.0)
+    k, j, i = np.meshgrid(*(np.arange(n) for n in SIZE[::-1]), indexing="ij")
+    index_mm = np.stack([i, j, k]) * SPACING_MM
+    x, y, z = origin[:, None, None, None] + np.einsum("ab,bkji->akji", d, index_mm)
+    image = sitk.GetImageFromArray(value_of(x, y, z))
+    image.SetSpacing((SPACING_MM,) * 3)
+    image.SetOrigin(tuple(origin))
+    image.SetDirection(tuple(d.ravel()))
+    return image
+
+
+def _in_block(x, y, z):
+    return ((x >= BLOCK_X_MM[0] - 1e-6) & (x <= BLOCK_X_MM[1] + 1e-6)
+            & (y >= BLOCK_Y_MM[0] - 1e-6) & (y <= BLOCK_Y_MM[1] + 1e-6)
+            & (z >= BLOCK_Z_MM[0] - 1e-6) & (z <= BLOCK_Z_MM[1] + 1e-6))
+
+
+def _write_world(folder, direction):
+    """CT (body 40 HU in air), liver (x < 0), tumour T1 = the hot block, lungs (z > 24 mm)
+    and a dose of 400 Gy in the block (0 outside), as files; the measurement record and
+    dose record that name them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    dose_dir = folder / "dose"
+    dose_dir.mkdir()
+    files = {
+        "ct": _image(direction, lambda x, y, z: np.where(
+            (np.abs(x) < 70) & (np.abs(y) < 50), 40.0, -1000.0).astype(np.float32)),
+        "liver": _image(direction, lambda x, y, z: ((x < 0) & (np.abs(y) < 50) & (z < 24))
+                        .astype(np.uint8)),
+        "tumours": _image(direction, lambda x, y, z: _in_block(x, y, z).astype(np.uint8)),
+        "lungs": _image(direction, lambda x, y, z: ((z > 24) & (np.abs(y) < 50)
+                                                    & (np.abs(x) < 70)).astype(np.uint8)),
+    }
+    paths = {}
+    for name, image in files.items():
+        paths[name] = folder / f"{name}.nii.gz"
+        sitk.WriteImage(image, str(paths[name]))
+    sitk.WriteImage(_image(direction, lambda x, y, z: np.where(
+        _in_block(x, y, z), 400.0, 0.0).astype(np.float32)),
+        str(dose_dir / "dose_planned_gy.nii.gz"))
+    measurement = {"schema": "tareplanner.measurement/1",
+                   "inputs": {"ct": {"source": str(paths["ct"])},
+                              "spect": {"source": str(paths["ct"])},
+                              "labels": {"liver": str(paths["liver"]),
+                                         "tumours": str(paths["tumours"])}},
+                   "tumour_labels": {"T1": 1},
+                   "label_outputs": {"territories": str(paths["liver"]),
+                                     "lungs": str(paths["lungs"]),
+                                     "territory_labels": {"right hepatic": 1}}}
+    (dose_dir / "dvh_planned.csv").write_text('dose_gy,"T1 (%)"\n0,100\n400,0\n')
+    dose_record = {"schema": "tareplanner.dose/1", "created": "2026-12-01T12:00:00+01:00",
+                   "plan_input_sha256": "0" * 64,
+                   "dose": {"method": "local deposition", "nuclide": "Y-90"},
+                   "predictive": {"structures": {"T1": {
+                       "volume_ml": 123.4, "mean_gy": 398.7, "D70": 391.2, "D95": 385.6,
+                       "max_gy": 400.0, "bed": {"mean_gy": 512.3}}}},
+                   "warnings": [{"code": "test-warning", "message": "a dose warning"}]}
+    (dose_dir / "dose.json").write_text(json.dumps(dose_record))
+    return measurement, dose_dir
+
+
+def _vertices(ax, gid: str) -> np.ndarray:
+    from matplotlib.contour import ContourSet
+    sets = [c for c in ax.collections if isinstance(c, ContourSet) and c.get_gid() == gid]
+    assert sets, f"no {gid} on {ax.get_title()}"
+    return np.concatenate([p.vertices for c in sets for p in c.get_paths() if len(p.vertices)])
+
+
+def _letters(ax) -> dict:
+    return {t.get_text(): t.get_position() for t in ax.texts
+            if (t.get_gid() or "").startswith("orientation-")}
+
+
+@pytest.mark.parametrize("direction", [IDENTITY_DIRECTION, FLIPPED], ids=["LPS", "flipped"])
+def test_ct_slices_isodose_over_its_region_outlines_and_letters(tmp_path, direction):
+    """Bugs caught: dose drawn mirrored against the CT or the outlines (images with flipped
+    direction cosines), the isodose line away from the dose region it belongs to, the tumour
+    outline elsewhere than the tumour, a slice not through the tumour, letters on the wrong
+    sides of the sagittal view, the CT missing under the dose.
+
+    Hand calculation: the block's voxel centres span x -60..-32, y -40..-20, z 8..20 mm on a
+    4 mm grid; dose 400 Gy inside, 0 outside, so the 300 Gy line runs 1 mm outside the
+    outermost centres (linear interpolation over 4 mm) and the tumour outline (mask level
+    0.5) 2 mm outside: x -61..-31 / -62..-30, y -41..-19 / -42..-18, z 7..21 / 6..22 mm."""
+    from tareplanner.records.report_figures import (load_anatomy, orthogonal_row,
+                                                    tumour_centre)
+
+    measurement, dose_dir = _write_world(tmp_path / "world", direction)
+    anatomy = load_anatomy(dose_dir, measurement)
+    assert anatomy["tumours"] == ["T1"] and anatomy["ct"] is not None
+    fig = plt.figure(figsize=(9, 3))
+    axes = [fig.add_axes([0.05 + 0.32 * k, 0.1, 0.28, 0.8]) for k in range(3)]
+    orthogonal_row(axes, anatomy, tumour_centre(anatomy["masks"]["T1"]), "T1", (300,))
+    axial, coronal, sagittal = axes
+    expected = {axial: ((-61, -31), (-41, -19)), coronal: ((-61, -31), (7, 21)),
+                sagittal: ((-41, -19), (7, 21))}
+    for ax, (cols, rows) in expected.items():
+        v = _vertices(ax, "isodose")
+        np.testing.assert_allclose([v[:, 0].min(), v[:, 0].max()], cols, atol=1e-3)
+        np.testing.assert_allclose([v[:, 1].min(), v[:, 1].max()], rows, atol=1e-3)
+        o = _vertices(ax, "outline-T1")
+        np.testing.assert_allclose([o[:, 0].min(), o[:, 0].max()],
+                                   [cols[0] - 1, cols[1] + 1], atol=1e-3)
+        np.testing.assert_allclose([o[:, 1].min(), o[:, 1].max()],
+                                   [rows[0] - 1, rows[1] + 1], atol=1e-3)
+        images = ax.get_images()
+        assert images[0].get_cmap().name == "gray"      # the CT under the dose
+    # the slices go through the tumour's centre voxel: x -48 or -44, y -32 or -28, z 12 or 16
+    assert "sagittal x = -4" in sagittal.get_title()
+    assert "coronal y = -3" in coronal.get_title() or "coronal y = -2" in coronal.get_title()
+    letters = _letters(sagittal)                # anterior on the left, superior up
+    assert letters["A"][0] < 0.1 and letters["P"][0] > 0.9
+    assert letters["S"][1] > 0.9 and letters["I"][1] < 0.1
+    letters = _letters(axial)
+    assert letters["R"][0] < 0.1 and letters["A"][1] > 0.9
+    plt.close(fig)
+
+
+def test_3d_view_puts_the_patients_right_on_the_image_left(tmp_path):
+    """Bug caught: the 3D view seen from behind (mirrored against the slices and the R/L
+    letters). The tumour lies on the patient's right (x < 0), so in the anterior view its
+    colour must appear in the left half of the image and not in the right half."""
+    from tareplanner.records.report_figures import load_anatomy, outline_colours, render_3d
+
+    measurement, dose_dir = _write_world(tmp_path / "world", IDENTITY_DIRECTION)
+    anatomy = load_anatomy(dose_dir, measurement)
+    # a liver symmetric about x = 0 (the body, |x| < 70 mm), so that the view is centred
+    # on x = 0 and the tumour (x -60..-32 mm) lies wholly on one side
+    anatomy["masks"]["liver"] = anatomy["ct"] > 0
+    image = render_3d(anatomy, 1e9, size_px=200)      # isodose above the maximum: none
+    if image is None:
+        pytest.skip("VTK cannot render off screen here")
+    colour = np.array(matplotlib.colors.to_rgb(outline_colours(anatomy)["T1"])) * 255
+    close = np.abs(image.astype(float) - colour).max(axis=2) < 60
+    assert close.sum() > 20
+    columns = np.nonzero(close)[1]
+    assert columns.max() < image.shape[1] / 2
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None,
+                    reason="pdftoppm (poppler-utils) is not installed")
+def test_full_report_with_dose_folder_renders_and_shows_the_dose(tmp_path):
+    """Bugs caught: the dose pages failing on a dose folder, the anatomy pages not reached,
+    the dose index table not the record's numbers, a page that pdftoppm cannot rasterise.
+    Numbers expected are those written into the hand-made dose record."""
+    from tareplanner.records.report import write_report
+
+    measurement, dose_dir = _write_world(tmp_path / "world", IDENTITY_DIRECTION)
+    out = write_report(_record(), tmp_path / "full.pdf", dose_dir=dose_dir,
+                       measurement=measurement)
+    pages = [_flat(t) for t in _pages_text(out)]
+    flat = " ".join(pages)
+    for number in ("123.4", "398.7", "391.2", "385.6", "512.3"):
+        assert number in flat
+    assert "test-warning" in flat and "Dose on the anatomy" in flat
+    assert all(f"page {i} of {len(pages)}" in p for i, p in enumerate(pages, start=1))
+    subprocess.run(["pdftoppm", "-r", "30", "-png", str(out), str(tmp_path / "pg")],
+                   check=True)
+    pngs = sorted(tmp_path.glob("pg-*.png"))
+    assert len(pngs) == len(pages)
+    assert math.isfinite(len(pngs))
