@@ -370,3 +370,69 @@ def test_full_report_with_dose_folder_renders_and_shows_the_dose(tmp_path):
     pngs = sorted(tmp_path.glob("pg-*.png"))
     assert len(pngs) == len(pages)
     assert math.isfinite(len(pngs))
+
+
+# ------------------------------------------------------------------ identity from DICOM
+def _ct_series(folder, **tags):
+    """A 3-slice CT series with the given header tags (pydicom keywords)."""
+    import pydicom
+
+    from tareplanner.imaging.dicom_write import SeriesInfo, make_uid, write_ct_series
+    image = sitk.Image(8, 8, 3, sitk.sitkFloat32)
+    image.SetSpacing((2.0, 2.0, 3.0))
+    info = SeriesInfo(patient_name="EXAMPLE^ANNA^MARIA", patient_id="PAT-0042",
+                      study_uid=make_uid(), frame_of_reference_uid=make_uid(),
+                      series_uid=make_uid())
+    for path in write_ct_series(image, folder, info):
+        ds = pydicom.dcmread(path)
+        for keyword, value in tags.items():
+            setattr(ds, keyword, value)
+        ds.save_as(path)
+    return folder
+
+
+def test_identity_read_from_the_ct_header_reaches_the_case(tmp_path):
+    """Bugs caught: the DICOM patient and study attributes not read (the report printed
+    "Patient -"), the DICOM person name printed with its '^' separators, a DICOM date left
+    as YYYYMMDD, a control character of a header reaching the case (which refuses it), the
+    identity lost between the measurement record and the case. Expected values are the tags
+    written here (PS3.5 6.2: PN components Family^Given^Middle; DA YYYYMMDD)."""
+    from tareplanner.imaging.measure import _input_record, _put_identity
+    from tareplanner.imaging.readers import read_image
+
+    folder = _ct_series(tmp_path / "ct", PatientBirthDate="19580314", PatientSex="F",
+                        StudyDate="20261120", InstitutionName="Example\x1bHospital",
+                        ReferringPhysicianName="SMITH^JOHN")
+    identity = _input_record(read_image(folder))["identity"]
+    assert identity == {"patient_name": "EXAMPLE, ANNA MARIA", "patient_id": "PAT-0042",
+                        "birth_date": "1958-03-14", "sex": "F", "study_date": "2026-11-20",
+                        "institution": "Example Hospital",
+                        "referring_physician": "SMITH, JOHN",
+                        "source": "DICOM header of the planning CT"}
+    case = copy.deepcopy(BASE_CASE)
+    _put_identity(case, identity)
+    assert case["patient"] == {"id": "PAT-0042", "name": "EXAMPLE, ANNA MARIA",
+                               "birth_date": "1958-03-14", "sex": "F"}
+    assert case["study"] == {"date": "2026-11-20", "institution": "Example Hospital",
+                             "referring_physician": "SMITH, JOHN"}
+    record = plan_case(parse_case(case))               # the case carries it to the plan
+    assert record["case"]["patient"]["name"] == "EXAMPLE, ANNA MARIA"
+
+
+@pytest.mark.parametrize("patient, study, field", [
+    ({"name": "bad\nname"}, {}, "patient.name"),
+    ({"birth_date": "14.03.1958"}, {}, "patient.birth_date"),
+    ({"sex": "female"}, {}, "patient.sex"),
+    ({}, {"institution": "x" * 65}, "study.institution"),
+    ({}, {"date": "2026-02-30"}, "study.date")])
+def test_case_identity_checked_on_reading(patient, study, field):
+    """Bug caught: identity text with control characters, over the DICOM 64-character
+    limit, or a date that is no date accepted into a case (and so into the report)."""
+    from tareplanner.errors import FieldValueError
+
+    case = copy.deepcopy(BASE_CASE)
+    case["patient"].update(patient)
+    case["study"] = study
+    with pytest.raises(FieldValueError) as error:
+        parse_case(case)
+    assert field in str(error.value)
