@@ -4,8 +4,9 @@
     python docs/figures/make_report_figures.py [DEMO_FOLDER]
 
 Runs ``tareplanner demo --size small`` in a temporary folder unless DEMO_FOLDER (a folder the
-demo wrote) is given, then writes docs/figures/report-dvh.png, report-verification.png,
-report-isodose.png (pages of report.pdf, drawn by the report's own functions) and
+demo wrote) is given, then writes docs/figures/report-plan.png, report-administration.png,
+report-dvh.png, report-verification.png, report-isodose.png (pages of the demo's report,
+written by the report's own code and rasterised with pdftoppm) and
 voxel-vs-partition.png (partition-model, LDM, kernel and delivered mean doses per structure,
 and a dose profile through the largest tumour), and prints the numbers quoted in
 docs/dosimetry.md.
@@ -29,7 +30,7 @@ import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent
-PAGE_DPI = 50
+PAGE_DPI = 60
 
 
 def _demo(folder: Path | None) -> Path:
@@ -42,16 +43,31 @@ def _demo(folder: Path | None) -> Path:
 
 
 def report_pages(demo: Path) -> None:
-    from tareplanner.dosimetry import validate_dose_record
-    from tareplanner.records.report import (_dvh_page, _isodose_page, _text_pages,
-                                            verification_lines)
-    dose_dir = demo / "dose"
-    record = validate_dose_record(json.loads((dose_dir / "dose.json").read_text()))
-    _dvh_page(plt, dose_dir, record).savefig(FIGURES / "report-dvh.png", dpi=PAGE_DPI)
-    _text_pages(plt, verification_lines(record), "Verification and dose models")[0].savefig(
-        FIGURES / "report-verification.png", dpi=PAGE_DPI)
-    _isodose_page(plt, dose_dir).savefig(FIGURES / "report-isodose.png", dpi=PAGE_DPI)
-    plt.close("all")
+    """The demo's report (with its written directive and administration record) written by
+    the report's own code, and its pages rasterised with pdftoppm (poppler-utils)."""
+    import shutil
+
+    from pypdf import PdfReader
+
+    from tareplanner.records.report import write_report
+    if shutil.which("pdftoppm") is None:
+        sys.exit("pdftoppm (poppler-utils) is needed to rasterise the report's pages")
+    pdf = demo / "report-figures.pdf"
+    write_report(json.loads((demo / "plan.json").read_text()), pdf, dose_dir=demo / "dose",
+                 directive=json.loads((demo / "directive.json").read_text()),
+                 administration=json.loads((demo / "administration.json").read_text()),
+                 overwrite=True)
+    texts = [page.extract_text() for page in PdfReader(str(pdf)).pages]
+    wanted = {"report-plan.png": "Treatment plan", "report-dvh.png": "Voxel dosimetry",
+              "report-verification.png": "Why voxel mean doses differ",
+              "report-isodose.png": "Dose on the anatomy",
+              "report-administration.png": "Administration record"}
+    for name, heading in wanted.items():
+        page = next(i for i, text in enumerate(texts, start=1) if heading in text)
+        stem = demo / f"page-{page}"
+        subprocess.run(["pdftoppm", "-r", str(PAGE_DPI), "-png", "-singlefile", "-f",
+                        str(page), "-l", str(page), str(pdf), str(stem)], check=True)
+        shutil.copyfile(stem.with_suffix(".png"), FIGURES / name)
 
 
 def voxel_versus_partition(demo: Path) -> None:
