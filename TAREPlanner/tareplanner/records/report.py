@@ -308,7 +308,13 @@ def _measurement_for(record: dict, measurement) -> tuple[dict | None, str | None
         return None, (f"the measurement record {printable(str(path), 200)} is not the one "
                       "the case was made from (SHA-256 differs)")
     from .record_checks import check_measurement_record
-    return check_measurement_record(json.loads(text), str(path)), None
+    try:
+        return check_measurement_record(json.loads(text), str(path)), None
+    except ValueError as exc:  # bad JSON or a record error (TarePlannerInputError)
+        if measurement is not None:
+            raise
+        return None, f"the measurement record {printable(str(path), 200)} is unusable " \
+                     f"({printable(str(exc), 200)})"
 
 
 def _anatomy_pages(doc: Document, plt, dose_dir: Path, measurement: dict | None,
