@@ -168,20 +168,18 @@ def run_cohort(cohort_csv: str | Path, out_dir: str | Path, *, scheduler: str | 
                                    processes=True, dashboard_address=None,
                                    silence_logs=logging.ERROR)
         client = Client(cluster)
+    from .cli.progress import Progress
+    bar = Progress("batch", quiet=not progress)  # on stderr, only to a terminal
     statuses, futures, interrupted = [], [], False
     try:
         futures = [client.submit(run_patient, row, str(out_dir), pure=False) for row in rows]
         for i, future in enumerate(as_completed(futures), start=1):
             status = future.result()
             statuses.append(status)
-            if progress:
-                bar = "#" * int(30 * i / len(rows))
-                print(f"\r[{bar:<30}] {i}/{len(rows)} {status['patient_id']}: "
-                      f"{status['status']}", end="\n" if i == len(rows) else "", flush=True)
+            bar.bar(i, len(rows), f"{status['patient_id']}: {status['status']}")
     except KeyboardInterrupt:
         interrupted = True
-        if progress:
-            print(flush=True)  # end the progress line
+        bar.end_bar()  # end the progress line
         _dask_log_handlers(quiet=True)  # what Dask logs now is our own cancellation
         client.cancel(futures)
     finally:

@@ -13,6 +13,7 @@ import SimpleITK as sitk
 from ..errors import FieldValueError, TarePlannerInputError
 from ..imaging.arrays import image_array
 from ..records.atomic import OutputExistsError
+from .progress import Progress
 
 
 def _load_json(path: str, field: str) -> dict:
@@ -61,6 +62,8 @@ def cmd_dose(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     _check_activity_options(args)
+    if args.pet and args.post_spect:
+        raise FieldValueError("--post-spect", args.post_spect, "either --pet or --post-spect")
     from ..records.record_checks import check_dose_options
     check_dose_options(args)
     if out.is_dir() and any(out.iterdir()) and not args.force:
@@ -70,19 +73,15 @@ def cmd_dose(args: argparse.Namespace) -> int:
                                            args.measurement)
     plan = check_plan_record(_load_json(args.plan, "plan"), args.plan, "plan")
     _administration_activity(args, plan)
-    nuclide = catalogue.product(plan["product"]["key"]).nuclide
-    try:
-        ct, spect, structures = load_structures(measurement)
-    except TarePlannerInputError as exc:
-        raise exc.within("--measurement") from None
-    thresholds = v_thresholds_for_plan(plan)
-    activities = {p["name"]: p["activity_gbq"] for p in plan["positions"]}
-    missing = set(activities) - set(structures.territories)
-    if missing:
-        raise FieldValueError("plan.positions", sorted(missing),
-                              "positions that the measurement has territories for")
-    activity, info = predictive_activity(spect.image, structures, activities,
-                                         plan["lung_shunt_fraction"], plan["residual_fraction"])
+    if args.post_spect and not args.administered_gbq:
+        raise FieldValueError("--administered-gbq", args.administered_gbq,
+                              "the administered activity (GBq) to scale the post-treatment "
+                              "SPECT counts")
+    ct_source = measurement["inputs"]["ct"]["source"]
+    for option in ("seg", "rtdose"):
+        if getattr(args, option) and not Path(ct_source).is_dir():
+            raise FieldValueError(f"--{option}", True, "a DICOM planning CT folder (the "
+                                  f"measurement's CT is {ct_source})")
     convolve = None
     if args.gpu:
         from ..physics.gpu import gpu_convolver
@@ -95,10 +94,27 @@ def cmd_dose(args: argparse.Namespace) -> int:
     if args.density_curve:
         from ..density_curves import read_curve
         curve, curve_info = read_curve(args.density_curve)
+    nuclide = catalogue.product(plan["product"]["key"]).nuclide
+    progress = Progress("dose", quiet=getattr(args, "quiet", False))
+    progress.step("reading the CT, the SPECT and the label maps")
+    try:
+        ct, spect, structures = load_structures(measurement)
+    except TarePlannerInputError as exc:
+        raise exc.within("--measurement") from None
+    thresholds = v_thresholds_for_plan(plan)
+    activities = {p["name"]: p["activity_gbq"] for p in plan["positions"]}
+    missing = set(activities) - set(structures.territories)
+    if missing:
+        raise FieldValueError("plan.positions", sorted(missing),
+                              "positions that the measurement has territories for")
+    activity, info = predictive_activity(spect.image, structures, activities,
+                                         plan["lung_shunt_fraction"], plan["residual_fraction"])
+    progress.step(f"predictive dose ({args.method})")
     planned, dose_info = dose_map(activity, nuclide, ct.image, structures.masks["lungs"],
                                   method=args.method, convolve=convolve, density_curve=curve,
                                   density_curve_info=curve_info)
     dose_info["convolution"] = "GPU (CuPy)" if convolve else "CPU (scipy.fft)"
+    progress.step("DVHs and dose indices of the predictive dose")
     planned_report = structure_report(planned, structures, nuclide=nuclide,
                                       v_thresholds_gy=thresholds, bin_gy=args.bin_gy)
     why = explain_voxel_doses(plan, activity, planned, dose_info, info, nuclide, ct.image,
@@ -106,9 +122,8 @@ def cmd_dose(args: argparse.Namespace) -> int:
     record = dose_record(plan, dose_info, info, planned_report, why)
     with atomic_folder(out) as tmp:
         delivered = delivered_report = None
-        if args.pet and args.post_spect:
-            raise FieldValueError("--post-spect", args.post_spect, "either --pet or --post-spect")
         if args.pet or args.post_spect:
+            progress.step("reading the post-treatment " + ("PET" if args.pet else "SPECT"))
             if args.pet:
                 try:
                     post = read_image(args.pet)
@@ -148,6 +163,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
                                                         args.administered_gbq, residual)
                 administration = args.administration_time
                 acquisition = post.meta.get("acquisition_datetime")
+            progress.step("post-treatment dose, DVHs and comparison")
             delivered, _ = dose_map(delivered_activity, nuclide, ct.image,
                                     structures.masks["lungs"], method=args.method,
                                     convolve=convolve, density_curve=curve,
@@ -176,12 +192,15 @@ def cmd_dose(args: argparse.Namespace) -> int:
                          delivered_report)
         if args.voxel_plan:
             from ..dosimetry import voxel_plan, voxel_plan_record
+            progress.step(f"voxel plan ({args.voxel_plan} goals)")
             result = voxel_plan(spect.image, structures, plan, nuclide, ct.image,
                                 method=args.method, tumour_index=args.voxel_plan)
             sitk.WriteImage(result["dose"], str(tmp / "dose_voxel_plan_gy.nii.gz"),
                             useCompression=True)
             write_json_atomic(tmp / "voxel_plan.json", voxel_plan_record(plan, result))
             record["voxel_plan"] = {k: v for k, v in result.items() if k != "dose"}
+        progress.step("writing the dose maps" + (", RT Dose" if args.rtdose else "")
+                      + (", SEG" if args.seg else ""))
         if args.rtdose:
             _write_rt_doses(tmp, ct, planned, record.get("post_treatment") and delivered)
         if args.seg:
@@ -292,7 +311,8 @@ def add_dose_commands(sub) -> None:
     p.add_argument("--residual-fraction", type=float,
                    help="residual fraction left in vial and lines (default: the plan's)")
     p.add_argument("--administration-time", help="ISO 8601 (overrides the PET header)")
-    p.add_argument("--method", default="kernel", choices=("kernel", "ldm"))
+    p.add_argument("--method", default="kernel", choices=("kernel", "ldm"),
+                   help="kernel convolution or local deposition (default: %(default)s)")
     p.add_argument("--gpu", action="store_true", help="convolve on the GPU (needs CuPy)")
     p.add_argument("--density-curve", metavar="FILE",
                    help="site CT HU-to-density curve (tareplanner.hu-density/1; default: the "
@@ -305,5 +325,7 @@ def add_dose_commands(sub) -> None:
     p.add_argument("--voxel-plan", choices=("mean", "D70"),
                    help="also solve the activities on voxel doses (tumour mean or D70 goals)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress lines on stderr (they are written only to a terminal)")
     p.set_defaults(func=cmd_dose)

@@ -15,7 +15,9 @@ from ..errors import FieldValueError, ImageDataError, TarePlannerInputError
 from ..imaging.arrays import image_array
 from ..physics.solver import GOAL_KINDS
 from ..records.atomic import OutputExistsError, write_json_atomic
+from ..records.case import product_key_of
 from ..records.fields import check_name
+from .progress import Progress, registration_steps
 
 
 def parse_goal(text: str, field: str = "--goal") -> tuple[str | None, dict]:
@@ -389,6 +391,57 @@ def _resolution_option(args) -> dict | None:
     return None
 
 
+def _check_before_images(args, goals: dict, goals_default: dict | None,
+                         manual_tnr: dict[str, float]) -> None:
+    """Everything about the options that can be checked without reading an image, checked
+    before the first image is read (seconds of reading and registration otherwise precede
+    a typing error): product and method, values entered by hand, the treatment time, goals
+    against the --position names, --manual-tnr names against --tumour-names, the options
+    that go together."""
+    from .. import catalogue
+    from ..records.case import METHODS, product_key_of
+    from ..records.fields import timestamp
+
+    product = catalogue.product(product_key_of(args.product, "--product"))
+    if args.method not in METHODS:
+        raise FieldValueError("--method", args.method, "one of " + ", ".join(METHODS))
+    if args.method not in product.methods:
+        raise FieldValueError("--method", args.method,
+                              f"for {product.key}: " + ", ".join(product.methods))
+    if args.manual_lsf is not None and not (math.isfinite(args.manual_lsf)
+                                            and 0.0 <= args.manual_lsf < 1.0):
+        raise FieldValueError("--manual-lsf", args.manual_lsf,
+                              "a lung shunt fraction 0 <= LSF < 1 (e.g. 0.05 for 5 %)")
+    if args.treatment_time is not None:
+        timestamp({"--treatment-time": args.treatment_time}, "--treatment-time", "",
+                  required=False)
+    if (args.seg or args.rtstruct) and not args.measurement_output:
+        raise FieldValueError("--measurement-output", None,
+                              "a measurement record path (the structures' label maps go "
+                              "beside it)")
+    named = [name for name, _ in _named_paths(args.position, "--position")]
+    if len(set(named)) != len(named):
+        raise FieldValueError("--position", named, "unique position names")
+    if not args.territories:  # the positions are known now: goals can be checked
+        if not named:
+            raise FieldValueError("--position", None,
+                                  "at least one NAME=CBCT_PATH, or --territories LABELS")
+        unknown = sorted(set(goals) - set(named))
+        if unknown:
+            raise FieldValueError("--goal", unknown, "position names: " + ", ".join(named))
+        missing = [n for n in named if n not in goals and goals_default is None]
+        if missing and args.method != "bsa":
+            raise FieldValueError("--goal", None, "a goal for every position (missing: "
+                                  + ", ".join(missing) + ")")
+    names = ([n.strip() for n in args.tumour_names.split(",")]
+             if args.tumour_names and not (args.seg or args.rtstruct) else None)
+    if names is not None:
+        unknown = sorted(set(manual_tnr) - set(names))
+        if unknown:
+            raise FieldValueError("--manual-tnr", unknown,
+                                  "tumour names of --tumour-names: " + ", ".join(names))
+
+
 def cmd_measure(args: argparse.Namespace) -> int:
     from ..imaging.measure import (LabelInputs, PositionImages, case_from_measurement, measure,
                                    parse_manual_tnr)
@@ -415,6 +468,9 @@ def cmd_measure(args: argparse.Namespace) -> int:
             raise FieldValueError(f"--manual-tnr {tumour}", value, "a finite TNR > 0")
     if args.seg and args.rtstruct:
         raise FieldValueError("--rtstruct", args.rtstruct, "either --seg or --rtstruct")
+    _check_before_images(args, goals, goals_default, manual_tnr)
+    progress = Progress("measure", quiet=getattr(args, "quiet", False))
+    progress.step("reading the CT and the SPECT")
     ct = read_input(args.ct, "--ct", modalities=("CT",), modality="CT", units="HU")
     spect = read_input(args.spect, "--spect", modalities=("NM",), modality="NM",
                        units=args.spect_units)
@@ -424,17 +480,15 @@ def cmd_measure(args: argparse.Namespace) -> int:
     check_overlap(spect.image, ct.image, "--spect", args.spect)
     staging = _Staging()
     try:
+        progress.step("reading the label maps")
         if args.seg or args.rtstruct:
-            if "--measurement-output" not in paths:
-                raise FieldValueError("--measurement-output", None,
-                                      "a measurement record path (the structures' label maps "
-                                      "go beside it)")
             labels = _labels_from_dicom_structures(
                 args, ct, staging.folder(paths["structure labels"]))
         else:
             labels = _labels_from_maps(args, ct, LabelInputs)
         positions = []
         for name, path in _named_paths(args.position, "--position"):
+            progress.step(f"reading the CBCT of {name}")
             cbct = read_input(path, f"--position {name}", modalities=("CT",), modality="CT",
                               units="HU")
             check_overlap(cbct.image, ct.image, f"--position {name}", path)
@@ -467,12 +521,17 @@ def cmd_measure(args: argparse.Namespace) -> int:
             raise FieldValueError("--goal", None, "a goal for every position (missing: "
                                   + ", ".join(missing) + ")")
         label_dir = staging.folder(paths["labels"]) if "labels" in paths else None
+        cbct_names = [p.name for p in positions if p.cbct is not None]
+        progress.step("measuring: " + (f"{len(cbct_names)} CBCT registration(s), " if cbct_names
+                                       else "") + "territories, lungs, LSF and TNR")
         try:
-            measurement = measure(ct, spect, labels, positions,
-                                  lung_base_margin_mm=args.lung_base_margin_mm,
-                                  save_labels_to=label_dir,
-                                  partial_volume_correction=not args.no_pvc,
-                                  resolution=resolution)
+            with registration_steps(progress, cbct_names):
+                measurement = measure(ct, spect, labels, positions,
+                                      lung_base_margin_mm=args.lung_base_margin_mm,
+                                      save_labels_to=label_dir,
+                                      partial_volume_correction=not args.no_pvc,
+                                      resolution=resolution)
+            progress.step("measured; writing the case")
         except TarePlannerInputError:
             raise
         except ValueError as exc:
@@ -492,7 +551,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
                                  "images giving finite volumes, counts and ratios",
                                  str(exc)) from None
         case = case_from_measurement(
-            measurement, product=args.product, method=args.method,
+            measurement, product=product_key_of(args.product, "--product"), method=args.method,
             goals={p.name: goals.get(p.name, goals_default) for p in positions},
             treatment_time=args.treatment_time, lung_mass=args.lung_mass,
             case_id=args.case_id, measurement_file=args.measurement_output,
@@ -532,10 +591,22 @@ def cmd_measure(args: argparse.Namespace) -> int:
     return 0
 
 
+def _product_keys() -> tuple[str, ...]:
+    from .. import catalogue
+    return catalogue.product_keys()
+
+
+def _methods() -> tuple[str, ...]:
+    from ..records.case import METHODS
+    return METHODS
+
+
 def add_imaging_commands(sub) -> None:
     p = sub.add_parser("phantom", help="write the synthetic patient (DICOM, NIfTI, truth)")
     p.add_argument("outdir")
-    p.add_argument("--size", default="standard", help="small, standard or large")
+    p.add_argument("--size", default="standard",
+                   help="synthetic patient size: small, standard or large "
+                        "(default: %(default)s)")
     p.add_argument("--seed", type=int, default=20261122)
     p.add_argument("--ho166-scout", action="store_true", help="also write a Ho-166 scout SPECT")
     p.add_argument("--no-pet", action="store_true", help="no post-treatment Y-90 PET")
@@ -551,7 +622,8 @@ def add_imaging_commands(sub) -> None:
     p.add_argument("--ct", required=True, help="CT (DICOM folder or NIfTI/NRRD/MHA)")
     p.add_argument("--spect", required=True, help="MAA or Ho-166 scout SPECT (same frame as CT)")
     p.add_argument("--spect-units", default="counts",
-                   help="units of a non-DICOM SPECT (default: counts)")
+                   help="units of a non-DICOM SPECT: counts (CNTS) or Bq/mL (BQML) "
+                        "(default: counts)")
     p.add_argument("--liver", help="liver label map (tumours included)")
     p.add_argument("--seg", help="DICOM SEG on the DICOM CT with segments 'liver', 'lungs' "
                                  "(optional) and tumours (property type Tumor); replaces "
@@ -568,9 +640,14 @@ def add_imaging_commands(sub) -> None:
     p.add_argument("--territories", help="territory label map (1..P) instead of CBCTs")
     p.add_argument("--territory-names", help="comma-separated names of territory labels")
     p.add_argument("--goal", action="append", metavar="[POSITION:]KIND=VALUE",
-                   help="goal of every position, or of one position (repeatable)")
-    p.add_argument("--product", required=True)
-    p.add_argument("--method", default="partition")
+                   help="goal of every position, or of one position (repeatable); KIND: "
+                        + ", ".join(k for k in GOAL_KINDS if k != "maximum")
+                        + "; or [POSITION:]maximum")
+    p.add_argument("--product", required=True, metavar="PRODUCT",
+                   help="product: " + ", ".join(_product_keys()) + " (any case)")
+    p.add_argument("--method", default="partition", metavar="METHOD",
+                   help="planning method: " + ", ".join(_methods())
+                        + " (default: %(default)s; bsa only for sir-spheres)")
     p.add_argument("--treatment-time", help="ISO 8601 with UTC offset")
     p.add_argument("--case-id")
     p.add_argument("--lung-base-margin-mm", type=float, default=0.0,
@@ -597,7 +674,9 @@ def add_imaging_commands(sub) -> None:
                    help=argparse.SUPPRESS)
     p.add_argument("-o", "--output", help="case file to write (default: print)")
     p.add_argument("--measurement-output", help="measurement record to write")
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress lines on stderr (they are written only to a terminal)")
     p.set_defaults(func=cmd_measure)
 
 

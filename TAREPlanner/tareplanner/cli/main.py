@@ -25,6 +25,7 @@ from ..physics.lung_shunt import lsf_planar_geometric_mean
 from ..imaging.phantom_files import slug
 from .dose_commands import add_dose_commands
 from .imaging_commands import add_imaging_commands
+from .progress import Progress
 from .treatment_day_commands import add_treatment_day_commands
 
 EXIT_OK, EXIT_FAILURE, EXIT_INPUT = 0, 1, 2
@@ -191,7 +192,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "--goal", "tumour_dose_gy=250", "--product", "therasphere", "--method", "partition",
         "--treatment-time", truth["y90_pet"]["administration_time"], "--case-id", "DEMO-SYNTH",
         "-o", str(out / "case.json"), "--measurement-output", str(out / "measurement.json"),
-        "--force"])
+        "--force", *(["--quiet"] if args.quiet else [])])
     cmd_measure(measure_args)
     print("3/4 planning")
     case = read_case(out / "case.json")
@@ -202,6 +203,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     sys.stdout.write(summary)
     # the synthetic treatment administers this plan: the Y-90 PET and truth are rebuilt from
     # the planned activity per position (same seed, so the measured images are unchanged)
+    progress = Progress("demo", quiet=args.quiet)
+    progress.step("rebuilding the Y-90 PET from the planned activities")
     shutil.rmtree(phantom_dir)
     truth = write_phantom(make_phantom(spec_administering(
         spec, {p["name"]: p["activity_gbq"] for p in record["positions"]})), phantom_dir)
@@ -210,9 +213,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     dose_args = build_parser().parse_args([
         "dose", "--measurement", str(out / "measurement.json"), "--plan", str(out / "plan.json"),
         "--pet", str(d / "dicom" / "pet_y90"), "--out", str(out / "dose"), "--force",
-        "--administration", str(out / "administration.json"), "--rtdose", "--seg"])
+        "--administration", str(out / "administration.json"), "--rtdose", "--seg",
+        *(["--quiet"] if args.quiet else [])])
     dose_args.func(dose_args)
     from ..records.report import write_report
+    progress.step("writing the PDF report")
     write_report(record, out / "report.pdf", dose_dir=out / "dose", overwrite=True,
                  **_report_extras(directive, administration))
     print(f"\nwrote {out / 'report.pdf'}, {out / 'measurement.json'}, {out / 'case.json'}, "
@@ -350,7 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (resumable)")
     p.add_argument("--scheduler", help="address of an existing Dask scheduler")
     p.add_argument("--workers", type=int, help="local worker processes (default 1)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar on stderr (it is drawn only on a terminal)")
     p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("validate", help="check a case file and report the first problem "
@@ -363,6 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="tareplanner-demo", help="output folder (default: %(default)s)")
     p.add_argument("--size", default="small", choices=("small", "standard", "large"),
                    help="synthetic patient size (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress lines on stderr (they are written only to a terminal)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("products", help="list products, limits and their sources")
