@@ -216,7 +216,9 @@ def scale_with_exceedance(figures: Mapping[str, np.ndarray], limits: Sequence[Li
 
     Doses are linear in the activities: per sample, dose(k) = k * flexible + fixed, so the
     sample's largest safe factor is min over limits of (limit - fixed) / flexible, and k is the
-    ``probability``-quantile of those factors. None when no limit applies."""
+    ``probability``-quantile of those factors. None when no limit applies, and when no limit
+    depends on an activity that can be scaled (every activity given explicitly: k would be
+    infinite, which JSON cannot hold)."""
     if not limits:
         return None
     per_sample = None
@@ -225,7 +227,8 @@ def scale_with_exceedance(figures: Mapping[str, np.ndarray], limits: Sequence[Li
         with np.errstate(divide="ignore", invalid="ignore"):
             k = np.where(flexible > 0, (limit.limit_gy - fixed[limit.figure]) / flexible, np.inf)
         per_sample = k if per_sample is None else np.minimum(per_sample, k)
-    return float(max(np.quantile(per_sample, probability, method="lower"), 0.0))
+    k = float(np.quantile(per_sample, probability, method="lower"))
+    return None if not np.isfinite(k) else max(k, 0.0)
 
 
 def propagate(inputs: PlanInputs, limits: Sequence[Limit], *, n: int = 2000, seed: int = 0,
