@@ -103,6 +103,23 @@ class TAREPlannerParameterNode:
     voxelDosimetry: bool = True
     isodoseLevelsGy: str = ""
     siteLimitsFile: str = ""
+    # treatment day: dose-calibrator readings per position (one vial, one residual reading)
+    position1VialGbq: float = 0.0
+    position1VialTime: str = ""
+    position1ResidualGbq: float = 0.0
+    position1ResidualTime: str = ""
+    position1AdministeredAt: str = ""
+    position2VialGbq: float = 0.0
+    position2VialTime: str = ""
+    position2ResidualGbq: float = 0.0
+    position2ResidualTime: str = ""
+    position2AdministeredAt: str = ""
+    position3VialGbq: float = 0.0
+    position3VialTime: str = ""
+    position3ResidualGbq: float = 0.0
+    position3ResidualTime: str = ""
+    position3AdministeredAt: str = ""
+    siteTolerancePercent: float = 0.0
     postTreatmentVolume: slicer.vtkMRMLScalarVolumeNode
     postTreatmentKind: Annotated[str, Choice(POST_TREATMENT_KINDS)] = "pet"
     administrationTime: str = ""
@@ -113,23 +130,30 @@ class TAREPlannerParameterNode:
     # results of the steps (not shown as fields)
     measurementRecord: slicer.vtkMRMLTextNode
     planRecord: slicer.vtkMRMLTextNode
+    directiveRecord: slicer.vtkMRMLTextNode
+    administrationRecord: slicer.vtkMRMLTextNode
     plannedDoseReport: slicer.vtkMRMLTextNode
     deliveredDoseReport: slicer.vtkMRMLTextNode
     stepLog: str = ""
 
 
-#: step -> (collapsible button, title)
-STEP_PANELS = {"registration": ("registrationCollapsibleButton", "2. Registration"),
-               "segmentation": ("segmentationCollapsibleButton", "3. Segmentation"),
-               "measurement": ("measureCollapsibleButton", "4. LSF and TNR"),
-               "plan": ("planCollapsibleButton", "5. Plan"),
+#: panel section -> (collapsible button, title, the steps it holds)
+STEP_PANELS = {"registration": ("registrationCollapsibleButton", "2. Registration",
+                                ("registration",)),
+               "segmentation": ("segmentationCollapsibleButton", "3. Segmentation",
+                                ("segmentation",)),
+               "measurement": ("measureCollapsibleButton", "4. LSF and TNR", ("measurement",)),
+               "plan": ("planCollapsibleButton", "5. Plan", ("plan",)),
+               "treatment day": ("treatmentDayCollapsibleButton", "6. Treatment day",
+                                 ("directive", "administration")),
                "verification": ("verificationCollapsibleButton",
-                                "6. Verification (after treatment)"),
-               "save": ("saveCollapsibleButton", "7. Save")}
+                                "7. Verification (after treatment)", ("verification",)),
+               "save": ("saveCollapsibleButton", "8. Save", ("save",))}
 
 
 class TAREPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Seven panels (data, registration, segmentation, LSF/TNR, plan, verification, save);
+    """Eight panels (data, registration, segmentation, LSF/TNR, plan, treatment day,
+    verification, save);
     every button calls one Logic method and shows its result; panel titles say which steps
     are outdated."""
 
@@ -159,7 +183,8 @@ class TAREPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                    "lungsButton": self.onLungs, "territoriesButton": self.onTerritories,
                    "segmentEditorButton": self.onSegmentEditor,
                    "checkSegmentsButton": self.onCheckSegments, "measureButton": self.onMeasure,
-                   "planButton": self.onPlan, "verifyButton": self.onVerify,
+                   "planButton": self.onPlan, "directiveButton": self.onDirective,
+                   "administerButton": self.onAdminister, "verifyButton": self.onVerify,
                    "saveButton": self.onSave}
         for name, handler in buttons.items():
             getattr(self.ui, name).connect("clicked(bool)", handler)
@@ -231,8 +256,8 @@ class TAREPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         except ValueError as error:
             logging.info(f"TAREPlanner step status: {error}")
             return
-        for step, (buttonName, _) in STEP_PANELS.items():
-            getattr(self.ui, buttonName).text = titles[step]
+        for panel, (buttonName, _, _) in STEP_PANELS.items():
+            getattr(self.ui, buttonName).text = titles[panel]
 
     def _run(self, failure, call, show):
         with slicer.util.tryWithErrorDisplay(failure, waitCursor=True):
@@ -285,6 +310,14 @@ class TAREPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                               foreground=dose, foregroundOpacity=0.5)
         if chart is not None:
             slicer.modules.plots.logic().ShowChartInLayout(chart)
+
+    def onDirective(self):
+        self._run("Writing the directive failed.", self.logic.writtenDirective,
+                  lambda text: setattr(self.ui.directiveText, "plainText", text))
+
+    def onAdminister(self):
+        self._run("Recording the administration failed.", self.logic.administer,
+                  lambda text: setattr(self.ui.administrationText, "plainText", text))
 
     def onVerify(self):
         self._run("Verification failed.", self.logic.verify, self._showVerification)
@@ -358,6 +391,14 @@ class TAREPlannerLogic(ScriptedLoadableModuleLogic):
         return (guided.dose_volume_node(slicer.mrmlScene, step),
                 guided.dvh_chart_node(slicer.mrmlScene, step))
 
+    def writtenDirective(self, p):
+        from tareplanner.mrml import guided
+        return guided.written_directive(slicer.mrmlScene, p)
+
+    def administer(self, p):
+        from tareplanner.mrml import guided
+        return guided.administer(slicer.mrmlScene, p)
+
     def verify(self, p):
         from tareplanner.mrml import guided
         return guided.verify(slicer.mrmlScene, p)
@@ -369,8 +410,9 @@ class TAREPlannerLogic(ScriptedLoadableModuleLogic):
     def stepTitles(self, p):
         from tareplanner.mrml import guided
         statuses = guided.statuses(p)
-        return {step: guided.step_title(title, statuses[step])
-                for step, (_, title) in STEP_PANELS.items()}
+        return {panel: (guided.step_title(title, statuses[steps[0]]) if len(steps) == 1 else
+                        guided.section_title(title, {step: statuses[step] for step in steps}))
+                for panel, (_, title, steps) in STEP_PANELS.items()}
 
 
 class TAREPlannerTest(ScriptedLoadableModuleTest):
@@ -395,6 +437,22 @@ class TAREPlannerTest(ScriptedLoadableModuleTest):
         logic.measure(p)
         logic.plan(p)
         self.assertIsNotNone(logic.plannedDoseVolume())
+        self.assertIn("Written directive", logic.writtenDirective(p))
+        # the treatment day: each prescribed activity read in the vial at the administration
+        # time, nothing left in it
+        import json
+        directive = json.loads(p.directiveRecord.GetText())
+        prescribed = {site["treatment_site"]: site["prescribed_activity_gbq"]
+                      for site in directive["positions"]}
+        for slot in (1, 2, 3):
+            name = getattr(p, f"position{slot}Name")
+            if name in prescribed:
+                setattr(p, f"position{slot}VialGbq", prescribed[name])
+                setattr(p, f"position{slot}VialTime", p.treatmentTime)
+                setattr(p, f"position{slot}AdministeredAt", p.treatmentTime)
+                setattr(p, f"position{slot}ResidualGbq", 0.0)
+                setattr(p, f"position{slot}ResidualTime", p.treatmentTime)
+        self.assertIn("No medical event", logic.administer(p))
         logic.verify(p)
         titles = logic.stepTitles(p)
         self.assertNotIn("OUTDATED", " ".join(titles.values()))
@@ -402,6 +460,8 @@ class TAREPlannerTest(ScriptedLoadableModuleTest):
             p.outputFolder = os.path.join(tmp, "out")
             logic.save(p)
             self.assertTrue(os.path.exists(os.path.join(tmp, "out", "report.pdf")))
+            for name in ("directive.json", "administration.json"):
+                self.assertTrue(os.path.exists(os.path.join(tmp, "out", name)))
         p.lungBaseMarginMm = 10.0
         self.assertIn("OUTDATED", logic.stepTitles(p)["measurement"])
         logging.info("TAREPlanner self-test passed")

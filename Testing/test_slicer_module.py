@@ -106,10 +106,11 @@ def test_ui_file_is_valid_and_matches_the_widget():
                 node.value.endswith(("Button", "CollapsibleButton")) and node.value[0].islower():
             used.add(node.value)
     assert used and used <= set(widgets), used - set(widgets)
-    # the seven steps are there, in order
+    # the eight sections are there, in order, the treatment day between plan and verification
     titles = [w.find("property/string").text for w in root.iter("widget")
               if w.get("class") == "ctkCollapsibleButton"]
-    assert [t.split(".")[0] for t in titles] == ["1", "2", "3", "4", "5", "6", "7"]
+    assert [t.split(".")[0] for t in titles] == ["1", "2", "3", "4", "5", "6", "7", "8"]
+    assert titles[4:7] == ["5. Plan", "6. Treatment day", "7. Verification (after treatment)"]
     # every bound widget names a parameter-node field; every field shown has a widget
     fields = _parameter_fields()
     assert set(bound.values()) <= set(fields)

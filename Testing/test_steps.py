@@ -38,8 +38,11 @@ def test_outdated_propagates_to_the_steps_that_use_the_result():
     assert states["registration"].state == states["segmentation"].state == steps.CURRENT
     assert states["measurement"].changed == ("x",)
     assert states["plan"].changed == ("measurement step",)
-    assert states["verification"].changed == ("plan step",)
-    assert states["save"].changed == ("plan step", "verification step")
+    assert states["directive"].changed == ("plan step",)
+    assert states["administration"].changed == ("directive step",)
+    assert states["verification"].changed == ("plan step", "administration step")
+    assert states["save"].changed == ("plan step", "directive step", "administration step",
+                                      "verification step")
     assert states["plan"].text == "outdated: uses the outdated measurement step"
     both = steps.statuses(log, _inputs(measurement={"x": "2"}, plan={"x": "3"}))["plan"]
     assert both.reason == "x changed; uses the outdated measurement step"
@@ -59,3 +62,25 @@ def test_log_round_trip_and_bad_input():
         steps.record_run({}, "dose", {})
     with pytest.raises(ValueError, match="JSON object"):
         steps.load_log("[1, 2]")
+
+
+def test_treatment_day_steps_sit_between_plan_and_verification():
+    """A new plan or directive outdates the administration; a new administration outdates
+    the verification (its delivered activity) but not the plan or the directive."""
+    assert steps.STEPS.index("plan") < steps.STEPS.index("directive") < \
+        steps.STEPS.index("administration") < steps.STEPS.index("verification")
+    log = {}
+    for step in steps.STEPS:
+        log = steps.record_run(log, step, {"x": "1"}, NOW)
+    states = steps.statuses(log, _inputs(directive={"x": "2"}))
+    assert states["plan"].state == steps.CURRENT
+    assert states["administration"].changed == ("directive step",)
+    assert states["verification"].changed == ("administration step",)
+    states = steps.statuses(log, _inputs(administration={"x": "2"}))
+    assert states["directive"].state == steps.CURRENT
+    assert states["verification"].changed == ("administration step",)
+    # verification without an administration: a not-run administration outdates nothing
+    log = {step: entry for step, entry in log.items() if step != "administration"}
+    states = steps.statuses(log, _inputs(directive={"x": "2"}))
+    assert states["administration"].state == steps.NOT_RUN
+    assert states["verification"].state == steps.CURRENT

@@ -14,11 +14,14 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-STEPS = ("registration", "segmentation", "measurement", "plan", "verification", "save")
-#: steps whose results a step uses: an outdated one makes it outdated too
+STEPS = ("registration", "segmentation", "measurement", "plan", "directive", "administration",
+         "verification", "save")
+#: steps whose results a step uses: an outdated one makes it outdated too (the verification
+#: uses the administration's delivered activity when that step has run)
 UPSTREAM = {"segmentation": ("registration",), "measurement": ("segmentation",),
-            "plan": ("measurement",), "verification": ("plan",),
-            "save": ("plan", "verification")}
+            "plan": ("measurement",), "directive": ("plan",), "administration": ("directive",),
+            "verification": ("plan", "administration"),
+            "save": ("plan", "directive", "administration", "verification")}
 NOT_RUN, CURRENT, OUTDATED = "not run", "current", "outdated"
 
 

@@ -1,5 +1,8 @@
 """The Slicer module's guided steps, on its parameter node.
 
+Data, registration, segmentation, LSF and TNR, plan, treatment day (written directive,
+administration), verification, save.
+
 ``p`` is the module's parameter node (``TAREPlannerParameterNode``; any object with the same
 attributes works, which is how the tests drive it headless). Every step reads its inputs from
 ``p``, calls the workflow functions, keeps its results in the scene (text nodes with the
@@ -22,6 +25,8 @@ from .results import record_from_text_node, record_text_node
 POSITION_SLOTS = (1, 2, 3)
 STEP_TAG = "TAREPlanner.Step"
 STRUCTURE_ROLES = ("liver", "tumour", "lung", "territory:")
+#: the treatment-day fields of each position slot (``position<slot><field>``)
+READING_FIELDS = ("VialGbq", "VialTime", "ResidualGbq", "ResidualTime", "AdministeredAt")
 
 
 @dataclass
@@ -56,6 +61,22 @@ class Parameters:
     voxelDosimetry: bool = True
     isodoseLevelsGy: str = ""
     siteLimitsFile: str = ""
+    position1VialGbq: float = 0.0
+    position1VialTime: str = ""
+    position1ResidualGbq: float = 0.0
+    position1ResidualTime: str = ""
+    position1AdministeredAt: str = ""
+    position2VialGbq: float = 0.0
+    position2VialTime: str = ""
+    position2ResidualGbq: float = 0.0
+    position2ResidualTime: str = ""
+    position2AdministeredAt: str = ""
+    position3VialGbq: float = 0.0
+    position3VialTime: str = ""
+    position3ResidualGbq: float = 0.0
+    position3ResidualTime: str = ""
+    position3AdministeredAt: str = ""
+    siteTolerancePercent: float = 0.0
     postTreatmentVolume: object = None
     postTreatmentKind: str = "pet"
     administrationTime: str = ""
@@ -65,6 +86,8 @@ class Parameters:
     exportDicom: bool = False
     measurementRecord: object = None
     planRecord: object = None
+    directiveRecord: object = None
+    administrationRecord: object = None
     plannedDoseReport: object = None
     deliveredDoseReport: object = None
     stepLog: str = ""
@@ -146,18 +169,38 @@ def step_inputs(p, step: str) -> dict[str, str]:
                 "manual values": v((p.manualLsf, p.manualLsfPercent, p.manualTnr)),
                 "voxel dosimetry": v(p.voxelDosimetry), "isodose levels": v(p.isodoseLevelsGy),
                 "site limits": _file_digest(p.siteLimitsFile)}
+    if step == "directive":
+        return {"plan": d(p.planRecord)}
+    if step == "administration":
+        inputs = {"directive": d(p.directiveRecord),
+                  "site tolerance": v(p.siteTolerancePercent)}
+        inputs.update({f"{name} readings": v(_slot_readings(p, slot)) for slot, name
+                       in _named_slots(p)})
+        return inputs
     if step == "verification":
         return {"plan": d(p.planRecord), "planned dose": d(p.plannedDoseReport),
+                "administration": d(p.administrationRecord),
                 "post-treatment image": d(p.postTreatmentVolume),
                 "segments": fp.segments_digest(p.segmentation, *STRUCTURE_ROLES),
                 "post-treatment settings": v((p.postTreatmentKind, p.administrationTime,
                                               p.acquisitionTime, p.administeredActivityGbq))}
     if step == "save":
         return {"plan": d(p.planRecord), "measurement": d(p.measurementRecord),
+                "directive": d(p.directiveRecord), "administration": d(p.administrationRecord),
                 "planned dose": d(p.plannedDoseReport),
                 "delivered dose": d(p.deliveredDoseReport), "folder": v(p.outputFolder),
                 "DICOM export": v(p.exportDicom)}
     raise ValueError(f"step: got {step!r}; allowed: {', '.join(step_log.STEPS)}")
+
+
+def _named_slots(p) -> list[tuple[int, str]]:
+    """(slot, name) of the position slots that have a name (CBCT or not)."""
+    return [(slot, name) for slot in POSITION_SLOTS
+            if (name := (getattr(p, f"position{slot}Name") or "").strip())]
+
+
+def _slot_readings(p, slot: int) -> tuple:
+    return tuple(getattr(p, f"position{slot}{field}") for field in READING_FIELDS)
 
 
 def _file_digest(path: str) -> str:
@@ -355,19 +398,155 @@ def _indices_text(report: dict) -> str:
     return "\n".join(lines)
 
 
+def written_directive(scene, p) -> str:
+    """Treatment day, first part: the written directive generated from the plan record (per
+    treatment site the prescribed activity with its planned doses, the medical-event
+    criterion, blank signature lines), kept in a text node like the plan record."""
+    from ..records.directive import directive_from_plan, directive_lines
+    record = record_from_text_node(p.planRecord)
+    if record is None:
+        raise ValueError("plan first (step 5)")
+    directive = directive_from_plan(record)
+    p.directiveRecord = record_text_node(scene, directive, "TAREPlanner written directive",
+                                         p.directiveRecord)
+    _done(p, "directive")
+    return "\n".join(directive_lines(directive))
+
+
+def administration_readings(p, directive: dict) -> list[dict]:
+    """The readings list of ``records.administration`` from the panel: for each treatment site
+    of the directive, the position slot of that name gives one vial reading, one residual
+    reading (none when its time is empty) and the administration time."""
+    from ..errors import FieldValueError
+    by_name = {name: slot for slot, name in _named_slots(p)}
+    out = []
+    for site in directive["positions"]:
+        name = site["treatment_site"]
+        slot = by_name.get(name)
+        if slot is None:
+            raise FieldValueError(f"readings of {name}", None,
+                                  "a position (step 2) named like each treatment site of the "
+                                  "directive: " + ", ".join(s["treatment_site"]
+                                                            for s in directive["positions"]))
+
+        def get(field, slot=slot):
+            return getattr(p, f"position{slot}{field}")
+        label = f"position {slot} ({name})"
+        vial_gbq = get("VialGbq")
+        if not (isinstance(vial_gbq, (int, float)) and vial_gbq > 0):
+            raise FieldValueError(f"{label} vial activity", vial_gbq,
+                                  "the dose-calibrator reading of the vial before the "
+                                  "administration, > 0 GBq")
+        vial_time = get("VialTime")
+        workflow._timestamp(vial_time, f"{label} vial time")
+        administered_at = get("AdministeredAt")
+        workflow._timestamp(administered_at, f"{label} administration time")
+        residual = []
+        if (get("ResidualTime") or "").strip():
+            workflow._timestamp(get("ResidualTime"), f"{label} residual time")
+            residual.append({"activity_gbq": float(get("ResidualGbq")),
+                             "time": get("ResidualTime").strip()})
+        elif get("ResidualGbq"):
+            raise FieldValueError(f"{label} residual time", get("ResidualTime"),
+                                  "the time of the residual reading (ISO 8601 with its UTC "
+                                  "offset), or no residual activity")
+        out.append({"treatment_site": name,
+                    "vial": [{"activity_gbq": float(vial_gbq), "time": vial_time.strip()}],
+                    "residual": residual, "administration_time": administered_at.strip()})
+    return out
+
+
+def administer(scene, p) -> str:
+    """Treatment day, second part: the administration record from the dose-calibrator
+    readings of each treatment site (delivered activity at the administration time, decay
+    corrected, less the residual) checked against the written directive: the medical-event
+    criterion and the site's own tolerance. Kept in a text node; the verification then uses
+    its delivered total."""
+    from ..errors import FieldValueError
+    from ..records.administration import administration_lines, administration_record
+    directive = record_from_text_node(p.directiveRecord)
+    if directive is None:
+        raise ValueError("write the directive first (step 6)")
+    tolerance = p.siteTolerancePercent
+    if not (isinstance(tolerance, (int, float)) and 0 <= tolerance <= 100):
+        raise FieldValueError("site tolerance (%)", tolerance, "0 (none) to 100 %")
+    record = administration_record(directive, administration_readings(p, directive),
+                                   site_tolerance_fraction=tolerance / 100.0 or None)
+    p.administrationRecord = record_text_node(scene, record, "TAREPlanner administration",
+                                              p.administrationRecord)
+    _done(p, "administration")
+    return "\n".join(administration_flags(record) + [""] + administration_lines(record))
+
+
+def administration_flags(record: dict) -> list[str]:
+    """The lines to read first: each site that is a medical event or beyond the site's
+    tolerance, or that none is."""
+    criterion = record["criterion"]
+    lines = []
+    for s in record["sites"]:
+        if s["medical_event"]:
+            lines.append(f"MEDICAL EVENT: {s['treatment_site']} delivered "
+                         f"{s['delivered_activity_gbq']:.3f} GBq, {s['deviation_fraction']:+.1%}"
+                         f" from the prescribed {s['prescribed_activity_gbq']:.3f} GBq "
+                         f"({criterion['relative_deviation']:.0%} or more: "
+                         f"{criterion['source']})")
+        elif s["beyond_site_tolerance"]:
+            lines.append(f"BEYOND SITE TOLERANCE: {s['treatment_site']} "
+                         f"{s['deviation_fraction']:+.1%} (tolerance "
+                         f"{criterion['site_tolerance_fraction']:.0%})")
+    if not lines:
+        lines.append(f"No medical event: every site within "
+                     f"{criterion['relative_deviation']:.0%} of its prescribed activity")
+    return lines
+
+
+def _delivered_activity(p, record: dict) -> tuple[float | None, float | None, str | None]:
+    """(administered activity, residual fraction, its source) for the verification: the
+    administration's delivered total with no further residual (the record subtracted it)
+    when the administration step has run, else the panel's value (or the plan's)."""
+    from ..errors import FieldValueError
+    administration = record_from_text_node(p.administrationRecord)
+    if administration is None:
+        return p.administeredActivityGbq or None, None, None
+    if administration.get("plan_input_sha256") != record["input_sha256"]:
+        raise FieldValueError("administration", "the administration in the scene",
+                              "the administration of this plan: write the directive and "
+                              "record the administration again (step 6)")
+    if p.administeredActivityGbq:
+        raise FieldValueError("administered activity (GBq)", p.administeredActivityGbq,
+                              "0 when the administration is recorded (its delivered total is "
+                              "used)")
+    total = administration["total_delivered_activity_gbq"]
+    return float(total), 0.0, "delivered total of the administration record"
+
+
+def _activity_check_text(check: dict) -> str:
+    if not check.get("applicable"):
+        return f"Delivered-activity check: not applicable ({check.get('reason', '')})"
+    verdict = ("within" if check["within_tolerance"] else "BEYOND")
+    return (f"Delivered-activity check: the image holds {check['image_total_gbq']:.3f} GBq at "
+            f"administration ({check['inside_liver_and_lungs_gbq']:.3f} GBq in liver and "
+            f"lungs) against {check['expected_in_patient_gbq']:.3f} GBq expected "
+            f"({check['administered_source']} {check['administered_activity_gbq']:.3f} GBq, "
+            f"residual {check['residual_fraction']:.1%}): {check['relative_difference']:+.1%}, "
+            f"{verdict} the ±{check['tolerance']:.0%} tolerance")
+
+
 def verify(scene, p) -> str:
-    """Step 6: delivered dose from the post-treatment PET or SPECT, its DVH, and the change
-    against the planned dose."""
+    """Step 7: delivered dose from the post-treatment PET or SPECT, its DVH, the change
+    against the planned dose, and the activity in the image against the delivered activity
+    (the administration record's total when it exists, else the plan's activity)."""
     _require(p, "ctVolume", "segmentation", "postTreatmentVolume")
     record = record_from_text_node(p.planRecord)
     if record is None:
         raise ValueError("plan first (step 5)")
+    administered, residual, source = _delivered_activity(p, record)
     planned = (record_from_text_node(p.plannedDoseReport) or {}).get("report")
     (volume, indices, dvh), delivered, comparison, post = workflow.verification_nodes(
         scene, p.ctVolume, p.postTreatmentVolume, p.segmentation, record,
         kind=p.postTreatmentKind, administration_time=p.administrationTime,
-        acquisition_time=p.acquisitionTime, administered_gbq=p.administeredActivityGbq or None,
-        planned_report=planned)
+        acquisition_time=p.acquisitionTime, administered_gbq=administered,
+        residual_fraction=residual, administered_source=source, planned_report=planned)
     p.deliveredDoseReport = record_text_node(
         scene, {"schema": "tareplanner.dose-run/1", "report": delivered,
                 "post_treatment": post, "comparison": comparison},
@@ -382,6 +561,7 @@ def verify(scene, p) -> str:
             if c.get("mean_gy") and c["mean_gy"]["relative"] is not None)
     elif planned is None:
         text += "\n\n(no planned voxel dose to compare with: plan with voxel dosimetry)"
+    text += "\n\n" + _activity_check_text(post["activity_check"])
     for w in post.get("warnings") or []:
         text += f"\n\nwarning: [{w['code']}] {w['message']}"
     return text
@@ -407,20 +587,22 @@ def ct_dicom_files(ct_node, database=None) -> list[str]:
 
 
 def save(scene, p, *, overwrite: bool = False, dicom_database=None) -> str:
-    """Step 7: plan record, measurement record, the dose folder (maps, DVHs, indices,
-    dose.json) when voxel dosimetry was run, with ``p.exportDicom`` the DICOM RT Doses and SEG
-    in the planning CT's study, and the PDF report, into ``p.outputFolder``."""
+    """Step 8: plan record, measurement record, the written directive and administration
+    record when the treatment-day steps ran, the dose folder (maps, DVHs, indices, dose.json)
+    when voxel dosimetry was run, with ``p.exportDicom`` the DICOM RT Doses and SEG in the
+    planning CT's study, and the PDF report, into ``p.outputFolder``."""
     record = record_from_text_node(p.planRecord)
     if record is None:
         raise ValueError("plan first (step 5)")
     if not (p.outputFolder or "").strip():
         raise ValueError("output folder: choose a folder")
     states = statuses(p)
-    outdated = [step for step in ("measurement", "plan")
+    outdated = [step for step in ("measurement", "plan", "directive", "administration")
                 if states[step].state == step_log.OUTDATED]
     if outdated:
         raise ValueError(f"{', '.join(outdated)} outdated: run again before saving "
-                         "(the saved plan must match the images and segments)")
+                         "(the saved plan must match the images and segments, the directive "
+                         "and administration the plan)")
     planned = record_from_text_node(p.plannedDoseReport)
     dose = None
     if planned is not None:
@@ -445,7 +627,10 @@ def save(scene, p, *, overwrite: bool = False, dicom_database=None) -> str:
                  workflow._structures(p.ctVolume, p.segmentation)}
     written = workflow.save_outputs(p.outputFolder, record,
                                     record_from_text_node(p.measurementRecord),
-                                    overwrite=overwrite, dose=dose, dicom=dicom)
+                                    overwrite=overwrite, dose=dose, dicom=dicom,
+                                    directive=record_from_text_node(p.directiveRecord),
+                                    administration=record_from_text_node(
+                                        p.administrationRecord))
     _done(p, "save")
     return "written:\n" + "\n".join(str(w) for w in written)
 
@@ -484,6 +669,22 @@ def dvh_chart_node(scene, step: str):
     """The DVH chart made by ``step`` ('plan' or 'verification'), or None."""
     return next((node for node in _tagged(scene, step) if node.IsA("vtkMRMLPlotChartNode")),
                 None)
+
+
+def section_title(title: str, states: dict[str, step_log.StepStatus]) -> str:
+    """Title of a panel section holding several steps (name -> status), e.g. the treatment
+    day's directive and administration: outdated when one is (each named with its reason),
+    done when all are, the steps done so far otherwise."""
+    outdated = [f"{name}: {s.reason}" for name, s in states.items()
+                if s.state == step_log.OUTDATED]
+    if outdated:
+        return f"{title}  [OUTDATED: {'; '.join(outdated)}]"
+    done = [name for name, s in states.items() if s.state == step_log.CURRENT]
+    if not done:
+        return title
+    if len(done) == len(states):
+        return f"{title}  [done]"
+    return f"{title}  [{', '.join(done)} done]"
 
 
 def step_title(title: str, status: step_log.StepStatus) -> str:

@@ -315,10 +315,14 @@ def verification_nodes(scene, ct_node, post_node, segmentation, record: dict, *,
                        acquisition_time: str | None = None,
                        administered_gbq: float | None = None,
                        residual_fraction: float | None = None,
+                       administered_source: str | None = None,
                        planned_report: dict | None = None):
     """Post-treatment dose: ``kind='pet'`` from a Y-90 PET node (Bq/mL at acquisition start,
     decayed back to the administration time), ``kind='spect'`` from a SPECT node in counts
     (Y-90 bremsstrahlung or Ho-166) scaled to the administered activity less the residual.
+    The PET's activity is checked against ``administered_gbq`` less ``residual_fraction``
+    (default: the plan's total and residual); ``administered_source`` names where the
+    administered activity comes from (e.g. the administration record's delivered total).
     Returns the nodes, the report and, with the planned report, the comparison."""
     from .. import catalogue
     from ..dosimetry import (compare, counts_to_activity, dose_map, indices_only,
@@ -353,7 +357,14 @@ def verification_nodes(scene, ct_node, post_node, segmentation, record: dict, *,
             "activity_in_image_at_administration_gbq":
                 float(image_array(activity).sum()),
             "structures": indices_only(report)}
-    if kind == "pet":
+    if kind == "pet" and administered_source and administered_gbq:
+        from ..dosimetry import activity_check, activity_inside
+        check, warnings = activity_check(
+            float(sitk.GetArrayViewFromImage(activity).astype(np.float64).sum()),
+            activity_inside(activity, structures), float(administered_gbq),
+            float(record["residual_fraction"] if residual_fraction is None
+                  else residual_fraction), administered_source)
+    elif kind == "pet":
         check, warnings = post_treatment_activity_check(
             activity, structures, record, administered_gbq=administered_gbq or None,
             residual_fraction=residual_fraction)
@@ -367,9 +378,11 @@ def verification_nodes(scene, ct_node, post_node, segmentation, record: dict, *,
 
 def save_outputs(folder, record: dict, measurement: dict | None = None,
                  overwrite: bool = False, dose: dict | None = None,
-                 dicom: dict | None = None) -> list:
-    """Plan record, measurement record, dose folder, DICOM exports and PDF report into
-    ``folder``.
+                 dicom: dict | None = None, directive: dict | None = None,
+                 administration: dict | None = None) -> list:
+    """Plan record, measurement record, written directive and administration record (when
+    given: ``directive.json``, ``administration.json``, also shown in the report), dose
+    folder, DICOM exports and PDF report into ``folder``.
 
     ``dose`` (optional): structures, nuclide, planned (image), planned_report, record (the
     dose record), and after verification delivered, delivered_report, post_treatment,
@@ -389,6 +402,10 @@ def save_outputs(folder, record: dict, measurement: dict | None = None,
     targets = [folder / "plan.json", folder / "report.pdf"]
     if measurement is not None:
         targets.append(folder / "measurement.json")
+    if directive is not None:
+        targets.append(folder / "directive.json")
+    if administration is not None:
+        targets.append(folder / "administration.json")
     if dose is not None:
         targets.append(folder / "dose")
     if dicom is not None:
@@ -428,6 +445,13 @@ def save_outputs(folder, record: dict, measurement: dict | None = None,
     if measurement is not None:
         written.append(write_json_atomic(folder / "measurement.json", measurement,
                                          overwrite=overwrite))
+    if directive is not None:
+        written.append(write_json_atomic(folder / "directive.json", directive,
+                                         overwrite=overwrite))
+    if administration is not None:
+        written.append(write_json_atomic(folder / "administration.json", administration,
+                                         overwrite=overwrite))
     written.append(write_report(record, folder / "report.pdf", dose_dir=dose_dir,
+                                directive=directive, administration=administration,
                                 overwrite=overwrite))
     return written
