@@ -42,7 +42,7 @@ def best_of(fn, repeat=3):
 
 def bench_convolution(shapes):
     from tareplanner.dosimetry import _fractions
-    from tareplanner.physics.voxel_dose import kernel_dose_gy
+    from tareplanner.physics.voxel_dose import clear_spectrum_cache, kernel_dose_gy
 
     rows = []
     rng = np.random.default_rng(1)
@@ -57,23 +57,32 @@ def bench_convolution(shapes):
             with scipy.fft.set_workers(-1):
                 signal.fftconvolve(activity, kernel, mode="same")
 
-        def whole():
+        def whole():  # first call on this grid: kernel and its spectrum computed
             _fractions.cache_clear()
+            clear_spectrum_cache()
             fractions = _fractions("Y-90", (4.42, 4.42, 4.42))
             kernel_dose_gy(activity, 49.67, density, 0.0864, fractions, lung_mask=lung)
 
-        repeat = 3 if np.prod(shape) < 2e7 else 1
+        def again():  # a later call on the same grid (delivered dose, voxel plan)
+            fractions = _fractions("Y-90", (4.42, 4.42, 4.42))
+            kernel_dose_gy(activity, 49.67, density, 0.0864, fractions, lung_mask=lung)
+
+        repeat = 5 if np.prod(shape) < 2e7 else 1
         t_bare = best_of(bare, repeat)
         t_whole = best_of(whole, repeat)
+        t_again = best_of(again, repeat)
+        t_bare = min(t_bare, best_of(bare, repeat))  # bare before and after: load changes
         tracemalloc.start()
         whole()
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         rows.append({"shape": list(shape), "bare_fftconvolve_s": t_bare, "kernel_dose_s": t_whole,
-                     "ratio": t_whole / t_bare,
+                     "ratio": t_whole / t_bare, "kernel_dose_same_grid_again_s": t_again,
+                     "ratio_again": t_again / t_bare,
                      "peak_memory_grid_arrays": peak / (activity.nbytes)})
         print(f"{shape}: bare {t_bare:.3f} s, kernel dose {t_whole:.3f} s "
-              f"(x{t_whole / t_bare:.2f}), peak {peak / activity.nbytes:.1f} arrays", flush=True)
+              f"(x{t_whole / t_bare:.2f}), again on the grid {t_again:.3f} s "
+              f"(x{t_again / t_bare:.2f}), peak {peak / activity.nbytes:.1f} arrays", flush=True)
     return rows
 
 

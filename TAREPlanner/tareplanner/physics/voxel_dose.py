@@ -75,19 +75,106 @@ def energy_fractions(kernel: VoxelKernel) -> np.ndarray:
     return (deposited / deposited.sum()).astype(np.float32)
 
 
+#: kernel spectra kept for reuse, keyed by the kernel's bytes and the transform shape (a dose
+#: command convolves the planned, delivered and voxel-plan doses on one grid)
+_SPECTRA: dict = {}
+_SPECTRA_KEPT = 2
+
+
+def fft_shape(shape, kernel_shape) -> tuple[int, ...]:
+    """Transform size per axis for a 'same'-size convolution: the grid plus the kernel's
+    longer half (enough that the circular convolution never wraps into the kept region),
+    rounded up to a fast length (``scipy.fft.next_fast_len``: real for the last axis, the
+    one ``rfftn`` halves, complex for the others, whose transforms are complex)."""
+    out = []
+    last = len(shape) - 1
+    for axis, (n, k) in enumerate(zip(shape, kernel_shape)):
+        s = (k - 1) // 2
+        out.append(scipy.fft.next_fast_len(n + max(s, k - 1 - s), real=axis == last))
+    return tuple(out)
+
+
+def kernel_spectrum(kernel: np.ndarray, fshape) -> np.ndarray:
+    """The real-FFT spectrum (``rfftn`` layout) of ``kernel`` wrapped around index 0 (its
+    'same'-mode centre at 0), on a grid of ``fshape``; cached for the last few grids.
+
+    Computed as a separable sum over the few kernel offsets per axis (DFT matrices of
+    k × L), not as an FFT of a mostly-zero grid; exact to double precision before the
+    cast to single. A kernel symmetric about its centre along every axis (the voxel kernels)
+    has a real spectrum that is also symmetric (K[u] = K[L - u]) along every axis but the
+    last: only its first half along those axes is computed and kept (a quarter of the
+    spectrum in 3D, real), and :func:`multiply_spectrum` reads the other halves mirrored.
+    """
+    kernel = np.ascontiguousarray(kernel, dtype=np.float32)
+    key = (kernel.shape, kernel.tobytes(), tuple(fshape))
+    cached = _SPECTRA.get(key)
+    if cached is not None:
+        return cached
+    symmetric = all(k % 2 == 1 for k in kernel.shape) and all(
+        np.array_equal(kernel, np.flip(kernel, axis)) for axis in range(kernel.ndim))
+    factors = []
+    last = kernel.ndim - 1
+    for axis, (k, length) in enumerate(zip(kernel.shape, fshape)):
+        freqs = np.arange(length // 2 + 1 if (axis == last or symmetric) else length)
+        offsets = np.arange(k) - (k - 1) // 2
+        phase = -2.0 * np.pi * np.outer(freqs, offsets) / length
+        factors.append(np.cos(phase) if symmetric else np.exp(1j * phase))
+    # contract the kernel with one DFT matrix per axis, the last axis first (small arrays),
+    # the first axis last (one matrix product giving the whole spectrum)
+    t = kernel.astype(np.float64)
+    t = np.tensordot(t, factors[-1], axes=([t.ndim - 1], [1]))
+    for axis in range(kernel.ndim - 2, 0, -1):
+        t = np.moveaxis(np.tensordot(t, factors[axis], axes=([axis], [1])), -1, axis)
+    dtype = np.float32 if symmetric else np.complex64
+    first = factors[0].astype(dtype)
+    spectrum = (first @ t.astype(dtype).reshape(kernel.shape[0], -1)).reshape(
+        (first.shape[0],) + t.shape[1:])
+    while len(_SPECTRA) >= _SPECTRA_KEPT:
+        _SPECTRA.pop(next(iter(_SPECTRA)))
+    _SPECTRA[key] = spectrum
+    return spectrum
+
+
+def multiply_spectrum(spectrum: np.ndarray, kernel_part: np.ndarray, fshape) -> None:
+    """``spectrum *= K`` in place, with ``kernel_part`` as :func:`kernel_spectrum` keeps it
+    (whole, or the first half along every axis but the last, mirrored here by views)."""
+    if kernel_part.shape == spectrum.shape:
+        spectrum *= kernel_part
+        return
+    import itertools
+
+    halved = range(spectrum.ndim - 1)
+    choices = []
+    for axis in halved:
+        length, half = fshape[axis], kernel_part.shape[axis]
+        choices.append(((slice(0, half), slice(0, half)),
+                        (slice(half, length), slice(length - half, 0, -1))))
+    for combination in itertools.product(*choices):
+        target = tuple(c[0] for c in combination) + (slice(None),)
+        source = tuple(c[1] for c in combination) + (slice(None),)
+        if spectrum[target].size:
+            spectrum[target] *= kernel_part[source]
+
+
+def clear_spectrum_cache() -> None:
+    """Forget the kept kernel spectra (benchmarks measure the first call)."""
+    _SPECTRA.clear()
+
+
 def convolve_fft(values: np.ndarray, kernel: np.ndarray, workers: int = -1) -> np.ndarray:
     """Zero-padded FFT convolution, 'same' size (as ``scipy.signal.fftconvolve``), in single
-    precision over all cores, written to keep few grid-sized arrays alive at once."""
+    precision over all cores: real FFTs of the grid padded by the kernel's half-width only
+    (the kernel is wrapped around index 0, so the result starts at index 0), the kernel's
+    spectrum computed directly and kept for the next call on the same grid. Returns a view
+    of the transform's output (``values.shape``, not contiguous)."""
     values = values.astype(np.float32, copy=False)
-    shape = [n + k - 1 for n, k in zip(values.shape, kernel.shape)]
-    fshape = [scipy.fft.next_fast_len(s, real=True) for s in shape]
+    fshape = fft_shape(values.shape, kernel.shape)
     with scipy.fft.set_workers(workers):
         spectrum = scipy.fft.rfftn(values, fshape)
-        spectrum *= scipy.fft.rfftn(kernel.astype(np.float32, copy=False), fshape)
+        multiply_spectrum(spectrum, kernel_spectrum(kernel, fshape), fshape)
         full = scipy.fft.irfftn(spectrum, fshape)
     del spectrum
-    start = [(k - 1) // 2 for k in kernel.shape]
-    return full[tuple(slice(b, b + n) for b, n in zip(start, values.shape))]
+    return full[tuple(slice(0, n) for n in values.shape)]
 
 
 def kernel_dose_gy(activity_gbq: np.ndarray, energy_j_per_gbq: float,
@@ -98,17 +185,27 @@ def kernel_dose_gy(activity_gbq: np.ndarray, energy_j_per_gbq: float,
 
     ``fractions`` must be on the same voxel grid as ``activity_gbq``; ``convolve`` can be
     replaced (e.g. by the GPU path).
+
+    The constant factors (energy per GBq, 1 / voxel mass at unit density, a uniform density)
+    multiply the activity once, before the convolution (which is linear), so that the grid is
+    passed over as few times as possible: scale, convolve, clip at zero into the result,
+    divide by a density map, add the lungs' own energy.
     """
-    energy = activity_gbq.astype(np.float32) * np.float32(energy_j_per_gbq)
-    local = None
+    density_is_map = np.ndim(density_g_per_ml) > 0
+    scale = float(energy_j_per_gbq) * 1000.0 / voxel_ml
+    if not density_is_map:
+        scale /= float(density_g_per_ml)
+    energy = np.multiply(activity_gbq, np.float32(scale), dtype=np.float32)  # J/kg at rho
     if lung_mask is not None:
-        local = energy[lung_mask]          # lung voxels keep their own energy (LDM)
-        energy[lung_mask] = 0
-    dose = convolve(energy, fractions)
+        np.copyto(energy, 0, where=lung_mask)  # lung voxels keep their own energy (below)
+    convolved = convolve(energy, fractions)
+    dose = np.empty(activity_gbq.shape, np.float32)
+    np.maximum(convolved, 0, out=dose)  # FFT round-off below zero far from activity
+    del convolved
+    if lung_mask is not None:  # LDM in the lungs: their own energy, added where it was taken
+        np.multiply(activity_gbq, np.float32(scale), out=energy, dtype=np.float32)
+        np.add(dose, energy, out=dose, where=lung_mask)
     del energy
-    if local is not None:
-        dose[lung_mask] += local
-    np.maximum(dose, 0, out=dose)  # FFT round-off below zero far from activity
-    dose /= np.asarray(density_g_per_ml, dtype=np.float32)
-    dose *= np.float32(1000.0 / voxel_ml)  # energy / (rho V): J / kg
-    return np.ascontiguousarray(dose, dtype=np.float32)
+    if density_is_map:
+        dose /= np.asarray(density_g_per_ml, dtype=np.float32)
+    return dose
