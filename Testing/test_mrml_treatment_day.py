@@ -63,7 +63,7 @@ def planned():
 
 
 def test_hand_calculated_readings():
-    """The expected values themselves, to the digits docs/user-guide.md shows."""
+    """The expected values themselves, worked out by hand from the readings above."""
     assert RIGHT_VIAL_AT_ADM == pytest.approx(2.1999, abs=1e-4)
     assert RIGHT_RESIDUAL_AT_ADM == pytest.approx(0.06636, abs=1e-5)
     assert RIGHT_DELIVERED == pytest.approx(2.1336, abs=1e-4)
