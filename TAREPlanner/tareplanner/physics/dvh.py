@@ -51,6 +51,64 @@ def dose_at_volume(dose_sorted_desc: np.ndarray, cum_fraction: np.ndarray, perce
     return float(dose_sorted_desc[min(idx, len(dose_sorted_desc) - 1)])
 
 
+#: bins of the histogram that narrows each order statistic down to a few values
+ORDER_BINS = 4096
+
+
+def order_statistics(values: np.ndarray, ranks, low: float, high: float,
+                     thresholds=()) -> tuple[dict, dict]:
+    """``({rank: value}, {threshold: count})``: the value at each rank (0 = coldest) of
+    ``values`` in ascending order, as ``np.partition`` gives it, and the number of values
+    >= each threshold, as ``np.count_nonzero(values >= t)`` gives it, found in O(n) without
+    moving the array: one histogram of ``ORDER_BINS`` bins between ``low`` and ``high`` (the
+    minimum and maximum), then only the values in the bins that hold a wanted rank or
+    threshold are looked at. The bin index is a non-decreasing function of the value
+    (computed the same way for values and thresholds), so every value of a bin lies between
+    those of the bins below and above it: ranks within a bin and counts above a bin are
+    exact."""
+    ranks = sorted(set(int(r) for r in ranks))
+    thresholds = [float(t) for t in thresholds]
+    if high <= low or values.size <= 4 * ORDER_BINS:
+        part = np.partition(values, ranks)
+        return ({r: float(part[r]) for r in ranks},
+                {t: int(np.count_nonzero(values >= t)) for t in thresholds})
+
+    def bin_of(x):
+        index = np.subtract(x, np.float32(low), dtype=np.float32)
+        index *= np.float32(ORDER_BINS / (high - low))
+        np.clip(index, 0, ORDER_BINS - 1, out=index)
+        return index.astype(np.intp)  # what np.bincount takes without a copy
+
+    index = bin_of(values)
+    counts = np.bincount(index, minlength=ORDER_BINS)
+    below = np.concatenate([[0], np.cumsum(counts)])           # values in bins < b
+    rank_bins = np.searchsorted(below, ranks, side="right") - 1  # bin holding each rank
+    # a threshold's own bin, or none when it lies outside [low, high]
+    inside = [t for t in thresholds if low < t <= high]
+    threshold_bins = bin_of(np.array(inside, np.float32)) if inside else np.array([], int)
+    wanted = np.zeros(ORDER_BINS, bool)
+    wanted[rank_bins] = True
+    wanted[threshold_bins] = True
+    keep = np.flatnonzero(wanted[index])
+    chosen, chosen_bin = values[keep], index[keep]
+    at = {}
+    for b in np.unique(rank_bins):
+        in_bin = chosen[chosen_bin == b]
+        these = [r for r, rb in zip(ranks, rank_bins) if rb == b]
+        part = np.partition(in_bin, [r - int(below[b]) for r in these])
+        at.update({r: float(part[r - int(below[b])]) for r in these})
+    above = {}
+    for t in thresholds:
+        if t <= low:
+            above[t] = int(values.size)
+        elif t > high:
+            above[t] = 0
+    for t, b in zip(inside, threshold_bins):
+        above[t] = (int(values.size - below[b + 1])
+                    + int(np.count_nonzero(chosen[chosen_bin == b] >= t)))
+    return at, above
+
+
 def dose_indices(dose_gy: np.ndarray, weights: np.ndarray | None, voxel_ml: float,
                  d_percents=DEFAULT_D_PERCENTS, v_thresholds_gy=()) -> DoseIndices:
     """Indices of one structure: ``dose_gy`` and ``weights`` (occupancy 0..1, or None for
@@ -63,13 +121,12 @@ def dose_indices(dose_gy: np.ndarray, weights: np.ndarray | None, voxel_ml: floa
             raise ValueError("the structure has no voxels")
         n = dose.size
         ranks = [n - 1 - max(0, math.ceil(p / 100.0 * n - 1e-9) - 1) for p in percents]
-        part = np.partition(dose, sorted(set(ranks)))
-        at = {p: float(part[r]) for p, r in zip(percents, ranks)}
+        low, high = float(dose.min()), float(dose.max())
+        values, above = order_statistics(dose, ranks, low, high, v_thresholds_gy)
+        at = {p: values[r] for p, r in zip(percents, ranks)}
         total = float(n)
         mean = float(dose.mean(dtype=np.float64))
-        v_values = {f"V{t:g}": float(np.count_nonzero(dose >= t) / n * 100.0)
-                    for t in v_thresholds_gy}
-        low, high = float(part.min()), float(part.max())
+        v_values = {f"V{t:g}": float(above[float(t)] / n * 100.0) for t in v_thresholds_gy}
     else:
         w = np.asarray(weights, dtype=np.float64).ravel()
         keep = w > 0
@@ -101,7 +158,9 @@ def cumulative_dvh(dose_gy: np.ndarray, weights: np.ndarray | None, bin_gy: floa
         max_gy = float(inside.max()) if inside.size else 0.0
     n = int(math.ceil(max_gy / bin_gy)) + 1
     edges = np.arange(n + 1) * bin_gy
-    index = np.clip(dose * np.float32(1.0 / bin_gy), 0, n).astype(np.int64)
+    index = dose * np.float32(1.0 / bin_gy)
+    np.clip(index, 0, n, out=index)
+    index = index.astype(np.intp)
     hist = np.bincount(index, weights=w, minlength=n + 1).astype(np.float64)
     above = np.cumsum(hist[::-1])[::-1]
     total = float(dose.size) if w is None else float(w.sum())
