@@ -360,7 +360,7 @@ def verification_nodes(scene, ct_node, post_node, segmentation, record: dict, *,
     if kind == "pet" and administered_source and administered_gbq:
         from ..dosimetry import activity_check, activity_inside
         check, warnings = activity_check(
-            float(sitk.GetArrayViewFromImage(activity).astype(np.float64).sum()),
+            float(image_array(activity).sum(dtype=np.float64)),
             activity_inside(activity, structures), float(administered_gbq),
             float(record["residual_fraction"] if residual_fraction is None
                   else residual_fraction), administered_source)
