@@ -100,7 +100,8 @@ class Document:
         pad_in = 0.05
 
         def cells(values, bold):
-            wrapped = [wrap(printable(v, 2000) if v is not None else "-", c - 2 * pad_in, size)
+            wide = size * (1.1 if bold else 1.0)      # bold glyphs are wider
+            wrapped = [wrap(printable(v, 2000) if v is not None else "-", c - 2 * pad_in, wide)
                        for v, c in zip(values, col_in)]
             return wrapped, max(len(w) for w in wrapped) * line_in + 2 * pad_in
 
