@@ -219,22 +219,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ..records.report import write_report
     progress.step("writing the PDF report")
     write_report(record, out / "report.pdf", dose_dir=out / "dose", overwrite=True,
-                 **_report_extras(directive, administration))
+                 directive=directive, administration=administration)
     print(f"\nwrote {out / 'report.pdf'}, {out / 'measurement.json'}, {out / 'case.json'}, "
           f"{out / 'plan.json'}, {out / 'plan.txt'}, {out / 'directive.json'}, "
           f"{out / 'administration.json'}, dose maps and DVHs in {out / 'dose'}; images and "
           f"truth in {phantom_dir}")
     return EXIT_OK
-
-
-def _report_extras(directive: dict, administration: dict) -> dict:
-    """The written directive and administration record for the report, when it takes them."""
-    import inspect
-
-    from ..records.report import write_report
-    accepted = inspect.signature(write_report).parameters
-    extras = {"directive": directive, "administration": administration}
-    return {k: v for k, v in extras.items() if k in accepted}
 
 
 def _demo_treatment_day(record: dict, truth: dict, out: Path) -> tuple[dict, dict]:
