@@ -37,7 +37,8 @@ def _measure_argv(tmp_path, *extra):
     return ["measure", "--ct", str(tmp_path / "ct"), "--spect", str(tmp_path / "spect"),
             "--liver", str(tmp_path / "liver.nii.gz"),
             "--tumours", str(tmp_path / "tumours.nii.gz"), "--tumour-names", "T1,T2",
-            "--position", f"right={tmp_path / 'cbct_r'}", "--position", f"left={tmp_path / 'cbct_l'}",
+            "--position", f"right={tmp_path / 'cbct_r'}",
+            "--position", f"left={tmp_path / 'cbct_l'}",
             "--goal", "tumour_dose_gy=250", "--product", "therasphere",
             "-o", str(tmp_path / "case.json"), *extra]
 
