@@ -188,6 +188,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
             record = with_post_treatment(record, post_treatment,
                                          compare(indices_only(planned_report),
                                                  indices_only(delivered_report)))
+        progress.step("writing the dose maps and DVH tables")
         write_dose_files(tmp, structures, nuclide, planned, planned_report, delivered,
                          delivered_report)
         if args.voxel_plan:
@@ -199,8 +200,9 @@ def cmd_dose(args: argparse.Namespace) -> int:
                             useCompression=True)
             write_json_atomic(tmp / "voxel_plan.json", voxel_plan_record(plan, result))
             record["voxel_plan"] = {k: v for k, v in result.items() if k != "dose"}
-        progress.step("writing the dose maps" + (", RT Dose" if args.rtdose else "")
-                      + (", SEG" if args.seg else ""))
+        if args.rtdose or args.seg:
+            progress.step("writing " + " and ".join(
+                n for n, on in (("DICOM RT Dose", args.rtdose), ("DICOM SEG", args.seg)) if on))
         if args.rtdose:
             _write_rt_doses(tmp, ct, planned, record.get("post_treatment") and delivered)
         if args.seg:
