@@ -141,7 +141,12 @@ def test_voxel_plan_meets_goals_and_limits(small_phantom):
             {"name": "left hepatic", "normal_volume_ml": 686,
              "tumours": [{"name": "T2", "volume_ml": 20.5, "tnr": 2.0}],
              "goal": {"tumour_dose_gy": 150}}]})
-    plan = plan_case(case)
+    # the whole-liver limits switched off here (site limits): this test is about the
+    # per-position normal-liver limit; test_voxel_plan_keeps_the_whole_normal_liver_limit
+    # has them on
+    site = {"schema": "tareplanner.site-limits/1", "products": {"therasphere": {
+        "whole_liver_gy": None, "whole_normal_liver_gy": None}}}
+    plan = plan_case(case, site, "test")
     s = _structures(small_phantom)
     result = voxel_plan(small_phantom.spect, s, plan, "Y-90", small_phantom.ct)
     st = result["structures"]
@@ -184,3 +189,35 @@ def test_post_treatment_spect_counts_and_bed_map(small_phantom):
     assert np.all(is_tumour | is_normal)
     hot = d > 50
     assert np.any(is_tumour & hot & ~is_normal) and np.any(is_normal & hot & ~is_tumour)
+
+
+def test_voxel_plan_keeps_the_whole_normal_liver_limit(small_phantom):
+    """Catches a voxel plan that meets each position's 120 Gy normal-liver limit but puts the
+    whole normal liver above the glass threshold of EANM 2022 (75 Gy) that the partition
+    plan applies (a new user found 110 Gy whole normal liver with no warning)."""
+    from tareplanner.dosimetry import voxel_plan, voxel_plan_record
+    from tareplanner.planning import plan_case
+    from tareplanner.records.case import parse_case
+
+    case = parse_case({
+        "schema": "tareplanner.case/1", "product": "therasphere", "method": "partition",
+        "lung_shunt_fraction": 0.06, "lsf_method": "spect-whole-lung",
+        "positions": [
+            {"name": "right hepatic", "normal_volume_ml": 1270,
+             "tumours": [{"name": "T1", "volume_ml": 58, "tnr": 3.2},
+                         {"name": "T3", "volume_ml": 7.3, "tnr": 1.8}],
+             "goal": {"tumour_dose_gy": 250}},
+            {"name": "left hepatic", "normal_volume_ml": 686,
+             "tumours": [{"name": "T2", "volume_ml": 20.5, "tnr": 2.4}],
+             "goal": {"tumour_dose_gy": 250}}]})
+    plan = plan_case(case)
+    result = voxel_plan(small_phantom.spect, _structures(small_phantom), plan, "Y-90",
+                        small_phantom.ct)
+    st = result["structures"]
+    assert st["normal liver"]["mean_gy"] <= 75 * (1 + 1e-3)
+    assert st["liver"]["mean_gy"] <= 150 * (1 + 1e-3)
+    assert "whole-normal-liver-limit" in result["binding"]
+    record = voxel_plan_record(plan, result)
+    assert {p["limited_by"] for p in record["positions"]} <= {"goal", "whole-normal-liver-limit"}
+    assert record["whole_liver_dose_gy"] == pytest.approx(st["liver"]["mean_gy"])
+    assert "uncertainty" not in record   # the partition plan's intervals do not apply

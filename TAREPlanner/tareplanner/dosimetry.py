@@ -538,7 +538,8 @@ def voxel_plan(counts: sitk.Image, structures: Structures, plan: dict, nuclide: 
     Goals: each position's ``tumour_dose_gy`` applies to its tumours as a mean dose
     (``tumour_index`` "mean") or a D70 ("D70", iterated: the LP works on means, scaled by the
     current D70/mean ratio, three passes). Limits: mean dose of each position's perfused normal
-    liver (the plan's applied normal-liver limit) and of the lungs (lung allowance).
+    liver (the plan's applied normal-liver limit), of the lungs (lung allowance), and of the
+    whole liver and whole normal liver (the plan's whole-liver limits).
     """
     from .physics.solver import lung_allowance_gy, DoseLimits
     from .physics.voxel_planning import solve_voxel_plan
@@ -572,6 +573,17 @@ def voxel_plan(counts: sitk.Image, structures: Structures, plan: dict, nuclide: 
         limit_names.append("lung-limit")
         limit_rows.append([reports[m]["lungs"]["mean_gy"] for m in names])
         limit_values.append(allowance)
+    # the limits shared by all positions: mean dose of the whole liver and of the whole
+    # normal liver (EANM 2022; products.json), as the partition plan applies them
+    whole_normal_key = lim.get("applied_whole_normal_liver")
+    for name, key, structure in (
+            ("whole-liver-limit", "whole_liver_gy", "liver"),
+            ("whole-normal-liver-limit", whole_normal_key, "normal liver")):
+        value = (lim.get(key) or {}).get("value") if key else None
+        if value is not None and structure in structures.masks:
+            limit_names.append(name)
+            limit_rows.append([reports[m][structure]["mean_gy"] for m in names])
+            limit_values.append(value)
     per_gbq = np.array([[reports[m][t]["mean_gy"] for m in names] for t in tumours])
     scale = np.ones(len(tumours))
     for _ in range(3 if tumour_index == "D70" else 1):
@@ -617,8 +629,7 @@ def voxel_plan_record(plan: dict, result: dict) -> dict:
         reached = all(result["tumour_goal_fractions"].get(t["name"], 1.0) >= 1 - 1e-6
                       for t in pos["tumours"])
         binding = result["binding"]
-        pos["limited_by"] = ("goal" if reached or not binding else
-                             "lung-limit" if binding == ["lung-limit"] else "normal-liver-limit")
+        pos["limited_by"] = "goal" if reached or not binding else _voxel_limited_by(binding)
         pos["binding_constraints"] = [] if reached else list(binding)
         pos["violations"] = []
     for t, fraction in result["tumour_goal_fractions"].items():
@@ -630,7 +641,25 @@ def voxel_plan_record(plan: dict, result: dict) -> dict:
     record["lung_dose_gy"] = structures["lungs"]["mean_gy"]
     record["lung_dose_cumulative_gy"] = structures["lungs"]["mean_gy"] + plan["prior_lung_dose_gy"]
     record["violations"] = []
+    # the partition plan's intervals belong to its activities, not to these
+    record.pop("uncertainty", None)
+    if "liver" in structures and "normal liver" in structures:
+        record["whole_liver_dose_gy"] = structures["liver"]["mean_gy"]
+        if record.get("whole_liver", {}).get("checked"):
+            record["whole_liver"] = {**record["whole_liver"],
+                                     "whole_liver_dose_gy": structures["liver"]["mean_gy"],
+                                     "whole_normal_liver_dose_gy":
+                                         structures["normal liver"]["mean_gy"]}
     return record
+
+
+def _voxel_limited_by(binding: list[str]) -> str:
+    """The plan's limited_by for a voxel plan held back by these binding limits."""
+    for kind in ("whole-normal-liver-limit", "whole-liver-limit", "normal-liver-limit",
+                 "lung-limit"):
+        if any(b.startswith(kind) for b in binding):
+            return kind
+    return "normal-liver-limit"
 
 
 DOSE_RECORD_REQUIRED = ("schema", "created", "plan_input_sha256", "dose", "predictive")
