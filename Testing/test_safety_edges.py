@@ -428,3 +428,29 @@ def test_core_guards_for_the_slicer_path():
     admin = datetime(2026, 1, 1, tzinfo=ZoneInfo("UTC"))
     with pytest.raises(ValueError, match="decay correction"):
         pet_activity_at_administration(pet, admin + timedelta(days=3650), admin, 64.1)
+
+
+def test_dose_refuses_a_plan_of_another_measurement(tmp_path, base_case):
+    """Catches `dose` running a plan made for another case (a one-position hand-written plan
+    against a two-position measurement gave the second position 0 Gy without a word)."""
+    import hashlib
+    import json
+
+    from tareplanner.cli.dose_commands import _check_plan_matches_measurement
+    measurement = {"positions": [{"name": "right hepatic"}, {"name": "left hepatic"}],
+                   "tumour_labels": {"T1": 1, "T2": 2}}
+    path = tmp_path / "measurement.json"
+    path.write_text(json.dumps(measurement))
+    plan = _plan(base_case)                       # right hepatic with T1, names no measurement
+    with pytest.raises(FieldValueError, match="left hepatic"):
+        _check_plan_matches_measurement(plan, measurement, str(path))
+    base_case["positions"].append({"name": "left hepatic", "normal_volume_ml": 500,
+                                   "tumours": [{"name": "T2", "volume_ml": 20, "tnr": 2}],
+                                   "goal": {"tumour_dose_gy": 200}})
+    _check_plan_matches_measurement(_plan(base_case), measurement, str(path))   # names match
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    base_case["measurement"] = {"file": "measurement.json", "sha256": digest}
+    _check_plan_matches_measurement(_plan(base_case), measurement, str(path))   # same file
+    base_case["measurement"]["sha256"] = "0" * 64
+    with pytest.raises(FieldValueError, match="SHA-256"):
+        _check_plan_matches_measurement(_plan(base_case), measurement, str(path))

@@ -73,6 +73,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
                                            args.measurement)
     plan = check_plan_record(_load_json(args.plan, "plan"), args.plan, "plan")
     _administration_activity(args, plan)
+    _check_plan_matches_measurement(plan, measurement, args.measurement)
     if args.post_spect and not args.administered_gbq:
         raise FieldValueError("--administered-gbq", args.administered_gbq,
                               "the administered activity (GBq) to scale the post-treatment "
@@ -232,6 +233,29 @@ def _write_rt_doses(folder: Path, ct, planned, delivered) -> None:
         raise FieldValueError("--rtdose", True, "a DICOM planning CT (its frame of reference "
                               "and study are referenced by the RT Dose)")
     write_rt_doses(folder, ct.meta, planned, delivered if delivered is not False else None)
+
+
+def _check_plan_matches_measurement(plan: dict, measurement: dict, path: str) -> None:
+    """Refuse a plan made for another measurement: its case names the measurement by SHA-256
+    (tareplanner measure writes it); a case that names none must at least have the
+    measurement's positions and tumours, or the dose of a position would silently be 0."""
+    import hashlib
+    recorded = ((plan.get("case") or {}).get("measurement") or {}).get("sha256")
+    if recorded:
+        actual = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        if actual != recorded:
+            raise FieldValueError("--plan", plan.get("case_id") or "plan",
+                                  f"a plan of this measurement (its case names measurement "
+                                  f"SHA-256 {recorded[:16]}..., {path} is {actual[:16]}...)")
+        return
+    positions = {p["name"] for p in plan["positions"]}
+    measured = {p["name"] for p in measurement.get("positions", [])}
+    tumours = {t["name"] for p in plan["positions"] for t in p["tumours"]}
+    known = set((measurement.get("tumour_labels") or {}))
+    if positions != measured or not tumours <= known:
+        raise FieldValueError("--plan", sorted(positions | tumours),
+                              f"the positions {sorted(measured)} and tumours {sorted(known)} "
+                              f"of {path} (the plan's case does not name a measurement)")
 
 
 def _administration_activity(args: argparse.Namespace, plan: dict) -> None:
