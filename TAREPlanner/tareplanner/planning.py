@@ -457,7 +457,11 @@ def _ordering(case: Case, product: catalogue.Product, nuclide: catalogue.Nuclide
                     "vial-excess",
                     f"{sol.name}: the vial holds {v.excess_fraction:.0%} more than prescribed "
                     f"at the treatment time; it holds the prescription at "
-                    f"{record['positions'][-1]['prescribed_activity_time']}"))
+                    f"{record['positions'][-1]['prescribed_activity_time']}"
+                    + (f". Infusing the whole vial at the treatment time would deliver "
+                       f"{v.excess_fraction:.0%} more than the written directive: 20 % or more "
+                       "is a medical event (10 CFR 35.3045); treat at that time or prescribe "
+                       "what the vial holds" if v.excess_fraction >= 0.2 else "")))
             if not v.within_shelf_life:
                 warnings.append(Warning_("outside-shelf-life",
                                          f"{sol.name}: treatment is {v.days_after_calibration:.1f} "
