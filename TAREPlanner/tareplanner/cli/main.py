@@ -177,10 +177,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     phantom_dir = out / "phantom"
     if phantom_dir.exists():
         shutil.rmtree(phantom_dir)  # the demo folder is the demo's own
-    print(f"1/3 writing the synthetic patient ({args.size}) to {phantom_dir}")
+    print(f"1/4 writing the synthetic patient ({args.size}) to {phantom_dir}")
     spec = spec_for_size(args.size, ho166_scout=True)
     truth = write_phantom(make_phantom(spec), phantom_dir)
-    print("2/3 measuring volumes, LSF and TNR from the images (CBCT registration per position)")
+    print("2/4 measuring volumes, LSF and TNR from the images (CBCT registration per position)")
     d = phantom_dir
     names = ",".join(truth["tumour_labels"])
     measure_args = build_parser().parse_args([
@@ -194,7 +194,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "-o", str(out / "case.json"), "--measurement-output", str(out / "measurement.json"),
         "--force", *(["--quiet"] if args.quiet else [])])
     cmd_measure(measure_args)
-    print("3/4 planning")
+    print("3/4 planning, written directive and administration")
     case = read_case(out / "case.json")
     record = plan_case(case)
     summary = plan_summary(record)
@@ -269,7 +269,8 @@ def cmd_products(args: argparse.Namespace) -> int:
         print(f"    nuclide {n.name} (T1/2 {n.half_life_h} h, "
               f"{n.energy_per_activity_j_per_gbq} J/GBq); methods {', '.join(p.methods)}")
         for name, lim in p.limits.items():
-            print(f"    {name:<28} {lim.value!s:>6}   {lim.source}")
+            shown = "none" if lim.value is None else f"{lim.value:g}"
+            print(f"    {name:<34} {shown:>6}   {lim.source}")
         t = p.tumour_target_gy
         print(f"    tumour target {t['min']}-{t['max']} Gy   {t['source']}")
     return EXIT_OK
