@@ -148,6 +148,19 @@ def test_a_position_without_goal_is_refused_before_any_image(tmp_path, no_images
     assert "missing: left" in capsys.readouterr().err
 
 
+def test_goal_for_an_unknown_territory_name_refused_before_any_image(tmp_path, no_images,
+                                                                     capsys):
+    """With --territories and --territory-names the positions are known from the names: a
+    goal for another name is refused before the label map is read."""
+    argv = ["measure", "--ct", "ct", "--spect", "spect", "--liver", "liver.nii.gz",
+            "--territories", "territories.nii.gz", "--territory-names", "right,left",
+            "--goal", "tumour_dose_gy=250", "--goal", "middle:normal_dose_gy=50",
+            "--product", "therasphere"]
+    assert main(argv) == 2
+    assert "--goal: got ['middle']; allowed: position names: right, left" in \
+        capsys.readouterr().err
+
+
 def test_dose_with_pet_and_post_spect_refused_before_any_file_is_read(tmp_path, no_images,
                                                                       capsys):
     assert main(["dose", "--measurement", str(tmp_path / "m.json"), "--plan",

@@ -422,14 +422,18 @@ def _check_before_images(args, goals: dict, goals_default: dict | None,
     named = [name for name, _ in _named_paths(args.position, "--position")]
     if len(set(named)) != len(named):
         raise FieldValueError("--position", named, "unique position names")
-    if not args.territories:  # the positions are known now: goals can be checked
-        if not named:
+    known = list(named)  # the position names, when they are known without the images
+    if args.territories:
+        territory_names = [n.strip() for n in (args.territory_names or "").split(",") if n]
+        known = known + territory_names if territory_names else None
+    if known is not None:  # goals can be checked now
+        if not known:
             raise FieldValueError("--position", None,
                                   "at least one NAME=CBCT_PATH, or --territories LABELS")
-        unknown = sorted(set(goals) - set(named))
+        unknown = sorted(set(goals) - set(known))
         if unknown:
-            raise FieldValueError("--goal", unknown, "position names: " + ", ".join(named))
-        missing = [n for n in named if n not in goals and goals_default is None]
+            raise FieldValueError("--goal", unknown, "position names: " + ", ".join(known))
+        missing = [n for n in known if n not in goals and goals_default is None]
         if missing and args.method != "bsa":
             raise FieldValueError("--goal", None, "a goal for every position (missing: "
                                   + ", ".join(missing) + ")")
