@@ -403,7 +403,7 @@ def test_ctrl_c_in_a_real_command_leaves_nothing_written(tmp_path):
                             stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     first = proc.stdout.readline()  # printed inside the command: past start-up
-    assert first.startswith("1/3 writing the synthetic patient"), first
+    assert first.startswith("1/4 writing the synthetic patient"), first
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=300)
