@@ -71,6 +71,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
     from ..records.record_checks import check_measurement_record, check_plan_record
     measurement = check_measurement_record(_load_json(args.measurement, "measurement"),
                                            args.measurement)
+    _check_measurement_files(measurement)
     plan = check_plan_record(_load_json(args.plan, "plan"), args.plan, "plan")
     _administration_activity(args, plan)
     _check_plan_matches_measurement(plan, measurement, args.measurement)
@@ -233,6 +234,21 @@ def _write_rt_doses(folder: Path, ct, planned, delivered) -> None:
         raise FieldValueError("--rtdose", True, "a DICOM planning CT (its frame of reference "
                               "and study are referenced by the RT Dose)")
     write_rt_doses(folder, ct.meta, planned, delivered if delivered is not False else None)
+
+
+def _check_measurement_files(measurement: dict) -> None:
+    """The images and label maps a measurement record names exist (before any is read)."""
+    from ..errors import ImageDataError
+    named = {f"inputs.{k}.source": measurement["inputs"][k]["source"] for k in ("ct", "spect")}
+    named.update({f"inputs.labels.{k}": v for k, v in measurement["inputs"]["labels"].items()
+                  if k in ("liver", "tumours")})
+    named.update({f"label_outputs.{k}": v
+                  for k, v in (measurement.get("label_outputs") or {}).items()
+                  if k in ("territories", "lungs")})
+    for field, path in named.items():
+        if isinstance(path, str) and not Path(path).exists():
+            raise ImageDataError(f"--measurement {field}", path,
+                                 "an existing file or DICOM folder")
 
 
 def _check_plan_matches_measurement(plan: dict, measurement: dict, path: str) -> None:
