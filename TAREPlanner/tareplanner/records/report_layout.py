@@ -26,8 +26,10 @@ def wrap(text: str, width_in: float, fontsize: float) -> list[str]:
     chars = max(4, int(width_in * 72 / (fontsize * GLYPH_EM)))
     out = []
     for paragraph in str(text).split("\n"):
+        # hyphenated codes (whole-normal-liver-limit-scaled) break at their hyphens, not
+        # inside a word
         out += textwrap.wrap(paragraph, chars, break_long_words=True,
-                             break_on_hyphens=False) or [""]
+                             break_on_hyphens=True) or [""]
     return out
 
 

@@ -287,7 +287,7 @@ def violations_rows(record: dict) -> list[str]:
 def warnings_table(warnings: list[dict]):
     columns = ["Warning", "Message"]
     rows = [[w["code"], w["message"]] for w in warnings]
-    return columns, rows, [1.6, 5.6], ["l", "l"]
+    return columns, rows, [2.1, 5.1], ["l", "l"]
 
 
 def directive_tables(directive: dict, zone: tzinfo):
