@@ -283,7 +283,7 @@ def _verification(doc: Document, dose_record: dict) -> None:
         rows = [[n, f"{r['model_gy']:.1f}", f"{r['ldm_mean_gy']:.1f}",
                  f"{r['voxel_mean_gy']:.1f}", f"{r['activity_effect']:+.1%}",
                  f"{r['energy_escape_effect']:+.1%}"] for n, r in why["structures"].items()]
-        doc.table(["Structure", "Model (Gy)", "LDM mean (Gy)", "Kernel mean (Gy)",
+        doc.table(["Structure", "Model (Gy)", "LDM (Gy)", "Kernel (Gy)",
                    "Activity effect", "Energy escape"], rows, [2.2, 0.9, 1, 1, 1, 1],
                   align=["l"] + ["r"] * 5)
         for text in why["explanation"]:
