@@ -454,3 +454,27 @@ def test_dose_refuses_a_plan_of_another_measurement(tmp_path, base_case):
     base_case["measurement"]["sha256"] = "0" * 64
     with pytest.raises(FieldValueError, match="SHA-256"):
         _check_plan_matches_measurement(_plan(base_case), measurement, str(path))
+
+
+def test_dose_finds_images_next_to_the_measurement_record(tmp_path, monkeypatch):
+    """Catches `dose --measurement ../case/measurement.json` refusing images that measure
+    recorded relative to the record's folder; a path that exists as given is kept."""
+    from pathlib import Path
+
+    from tareplanner.cli.dose_commands import _resolve_next_to_record
+    record_dir = tmp_path / "case"
+    (record_dir / "patient").mkdir(parents=True)
+    (record_dir / "patient" / "ct.nii.gz").write_bytes(b"x")
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "here").mkdir(parents=True)
+    (elsewhere / "here" / "spect.nii.gz").write_bytes(b"x")
+    monkeypatch.chdir(elsewhere)
+    m = {"inputs": {"ct": {"source": "patient/ct.nii.gz"},
+                    "spect": {"source": "here/spect.nii.gz"},
+                    "labels": {"liver": "patient/missing.nii.gz"}},
+         "label_outputs": {"lungs": str(record_dir / "patient" / "ct.nii.gz")}}
+    _resolve_next_to_record(m, record_dir)
+    assert Path(m["inputs"]["ct"]["source"]) == record_dir / "patient" / "ct.nii.gz"
+    assert m["inputs"]["spect"]["source"] == "here/spect.nii.gz"           # exists as given
+    assert m["inputs"]["labels"]["liver"] == "patient/missing.nii.gz"      # left to be refused
+    assert m["label_outputs"]["lungs"] == str(record_dir / "patient" / "ct.nii.gz")

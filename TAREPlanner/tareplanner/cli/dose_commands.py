@@ -71,6 +71,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
     from ..records.record_checks import check_measurement_record, check_plan_record
     measurement = check_measurement_record(_load_json(args.measurement, "measurement"),
                                            args.measurement)
+    _resolve_next_to_record(measurement, Path(args.measurement).parent)
     _check_measurement_files(measurement)
     plan = check_plan_record(_load_json(args.plan, "plan"), args.plan, "plan")
     _administration_activity(args, plan)
@@ -234,6 +235,27 @@ def _write_rt_doses(folder: Path, ct, planned, delivered) -> None:
         raise FieldValueError("--rtdose", True, "a DICOM planning CT (its frame of reference "
                               "and study are referenced by the RT Dose)")
     write_rt_doses(folder, ct.meta, planned, delivered if delivered is not False else None)
+
+
+def _resolve_next_to_record(measurement: dict, folder: Path) -> None:
+    """A relative image path that does not exist from the current folder is looked up next
+    to the measurement record (measure writes paths as given, relative to where it ran,
+    which is usually the record's folder); paths that exist as given are kept."""
+    def resolve(path):
+        if isinstance(path, str) and not Path(path).is_absolute() and not Path(path).exists() \
+                and (folder / path).exists():
+            return str(folder / path)
+        return path
+    for key in ("ct", "spect"):
+        entry = measurement["inputs"][key]
+        entry["source"] = resolve(entry["source"])
+    labels = measurement["inputs"]["labels"]
+    for key in list(labels):
+        labels[key] = resolve(labels[key])
+    outputs = measurement.get("label_outputs") or {}
+    for key in ("territories", "lungs"):
+        if key in outputs:
+            outputs[key] = resolve(outputs[key])
 
 
 def _check_measurement_files(measurement: dict) -> None:
