@@ -14,10 +14,9 @@ from .physics.solver import (LIMITED_BY_LUNG, LIMITED_BY_NORMAL, LIMITED_BY_WHOL
 from .physics.uncertainty import Limit, PlanInputs, PositionInput, TumourInput, propagate
 from .records.case import Case
 
-#: Figure (of physics.uncertainty.doses) that a position's activity is set for, by what binds
-BINDING_FIGURE = {LIMITED_BY_NORMAL: "normal liver", LIMITED_BY_LUNG: "lung",
-                  LIMITED_BY_WHOLE_LIVER: "whole liver",
-                  LIMITED_BY_WHOLE_NORMAL_LIVER: "whole normal liver"}
+#: Figure (of physics.uncertainty.doses) of each shared limit a position can be scaled by
+SHARED_LIMIT_FIGURE = {LIMITED_BY_LUNG: "lung", LIMITED_BY_WHOLE_LIVER: "whole liver",
+                       LIMITED_BY_WHOLE_NORMAL_LIVER: "whole normal liver"}
 
 
 @lru_cache(maxsize=None)
@@ -54,17 +53,22 @@ def _tnr_sd(setting: Mapping[str, Any], name: str) -> float:
     return value
 
 
-def _binding(goal_kind: str | None, limited_by: str, tumours, partition: bool) -> str | None:
-    """The figure whose planned dose a position's activity is set for."""
-    if limited_by in BINDING_FIGURE:
-        return BINDING_FIGURE[limited_by]
+def _binding(position: str, goal_kind: str | None, limited_by: str, tumours,
+             partition: bool) -> str | None:
+    """The figure (physics.uncertainty.doses) whose planned dose a position's activity is set
+    for; None for an explicit activity."""
+    if limited_by == LIMITED_BY_NORMAL:
+        return f"{position}: normal liver"
+    if limited_by in SHARED_LIMIT_FIGURE:
+        return SHARED_LIMIT_FIGURE[limited_by]
     if goal_kind is None or goal_kind == "activity_gbq":
         return None
     if goal_kind == "tumour_dose_gy":
         # the goal aims at the tumour with the lowest dose (lowest TNR)
         lowest = min(tumours, key=lambda t: t.tnr if (partition and t.tnr) else 0.0)
-        return lowest.name
-    return {"normal_dose_gy": "normal liver", "perfused_dose_gy": "perfused"}[goal_kind]
+        return f"{position}/{lowest.name}"
+    return f"{position}: " + {"normal_dose_gy": "normal liver",
+                              "perfused_dose_gy": "perfused"}[goal_kind]
 
 
 def plan_uncertainty(case: Case, solution: Solution, *, energy_j_per_gbq: float,
@@ -75,11 +79,7 @@ def plan_uncertainty(case: Case, solution: Solution, *, energy_j_per_gbq: float,
     positions = []
     for pos, sol in zip(case.positions, solution.positions):
         goal_kind = pos.goal.kind if pos.goal else None
-        binding = _binding(goal_kind, sol.limited_by, pos.tumours, partition)
-        if binding in ("normal liver", "perfused") or (
-                binding is not None and binding in {t.name for t in pos.tumours}):
-            binding = f"{pos.name}: {binding}" if binding in ("normal liver", "perfused") \
-                else f"{pos.name}/{binding}"
+        binding = _binding(pos.name, goal_kind, sol.limited_by, pos.tumours, partition)
         positions.append(PositionInput(
             name=pos.name, activity_gbq=sol.activity_gbq,
             explicit=goal_kind in (None, "activity_gbq"),
@@ -106,9 +106,7 @@ def plan_uncertainty(case: Case, solution: Solution, *, energy_j_per_gbq: float,
                               ("lung-cumulative-limit", "lung cumulative", "lung_cumulative_gy")):
         if limits_gy.get(key) is not None:
             limits.append(Limit(name, figure, limits_gy[key]))
-    figure_of = {LIMITED_BY_WHOLE_LIVER: "whole liver",
-                 LIMITED_BY_WHOLE_NORMAL_LIVER: "whole normal liver"}
-    limits += [Limit(s.name, figure_of[s.name], s.limit_gy) for s in whole_limits]
+    limits += [Limit(s.name, SHARED_LIMIT_FIGURE[s.name], s.limit_gy) for s in whole_limits]
     result = propagate(inputs, limits, n=cfg["samples"]["value"], seed=cfg["seed"]["value"],
                        exceedance_probability=cfg["exceedance_probability"]["value"])
     result["inputs"] = cfg

@@ -12,8 +12,8 @@ Doses are linear in activity, so every cap is a simple ratio.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 from .compartments import DosePerActivity
 
@@ -74,8 +74,6 @@ class Solution:
     lung_scale_factor: float
     violations: tuple[Violation, ...]
     scale_factor: float = 1.0
-    binding_shared_limit: str | None = None
-    shared_doses_gy: Mapping[str, float] = field(default_factory=dict)
 
 
 def goal_activity_gbq(problem: PositionProblem) -> float:
@@ -213,17 +211,13 @@ def solve(problems: Sequence[PositionProblem], lung_gy_per_gbq: float, limits: D
 
     total = sum(activities)
     lung = total * lung_gy_per_gbq
-    shared_doses = {}
     case_violations = []
     for limit in all_shared:
         dose = limit.prior_gy + sum(c * a for c, a in zip(limit.gy_per_gbq, activities))
-        shared_doses[limit.name] = dose
         if _exceeds(dose, limit.limit_gy):
             case_violations.append(Violation(limit.name, dose, limit.limit_gy))
     return Solution(positions=tuple(solutions), total_activity_gbq=total, lung_dose_gy=lung,
                     lung_dose_cumulative_gy=lung + prior_lung_dose_gy,
                     lung_scale_factor=scale if binding is not None
                     and binding.limited_by == LIMITED_BY_LUNG else 1.0,
-                    violations=tuple(case_violations), scale_factor=scale,
-                    binding_shared_limit=binding.name if binding is not None else None,
-                    shared_doses_gy=shared_doses)
+                    violations=tuple(case_violations), scale_factor=scale)
