@@ -27,6 +27,7 @@ from .dose_commands import add_dose_commands
 from .imaging_commands import add_imaging_commands
 from .progress import Progress
 from .treatment_day_commands import add_treatment_day_commands
+from .web_commands import add_web_commands
 
 EXIT_OK, EXIT_FAILURE, EXIT_INPUT = 0, 1, 2
 #: 128 + signal number, what a shell reports for a program ended by SIGINT / SIGPIPE
@@ -377,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_imaging_commands(sub)
     add_dose_commands(sub)
     add_treatment_day_commands(sub)
+    add_web_commands(sub)
     return parser
 
 
