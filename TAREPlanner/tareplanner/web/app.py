@@ -1,0 +1,602 @@
+"""``tareplanner serve``: the guided workflow in a web page (trame + trame-slicer).
+
+The page is a thin view of :class:`.session.Session` (one parameter object, one MRML scene:
+trame-slicer's): the eight panels of ``guided.PANELS`` with the titles and button states the
+session computes, the slice views (axial, coronal, sagittal) and a 3D view of the scene, the
+plan table, the warnings, the DVH and the files the Save step wrote. Every button runs one
+guided function through :meth:`.session.Session.run` and shows its text (or its error).
+
+Downloads are served by one route, ``/files/<name>``, that resolves the name with
+:func:`.files.resolve_inside` and refuses anything outside the data folder.
+
+One user session per process: every browser connected to the server sees and changes the
+same patient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import logging
+import sys
+from pathlib import Path
+
+from trame.app import get_server
+from trame.ui.vuetify3 import VAppLayout
+from trame.widgets import client, html
+from trame.widgets import vuetify3 as v3
+from trame_rca.encoders import RcaImageEncoder
+from trame_slicer.core import LayoutManager, SlicerApp
+from trame_slicer.rca_view import register_rca_factories
+from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
+
+from ..mrml import guided
+from ..physics.solver import GOAL_KINDS
+from .files import OutsideDataFolderError, content_type, resolve_inside
+from .session import ACTION_PANEL, LOAD_FOLDER, NODE_FIELDS, VALUE_FIELDS, Session
+
+log = logging.getLogger(__name__)
+
+PRODUCTS = ("therasphere", "sir-spheres", "quiremspheres")
+METHODS = ("partition", "single-compartment", "bsa")
+#: what the slice views show over the CT
+VIEW_MODES = [{"title": "CT", "value": "ct"}, {"title": "CT + MAA SPECT", "value": "spect"},
+              {"title": "CT + planned dose", "value": "plan"},
+              {"title": "CT + post-treatment image", "value": "post"},
+              {"title": "CT + delivered dose", "value": "verification"}]
+BUTTON_LABELS = {"load": "Load the synthetic patient", "registration": "Register the CBCTs",
+                 "lungs": "Lungs from the CT", "territories": "Territories from the CBCTs",
+                 "check segments": "Check the segments", "measurement": "Measure LSF and TNR",
+                 "plan": "Plan", "directive": "Write the directive from the plan",
+                 "administration": "Record the administration",
+                 "verification": "Delivered dose and comparison", "save": "Save"}
+
+
+def _quad_layout() -> Layout:
+    return Layout(LayoutDirection.Horizontal, [
+        Layout(LayoutDirection.Vertical, [ViewLayoutDefinition.axial_view(),
+                                          ViewLayoutDefinition.coronal_view()]),
+        Layout(LayoutDirection.Vertical, [ViewLayoutDefinition.sagittal_view(),
+                                          ViewLayoutDefinition.threed_view()])])
+
+
+def dvh_png(reports: dict[str, dict]) -> str:
+    """The cumulative DVH of each dose run (label -> dose report) as a PNG data URI."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=(7.0, 3.6), dpi=100)
+    axes = figure.add_subplot()
+    styles = {"planned": "-", "delivered": "--"}
+    colours = {}
+    for label, report in reports.items():
+        for name, row in report.items():
+            dvh = row.get("dvh")
+            if not dvh:
+                continue
+            line, = axes.plot(dvh["dose_gy"], dvh["volume_percent"], styles.get(label, "-"),
+                              color=colours.get(name),
+                              label=f"{name} ({label})")
+            colours.setdefault(name, line.get_color())
+    axes.set_xlabel("Dose (Gy)")
+    axes.set_ylabel("Volume (%)")
+    axes.set_ylim(0, 100)
+    axes.set_xlim(left=0)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+class WebApp:
+    """The trame server, the Slicer scene and views, the session and the page."""
+
+    def __init__(self, data_dir: str | Path, server=None):
+        self.server = server or get_server(client_type="vue3")
+        self.state, self.ctrl = self.server.state, self.server.controller
+        self.slicer_app = SlicerApp()
+        self.session = Session(self.slicer_app.scene, data_dir)
+        register_rca_factories(self.slicer_app.view_manager, self.server,
+                               rca_encoder=RcaImageEncoder.JPEG)
+        self.layout_manager = LayoutManager(self.slicer_app.scene,
+                                            self.slicer_app.view_manager, self.server)
+        self.layout_manager.register_layout("quad", _quad_layout())
+        self.layout_manager.set_layout("quad")
+        self._init_state()
+        self._build_ui()
+        self.ctrl.on_server_bind.add(self._bind_routes)
+        self.refresh()
+
+    # ------------------------------------------------------------------ state
+    def _init_state(self):
+        s = self.state
+        s.trame__title = "TAREPlanner"
+        s.busy = ""
+        s.edit_error = ""
+        s.view_mode = "ct"
+        s.open_panels = [key for key, _, _ in guided.PANELS]
+        s.folder = None
+        s.result_tab = "plan"
+        for name in VALUE_FIELDS:
+            s[f"f_{name}"] = None
+        for name in NODE_FIELDS:
+            s[f"n_{name}"] = None
+        s.change(*[f"f_{n}" for n in VALUE_FIELDS])(self._on_value)
+        s.change(*[f"n_{n}" for n in NODE_FIELDS])(self._on_node)
+        s.change("view_mode")(lambda view_mode, **_: self.show(view_mode))
+
+    def _on_value(self, **changes):
+        self._edit(lambda: [self.session.set_value(k[2:], v) for k, v in self._changed(changes)
+                            if k.startswith("f_")])
+
+    def _on_node(self, **changes):
+        self._edit(lambda: [self.session.set_node(k[2:], v) for k, v in self._changed(changes)
+                            if k.startswith("n_")])
+
+    def _changed(self, changes):
+        modified = set(self.state.modified_keys)
+        return [(k, v) for k, v in changes.items() if k in modified]
+
+    def _edit(self, change):
+        if self._refreshing:
+            return
+        try:
+            change()
+            self.state.edit_error = ""
+        except ValueError as error:
+            self.state.edit_error = str(error)
+        self.refresh()
+
+    _refreshing = False
+
+    def refresh(self):
+        """Push what the session shows now into the page's state."""
+        session, s = self.session, self.state
+        self._refreshing = True
+        try:
+            with s:
+                s.titles = session.panel_titles()
+                s.missing = session.missing()
+                s.messages = {k: {"text": t, "error": e} for k, (t, e) in session.messages.items()}
+                s.choices = session.node_choices()
+                s.volumes = session.volumes()
+                s.positions = session.position_rows()
+                s.folders = session.folders()
+                s.outputs = session.outputs()
+                s.plan_rows = session.plan_rows()
+                s.plan_totals = session.plan_totals()
+                s.warnings = session.warnings()
+                for name, value in session.field_values().items():
+                    s[f"{'n' if name in NODE_FIELDS else 'f'}_{name}"] = value
+        finally:
+            self._refreshing = False
+
+    # ------------------------------------------------------------------ actions
+    async def run(self, action: str):
+        if self.state.busy:
+            return
+        with self.state:
+            self.state.busy = action
+        await asyncio.sleep(0.05)   # let the page show the busy state before the step runs
+        try:
+            ok, _ = self.session.run(action, folder=self.state.folder or "")
+            if ok:
+                self._after(action)
+        finally:
+            with self.state:
+                self.state.busy = ""
+            self.refresh()
+
+    def add_position(self):
+        self._edit(self.session.add_position)
+
+    def remove_position(self, index):
+        self._edit(lambda: self.session.remove_position(index))
+
+    def set_position(self, index, name, value):
+        self._edit(lambda: self.session.set_position_field(index, name, value))
+
+    def _after(self, action):
+        """What the views show after an action (display only)."""
+        scene = self.slicer_app.scene
+        if action in ("load", LOAD_FOLDER):
+            for node in self._volume_nodes():
+                if node.GetDisplayNode() is None:
+                    node.CreateDefaultDisplayNodes()
+            self._show_segments()
+            self.show("ct", reset=True)
+        elif action in ("lungs", "territories"):
+            self._show_segments()
+            self.show(self.state.view_mode)
+        elif action == "plan":
+            self._show_models()
+            self.state.view_mode = "plan" if guided.dose_volume_node(scene, "plan") else "ct"
+            self.show(self.state.view_mode)
+            self._update_dvh()
+        elif action == "verification":
+            self.state.view_mode = "verification"
+            self.show("verification")
+            self._update_dvh()
+        elif action == "registration":
+            self.show(self.state.view_mode)
+
+    def _volume_nodes(self):
+        nodes = self.slicer_app.scene.GetNodesByClass("vtkMRMLScalarVolumeNode")
+        return [nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())]
+
+    def _show_segments(self):
+        segmentation = self.session.p.segmentation
+        if segmentation is None:
+            return
+        if segmentation.GetDisplayNode() is None:
+            segmentation.CreateDefaultDisplayNodes()
+        display = segmentation.GetDisplayNode()
+        display.SetVisibility2DFill(False)
+        display.SetVisibility2DOutline(True)
+        display.SetSliceIntersectionThickness(2)
+        segmentation.CreateClosedSurfaceRepresentation()
+        display.SetOpacity3D(0.45)
+
+    def _show_models(self):
+        nodes = self.slicer_app.scene.GetNodesByClass("vtkMRMLModelNode")
+        for i in range(nodes.GetNumberOfItems()):
+            model = nodes.GetItemAsObject(i)
+            if model.GetAttribute(guided.STEP_TAG) and model.GetDisplayNode() is not None:
+                model.GetDisplayNode().SetVisibility(True)
+                model.GetDisplayNode().SetVisibility2D(True)
+
+    def show(self, mode: str, reset: bool = False):
+        """Slice views: the CT with the chosen image fused over it."""
+        p, scene = self.session.p, self.slicer_app.scene
+        display = self.slicer_app.display_manager
+        if p.ctVolume is None:
+            return
+        over = {"spect": p.spectVolume, "post": p.postTreatmentVolume,
+                "plan": guided.dose_volume_node(scene, "plan"),
+                "verification": guided.dose_volume_node(scene, "verification")}.get(mode)
+        display.show_volume_in_slice_background(p.ctVolume)
+        display.show_volume_in_slice_foreground(over)
+        if over is not None:
+            if over.GetDisplayNode() is None:
+                over.CreateDefaultDisplayNodes()
+            if mode in ("spect", "post"):
+                over.GetDisplayNode().SetAndObserveColorNodeID(
+                    "vtkMRMLPETProceduralColorNodePET-Heat")
+            for view in self.slicer_app.view_manager.get_slice_views():
+                view.set_foreground_opacity(0.5)
+        if reset:
+            display.reset_views()
+        for view in self.slicer_app.view_manager.get_views():
+            view.schedule_render()
+
+    def _update_dvh(self):
+        reports = {label: report for label in ("planned", "delivered")
+                   if (report := self.session.dose_report(label))}
+        self.state.dvh = dvh_png(reports) if reports else ""
+
+    # ------------------------------------------------------------------ downloads
+    def _bind_routes(self, wslink_server):
+        from aiohttp import web
+
+        async def download(request):
+            name = request.match_info["name"]
+            try:
+                path = resolve_inside(self.session.data_dir, name, field="download")
+            except OutsideDataFolderError as error:
+                return web.Response(status=404, text=str(error))
+            return web.FileResponse(path, headers={
+                "Content-Type": content_type(path),
+                "Content-Disposition": f'attachment; filename="{path.name}"',
+                "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
+        wslink_server.app.router.add_route("GET", "/files/{name:.*}", download)
+
+    # ------------------------------------------------------------------ page
+    def _button(self, action: str, label: str | None = None, **kwargs):
+        """A button for one action: enabled when the action has what it needs, its tooltip
+        naming what is missing."""
+        with html.Span(classes="d-inline-block mr-2 mb-2"):
+            v3.VBtn(label or BUTTON_LABELS[action], color="primary", size="small",
+                    disabled=(f"!!missing[{action!r}] || !!busy",),
+                    loading=(f"busy === {action!r}",),
+                    click=(self.run, f"[{action!r}]"),
+                    raw_attrs=[f'data-action="{action}"'], **kwargs)
+            v3.VTooltip(activator="parent", location="top",
+                        text=(f"'needs ' + missing[{action!r}]",),
+                        disabled=(f"!missing[{action!r}]",))
+
+    def _message(self, panel: str):
+        with html.Div(v_if=(f"messages[{panel!r}]",)):
+            v3.VAlert(type="error", density="compact", variant="tonal", classes="mb-2 text-body-2",
+                      v_if=(f"messages[{panel!r}].error",), text=(f"messages[{panel!r}].text",),
+                      raw_attrs=[f'data-error="{panel}"'])
+            html.Pre("{{ messages[%r].text }}" % panel, v_else=True,
+                     classes="step-output", raw_attrs=[f'data-output="{panel}"'])
+
+    def _text(self, name: str, label: str, **kwargs):
+        v3.VTextField(v_model=(f"f_{name}",), label=label, density="compact",
+                      hide_details=True, classes="mb-2",
+                      raw_attrs=[f'data-field="{name}"'], **kwargs)
+
+    def _node_select(self, name: str, label: str):
+        v3.VSelect(v_model=(f"n_{name}",), label=label, items=(f"choices[{NODE_FIELDS[name]!r}]",),
+                   density="compact", hide_details=True, clearable=True, classes="mb-2",
+                   raw_attrs=[f'data-field="{name}"'])
+
+    def _panel(self, key: str):
+        return v3.VExpansionPanel(value=key, raw_attrs=[f'data-panel="{key}"'])
+
+    def _positions_editor(self, readings: bool):
+        with html.Div(v_for="(pos, i) in positions", key="i", classes="position-row mb-1",
+                      raw_attrs=['data-position="i"']):
+            with v3.VRow(dense=True, align="center"):
+                with v3.VCol(cols=3):
+                    v3.VTextField(model_value=("pos.name",), label=("`Position ${i + 1}`",),
+                                  density="compact", hide_details=True, disabled=readings,
+                                  update_modelValue=(self.set_position, "[i, 'name', $event]"),
+                                  raw_attrs=[':data-position-name="i"'])
+                if not readings:
+                    with v3.VCol(cols=7):
+                        v3.VSelect(model_value=("pos.cbct",), items=("volumes",), label="CBCT",
+                                   density="compact", hide_details=True,
+                                   update_modelValue=(self.set_position, "[i, 'cbct', $event]"),
+                                   raw_attrs=[':data-position-cbct="i"'])
+                    with v3.VCol(cols=2):
+                        v3.VBtn(icon="mdi-delete", size="small", variant="text",
+                                click=(self.remove_position, "[i]"),
+                                raw_attrs=[':data-remove-position="i"'])
+                else:
+                    for field, label, width in (("vialGbq", "vial GBq", 2),
+                                                ("vialTime", "vial time", 4),
+                                                ("residualGbq", "residual GBq", 3)):
+                        with v3.VCol(cols=width):
+                            v3.VTextField(model_value=(f"pos.{field}",), label=label,
+                                          density="compact", hide_details=True,
+                                          update_modelValue=(self.set_position,
+                                                             f"[i, {field!r}, $event]"),
+                                          raw_attrs=[f':data-reading="`{field}-${{i}}`"'])
+            if readings:
+                with v3.VRow(dense=True):
+                    v3.VCol(cols=3)
+                    for field, label in (("residualTime", "residual time"),
+                                         ("administeredAt", "administered at")):
+                        with v3.VCol(cols=4 if field == "residualTime" else 5):
+                            v3.VTextField(model_value=(f"pos.{field}",), label=label,
+                                          density="compact", hide_details=True,
+                                          update_modelValue=(self.set_position,
+                                                             f"[i, {field!r}, $event]"),
+                                          raw_attrs=[f':data-reading="`{field}-${{i}}`"'])
+        if not readings:
+            v3.VBtn("Add a position", prepend_icon="mdi-plus", size="small", variant="tonal",
+                    click=self.add_position, classes="mb-2", raw_attrs=['data-add-position'])
+
+    def _build_ui(self):
+        self.state.goal_kinds = list(GOAL_KINDS)
+        self.state.products = list(PRODUCTS)
+        self.state.methods = list(METHODS)
+        self.state.view_modes = VIEW_MODES
+        self.state.dvh = ""
+        with VAppLayout(self.server, full_height=True) as layout:
+            client.Style(CSS)
+            with v3.VAppBar(density="compact", color="blue-grey-darken-3"):
+                v3.VAppBarTitle("TAREPlanner: radioembolization planning and verification")
+                v3.VChip("one session per server", size="small", classes="mr-2",
+                         variant="outlined")
+                v3.VProgressCircular(indeterminate=True, size=20, v_show=("busy",),
+                                     classes="mr-4", raw_attrs=['data-busy'])
+            with v3.VMain(), html.Div(classes="d-flex", style="height: calc(100vh - 48px)"):
+                with html.Div(classes="steps-column"):
+                    self._steps()
+                with html.Div(classes="d-flex flex-column flex-grow-1",
+                              style="min-width: 0"):
+                    with html.Div(classes="d-flex align-center px-2", style="height: 44px"):
+                        v3.VSelect(v_model=("view_mode",), items=("view_modes",),
+                                   label="Slice views show", density="compact",
+                                   hide_details=True, style="max-width: 300px",
+                                   raw_attrs=['data-field="view_mode"'])
+                    with html.Div(style="flex: 3 1 0; min-height: 0; position: relative",
+                                  classes="d-flex", raw_attrs=['data-views']):
+                        self.layout_manager.initialize_layout_grid(layout)
+                    with html.Div(style="flex: 2 1 0; min-height: 0; overflow-y: auto",
+                                  classes="results"):
+                        self._results()
+        self.ui = layout
+
+    def _steps(self):
+        v3.VAlert(v_if=("edit_error",), type="error", density="compact", variant="tonal",
+                  text=("edit_error",), classes="ma-2", raw_attrs=['data-error="edit"'])
+        with v3.VExpansionPanels(v_model=("open_panels",), multiple=True, variant="accordion"):
+            with self._panel("data"):
+                self._title("data")
+                with v3.VExpansionPanelText():
+                    self._button("load")
+                    with html.Div(classes="d-flex align-center mb-2"):
+                        v3.VSelect(v_model=("folder",), items=("folders",),
+                                   label="or a folder of the data folder (DICOM, NIfTI)",
+                                   density="compact", hide_details=True, classes="mr-2")
+                        v3.VBtn("Load folder", size="small", color="primary",
+                                disabled=("!folder || !!busy",),
+                                click=(self.run, f"[{LOAD_FOLDER!r}]"),
+                                raw_attrs=['data-action="load folder"'])
+                    self._message("data")
+                    self._node_select("ctVolume", "Planning CT")
+                    self._node_select("spectVolume", "MAA / Ho-166 scout SPECT")
+                    self._node_select("segmentation", "Segmentation (liver, tumours)")
+                    html.Div("Injection positions", classes="text-subtitle-2 mb-1")
+                    self._positions_editor(readings=False)
+            with self._panel("registration"):
+                self._title("registration")
+                with v3.VExpansionPanelText():
+                    self._node_select("diagnosticCt", "Diagnostic CT (optional)")
+                    self._button("registration")
+                    self._message("registration")
+            with self._panel("segmentation"):
+                self._title("segmentation")
+                with v3.VExpansionPanelText():
+                    self._button("lungs")
+                    self._button("territories")
+                    self._button("check segments")
+                    self._message("segmentation")
+            with self._panel("measurement"):
+                self._title("measurement")
+                with v3.VExpansionPanelText():
+                    self._text("lungBaseMarginMm", "Lung-base margin (mm)", type="number")
+                    v3.VCheckbox(v_model=("f_manualLsf",), label="Enter the LSF by hand",
+                                 density="compact", hide_details=True)
+                    self._text("manualLsfPercent", "Manual LSF (%)", type="number",
+                               v_if=("f_manualLsf",))
+                    self._text("manualTnr", "Manual TNRs, e.g. T1=3.2, T2=2.5")
+                    self._button("measurement")
+                    self._message("measurement")
+            with self._panel("plan"):
+                self._title("plan")
+                with v3.VExpansionPanelText():
+                    with v3.VRow(dense=True):
+                        with v3.VCol(cols=6):
+                            v3.VSelect(v_model=("f_product",), items=("products",),
+                                       label="Product", density="compact", hide_details=True,
+                                       raw_attrs=['data-field="product"'])
+                        with v3.VCol(cols=6):
+                            v3.VSelect(v_model=("f_method",), items=("methods",),
+                                       label="Method", density="compact", hide_details=True,
+                                       raw_attrs=['data-field="method"'])
+                    self._text("treatmentTime", "Treatment time (ISO 8601 with UTC offset)")
+                    html.Div("One goal per injection position (the rows of step 1)",
+                             classes="text-caption mb-1")
+                    self._positions_editor_goals_only()
+                    v3.VCheckbox(v_model=("f_voxelDosimetry",), label="Voxel dosimetry",
+                                 density="compact", hide_details=True,
+                                 raw_attrs=['data-field="voxelDosimetry"'])
+                    self._text("isodoseLevelsGy", "Isodose levels (Gy), default from the plan")
+                    self._button("plan")
+                    self._message("plan")
+            with self._panel("treatment day"):
+                self._title("treatment day")
+                with v3.VExpansionPanelText():
+                    self._button("directive")
+                    html.Div("Dose-calibrator readings per position (ISO 8601 times)",
+                             classes="text-caption mb-1")
+                    self._positions_editor(readings=True)
+                    self._text("siteTolerancePercent", "Site tolerance (%), 0 for none",
+                               type="number")
+                    self._button("administration")
+                    self._message("treatment day")
+            with self._panel("verification"):
+                self._title("verification")
+                with v3.VExpansionPanelText():
+                    self._node_select("postTreatmentVolume", "Post-treatment PET or SPECT")
+                    v3.VSelect(v_model=("f_postTreatmentKind",), items=("['pet', 'spect']",),
+                               label="Kind", density="compact", hide_details=True,
+                               classes="mb-2")
+                    self._text("administrationTime", "Administration time")
+                    self._text("acquisitionTime", "Acquisition time")
+                    self._text("administeredActivityGbq",
+                               "Administered activity (GBq), SPECT without a record",
+                               type="number")
+                    self._button("verification")
+                    self._message("verification")
+            with self._panel("save"):
+                self._title("save")
+                with v3.VExpansionPanelText():
+                    html.Div("Writes into the output folder of the data folder; nothing is "
+                             "overwritten.", classes="text-caption mb-2")
+                    self._button("save")
+                    self._message("save")
+                    self._file_links()
+
+    def _positions_editor_goals_only(self):
+        with html.Div(v_for="(pos, i) in positions", key="i", classes="mb-1"):
+            with v3.VRow(dense=True, align="center"):
+                with v3.VCol(cols=4):
+                    html.Div("{{ pos.name || `position ${i + 1}` }}", classes="text-body-2")
+                with v3.VCol(cols=5):
+                    v3.VSelect(model_value=("pos.goalKind",), items=("goal_kinds",),
+                               label="goal", density="compact", hide_details=True,
+                               update_modelValue=(self.set_position, "[i, 'goalKind', $event]"),
+                               raw_attrs=[':data-goal-kind="i"'])
+                with v3.VCol(cols=3):
+                    v3.VTextField(model_value=("pos.goalValue",), label="value", type="number",
+                                  density="compact", hide_details=True,
+                                  update_modelValue=(self.set_position,
+                                                     "[i, 'goalValue', $event]"),
+                                  raw_attrs=[':data-plan-goal-value="i"'])
+
+    def _title(self, key: str):
+        v3.VExpansionPanelTitle("{{ titles[%r] }}" % key, classes="font-weight-medium",
+                                raw_attrs=[f'data-title="{key}"'])
+
+    def _file_links(self):
+        with html.Div(v_if=("outputs.length",), classes="mt-2"):
+            html.Div("Files written (download):", classes="text-subtitle-2")
+            with html.Ul(classes="file-list"):
+                with html.Li(v_for="name in outputs", key="name"):
+                    html.A("{{ name }}", href=("'files/' + name.split('/').map("
+                                               "encodeURIComponent).join('/')",),
+                           download=True, raw_attrs=[':data-file="name"'])
+
+    def _results(self):
+        with v3.VTabs(v_model=("result_tab",), density="compact"):
+            v3.VTab("Plan", value="plan")
+            v3.VTab("Warnings ({{ warnings.length }})", value="warnings")
+            v3.VTab("DVH", value="dvh")
+            v3.VTab("Files", value="files")
+        with v3.VWindow(v_model=("result_tab",), classes="pa-2"):
+            with v3.VWindowItem(value="plan"):
+                html.Div("No plan yet (step 5).", v_if=("!plan_rows.length",),
+                         classes="text-caption")
+                v3.VDataTable(v_if=("plan_rows.length",), items=("plan_rows",),
+                              headers=("plan_headers", [
+                                  {"title": "Position", "key": "position"},
+                                  {"title": "Goal", "key": "goal"},
+                                  {"title": "Activity (GBq)", "key": "activity_gbq"},
+                                  {"title": "Normal liver (Gy)", "key": "normal_dose_gy"},
+                                  {"title": "Perfused (Gy)", "key": "perfused_dose_gy"},
+                                  {"title": "Tumours", "key": "tumours"},
+                                  {"title": "Limited by", "key": "limited_by"}]),
+                              density="compact", hide_default_footer=True,
+                              raw_attrs=['data-plan-table'])
+                html.Div("{{ plan_totals }}", classes="text-body-2 mt-1")
+                html.A("Report (PDF)", v_if=("outputs.includes('output/report.pdf')",),
+                       href="files/output/report.pdf", download=True, classes="mt-1",
+                       raw_attrs=['data-report-link'])
+            with v3.VWindowItem(value="warnings"):
+                html.Div("No warnings.", v_if=("!warnings.length",), classes="text-caption")
+                with v3.VList(density="compact"):
+                    with v3.VListItem(v_for="w in warnings", key="w.code + w.message"):
+                        html.Span("{{ w.code }}", classes="font-weight-bold mr-2",
+                                  raw_attrs=['data-warning-code'])
+                        html.Span("{{ w.message }}", classes="text-body-2")
+            with v3.VWindowItem(value="dvh"):
+                html.Div("No DVH yet: plan with voxel dosimetry (step 5).", v_if=("!dvh",),
+                         classes="text-caption")
+                html.Img(v_if=("dvh",), src=("dvh",), style="max-width: 100%",
+                         raw_attrs=['data-dvh'])
+            with v3.VWindowItem(value="files"):
+                html.Div("Nothing saved yet (step 8).", v_if=("!outputs.length",),
+                         classes="text-caption")
+                self._file_links()
+
+
+CSS = """
+.steps-column { width: 620px; min-width: 480px; overflow-y: auto; border-right: 1px solid #ddd; }
+.step-output { white-space: pre-wrap; font-size: 11.5px; background: #f5f7f8;
+               padding: 6px; border-radius: 4px; max-height: 260px; overflow: auto; }
+.v-expansion-panel-text__wrapper { padding: 8px 12px 12px; }
+.file-list { padding-left: 18px; font-size: 13px; }
+.results .v-data-table { font-size: 12.5px; }
+"""
+
+
+def serve(data_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8080,
+          open_browser: bool = False) -> None:
+    """Build the page and serve it until interrupted (one session per process)."""
+    app = WebApp(data_dir)
+    argv, sys.argv = sys.argv, sys.argv[:1]   # trame would read the command's own options
+    try:
+        app.server.start(host=host, port=port, open_browser=open_browser, timeout=0,
+                         show_connection_info=True)
+    finally:
+        sys.argv = argv

@@ -1,0 +1,302 @@
+"""The web page's one session: one parameter object, one MRML scene, the data folder.
+
+This is the page's model without the page: it turns the guided workflow
+(:mod:`tareplanner.mrml.guided`) into plain JSON values for the page (panel titles, what each
+button still needs, the positions, the volumes to choose from, the plan table) and the page's
+edits back into the parameter object. Every button runs exactly one ``guided`` function
+(:data:`ACTION_FUNCTIONS`) and shows the text it returns; a bad input (a ValueError: the
+message names the field, the value and what is allowed) comes back as the panel's error text,
+never as a traceback. It imports no web toolkit, so the default test run covers it.
+
+One session per process: the page is a view of this single object, so two browsers on the
+same server see and change the same patient.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+from ..mrml import guided
+from ..mrml.parameters import POSITION_FIELDS, Parameters
+from ..mrml.results import record_from_text_node
+from .files import OUTPUT_SUBFOLDER, list_folders, relative_name, resolve_inside
+
+log = logging.getLogger(__name__)
+
+#: the Data panel's own action besides the synthetic patient
+LOAD_FOLDER = "load folder"
+
+
+def _load_synthetic(scene, p) -> str:
+    patient = guided.load_synthetic_patient(scene, p)
+    lines = [f"CT: {patient.ct.GetName()}", f"SPECT: {patient.spect.GetName()}",
+             f"segmentation: {patient.segmentation.GetName()} (liver and tumours)"]
+    lines += [f"position {name}: CBCT {node.GetName()}" for name, node in patient.cbcts.items()]
+    if patient.pet is not None:
+        lines.append(f"post-treatment PET: {patient.pet.GetName()}")
+    return "synthetic patient loaded\n" + "\n".join(lines)
+
+
+#: action (guided.ACTIONS) -> the one guided function its button runs, returning the text
+ACTION_FUNCTIONS = {
+    "load": _load_synthetic,
+    "registration": guided.register_positions,
+    "lungs": lambda scene, p: guided.add_lungs(p),
+    "territories": lambda scene, p: guided.add_territories(p),
+    "check segments": lambda scene, p: guided.check_segments(p),
+    "measurement": guided.measure,
+    "plan": guided.plan,
+    "directive": guided.written_directive,
+    "administration": guided.administer,
+    "verification": guided.verify,
+    "save": guided.save,
+}
+
+#: the panel (guided.PANELS key) that shows each action's text
+ACTION_PANEL = {"load": "data", LOAD_FOLDER: "data", "registration": "registration",
+                "lungs": "segmentation", "territories": "segmentation",
+                "check segments": "segmentation", "measurement": "measurement", "plan": "plan",
+                "directive": "treatment day", "administration": "treatment day",
+                "verification": "verification", "save": "save"}
+
+#: parameter fields that hold a node, and the MRML class of the nodes to choose from
+NODE_FIELDS = {f.name: f.metadata["node_class"] for f in dataclasses.fields(Parameters)
+               if "node_class" in f.metadata and not f.metadata.get("result")}
+#: parameter fields the page edits as plain values (the output folder is fixed by --data)
+VALUE_FIELDS = tuple(f.name for f in dataclasses.fields(Parameters)
+                     if not f.metadata.get("result") and f.name not in NODE_FIELDS
+                     and f.name not in ("positions", "outputFolder", "siteLimitsFile"))
+NUMBER_TYPES = {"float": float, float: float, "int": int, int: int}
+
+
+def _field_type(cls, name: str):
+    return {f.name: f.type for f in dataclasses.fields(cls)}[name]
+
+
+def convert(cls, name: str, value):
+    """A value from the page as the field's type: numbers from text, booleans as such; a
+    ValueError naming the field otherwise."""
+    kind = _field_type(cls, name)
+    if kind in ("float", float):
+        if isinstance(value, bool):
+            raise ValueError(f"{name}: got {value!r}; allowed: a number")
+        if isinstance(value, (int, float)):
+            return float(value)
+        text = str(value if value is not None else "").strip()
+        if not text:
+            return 0.0
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{name}: got {value!r}; allowed: a number") from None
+    if kind in ("bool", bool):
+        return bool(value)
+    return "" if value is None else str(value)
+
+
+class Session:
+    """The page's state: ``p`` (guided.Parameters), ``scene`` and the data folder."""
+
+    def __init__(self, scene, data_dir: str | Path):
+        self.scene = scene
+        self.data_dir = Path(data_dir).resolve(strict=True)
+        self.output_dir = self.data_dir / OUTPUT_SUBFOLDER
+        self.p = Parameters()
+        self.p.outputFolder = str(self.output_dir)
+        #: panel key -> (text, is_error) of the last action shown in that panel
+        self.messages: dict[str, tuple[str, bool]] = {}
+
+    # ------------------------------------------------------------------ running actions
+    def run(self, action: str, **options) -> tuple[bool, str]:
+        """Run one button's guided function; (ok, text). Bad input gives (False, message)
+        and changes nothing else the page shows."""
+        panel = ACTION_PANEL[action]
+        try:
+            if action == LOAD_FOLDER:
+                text = self.load_folder(options.get("folder", ""))
+            else:
+                missing = guided.missing_inputs(self.p, action)
+                if missing:
+                    raise ValueError(f"{action}: needs " + "; ".join(missing))
+                text = ACTION_FUNCTIONS[action](self.scene, self.p)
+        except ValueError as error:
+            self.messages[panel] = (str(error), True)
+            return False, str(error)
+        except Exception as error:  # noqa: BLE001 - shown in the page, logged in full here
+            log.exception("%s failed", action)
+            text = f"{action} failed: {type(error).__name__}: {error}"
+            self.messages[panel] = (text, True)
+            return False, text
+        self.messages[panel] = (text, False)
+        return True, text
+
+    def load_folder(self, folder: str) -> str:
+        """Data step from a folder inside the data folder: each image in it as a volume
+        node (a folder of DICOM files is one series; its subfolders are read one by one;
+        NIfTI, NRRD and MHA files one each). The page then chooses the CT, the SPECT, the
+        CBCTs and the post-treatment image among the scene's volumes."""
+        from ..imaging.readers import NON_DICOM_SUFFIXES, read_image
+        from ..mrml.volumes import volume_node_from_image
+        root = resolve_inside(self.data_dir, folder, field="folder", kind="dir")
+        entries = sorted(e for e in root.iterdir() if not e.name.startswith("."))
+        files = [e for e in entries if e.is_file()]
+        images = [f for f in files if f.name.lower().endswith(NON_DICOM_SUFFIXES)]
+        dicom_here = [f for f in files if f not in images]
+        candidates = images + ([root] if dicom_here else []) + [e for e in entries
+                                                                if e.is_dir()]
+        loaded, skipped = [], []
+        for path in candidates:
+            name = relative_name(self.data_dir, path)
+            try:
+                resolve_inside(self.data_dir, name, field="folder", kind="any")
+                image = read_image(path)
+            except (ValueError, OSError) as error:
+                skipped.append(f"{name}: {error}")
+                continue
+            node = volume_node_from_image(self.scene, image.image, name)
+            node.SetAttribute("TAREPlanner.Units", image.units)
+            loaded.append(f"{name} ({image.modality}, {image.units})")
+        if not loaded:
+            raise ValueError(f"folder: got {folder!r}; allowed: a folder inside the data "
+                             "folder holding images (a DICOM series, NIfTI, NRRD or MHA)"
+                             + (" (" + "; ".join(skipped[:3]) + ")" if skipped else ""))
+        return ("loaded " + "; ".join(loaded) + "\nchoose the CT, the SPECT, each "
+                "position's CBCT and the post-treatment image below"
+                + ("\nnot read: " + "; ".join(skipped) if skipped else ""))
+
+    # ------------------------------------------------------------------ editing
+    def set_value(self, name: str, value) -> None:
+        if name not in VALUE_FIELDS:
+            raise ValueError(f"field: got {name!r}; allowed: {', '.join(VALUE_FIELDS)}")
+        setattr(self.p, name, convert(Parameters, name, value))
+
+    def set_node(self, name: str, node_id: str | None) -> None:
+        if name not in NODE_FIELDS:
+            raise ValueError(f"field: got {name!r}; allowed: {', '.join(NODE_FIELDS)}")
+        setattr(self.p, name, self.node(node_id, NODE_FIELDS[name], name))
+
+    def node(self, node_id: str | None, node_class: str, field: str):
+        if not node_id:
+            return None
+        node = self.scene.GetNodeByID(node_id)
+        if node is None or not node.IsA(node_class):
+            raise ValueError(f"{field}: got {node_id!r}; allowed: a {node_class} of the scene")
+        return node
+
+    def add_position(self) -> None:
+        guided.add_position(self.p)
+
+    def remove_position(self, index: int) -> None:
+        guided.remove_position(self.p, int(index))
+
+    def set_position_field(self, index: int, name: str, value) -> None:
+        from ..mrml.parameters import InjectionPosition
+        if name not in POSITION_FIELDS:
+            raise ValueError(f"position field: got {name!r}; allowed: "
+                             + ", ".join(POSITION_FIELDS))
+        if name == "cbct":
+            value = self.node(value, "vtkMRMLScalarVolumeNode", f"position {index + 1} CBCT")
+        else:
+            value = convert(InjectionPosition, name, value)
+        guided.update_position(self.p, int(index), **{name: value})
+
+    # ------------------------------------------------------------------ what the page shows
+    def panel_titles(self) -> dict[str, str]:
+        states = guided.statuses(self.p)
+        titles = {}
+        for key, title, steps in guided.PANELS:
+            if not steps:
+                titles[key] = title + ("  [done]" if self.p.ctVolume is not None else "")
+            elif len(steps) == 1:
+                titles[key] = guided.step_title(title, states[steps[0]])
+            else:
+                titles[key] = guided.section_title(title, {s: states[s] for s in steps})
+        return titles
+
+    def missing(self) -> dict[str, str]:
+        """Action -> what it still needs (empty: its button is enabled)."""
+        out = {}
+        for action in guided.ACTIONS:
+            try:
+                out[action] = "; ".join(guided.missing_inputs(self.p, action))
+            except ValueError as error:
+                out[action] = str(error)
+        return out
+
+    def volumes(self, node_class: str = "vtkMRMLScalarVolumeNode") -> list[dict]:
+        nodes = self.scene.GetNodesByClass(node_class)
+        out = []
+        for i in range(nodes.GetNumberOfItems()):
+            node = nodes.GetItemAsObject(i)
+            if node.GetHideFromEditors() or node.IsA("vtkMRMLLabelMapVolumeNode"):
+                continue
+            out.append({"title": node.GetName(), "value": node.GetID()})
+        return out
+
+    def node_choices(self) -> dict[str, list[dict]]:
+        return {cls: self.volumes(cls) for cls in sorted(set(NODE_FIELDS.values()))}
+
+    def field_values(self) -> dict:
+        out = {name: getattr(self.p, name) for name in VALUE_FIELDS}
+        out.update({name: (node.GetID() if (node := getattr(self.p, name)) is not None
+                           else None) for name in NODE_FIELDS})
+        return out
+
+    def position_rows(self) -> list[dict]:
+        rows = []
+        for position in self.p.positions:
+            row = {name: getattr(position, name) for name in POSITION_FIELDS}
+            row["cbct"] = position.cbct.GetID() if position.cbct is not None else None
+            rows.append(row)
+        return rows
+
+    def folders(self) -> list[str]:
+        return list_folders(self.data_dir)
+
+    def outputs(self) -> list[str]:
+        """Relative names of the files the Save step wrote (what the page offers)."""
+        if not self.output_dir.is_dir():
+            return []
+        return sorted(relative_name(self.data_dir, f) for f in self.output_dir.rglob("*")
+                      if f.is_file())
+
+    def plan_record(self) -> dict | None:
+        return record_from_text_node(self.p.planRecord)
+
+    def plan_rows(self) -> list[dict]:
+        record = self.plan_record()
+        if record is None:
+            return []
+        rows = []
+        for position in record["positions"]:
+            goal = ", ".join(f"{k}={v:g}" for k, v in (position.get("goal") or {}).items())
+            tumours = "; ".join(f"{t['name']} {t['dose_gy']:.0f} Gy"
+                                for t in position.get("tumours") or [])
+            rows.append({"position": position["name"], "goal": goal,
+                         "activity_gbq": f"{position['activity_gbq']:.3f}",
+                         "normal_dose_gy": f"{position['normal_dose_gy']:.1f}",
+                         "perfused_dose_gy": f"{position['perfused_dose_gy']:.1f}",
+                         "tumours": tumours, "limited_by": position.get("limited_by") or ""})
+        return rows
+
+    def plan_totals(self) -> str:
+        record = self.plan_record()
+        if record is None:
+            return ""
+        return (f"total activity {record['total_activity_gbq']:.3f} GBq; lung dose "
+                f"{record['lung_dose_gy']:.2f} Gy (cumulative "
+                f"{record['lung_dose_cumulative_gy']:.2f} Gy); product {record['product']}, "
+                f"method {record['method']}")
+
+    def warnings(self) -> list[dict]:
+        record = self.plan_record()
+        if record is None:
+            return []
+        return [{"code": w["code"], "message": w["message"]} for w in record["warnings"]]
+
+    def dose_report(self, which: str = "planned") -> dict | None:
+        node = self.p.plannedDoseReport if which == "planned" else self.p.deliveredDoseReport
+        run = record_from_text_node(node)
+        return (run or {}).get("report")
