@@ -8,21 +8,15 @@ the core package's MRML layer (``tareplanner.mrml.guided``), which the headless 
 
 import logging
 import os
-from typing import Annotated
 
 import qt
 import slicer
 import vtk
-from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest,
                                            ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-PRODUCTS = ["therasphere", "sir-spheres", "quiremspheres"]
-METHODS = ["partition", "single-compartment", "bsa"]
-GOAL_KINDS = ["tumour_dose_gy", "normal_dose_gy", "perfused_dose_gy", "activity_gbq", "maximum"]
-POST_TREATMENT_KINDS = ["pet", "spect"]
 SAMPLE_NAME = "TAREPlannerSyntheticPatient"
 
 
@@ -73,82 +67,34 @@ def loadSyntheticPatientSample(source=None):
         slicer.util.selectModule("TAREPlanner")
 
 
-@parameterNodeWrapper
-class TAREPlannerParameterNode:
-    """GUI state and the results of the steps (records in text nodes), saved with the scene."""
-
-    ctVolume: slicer.vtkMRMLScalarVolumeNode
-    spectVolume: slicer.vtkMRMLScalarVolumeNode
-    segmentation: slicer.vtkMRMLSegmentationNode
-    diagnosticCt: slicer.vtkMRMLScalarVolumeNode
-    product: Annotated[str, Choice(PRODUCTS)] = "therasphere"
-    method: Annotated[str, Choice(METHODS)] = "partition"
-    treatmentTime: str = ""
-    position1Name: str = "right hepatic"
-    position1Cbct: slicer.vtkMRMLScalarVolumeNode
-    position1GoalKind: Annotated[str, Choice(GOAL_KINDS)] = "tumour_dose_gy"
-    position1GoalValue: float = 250.0
-    position2Name: str = ""
-    position2Cbct: slicer.vtkMRMLScalarVolumeNode
-    position2GoalKind: Annotated[str, Choice(GOAL_KINDS)] = "tumour_dose_gy"
-    position2GoalValue: float = 250.0
-    position3Name: str = ""
-    position3Cbct: slicer.vtkMRMLScalarVolumeNode
-    position3GoalKind: Annotated[str, Choice(GOAL_KINDS)] = "tumour_dose_gy"
-    position3GoalValue: float = 250.0
-    lungBaseMarginMm: float = 0.0
-    manualLsf: bool = False
-    manualLsfPercent: float = 0.0
-    manualTnr: str = ""
-    voxelDosimetry: bool = True
-    isodoseLevelsGy: str = ""
-    siteLimitsFile: str = ""
-    # treatment day: dose-calibrator readings per position (one vial, one residual reading)
-    position1VialGbq: float = 0.0
-    position1VialTime: str = ""
-    position1ResidualGbq: float = 0.0
-    position1ResidualTime: str = ""
-    position1AdministeredAt: str = ""
-    position2VialGbq: float = 0.0
-    position2VialTime: str = ""
-    position2ResidualGbq: float = 0.0
-    position2ResidualTime: str = ""
-    position2AdministeredAt: str = ""
-    position3VialGbq: float = 0.0
-    position3VialTime: str = ""
-    position3ResidualGbq: float = 0.0
-    position3ResidualTime: str = ""
-    position3AdministeredAt: str = ""
-    siteTolerancePercent: float = 0.0
-    postTreatmentVolume: slicer.vtkMRMLScalarVolumeNode
-    postTreatmentKind: Annotated[str, Choice(POST_TREATMENT_KINDS)] = "pet"
-    administrationTime: str = ""
-    acquisitionTime: str = ""
-    administeredActivityGbq: float = 0.0
-    outputFolder: str = ""
-    exportDicom: bool = False
-    # results of the steps (not shown as fields)
-    measurementRecord: slicer.vtkMRMLTextNode
-    planRecord: slicer.vtkMRMLTextNode
-    directiveRecord: slicer.vtkMRMLTextNode
-    administrationRecord: slicer.vtkMRMLTextNode
-    plannedDoseReport: slicer.vtkMRMLTextNode
-    deliveredDoseReport: slicer.vtkMRMLTextNode
-    stepLog: str = ""
+def _parameterNodeClass():
+    """The parameter node (GUI state and the steps' results, saved with the scene): built by
+    the MRML layer from its one declaration (``tareplanner.mrml.parameters``), the positions
+    as a list of any length."""
+    from tareplanner.mrml.parameters import slicer_parameter_node_class
+    return slicer_parameter_node_class("TAREPlannerParameterNode")
 
 
-#: panel section -> (collapsible button, title, the steps it holds)
-STEP_PANELS = {"registration": ("registrationCollapsibleButton", "2. Registration",
-                                ("registration",)),
-               "segmentation": ("segmentationCollapsibleButton", "3. Segmentation",
-                                ("segmentation",)),
-               "measurement": ("measureCollapsibleButton", "4. LSF and TNR", ("measurement",)),
-               "plan": ("planCollapsibleButton", "5. Plan", ("plan",)),
-               "treatment day": ("treatmentDayCollapsibleButton", "6. Treatment day",
-                                 ("directive", "administration")),
-               "verification": ("verificationCollapsibleButton",
-                                "7. Verification (after treatment)", ("verification",)),
-               "save": ("saveCollapsibleButton", "8. Save", ("save",))}
+TAREPlannerParameterNode = _parameterNodeClass()
+
+#: panel section (tareplanner.mrml.guided.PANELS) -> its collapsible button
+PANEL_BUTTONS = {"data": "dataCollapsibleButton",
+                 "registration": "registrationCollapsibleButton",
+                 "segmentation": "segmentationCollapsibleButton",
+                 "measurement": "measureCollapsibleButton", "plan": "planCollapsibleButton",
+                 "treatment day": "treatmentDayCollapsibleButton",
+                 "verification": "verificationCollapsibleButton",
+                 "save": "saveCollapsibleButton"}
+#: action (tareplanner.mrml.guided.ACTIONS) -> its button
+ACTION_BUTTONS = {"load": "sampleButton", "registration": "registerButton",
+                  "lungs": "lungsButton", "territories": "territoriesButton",
+                  "check segments": "checkSegmentsButton", "measurement": "measureButton",
+                  "plan": "planButton", "directive": "directiveButton",
+                  "administration": "administerButton", "verification": "verifyButton",
+                  "save": "saveButton"}
+#: readings table column -> (position field, kind)
+READING_COLUMNS = ((1, "vialGbq", "gbq"), (2, "vialTime", "time"), (3, "residualGbq", "gbq"),
+                   (4, "residualTime", "time"), (5, "administeredAt", "time"))
 
 
 class TAREPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -188,6 +134,14 @@ class TAREPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                    "saveButton": self.onSave}
         for name, handler in buttons.items():
             getattr(self.ui, name).connect("clicked(bool)", handler)
+        self._readyToolTips = {name: getattr(self.ui, name).toolTip
+                               for name in ACTION_BUTTONS.values()}
+        self.ui.addPositionButton.connect("clicked(bool)", self.onAddPosition)
+        self.ui.removePositionButton.connect("clicked(bool)", self.onRemovePosition)
+        self.ui.positionsTable.connect("cellChanged(int,int)", self.onPositionNameChanged)
+        for table in (self.ui.positionsTable, self.ui.goalsTable, self.ui.readingsTable):
+            table.horizontalHeader().setStretchLastSection(True)
+            table.verticalHeader().setVisible(False)
         self.initializeParameterNode()
         self.offerMissingPackages()
 
@@ -246,18 +200,145 @@ class TAREPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.addObserver(segmentation, slicer.vtkSegmentation.SegmentModified,
                                  self.onInputsChanged)
             self._observedSegmentation = segmentation
+        self.updatePositionTables()
         self._statusTimer.start()
 
     def updateStepTitles(self):
+        """Panel titles (done / OUTDATED) and which buttons can be pressed (a button whose
+        inputs are missing is disabled, its tooltip says what it needs)."""
         if not self._parameterNode:
             return
+        for action, buttonName in ACTION_BUTTONS.items():
+            button = getattr(self.ui, buttonName)
+            needs = self.logic.missingText(self._parameterNode, action)
+            button.enabled = not needs
+            button.toolTip = needs or self._readyToolTips[buttonName]
         try:
             titles = self.logic.stepTitles(self._parameterNode)
         except ValueError as error:
             logging.info(f"TAREPlanner step status: {error}")
             return
-        for panel, (buttonName, _, _) in STEP_PANELS.items():
-            getattr(self.ui, buttonName).text = titles[panel]
+        for panel, title in titles.items():
+            getattr(self.ui, PANEL_BUTTONS[panel]).text = title
+
+    # injection positions: three tables (step 2 names and CBCTs, step 5 goals, step 6
+    # readings), one row per position of the parameter node's list
+    def updatePositionTables(self):
+        if not self._parameterNode:
+            return
+        positions = list(self._parameterNode.positions)
+        tables = (self.ui.positionsTable, self.ui.goalsTable, self.ui.readingsTable)
+        if any(table.rowCount != len(positions) for table in tables):
+            self._buildPositionTables(positions)
+            return
+        for row, position in enumerate(positions):
+            blocked = self.ui.positionsTable.blockSignals(True)
+            self._setQuietly(self.ui.positionsTable.item(row, 0), "text", position.name)
+            self.ui.positionsTable.blockSignals(blocked)
+            self._setQuietly(self.ui.positionsTable.cellWidget(row, 1), "currentNode",
+                             position.cbct, setter="setCurrentNode")
+            self.ui.goalsTable.item(row, 0).setText(position.name)
+            self._setQuietly(self.ui.goalsTable.cellWidget(row, 1), "currentText",
+                             position.goalKind, setter="setCurrentText")
+            self._setQuietly(self.ui.goalsTable.cellWidget(row, 2), "value", position.goalValue)
+            self.ui.readingsTable.item(row, 0).setText(position.name)
+            for column, field, _ in READING_COLUMNS:
+                widget = self.ui.readingsTable.cellWidget(row, column)
+                self._setQuietly(widget, "text" if isinstance(widget, qt.QLineEdit) else "value",
+                                 getattr(position, field))
+
+    @staticmethod
+    def _setQuietly(target, prop, value, setter=None):
+        """Show ``value`` without echoing a change back to the parameter node."""
+        if target is None:
+            return
+        if isinstance(target, qt.QTableWidgetItem):
+            if target.text() != value:
+                target.setText(value)
+            return
+        current = getattr(target, prop)
+        if (current() if callable(current) else current) == value:
+            return
+        blocked = target.blockSignals(True)
+        if setter:
+            getattr(target, setter)(value)
+        else:
+            setattr(target, prop, value)
+        target.blockSignals(blocked)
+
+    def _buildPositionTables(self, positions):
+        from tareplanner.mrml.parameters import GOAL_KINDS
+        names, goals, readings = (self.ui.positionsTable, self.ui.goalsTable,
+                                  self.ui.readingsTable)
+        for table in (names, goals, readings):
+            table.blockSignals(True)
+            table.clearContents()
+            table.setRowCount(len(positions))
+        for row, position in enumerate(positions):
+            names.setItem(row, 0, qt.QTableWidgetItem(position.name))
+            cbct = slicer.qMRMLNodeComboBox()
+            cbct.nodeTypes = ["vtkMRMLScalarVolumeNode"]
+            cbct.noneEnabled, cbct.addEnabled, cbct.removeEnabled = True, False, False
+            cbct.setMRMLScene(slicer.mrmlScene)
+            cbct.setCurrentNode(position.cbct)
+            cbct.connect("currentNodeChanged(vtkMRMLNode*)",
+                         lambda node, row=row: self._updatePosition(row, cbct=node))
+            names.setCellWidget(row, 1, cbct)
+            for table in (goals, readings):
+                item = qt.QTableWidgetItem(position.name)
+                item.setFlags(qt.Qt.ItemIsEnabled)
+                table.setItem(row, 0, item)
+            kind = qt.QComboBox()
+            kind.addItems(list(GOAL_KINDS))
+            kind.setCurrentText(position.goalKind)
+            kind.connect("currentTextChanged(QString)",
+                         lambda text, row=row: self._updatePosition(row, goalKind=text))
+            goals.setCellWidget(row, 1, kind)
+            goals.setCellWidget(row, 2, self._spinBox(
+                position.goalValue, 2000.0, 2, lambda v, row=row: self._updatePosition(
+                    row, goalValue=v)))
+            for column, field, kindOfValue in READING_COLUMNS:
+                if kindOfValue == "gbq":
+                    widget = self._spinBox(getattr(position, field), 100.0, 3,
+                                           lambda v, row=row, field=field:
+                                           self._updatePosition(row, **{field: v}), " GBq")
+                else:
+                    widget = qt.QLineEdit(getattr(position, field))
+                    widget.placeholderText = "2026-12-01T10:00:00+01:00"
+                    widget.connect("editingFinished()",
+                                   lambda row=row, field=field, widget=widget:
+                                   self._updatePosition(row, **{field: widget.text.strip()}))
+                readings.setCellWidget(row, column, widget)
+        for table in (names, goals, readings):
+            table.blockSignals(False)
+
+    @staticmethod
+    def _spinBox(value, maximum, decimals, onChange, suffix=""):
+        box = qt.QDoubleSpinBox()
+        box.minimum, box.maximum, box.decimals, box.suffix = 0.0, maximum, decimals, suffix
+        box.value = value
+        box.connect("valueChanged(double)", onChange)
+        return box
+
+    def onPositionNameChanged(self, row, column):
+        if column == 0:
+            self._updatePosition(row, name=self.ui.positionsTable.item(row, 0).text().strip())
+
+    def _updatePosition(self, row, **values):
+        with slicer.util.tryWithErrorDisplay("Could not change the position."):
+            self.logic.updatePosition(self._parameterNode, row, **values)
+
+    def onAddPosition(self):
+        with slicer.util.tryWithErrorDisplay("Could not add a position."):
+            self.logic.addPosition(self._parameterNode)
+
+    def onRemovePosition(self):
+        row = self.ui.positionsTable.currentRow()
+        if row < 0:
+            slicer.util.errorDisplay("Select the row of the position to remove (step 2).")
+            return
+        with slicer.util.tryWithErrorDisplay("Could not remove the position."):
+            self.logic.removePosition(self._parameterNode, row)
 
     def _run(self, failure, call, show):
         with slicer.util.tryWithErrorDisplay(failure, waitCursor=True):
@@ -408,11 +489,30 @@ class TAREPlannerLogic(ScriptedLoadableModuleLogic):
         return guided.save(slicer.mrmlScene, p)
 
     def stepTitles(self, p):
+        """Panel -> title with its steps' status (the data panel has no step)."""
         from tareplanner.mrml import guided
         statuses = guided.statuses(p)
         return {panel: (guided.step_title(title, statuses[steps[0]]) if len(steps) == 1 else
                         guided.section_title(title, {step: statuses[step] for step in steps}))
-                for panel, (_, title, steps) in STEP_PANELS.items()}
+                for panel, title, steps in guided.PANELS if steps}
+
+    def missingText(self, p, action):
+        """What ``action`` still needs ('' when its button can be pressed)."""
+        from tareplanner.mrml import guided
+        return guided.missing_text(p, action)
+
+    # injection positions (a list of any length)
+    def addPosition(self, p, **values):
+        from tareplanner.mrml import guided
+        return guided.add_position(p, **values)
+
+    def removePosition(self, p, index):
+        from tareplanner.mrml import guided
+        guided.remove_position(p, index)
+
+    def updatePosition(self, p, index, **values):
+        from tareplanner.mrml import guided
+        guided.update_position(p, index, **values)
 
 
 class TAREPlannerTest(ScriptedLoadableModuleTest):
@@ -444,14 +544,11 @@ class TAREPlannerTest(ScriptedLoadableModuleTest):
         directive = json.loads(p.directiveRecord.GetText())
         prescribed = {site["treatment_site"]: site["prescribed_activity_gbq"]
                       for site in directive["positions"]}
-        for slot in (1, 2, 3):
-            name = getattr(p, f"position{slot}Name")
-            if name in prescribed:
-                setattr(p, f"position{slot}VialGbq", prescribed[name])
-                setattr(p, f"position{slot}VialTime", p.treatmentTime)
-                setattr(p, f"position{slot}AdministeredAt", p.treatmentTime)
-                setattr(p, f"position{slot}ResidualGbq", 0.0)
-                setattr(p, f"position{slot}ResidualTime", p.treatmentTime)
+        for index, position in enumerate(list(p.positions)):
+            if position.name in prescribed:
+                logic.updatePosition(p, index, vialGbq=prescribed[position.name],
+                                     vialTime=p.treatmentTime, administeredAt=p.treatmentTime,
+                                     residualGbq=0.0, residualTime=p.treatmentTime)
         self.assertIn("No medical event", logic.administer(p))
         logic.verify(p)
         titles = logic.stepTitles(p)

@@ -25,20 +25,19 @@ LAMBDA = math.log(2) / HALF_LIFE_H
 T_ADM = "2026-12-01T10:00:00+01:00"        # the synthetic patient's administration time
 
 # right hepatic: vial read 2 h before, residual half an hour after
-RIGHT = dict(VialGbq=2.248, VialTime="2026-12-01T08:00:00+01:00", ResidualGbq=0.066,
-             ResidualTime="2026-12-01T10:30:00+01:00", AdministeredAt=T_ADM)
+RIGHT = dict(vialGbq=2.248, vialTime="2026-12-01T08:00:00+01:00", residualGbq=0.066,
+             residualTime="2026-12-01T10:30:00+01:00", administeredAt=T_ADM)
 RIGHT_VIAL_AT_ADM = 2.248 * math.exp(-LAMBDA * 2.0)
 RIGHT_RESIDUAL_AT_ADM = 0.066 * math.exp(LAMBDA * 0.5)
 RIGHT_DELIVERED = RIGHT_VIAL_AT_ADM - RIGHT_RESIDUAL_AT_ADM
 # left hepatic: vial read 2 h 50 min before its administration at 10:20, residual at 10:50
-LEFT = dict(VialGbq=0.825, VialTime="2026-12-01T07:30:00+01:00", ResidualGbq=0.024,
-            ResidualTime="2026-12-01T10:50:00+01:00", AdministeredAt="2026-12-01T10:20:00+01:00")
+LEFT = dict(vialGbq=0.825, vialTime="2026-12-01T07:30:00+01:00", residualGbq=0.024,
+            residualTime="2026-12-01T10:50:00+01:00", administeredAt="2026-12-01T10:20:00+01:00")
 LEFT_DELIVERED = 0.825 * math.exp(-LAMBDA * (2 + 50 / 60)) - 0.024 * math.exp(LAMBDA * 0.5)
 
 
-def _set_readings(p, slot, readings):
-    for field, value in readings.items():
-        setattr(p, f"position{slot}{field}", value)
+def _set_readings(p, number, readings):
+    guided.update_position(p, number - 1, **readings)
 
 
 def _states(p):
@@ -55,8 +54,8 @@ def planned():
     guided.add_lungs(p)
     guided.add_territories(p)
     guided.measure(scene, p)
-    p.position1GoalKind, p.position1GoalValue = "activity_gbq", 2.2
-    p.position2GoalKind, p.position2GoalValue = "activity_gbq", 0.8
+    guided.update_position(p, 0, goalKind="activity_gbq", goalValue=2.2)
+    guided.update_position(p, 1, goalKind="activity_gbq", goalValue=0.8)
     p.voxelDosimetry = False
     guided.plan(scene, p)
     return scene, p, patient
@@ -85,7 +84,7 @@ def test_directive_administration_and_verification_with_the_delivered_activity(p
     assert "20% or more" in text
     assert _states(p)["directive"] == "current" and _states(p)["administration"] == "not run"
 
-    # administration: readings per position slot, hand-calculated delivered activity
+    # administration: readings per position, hand-calculated delivered activity
     _set_readings(p, 1, RIGHT)
     _set_readings(p, 2, LEFT)
     p.siteTolerancePercent = 10.0
@@ -126,15 +125,15 @@ def test_directive_administration_and_verification_with_the_delivered_activity(p
     assert set(_states(p).values()) == {"current", "not run"}
 
     # a changed reading outdates the administration and, through it, the verification
-    p.position1VialGbq = 1.65
+    guided.update_position(p, 0, vialGbq=1.65)
     states = guided.statuses(p)
     assert states["administration"].changed == ("right hepatic readings",)
     assert states["verification"].changed == ("administration step",)
     assert states["directive"].state == "current"
 
     # 25 % under-delivered at the right position: a medical event, flagged first
-    _set_readings(p, 1, dict(VialGbq=1.65, VialTime=T_ADM, ResidualGbq=0.0, ResidualTime="",
-                             AdministeredAt=T_ADM))
+    _set_readings(p, 1, dict(vialGbq=1.65, vialTime=T_ADM, residualGbq=0.0, residualTime="",
+                             administeredAt=T_ADM))
     text = guided.administer(scene, p)
     record = record_from_text_node(p.administrationRecord)
     right = next(s for s in record["sites"] if s["treatment_site"] == "right hepatic")
@@ -151,7 +150,7 @@ def test_directive_administration_and_verification_with_the_delivered_activity(p
 
     # a new plan outdates the directive and the administration; the verification refuses
     # the administration of the previous plan, and saving refuses outdated records
-    p.position2GoalValue = 0.7
+    guided.update_position(p, 1, goalValue=0.7)
     guided.plan(scene, p)
     states = guided.statuses(p)
     assert states["directive"].changed == ("plan",)
@@ -186,24 +185,24 @@ def test_bad_readings_name_the_position_and_field(planned):
     _set_readings(p, 1, RIGHT)
     _set_readings(p, 2, LEFT)
     p.siteTolerancePercent = 0.0
-    saved = p.position2VialTime
-    p.position2VialTime = "2026-12-01T07:30"                    # no UTC offset
+    saved = p.positions[1].vialTime
+    guided.update_position(p, 1, vialTime="2026-12-01T07:30")  # no UTC offset
     with pytest.raises(FieldValueError, match=r"position 2 \(left hepatic\) vial time"):
         guided.administer(scene, p)
-    p.position2VialTime = saved
-    p.position1ResidualTime = ""                                # residual without its time
+    guided.update_position(p, 1, vialTime=saved)
+    guided.update_position(p, 0, residualTime="")  # residual without its time
     with pytest.raises(FieldValueError, match=r"position 1 \(right hepatic\) residual time"):
         guided.administer(scene, p)
-    p.position1ResidualTime = RIGHT["ResidualTime"]
-    p.position1VialGbq = 0.0
+    guided.update_position(p, 0, residualTime=RIGHT["residualTime"])
+    guided.update_position(p, 0, vialGbq=0.0)
     with pytest.raises(FieldValueError, match="vial activity"):
         guided.administer(scene, p)
-    p.position1VialGbq = RIGHT["VialGbq"]
-    name = p.position2Name
-    p.position2Name = "left lobe"                               # no slot for a site
+    guided.update_position(p, 0, vialGbq=RIGHT["vialGbq"])
+    name = p.positions[1].name
+    guided.update_position(p, 1, name="left lobe")  # no position for a site
     with pytest.raises(FieldValueError, match="readings of left hepatic"):
         guided.administer(scene, p)
-    p.position2Name = name
+    guided.update_position(p, 1, name=name)
     p.siteTolerancePercent = 150.0
     with pytest.raises(FieldValueError, match="site tolerance"):
         guided.administer(scene, p)

@@ -74,23 +74,29 @@ def _ui_widgets():
 
 
 def _parameter_fields():
-    """Field name -> annotation (AST) of the parameter node declaration."""
+    """Field name -> dataclass field of the one parameter declaration (mrml.parameters), from
+    which the module builds its parameterNodeWrapper class."""
+    import dataclasses
+
+    from tareplanner.mrml.parameters import Parameters
+    return {f.name: f for f in dataclasses.fields(Parameters)}
+
+
+def _internal(field):
+    """Results kept by the steps (text nodes, the step log) and the positions list (shown in
+    tables the Widget fills): no bound widget."""
+    return field.metadata.get("result") or field.name == "positions"
+
+
+def test_module_builds_its_parameter_node_from_the_one_declaration():
+    """No second declaration in the module file: its parameter node class is made by
+    mrml.parameters.slicer_parameter_node_class."""
     tree = _tree()
-    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef)
-               and n.name == "TAREPlannerParameterNode")
-    assert any(getattr(d, "id", None) == "parameterNodeWrapper" for d in cls.decorator_list)
-    return {stmt.target.id: stmt for stmt in cls.body if isinstance(stmt, ast.AnnAssign)}
-
-
-def _module_constants():
-    return {node.targets[0].id: ast.literal_eval(node.value) for node in _tree().body
-            if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
-            and node.targets[0].id.isupper() and isinstance(node.value, ast.List)}
-
-
-def _internal(stmt):
-    """Results kept by the steps (text nodes, the step log): no widget."""
-    return ast.unparse(stmt.annotation) == "slicer.vtkMRMLTextNode" or stmt.target.id == "stepLog"
+    assert not any(isinstance(n, ast.ClassDef) and n.name == "TAREPlannerParameterNode"
+                   for n in tree.body)
+    assert "slicer_parameter_node_class" in MODULE.read_text()
+    assert "parameterNodeWrapper" not in {a.name for n in ast.walk(tree)
+                                          if isinstance(n, ast.ImportFrom) for a in n.names}
 
 
 def test_ui_file_is_valid_and_matches_the_widget():
@@ -114,7 +120,10 @@ def test_ui_file_is_valid_and_matches_the_widget():
     # every bound widget names a parameter-node field; every field shown has a widget
     fields = _parameter_fields()
     assert set(bound.values()) <= set(fields)
-    assert {n for n, s in fields.items() if not _internal(s)} == set(bound.values())
+    assert {n for n, f in fields.items() if not _internal(f)} == set(bound.values())
+    # the positions list has its three tables and the add/remove buttons
+    assert {"positionsTable", "goalsTable", "readingsTable", "addPositionButton",
+            "removePositionButton"} <= set(widgets)
     # node selectors receive the scene
     selectors = {n for n, w in widgets.items() if w.get("class") == "qMRMLNodeComboBox"}
     receivers = {c.find("receiver").text for c in root.iter("connection")}
@@ -125,41 +134,61 @@ def test_bound_widgets_have_types_the_parameter_node_can_connect():
     """The GUI connectors of slicer.parameterNodeWrapper (Slicer's guiConnectors.py):
     QCheckBox <-> bool, QDoubleSpinBox <-> float, QLineEdit <-> str, qMRMLNodeComboBox <->
     node, QComboBox <-> str only with a Choice annotation (else connectGui raises)."""
+    import typing
+
+    from tareplanner.mrml.parameters import Parameters
     _, widgets, bound = _ui_widgets()
     fields = _parameter_fields()
-    constants = _module_constants()
-    simple = {"QCheckBox": "bool", "QDoubleSpinBox": "float", "QLineEdit": "str"}
-    for widget_name, field in bound.items():
-        widget = widgets[widget_name]
-        stmt = fields[field]
-        annotation = ast.unparse(stmt.annotation)
+    hints = typing.get_type_hints(Parameters)
+    simple = {"QCheckBox": bool, "QDoubleSpinBox": float, "QLineEdit": str}
+    for widget_name, name in bound.items():
+        widget, field = widgets[widget_name], fields[name]
         cls = widget.get("class")
         if cls in simple:
-            assert annotation == simple[cls], (widget_name, annotation)
+            assert hints[name] is simple[cls] and not field.metadata, (widget_name, name)
         elif cls == "qMRMLNodeComboBox":
             node_types = [s.text for s in widget.iter("string")
                           if s.text and s.text.startswith("vtkMRML")]
-            assert annotation == f"slicer.{node_types[0]}", (widget_name, annotation)
+            assert field.metadata["node_class"] == node_types[0], widget_name
         elif cls == "QComboBox":
-            assert isinstance(stmt.annotation, ast.Subscript)
-            assert ast.unparse(stmt.annotation.value) == "Annotated"
-            base, choice = stmt.annotation.slice.elts
-            assert ast.unparse(base) == "str" and choice.func.id == "Choice"
-            choices = constants[choice.args[0].id]
             items = [i.find("property/string").text for i in widget.findall("item")]
-            assert items == choices, widget_name
-            assert ast.literal_eval(stmt.value) in choices
+            assert tuple(items) == field.metadata["choices"], widget_name
+            assert field.default in items
         else:
             raise AssertionError(f"{widget_name}: no connector for {cls}")
 
 
+def test_slicer_annotations_follow_the_declaration():
+    """What the module's parameterNodeWrapper is built from: node classes, Choice annotations
+    with the declared values, positions as a list of the position's parameterPack."""
+    import typing
+
+    from tareplanner.mrml.parameters import (InjectionPosition, Parameters,
+                                             slicer_annotations)
+    packs = []
+    out = slicer_annotations(Parameters, node_type=lambda name: f"slicer.{name}",
+                             choice=lambda values: ("Choice", tuple(values)),
+                             pack_of=lambda cls: packs.append(cls) or "PositionPack")
+    assert out["ctVolume"] == ("slicer.vtkMRMLScalarVolumeNode", None)
+    assert out["segmentation"] == ("slicer.vtkMRMLSegmentationNode", None)
+    assert out["planRecord"] == ("slicer.vtkMRMLTextNode", None)
+    annotation, default = out["product"]
+    assert typing.get_args(annotation) == (str, ("Choice", ("therasphere", "sir-spheres",
+                                                            "quiremspheres")))
+    assert default == "therasphere"
+    assert out["positions"] == (list["PositionPack"], None) and packs == [InjectionPosition]
+    assert out["lungBaseMarginMm"] == (float, 0.0) and out["voxelDosimetry"] == (bool, True)
+    position = slicer_annotations(InjectionPosition, node_type=str, choice=tuple,
+                                  pack_of=None)
+    assert set(position) == {"name", "cbct", "goalKind", "goalValue", "vialGbq", "vialTime",
+                             "residualGbq", "residualTime", "administeredAt"}
+
+
 def test_choices_are_the_cores():
     from tareplanner import catalogue
-    from tareplanner.mrml.guided import GOAL_KINDS
+    from tareplanner.mrml.parameters import GOAL_KINDS, METHODS as PANEL_METHODS, PRODUCTS
     from tareplanner.physics.solver import GOAL_KINDS as SOLVER_GOALS
     from tareplanner.records.case import METHODS
-    constants = _module_constants()
-    assert sorted(constants["PRODUCTS"]) == sorted(catalogue.product_keys())
-    assert sorted(constants["METHODS"]) == sorted(METHODS)
-    assert constants["GOAL_KINDS"] == list(GOAL_KINDS)
+    assert sorted(PRODUCTS) == sorted(catalogue.product_keys())
+    assert sorted(PANEL_METHODS) == sorted(METHODS)
     assert set(GOAL_KINDS) == set(SOLVER_GOALS)

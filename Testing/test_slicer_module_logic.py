@@ -13,6 +13,7 @@ connectors) is checked against Slicer's rules in test_slicer_module.py.
 import importlib
 import sys
 import types
+import typing
 import unittest
 
 import pytest
@@ -53,10 +54,27 @@ def _stand_ins():
         def __init__(self, choices):
             self.choices = list(choices)
 
+    def _default(cls, name):
+        annotation = cls.__annotations__[name]
+        return [] if typing.get_origin(annotation) is list else getattr(cls, name, None)
+
+    def parameterPack(cls):
+        """A plain class with keyword construction and the declared defaults."""
+        names = list(cls.__annotations__)
+
+        def __init__(self, **values):
+            unknown = set(values) - set(names)
+            if unknown:
+                raise TypeError(f"unknown fields {unknown}")
+            for name in names:
+                setattr(self, name, values.get(name, _default(cls, name)))
+        return type(cls.__name__, (), {"__init__": __init__, "__annotations__": dict(
+            cls.__annotations__)})
+
     def parameterNodeWrapper(cls):
         """Values live with the parameter node (as in Slicer): a new wrapper of the same
         node sees them."""
-        fields = {name: getattr(cls, name, None) for name in cls.__annotations__}
+        fields = {name: _default(cls, name) for name in cls.__annotations__}
         values_by_node = {}
 
         class Wrapped:
@@ -80,6 +98,7 @@ def _stand_ins():
 
     wrapper.Choice = Choice
     wrapper.parameterNodeWrapper = parameterNodeWrapper
+    wrapper.parameterPack = parameterPack
     return {"qt": qt, "slicer.ScriptedLoadableModule": scripted,
             "slicer.parameterNodeWrapper": wrapper}
 

@@ -56,8 +56,8 @@ def _aspect(image):
 
 def registration_figure(p, out):
     ct = image_from_volume_node(p.ctVolume)
-    cbct = image_from_volume_node(p.position1Cbct)
-    placed = registration_from_transform_node(p.position1Cbct.GetParentTransformNode())
+    cbct = image_from_volume_node(p.positions[0].cbct)
+    placed = registration_from_transform_node(p.positions[0].cbct.GetParentTransformNode())
     before = sitk.Resample(cbct, ct, sitk.Transform(), sitk.sitkLinear, -1000.0)
     after = sitk.Resample(cbct, ct, placed, sitk.sitkLinear, -1000.0)
     ct_a = sitk.GetArrayFromImage(ct)
@@ -71,7 +71,7 @@ def registration_figure(p, out):
                   alpha=0.45, aspect=_aspect(ct))
         ax.set_title(title, fontsize=10)
         ax.axis("off")
-    fig.suptitle(f"Step 2, registration of CBCT '{p.position1Name}' to the CT (coronal)",
+    fig.suptitle(f"Step 2, registration of CBCT '{p.positions[0].name}' to the CT (coronal)",
                  fontsize=11)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
@@ -252,7 +252,7 @@ def main() -> int:
     summary["segments"] = guided.add_territories(p)
     segments_figure(p, FIGURES / "slicer-step3-segments.png")
     summary["measurement"] = guided.measure(scene, p)
-    p.position2GoalKind, p.position2GoalValue = "normal_dose_gy", 40.0
+    guided.update_position(p, 1, goalKind="normal_dose_gy", goalValue=40.0)
     summary["plan"] = guided.plan(scene, p)
     levels = isodose_figure(scene, p, FIGURES / "slicer-step5-isodose.png")
     render_3d(scene, p, FIGURES / "slicer-step5-3d.png")

@@ -3,8 +3,11 @@
 Data, registration, segmentation, LSF and TNR, plan, treatment day (written directive,
 administration), verification, save.
 
-``p`` is the module's parameter node (``TAREPlannerParameterNode``; any object with the same
-attributes works, which is how the tests drive it headless). Every step reads its inputs from
+``p`` holds the parameters declared once in :mod:`.parameters`: the Slicer module's parameter
+node (built from that declaration), or the plain :class:`~.parameters.Parameters` the web
+application and the headless tests use. The injection positions are a list of any length
+(``p.positions``), changed through :func:`add_position`, :func:`update_position` and
+:func:`remove_position`; :func:`missing_inputs` says which buttons can be pressed. Every step reads its inputs from
 ``p``, calls the workflow functions, keeps its results in the scene (text nodes with the
 records, dose volumes, tables, charts, isodose models, all tagged with the step that made
 them and replaced when the step runs again) and records its inputs' digests in ``p.stepLog``
@@ -14,94 +17,36 @@ panel shows. Bad input raises the core's named errors (ValueError subclasses).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .. import steps as step_log
 from ..physics.solver import GOAL_KINDS
 from . import fingerprints as fp
 from . import workflow
+from .parameters import GOAL_FIELDS, POSITION_FIELDS, READING_FIELDS
+from .parameters import InjectionPosition, Parameters  # noqa: F401  (the views' parameters)
 from .results import record_from_text_node, record_text_node
 
-POSITION_SLOTS = (1, 2, 3)
 STEP_TAG = "TAREPlanner.Step"
 STRUCTURE_ROLES = ("liver", "tumour", "lung", "territory:")
-#: the treatment-day fields of each position slot (``position<slot><field>``)
-READING_FIELDS = ("VialGbq", "VialTime", "ResidualGbq", "ResidualTime", "AdministeredAt")
 
-
-@dataclass
-class Parameters:
-    """The module's parameter node as a plain object: the same fields and defaults as
-    ``TAREPlannerParameterNode`` in TAREPlanner.py (a test keeps them equal), for running the
-    steps from Python without the Slicer application."""
-
-    ctVolume: object = None
-    spectVolume: object = None
-    segmentation: object = None
-    diagnosticCt: object = None
-    product: str = "therasphere"
-    method: str = "partition"
-    treatmentTime: str = ""
-    position1Name: str = "right hepatic"
-    position1Cbct: object = None
-    position1GoalKind: str = "tumour_dose_gy"
-    position1GoalValue: float = 250.0
-    position2Name: str = ""
-    position2Cbct: object = None
-    position2GoalKind: str = "tumour_dose_gy"
-    position2GoalValue: float = 250.0
-    position3Name: str = ""
-    position3Cbct: object = None
-    position3GoalKind: str = "tumour_dose_gy"
-    position3GoalValue: float = 250.0
-    lungBaseMarginMm: float = 0.0
-    manualLsf: bool = False
-    manualLsfPercent: float = 0.0
-    manualTnr: str = ""
-    voxelDosimetry: bool = True
-    isodoseLevelsGy: str = ""
-    siteLimitsFile: str = ""
-    position1VialGbq: float = 0.0
-    position1VialTime: str = ""
-    position1ResidualGbq: float = 0.0
-    position1ResidualTime: str = ""
-    position1AdministeredAt: str = ""
-    position2VialGbq: float = 0.0
-    position2VialTime: str = ""
-    position2ResidualGbq: float = 0.0
-    position2ResidualTime: str = ""
-    position2AdministeredAt: str = ""
-    position3VialGbq: float = 0.0
-    position3VialTime: str = ""
-    position3ResidualGbq: float = 0.0
-    position3ResidualTime: str = ""
-    position3AdministeredAt: str = ""
-    siteTolerancePercent: float = 0.0
-    postTreatmentVolume: object = None
-    postTreatmentKind: str = "pet"
-    administrationTime: str = ""
-    acquisitionTime: str = ""
-    administeredActivityGbq: float = 0.0
-    outputFolder: str = ""
-    exportDicom: bool = False
-    measurementRecord: object = None
-    planRecord: object = None
-    directiveRecord: object = None
-    administrationRecord: object = None
-    plannedDoseReport: object = None
-    deliveredDoseReport: object = None
-    stepLog: str = ""
+#: the panel sections of both views (Slicer module, web): key, title, the steps it holds
+PANELS = (("data", "1. Data", ()),
+          ("registration", "2. Registration", ("registration",)),
+          ("segmentation", "3. Segmentation", ("segmentation",)),
+          ("measurement", "4. LSF and TNR", ("measurement",)),
+          ("plan", "5. Plan", ("plan",)),
+          ("treatment day", "6. Treatment day", ("directive", "administration")),
+          ("verification", "7. Verification (after treatment)", ("verification",)),
+          ("save", "8. Save", ("save",)))
 
 
 # ----------------------------------------------------------------------------- inputs
 def positions(p, *, required: bool = True) -> list[tuple[int, str, object]]:
-    """(slot, name, CBCT node) of the filled position slots."""
+    """(number from 1, name, CBCT node) of the positions that have a name and a CBCT."""
     out = []
-    for slot in POSITION_SLOTS:
-        name = (getattr(p, f"position{slot}Name") or "").strip()
-        cbct = getattr(p, f"position{slot}Cbct")
-        if name and cbct is not None:
-            out.append((slot, name, cbct))
+    for number, position in enumerate(p.positions, start=1):
+        name = (position.name or "").strip()
+        if name and position.cbct is not None:
+            out.append((number, name, position.cbct))
     names = [name for _, name, _ in out]
     if len(set(names)) != len(names):
         raise ValueError(f"positions: names must differ; got {', '.join(names)}")
@@ -110,30 +55,77 @@ def positions(p, *, required: bool = True) -> list[tuple[int, str, object]]:
     return out
 
 
+def new_position(p, **values):
+    """A position of the element type ``p.positions`` holds (a dataclass headless, the
+    parameterPack in Slicer), with ``values`` and the declared defaults."""
+    return p.position_type(**values)
+
+
+def set_positions(p, new) -> None:
+    """Replace the whole list (the Slicer parameter node sees a whole-list assignment)."""
+    p.positions = [position if isinstance(position, p.position_type)
+                   else new_position(p, **position) for position in new]
+
+
+def _position_values(position) -> dict:
+    return {name: getattr(position, name) for name in POSITION_FIELDS}
+
+
+def add_position(p, **values) -> int:
+    """Append a position; returns its index (from 0)."""
+    set_positions(p, [*p.positions, new_position(p, **values)])
+    return len(p.positions) - 1
+
+
+def remove_position(p, index: int) -> None:
+    """Remove the position at ``index`` (from 0)."""
+    current = list(p.positions)
+    if not 0 <= index < len(current):
+        raise ValueError(f"position: got {index + 1}; allowed: 1 to {len(current)}")
+    del current[index]
+    set_positions(p, current)
+
+
+def update_position(p, index: int, **values) -> None:
+    """Change fields of the position at ``index`` (from 0), e.g. ``goalValue=40.0``."""
+    current = list(p.positions)
+    if not 0 <= index < len(current):
+        raise ValueError(f"position: got {index + 1}; allowed: 1 to {len(current)}")
+    unknown = sorted(set(values) - set(POSITION_FIELDS))
+    if unknown:
+        raise ValueError(f"position field: got {', '.join(unknown)}; allowed: "
+                         + ", ".join(POSITION_FIELDS))
+    merged = _position_values(current[index]) | values
+    current[index] = new_position(p, **merged)
+    set_positions(p, current)
+
+
 def _require(p, *names: str) -> None:
     for name in names:
         if getattr(p, name) is None:
             raise ValueError(f"{name}: select a node")
 
 
-def _goal(p, slot: int) -> dict:
-    kind = getattr(p, f"position{slot}GoalKind")
+def _goal(position, number: int) -> dict:
+    kind = position.goalKind
     if kind not in GOAL_KINDS:
-        raise ValueError(f"position {slot} goal: got {kind!r}; allowed: {', '.join(GOAL_KINDS)}")
-    return workflow.goal_object(kind, getattr(p, f"position{slot}GoalValue"))
+        raise ValueError(f"position {number} goal: got {kind!r}; allowed: "
+                         f"{', '.join(GOAL_KINDS)}")
+    return workflow.goal_object(kind, position.goalValue)
 
 
 def goals(p) -> dict[str, dict]:
     """Position name -> case goal, for the positions of the measurement record."""
     measurement = record_from_text_node(p.measurementRecord) or {"positions": []}
-    by_name = {name: slot for slot, name, _ in positions(p, required=False)}
+    by_name = {(position.name or "").strip(): (number, position)
+               for number, position in enumerate(p.positions, start=1)}
     out = {}
-    for position in measurement["positions"]:
-        slot = by_name.get(position["name"])
-        if slot is None:
-            raise ValueError(f"goal of {position['name']}: the position is no longer in step 2; "
+    for measured in measurement["positions"]:
+        if measured["name"] not in by_name:
+            raise ValueError(f"goal of {measured['name']}: the position is no longer in step 2; "
                              "measure again (step 4)")
-        out[position["name"]] = _goal(p, slot)
+        number, position = by_name[measured["name"]]
+        out[measured["name"]] = _goal(position, number)
     return out
 
 
@@ -164,8 +156,9 @@ def step_inputs(p, step: str) -> dict[str, str]:
     if step == "plan":
         return {"measurement": d(p.measurementRecord), "product": v(p.product),
                 "method": v(p.method), "treatment time": v(p.treatmentTime),
-                "goals": v([(getattr(p, f"position{s}GoalKind"),
-                             getattr(p, f"position{s}GoalValue")) for s in POSITION_SLOTS]),
+                "goals": v([((position.name or "").strip(),
+                             *(getattr(position, f) for f in GOAL_FIELDS))
+                            for position in p.positions]),
                 "manual values": v((p.manualLsf, p.manualLsfPercent, p.manualTnr)),
                 "voxel dosimetry": v(p.voxelDosimetry), "isodose levels": v(p.isodoseLevelsGy),
                 "site limits": _file_digest(p.siteLimitsFile)}
@@ -174,8 +167,8 @@ def step_inputs(p, step: str) -> dict[str, str]:
     if step == "administration":
         inputs = {"directive": d(p.directiveRecord),
                   "site tolerance": v(p.siteTolerancePercent)}
-        inputs.update({f"{name} readings": v(_slot_readings(p, slot)) for slot, name
-                       in _named_slots(p)})
+        inputs.update({f"{name} readings": v(_readings(position)) for _, name, position
+                       in _named_positions(p)})
         return inputs
     if step == "verification":
         return {"plan": d(p.planRecord), "planned dose": d(p.plannedDoseReport),
@@ -193,14 +186,73 @@ def step_inputs(p, step: str) -> dict[str, str]:
     raise ValueError(f"step: got {step!r}; allowed: {', '.join(step_log.STEPS)}")
 
 
-def _named_slots(p) -> list[tuple[int, str]]:
-    """(slot, name) of the position slots that have a name (CBCT or not)."""
-    return [(slot, name) for slot in POSITION_SLOTS
-            if (name := (getattr(p, f"position{slot}Name") or "").strip())]
+#: the actions (buttons) of both views, in panel order
+ACTIONS = ("load", "registration", "lungs", "territories", "check segments", "measurement",
+           "plan", "directive", "administration", "verification", "save")
 
 
-def _slot_readings(p, slot: int) -> tuple:
-    return tuple(getattr(p, f"position{slot}{field}") for field in READING_FIELDS)
+def missing_inputs(p, action: str) -> list[str]:
+    """What ``action`` still needs, in words, empty when its button can be pressed (both views
+    enable a button only when this is empty and show it as the tooltip otherwise)."""
+    missing = []
+
+    def need(name, words):
+        if getattr(p, name) is None:
+            missing.append(words)
+
+    if action == "load":
+        return []
+    try:
+        named = positions(p, required=False)
+    except ValueError as error:          # two positions of the same name
+        missing.append(str(error))
+        named = None
+    placed = [name for _, name, cbct in named or ()
+              if cbct.GetParentTransformNode() is not None]
+    if action in ("registration", "lungs", "territories", "check segments", "measurement",
+                  "verification"):
+        need("ctVolume", "the planning CT (step 1)")
+        need("segmentation", "the segmentation (step 1)")
+    if action == "registration" and named == []:
+        missing.append("at least one injection position with a name and its CBCT (step 1)")
+    if action == "territories" and not placed:
+        missing.append("a registered CBCT (step 2)")
+    if action == "measurement":
+        need("spectVolume", "the MAA or Ho-166 scout SPECT (step 1)")
+    if action in ("plan",) and p.measurementRecord is None:
+        missing.append("the LSF and TNR measurement (step 4)")
+    if action in ("directive", "verification", "save") and p.planRecord is None:
+        missing.append("the plan (step 5)")
+    if action == "administration":
+        if p.directiveRecord is None:
+            missing.append("the written directive (step 6)")
+        missing += [f"{name}: the vial reading and its time, and the administration time"
+                    for _, name, position in _named_positions(p)
+                    if not (position.vialGbq and (position.vialTime or "").strip()
+                            and (position.administeredAt or "").strip())]
+    if action == "verification":
+        need("postTreatmentVolume", "the post-treatment PET or SPECT (step 7)")
+    if action == "save" and not (p.outputFolder or "").strip():
+        missing.append("an output folder")
+    if action not in ACTIONS:
+        raise ValueError(f"action: got {action!r}; allowed: {', '.join(ACTIONS)}")
+    return missing
+
+
+def missing_text(p, action: str) -> str:
+    """The tooltip of an action's button: what it needs, or what it does when ready."""
+    missing = missing_inputs(p, action)
+    return ("needs " + "; ".join(missing)) if missing else ""
+
+
+def _named_positions(p) -> list[tuple[int, str, object]]:
+    """(number from 1, name, position) of the positions that have a name (CBCT or not)."""
+    return [(number, name, position) for number, position in enumerate(p.positions, start=1)
+            if (name := (position.name or "").strip())]
+
+
+def _readings(position) -> tuple:
+    return tuple(getattr(position, field) for field in READING_FIELDS)
 
 
 def _file_digest(path: str) -> str:
@@ -415,39 +467,40 @@ def written_directive(scene, p) -> str:
 
 def administration_readings(p, directive: dict) -> list[dict]:
     """The readings list of ``records.administration`` from the panel: for each treatment site
-    of the directive, the position slot of that name gives one vial reading, one residual
+    of the directive, the position of that name gives one vial reading, one residual
     reading (none when its time is empty) and the administration time."""
     from ..errors import FieldValueError
-    by_name = {name: slot for slot, name in _named_slots(p)}
+    by_name = {name: (number, position) for number, name, position in _named_positions(p)}
     out = []
     for site in directive["positions"]:
         name = site["treatment_site"]
-        slot = by_name.get(name)
-        if slot is None:
+        if name not in by_name:
             raise FieldValueError(f"readings of {name}", None,
                                   "a position (step 2) named like each treatment site of the "
                                   "directive: " + ", ".join(s["treatment_site"]
                                                             for s in directive["positions"]))
 
-        def get(field, slot=slot):
-            return getattr(p, f"position{slot}{field}")
-        label = f"position {slot} ({name})"
-        vial_gbq = get("VialGbq")
+        number, position = by_name[name]
+
+        def get(field, position=position):
+            return getattr(position, field)
+        label = f"position {number} ({name})"
+        vial_gbq = get("vialGbq")
         if not (isinstance(vial_gbq, (int, float)) and vial_gbq > 0):
             raise FieldValueError(f"{label} vial activity", vial_gbq,
                                   "the dose-calibrator reading of the vial before the "
                                   "administration, > 0 GBq")
-        vial_time = get("VialTime")
+        vial_time = get("vialTime")
         workflow._timestamp(vial_time, f"{label} vial time")
-        administered_at = get("AdministeredAt")
+        administered_at = get("administeredAt")
         workflow._timestamp(administered_at, f"{label} administration time")
         residual = []
-        if (get("ResidualTime") or "").strip():
-            workflow._timestamp(get("ResidualTime"), f"{label} residual time")
-            residual.append({"activity_gbq": float(get("ResidualGbq")),
-                             "time": get("ResidualTime").strip()})
-        elif get("ResidualGbq"):
-            raise FieldValueError(f"{label} residual time", get("ResidualTime"),
+        if (get("residualTime") or "").strip():
+            workflow._timestamp(get("residualTime"), f"{label} residual time")
+            residual.append({"activity_gbq": float(get("residualGbq")),
+                             "time": get("residualTime").strip()})
+        elif get("residualGbq"):
+            raise FieldValueError(f"{label} residual time", get("residualTime"),
                                   "the time of the residual reading (ISO 8601 with its UTC "
                                   "offset), or no residual activity")
         out.append({"treatment_site": name,
@@ -642,11 +695,8 @@ def load_synthetic_patient(scene, p, size: str = "small"):
     from .sample_data import load_synthetic_patient as load
     patient = load(scene, size)
     p.ctVolume, p.spectVolume, p.segmentation = patient.ct, patient.spect, patient.segmentation
-    cbcts = list(patient.cbcts.items())
-    for slot in POSITION_SLOTS:
-        name, cbct = cbcts[slot - 1] if slot <= len(cbcts) else ("", None)
-        setattr(p, f"position{slot}Name", name)
-        setattr(p, f"position{slot}Cbct", cbct)
+    set_positions(p, [new_position(p, name=name, cbct=cbct)
+                      for name, cbct in patient.cbcts.items()])
     if patient.pet is not None:
         p.postTreatmentVolume = patient.pet
         p.postTreatmentKind = "pet"
