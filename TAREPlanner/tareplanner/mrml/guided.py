@@ -1,4 +1,5 @@
-"""The Slicer module's guided steps, on its parameter node.
+"""The guided steps of both views (the Slicer module, the web application), on one parameter
+object.
 
 Data, registration, segmentation, LSF and TNR, plan, treatment day (written directive,
 administration), verification, save.
@@ -7,12 +8,13 @@ administration), verification, save.
 node (built from that declaration), or the plain :class:`~.parameters.Parameters` the web
 application and the headless tests use. The injection positions are a list of any length
 (``p.positions``), changed through :func:`add_position`, :func:`update_position` and
-:func:`remove_position`; :func:`missing_inputs` says which buttons can be pressed. Every step reads its inputs from
-``p``, calls the workflow functions, keeps its results in the scene (text nodes with the
-records, dose volumes, tables, charts, isodose models, all tagged with the step that made
-them and replaced when the step runs again) and records its inputs' digests in ``p.stepLog``
-so that :func:`statuses` can tell which steps are outdated. Each step returns the text the
-panel shows. Bad input raises the core's named errors (ValueError subclasses).
+:func:`remove_position`; :func:`missing_inputs` says which buttons can be pressed.
+
+Every step reads its inputs from ``p``, calls the workflow functions, keeps its results in the
+scene (text nodes with the records, dose volumes, tables, charts, isodose models, all tagged
+with the step that made them and replaced when the step runs again) and records its inputs'
+digests in ``p.stepLog`` so that :func:`statuses` can tell which steps are outdated. Each step
+returns the text the panel shows. Bad input raises the core's named errors (ValueError subclasses).
 """
 
 from __future__ import annotations
