@@ -134,3 +134,28 @@ def test_panels_cover_every_step_once():
     assert sorted(held) == sorted(steps.STEPS)
     assert [title.split(".")[0] for _, title, _ in guided.PANELS] == [str(k) for k in
                                                                       range(1, 9)]
+
+
+def test_mrml_attribute_names_are_defined_once():
+    """Every MRML attribute name (``TAREPlanner.*``, SlicerRT's ``DicomRtImport.*``, the DICOM
+    module's ``DICOM.*``) is written as a literal only in mrml/attributes.py; the names other
+    modules read are the ones those modules use (SlicerRT's dose volume identification)."""
+    import ast
+
+    from conftest import REPO
+
+    from tareplanner.mrml import attributes
+    assert attributes.DOSE_VOLUME == "DicomRtImport.DoseVolume"
+    assert attributes.DOSE_UNIT_NAME == "DicomRtImport.DoseUnitName"
+    assert attributes.DICOM_INSTANCE_UIDS == "DICOM.instanceUIDs"
+    package = REPO / "TAREPlanner" / "tareplanner"
+    found = []
+    for path in [*package.rglob("*.py"), REPO / "TAREPlanner" / "TAREPlanner.py"]:
+        if path.name == "attributes.py" and path.parent.name == "mrml":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                    node.value.startswith(("TAREPlanner.", "DicomRtImport.", "DICOM.")) and \
+                    " " not in node.value and not node.value.endswith((".py", ".ui", ".png")):
+                found.append(f"{path.relative_to(REPO)}:{node.lineno} {node.value}")
+    assert found == []

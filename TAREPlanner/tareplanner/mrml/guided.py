@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from .. import steps as step_log
 from ..physics.solver import GOAL_KINDS
+from . import attributes
 from . import fingerprints as fp
 from . import workflow
 from .parameters import GOAL_FIELDS, POSITION_FIELDS, READING_FIELDS
 from .parameters import InjectionPosition, Parameters  # noqa: F401  (the views' parameters)
 from .results import record_from_text_node, record_text_node
 
-STEP_TAG = "TAREPlanner.Step"
+STEP_TAG = attributes.STEP
 STRUCTURE_ROLES = ("liver", "tumour", "lung", "territory:")
 
 #: the panel sections of both views (Slicer module, web): key, title, the steps it holds
@@ -633,7 +634,7 @@ def ct_dicom_files(ct_node, database=None) -> list[str]:
     (attribute DICOM.instanceUIDs) looked up in the DICOM database (``slicer.dicomDatabase``
     unless given). Empty when the CT was not loaded from DICOM."""
     import slicer
-    uids = (ct_node.GetAttribute("DICOM.instanceUIDs") or "").split() if ct_node else []
+    uids = (ct_node.GetAttribute(attributes.DICOM_INSTANCE_UIDS) or "").split() if ct_node else []
     database = database if database is not None else getattr(slicer, "dicomDatabase", None)
     if not uids or database is None:
         return []
@@ -712,7 +713,7 @@ def dose_volume_node(scene, step: str):
     """The dose volume made by ``step`` ('plan' or 'verification'), or None."""
     for node in _tagged(scene, step):
         if node.IsA("vtkMRMLScalarVolumeNode") and node.GetAttribute(
-                "DicomRtImport.DoseVolume") == "1":
+                attributes.DOSE_VOLUME) == "1":
             return node
     return None
 

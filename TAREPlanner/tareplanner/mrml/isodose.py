@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import vtk
 
+from . import attributes
+
 #: colours of isodose levels, lowest first (blue -> red)
 LEVEL_COLOURS = ((0.20, 0.40, 1.00), (0.10, 0.80, 0.90), (0.20, 0.85, 0.20),
                  (1.00, 0.85, 0.10), (1.00, 0.50, 0.00), (0.90, 0.10, 0.10))
@@ -125,8 +127,8 @@ def isodose_model_nodes(scene, dose_node, levels_gy, *, name: str | None = None,
         polydata = surface_ras(values, level, ijk_to_ras)
         model = scene.AddNewNodeByClass("vtkMRMLModelNode", f"{name} {level:g} Gy")
         model.SetAndObservePolyData(polydata)
-        model.SetAttribute("TAREPlanner.IsodoseLevelGy", f"{level:g}")
-        model.SetAttribute("TAREPlanner.DoseVolume", dose_node.GetID())
+        model.SetAttribute(attributes.ISODOSE_LEVEL_GY, f"{level:g}")
+        model.SetAttribute(attributes.ISODOSE_DOSE_VOLUME, dose_node.GetID())
         model.CreateDefaultDisplayNodes()
         display = model.GetDisplayNode()
         display.SetColor(*_colour(index, len(levels)))
@@ -157,7 +159,7 @@ def dose_colour_table(scene, levels_gy, *, name: str = "TAREPlanner dose levels"
         else:
             r, g, b = _colour(band, len(levels))
             table.SetColor(i, f">= {levels[band]:g} Gy", r, g, b, 1.0)
-    table.SetAttribute("TAREPlanner.LevelsGy", ",".join(f"{v:g}" for v in levels))
+    table.SetAttribute(attributes.LEVELS_GY, ",".join(f"{v:g}" for v in levels))
     return table
 
 
@@ -171,7 +173,7 @@ def show_dose_with_levels(dose_node, table) -> None:
     dose_node.CreateDefaultDisplayNodes()
     display = dose_node.GetDisplayNode()
     display.SetAndObserveColorNodeID(table.GetID())
-    levels = [float(v) for v in table.GetAttribute("TAREPlanner.LevelsGy").split(",")]
+    levels = [float(v) for v in table.GetAttribute(attributes.LEVELS_GY).split(",")]
     display.AutoWindowLevelOff()
     display.SetWindowLevelMinMax(0.0, levels[-1])
     display.AutoThresholdOff()

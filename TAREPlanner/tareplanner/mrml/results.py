@@ -5,9 +5,9 @@ from __future__ import annotations
 import SimpleITK as sitk
 import vtk
 
+from . import attributes
 from .volumes import volume_node_from_image
 
-DOSE_ATTRIBUTE = "DicomRtImport.DoseVolume"
 INDEX_COLUMNS = ("volume_ml", "mean_gy", "median_gy", "min_gy", "max_gy", "D2", "D50", "D70",
                  "D90", "D95", "D98")
 
@@ -16,9 +16,9 @@ def dose_volume_node(scene, dose: sitk.Image, name: str = "Dose"):
     """A scalar volume marked as dose (SlicerRT: attribute DicomRtImport.DoseVolume = 1,
     unit Gy), so isodose and DVH modules can use it."""
     node = volume_node_from_image(scene, sitk.Cast(dose, sitk.sitkFloat32), name)
-    node.SetAttribute(DOSE_ATTRIBUTE, "1")
-    node.SetAttribute("DicomRtImport.DoseUnitName", "GY")
-    node.SetAttribute("DicomRtImport.DoseUnitValue", "1.0")
+    node.SetAttribute(attributes.DOSE_VOLUME, "1")
+    node.SetAttribute(attributes.DOSE_UNIT_NAME, "GY")
+    node.SetAttribute(attributes.DOSE_UNIT_VALUE, "1.0")
     return node
 
 
@@ -75,7 +75,7 @@ def record_text_node(scene, record: dict, name: str, node=None):
     import json
     node = node or scene.AddNewNodeByClass("vtkMRMLTextNode", name)
     node.SetText(json.dumps(record, indent=1, sort_keys=True, default=str))
-    node.SetAttribute("TAREPlanner.Record", str(record.get("schema", "report")))
+    node.SetAttribute(attributes.RECORD, str(record.get("schema", "report")))
     return node
 
 

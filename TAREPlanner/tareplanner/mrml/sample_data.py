@@ -14,6 +14,7 @@ import SimpleITK as sitk
 
 from ..imaging.phantom import make_phantom, spec_for_size
 from ..imaging.phantom_files import label_images
+from . import attributes
 from .segmentations import segmentation_from_labels
 from .volumes import volume_node_from_image
 
@@ -41,7 +42,7 @@ def load_synthetic_patient(scene, size: str = "small", *,
     phantom = make_phantom(spec_for_size(size, **overrides))
     ct = volume_node_from_image(scene, phantom.ct, "TAREPlanner CT")
     spect = volume_node_from_image(scene, phantom.spect, "TAREPlanner SPECT Tc-99m MAA")
-    spect.SetAttribute("TAREPlanner.Units", "counts")
+    spect.SetAttribute(attributes.UNITS, "counts")
     labels = label_images(phantom)
     names = list(phantom.truth["volumes_ml"]["tumours"])
     segmentation = segmentation_from_labels(
@@ -57,7 +58,7 @@ def load_synthetic_patient(scene, size: str = "small", *,
                             truth=phantom.truth)
     if phantom.pet is not None:
         patient.pet = volume_node_from_image(scene, phantom.pet, "TAREPlanner PET Y-90")
-        patient.pet.SetAttribute("TAREPlanner.Units", "Bq/mL")
+        patient.pet.SetAttribute(attributes.UNITS, "Bq/mL")
         patient.administration_time = phantom.truth["y90_pet"]["administration_time"]
         patient.pet_acquisition_time = phantom.truth["y90_pet"]["acquisition_start"]
     return patient

@@ -17,11 +17,12 @@ from ..imaging.measure import LabelInputs, PositionImages, measure
 from ..imaging.loaded import LoadedImage
 from ..imaging.registration import register_rigid
 from ..imaging.segmentation import lungs_from_ct, territory_from_cbct
+from . import attributes
 from .results import dose_volume_node, dvh_nodes, indices_table_node
 from .segmentations import masks_from_segmentation
 from .volumes import LPS_TO_RAS, image_from_volume_node
 
-ROLE_TAG = "TAREPlanner.Role"
+ROLE_TAG = attributes.ROLE
 
 
 def set_role(segmentation, segment_name: str, role: str) -> None:

@@ -1,0 +1,23 @@
+"""The MRML node attribute names this project reads and writes, defined once.
+
+Names that other Slicer modules read are theirs: SlicerRT's dose volume identification
+(``DicomRtImport.DoseVolume`` with the dose unit name and value, which SlicerRT's Dose Volume
+Histogram and Isodose modules look for) and Slicer's DICOM module's instance UIDs of a loaded
+series. The ``TAREPlanner.*`` names are this project's own.
+"""
+
+# SlicerRT (DicomRtImportExport): a volume holding dose
+DOSE_VOLUME = "DicomRtImport.DoseVolume"
+DOSE_UNIT_NAME = "DicomRtImport.DoseUnitName"
+DOSE_UNIT_VALUE = "DicomRtImport.DoseUnitValue"
+# Slicer's DICOM module: the SOP instance UIDs a volume was loaded from (space separated)
+DICOM_INSTANCE_UIDS = "DICOM.instanceUIDs"
+
+# this project
+STEP = "TAREPlanner.Step"                       # the guided step that made the node
+ROLE = "TAREPlanner.Role"                       # a segment's role (liver, tumour, ...)
+RECORD = "TAREPlanner.Record"                   # schema of the record a text node holds
+UNITS = "TAREPlanner.Units"                     # units of a volume's voxel values
+ISODOSE_LEVEL_GY = "TAREPlanner.IsodoseLevelGy"  # the level of an isodose model
+ISODOSE_DOSE_VOLUME = "TAREPlanner.DoseVolume"  # ID of the dose volume an isodose came from
+LEVELS_GY = "TAREPlanner.LevelsGy"              # the levels of a dose colour table
