@@ -105,6 +105,11 @@ class WebApp:
                                             self.slicer_app.view_manager, self.server)
         self.layout_manager.register_layout("quad", _quad_layout())
         self.layout_manager.set_layout("quad")
+        for view in self.slicer_app.view_manager.get_threed_views():
+            # depth peeling with multisampling draws nothing translucent on Mesa's
+            # off-screen (EGL) contexts: plain alpha blending instead
+            view.renderer().SetUseDepthPeeling(False)
+            view.renderer().SetUseDepthPeelingForVolumes(False)
         self._init_state()
         self._build_ui()
         self.ctrl.on_server_bind.add(self._bind_routes)
@@ -262,9 +267,19 @@ class WebApp:
         if over is not None:
             if over.GetDisplayNode() is None:
                 over.CreateDefaultDisplayNodes()
+            shown = over.GetDisplayNode()
             if mode in ("spect", "post"):
-                over.GetDisplayNode().SetAndObserveColorNodeID(
-                    "vtkMRMLPETProceduralColorNodePET-Heat")
+                shown.SetAndObserveColorNodeID("vtkMRMLPETProceduralColorNodePET-Heat")
+            if mode == "verification":
+                planned = guided.dose_volume_node(scene, "plan")
+                colours = planned.GetDisplayNode().GetColorNodeID() if planned else None
+                shown.SetAndObserveColorNodeID(colours or "vtkMRMLColorTableNodeRainbow")
+                if planned is not None:
+                    shown.SetAutoWindowLevel(False)
+                    shown.SetWindowLevel(planned.GetDisplayNode().GetWindow(),
+                                         planned.GetDisplayNode().GetLevel())
+            shown.SetApplyThreshold(True)       # no colour where there is no uptake or dose
+            shown.SetLowerThreshold(1e-3 if mode in ("plan", "verification") else 1.0)
             for view in self.slicer_app.view_manager.get_slice_views():
                 view.set_foreground_opacity(0.5)
         if reset:
@@ -337,7 +352,8 @@ class WebApp:
                     v3.VTextField(model_value=("pos.name",), label=("`Position ${i + 1}`",),
                                   density="compact", hide_details=True, disabled=readings,
                                   update_modelValue=(self.set_position, "[i, 'name', $event]"),
-                                  raw_attrs=[':data-position-name="i"'])
+                                  raw_attrs=[':data-reading-name="i"' if readings
+                                             else ':data-position-name="i"'])
                 if not readings:
                     with v3.VCol(cols=7):
                         v3.VSelect(model_value=("pos.cbct",), items=("volumes",), label="CBCT",
@@ -581,9 +597,9 @@ class WebApp:
 
 
 CSS = """
-.steps-column { width: 620px; min-width: 480px; overflow-y: auto; border-right: 1px solid #ddd; }
-.step-output { white-space: pre-wrap; font-size: 11.5px; background: #f5f7f8;
-               padding: 6px; border-radius: 4px; max-height: 260px; overflow: auto; }
+.steps-column { width: 700px; min-width: 520px; overflow-y: auto; border-right: 1px solid #ddd; }
+.step-output { white-space: pre; font-size: 11px; line-height: 1.35; background: #f5f7f8;
+               padding: 6px; border-radius: 4px; max-height: 300px; overflow: auto; }
 .v-expansion-panel-text__wrapper { padding: 8px 12px 12px; }
 .file-list { padding-left: 18px; font-size: 13px; }
 .results .v-data-table { font-size: 12.5px; }

@@ -18,7 +18,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from ..mrml import guided
+from ..mrml import attributes, guided
 from ..mrml.parameters import POSITION_FIELDS, Parameters
 from ..mrml.results import record_from_text_node
 from .files import OUTPUT_SUBFOLDER, list_folders, relative_name, resolve_inside
@@ -156,7 +156,7 @@ class Session:
                 skipped.append(f"{name}: {error}")
                 continue
             node = volume_node_from_image(self.scene, image.image, name)
-            node.SetAttribute("TAREPlanner.Units", image.units)
+            node.SetAttribute(attributes.UNITS, image.units)
             loaded.append(f"{name} ({image.modality}, {image.units})")
         if not loaded:
             raise ValueError(f"folder: got {folder!r}; allowed: a folder inside the data "
@@ -287,8 +287,8 @@ class Session:
             return ""
         return (f"total activity {record['total_activity_gbq']:.3f} GBq; lung dose "
                 f"{record['lung_dose_gy']:.2f} Gy (cumulative "
-                f"{record['lung_dose_cumulative_gy']:.2f} Gy); product {record['product']}, "
-                f"method {record['method']}")
+                f"{record['lung_dose_cumulative_gy']:.2f} Gy); "
+                f"{record['product']['display_name']}, {record['method']}")
 
     def warnings(self) -> list[dict]:
         record = self.plan_record()

@@ -1,0 +1,379 @@
+"""The web page as a person uses it: headless Chromium (Playwright) on ``tareplanner serve``.
+
+The server runs as a subprocess on a free loopback port with a temporary data folder. The test
+waits for the page to arrive over the websocket (the panels, not trame's loading spinner),
+loads the synthetic patient, runs every step in order by clicking its button (entering one
+goal per position and the dose-calibrator readings as a user would), saves, downloads the plan
+record and the report, and checks the plan against the command line's: ``tareplanner plan`` on
+the case the page planned (activities to 1e-6, same warning codes), and ``tareplanner
+phantom`` / ``measure`` / ``plan`` from the images with the same positions and goals. It saves
+a screenshot of every step under ``$TAREPLANNER_WEB_SCREENSHOTS`` (default: the test's
+temporary folder).
+
+Run with ``pytest -m browser Testing/web`` (Testing/web/run_browser_tests.sh installs what it
+needs); skipped when trame-slicer, Playwright or /usr/bin/chromium is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+MISSING = [name for name in ("trame_slicer", "trame", "playwright")
+           if importlib.util.find_spec(name) is None]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(bool(MISSING), reason=f"needs the 'web' extra (missing: "
+                                             f"{', '.join(MISSING)}): pip install -e \".[web]\""),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium "
+                                                     "(apt-get install -y chromium)"),
+]
+
+RIGHT, LEFT = "right hepatic", "left hepatic"
+GOALS = {RIGHT: ("tumour_dose_gy", 250.0), LEFT: ("normal_dose_gy", 40.0)}
+DAY = "2026-12-01"
+READINGS = {RIGHT: {"vialGbq": "3.30", "vialTime": f"{DAY}T08:30:00+01:00",
+                    "residualGbq": "0.10", "residualTime": f"{DAY}T10:30:00+01:00",
+                    "administeredAt": f"{DAY}T10:00:00+01:00"},
+            LEFT: {"vialGbq": "0.56", "vialTime": f"{DAY}T08:30:00+01:00",
+                   "residualGbq": "0.03", "residualTime": f"{DAY}T10:40:00+01:00",
+                   "administeredAt": f"{DAY}T10:20:00+01:00"}}
+STEP_TIMEOUT_MS = 240_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tareplanner() -> list[str]:
+    exe = shutil.which("tareplanner")
+    return [exe] if exe else [sys.executable, "-c",
+                              "import sys; from tareplanner.cli.main import main; "
+                              "sys.exit(main())"]
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    folder = os.environ.get("TAREPLANNER_WEB_SCREENSHOTS")
+    path = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    data = tmp_path_factory.mktemp("data")
+    (data / "inside.txt").write_text("inside")
+    port = _free_port()
+    log = open(data.parent / "serve.log", "w")
+    process = subprocess.Popen([*_tareplanner(), "serve", "--port", str(port), "--data",
+                                str(data)], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except (urllib.error.URLError, ConnectionError, OSError):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail("tareplanner serve did not start:\n"
+                            + (data.parent / "serve.log").read_text()[-3000:])
+            time.sleep(0.5)
+    yield {"url": url, "port": port, "data": data, "process": process,
+           "log": data.parent / "serve.log"}
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM),
+                                      args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1680, "height": 1050},
+                                  accept_downloads=True)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server["url"])
+    # the panels come over the websocket after the page loads: wait for them
+    page.wait_for_selector('[data-title="data"]', timeout=120_000)
+    page.errors = errors
+    yield page
+    context.close()
+
+
+def _title(page, key: str) -> str:
+    return page.locator(f'[data-title="{key}"]').inner_text()
+
+
+def _wait_title(page, key: str, text: str) -> None:
+    page.wait_for_function(
+        "([key, text]) => { const e = document.querySelector(`[data-title=\"${key}\"]`);"
+        " return e && e.innerText.includes(text); }", arg=[key, text], timeout=STEP_TIMEOUT_MS)
+
+
+def _wait_idle(page) -> None:
+    page.wait_for_function("() => !document.querySelector('[data-busy]') || "
+                           "getComputedStyle(document.querySelector('[data-busy]')).display"
+                           " === 'none'", timeout=STEP_TIMEOUT_MS)
+
+
+def _click(page, action: str) -> None:
+    button = page.locator(f'[data-action="{action}"]')
+    button.scroll_into_view_if_needed()
+    assert button.is_enabled(), f"{action} is disabled"
+    button.click()
+    _wait_idle(page)
+
+
+def _shot(page, shots: Path, name: str, panel: str | None = None) -> None:
+    if panel:
+        page.locator(f'[data-panel="{panel}"]').scroll_into_view_if_needed()
+    time.sleep(1.5)   # the views' images arrive after the state
+    page.screenshot(path=str(shots / f"web-{name}.png"))
+
+
+def _fill(page, selector: str, value: str) -> None:
+    field = page.locator(selector).locator("input").first
+    field.fill(value)
+    field.blur()
+    _wait_idle(page)
+
+
+def _choose(page, selector: str, option: str) -> None:
+    page.locator(selector).first.click()
+    menu = page.locator(".v-menu .v-overlay__content >> visible=true")
+    menu.get_by_role("option", name=option, exact=True).click()
+    menu.first.wait_for(state="hidden")
+    _wait_idle(page)
+
+
+def _output(page, panel: str) -> str:
+    error = page.locator(f'[data-error="{panel}"]')
+    assert error.count() == 0, f"{panel}: {error.inner_text()}"
+    return page.locator(f'[data-output="{panel}"]').inner_text()
+
+
+def test_page_arrives_with_disabled_buttons_saying_what_they_need(page, shots):
+    assert _title(page, "data").startswith("1. Data")
+    assert not page.locator('[data-action="registration"]').is_enabled()
+    page.locator('[data-action="registration"]').locator("..").hover()
+    tooltip = page.locator(".v-tooltip .v-overlay__content >> visible=true").first
+    tooltip.wait_for(timeout=10_000)
+    assert "needs" in tooltip.inner_text() and "planning CT" in tooltip.inner_text()
+    _shot(page, shots, "0-start")
+
+
+def test_every_step_in_order(page, server, shots, tmp_path):
+    _click(page, "load")
+    assert "synthetic patient loaded" in _output(page, "data")
+    from playwright.sync_api import expect
+    rows = page.locator("[data-position-name]")
+    expect(rows).to_have_count(2)
+    # a third position can be added and removed again
+    page.locator("[data-add-position]").click()
+    expect(rows).to_have_count(3)
+    page.locator('[data-remove-position="2"]').click()
+    expect(rows).to_have_count(2)
+    _shot(page, shots, "1-data")
+
+    _click(page, "registration")
+    _wait_title(page, "registration", "[done]")
+    assert "rotation" in _output(page, "registration")
+    _shot(page, shots, "2-registration", "registration")
+
+    _click(page, "lungs")
+    _click(page, "territories")
+    _wait_title(page, "segmentation", "[done]")
+    out = _output(page, "segmentation")
+    assert "territory:right hepatic" in out and "lung" in out
+    _shot(page, shots, "3-segmentation", "segmentation")
+
+    _click(page, "measurement")
+    _wait_title(page, "measurement", "[done]")
+    assert "LSF" in _output(page, "measurement")
+    _shot(page, shots, "4-measurement", "measurement")
+
+    for index, name in enumerate((RIGHT, LEFT)):
+        kind, value = GOALS[name]
+        _choose(page, f'[data-goal-kind="{index}"]', kind)
+        _fill(page, f'[data-plan-goal-value="{index}"]', f"{value:g}")
+    _click(page, "plan")
+    _wait_title(page, "plan", "[done]")
+    assert "Voxel dosimetry (planned)" in _output(page, "plan")
+    page.locator('[data-plan-table]').wait_for()
+    _shot(page, shots, "5-plan", "plan")
+    page.get_by_role("tab", name="DVH").click()
+    page.locator("[data-dvh]").wait_for()
+    _shot(page, shots, "5-plan-dvh", "plan")
+    page.get_by_role("tab", name="Plan").click()
+
+    # a parameter change marks the plan outdated at once; planning again makes it current
+    _fill(page, '[data-plan-goal-value="1"]', "41")
+    _wait_title(page, "plan", "OUTDATED")
+    _fill(page, '[data-plan-goal-value="1"]', f"{GOALS[LEFT][1]:g}")
+    _wait_title(page, "plan", "[done]")
+
+    _click(page, "directive")
+    assert "Written directive" in _output(page, "treatment day")
+    assert not page.locator('[data-action="administration"]').is_enabled()
+    for index, name in enumerate((RIGHT, LEFT)):
+        for field, value in READINGS[name].items():
+            _fill(page, f'[data-reading="{field}-{index}"]', value)
+    _fill(page, '[data-field="siteTolerancePercent"]', "10")
+    _click(page, "administration")
+    _wait_title(page, "treatment day", "[done]")
+    assert "No medical event" in _output(page, "treatment day")
+    _shot(page, shots, "6-treatment-day", "treatment day")
+
+    _click(page, "verification")
+    _wait_title(page, "verification", "[done]")
+    assert "Delivered-activity check" in _output(page, "verification")
+    _shot(page, shots, "7-verification", "verification")
+
+    _click(page, "save")
+    _wait_title(page, "save", "[done]")
+    assert "written" in _output(page, "save")
+    link = page.locator('[data-file="output/plan.json"]').first
+    link.scroll_into_view_if_needed()
+    with page.expect_download() as download:
+        link.click()
+    plan_path = tmp_path / "plan.json"
+    download.value.save_as(plan_path)
+    with page.expect_download() as report:
+        page.locator('[data-file="output/report.pdf"]').first.click()
+    report_path = tmp_path / "report.pdf"
+    report.value.save_as(report_path)
+    assert report_path.read_bytes()[:5] == b"%PDF-"
+    _shot(page, shots, "8-save", "save")
+    assert not page.errors, page.errors
+
+    web = json.loads(plan_path.read_text())
+    assert web == json.loads((server["data"] / "output" / "plan.json").read_text())
+    assert [q["goal"] for q in web["positions"]] == [
+        {GOALS[n][0]: GOALS[n][1]} for n in (RIGHT, LEFT)]
+
+    # the command line plans the page's case to the same activities and warnings
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps(web["case"]))
+    cli = json.loads(subprocess.run([*_tareplanner(), "plan", str(case), "--json"],
+                                    check=True, capture_output=True, text=True).stdout)
+    _same_plan(web, cli, rel=1e-6)
+
+    # and from the images: phantom, measure (same positions, goals, treatment time), plan
+    patient = tmp_path / "patient"
+    subprocess.run([*_tareplanner(), "phantom", str(patient), "--size", "small"], check=True,
+                   capture_output=True)
+    nifti, labels = patient / "nifti", patient / "labels"
+    command = [*_tareplanner(), "measure", "--ct", str(nifti / "ct.nii.gz"),
+               "--spect", str(nifti / "spect_maa.nii.gz"),
+               "--liver", str(labels / "liver.nii.gz"),
+               "--tumours", str(labels / "tumours.nii.gz"), "--tumour-names", "T1,T2,T3",
+               "--product", web["case"]["product"], "--method", web["case"]["method"],
+               "--treatment-time", web["treatment_time"], "-o", str(tmp_path / "cli-case.json")]
+    for name in (RIGHT, LEFT):
+        command += ["--position", f"{name}={nifti / ('cbct_' + name.replace(' ', '_'))}.nii.gz",
+                    "--goal", f"{name}:{GOALS[name][0]}={GOALS[name][1]:g}"]
+    subprocess.run(command, check=True, capture_output=True)
+    from_images = json.loads(subprocess.run(
+        [*_tareplanner(), "plan", str(tmp_path / "cli-case.json"), "--json"], check=True,
+        capture_output=True, text=True).stdout)
+    # the page measures on the scene's segmentation (the images in memory); the command
+    # line on the NIfTI files: the same within a few voxels of the territories
+    _same_plan(web, from_images, rel=1e-3)
+
+
+def _same_plan(web: dict, cli: dict, *, rel: float) -> None:
+    assert [q["name"] for q in web["positions"]] == [q["name"] for q in cli["positions"]]
+    for ours, theirs in zip(web["positions"], cli["positions"]):
+        assert ours["activity_gbq"] == pytest.approx(theirs["activity_gbq"], rel=rel), \
+            ours["name"]
+        assert ours["limited_by"] == theirs["limited_by"]
+    assert sorted(w["code"] for w in web["warnings"]) == \
+        sorted(w["code"] for w in cli["warnings"])
+
+
+def test_errors_show_in_the_page_not_a_traceback(page):
+    _fill(page, '[data-field="siteTolerancePercent"]', "abc")
+    error = page.locator('[data-error="edit"]')
+    error.wait_for()
+    assert "siteTolerancePercent" in error.inner_text() and "a number" in error.inner_text()
+    assert "Traceback" not in page.content()
+    _fill(page, '[data-field="siteTolerancePercent"]', "10")
+    assert page.locator('[data-error="edit"]').count() == 0
+
+
+@pytest.mark.parametrize("name", ["../inside.txt", "..%2Finside.txt", "%2e%2e/%2e%2e/etc/passwd",
+                                  "output/../../etc/passwd", "/etc/passwd", "//etc/passwd",
+                                  "%2Fetc%2Fpasswd", "outside-link", "..\\inside.txt",
+                                  "output/%2e%2e/%2e%2e/etc/passwd"])
+def test_downloads_never_leave_the_data_folder(server, name):
+    data = server["data"]
+    link = data / "outside-link"
+    if not link.is_symlink():
+        link.symlink_to("/etc/passwd")
+    status, body = _raw_get(server["port"], "/files/" + name)
+    assert status in (400, 403, 404), (name, status)
+    assert b"root:" not in body
+
+
+def test_downloads_serve_files_inside(server):
+    status, body = _raw_get(server["port"], "/files/inside.txt")
+    assert (status, body) == (200, b"inside")
+
+
+def _raw_get(port: int, path: str) -> tuple[int, bytes]:
+    """A GET with the path sent exactly as written (no client-side normalisation)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                  .encode())
+        response = b""
+        while chunk := s.recv(65536):
+            response += chunk
+    head, _, body = response.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def test_listens_on_loopback_only(server):
+    """Every listening socket on the server's port is bound to 127.0.0.1 (Linux)."""
+    tables = [Path("/proc/net/tcp"), Path("/proc/net/tcp6")]
+    if not tables[0].exists():
+        pytest.skip("reads /proc/net/tcp (Linux)")
+    listening = []
+    for table in tables:
+        if not table.exists():
+            continue
+        for line in table.read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port = local.split(":")
+            if state == "0A" and int(port, 16) == server["port"]:
+                listening.append(address)
+    assert listening and all(a == "0100007F" for a in listening), listening
