@@ -140,18 +140,24 @@ def _wait_title(page, key: str, text: str) -> None:
         " return e && e.innerText.includes(text); }", arg=[key, text], timeout=STEP_TIMEOUT_MS)
 
 
-def _wait_idle(page) -> None:
-    page.wait_for_function("() => !document.querySelector('[data-busy]') || "
-                           "getComputedStyle(document.querySelector('[data-busy]')).display"
-                           " === 'none'", timeout=STEP_TIMEOUT_MS)
+def _updates(page) -> int:
+    return int(page.locator("[data-updates]").get_attribute("data-updates"))
+
+
+def _after(page, before: int) -> None:
+    """Wait until the server has pushed the page's state again (every button and every edit
+    ends with one update)."""
+    page.wait_for_function("(n) => Number(document.querySelector('[data-updates]')"
+                           ".dataset.updates) > n", arg=before, timeout=STEP_TIMEOUT_MS)
 
 
 def _click(page, action: str) -> None:
     button = page.locator(f'[data-action="{action}"]')
     button.scroll_into_view_if_needed()
     assert button.is_enabled(), f"{action} is disabled"
+    before = _updates(page)
     button.click()
-    _wait_idle(page)
+    _after(page, before)
 
 
 def _shot(page, shots: Path, name: str, panel: str | None = None) -> None:
@@ -163,17 +169,22 @@ def _shot(page, shots: Path, name: str, panel: str | None = None) -> None:
 
 def _fill(page, selector: str, value: str) -> None:
     field = page.locator(selector).locator("input").first
+    if field.input_value() == value:
+        return
+    before = _updates(page)
     field.fill(value)
     field.blur()
-    _wait_idle(page)
+    _after(page, before)
 
 
 def _choose(page, selector: str, option: str) -> None:
     page.locator(selector).first.click()
     menu = page.locator(".v-menu .v-overlay__content >> visible=true")
+    before = _updates(page)
     menu.get_by_role("option", name=option, exact=True).click()
     menu.first.wait_for(state="hidden")
-    _wait_idle(page)
+    if page.locator(selector).first.inner_text().find(option) < 0:
+        _after(page, before)
 
 
 def _output(page, panel: str) -> str:
@@ -199,9 +210,13 @@ def test_every_step_in_order(page, server, shots, tmp_path):
     rows = page.locator("[data-position-name]")
     expect(rows).to_have_count(2)
     # a third position can be added and removed again
+    before = _updates(page)
     page.locator("[data-add-position]").click()
+    _after(page, before)
     expect(rows).to_have_count(3)
+    before = _updates(page)
     page.locator('[data-remove-position="2"]').click()
+    _after(page, before)
     expect(rows).to_have_count(2)
     _shot(page, shots, "1-data")
 
@@ -322,13 +337,19 @@ def _same_plan(web: dict, cli: dict, *, rel: float) -> None:
 
 
 def test_errors_show_in_the_page_not_a_traceback(page):
-    _fill(page, '[data-field="siteTolerancePercent"]', "abc")
-    error = page.locator('[data-error="edit"]')
+    """A bad value reaches the step's own check; its message (field, value, what is allowed)
+    is shown in the panel, and the plan is current again once the value is put back."""
+    time_field = '[data-field="treatmentTime"]'
+    good = page.locator(time_field).locator("input").input_value()
+    _fill(page, time_field, "tomorrow morning")
+    _wait_title(page, "plan", "OUTDATED")
+    _click(page, "plan")
+    error = page.locator('[data-error="plan"]')
     error.wait_for()
-    assert "siteTolerancePercent" in error.inner_text() and "a number" in error.inner_text()
+    assert "tomorrow morning" in error.inner_text() and "allowed" in error.inner_text()
     assert "Traceback" not in page.content()
-    _fill(page, '[data-field="siteTolerancePercent"]', "10")
-    assert page.locator('[data-error="edit"]').count() == 0
+    _fill(page, time_field, good)
+    _wait_title(page, "plan", "[done]")
 
 
 @pytest.mark.parametrize("name", ["../inside.txt", "..%2Finside.txt", "%2e%2e/%2e%2e/etc/passwd",

@@ -66,7 +66,7 @@ def dvh_png(reports: dict[str, dict]) -> str:
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
-    figure = Figure(figsize=(7.0, 3.6), dpi=100)
+    figure = Figure(figsize=(8.0, 2.9), dpi=100)
     axes = figure.add_subplot()
     styles = {"planned": "-", "delivered": "--"}
     colours = {}
@@ -84,7 +84,7 @@ def dvh_png(reports: dict[str, dict]) -> str:
     axes.set_ylim(0, 100)
     axes.set_xlim(left=0)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=7, ncol=2)
+    axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
@@ -120,6 +120,7 @@ class WebApp:
         s = self.state
         s.trame__title = "TAREPlanner"
         s.busy = ""
+        s.updates = 0
         s.edit_error = ""
         s.view_mode = "ct"
         s.open_panels = [key for key, _, _ in guided.PANELS]
@@ -157,12 +158,15 @@ class WebApp:
 
     _refreshing = False
 
-    def refresh(self):
-        """Push what the session shows now into the page's state."""
+    def refresh(self, **extra):
+        """Push what the session shows now into the page's state (with ``extra`` state
+        values in the same update)."""
         session, s = self.session, self.state
         self._refreshing = True
         try:
             with s:
+                s.update(extra)
+                s.updates = (s.updates or 0) + 1
                 s.titles = session.panel_titles()
                 s.missing = session.missing()
                 s.messages = {k: {"text": t, "error": e} for k, (t, e) in session.messages.items()}
@@ -191,9 +195,7 @@ class WebApp:
             if ok:
                 self._after(action)
         finally:
-            with self.state:
-                self.state.busy = ""
-            self.refresh()
+            self.refresh(busy="")
 
     def add_position(self):
         self._edit(self.session.add_position)
@@ -403,6 +405,7 @@ class WebApp:
                          variant="outlined")
                 v3.VProgressCircular(indeterminate=True, size=20, v_show=("busy",),
                                      classes="mr-4", raw_attrs=['data-busy'])
+                html.Span(raw_attrs=[':data-updates="updates"'], style="display: none")
             with v3.VMain(), html.Div(classes="d-flex", style="height: calc(100vh - 48px)"):
                 with html.Div(classes="steps-column"):
                     self._steps()

@@ -1,0 +1,59 @@
+"""The web page's model (tareplanner.web.session) headless on slicer-core: each button runs
+its guided function and keeps its text; bad input comes back as the message (field, value,
+what is allowed), never as an exception; the positions list grows and shrinks; panel titles
+and button states come from the guided workflow."""
+
+import pytest
+
+slicer = pytest.importorskip("slicer", reason="needs slicer-core (the 'test' extra)")
+
+from tareplanner.mrml import guided  # noqa: E402
+from tareplanner.web.session import ACTION_FUNCTIONS, Session  # noqa: E402
+
+
+@pytest.fixture
+def session(tmp_path):
+    return Session(slicer.vtkMRMLScene(), tmp_path)
+
+
+def test_every_guided_action_has_a_button(session):
+    assert set(ACTION_FUNCTIONS) == set(guided.ACTIONS)
+    assert set(session.panel_titles()) == {key for key, _, _ in guided.PANELS}
+
+
+def test_buttons_say_what_they_need_before_loading(session):
+    missing = session.missing()
+    assert missing["load"] == ""
+    assert "planning CT" in missing["registration"]
+    ok, text = session.run("registration")
+    assert not ok and "needs" in text and "planning CT" in text
+    assert session.messages["registration"] == (text, True)
+
+
+def test_bad_values_name_the_field(session):
+    with pytest.raises(ValueError, match="siteTolerancePercent: got 'abc'; allowed: a number"):
+        session.set_value("siteTolerancePercent", "abc")
+    with pytest.raises(ValueError, match="allowed"):
+        session.set_value("stepLog", "")
+    with pytest.raises(ValueError, match="ctVolume"):
+        session.set_node("ctVolume", "vtkMRMLScalarVolumeNode999")
+
+
+def test_folder_outside_the_data_folder_is_refused(session):
+    ok, text = session.run("load folder", folder="../")
+    assert not ok and text.startswith("folder: got '../'")
+
+
+def test_positions_list_and_titles_after_loading(session):
+    ok, text = session.run("load")
+    assert ok and "synthetic patient loaded" in text
+    assert [row["name"] for row in session.position_rows()] == ["right hepatic", "left hepatic"]
+    session.add_position()
+    session.set_position_field(2, "name", "segment 4")
+    session.set_position_field(2, "goalValue", "120")
+    assert session.position_rows()[2]["goalValue"] == 120.0
+    session.remove_position(2)
+    assert len(session.position_rows()) == 2
+    assert session.panel_titles()["data"] == "1. Data  [done]"
+    assert session.missing()["registration"] == ""
+    assert "registered CBCT" in session.missing()["territories"]
