@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The web page's browser tests (docs/web.md): installs what they need, then drives
+# `tareplanner serve` in headless Chromium. Run from anywhere; CI runs it after the default
+# tests. Screenshots go to $TAREPLANNER_WEB_SCREENSHOTS when it is set.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update && $SUDO apt-get install -y chromium
+fi
+pip install -e ".[web,test]"
+pytest -m browser Testing/web
