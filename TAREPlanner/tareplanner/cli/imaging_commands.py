@@ -194,7 +194,7 @@ def _labels_from_dicom_structures(args, ct, folder: Path):
 
 def cmd_phantom(args: argparse.Namespace) -> int:
     from ..imaging.phantom import make_phantom, spec_for_size
-    from ..imaging.phantom_files import write_phantom
+    from ..imaging.phantom_files import slug, write_phantom
 
     from ..errors import OutputPathError
     outdir = Path(args.outdir)
@@ -205,6 +205,7 @@ def cmd_phantom(args: argparse.Namespace) -> int:
                               f"{blocking} is a file")
     if not 0 <= args.seed < 2 ** 32:
         raise FieldValueError("--seed", args.seed, "a whole number 0 to 4294967295")
+    positions = _positions_count(args.positions)
     overrides = {"seed": args.seed, "ho166_scout": args.ho166_scout, "pet": not args.no_pet}
     if args.no_noise:
         overrides.update(spect_noise=False, ct_noise_hu=0.0, cbct_noise_hu=0.0)
@@ -220,7 +221,7 @@ def cmd_phantom(args: argparse.Namespace) -> int:
                                   f"PyTomography and torch are missing: {INSTALL_HINT}")
         overrides.update(spect_model="realistic")
     try:
-        spec = spec_for_size(args.size, **overrides)
+        spec = spec_for_size(args.size, positions=positions, **overrides)
     except ValueError as exc:
         raise FieldValueError("--size", args.size, "small, standard or large") from exc
     try:
@@ -230,7 +231,26 @@ def cmd_phantom(args: argparse.Namespace) -> int:
     print(f"synthetic patient written to {args.outdir} ({args.size}; truth.json holds the "
           f"ground truth: LSF {truth['lung_shunt_fraction']:.3f}, liver "
           f"{truth['volumes_ml']['liver']:.0f} mL)")
+    if positions != 2:
+        print(f"{positions} injection position{'s' if positions > 1 else ''}, one CBCT each: "
+              + ", ".join(f"{p['name']} (cbct_{slug(p['name'])}; "
+                          + (", ".join(p["tumours"]) or "no tumour") + ")"
+                          for p in truth["positions"]))
     return 0
+
+
+def _positions_count(value: str) -> int:
+    """``--positions``: a whole number 1 to MAX_POSITIONS."""
+    from ..imaging.anatomy import MAX_POSITIONS
+
+    allowed = f"a whole number 1 to {MAX_POSITIONS}"
+    try:
+        count = int(str(value).strip())
+    except ValueError:
+        raise FieldValueError("--positions", value, allowed) from None
+    if not 1 <= count <= MAX_POSITIONS:
+        raise FieldValueError("--positions", value, allowed)
+    return count
 
 
 #: messages of the measuring functions and the option whose input caused them
@@ -607,11 +627,23 @@ def _methods() -> tuple[str, ...]:
 
 def add_imaging_commands(sub) -> None:
     p = sub.add_parser("phantom", help="write the synthetic patient (DICOM, NIfTI, truth)")
-    p.add_argument("outdir")
+    p.add_argument("outdir", metavar="OUT",
+                   help="folder to write (new or empty): dicom/, nifti/, labels/ and truth.json "
+                        "(the ground truth: volumes, TNRs, LSF, CBCT offsets, activities)")
     p.add_argument("--size", default="standard",
-                   help="synthetic patient size: small, standard or large "
+                   help="voxel size of the images: small (2x2x3 mm CT, fast, for tests), "
+                        "standard (1x1x2.5 mm CT) or large (0.8x0.8x2 mm CT) "
                         "(default: %(default)s)")
-    p.add_argument("--seed", type=int, default=20261122)
+    p.add_argument("--seed", type=int, default=20261122,
+                   help="seed of the image noise (and of the CBCT offsets of a segmental "
+                        "patient): a whole number 0 to 4294967295; the same seed writes the "
+                        "same images (default: %(default)s)")
+    p.add_argument("--positions", default="2", metavar="N",
+                   help="injection positions, one territory and one CBCT each: 1 to 8. 2 is "
+                        "the right and left hepatic patient; 1 treats its whole liver from "
+                        "the proper hepatic artery; 3 to 8 divide the liver into wedge-shaped "
+                        "segments named 'segment 2', 'segment 3', ... with one tumour each "
+                        "(default: %(default)s)")
     p.add_argument("--ho166-scout", action="store_true", help="also write a Ho-166 scout SPECT")
     p.add_argument("--no-pet", action="store_true", help="no post-treatment Y-90 PET")
     p.add_argument("--no-noise", action="store_true", help="noise-free images")

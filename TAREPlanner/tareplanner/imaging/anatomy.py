@@ -5,7 +5,9 @@ perfused territories. Shapes are evaluated at any points, so every image of the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -62,6 +64,30 @@ class Territory:
 
 
 @dataclass(frozen=True)
+class Sector:
+    """A perfused territory: the liver within the angles ``start_deg`` to ``start_deg +
+    width_deg`` around a craniocaudal (z) axis through ``axis_xy_mm``, angles measured in the
+    axial plane from +x (patient left) towards +y (posterior); a width of 360 is the whole
+    liver. The segments of the segmental patient are such wedges around the hilum."""
+
+    name: str
+    axis_xy_mm: tuple[float, float]
+    start_deg: float
+    width_deg: float
+
+    def contains(self, z, y, x):
+        ax, ay = self.axis_xy_mm
+        angle = np.degrees(np.arctan2(np.asarray(y, dtype=float) - ay,
+                                      np.asarray(x, dtype=float) - ax))
+        inside = np.mod(angle - self.start_deg, 360.0) < self.width_deg
+        return np.broadcast_to(inside, np.broadcast_shapes(np.shape(z), np.shape(inside)))
+
+    @property
+    def mid_deg(self) -> float:
+        return self.start_deg + self.width_deg / 2.0
+
+
+@dataclass(frozen=True)
 class Anatomy:
     body: Ellipsoid            # elliptic cylinder: z radius is ignored
     fat_thickness_mm: float
@@ -75,7 +101,7 @@ class Anatomy:
     liver: Ellipsoid
     diaphragm_mm: float
     tumours: tuple[Tumour, ...]
-    territories: tuple[Territory, ...]
+    territories: tuple[Territory | Sector, ...]
 
     def labels(self, z, y, x) -> np.ndarray:
         """Anatomy label at each point (broadcastable coordinate arrays)."""
@@ -109,15 +135,17 @@ class Anatomy:
         return out
 
     def territory(self, labels: np.ndarray, z, y, x) -> np.ndarray:
-        """Territory index (1-based, 0 outside the liver) of liver and tumour points."""
+        """Territory index (1-based, 0 outside the liver) of liver and tumour points; where
+        territories overlap, the first holds the point (as :meth:`tumour_territory`)."""
         shape = labels.shape
         out = np.zeros(shape, dtype=np.uint8)
         hepatic = labels >= LIVER
         for i, terr in enumerate(self.territories, start=1):
-            out[hepatic & np.broadcast_to(terr.contains(z, y, x), shape)] = i
+            out[hepatic & (out == 0) & np.broadcast_to(terr.contains(z, y, x), shape)] = i
         return out
 
     def tumour_territory(self, k: int) -> int:
+        """Territory index (1-based) of tumour ``k``: the first territory holding its centre."""
         cx, cy, cz = self.tumours[k].centre_mm
         for i, terr in enumerate(self.territories, start=1):
             if terr.contains(cz, cy, cx):
@@ -150,3 +178,76 @@ def default_anatomy() -> Anatomy:
         territories=(Territory("right hepatic", (1.0, 0.3, 0.0), -12.0, below=True),
                      Territory("left hepatic", (1.0, 0.3, 0.0), -12.0, below=False)),
     )
+
+
+#: largest number of injection positions of the synthetic patient
+MAX_POSITIONS = 8
+#: position names of the segmental patient, in the order of the wedges around the hilum
+#: (from the left lateral liver over the anterior to the right and posterior liver):
+#: Couinaud-like names, the wedges are not Couinaud's anatomy
+SEGMENT_NAMES = ("segment 2", "segment 3", "segment 4", "segment 5", "segment 6",
+                 "segment 7", "segment 8", "segment 1")
+#: the name of the single position of a whole-liver treatment
+WHOLE_LIVER_NAME = "proper hepatic"
+_SEGMENT_TNR_MAA = (3.2, 2.4, 1.8, 2.8, 3.6, 2.0, 2.6, 3.0)
+_SEGMENT_TNR_Y90 = (2.7, 2.6, 1.6, 2.5, 3.1, 2.1, 2.4, 2.8)
+_SEGMENT_RADII_MM = (20.0, 15.0, 17.0, 13.0, 18.0, 14.0, 16.0, 12.0)
+_SECTOR_START_DEG = 30.0        # the first wedge ends here; the wedges go on anteriorly
+_TUMOUR_MARGIN_MM = 7.0         # liver and wedge boundaries clear of every tumour by this
+
+
+@lru_cache(maxsize=None)
+def segmental_anatomy(positions: int) -> Anatomy:
+    """The built-in patient with ``positions`` injection positions (1 to 8).
+
+    2 is :func:`default_anatomy` (right and left hepatic). 1 is the same patient treated from
+    one position (``proper hepatic``: the whole liver, tumours T1 to T3). 3 to 8 divide the
+    liver into as many equal wedges around a craniocaudal axis through the liver centre,
+    named ``segment 2``, ``segment 3``, ... (:data:`SEGMENT_NAMES`), each with one tumour
+    (T1, T2, ... in the order of the segments) placed inside its wedge, clear of the liver
+    surface, the gallbladder, the lungs and the wedge boundaries.
+    """
+    if isinstance(positions, bool) or not isinstance(positions, (int, np.integer)) \
+            or not 1 <= positions <= MAX_POSITIONS:
+        raise ValueError(f"positions: got {positions!r}; allowed: a whole number 1 to "
+                         f"{MAX_POSITIONS}")
+    base = default_anatomy()
+    if positions == 2:
+        return base
+    (cx, cy, _), _ = base.liver.centre_mm, base.liver.radii_mm
+    if positions == 1:
+        return replace(base, territories=(Sector(WHOLE_LIVER_NAME, (cx, cy), 0.0, 360.0),))
+    width = 360.0 / positions
+    sectors = tuple(Sector(SEGMENT_NAMES[i], (cx, cy), _SECTOR_START_DEG - (i + 1) * width,
+                           width) for i in range(positions))
+    liver_only = replace(base, tumours=(), territories=sectors)
+    tumours = tuple(_place_tumour(liver_only, sector, k) for k, sector in enumerate(sectors))
+    return replace(base, tumours=tumours, territories=sectors)
+
+
+def _place_tumour(anatomy: Anatomy, sector: Sector, k: int) -> Tumour:
+    """The first sphere (largest radius first, then the candidate centres in a fixed order)
+    that lies in the liver and in ``sector`` with a margin: deterministic, no randomness."""
+    (cx, cy, cz), (a, b, _) = anatomy.liver.centre_mm, anatomy.liver.radii_mm
+    theta = np.radians(sector.mid_deg)
+    edge = 1.0 / math.sqrt((math.cos(theta) / a) ** 2 + (math.sin(theta) / b) ** 2)
+    nominal = _SEGMENT_RADII_MM[k]
+    for radius in np.arange(nominal, 7.9, -1.0):
+        for fraction in (0.55, 0.5, 0.6, 0.45, 0.65, 0.4):
+            for dz in (-10.0, 0.0, 10.0, -20.0, 20.0):
+                d = fraction * edge
+                centre = (round(cx + d * math.cos(theta), 1), round(cy + d * math.sin(theta), 1),
+                          cz + dz)
+                if _sphere_fits(anatomy, sector, centre, radius + _TUMOUR_MARGIN_MM):
+                    return Tumour(f"T{k + 1}", centre, float(radius),
+                                  tnr_maa=_SEGMENT_TNR_MAA[k], tnr_y90=_SEGMENT_TNR_Y90[k])
+    raise ValueError(f"no room for a tumour in {sector.name}")  # pragma: no cover
+
+
+def _sphere_fits(anatomy: Anatomy, sector: Sector, centre, radius: float) -> bool:
+    step = 1.5
+    offsets = np.arange(-radius, radius + step / 2, step)
+    dz, dy, dx = np.meshgrid(offsets, offsets, offsets, indexing="ij")
+    ball = dx ** 2 + dy ** 2 + dz ** 2 <= radius ** 2
+    x, y, z = centre[0] + dx[ball], centre[1] + dy[ball], centre[2] + dz[ball]
+    return bool(np.all(anatomy.labels(z, y, x) == LIVER) and np.all(sector.contains(z, y, x)))

@@ -75,10 +75,56 @@ SIZES = {
 }
 
 
-def spec_for_size(size: str, **overrides) -> PhantomSpec:
+def spec_for_size(size: str, positions: int = 2, **overrides) -> PhantomSpec:
+    """The synthetic patient of ``size`` with ``positions`` injection positions (1 to 8;
+    :func:`.anatomy.segmental_anatomy`); 2, the default, is the built-in right and left
+    hepatic patient. ``overrides`` replace any other field of :class:`PhantomSpec`."""
     if size not in SIZES:
         raise ValueError(f"size: got {size!r}; allowed: {', '.join(SIZES)}")
-    return replace(PhantomSpec(**SIZES[size]), **overrides)
+    spec = PhantomSpec(**SIZES[size])
+    if positions != 2:
+        spec = replace(spec, **segmental_fields(positions, overrides.get("seed", spec.seed)))
+    return replace(spec, **overrides)
+
+
+#: total activity (GBq) of the synthetic treatment, shared out as the MAA is
+SEGMENTAL_TOTAL_ACTIVITY_GBQ = 3.0
+#: relative arterial supply per segment on top of its volume (fixed, so that the MAA
+#: concentration differs a little from one segment to the next)
+_SEGMENT_PERFUSION = (1.0, 0.9, 1.1, 0.95, 1.05, 0.92, 1.08, 1.0)
+
+
+def segmental_fields(positions: int, seed: int) -> dict:
+    """The fields of :class:`PhantomSpec` that depend on the number of positions: the
+    anatomy, the MAA fraction of each territory (its volume weighted by its tumours' TNR and
+    a fixed perfusion factor), one CBCT offset per position (drawn from ``seed``: rotations
+    within 3 degrees and translations of 10 to 16 mm, as the two of the built-in patient)
+    and the Y-90 activity of each position (3 GBq shared out as the MAA)."""
+    a = anat.segmental_anatomy(positions)
+    grid = Grid.covering(PhantomSpec.box_low_mm, PhantomSpec.box_high_mm, (3.0, 3.0, 3.0))
+    z, y, x = grid.points_mm()
+    labels = a.labels(z, y, x)
+    terr = a.territory(labels, z, y, x)
+    weights = []
+    for i, _ in enumerate(a.territories, start=1):
+        weight = float(((labels == anat.LIVER) & (terr == i)).sum())
+        for k, tumour in enumerate(a.tumours):
+            if a.tumour_territory(k) == i:
+                weight += tumour.tnr_maa * float((labels == anat.FIRST_TUMOUR + k).sum())
+        weights.append(weight * _SEGMENT_PERFUSION[i - 1])
+    fractions = [round(w / sum(weights), 4) for w in weights]
+    fractions[-1] = round(1.0 - sum(fractions[:-1]), 4)
+    rng = np.random.default_rng([seed, 40])
+    angles, translations = [], []
+    for _ in range(positions):
+        angles.append(tuple(round(float(v), 1) for v in rng.uniform(-3.0, 3.0, 3)))
+        direction = rng.normal(size=3)
+        length = rng.uniform(10.0, 16.0)
+        translations.append(tuple(round(float(v), 1)
+                                  for v in direction / np.linalg.norm(direction) * length))
+    activities = tuple(round(SEGMENTAL_TOTAL_ACTIVITY_GBQ * f, 3) for f in fractions)
+    return dict(anatomy=a, maa_fractions=tuple(fractions), cbct_angles_deg=tuple(angles),
+                cbct_translations_mm=tuple(translations), pet_activities_gbq=activities)
 
 
 def spec_administering(spec: PhantomSpec, activities_gbq: dict[str, float]) -> PhantomSpec:
@@ -191,6 +237,7 @@ def _spect(spec: PhantomSpec, grid: Grid, tnr_attr: str, total_counts: float, st
 def make_phantom(spec: PhantomSpec) -> Phantom:
     """Build every image of the synthetic patient and its ground truth."""
     a = spec.anatomy
+    _check_per_position(spec)
     ct_grid = Grid.covering(spec.box_low_mm, spec.box_high_mm, spec.ct_spacing_mm)
     z, y, x = ct_grid.points_mm()
     labels = a.labels(z, y, x)
@@ -294,6 +341,17 @@ def make_phantom(spec: PhantomSpec) -> Phantom:
     return Phantom(spec=spec, ct=ct, labels=ct_grid.image(labels),
                    territories=ct_grid.image(terr), spect=spect, cbcts=cbcts,
                    cbct_transforms=transforms, scout=scout, pet=pet, truth=truth)
+
+
+def _check_per_position(spec: PhantomSpec) -> None:
+    """Every per-position field has one entry per territory of the anatomy."""
+    count = len(spec.anatomy.territories)
+    for name in ("maa_fractions", "cbct_angles_deg", "cbct_translations_mm",
+                 "pet_activities_gbq"):
+        value = getattr(spec, name)
+        if len(value) != count:
+            raise ValueError(f"{name}: got {len(value)} entries; allowed: one per territory "
+                             f"({count}: {', '.join(t.name for t in spec.anatomy.territories)})")
 
 
 def _pet(spec: PhantomSpec, ct_grid: Grid) -> sitk.Image:
