@@ -57,3 +57,32 @@ def test_positions_list_and_titles_after_loading(session):
     assert session.panel_titles()["data"] == "1. Data  [done]"
     assert session.missing()["registration"] == ""
     assert "registered CBCT" in session.missing()["territories"]
+
+
+def test_dicom_folder_to_plan(phantom_dir):
+    """A patient from a folder of the data folder: its DICOM series and label maps loaded,
+    the volumes chosen, the structures from the label maps, then the steps to the plan."""
+    session = Session(slicer.vtkMRMLScene(), phantom_dir.parent)
+    ok, text = session.run("load folder", folder="patient/dicom")
+    assert ok and "patient/dicom/ct (CT, HU)" in text and "spect_maa (NM, counts)" in text
+    assert session.run("load folder", folder="patient/labels")[0]
+    volume = {v["title"]: v["value"] for v in session.volumes()}
+    ok, text = session.run("label maps", liver=volume["patient/labels/liver.nii.gz"],
+                           tumours=volume["patient/labels/tumours.nii.gz"])
+    assert not ok and "planning CT" in text
+    session.set_node("ctVolume", volume["patient/dicom/ct"])
+    session.set_node("spectVolume", volume["patient/dicom/spect_maa"])
+    ok, text = session.run("label maps", liver=volume["patient/labels/liver.nii.gz"],
+                           tumours=volume["patient/labels/tumours.nii.gz"])
+    assert ok and "T1, T2, T3 (role tumour)" in text
+    for index, name in enumerate(("right hepatic", "left hepatic")):
+        session.add_position()
+        session.set_position_field(index, "name", name)
+        session.set_position_field(index, "cbct",
+                                   volume[f"patient/dicom/cbct_{name.replace(' ', '_')}"])
+    session.set_value("voxelDosimetry", False)
+    for action in ("registration", "lungs", "territories", "measurement", "plan"):
+        ok, text = session.run(action)
+        assert ok, (action, text)
+    assert [row["position"] for row in session.plan_rows()] == ["right hepatic", "left hepatic"]
+    assert set(session.panel_titles().values()) >= {"5. Plan  [done]", "4. LSF and TNR  [done]"}

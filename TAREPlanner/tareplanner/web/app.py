@@ -32,9 +32,10 @@ from trame_slicer.rca_view import register_rca_factories
 from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
 from ..mrml import guided
+from ..mrml.workflow import roles
 from ..physics.solver import GOAL_KINDS
 from .files import OutsideDataFolderError, content_type, resolve_inside
-from .session import ACTION_PANEL, LOAD_FOLDER, NODE_FIELDS, VALUE_FIELDS, Session
+from .session import LABEL_MAPS, LOAD_FOLDER, NODE_FIELDS, VALUE_FIELDS, Session
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,8 @@ class WebApp:
         s.view_mode = "ct"
         s.open_panels = [key for key, _, _ in guided.PANELS]
         s.folder = None
+        s.liver_labels = None
+        s.tumour_labels = None
         s.result_tab = "plan"
         for name in VALUE_FIELDS:
             s[f"f_{name}"] = None
@@ -191,7 +194,9 @@ class WebApp:
             self.state.busy = action
         await asyncio.sleep(0.05)   # let the page show the busy state before the step runs
         try:
-            ok, _ = self.session.run(action, folder=self.state.folder or "")
+            ok, _ = self.session.run(action, folder=self.state.folder or "",
+                                     liver=self.state.liver_labels,
+                                     tumours=self.state.tumour_labels)
             if ok:
                 self._after(action)
         finally:
@@ -209,7 +214,7 @@ class WebApp:
     def _after(self, action):
         """What the views show after an action (display only)."""
         scene = self.slicer_app.scene
-        if action in ("load", LOAD_FOLDER):
+        if action in ("load", LOAD_FOLDER, LABEL_MAPS):
             for node in self._volume_nodes():
                 if node.GetDisplayNode() is None:
                     node.CreateDefaultDisplayNodes()
@@ -246,6 +251,11 @@ class WebApp:
         display.SetSliceIntersectionThickness(2)
         segmentation.CreateClosedSurfaceRepresentation()
         display.SetOpacity3D(0.45)
+        segments = segmentation.GetSegmentation()
+        for name, role in roles(segmentation).items():
+            # the lungs would hide the liver in the 3D view (they stay outlined in 2D)
+            display.SetSegmentVisibility3D(segments.GetSegmentIdBySegmentName(name),
+                                           role != "lung")
 
     def _show_models(self):
         nodes = self.slicer_app.scene.GetNodesByClass("vtkMRMLModelNode")
@@ -444,6 +454,18 @@ class WebApp:
                     self._node_select("ctVolume", "Planning CT")
                     self._node_select("spectVolume", "MAA / Ho-166 scout SPECT")
                     self._node_select("segmentation", "Segmentation (liver, tumours)")
+                    with html.Div(classes="d-flex align-center mb-2",
+                                  v_if=("!n_segmentation && volumes.length",)):
+                        for key, label in (("liver_labels", "liver label map"),
+                                           ("tumour_labels", "tumour label map (1..n)")):
+                            v3.VSelect(v_model=(key,), items=("volumes",), label=label,
+                                       density="compact", hide_details=True, classes="mr-2",
+                                       clearable=True)
+                        v3.VBtn("Segment", size="small", color="primary",
+                                disabled=("!n_ctVolume || !liver_labels || !tumour_labels || "
+                                          "!!busy",),
+                                click=(self.run, f"[{LABEL_MAPS!r}]"),
+                                raw_attrs=[f'data-action="{LABEL_MAPS}"'])
                     html.Div("Injection positions", classes="text-subtitle-2 mb-1")
                     self._positions_editor(readings=False)
             with self._panel("registration"):

@@ -25,8 +25,10 @@ from .files import OUTPUT_SUBFOLDER, list_folders, relative_name, resolve_inside
 
 log = logging.getLogger(__name__)
 
-#: the Data panel's own action besides the synthetic patient
+#: the Data panel's own actions besides the synthetic patient: images from a folder of the
+#: data folder, and the structures from label maps among them
 LOAD_FOLDER = "load folder"
+LABEL_MAPS = "label maps"
 
 
 def _load_synthetic(scene, p) -> str:
@@ -55,7 +57,7 @@ ACTION_FUNCTIONS = {
 }
 
 #: the panel (guided.PANELS key) that shows each action's text
-ACTION_PANEL = {"load": "data", LOAD_FOLDER: "data", "registration": "registration",
+ACTION_PANEL = {"load": "data", LOAD_FOLDER: "data", LABEL_MAPS: "data", "registration": "registration",
                 "lungs": "segmentation", "territories": "segmentation",
                 "check segments": "segmentation", "measurement": "measurement", "plan": "plan",
                 "directive": "treatment day", "administration": "treatment day",
@@ -116,6 +118,9 @@ class Session:
         try:
             if action == LOAD_FOLDER:
                 text = self.load_folder(options.get("folder", ""))
+            elif action == LABEL_MAPS:
+                text = self.segmentation_from_label_maps(options.get("liver"),
+                                                         options.get("tumours"))
             else:
                 missing = guided.missing_inputs(self.p, action)
                 if missing:
@@ -165,6 +170,51 @@ class Session:
         return ("loaded " + "; ".join(loaded) + "\nchoose the CT, the SPECT, each "
                 "position's CBCT and the post-treatment image below"
                 + ("\nnot read: " + "; ".join(skipped) if skipped else ""))
+
+    def segmentation_from_label_maps(self, liver_id: str | None, tumours_id: str | None) -> str:
+        """Data step for a loaded folder: the segmentation (liver, and tumours T1..Tn from
+        the values 1..n of the tumour label map), with their roles, on the planning CT's
+        grid, as the synthetic patient's. Lungs and territories come from steps 2 and 3."""
+        import numpy as np
+        import SimpleITK as sitk
+
+        from ..mrml.segmentations import segmentation_from_labels
+        from ..mrml.volumes import image_from_volume_node
+        from ..mrml.workflow import add_mask_segment, set_role
+        ct = self.p.ctVolume
+        if ct is None:
+            raise ValueError("label maps: got no planning CT; allowed: choose the planning CT "
+                             "first (the label maps must be on its grid)")
+        liver = self.node(liver_id, "vtkMRMLScalarVolumeNode", "liver label map")
+        tumours = self.node(tumours_id, "vtkMRMLScalarVolumeNode", "tumour label map")
+        if liver is None or tumours is None:
+            raise ValueError("label maps: got none; allowed: a liver label map and a tumour "
+                             "label map (values 1..n) among the loaded volumes")
+        reference = image_from_volume_node(ct)
+        images = {}
+        for field, node in (("liver label map", liver), ("tumour label map", tumours)):
+            image = image_from_volume_node(node)
+            if image.GetSize() != reference.GetSize() or not np.allclose(
+                    image.GetSpacing(), reference.GetSpacing()) or not np.allclose(
+                    image.GetOrigin(), reference.GetOrigin(), atol=1e-3):
+                raise ValueError(f"{field}: got {node.GetName()} ({image.GetSize()} voxels); "
+                                 f"allowed: a label map on the planning CT's grid "
+                                 f"({reference.GetSize()} voxels)")
+            images[field] = image
+        labels = sitk.Cast(images["tumour label map"], sitk.sitkInt16)
+        values = sorted(int(v) for v in np.unique(sitk.GetArrayViewFromImage(labels)) if v > 0)
+        if not values:
+            raise ValueError(f"tumour label map: got {tumours.GetName()} with no label; "
+                             "allowed: tumours labelled 1..n")
+        names = {v: f"T{v}" for v in values}
+        segmentation = segmentation_from_labels(self.scene, labels, names, ct, "structures")
+        for name in names.values():
+            set_role(segmentation, name, "tumour")
+        add_mask_segment(segmentation, ct, "liver",
+                         sitk.GetArrayFromImage(images["liver label map"]) > 0, "liver")
+        self.p.segmentation = segmentation
+        return (f"segmentation {segmentation.GetName()}: liver (role liver), "
+                + ", ".join(names.values()) + " (role tumour)")
 
     # ------------------------------------------------------------------ editing
     def set_value(self, name: str, value) -> None:
