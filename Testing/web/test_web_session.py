@@ -86,3 +86,17 @@ def test_dicom_folder_to_plan(phantom_dir):
         assert ok, (action, text)
     assert [row["position"] for row in session.plan_rows()] == ["right hepatic", "left hepatic"]
     assert set(session.panel_titles().values()) >= {"5. Plan  [done]", "4. LSF and TNR  [done]"}
+
+
+def test_site_limits_file_is_chosen_inside_the_data_folder(session, tmp_path):
+    (tmp_path / "site.json").write_text("{}")
+    (tmp_path / "output").mkdir()
+    (tmp_path / "output" / "plan.json").write_text("{}")
+    assert session.json_files() == ["site.json"]
+    session.set_site_limits("site.json")
+    assert session.p.siteLimitsFile == str((tmp_path / "site.json").resolve())
+    assert session.site_limits_name() == "site.json"
+    with pytest.raises(ValueError, match="site limits: got '../x.json'"):
+        session.set_site_limits("../x.json")
+    session.set_site_limits(None)
+    assert session.p.siteLimitsFile == ""

@@ -136,6 +136,12 @@ class WebApp:
         s.change(*[f"f_{n}" for n in VALUE_FIELDS])(self._on_value)
         s.change(*[f"n_{n}" for n in NODE_FIELDS])(self._on_node)
         s.change("view_mode")(lambda view_mode, **_: self.show(view_mode))
+        s.site_limits = None
+        s.change("site_limits")(self._on_site_limits)
+
+    def _on_site_limits(self, site_limits=None, **_):
+        if "site_limits" in self.state.modified_keys:
+            self._edit(lambda: self.session.set_site_limits(site_limits))
 
     def _on_value(self, **changes):
         self._edit(lambda: [self.session.set_value(k[2:], v) for k, v in self._changed(changes)
@@ -181,6 +187,8 @@ class WebApp:
                 s.plan_rows = session.plan_rows()
                 s.plan_totals = session.plan_totals()
                 s.warnings = session.warnings()
+                s.json_files = session.json_files()
+                s.site_limits = session.site_limits_name()
                 for name, value in session.field_values().items():
                     s[f"{'n' if name in NODE_FIELDS else 'f'}_{name}"] = value
         finally:
@@ -512,6 +520,10 @@ class WebApp:
                                  density="compact", hide_details=True,
                                  raw_attrs=['data-field="voxelDosimetry"'])
                     self._text("isodoseLevelsGy", "Isodose levels (Gy), default from the plan")
+                    v3.VSelect(v_model=("site_limits",), items=("json_files",), clearable=True,
+                               label="Site limits file (tareplanner.site-limits/1), optional",
+                               density="compact", hide_details=True, classes="mb-2",
+                               raw_attrs=['data-field="siteLimitsFile"'])
                     self._button("plan")
                     self._message("plan")
             with self._panel("treatment day"):

@@ -235,6 +235,26 @@ class Session:
             raise ValueError(f"{field}: got {node_id!r}; allowed: a {node_class} of the scene")
         return node
 
+    def set_site_limits(self, name: str | None) -> None:
+        """The plan's site limits file: a JSON file inside the data folder, or none."""
+        self.p.siteLimitsFile = str(resolve_inside(self.data_dir, name, field="site limits")
+                                    ) if name else ""
+
+    def site_limits_name(self) -> str | None:
+        return (relative_name(self.data_dir, self.p.siteLimitsFile)
+                if self.p.siteLimitsFile else None)
+
+    def json_files(self) -> list[str]:
+        """Relative names of the JSON files of the data folder (not its output), for the site
+        limits choice."""
+        names = []
+        for path in sorted(self.data_dir.rglob("*.json")):
+            name = relative_name(self.data_dir, path) if path.resolve().is_relative_to(
+                self.data_dir) else None
+            if name and not name.startswith(OUTPUT_SUBFOLDER + "/"):
+                names.append(name)
+        return names[:200]
+
     def add_position(self) -> None:
         guided.add_position(self.p)
 
