@@ -692,11 +692,12 @@ def save(scene, p, *, overwrite: bool = False, dicom_database=None) -> str:
 
 
 # ----------------------------------------------------------------------------- panel helpers
-def load_synthetic_patient(scene, p, size: str = "small"):
+def load_synthetic_patient(scene, p, size: str = "small", positions: int = 2):
     """Step 1 shortcut: the synthetic patient into the scene and into ``p`` (CT, SPECT,
-    structures, one position per CBCT, the Y-90 PET with its times)."""
+    structures, one position per CBCT, the Y-90 PET with its times); ``positions`` other than
+    2 gives the segmental patient with that many injection positions (1 to 8)."""
     from .sample_data import load_synthetic_patient as load
-    patient = load(scene, size)
+    patient = load(scene, size, positions=positions)
     p.ctVolume, p.spectVolume, p.segmentation = patient.ct, patient.spect, patient.segmentation
     set_positions(p, [new_position(p, name=name, cbct=cbct)
                       for name, cbct in patient.cbcts.items()])

@@ -33,13 +33,15 @@ class SamplePatient:
     truth: dict = field(default_factory=dict)
 
 
-def load_synthetic_patient(scene, size: str = "small", *,
-                           seed: int | None = None) -> SamplePatient:
-    """Add the synthetic patient's volumes and its liver/tumour segmentation to ``scene``."""
+def load_synthetic_patient(scene, size: str = "small", *, seed: int | None = None,
+                           positions: int = 2) -> SamplePatient:
+    """Add the synthetic patient's volumes and its liver/tumour segmentation to ``scene``:
+    ``positions`` 2 is the right and left hepatic patient, 1 to 8 the segmental one with that
+    many injection positions (one CBCT each)."""
     from .workflow import add_mask_segment, set_role
 
     overrides = {} if seed is None else {"seed": int(seed)}
-    phantom = make_phantom(spec_for_size(size, **overrides))
+    phantom = make_phantom(spec_for_size(size, positions, **overrides))
     ct = volume_node_from_image(scene, phantom.ct, "TAREPlanner CT")
     spect = volume_node_from_image(scene, phantom.spect, "TAREPlanner SPECT Tc-99m MAA")
     spect.SetAttribute(attributes.UNITS, "counts")
