@@ -46,6 +46,10 @@ VIEW_MODES = [{"title": "CT", "value": "ct"}, {"title": "CT + MAA SPECT", "value
               {"title": "CT + planned dose", "value": "plan"},
               {"title": "CT + post-treatment image", "value": "post"},
               {"title": "CT + delivered dose", "value": "verification"}]
+#: outline colours by segment role, and one per territory (display only)
+ROLE_COLOURS = {"liver": (0.95, 0.55, 0.15), "tumour": (1.0, 0.1, 0.1),
+                "lung": (0.45, 0.75, 1.0)}
+TERRITORY_COLOURS = ((0.2, 0.85, 0.3), (0.9, 0.3, 0.9), (1.0, 0.9, 0.2), (0.2, 0.9, 0.9))
 BUTTON_LABELS = {"load": "Load the synthetic patient", "registration": "Register the CBCTs",
                  "lungs": "Lungs from the CT", "territories": "Territories from the CBCTs",
                  "check segments": "Check the segments", "measurement": "Measure LSF and TNR",
@@ -260,10 +264,18 @@ class WebApp:
         segmentation.CreateClosedSurfaceRepresentation()
         display.SetOpacity3D(0.45)
         segments = segmentation.GetSegmentation()
+        territory = 0
         for name, role in roles(segmentation).items():
+            segment_id = segments.GetSegmentIdBySegmentName(name)
             # the lungs would hide the liver in the 3D view (they stay outlined in 2D)
-            display.SetSegmentVisibility3D(segments.GetSegmentIdBySegmentName(name),
-                                           role != "lung")
+            display.SetSegmentVisibility3D(segment_id, role != "lung")
+            if role.startswith("territory:"):
+                colour = TERRITORY_COLOURS[territory % len(TERRITORY_COLOURS)]
+                territory += 1
+            else:
+                colour = ROLE_COLOURS.get(role)
+            if colour:   # a display colour (the segment's own colour is left as it is)
+                display.SetSegmentOverrideColor(segment_id, *colour)
 
     def _show_models(self):
         nodes = self.slicer_app.scene.GetNodesByClass("vtkMRMLModelNode")
