@@ -93,3 +93,28 @@ def test_report_without_dosimetry(base_case, write_case, tmp_path, capsys):
     assert main(["report", str(write_case(base_case, "c2.json")), "-o",
                  str(tmp_path / "x.pdf")]) == 2
     assert not (tmp_path / "x.pdf").exists()
+
+
+def test_dose_table_header_gives_the_units():
+    """Bug caught: the voxel-dose table printed by `tareplanner dose` (and the demo) with
+    'mean D70 max' and no unit. Units under each column: volume mL, doses Gy, the change of
+    the mean dose %. Hand calculation of the change: delivered 90 Gy against planned 120 Gy
+    is 90 / 120 - 1 = -25.0 %."""
+    from tareplanner.cli.dose_commands import _summary
+
+    record = {"predictive": {"structures": {
+        "T1": {"volume_ml": 57.7, "mean_gy": 120.0, "D70": 100.0, "max_gy": 200.0}}},
+        "post_treatment": {"structures": {"T1": {"mean_gy": 90.0, "D70": 80.0}}},
+        "comparison": {"T1": {"mean_gy": {"planned": 120.0, "delivered": 90.0,
+                                          "relative": 90.0 / 120.0 - 1}}}}
+    names, units, row = _summary(record).splitlines()
+    columns = names.split()
+    assert columns == ["structure", "volume", "mean", "D70", "max", "delivered", "mean", "D70",
+                       "change"]
+    assert units.split() == ["(mL)", "(Gy)", "(Gy)", "(Gy)", "(Gy)", "(Gy)", "(%)"]
+    assert row.split() == ["T1", "57.7", "120.0", "100.0", "200.0", "90.0", "80.0", "-25.0"]
+    # each unit stands right under its column's name (right-aligned columns end together)
+    for name, unit in (("volume", "(mL)"), ("change", "(%)")):
+        assert names.index(name) + len(name) == units.index(unit) + len(unit)
+    predictive_only = _summary({"predictive": record["predictive"]}).splitlines()
+    assert predictive_only[1].split() == ["(mL)", "(Gy)", "(Gy)", "(Gy)"]

@@ -255,3 +255,139 @@ def test_help_lists_products_methods_goals_and_lung_mass():
         assert word in text, word
     assert "kernel" in _help("dose") and "ldm" in _help("dose") and "--quiet" in _help("dose")
     assert "--quiet" in _help("demo")
+
+
+# --- every option has a help text ---------------------------------------------------------
+
+def _subparsers(parser, path=("tareplanner",)):
+    """(command path, parser) for the main parser and every subcommand, recursively."""
+    import argparse
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _subparsers(sub, path + (name,))
+
+
+def test_every_option_and_positional_of_every_command_has_a_help_text():
+    """Bug caught: `replay --json`, `lsf --json`, `report --force`, `validate CASE`,
+    `measure --case-id` listed in --help with nothing beside them. Every argument argparse
+    shows (all but the hidden, argparse.SUPPRESS ones) must say what it is."""
+    import argparse
+    missing = []
+    commands = 0
+    for path, parser in _subparsers(build_parser()):
+        commands += 1
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                missing += [f"{' '.join(path)} {c.dest}" for c in action._choices_actions
+                            if not (c.help or "").strip()]
+                continue
+            if action.help == argparse.SUPPRESS:
+                continue
+            if not (action.help or "").strip():
+                missing.append(f"{' '.join(path)} {'/'.join(action.option_strings) or action.dest}")
+    assert commands > 10                                 # the walk reached the subcommands
+    assert missing == []
+
+
+def test_help_says_what_replay_replays_and_why_the_sizes_differ():
+    """replay also replays administration records; phantom's default size (standard) is not
+    the demo's (small), and both helps say so."""
+    replay = _help("replay")
+    assert "administration record" in replay and "tareplanner.administration/1" in replay
+    phantom, demo = _help("phantom"), _help("demo")
+    assert "default: standard" in phantom and "demo uses small" in phantom
+    assert "default: small" in demo and "phantom defaults to standard" in demo
+    assert build_parser().parse_args(["demo"]).size == "small"
+    assert build_parser().parse_args(["phantom", "x"]).size == "standard"
+
+
+# --- did you mean, for names and choices --------------------------------------------------
+
+def test_mistyped_product_and_method_on_the_command_line_get_a_suggestion(tmp_path, no_images,
+                                                                          capsys):
+    """Bug caught: '--product therasfere' answered with the list of products and no hint,
+    while a mistyped case field got one."""
+    argv = _measure_argv(tmp_path)
+    argv[argv.index("--product") + 1] = "therasfere"
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tareplanner: error: --product: got 'therasfere'")
+    assert "did you mean 'therasphere'?" in err
+    argv = _measure_argv(tmp_path, "--method", "partiton")
+    assert main(argv) == 2
+    assert "did you mean 'partition'?" in capsys.readouterr().err
+    argv = _measure_argv(tmp_path, "--goal", "tumor_dose_gy=200")
+    assert main(argv) == 2
+    assert "did you mean 'tumour_dose_gy'?" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, hint", [
+    (["plna", "case.json"], "did you mean 'plan'?"),
+    (["dose", "--method", "kernal", "--measurement", "m", "--plan", "p", "--out", "d"],
+     "did you mean 'kernel'?"),
+    (["measure", "--lung-mass", "convension", "--ct", "c", "--spect", "s", "--product", "x"],
+     "did you mean 'convention'?"),
+])
+def test_mistyped_choice_of_argparse_gets_a_suggestion(capsys, argv, hint):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "invalid choice" in err and hint in err, err
+
+
+def test_mistyped_product_and_method_in_a_case_file_get_a_suggestion(base_case):
+    base_case["product"] = "Therasfere"
+    with pytest.raises(UnknownNameError) as info:
+        parse_case(base_case)
+    assert "did you mean 'therasphere'?" in str(info.value)
+    base_case["product"], base_case["method"] = "therasphere", "partiton"
+    with pytest.raises(UnknownNameError) as info:
+        parse_case(base_case)
+    assert "did you mean 'partition'?" in str(info.value)
+
+
+def test_unknown_field_message_says_unknown_field_not_got(base_case):
+    """Bug caught: "patient.heigth_cm: got 'heigth_cm'; allowed: fields id, ..." for a
+    mistyped field: the field's name given as if it were its value. The allowed fields are
+    those of a case's patient block (docs/case-format.md)."""
+    base_case["patient"]["heigth_cm"] = 170
+    with pytest.raises(UnknownNameError) as info:
+        parse_case(base_case)
+    message = str(info.value)
+    assert message.startswith("patient: unknown field 'heigth_cm'; did you mean 'height_cm'? "
+                              "allowed: id, height_cm, weight_kg"), message
+    assert "got" not in message
+    top = dict(base_case)
+    del top["patient"]
+    top["lung_shunt_fractoin"] = top.pop("lung_shunt_fraction")
+    with pytest.raises(UnknownNameError) as info:
+        parse_case(top)
+    assert str(info.value).startswith("unknown field 'lung_shunt_fractoin'; did you mean "
+                                      "'lung_shunt_fraction'? allowed: schema, ")
+
+
+# --- file outputs need an existing folder -------------------------------------------------
+
+def test_file_outputs_refuse_a_missing_folder(tmp_path, base_case, write_case, no_images,
+                                              capsys):
+    """Bug caught: `plan -o /nonexistent/dir/plan.json` made /nonexistent/dir (a mistyped
+    folder name left the record where nobody looks). Every file output refuses a missing
+    folder with exit 2, naming the option and the folder, and makes nothing."""
+    case = str(write_case(base_case, "input_case.json"))
+    missing = tmp_path / "no such folder" / "deeper"
+    for argv, option in (
+            (["plan", case, "-o", str(missing / "plan.json")], "-o"),
+            (["report", "plan.json", "-o", str(missing / "report.pdf")], "-o"),
+            (["directive", "plan.json", "-o", str(missing / "directive.json")], "-o"),
+            (["administer", "directive.json", "-o", str(missing / "admin.json")], "-o"),
+            (_measure_argv(tmp_path)[:-2] + ["-o", str(missing / "case.json")], "-o"),
+            (_measure_argv(tmp_path) + ["--measurement-output", str(missing / "m.json")],
+             "--measurement-output")):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"tareplanner: error: {option}: got '{missing}"), err
+        assert f"the folder {missing} does not exist" in err
+        assert not (tmp_path / "no such folder").exists()

@@ -80,12 +80,18 @@ def nuclide(name: str) -> Nuclide:
     """The nuclide ``name`` (``"Y-90"`` or ``"Ho-166"``)."""
     table = _load("nuclides.json")["nuclides"]
     if name not in table:
-        raise UnknownNameError("nuclide", name, ", ".join(sorted(table)))
+        raise UnknownNameError("nuclide", name, ", ".join(sorted(table)),
+                               _suggestion(name, table))
     entry = table[name]
     return Nuclide(name=name, half_life_h=entry["half_life_h"]["value"],
                    mean_beta_energy_mev=entry["mean_beta_energy_mev"]["value"],
                    energy_per_activity_j_per_gbq=entry["energy_per_activity_j_per_gbq"]["value"],
                    sources={k: v["source"] for k, v in entry.items()})
+
+
+def _suggestion(value, choices) -> str:
+    from .records.fields import suggestion
+    return suggestion(value, choices, any_case=True)
 
 
 def product_keys() -> tuple[str, ...]:
@@ -97,7 +103,7 @@ def product(key: str, site_limits: Mapping[str, Any] | None = None,
     """The product ``key`` with its default limits, overridden by ``site_limits`` if given."""
     table = _load("products.json")["products"]
     if key not in table:
-        raise UnknownNameError("product", key, ", ".join(table))
+        raise UnknownNameError("product", key, ", ".join(table), _suggestion(key, table))
     entry = table[key]
     limits = {name: LimitValue(v["value"], v["source"]) for name, v in entry["limits"].items()}
     overrides = (site_limits or {}).get("products", {}).get(key, {})
@@ -172,7 +178,8 @@ def validate_site_limits(document: Any, label: str = "site limits") -> dict:
     known = product_keys()
     for key, overrides in products.items():
         if key not in known:
-            raise UnknownNameError(f"{label}.products", key, ", ".join(known))
+            raise UnknownNameError(f"{label}.products", key, ", ".join(known),
+                                   _suggestion(key, known))
         if not isinstance(overrides, dict):
             raise FieldValueError(f"{label}.products.{key}", overrides, "an object of limits")
         check_keys(overrides, f"{label}.products.{key}", LIMIT_NAMES)

@@ -23,10 +23,14 @@ class TarePlannerInputError(ValueError):
         self.value = value
         self.allowed = allowed
         self.detail = detail
-        message = f"{_one_line(field)}: got {value!r}; allowed: {_one_line(allowed)}"
-        if detail:
-            message += f" ({_one_line(detail)})"
-        super().__init__(message)
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        message = (f"{_one_line(self.field)}: got {self.value!r}; "
+                   f"allowed: {_one_line(self.allowed)}")
+        if self.detail:
+            message += f" ({_one_line(self.detail)})"
+        return message
 
     def within(self, option: str) -> "TarePlannerInputError":
         """The same error with ``option`` (the command-line option or the document that
@@ -56,6 +60,22 @@ class FieldValueError(TarePlannerInputError):
 
 class UnknownNameError(TarePlannerInputError):
     """A name (product, method, nuclide, goal) that the catalogue does not know."""
+
+
+class UnknownFieldError(UnknownNameError):
+    """A field that the document's schema does not have. ``field`` is the field's path
+    (``patient.heigth_cm``), ``value`` the unknown key, ``allowed`` the fields allowed there
+    and ``detail`` the suggestion ("did you mean 'height_cm'?") or ''. The message reads
+    ``patient: unknown field 'heigth_cm'; did you mean 'height_cm'? allowed: id, ...``."""
+
+    def _message(self) -> str:
+        key = str(self.value)
+        where = self.field[:-len(key)].rstrip(".") if self.field.endswith(key) else self.field
+        message = f"{_one_line(where)}: " if where.strip() else ""
+        message += f"unknown field {_one_line(repr(self.value))}; "
+        if self.detail:
+            message += f"{_one_line(self.detail)} "
+        return message + f"allowed: {_one_line(self.allowed)}"
 
 
 class UnsupportedMethodError(TarePlannerInputError):

@@ -115,10 +115,14 @@ def assert_refused(outcome: Outcome, *fragments: str, out_before: set[str] | Non
 
 def assert_named_error(outcome: Outcome, out: Path | None = None,
                        out_before: set[str] | None = None) -> None:
-    """A refusal of the project's form: FIELD: got VALUE; allowed: WHAT."""
+    """A refusal of the project's form: FIELD: got VALUE; allowed: WHAT (or, for a field
+    the schema does not have, [WHERE: ]unknown field 'KEY'; [did you mean ...?] allowed:
+    FIELDS)."""
     assert_refused(outcome, out=out, out_before=out_before)
     line = outcome.err.strip()
-    assert ": got " in line and "; allowed: " in line or "exists" in line \
+    assert ": got " in line and "; allowed: " in line \
+        or "unknown field '" in line and " allowed: " in line \
+        or "exists" in line \
         or "error: argument" in line or "required" in line, line
 
 

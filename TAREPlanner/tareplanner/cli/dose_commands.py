@@ -346,14 +346,29 @@ def _verification_summary(record: dict) -> list[str]:
 
 
 def _summary(record: dict) -> str:
-    lines = [f"{'structure':<28} {'mean':>8} {'D70':>8} {'max':>8}"
-             + ("   delivered mean   D70" if "post_treatment" in record else "")]
+    """The dose table printed by ``dose`` (and ``demo``): per structure its volume (mL) and
+    the predictive mean, D70 and maximum (Gy); with a post-treatment image, the delivered
+    mean and D70 (Gy) and the change of the mean dose, delivered against planned (%)."""
     delivered = record.get("post_treatment", {}).get("structures", {})
+    comparison = record.get("comparison") or {}
+    names = [f"{'structure':<28}", f"{'volume':>7}", f"{'mean':>6}", f"{'D70':>6}",
+             f"{'max':>6}"]
+    units = [f"{'':<28}", f"{'(mL)':>7}", f"{'(Gy)':>6}", f"{'(Gy)':>6}", f"{'(Gy)':>6}"]
+    if delivered:
+        names += [f"{'delivered mean':>16}", f"{'D70':>6}", f"{'change':>7}"]
+        units += [f"{'(Gy)':>16}", f"{'(Gy)':>6}", f"{'(%)':>7}"]
+    lines = [" ".join(names).rstrip(), " ".join(units).rstrip()]
+
+    def number(value, spec):
+        return "-" if value is None else format(value, spec)
     for name, r in record["predictive"]["structures"].items():
-        line = f"{name[:28]:<28} {r['mean_gy']:>8.1f} {r['D70']:>8.1f} {r['max_gy']:>8.1f}"
+        cells = [f"{name[:28]:<28}", f"{number(r.get('volume_ml'), '.1f'):>7}",
+                 f"{r['mean_gy']:>6.1f}", f"{r['D70']:>6.1f}", f"{r['max_gy']:>6.1f}"]
         if name in delivered:
-            line += f"   {delivered[name]['mean_gy']:>14.1f} {delivered[name]['D70']:>6.1f}"
-        lines.append(line)
+            relative = ((comparison.get(name) or {}).get("mean_gy") or {}).get("relative")
+            cells += [f"{delivered[name]['mean_gy']:>16.1f}", f"{delivered[name]['D70']:>6.1f}",
+                      f"{number(None if relative is None else 100 * relative, '+.1f'):>7}"]
+        lines.append(" ".join(cells))
     return "\n".join(lines)
 
 
@@ -388,7 +403,8 @@ def add_dose_commands(sub) -> None:
     p.add_argument("--bin-gy", type=float, default=1.0, help="DVH bin width (Gy)")
     p.add_argument("--voxel-plan", choices=("mean", "D70"),
                    help="also solve the activities on voxel doses (tumour mean or D70 goals)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True,
+                   help="output folder, made with any missing parent folders")
     p.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     p.add_argument("--quiet", action="store_true",
                    help="no progress lines on stderr (they are written only to a terminal)")

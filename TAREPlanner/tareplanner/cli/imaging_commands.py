@@ -16,7 +16,8 @@ from ..imaging.arrays import image_array
 from ..physics.solver import GOAL_KINDS
 from ..records.atomic import OutputExistsError, write_json_atomic
 from ..records.case import product_key_of
-from ..records.fields import check_name
+from ..records.fields import check_name, suggestion
+from .outputs import check_output_file
 from .progress import Progress, registration_steps
 
 
@@ -32,7 +33,7 @@ def parse_goal(text: str, field: str = "--goal") -> tuple[str | None, dict]:
     if kind not in GOAL_KINDS or kind == "maximum":
         raise FieldValueError(field, text, "[POSITION:]KIND=VALUE with KIND one of "
                               + ", ".join(k for k in GOAL_KINDS if k != "maximum")
-                              + ", or [POSITION:]maximum")
+                              + ", or [POSITION:]maximum", suggestion(kind, GOAL_KINDS))
     try:
         number = float(value)
     except ValueError:
@@ -280,8 +281,8 @@ def _output_paths(args) -> dict[str, Path]:
     for option, path in paths.items():
         if "\x00" in str(path):
             raise OutputPathError(option, str(path), "a path without NUL characters")
-        if option.startswith("-") and path.is_dir():
-            raise OutputPathError(option, str(path), "a file path, not a folder")
+        if option.startswith("-"):
+            check_output_file(path, option)
         if path.exists() and not args.force:
             raise OutputExistsError(f"{path} exists; use --force to overwrite it")
     if "-o" in paths and "--measurement-output" in paths and \
@@ -424,7 +425,8 @@ def _check_before_images(args, goals: dict, goals_default: dict | None,
 
     product = catalogue.product(product_key_of(args.product, "--product"))
     if args.method not in METHODS:
-        raise FieldValueError("--method", args.method, "one of " + ", ".join(METHODS))
+        raise FieldValueError("--method", args.method, "one of " + ", ".join(METHODS),
+                              suggestion(args.method, METHODS))
     if args.method not in product.methods:
         raise FieldValueError("--method", args.method,
                               f"for {product.key}: " + ", ".join(product.methods))
@@ -633,7 +635,8 @@ def add_imaging_commands(sub) -> None:
     p.add_argument("--size", default="standard",
                    help="voxel size of the images: small (2x2x3 mm CT, fast, for tests), "
                         "standard (1x1x2.5 mm CT) or large (0.8x0.8x2 mm CT) "
-                        "(default: %(default)s)")
+                        "(default: %(default)s, clinical voxel sizes; tareplanner demo uses "
+                        "small so that the whole workflow runs in about half a minute)")
     p.add_argument("--seed", type=int, default=20261122,
                    help="seed of the image noise (and of the CBCT offsets of a segmental "
                         "patient): a whole number 0 to 4294967295; the same seed writes the "
@@ -685,7 +688,8 @@ def add_imaging_commands(sub) -> None:
                    help="planning method: " + ", ".join(_methods())
                         + " (default: %(default)s; bsa only for sir-spheres)")
     p.add_argument("--treatment-time", help="ISO 8601 with UTC offset")
-    p.add_argument("--case-id")
+    p.add_argument("--case-id", help="case identifier written into the case (a name: "
+                                     "printable, at most 64 characters, no '/')")
     p.add_argument("--lung-base-margin-mm", type=float, default=0.0,
                    help="exclude lung within this distance of the liver from the LSF")
     p.add_argument("--spect-fwhm-mm", type=float, metavar="MM",
@@ -708,8 +712,11 @@ def add_imaging_commands(sub) -> None:
                         "(recorded as chosen; the CT mass is kept beside it)")
     p.add_argument("--lung-mass-from-ct", dest="lung_mass", action="store_const", const="ct",
                    help=argparse.SUPPRESS)
-    p.add_argument("-o", "--output", help="case file to write (default: print)")
-    p.add_argument("--measurement-output", help="measurement record to write")
+    p.add_argument("-o", "--output", help="case file to write, in an existing folder "
+                                          "(default: print)")
+    p.add_argument("--measurement-output",
+                   help="measurement record to write, in an existing folder (its label maps "
+                        "go into a folder beside it)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--quiet", action="store_true",
                    help="no progress lines on stderr (they are written only to a terminal)")

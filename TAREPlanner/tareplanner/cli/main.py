@@ -25,6 +25,7 @@ from ..physics.lung_shunt import lsf_planar_geometric_mean
 from ..imaging.phantom_files import slug
 from .dose_commands import add_dose_commands
 from .imaging_commands import add_imaging_commands
+from .outputs import check_output_file
 from .progress import Progress
 from .treatment_day_commands import add_treatment_day_commands
 from .web_commands import add_web_commands
@@ -41,6 +42,8 @@ def _site_limits(path: str | None) -> tuple[dict | None, str]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    if args.output:
+        check_output_file(args.output, "-o")
     case = read_case(args.case)
     site, label = _site_limits(args.site_limits)
     record = plan_case(case, site, label)
@@ -96,6 +99,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..records.identity import entered_identity, option_identity
     from ..records.report import write_report
 
+    check_output_file(args.output, "-o")
     record = read_plan_record(args.record)
     if args.dose:
         from ..records.record_checks import check_dose_folder
@@ -293,10 +297,25 @@ def cmd_lsf(args: argparse.Namespace) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    """Command-line errors on one line (no usage block), exit status 2."""
+    """Command-line errors on one line (no usage block), exit status 2; a mistyped choice
+    (a command, --method, --lung-mass) gets the closest one suggested."""
 
     def error(self, message: str):
-        self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_INPUT, f"{self.prog}: error: {_with_suggestion(message)} "
+                              f"(see {self.prog} --help)\n")
+
+
+def _with_suggestion(message: str) -> str:
+    """argparse's "invalid choice: 'X' (choose from 'A', 'B')" with "; did you mean 'A'?"."""
+    import re
+
+    from ..records.fields import suggestion
+
+    found = re.search(r"invalid choice: '(.*?)' \(choose from (.*)\)$", message)
+    if not found:
+        return message
+    hint = suggestion(found.group(1), re.findall(r"'([^']*)'", found.group(2)))
+    return f"{message}; {hint}" if hint else message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -309,19 +328,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="plan activities from a case file (tareplanner.case/1)")
     p.add_argument("case", help="case JSON file")
     p.add_argument("--json", action="store_true", help="print the plan record as JSON")
-    p.add_argument("-o", "--output", help="write the plan record to this file (atomically)")
+    p.add_argument("-o", "--output", help="write the plan record to this file (atomically; "
+                                          "its folder must exist)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--site-limits", help="site limits file (tareplanner.site-limits/1)")
     p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("replay", help="recompute a plan record and report any difference")
-    p.add_argument("record", help="plan record (tareplanner.plan/1)")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("replay", help="recompute a plan record or an administration record "
+                                       "and report any difference (exit 1 when one differs)")
+    p.add_argument("record", help="plan record (tareplanner.plan/1) or administration record "
+                                  "(tareplanner.administration/1)")
+    p.add_argument("--json", action="store_true",
+                   help="print the comparison as JSON (identical, and each differing field "
+                        "with its recorded and replayed value)")
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("report", help="PDF report of a plan record (and its dosimetry)")
     p.add_argument("record", help="plan record (tareplanner.plan/1)")
-    p.add_argument("-o", "--output", required=True, help="PDF file to write")
+    p.add_argument("-o", "--output", required=True,
+                   help="PDF file to write (its folder must exist)")
     p.add_argument("--dose", help="folder written by tareplanner dose (DVH, verification, "
                                   "dose on the CT slices, 3D view)")
     p.add_argument("--measurement", help="measurement record whose CT and label maps the "
@@ -339,12 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study-date", help="study date, YYYY-MM-DD")
     p.add_argument("--institution", help="institution")
     p.add_argument("--referring-physician", help="referring physician")
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--force", action="store_true", help="overwrite an existing PDF")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("batch", help="cohort dosimetry on Dask -> one table of dose indices")
     p.add_argument("cohort", help="CSV: patient_id, measurement, plan[, pet, administration_time]")
-    p.add_argument("--out", required=True, help="output folder (resumable)")
+    p.add_argument("--out", required=True, help="output folder, made with any missing parent "
+                                                "folders (resumable)")
     p.add_argument("--scheduler", help="address of an existing Dask scheduler")
     p.add_argument("--workers", type=int, help="local worker processes (default 1)")
     p.add_argument("--quiet", action="store_true",
@@ -353,14 +379,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check a case file and report the first problem "
                                          "(it is planned, so clinical cut-offs are checked too)")
-    p.add_argument("case")
+    p.add_argument("case", help="case JSON file (tareplanner.case/1)")
     p.add_argument("--site-limits", help="site limits file (tareplanner.site-limits/1)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("demo", help="synthetic patient end to end: images -> case -> plan")
-    p.add_argument("--out", default="tareplanner-demo", help="output folder (default: %(default)s)")
+    p.add_argument("-o", "--out", default="tareplanner-demo",
+                   help="output folder, made with any missing parent folders; its phantom/ "
+                        "subfolder is replaced (default: %(default)s)")
     p.add_argument("--size", default="small", choices=("small", "standard", "large"),
-                   help="synthetic patient size (default: %(default)s)")
+                   help="voxel size of the synthetic patient's images: small, standard or "
+                        "large (default: %(default)s, so that the whole workflow runs in "
+                        "about half a minute; tareplanner phantom defaults to standard)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress lines on stderr (they are written only to a terminal)")
     p.set_defaults(func=cmd_demo)
@@ -370,9 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_products)
 
     p = sub.add_parser("lsf", help="lung shunt fraction from planar anterior/posterior counts")
-    for name in ("lung-anterior", "lung-posterior", "liver-anterior", "liver-posterior"):
-        p.add_argument(f"--{name}", type=float, required=True, help=f"{name} ROI counts")
-    p.add_argument("--json", action="store_true")
+    for organ, view in (("lung", "anterior"), ("lung", "posterior"), ("liver", "anterior"),
+                        ("liver", "posterior")):
+        p.add_argument(f"--{organ}-{view}", type=float, required=True,
+                       help=f"counts in the {organ} ROI of the {view} view")
+    p.add_argument("--json", action="store_true",
+                   help="print the LSF and both geometric means as JSON")
     p.set_defaults(func=cmd_lsf)
 
     add_imaging_commands(sub)

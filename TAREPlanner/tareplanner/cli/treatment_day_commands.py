@@ -19,7 +19,9 @@ def cmd_directive(args: argparse.Namespace) -> int:
     from ..records.atomic import write_json_atomic
     from ..records.directive import (change_directive, directive_from_plan, directive_lines,
                                      validate_directive)
+    from .outputs import check_output_file
 
+    check_output_file(args.output, "-o")
     if args.change:
         if args.site is None or args.activity_gbq is None or not args.reason or not args.by:
             raise FieldValueError("--change", args.change, "with --site, --activity-gbq, "
@@ -80,7 +82,9 @@ def cmd_administer(args: argparse.Namespace) -> int:
     from ..records.administration import administration_lines, administration_record
     from ..records.atomic import write_json_atomic
     from ..records.directive import validate_directive
+    from .outputs import check_output_file
 
+    check_output_file(args.output, "-o")
     directive = validate_directive(_read(args.directive, "directive"), args.directive)
     if args.readings and (args.vial or args.residual or args.administered_at):
         raise FieldValueError("--readings", args.readings,
@@ -105,7 +109,8 @@ def add_treatment_day_commands(sub) -> None:
     p.add_argument("--activity-gbq", type=float, help="new prescribed activity (GBq)")
     p.add_argument("--reason", help="why the prescription changes (with --change)")
     p.add_argument("--by", help="authorised user making the change (with --change)")
-    p.add_argument("-o", "--output", required=True, help="directive file to write")
+    p.add_argument("-o", "--output", required=True,
+                   help="directive file to write (its folder must exist)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=cmd_directive)
 
@@ -124,7 +129,8 @@ def add_treatment_day_commands(sub) -> None:
     p.add_argument("--site-tolerance", type=float, metavar="FRACTION",
                    help="the site's own tolerance on the delivered activity (e.g. 0.10), "
                         "flagged besides the regulatory criterion")
-    p.add_argument("-o", "--output", required=True, help="administration record to write")
+    p.add_argument("-o", "--output", required=True,
+                   help="administration record to write (its folder must exist)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=cmd_administer)
 

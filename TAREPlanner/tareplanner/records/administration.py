@@ -13,7 +13,7 @@ from ..physics.administration import (Reading, delivered_activity, deviation_fra
                                       meets_criterion)
 from .case import canonical_sha256
 from .directive import validate_directive
-from .fields import check_keys, number, require_object, timestamp
+from .fields import check_keys, number, require_object, suggestion, timestamp
 from .provenance import software_versions
 
 ADMINISTRATION_SCHEMA = "tareplanner.administration/1"
@@ -43,7 +43,8 @@ def parse_readings(document: Any, directive: dict) -> list[dict]:
         site = obj.get("treatment_site")
         if site not in sites:
             raise UnknownNameError(f"{field}.treatment_site", site,
-                                   "a treatment site of the directive: " + ", ".join(sites))
+                                   "a treatment site of the directive: " + ", ".join(sites),
+                                   suggestion(site, sites))
         if site in seen:
             raise FieldValueError(f"{field}.treatment_site", site, "each site once")
         seen.add(site)

@@ -20,7 +20,7 @@ from ..errors import (FieldValueError, MissingFieldError, SchemaError, UnknownNa
 from ..physics.lung_shunt import lsf_planar_geometric_mean
 from ..physics.solver import GOAL_KINDS
 from .fields import (boolean, check_keys, name as name_value, number, read_json_file,
-                     require_object, string, timestamp)
+                     require_object, string, suggestion, timestamp)
 from .identity import PATIENT_KEYS, STUDY_KEYS, check_case_identity
 
 CASE_SCHEMA = "tareplanner.case/1"
@@ -243,7 +243,8 @@ def product_key_of(text: str, field: str = "product") -> str:
     for key in keys:
         if key.casefold() == wanted:
             return key
-    raise UnknownNameError(field, text, "one of " + ", ".join(keys) + " (any case)")
+    raise UnknownNameError(field, text, "one of " + ", ".join(keys) + " (any case)",
+                           suggestion(text, keys, any_case=True))
 
 
 def parse_case(document: Any) -> Case:

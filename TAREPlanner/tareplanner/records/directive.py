@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import FieldValueError, SchemaError, UnknownNameError
 from .case import canonical_sha256
-from .fields import check_name, number, require_object
+from .fields import check_name, number, require_object, suggestion
 from .provenance import software_versions
 
 DIRECTIVE_SCHEMA = "tareplanner.directive/1"
@@ -77,7 +77,8 @@ def change_directive(directive: dict, site: str, activity_gbq: float, reason: st
     validate_directive(directive)
     sites = [p["treatment_site"] for p in directive["positions"]]
     if site not in sites:
-        raise UnknownNameError("--change site", site, ", ".join(sites))
+        raise UnknownNameError("--site", site, "a treatment site of the directive: "
+                               + ", ".join(sites), suggestion(site, sites))
     new = number({"activity_gbq": activity_gbq}, "activity_gbq", "--change",
                  exclusive_minimum=0, maximum=100)
     reason = check_name(reason, "--reason")

@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from ..errors import FieldValueError, MissingFieldError, SchemaError, UnknownNameError
+from ..errors import (FieldValueError, MissingFieldError, SchemaError, UnknownFieldError,
+                      UnknownNameError)
 
 
 def require_object(value: Any, field: str) -> Mapping[str, Any]:
@@ -19,15 +20,27 @@ def require_object(value: Any, field: str) -> Mapping[str, Any]:
     return value
 
 
+def suggestion(value: Any, choices: Iterable[str], *, any_case: bool = False) -> str:
+    """``"did you mean 'X'?"`` for the choice closest to a mistyped ``value`` (difflib's
+    similarity ratio of at least 0.6), or '' when none is close. ``any_case``: compared
+    case-insensitively (product names)."""
+    if not isinstance(value, str) or not value.strip():
+        return ""
+    choices = [c for c in choices if isinstance(c, str)]
+    fold = (lambda text: text.strip().casefold()) if any_case else (lambda text: text)
+    folded = {fold(c): c for c in choices}
+    close = difflib.get_close_matches(fold(value), list(folded), n=1, cutoff=0.6)
+    return f"did you mean {folded[close[0]]!r}?" if close else ""
+
+
 def check_keys(obj: Mapping[str, Any], field: str, allowed: Iterable[str]) -> None:
+    """Every key of ``obj`` is one of ``allowed``; an unknown one is refused with the
+    closest allowed field suggested."""
     allowed = tuple(allowed)
     for key in obj:
         if key not in allowed:
-            close = (difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-                     if isinstance(key, str) else [])
-            raise UnknownNameError(f"{field}.{key}" if field else key, key,
-                                   "fields " + ", ".join(allowed),
-                                   f"did you mean {close[0]!r}?" if close else "")
+            raise UnknownFieldError(f"{field}.{key}" if field else key, key,
+                                    ", ".join(allowed), suggestion(key, allowed))
 
 
 def number(obj: Mapping[str, Any], key: str, field: str, *, default: Any = MissingFieldError,
@@ -73,7 +86,7 @@ def string(obj: Mapping[str, Any], key: str, field: str, *, default: Any = Missi
     if not isinstance(value, str) or not value.strip():
         raise FieldValueError(path, value, allowed)
     if choices is not None and value not in choices:
-        raise UnknownNameError(path, value, allowed)
+        raise UnknownNameError(path, value, allowed, suggestion(value, choices))
     return value
 
 
