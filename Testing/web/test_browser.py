@@ -304,7 +304,7 @@ def test_every_step_in_order(page, server, shots, tmp_path):
     _same_plan(web, cli, rel=1e-6)
 
     # and from the images: phantom, measure (same positions, goals, treatment time), plan
-    patient = tmp_path / "patient"
+    patient = server["data"] / "patient"     # in the data folder: the next test loads it
     subprocess.run([*_tareplanner(), "phantom", str(patient), "--size", "small"], check=True,
                    capture_output=True)
     nifti, labels = patient / "nifti", patient / "labels"
@@ -324,6 +324,25 @@ def test_every_step_in_order(page, server, shots, tmp_path):
     # the page measures on the scene's segmentation (the images in memory); the command
     # line on the NIfTI files: the same within a few voxels of the territories
     _same_plan(web, from_images, rel=1e-3)
+
+
+def test_a_dicom_folder_of_the_data_folder_loads(page, server, shots):
+    """The synthetic patient's DICOM folder (written into the data folder by the test
+    above) chosen in the page: each series becomes a volume to choose from."""
+    assert (server["data"] / "patient" / "dicom").is_dir()
+    before = _updates(page)
+    page.locator("[data-refresh-folders]").click()
+    _after(page, before)
+    page.locator('[data-panel="data"]').scroll_into_view_if_needed()
+    _choose(page, '[data-field="folder"]', "patient/dicom")
+    _click(page, "load folder")
+    text = _output(page, "data")
+    assert "patient/dicom/ct (CT, HU)" in text and "patient/dicom/spect_maa (NM, counts)" in text
+    page.locator('[data-field="ctVolume"]').click()
+    menu = page.locator(".v-menu .v-overlay__content >> visible=true")
+    assert menu.get_by_role("option", name="patient/dicom/pet_y90").count() == 1
+    page.keyboard.press("Escape")
+    _shot(page, shots, "1-data-folder", "data")
 
 
 def _same_plan(web: dict, cli: dict, *, rel: float) -> None:

@@ -29,3 +29,18 @@ def test_data_folder_must_exist(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(tareplanner.web, "missing_packages", lambda: [])
     assert main(["serve", "--data", str(tmp_path / "missing")]) == 2
     assert "--data" in capsys.readouterr().err
+
+
+def test_port_in_use_is_refused(monkeypatch, tmp_path, capsys):
+    import socket
+
+    import tareplanner.web
+    monkeypatch.setattr(tareplanner.web, "missing_packages", lambda: [])
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--port", str(port), "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"--port: got {port}" in err and "a free port" in err
+    assert main(["serve", "--port", "70000", "--data", str(tmp_path)]) == 2

@@ -37,12 +37,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
                               "Save writes into its 'output' subfolder)")
     if not 0 < args.port < 65536:
         raise FieldValueError("--port", args.port, "1 to 65535")
+    _check_free(args.host, args.port)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"tareplanner: warning: listening on {args.host}: anyone who can reach it can "
               "see and change this session (there is no login)", file=sys.stderr)
     from ..web.app import serve
     serve(data, host=args.host, port=args.port)
     return 0
+
+
+def _check_free(host: str, port: int) -> None:
+    """Refuse a port another program listens on (before the page is built)."""
+    import socket
+
+    from ..errors import FieldValueError
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as error:
+        raise FieldValueError("--host", host, "an address of this computer, e.g. 127.0.0.1",
+                              str(error)) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise FieldValueError("--port", port, f"a free port on {host}",
+                                  error.strerror or str(error)) from None
 
 
 def add_web_commands(sub) -> None:

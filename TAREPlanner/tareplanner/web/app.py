@@ -231,6 +231,7 @@ class WebApp:
                 if node.GetDisplayNode() is None:
                     node.CreateDefaultDisplayNodes()
             self._show_segments()
+            self.state.view_mode = "ct"
             self.show("ct", reset=True)
         elif action in ("lungs", "territories"):
             self._show_segments()
@@ -465,7 +466,12 @@ class WebApp:
                     with html.Div(classes="d-flex align-center mb-2"):
                         v3.VSelect(v_model=("folder",), items=("folders",),
                                    label="or a folder of the data folder (DICOM, NIfTI)",
-                                   density="compact", hide_details=True, classes="mr-2")
+                                   density="compact", hide_details=True, classes="mr-2",
+                                   raw_attrs=['data-field="folder"'])
+                        v3.VBtn(icon="mdi-refresh", size="small", variant="text",
+                                click=self.refresh, classes="mr-1",
+                                raw_attrs=['data-refresh-folders', 'title="Read the data '
+                                           'folder again"'])
                         v3.VBtn("Load folder", size="small", color="primary",
                                 disabled=("!folder || !!busy",),
                                 click=(self.run, f"[{LOAD_FOLDER!r}]"),
