@@ -302,3 +302,30 @@ def test_territories_agree_where_they_overlap():
     labels = a.labels(z, y, x)
     assert list(a.territory(labels, z, y, x)) == [1, 1]
     assert a.tumour_territory(0) == a.tumour_territory(1) == 1
+
+
+@slow
+def test_one_position_is_the_whole_liver(tmp_path, capsys):
+    """``--positions 1``: one territory, the whole liver, measured from the territory map."""
+    d = tmp_path / "patient"
+    assert main(["phantom", str(d), "--size", "small", "--positions", "1", "--no-pet"]) == 0
+    assert "--territories" in capsys.readouterr().out
+    truth = json.loads((d / "truth.json").read_text())
+    assert [p["name"] for p in truth["positions"]] == ["proper hepatic"]
+    assert truth["positions"][0]["tumours"] == ["T1", "T2", "T3"]
+    whole = truth["volumes_ml"]["territories"]["proper hepatic"]
+    assert whole["perfused"] == pytest.approx(truth["volumes_ml"]["liver"])
+    assert (d / "dicom" / "cbct_proper_hepatic").is_dir()
+    assert main(["measure", "--ct", str(d / "nifti" / "ct.nii.gz"),
+                 "--spect", str(d / "nifti" / "spect_maa.nii.gz"),
+                 "--liver", str(d / "labels" / "liver.nii.gz"),
+                 "--tumours", str(d / "labels" / "tumours.nii.gz"),
+                 "--tumour-names", "T1,T2,T3",
+                 "--territories", str(d / "labels" / "territories.nii.gz"),
+                 "--territory-names", "proper hepatic", "--goal", "tumour_dose_gy=200",
+                 "--product", "therasphere", "-o", str(tmp_path / "case.json")]) == 0
+    case = json.loads((tmp_path / "case.json").read_text())
+    (position,) = case["positions"]
+    assert position["normal_volume_ml"] == pytest.approx(whole["normal"], rel=0.03)
+    for tumour in position["tumours"]:
+        assert tumour["tnr"] == pytest.approx(truth["tnr_maa"][tumour["name"]], rel=0.05)

@@ -237,6 +237,9 @@ def cmd_phantom(args: argparse.Namespace) -> int:
               + ", ".join(f"{p['name']} (cbct_{slug(p['name'])}; "
                           + (", ".join(p["tumours"]) or "no tumour") + ")"
                           for p in truth["positions"]))
+        if positions == 1:
+            print("the CBCT enhances the whole liver: measure its territory with --territories "
+                  f"{Path(args.outdir) / 'labels' / 'territories.nii.gz'}")
     return 0
 
 
@@ -644,7 +647,9 @@ def add_imaging_commands(sub) -> None:
     p.add_argument("--positions", default="2", metavar="N",
                    help="injection positions, one territory and one CBCT each: 1 to 8. 2 is "
                         "the right and left hepatic patient; 1 treats its whole liver from "
-                        "the proper hepatic artery; 3 to 8 divide the liver into wedge-shaped "
+                        "the proper hepatic artery (its CBCT enhances the whole liver: measure "
+                        "it with --territories labels/territories.nii.gz); 3 to 8 divide the "
+                        "liver into wedge-shaped "
                         "segments named 'segment 2', 'segment 3', ... with one tumour each "
                         "(default: %(default)s)")
     p.add_argument("--ho166-scout", action="store_true", help="also write a Ho-166 scout SPECT")
