@@ -436,3 +436,159 @@ def test_case_identity_checked_on_reading(patient, study, field):
     with pytest.raises(FieldValueError) as error:
         parse_case(case)
     assert field in str(error.value)
+
+
+# ------------------------------------------------------------------ words of the plan pages
+
+def test_every_binding_limit_is_named_in_plan_text_and_report():
+    """Bug caught: "limited by lung-limit" when the single and the cumulative lung limits both
+    bind (the solver keeps the last cap only). Hand calculation: prior lung dose 20 Gy,
+    limits 30 Gy single and 50 Gy cumulative (data/products.json, TheraSphere), so this
+    treatment may add min(30, 50 - 20) = 30 Gy and both limits are reached together; with
+    LSF 0.19 and 1 kg of lung, A = 30 Gy x 1 kg / (49.67 J/GBq x 0.19) = 3.179 GBq."""
+    from tareplanner.records import report_tables as tables
+    from tareplanner.records.plan_text import binding_limits, plan_summary
+
+    record = _record(prior_lung_dose_gy=20, lung_shunt_fraction=0.19,
+                     positions=[{**BASE_CASE["positions"][0],
+                                 "goal": {"tumour_dose_gy": 600}}])
+    pos = record["positions"][0]
+    assert pos["activity_gbq"] == pytest.approx(30 / (49.67 * 0.19), rel=1e-4)
+    assert binding_limits(pos, record) == ["lung-limit", "lung-cumulative-limit"]
+    row = next(line for line in plan_summary(record).splitlines()
+               if line.startswith("right hepatic"))
+    assert " 3.179 " in row and row.endswith("  lung limit and cumulative lung limit"), row
+    text = tables.binding_text(pos, record)
+    assert text.startswith("limited by the lung limit (30 Gy, TheraSphere package insert) "
+                           "and the cumulative lung limit (50 Gy"), text
+
+
+@pytest.mark.parametrize("lsf, factor_words", [(0.06, "BSA formula"),
+                                               (0.12, "BSA formula and LSF reduction")])
+def test_bsa_plan_says_the_bsa_formula_sets_the_activity(lsf, factor_words):
+    """Bug caught: a BSA plan 'limited by goal' (a BSA plan has no goal: the formula and the
+    shunt reduction give the activity). Hand calculation (Sirtex IFU, DuBois): BSA
+    0.007184 x 80^0.425 x 172^0.725 = 1.9317 m2; tumour involvement 150 / 1800 = 8.33 %;
+    whole liver 1.9317 - 0.2 + 0.0833 = 1.8150 GBq; perfused 1020 / 1800 mL = 56.7 %:
+    1.0285 GBq; an LSF of 12 % (10 to 15 %) reduces it by 20 % to 0.8228 GBq."""
+    from tareplanner.records import report_tables as tables
+    from tareplanner.records.plan_text import plan_summary
+
+    positions = [{k: v for k, v in BASE_CASE["positions"][0].items() if k != "goal"}]
+    record = _record(product="sir-spheres", method="bsa", lung_shunt_fraction=lsf,
+                     positions=positions)
+    pos = record["positions"][0]
+    expected = 1.0285 * (0.8 if lsf > 0.1 else 1.0)
+    assert pos["activity_gbq"] == pytest.approx(expected, abs=2e-4)
+    row = next(line for line in plan_summary(record).splitlines()
+               if line.startswith("right hepatic"))
+    assert row.endswith(f"  {factor_words}") and "goal" not in row, row
+    text = tables.binding_text(pos, record)
+    assert text.startswith("set by the BSA formula (body surface area 1.93 m², tumour "
+                           "involvement 8%, 57% of the liver perfused)"), text
+    assert ("reduced to 80% for the lung shunt fraction 12.0%" in text) == (lsf > 0.1)
+    assert "goal" not in text
+
+
+def test_whole_liver_row_and_uncertainty_contributors_read_as_written_by_hand():
+    """Bugs caught: the 'Whole liver' row repeating 'whole liver' in its value, and the main
+    contributors of plan.txt (the normal-liver dose's) shown without saying which quantity
+    they belong to, while the PDF's first row gives the activity's. Hand calculation
+    (README case, A = 2.263 GBq): whole liver 49.67 x 2.263 x 0.94 / (1.8 L x 1.03) =
+    57.0 Gy; normal liver, tumours excluded: 80.65 Gy x 0.927 kg / (1.65 L x 1.03) =
+    44.0 Gy."""
+    from tareplanner.records import report_tables as tables
+    from tareplanner.records.plan_text import plan_summary
+
+    record = _record()
+    pairs = dict(tables.overview_pairs(record))
+    assert pairs["Whole liver"] == ("mean 57.0 Gy (limit 150 Gy); normal liver, tumours "
+                                    "excluded, mean 44.0 Gy (limit 75 Gy)")
+    figures = record["uncertainty"]["figures"]
+    activity = [c["input"] for c in figures["right hepatic: activity"]["main_contributors"][:2]]
+    normal = [c["input"] for c in figures["right hepatic: normal liver"]["main_contributors"][:2]]
+    lines = plan_summary(record).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("    right hepatic: A "))
+    assert "mostly" not in lines[at]
+    assert lines[at + 1].strip() == ("main contributors to the activity: " + ", ".join(activity)
+                                     + "; to the normal-liver dose: " + ", ".join(normal))
+    columns, rows, _, _ = tables.uncertainty_table(record)
+    assert columns[-1] == "Main contributors to this figure's interval"
+    by_label = {row[0]: row[-1] for row in rows}
+    assert by_label["right hepatic: activity"] == ", ".join(activity)
+    assert by_label["right hepatic: normal-liver dose"] == ", ".join(normal)
+
+
+@pytest.mark.parametrize("source, words", [
+    ("administered activity (given)", "3.000 GBq (entered), less the residual 3.0%: 2.910 GBq "
+                                      "expected in the patient"),
+    ("delivered total of the administration record",
+     "3.000 GBq (delivered total of the administration record, residual already subtracted)"
+     ", less the residual 3.0%: 2.910 GBq expected in the patient")])
+def test_activity_check_line_reads_as_a_sentence(source, words):
+    """Bug caught: 'administered activity (given)' printed in parentheses after the activity.
+    Hand calculation: 3.000 GBq less a 3 % residual leaves 2.910 GBq in the patient."""
+    from tareplanner.cli.dose_commands import _from_administration_record
+    from tareplanner.records import report_tables as tables
+
+    check = {"administered_activity_gbq": 3.0, "administered_source": source,
+             "residual_fraction": 0.03, "expected_in_patient_gbq": 3.0 * 0.97}
+    assert tables.administered_text(check) == words
+    given = {"administered_source": "administered activity (given)"}
+    warnings = [{"code": "x", "message": "2.9 GBq expected (administered activity (given) 3 "
+                                         "GBq)"}]
+    _from_administration_record(given, warnings)
+    assert given["administered_source"] == "delivered total of the administration record"
+    assert "(given)" not in warnings[0]["message"]
+
+
+# ------------------------------------------------------------------ VTK kept off the terminal
+
+RENDER_SMALL_SCENE = """
+import numpy as np
+from tareplanner.records.report_figures import render_3d
+liver = np.zeros((20, 20, 20), bool); liver[5:15, 5:15, 5:15] = True
+anatomy = {"coords": (np.arange(20.) * 4,) * 3, "masks": {"liver": liver}, "tumours": [],
+           "dose": liver * 150.0}
+problems = []
+image = render_3d(anatomy, 100.0, size_px=64, problems=problems)
+print("image", None if image is None else image.shape, "problems", problems)
+"""
+
+
+def test_3d_view_prints_nothing_on_the_terminal():
+    """Bug caught: `tareplanner demo` printing VTK's '[33m... bad X server connection.
+    DISPLAY=' (ANSI colour codes) on stderr when the render window falls back from X to
+    off-screen rendering. A fresh process (VTK probes the X server once per window): its
+    stderr holds no escape character and no 'X server'."""
+    import sys
+    result = subprocess.run([sys.executable, "-c", RENDER_SMALL_SCENE], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stderr and "X server" not in result.stderr, result.stderr
+    assert "image (64, 64, 3) problems []" in result.stdout or "image None" in result.stdout
+
+
+def test_vtk_error_is_kept_for_the_report_and_off_the_terminal(capfd, tmp_path, monkeypatch):
+    """A real VTK error (a filter run without input) is returned, not printed; VTK's output
+    window is restored afterwards; and an error of the 3D view reaches the PDF in words."""
+    vtk = pytest.importorskip("vtk")
+    from tareplanner.records import report_figures
+    from tareplanner.records.report import write_report
+
+    before = vtk.vtkOutputWindow.GetInstance()
+    with report_figures.vtk_messages_captured(vtk) as errors:
+        vtk.vtkFlyingEdges3D().Update()
+    assert len(errors) == 1 and "vtkFlyingEdges3D" in errors[0], errors
+    assert vtk.vtkOutputWindow.GetInstance() is before
+    assert "vtkFlyingEdges3D" not in capfd.readouterr().err
+
+    def failing(anatomy, level, size_px=900, problems=None):
+        problems.append("vtkOpenGLRenderWindow: cannot create a context")
+        return None
+    monkeypatch.setattr(report_figures, "render_3d", failing)
+    measurement, dose_dir = _write_world(tmp_path / "world", IDENTITY_DIRECTION)
+    out = write_report(_record(), tmp_path / "r.pdf", dose_dir=dose_dir,
+                       measurement=measurement)
+    flat = _flat(" ".join(_pages_text(out)))
+    assert "3D view not drawn: vtkOpenGLRenderWindow: cannot create a context" in flat

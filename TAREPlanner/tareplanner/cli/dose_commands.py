@@ -183,6 +183,8 @@ def cmd_dose(args: argparse.Namespace) -> int:
                 check, warnings = post_treatment_activity_check(
                     delivered_activity, structures, plan, administered_gbq=args.administered_gbq,
                     residual_fraction=args.residual_fraction)
+                if args.administration:
+                    _from_administration_record(check, warnings)
             else:
                 check, warnings = not_applicable_check(
                     "the post-treatment SPECT counts are scaled to the administered activity "
@@ -317,6 +319,20 @@ def _administration_activity(args: argparse.Namespace, plan: dict) -> None:
     if not (isinstance(total, (int, float)) and total > 0):
         raise FieldValueError("--administration total_delivered_activity_gbq", total, "> 0")
     args.administered_gbq, args.residual_fraction = float(total), 0.0
+
+
+#: the administered activity's source in an activity check made with --administration
+ADMINISTRATION_SOURCE = "delivered total of the administration record"
+
+
+def _from_administration_record(check: dict, warnings: list[dict]) -> None:
+    """The activity check names the administration record as the administered activity's
+    source (rather than an activity given on the command line)."""
+    given = check.get("administered_source")
+    check["administered_source"] = ADMINISTRATION_SOURCE
+    for warning in warnings:
+        if given and isinstance(warning.get("message"), str):
+            warning["message"] = warning["message"].replace(given, ADMINISTRATION_SOURCE)
 
 
 def _check_activity_options(args: argparse.Namespace) -> None:

@@ -7,6 +7,75 @@ def _fmt(value, spec: str = ".2f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+#: the limits that can hold a position's activity back: the plan's code, the words, the key
+#: of record["limits"] holding its value (None: the applied one, named in record["limits"])
+LIMITS = (("normal-liver-limit", "normal-liver limit", None),
+          ("lung-limit", "lung limit", "lung_single_gy"),
+          ("lung-cumulative-limit", "cumulative lung limit", "lung_cumulative_gy"),
+          ("whole-liver-limit", "whole-liver limit", "whole_liver_gy"),
+          ("whole-normal-liver-limit", "whole-normal-liver limit", None))
+#: a dose within this fraction of a limit stands at it (the solver scales to it exactly)
+AT_LIMIT_RTOL = 1e-6
+
+
+def limit_dose(record: dict, pos: dict, code: str) -> tuple[float | None, dict | None]:
+    """The dose a limit bounds and the limit's entry of record["limits"]."""
+    lim = record["limits"]
+    whole = record.get("whole_liver") or {}
+    key = dict((c, k) for c, _, k in LIMITS)[code]
+    if code == "normal-liver-limit":
+        key, dose = lim.get("applied_normal_liver"), pos.get("normal_dose_gy")
+    elif code == "whole-normal-liver-limit":
+        key = lim.get("applied_whole_normal_liver") or "whole_normal_liver_gy"
+        dose = whole.get("whole_normal_liver_dose_gy") if whole.get("checked") else None
+    elif code == "whole-liver-limit":
+        dose = whole.get("whole_liver_dose_gy") if whole.get("checked") else None
+    elif code == "lung-limit":
+        dose = record.get("lung_dose_gy")
+    else:
+        dose = record.get("lung_dose_cumulative_gy")
+    entry = lim.get(key) if key else None
+    return dose, entry if isinstance(entry, dict) else None
+
+
+def binding_limits(pos: dict, record: dict) -> list[str]:
+    """The codes of every limit a position's planned activity stands at (several can bind
+    at once: the single and the cumulative lung limit after an earlier treatment, the whole
+    liver and the whole normal liver); [] when its goal sets the activity, and for an
+    activity given as such or by the BSA method (never scaled: a limit it exceeds is a
+    violation)."""
+    goal = pos.get("goal") or {}
+    if "bsa" in goal or "activity_gbq" in goal:
+        return []
+    found = []
+    for code, _, _ in LIMITS:
+        dose, entry = limit_dose(record, pos, code)
+        value = entry.get("value") if entry else None
+        if dose is not None and value is not None and \
+                abs(dose - value) <= AT_LIMIT_RTOL * max(abs(value), 1.0):
+            found.append(code)
+    solver = pos.get("limited_by")
+    if solver and solver != "goal" and solver not in found:  # the solver's, whatever the
+        found.append(solver)                                   # rounding of the record
+    return found
+
+
+def _joined(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def limited_by_text(pos: dict, record: dict) -> str:
+    """What sets a position's activity, in a few words: 'goal', the binding limits
+    ('lung limit and cumulative lung limit'), or for the BSA method 'BSA formula' (with
+    'and LSF reduction' when the lung shunt reduced it)."""
+    if "bsa" in (pos.get("goal") or {}):
+        factor = (pos.get("bsa") or {}).get("lsf_factor", 1.0)
+        return "BSA formula" + (" and LSF reduction" if factor < 1 else "")
+    names = dict((c, w) for c, w, _ in LIMITS)
+    codes = binding_limits(pos, record)
+    return _joined([names.get(c, c.replace("-", " ")) for c in codes]) if codes else "goal"
+
+
 def plan_summary(record: dict) -> str:
     """Readable table of a ``tareplanner.plan/1`` record."""
     lines = []
@@ -32,19 +101,21 @@ def plan_summary(record: dict) -> str:
                  f"[{record['limits_source']}]")
     lines.append("")
     header = (f"{'position':<20} {'goal':<22} {'A [GBq]':>8} {'D_N [Gy]':>9} "
-              f"{'D_perf [Gy]':>11}  {'limited by':<18}")
+              f"{'D_perf [Gy]':>11}  limited by")
     lines.append(header)
-    lines.append("-" * len(header))
+    rule = len(lines)
+    lines.append("")
     for pos in record["positions"]:
         (goal_kind, goal_value), = pos["goal"].items()
         goal = goal_kind if goal_value is True else f"{goal_kind}={goal_value:g}"
         lines.append(f"{pos['name'][:20]:<20} {goal[:22]:<22} {pos['activity_gbq']:>8.3f} "
                      f"{pos['normal_dose_gy']:>9.1f} {pos['perfused_dose_gy']:>11.1f}  "
-                     f"{pos['limited_by']:<18}")
+                     f"{limited_by_text(pos, record)}")
         for t in pos["tumours"]:
             tnr = "-" if t["tnr"] is None else f"{t['tnr']:g}"
             lines.append(f"    tumour {t['name'][:16]:<16} {t['volume_ml']:>8.1f} mL  TNR "
                          f"{tnr:>5}  D_T {t['dose_gy']:>7.1f} Gy")
+    lines[rule] = "-" * max(len(line) for line in lines[rule - 1:])
     lines.append("")
     lines.append(f"total activity {record['total_activity_gbq']:.3f} GBq; lung dose "
                  f"{record['lung_dose_gy']:.2f} Gy (cumulative "
@@ -103,8 +174,13 @@ def uncertainty_lines(record: dict) -> list[str]:
         parts = [f"A {_interval(activity, '.2f')}", f"normal liver {_interval(normal)}"]
         parts += [t["name"] + " " + _interval(f[name + "/" + t["name"]])
                   for t in pos["tumours"]]
-        main = ", ".join(c["input"] for c in normal["main_contributors"][:2])
-        lines.append(f"    {name}: " + "; ".join(parts) + f"  (mostly: {main})")
+        lines.append(f"    {name}: " + "; ".join(parts))
+        contributors = [f"to the {label}: " + ", ".join(
+            c["input"] for c in figure["main_contributors"][:2])
+            for label, figure in (("activity", activity), ("normal-liver dose", normal))
+            if figure.get("main_contributors")]
+        if contributors:
+            lines.append("        main contributors " + "; ".join(contributors))
     whole = [f"lung {_interval(f['lung'])}"]
     whole += [f"{k} {_interval(f[k])}" for k in ("whole liver", "whole normal liver") if k in f]
     lines.append("    " + "; ".join(whole))
@@ -147,6 +223,23 @@ def whole_liver_text(record: dict) -> str:
     return (f"whole liver {against(whole['whole_liver_dose_gy'], lim['whole_liver_gy'])}; "
             f"whole normal liver "
             f"{against(whole['whole_normal_liver_dose_gy'], lim[normal_key])}")
+
+
+def whole_liver_doses(record: dict) -> str:
+    """The mean doses of the whole liver and of its normal part against their limits, for a
+    line already labelled 'whole liver'."""
+    whole = record.get("whole_liver")
+    if whole is None or not whole["checked"]:
+        return f"not checked ({whole['reason'] if whole else 'not recorded'})"
+    lim = whole["limits"]
+    normal_limit = lim[whole["applied_whole_normal_liver"]]
+
+    def against(dose, limit):
+        return f"{dose:.1f} Gy" + (f" (limit {limit['value']:g} Gy)"
+                                   if limit["value"] is not None else " (no limit)")
+    return (f"mean {against(whole['whole_liver_dose_gy'], lim['whole_liver_gy'])}; "
+            f"normal liver, tumours excluded, mean "
+            f"{against(whole['whole_normal_liver_dose_gy'], normal_limit)}")
 
 
 def measurement_summary(measurement: dict) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .atomic import atomic_path
 from .identity import printable, report_identity
-from .plan_text import lung_mass_text, uncertainty_lines, whole_liver_text
+from .plan_text import limited_by_text, lung_mass_text, uncertainty_lines, whole_liver_text
 from . import report_tables as tables
 from .report_figures import (PATIENT_AXIS_LETTERS, _dvh_page, draw_dvh,  # noqa: F401
                              isodose_figure, structure_colours)
@@ -54,14 +54,14 @@ def plan_lines(record: dict) -> list[str]:
         f"  [{record['limits_source']}]",
         "",
         "## Injection positions",
-        f"{'position':<22}{'A (GBq)':>9}{'D_N (Gy)':>10}{'D_perf':>9}  {'limited by':<20}",
+        f"{'position':<22}{'A (GBq)':>9}{'D_N (Gy)':>10}{'D_perf':>9}  limited by",
     ]
     for pos in record["positions"]:
         perfused = pos["perfused_dose_gy"]
         lines.append(f"{pos['name'][:22]:<22}{pos['activity_gbq']:>9.3f}"
                      f"{pos['normal_dose_gy']:>10.1f}"
                      f"{(f'{perfused:.1f}' if perfused is not None else '-'):>9}  "
-                     f"{pos['limited_by']:<20}")
+                     f"{limited_by_text(pos, record)}")
         lines.append(f"    normal liver {pos['normal_volume_ml']:.1f} mL; goal "
                      f"{tables.goal_text(pos.get('goal'))}; {tables.binding_text(pos, record)}")
         for t in pos["tumours"]:
@@ -102,9 +102,7 @@ def verification_lines(dose_record: dict) -> list[str]:
         lines += ["## Activity in the post-treatment image against the administered activity"]
         if check.get("applicable", True):
             lines += [
-                f"administered {check['administered_activity_gbq']:.3f} GBq "
-                f"({check['administered_source']}), residual {check['residual_fraction']:.1%}: "
-                f"expected in the patient {check['expected_in_patient_gbq']:.3f} GBq",
+                f"administered {tables.administered_text(check)}",
                 f"in the image at administration {check['image_total_gbq']:.3f} GBq "
                 f"({check['relative_difference']:+.1%}; tolerance "
                 f"±{check['tolerance']:.0%}): "
@@ -261,10 +259,7 @@ def _verification(doc: Document, dose_record: dict) -> None:
             inside = check.get("inside_liver_and_lungs_fraction")
             ok = check["within_tolerance"]
             doc.pairs([
-                ("Administered", f"{check['administered_activity_gbq']:.3f} GBq "
-                                 f"({check['administered_source']}), residual "
-                                 f"{check['residual_fraction']:.1%}: expected in the patient "
-                                 f"{check['expected_in_patient_gbq']:.3f} GBq"),
+                ("Administered", tables.administered_text(check)),
                 ("In the image", f"{check['image_total_gbq']:.3f} GBq at administration "
                                  f"({check['relative_difference']:+.1%}; tolerance "
                                  f"±{check['tolerance']:.0%}): "
@@ -356,9 +351,19 @@ def _anatomy_pages(doc: Document, plt, dose_dir: Path, measurement: dict | None,
         bar.set_label("planned dose (Gy)", fontsize=6)
         bar.ax.tick_params(labelsize=5.5)
         doc.y_in += row_in + gap_in
-    image = render_3d(anatomy, ISODOSE_3D_GY) if anatomy["ct"] is not None else None
-    if image is not None:
+    problems: list[str] = []
+    image = render_3d(anatomy, ISODOSE_3D_GY, problems=problems) \
+        if anatomy["ct"] is not None else None
+    if problems or (image is None and anatomy["ct"] is not None):
         doc.heading("3D view")
+        doc.paragraph(("3D view not drawn" if image is None else "VTK reported errors while "
+                       "drawing the 3D view; check it against the slices") + ": "
+                      + ("; ".join(printable(p, 300) for p in problems[:3])
+                         or "VTK cannot render off screen here"),
+                      colour="#b00020", weight="bold", size=8)
+    if image is not None:
+        if not problems:
+            doc.heading("3D view")
         doc.paragraph(f"Anterior view: liver (translucent), tumours in their colours, the "
                       f"{ISODOSE_3D_GY:g} Gy isodose surface of the planned dose in red.",
                       size=8)

@@ -5,6 +5,7 @@ outlines and isodose lines share one frame and cannot be mirrored against each o
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -297,15 +298,56 @@ def tumour_centre(mask: np.ndarray) -> tuple[int, int, int]:
     return tuple(int(v) for v in voxels[np.argmin(((voxels - centre) ** 2).sum(axis=1))])
 
 
-def render_3d(anatomy: dict, isodose_gy: float, size_px: int = 900) -> np.ndarray | None:
+@contextmanager
+def vtk_messages_captured(vtk):
+    """VTK's messages kept from the terminal for the block: its output window replaced by a
+    string window and its logger's terminal output turned off (both restored afterwards).
+    Yields a list that holds, once the block ends, the ERROR messages VTK gave (warnings,
+    such as the X server missing on a machine that then renders through EGL, are dropped)."""
+    previous = vtk.vtkOutputWindow.GetInstance()
+    cutoff = vtk.vtkLogger.GetCurrentVerbosityCutoff()
+    window = vtk.vtkStringOutputWindow()
+    vtk.vtkOutputWindow.SetInstance(window)
+    vtk.vtkLogger.SetStderrVerbosity(vtk.vtkLogger.VERBOSITY_OFF)
+    errors: list[str] = []
+    try:
+        yield errors
+    finally:
+        vtk.vtkOutputWindow.SetInstance(previous)
+        vtk.vtkLogger.SetStderrVerbosity(cutoff)
+        errors += vtk_errors(window.GetOutput())
+
+
+def vtk_errors(text: str) -> list[str]:
+    """The ERROR messages of VTK's output window text, one line each."""
+    import re
+    blocks = [b.strip() for b in re.split(r"\n\s*\n", str(text or "")) if b.strip()]
+    return [" ".join(line.strip() for line in block.splitlines()[1:] or block.splitlines())
+            for block in blocks if block.startswith("ERROR")]
+
+
+def render_3d(anatomy: dict, isodose_gy: float, size_px: int = 900,
+              problems: list | None = None) -> np.ndarray | None:
     """An anterior view (patient's right on the image left, superior up) of the liver
     (translucent), the tumours and the ``isodose_gy`` surface of the planned dose, rendered
-    off screen with VTK; an RGB array, or None when VTK cannot render here."""
+    off screen with VTK; an RGB array, or None when VTK cannot render here. VTK prints
+    nothing on the terminal meanwhile; its error messages are appended to ``problems``
+    (for the report to show)."""
     try:
         import vtk
         from vtk.util import numpy_support
     except ImportError:
+        if problems is not None:
+            problems.append("VTK is not installed")
         return None
+    with vtk_messages_captured(vtk) as errors:
+        image = _render_3d(vtk, numpy_support, anatomy, isodose_gy, size_px)
+    if problems is not None:
+        problems += errors
+    return image
+
+
+def _render_3d(vtk, numpy_support, anatomy: dict, isodose_gy: float, size_px: int):
     x_mm, y_mm, z_mm = anatomy["coords"]
     spacing = [abs(c[1] - c[0]) if len(c) > 1 else 1.0 for c in (x_mm, y_mm, z_mm)]
 

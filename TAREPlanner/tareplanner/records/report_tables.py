@@ -7,7 +7,9 @@ from __future__ import annotations
 from datetime import datetime, timezone, tzinfo
 
 from .identity import printable
-from .plan_text import lung_mass_text, whole_liver_text
+from .plan_text import LIMITS, binding_limits, limit_dose, lung_mass_text, whole_liver_doses
+
+LIMIT_CODES = {code for code, _, _ in LIMITS}
 
 SEX_WORDS = {"M": "male", "F": "female", "O": "other"}
 GOAL_WORDS = {"tumour_dose_gy": "tumour dose {} Gy", "normal_dose_gy": "normal-liver dose {} Gy",
@@ -18,6 +20,26 @@ LIMIT_WORDS = {"normal-liver-limit": ("the normal-liver limit of its territory",
                "lung-cumulative-limit": ("the cumulative lung limit", "lung_cumulative_gy"),
                "whole-liver-limit": ("the whole-liver limit", "whole_liver_gy"),
                "whole-normal-liver-limit": ("the whole-normal-liver limit", None)}
+
+
+#: where the administered activity of the post-treatment activity check came from, in words
+ADMINISTERED_WORDS = {
+    "planned total activity": "the plan's total activity: no administered activity given",
+    "administered activity (given)": "entered",
+    "delivered total of the administration record":
+        "delivered total of the administration record, residual already subtracted"}
+
+
+def administered_text(check: dict) -> str:
+    """The administered activity of an activity check, where it came from and what is
+    expected in the patient, as one sentence."""
+    source = check.get("administered_source", "")
+    words = ADMINISTERED_WORDS.get(source, source)
+    residual = check["residual_fraction"]
+    text = f"{check['administered_activity_gbq']:.3f} GBq ({words})"
+    if residual:
+        text += f", less the residual {residual:.1%}"
+    return text + f": {check['expected_in_patient_gbq']:.3f} GBq expected in the patient"
 
 
 def short_source(source: str) -> str:
@@ -90,20 +112,34 @@ def goal_text(goal: dict | None) -> str:
 
 
 def binding_text(pos: dict, record: dict) -> str:
-    """What limits a position's activity, in words, with the limit's value and source."""
-    kind = pos["limited_by"]
-    lim = record["limits"]
-    if kind == "goal":
-        return f"its goal ({goal_text(pos.get('goal'))})"
-    words, key = LIMIT_WORDS.get(kind, (kind.replace("-", " "), None))
-    if kind == "normal-liver-limit":
-        key = lim.get("applied_normal_liver")
-    elif kind == "whole-normal-liver-limit":
-        key = lim.get("applied_whole_normal_liver") or "whole_normal_liver_gy"
-    entry = lim.get(key) if key else None
-    if isinstance(entry, dict) and entry.get("value") is not None:
-        return f"limited by {words} ({entry['value']:g} Gy, {short_source(entry['source'])})"
-    return f"limited by {words}"
+    """What sets a position's activity, in words: its goal, every limit it stands at with
+    the limit's value and source, or for the BSA method the formula and the lung-shunt
+    reduction."""
+    goal = pos.get("goal") or {}
+    if "bsa" in goal:
+        bsa = pos.get("bsa") or {}
+        text = "set by the BSA formula"
+        if bsa.get("bsa_m2") is not None:
+            text += (f" (body surface area {bsa['bsa_m2']:.2f} m², tumour involvement "
+                     f"{bsa.get('tumour_involvement', 0):.0%}, "
+                     f"{bsa.get('perfused_fraction', 1):.0%} of the liver perfused)")
+        factor = bsa.get("lsf_factor", 1.0)
+        if factor < 1:
+            text += (f", reduced to {factor:.0%} for the lung shunt fraction "
+                     f"{record['lung_shunt_fraction']:.1%}")
+        return text + "; not scaled to the dose limits"
+    codes = binding_limits(pos, record)
+    if not codes:
+        return f"its goal ({goal_text(goal)})"
+    parts = []
+    for code in codes:
+        words = LIMIT_WORDS.get(code, (code.replace("-", " "), None))[0]
+        _, entry = limit_dose(record, pos, code) if code in LIMIT_CODES else (None, None)
+        if entry and entry.get("value") is not None:
+            words += f" ({entry['value']:g} Gy, {short_source(entry.get('source', ''))})"
+        parts.append(words)
+    return "limited by " + (parts[0] if len(parts) == 1 else
+                            ", ".join(parts[:-1]) + " and " + parts[-1])
 
 
 def positions_table(record: dict) -> tuple[list[str], list[list[str]], list[float], list[str]]:
@@ -165,7 +201,7 @@ def overview_pairs(record: dict) -> list[tuple[str, str]]:
                       f"{record['lung_dose_cumulative_gy']:.2f} Gy; limits "
                       f"{_limit(record, 'lung_single_gy')} / "
                       f"{_limit(record, 'lung_cumulative_gy')} cumulative)"),
-        ("Whole liver", whole_liver_text(record)),
+        ("Whole liver", whole_liver_doses(record)),
         ("Plan record", f"{record['schema']}, created {record['created']}, tareplanner "
                         f"{record['software']['version']}; case SHA-256 "
                         f"{record['input_sha256'][:16]}…"),
@@ -190,20 +226,20 @@ def uncertainty_table(record: dict):
         return None
     f = u["figures"]
     columns = ["Position / figure", "Planned", f"{u['coverage']:.0%} interval", "Unit",
-               "Main contributors"]
+               "Main contributors to this figure's interval"]
     rows = []
     for pos in record["positions"]:
         name = pos["name"]
         for label, key, planned, spec in (
                 ("activity", f"{name}: activity", pos["activity_gbq"], ".3f"),
-                ("normal liver", f"{name}: normal liver", pos["normal_dose_gy"], ".1f")):
+                ("normal-liver dose", f"{name}: normal liver", pos["normal_dose_gy"], ".1f")):
             figure = f.get(key) or {}
             rows.append([f"{name}: {label}", format(planned, spec), _interval(figure, spec),
                          figure.get("unit", ""), ", ".join(
                              c["input"] for c in figure.get("main_contributors", [])[:2])])
         for t in pos["tumours"]:
             figure = f.get(f"{name}/{t['name']}") or {}
-            rows.append([f"{name}: tumour {t['name']}", f"{t['dose_gy']:.1f}",
+            rows.append([f"{name}: tumour {t['name']} dose", f"{t['dose_gy']:.1f}",
                          _interval(figure, ".1f"), figure.get("unit", ""), ", ".join(
                              c["input"] for c in figure.get("main_contributors", [])[:2])])
     for key, planned in (("lung", record["lung_dose_gy"]),
@@ -212,7 +248,7 @@ def uncertainty_table(record: dict):
                          ("whole normal liver", (record.get("whole_liver") or {}).get(
                              "whole_normal_liver_dose_gy"))):
         if key in f:
-            rows.append([key, "-" if planned is None else f"{planned:.1f}",
+            rows.append([f"{key} dose", "-" if planned is None else f"{planned:.1f}",
                          _interval(f[key], ".1f"), f[key].get("unit", ""), ", ".join(
                              c["input"] for c in f[key].get("main_contributors", [])[:2])])
     return columns, rows, [2.0, 0.8, 1.2, 0.5, 2.6], ["l", "r", "r", "l", "l"]
