@@ -417,3 +417,17 @@ def test_listens_on_loopback_only(server):
             if state == "0A" and int(port, 16) == server["port"]:
                 listening.append(address)
     assert listening and all(a == "0100007F" for a in listening), listening
+
+
+def test_segmental_patient_gives_a_position_row_each(page, shots):
+    """(Last: it replaces the patient.) The segmental synthetic patient with five injection
+    positions: five rows, each with its CBCT, and five goals on the plan panel."""
+    from playwright.sync_api import expect
+    page.locator('[data-panel="data"]').scroll_into_view_if_needed()
+    _choose(page, '[data-field="synthetic_positions"]', "5")
+    _click(page, "load")
+    assert "synthetic patient loaded" in _output(page, "data")
+    expect(page.locator("[data-position-name]")).to_have_count(5)
+    expect(page.locator("[data-goal-kind]")).to_have_count(5)
+    assert page.locator('[data-action="registration"]').is_enabled()
+    _shot(page, shots, "1-data-five-positions", "data")

@@ -100,3 +100,12 @@ def test_site_limits_file_is_chosen_inside_the_data_folder(session, tmp_path):
         session.set_site_limits("../x.json")
     session.set_site_limits(None)
     assert session.p.siteLimitsFile == ""
+
+
+def test_segmental_synthetic_patient(session):
+    ok, text = session.run("load", positions=5)
+    assert ok, text
+    assert len(session.position_rows()) == 5
+    assert all(row["cbct"] for row in session.position_rows())
+    ok, text = session.run("load", positions=9)
+    assert not ok and "positions: got 9; allowed: 1 to 8" in text

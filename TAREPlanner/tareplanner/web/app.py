@@ -35,7 +35,8 @@ from ..mrml import guided
 from ..mrml.workflow import roles
 from ..physics.solver import GOAL_KINDS
 from .files import OutsideDataFolderError, content_type, resolve_inside
-from .session import LABEL_MAPS, LOAD_FOLDER, NODE_FIELDS, VALUE_FIELDS, Session
+from .session import (LABEL_MAPS, LOAD_FOLDER, NODE_FIELDS, SYNTHETIC_POSITIONS,
+                      VALUE_FIELDS, Session)
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ class WebApp:
         s.open_panels = [key for key, _, _ in guided.PANELS]
         s.folder = None
         s.liver_labels = None
+        s.synthetic_positions = 2
         s.tumour_labels = None
         s.result_tab = "plan"
         for name in VALUE_FIELDS:
@@ -207,6 +209,7 @@ class WebApp:
         await asyncio.sleep(0.05)   # let the page show the busy state before the step runs
         try:
             ok, _ = self.session.run(action, folder=self.state.folder or "",
+                                     positions=self.state.synthetic_positions,
                                      liver=self.state.liver_labels,
                                      tumours=self.state.tumour_labels)
             if ok:
@@ -424,6 +427,7 @@ class WebApp:
 
     def _build_ui(self):
         self.state.goal_kinds = list(GOAL_KINDS)
+        self.state.synthetic_position_counts = list(SYNTHETIC_POSITIONS)
         self.state.products = list(PRODUCTS)
         self.state.methods = list(METHODS)
         self.state.view_modes = VIEW_MODES
@@ -462,7 +466,15 @@ class WebApp:
             with self._panel("data"):
                 self._title("data")
                 with v3.VExpansionPanelText():
-                    self._button("load")
+                    with html.Div(classes="d-flex align-center"):
+                        self._button("load")
+                        v3.VSelect(v_model=("synthetic_positions",),
+                                   items=("synthetic_position_counts",),
+                                   label="positions", density="compact", hide_details=True,
+                                   style="max-width: 110px", classes="mb-2",
+                                   raw_attrs=['data-field="synthetic_positions"'])
+                        html.Span("2: right and left hepatic; otherwise segmental",
+                                  classes="text-caption ml-2 mb-2")
                     with html.Div(classes="d-flex align-center mb-2"):
                         v3.VSelect(v_model=("folder",), items=("folders",),
                                    label="or a folder of the data folder (DICOM, NIfTI)",

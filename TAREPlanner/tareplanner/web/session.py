@@ -31,8 +31,16 @@ LOAD_FOLDER = "load folder"
 LABEL_MAPS = "label maps"
 
 
-def _load_synthetic(scene, p) -> str:
-    patient = guided.load_synthetic_patient(scene, p)
+#: the synthetic patient's numbers of injection positions (2: right and left hepatic;
+#: otherwise the segmental patient)
+SYNTHETIC_POSITIONS = tuple(range(1, 9))
+
+
+def _load_synthetic(scene, p, positions: int = 2) -> str:
+    if positions not in SYNTHETIC_POSITIONS:
+        raise ValueError(f"synthetic patient positions: got {positions!r}; allowed: 1 to 8 "
+                         "(2: right and left hepatic; otherwise one per liver segment)")
+    patient = guided.load_synthetic_patient(scene, p, positions=positions)
     lines = [f"CT: {patient.ct.GetName()}", f"SPECT: {patient.spect.GetName()}",
              f"segmentation: {patient.segmentation.GetName()} (liver and tumours)"]
     lines += [f"position {name}: CBCT {node.GetName()}" for name, node in patient.cbcts.items()]
@@ -125,7 +133,11 @@ class Session:
                 missing = guided.missing_inputs(self.p, action)
                 if missing:
                     raise ValueError(f"{action}: needs " + "; ".join(missing))
-                text = ACTION_FUNCTIONS[action](self.scene, self.p)
+                if action == "load":
+                    text = _load_synthetic(self.scene, self.p,
+                                           int(options.get("positions") or 2))
+                else:
+                    text = ACTION_FUNCTIONS[action](self.scene, self.p)
         except ValueError as error:
             self.messages[panel] = (str(error), True)
             return False, str(error)
