@@ -8,6 +8,8 @@ linear interpolation.
 
 from __future__ import annotations
 
+import math
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -162,4 +164,138 @@ def test_dvh_page_planned_and_delivered_share_a_colour(tmp_path):
     assert len(set(colours)) == len(colours)            # one colour per structure
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend[:3] == ["T1", "normal liver", "lungs"] and "delivered" in legend
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------ page geometry of the slices
+
+VOXEL_MM = 6.0
+#: voxel centres: x -180..174 (60), y -132..126 (44), z -120..120 (41) mm
+GRID = {"x": -180.0 + VOXEL_MM * np.arange(60), "y": -132.0 + VOXEL_MM * np.arange(44),
+        "z": -120.0 + VOXEL_MM * np.arange(41)}
+TUMOUR_MM = (-60.0, 0.0, 0.0)
+
+
+def _anatomy() -> dict:
+    """A body (40 HU in air), a liver sphere, a tumour of 12 mm radius at TUMOUR_MM and
+    lungs above z = 60 mm, on the reoriented (k, j, i) grid; the dose falls from 400 Gy at
+    the tumour's centre as 400 exp(-r / 15 mm), so the 300, 200, 150, 100 and 50 Gy lines
+    are circles of radius 15 ln(400 / D) = 4.3, 10.4, 14.7, 20.8 and 31.2 mm: five lines
+    within 27 mm, where matplotlib's clabel piled their labels on each other."""
+    z, y, x = np.meshgrid(GRID["z"], GRID["y"], GRID["x"], indexing="ij")
+    r = np.sqrt((x - TUMOUR_MM[0]) ** 2 + (y - TUMOUR_MM[1]) ** 2 + (z - TUMOUR_MM[2]) ** 2)
+    body = (x / 170) ** 2 + (y / 120) ** 2 < 1
+    liver = ((x + 40) ** 2 + y ** 2 + z ** 2 < 80 ** 2) & body
+    return {"dose": (400.0 * np.exp(-r / 15.0)).astype(np.float32),
+            "ct": np.where(body, 40.0, -1000.0).astype(np.float32),
+            "masks": {"liver": liver, "lungs": body & (z > 60), "T1": r < 12},
+            "tumours": ["T1"], "coords": (GRID["x"], GRID["y"], GRID["z"]), "oblique": False}
+
+
+def _boxes(texts, renderer):
+    return [(t, t.get_window_extent(renderer)) for t in texts
+            if t.get_visible() and t.get_text().strip()]
+
+
+def _axis_texts(ax):
+    """Title, axis labels and tick labels of a panel (or a colour bar)."""
+    return ([ax.title, ax.xaxis.label, ax.yaxis.label] + ax.get_xticklabels()
+            + ax.get_yticklabels())
+
+
+def _overlap(a, b) -> bool:
+    """Boxes overlapping by more than a hair (0.5 px: boxes that touch do not count)."""
+    return (min(a.x1, b.x1) - max(a.x0, b.x0) > 0.5) and (min(a.y1, b.y1) - max(a.y0, b.y0)
+                                                          > 0.5)
+
+
+def test_slice_rows_aligned_letters_clear_of_labels_isodose_labels_apart():
+    """Bugs caught on the dose-on-anatomy page: the axial image's 'L' drawn over the coronal
+    image's axis label (panels placed at a fixed pitch with too little room between them),
+    isodose labels piled on one another around a tumour, and the three images of a row at
+    different heights (equal-aspect images shrunk inside equal boxes).
+
+    Expected geometry, from the grid above: the axial image is 360 x 264 mm, the coronal
+    360 x 246 mm and the sagittal 264 x 246 mm (voxel-centre span + one voxel); drawn at one
+    height, their widths must stand in those ratios and their tops, bottoms and titles line
+    up. Every orientation letter lies inside its own image and overlaps no title, axis label
+    or tick label of any panel or colour bar; panels (with their labels) do not overlap;
+    isodose labels overlap neither each other nor a letter, and at least two of the five
+    lines around the tumour get a label, each on its own line."""
+    from tareplanner.records.report import anatomy_row
+    from tareplanner.records.report_layout import Document
+
+    doc = Document(plt, "title", [], "footer")
+    doc.new_page("Dose on the anatomy")
+    anatomy = _anatomy()
+    centre = (int(np.argmin(np.abs(GRID["z"] - TUMOUR_MM[2]))),
+              int(np.argmin(np.abs(GRID["y"] - TUMOUR_MM[1]))),
+              int(np.argmin(np.abs(GRID["x"] - TUMOUR_MM[0]))))
+    axes, bar = anatomy_row(doc, anatomy, centre, "T1")
+    fig = doc.fig
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    frames = [ax.get_window_extent(renderer) for ax in axes]
+
+    # one height, widths in the ratio of the images' extents, tops and titles in line
+    extents_mm = [(360.0, 264.0), (360.0, 246.0), (264.0, 246.0)]
+    for frame, (w, h) in zip(frames, extents_mm):
+        assert frame.height == pytest.approx(frames[0].height, abs=0.5)
+        assert frame.y0 == pytest.approx(frames[0].y0, abs=0.5)
+        assert frame.width / frame.height == pytest.approx(w / h, rel=0.01)
+    titles = [ax.title.get_window_extent(renderer) for ax in axes]
+    assert max(t.y0 for t in titles) - min(t.y0 for t in titles) < 0.5
+    assert all(frames[k].x1 < frames[k + 1].x0 for k in range(2))
+
+    labels = [box for ax in (*axes, bar) for _, box in _boxes(_axis_texts(ax), renderer)]
+    letters = []
+    for ax, frame in zip(axes, frames):
+        own = [(t, b) for t, b in _boxes(ax.texts, renderer)
+               if (t.get_gid() or "").startswith("orientation-")]
+        assert sorted(t.get_text() for t, _ in own) == sorted(
+            {"axial": "ALPR", "coronal": "ILRS", "sagittal": "AIPS"}[
+                ax.get_title().split()[0]])
+        for text, box in own:
+            assert frame.x0 <= box.x0 and box.x1 <= frame.x1, text.get_text()
+            assert frame.y0 <= box.y0 and box.y1 <= frame.y1, text.get_text()
+            clash = [b for b in labels if _overlap(box, b)]
+            assert not clash, (ax.get_title(), text.get_text(), clash)
+            letters.append(box)
+    tight = [ax.get_tightbbox(renderer) for ax in axes]
+    assert all(not _overlap(tight[k], tight[k + 1]) for k in range(2))
+
+    centres = {"axial": (TUMOUR_MM[0], TUMOUR_MM[1]), "coronal": (TUMOUR_MM[0], TUMOUR_MM[2]),
+               "sagittal": (TUMOUR_MM[1], TUMOUR_MM[2])}
+    for ax in axes:
+        texts = [t for t, _ in _boxes(ax.texts, renderer) if t.get_gid() == "isodose-label"]
+        isodose = [t.get_window_extent(renderer) for t in texts]
+        # the lines are 1.6 to 11.5 pt from the centre at this scale: two labels fit
+        assert len(isodose) >= 2, ax.get_title()
+        for text in texts:                  # each label sits on its own line
+            level = float(text.get_text().split()[0])
+            (u, v), (cu, cv) = text.get_position(), centres[ax.get_title().split()[0]]
+            assert math.hypot(u - cu, v - cv) == pytest.approx(15 * math.log(400 / level),
+                                                                abs=2.5), text.get_text()
+        for k, box in enumerate(isodose):
+            assert not any(_overlap(box, other) for other in isodose[k + 1:]), ax.get_title()
+            assert not any(_overlap(box, letter) for letter in letters)
+            frame = ax.get_window_extent(renderer)
+            assert frame.x0 <= box.x0 and box.x1 <= frame.x1
+    plt.close(fig)
+
+
+def test_isodose_figure_labels_do_not_overlap():
+    """The standalone isodose page places its labels the same way: on the hand-built block
+    (400 Gy in, 0 out, 4 mm voxels) the 50 to 300 Gy lines all run within 4 mm of each other
+    around it, so clabel's labels overlapped; here no two label boxes overlap."""
+    fig = isodose_figure(plt, _dose_image(IDENTITY))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in [ax for ax in fig.axes if ax.get_title()][:2]:
+        boxes = [b for t, b in _boxes(ax.texts, renderer) if t.get_gid() == "isodose-label"]
+        letters = [b for t, b in _boxes(ax.texts, renderer)
+                   if (t.get_gid() or "").startswith("orientation-")]
+        assert boxes
+        for k, box in enumerate(boxes):
+            assert not any(_overlap(box, other) for other in boxes[k + 1:] + letters)
     plt.close(fig)

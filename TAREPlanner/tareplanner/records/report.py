@@ -19,7 +19,7 @@ from .plan_text import limited_by_text, lung_mass_text, uncertainty_lines, whole
 from . import report_tables as tables
 from .report_figures import (PATIENT_AXIS_LETTERS, _dvh_page, draw_dvh,  # noqa: F401
                              isodose_figure, structure_colours)
-from .report_layout import A4_INCHES, Document, wrap
+from .report_layout import A4_INCHES, MARGIN_IN, Document, wrap
 
 __all__ = ["write_report", "plan_lines", "verification_lines", "isodose_figure",
            "structure_colours", "PATIENT_AXIS_LETTERS", "A4_INCHES"]
@@ -316,7 +316,7 @@ def _anatomy_pages(doc: Document, plt, dose_dir: Path, measurement: dict | None,
                    why_not: str | None) -> None:
     import numpy as np
 
-    from .report_figures import load_anatomy, orthogonal_row, render_3d, tumour_centre
+    from .report_figures import load_anatomy, render_3d, tumour_centre
     try:
         anatomy = load_anatomy(dose_dir, measurement)
     except Exception as exc:  # a label or CT file that moved: the dose alone is still shown
@@ -337,20 +337,8 @@ def _anatomy_pages(doc: Document, plt, dose_dir: Path, measurement: dict | None,
     rows = [("dose maximum", tuple(int(v) for v in np.unravel_index(int(np.argmax(dose)),
                                                                        dose.shape)))]
     rows += [(name, tumour_centre(anatomy["masks"][name])) for name in anatomy["tumours"]]
-    row_in, gap_in = 2.4, 0.3
-    panel_in = (doc.width_in - 0.6) / 3
     for label, centre in rows:
-        doc.room(row_in + gap_in)
-        doc.y_in += 0.1
-        axes = [doc.axes(row_in, left_in=k * panel_in + 0.3, width_in=panel_in - 0.38,
-                         new_row=False) for k in range(3)]
-        shown = orthogonal_row(axes, anatomy, centre, label, ISODOSE_LEVELS_GY)
-        cax = doc.axes(row_in * 0.8, left_in=3 * panel_in + 0.1, width_in=0.1,
-                       new_row=False)
-        bar = doc.fig.colorbar(shown, cax=cax)
-        bar.set_label("planned dose (Gy)", fontsize=6)
-        bar.ax.tick_params(labelsize=5.5)
-        doc.y_in += row_in + gap_in
+        anatomy_row(doc, anatomy, centre, label)
     problems: list[str] = []
     image = render_3d(anatomy, ISODOSE_3D_GY, problems=problems) \
         if anatomy["ct"] is not None else None
@@ -383,6 +371,37 @@ def _anatomy_pages(doc: Document, plt, dose_dir: Path, measurement: dict | None,
                                                     label=f"{ISODOSE_3D_GY:g} Gy isodose")]
         ax.legend(handles=legend, loc="lower right", fontsize=7)
         doc.y_in += 4.7
+
+
+#: the tallest image of a row of slices on the dose-on-anatomy page (inches)
+ROW_IMAGE_MAX_IN = 2.2
+ROW_CAPTION_IN, ROW_AFTER_IN = 0.17, 0.12
+
+
+def anatomy_row(doc: Document, anatomy: dict, centre: tuple[int, int, int], label: str):
+    """A row of the dose-on-anatomy page: its caption (what the slices go through), then
+    the axial, coronal and sagittal slices through voxel ``centre`` at one height, side by
+    side with room for their axis labels, and the colour bar. Returns the three image axes
+    and the colour bar's."""
+    from .report_figures import (COLOUR_BAR_IN, ROW_BOTTOM_IN, ROW_TITLE_IN, orthogonal_row,
+                                 row_layout, slice_extents_mm)
+    height, boxes, bar_left = row_layout(slice_extents_mm(anatomy), doc.width_in,
+                                         ROW_IMAGE_MAX_IN)
+    doc.room(ROW_CAPTION_IN + ROW_TITLE_IN + height + ROW_BOTTOM_IN)
+    caption = ("Through the dose maximum" if label == "dose maximum" else
+               f"Through tumour {label} (the voxel nearest its centre)")
+    doc.text(MARGIN_IN, doc.y_in, caption, fontsize=7.5, weight="bold", va="top",
+             color="#1f3b5c", gid="row-caption")
+    doc.y_in += ROW_CAPTION_IN + ROW_TITLE_IN
+    axes = [doc.axes(height, left_in=left, width_in=width, new_row=False)
+            for left, width in boxes]
+    shown = orthogonal_row(axes, anatomy, centre, None, ISODOSE_LEVELS_GY)
+    cax = doc.axes(height, left_in=bar_left, width_in=COLOUR_BAR_IN[1], new_row=False)
+    bar = doc.fig.colorbar(shown, cax=cax)
+    bar.set_label("planned dose (Gy)", fontsize=6, labelpad=2)
+    bar.ax.tick_params(labelsize=5.5, length=2.5, pad=1.5)
+    doc.y_in += height + ROW_BOTTOM_IN + ROW_AFTER_IN
+    return axes, cax
 
 
 def _header_lines(identity: dict, record: dict) -> list[str]:

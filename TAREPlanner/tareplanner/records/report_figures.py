@@ -90,11 +90,23 @@ def _oriented(image):
     return sitk.GetArrayFromImage(lps), coords, oblique
 
 
+#: distance of an orientation letter's centre from the image edge (points): the letter
+#: and its box lie wholly inside the image, clear of the axis labels around it
+LETTER_INSET_PT = (7.5, 8.5)
+
+
 def _side_labels(ax, horizontal: str, vertical: str) -> None:
     """Patient-direction letters on the four sides of an image drawn in patient coordinates
-    (mm): each side gets the letter of the end of its axis that lies there."""
-    for axis, limits, sides in ((horizontal, ax.get_xlim(), ((0.03, 0.5), (0.97, 0.5))),
-                                (vertical, ax.get_ylim(), ((0.5, 0.04), (0.5, 0.96)))):
+    (mm), just inside its edges: each side gets the letter of the end of its axis that lies
+    there."""
+    ax.apply_aspect()
+    box = ax.get_position()
+    width_pt, height_pt = (box.width * ax.figure.get_figwidth() * 72,
+                           box.height * ax.figure.get_figheight() * 72)
+    dx = min(0.12, LETTER_INSET_PT[0] / max(width_pt, 1e-9))
+    dy = min(0.12, LETTER_INSET_PT[1] / max(height_pt, 1e-9))
+    for axis, limits, sides in ((horizontal, ax.get_xlim(), ((dx, 0.5), (1 - dx, 0.5))),
+                                (vertical, ax.get_ylim(), ((0.5, dy), (0.5, 1 - dy)))):
         negative, positive = PATIENT_AXIS_LETTERS[axis]
         low_side, high_side = (negative, positive) if limits[0] < limits[1] else (positive,
                                                                                   negative)
@@ -115,10 +127,10 @@ def _isodose_panel(fig, rect, plane, cols_mm, rows_mm, horizontal: str, vertical
     shown = ax.imshow(plane, cmap="inferno", origin="lower", interpolation="nearest",
                       extent=(cols_mm[0] - half_c, cols_mm[-1] + half_c,
                               rows_mm[0] - half_r, rows_mm[-1] + half_r), aspect="equal")
+    contours = None
     if levels and plane.shape[0] > 1 and plane.shape[1] > 1:
         contours = ax.contour(cols_mm, rows_mm, plane, levels=levels, colors="white",
                               linewidths=0.7)
-        ax.clabel(contours, fmt="%g Gy", fontsize=6)
     if top_is_low:
         ax.set_ylim(rows_mm[-1] + half_r, rows_mm[0] - half_r)
     ax.set_xlabel(f"{horizontal} (mm)", fontsize=7)
@@ -127,6 +139,8 @@ def _isodose_panel(fig, rect, plane, cols_mm, rows_mm, horizontal: str, vertical
     ax.set_title(title, fontsize=9)
     _side_labels(ax, horizontal, vertical)
     fig.colorbar(shown, ax=ax, label="Gy", shrink=0.8)
+    if contours is not None:
+        label_isodoses(ax, contours, fontsize=6)
     return ax
 
 
@@ -193,13 +207,13 @@ def fused_panel(ax, cols_mm, rows_mm, dose_plane, *, ct_plane=None, outlines=(),
         shown = ax.imshow(dose_plane, cmap="inferno", origin="lower", interpolation="nearest",
                           extent=extent, aspect="equal", vmax=vmax)
         line_colour = "white"
+    contours = None
     if levels and dose_plane.shape[0] > 1 and dose_plane.shape[1] > 1:
         used = [v for v in levels if dose_plane.min() < v < dose_plane.max()]
         if used:
             contours = ax.contour(cols_mm, rows_mm, dose_plane, levels=used,
                                   colors=line_colour, linewidths=0.8)
             contours.set_gid("isodose")
-            ax.clabel(contours, fmt="%g Gy", fontsize=5.5)
     for name, mask, colour in outlines:
         if mask.any() and not mask.all() and mask.shape[0] > 1 and mask.shape[1] > 1:
             outline = ax.contour(cols_mm, rows_mm, mask.astype(np.float32), levels=[0.5],
@@ -207,13 +221,70 @@ def fused_panel(ax, cols_mm, rows_mm, dose_plane, *, ct_plane=None, outlines=(),
             outline.set_gid(f"outline-{name}")
     if top_is_low:
         ax.set_ylim(extent[3], extent[2])
-    ax.set_xlabel(f"{horizontal} (mm)", fontsize=6)
-    ax.set_ylabel(f"{vertical} (mm)", fontsize=6)
-    ax.tick_params(labelsize=5.5)
-    ax.set_title(title, fontsize=7)
+    ax.set_xlabel(f"{horizontal} (mm)", fontsize=6, labelpad=1.5)
+    ax.set_ylabel(f"{vertical} (mm)", fontsize=6, labelpad=1.5)
+    ax.tick_params(labelsize=5.5, length=2.5, pad=1.5)
+    ax.set_title(title, fontsize=7, pad=3)
     ax.title.set_parse_math(False)
     _side_labels(ax, horizontal, vertical)
+    if contours is not None:
+        label_isodoses(ax, contours, fontsize=5.5)
     return shown
+
+
+def label_isodoses(ax, contours, *, fontsize: float, fmt: str = "{:g} Gy") -> list:
+    """One label per isodose level, horizontal on a dark box, placed on its line where it
+    overlaps no other label, no orientation letter and stays inside the panel (matplotlib's
+    clabel piles the labels of nearby lines on each other around a small tumour). A level
+    with no free place on its line is left unlabelled: its colour and the colour bar still
+    give it. The labels have gid ``isodose-label``; returns them."""
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    ax.apply_aspect()
+    frame = ax.get_window_extent(renderer)
+    margin = fontsize * 0.3 * fig.dpi / 72          # clear space around each label (px)
+    taken = [t.get_window_extent(renderer).padded(margin) for t in ax.texts
+             if (t.get_gid() or "").startswith("orientation-")]
+    placed = []
+    for level, segments in zip(contours.levels, contours.allsegs):
+        candidates = _label_candidates(segments)
+        if not candidates:
+            continue
+        text = ax.text(*candidates[0], fmt.format(level), fontsize=fontsize, color="white",
+                       ha="center", va="center", gid="isodose-label", parse_math=False,
+                       bbox={"boxstyle": "round,pad=0.15", "facecolor": "black",
+                             "alpha": 0.55, "edgecolor": "none"})
+        for point in candidates:
+            text.set_position(point)
+            box = text.get_window_extent(renderer).padded(margin)
+            inside = (box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0
+                      and box.y1 <= frame.y1)
+            if inside and not any(box.overlaps(other) for other in taken):
+                taken.append(box)
+                placed.append(text)
+                break
+        else:
+            text.remove()
+    return placed
+
+
+def _label_candidates(segments, per_line: int = 24) -> list[tuple[float, float]]:
+    """Places for a level's label on its lines (mm): points spread along each line, the
+    longest line first and, on each, from its middle outwards."""
+    lines = sorted((np.asarray(seg) for seg in segments if len(seg) > 1),
+                   key=lambda seg: -np.linalg.norm(np.diff(seg, axis=0), axis=1).sum())
+    points = []
+    for line in lines:
+        steps = np.linalg.norm(np.diff(line, axis=0), axis=1)
+        along = np.concatenate([[0.0], np.cumsum(steps)])
+        if along[-1] <= 0:
+            continue
+        fractions = np.linspace(0, 1, per_line, endpoint=False) + 0.5 / per_line
+        order = np.argsort(np.abs(fractions - 0.5), kind="stable")
+        for f in fractions[order]:
+            points.append((float(np.interp(f * along[-1], along, line[:, 0])),
+                           float(np.interp(f * along[-1], along, line[:, 1]))))
+    return points
 
 
 def _resampled(image, reference, interpolator):
@@ -286,9 +357,44 @@ def orthogonal_row(axes, anatomy: dict, centre: tuple[int, int, int], label: str
     for ax, (cut, cols, rows, h, v, top_low, where) in zip(axes, planes):
         shown = fused_panel(ax, cols, rows, cut(dose), ct_plane=None if ct is None else cut(ct),
                             outlines=outlines(cut), levels=levels, horizontal=h, vertical=v,
-                            title=f"{label}: {where}", top_is_low=top_low,
-                            vmax=float(dose.max()))
+                            title=where if label is None else f"{label}: {where}",
+                            top_is_low=top_low, vmax=float(dose.max()))
     return shown
+
+
+#: a row of orthogonal slices on a page (inches): room above each image for its title, left
+#: of it for the tick labels and the axis label, below it for the same; the least gap
+#: between panels; the colour bar's gap, width and the room for its ticks and label
+ROW_TITLE_IN, ROW_LEFT_IN, ROW_BOTTOM_IN, ROW_GAP_IN = 0.2, 0.4, 0.32, 0.08
+COLOUR_BAR_IN = (0.08, 0.08, 0.42)
+
+
+def slice_extents_mm(anatomy: dict) -> list[tuple[float, float]]:
+    """Width and height (mm) of the axial (x by y), coronal (x by z) and sagittal (y by z)
+    images of an anatomy: the voxel centres' span plus one voxel."""
+    def span(c):
+        return abs(c[-1] - c[0]) + (abs(c[1] - c[0]) if len(c) > 1 else 1.0)
+    x, y, z = (span(c) for c in anatomy["coords"])
+    return [(x, y), (x, z), (y, z)]
+
+
+def row_layout(extents_mm, width_in: float, max_height_in: float):
+    """One height for the three images of a row (so that their tops, bottoms and titles
+    line up) and each image's left edge and width (inches from the left of the text
+    block), each image's box of its own width-to-height ratio (so that aspect 'equal'
+    leaves it as placed), with room for the axis labels between them and for the colour
+    bar after them. Returns (height, [(left, width), ...], colour bar left)."""
+    ratios = [w / h for w, h in extents_mm]
+    fixed = len(ratios) * ROW_LEFT_IN + (len(ratios) - 1) * ROW_GAP_IN + sum(COLOUR_BAR_IN)
+    height = max(0.3, min(max_height_in, (width_in - fixed) / sum(ratios)))
+    spare = max(0.0, width_in - fixed - height * sum(ratios))
+    gap = ROW_GAP_IN + spare / len(ratios)
+    boxes, left = [], 0.0
+    for ratio in ratios:
+        left += ROW_LEFT_IN
+        boxes.append((left, height * ratio))
+        left += height * ratio + gap
+    return height, boxes, boxes[-1][0] + boxes[-1][1] + COLOUR_BAR_IN[0]
 
 
 def tumour_centre(mask: np.ndarray) -> tuple[int, int, int]:
