@@ -430,4 +430,8 @@ def test_segmental_patient_gives_a_position_row_each(page, shots):
     expect(page.locator("[data-position-name]")).to_have_count(5)
     expect(page.locator("[data-goal-kind]")).to_have_count(5)
     assert page.locator('[data-action="registration"]').is_enabled()
+    # a new patient: the earlier one's results are gone, no step is done or outdated
+    assert page.locator("[data-plan-table]").count() == 0
+    assert "[" not in _title(page, "registration") and "[" not in _title(page, "plan")
+    assert not page.locator('[data-action="plan"]').is_enabled()
     _shot(page, shots, "1-data-five-positions", "data")

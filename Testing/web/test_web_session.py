@@ -107,5 +107,9 @@ def test_segmental_synthetic_patient(session):
     assert ok, text
     assert len(session.position_rows()) == 5
     assert all(row["cbct"] for row in session.position_rows())
+    nodes = session.scene.GetNumberOfNodes()
+    assert session.run("load")[0]          # a new patient replaces the earlier one
+    assert len(session.position_rows()) == 2
+    assert session.scene.GetNumberOfNodes() < nodes
     ok, text = session.run("load", positions=9)
     assert not ok and "positions: got 9; allowed: 1 to 8" in text

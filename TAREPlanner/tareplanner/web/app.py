@@ -220,6 +220,13 @@ class WebApp:
     def add_position(self):
         self._edit(self.session.add_position)
 
+    def new_patient(self):
+        self._edit(self.session.new_patient)
+        self.state.dvh = ""
+        self.state.view_mode = "ct"
+        self.slicer_app.display_manager.show_volume_in_slice_background(None)
+        self.slicer_app.display_manager.show_volume_in_slice_foreground(None)
+
     def remove_position(self, index):
         self._edit(lambda: self.session.remove_position(index))
 
@@ -471,7 +478,7 @@ class WebApp:
                         v3.VSelect(v_model=("synthetic_positions",),
                                    items=("synthetic_position_counts",),
                                    label="positions", density="compact", hide_details=True,
-                                   style="max-width: 110px", classes="mb-2",
+                                   style="max-width: 130px", classes="mb-2",
                                    raw_attrs=['data-field="synthetic_positions"'])
                         html.Span("2: right and left hepatic; otherwise segmental",
                                   classes="text-caption ml-2 mb-2")
@@ -488,6 +495,10 @@ class WebApp:
                                 disabled=("!folder || !!busy",),
                                 click=(self.run, f"[{LOAD_FOLDER!r}]"),
                                 raw_attrs=['data-action="load folder"'])
+                        v3.VBtn("New patient", size="small", variant="tonal", classes="ml-1",
+                                disabled=("!!busy",), click=self.new_patient,
+                                raw_attrs=['data-new-patient',
+                                           'title="An empty scene; saved files stay"'])
                     self._message("data")
                     self._node_select("ctVolume", "Planning CT")
                     self._node_select("spectVolume", "MAA / Ho-166 scout SPECT")
@@ -642,7 +653,7 @@ class WebApp:
                               density="compact", hide_default_footer=True,
                               raw_attrs=['data-plan-table'])
                 html.Div("{{ plan_totals }}", classes="text-body-2 mt-1")
-                html.A("Report (PDF)", v_if=("outputs.includes('output/report.pdf')",),
+                html.A("Report (PDF)", v_if=("plan_rows.length && outputs.includes('output/report.pdf')",),
                        href="files/output/report.pdf", download=True, classes="mt-1",
                        raw_attrs=['data-report-link'])
             with v3.VWindowItem(value="warnings"):

@@ -118,6 +118,14 @@ class Session:
         #: panel key -> (text, is_error) of the last action shown in that panel
         self.messages: dict[str, tuple[str, bool]] = {}
 
+    def new_patient(self) -> None:
+        """Start again: an empty scene (the views stay) and fresh parameters; the files
+        saved so far stay in the data folder."""
+        self.scene.Clear(0)
+        self.p = Parameters()
+        self.p.outputFolder = str(self.output_dir)
+        self.messages = {}
+
     # ------------------------------------------------------------------ running actions
     def run(self, action: str, **options) -> tuple[bool, str]:
         """Run one button's guided function; (ok, text). Bad input gives (False, message)
@@ -134,6 +142,7 @@ class Session:
                 if missing:
                     raise ValueError(f"{action}: needs " + "; ".join(missing))
                 if action == "load":
+                    self.new_patient()
                     text = _load_synthetic(self.scene, self.p,
                                            int(options.get("positions") or 2))
                 else:
