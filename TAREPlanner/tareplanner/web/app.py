@@ -154,8 +154,12 @@ class WebApp:
                             if k.startswith("f_")])
 
     def _on_node(self, **changes):
+        if self._refreshing:
+            return
         self._edit(lambda: [self.session.set_node(k[2:], v) for k, v in self._changed(changes)
                             if k.startswith("n_")])
+        self._show_segments()
+        self.show(self.state.view_mode)     # the views follow the chosen CT and images
 
     def _changed(self, changes):
         modified = set(self.state.modified_keys)
@@ -243,6 +247,7 @@ class WebApp:
             self._show_segments()
             self.state.view_mode = "ct"
             self.show("ct", reset=True)
+            self._update_dvh()
         elif action in ("lungs", "territories"):
             self._show_segments()
             self.show(self.state.view_mode)
