@@ -161,6 +161,7 @@ def test_measure_is_bit_reproducible(phantom_dir, tmp_path):
     measurement record (but for its 'created' time), case (but for the measurement file's
     SHA-256, which covers that time) and label maps."""
     out = tmp_path / "out"
+    out.mkdir()                 # a file output goes into an existing folder (docs/cli.md)
     runs = []
     for hash_seed in ("1", "2"):
         env = dict(os.environ, PYTHONHASHSEED=hash_seed)
