@@ -300,6 +300,7 @@ def test_help_says_what_replay_replays_and_why_the_sizes_differ():
     assert "default: standard" in phantom and "demo uses small" in phantom
     assert "default: small" in demo and "phantom defaults to standard" in demo
     assert build_parser().parse_args(["demo"]).size == "small"
+    assert build_parser().parse_args(["demo", "-o", "DIR"]).out == "DIR"
     assert build_parser().parse_args(["phantom", "x"]).size == "standard"
 
 
