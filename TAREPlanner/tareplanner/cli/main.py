@@ -384,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("demo", help="synthetic patient end to end: images -> case -> plan")
-    p.add_argument("-o", "--out", default="tareplanner-demo",
+    p.add_argument("-o", "--out", default="tareplanner-demo", metavar="DIR",
                    help="output folder, made with any missing parent folders; its phantom/ "
                         "subfolder is replaced (default: %(default)s)")
     p.add_argument("--size", default="small", choices=("small", "standard", "large"),
