@@ -303,29 +303,46 @@ def load_anatomy(dose_dir: Path, measurement: dict | None) -> dict:
     from ..imaging.readers import read_image
     dose_image = sitk.ReadImage(str(Path(dose_dir) / "dose_planned_gy.nii.gz"), sitk.sitkFloat32)
     if measurement is None:
+        return anatomy_from_images(dose_image)
+    ct = read_image(measurement["inputs"]["ct"]["source"]).image
+    labels = measurement["inputs"]["labels"]
+    masks = {"liver": read_image(labels["liver"]).image > 0.5}
+    lungs = (measurement.get("label_outputs") or {}).get("lungs")
+    if lungs and Path(lungs).exists():
+        masks["lungs"] = read_image(lungs).image > 0.5
+    tumours = {}
+    if labels.get("tumours"):
+        tumour_map = sitk.Cast(read_image(labels["tumours"]).image, sitk.sitkInt32)
+        tumours = {name: tumour_map == int(value)
+                   for name, value in (measurement.get("tumour_labels") or {}).items()}
+    return anatomy_from_images(dose_image, ct, masks, tumours)
+
+
+def anatomy_from_images(dose_image, ct=None, masks: dict | None = None,
+                        tumours: dict | None = None) -> dict:
+    """What :func:`load_anatomy` returns, from images in memory (the Slicer module's and web
+    page's scene): the planned dose, the CT (None: the dose alone), the liver and lung masks
+    (``masks``: name -> binary image) and the tumour masks (name -> binary image), any grid,
+    resampled to the CT's (nearest neighbour for masks) and reoriented to the patient axes."""
+    import SimpleITK as sitk
+    if ct is None:
         dose, coords, oblique = _oriented(dose_image)
         return {"dose": dose, "ct": None, "masks": {}, "tumours": [], "coords": coords,
                 "oblique": oblique}
-    ct = read_image(measurement["inputs"]["ct"]["source"]).image
     ct_array, coords, oblique = _oriented(_resampled(ct, ct, sitk.sitkLinear))
     dose, _, _ = _oriented(_resampled(dose_image, ct, sitk.sitkLinear))
 
-    def mask(path):
-        return _oriented(_resampled(read_image(path).image, ct, sitk.sitkNearestNeighbor))[0]
+    def mask(image):
+        return _oriented(_resampled(sitk.Cast(image, sitk.sitkUInt8), ct,
+                                    sitk.sitkNearestNeighbor))[0] > 0
 
-    labels = measurement["inputs"]["labels"]
-    masks = {"liver": mask(labels["liver"]) > 0.5}
-    lungs = (measurement.get("label_outputs") or {}).get("lungs")
-    if lungs and Path(lungs).exists():
-        masks["lungs"] = mask(lungs) > 0.5
-    tumours = []
-    if labels.get("tumours"):
-        tumour_map = np.rint(mask(labels["tumours"])).astype(int)
-        for name, value in (measurement.get("tumour_labels") or {}).items():
-            masks[name] = tumour_map == int(value)
-            if masks[name].any():
-                tumours.append(name)
-    return {"dose": dose, "ct": ct_array, "masks": masks, "tumours": tumours,
+    out = {name: mask(image) for name, image in (masks or {}).items()}
+    names = []
+    for name, image in (tumours or {}).items():
+        out[name] = mask(image)
+        if out[name].any():
+            names.append(name)
+    return {"dose": dose, "ct": ct_array, "masks": out, "tumours": names,
             "coords": coords, "oblique": oblique}
 
 
