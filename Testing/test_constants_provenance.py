@@ -174,9 +174,9 @@ def test_lanconelli_y90_kernels_hold_the_icrp107_energy(size_mm):
 
 def test_bed_parameters_are_the_cited_ones():
     """Bug caught: LQ parameters changed without their source (Cremonesi et al., Front Oncol
-    2014;4:210, as cited in dosimetry.py: tumour α/β 10 Gy, repair half-time
+    2014;4:210, as cited in dosimetry/dose.py: tumour α/β 10 Gy, repair half-time
     1.5 h; normal liver α/β 2.5 Gy, 2.5 h)."""
-    from tareplanner.dosimetry import BED_PARAMETERS
+    from tareplanner.dosimetry.dose import BED_PARAMETERS
 
     assert BED_PARAMETERS == {"tumour": {"alpha_beta_gy": 10.0, "repair_half_time_h": 1.5},
                               "normal": {"alpha_beta_gy": 2.5, "repair_half_time_h": 2.5}}
@@ -248,7 +248,8 @@ def test_site_density_curve_changes_lung_dose_and_is_recorded(tmp_path):
     import SimpleITK as sitk
 
     from tareplanner.density_curves import read_curve
-    from tareplanner.dosimetry import dose_map, predictive_activity
+    from tareplanner.dosimetry.activity import predictive_activity
+    from tareplanner.dosimetry.dose import dose_map
     from test_mutation_references import _two_block_phantom
 
     curve, info = read_curve(_write_curve(tmp_path, [[-1000, 0.25], [0, 1.0]]))

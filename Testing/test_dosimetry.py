@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from tareplanner.dosimetry import (compare, dose_map, pet_activity_at_administration,
-                                   predictive_activity, structure_report, structures_from_labels)
+from tareplanner.dosimetry.activity import pet_activity_at_administration, predictive_activity
+from tareplanner.dosimetry.dose import compare, dose_map, structure_report
+from tareplanner.dosimetry.structures import structures_from_labels
 from tareplanner.imaging import anatomy as anat
 from tareplanner.imaging.phantom import make_phantom, spec_for_size
 from tareplanner.physics.compartments import dose_per_activity
@@ -125,7 +126,7 @@ def test_post_treatment_pet_recovers_known_activity_and_difference(small_phantom
 def test_voxel_plan_meets_goals_and_limits(small_phantom):
     # the partition plan of the measured synthetic patient (two positions, 250 Gy tumour
     # goals, TheraSphere 120 Gy normal-liver limit); LP jointly over both positions
-    from tareplanner.dosimetry import voxel_plan, voxel_plan_record
+    from tareplanner.dosimetry.voxel_plan import voxel_plan, voxel_plan_record
     from tareplanner.planning import plan_case
     from tareplanner.records.case import parse_case
 
@@ -171,7 +172,8 @@ def test_voxel_plan_meets_goals_and_limits(small_phantom):
 
 
 def test_post_treatment_spect_counts_and_bed_map(small_phantom):
-    from tareplanner.dosimetry import bed_map, counts_to_activity
+    from tareplanner.dosimetry.activity import counts_to_activity
+    from tareplanner.dosimetry.dose import bed_map
     from tareplanner.physics.dvh import bed_gy
 
     s = _structures(small_phantom)
@@ -195,7 +197,7 @@ def test_voxel_plan_keeps_the_whole_normal_liver_limit(small_phantom):
     """Catches a voxel plan that meets each position's 120 Gy normal-liver limit but puts the
     whole normal liver above the glass threshold of EANM 2022 (75 Gy) that the partition
     plan applies (a new user found 110 Gy whole normal liver with no warning)."""
-    from tareplanner.dosimetry import voxel_plan, voxel_plan_record
+    from tareplanner.dosimetry.voxel_plan import voxel_plan, voxel_plan_record
     from tareplanner.planning import plan_case
     from tareplanner.records.case import parse_case
 

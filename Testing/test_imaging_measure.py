@@ -249,7 +249,7 @@ def test_rt_dose_export_reads_back_and_matches_plastimatch(measured, phantom_dir
     import pydicom
 
     from tareplanner.cli.dose_commands import load_structures
-    from tareplanner.dosimetry import structure_report
+    from tareplanner.dosimetry.dose import structure_report
     from tareplanner.imaging.readers import read_image
 
     case, measurement, truth, out = measured

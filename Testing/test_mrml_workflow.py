@@ -8,8 +8,9 @@ import SimpleITK as sitk
 import slicer
 import vtk
 
-from tareplanner.dosimetry import (dose_map, predictive_activity, structure_report,
-                                   structures_from_labels)
+from tareplanner.dosimetry.activity import predictive_activity
+from tareplanner.dosimetry.dose import dose_map, structure_report
+from tareplanner.dosimetry.structures import structures_from_labels
 from tareplanner.imaging.measure import case_from_measurement
 from tareplanner.imaging.phantom_files import label_images
 from tareplanner.mrml import workflow as wf

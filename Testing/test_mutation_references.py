@@ -115,7 +115,7 @@ def test_lung_dose_with_residual_by_hand():
 def _two_block_phantom(lung_hu=-750.0, liver_hu=50.0):
     """CT and SPECT on one 4 mm grid (x 20, y 12, z 12 voxels): lungs for x < 10, liver
     (the territory of position "p") for x >= 10; uniform counts."""
-    from tareplanner.dosimetry import Structures
+    from tareplanner.dosimetry.structures import Structures
 
     shape = (12, 12, 20)                                   # z, y, x
     lung = np.zeros(shape, bool)
@@ -146,7 +146,8 @@ def test_voxel_lung_dose_uses_ct_lung_density_and_residual(method):
     over 1440 voxels at the 1.03 g/mL planning density:
     1.71 × 49.67 / (1440 × 0.064 × 1.03 g) = 894.77 Gy.
     """
-    from tareplanner.dosimetry import dose_map, predictive_activity
+    from tareplanner.dosimetry.activity import predictive_activity
+    from tareplanner.dosimetry.dose import dose_map
 
     ct, counts, structures, lung = _two_block_phantom()
     activity, _ = predictive_activity(counts, structures, {"p": 2.0}, 0.10, 0.05)
@@ -226,7 +227,8 @@ def test_activity_in_one_lung_voxel_stays_there(method):
     2 × 0.10 × 0.95 = 0.19 GBq; dose = 0.19 × 49.67 / (0.25 g/mL × 0.064 mL) =
     0.19 × 49.67 / 1.6e-5 kg = 589 831 Gy; its lung neighbours receive nothing.
     """
-    from tareplanner.dosimetry import dose_map, predictive_activity
+    from tareplanner.dosimetry.activity import predictive_activity
+    from tareplanner.dosimetry.dose import dose_map
 
     ct, _, structures, lung = _two_block_phantom()
     c = np.where(lung, 0.0, 1.0).astype(np.float32)
@@ -249,7 +251,7 @@ def test_soft_tissue_self_dose_matches_monte_carlo():
     S_self / Σ S. A 1 MBq voxel in soft tissue (50 HU; planning density 1.03 g/mL) then
     receives D = 1e-3 GBq × 49.67 J/GBq × (S_self / Σ S) / (1.03 g/mL × 2.21³ mm³).
     """
-    from tareplanner.dosimetry import dose_map
+    from tareplanner.dosimetry.dose import dose_map
     from tareplanner.kernel_data import lanconelli_voxel_s_values
 
     s = lanconelli_voxel_s_values(2.21)
@@ -275,7 +277,8 @@ def test_structure_bed_by_hand():
     BED = 40 (1 + 40 × 0.0375375 / 2.5) = 64.0240 Gy. Tumour (α/β 10 Gy, T_rep 1.5 h,
     μ = 0.462098 /h): λ/(μ+λ) = 0.0228659, BED = 40 (1 + 40 × 0.0228659 / 10) = 43.6585 Gy.
     """
-    from tareplanner.dosimetry import Structures, structure_report
+    from tareplanner.dosimetry.dose import structure_report
+    from tareplanner.dosimetry.structures import Structures
 
     ct, _, structures, lung = _two_block_phantom()
     tumour = np.zeros(lung.shape, bool)

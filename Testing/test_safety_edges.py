@@ -420,7 +420,7 @@ def test_core_guards_for_the_slicer_path():
     import numpy as np
     import SimpleITK as sitk
 
-    from tareplanner.dosimetry import pet_activity_at_administration
+    from tareplanner.dosimetry.activity import pet_activity_at_administration
     from tareplanner.physics.dvh import cumulative_dvh
     with pytest.raises(ValueError, match="bin_gy"):
         cumulative_dvh(np.ones(3), None, 0.0)

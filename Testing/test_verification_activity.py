@@ -16,9 +16,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from tareplanner.dosimetry import (Structures, activity_check, pet_activity_at_administration,
-                                   post_treatment_activity_check, validate_dose_record,
-                                   voxel_versus_partition, with_post_treatment)
+from tareplanner.dosimetry.activity import (activity_check, pet_activity_at_administration,
+                                            post_treatment_activity_check)
+from tareplanner.dosimetry.partition import voxel_versus_partition
+from tareplanner.dosimetry.structures import Structures
+from tareplanner.records.dose_record import validate_dose_record, with_post_treatment
 from tareplanner.errors import TarePlannerInputError
 
 Y90_HALF_LIFE_H = 64.1   # ICRP-107 / package inserts (REFERENCES)
@@ -28,7 +30,7 @@ def test_tolerance_is_the_published_sum_and_has_its_source():
     """Bug caught: a tolerance in the data file that drifts from the literature it cites, or
     a data file without its source. QUEST (EJNMMI 2015;42:1202): 90Y PET within 10 % on
     current ToF+RR scanners; ANSI N42.13-2004: dose calibrators within ±10 %; sum 20 %."""
-    from tareplanner.dosimetry import verification_settings
+    from tareplanner.dosimetry.activity import verification_settings
     entry = verification_settings()["post_treatment_activity_tolerance"]
     assert entry["value"] == pytest.approx(0.10 + 0.10)
     assert "QUEST" in entry["source"] and "N42.13" in entry["source"]
@@ -128,7 +130,7 @@ def test_synthetic_pet_holds_the_administered_activity_and_the_old_demo_is_flagg
     the synthetic patient built from 2.2 + 0.8 GBq (its truth file), unflagged. Hand: the PET
     holds 3.0 × (1 − 0.03) = 2.91 GBq; against 5.804 GBq planned (R 0) that is
     2.91 / 5.804 − 1 = −49.9 %."""
-    from tareplanner.dosimetry import structures_from_labels
+    from tareplanner.dosimetry.structures import structures_from_labels
     truth = small_phantom.truth["y90_pet"]
     activity = pet_activity_at_administration(
         small_phantom.pet, datetime.fromisoformat(truth["acquisition_start"]),

@@ -125,7 +125,7 @@ def cohort_table(rows: list[CohortRow], out_dir: str | Path) -> list[dict]:
         record_path = Path(out_dir) / "patients" / row.patient_id / "dose.json"
         if not record_path.is_file():
             continue
-        from .dosimetry import validate_dose_record
+        from .records.dose_record import validate_dose_record
         record = validate_dose_record(json.loads(record_path.read_text()), str(record_path))
         phases = [("planned", record["predictive"]["structures"])]
         if "post_treatment" in record:

@@ -41,7 +41,7 @@ def best_of(fn, repeat=3):
 
 
 def bench_convolution(shapes):
-    from tareplanner.dosimetry import _fractions
+    from tareplanner.dosimetry.dose import _fractions
     from tareplanner.physics.voxel_dose import clear_spectrum_cache, kernel_dose_gy
 
     rows = []
@@ -146,8 +146,9 @@ def bench_against_plastimatch():
 
     import SimpleITK as sitk
 
-    from tareplanner.dosimetry import (dose_map, predictive_activity, structure_report,
-                                       structures_from_labels)
+    from tareplanner.dosimetry.activity import predictive_activity
+    from tareplanner.dosimetry.dose import dose_map, structure_report
+    from tareplanner.dosimetry.structures import structures_from_labels
     from tareplanner.imaging import anatomy as anat
     from tareplanner.imaging.dicom_write import SeriesInfo, write_rt_dose
     from tareplanner.imaging.phantom import make_phantom, spec_for_size

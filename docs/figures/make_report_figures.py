@@ -72,7 +72,9 @@ def report_pages(demo: Path) -> None:
 
 def voxel_versus_partition(demo: Path) -> None:
     from tareplanner.cli.dose_commands import load_structures
-    from tareplanner.dosimetry import dose_map, partition_doses, predictive_activity
+    from tareplanner.dosimetry.activity import predictive_activity
+    from tareplanner.dosimetry.dose import dose_map
+    from tareplanner.dosimetry.partition import partition_doses
     plan = json.loads((demo / "plan.json").read_text())
     record = json.loads((demo / "dose" / "dose.json").read_text())
     measurement = json.loads((demo / "measurement.json").read_text())

@@ -23,7 +23,7 @@ def _load_json(path: str, field: str) -> dict:
 
 def load_structures(measurement: dict):
     """CT, SPECT and the structures of a measurement record (files it names)."""
-    from ..dosimetry import structures_from_labels
+    from ..dosimetry.structures import structures_from_labels
     from ..imaging.readers import read_image
 
     outputs = measurement.get("label_outputs") or {}
@@ -52,11 +52,13 @@ def load_structures(measurement: dict):
 
 def cmd_dose(args: argparse.Namespace) -> int:
     from .. import catalogue
-    from ..dosimetry import (compare, counts_to_activity, dose_map, dose_record,
-                             explain_voxel_doses, indices_only, not_applicable_check,
-                             pet_activity_at_administration, post_treatment_activity_check,
-                             predictive_activity, structure_report, v_thresholds_for_plan,
-                             with_post_treatment, write_dose_files)
+    from ..dosimetry.activity import (counts_to_activity, not_applicable_check,
+                                      pet_activity_at_administration,
+                                      post_treatment_activity_check, predictive_activity)
+    from ..dosimetry.dose import compare, dose_map, structure_report, v_thresholds_for_plan
+    from ..dosimetry.files import write_dose_files
+    from ..dosimetry.partition import explain_voxel_doses
+    from ..records.dose_record import dose_record, indices_only, with_post_treatment
     from ..imaging.readers import read_image
     from ..records.atomic import atomic_folder, write_json_atomic
 
@@ -197,7 +199,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
         write_dose_files(tmp, structures, nuclide, planned, planned_report, delivered,
                          delivered_report)
         if args.voxel_plan:
-            from ..dosimetry import voxel_plan, voxel_plan_record
+            from ..dosimetry.voxel_plan import voxel_plan, voxel_plan_record
             progress.step(f"voxel plan ({args.voxel_plan} goals)")
             result = voxel_plan(spect.image, structures, plan, nuclide, ct.image,
                                 method=args.method, tumour_index=args.voxel_plan)

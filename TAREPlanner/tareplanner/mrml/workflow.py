@@ -261,7 +261,7 @@ def plan_from_measurement(scene, measurement: dict, *, product: str, method: str
 
 
 def _structures(ct_node, segmentation):
-    from ..dosimetry import structures_from_labels
+    from ..dosimetry.structures import structures_from_labels
     m = _role_masks(segmentation, ct_node)
     if "lungs" not in m:
         raise ValueError("the segmentation has no segment with role 'lung'")
@@ -278,8 +278,10 @@ def predictive_dose_nodes(scene, ct_node, spect_node, segmentation, record: dict
                           method: str = "kernel"):
     """Predictive voxel dose of a plan from the MAA/scout SPECT node: dose volume, index
     table and DVH nodes; returns (nodes, report, dose record ``tareplanner.dose/1``)."""
-    from ..dosimetry import (dose_map, dose_record, explain_voxel_doses, predictive_activity,
-                             structure_report, v_thresholds_for_plan)
+    from ..dosimetry.activity import predictive_activity
+    from ..dosimetry.dose import dose_map, structure_report, v_thresholds_for_plan
+    from ..dosimetry.partition import explain_voxel_doses
+    from ..records.dose_record import dose_record
     structures = _structures(ct_node, segmentation)
     activity, info = predictive_activity(
         image_from_volume_node(spect_node), structures,
@@ -326,9 +328,11 @@ def verification_nodes(scene, ct_node, post_node, segmentation, record: dict, *,
     administered activity comes from (e.g. the administration record's delivered total).
     Returns the nodes, the report and, with the planned report, the comparison."""
     from .. import catalogue
-    from ..dosimetry import (compare, counts_to_activity, dose_map, indices_only,
-                             not_applicable_check, pet_activity_at_administration,
-                             post_treatment_activity_check, structure_report)
+    from ..dosimetry.activity import (counts_to_activity, not_applicable_check,
+                                      pet_activity_at_administration,
+                                      post_treatment_activity_check)
+    from ..dosimetry.dose import compare, dose_map, structure_report
+    from ..records.dose_record import indices_only
     from ..errors import FieldValueError
     structures = _structures(ct_node, segmentation)
     nuclide = _nuclide(record)
@@ -347,7 +351,7 @@ def verification_nodes(scene, ct_node, post_node, segmentation, record: dict, *,
                                       float(administered_gbq), float(residual))
     else:
         raise FieldValueError("post-treatment image kind", kind, "pet or spect")
-    from ..dosimetry import v_thresholds_for_plan
+    from ..dosimetry.dose import v_thresholds_for_plan
     dose, _ = dose_map(activity, nuclide, structures.reference, structures.masks["lungs"])
     report = structure_report(dose, structures, nuclide=nuclide,
                               v_thresholds_gy=v_thresholds_for_plan(record))
@@ -359,7 +363,7 @@ def verification_nodes(scene, ct_node, post_node, segmentation, record: dict, *,
                 float(image_array(activity).sum()),
             "structures": indices_only(report)}
     if kind == "pet" and administered_source and administered_gbq:
-        from ..dosimetry import activity_check, activity_inside
+        from ..dosimetry.activity import activity_check, activity_inside
         check, warnings = activity_check(
             float(image_array(activity).sum(dtype=np.float64)),
             activity_inside(activity, structures), float(administered_gbq),
@@ -419,7 +423,8 @@ def save_outputs(folder, record: dict, measurement: dict | None = None,
     written = []
     dose_dir = None
     if dose is not None:
-        from ..dosimetry import with_post_treatment, write_dose_files
+        from ..dosimetry.files import write_dose_files
+        from ..records.dose_record import with_post_treatment
         dose_record = dict(dose["record"])
         if dose.get("delivered") is not None:
             dose_record = with_post_treatment(dose_record, dose["post_treatment"],

@@ -241,7 +241,7 @@ def check_dose_folder(folder: str | Path) -> dict:
 
     import numpy as np
 
-    from ..dosimetry import validate_dose_record
+    from .dose_record import validate_dose_record
     from ..imaging.readers import read_image
     from .fields import read_json_file
 

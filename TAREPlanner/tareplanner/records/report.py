@@ -459,7 +459,7 @@ def write_report(record: dict, path: str | Path, *, dose_dir: str | Path | None 
             _administration_page(doc, administration, zone)
         if dose_dir is not None:
             dose_dir = Path(dose_dir)
-            from ..dosimetry import validate_dose_record
+            from .dose_record import validate_dose_record
             dose_record = validate_dose_record(
                 json.loads((dose_dir / "dose.json").read_text()), str(dose_dir / "dose.json"))
             _dosimetry_pages(doc, dose_dir, dose_record)
