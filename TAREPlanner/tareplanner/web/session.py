@@ -199,6 +199,7 @@ class Session:
         import numpy as np
         import SimpleITK as sitk
 
+        from ..imaging.arrays import image_array
         from ..mrml.segmentations import segmentation_from_labels
         from ..mrml.volumes import image_from_volume_node
         from ..mrml.workflow import add_mask_segment, set_role
@@ -223,7 +224,7 @@ class Session:
                                  f"({reference.GetSize()} voxels)")
             images[field] = image
         labels = sitk.Cast(images["tumour label map"], sitk.sitkInt16)
-        values = sorted(int(v) for v in np.unique(sitk.GetArrayViewFromImage(labels)) if v > 0)
+        values = sorted(int(v) for v in np.unique(image_array(labels)) if v > 0)
         if not values:
             raise ValueError(f"tumour label map: got {tumours.GetName()} with no label; "
                              "allowed: tumours labelled 1..n")
