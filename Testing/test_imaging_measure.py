@@ -319,7 +319,7 @@ def test_dicom_seg_export_and_input(measured, phantom_dir, tmp_path):
     import highdicom as hd
 
     from tareplanner.cli.dose_commands import load_structures
-    from tareplanner.records.dicom_seg import export_seg, read_seg
+    from tareplanner.dicom.seg import export_seg, read_seg
 
     case, measurement, truth, out = measured
     _, _, structures = load_structures(measurement)

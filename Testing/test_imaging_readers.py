@@ -170,7 +170,7 @@ def test_rtstruct_written_by_plastimatch_reads_back(phantom_dir, small_phantom, 
 
     from tareplanner.cli.main import main
     from tareplanner.imaging.phantom_files import label_images
-    from tareplanner.records.dicom_rtstruct import read_rtstruct
+    from tareplanner.dicom.rtstruct import read_rtstruct
 
     labels = label_images(small_phantom)
     tumours = sitk.GetArrayFromImage(labels["tumours"])

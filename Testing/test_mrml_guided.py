@@ -23,7 +23,7 @@ from tareplanner.mrml import guided
 from tareplanner.mrml.isodose import default_levels_gy
 from tareplanner.mrml.results import record_from_text_node
 from tareplanner.mrml.segmentations import masks_from_segmentation
-from tareplanner.records.dicom_seg import read_seg
+from tareplanner.dicom.seg import read_seg
 from tareplanner.mrml.volumes import image_from_volume_node, volume_node_from_image
 from tareplanner.mrml.workflow import registration_from_transform_node, roles
 from tareplanner.records.atomic import OutputExistsError

@@ -377,7 +377,8 @@ def _ct_series(folder, **tags):
     """A 3-slice CT series with the given header tags (pydicom keywords)."""
     import pydicom
 
-    from tareplanner.imaging.dicom_write import SeriesInfo, make_uid, write_ct_series
+    from tareplanner.dicom.common import SeriesInfo, make_uid
+    from tareplanner.dicom.images import write_ct_series
     image = sitk.Image(8, 8, 3, sitk.sitkFloat32)
     image.SetSpacing((2.0, 2.0, 3.0))
     info = SeriesInfo(patient_name="EXAMPLE^ANNA^MARIA", patient_id="PAT-0042",

@@ -150,7 +150,8 @@ def bench_against_plastimatch():
     from tareplanner.dosimetry.dose import dose_map, structure_report
     from tareplanner.dosimetry.structures import structures_from_labels
     from tareplanner.imaging import anatomy as anat
-    from tareplanner.imaging.dicom_write import SeriesInfo, write_rt_dose
+    from tareplanner.dicom.common import SeriesInfo
+    from tareplanner.dicom.rtdose import write_rt_dose
     from tareplanner.imaging.phantom import make_phantom, spec_for_size
 
     exe = shutil.which("plastimatch") or str(Path(sys.executable).parent / "plastimatch")

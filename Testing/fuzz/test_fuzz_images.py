@@ -391,7 +391,7 @@ def plastimatch_files(phantom_dir, tmp_path_factory):
 def test_rtstruct_faults_named(tmp_path, plastimatch_files, edit, fragment):
     """Contour data that are not (x, y, z) triples raised a numpy reshape error, duplicate
     ROI names silently kept the last ROI, an unparsable ROI number a bare ValueError."""
-    from tareplanner.records.dicom_rtstruct import read_rtstruct
+    from tareplanner.dicom.rtstruct import read_rtstruct
     ds = pydicom.dcmread(plastimatch_files[1])
     edit(ds)
     path = tmp_path / "rs.dcm"

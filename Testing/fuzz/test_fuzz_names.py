@@ -51,7 +51,7 @@ def test_seg_label_longer_than_64_refused_not_cut(phantom_dir, tmp_path):
     """A structure named from a long position name ('normal liver (...)') was cut to 64
     characters in the SEG, so two structures could share a label; now refused by name and
     nothing written."""
-    from tareplanner.records.dicom_seg import export_seg
+    from tareplanner.dicom.seg import export_seg
     ct = phantom_dir / "dicom" / "ct"
     files = sorted(ct.iterdir())
     import pydicom

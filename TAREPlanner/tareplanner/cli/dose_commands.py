@@ -213,7 +213,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
         if args.rtdose:
             _write_rt_doses(tmp, ct, planned, record.get("post_treatment") and delivered)
         if args.seg:
-            from ..records.dicom_seg import export_seg
+            from ..dicom.seg import export_seg
             if not Path(ct.source).is_dir():
                 raise FieldValueError("--seg", True, "a DICOM planning CT folder")
             export_seg(structures.masks, structures.kinds, ct.source,
@@ -233,7 +233,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
 
 def _write_rt_doses(folder: Path, ct, planned, delivered) -> None:
     """DICOM RT Dose of the planned (and delivered) dose in the CT's study and frame."""
-    from ..imaging.dicom_write import write_rt_doses
+    from ..dicom.rtdose import write_rt_doses
 
     if not ct.meta.get("frame_of_reference_uid"):
         raise FieldValueError("--rtdose", True, "a DICOM planning CT (its frame of reference "

@@ -136,7 +136,7 @@ def _labels_from_dicom_structures(args, ct, folder: Path):
 
     option, source = ("--seg", args.seg) if args.seg else ("--rtstruct", args.rtstruct)
     if args.seg:
-        from ..records.dicom_seg import labels_from_seg, read_seg
+        from ..dicom.seg import labels_from_seg, read_seg
         if not Path(args.ct).is_dir():
             raise FieldValueError("--seg", args.seg, "a SEG with a DICOM CT folder as --ct")
         try:
@@ -144,7 +144,7 @@ def _labels_from_dicom_structures(args, ct, folder: Path):
         except TarePlannerInputError as exc:
             raise exc.within("--seg") from None
     else:
-        from ..records.dicom_rtstruct import read_rtstruct
+        from ..dicom.rtstruct import read_rtstruct
         try:
             rois = read_rtstruct(args.rtstruct, ct.image)
         except TarePlannerInputError as exc:

@@ -72,8 +72,8 @@ def write_phantom(phantom: Phantom, outdir: str | Path, *, nifti: bool = True,
 
 
 def _write(phantom: Phantom, out: Path, nifti: bool, dicom: bool) -> dict:
-    from .dicom_write import (SeriesInfo, make_uid, write_ct_series, write_nm_spect,
-                              write_pet_series)
+    from ..dicom.common import SeriesInfo, make_uid
+    from ..dicom.images import write_ct_series, write_nm_spect, write_pet_series
     spec = phantom.spec
     seed = f"tareplanner-phantom-{spec.seed}"
     study = make_uid(seed, "study")

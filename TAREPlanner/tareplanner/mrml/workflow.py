@@ -437,8 +437,9 @@ def save_outputs(folder, record: dict, measurement: dict | None = None,
             write_json_atomic(tmp / "dose.json", dose_record)
         written.append(dose_dir)
     if dicom is not None:
-        from ..imaging.dicom_write import dicom_identity, write_rt_doses
-        from ..records.dicom_seg import export_seg
+        from ..dicom.common import dicom_identity
+        from ..dicom.rtdose import write_rt_doses
+        from ..dicom.seg import export_seg
         with atomic_folder(folder / "dicom") as tmp:
             if dose is not None:
                 write_rt_doses(tmp, dicom_identity(dicom["ct_files"]), dose["planned"],

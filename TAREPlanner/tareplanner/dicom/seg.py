@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pydicom
 
 from .. import __version__
-from .atomic import atomic_path
+from ..records.atomic import atomic_path
+from .common import ct_datasets
 
 
 def _codes(kind: str):
@@ -21,36 +21,6 @@ def _codes(kind: str):
     if kind == "liver":
         return codes.SCT.Organ, codes.SCT.Liver
     return codes.SCT.Tissue, codes.SCT.Liver          # normal liver (per territory)
-
-
-def ct_datasets(ct_source) -> list:
-    """The CT series' datasets (a folder, or a list of its files) sorted along the slice
-    normal (the order of our arrays)."""
-    from pydicom.errors import InvalidDicomError
-
-    from ..errors import ImageDataError
-
-    paths = ([Path(p) for p in ct_source] if isinstance(ct_source, (list, tuple))
-             else sorted(Path(ct_source).rglob("*")))
-    datasets = []
-    for p in paths:
-        if not p.is_file():
-            continue
-        try:
-            datasets.append(pydicom.dcmread(p))
-        except InvalidDicomError:  # not DICOM (a README, a DICOMDIR index is skipped too)
-            continue
-        except Exception as exc:
-            raise ImageDataError(str(p), "corrupted", "a readable DICOM file", str(exc)) \
-                from None
-    datasets = [d for d in datasets if "ImagePositionPatient" in d]
-    if not datasets:
-        raise ImageDataError(str(ct_source), "no DICOM images with a position",
-                             "the planning CT's DICOM folder")
-    iop = np.array([float(v) for v in datasets[0].ImageOrientationPatient])
-    normal = np.cross(iop[:3], iop[3:])
-    return sorted(datasets, key=lambda d: float(np.array(
-        [float(v) for v in d.ImagePositionPatient]) @ normal))
 
 
 def export_seg(masks: dict[str, np.ndarray], kinds: dict[str, str], ct_folder,
