@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tareplanner.batch import read_cohort, run_cohort
+from tareplanner.cli.batch import read_cohort, run_cohort
 from tareplanner.cli.main import main
 from tareplanner.errors import FieldValueError, MissingFieldError
 

@@ -407,7 +407,7 @@ def test_whole_liver_limits_match_eanm_2022_tables():
 
 def test_replay_reproduces_a_site_lung_mass_choice(base_case):
     """A plan made with a site's 1 kg choice replays identically (the choice is in the record)."""
-    from tareplanner.records.replay import replay
+    from tareplanner.replay import replay
     site = {"schema": "tareplanner.site-limits/1", "lung_mass": "convention", "products": {}}
     record = _plan(_lung_case(base_case, lung_mass_kg=0.72,
                               lung_mass_source="ct-densitovolumetry"), site, "Hospital X")

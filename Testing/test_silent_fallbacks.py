@@ -191,7 +191,8 @@ def test_measure_is_bit_reproducible(phantom_dir, tmp_path):
 
 # ----------------------------------------------------------------------- (c) batch Ctrl-C
 def _fake_parser(result):
-    """A stand-in for build_parser whose 'dose' command does ``result`` (raise or return)."""
+    """A stand-in for the batch's dose_parser whose 'dose' command does ``result`` (raise or
+    return)."""
     import argparse
 
     def command(args):
@@ -206,7 +207,7 @@ def _fake_parser(result):
 
 
 def _row(pid="P1"):
-    from tareplanner.batch import CohortRow
+    from tareplanner.cli.batch import CohortRow
     return CohortRow(pid, "/nowhere/measurement.json", "/nowhere/plan.json", None, None)
 
 
@@ -215,10 +216,10 @@ def test_keyboard_interrupt_in_a_patient_is_not_recorded_as_a_failure(tmp_path, 
     as that patient's failure (error.txt, status 'failed'), so the batch went on and its
     tables said the patient failed. Expected: KeyboardInterrupt passes through and nothing
     is written for the patient."""
-    import tareplanner.cli.main as cli
-    from tareplanner.batch import run_patient
+    import tareplanner.cli.batch as batch
+    from tareplanner.cli.batch import run_patient
 
-    monkeypatch.setattr(cli, "build_parser", _fake_parser(KeyboardInterrupt()))
+    monkeypatch.setattr(batch, "dose_parser", _fake_parser(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         run_patient(_row(), str(tmp_path))
     assert list(tmp_path.rglob("*")) == []
@@ -234,10 +235,10 @@ def test_real_patient_failures_are_still_recorded(tmp_path, monkeypatch, result,
     non-zero exit status are this patient's failure: recorded (status, error.txt), not
     raised. Bug caught: narrowing the except clause so far that these stop the cohort, or
     a non-zero exit status silently counted as done."""
-    import tareplanner.cli.main as cli
-    from tareplanner.batch import run_patient
+    import tareplanner.cli.batch as batch
+    from tareplanner.cli.batch import run_patient
 
-    monkeypatch.setattr(cli, "build_parser", _fake_parser(result))
+    monkeypatch.setattr(batch, "dose_parser", _fake_parser(result))
     status = run_patient(_row(), str(tmp_path))
     assert status == {"patient_id": "P1", "status": "failed", "error": error}
     assert error.split(": ", 1)[-1] in (tmp_path / "patients" / "P1" / "error.txt").read_text()
@@ -272,7 +273,7 @@ def test_ctrl_c_stops_the_batch_cleanly_and_a_rerun_continues(tmp_path, capsys):
     starts 'tareplanner: batch interrupted' (no traceback, no worker noise); no error.txt,
     no status or index table; every dose.json present is a complete record; some patients
     not done. A rerun then does exactly the patients not done and skips the others."""
-    from tareplanner.batch import run_cohort
+    from tareplanner.cli.batch import run_cohort
 
     patient = _cohort_patient(tmp_path)
     ids = [f"P{i}" for i in range(1, 9)]

@@ -362,7 +362,7 @@ def test_cohort_csv_rows_or_named_refusal(tmp_path_factory, cells):
     import csv
     import io
 
-    from tareplanner.batch import read_cohort
+    from tareplanner.cli.batch import read_cohort
     folder = tmp_path_factory.mktemp("cohort")
     buffer = io.StringIO()
     writer = csv.writer(buffer)

@@ -21,6 +21,7 @@ from ..planning import plan_case
 from ..records.atomic import OutputExistsError, write_json_atomic, write_text_atomic
 from ..records.case import read_case
 from ..records.plan_text import plan_summary
+from ..records.record_checks import read_plan_record
 from ..physics.lung_shunt import lsf_planar_geometric_mean
 from ..imaging.phantom_files import slug
 from .dose_commands import add_dose_commands
@@ -59,20 +60,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def read_plan_record(path: str) -> dict:
-    """A plan record from a file; a named error when unreadable, of another schema or
-    missing what replay and report read (records/record_checks.py)."""
-    from ..records.fields import read_json_file
-    from ..records.record_checks import check_plan_record
-
-    return check_plan_record(read_json_file(path, "record"), path)
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
     from ..records.administration import (ADMINISTRATION_SCHEMA, replay_administration,
                                           validate_administration)
     from ..records.fields import read_json_file
-    from ..records.replay import replay
+    from ..replay import replay
 
     document = read_json_file(args.record, "record")
     if isinstance(document, dict) and document.get("schema") == ADMINISTRATION_SCHEMA:
@@ -135,7 +127,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from ..batch import run_cohort
+    from .batch import run_cohort
 
     try:
         summary = run_cohort(args.cohort, args.out, scheduler=args.scheduler,

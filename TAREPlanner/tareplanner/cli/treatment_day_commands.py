@@ -32,7 +32,7 @@ def cmd_directive(args: argparse.Namespace) -> int:
     else:
         if args.plan is None:
             raise FieldValueError("plan", None, "a plan record (or --change DIRECTIVE)")
-        from .main import read_plan_record
+        from ..records.record_checks import read_plan_record
         directive = directive_from_plan(read_plan_record(args.plan))
     write_json_atomic(args.output, directive, overwrite=args.force, field="-o")
     sys.stdout.write("\n".join(directive_lines(directive)) + "\n")

@@ -162,9 +162,9 @@ def replay_administration(record: dict) -> dict:
     again = administration_record(record["directive"], record["readings"],
                                   site_tolerance_fraction=record["criterion"].get(
                                       "site_tolerance_fraction"))
-    from .replay import _diff
+    from .record_diff import diff_records
     differences: list = []
-    _diff(record, again, "", differences)
+    diff_records(record, again, "", differences)
     return {"identical": not differences, "input_changed": False, "differences": differences,
             "software": {"record": record["software"], "replay": again["software"]}}
 

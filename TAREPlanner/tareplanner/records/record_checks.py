@@ -89,6 +89,14 @@ def _violations(obj: dict, key: str, where: str) -> None:
         _at(v, "limit_gy", path, "number")
 
 
+def read_plan_record(path: str) -> dict:
+    """A plan record from a file; a named error when unreadable, of another schema or
+    missing what replay and report read (:func:`check_plan_record`)."""
+    from .fields import read_json_file
+
+    return check_plan_record(read_json_file(path, "record"), path)
+
+
 def check_plan_record(record: Any, source: str = "record", where: str = "record") -> dict:
     """The plan record when it holds what replay, report and dose read; a named error
     (``<where>.<field>``) otherwise."""

@@ -17,6 +17,7 @@ continues with the patients not yet done.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import json
@@ -47,7 +48,7 @@ class CohortRow:
 
 def read_cohort(path: str | Path) -> list[CohortRow]:
     """Rows of a cohort CSV; raises a named error for a missing column or duplicate id."""
-    from .errors import FieldValueError, MissingFieldError, SchemaError
+    from ..errors import FieldValueError, MissingFieldError, SchemaError
 
     path = Path(path)
     try:
@@ -85,12 +86,20 @@ def read_cohort(path: str | Path) -> list[CohortRow]:
     return rows
 
 
+def dose_parser() -> argparse.ArgumentParser:
+    """The parser of the ``tareplanner dose`` command, with its options and defaults as on the
+    command line (each patient runs that command)."""
+    from .dose_commands import add_dose_commands
+
+    parser = argparse.ArgumentParser(prog="tareplanner")
+    add_dose_commands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
 def run_patient(row: CohortRow, out_dir: str) -> dict:
     """Dosimetry of one patient (runs on a Dask worker). A failure (an exception, argument
     errors, a non-zero exit status) is returned and written to ``error.txt``, never raised;
     KeyboardInterrupt is raised as it is and nothing is recorded for the patient."""
-    from .cli.main import build_parser
-
     folder = Path(out_dir) / "patients" / row.patient_id
     if (folder / "dose.json").is_file():
         return {"patient_id": row.patient_id, "status": "skipped (done)"}
@@ -101,7 +110,7 @@ def run_patient(row: CohortRow, out_dir: str) -> dict:
     if row.administration_time:
         args += ["--administration-time", row.administration_time]
     try:
-        parsed = build_parser().parse_args(args)
+        parsed = dose_parser().parse_args(args)
         import io
         with contextlib.redirect_stdout(io.StringIO()):
             code = parsed.func(parsed)
@@ -125,7 +134,7 @@ def cohort_table(rows: list[CohortRow], out_dir: str | Path) -> list[dict]:
         record_path = Path(out_dir) / "patients" / row.patient_id / "dose.json"
         if not record_path.is_file():
             continue
-        from .records.dose_record import validate_dose_record
+        from ..records.dose_record import validate_dose_record
         record = validate_dose_record(json.loads(record_path.read_text()), str(record_path))
         phases = [("planned", record["predictive"]["structures"])]
         if "post_treatment" in record:
@@ -149,7 +158,7 @@ def run_cohort(cohort_csv: str | Path, out_dir: str | Path, *, scheduler: str | 
     except ImportError:
         raise RuntimeError("the cohort batch needs Dask: pip install 'tareplanner[batch]'") \
             from None
-    from .errors import FieldValueError, OutputPathError
+    from ..errors import FieldValueError, OutputPathError
     if workers is not None and not 1 <= workers <= 256:
         raise FieldValueError("--workers", workers, "1 to 256 worker processes")
     rows = read_cohort(cohort_csv)
@@ -168,7 +177,7 @@ def run_cohort(cohort_csv: str | Path, out_dir: str | Path, *, scheduler: str | 
                                    processes=True, dashboard_address=None,
                                    silence_logs=logging.ERROR)
         client = Client(cluster)
-    from .cli.progress import Progress
+    from .progress import Progress
     bar = Progress("batch", quiet=not progress)  # on stderr, only to a terminal
     statuses, futures, interrupted = [], [], False
     try:
@@ -243,7 +252,7 @@ def _workers_ignore_sigint():
 
 
 def _write_csv(path: Path, rows: list[dict], columns) -> None:
-    from .records.atomic import write_text_atomic
+    from ..records.atomic import write_text_atomic
     import io
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")

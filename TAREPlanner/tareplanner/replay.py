@@ -3,16 +3,10 @@ difference (reproducibility of individually planned exposures, EURATOM 2013/59 a
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
-from .. import catalogue
-from ..planning import plan_case
-from .case import canonical_sha256, parse_case
-
-#: fields that legitimately differ between a record and its replay
-VOLATILE = ("created", "software")
-REL_TOL = 1e-9
+from . import catalogue
+from .planning import plan_case
+from .records.case import canonical_sha256, parse_case
+from .records.record_diff import diff_records
 
 
 def site_limits_from_record(record: dict) -> tuple[dict | None, str]:
@@ -31,27 +25,6 @@ def site_limits_from_record(record: dict) -> tuple[dict | None, str]:
     return site, label
 
 
-def _diff(a: Any, b: Any, path: str, out: list) -> None:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            if not path and key in VOLATILE:
-                continue
-            if key not in a or key not in b:
-                out.append({"field": f"{path}.{key}".lstrip("."),
-                            "record": a.get(key, "<absent>"), "replay": b.get(key, "<absent>")})
-            else:
-                _diff(a[key], b[key], f"{path}.{key}".lstrip("."), out)
-    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b)):
-            _diff(x, y, f"{path}[{i}]", out)
-    elif isinstance(a, (int, float)) and isinstance(b, (int, float)) and \
-            not isinstance(a, bool) and not isinstance(b, bool):
-        if not math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12):
-            out.append({"field": path, "record": a, "replay": b})
-    elif a != b:
-        out.append({"field": path, "record": a, "replay": b})
-
-
 def replay(record: dict) -> dict:
     """Recompute ``record`` and compare. Returns {"identical", "differences", "software"}."""
     case = parse_case(record["case"])
@@ -62,6 +35,6 @@ def replay(record: dict) -> dict:
     site, label = site_limits_from_record(record)
     again = plan_case(case, site, label)
     differences: list = []
-    _diff(record, again, "", differences)
+    diff_records(record, again, "", differences)
     return {"identical": not differences, "input_changed": False, "differences": differences,
             "software": {"record": record["software"], "replay": again["software"]}}
