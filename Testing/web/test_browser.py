@@ -340,7 +340,8 @@ def test_a_dicom_folder_of_the_data_folder_loads(page, server, shots):
     assert "patient/dicom/ct (CT, HU)" in text and "patient/dicom/spect_maa (NM, counts)" in text
     page.locator('[data-field="ctVolume"]').click()
     menu = page.locator(".v-menu .v-overlay__content >> visible=true")
-    assert menu.get_by_role("option", name="patient/dicom/pet_y90").count() == 1
+    from playwright.sync_api import expect
+    expect(menu.get_by_role("option", name="patient/dicom/pet_y90", exact=True)).to_have_count(1)
     page.keyboard.press("Escape")
     _shot(page, shots, "1-data-folder", "data")
 
