@@ -386,6 +386,17 @@ def test_downloads_never_leave_the_data_folder(server, name):
     assert b"root:" not in body
 
 
+@pytest.mark.parametrize("path", ["/../../../../etc/passwd", "/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+                                  "/..%2F..%2F..%2Fetc%2Fpasswd",
+                                  "/trame_slicer_2.0.0/../../../etc/passwd", "/inside.txt"])
+def test_the_page_files_serve_nothing_else(server, path):
+    """The server's own static files (the page, trame's scripts) give nothing outside them,
+    the data folder included."""
+    status, body = _raw_get(server["port"], path)
+    assert status in (400, 403, 404), (path, status)
+    assert b"root:" not in body and body != b"inside"
+
+
 def test_downloads_serve_files_inside(server):
     status, body = _raw_get(server["port"], "/files/inside.txt")
     assert (status, body) == (200, b"inside")
