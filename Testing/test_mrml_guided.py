@@ -187,6 +187,11 @@ def test_steps_in_order_with_outdated_marking(session, tmp_path, phantom_dir):
     from pypdf import PdfReader
     pages = [page.extract_text() for page in PdfReader(out / "report.pdf").pages]
     assert any("Voxel dosimetry" in text for text in pages)
+    # the slices show the planning CT from the scene with a row through every tumour (the
+    # module's measurement record names nodes, not files the report could read)
+    anatomy = next(text for text in pages if "Dose on the anatomy" in text)
+    assert "Planned dose on the CT" in anatomy and "Planned dose alone" not in anatomy
+    assert all(f"Through tumour {t}" in anatomy for t in ("T1", "T2", "T3"))
     assert _states(p)["save"] == "current"
     before = (out / "plan.json").stat().st_mtime_ns
     with pytest.raises(OutputExistsError):

@@ -381,6 +381,25 @@ def verification_nodes(scene, ct_node, post_node, segmentation, record: dict, *,
     return dose_nodes(scene, dose, report, "Dose delivered"), report, comparison, post
 
 
+def _report_anatomy(dose: dict | None) -> dict | None:
+    """The CT and structures the report's slice figures show, from the scene (the module's
+    measurement record names nodes, not files the report could read): the structures'
+    reference image is the planning CT itself."""
+    if dose is None or dose.get("structures") is None:
+        return None
+    structures = dose["structures"]
+
+    def image(mask):
+        out = sitk.GetImageFromArray(np.asarray(mask, dtype=np.uint8))
+        out.CopyInformation(structures.reference)
+        return out
+    return {"ct": structures.reference,
+            "masks": {name: image(structures.masks[name]) for name in ("liver", "lungs")
+                      if name in structures.masks},
+            "tumours": {name: image(structures.masks[name])
+                        for name, kind in structures.kinds.items() if kind == "tumour"}}
+
+
 def save_outputs(folder, record: dict, measurement: dict | None = None,
                  overwrite: bool = False, dose: dict | None = None,
                  dicom: dict | None = None, directive: dict | None = None,
@@ -460,5 +479,5 @@ def save_outputs(folder, record: dict, measurement: dict | None = None,
                                          overwrite=overwrite))
     written.append(write_report(record, folder / "report.pdf", dose_dir=dose_dir,
                                 directive=directive, administration=administration,
-                                overwrite=overwrite))
+                                anatomy=_report_anatomy(dose), overwrite=overwrite))
     return written

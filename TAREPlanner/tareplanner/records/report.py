@@ -313,12 +313,18 @@ def _measurement_for(record: dict, measurement) -> tuple[dict | None, str | None
 
 
 def _anatomy_pages(doc: Document, plt, dose_dir: Path, measurement: dict | None,
-                   why_not: str | None) -> None:
+                   why_not: str | None, images: dict | None = None) -> None:
     import numpy as np
 
-    from .report_figures import load_anatomy, render_3d, tumour_centre
+    from .report_figures import anatomy_from_images, load_anatomy, render_3d, tumour_centre
     try:
-        anatomy = load_anatomy(dose_dir, measurement)
+        if images is not None:
+            import SimpleITK as sitk
+            anatomy = anatomy_from_images(
+                sitk.ReadImage(str(dose_dir / "dose_planned_gy.nii.gz"), sitk.sitkFloat32),
+                images["ct"], images.get("masks"), images.get("tumours"))
+        else:
+            anatomy = load_anatomy(dose_dir, measurement)
     except Exception as exc:  # a label or CT file that moved: the dose alone is still shown
         why_not = f"the CT or label maps could not be read ({printable(str(exc), 200)})"
         anatomy = load_anatomy(dose_dir, None)
@@ -417,13 +423,15 @@ def _header_lines(identity: dict, record: dict) -> list[str]:
 def write_report(record: dict, path: str | Path, *, dose_dir: str | Path | None = None,
                  directive: dict | None = None, administration: dict | None = None,
                  measurement: dict | str | Path | None = None, identity: dict | None = None,
-                 overwrite: bool = False) -> Path:
+                 anatomy: dict | None = None, overwrite: bool = False) -> Path:
     """Write the PDF report atomically; returns its path.
 
     ``identity``: patient and study entered by hand (keys of an identity block,
     records/identity.py), taking precedence over the case's; ``measurement``: the
     measurement record (or its file) whose CT and label maps the slice figures show,
-    by default the one the plan's case names."""
+    by default the one the plan's case names; ``anatomy``: those images in memory instead
+    (``{"ct": image, "masks": {"liver"|"lungs": binary image}, "tumours": {name: binary
+    image}}``, any grids), as the Slicer module and the web page have them."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -463,7 +471,7 @@ def write_report(record: dict, path: str | Path, *, dose_dir: str | Path | None 
             dose_record = validate_dose_record(
                 json.loads((dose_dir / "dose.json").read_text()), str(dose_dir / "dose.json"))
             _dosimetry_pages(doc, dose_dir, dose_record)
-            _anatomy_pages(doc, plt, dose_dir, measured, why_not)
+            _anatomy_pages(doc, plt, dose_dir, measured, why_not, anatomy)
         pages = doc.finish()
         with atomic_path(path, overwrite) as tmp:
             title = f"TAREPlanner plan {printable(record.get('case_id') or '')}".strip()
