@@ -521,8 +521,9 @@ def test_whole_liver_row_and_uncertainty_contributors_read_as_written_by_hand():
 
 
 @pytest.mark.parametrize("source, words", [
-    ("administered activity (given)", "3.000 GBq (entered), less the residual 3.0%: 2.910 GBq "
-                                      "expected in the patient"),
+    ("administered activity (given)", "3.000 GBq (as entered; no administration record), "
+                                      "less the residual 3.0%: 2.910 GBq expected in the "
+                                      "patient"),
     ("delivered total of the administration record",
      "3.000 GBq (delivered total of the administration record, residual already subtracted)"
      ", less the residual 3.0%: 2.910 GBq expected in the patient")])

@@ -577,14 +577,14 @@ def _delivered_activity(p, record: dict) -> tuple[float | None, float | None, st
 
 
 def _activity_check_text(check: dict) -> str:
+    """The delivered-activity check in the report's words."""
+    from ..records.report_tables import administered_text
     if not check.get("applicable"):
         return f"Delivered-activity check: not applicable ({check.get('reason', '')})"
     verdict = ("within" if check["within_tolerance"] else "BEYOND")
     return (f"Delivered-activity check: the image holds {check['image_total_gbq']:.3f} GBq at "
             f"administration ({check['inside_liver_and_lungs_gbq']:.3f} GBq in liver and "
-            f"lungs) against {check['expected_in_patient_gbq']:.3f} GBq expected "
-            f"({check['administered_source']} {check['administered_activity_gbq']:.3f} GBq, "
-            f"residual {check['residual_fraction']:.1%}): {check['relative_difference']:+.1%}, "
+            f"lungs) against {administered_text(check)}: {check['relative_difference']:+.1%}, "
             f"{verdict} the ±{check['tolerance']:.0%} tolerance")
 
 

@@ -25,7 +25,7 @@ LIMIT_WORDS = {"normal-liver-limit": ("the normal-liver limit of its territory",
 #: where the administered activity of the post-treatment activity check came from, in words
 ADMINISTERED_WORDS = {
     "planned total activity": "the plan's total activity: no administered activity given",
-    "administered activity (given)": "entered",
+    "administered activity (given)": "as entered; no administration record",
     "delivered total of the administration record":
         "delivered total of the administration record, residual already subtracted"}
 
