@@ -223,3 +223,25 @@ def test_voxel_plan_keeps_the_whole_normal_liver_limit(small_phantom):
     assert {p["limited_by"] for p in record["positions"]} <= {"goal", "whole-normal-liver-limit"}
     assert record["whole_liver_dose_gy"] == pytest.approx(st["liver"]["mean_gy"])
     assert "uncertainty" not in record   # the partition plan's intervals do not apply
+
+
+def test_structure_voxels_by_kept_indices_equal_the_boolean_mask():
+    """structure_report takes each structure's voxels by indices its Structures keeps: the
+    same values in the same order as ``array[mask]``, found again when a mask is replaced."""
+    import SimpleITK as sitk
+
+    from tareplanner.dosimetry.structures import Structures
+
+    rng = np.random.default_rng(5)
+    array = rng.random((6, 7, 8), dtype=np.float32)
+    masks = {"a": rng.random((6, 7, 8)) > 0.5, "empty": np.zeros((6, 7, 8), bool)}
+    s = Structures(sitk.Image(8, 7, 6, sitk.sitkUInt8), masks, {"a": "tumour", "empty": "lung"})
+    for name, mask in masks.items():
+        np.testing.assert_array_equal(s.values_in(array, name), array[mask])
+    first = s.flat_indices("a")
+    assert s.flat_indices("a") is first                      # kept
+    replaced = ~s.masks["a"]
+    s.masks["a"] = replaced
+    np.testing.assert_array_equal(s.values_in(array, "a"), array[replaced])
+    with pytest.raises(IndexError):
+        s.values_in(array[:3], "a")

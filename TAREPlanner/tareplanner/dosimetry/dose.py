@@ -96,8 +96,8 @@ def structure_report(dose: sitk.Image, structures: Structures, *, nuclide: str,
     half_life = catalogue.nuclide(nuclide).half_life_h
     report = {}
     top = float(d.max()) if d.size else 0.0
-    for name, mask in structures.masks.items():
-        values = d[mask]
+    for name in structures.masks:
+        values = structures.values_in(d, name)
         if values.size == 0:
             continue
         weights = None  # whole CT voxels
@@ -127,7 +127,8 @@ def structure_means(dose: sitk.Image, structures: Structures) -> dict[str, float
     on_ct = sitk.Resample(dose, structures.reference, sitk.Transform(), sitk.sitkLinear, 0.0,
                           sitk.sitkFloat32)
     d = sitk.GetArrayFromImage(on_ct)
-    return {name: float(d[mask].mean()) for name, mask in structures.masks.items() if mask.any()}
+    return {name: float(values.mean()) for name in structures.masks
+            if (values := structures.values_in(d, name)).size}
 
 
 def bed_map(dose: sitk.Image, structures: Structures, nuclide: str) -> sitk.Image:

@@ -13,16 +13,41 @@ from ..imaging.grid import Grid, block_mean
 
 @dataclass
 class Structures:
-    """CT-grid boolean masks by name, and each one's kind (tumour, normal, lung, liver)."""
+    """CT-grid boolean masks by name, and each one's kind (tumour, normal, lung, liver).
+
+    Each structure's voxel indices are found once per mask array and kept (a structure report
+    takes the voxels of every dose by them): replace a mask by a new array, do not modify one
+    in place."""
 
     reference: sitk.Image
     masks: dict[str, np.ndarray]
     kinds: dict[str, str]
     territories: dict[str, np.ndarray] = field(default_factory=dict)
+    _flat: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def voxel_ml(self) -> float:
         return float(np.prod(self.reference.GetSpacing())) / 1000.0
+
+    def flat_indices(self, name: str) -> np.ndarray:
+        """Indices of the structure's voxels in the C-order flattened CT grid, ascending
+        (``np.flatnonzero`` of its mask), computed on first use and kept with the mask."""
+        mask = self.masks[name]
+        kept = self._flat.get(name)
+        if kept is None or kept[0] is not mask:
+            index = np.flatnonzero(mask)
+            if mask.size < 2 ** 31:
+                index = index.astype(np.int32)
+            kept = self._flat[name] = (mask, index)
+        return kept[1]
+
+    def values_in(self, array: np.ndarray, name: str) -> np.ndarray:
+        """``array[mask]`` of the structure (``array`` on the CT grid): the same values in
+        the same order, taken by the kept indices instead of a pass over the whole mask."""
+        if array.shape != self.masks[name].shape:
+            raise IndexError(f"array {array.shape} is not on the grid of {name!r} "
+                             f"{self.masks[name].shape}")
+        return np.take(array.reshape(-1), self.flat_indices(name))
 
 
 def _supersampled(image: sitk.Image, k: int) -> Grid:
