@@ -414,7 +414,8 @@ class TAREPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 class TAREPlannerLogic(ScriptedLoadableModuleLogic):
     """Delegates every step to ``tareplanner.mrml.guided`` on the parameter node and
-    ``slicer.mrmlScene``; raises the core's named errors on bad input, never touches widgets."""
+    ``slicer.mrmlScene`` (``guided.run``: the same action table the web page uses); raises
+    the core's named errors on bad input, never touches widgets."""
 
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
@@ -441,27 +442,27 @@ class TAREPlannerLogic(ScriptedLoadableModuleLogic):
 
     def registerPositions(self, p):
         from tareplanner.mrml import guided
-        return guided.register_positions(slicer.mrmlScene, p)
+        return guided.run(slicer.mrmlScene, p, "registration")
 
     def addLungs(self, p):
         from tareplanner.mrml import guided
-        return guided.add_lungs(p)
+        return guided.run(slicer.mrmlScene, p, "lungs")
 
     def addTerritories(self, p):
         from tareplanner.mrml import guided
-        return guided.add_territories(p)
+        return guided.run(slicer.mrmlScene, p, "territories")
 
     def checkSegments(self, p):
         from tareplanner.mrml import guided
-        return guided.check_segments(p)
+        return guided.run(slicer.mrmlScene, p, "check segments")
 
     def measure(self, p):
         from tareplanner.mrml import guided
-        return guided.measure(slicer.mrmlScene, p)
+        return guided.run(slicer.mrmlScene, p, "measurement")
 
     def plan(self, p):
         from tareplanner.mrml import guided
-        return guided.plan(slicer.mrmlScene, p)
+        return guided.run(slicer.mrmlScene, p, "plan")
 
     def plannedDoseVolume(self):
         return self.doseNodes("plan")[0]
@@ -474,19 +475,19 @@ class TAREPlannerLogic(ScriptedLoadableModuleLogic):
 
     def writtenDirective(self, p):
         from tareplanner.mrml import guided
-        return guided.written_directive(slicer.mrmlScene, p)
+        return guided.run(slicer.mrmlScene, p, "directive")
 
     def administer(self, p):
         from tareplanner.mrml import guided
-        return guided.administer(slicer.mrmlScene, p)
+        return guided.run(slicer.mrmlScene, p, "administration")
 
     def verify(self, p):
         from tareplanner.mrml import guided
-        return guided.verify(slicer.mrmlScene, p)
+        return guided.run(slicer.mrmlScene, p, "verification")
 
     def save(self, p):
         from tareplanner.mrml import guided
-        return guided.save(slicer.mrmlScene, p)
+        return guided.run(slicer.mrmlScene, p, "save")
 
     def stepTitles(self, p):
         """Panel -> title with its steps' status (the data panel has no step)."""

@@ -8,7 +8,7 @@ import pytest
 slicer = pytest.importorskip("slicer", reason="needs slicer-core (the 'test' extra)")
 
 from tareplanner.mrml import guided  # noqa: E402
-from tareplanner.web.session import ACTION_FUNCTIONS, Session  # noqa: E402
+from tareplanner.web.session import ACTION_PANEL, Session  # noqa: E402
 
 
 @pytest.fixture
@@ -17,7 +17,8 @@ def session(tmp_path):
 
 
 def test_every_guided_action_has_a_button(session):
-    assert set(ACTION_FUNCTIONS) == set(guided.ACTIONS)
+    assert set(guided._ACTION_STEPS) == set(guided.ACTIONS) <= set(ACTION_PANEL)
+    assert set(ACTION_PANEL.values()) <= {key for key, _, _ in guided.PANELS}
     assert set(session.panel_titles()) == {key for key, _, _ in guided.PANELS}
 
 

@@ -242,6 +242,29 @@ def missing_inputs(p, action: str) -> list[str]:
     return missing
 
 
+def run(scene, p, action: str, **options) -> str:
+    """Run one action (a button of either view) and return the text its panel shows. An
+    action whose inputs are missing is refused, naming them (the views disable its button
+    then, this is the guard behind it). ``options``: the synthetic patient's ``positions``
+    and ``size`` for 'load'."""
+    if action not in ACTIONS:
+        raise ValueError(f"action: got {action!r}; allowed: {', '.join(ACTIONS)}")
+    missing = missing_inputs(p, action)
+    if missing:
+        raise ValueError(f"{action}: needs " + "; ".join(missing))
+    return _ACTION_STEPS[action](scene, p, **options)
+
+
+def _load_text(scene, p, positions: int = 2, size: str = "small") -> str:
+    patient = load_synthetic_patient(scene, p, size, positions)
+    lines = [f"CT: {patient.ct.GetName()}", f"SPECT: {patient.spect.GetName()}",
+             f"segmentation: {patient.segmentation.GetName()} (liver and tumours)"]
+    lines += [f"position {name}: CBCT {node.GetName()}" for name, node in patient.cbcts.items()]
+    if patient.pet is not None:
+        lines.append(f"post-treatment PET: {patient.pet.GetName()}")
+    return "synthetic patient loaded\n" + "\n".join(lines)
+
+
 def missing_text(p, action: str) -> str:
     """The tooltip of an action's button: what it needs, or what it does when ready."""
     missing = missing_inputs(p, action)
@@ -692,11 +715,19 @@ def save(scene, p, *, overwrite: bool = False, dicom_database=None) -> str:
 
 
 # ----------------------------------------------------------------------------- panel helpers
+#: the synthetic patient's numbers of injection positions (2: right and left hepatic,
+#: otherwise the segmental patient)
+SYNTHETIC_POSITIONS = tuple(range(1, 9))
+
+
 def load_synthetic_patient(scene, p, size: str = "small", positions: int = 2):
     """Step 1 shortcut: the synthetic patient into the scene and into ``p`` (CT, SPECT,
     structures, one position per CBCT, the Y-90 PET with its times); ``positions`` other than
     2 gives the segmental patient with that many injection positions (1 to 8)."""
     from .sample_data import load_synthetic_patient as load
+    if positions not in SYNTHETIC_POSITIONS:
+        raise ValueError(f"synthetic patient positions: got {positions!r}; allowed: 1 to 8 "
+                         "(2: right and left hepatic; otherwise one per liver segment)")
     patient = load(scene, size, positions=positions)
     p.ctVolume, p.spectVolume, p.segmentation = patient.ct, patient.spect, patient.segmentation
     set_positions(p, [new_position(p, name=name, cbct=cbct)
@@ -748,3 +779,19 @@ def step_title(title: str, status: step_log.StepStatus) -> str:
     if status.state == step_log.CURRENT:
         return f"{title}  [done]"
     return f"{title}  [OUTDATED: {status.reason}]"
+
+
+#: action (ACTIONS) -> the one step function its button runs, returning the panel's text
+_ACTION_STEPS = {
+    "load": _load_text,
+    "registration": register_positions,
+    "lungs": lambda scene, p: add_lungs(p),
+    "territories": lambda scene, p: add_territories(p),
+    "check segments": lambda scene, p: check_segments(p),
+    "measurement": measure,
+    "plan": plan,
+    "directive": written_directive,
+    "administration": administer,
+    "verification": verify,
+    "save": save,
+}

@@ -4,7 +4,7 @@ This is the page's model without the page: it turns the guided workflow
 (:mod:`tareplanner.mrml.guided`) into plain JSON values for the page (panel titles, what each
 button still needs, the positions, the volumes to choose from, the plan table) and the page's
 edits back into the parameter object. Every button runs exactly one ``guided`` function
-(:data:`ACTION_FUNCTIONS`) and shows the text it returns; a bad input (a ValueError: the
+(``guided.run``) and shows the text it returns; a bad input (a ValueError: the
 message names the field, the value and what is allowed) comes back as the panel's error text,
 never as a traceback. It imports no web toolkit, so the default test run covers it.
 
@@ -21,6 +21,7 @@ from pathlib import Path
 from ..mrml import attributes, guided
 from ..mrml.parameters import POSITION_FIELDS, Parameters
 from ..mrml.results import record_from_text_node
+from ..records.plan_text import limited_by_text
 from .files import OUTPUT_SUBFOLDER, list_folders, relative_name, resolve_inside
 
 log = logging.getLogger(__name__)
@@ -31,38 +32,9 @@ LOAD_FOLDER = "load folder"
 LABEL_MAPS = "label maps"
 
 
-#: the synthetic patient's numbers of injection positions (2: right and left hepatic;
-#: otherwise the segmental patient)
-SYNTHETIC_POSITIONS = tuple(range(1, 9))
+#: the synthetic patient's numbers of injection positions
+SYNTHETIC_POSITIONS = guided.SYNTHETIC_POSITIONS
 
-
-def _load_synthetic(scene, p, positions: int = 2) -> str:
-    if positions not in SYNTHETIC_POSITIONS:
-        raise ValueError(f"synthetic patient positions: got {positions!r}; allowed: 1 to 8 "
-                         "(2: right and left hepatic; otherwise one per liver segment)")
-    patient = guided.load_synthetic_patient(scene, p, positions=positions)
-    lines = [f"CT: {patient.ct.GetName()}", f"SPECT: {patient.spect.GetName()}",
-             f"segmentation: {patient.segmentation.GetName()} (liver and tumours)"]
-    lines += [f"position {name}: CBCT {node.GetName()}" for name, node in patient.cbcts.items()]
-    if patient.pet is not None:
-        lines.append(f"post-treatment PET: {patient.pet.GetName()}")
-    return "synthetic patient loaded\n" + "\n".join(lines)
-
-
-#: action (guided.ACTIONS) -> the one guided function its button runs, returning the text
-ACTION_FUNCTIONS = {
-    "load": _load_synthetic,
-    "registration": guided.register_positions,
-    "lungs": lambda scene, p: guided.add_lungs(p),
-    "territories": lambda scene, p: guided.add_territories(p),
-    "check segments": lambda scene, p: guided.check_segments(p),
-    "measurement": guided.measure,
-    "plan": guided.plan,
-    "directive": guided.written_directive,
-    "administration": guided.administer,
-    "verification": guided.verify,
-    "save": guided.save,
-}
 
 #: the panel (guided.PANELS key) that shows each action's text
 ACTION_PANEL = {"load": "data", LOAD_FOLDER: "data", LABEL_MAPS: "data", "registration": "registration",
@@ -138,15 +110,12 @@ class Session:
                 text = self.segmentation_from_label_maps(options.get("liver"),
                                                          options.get("tumours"))
             else:
-                missing = guided.missing_inputs(self.p, action)
-                if missing:
-                    raise ValueError(f"{action}: needs " + "; ".join(missing))
                 if action == "load":
                     self.new_patient()
-                    text = _load_synthetic(self.scene, self.p,
-                                           int(options.get("positions") or 2))
+                    text = guided.run(self.scene, self.p, action,
+                                      positions=int(options.get("positions") or 2))
                 else:
-                    text = ACTION_FUNCTIONS[action](self.scene, self.p)
+                    text = guided.run(self.scene, self.p, action)
         except ValueError as error:
             self.messages[panel] = (str(error), True)
             return False, str(error)
@@ -370,7 +339,8 @@ class Session:
                          "activity_gbq": f"{position['activity_gbq']:.3f}",
                          "normal_dose_gy": f"{position['normal_dose_gy']:.1f}",
                          "perfused_dose_gy": f"{position['perfused_dose_gy']:.1f}",
-                         "tumours": tumours, "limited_by": position.get("limited_by") or ""})
+                         "tumours": tumours,
+                         "limited_by": limited_by_text(position, record)})
         return rows
 
     def plan_totals(self) -> str:
