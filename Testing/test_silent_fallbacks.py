@@ -1,5 +1,6 @@
 """No silent fallbacks: a registration whose fine level fails says so in the records, the
-same inputs give the same measurement record, Ctrl-C stops a batch cleanly and resumably,
+same inputs give the same measurement record (registrations side by side or one after the
+other alike), Ctrl-C stops a batch cleanly and resumably,
 and the command line ends quietly on a closed pipe or Ctrl-C."""
 
 from __future__ import annotations
@@ -187,6 +188,71 @@ def test_measure_is_bit_reproducible(phantom_dir, tmp_path):
     assert {"case.json", "measurement_labels/territories.nii.gz"} <= set(first_files)
     for name in first_files:
         assert first_files[name] == second_files[name], name
+
+
+def _cbcts(d: Path) -> list:
+    return [sitk.ReadImage(str(d / "nifti" / f"cbct_{name}.nii.gz"))
+            for name in ("right_hepatic", "left_hepatic")]
+
+
+def test_registrations_side_by_side_give_the_results_one_after_the_other(phantom_dir,
+                                                                        monkeypatch):
+    """Bug caught: registrations run in worker processes differing from the same
+    registrations run here (another thread count, a lost setting, an image changed on its
+    way), or coming back out of order. Both CBCTs of the small synthetic patient: side by
+    side (this process and one worker) must give records equal to those of
+    ``register_rigid`` called one after the other, transform parameters bit for bit, and
+    announce each registration once, in order."""
+    ct, _, mask = _registration_inputs(phantom_dir)
+    cbcts = _cbcts(phantom_dir)
+    serial = [registration.register_rigid(ct, cbct, mask) for cbct in cbcts]
+    announced = []
+    with registration.observe_registrations(lambda: announced.append(len(announced))):
+        parallel = registration.register_rigid_all(ct, cbcts, mask, processes=2)
+    assert announced == [0, 1]
+    assert [r.as_dict() for r in parallel] == [r.as_dict() for r in serial]
+    for p, s in zip(parallel, serial):
+        assert p.transform.GetParameters() == s.transform.GetParameters()
+        assert p.transform.GetFixedParameters() == s.transform.GetFixedParameters()
+    assert serial[0].as_dict() != serial[1].as_dict()  # two different registrations
+
+    # no worker process can be had: the same results, here, one after the other
+    monkeypatch.setattr(registration, "_worker_pool", lambda workers: None)
+    announced.clear()
+    with registration.observe_registrations(lambda: announced.append(len(announced))):
+        fallback = registration.register_rigid_all(ct, cbcts, mask, processes=2)
+    assert announced == [0, 1]
+    assert [r.as_dict() for r in fallback] == [r.as_dict() for r in serial]
+
+
+def test_registrations_side_by_side_fail_as_one_after_the_other(phantom_dir, monkeypatch):
+    """An error in a worker reaches the caller as it would one after the other: the first
+    failing image's (here an empty mask fails both), and a pool whose worker dies hands its
+    registration back to this process (the result as usual)."""
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    ct, cbct, mask = _registration_inputs(phantom_dir)
+    with pytest.raises(ValueError, match="registration mask is empty"):
+        registration.register_rigid_all(ct, [cbct, cbct], mask * 0, processes=2)
+
+    class DeadPool:  # a worker that died: every registration sent to it comes back broken
+        def submit(self, *args, **kwargs):
+            future = Future()
+            future.set_exception(BrokenProcessPool("a worker died"))
+            return future
+
+        def shutdown(self, wait=True, cancel_futures=False):
+            pass
+
+    monkeypatch.setattr(registration, "_worker_pool", lambda workers: DeadPool())
+    small = {"working_spacing_mm": 4.0}
+    alone = registration.register_rigid(ct, cbct, mask, **small)
+    announced = []
+    with registration.observe_registrations(lambda: announced.append(1)):
+        results = registration.register_rigid_all(ct, [cbct, cbct], mask, processes=2, **small)
+    assert len(announced) == 2  # each announced once, though one went to the dead pool
+    assert [r.as_dict() for r in results] == [alone.as_dict()] * 2
 
 
 # ----------------------------------------------------------------------- (c) batch Ctrl-C

@@ -4,10 +4,12 @@ registrations), with the registration error against the phantom's truth.
     python Testing/benchmarks/bench_measure.py [--repeat N] [--json out.json]
 
 Times the whole command in a new process (reading DICOM, registrations, territories, lungs,
-partial-volume correction, writing), and, in the same run, the bare library call that
-dominates it: one ``sitk.ImageRegistrationMethod`` Mattes evaluation over the liver region
-(what every optimiser iteration repeats), to compare runs on a shared machine. Not a test:
-figures go into docs/benchmarks.md.
+partial-volume correction, writing; the two registrations side by side when two CPUs are
+free, ``taskset -c 0`` to time them one after the other), and, in the same run, the bare
+library call that dominates it: one ``sitk.ImageRegistrationMethod`` Mattes evaluation over
+the liver region (what every optimiser iteration repeats), to compare runs on a shared
+machine. Not a test: figures go into docs/benchmarks.md, with the CPUs and the load average
+printed (the machine is shared: repeat, take the best).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -56,6 +59,7 @@ def main():
             "--goal", "tumour_dose_gy=250", "--product", "therasphere", "--force",
             "-o", str(tmp / "case.json"), "--measurement-output", str(tmp / "m.json")]
         times = []
+        load_before = os.getloadavg()
         for _ in range(args.repeat):
             t = time.perf_counter()
             subprocess.run(command, check=True, capture_output=True)
@@ -83,14 +87,18 @@ def main():
             errors[p["name"]] = {"mean_mm": float(e.mean()), "max_mm": float(e.max()),
                                  "fine_level": p["registration"]["fine_level"]["status"]}
         volumes = {p["name"]: p["perfused_volume_ml"] for p in measurement["positions"]}
-    result = {"measure_s": times, "best_s": min(times), "bare_metric_evaluation_s": bare,
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = [round(v, 2) for v in (load_before[0], os.getloadavg()[0])]
+    result = {"cpus": cpus, "load_average_1min_before_after": load, "measure_s": times,
+              "best_s": min(times), "bare_metric_evaluation_s": bare,
               "registration_error": errors, "perfused_volume_ml": volumes,
               "true_perfused_volume_ml": truth.get("volumes_ml", {})}
     print(f"measure (small synthetic patient, 2 CBCTs): best {min(times):.1f} s of "
-          + ", ".join(f"{t:.1f}" for t in times) + f"; bare Mattes evaluation {bare:.3f} s")
+          + ", ".join(f"{t:.1f}" for t in times) + f"; bare Mattes evaluation {bare:.3f} s "
+          f"({cpus} CPUs, load {load[0]:g} before, {load[1]:g} after)")
     for name, e in errors.items():
-        print(f"    {name}: registration error mean {e['mean_mm']:.2f} mm, max "
-              f"{e['max_mm']:.2f} mm (fine level {e['fine_level']}); perfused "
+        print(f"    {name}: registration error mean {e['mean_mm']:.3f} mm, max "
+              f"{e['max_mm']:.3f} mm (fine level {e['fine_level']}); perfused "
               f"{volumes[name]:.0f} mL")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

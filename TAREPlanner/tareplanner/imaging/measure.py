@@ -27,7 +27,7 @@ from .partial_volume import (build_regions, check_fwhm, correct_regions,
 from .quantities import (LungShunt, counts_on_grid, lung_shunt_from_spect,
                          tumour_to_normal_ratios)
 from .loaded import LoadedImage
-from .registration import register_rigid
+from .registration import register_rigid_all
 from .segmentation import (assign_tumours, body_mask, exclude_lung_base, geometry_checks,
                            lung_mass_kg, lungs_from_ct, territory_from_cbct)
 
@@ -120,13 +120,21 @@ def measure(ct: LoadedImage, spect: LoadedImage, labels: LabelInputs,
     territories: dict[str, np.ndarray] = {}
     position_records = []
     for pos in positions:
+        if pos.territory is None and pos.cbct is None:
+            raise ValueError(f"position {pos.name!r} needs a CBCT or a territory label map")
+    # the CBCTs side by side (worker processes; each result as on its own, bit for bit)
+    with_cbct = [pos for pos in positions if pos.territory is None]
+    registrations = dict(zip((id(pos) for pos in with_cbct),
+                             register_rigid_all(ref, [pos.cbct.image for pos in with_cbct],
+                                                grown)))
+    for pos in positions:
         record: dict = {"name": pos.name}
         if pos.territory is not None:
             territories[pos.name] = (_on_ct(pos.territory, ref, f"territory {pos.name}",
                                             warnings) > 0) & liver
             record["territory_source"] = "label map"
         elif pos.cbct is not None:
-            reg = register_rigid(ref, pos.cbct.image, grown)
+            reg = registrations[id(pos)]
             warnings += [{"code": w["code"], "message": f"{pos.name}: {w['message']}"}
                          for w in reg.warnings]
             terr = territory_from_cbct(ref, pos.cbct.image, reg.transform, liver_img)
