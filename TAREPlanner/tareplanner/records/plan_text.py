@@ -208,38 +208,35 @@ def lung_mass_text(record: dict) -> str:
     return text
 
 
-def whole_liver_text(record: dict) -> str:
-    """Whole-liver and whole-normal-liver mean doses against their limits, in words."""
+def _whole_liver_parts(record: dict) -> tuple[str, str] | str:
+    """(whole liver, whole normal liver) mean doses with their limits, or why unchecked."""
     whole = record.get("whole_liver")
     if whole is None or not whole["checked"]:
-        reason = whole["reason"] if whole else "not recorded"
-        return f"whole liver: not checked ({reason})"
+        return f"not checked ({whole['reason'] if whole else 'not recorded'})"
     lim = whole["limits"]
-    normal_key = whole["applied_whole_normal_liver"]
 
     def against(dose, limit):
         return f"{dose:.1f} Gy" + (f" (limit {limit['value']:g} Gy)"
                                    if limit["value"] is not None else " (no limit)")
-    return (f"whole liver {against(whole['whole_liver_dose_gy'], lim['whole_liver_gy'])}; "
-            f"whole normal liver "
-            f"{against(whole['whole_normal_liver_dose_gy'], lim[normal_key])}")
+    return (against(whole["whole_liver_dose_gy"], lim["whole_liver_gy"]),
+            against(whole["whole_normal_liver_dose_gy"], lim[whole["applied_whole_normal_liver"]]))
+
+
+def whole_liver_text(record: dict) -> str:
+    """Whole-liver and whole-normal-liver mean doses against their limits, in words."""
+    parts = _whole_liver_parts(record)
+    if isinstance(parts, str):
+        return f"whole liver: {parts}"
+    return f"whole liver {parts[0]}; whole normal liver {parts[1]}"
 
 
 def whole_liver_doses(record: dict) -> str:
     """The mean doses of the whole liver and of its normal part against their limits, for a
     line already labelled 'whole liver'."""
-    whole = record.get("whole_liver")
-    if whole is None or not whole["checked"]:
-        return f"not checked ({whole['reason'] if whole else 'not recorded'})"
-    lim = whole["limits"]
-    normal_limit = lim[whole["applied_whole_normal_liver"]]
-
-    def against(dose, limit):
-        return f"{dose:.1f} Gy" + (f" (limit {limit['value']:g} Gy)"
-                                   if limit["value"] is not None else " (no limit)")
-    return (f"mean {against(whole['whole_liver_dose_gy'], lim['whole_liver_gy'])}; "
-            f"normal liver, tumours excluded, mean "
-            f"{against(whole['whole_normal_liver_dose_gy'], normal_limit)}")
+    parts = _whole_liver_parts(record)
+    if isinstance(parts, str):
+        return parts
+    return f"mean {parts[0]}; normal liver, tumours excluded, mean {parts[1]}"
 
 
 def measurement_summary(measurement: dict) -> str:
