@@ -13,7 +13,6 @@ fast.
 """
 
 import json
-import math
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -21,7 +20,7 @@ import pytest
 import SimpleITK as sitk
 
 from tareplanner.cli.main import main
-from tareplanner.imaging.registration import transform_error_mm
+from tareplanner.imaging.registration import euler_from_dict, transform_error_mm
 
 N = 5
 NAMES = [f"segment {k}" for k in range(2, 2 + N)]
@@ -40,13 +39,6 @@ GOALS = {"segment 2": ("tumour_dose_gy", 150.0), "segment 3": ("normal_dose_gy",
 
 slow = pytest.mark.slow
 
-
-def _euler(entry):
-    t = sitk.Euler3DTransform()
-    t.SetCenter(entry["center_mm"])
-    t.SetRotation(*(math.radians(a) for a in entry["angles_deg"]))
-    t.SetTranslation(entry["translation_mm"])
-    return t
 
 
 @pytest.fixture(scope="module")
@@ -114,9 +106,9 @@ def test_five_cbcts_registered_within_2_mm(chain):
                        for i in index])
     for position in measurement["positions"]:
         assert position["territory_source"] == "CBCT enhancement"
-        expected = _euler(truth["cbct_transforms"][position["name"]])
+        expected = euler_from_dict(truth["cbct_transforms"][position["name"]])
         assert transform_error_mm(sitk.Euler3DTransform(), expected, points).mean() > 10
-        error = transform_error_mm(_euler(position["registration"]), expected, points)
+        error = transform_error_mm(euler_from_dict(position["registration"]), expected, points)
         assert error.max() < 2.0, position["name"]
 
 

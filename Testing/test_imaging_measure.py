@@ -3,22 +3,14 @@ CBCT registration recovers the known offsets, territories and volumes match the 
 case plans, and measurement warnings reach the plan record."""
 
 import json
-import math
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
 from tareplanner.cli.main import main
-from tareplanner.imaging.registration import transform_error_mm
+from tareplanner.imaging.registration import euler_from_dict, transform_error_mm
 
-
-def _euler(entry):
-    t = sitk.Euler3DTransform()
-    t.SetCenter(entry["center_mm"])
-    t.SetRotation(*(math.radians(a) for a in entry["angles_deg"]))
-    t.SetTranslation(entry["translation_mm"])
-    return t
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +38,8 @@ def test_registration_recovers_the_known_offset(measured, small_phantom):
     points = np.array([small_phantom.ct.TransformIndexToPhysicalPoint(tuple(int(v) for v in i))
                        for i in index])
     for position in measurement["positions"]:
-        estimated = _euler(position["registration"])
-        expected = _euler(truth["cbct_transforms"][position["name"]])
+        estimated = euler_from_dict(position["registration"])
+        expected = euler_from_dict(truth["cbct_transforms"][position["name"]])
         identity_error = transform_error_mm(sitk.Euler3DTransform(), expected, points)
         error = transform_error_mm(estimated, expected, points)
         assert identity_error.mean() > 10          # the offset is real

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -28,16 +27,9 @@ import numpy as np
 import SimpleITK as sitk
 
 
-def _euler(entry):
-    t = sitk.Euler3DTransform()
-    t.SetCenter(entry["center_mm"])
-    t.SetRotation(*(math.radians(a) for a in entry["angles_deg"]))
-    t.SetTranslation(entry["translation_mm"])
-    return t
-
 
 def main():
-    from tareplanner.imaging.registration import transform_error_mm
+    from tareplanner.imaging.registration import euler_from_dict, transform_error_mm
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
@@ -82,8 +74,8 @@ def main():
                            for i in index])
         errors = {}
         for p in measurement["positions"]:
-            e = transform_error_mm(_euler(p["registration"]),
-                                   _euler(truth["cbct_transforms"][p["name"]]), points)
+            e = transform_error_mm(euler_from_dict(p["registration"]),
+                                   euler_from_dict(truth["cbct_transforms"][p["name"]]), points)
             errors[p["name"]] = {"mean_mm": float(e.mean()), "max_mm": float(e.max()),
                                  "fine_level": p["registration"]["fine_level"]["status"]}
         volumes = {p["name"]: p["perfused_volume_ml"] for p in measurement["positions"]}

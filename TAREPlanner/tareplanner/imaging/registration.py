@@ -85,6 +85,16 @@ class RegistrationResult:
                 "fine_level": dict(self.fine_level), "warnings": list(self.warnings)}
 
 
+def euler_from_dict(entry: dict) -> sitk.Euler3DTransform:
+    """The rigid transform of a recorded registration (:meth:`RegistrationResult.as_dict`) or
+    of the synthetic patient's truth (``cbct_transforms``): centre, angles, translation."""
+    t = sitk.Euler3DTransform()
+    t.SetCenter(tuple(float(c) for c in entry["center_mm"]))
+    t.SetRotation(*(math.radians(a) for a in entry["angles_deg"]))
+    t.SetTranslation(tuple(float(v) for v in entry["translation_mm"]))
+    return t
+
+
 def mask_centroid_mm(mask: sitk.Image) -> tuple[float, float, float]:
     stats = sitk.LabelShapeStatisticsImageFilter()
     stats.Execute(sitk.Cast(mask > 0, sitk.sitkUInt8))
