@@ -447,3 +447,22 @@ def test_segmental_patient_gives_a_position_row_each(page, shots):
     assert "[" not in _title(page, "registration") and "[" not in _title(page, "plan")
     assert not page.locator('[data-action="plan"]').is_enabled()
     _shot(page, shots, "1-data-five-positions", "data")
+    # and planned through the page: five registrations, five territories, five goals
+    for action in ("registration", "lungs", "territories", "measurement"):
+        _click(page, action)
+    _wait_title(page, "measurement", "[done]")
+    for index in range(5):
+        _fill(page, f'[data-plan-goal-value="{index}"]', "150")
+    before = _updates(page)
+    page.locator('[data-field="voxelDosimetry"]').locator("input").first.click()
+    _after(page, before)
+    _click(page, "plan")
+    _wait_title(page, "plan", "[done]")
+    table = page.locator("[data-plan-table]")
+    table.wait_for()
+    text = table.inner_text()
+    names = [f"segment {k}" for k in range(2, 7)]
+    assert all(name in text for name in names), text
+    assert text.count("tumour_dose_gy=150") == 5, text
+    _shot(page, shots, "5-plan-five-positions", "plan")
+    assert not page.errors, page.errors
