@@ -198,6 +198,9 @@ def cmd_phantom(args: argparse.Namespace) -> int:
     from ..imaging.phantom_files import slug, write_phantom
 
     from ..errors import OutputPathError
+    if getattr(args, "iec", False):
+        from .calibration_commands import cmd_phantom_iec
+        return cmd_phantom_iec(args)
     outdir = Path(args.outdir)
     blocking = next((p for p in (outdir, *outdir.parents) if p.exists() and not p.is_dir()),
                     None)
@@ -209,9 +212,14 @@ def cmd_phantom(args: argparse.Namespace) -> int:
     positions = _positions_count(args.positions)
     overrides = {"seed": args.seed, "ho166_scout": args.ho166_scout, "pet": not args.no_pet}
     if args.no_noise:
-        overrides.update(spect_noise=False, ct_noise_hu=0.0, cbct_noise_hu=0.0)
+        overrides.update(spect_noise=False, pet_noise=False, ct_noise_hu=0.0,
+                         cbct_noise_hu=0.0)
+    if args.pet_fwhm_mm is not None:
+        if not (math.isfinite(args.pet_fwhm_mm) and 0 <= args.pet_fwhm_mm <= 50):
+            raise FieldValueError("--pet-fwhm-mm", args.pet_fwhm_mm, "a FWHM of 0 to 50 mm")
+        overrides.update(pet_fwhm_mm=args.pet_fwhm_mm)
     if args.no_blur:
-        overrides.update(spect_fwhm_mm=0.0)
+        overrides.update(spect_fwhm_mm=0.0, pet_fwhm_mm=0.0)
     if args.spect_model not in ("gaussian", "realistic"):
         raise FieldValueError("--spect-model", args.spect_model, "gaussian or realistic")
     if args.spect_model == "realistic":
@@ -655,12 +663,19 @@ def add_imaging_commands(sub) -> None:
     p.add_argument("--ho166-scout", action="store_true", help="also write a Ho-166 scout SPECT")
     p.add_argument("--no-pet", action="store_true", help="no post-treatment Y-90 PET")
     p.add_argument("--no-noise", action="store_true", help="noise-free images")
-    p.add_argument("--no-blur", action="store_true", help="SPECT without system blur")
+    p.add_argument("--no-blur", action="store_true",
+                   help="SPECT and PET without system blur (to image them again)")
     p.add_argument("--spect-model", default="gaussian",
                    help="gaussian (blur and noise, default) or realistic (attenuation, "
                         "collimator response, scatter, Poisson noise and OSEM; extra "
                         "'realistic-spect')")
+    p.add_argument("--pet-fwhm-mm", type=float, metavar="MM",
+                   help="FWHM of the Y-90 PET's Gaussian blur (default: the synthetic "
+                        "patient's, data/spect_resolution.json)")
+    from .calibration_commands import add_calibration_commands, add_iec_options
+    add_iec_options(p)
     p.set_defaults(func=cmd_phantom)
+    add_calibration_commands(sub)
 
     p = sub.add_parser("measure", help="volumes, LSF and TNR from images -> case file")
     p.add_argument("--ct", required=True, help="CT (DICOM folder or NIfTI/NRRD/MHA)")

@@ -41,6 +41,7 @@ class PhantomSpec:
     spect_model: str = "gaussian"
     pet_fwhm_mm: float = 9.0
     pet_counts: float = 3.0e6
+    pet_noise: bool = True
     ct_noise_hu: float = 10.0
     cbct_noise_hu: float = 20.0
     cbct_enhancement_hu: float = 160.0
@@ -367,6 +368,7 @@ def _pet(spec: PhantomSpec, ct_grid: Grid) -> sitk.Image:
     bq = relative * (at_start / (parts["liver"] + parts["lung"]))
     counts_per_bq = spec.pet_counts / bq.sum()
     blurred = _blur(bq * counts_per_bq, spec.pet_fwhm_mm, grid.spacing_mm)
-    noisy = _rng(spec, 20).poisson(np.clip(blurred, 0, None)) / counts_per_bq
+    noisy = (_rng(spec, 20).poisson(np.clip(blurred, 0, None)) if spec.pet_noise
+             else blurred) / counts_per_bq
     voxel_ml = grid.voxel_volume_ml
     return grid.image((noisy / voxel_ml).astype(np.float32))
