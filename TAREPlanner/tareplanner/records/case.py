@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -103,6 +104,9 @@ class Case:
     positions: tuple[Position, ...]
     document: Mapping[str, Any]
     measurement_warnings: tuple[dict, ...] = ()
+    #: the emission image's resolution the measured values were corrected with
+    #: (fwhm_mm, assumed, source, chosen_by); None for a case not measured from images
+    resolution: Mapping[str, Any] | None = None
     uncertainty: Mapping[str, Any] | None = None
 
     @property
@@ -190,7 +194,7 @@ def _lung_mass(doc: Mapping[str, Any]) -> dict:
 
 UNCERTAINTY_FIELDS = ("calibrator_relative_sd", "residual_sd", "lsf_relative_sd",
                       "tnr_relative_sd", "boundary_mm", "lung_mass_relative_sd", "samples",
-                      "seed", "exceedance_probability")
+                      "seed", "exceedance_probability", "resolution")
 
 
 def _uncertainty(doc: Mapping[str, Any], positions: tuple[Position, ...]) -> dict | None:
@@ -231,6 +235,50 @@ def _uncertainty(doc: Mapping[str, Any], positions: tuple[Position, ...]) -> dic
                exclusive_maximum=1)
     if p is not None:
         out["exceedance_probability"] = p
+    if obj.get("resolution") is not None:
+        out["resolution"] = _resolution_sensitivity(obj["resolution"], positions)
+    return out
+
+
+def _resolution_sensitivity(raw, positions) -> dict:
+    """uncertainty.resolution: the corrected TNRs and LSF at a few FWHMs of the emission
+    image's resolution, and the distribution of that FWHM (uniform half range or normal sd)."""
+    where = "uncertainty.resolution"
+    obj = require_object(raw, where)
+    check_keys(obj, where, ("fwhm_mm", "grid_fwhm_mm", "tnr", "lsf", "distribution",
+                            "half_range_mm", "sd_mm", "source", "assumed"))
+    grid = obj.get("grid_fwhm_mm")
+    if (not isinstance(grid, list) or len(grid) < 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                       and math.isfinite(v) and v > 0 for v in grid)
+            or any(b < a for a, b in zip(grid, grid[1:]))):
+        raise FieldValueError(f"{where}.grid_fwhm_mm", grid,
+                              "a list of two or more FWHMs > 0 mm in increasing order")
+
+    def values(v, field, upper):
+        if (not isinstance(v, list) or len(v) != len(grid)
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                           and math.isfinite(x) and 0 < x < upper for x in v)):
+            raise FieldValueError(field, v, f"{len(grid)} finite values > 0 and < {upper:g}, "
+                                  "one per FWHM of grid_fwhm_mm")
+        return [float(x) for x in v]
+    out = {"fwhm_mm": number(obj, "fwhm_mm", where, exclusive_minimum=0, maximum=400),
+           "grid_fwhm_mm": [float(v) for v in grid]}
+    distribution = obj.get("distribution")
+    if distribution == "uniform":
+        out["half_range_mm"] = number(obj, "half_range_mm", where, minimum=0, maximum=100)
+    elif distribution == "normal":
+        out["sd_mm"] = number(obj, "sd_mm", where, minimum=0, maximum=100)
+    else:
+        raise FieldValueError(f"{where}.distribution", distribution, "uniform or normal")
+    out["distribution"] = distribution
+    tnr = require_object(obj.get("tnr") or {}, f"{where}.tnr")
+    check_keys(tnr, f"{where}.tnr", [t.name for p in positions for t in p.tumours])
+    out["tnr"] = {k: values(v, f"{where}.tnr.{k}", 1e6) for k, v in tnr.items()}
+    if obj.get("lsf") is not None:
+        out["lsf"] = values(obj["lsf"], f"{where}.lsf", 1.0)
+    out["source"] = str(obj.get("source", ""))
+    out["assumed"] = bool(obj.get("assumed", False))
     return out
 
 
@@ -325,7 +373,13 @@ def parse_case(document: Any) -> Case:
         raise FieldValueError("positions", names, "unique position names")
 
     measurement = require_object(doc.get("measurement") or {}, "measurement")
-    check_keys(measurement, "measurement", ("file", "sha256", "warnings", "manual_entries"))
+    check_keys(measurement, "measurement", ("file", "sha256", "warnings", "manual_entries",
+                                            "resolution"))
+    resolution = measurement.get("resolution")
+    if resolution is not None:
+        resolution = require_object(resolution, "measurement.resolution")
+        number(resolution, "fwhm_mm", "measurement.resolution", exclusive_minimum=0,
+               maximum=400)
     manual = measurement.get("manual_entries", [])
     if not isinstance(manual, list) or not all(
             isinstance(e, dict) and isinstance(e.get("quantity"), str)
@@ -343,6 +397,7 @@ def parse_case(document: Any) -> Case:
     return Case(
         uncertainty=_uncertainty(doc, positions),
         measurement_warnings=tuple(measurement_warnings),
+        resolution=resolution,
         case_id=name_value(doc, "case_id", "", default=None),
         product=product_key, method=method,
         tissue_density_g_per_ml=number(doc, "tissue_density_g_per_ml", "", default=1.03,
