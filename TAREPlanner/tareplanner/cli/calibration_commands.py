@@ -140,10 +140,12 @@ def add_iec_options(p) -> None:
                    help="--iec: SPECT (counts) or PET (Bq/mL); default PET for Y-90")
     p.add_argument("--nuclide", default="Tc-99m", help="--iec: Tc-99m, Ho-166 or Y-90")
     p.add_argument("--fwhm-mm", type=float, default=14.0,
-                   help="--iec: FWHM of the (core) Gaussian PSF in mm (default: %(default)s)")
+                   help="FWHM of the (core) Gaussian PSF of the SPECT (patient or --iec) in "
+                        "mm (default: %(default)s)")
     p.add_argument("--tail-fraction", type=float,
-                   help="--iec: fraction of the counts in a wide tail (core-plus-tail PSF)")
-    p.add_argument("--tail-fwhm-mm", type=float, help="--iec: FWHM of the tail in mm")
+                   help="fraction of the SPECT's counts (patient or --iec) in a wide tail "
+                        "(core-plus-tail PSF)")
+    p.add_argument("--tail-fwhm-mm", type=float, help="FWHM of that tail in mm")
     p.add_argument("--sphere-kbq-ml", type=float, default=40.0,
                    help="--iec: sphere concentration (default: %(default)s kBq/mL)")
     p.add_argument("--background-kbq-ml", type=float, default=5.0,

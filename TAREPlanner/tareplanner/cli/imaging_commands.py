@@ -218,8 +218,13 @@ def cmd_phantom(args: argparse.Namespace) -> int:
         if not (math.isfinite(args.pet_fwhm_mm) and 0 <= args.pet_fwhm_mm <= 50):
             raise FieldValueError("--pet-fwhm-mm", args.pet_fwhm_mm, "a FWHM of 0 to 50 mm")
         overrides.update(pet_fwhm_mm=args.pet_fwhm_mm)
+    if args.fwhm_mm != 14.0 or args.tail_fraction:
+        from .calibration_commands import _psf_from_args
+        psf = _psf_from_args(args)
+        overrides.update(spect_fwhm_mm=psf.components[0][1],
+                         spect_tail=psf.components[1] if len(psf.components) > 1 else None)
     if args.no_blur:
-        overrides.update(spect_fwhm_mm=0.0, pet_fwhm_mm=0.0)
+        overrides.update(spect_fwhm_mm=0.0, pet_fwhm_mm=0.0, spect_tail=None)
     if args.spect_model not in ("gaussian", "realistic"):
         raise FieldValueError("--spect-model", args.spect_model, "gaussian or realistic")
     if args.spect_model == "realistic":

@@ -34,6 +34,8 @@ class PhantomSpec:
     pet_spacing_mm: tuple[float, float, float] = (4.0, 4.0, 4.0)
     supersample: int = 3
     spect_fwhm_mm: float = 14.0
+    #: a wide tail of the SPECT's PSF: (fraction of the counts, FWHM mm), or None
+    spect_tail: tuple[float, float] | None = None
     spect_noise: bool = True
     spect_total_counts: float = 4.0e6
     #: "gaussian" (blur + noise, the default) or "realistic" (projection, scatter, noise and
@@ -227,7 +229,13 @@ def _spect(spec: PhantomSpec, grid: Grid, tnr_attr: str, total_counts: float, st
         from .spect_simulation import phantom_spect
         return phantom_spect(spec, grid, relative, stream=stream, **realistic).image, parts
     expected = relative * (total_counts / relative.sum())
-    blurred = _blur(expected, spec.spect_fwhm_mm, grid.spacing_mm)
+    if spec.spect_tail:
+        from ..physics.partial_volume import PointSpread, blur
+        weight, tail_fwhm = spec.spect_tail
+        psf = PointSpread(((1.0 - weight, spec.spect_fwhm_mm), (weight, tail_fwhm)))
+        blurred = blur(expected, grid.spacing_mm[::-1], psf)
+    else:
+        blurred = _blur(expected, spec.spect_fwhm_mm, grid.spacing_mm)
     if spec.spect_noise:
         counts = _rng(spec, stream).poisson(np.clip(blurred, 0, None)).astype(np.float32)
     else:
