@@ -622,7 +622,9 @@ def cmd_measure(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     lsf = measurement["lung_shunt"]
     pvc = measurement["partial_volume_correction"]
-    print(("partial-volume corrected (GTM, {:g} mm FWHM): ".format(pvc["fwhm_mm"])
+    print(("partial-volume corrected (GTM, {}{:.3g} mm FWHM, {}): ".format(
+               "ASSUMED " if pvc.get("assumed") else "", pvc["fwhm_mm"],
+               pvc["resolution"].get("chosen_by"))
            if pvc["applied"] else "not corrected for partial volume: ")
           + f"LSF {lsf['lung_shunt_fraction']:.2%} ({lsf['method']}); "
           + "; ".join(f"{p['name']}: {p['perfused_volume_ml']:.0f} mL perfused, TNR "

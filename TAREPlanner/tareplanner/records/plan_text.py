@@ -93,6 +93,8 @@ def plan_summary(record: dict) -> str:
                  f"residual {record['residual_fraction']:.1%}; density "
                  f"{record['tissue_density_g_per_ml']} g/mL")
     lines.append(f"lung mass {lung_mass_text(record)}")
+    if (resolution := resolution_text(record)) is not None:
+        lines.append(f"resolution {resolution} (partial-volume correction of TNR and LSF)")
     lim = record["limits"]
     normal_key = lim["applied_normal_liver"]
     lines.append(f"limits   normal liver {_fmt(lim[normal_key]['value'], 'g')} Gy, lung "
@@ -197,6 +199,22 @@ def uncertainty_lines(record: dict) -> list[str]:
     return lines
 
 
+def resolution_text(record: dict) -> str | None:
+    """The emission image's resolution the TNRs and LSF were corrected with: assumed (the
+    default, its value and source) or calibrated (camera file); None without one."""
+    res = ((record.get("case") or {}).get("measurement") or {}).get("resolution")
+    if not res:
+        return None
+    unc = ((record.get("case") or {}).get("uncertainty") or {}).get("resolution") or {}
+    spread = (f"; +/- {unc['half_range_mm']:g} mm in the uncertainty"
+              if "half_range_mm" in unc else
+              f"; sd {unc['sd_mm']:.2f} mm in the uncertainty" if "sd_mm" in unc else "")
+    if res.get("assumed"):
+        return (f"ASSUMED {res['fwhm_mm']:g} mm FWHM ({res.get('chosen_by')}; not measured "
+                f"for this camera{spread})")
+    return f"{res['fwhm_mm']:.3g} mm FWHM ({res.get('chosen_by')}{spread})"
+
+
 def lung_mass_text(record: dict) -> str:
     """The lung mass of a plan and where it came from, in words."""
     mass = record.get("lung_mass")
@@ -249,7 +267,10 @@ def measurement_summary(measurement: dict) -> str:
     if pvc["applied"]:
         res = pvc.get("resolution", {})
         head = (f"partial-volume corrected (geometric transfer matrix), SPECT resolution "
-                f"{pvc['fwhm_mm']:g} mm FWHM ({res.get('chosen_by', 'given')})")
+                + ("ASSUMED " if pvc.get("assumed") else "")
+                + f"{pvc['fwhm_mm']:g} mm FWHM ({res.get('chosen_by', 'given')})"
+                + ("; not measured for this camera: calibrate it (tareplanner calibrate)"
+                   if pvc.get("assumed") else ""))
         lsf_note = f"; uncorrected {raw['lung_shunt_fraction']:.2%}"
     else:
         head, lsf_note = "not corrected for partial volume", ""

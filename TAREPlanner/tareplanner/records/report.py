@@ -15,7 +15,8 @@ from pathlib import Path
 
 from .atomic import atomic_path
 from .identity import printable, report_identity
-from .plan_text import limited_by_text, lung_mass_text, uncertainty_lines, whole_liver_text
+from .plan_text import (limited_by_text, lung_mass_text, resolution_text, uncertainty_lines,
+                        whole_liver_text)
 from . import report_tables as tables
 from .report_figures import (PATIENT_AXIS_LETTERS, _dvh_page, draw_dvh,  # noqa: F401
                              isodose_figure, structure_colours)
@@ -49,6 +50,7 @@ def plan_lines(record: dict) -> list[str]:
         f"LSF {record['lung_shunt_fraction']:.2%} measured by {record['lsf_method']}; residual "
         f"{record['residual_fraction']:.1%}; tissue density {record['tissue_density_g_per_ml']} g/mL",
         f"Lung mass {lung_mass_text(record)}",
+        *([f"Imaging resolution {text}"] if (text := resolution_text(record)) else []),
         f"Limits: normal liver {normal['value']} Gy ({lim['applied_normal_liver']}), lung "
         f"{lim['lung_single_gy']['value']} Gy / {lim['lung_cumulative_gy']['value']} Gy cumulative",
         f"  [{record['limits_source']}]",
@@ -92,6 +94,36 @@ def plan_lines(record: dict) -> list[str]:
     return lines
 
 
+def _outside_lines(check: dict) -> list[str]:
+    if check.get("outside_liver_and_lungs_gbq") is None:
+        return []
+    corrected = check.get("outside_liver_and_lungs_fraction_corrected")
+    return [f"outside liver and lungs {check['outside_liver_and_lungs_gbq']:.3f} GBq "
+            f"({check['outside_liver_and_lungs_fraction']:.1%} of the image as imaged"
+            + (f"; {corrected:.1%} after the partial-volume correction" if corrected
+               is not None else "")
+            + f"; warned above {check['outside_warning_fraction']:.0%})"]
+
+
+def post_pvc_lines(post: dict) -> list[str]:
+    """What the partial-volume correction of the post-treatment image corrects, and not."""
+    pvc = post.get("partial_volume_correction")
+    if not pvc:
+        return []
+    if not pvc.get("applied"):
+        return ["## Partial-volume correction of the post-treatment image",
+                f"not applied ({pvc.get('reason', '')})", ""]
+    res = pvc["resolution"]
+    return ["## Partial-volume correction of the post-treatment image",
+            f"resolution {'ASSUMED ' if pvc.get('assumed') else ''}{pvc['fwhm_mm']:g} mm "
+            f"FWHM ({res.get('chosen_by')})",
+            f"corrected: {pvc['corrected']}",
+            f"not corrected: {pvc['not_corrected']}",
+            "mean dose (Gy) as imaged -> corrected: " + "; ".join(
+                f"{n} {v['uncorrected_gy']:.1f} -> {v['corrected_gy']:.1f}"
+                for n, v in pvc.get("mean_dose_gy", {}).items()), ""]
+
+
 def verification_lines(dose_record: dict) -> list[str]:
     """The post-treatment activity check, the dose record's warnings and why voxel mean
     doses differ from the partition model's, as report lines (also used for tests)."""
@@ -115,9 +147,11 @@ def verification_lines(dose_record: dict) -> list[str]:
                 "(resolution spill-out at their edges, or extrahepatic deposition) adds to no "
                 "structure's dose",
                 f"  [tolerance: {check['tolerance_source']}]"]
+            lines += _outside_lines(check)
         else:
             lines.append(check.get("reason", "not applicable"))
         lines.append("")
+    lines += post_pvc_lines(post)
     warnings = dose_record.get("warnings") or []
     lines.append("## Dosimetry warnings")
     lines += [f"  [{w['code']}] {w['message']}" for w in warnings] or ["  none"]
@@ -267,9 +301,17 @@ def _verification(doc: Document, dose_record: dict) -> None:
                 ("Inside liver and lungs", f"{check['inside_liver_and_lungs_gbq']:.3f} GBq"
                                            + (f" ({inside:.1%} of the image)" if inside
                                               is not None else "")),
-                ("Tolerance source", check["tolerance_source"])])
+                ("Tolerance source", check["tolerance_source"])]
+                + [("Outside liver and lungs", line.split("outside liver and lungs ", 1)[1])
+                   for line in _outside_lines(check)])
         else:
             doc.paragraph(check.get("reason", "not applicable"))
+    pvc_lines = post_pvc_lines(post)
+    if pvc_lines:
+        doc.heading(pvc_lines[0].lstrip("# "), size=9.5)
+        for text in pvc_lines[1:]:
+            if text:
+                doc.paragraph(text, size=7.5)
     doc.heading("Dosimetry warnings", size=9.5)
     _table(doc, tables.warnings_table(dose_record.get("warnings") or []))
     why = (dose_record.get("predictive") or {}).get("voxel_versus_partition")

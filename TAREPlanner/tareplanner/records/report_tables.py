@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import datetime, timezone, tzinfo
 
 from .identity import printable
-from .plan_text import LIMITS, binding_limits, limit_dose, lung_mass_text, whole_liver_doses
+from .plan_text import (LIMITS, binding_limits, limit_dose, lung_mass_text, resolution_text,
+                        whole_liver_doses)
 
 LIMIT_CODES = {code for code, _, _ in LIMITS}
 
@@ -196,6 +197,7 @@ def overview_pairs(record: dict) -> list[tuple[str, str]]:
         ("Residual, density", f"residual {record['residual_fraction']:.1%}; tissue density "
                               f"{record['tissue_density_g_per_ml']} g/mL"),
         ("Lung mass", lung_mass_text(record)),
+        *([("Imaging resolution", text)] if (text := resolution_text(record)) else []),
         ("Total activity", f"{record['total_activity_gbq']:.3f} GBq"),
         ("Lung dose", f"{record['lung_dose_gy']:.2f} Gy (cumulative "
                       f"{record['lung_dose_cumulative_gy']:.2f} Gy; limits "
