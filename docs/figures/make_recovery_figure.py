@@ -14,7 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tareplanner.imaging.calibration import calibrate, psf_of  # noqa: E402
+from tareplanner.imaging.calibration import calibrate  # noqa: E402
+from tareplanner.imaging.camera_file import psf_of  # noqa: E402
 from tareplanner.imaging.iec_phantom import IecSpec, make_iec_phantom  # noqa: E402
 from tareplanner.imaging.loaded import LoadedImage  # noqa: E402
 from tareplanner.physics.partial_volume import PointSpread, blur  # noqa: E402

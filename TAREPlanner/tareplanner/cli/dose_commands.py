@@ -262,17 +262,9 @@ def _post_resolution_option(args: argparse.Namespace, nuclide: str) -> dict | No
     if not (args.pet or args.post_spect):
         raise FieldValueError("--camera", args.camera, "a camera file with --pet or "
                               "--post-spect (it corrects the post-treatment image)")
-    import json as _json
-    from ..imaging.calibration import read_camera_file
-    from ..imaging.partial_volume import resolution_from_camera_file
-    try:
-        doc = _json.loads(Path(args.camera).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        doc = None
-    if isinstance(doc, dict) and "schema" in doc:
-        return read_camera_file(args.camera, "--camera", nuclide=nuclide,
+    from ..imaging.camera_file import read_resolution_file
+    return read_resolution_file(args.camera, "--camera", nuclide=nuclide,
                                 modality="PET" if args.pet else "SPECT")
-    return resolution_from_camera_file(args.camera, "--camera")
 
 
 def _default_post_resolution(args: argparse.Namespace, nuclide: str) -> dict:

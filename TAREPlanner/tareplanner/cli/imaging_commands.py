@@ -199,7 +199,7 @@ def cmd_phantom(args: argparse.Namespace) -> int:
 
     from ..errors import OutputPathError
     if getattr(args, "iec", False):
-        from .calibration_commands import cmd_phantom_iec
+        from .iec_commands import cmd_phantom_iec
         return cmd_phantom_iec(args)
     outdir = Path(args.outdir)
     blocking = next((p for p in (outdir, *outdir.parents) if p.exists() and not p.is_dir()),
@@ -219,7 +219,7 @@ def cmd_phantom(args: argparse.Namespace) -> int:
             raise FieldValueError("--pet-fwhm-mm", args.pet_fwhm_mm, "a FWHM of 0 to 50 mm")
         overrides.update(pet_fwhm_mm=args.pet_fwhm_mm)
     if args.fwhm_mm != 14.0 or args.tail_fraction:
-        from .calibration_commands import _psf_from_args
+        from .iec_commands import _psf_from_args
         psf = _psf_from_args(args)
         overrides.update(spect_fwhm_mm=psf.components[0][1],
                          spect_tail=psf.components[1] if len(psf.components) > 1 else None)
@@ -413,7 +413,8 @@ def _labels_from_maps(args, ct, LabelInputs):
 
 def _resolution_option(args) -> dict | None:
     """The SPECT resolution asked for on the command line (None: the default), checked."""
-    from ..imaging.partial_volume import resolution_from_camera_file, resolution_given
+    from ..imaging.camera_file import read_resolution_file
+    from ..imaging.partial_volume import resolution_given
 
     fwhm, camera = getattr(args, "spect_fwhm_mm", None), getattr(args, "camera", None)
     if fwhm is not None and camera:
@@ -424,7 +425,7 @@ def _resolution_option(args) -> dict | None:
     if fwhm is not None:
         return resolution_given(fwhm, "--spect-fwhm-mm")
     if camera:
-        return resolution_from_camera_file(camera, "--camera")
+        return read_resolution_file(camera, "--camera")
     return None
 
 
@@ -679,10 +680,9 @@ def add_imaging_commands(sub) -> None:
     p.add_argument("--pet-fwhm-mm", type=float, metavar="MM",
                    help="FWHM of the Y-90 PET's Gaussian blur (default: the synthetic "
                         "patient's, data/spect_resolution.json)")
-    from .calibration_commands import add_calibration_commands, add_iec_options
+    from .iec_commands import add_iec_options
     add_iec_options(p)
     p.set_defaults(func=cmd_phantom)
-    add_calibration_commands(sub)
 
     p = sub.add_parser("measure", help="volumes, LSF and TNR from images -> case file")
     p.add_argument("--ct", required=True, help="CT (DICOM folder or NIfTI/NRRD/MHA)")

@@ -138,11 +138,12 @@ def activity_check(image_total_gbq: float, inside_gbq: float, administered_gbq: 
     limit = settings["outside_structures_warning_fraction"]
     check["outside_warning_fraction"] = limit["value"]
     check["outside_warning_source"] = limit["source"]
-    outside = (outside_fraction_corrected if outside_fraction_corrected is not None
-               else check["outside_liver_and_lungs_fraction"])
+    # as imaged, blur alone puts several per cent outside: only the corrected fraction is
+    # compared with the threshold
+    outside = outside_fraction_corrected
+    check["outside_warning_evaluated"] = outside is not None
     if outside is not None and outside > limit["value"]:
-        which = ("after the partial-volume correction" if outside_fraction_corrected
-                 is not None else "as imaged (not corrected for the blur)")
+        which = "after the partial-volume correction"
         warnings.append({
             "code": "activity-outside-structures",
             "message": f"{outside:.1%} of the activity in the post-treatment image lies "

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from ..imaging.calibration import psf_of
+from ..imaging.camera_file import psf_of
 from ..imaging.partial_volume import build_regions, correct_regions_with_psf
 from ..imaging.segmentation import body_mask
 from .structures import Structures

@@ -22,7 +22,7 @@ import SimpleITK as sitk
 from .. import __version__
 from ..errors import FieldValueError
 from .grid import same_geometry
-from .calibration import scaled_psf
+from .camera_file import scaled_psf
 from .partial_volume import (build_regions, check_fwhm, correct_regions_with_psfs,
                              default_resolution, resolution_data)
 from .quantities import (LungShunt, counts_on_grid, lung_shunt_from_spect,

@@ -82,9 +82,6 @@ def resolution_from_camera_file(path: str, field: str = "--camera") -> dict:
                           str(exc)) from None
     if not isinstance(doc, dict):
         raise SchemaError(field, type(doc).__name__, "a JSON object with fwhm_mm and source")
-    if "schema" in doc:  # a camera file written by tareplanner calibrate
-        from .calibration import read_camera_file
-        return read_camera_file(path, field)
     unknown = sorted(set(doc) - {"fwhm_mm", "source", "name"})
     if unknown:
         raise FieldValueError(f"{field} {path}", unknown, "keys fwhm_mm, source, name")

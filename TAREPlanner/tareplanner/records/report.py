@@ -98,11 +98,14 @@ def _outside_lines(check: dict) -> list[str]:
     if check.get("outside_liver_and_lungs_gbq") is None:
         return []
     corrected = check.get("outside_liver_and_lungs_fraction_corrected")
+    fraction = check.get("outside_liver_and_lungs_fraction")
     return [f"outside liver and lungs {check['outside_liver_and_lungs_gbq']:.3f} GBq "
-            f"({check['outside_liver_and_lungs_fraction']:.1%} of the image as imaged"
+            + (f"({fraction:.1%} of the image as imaged" if fraction is not None else
+               "(the image holds no positive activity")
             + (f"; {corrected:.1%} after the partial-volume correction" if corrected
                is not None else "")
-            + f"; warned above {check['outside_warning_fraction']:.0%})"]
+            + (f"; warned above {check['outside_warning_fraction']:.0%} after the correction)"
+               if corrected is not None else "; not corrected, not compared)")]
 
 
 def post_pvc_lines(post: dict) -> list[str]:
