@@ -165,6 +165,10 @@ def test_calibrate_command_writes_the_camera_file(iec_dir, tmp_path):
     assert [s["diameter_mm"] for s in camera["spheres"]] == [10, 13, 17, 22, 28, 37]
     assert camera["psf"]["fwhm_mm"] == pytest.approx(10.0, rel=0.02)
     assert camera["psf"]["fwhm_sd_mm"] > 0
+    import jsonschema
+    from conftest import REPO
+    jsonschema.validate(camera, json.loads((REPO / "docs" / "schemas" /
+                                            "camera-1.schema.json").read_text()))
 
 
 def test_calibrate_with_given_centres(iec_dir, tmp_path):
@@ -277,6 +281,12 @@ def test_measure_with_camera_records_it_and_without_says_assumed(iec_dir, phanto
                 camera.read_bytes()).hexdigest()
             assert not pvc["assumed"] and "spect-resolution-assumed" not in codes
             assert case["uncertainty"]["resolution"]["distribution"] == "normal"
+            # the GTM's residual and each region's recovery in the record, consistent with
+            # the measured and corrected counts per mL written per tumour
+            assert 0 <= pvc["relative_residual"] < 0.05
+            t1 = next(t for p in m["positions"] for t in p["tumours"] if t["name"] == "T1")
+            assert pvc["regions"]["tumour:T1"]["recovery"] == pytest.approx(
+                t1["counts_per_ml_uncorrected"] / t1["counts_per_ml"], rel=1e-9)
         else:
             assert pvc["assumed"] and "spect-resolution-assumed" in codes
             assert case["measurement"]["resolution"]["assumed"] is True
