@@ -623,8 +623,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     lsf = measurement["lung_shunt"]
     pvc = measurement["partial_volume_correction"]
-    print(("partial-volume corrected (GTM, {}{:.3g} mm FWHM, {}): ".format(
-               "ASSUMED " if pvc.get("assumed") else "", pvc["fwhm_mm"],
+    print(("partial-volume corrected (GTM, {:.3g} mm FWHM) with {} resolution ({}): ".format(
+               pvc["fwhm_mm"], "an ASSUMED" if pvc.get("assumed") else "the",
                pvc["resolution"].get("chosen_by"))
            if pvc["applied"] else "not corrected for partial volume: ")
           + f"LSF {lsf['lung_shunt_fraction']:.2%} ({lsf['method']}); "
