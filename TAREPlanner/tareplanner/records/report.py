@@ -280,7 +280,11 @@ def _dosimetry_pages(doc: Document, dose_dir: Path, dose_record: dict) -> None:
     doc.heading("Dose indices (planned)")
     _table(doc, tables.dose_indices_table(dose_record))
     if "comparison" in dose_record:
-        doc.heading("Delivered against planned (mean dose)")
+        pvc = (dose_record.get("post_treatment") or {}).get("partial_volume_correction") or {}
+        doc.heading("Delivered against planned (mean dose" + (
+            ", delivered corrected for partial volume" + (", assumed resolution"
+                                                          if pvc.get("assumed") else "")
+            if pvc.get("applied") else "") + ")")
         _table(doc, tables.comparison_table(dose_record))
     _verification(doc, dose_record)
 
