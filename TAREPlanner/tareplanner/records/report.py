@@ -282,9 +282,7 @@ def _dosimetry_pages(doc: Document, dose_dir: Path, dose_record: dict) -> None:
     if "comparison" in dose_record:
         pvc = (dose_record.get("post_treatment") or {}).get("partial_volume_correction") or {}
         doc.heading("Delivered against planned (mean dose" + (
-            ", delivered corrected for partial volume" + (", assumed resolution"
-                                                          if pvc.get("assumed") else "")
-            if pvc.get("applied") else "") + ")")
+            "; delivered: partial-volume corrected" if pvc.get("applied") else "") + ")")
         _table(doc, tables.comparison_table(dose_record))
     _verification(doc, dose_record)
 
