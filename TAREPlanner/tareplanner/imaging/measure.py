@@ -295,14 +295,15 @@ def _check_camera(res: dict, spect: LoadedImage) -> None:
                               f"{nuclide} (the SPECT's radionuclide)")
 
 
-#: the resolutions the correction is repeated at, in units of the spread (half range or 2.5 sd)
-GRID_STEPS = (-1.0, -0.5, 0.0, 0.5, 1.0)
+#: the resolutions the correction is repeated at, in units of the spread (half range or 2.5 sd);
+#: the TNRs and LSF are smooth in the FWHM, and each extra correction costs a blur per region
+GRID_STEPS = (-1.0, 0.0, 1.0)
 
 
 def resolution_grid(res: dict) -> list[float]:
     """Core FWHMs at which the correction is computed for the uncertainty: the nominal one
     in the middle, then +/- the assumed half range (uniform) or +/- 2.5 standard
-    uncertainties of a calibration (normal), in halves; never below 1 mm."""
+    uncertainties of a calibration (normal); never below 1 mm."""
     f0 = float(res["fwhm_mm"])
     if res.get("fwhm_sd_mm") is not None:
         reach = 2.5 * float(res["fwhm_sd_mm"])

@@ -28,7 +28,7 @@ import SimpleITK as sitk
 
 from ..errors import FieldValueError, SchemaError
 from ..physics.partial_volume import (PointSpread, fine_voxel_counts, region_means,
-                                      solve_gtm, transfer_matrix)
+                                      solve_gtm, transfer_matrices)
 
 RESOLUTION_FILE = "spect_resolution.json"
 #: FWHM the correction accepts (mm): below a voxel it does nothing, above 50 mm no SPECT
@@ -222,8 +222,7 @@ def correct_regions_with_psfs(spect: sitk.Image, reference: sitk.Image, regions:
     spect_ml = float(np.prod(spect.GetSpacing())) / 1000.0
     measured = region_means(counts, values) / spect_ml
     out = []
-    for psf in psfs:
-        gtm = transfer_matrix(counts, shape, spect.GetSpacing()[::-1], psf)
+    for psf, gtm in zip(psfs, transfer_matrices(counts, shape, spect.GetSpacing()[::-1], psfs)):
         solution = solve_gtm(gtm.matrix, measured)
         out.append(PvcResult(regions.names, measured, solution.means, gtm.matrix,
                              gtm.condition_number, solution.method,
