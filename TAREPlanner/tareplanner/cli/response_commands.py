@@ -154,6 +154,12 @@ def cmd_response_fit(args: argparse.Namespace) -> int:
         if path and Path(path).exists() and not args.force:
             from ..records.atomic import OutputExistsError
             raise OutputExistsError(f"{path} exists; use --force to overwrite it")
+    try:
+        import statsmodels  # noqa: F401
+    except ImportError:
+        print("tareplanner: error: dose-response fits need statsmodels: pip install "
+              "'tareplanner[response]' (plans with --response do not need it)", file=sys.stderr)
+        return 1
     record = fit_cohort(args)
     if args.figure:
         from ..records.response_report import curves_figure
