@@ -132,7 +132,7 @@ def fit_lines(record: dict) -> list[str]:
             lines.append(f"    plateau p_max {plateau['p_max']:.2f} (95 % CI "
                          f"{plateau['p_max_low']:.2f}-{plateau['p_max_high']:.2f}; p "
                          f"{plateau['p_value']:.2g} against no plateau)")
-        elif plateau.get("reason"):
+        elif plateau.get("reason") and plateau["reason"] != "not requested":
             lines.append(f"    plateau: {plateau['reason']}")
         if "lyman" in part:
             lines.append(f"    Lyman: TD50 {part['lyman']['td50_gy']:.1f} Gy, m "

@@ -403,7 +403,8 @@ def fit_dose_response(dose, outcome, cluster=None, *, link: str = "logit",
     """Fit P(outcome = 1) = F(b0 + b1·dose_gy) (statsmodels GLM, binomial family).
 
     ``cluster``: one label per observation (the patient); the covariance is then
-    cluster-robust (``cov_type='cluster'``), otherwise the model-based one. The model-based
+    cluster-robust (``cov_type='cluster'``), otherwise the sandwich (HC1) one, which stays
+    valid when the link is not the true one (White, Econometrica 1982;50:1). The model-based
     (naive) covariance is kept beside it, to show what ignoring the clusters would claim."""
     dose = np.asarray(dose, dtype=np.float64)
     y = np.asarray(outcome, dtype=np.float64)
@@ -417,7 +418,10 @@ def fit_dose_response(dose, outcome, cluster=None, *, link: str = "logit",
         kind = "cluster-robust (patient as cluster; statsmodels GLM cov_type='cluster')"
         clusters = int(groups.max() + 1)
     else:
-        result, kind, clusters = naive, "model-based (one observation per patient)", len(y)
+        result = _fit(model, cov_type="HC1")
+        kind = ("heteroskedasticity-robust (HC1; one observation per patient; statsmodels GLM "
+                "cov_type='HC1')")
+        clusters = len(y)
     params = tuple(float(v) for v in result.params)
     cov = np.asarray(result.cov_params(), dtype=np.float64)
     df = clusters - 1 if cluster is not None else None
