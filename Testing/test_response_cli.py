@@ -298,3 +298,26 @@ def test_plan_response_without_whole_liver(base_case, fit_file):
     plan = plan_case(parse_case(base_case), response=fit)
     assert plan["dose_response"]["liver"]["available"] is False
     assert plan_response(plan, fit)["liver"]["available"] is False
+
+
+def test_module_and_web_plans_get_the_same_probabilities(fit_file, base_case):
+    """Catches the shared workflow (Slicer module, web page) adding the probabilities
+    differently from ``tareplanner plan --response``: ``with_response`` on a plan equals
+    the plan made with the fit."""
+    from tareplanner.records.response_record import with_response
+    fit = fit_for_plan(str(fit_file), lambda path, option: json.loads(open(path).read()))
+    direct = plan_case(parse_case(base_case), response=fit)
+    added = with_response(plan_case(parse_case(base_case)), str(fit_file))
+    assert added["dose_response"] == direct["dose_response"]
+
+
+def test_guided_plan_step_names_the_fit():
+    """Catches a plan step that is not marked outdated when its dose-response fit changes."""
+    pytest.importorskip("slicer")
+    from tareplanner.mrml import guided
+    p = guided.Parameters()
+    before = guided.step_inputs(p, "plan")
+    p.responseFit = "published:glass-tcp-mean-2020"
+    after = guided.step_inputs(p, "plan")
+    assert before["response fit"] != after["response fit"]
+    assert after["response fit"] == "published:glass-tcp-mean-2020"

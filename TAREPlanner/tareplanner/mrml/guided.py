@@ -164,7 +164,9 @@ def step_inputs(p, step: str) -> dict[str, str]:
                             for position in p.positions]),
                 "manual values": v((p.manualLsf, p.manualLsfPercent, p.manualTnr)),
                 "voxel dosimetry": v(p.voxelDosimetry), "isodose levels": v(p.isodoseLevelsGy),
-                "site limits": _file_digest(p.siteLimitsFile)}
+                "site limits": _file_digest(p.siteLimitsFile),
+                "response fit": (p.responseFit if (p.responseFit or "").startswith(
+                    "published:") else _file_digest(p.responseFit))}
     if step == "directive":
         return {"plan": d(p.planRecord)}
     if step == "administration":
@@ -442,6 +444,9 @@ def plan(scene, p) -> str:
         scene, measurement, product=p.product, method=p.method, goals=goals(p),
         treatment_time=p.treatmentTime, manual_lung_shunt_fraction=manual_lsf,
         manual_tnr=manual_tnr, site_limits=site_limits, site_limits_label=site_label)
+    if (p.responseFit or "").strip():
+        from ..records.response_record import with_response
+        record = with_response(record, p.responseFit.strip())
     nodes = [table]
     p.planRecord = record_text_node(scene, record, "TAREPlanner plan", p.planRecord)
     text = plan_summary(record)

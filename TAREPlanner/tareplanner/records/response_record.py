@@ -287,6 +287,14 @@ def plan_response(plan: dict, fit: dict) -> dict:
             "liver": liver, "warnings": warnings}
 
 
+def with_response(plan: dict, spec: str) -> dict:
+    """The plan record with the probabilities of the fit ``spec`` (a file or published:KEY),
+    as ``plan_case(..., response=fit_for_plan(spec))`` adds them (the Slicer module and the
+    web page, whose plans come from the shared workflow)."""
+    from .fields import read_json_file
+    return {**plan, "dose_response": plan_response(plan, fit_for_plan(spec, read_json_file))}
+
+
 def _p(row: dict) -> str:
     if not row.get("available"):
         if row.get("d50_gy"):
