@@ -252,3 +252,22 @@ def test_six_hundred_lesions_fit_within_five_seconds():
     fit_dose_response(c.dose_gy, c.response, c.patient)
     fit_dose_response(c.liver_dose_gy, c.toxicity, None, link="probit", plateau=False)
     assert time.perf_counter() - start <= 5.0
+
+
+def test_eud_from_a_dvh_by_hand():
+    """Catches an EUD that is a mean (no exponential weighting), weights bins by the
+    cumulative instead of the differential volume, or overflows at high dose: half the
+    voxels at 80 Gy and half at 200 Gy, alpha 0.01/Gy: EUD = -ln(0.5 e^-0.8 + 0.5 e^-2)/0.01
+    = 123.0 Gy (by hand: 0.22466 + 0.06767 = 0.29233, -ln = 1.2298), within half a DVH bin (1 Gy bins: each dose sits at its bin's
+    centre); a uniform 3000 Gy gives 3000 (+ half a bin) without overflow."""
+    from tareplanner.physics.dose_response import eud_gy
+    from tareplanner.physics.dvh import cumulative_dvh
+    dose = np.r_[np.full(500, 80.0), np.full(500, 200.0)].astype(np.float32)
+    edges, volume = cumulative_dvh(dose, None, 1.0)
+    expected = -math.log(0.5 * math.exp(-0.8) + 0.5 * math.exp(-2.0)) / 0.01
+    assert expected == pytest.approx(123.0, abs=0.05)
+    assert eud_gy(edges[:-1], volume[:-1], 0.01) == pytest.approx(expected, abs=0.5)
+    edges, volume = cumulative_dvh(np.full(10, 3000.0, np.float32), None, 1.0)
+    assert eud_gy(edges[:-1], volume[:-1], 0.5) == pytest.approx(3000.0, abs=0.5)
+    with pytest.raises(ValueError, match="alpha_per_gy"):
+        eud_gy(edges[:-1], volume[:-1], 0.0)

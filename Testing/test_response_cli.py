@@ -321,3 +321,49 @@ def test_guided_plan_step_names_the_fit():
     after = guided.step_inputs(p, "plan")
     assert before["response fit"] != after["response fit"]
     assert after["response fit"] == "published:glass-tcp-mean-2020"
+
+
+def test_batch_table_gets_the_eud_of_each_structure(tmp_path):
+    """Catches an EUD column read from the wrong DVH table (phase) or the wrong structure's
+    column: a patient folder as tareplanner dose writes it, whose planned DVH holds T1 at a
+    uniform 100 Gy and the delivered one at 200 Gy (1 Gy bins: EUD at the bin centre, so
+    100.5 and 200.5 Gy by hand), with "normal liver" at 30 Gy in both."""
+    from tareplanner.cli.batch import CohortRow, cohort_table
+    folder = tmp_path / "patients" / "P1"
+    folder.mkdir(parents=True)
+    structure = {"kind": "tumour", "mean_gy": 1.0, "bed": {"mean_gy": 1.0, "D70": 1.0}}
+    normal = {**structure, "kind": "normal"}
+    (folder / "dose.json").write_text(json.dumps({
+        "schema": "tareplanner.dose/1", "created": "2026-01-01T00:00:00+00:00",
+        "plan_input_sha256": "0" * 64, "dose": {}, "warnings": [],
+        "predictive": {"structures": {"T1": structure, "normal liver": normal}},
+        "post_treatment": {"structures": {"T1": structure, "normal liver": normal}}}))
+
+    def dvh(t1):
+        rows = ['dose_gy,"T1 (%)","normal liver (%)"']
+        rows += [f"{e},{100.0 if e <= t1 else 0.0},{100.0 if e <= 30 else 0.0}"
+                 for e in range(0, 260)]
+        return "\n".join(rows) + "\n"
+    (folder / "dvh_planned.csv").write_text(dvh(100))
+    (folder / "dvh_delivered.csv").write_text(dvh(200))
+    row = CohortRow("P1", "m.json", "p.json", None, None)
+    table = {(r["phase"], r["structure"]): r
+             for r in cohort_table([row], tmp_path, eud_alpha_per_gy=0.01)}
+    assert table[("planned", "T1")]["eud_gy"] == pytest.approx(100.5)
+    assert table[("delivered", "T1")]["eud_gy"] == pytest.approx(200.5)
+    assert table[("delivered", "normal liver")]["eud_gy"] == pytest.approx(30.5)
+    assert "eud_gy" not in cohort_table([row], tmp_path)[0]
+
+
+@pytest.mark.parametrize("alpha", ["0", "-0.1", "nan", "10.001"])
+def test_batch_refuses_a_bad_eud_alpha(alpha, tmp_path, capsys):
+    """Catches an EUD radiosensitivity outside (0, 10] per Gy accepted (0 divides by zero,
+    NaN poisons every EUD); nothing is written."""
+    pytest.importorskip("dask")
+    cohort = tmp_path / "cohort.csv"
+    cohort.write_text("patient_id,measurement,plan\nP1,m.json,p.json\n")
+    code = main(["batch", str(cohort), "--out", str(tmp_path / "out"),
+                 "--eud-alpha-per-gy", alpha, "--quiet"])
+    assert code == 2
+    assert "--eud-alpha-per-gy" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

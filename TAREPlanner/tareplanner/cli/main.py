@@ -137,7 +137,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     try:
         summary = run_cohort(args.cohort, args.out, scheduler=args.scheduler,
-                             workers=args.workers, progress=not args.quiet)
+                             workers=args.workers, progress=not args.quiet,
+                             eud_alpha_per_gy=args.eud_alpha_per_gy)
     except RuntimeError as exc:
         print(f"tareplanner: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
@@ -375,6 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "folders (resumable)")
     p.add_argument("--scheduler", help="address of an existing Dask scheduler")
     p.add_argument("--workers", type=int, help="local worker processes (default 1)")
+    p.add_argument("--eud-alpha-per-gy", type=float, metavar="ALPHA",
+                   help="also an eud_gy column: each structure's equivalent uniform dose "
+                        "(Niemierko) from its DVH with this radiosensitivity (per Gy; a study "
+                        "choice, stated with the fit)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar on stderr (it is drawn only on a terminal)")
     p.set_defaults(func=cmd_batch)

@@ -461,6 +461,34 @@ def fit_dose_response(dose, outcome, cluster=None, *, link: str = "logit",
         covariance_kind=kind, warnings=tuple(notes))
 
 
+def eud_gy(edges_gy, volume_percent, alpha_per_gy: float) -> float:
+    """Equivalent uniform dose of a tumour of radiosensitivity α (Niemierko, Med Phys
+    1997;24:103): EUD = −ln(Σ v_i exp(−α D_i)) / α, from a cumulative DVH (% of the volume receiving at
+    least each edge): bin i holds v_i = V(e_i) − V(e_i+1) at the dose of its centre, the last
+    edge its remaining volume at that edge."""
+    edges = np.asarray(edges_gy, dtype=np.float64)
+    cumulative = np.asarray(volume_percent, dtype=np.float64) / 100.0
+    if edges.ndim != 1 or edges.shape != cumulative.shape or edges.size == 0:
+        raise ValueError("a cumulative DVH: as many volumes as dose edges, at least one")
+    if not (math.isfinite(alpha_per_gy) and alpha_per_gy > 0):
+        raise ValueError(f"alpha_per_gy: got {alpha_per_gy!r}; allowed: a finite value > 0 "
+                         "per Gy")
+    if not (np.all(np.isfinite(edges)) and np.all(np.isfinite(cumulative))):
+        raise ValueError("the DVH holds a value that is not a finite number")
+    fractions = np.append(cumulative[:-1] - cumulative[1:], cumulative[-1])
+    doses = np.append((edges[:-1] + edges[1:]) / 2, edges[-1])
+    total = fractions.sum()
+    if total <= 0:
+        raise ValueError("the DVH holds no volume")
+    fractions = np.clip(fractions, 0.0, None)
+    keep = fractions > 0
+    fractions, doses = fractions[keep] / fractions[keep].sum(), doses[keep]
+    # log-sum-exp about the lowest dose: exp(-alpha D) underflows at high dose
+    low = doses.min()
+    return float(low - np.log(np.sum(fractions * np.exp(-alpha_per_gy * (doses - low))))
+                 / alpha_per_gy)
+
+
 def lyman_parameters(params) -> tuple[float, float]:
     """(TD50 Gy, m) of a probit fit b0 + b1·D = (D − TD50)/(m·TD50)."""
     b0, b1 = float(params[0]), float(params[1])
