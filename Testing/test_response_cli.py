@@ -367,3 +367,57 @@ def test_batch_refuses_a_bad_eud_alpha(alpha, tmp_path, capsys):
     assert code == 2
     assert "--eud-alpha-per-gy" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_huge_table_refused_before_reading(cohort, tmp_path, capsys):
+    """Catches a table read whole whatever its size: a 65 MiB file (sparse) is refused by
+    its size, naming the option."""
+    huge = tmp_path / "huge.csv"
+    with huge.open("wb") as handle:
+        handle.truncate(65 * 2 ** 20)
+    assert main(_fit_args(cohort, tmp_path / "f.json", lesions=huge)) == 2
+    err = capsys.readouterr().err
+    assert "--lesions" in err and "at most 64 MiB" in err
+
+
+def test_outputs_checked_before_anything_is_read(cohort, tmp_path, capsys):
+    """Catches a fit computed and then lost (or written where nobody looks): -o into a
+    missing folder, and --figure the same file as -o, are refused first."""
+    assert main(_fit_args(cohort, tmp_path / "missing" / "f.json")) == 2
+    assert "-o" in capsys.readouterr().err
+    same = tmp_path / "f.json"
+    assert main(_fit_args(cohort, same) + ["--figure", str(same)]) == 2
+    assert "--figure" in capsys.readouterr().err
+    assert not same.exists()
+
+
+@pytest.mark.parametrize("option, value", [("--patients", "0"), ("--lesions-per-patient", "51"),
+                                           ("--patient-sd", "-1"), ("--patient-sd", "nan")])
+def test_synthetic_refuses_bad_options(option, value, tmp_path, capsys):
+    """Catches a synthetic cohort of no patients or absurd settings written anyway."""
+    assert main(["response", "synthetic", option, value, "--out", str(tmp_path / "c")]) == 2
+    assert option in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("edit", [
+    lambda r: r["tumour"].update(params=[1.0, 2.0, 3.0]),
+    lambda r: r["tumour"].update(covariance=[[1.0, 0.0]]),
+    lambda r: r["tumour"].update(model="cloglog"),
+    lambda r: r.update(schema="tareplanner.response/2"),
+    lambda r: r.pop("liver"),
+])
+def test_plan_refuses_a_malformed_fit_record(edit, fit_file, base_case, tmp_path, capsys):
+    """Catches a damaged or foreign fit record used by a plan: a coefficient too many, a
+    covariance that is not 2x2, an unknown link, another schema version, a missing part;
+    exit 2, nothing written."""
+    record = json.loads(fit_file.read_text())
+    edit(record)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(record))
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps(base_case))
+    out = tmp_path / "plan.json"
+    assert main(["plan", str(case), "--response", str(bad), "-o", str(out)]) == 2
+    assert str(bad) in capsys.readouterr().err
+    assert not out.exists()
