@@ -221,8 +221,7 @@ def _probability(entry: dict, dose, low, high, basis: str) -> dict:
     if curve is None:
         d50 = entry.get("d50_gy")
         out.update(available=False, reason=(
-            "the source gives the dose of 50 % probability only "
-            f"({d50:g} Gy), not the slope: no probability is computed") if d50 else
+            "the source gives the dose of 50 % probability only, not the slope") if d50 else
             "the fit holds no curve")
         if d50:
             out["relative_to_d50"] = "above" if dose >= d50 else "below"
@@ -298,8 +297,8 @@ def with_response(plan: dict, spec: str) -> dict:
 def _p(row: dict) -> str:
     if not row.get("available"):
         if row.get("d50_gy"):
-            return (f"{row['relative_to_d50']} the source's 50 % value {row['d50_gy']:g} Gy; "
-                    f"probability not computed ({row.get('reason', '-')})")
+            return (f"{row['relative_to_d50']} the source's 50 % dose ({row['d50_gy']:g} Gy); "
+                    f"no probability: {row.get('reason', '-')}")
         return f"not computed ({row.get('reason', '-')})"
     text = f"{row['probability']:.0%} (95 % CI {row['low']:.0%}-{row['high']:.0%})"
     mc = row.get("monte_carlo")
