@@ -421,3 +421,16 @@ def test_plan_refuses_a_malformed_fit_record(edit, fit_file, base_case, tmp_path
     assert main(["plan", str(case), "--response", str(bad), "-o", str(out)]) == 2
     assert str(bad) in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_fit_of_another_product_is_warned_about_in_the_plan(base_case):
+    """Catches a published glass relation silently applied to a resin plan: the plan's
+    warnings (record, text, report) say so."""
+    base_case["product"] = "sir-spheres"
+    base_case["positions"][0]["goal"] = {"tumour_dose_gy": 120}
+    fit = fit_for_plan("published:glass-tcp-mean-2020", None)
+    plan = plan_case(parse_case(base_case), response=fit)
+    codes = [w["code"] for w in plan["warnings"]]
+    assert "response-fit-other-product" in codes
+    from tareplanner.records.plan_text import plan_summary
+    assert "[response-fit-other-product]" in plan_summary(plan)

@@ -343,6 +343,7 @@ def plan_case(case: Case, site_limits: Mapping[str, Any] | None = None,
     if response is not None:
         from .records.response_record import plan_response
         record["dose_response"] = plan_response(record, dict(response))
+        record["warnings"] += record["dose_response"]["warnings"]
     return record
 
 

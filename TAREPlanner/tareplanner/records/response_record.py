@@ -291,7 +291,8 @@ def with_response(plan: dict, spec: str) -> dict:
     as ``plan_case(..., response=fit_for_plan(spec))`` adds them (the Slicer module and the
     web page, whose plans come from the shared workflow)."""
     from .fields import read_json_file
-    return {**plan, "dose_response": plan_response(plan, fit_for_plan(spec, read_json_file))}
+    part = plan_response(plan, fit_for_plan(spec, read_json_file))
+    return {**plan, "dose_response": part, "warnings": plan["warnings"] + part["warnings"]}
 
 
 def _p(row: dict) -> str:
@@ -311,7 +312,12 @@ def _p(row: dict) -> str:
 def _value(row: dict) -> str:
     value = row.get("planned_value_gy")
     name = {"mean": "mean dose", "bed_mean": "BED"}.get(row.get("metric"), row.get("metric"))
-    return f"{name} {value:.0f} Gy" if value is not None else f"{name} -"
+    if value is None:
+        return f"{name} -"
+    text = f"{name} {value:.0f} Gy"
+    if row.get("metric") == "bed_mean":
+        text += " (of the mean dose, assumed uniform)"
+    return text
 
 
 def response_lines(record: dict) -> list[str]:
@@ -326,5 +332,4 @@ def response_lines(record: dict) -> list[str]:
     liver = part["liver"]
     lines.append(f"    P(liver toxicity): " + (f"{_value(liver)}: " if liver.get("metric")
                                                 else "") + _p(liver))
-    lines += [f"    [{w['code']}] {w['message']}" for w in part["warnings"]]
-    return lines
+    return lines  # its warnings are the plan's (record["warnings"])
