@@ -50,7 +50,8 @@ def fit_cohort(args: argparse.Namespace) -> dict:
               "toxicity_definition": f"CTCAE grade >= {args.toxicity_grade}, or REILD yes",
               "tumour_metric": args.metric, "liver_metric": args.liver_metric,
               "liver_structure": args.liver_structure}
-    tumour = liver = not_fitted("not requested")
+    tumour = not_fitted("no lesion outcomes given (--lesions)")
+    liver = not_fitted("no liver toxicity given (--toxicity)")
     warnings = []
 
     def refused(exc, option):
