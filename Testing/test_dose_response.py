@@ -258,8 +258,8 @@ def test_eud_from_a_dvh_by_hand():
     """Catches an EUD that is a mean (no exponential weighting), weights bins by the
     cumulative instead of the differential volume, or overflows at high dose: half the
     voxels at 80 Gy and half at 200 Gy, alpha 0.01/Gy: EUD = -ln(0.5 e^-0.8 + 0.5 e^-2)/0.01
-    = 123.0 Gy (by hand: 0.22466 + 0.06767 = 0.29233, -ln = 1.2298), within half a DVH bin (1 Gy bins: each dose sits at its bin's
-    centre); a uniform 3000 Gy gives 3000 (+ half a bin) without overflow."""
+    = 123.0 Gy (by hand: 0.22466 + 0.06767 = 0.29233, -ln = 1.2298), within half a DVH bin
+    (1 Gy bins: each dose sits at its bin's centre); a uniform 3000 Gy gives 3000 (+ half a bin) without overflow."""
     from tareplanner.physics.dose_response import eud_gy
     from tareplanner.physics.dvh import cumulative_dvh
     dose = np.r_[np.full(500, 80.0), np.full(500, 200.0)].astype(np.float32)

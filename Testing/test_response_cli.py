@@ -56,31 +56,52 @@ def _edited(cohort, tmp_path, name, edit):
              "cohort_indices.csv": "indices"}[name]: path}
 
 
+def _first(old, new, *alternatives):
+    """Replace ``old`` and each of ``alternatives`` by ``new`` in the first data row."""
+    def edit(lines):
+        row = lines[1]
+        for a in (old, *alternatives):
+            row = row.replace(a, new)
+        return lines[:1] + [row] + lines[2:]
+    return edit
+
+
+def _append(line):
+    return lambda lines: lines + [line]
+
+
+def _dose(value):
+    return lambda ls: ls[:1] + [",".join(ls[1].split(",")[:4] + [value])] + ls[2:]
+
+
 BAD = {
-    "unknown category": ("lesion_outcomes.csv", lambda ls: ls[:1] + [ls[1].replace(",SD,", ",PRR,").replace(",PR,", ",PRR,")] + ls[2:],
+    "unknown category": ("lesion_outcomes.csv", _first(",SD,", ",PRR,", ",PR,"),
                          ["--lesions line 2 category", "'PRR'", "did you mean 'PR'?"]),
-    "unknown criteria": ("lesion_outcomes.csv", lambda ls: ls[:1] + [ls[1].replace("mRECIST", "mRECST")] + ls[2:],
+    "unknown criteria": ("lesion_outcomes.csv", _first("mRECIST", "mRECST"),
                          ["--lesions line 2 criteria", "did you mean 'mRECIST'?"]),
-    "lesion not in table": ("lesion_outcomes.csv", lambda ls: ls + ["S0001,T9,mRECIST,PR,2026-03-01"],
-                            ["--lesions line 602 structure", "'T9'", "a tumour of patient S0001"]),
-    "patient not in table": ("lesion_outcomes.csv", lambda ls: ls + ["S9999,T1,mRECIST,PR,2026-03-01"],
+    "lesion not in table": ("lesion_outcomes.csv", _append("S0001,T9,mRECIST,PR,2026-03-01"),
+                            ["--lesions line 602 structure", "'T9'",
+                             "a tumour of patient S0001"]),
+    "patient not in table": ("lesion_outcomes.csv",
+                             _append("S9999,T1,mRECIST,PR,2026-03-01"),
                              ["--lesions line 602 patient_id", "'S9999'"]),
     "duplicate lesion": ("lesion_outcomes.csv", lambda ls: ls + [ls[1]],
                          ["--lesions line 602 structure", "one outcome per lesion"]),
-    "bad date": ("lesion_outcomes.csv", lambda ls: ls[:1] + [ls[1].replace("2026-03-01", "2026-13-01")] + ls[2:],
+    "bad date": ("lesion_outcomes.csv", _first("2026-03-01", "2026-13-01"),
                  ["--lesions line 2 date", "YYYY-MM-DD"]),
-    "missing column": ("lesion_outcomes.csv", lambda ls: [ls[0].replace("category", "categroy")] + ls[1:],
+    "missing column": ("lesion_outcomes.csv",
+                       lambda ls: [ls[0].replace("category", "categroy")] + ls[1:],
                        ["--lesions column category", "did you mean 'categroy'?"]),
     "header only": ("lesion_outcomes.csv", lambda ls: ls[:1], ["--lesions", "header only"]),
     "ragged row": ("lesion_outcomes.csv", lambda ls: ls[:1] + [ls[1] + ",extra"] + ls[2:],
                    ["--lesions line 2", "5 cells"]),
-    "NaN dose": ("cohort_indices.csv", lambda ls: ls[:1] + [",".join(ls[1].split(",")[:4] + ["nan"])] + ls[2:],
+    "NaN dose": ("cohort_indices.csv", _dose("nan"),
                  ["--indices line 2 mean_gy", "'nan'", "a finite dose"]),
-    "negative dose": ("cohort_indices.csv", lambda ls: ls[:1] + [",".join(ls[1].split(",")[:4] + ["-1"])] + ls[2:],
-                      ["--indices line 2 mean_gy", "'-1'"]),
-    "unknown toxicity grade": ("toxicity.csv", lambda ls: ls[:1] + [ls[1].replace("CTCAE,3", "CTCAE,6").replace("CTCAE,1", "CTCAE,6")] + ls[2:],
-                               ["--toxicity line 2 grade", "'6'", "CTCAE grades: 0, 1, 2, 3, 4, 5"]),
-    "unknown toxicity scale": ("toxicity.csv", lambda ls: ls[:1] + [ls[1].replace("CTCAE", "ctcae")] + ls[2:],
+    "negative dose": ("cohort_indices.csv", _dose("-1"), ["--indices line 2 mean_gy", "'-1'"]),
+    "unknown toxicity grade": ("toxicity.csv", _first("CTCAE,3", "CTCAE,6", "CTCAE,1"),
+                               ["--toxicity line 2 grade", "'6'",
+                                "CTCAE grades: 0, 1, 2, 3, 4, 5"]),
+    "unknown toxicity scale": ("toxicity.csv", _first("CTCAE", "ctcae"),
                                ["--toxicity line 2 scale", "did you mean 'CTCAE'?"]),
 }
 

@@ -220,7 +220,8 @@ def cmd_response_synthetic(args: argparse.Namespace) -> int:
     with atomic_folder(out) as tmp:
         for name, text in tables.items():
             (tmp / name).write_text(text, encoding="utf-8")
-    print(f"synthetic cohort of {args.patients} patient(s), {args.patients * args.lesions_per_patient}"
+    lesions = args.patients * args.lesions_per_patient
+    print(f"synthetic cohort of {args.patients} patient(s), {lesions}"
           f" lesion(s) written to {out} (cohort_indices.csv, lesion_outcomes.csv, toxicity.csv,"
           " truth.json)")
     return 0

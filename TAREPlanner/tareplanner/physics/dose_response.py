@@ -344,8 +344,8 @@ def observed_rates(dose, y, bins: int = 4) -> tuple[ObservedBin, ...]:
         events = int(y[chunk].sum())
         low, high = proportion_confint(events, chunk.size, alpha=1 - COVERAGE, method="wilson")
         out.append(ObservedBin(float(dose[chunk].min()), float(dose[chunk].max()),
-                               float(np.median(dose[chunk])), int(chunk.size), events, events / chunk.size, float(low),
-                               float(high)))
+                               float(np.median(dose[chunk])), int(chunk.size), events,
+                               events / chunk.size, float(low), float(high)))
     return tuple(out)
 
 
@@ -463,8 +463,8 @@ def fit_dose_response(dose, outcome, cluster=None, *, link: str = "logit",
 
 def eud_gy(edges_gy, volume_percent, alpha_per_gy: float) -> float:
     """Equivalent uniform dose of a tumour of radiosensitivity α (Niemierko, Med Phys
-    1997;24:103): EUD = −ln(Σ v_i exp(−α D_i)) / α, from a cumulative DVH (% of the volume receiving at
-    least each edge): bin i holds v_i = V(e_i) − V(e_i+1) at the dose of its centre, the last
+    1997;24:103): EUD = −ln(Σ v_i exp(−α D_i)) / α, from a cumulative DVH (% of the volume
+    receiving at least each edge): bin i holds v_i = V(e_i) − V(e_i+1) at the dose of its centre, the last
     edge its remaining volume at that edge."""
     edges = np.asarray(edges_gy, dtype=np.float64)
     cumulative = np.asarray(volume_percent, dtype=np.float64) / 100.0
