@@ -455,3 +455,33 @@ def test_a_fit_of_another_product_is_warned_about_in_the_plan(base_case):
     assert "response-fit-other-product" in codes
     from tareplanner.records.plan_text import plan_summary
     assert "[response-fit-other-product]" in plan_summary(plan)
+
+
+def test_module_chart_marks_the_plan_on_the_curves(fit_file, base_case):
+    """Catches a Slicer chart whose plan points are not on the curves, or a dose-response
+    chart taken for the DVH chart: the plan's tables hold its doses and the probabilities
+    the curve tables give there (interpolated, within their sampling), and the DVH chart
+    lookup skips the dose-response chart."""
+    slicer = pytest.importorskip("slicer")
+    from tareplanner.mrml import guided
+    from tareplanner.mrml.response_nodes import response_chart_nodes
+    fit = fit_for_plan(str(fit_file), lambda path, option: json.loads(open(path).read()))
+    plan = plan_case(parse_case(base_case), response=fit)
+    scene = slicer.vtkMRMLScene()
+    nodes = response_chart_nodes(scene, plan["dose_response"])
+    guided._replace_step_nodes(scene, "plan", nodes)
+    tables = {n.GetName(): n for n in nodes if n.IsA("vtkMRMLTableNode")}
+
+    def column(table, name):
+        array = table.GetTable().GetColumnByName(name)
+        return np.array([array.GetValue(i) for i in range(array.GetNumberOfTuples())])
+    expected = {"tumour": plan["positions"][0]["tumours"][0]["dose_gy"],
+                "liver": plan["whole_liver"]["whole_normal_liver_dose_gy"]}
+    for name, dose in expected.items():
+        curve, marks = tables[f"Dose-response {name} curve"], tables[f"Dose-response {name} plan"]
+        assert column(marks, "dose_gy")[0] == pytest.approx(dose)
+        assert column(marks, "p")[0] == pytest.approx(
+            np.interp(dose, column(curve, "dose_gy"), column(curve, "p")), abs=2e-3)
+        assert np.all(column(curve, "low") <= column(curve, "p"))
+    assert guided.dvh_chart_node(scene, "plan") is None
+    assert guided.response_chart_node(scene).GetName() == "Dose-response chart"
