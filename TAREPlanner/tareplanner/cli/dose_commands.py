@@ -124,7 +124,15 @@ def cmd_dose(args: argparse.Namespace) -> int:
                                       v_thresholds_gy=thresholds, bin_gy=args.bin_gy)
     why = explain_voxel_doses(plan, activity, planned, dose_info, info, nuclide, ct.image,
                               structures, density_curve=curve, density_curve_info=curve_info)
-    record = dose_record(plan, dose_info, info, planned_report, why)
+    from ..records.chain import parent_ref
+    parents = {"measurement": parent_ref(measurement, args.measurement,
+                                         Path(args.measurement).read_bytes()),
+               "plan": parent_ref(plan, args.plan)}
+    if args.administration:
+        parents["administration"] = {"schema": "tareplanner.administration/1",
+                                     "sha256": args.administration_sha256,
+                                     "file": Path(args.administration).name}
+    record = dose_record(plan, dose_info, info, planned_report, why, parents=parents)
     with atomic_folder(out) as tmp:
         delivered = delivered_report = None
         if args.pet or args.post_spect:
@@ -312,11 +320,11 @@ def _administration_activity(args: argparse.Namespace, plan: dict) -> None:
                               "--residual-fraction, not both")
     record = validate_administration(_load_json(args.administration, "--administration"),
                                      args.administration)
-    if record.get("plan_input_sha256") != plan["input_sha256"]:
-        raise FieldValueError("--administration", args.administration,
-                              "the administration of this plan (its case SHA-256 "
-                              f"{plan['input_sha256'][:16]}...)",
-                              f"it records {str(record.get('plan_input_sha256'))[:16]}...")
+    from ..records.chain import check_parent, record_sha256
+    check_parent(record["directive"] if isinstance(record.get("directive"), dict) else record,
+                 f"--administration {args.administration} (its directive)", "plan", plan,
+                 f"--plan {getattr(args, 'plan', None) or 'plan'}")
+    args.administration_sha256 = record_sha256(record)
     total = record["total_delivered_activity_gbq"]
     if not (isinstance(total, (int, float)) and total > 0):
         raise FieldValueError("--administration total_delivered_activity_gbq", total, "> 0")

@@ -17,15 +17,18 @@ def indices_only(report: dict) -> dict:
 
 
 def dose_record(plan: dict, dose_info: dict, predictive_info: dict, planned_report: dict,
-                voxel_versus_partition: dict | None = None) -> dict:
+                voxel_versus_partition: dict | None = None,
+                parents: dict | None = None) -> dict:
     """A ``tareplanner.dose/1`` record of a predictive dose, with (when given) why its voxel
     means differ from the plan's partition-model doses (``dosimetry.partition.explain_voxel_doses``); the
     post-treatment part is added with :func:`with_post_treatment`."""
     predictive = {**predictive_info, "structures": indices_only(planned_report)}
     if voxel_versus_partition is not None:
         predictive["voxel_versus_partition"] = voxel_versus_partition
+    from .chain import parent_ref
     return {"schema": DOSE_SCHEMA,
             "created": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "parents": parents or {"plan": parent_ref(plan)},
             "plan_input_sha256": plan["input_sha256"], "dose": dose_info,
             "predictive": predictive, "warnings": []}
 
