@@ -94,7 +94,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def _replay_chain(args: argparse.Namespace) -> int:
     """``replay A B C ...``: the links of the chain, then each record recomputed."""
-    from ..replay import replay_chain
+    from ..chain_replay import replay_chain
 
     result = replay_chain(args.record)
     if args.json:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from ..errors import TarePlannerInputError
+from ..errors import FieldValueError
 from .case import canonical_sha256
 
 #: the schema of each parent role (a role not listed is any input record file)
@@ -48,7 +48,7 @@ ONE_CHILD = {("directive", "tareplanner.administration/1")}
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class RecordChainError(TarePlannerInputError):
+class RecordChainError(FieldValueError):
     """Two records that do not belong together (a record given as the parent of another is
     not the one it names), a record changed after its child was written, a missing parent,
     or two children where one is allowed."""
@@ -197,6 +197,11 @@ def verify_links(records: Iterable[RecordFile]) -> list[str]:
             sha = ref["sha256"]
             parent = by_hash.get(sha)
             embedded_key = EMBEDDED.get((r.schema, role))
+            wanted = ref.get("schema") or ROLE_SCHEMAS.get(role)
+            others = [o for o in records if wanted and o.schema == wanted and o is not r]
+            if parent is None and others:
+                check_parent(r.document, r.label, role, others[0].document, others[0].label,
+                             others[0].raw)
             if parent is None and embedded_key is not None:
                 copy = r.document.get(embedded_key)
                 if not isinstance(copy, dict) or record_sha256(copy) != sha:
@@ -213,11 +218,6 @@ def verify_links(records: Iterable[RecordFile]) -> list[str]:
                     queue.append(copy_record)
                 continue
             if parent is None:
-                wanted = ref.get("schema") or ROLE_SCHEMAS.get(role)
-                others = [o for o in records if wanted and o.schema == wanted]
-                if others:
-                    check_parent(r.document, r.label, role, others[0].document,
-                                 others[0].label, others[0].raw)
                 raise RecordChainError(
                     f"{r.label} parents.{role}", _short(sha),
                     f"its {role} among the records given"
