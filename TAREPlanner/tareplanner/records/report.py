@@ -231,7 +231,8 @@ def _administration_page(doc: Document, record: dict, zone) -> None:
     _table(doc, tables.warnings_table(record.get("warnings") or []))
 
 
-def _dosimetry_pages(doc: Document, dose_dir: Path, dose_record: dict) -> None:
+def _dosimetry_pages(doc: Document, dose_dir: Path, dose_record: dict,
+                     record: dict | None = None) -> None:
     doc.new_page("Voxel dosimetry")
     method = dose_record.get("dose") or {}
     doc.paragraph(f"Dose engine: {method.get('method', '-')} ({method.get('nuclide', '-')}); "
@@ -410,6 +411,25 @@ def anatomy_row(doc: Document, anatomy: dict, centre: tuple[int, int, int], labe
     return axes, cax
 
 
+def _records_shown(doc: Document, shown: dict, records: list) -> None:
+    """What this report shows, each record with its SHA-256 (the report's parents), and any
+    limit accepted by override."""
+    doc.heading("Records shown in this report")
+    rows = [[role, ref.get("schema") or "-", ref.get("file") or "-", ref["sha256"]]
+            for role, ref in shown.items()]
+    doc.table(["Record", "Schema", "File", "SHA-256"], rows, [1.1, 1.7, 1.5, 3.6], size=7)
+    overrides = [o for r in records if r for o in r.get("overrides") or []]
+    seen = set()
+    for o in overrides:
+        key = (o["treatment_site"], o["when"])
+        if key in seen:
+            continue
+        seen.add(key)
+        doc.paragraph(f"LIMIT OVERRIDE {o['treatment_site']}: {o['exceeded']}; accepted by "
+                      f"{o['by']} on {o['when']}: {o['reason']}", colour="#b00020",
+                      weight="bold", size=8)
+
+
 def _header_lines(identity: dict, record: dict) -> list[str]:
     width = A4_INCHES[0] - 2 * 0.55
     lines = [part for line in tables.identity_lines(identity, record)
@@ -423,7 +443,8 @@ def _header_lines(identity: dict, record: dict) -> list[str]:
 def write_report(record: dict, path: str | Path, *, dose_dir: str | Path | None = None,
                  directive: dict | None = None, administration: dict | None = None,
                  measurement: dict | str | Path | None = None, identity: dict | None = None,
-                 anatomy: dict | None = None, overwrite: bool = False) -> Path:
+                 anatomy: dict | None = None, overwrite: bool = False,
+                 shown: dict | None = None) -> Path:
     """Write the PDF report atomically; returns its path.
 
     ``identity``: patient and study entered by hand (keys of an identity block,
@@ -431,7 +452,9 @@ def write_report(record: dict, path: str | Path, *, dose_dir: str | Path | None 
     measurement record (or its file) whose CT and label maps the slice figures show,
     by default the one the plan's case names; ``anatomy``: those images in memory instead
     (``{"ct": image, "masks": {"liver"|"lungs": binary image}, "tumours": {name: binary
-    image}}``, any grids), as the Slicer module and the web page have them."""
+    image}}``, any grids), as the Slicer module and the web page have them; ``shown``: the
+    records shown, role -> parent reference (records/chain.py), listed with their SHA-256
+    on the last page (by default made from the records given)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -442,14 +465,14 @@ def write_report(record: dict, path: str | Path, *, dose_dir: str | Path | None 
     measured, why_not = (None, None)
     if dose_dir is not None:
         measured, why_not = _measurement_for(record, measurement)
-    shown = dict(identity or {})
+    entered = dict(identity or {})
     if measured is not None:
         for key, value in ((measured.get("inputs") or {}).get("ct", {}).get("identity")
                            or {}).items():
-            shown.setdefault(key, value)
+            entered.setdefault(key, value)
     # the case's identity first, entered values over it, the CT header's where both lack one
     merged = report_identity(record, identity)
-    for key, value in shown.items():
+    for key, value in entered.items():
         if key != "source" and value:
             merged.setdefault(key, printable(value))
     zone = tables.treatment_zone(record)
@@ -470,8 +493,17 @@ def write_report(record: dict, path: str | Path, *, dose_dir: str | Path | None 
             from .dose_record import validate_dose_record
             dose_record = validate_dose_record(
                 json.loads((dose_dir / "dose.json").read_text()), str(dose_dir / "dose.json"))
-            _dosimetry_pages(doc, dose_dir, dose_record)
+            _dosimetry_pages(doc, dose_dir, dose_record, record)
             _anatomy_pages(doc, plt, dose_dir, measured, why_not, anatomy)
+        if shown is None:
+            from .chain import parent_ref
+            shown = {"plan": parent_ref(record)}
+            for key, doc_ in (("directive", directive), ("administration", administration)):
+                if doc_ is not None:
+                    shown[key] = parent_ref(doc_)
+            if dose_dir is not None:
+                shown["dose"] = parent_ref(dose_record)
+        _records_shown(doc, shown, [directive, administration])
         pages = doc.finish()
         with atomic_path(path, overwrite) as tmp:
             title = f"TAREPlanner plan {printable(record.get('case_id') or '')}".strip()
