@@ -197,13 +197,26 @@ def _directive_page(doc: Document, directive: dict, zone) -> None:
                ("Radionuclide, product", f"{directive['nuclide']['name']}; "
                                          f"{directive['product']['display_name']}"),
                ("Prescription", directive["prescription_basis"]),
-               ("Lung dose (all sites)", f"{directive['lung_dose_gy']:.2f} Gy"),
+               ("Lung dose (all sites)", f"{directive['lung_dose_gy']:.2f} Gy"
+                + (f" (cumulative {directive['lung_dose_cumulative_gy']:.2f} Gy)"
+                   if directive.get("lung_dose_cumulative_gy") is not None else "")),
+               ("Whole liver", "-" if directive.get("whole_liver_dose_gy") is None else
+                f"{directive['whole_liver_dose_gy']:.1f} Gy; whole normal liver "
+                + ("-" if directive.get("whole_normal_liver_dose_gy") is None else
+                   f"{directive['whole_normal_liver_dose_gy']:.1f} Gy")),
                ("Medical event", f"the delivered activity of a site differs from the "
                                  f"prescribed by {me['relative_deviation']:.0%} or more "
                                  f"({me['source']})")])
     sites, changes = tables.directive_tables(directive, zone)
     doc.heading("Prescription per treatment site")
     _table(doc, sites)
+    for v in directive.get("violations") or []:
+        doc.paragraph(f"LIMIT EXCEEDED {v.get('position', 'all sites')}: {v['limit']} "
+                      f"{v['dose_gy']:.2f} Gy > {v['limit_gy']:g} Gy", colour="#b00020",
+                      weight="bold", size=8)
+    for o in directive.get("overrides") or []:
+        doc.paragraph(f"OVERRIDE {o['treatment_site']}: accepted by {o['by']} on {o['when']}: "
+                      f"{o['reason']}", colour="#b00020", weight="bold", size=8)
     if changes:
         doc.heading("Changes before the administration")
         _table(doc, changes)
@@ -242,7 +255,21 @@ def _dosimetry_pages(doc: Document, dose_dir: Path, dose_record: dict,
     draw_dvh(ax, dose_dir)
     doc.y_in += 3.6 + 0.45
     doc.heading("Dose indices (planned)")
-    _table(doc, tables.dose_indices_table(dose_record))
+    indices = tables.dose_indices_table(dose_record, record)
+    _table(doc, indices)
+    if indices[4]:
+        doc.paragraph(indices[4], size=7.5, colour="#555555")
+    voxel = tables.voxel_plan_table(dose_record)
+    if voxel is not None:
+        activities, goals, vp = voxel
+        doc.heading("Voxel plan")
+        doc.paragraph(f"Activities planned on the voxel dose ({vp.get('method', '-')}; tumour "
+                      f"goal on {vp.get('tumour_index', vp.get('goal', '-'))}), within the "
+                      "plan's limits" + (f"; binding: {', '.join(map(str, vp['binding']))}"
+                                         if vp.get("binding") else "") + ".", size=8)
+        _table(doc, activities)
+        if goals[1]:
+            _table(doc, goals)
     if "comparison" in dose_record:
         doc.heading("Delivered against planned (mean dose)")
         _table(doc, tables.comparison_table(dose_record))
@@ -385,6 +412,36 @@ ROW_IMAGE_MAX_IN = 2.2
 ROW_CAPTION_IN, ROW_AFTER_IN = 0.17, 0.12
 
 
+#: the colour key's font size (points) and swatch size (inches)
+KEY_PT, KEY_SWATCH_IN = 7.0, 0.11
+
+
+def colour_key(doc: Document, anatomy: dict, x_in: float, y_in: float) -> list[tuple]:
+    """A key of the outline colours (liver, lungs, each tumour) at ``x_in, y_in`` inches
+    from the page's left and top edge; returns (name, colour) in the order drawn."""
+    from matplotlib.patches import Rectangle
+
+    from .report_figures import outline_colours
+    from .report_layout import GLYPH_EM
+
+    colours = outline_colours(anatomy)
+    names = [n for n in ("liver", "lungs") if n in anatomy["masks"]] + list(anatomy["tumours"])
+    w, h = A4_INCHES
+    doc.text(x_in, y_in, "Outlines:", fontsize=KEY_PT, va="top", gid="colour-key")
+    x_in += 0.55
+    drawn = []
+    for name in names:
+        doc.fig.patches.append(Rectangle(
+            (x_in / w, 1 - (y_in + KEY_SWATCH_IN) / h), KEY_SWATCH_IN / w, KEY_SWATCH_IN / h,
+            transform=doc.fig.transFigure, facecolor=colours[name], edgecolor="#333333",
+            lw=0.4, gid=f"colour-key-{name}"))
+        doc.text(x_in + KEY_SWATCH_IN + 0.04, y_in, name, fontsize=KEY_PT, va="top",
+                 gid="colour-key")
+        x_in += KEY_SWATCH_IN + 0.12 + len(name) * KEY_PT / 72 * GLYPH_EM
+        drawn.append((name, colours[name]))
+    return drawn
+
+
 def anatomy_row(doc: Document, anatomy: dict, centre: tuple[int, int, int], label: str):
     """A row of the dose-on-anatomy page: its caption (what the slices go through), then
     the axial, coronal and sagittal slices through voxel ``centre`` at one height, side by
@@ -399,6 +456,7 @@ def anatomy_row(doc: Document, anatomy: dict, centre: tuple[int, int, int], labe
                f"Through tumour {label} (the voxel nearest its centre)")
     doc.text(MARGIN_IN, doc.y_in, caption, fontsize=7.5, weight="bold", va="top",
              color="#1f3b5c", gid="row-caption")
+    colour_key(doc, anatomy, MARGIN_IN + 3.4, doc.y_in)
     doc.y_in += ROW_CAPTION_IN + ROW_TITLE_IN
     axes = [doc.axes(height, left_in=left, width_in=width, new_row=False)
             for left, width in boxes]
@@ -415,9 +473,9 @@ def _records_shown(doc: Document, shown: dict, records: list) -> None:
     """What this report shows, each record with its SHA-256 (the report's parents), and any
     limit accepted by override."""
     doc.heading("Records shown in this report")
-    rows = [[role, ref.get("schema") or "-", ref.get("file") or "-", ref["sha256"]]
-            for role, ref in shown.items()]
-    doc.table(["Record", "Schema", "File", "SHA-256"], rows, [1.1, 1.7, 1.5, 3.6], size=7)
+    rows = [[role, ref.get("schema") or "-", ref.get("file") or "-",
+             f"{ref['sha256'][:32]} {ref['sha256'][32:]}"] for role, ref in shown.items()]
+    doc.table(["Record", "Schema", "File", "SHA-256"], rows, [1.0, 1.8, 1.5, 3.0], size=7)
     overrides = [o for r in records if r for o in r.get("overrides") or []]
     seen = set()
     for o in overrides:
