@@ -133,6 +133,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
                                      "sha256": args.administration_sha256,
                                      "file": Path(args.administration).name}
     record = dose_record(plan, dose_info, info, planned_report, why, parents=parents)
+    record["warnings"] += [dict(w) for w in getattr(args, "administration_warnings", [])]
     with atomic_folder(out) as tmp:
         delivered = delivered_report = None
         if args.pet or args.post_spect:
@@ -325,6 +326,10 @@ def _administration_activity(args: argparse.Namespace, plan: dict) -> None:
                  f"--administration {args.administration} (its directive)", "plan", plan,
                  f"--plan {getattr(args, 'plan', None) or 'plan'}")
     args.administration_sha256 = record_sha256(record)
+    # a limit accepted by override on the directive shows on every later record
+    args.administration_warnings = [w for w in record.get("warnings") or []
+                                    if w.get("code") in ("limit-override", "medical-event-lung",
+                                                         "reading-confirmed")]
     total = record["total_delivered_activity_gbq"]
     if not (isinstance(total, (int, float)) and total > 0):
         raise FieldValueError("--administration total_delivered_activity_gbq", total, "> 0")

@@ -234,7 +234,8 @@ def _administration_page(doc: Document, record: dict, zone) -> None:
                              f" or more ({crit['source']})"
                              + (f"; site tolerance {tolerance:.0%}" if tolerance else "")),
                ("Total", f"delivered {record['total_delivered_activity_gbq']:.3f} GBq of "
-                         f"{record['total_prescribed_activity_gbq']:.3f} GBq prescribed")])
+                         f"{record['total_prescribed_activity_gbq']:.3f} GBq prescribed"),
+               *_lung_criterion_pair(record)])
     readings, sites = tables.administration_tables(record, zone)
     doc.heading("Delivered against prescribed")
     doc.table(*sites[:3], align=sites[3], emphasis=sites[4])
@@ -242,6 +243,20 @@ def _administration_page(doc: Document, record: dict, zone) -> None:
     _table(doc, readings)
     doc.heading("Warnings")
     _table(doc, tables.warnings_table(record.get("warnings") or []))
+
+
+def _lung_criterion_pair(record: dict) -> list[tuple[str, str]]:
+    """The lung-dose medical-event criterion of an administration record, as a report line."""
+    lung = record.get("lung_criterion") or {}
+    if not lung:
+        return []
+    if not lung.get("applicable"):
+        return [("Lung criterion", f"not checked: {lung.get('reason', '')}")]
+    return [("Lung criterion", f"lung {lung['estimated_dose_gy']:.2f} Gy from the delivered "
+             f"activity against {lung['expected_dose_gy']:.2f} Gy in the directive: "
+             + ("MEDICAL EVENT" if lung["medical_event"] else "no medical event")
+             + f" (exceeding by {lung['excess_dose_gy']:g} Sv and by "
+             f"{lung['relative_excess_criterion']:.0%}: 10 CFR 35.3045(a)(3))")]
 
 
 def _dosimetry_pages(doc: Document, dose_dir: Path, dose_record: dict,
