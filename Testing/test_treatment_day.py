@@ -22,14 +22,14 @@ from tareplanner.replan import change_directive
 T_Y90 = 64.1
 
 
-def directive_case():
-    from conftest import BASE_CASE
-    return copy.deepcopy(BASE_CASE)
+@pytest.fixture
+def plan(base_case):
+    return plan_case(parse_case(base_case))
 
 
 @pytest.fixture
-def directive(base_case):
-    return directive_from_plan(plan_case(parse_case(base_case)))
+def directive(plan):
+    return directive_from_plan(plan)
 
 
 def _decay(a, hours, half_life=T_Y90):
@@ -92,11 +92,10 @@ def test_site_tolerance_is_flagged_separately(directive):
     assert "beyond-site-tolerance" in [w["code"] for w in record["warnings"]]
 
 
-def test_change_before_administration_is_recorded_and_used(directive):
+def test_change_before_administration_is_recorded_and_used(directive, plan):
     """A change (2.263 -> 2.0 GBq) is kept with reason, author and time; the doses scale with
     the activity (tumour 250 Gy -> 250 * 2.0 / 2.263 = 220.9 Gy) and the administration is
     checked against the changed prescription."""
-    plan = plan_case(parse_case(directive_case()))
     changed = change_directive(directive, plan, "right hepatic", 2.0,
                                "smaller lobe on angiography", "Dr A. Example")
     (change,) = changed["changes"]
