@@ -550,7 +550,9 @@ def administer(scene, p) -> str:
     if not (isinstance(tolerance, (int, float)) and 0 <= tolerance <= 100):
         raise FieldValueError("site tolerance (%)", tolerance, "0 (none) to 100 %")
     record = administration_record(directive, administration_readings(p, directive),
-                                   site_tolerance_fraction=tolerance / 100.0 or None)
+                                   site_tolerance_fraction=tolerance / 100.0 or None,
+                                   confirm_reason=getattr(p, "confirmReadingsReason", "")
+                                   or None)
     p.administrationRecord = record_text_node(scene, record, "TAREPlanner administration",
                                               p.administrationRecord)
     _done(p, "administration")
