@@ -356,3 +356,31 @@ def test_negative_counts_in_exponent_notation_are_refused_by_name(capsys):
                  "--liver-anterior", "1", "--liver-posterior", "1"]) == 2
     err = capsys.readouterr().err
     assert "--lung-anterior: got -12000.0" in err and "expected one argument" not in err
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"{not json", "record"),
+    (b'{"no": "schema"}', "a tareplanner record"),
+    (b"\xff\xfe", "UTF-8"),
+    (b"[1, 2]", "a tareplanner record")])
+def test_replay_chain_refuses_what_is_no_record(chain, tmp_path, capsys, content, words):
+    """Truncated, non-UTF-8 or schema-less files among the chain: exit 2, named."""
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(content)
+    assert main(["replay", str(chain["plan"]), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+
+
+def test_replay_chain_refuses_a_folder_without_dose_record(chain, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["replay", str(chain["plan"]), str(empty)]) == 2
+    assert "folder written by tareplanner dose" in capsys.readouterr().err
+
+
+def test_the_same_record_twice_is_named(chain, tmp_path, capsys):
+    copy_ = tmp_path / "plan-copy.json"
+    copy_.write_text(chain["plan"].read_text())
+    assert main(["replay", str(chain["plan"]), str(copy_)]) == 2
+    assert "the same record" in capsys.readouterr().err
