@@ -384,3 +384,18 @@ def test_the_same_record_twice_is_named(chain, tmp_path, capsys):
     copy_.write_text(chain["plan"].read_text())
     assert main(["replay", str(chain["plan"]), str(copy_)]) == 2
     assert "the same record" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("image_gy, event", [(10.0, False), (10.116 - 1e-6, False),
+                                             (10.116, True), (10.2, True)])
+def test_lung_criterion_on_the_post_treatment_image(image_gy, event):
+    """Directive lung dose 6.744 Gy: +50 % is 10.116 Gy (+3.37 Gy, beyond 0.5 Gy), so the
+    50 % edge decides: 10.116 Gy is an event, a hair less is not."""
+    from tareplanner.records.dose_record import with_lung_criterion
+
+    record = {"post_treatment": {"structures": {"lungs": {"mean_gy": image_gy}}},
+              "warnings": []}
+    out = with_lung_criterion(record, {"lung_dose_gy": 6.744})
+    assert out["lung_criterion"]["medical_event"] is event
+    assert ("medical-event-lung" in [w["code"] for w in out["warnings"]]) is event
+    assert with_lung_criterion({"warnings": []}, {"lung_dose_gy": 6.744}) == {"warnings": []}

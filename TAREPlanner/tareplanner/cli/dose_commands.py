@@ -204,6 +204,9 @@ def cmd_dose(args: argparse.Namespace) -> int:
             record = with_post_treatment(record, post_treatment,
                                          compare(indices_only(planned_report),
                                                  indices_only(delivered_report)))
+            if args.administration:
+                from ..records.dose_record import with_lung_criterion
+                record = with_lung_criterion(record, args.administration_directive)
         progress.step("writing the dose maps and DVH tables")
         write_dose_files(tmp, structures, nuclide, planned, planned_report, delivered,
                          delivered_report)
@@ -326,6 +329,7 @@ def _administration_activity(args: argparse.Namespace, plan: dict) -> None:
                  f"--administration {args.administration} (its directive)", "plan", plan,
                  f"--plan {getattr(args, 'plan', None) or 'plan'}")
     args.administration_sha256 = record_sha256(record)
+    args.administration_directive = record.get("directive") or {}
     # a limit accepted by override on the directive shows on every later record
     args.administration_warnings = [w for w in record.get("warnings") or []
                                     if w.get("code") in ("limit-override", "medical-event-lung",
