@@ -252,8 +252,11 @@ def _lung_criterion_pair(record: dict) -> list[tuple[str, str]]:
         return []
     if not lung.get("applicable"):
         return [("Lung criterion", f"not checked: {lung.get('reason', '')}")]
-    return [("Lung criterion", f"lung {lung['estimated_dose_gy']:.2f} Gy from the delivered "
-             f"activity against {lung['expected_dose_gy']:.2f} Gy in the directive: "
+    seen = (f"mean lung {lung['image_dose_gy']:.2f} Gy in the post-treatment image"
+            if "image_dose_gy" in lung else
+            f"lung {lung['estimated_dose_gy']:.2f} Gy from the delivered activity")
+    return [("Lung criterion", f"{seen} against {lung['expected_dose_gy']:.2f} Gy in the "
+             "directive: "
              + ("MEDICAL EVENT" if lung["medical_event"] else "no medical event")
              + f" (exceeding by {lung['excess_dose_gy']:g} Sv and by "
              f"{lung['relative_excess_criterion']:.0%}: 10 CFR 35.3045(a)(3))")]
@@ -313,6 +316,8 @@ def _verification(doc: Document, dose_record: dict) -> None:
                 ("Tolerance source", check["tolerance_source"])])
         else:
             doc.paragraph(check.get("reason", "not applicable"))
+    if dose_record.get("lung_criterion"):
+        doc.pairs(_lung_criterion_pair(dose_record))
     doc.heading("Dosimetry warnings", size=9.5)
     _table(doc, tables.warnings_table(dose_record.get("warnings") or []))
     why = (dose_record.get("predictive") or {}).get("voxel_versus_partition")
