@@ -293,14 +293,12 @@ def _check_plan_matches_measurement(plan: dict, measurement: dict, path: str) ->
     """Refuse a plan made for another measurement: its case names the measurement by SHA-256
     (tareplanner measure writes it); a case that names none must at least have the
     measurement's positions and tumours, or the dose of a position would silently be 0."""
-    import hashlib
+    from ..records.chain import check_parent
     recorded = ((plan.get("case") or {}).get("measurement") or {}).get("sha256")
     if recorded:
-        actual = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        if actual != recorded:
-            raise FieldValueError("--plan", plan.get("case_id") or "plan",
-                                  f"a plan of this measurement (its case names measurement "
-                                  f"SHA-256 {recorded[:16]}..., {path} is {actual[:16]}...)")
+        # the one check of the record chain (records/chain.py)
+        check_parent(plan["case"], "--plan (its case)", "measurement", measurement,
+                     f"--measurement {path}", Path(path).read_bytes())
         return
     positions = {p["name"] for p in plan["positions"]}
     measured = {p["name"] for p in measurement.get("positions", [])}

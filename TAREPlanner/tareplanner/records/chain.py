@@ -129,7 +129,7 @@ def check_parent(child: Mapping[str, Any], child_label: str, role: str, parent: 
         shown = record_sha256(parent) if isinstance(parent, dict) else next(iter(actual), "")
         raise RecordChainError(
             f"{child_label} parents.{role}", _short(named["sha256"]),
-            f"the {role} that {child_label} was made from; {parent_label} is "
+            f"the {role} that {child_label} was made from (by SHA-256); {parent_label} is "
             f"{_short(shown)}",
             f"{parent_label} is another {role}, or it was changed after {child_label} was "
             "written")
