@@ -101,10 +101,12 @@ def test_volumes_that_differ_between_pages_are_explained():
 
 def test_voxel_plan_table_when_the_dose_folder_holds_one():
     record = {"voxel_plan": {"activities_gbq": {"right": 2.5, "left": 1.25},
-                             "tumour_goal_fractions": {"T1": 0.8}, "method": "kernel"}}
+                             "tumour_goal_fractions": {"T1": 0.8}, "method": "kernel",
+                             "structures": {"T1": {"mean_gy": 180.04, "D70": 150.0},
+                                            "lungs": {"mean_gy": 9.0, "D70": 5.0}}}}
     activities, goals, _ = tables.voxel_plan_table(record)
     assert activities[1] == [["right", "2.500"], ["left", "1.250"]]
-    assert goals[1] == [["T1", "80%"]]
+    assert goals[1] == [["T1", "180.0", "150.0", "80%"], ["lungs", "9.0", "5.0", "-"]]
     assert tables.voxel_plan_table({}) is None
 
 

@@ -40,7 +40,10 @@ def _plan_doses(plan: dict) -> dict:
             "whole_normal_liver_dose_gy": whole.get("whole_normal_liver_dose_gy"),
             "violations": [dict(v) for v in plan.get("violations") or []]
             + [dict(v, position=p["name"]) for p in plan["positions"]
-               for v in p.get("violations") or []]}
+               for v in p.get("violations") or []],
+            # the plan's checks at these activities: recommendations, probabilities of
+            # exceeding a limit, ordering (after a change: of the re-plan)
+            "plan_warnings": [dict(w) for w in plan.get("warnings") or []]}
 
 
 def _position(pos: dict) -> dict:
@@ -204,6 +207,9 @@ def directive_lines(directive: dict) -> list[str]:
     for v in directive.get("violations") or []:
         lines.append(f"  LIMIT EXCEEDED {v.get('position', 'all sites')}: {v['limit']} "
                      f"{v['dose_gy']:.2f} Gy > {v['limit_gy']:g} Gy")
+    if directive.get("plan_warnings"):
+        lines.append("  plan checks at these activities: " + ", ".join(
+            dict.fromkeys(w["code"] for w in directive["plan_warnings"])))
     for o in directive.get("overrides") or []:
         lines.append(f"  OVERRIDE {o['treatment_site']} by {o['by']} ({o['when']}): "
                      f"{o['reason']} [{o['exceeded']}]")

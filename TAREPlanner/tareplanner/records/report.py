@@ -220,6 +220,9 @@ def _directive_page(doc: Document, directive: dict, zone) -> None:
     if changes:
         doc.heading("Changes before the administration")
         _table(doc, changes)
+    if directive.get("plan_warnings") and directive.get("changes"):
+        doc.heading("Plan checks at the changed activities")
+        _table(doc, tables.warnings_table(directive["plan_warnings"]))
     _sign_off(doc, [("Authorised user (before administration)", ""),
                     ("Activity administered recorded and signed", "")])
 
@@ -282,9 +285,10 @@ def _dosimetry_pages(doc: Document, dose_dir: Path, dose_record: dict,
         activities, goals, vp = voxel
         doc.heading("Voxel plan")
         doc.paragraph(f"Activities planned on the voxel dose ({vp.get('method', '-')}; tumour "
-                      f"goal on {vp.get('tumour_index', vp.get('goal', '-'))}), within the "
-                      "plan's limits" + (f"; binding: {', '.join(map(str, vp['binding']))}"
-                                         if vp.get("binding") else "") + ".", size=8)
+                      f"goal on the {vp.get('tumour_index', '-')}), within the plan's limits"
+                      + (f"; binding: {', '.join(map(str, vp['binding']))}"
+                         if vp.get("binding") else "") + ". Doses of the voxel plan's "
+                      "activities; the plan's own activities are on the first page.", size=8)
         _table(doc, activities)
         if goals[1]:
             _table(doc, goals)

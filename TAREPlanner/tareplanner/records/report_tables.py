@@ -444,9 +444,14 @@ def voxel_plan_table(dose_record: dict):
         return None
     rows = [[name, f"{a:.3f}"] for name, a in vp["activities_gbq"].items()]
     fractions = vp.get("tumour_goal_fractions") or {}
-    goal_rows = [[t, f"{f:.0%}"] for t, f in fractions.items()]
+    structures = vp.get("structures") or {}
+    goal_rows = [[name, _num(r.get("mean_gy"), ".1f"), _num(r.get("D70"), ".1f"),
+                  f"{fractions[name]:.0%}" if name in fractions else "-"]
+                 for name, r in structures.items() if isinstance(r, dict)] or \
+        [[t, "-", "-", f"{f:.0%}"] for t, f in fractions.items()]
     return ((["Position", "Voxel-plan activity (GBq)"], rows, [2, 1.2], ["l", "r"]),
-            (["Tumour", "Share of its goal reached"], goal_rows, [2, 1.2], ["l", "r"]),
+            (["Structure", "Mean (Gy)", "D70 (Gy)", "Share of its goal reached"], goal_rows,
+             [2, 1, 1, 1.2], ["l", "r", "r", "r"]),
             vp)
 
 
