@@ -183,7 +183,8 @@ def validate_directive(document: Any, where: str = "directive") -> dict:
 def directive_lines(directive: dict) -> list[str]:
     """The directive as report/text lines."""
     lines = [f"Written directive ({directive['schema']}) for plan {directive['plan_sha256'][:16]}"
-             f"; case {directive.get('case_id') or '-'}, patient {directive.get('patient_id') or '-'}",
+             f"; case {directive.get('case_id') or 'SHA-256 ' + directive['plan_input_sha256'][:12]}"
+             f", patient {directive.get('patient_id') or 'ID not given'}",
              f"Radionuclide {directive['nuclide']['name']}; product "
              f"{directive['product']['display_name']}; prescription: "
              f"{directive['prescription_basis']}"]

@@ -158,7 +158,8 @@ def positions_table(record: dict) -> tuple[list[str], list[list[str]], list[floa
                      "-" if perfused is None else f"{perfused:.1f}",
                      f"{pos['normal_volume_ml']:.1f}", goal_text(pos.get("goal")),
                      binding_text(pos, record)])
-    return columns, rows, [1.2, 0.75, 1.05, 1.05, 0.75, 1.2, 2.3], ["l", "r", "r", "r", "r", "l", "l"]
+    return (columns, rows, [1.2, 0.75, 1.05, 1.05, 0.75, 1.2, 2.3],
+            ["l", "r", "r", "r", "r", "l", "l"])
 
 
 def tumours_table(record: dict):
