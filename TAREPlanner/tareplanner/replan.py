@@ -26,7 +26,8 @@ def replan_at(plan: dict, activities_gbq: dict[str, float]) -> dict:
     for pos in document["positions"]:
         pos["goal"] = {"activity_gbq": float(activities_gbq[pos["name"]])}
     site, label = site_limits_from_record(plan)
-    return plan_case(parse_case(document), site, label)
+    return plan_case(parse_case(document), site, label,
+                     response=(plan.get("dose_response") or {}).get("fit"))
 
 
 def change_directive(directive: dict, plan: dict, site: str, activity_gbq: float, reason: str,
