@@ -36,6 +36,7 @@ ROLE_SCHEMAS = {
     "directive": "tareplanner.directive/1",
     "administration": "tareplanner.administration/1",
     "site_limits": "tareplanner.site-limits/1",
+    "response": "tareplanner.response/1",
 }
 #: the role a record of each schema plays as a parent
 SCHEMA_ROLES = {schema: role for role, schema in ROLE_SCHEMAS.items()}
