@@ -308,7 +308,8 @@ def _predicate(p: Mapping[str, Any], facts: Facts) -> bool | None:
     if p["op"] == "missing":
         return value is None
     if value is None:
-        return None
+        # a row whose table gives a separate row for the unknown case does not apply
+        return False if p.get("if_unknown") == "not applicable" else None
     return {"<": value < p["value"], "<=": value <= p["value"], ">": value > p["value"],
             ">=": value >= p["value"], "==": value == p["value"]}[p["op"]]
 

@@ -25,6 +25,7 @@ from ..records.record_checks import read_plan_record
 from ..physics.lung_shunt import lsf_planar_geometric_mean
 from ..imaging.phantom_files import slug
 from .dose_commands import add_dose_commands
+from .guideline_commands import add_guideline_commands
 from .imaging_commands import add_imaging_commands
 from .outputs import check_output_file
 from .progress import Progress
@@ -404,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dose_commands(sub)
     add_treatment_day_commands(sub)
     add_web_commands(sub)
+    add_guideline_commands(sub)
     return parser
 
 
