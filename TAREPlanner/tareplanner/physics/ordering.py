@@ -1,9 +1,11 @@
 """Ordering and dispensing of microspheres for a planned treatment time.
 
-- TheraSphere: whole dose vials of fixed nominal activity, calibrated at noon Eastern
-  Time on Sunday, 12-day shelf life; the vial is chosen so that its activity at the
-  treatment time is at least the prescription, and the time at which it holds exactly
-  the prescription is given (TheraSphere package insert).
+- TheraSphere: whole dose vials (standard sizes or 0.5 GBq steps), calibrated at noon
+  Eastern Time on Sunday, 12-day shelf life (TheraSphere package insert). The vial is
+  chosen so that its activity at the planned treatment time is within a tolerance of the
+  prescription (default +/- 10 %, set by the site), inside the site's working hours and the
+  shelf life; alternatives (another time, size, two vials, another day) come with their
+  deviation; when none fits, the order says so (:func:`order_whole_vials`).
 - SIR-Spheres: a 3 GBq vial (at its calibration time) in 5 mL; the prescribed activity
   is drawn as a fraction (volume) of the vial at treatment time (Sirtex IFU).
 - QuiremSpheres: the patient-specific activity is ordered calibrated for the treatment
@@ -244,11 +246,11 @@ def order_whole_vials(activity_gbq: float, treatment_time: datetime, half_life_h
     ``calibrations_for(moment)`` gives the calibrations whose shelf life covers ``moment``.
     Options at the planned time: one vial of each size, then two vials; the chosen one has
     the fewest vials, then the smallest deviation, then the freshest calibration.
-    Alternatives (never outside working hours nor the shelf life): another size (the closest
-    other single vials, custom 0.5 GBq steps included when the case orders standard sizes),
-    two vials, another time the same or another day at which a vial holds exactly the
-    prescription (or the nearest edge of the working day), and the same time on the days
-    before and after."""
+    Alternatives, the best of each kind (never outside working hours nor the shelf life):
+    another time within two days at which the vial holds exactly the prescription (or the
+    nearest edge of that working day; the one closest to the planned time), another size (a
+    custom 0.5 GBq step when the case orders standard sizes), two vials, and the same time on
+    the days before and after (when within the tolerance)."""
     zone = treatment_time.tzinfo
     sizes = tuple(sorted(set(custom_gbq if use_custom else standard_gbq)))
     custom_set = frozenset(custom_gbq) - frozenset(standard_gbq)
@@ -265,61 +267,62 @@ def order_whole_vials(activity_gbq: float, treatment_time: datetime, half_life_h
     nearest = chosen or min(singles + pairs, key=lambda o: (abs(o.deviation_fraction),
                                                           len(o.vials_nominal_gbq)))
 
-    alternatives: list[VialOption] = []
+    by_kind: dict[str, list[VialOption]] = {}
     if in_hours:
-        others = sorted((o for o in singles if chosen is None or o != chosen),
-                        key=lambda o: abs(o.deviation_fraction))
-        alternatives += [replace_kind(o, "another size") for o in others[:2]]
+        by_kind["another size"] = [replace(o, kind="another size") for o in singles
+                                   if chosen is None or o.vials_nominal_gbq !=
+                                   chosen.vials_nominal_gbq]
         if not use_custom and custom_set:
-            extra = [_option("custom activity", (s,), c, treatment_time, activity_gbq,
-                             half_life_h, custom_set)
-                     for c in calibrations for s in sorted(custom_set)]
-            alternatives.append(min(extra, key=lambda o: abs(o.deviation_fraction)))
-        best_pair = [o for o in pairs if chosen is None or o != chosen]
-        if best_pair and (chosen is None or len(chosen.vials_nominal_gbq) == 1):
-            alternatives.append(min(best_pair, key=lambda o: abs(o.deviation_fraction)))
+            by_kind["custom activity"] = [
+                _option("custom activity", (s,), c, treatment_time, activity_gbq, half_life_h,
+                        custom_set) for c in calibrations for s in sorted(custom_set)]
+        if not any(o.within(tolerance_fraction) for o in singles):
+            by_kind["two vials"] = [o for o in pairs if chosen is None or o != chosen]
         for days in (-1, 1, -2, 2):
             moment = treatment_time + timedelta(days=days)
-            cals = calibrations_for(moment)
-            day_options = [_option(f"another day ({days:+d} d)", (s,), c, moment, activity_gbq,
-                                   half_life_h, custom_set) for c in cals for s in sizes]
-            if day_options:
-                best = min(day_options, key=lambda o: abs(o.deviation_fraction))
-                if best.within(tolerance_fraction):
-                    alternatives.append(best)
-    # another time at which one vial holds exactly the prescription, inside working hours
+            by_kind[f"another day ({days:+d} d)"] = [
+                _option(f"another day ({days:+d} d)", (s,), c, moment, activity_gbq,
+                        half_life_h, custom_set) for c in calibrations_for(moment) for s in sizes]
+    # another time within two days at which the chosen (or nearest) vial holds exactly the
+    # prescription, or the nearest edge of that working day
     base = chosen or nearest
     if len(base.vials_nominal_gbq) == 1:
-        for s in sorted({base.vials_nominal_gbq[0]} | {o.vials_nominal_gbq[0] for o in
-                                                      alternatives if len(o.vials_nominal_gbq)
-                                                      == 1}):
-            for c in calibrations_for(treatment_time) + calibrations_for(
-                    treatment_time + timedelta(days=2)):
-                exact = c + timedelta(hours=hours_until_activity(s, activity_gbq, half_life_h))
-                if not timedelta(0) <= exact - c <= timedelta(days=shelf_life_days):
-                    continue
-                moment = exact
-                if not hours.contains(exact, zone):
-                    start, end = hours.day_edges(exact, zone)
-                    moment = start if exact < start else end
-                    if not timedelta(0) <= moment - c <= timedelta(days=shelf_life_days):
-                        continue
-                option = _option("another time", (s,), c, moment, activity_gbq, half_life_h,
-                                 custom_set)
-                if option.within(tolerance_fraction) and hours.contains(moment, zone) \
-                        and abs((moment - treatment_time).total_seconds()) > 60:
-                    alternatives.append(option)
-    unique: dict[tuple, VialOption] = {}
-    for o in alternatives:
-        key = (o.vials_nominal_gbq, o.calibration_time, o.treatment_time)
-        if key not in unique and (chosen is None or key != (
-                chosen.vials_nominal_gbq, chosen.calibration_time, chosen.treatment_time)):
-            unique[key] = o
-    ordered = sorted((o for o in unique.values() if hours.contains(o.treatment_time, zone)),
-                     key=lambda o: (not o.within(tolerance_fraction), abs(o.deviation_fraction)))
-    return WholeVialPlan(chosen=chosen, nearest=nearest, alternatives=tuple(ordered[:6]),
+        size = base.vials_nominal_gbq[0]
+        found = []
+        cals = {c for d in (-2, 0, 2) for c in calibrations_for(treatment_time
+                                                                + timedelta(days=d))}
+        for c in sorted(cals):
+            exact = c + timedelta(hours=hours_until_activity(size, activity_gbq, half_life_h))
+            moment = exact
+            if not hours.contains(exact, zone):
+                start, end = hours.day_edges(exact, zone)
+                moment = start if exact < start else end
+            if not timedelta(0) <= moment - c <= timedelta(days=shelf_life_days) \
+                    or abs(moment - treatment_time) > timedelta(days=2) \
+                    or abs((moment - treatment_time).total_seconds()) < 60:
+                continue
+            found.append(_option("another time", (size,), c, moment, activity_gbq,
+                                 half_life_h, custom_set))
+        by_kind["another time"] = found
+    alternatives = []
+    for kind, options in by_kind.items():
+        options = [o for o in options if hours.contains(o.treatment_time, zone)]
+        if not options:
+            continue
+        if kind == "another time":
+            fitting_time = [o for o in options if o.within(tolerance_fraction)]
+            if fitting_time:
+                alternatives.append(min(fitting_time, key=lambda o: abs(
+                    o.treatment_time - treatment_time)))
+            continue
+        best = min(options, key=lambda o: abs(o.deviation_fraction))
+        if kind.startswith("another day") and not best.within(tolerance_fraction):
+            continue
+        alternatives.append(best)
+    ordered = sorted(alternatives, key=lambda o: (not o.within(tolerance_fraction),
+                                                  o.kind.startswith("another day"),
+                                                  abs(o.deviation_fraction)))
+    return WholeVialPlan(chosen=chosen, nearest=nearest, alternatives=tuple(ordered),
                          planned_time_in_hours=in_hours, tolerance_fraction=tolerance_fraction)
 
 
-def replace_kind(option: VialOption, kind: str) -> VialOption:
-    return replace(option, kind=kind)
