@@ -621,7 +621,7 @@ def _whole_vial_ordering(case: Case, product: catalogue.Product, solution: Solut
             warnings.append(Warning_(
                 "no-vial-fits",
                 f"{sol.name}: NO VIAL FITS: no vial holds {sol.activity_gbq:.3f} GBq within "
-                f"±{tolerance:.0%} at {t.isoformat(timespec='minutes')} inside working hours "
+                f"±{tolerance * 100:g} % at {t.isoformat(timespec='minutes')} inside working hours "
                 f"{hours.text()}; nearest {' + '.join(f'{x:g}' for x in v.vials_nominal_gbq)} "
                 f"GBq ({v.deviation_fraction:+.1%}). "
                 + (f"Order instead: {_option_text(fits[0])}" if fits else

@@ -231,9 +231,11 @@ def _option(kind: str, vials: tuple[float, ...], calibration: datetime, at: date
 
 
 def _rank(option: VialOption) -> tuple:
-    # fewest vials, then the smallest deviation, then the freshest calibration
-    return (len(option.vials_nominal_gbq), abs(option.deviation_fraction),
-            -option.calibration_time.timestamp())
+    # fewest vials, then the freshest calibration (an older vial of the same activity
+    # carries several times the spheres: a clinical choice, offered as an alternative),
+    # then the smallest deviation
+    return (len(option.vials_nominal_gbq), -option.calibration_time.timestamp(),
+            abs(option.deviation_fraction))
 
 
 def order_whole_vials(activity_gbq: float, treatment_time: datetime, half_life_h: float,
@@ -245,7 +247,7 @@ def order_whole_vials(activity_gbq: float, treatment_time: datetime, half_life_h
 
     ``calibrations_for(moment)`` gives the calibrations whose shelf life covers ``moment``.
     Options at the planned time: one vial of each size, then two vials; the chosen one has
-    the fewest vials, then the smallest deviation, then the freshest calibration.
+    the fewest vials, then the freshest calibration, then the smallest deviation.
     Alternatives, the best of each kind (never outside working hours nor the shelf life):
     another time within two days at which the vial holds exactly the prescription (or the
     nearest edge of that working day; the one closest to the planned time), another size (a
@@ -285,7 +287,8 @@ def order_whole_vials(activity_gbq: float, treatment_time: datetime, half_life_h
                         half_life_h, custom_set) for c in calibrations_for(moment) for s in sizes]
     # another time within two days at which the chosen (or nearest) vial holds exactly the
     # prescription, or the nearest edge of that working day
-    base = chosen or nearest
+    base = chosen if chosen is not None and len(chosen.vials_nominal_gbq) == 1 else \
+        min(singles, key=lambda o: (abs(o.deviation_fraction), -o.calibration_time.timestamp()))
     if len(base.vials_nominal_gbq) == 1:
         size = base.vials_nominal_gbq[0]
         found = []

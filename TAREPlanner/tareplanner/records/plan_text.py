@@ -325,7 +325,7 @@ def ordering_lines(record: dict) -> list[str]:
     """What to order for each position, in words a pharmacy can act on."""
     ordering = record["ordering"]
     lines = [f"ordering ({ordering['kind']}" + (
-        f"; tolerance ±{ordering['activity_tolerance_fraction']:.0%}, working hours "
+        f"; tolerance ±{ordering['activity_tolerance_fraction'] * 100:g} %, working hours "
         f"{ordering['working_hours']}" if "working_hours" in ordering else "") + "):"]
     for entry in ordering["positions"]:
         if "vials_nominal_gbq" in entry:
