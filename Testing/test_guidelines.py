@@ -423,3 +423,23 @@ def test_unknown_row_errors_are_unknown_name_errors():
         catalogue.validate_site_limits({"schema": "tareplanner.site-limits/1", "products": {},
                                         "guidelines": {"promote": [{"row": "nope",
                                                                     "reason": "x"}]}})
+
+
+def test_a_plan_with_site_guideline_changes_and_ordering_rules_replays_exactly():
+    """Catches a replay that drops the site's promoted rows or ordering rules (the record
+    would not reproduce: a promoted limit binds, the tolerance picks the vial)."""
+    from tareplanner.replay import replay
+    site = catalogue.validate_site_limits({
+        "schema": "tareplanner.site-limits/1", "products": {},
+        "guidelines": {"promote": [{"row": "eanm22-glass-hcc-lobectomy-unilobar-whole-normal-90",
+                                    "reason": "protocol"}]},
+        "ordering": {"activity_tolerance_fraction": 0.05,
+                     "working_hours": {"start": "08:00", "end": "18:00"}}})
+    record = _plan(_lobar({"intent": "unilobar", "histology": "hcc", "bilirubin_mg_dl": 0.5},
+                          goal=150), site)
+    # 150 Gy perfused would give 150 * 900 / 1200 = 112.5 Gy whole normal liver: the promoted
+    # 90 Gy row binds, scaling the position by 90 / 112.5 = 0.8
+    assert record["positions"][0]["perfused_dose_gy"] == pytest.approx(120.0)
+    assert record["positions"][0]["limited_by"] == "whole-normal-liver-limit"
+    result = replay(record)
+    assert result["identical"], result["differences"]
