@@ -33,7 +33,6 @@ ML_PER_KG_FACTOR = 1e-3  # mL * g/mL = g; g * 1e-3 = kg
 LIVER_VOLUME_PLAUSIBLE_ML = (600.0, 5000.0)
 SMALL_PERFUSED_VOLUME_ML = 10.0
 LSF_WARNING = 0.10
-VIAL_EXCESS_WARNING = 0.10
 #: A CT lung mass that differs from the 1 kg convention by more than this fraction (of the
 #: CT mass) is a warning: the lung dose then depends on the choice by as much.
 LUNG_MASS_DIFFERENCE_WARNING = 0.20
