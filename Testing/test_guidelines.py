@@ -18,7 +18,7 @@ from tareplanner import catalogue
 from tareplanner.cli.main import main
 from tareplanner.errors import FieldValueError, UnknownNameError
 from tareplanner.physics.ordering import (WorkingHours, calibration_candidates,
-                                          order_whole_vials, vial_sizes)
+                                          order_whole_vials)
 from tareplanner.planning import plan_case
 from tareplanner.records.case import parse_case
 from tareplanner.records.plan_text import plan_summary
