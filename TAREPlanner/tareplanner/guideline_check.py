@@ -142,7 +142,8 @@ def check(record: Mapping[str, Any], rows: CaseRows, product) -> list[dict]:
         if r.quantity == "activity_deviation" and not entries:
             continue
         for where, plan_value, missing in entries:
-            entry = dict(base, where=where, plan_value=plan_value)
+            entry = dict(base, where=where, plan_value=plan_value,
+                         condition_known=unknown is None)
             if r.quantity == "activity_deviation" and plan_value is not None:
                 plan_value = abs(plan_value)
                 entry["plan_value"] = plan_value
