@@ -443,3 +443,26 @@ def test_a_plan_with_site_guideline_changes_and_ordering_rules_replays_exactly()
     assert record["positions"][0]["limited_by"] == "whole-normal-liver-limit"
     result = replay(record)
     assert result["identical"], result["differences"]
+
+
+def test_a_promoted_range_caps_the_perfused_dose_of_a_position():
+    """A promoted range binds at its upper end: EANM 2022 Table 2, HCC unilobar, perfused
+    80-150 Gy promoted; a 200 Gy perfused goal is capped at 150 Gy. Hand:
+    A = 150 * 1.03 / (49.67 * 0.95) = 3.2742 GBq; an explicit activity above it is a
+    violation of the perfused limit with the row's source and the site's reason."""
+    site = catalogue.validate_site_limits({
+        "schema": "tareplanner.site-limits/1", "products": {},
+        "guidelines": {"promote": [{"row": "eanm22-glass-hcc-unilobar-perfused-80-150",
+                                    "reason": "site cap 150 Gy perfused"}]}})
+    record = _plan(_lobar({"intent": "unilobar", "histology": "hcc"}, goal=200), site)
+    pos = record["positions"][0]
+    assert pos["activity_gbq"] == pytest.approx(150 * 1.03 / (CF_Y90 * 0.95), rel=1e-9)
+    assert pos["limited_by"] == "perfused-limit"
+    doc = _lobar({"intent": "unilobar", "histology": "hcc"})
+    doc["positions"][0]["goal"] = {"activity_gbq": 150 * 1.03 / (CF_Y90 * 0.95) * (1 + 1e-6)}
+    (v,) = _plan(doc, site)["positions"][0]["violations"]
+    assert v["limit"] == "perfused-limit" and v["limit_gy"] == 150
+    assert "Table 2" in v["source"] and "site cap 150 Gy perfused" in v["source"]
+    # the same goal without the site: a recommendation only, nothing caps it
+    assert _plan(_lobar({"intent": "unilobar", "histology": "hcc"}, goal=200))[
+        "positions"][0]["perfused_dose_gy"] == pytest.approx(200)
