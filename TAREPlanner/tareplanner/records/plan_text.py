@@ -123,6 +123,8 @@ def plan_summary(record: dict) -> str:
     lines.append(whole_liver_text(record))
     lines += uncertainty_lines(record)
     lines += guideline_lines(record)
+    from .response_record import response_lines
+    lines += response_lines(record)
     lines += ordering_lines(record)
     if record["violations"] or any(p["violations"] for p in record["positions"]):
         lines.append("VIOLATIONS:")
