@@ -466,3 +466,21 @@ def test_a_promoted_range_caps_the_perfused_dose_of_a_position():
     # the same goal without the site: a recommendation only, nothing caps it
     assert _plan(_lobar({"intent": "unilobar", "histology": "hcc"}, goal=200))[
         "positions"][0]["perfused_dose_gy"] == pytest.approx(200)
+
+
+def test_site_changes_are_on_the_pdf(tmp_path):
+    """The site's promoted rows and changed values, with their reasons, are printed in the
+    PDF's guideline check (a record without them would hide why a plan was scaled)."""
+    pypdf = pytest.importorskip("pypdf")
+    from tareplanner.records.report import write_report
+    site = catalogue.validate_site_limits({
+        "schema": "tareplanner.site-limits/1", "site": "Test site", "products": {},
+        "guidelines": {"promote": [{"row": "eanm22-glass-hcc-lobectomy-unilobar-whole-normal-90",
+                                    "reason": "protocol 2026 A"}]}})
+    record = _plan(_lobar({"intent": "unilobar", "histology": "hcc", "bilirubin_mg_dl": 0.5},
+                          goal=150), site)
+    out = write_report(record, tmp_path / "plan.pdf")
+    text = " ".join(" ".join(page.extract_text().split())
+                    for page in pypdf.PdfReader(str(out)).pages)
+    assert "Guideline check" in text
+    assert "promoted to a hard limit (protocol 2026 A)" in text

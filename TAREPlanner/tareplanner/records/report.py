@@ -171,6 +171,8 @@ def _plan_pages(doc: Document, record: dict) -> None:
         doc.heading("Guideline check")
         doc.paragraph(tables.scenario_text(record), size=7.5)
         _table(doc, tables.guideline_table(record), size=6.5)
+        for line in tables.site_change_lines(record):
+            doc.paragraph(line, size=7.5)
     if record.get("uncertainty"):
         u = record["uncertainty"]
         doc.heading("Uncertainty")

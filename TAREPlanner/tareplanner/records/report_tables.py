@@ -351,6 +351,20 @@ def guideline_table(record: dict):
         ["l", "l", "l", "r", "l", "l", "l"]
 
 
+def site_change_lines(record: dict) -> list[str]:
+    """Every guideline row the site promoted or changed, with its reason."""
+    out = []
+    for c in (record.get("guideline_check") or {}).get("site_changes", []):
+        parts = []
+        if "value_to" in c:
+            parts.append(f"value {c['value_from']:g} -> {c['value_to']:g} ({c['value_reason']})")
+        if "kind_to" in c:
+            parts.append(f"promoted to a hard limit ({c['promote_reason']})")
+        out.append(f"Site change, {c['row']}: " + "; ".join(parts)
+                   + (f" [{c['site']}]" if c.get("site") else ""))
+    return out
+
+
 def scenario_text(record: dict) -> str:
     """The scenario of a plan in words (or that none was given)."""
     s = (record.get("guideline_check") or {}).get("scenario")
