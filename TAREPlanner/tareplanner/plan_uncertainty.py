@@ -60,6 +60,8 @@ def _binding(position: str, goal_kind: str | None, limited_by: str, tumours,
     for; None for an explicit activity."""
     if limited_by == LIMITED_BY_NORMAL:
         return f"{position}: normal liver"
+    if limited_by == "perfused-limit":
+        return f"{position}: perfused"
     if limited_by in SHARED_LIMIT_FIGURE:
         return SHARED_LIMIT_FIGURE[limited_by]
     if goal_kind is None or goal_kind == "activity_gbq":
@@ -87,12 +89,14 @@ def _resolution_input(table: Mapping[str, Any] | None, lsf_method: str
 
 def plan_uncertainty(case: Case, solution: Solution, *, energy_j_per_gbq: float,
                      partition: bool, lung_mass: Mapping[str, Any], limits_gy: Mapping[str, Any],
-                     whole_limits: list) -> dict:
-    """The ``uncertainty`` part of a plan record."""
+                     whole_limits: list, resolved_goals: Mapping[str, str] | None = None) -> dict:
+    """The ``uncertainty`` part of a plan record. ``resolved_goals``: the dose goal a
+    position's ``maximum`` goal was resolved to (position name -> goal kind)."""
     cfg = settings(case, lung_mass["source"])
     positions = []
     for pos, sol in zip(case.positions, solution.positions):
         goal_kind = pos.goal.kind if pos.goal else None
+        goal_kind = (resolved_goals or {}).get(pos.name, goal_kind)
         binding = _binding(pos.name, goal_kind, sol.limited_by, pos.tumours, partition)
         positions.append(PositionInput(
             name=pos.name, activity_gbq=sol.activity_gbq,

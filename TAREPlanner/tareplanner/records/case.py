@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .. import catalogue
+from ..guidelines import Scenario, parse_scenario
 from ..errors import (FieldValueError, MissingFieldError, SchemaError, UnknownNameError,
                       UnsupportedMethodError)
 from ..physics.lung_shunt import lsf_planar_geometric_mean
@@ -32,7 +33,8 @@ CASE_FIELDS = ("schema", "case_id", "product", "method", "tissue_density_g_per_m
                "lung_shunt_fraction", "lsf_method", "planar_counts", "lung_mass_kg",
                "lung_mass_source", "lung_mass_ct_kg", "prior_lung_dose_gy", "residual_fraction", "liver_compromised", "patient",
                "whole_liver_volume_ml", "whole_liver_tumour_volume_ml", "treatment_time",
-               "ordering", "positions", "notes", "measurement", "uncertainty", "study")
+               "ordering", "positions", "notes", "measurement", "uncertainty", "study",
+               "scenario")
 #: Where the lung mass comes from: a CT densitovolumetric measurement, a value entered by
 #: hand, or the 1 kg convention of the package inserts (chosen explicitly, or by default
 #: when the case holds no lung mass).
@@ -108,6 +110,8 @@ class Case:
     #: (fwhm_mm, assumed, source, chosen_by); None for a case not measured from images
     resolution: Mapping[str, Any] | None = None
     uncertainty: Mapping[str, Any] | None = None
+    #: Treatment intent, histology and liver function (None: no scenario given).
+    scenario: Scenario | None = None
 
     @property
     def input_sha256(self) -> str:
@@ -358,7 +362,7 @@ def parse_case(document: Any) -> Case:
     check_keys(ordering_raw, "ordering", ("therasphere_vials", "vial_calibration_time"))
     ordering = Ordering(
         therasphere_vials=string(ordering_raw, "therasphere_vials", "ordering",
-                                 default="standard", choices=("standard", "custom")),
+                                 default="custom", choices=("standard", "custom")),
         vial_calibration_time=timestamp(ordering_raw, "vial_calibration_time", "ordering",
                                         required=False))
 
@@ -394,7 +398,9 @@ def parse_case(document: Any) -> Case:
         raise FieldValueError("measurement.warnings", measurement_warnings,
                               "a list of {code, message} objects")
 
+    liver_compromised = boolean(doc, "liver_compromised", "", default=False)
     return Case(
+        scenario=parse_scenario(doc.get("scenario"), liver_compromised),
         uncertainty=_uncertainty(doc, positions),
         measurement_warnings=tuple(measurement_warnings),
         resolution=resolution,
@@ -407,7 +413,7 @@ def parse_case(document: Any) -> Case:
         prior_lung_dose_gy=number(doc, "prior_lung_dose_gy", "", default=0.0, minimum=0),
         residual_fraction=number(doc, "residual_fraction", "", default=0.0, minimum=0,
                                  exclusive_maximum=1),
-        liver_compromised=boolean(doc, "liver_compromised", "", default=False),
+        liver_compromised=liver_compromised,
         patient=patient, whole_liver_volume_ml=whole_liver,
         whole_liver_tumour_volume_ml=whole_tumour,
         treatment_time=timestamp(doc, "treatment_time", "", required=False),

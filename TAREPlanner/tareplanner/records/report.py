@@ -15,8 +15,8 @@ from pathlib import Path
 
 from .atomic import atomic_path
 from .identity import printable, report_identity
-from .plan_text import (limited_by_text, lung_mass_text, resolution_text, uncertainty_lines,
-                        whole_liver_text)
+from .plan_text import (guideline_lines, limited_by_text, lung_mass_text, resolution_text,
+                        uncertainty_lines, whole_liver_text)
 from . import report_tables as tables
 from .report_figures import (PATIENT_AXIS_LETTERS, _dvh_page, draw_dvh,  # noqa: F401
                              isodose_figure, structure_colours)
@@ -77,6 +77,9 @@ def plan_lines(record: dict) -> list[str]:
               *(["## Uncertainty"] + [line.strip() if not line.startswith("    ") else line[2:]
                                       for line in uncertainty_lines(record)] + [""]
                 if record.get("uncertainty") else []),
+              *(["## Guideline check"] + [line[4:] if line.startswith("    ") else line
+                                          for line in guideline_lines(record)[1:]] + [""]
+                if record.get("guideline_check") else []),
               "## Ordering and dispensing", f"kind: {record['ordering']['kind']}"]
     columns, rows, _, _ = tables.ordering_table(record)
     lines += ["  " + "; ".join(f"{c} {v}" for c, v in zip(columns, row) if v) for row in rows]
@@ -200,6 +203,12 @@ def _plan_pages(doc: Document, record: dict) -> None:
     _table(doc, tables.warnings_table(record["warnings"]))
     doc.heading("Limits applied and their sources")
     _table(doc, tables.limits_table(record), size=7)
+    if record.get("guideline_check"):
+        doc.heading("Guideline check")
+        doc.paragraph(tables.scenario_text(record), size=7.5)
+        _table(doc, tables.guideline_table(record), size=6.5)
+        for line in tables.site_change_lines(record):
+            doc.paragraph(line, size=7.5)
     if record.get("uncertainty"):
         u = record["uncertainty"]
         doc.heading("Uncertainty")
