@@ -294,6 +294,39 @@ def test_measure_with_camera_records_it_and_without_says_assumed(iec_dir, phanto
             assert case["uncertainty"]["resolution"]["half_range_mm"] == 4.0
 
 
+def test_camera_file_is_a_parent_of_measurement_and_plan(iec_dir, phantom_dir, tmp_path,
+                                                          capsys):
+    """Bug caught: the camera file the TNRs and LSF were corrected with missing from the
+    record chain (measurement and plan not naming it by the hash of its bytes), or a chain
+    check that accepts another camera file in its place."""
+    import hashlib
+    camera = tmp_path / "camera.json"
+    assert main(_calibrate_args(iec_dir, camera)) == 0
+    other = tmp_path / "other.json"
+    assert main(_calibrate_args(iec_dir, other, "--operator", "someone else")) == 0
+    out = tmp_path / "m"
+    out.mkdir()
+    assert main(_measure_args(phantom_dir, out, "--camera", str(camera))) == 0
+    sha = hashlib.sha256(camera.read_bytes()).hexdigest()
+    m = json.loads((out / "measurement.json").read_text())
+    assert m["parents"]["camera"] == {"schema": "tareplanner.camera/1", "sha256": sha,
+                                      "file": "camera.json"}
+    plan = out / "plan.json"
+    assert main(["plan", str(out / "case.json"), "-o", str(plan)]) == 0
+    assert json.loads(plan.read_text())["parents"]["camera"]["sha256"] == sha
+    capsys.readouterr()
+    # the whole chain with its camera file is verified; without it, or with another, refused
+    assert main(["replay", str(out / "measurement.json"), str(out / "case.json"), str(plan),
+                 str(camera)]) == 0
+    capsys.readouterr()
+    assert main(["replay", str(out / "measurement.json"), str(out / "case.json"),
+                 str(plan)]) == 2
+    assert "parents.camera" in capsys.readouterr().err
+    assert main(["replay", str(out / "measurement.json"), str(out / "case.json"), str(plan),
+                 str(other)]) == 2
+    assert "parents.camera" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("psf_args", [["--fwhm-mm", "16"],
                                       ["--fwhm-mm", "14", "--tail-fraction", "0.15",

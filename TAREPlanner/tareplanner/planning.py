@@ -392,6 +392,9 @@ def plan_case(case: Case, site_limits: Mapping[str, Any] | None = None,
         "warnings": [w.as_dict() for w in warnings],
         "case": case.document,
     }
+    camera_sha = (case.resolution or {}).get("camera_sha256")
+    if camera_sha:  # the camera file the case's TNRs and LSF were corrected with
+        record["parents"] = {"camera": {"schema": "tareplanner.camera/1", "sha256": camera_sha}}
     record["scenario"] = case.scenario.as_dict() if case.scenario else None
     checks = guideline_check.check(record, rows, product)
     record["guideline_check"] = {

@@ -133,6 +133,10 @@ def cmd_dose(args: argparse.Namespace) -> int:
         parents["administration"] = {"schema": "tareplanner.administration/1",
                                      "sha256": args.administration_sha256,
                                      "file": Path(args.administration).name}
+    from ..records.chain import camera_parent
+    camera = camera_parent(post_resolution)
+    if camera:
+        parents["camera"] = camera
     record = dose_record(plan, dose_info, info, planned_report, why, parents=parents)
     record["warnings"] += [dict(w) for w in getattr(args, "administration_warnings", [])]
     with atomic_folder(out) as tmp:

@@ -67,7 +67,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                                "sha256": response["sha256"],
                                "file": Path(args.response).name}
     if parents:
-        record["parents"] = parents
+        record.setdefault("parents", {}).update(parents)
     if args.output:
         write_json_atomic(args.output, record, overwrite=args.force, field="-o")
     if args.json:

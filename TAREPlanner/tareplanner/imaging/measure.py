@@ -277,7 +277,15 @@ def measure(ct: LoadedImage, spect: LoadedImage, labels: LabelInputs,
         "counts_outside_liver_lungs_fraction": outside,
         "positions": position_records,
         "warnings": warnings,
+        **_camera_parents(pvc_record),
     }
+
+
+def _camera_parents(pvc_record: dict) -> dict:
+    """``{"parents": {"camera": ...}}`` when the correction used a camera file, else {}."""
+    from ..records.chain import camera_parent
+    ref = camera_parent(pvc_record.get("resolution")) if pvc_record else None
+    return {"parents": {"camera": ref}} if ref else {}
 
 
 def _check_camera(res: dict, spect: LoadedImage) -> None:

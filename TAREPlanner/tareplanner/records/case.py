@@ -384,6 +384,11 @@ def parse_case(document: Any) -> Case:
         resolution = require_object(resolution, "measurement.resolution")
         number(resolution, "fwhm_mm", "measurement.resolution", exclusive_minimum=0,
                maximum=400)
+        camera_sha = resolution.get("camera_sha256")
+        if camera_sha is not None and not (isinstance(camera_sha, str) and len(camera_sha) == 64
+                                           and all(c in "0123456789abcdef" for c in camera_sha)):
+            raise FieldValueError("measurement.resolution.camera_sha256", camera_sha,
+                                  "the SHA-256 of the camera file (64 lower-case hex digits)")
     manual = measurement.get("manual_entries", [])
     if not isinstance(manual, list) or not all(
             isinstance(e, dict) and isinstance(e.get("quantity"), str)

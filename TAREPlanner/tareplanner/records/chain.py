@@ -37,6 +37,7 @@ ROLE_SCHEMAS = {
     "administration": "tareplanner.administration/1",
     "site_limits": "tareplanner.site-limits/1",
     "response": "tareplanner.response/1",
+    "camera": "tareplanner.camera/1",
 }
 #: the role a record of each schema plays as a parent
 SCHEMA_ROLES = {schema: role for role, schema in ROLE_SCHEMAS.items()}
@@ -81,6 +82,18 @@ def parent_ref(document: Mapping[str, Any], file: str | Path | None = None,
            else record_sha256(document)}
     if file is not None:
         ref["file"] = Path(file).name
+    return ref
+
+
+def camera_parent(resolution: Mapping[str, Any] | None) -> dict | None:
+    """The parent reference of the camera file a resolution came from (``tareplanner
+    calibrate``'s file, named by the hash of its bytes), or None for an assumed resolution."""
+    camera = (resolution or {}).get("camera")
+    if not isinstance(camera, Mapping) or not isinstance(camera.get("sha256"), str):
+        return None
+    ref = {"schema": ROLE_SCHEMAS["camera"], "sha256": camera["sha256"]}
+    if camera.get("file"):
+        ref["file"] = Path(str(camera["file"])).name
     return ref
 
 
