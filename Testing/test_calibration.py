@@ -521,6 +521,12 @@ def test_delivered_mean_doses_corrected_within_10_and_5_percent(tmp_path, pet_fw
     want, _ = _mean_doses(tmp_path / "t")
     pvc = record["post_treatment"]["partial_volume_correction"]
     assert pvc["assumed"] is (pet_fwhm is None)
+    if pet_fwhm:  # the PET's camera file is a parent of the dose record, by its bytes' hash
+        import hashlib
+        assert record["parents"]["camera"]["sha256"] == hashlib.sha256(
+            (tmp_path / "pet.json").read_bytes()).hexdigest()
+    else:
+        assert "camera" not in record["parents"]
     for name in ("T1", "T2", "T3"):
         assert got[name] == pytest.approx(want[name], rel=0.10)
     for name in ("normal liver (right hepatic)", "normal liver (left hepatic)"):
