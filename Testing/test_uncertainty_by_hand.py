@@ -1,0 +1,198 @@
+"""The uncertainty Monte Carlo (physics.uncertainty, plan_uncertainty) against values worked out
+by hand here, each test naming the bug it catches. Each of these bugs once passed the suite:
+the lung dose without (1 - R), the residual sampled around 0 instead of R, the whole normal
+liver divided by the whole liver, the TNR's standard deviation scaled by the TNR, the activity
+figure inverted.
+
+The hand example (round numbers so that every figure can be checked on paper):
+energy 50 J/GBq, density 1.0 g/mL, LSF 0.1, residual R = 0.2, lung 1.0 kg, prior lung dose 5 Gy,
+one position of A = 2 GBq: normal liver 1000 mL, tumour T1 of 100 mL with TNR 4; whole liver
+1500 mL holding 150 mL of tumour.
+
+Partition model (MIRD; Ho et al. 1996; the SIR-Spheres and TheraSphere IFUs), doses in Gy =
+J/kg, with e = energy x (1 - LSF) x (1 - R) = 50 x 0.9 x 0.8 = 36 J/GBq reaching the liver:
+- normal liver: e A / (m_N + TNR m_T) = 72 / (1.0 + 4 x 0.1) = 72 / 1.4 = 51.428571 Gy
+- tumour: TNR x normal = 205.714286 Gy
+- perfused: e A / (m_N + m_T) = 72 / 1.1 = 65.454545 Gy
+- lung: energy x LSF x (1 - R) x A / m_lung = 50 x 0.1 x 0.8 x 2 / 1 = 8 Gy; cumulative 13 Gy
+- whole liver: e A / m_liver = 72 / 1.5 = 48 Gy
+- whole normal liver: energy in normal liver / normal-liver mass = 51.428571 x 1.0 / (1.5 - 0.15)
+  = 38.095238 Gy
+"""
+
+import numpy as np
+import pytest
+
+from tareplanner.physics.uncertainty import (Limit, PlanInputs, PositionInput, TumourInput,
+                                             doses, nominal_samples, propagate, sample_inputs)
+
+HAND = {"right: normal liver": 72 / 1.4, "right/T1": 4 * 72 / 1.4,
+        "right: perfused": 72 / 1.1, "lung": 8.0, "lung cumulative": 13.0,
+        "whole liver": 48.0, "whole normal liver": (72 / 1.4) / 1.35}
+
+
+def _inputs(*, explicit=False, binding="right: normal liver", whole_tumour=150.0,
+            calibrator=0.0, residual=0.0, lsf=0.0, tnr=0.0, lung=0.0, boundary=0.0,
+            partition=True):
+    return PlanInputs(
+        energy_j_per_gbq=50.0, density_g_per_ml=1.0, partition=partition,
+        lung_shunt_fraction=0.1, lsf_relative_sd=lsf, residual_fraction=0.2, residual_sd=residual,
+        calibrator_relative_sd=calibrator, lung_mass_kg=1.0, lung_mass_relative_sd=lung,
+        prior_lung_dose_gy=5.0, boundary_mm=boundary,
+        positions=(PositionInput("right", 2.0, explicit, 1000.0,
+                                 (TumourInput("T1", 100.0, 4.0, tnr),),
+                                 None if explicit else binding),),
+        whole_liver_volume_ml=1500.0, whole_liver_tumour_volume_ml=whole_tumour)
+
+
+def test_nominal_figures_are_the_hand_values():
+    """Bugs caught: (1 - R) dropped from the lung dose (10 Gy instead of 8), the residual's
+    nominal taken as 0 (e = 45, normal 64.3 Gy), the whole normal liver divided by the whole
+    liver's mass (34.3 Gy instead of 38.1), the prior lung dose left out of the cumulative."""
+    nominal = {k: float(v[0]) for k, v in doses(_inputs(), nominal_samples(_inputs())).items()}
+    assert nominal == pytest.approx(HAND, rel=1e-9)
+    result = propagate(_inputs(), [], n=200, seed=1)
+    for name, value in HAND.items():
+        assert result["figures"][name]["nominal"] == pytest.approx(value, rel=1e-9)
+        # no input has a spread: every sample is the nominal plan
+        assert result["figures"][name]["median"] == pytest.approx(value, rel=1e-9)
+        assert result["figures"][name]["low"] == pytest.approx(value, rel=1e-9)
+        assert result["figures"][name]["high"] == pytest.approx(value, rel=1e-9)
+
+
+def test_whole_normal_liver_without_a_stated_tumour_volume_uses_the_tumours():
+    """Bug caught: the whole-liver tumour volume not taken from the positions' tumours when
+    the case gives none. By hand: 51.428571 / (1.5 - 0.1) = 36.734694 Gy."""
+    nominal = doses(_inputs(whole_tumour=None), nominal_samples(_inputs(whole_tumour=None)))
+    assert float(nominal["whole normal liver"][0]) == pytest.approx((72 / 1.4) / 1.4, rel=1e-9)
+
+
+def test_without_partition_every_tumour_gets_the_perfused_dose():
+    """Bug caught: TNR applied outside the partition model. By hand: 72 / 1.1 Gy for normal
+    liver, tumour and perfused alike."""
+    nominal = doses(_inputs(partition=False), nominal_samples(_inputs(partition=False)))
+    for name in ("right: normal liver", "right/T1", "right: perfused"):
+        assert float(nominal[name][0]) == pytest.approx(72 / 1.1, rel=1e-9)
+
+
+def test_residual_is_sampled_around_r_with_its_absolute_sd():
+    """Bug caught: the residual sampled around 0 (R dropped) or with a relative sd. With
+    u_R = 0.02 absolute: mean 0.2, sd 0.02 (n = 40000: standard error 1e-4)."""
+    s = sample_inputs(_inputs(residual=0.02), 40000, 3)["residual"]
+    assert s.mean() == pytest.approx(0.2, abs=5e-4)
+    assert s.std() == pytest.approx(0.02, rel=0.02)
+
+
+def test_tnr_sd_is_relative_not_scaled_by_the_tnr():
+    """Bug caught: the TNR's standard deviation multiplied by the TNR again (TNR x (1 + u TNR
+    z)): with TNR 4 and u = 0.05 the relative sd would be 0.2 instead of 0.05."""
+    s = sample_inputs(_inputs(tnr=0.05), 40000, 5)["tnr T1"]
+    assert s.mean() == pytest.approx(4.0, rel=2e-3)
+    assert s.std() / 4.0 == pytest.approx(0.05, rel=0.03)
+
+
+def test_lsf_and_lung_mass_are_relative():
+    """Bug caught: the LSF or the lung mass sampled with an absolute sd. LSF 0.1 with a 10 %
+    relative sd -> sd 0.01; lung mass 1 kg with 20 % -> sd 0.2 kg."""
+    s = sample_inputs(_inputs(lsf=0.1, lung=0.2), 40000, 7)
+    assert s["lsf"].std() == pytest.approx(0.01, rel=0.03)
+    assert s["lung mass"].std() == pytest.approx(0.2, rel=0.03)
+
+
+def test_activity_figure_is_planned_activity_over_dose_ratio():
+    """Bug caught: the activity figure inverted (A x figure / nominal instead of A x nominal /
+    figure). With only the calibrator uncertain (c ~ N(1, 0.1)) the binding figure is the
+    planned dose times c, so the activity giving the planned dose is A / c: its 2.5th and
+    97.5th percentiles are A / (1 + 1.96 x 0.1) = 1.6722 and A / (1 - 1.96 x 0.1) = 2.4876
+    GBq (the inverted figure would give 1.608 and 2.392). An explicit activity is A x c."""
+    result = propagate(_inputs(calibrator=0.1), [], n=40000, seed=11)
+    activity = result["figures"]["right: activity"]
+    assert activity["nominal"] == 2.0 and activity["unit"] == "GBq"
+    assert activity["low"] == pytest.approx(2 / 1.196, rel=0.01)
+    assert activity["high"] == pytest.approx(2 / 0.804, rel=0.01)
+    explicit = propagate(_inputs(calibrator=0.1, explicit=True), [], n=40000, seed=11)
+    assert explicit["figures"]["right: activity"]["low"] == pytest.approx(2 * 0.804, rel=0.01)
+    assert explicit["figures"]["right: activity"]["high"] == pytest.approx(2 * 1.196, rel=0.01)
+
+
+def test_calibrator_scales_every_dose_alike():
+    """Bug caught: the calibrator factor applied to some figures only. With c ~ N(1, 0.1) the
+    interval of every dose is nominal x (1 -/+ 1.96 x 0.1) (the prior lung dose excepted)."""
+    result = propagate(_inputs(calibrator=0.1), [], n=40000, seed=13)
+    for name in ("right: normal liver", "right/T1", "lung", "whole liver",
+                 "whole normal liver"):
+        fig = result["figures"][name]
+        assert fig["low"] == pytest.approx(HAND[name] * 0.804, rel=0.01), name
+        assert fig["high"] == pytest.approx(HAND[name] * 1.196, rel=0.01), name
+        assert fig["relative_sd"] == pytest.approx(0.1, rel=0.03), name
+        assert fig["main_contributors"][0]["input"] == "calibrator"
+        assert fig["main_contributors"][0]["variance_share"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_exceedance_and_scale_factor_for_the_lung_limit():
+    """Bug caught: exceedance counted with >= or against the wrong figure, or the scale
+    factor's quantile taken at 1 - p. Lung 8 Gy with c ~ N(1, 0.1), limit 8 Gy: half the
+    samples exceed it (0.5); at p = 5 % the factor is 1 / (1 + 1.645 x 0.1) = 0.8587."""
+    result = propagate(_inputs(calibrator=0.1), [Limit("lung-limit", "lung", 8.0)],
+                       n=40000, seed=17, exceedance_probability=0.05)
+    assert result["exceedance"]["lung-limit"]["probability"] == pytest.approx(0.5, abs=0.01)
+    assert result["probability_any_limit_exceeded"] == pytest.approx(0.5, abs=0.01)
+    at = result["at_exceedance_probability"]
+    assert at["scale_factor"] == pytest.approx(1 / 1.1645, rel=0.01)
+    assert at["activities_gbq"]["right"] == pytest.approx(2 / 1.1645, rel=0.01)
+    # an explicit activity is never scaled: no factor (it would be infinite)
+    explicit = propagate(_inputs(calibrator=0.1, explicit=True),
+                         [Limit("lung-limit", "lung", 8.0)], n=2000, seed=17)
+    assert explicit["at_exceedance_probability"] is None
+
+
+def test_boundary_shift_changes_volumes_by_a_sphere_surface():
+    """Bug caught: the boundary shift's volume change off by the surface formula. 1000 mL is a
+    sphere of r = 62.035 mm (V = 4/3 pi r^3 = 1e6 mm^3); a shift uniform in [-1, 1] x 2 mm
+    changes it by up to 4 pi r^2 x 2 mm = 96.71 mL: samples span 903.3..1096.7 mL."""
+    r = (3e6 / (4 * np.pi)) ** (1 / 3)
+    change = 4 * np.pi * r ** 2 * 2.0 / 1000.0
+    s = sample_inputs(_inputs(boundary=2.0), 40000, 19)["volume right normal liver"]
+    assert s.min() == pytest.approx(1000 - change, rel=1e-3)
+    assert s.max() == pytest.approx(1000 + change, rel=1e-3)
+    assert s.std() == pytest.approx(change / np.sqrt(3), rel=0.02)   # uniform: half-width/sqrt 3
+
+
+def test_plan_uncertainty_nominal_figures_are_the_plans_doses(base_case):
+    """Bug caught: the uncertainty section's nominal doses not those of the plan (a wrong
+    binding figure, a dropped residual or density). The shared case (TheraSphere, Y-90
+    49.67 J/GBq, density 1.03 g/mL, LSF 0.06, R = 0, lung 1 kg; one position of 900 mL
+    normal liver with T1 of 120 mL, TNR 3.1, goal 250 Gy; whole liver 1800 mL with 150 mL
+    tumour), by hand:
+    normal = 250 / 3.1 = 80.645 Gy; masses 0.927 kg normal, 0.1236 kg tumour;
+    liver energy = 80.645 x 0.927 + 250 x 0.1236 = 105.658 J; perfused = 105.658 / 1.0506
+    = 100.569 Gy; A = 105.658 / (49.67 x 0.94) = 2.26298 GBq; lung = 49.67 x 0.06 x A / 1
+    = 6.7441 Gy; whole liver = 105.658 / 1.854 = 56.989 Gy; whole normal liver = 80.645 x
+    0.927 / ((1800 - 150) x 1.03e-3) = 43.988 Gy."""
+    from tareplanner.planning import plan_case
+    from tareplanner.records.case import parse_case
+
+    record = plan_case(parse_case(base_case))
+    figures = record["uncertainty"]["figures"]
+    normal = 250 / 3.1
+    energy = normal * 0.927 + 250 * 0.1236
+    activity = energy / (49.67 * 0.94)
+    hand = {"right hepatic: normal liver": normal, "right hepatic/T1": 250.0,
+            "right hepatic: perfused": energy / 1.0506, "lung": 49.67 * 0.06 * activity,
+            "lung cumulative": 49.67 * 0.06 * activity, "whole liver": energy / 1.854,
+            "whole normal liver": normal * 0.927 / (1650 * 1.03e-3),
+            "right hepatic: activity": activity}
+    for name, value in hand.items():
+        assert figures[name]["nominal"] == pytest.approx(value, rel=1e-6), name
+    # and the same numbers stand in the plan itself
+    position = record["positions"][0]
+    assert position["activity_gbq"] == pytest.approx(activity, rel=1e-6)
+    assert position["normal_dose_gy"] == pytest.approx(normal, rel=1e-6)
+    assert record["lung_dose_gy"] == pytest.approx(49.67 * 0.06 * activity, rel=1e-6)
+    assert record["whole_liver"]["whole_normal_liver_dose_gy"] == pytest.approx(
+        hand["whole normal liver"], rel=1e-6)
+    # the defaults stated with their source, the case's own values marked as the case's
+    inputs = record["uncertainty"]["inputs"]
+    assert inputs["calibrator_relative_sd"]["value"] == 0.05
+    assert inputs["lung_mass_relative_sd"]["value"] == 0.1        # entered by hand: 10 %
+    assert all(inputs[k]["source"] for k in inputs)
