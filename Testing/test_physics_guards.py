@@ -1,0 +1,166 @@
+"""The guards and edges of the small physics modules (decay, lung_shunt, administration,
+compartments), each test naming the bugs it catches. Expected values are worked out by hand in
+the docstrings; the messages are part of the behaviour (the command line prints them as they
+are), so their words are checked too.
+"""
+
+import math
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from tareplanner.physics.administration import (Reading, delivered_activity,
+                                                deviation_fraction, meets_criterion)
+from tareplanner.physics.compartments import dose_per_activity, lung_dose_per_activity
+from tareplanner.physics.decay import (decay_constant_per_h, decay_factor,
+                                       energy_per_activity_j_per_gbq, hours_between,
+                                       hours_until_activity)
+from tareplanner.physics.lung_shunt import lsf_planar_geometric_mean
+
+T0 = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)
+
+
+# --------------------------------------------------------------------------- decay
+
+def test_half_life_must_be_positive_and_small_ones_are_allowed():
+    """Bugs caught: a half-life of 0 accepted (division by zero later), or the bound moved
+    to 1 h (Tc-99m's 6.0 h passes either way; 0.5 h must pass). ln 2 / 0.5 = 1.386294 /h."""
+    assert decay_constant_per_h(0.5) == pytest.approx(math.log(2) / 0.5, rel=1e-12)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match=r"half_life_h must be > 0, got "):
+            decay_constant_per_h(bad)
+
+
+def test_decay_factor_takes_integers_and_lists():
+    """Bug caught: elapsed times not converted to float (an integer list of hours)."""
+    np.testing.assert_allclose(decay_factor([0, 64], 64), [1.0, 0.5])
+    assert decay_factor(2, 2.0) == pytest.approx(0.5)
+
+
+def test_hours_between_needs_both_offsets():
+    """Bug caught: only one naive time refused ('or' turned to 'and')."""
+    naive = datetime(2026, 12, 1, 10, 0)
+    for start, end in ((naive, T0), (T0, naive), (naive, naive)):
+        with pytest.raises(ValueError, match=r"^times must carry a UTC offset \(time zone\)$"):
+            hours_between(start, end)
+    assert hours_between(T0, T0 + timedelta(hours=3)) == 3.0
+
+
+def test_hours_until_activity_refuses_zero_either_side():
+    """Bugs caught: zero activity accepted on one side (log of 0), or the bound moved to
+    1 GBq (0.5 GBq is a real activity). By hand, 0.5 -> 0.25 GBq takes one half-life."""
+    assert hours_until_activity(0.5, 0.25, 64.1) == pytest.approx(64.1, rel=1e-12)
+    for a, b in ((0.0, 1.0), (1.0, 0.0), (-1.0, 1.0), (1.0, -1.0)):
+        with pytest.raises(ValueError, match=r"^activities must be > 0$"):
+            hours_until_activity(a, b, 64.1)
+
+
+def test_energy_per_gbq_by_hand():
+    """Bug caught: a constant off in the last digit. 1 GBq x mean life (T / ln 2) x mean
+    energy: Y-90 64.1 h, 0.9267 MeV: 1e9 x 332,909.7 s x 0.9267 x 1.602176634e-13 J
+    = 49.43 J (ICRP-107 values give the 49.67 J/GBq of nuclides.json with T = 64.10 h and
+    E = 0.9331 MeV)."""
+    mean_life_s = 64.1 * 3600 / math.log(2)
+    expected = 1e9 * mean_life_s * 0.9267 * 1.602176634e-13
+    assert energy_per_activity_j_per_gbq(64.1, 0.9267) == pytest.approx(expected, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- planar LSF
+
+def test_planar_lsf_by_hand_both_branches():
+    """Bugs caught: either branch of the overflow-safe ratio wrong. GM lung = sqrt(4 x 9) = 6,
+    GM liver = sqrt(16 x 36) = 24: LSF 6 / 30 = 0.2. Reversed (lung 24, liver 6): 0.8 (the
+    second branch, 1 / (1 + 6/24)). Equal (10, 10): 0.5 (the edge between the branches)."""
+    low = lsf_planar_geometric_mean(4, 9, 16, 36)
+    assert (low.lung_geometric_mean_counts, low.liver_geometric_mean_counts) == (6.0, 24.0)
+    assert low.lung_shunt_fraction == pytest.approx(0.2, rel=1e-12)
+    high = lsf_planar_geometric_mean(16, 36, 4, 9)
+    assert high.lung_shunt_fraction == pytest.approx(0.8, rel=1e-12)
+    assert high.liver_geometric_mean_counts == 6.0
+    assert lsf_planar_geometric_mean(10, 10, 10, 10).lung_shunt_fraction == 0.5
+    assert lsf_planar_geometric_mean(0, 0, 0.25, 1).lung_shunt_fraction == 0.0
+    assert lsf_planar_geometric_mean(0.25, 1, 0, 0).lung_shunt_fraction == 1.0
+
+
+@pytest.mark.parametrize("position", range(4))
+def test_planar_lsf_names_the_bad_count(position):
+    """Bug caught: the wrong name in the message, or 0 counts refused (a lung without counts
+    is an LSF of 0) while -1 is accepted."""
+    names = ["lung_anterior_counts", "lung_posterior_counts", "liver_anterior_counts",
+             "liver_posterior_counts"]
+    counts = [1.0, 1.0, 1.0, 1.0]
+    counts[position] = -1.0
+    with pytest.raises(ValueError, match=rf"^{names[position]}: got -1.0; allowed: a finite "
+                                         r"number >= 0$"):
+        lsf_planar_geometric_mean(*counts)
+    counts[position] = 0.0
+    lsf_planar_geometric_mean(*counts)                  # zero is a count
+
+
+def test_planar_lsf_all_zero_and_fractional_counts():
+    """Bugs caught: all-zero counts not refused, or the refusal moved to sums below 1 count
+    (background-corrected counts can be fractional)."""
+    with pytest.raises(ValueError, match=r"^lung and liver counts are all zero; LSF is "
+                                         r"undefined$"):
+        lsf_planar_geometric_mean(0, 0, 0, 0)
+    assert lsf_planar_geometric_mean(0.01, 0.01, 0.09, 0.09).lung_shunt_fraction == \
+        pytest.approx(0.1, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- administration
+
+def test_delivered_activity_edges_by_hand():
+    """Bugs caught: a residual equal to the vial refused (0 delivered is possible), the
+    residual fraction inverted or its zero case, no vial reading accepted. Readings at the
+    administration time need no decay: vial 2 GBq, residual 0.5 -> 1.5 GBq, R = 0.25."""
+    d = delivered_activity([Reading(2.0, T0)], [Reading(0.5, T0)], T0, 64.1)
+    assert (d.vial_at_administration_gbq, d.residual_at_administration_gbq,
+            d.delivered_activity_gbq, d.residual_fraction) == (2.0, 0.5, 1.5, 0.25)
+    all_left = delivered_activity([Reading(2.0, T0)], [Reading(2.0, T0)], T0, 64.1)
+    assert all_left.delivered_activity_gbq == 0.0 and all_left.residual_fraction == 1.0
+    empty = delivered_activity([Reading(0.0, T0)], [], T0, 64.1)
+    assert empty.residual_fraction == 0.0
+    small = delivered_activity([Reading(0.5, T0)], [Reading(0.1, T0)], T0, 64.1)
+    assert small.residual_fraction == pytest.approx(0.2)
+    with pytest.raises(ValueError, match=r"^the residual \(2\.5 GBq at administration\) "
+                                         r"exceeds the vial activity \(2 GBq\)$"):
+        delivered_activity([Reading(2.0, T0)], [Reading(2.5, T0)], T0, 64.1)
+    with pytest.raises(ValueError, match=r"^at least one vial reading is needed$"):
+        delivered_activity([], [], T0, 64.1)
+
+
+def test_deviation_and_criterion_edges():
+    """Bugs caught: a prescription of 0 accepted, the bound moved to 1 GBq (0.5 GBq is a
+    prescription), the criterion's edge: 'differs by 20 percent or more' includes 20 %."""
+    assert deviation_fraction(0.6, 0.5) == pytest.approx(0.2)
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match=r"^prescribed activity must be > 0, got "):
+            deviation_fraction(1.0, bad)
+    assert meets_criterion(0.2, 0.2) and meets_criterion(-0.2, 0.2)
+    assert not meets_criterion(0.1999, 0.2)
+
+
+# --------------------------------------------------------------------------- compartments
+
+def test_single_compartment_by_hand():
+    """Bugs caught: the single-compartment model not giving every part the perfused dose.
+    50 J/GBq, no shunt: 50 / (0.9 + 0.1) = 50 Gy/GBq for normal, perfused and tumour."""
+    d = dose_per_activity("single-compartment", 50.0, 0.0, 0.0, 0.9, [0.1], None)
+    assert (d.normal_gy_per_gbq, d.perfused_gy_per_gbq, d.tumour_gy_per_gbq) == \
+        (pytest.approx(50.0), pytest.approx(50.0), (pytest.approx(50.0),))
+
+
+def test_partition_guards():
+    """Bugs caught: a normal mass of 0 accepted, TNRs missing or of the wrong count
+    accepted, a TNR of 0 accepted; and the messages."""
+    with pytest.raises(ValueError, match=r"^normal_mass_kg must be > 0, got 0"):
+        dose_per_activity("partition", 50.0, 0.0, 0.0, 0.0, [0.1], [2.0])
+    for ratios in (None, [2.0, 3.0], []):
+        with pytest.raises(ValueError, match=r"^the partition model needs one TNR per "
+                                             r"tumour$"):
+            dose_per_activity("partition", 50.0, 0.0, 0.0, 0.9, [0.1], ratios)
+    with pytest.raises(ValueError, match=r"^every TNR must be > 0$"):
+        dose_per_activity("partition", 50.0, 0.0, 0.0, 0.9, [0.1], [0.0])
+    with pytest.raises(ValueError, match=r"^lung_mass_kg must be > 0, got 0"):
+        lung_dose_per_activity(50.0, 0.1, 0.0, 0.0)
