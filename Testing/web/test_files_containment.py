@@ -115,3 +115,16 @@ def test_relative_name_and_content_type(tree):
     assert relative_name(tree, tree / "a" / "b") == "a/b"
     assert content_type(tree / "plan.json") == "application/json"
     assert content_type(tree / "blob.unknownext") == "application/octet-stream"
+
+
+def test_a_data_folder_that_does_not_exist_is_the_servers_error(tmp_path):
+    """Bug caught: the data folder resolved non-strictly: a missing --data folder would list
+    no folders and refuse every request as if the page had asked for something outside,
+    hiding the server's misconfiguration. Expected: FileNotFoundError (not a refusal)."""
+    missing = tmp_path / "no-such-folder"
+    with pytest.raises(FileNotFoundError):
+        list_folders(missing)
+    with pytest.raises(FileNotFoundError):
+        relative_name(missing, missing / "a")
+    with pytest.raises(FileNotFoundError):
+        resolve_inside(missing, "a", kind="any")
