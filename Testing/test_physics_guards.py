@@ -12,6 +12,8 @@ import pytest
 
 from tareplanner.physics.administration import (Reading, delivered_activity,
                                                 deviation_fraction, meets_criterion)
+from tareplanner.physics.bsa import (LsfBand, bsa_activity, bsa_lsf_factor, check_lsf_bands,
+                                     dubois_bsa_m2)
 from tareplanner.physics.compartments import dose_per_activity, lung_dose_per_activity
 from tareplanner.physics.decay import (decay_constant_per_h, decay_factor,
                                        energy_per_activity_j_per_gbq, hours_between,
@@ -164,3 +166,69 @@ def test_partition_guards():
         dose_per_activity("partition", 50.0, 0.0, 0.0, 0.9, [0.1], [0.0])
     with pytest.raises(ValueError, match=r"^lung_mass_kg must be > 0, got 0"):
         lung_dose_per_activity(50.0, 0.1, 0.0, 0.0)
+
+
+# --------------------------------------------------------------------------- BSA method
+
+def test_dubois_guards_allow_small_values():
+    """Bugs caught: 0 cm or 0 kg accepted, or the bound moved to 1 (a 0.5 kg weight is
+    absurd for a patient but is a number the formula takes: the case's own range refuses
+    it). By hand: 0.20247 x 0.5^0.725 x 0.5^0.425 = 0.20247 x 0.5^1.15 = 0.091"""
+    assert dubois_bsa_m2(50.0, 0.5) == pytest.approx(0.20247 * 0.5 ** 1.15, rel=1e-12)
+    assert dubois_bsa_m2(0.5, 1.0) == pytest.approx(0.20247 * 0.005 ** 0.725, rel=1e-12)
+    with pytest.raises(ValueError, match=r"^height_cm must be > 0, got 0"):
+        dubois_bsa_m2(0.0, 70.0)
+    with pytest.raises(ValueError, match=r"^weight_kg must be > 0, got 0"):
+        dubois_bsa_m2(170.0, 0.0)
+
+
+SIRTEX = [LsfBand(0.0, 0.10, 1.0), LsfBand(0.10, 0.15, 0.8), LsfBand(0.15, 0.20, 0.6, True)]
+
+
+def test_lsf_band_table_checks_name_the_fault():
+    """Bugs caught: an empty band, a factor of 0, a gap between bands, an empty table
+    accepted; the message naming the wrong band."""
+    check_lsf_bands(SIRTEX)
+    cases = [
+        ([], r"^the table has no band$"),
+        ([LsfBand(0.0, 0.0, 1.0, True)], r"^band 0 is empty \(0 to 0\)$"),
+        ([LsfBand(0.0, 0.1, 0.0, True)], r"^band 0 has activity factor 0, outside \(0, 1\]$"),
+        ([LsfBand(0.0, 0.1, 1.0)], r"^band 0: only the last band may hold its upper edge, "
+                                   r"and it must$"),
+        ([LsfBand(0.0, 0.1, 1.0), LsfBand(0.1, 0.15, 0.8), LsfBand(0.16, 0.2, 0.6, True)],
+         r"^band 2 starts at 0\.16 but band 1 stops at 0\.15 \(gap or overlap\)$"),
+    ]
+    for bands, message in cases:
+        with pytest.raises(ValueError, match=message):
+            check_lsf_bands(bands)
+
+
+def test_lsf_factor_outside_the_table_names_its_top():
+    """Bug caught: the top of the table misreported (the wrong band's edge, or 0). The
+    Sirtex table ends at 20 % (Sirtex IFU: > 20 %, do not treat); 20 % itself is in it."""
+    assert bsa_lsf_factor(0.20, SIRTEX) == 0.6
+    with pytest.raises(ValueError, match=r"outside the manufacturer's reduction table "
+                                         r"\(0 to 0\.2\)$"):
+        bsa_lsf_factor(0.21, SIRTEX)
+    with pytest.raises(ValueError, match=r"\(0 to 0\)$"):
+        bsa_lsf_factor(0.05, [])
+
+
+def test_bsa_activity_by_hand_and_its_guards():
+    """Sirtex BSA method: A = (BSA - 0.2 + V_T / V_L) x V_perfused / V_L x factor.
+    BSA 1.8 m2, liver 1000 mL of which 0 mL tumour (allowed), perfused 500 mL, factor 0.8:
+    (1.8 - 0.2 + 0) x 0.5 x 0.8 = 0.64 GBq; all liver tumour (1000 mL, allowed): involvement
+    1 -> (2.6) x 0.5 x 0.8 = 1.04 GBq. Bugs caught: 0 mL tumour or a fully involved liver
+    refused, a liver of 0 mL accepted, the result's fields left out."""
+    a = bsa_activity(1.8, 1000.0, 0.0, 500.0, 0.8)
+    assert (a.bsa_m2, a.tumour_involvement, a.whole_liver_activity_gbq, a.perfused_fraction,
+            a.lsf_factor) == (1.8, 0.0, pytest.approx(1.6), 0.5, 0.8)
+    assert a.activity_gbq == pytest.approx(0.64)
+    assert bsa_activity(1.8, 1000.0, 1000.0, 500.0, 0.8).activity_gbq == pytest.approx(1.04)
+    assert bsa_activity(1.8, 0.5, 0.25, 0.5).tumour_involvement == 0.5   # small volumes
+    assert bsa_activity(1.8, 1000.0, 0.5, 500.0).tumour_involvement == pytest.approx(5e-4)
+    with pytest.raises(ValueError, match=r"^whole_liver_volume_ml must be > 0$"):
+        bsa_activity(1.8, 0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match=r"^whole_liver_tumour_volume_ml must be within "
+                                         r"\[0, whole_liver_volume_ml\]$"):
+        bsa_activity(1.8, 1000.0, 1000.5, 500.0)

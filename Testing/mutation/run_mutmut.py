@@ -37,7 +37,8 @@ PACKAGE = REPO / "TAREPlanner" / "tareplanner"
 #: the 'slow' marker is deselected)
 SCOPE: dict[str, list[str]] = {
     "physics/administration.py": ["Testing/test_treatment_day.py", "Testing/test_physics_guards.py"],
-    "physics/bsa.py": ["Testing/test_bsa.py", "Testing/test_safety_edges.py"],
+    "physics/bsa.py": ["Testing/test_bsa.py", "Testing/test_safety_edges.py",
+                       "Testing/test_physics_guards.py"],
     "physics/compartments.py": ["Testing/test_compartments.py", "Testing/test_mutation_references.py",
                                 "Testing/test_solver.py", "Testing/test_physics_guards.py"],
     "physics/decay.py": ["Testing/test_decay_and_nuclides.py", "Testing/test_physics_guards.py"],
