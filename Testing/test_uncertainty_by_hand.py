@@ -24,7 +24,9 @@ import numpy as np
 import pytest
 
 from tareplanner.physics.uncertainty import (Limit, PlanInputs, PositionInput, TumourInput,
-                                             doses, nominal_samples, propagate, sample_inputs)
+                                             doses, nominal_samples, propagate, sample_inputs,
+                                             scale_with_exceedance, summarise,
+                                             variance_shares)
 
 HAND = {"right: normal liver": 72 / 1.4, "right/T1": 4 * 72 / 1.4,
         "right: perfused": 72 / 1.1, "lung": 8.0, "lung cumulative": 13.0,
@@ -196,3 +198,135 @@ def test_plan_uncertainty_nominal_figures_are_the_plans_doses(base_case):
     assert inputs["calibrator_relative_sd"]["value"] == 0.05
     assert inputs["lung_mass_relative_sd"]["value"] == 0.1        # entered by hand: 10 %
     assert all(inputs[k]["source"] for k in inputs)
+
+
+# --------------------------------------------------------------------------- sampling edges
+
+def test_lung_dose_divides_by_the_lung_mass():
+    """Bug caught: the lung mass multiplied instead of divided (invisible with 1 kg). With
+    2 kg: 50 x 0.1 x 0.8 x 2 / 2 = 4 Gy."""
+    inputs = PlanInputs(**{**_inputs().__dict__, "lung_mass_kg": 2.0})
+    assert float(doses(inputs, nominal_samples(inputs))["lung"][0]) == pytest.approx(4.0)
+
+
+def test_fractions_are_kept_within_0_and_0_999():
+    """Bugs caught: the clip of the residual or the LSF dropped at either end. R = 0 with
+    an sd of 0.5: half the samples would be negative; LSF 0.9 with 50 % relative: a third
+    would exceed 1 (the clip keeps them at 0.999)."""
+    inputs = PlanInputs(**{**_inputs(residual=0.5, lsf=0.5).__dict__,
+                           "residual_fraction": 0.0, "lung_shunt_fraction": 0.9})
+    s = sample_inputs(inputs, 4000, 23)
+    assert s["residual"].min() == 0.0 and s["residual"].max() == 0.999
+    assert s["lsf"].min() >= 0.0 and s["lsf"].max() == 0.999
+    assert (s["residual"] == 0.0).mean() == pytest.approx(0.5, abs=0.03)
+
+
+def test_every_volume_shifts_by_at_most_one_boundary_and_stays_positive():
+    """Bugs caught: the shift drawn from another interval than [-1, 1] voxel for the tumour
+    or the whole liver, or the floor of a shrinking volume (1e-3 x V) turned into 1e-3 / V.
+    By hand: a 100 mL sphere has r = 28.794 mm, surface 10418.6 mm^2: +-20.84 mL for 2 mm;
+    1500 mL: r = 71.01 mm, surface 63366 mm^2, +-126.7 mL. A 0.001 mL tumour with a 20 mm
+    boundary would go negative: it is kept at 1e-6 mL."""
+    s = sample_inputs(_inputs(boundary=2.0), 40000, 29)
+    for name, volume in (("volume T1", 100.0), ("volume whole liver", 1500.0)):
+        r = (3 * volume * 1000 / (4 * np.pi)) ** (1 / 3)
+        change = 4 * np.pi * r ** 2 * 2.0 / 1000.0
+        assert s[name].min() == pytest.approx(volume - change, rel=1e-3), name
+        assert s[name].max() == pytest.approx(volume + change, rel=1e-3), name
+    tiny = PlanInputs(**{**_inputs(boundary=20.0).__dict__, "positions": (PositionInput(
+        "right", 2.0, False, 1000.0, (TumourInput("T1", 0.001, 4.0, 0.0),),
+        "right: normal liver"),)})
+    assert sample_inputs(tiny, 2000, 31)["volume T1"].min() == pytest.approx(1e-6)
+
+
+def test_tnr_is_not_sampled_outside_the_partition_model():
+    """Bug caught: a TNR sampled (and listed as an input of the variance) when the model
+    does not use it."""
+    assert "tnr T1" not in sample_inputs(_inputs(tnr=0.1, partition=False), 10, 1)
+    assert "tnr T1" in sample_inputs(_inputs(tnr=0.1), 10, 1)
+
+
+def test_variance_shares_of_two_inputs_by_hand():
+    """Bugs caught: inputs or figures not standardised, the coefficients not squared, the
+    shares not normalised. a, b independent standard normal; the inputs are a and B = 2 b
+    (sd 2), the figure y = 3 a + 2 b = 3 a + B: the standardised coefficients are 3 and 2
+    (over the sd of y, sqrt(13)): shares 9/13 = 0.6923 and 4/13 = 0.3077. A figure without
+    spread has no shares; an input without spread is left out."""
+    rng = np.random.default_rng(37)
+    a, b = rng.standard_normal(20000), rng.standard_normal(20000)
+    shares = variance_shares({"a": a, "b": 2.0 * b, "c": np.ones(20000)},
+                             {"y": 3 * a + 2.0 * b, "flat": np.full(20000, 5.0)})
+    assert shares["y"]["a"] == pytest.approx(9 / 13, abs=0.01)
+    assert shares["y"]["b"] == pytest.approx(4 / 13, abs=0.01)
+    assert sum(shares["y"].values()) == pytest.approx(1.0, abs=1e-12)
+    assert "c" not in shares["y"] and shares["flat"] == {}
+
+
+def test_summarise_by_hand():
+    """Bugs caught: the coverage percentiles off (2.55 % for 2.5 %), contributors not
+    ranked by share or not cut at three, a relative sd given for a zero mean. The values
+    0..1000: 2.5th percentile 25, 97.5th 975, median 500, sd 288.819 / mean 500."""
+    values = np.arange(1001, dtype=float)
+    shares = {"a": 0.1, "b": 0.4, "c": 0.3, "d": 0.2}
+    out = summarise(values, shares, "Gy")
+    assert (out["unit"], out["median"]) == ("Gy", 500.0)
+    assert (out["low"], out["high"]) == (pytest.approx(25.0, abs=1e-9),
+                                         pytest.approx(975.0, abs=1e-9))
+    assert out["relative_sd"] == pytest.approx(np.sqrt((1001 ** 2 - 1) / 12) / 500, rel=1e-9)
+    assert [c["input"] for c in out["main_contributors"]] == ["b", "c", "d"]
+    assert summarise(np.zeros(5), {}, "Gy")["relative_sd"] is None
+
+
+def test_scale_factor_uses_the_lower_quantile_and_the_fixed_part():
+    """Bugs caught: the quantile interpolated (not the sample at or below it), the fixed part
+    added instead of subtracted, small flexible doses (< 1 Gy) ignored. By hand: flexible
+    doses 1, 2, 3, 4 Gy against a limit of 4 Gy: factors 4, 2, 1.333, 1; the 50 % lower
+    quantile of (1, 1.333, 2, 4) is 1.333. With a fixed 1 Gy in each: (4 - 1) / flexible.
+    Flexible doses of 0.1..0.4 Gy against 0.4 Gy give the same factors."""
+    flexible = np.array([1.0, 2.0, 3.0, 4.0])
+    limit = [Limit("lung-limit", "lung", 4.0)]
+    zero = {"lung": np.zeros(4)}
+    assert scale_with_exceedance({"lung": flexible}, limit, zero, 0.5) == pytest.approx(4 / 3)
+    assert scale_with_exceedance({"lung": flexible + 1.0}, limit, {"lung": np.ones(4)},
+                                 0.5) == pytest.approx(1.0)
+    small = [Limit("lung-limit", "lung", 0.4)]
+    assert scale_with_exceedance({"lung": flexible / 10}, small, zero, 0.5) == \
+        pytest.approx(4 / 3)
+    assert scale_with_exceedance({"lung": flexible}, [], zero, 0.5) is None
+
+
+def test_exceedance_counts_only_doses_above_the_limit_and_any_limit():
+    """Bugs caught: a dose equal to its limit counted as exceeding it; the 'any limit'
+    probability keeping only the last limit. Without spread the lung is 8 Gy: a limit of
+    8 Gy is not exceeded (0), one of 7.9 Gy always (1); with the whole-liver limit of
+    1000 Gy listed after it, any limit is still exceeded with probability 1."""
+    at = propagate(_inputs(), [Limit("lung-limit", "lung", 8.0)], n=100, seed=1)
+    assert at["exceedance"]["lung-limit"]["probability"] == 0.0
+    assert at["probability_any_limit_exceeded"] == 0.0
+    both = propagate(_inputs(), [Limit("lung-limit", "lung", 7.9),
+                                 Limit("whole-liver-limit", "whole liver", 1000.0)],
+                     n=100, seed=1)
+    assert both["probability_any_limit_exceeded"] == 1.0
+    assert both["exceedance"]["whole-liver-limit"] == {"figure": "whole liver",
+                                                       "limit_gy": 1000.0, "probability": 0.0}
+
+
+def test_result_record_fields_and_defaults():
+    """Bug caught: the record's method, seed or units misnamed, the defaults (2000 samples,
+    seed 0) changed, an explicit activity's nominal lost or an explicit activity scaled by
+    the exceedance factor."""
+    result = propagate(_inputs(calibrator=0.1, explicit=True),
+                       [Limit("lung-limit", "lung", 8.0)])
+    assert result["method"] == "Monte Carlo (JCGM 101; EANM uncertainty guidance, Gear et " \
+                               "al. 2018)"
+    assert (result["samples"], result["seed"], result["coverage"]) == (2000, 0, 0.95)
+    assert result["figures"]["right: activity"]["nominal"] == 2.0
+    assert result["figures"]["right: activity"]["unit"] == "GBq"
+    assert result["figures"]["lung"]["unit"] == "Gy"
+    mixed = PlanInputs(**{**_inputs(calibrator=0.1).__dict__, "positions": (
+        PositionInput("right", 2.0, False, 1000.0, (TumourInput("T1", 100.0, 4.0, 0.0),),
+                      "right: normal liver"),
+        PositionInput("left", 1.0, True, 500.0, ()))})
+    at = propagate(mixed, [Limit("lung-limit", "lung", 10.0)], n=4000, seed=3)
+    assert at["at_exceedance_probability"]["activities_gbq"]["left"] == 1.0
+    assert at["at_exceedance_probability"]["activities_gbq"]["right"] < 2.0
