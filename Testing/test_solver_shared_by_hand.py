@@ -169,3 +169,72 @@ def test_property_shared_limits_with_explicit_positions(positions, lung_per_gbq,
             goal > 0 for goal, e in zip(goals, explicit) if not e):
         assert any(math.isclose(dose, limit, rel_tol=1e-6) or fixed > limit
                    for dose, limit, fixed in checks)
+
+
+def test_lung_allowance_by_hand():
+    """min(single limit, cumulative limit - prior): 30 and 50 - 25 -> 25 Gy; without the
+    cumulative 30; without the single 50 - 25 = 25; with neither, no bound (inf)."""
+    from tareplanner.physics.solver import lung_allowance_gy
+    assert lung_allowance_gy(DoseLimits(None, 30.0, 50.0), 25.0) == 25.0
+    assert lung_allowance_gy(DoseLimits(None, 30.0, 50.0), 5.0) == 30.0
+    assert lung_allowance_gy(DoseLimits(None, 30.0, None), 25.0) == 30.0
+    assert lung_allowance_gy(DoseLimits(None, None, 50.0), 25.0) == 25.0
+    assert lung_allowance_gy(DoseLimits(None, None, None), 25.0) == math.inf
+
+
+def test_goals_by_hand_and_the_solution_fields():
+    """Bugs caught: a perfused-dose goal multiplied by the dose per GBq, the solution's name
+    or perfused dose lost. Perfused goal 80 Gy at 40 Gy/GBq -> 2 GBq: normal 100 Gy,
+    perfused 80 Gy, tumour 300 Gy."""
+    sol = solve([PositionProblem("P", "perfused_dose_gy", 80.0, PER_GBQ)], 0.0, NO_LIMITS)
+    p = sol.positions[0]
+    assert (p.name, p.activity_gbq, p.normal_dose_gy, p.perfused_dose_gy,
+            p.tumour_doses_gy) == ("P", 2.0, 100.0, 80.0, (300.0,))
+
+
+def test_goal_messages():
+    """The messages name the position and the goal kinds."""
+    from tareplanner.physics.solver import goal_activity_gbq
+    with pytest.raises(ValueError, match=r"^position 'P': tumour_dose_gy goal without "
+                                         r"tumours$"):
+        goal_activity_gbq(PositionProblem("P", "tumour_dose_gy", 100.0,
+                                          DosePerActivity(50.0, 40.0, ())))
+    with pytest.raises(ValueError, match=r"^goal kind must be one of \('tumour_dose_gy', "):
+        goal_activity_gbq(PositionProblem("P", "mean_dose", 1.0, PER_GBQ))
+    with pytest.raises(ValueError, match=r"^position 'P': goal 'maximum' needs a normal-liver "
+                                         r"limit, and none applies$"):
+        solve([PositionProblem("P", "maximum", None, PER_GBQ)], 0.0, NO_LIMITS)
+
+
+def test_ties_and_tiny_doses():
+    """Edges: a goal exactly at the normal-liver cap is reported as limited by the goal; of
+    two shared limits needing the same factor the first listed (the lung) is named; a lung
+    dose below 1 Gy still binds (0.1 Gy/GBq x 2 GBq = 0.2 Gy > 0.15 Gy: factor 0.75); a
+    limit of 0 Gy with a dose of 0 Gy is not a violation; a normal-liver violation carries
+    its dose and limit."""
+    at_cap = solve([_goal("B", 100.0)], 0.0, DoseLimits(100.0, None, None))
+    assert at_cap.positions[0].limited_by == LIMITED_BY_GOAL
+    shared = [SharedLimit("whole-liver-limit", (10.0,), 10.0, LIMITED_BY_WHOLE_LIVER)]
+    tie = solve([_goal("B", 100.0)], 5.0, DoseLimits(None, 5.0, None), shared=shared)
+    assert tie.positions[0].activity_gbq == pytest.approx(1.0)
+    assert tie.positions[0].limited_by == LIMITED_BY_LUNG
+    tiny = solve([_goal("B", 100.0)], 0.1, DoseLimits(None, 0.15, None))
+    assert tiny.positions[0].activity_gbq == pytest.approx(1.5)
+    zero = solve([_explicit("A", 0.0)], 0.0, DoseLimits(0.0, None, None))
+    assert zero.positions[0].violations == ()
+    over = solve([_explicit("A", 3.0)], 0.0, DoseLimits(120.0, None, None))
+    v = over.positions[0].violations[0]
+    assert (v.limit, v.dose_gy, v.limit_gy) == ("normal-liver-limit", 150.0, 120.0)
+
+
+def test_cumulative_limit_named_in_violations_and_limited_by():
+    """Bug caught: the cumulative lung limit misnamed or not reported as the lung. Prior
+    45 Gy, cumulative 50 Gy: explicit 2 GBq (10 Gy) reaches 55 Gy -> violation
+    'lung-cumulative-limit'; a goal position alone (2 GBq) is scaled to 1 GBq, limited by
+    the lung."""
+    over = solve([_explicit("A", 2.0)], LUNG_GY_PER_GBQ, DoseLimits(None, None, 50.0), 45.0)
+    assert [(v.limit, v.dose_gy) for v in over.violations] == \
+        [("lung-cumulative-limit", pytest.approx(55.0))]
+    scaled = solve([_goal("B", 100.0)], LUNG_GY_PER_GBQ, DoseLimits(None, None, 50.0), 45.0)
+    assert scaled.positions[0].activity_gbq == pytest.approx(1.0)
+    assert scaled.positions[0].limited_by == LIMITED_BY_LUNG
