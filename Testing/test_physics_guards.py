@@ -232,3 +232,22 @@ def test_bsa_activity_by_hand_and_its_guards():
     with pytest.raises(ValueError, match=r"^whole_liver_tumour_volume_ml must be within "
                                          r"\[0, whole_liver_volume_ml\]$"):
         bsa_activity(1.8, 1000.0, 1000.5, 500.0)
+
+
+def test_planar_lsf_near_the_float_limit():
+    """Bugs caught: a ratio that divides by the sum of the geometric means, which overflows
+    near the float limit (the smaller-lung branch once did: LSF 0 instead of 0.4). Counts of
+    1.5e308 (lung) and 1e308 (liver): the sum is inf; the ratio form gives 1 / (1 + 1/1.5)
+    = 0.6, and 0.4 the other way round. Equal counts of 1.7e308: 0.5, not 0."""
+    assert lsf_planar_geometric_mean(1.5e308, 1.5e308, 1e308, 1e308).lung_shunt_fraction == \
+        pytest.approx(0.6, rel=1e-12)
+    assert lsf_planar_geometric_mean(1e308, 1e308, 1.5e308, 1.5e308).lung_shunt_fraction == \
+        pytest.approx(0.4, rel=1e-12)
+    assert lsf_planar_geometric_mean(1.7e308, 1.7e308, 1.7e308, 1.7e308).lung_shunt_fraction \
+        == 0.5
+
+
+def test_criterion_holds_at_its_round_off_allowance():
+    """Bug caught: '>=' turned to '>' at the allowance itself: a deviation of exactly
+    0.2 x (1 - 1e-9) meets a 20 % criterion."""
+    assert meets_criterion(0.2 * (1.0 - 1e-9), 0.2)
