@@ -33,8 +33,12 @@ def replay(record: dict) -> dict:
                 "differences": [{"field": "input_sha256", "record": record["input_sha256"],
                                  "replay": canonical_sha256(record["case"])}]}
     site, label = site_limits_from_record(record)
-    again = plan_case(case, site, label)
+    again = plan_case(case, site, label,
+                      response=(record.get("dose_response") or {}).get("fit"))
+    if "parents" in record:  # files (site limits, camera) are checked with the chain
+        again["parents"] = record["parents"]
     differences: list = []
     diff_records(record, again, "", differences)
     return {"identical": not differences, "input_changed": False, "differences": differences,
             "software": {"record": record["software"], "replay": again["software"]}}
+

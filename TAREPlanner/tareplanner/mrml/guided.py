@@ -164,7 +164,9 @@ def step_inputs(p, step: str) -> dict[str, str]:
                             for position in p.positions]),
                 "manual values": v((p.manualLsf, p.manualLsfPercent, p.manualTnr)),
                 "voxel dosimetry": v(p.voxelDosimetry), "isodose levels": v(p.isodoseLevelsGy),
-                "site limits": _file_digest(p.siteLimitsFile)}
+                "site limits": _file_digest(p.siteLimitsFile),
+                "response fit": (p.responseFit if (p.responseFit or "").startswith(
+                    "published:") else _file_digest(p.responseFit))}
     if step == "directive":
         return {"plan": d(p.planRecord)}
     if step == "administration":
@@ -443,6 +445,11 @@ def plan(scene, p) -> str:
         treatment_time=p.treatmentTime, manual_lung_shunt_fraction=manual_lsf,
         manual_tnr=manual_tnr, site_limits=site_limits, site_limits_label=site_label)
     nodes = [table]
+    if (p.responseFit or "").strip():
+        from ..records.response_record import with_response
+        from .response_nodes import response_chart_nodes
+        record = with_response(record, p.responseFit.strip())
+        nodes += response_chart_nodes(scene, record["dose_response"])
     p.planRecord = record_text_node(scene, record, "TAREPlanner plan", p.planRecord)
     text = plan_summary(record)
     if p.voxelDosimetry:
@@ -550,7 +557,9 @@ def administer(scene, p) -> str:
     if not (isinstance(tolerance, (int, float)) and 0 <= tolerance <= 100):
         raise FieldValueError("site tolerance (%)", tolerance, "0 (none) to 100 %")
     record = administration_record(directive, administration_readings(p, directive),
-                                   site_tolerance_fraction=tolerance / 100.0 or None)
+                                   site_tolerance_fraction=tolerance / 100.0 or None,
+                                   confirm_reason=getattr(p, "confirmReadingsReason", "")
+                                   or None)
     p.administrationRecord = record_text_node(scene, record, "TAREPlanner administration",
                                               p.administrationRecord)
     _done(p, "administration")
@@ -587,10 +596,12 @@ def _delivered_activity(p, record: dict) -> tuple[float | None, float | None, st
     administration = record_from_text_node(p.administrationRecord)
     if administration is None:
         return p.administeredActivityGbq or None, None, None
-    if administration.get("plan_input_sha256") != record["input_sha256"]:
-        raise FieldValueError("administration", "the administration in the scene",
-                              "the administration of this plan: write the directive and "
-                              "record the administration again (step 6)")
+    from ..records.chain import check_parent
+    # one check of the record chain for the command line, the module and the web page
+    check_parent(administration.get("directive") or administration,
+                 "the administration in the scene (its directive)", "plan", record,
+                 "the plan of this scene: write the directive and record the "
+                 "administration again (step 6)")
     if p.administeredActivityGbq:
         raise FieldValueError("administered activity (GBq)", p.administeredActivityGbq,
                               "0 when the administration is recorded (its delivered total is "
@@ -752,8 +763,14 @@ def dose_volume_node(scene, step: str):
 
 def dvh_chart_node(scene, step: str):
     """The DVH chart made by ``step`` ('plan' or 'verification'), or None."""
-    return next((node for node in _tagged(scene, step) if node.IsA("vtkMRMLPlotChartNode")),
-                None)
+    return next((node for node in _tagged(scene, step) if node.IsA("vtkMRMLPlotChartNode")
+                 and not node.GetAttribute(attributes.CHART)), None)
+
+
+def response_chart_node(scene):
+    """The dose-response chart made by the plan step (a fit chosen), or None."""
+    return next((node for node in _tagged(scene, "plan") if node.IsA("vtkMRMLPlotChartNode")
+                 and node.GetAttribute(attributes.CHART)), None)
 
 
 def section_title(title: str, states: dict[str, step_log.StepStatus]) -> str:

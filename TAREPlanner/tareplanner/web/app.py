@@ -144,6 +144,12 @@ class WebApp:
         s.change("view_mode")(lambda view_mode, **_: self.show(view_mode))
         s.site_limits = None
         s.change("site_limits")(self._on_site_limits)
+        s.response_fit = None
+        s.change("response_fit")(self._on_response_fit)
+
+    def _on_response_fit(self, response_fit=None, **_):
+        if "response_fit" in self.state.modified_keys:
+            self._edit(lambda: self.session.set_response_fit(response_fit))
 
     def _on_site_limits(self, site_limits=None, **_):
         if "site_limits" in self.state.modified_keys:
@@ -199,6 +205,7 @@ class WebApp:
                 s.warnings = session.warnings()
                 s.json_files = session.json_files()
                 s.site_limits = session.site_limits_name()
+                s.response_fit = session.response_fit_name()
                 for name, value in session.field_values().items():
                     s[f"{'n' if name in NODE_FIELDS else 'f'}_{name}"] = value
         finally:
@@ -570,6 +577,10 @@ class WebApp:
                                label="Site limits file (tareplanner.site-limits/1), optional",
                                density="compact", hide_details=True, classes="mb-2",
                                raw_attrs=['data-field="siteLimitsFile"'])
+                    v3.VSelect(v_model=("response_fit",), items=("json_files",), clearable=True,
+                               label="Dose-response fit (tareplanner.response/1), optional",
+                               density="compact", hide_details=True, classes="mb-2",
+                               raw_attrs=['data-field="responseFit"'])
                     self._button("plan")
                     self._message("plan")
             with self._panel("treatment day"):
