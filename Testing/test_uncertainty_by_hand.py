@@ -330,3 +330,70 @@ def test_result_record_fields_and_defaults():
     at = propagate(mixed, [Limit("lung-limit", "lung", 10.0)], n=4000, seed=3)
     assert at["at_exceedance_probability"]["activities_gbq"]["left"] == 1.0
     assert at["at_exceedance_probability"]["activities_gbq"]["right"] < 2.0
+
+
+# --------------------------------------------------------------------------- plan_uncertainty
+
+def test_binding_figure_of_each_way_a_position_is_limited():
+    """Bugs caught: the activity figure bound to the wrong dose: a normal-liver-limited
+    position to its goal, a shared limit to the position, an explicit activity to a dose, a
+    tumour goal to another tumour than the lowest-TNR one (or, outside the partition model,
+    to any but the first)."""
+    from collections import namedtuple
+
+    from tareplanner.physics.solver import (LIMITED_BY_GOAL, LIMITED_BY_LUNG,
+                                            LIMITED_BY_NORMAL, LIMITED_BY_WHOLE_LIVER,
+                                            LIMITED_BY_WHOLE_NORMAL_LIVER)
+    from tareplanner.plan_uncertainty import _binding
+    t = namedtuple("T", "name tnr")
+    tumours = [t("T1", 3.0), t("T2", 2.0), t("T3", 4.0)]
+    assert _binding("P", "tumour_dose_gy", LIMITED_BY_NORMAL, tumours, True) == \
+        "P: normal liver"
+    assert _binding("P", "tumour_dose_gy", LIMITED_BY_LUNG, tumours, True) == "lung"
+    assert _binding("P", "normal_dose_gy", LIMITED_BY_WHOLE_LIVER, tumours, True) == \
+        "whole liver"
+    assert _binding("P", "normal_dose_gy", LIMITED_BY_WHOLE_NORMAL_LIVER, tumours, True) == \
+        "whole normal liver"
+    assert _binding("P", "activity_gbq", LIMITED_BY_GOAL, tumours, True) is None
+    assert _binding("P", None, LIMITED_BY_GOAL, tumours, True) is None
+    assert _binding("P", "tumour_dose_gy", LIMITED_BY_GOAL, tumours, True) == "P/T2"
+    assert _binding("P", "tumour_dose_gy", LIMITED_BY_GOAL, tumours, False) == "P/T1"
+    assert _binding("P", "normal_dose_gy", LIMITED_BY_GOAL, tumours, True) == "P: normal liver"
+    assert _binding("P", "perfused_dose_gy", LIMITED_BY_GOAL, tumours, True) == "P: perfused"
+
+
+def test_tnr_uncertainty_per_tumour_falls_back_to_the_default():
+    """Bug caught: a tumour missing from a per-tumour TNR uncertainty getting none (or
+    another's). The default is 10 % relative (data/uncertainty.json: counting statistics and
+    the partial-volume residual, Gear et al. 2018)."""
+    from tareplanner.plan_uncertainty import _tnr_sd
+    assert _tnr_sd({"value": {"T1": 0.3}}, "T1") == 0.3
+    assert _tnr_sd({"value": {"T1": 0.3}}, "T2") == 0.1
+    assert _tnr_sd({"value": 0.2}, "T9") == 0.2
+
+
+def test_settings_name_their_source(base_case):
+    """Bug caught: a case's own uncertainty reported as the default (or the reverse), or the
+    lung-mass uncertainty taken for another lung-mass source. Defaults (data/uncertainty.json
+    with their sources): calibrator 5 %, residual 0.01, LSF 10 %, boundary 2 mm, 2000
+    samples, seed 20181, exceedance 5 %; lung mass 5 % (CT), 10 % (entered), 25 %
+    (convention)."""
+    from tareplanner.plan_uncertainty import settings
+    from tareplanner.records.case import parse_case
+    case = parse_case(base_case)
+    cfg = settings(case, "entered")
+    expected = {"calibrator_relative_sd": 0.05, "residual_sd": 0.01, "lsf_relative_sd": 0.1,
+                "boundary_mm": 2.0, "samples": 2000, "seed": 20181,
+                "exceedance_probability": 0.05, "lung_mass_relative_sd": 0.1,
+                "tnr_relative_sd": 0.1}
+    assert {k: v["value"] for k, v in cfg.items()} == expected
+    assert all(v["source"] != "case" and len(v["source"]) > 20 for v in cfg.values())
+    assert settings(case, "ct-densitovolumetry")["lung_mass_relative_sd"]["value"] == 0.05
+    assert settings(case, "convention")["lung_mass_relative_sd"]["value"] == 0.25
+    own = dict(base_case, uncertainty={"calibrator_relative_sd": 0.07, "samples": 500,
+                                       "lung_mass_relative_sd": 0.2, "tnr_relative_sd": 0.3})
+    cfg = settings(parse_case(own), "entered")
+    for key, value in (("calibrator_relative_sd", 0.07), ("samples", 500),
+                       ("lung_mass_relative_sd", 0.2), ("tnr_relative_sd", 0.3)):
+        assert cfg[key] == {"value": value, "source": "case"}, key
+    assert cfg["residual_sd"]["source"] != "case"
