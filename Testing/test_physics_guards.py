@@ -251,3 +251,19 @@ def test_criterion_holds_at_its_round_off_allowance():
     """Bug caught: '>=' turned to '>' at the allowance itself: a deviation of exactly
     0.2 x (1 - 1e-9) meets a 20 % criterion."""
     assert meets_criterion(0.2 * (1.0 - 1e-9), 0.2)
+
+
+def test_swapped_counts_warning_above_half():
+    """Bugs caught: the 50 % edge moved or turned ('above 50 %' excludes 50 % itself), the
+    swapped LSF not 1 - LSF. GM lung 6, liver 4 -> LSF 0.6: warned, swapped 40.00 %;
+    lung = liver -> 0.5: no warning."""
+    from tareplanner.physics.lung_shunt import SWAPPED_COUNTS_LSF, swapped_counts_warning
+    assert SWAPPED_COUNTS_LSF == 0.5
+    warning = swapped_counts_warning(lsf_planar_geometric_mean(36, 1, 16, 1))
+    assert warning["code"] == "lsf-above-50-percent"
+    assert warning["message"] == ("LSF 60.00% is above 50%: most of the activity would reach "
+                                  "the lungs; the lung and liver counts are likely swapped "
+                                  "(swapped, the LSF is 40.00%); check which ROI is which "
+                                  "before using it")
+    assert swapped_counts_warning(lsf_planar_geometric_mean(1, 1, 1, 1)) is None
+    assert swapped_counts_warning(lsf_planar_geometric_mean(1.0001, 1, 1, 1)) is not None

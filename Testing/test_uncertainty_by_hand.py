@@ -397,3 +397,20 @@ def test_settings_name_their_source(base_case):
                        ("lung_mass_relative_sd", 0.2), ("tnr_relative_sd", 0.3)):
         assert cfg[key] == {"value": value, "source": "case"}, key
     assert cfg["residual_sd"]["source"] != "case"
+
+
+def test_a_limit_no_scalable_activity_reaches_does_not_block_the_factor():
+    """Bug caught: a limit whose dose comes only from explicit activities (flexible part 0)
+    treated as binding (factor -inf, no answer). The explicit position 'left' (1 GBq into
+    100 mL: 36 x 1 / 0.1 = 360 Gy normal liver) exceeds its 100 Gy limit by itself; the
+    scalable position's factor is still set by the lung (8 Gy nominal against 10 Gy)."""
+    mixed = PlanInputs(**{**_inputs(calibrator=0.1).__dict__, "positions": (
+        PositionInput("right", 2.0, False, 1000.0, (TumourInput("T1", 100.0, 4.0, 0.0),),
+                      "right: normal liver"),
+        PositionInput("left", 1.0, True, 100.0, ()))})
+    limits = [Limit("left: normal-liver-limit", "left: normal liver", 100.0),
+              Limit("lung-limit", "lung", 10.0)]
+    at = propagate(mixed, limits, n=4000, seed=5)["at_exceedance_probability"]
+    # lung: 50 x 0.1 x 0.8 x (2 k + 1) c <= 10 at the 95th percentile of c (1.1645):
+    # k = (10 / (4 x 1.1645) - 1) / 2
+    assert at["scale_factor"] == pytest.approx((10 / (4 * 1.1645) - 1) / 2, rel=0.02)
