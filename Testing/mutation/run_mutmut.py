@@ -36,7 +36,8 @@ PACKAGE = REPO / "TAREPlanner" / "tareplanner"
 #: module (relative to the package) -> the test files that exercise it (fast ones only;
 #: the 'slow' marker is deselected)
 SCOPE: dict[str, list[str]] = {
-    "physics/administration.py": ["Testing/test_treatment_day.py", "Testing/test_physics_guards.py"],
+    "physics/administration.py": ["Testing/test_treatment_day.py", "Testing/test_physics_guards.py",
+                                  "Testing/test_record_chain.py"],
     "physics/bsa.py": ["Testing/test_bsa.py", "Testing/test_safety_edges.py",
                        "Testing/test_physics_guards.py"],
     "physics/compartments.py": ["Testing/test_compartments.py", "Testing/test_mutation_references.py",
@@ -59,8 +60,10 @@ SCOPE: dict[str, list[str]] = {
     "planning.py": ["Testing/test_planning.py", "Testing/test_safety_edges.py",
                     "Testing/test_mutation_references.py", "Testing/test_case_errors.py",
                     "Testing/test_physics_guards.py"],
-    "records/directive.py": ["Testing/test_treatment_day.py", "Testing/test_physics_guards.py"],
-    "records/administration.py": ["Testing/test_treatment_day.py", "Testing/test_physics_guards.py"],
+    "records/directive.py": ["Testing/test_treatment_day.py", "Testing/test_record_chain.py",
+                             "Testing/test_physics_guards.py"],
+    "records/administration.py": ["Testing/test_treatment_day.py", "Testing/test_record_chain.py",
+                                  "Testing/test_physics_guards.py"],
     "dosimetry/activity.py": ["Testing/test_dosimetry.py", "Testing/test_verification_activity.py",
                               "Testing/test_mutation_references.py", "Testing/test_safety_edges.py",
                               "Testing/test_physics_guards.py"],
