@@ -267,3 +267,26 @@ def test_swapped_counts_warning_above_half():
                                   "before using it")
     assert swapped_counts_warning(lsf_planar_geometric_mean(1, 1, 1, 1)) is None
     assert swapped_counts_warning(lsf_planar_geometric_mean(1.0001, 1, 1, 1)) is not None
+
+
+def test_organ_dose_criterion_and_reading_slips_at_their_edges():
+    """10 CFR 35.3045(a)(3): a dose to an organ outside the site exceeding the expected dose
+    by 0.5 Sv (Gy for beta) or more AND by 50 % or more. Bugs caught: either edge made
+    exclusive; a reading slip of a zero, negative or
+    infinite ratio, no slip known, or the tolerance edge made exclusive.
+    By hand: expected 1 Gy, dose 1.5 Gy: excess 0.5 Gy = 0.5 Gy and = 50 % -> met (edges
+    included); expected 10 Gy, dose 15 Gy: the 50 % edge itself."""
+    from tareplanner.physics.administration import exceeds_organ_dose_criterion, likely_slip
+    assert exceeds_organ_dose_criterion(1.5, 1.0, 0.5, 0.5)
+    assert exceeds_organ_dose_criterion(15.0, 10.0, 0.5, 0.5)
+    assert exceeds_organ_dose_criterion(0.5, 0.0, 0.5, 0.5)        # nothing expected: 0.5 Gy
+    assert not exceeds_organ_dose_criterion(1.49, 1.0, 0.5, 0.5)
+    slips = [(1000.0, "MBq for GBq"), (37.0, "mCi for GBq")]
+    assert likely_slip(1000.0, slips, 0.05) == (1000.0, "MBq for GBq")
+    for ratio in (0.0, -1000.0, float("inf"), float("nan")):
+        assert likely_slip(ratio, slips, 0.05) is None
+    assert likely_slip(1000.0, [], 0.05) is None
+    # either side of the 5 % tolerance
+    assert likely_slip(37.0 * 1.049, slips, 0.05) == (37.0, "mCi for GBq")
+    assert likely_slip(37.0 / 1.049, slips, 0.05) == (37.0, "mCi for GBq")
+    assert likely_slip(37.0 * 1.051, slips, 0.05) is None
