@@ -414,3 +414,25 @@ def test_a_limit_no_scalable_activity_reaches_does_not_block_the_factor():
     # lung: 50 x 0.1 x 0.8 x (2 k + 1) c <= 10 at the 95th percentile of c (1.1645):
     # k = (10 / (4 x 1.1645) - 1) / 2
     assert at["scale_factor"] == pytest.approx((10 / (4 * 1.1645) - 1) / 2, rel=0.02)
+
+
+@pytest.mark.parametrize("goal, explicit", [({"tumour_dose_gy": 250}, False),
+                                            ({"activity_gbq": 2.0}, True)])
+def test_plan_activity_figure_follows_the_goal_or_the_explicit_activity(base_case, goal,
+                                                                        explicit):
+    """Bugs caught (plan level): the binding figure or the explicit flag not passed on, the
+    case's seed not used. Only the calibrator uncertain (10 %): a goal-bound activity is
+    A / c (2.5th percentile A / 1.196), an explicit one A x c (A x 0.804)."""
+    from tareplanner.planning import plan_case
+    from tareplanner.records.case import parse_case
+    base_case["positions"][0]["goal"] = goal
+    base_case["uncertainty"] = {"calibrator_relative_sd": 0.1, "residual_sd": 0.0,
+                                "lsf_relative_sd": 0.0, "boundary_mm": 0.0,
+                                "tnr_relative_sd": 0.0, "lung_mass_relative_sd": 0.0,
+                                "samples": 40000, "seed": 7}
+    record = plan_case(parse_case(base_case))
+    activity = record["positions"][0]["activity_gbq"]
+    figure = record["uncertainty"]["figures"]["right hepatic: activity"]
+    assert record["uncertainty"]["seed"] == 7 and record["uncertainty"]["samples"] == 40000
+    low = activity * 0.804 if explicit else activity / 1.196
+    assert figure["low"] == pytest.approx(low, rel=0.01)
