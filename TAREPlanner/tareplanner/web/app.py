@@ -391,6 +391,23 @@ class WebApp:
                       hide_details=True, classes="mb-2",
                       raw_attrs=[f'data-field="{name}"'], **kwargs)
 
+    def _scenario_fields(self):
+        """The scenario that selects the guideline rows (declared in mrml.parameters): the
+        plan's output shows the guideline check and the goal suggestions."""
+        from ..mrml.parameters import HISTOLOGIES, INTENTS
+        with v3.VRow(dense=True):
+            for name, label, items in (("treatmentIntent", "Treatment intent", INTENTS),
+                                       ("histology", "Histology", HISTOLOGIES)):
+                with v3.VCol(cols=6):
+                    v3.VSelect(v_model=(f"f_{name}",), items=(repr(list(items)),),
+                               label=label, density="compact", hide_details=True,
+                               raw_attrs=[f'data-field="{name}"'])
+        self._text("bilirubinMgDl", "Total bilirubin (mg/dL), empty: not given")
+        for name, label in (("liverCompromised", "Compromised liver function"),
+                            ("priorTreatment", "Prior chemotherapy or liver treatment")):
+            v3.VCheckbox(v_model=(f"f_{name}",), label=label, density="compact",
+                         hide_details=True, raw_attrs=[f'data-field="{name}"'])
+
     def _node_select(self, name: str, label: str):
         v3.VSelect(v_model=(f"n_{name}",), label=label, items=(f"choices[{NODE_FIELDS[name]!r}]",),
                    density="compact", hide_details=True, clearable=True, classes="mb-2",
@@ -566,6 +583,7 @@ class WebApp:
                                        label="Method", density="compact", hide_details=True,
                                        raw_attrs=['data-field="method"'])
                     self._text("treatmentTime", "Treatment time (ISO 8601 with UTC offset)")
+                    self._scenario_fields()
                     html.Div("One goal per injection position (the rows of step 1)",
                              classes="text-caption mb-1")
                     self._positions_editor_goals_only()
