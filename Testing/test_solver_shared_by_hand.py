@@ -201,8 +201,8 @@ def test_goal_messages():
                                           DosePerActivity(50.0, 40.0, ())))
     with pytest.raises(ValueError, match=r"^goal kind must be one of \('tumour_dose_gy', "):
         goal_activity_gbq(PositionProblem("P", "mean_dose", 1.0, PER_GBQ))
-    with pytest.raises(ValueError, match=r"^position 'P': goal 'maximum' needs a normal-liver "
-                                         r"limit, and none applies$"):
+    with pytest.raises(ValueError, match=r"^position 'P': goal 'maximum' needs a hard limit "
+                                         r"on the position's dose, and none applies$"):
         solve([PositionProblem("P", "maximum", None, PER_GBQ)], 0.0, NO_LIMITS)
 
 
