@@ -99,12 +99,29 @@ def test_ho166_uses_its_range_scaled_kernel(small_phantom):
 
 
 def test_post_treatment_pet_recovers_known_activity_and_difference(small_phantom):
+    """Bug caught: the decay correction turned the wrong way, in the synthetic PET or in its
+    correction (before, the expected value came through the same decay function as the
+    correction, so flipping its sign passed). Here the decay is written out:
+    A(t) = A0 exp(-ln 2 t / T), T = 64.1 h (Y-90, ICRP Publication 107), t = 4 h from
+    administration (10:00) to acquisition (14:00): the PET holds 0.9577 of the activity
+    administered less the residual, and the correction multiplies by 1 / 0.9577."""
+    import math
     truth = small_phantom.truth["y90_pet"]
     s = _structures(small_phantom)
+    hours = (datetime.fromisoformat(truth["acquisition_start"])
+             - datetime.fromisoformat(truth["administration_time"])).total_seconds() / 3600
+    assert hours == 4.0
+    surviving = math.exp(-math.log(2) * hours / 64.1)           # 0.95768
+    administered = sum(truth["administered_activity_gbq"].values())
+    in_patient_bq = administered * 1e9 * (1 - truth["residual_fraction"])
+    pet_bq = float(sitk.GetArrayViewFromImage(small_phantom.pet).sum(dtype=np.float64)) \
+        * float(np.prod(small_phantom.pet.GetSpacing())) / 1000.0   # Bq/mL x mL
+    assert pet_bq == pytest.approx(in_patient_bq * surviving, rel=0.005)
     activity = pet_activity_at_administration(
         small_phantom.pet, datetime.fromisoformat(truth["acquisition_start"]),
         datetime.fromisoformat(truth["administration_time"]), 64.1)
-    administered = sum(truth["administered_activity_gbq"].values())
+    assert float(sitk.GetArrayViewFromImage(activity).sum(dtype=np.float64)) == \
+        pytest.approx(pet_bq / surviving / 1e9, rel=1e-5)
     assert float(sitk.GetArrayViewFromImage(activity).sum(dtype=np.float64)) == \
         pytest.approx(administered * (1 - truth["residual_fraction"]), rel=0.01)
     delivered, _ = dose_map(activity, "Y-90", small_phantom.ct, s.masks["lungs"])

@@ -521,6 +521,11 @@ def cmd_measure(args: argparse.Namespace) -> int:
         raise FieldValueError("--spect-units" if "format" in spect.meta else "--spect",
                               spect.units, "counts or Bq/mL (an emission image)")
     check_overlap(spect.image, ct.image, "--spect", args.spect)
+    try:  # negative counts beyond noise: refused here, naming the option
+        from ..imaging.voxel_checks import check_emission_voxels
+        check_emission_voxels(spect.image, args.spect)
+    except TarePlannerInputError as exc:
+        raise exc.within("--spect") from None
     staging = _Staging()
     try:
         progress.step("reading the label maps")

@@ -18,7 +18,8 @@ from typing import Sequence
 from .. import __version__, catalogue
 from ..errors import TarePlannerInputError
 from ..planning import plan_case
-from ..records.atomic import OutputExistsError, write_json_atomic, write_text_atomic
+from ..records.atomic import (OutputExistsError, swapped_folder, write_json_atomic,
+                              write_text_atomic)
 from ..records.case import read_case
 from ..records.plan_text import plan_summary
 from ..records.record_checks import read_plan_record
@@ -28,7 +29,7 @@ from .dose_commands import add_dose_commands
 from .calibration_commands import add_calibration_commands
 from .guideline_commands import add_guideline_commands
 from .imaging_commands import add_imaging_commands
-from .outputs import check_output_file
+from .outputs import check_output_file, output_fault
 from .progress import Progress
 from .response_commands import add_response_commands
 from .treatment_day_commands import add_treatment_day_commands
@@ -253,21 +254,33 @@ def demo_case_document() -> dict:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Synthetic patient -> images -> measurement -> case -> plan, all written to OUT."""
+    final = Path(args.out)
+    if any(p.exists() and not p.is_dir() for p in (final, *final.parents)):
+        from ..errors import OutputPathError
+        raise OutputPathError("--out", args.out, "a folder (the demo's own)", "a file is in "
+                                                                            "the way")
+    # the whole set is built in a new generation folder beside the old one and swapped in
+    # at the end: a run stopped at any point leaves the earlier set whole, never a mix
+    with swapped_folder(final, "--out") as out:
+        _demo_into(args, out, final)
+    print(f"\nwrote {final / 'report.pdf'}, {final / 'measurement.json'}, "
+          f"{final / 'case.json'}, {final / 'plan.json'}, {final / 'plan.txt'}, "
+          f"{final / 'directive.json'}, {final / 'administration.json'}, dose maps and DVHs in "
+          f"{final / 'dose'}; images and truth in {final / 'phantom'}")
+    return EXIT_OK
+
+
+def _demo_into(args: argparse.Namespace, out: Path, final: Path) -> None:
+    """The demo's steps, every output written into ``out`` (a new generation folder that
+    ``final`` will point to)."""
     import shutil
 
     from ..imaging.phantom import make_phantom, spec_administering, spec_for_size
     from ..imaging.phantom_files import write_phantom
     from .imaging_commands import cmd_measure
 
-    out = Path(args.out)
-    if any(p.exists() and not p.is_dir() for p in (out, *out.parents)):
-        from ..errors import OutputPathError
-        raise OutputPathError("--out", args.out, "a folder (the demo's own)", "a file is in "
-                                                                            "the way")
     phantom_dir = out / "phantom"
-    if phantom_dir.exists():
-        shutil.rmtree(phantom_dir)  # the demo folder is the demo's own
-    print(f"1/4 writing the synthetic patient ({args.size}) to {phantom_dir}")
+    print(f"1/4 writing the synthetic patient ({args.size}) to {final / 'phantom'}")
     spec = spec_for_size(args.size, ho166_scout=True)
     truth = write_phantom(make_phantom(spec), phantom_dir)
     print("2/4 measuring volumes, LSF and TNR from the images (CBCT registration per position)")
@@ -310,11 +323,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     progress.step("writing the PDF report")
     write_report(record, out / "report.pdf", dose_dir=out / "dose", overwrite=True,
                  directive=directive, administration=administration)
-    print(f"\nwrote {out / 'report.pdf'}, {out / 'measurement.json'}, {out / 'case.json'}, "
-          f"{out / 'plan.json'}, {out / 'plan.txt'}, {out / 'directive.json'}, "
-          f"{out / 'administration.json'}, dose maps and DVHs in {out / 'dose'}; images and "
-          f"truth in {phantom_dir}")
-    return EXIT_OK
 
 
 def _demo_treatment_day(record: dict, truth: dict, out: Path) -> tuple[dict, dict]:
@@ -543,7 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command. Bad input: one line on stderr, status 2. Ctrl-C (KeyboardInterrupt)
+    """Run one command. Bad input, and an output that cannot be written (a folder without
+    write permission, a full disk): one line on stderr, status 2. Ctrl-C (KeyboardInterrupt)
     in any command: one line on stderr, status 130, no traceback (files are written
     atomically, so nothing is left half-written). A closed standard output (``| head``):
     status 141, quietly, as the Python documentation recommends (the rest of the output goes
@@ -561,6 +570,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_INPUT
         except ValueError as exc:  # raised by physics functions on out-of-range numbers
             print(f"tareplanner: error: {exc}", file=sys.stderr)
+            return EXIT_INPUT
+        except BrokenPipeError:
+            raise
+        except OSError as exc:  # an unwritable folder, a full disk, a quota: the output's fault
+            output = next((str(getattr(args, name)) for name in ("out", "output", "outdir")
+                           if getattr(args, name, None)), None)
+            print(f"tareplanner: error: {output_fault(exc, output)}", file=sys.stderr)
             return EXIT_INPUT
         sys.stdout.flush()  # a closed pipe shows here, while the error can still be handled
         return code

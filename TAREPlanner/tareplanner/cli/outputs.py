@@ -7,11 +7,15 @@ name does not leave a record where nobody looks for it. A folder output (``demo 
 ``dose --out``, ``batch --out``, ``phantom OUT``) is the command's own folder: it is made,
 with any missing parent folders.
 
-The check runs before anything is read or computed, so a refusal costs nothing.
+The check runs before anything is read or computed, so a refusal costs nothing. A fault met
+while writing (no permission, a full disk) is reported by :func:`output_fault` as one line,
+exit status 2; the writers are atomic, so nothing is left of the output.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 from ..errors import OutputPathError
@@ -40,4 +44,20 @@ def check_output_file(path: str | Path, field: str) -> Path:
                           "folder, make it first")
 
 
-__all__ = ["check_output_file"]
+def output_fault(exc: OSError, output: str | None = None) -> OutputPathError:
+    """An operating-system error met while writing (no permission, no space left, a quota,
+    a read-only file system) as a named error: the path, the system's reason and what is
+    needed. The writers remove their temporary files on the way out, so nothing is left."""
+    path = exc.filename if exc.filename is not None else (output or "the output")
+    errno = exc.errno
+    if errno is None:  # re-raised by a library with the number only in its text
+        found = re.search(r"\[Errno (\d+)\]", str(exc))
+        errno = int(found.group(1)) if found else None
+    text = str(exc).strip()
+    reason = (exc.strerror or (os.strerror(errno) if errno else "")
+              or (text.splitlines()[0] if text else type(exc).__name__))
+    return OutputPathError("output", str(path), "a folder that can be written, with free space",
+                           reason)
+
+
+__all__ = ["check_output_file", "output_fault"]

@@ -20,7 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .. import __version__
-from ..errors import FieldValueError
+from ..errors import FieldValueError, ImageDataError
 from .grid import same_geometry
 from .camera_file import scaled_psf
 from .partial_volume import (build_regions, check_fwhm, correct_regions_with_psfs,
@@ -29,6 +29,7 @@ from .quantities import (LungShunt, counts_on_grid, lung_shunt_from_spect,
                          tumour_to_normal_ratios)
 from .loaded import LoadedImage
 from .registration import register_rigid_all
+from .voxel_checks import check_emission_voxels, check_finite_voxels
 from .segmentation import (assign_tumours, body_mask, exclude_lung_base, geometry_checks,
                            lung_mass_kg, lungs_from_ct, territory_from_cbct)
 
@@ -99,6 +100,11 @@ def measure(ct: LoadedImage, spect: LoadedImage, labels: LabelInputs,
     if not (spect.is_counts or spect.is_activity):
         raise ValueError(f"the SPECT must hold counts or activity, not {spect.units!r}")
     warnings: list[dict] = []
+    # NaN, infinite or strongly negative voxels would silently change every sum below
+    check_finite_voxels(ct.image, ct.source or "CT")
+    negative = check_emission_voxels(spect.image, spect.source or "SPECT")
+    if negative is not None:
+        warnings.append(negative)
     ref = ct.image
     voxel_ml = float(np.prod(ref.GetSpacing())) / 1000.0
     liver = _on_ct(labels.liver, ref, "liver", warnings) > 0
@@ -158,10 +164,7 @@ def measure(ct: LoadedImage, spect: LoadedImage, labels: LabelInputs,
                                 tolerance=TUMOUR_SPLIT_TOLERANCE)
 
     counts = counts_on_grid(spect.image, ref)
-    if np.nanmin(counts) < 0:
-        warnings.append({"code": "negative-voxels",
-                         "message": "the SPECT has negative voxels; they are summed as they "
-                                    "are (no clipping)"})
+    _check_liver_in_fov(counts, liver, territories, tumours, warnings, spect.source or "SPECT")
     whole = lung_shunt_from_spect(counts, lungs, liver, voxel_ml)
     lsf = whole
     used = None
@@ -288,6 +291,43 @@ def _camera_parents(pvc_record: dict) -> dict:
     return {"parents": {"camera": ref}} if ref else {}
 
 
+def _check_liver_in_fov(counts: np.ndarray, liver: np.ndarray, territories: dict,
+                        tumours: dict, warnings: list, where: str) -> None:
+    """The SPECT must cover the liver: a territory whose normal liver has no counts in the
+    SPECT's field of view has no TNR (it would divide by zero) and is refused, naming the
+    position and how much of its normal liver lies in the field of view; a liver or a tumour
+    partly outside gives a warning (the LSF's liver counts and that tumour's counts are then
+    those of the part inside)."""
+    inside = np.isfinite(counts)
+    if liver.any():
+        fraction = float(inside[liver].mean())
+        if fraction < LUNG_FOV_MIN:
+            warnings.append({"code": "liver-outside-spect-fov",
+                             "message": f"only {fraction:.1%} of the liver lies in the SPECT "
+                                        "field of view: the LSF is overestimated and the TNRs "
+                                        "are those of the part inside"})
+    any_tumour = np.zeros(liver.shape, dtype=bool)
+    for name, mask in tumours.items():
+        any_tumour |= mask
+        if mask.any() and inside[mask].mean() < LUNG_FOV_MIN:
+            warnings.append({"code": "tumour-outside-spect-fov",
+                             "message": f"{name}: only {inside[mask].mean():.1%} of the tumour "
+                                        "lies in the SPECT field of view"})
+    for name, terr in territories.items():
+        normal = terr & liver & ~any_tumour
+        if not normal.any():
+            continue
+        values = counts[normal]
+        finite = np.isfinite(values)
+        if not finite.any() or float(values[finite].sum()) <= 0:
+            raise ImageDataError(
+                f"{where}:field of view", f"{finite.mean():.1%} of the normal liver of "
+                f"position {name!r} in the SPECT field of view, "
+                f"{float(values[finite].sum()) if finite.any() else 0:g} counts",
+                "a SPECT covering the liver, with counts in each position's normal liver "
+                "(same frame of reference as the CT)")
+
+
 def _check_camera(res: dict, spect: LoadedImage) -> None:
     """A camera file must be a SPECT's of the SPECT's radionuclide (refused by name)."""
     camera = res.get("camera")
@@ -380,6 +420,11 @@ def _correct_ratios(ratios: dict, pvc, position: str) -> None:
     normal["counts_per_ml_uncorrected"] = normal["counts_per_ml"]
     if pvc is not None:
         normal["counts_per_ml"] = pvc.corrected(f"normal:{position}")
+        if not (math.isfinite(normal["counts_per_ml"]) and normal["counts_per_ml"] > 0):
+            raise ImageDataError(
+                "partial-volume correction", f"corrected normal-liver density "
+                f"{normal['counts_per_ml']:g} counts/mL in position {position!r}",
+                "a density > 0 (is the normal liver inside the SPECT field of view?)")
     for name, t in ratios["tumours"].items():
         t["counts_per_ml_uncorrected"] = t["counts_per_ml"]
         t["tnr_uncorrected"] = t["tnr"]
@@ -396,7 +441,7 @@ def _mask(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
 
 def parse_manual_tnr(text: str, field: str = "manual_tnr") -> dict[str, float]:
     """``"T1=3.2, T2=2.5"`` -> {"T1": 3.2, "T2": 2.5}; empty text -> {}."""
-    from ..errors import FieldValueError
+    from ..errors import FieldValueError, ImageDataError
     values: dict[str, float] = {}
     for item in (s.strip() for s in text.replace(";", ",").split(",")):
         if not item:

@@ -4,7 +4,8 @@ timing.
 
 Checks (each a :class:`~tareplanner.errors.ImageDataError` naming the file and the tag):
 mixed series, missing, unreadable or non-positive spacing, position or orientation,
-non-uniform slice spacing beyond tolerance, emission images without counts or activity
+non-uniform slice spacing beyond tolerance, slices not stacked along their normal (gantry
+tilt, shear), RT Dose scaled by Dose Grid Scaling whatever its number of frames, emission images without counts or activity
 units, empty, truncated or corrupted files, colour images, images that are not 3D scalar
 volumes, more than :data:`MAX_VOXELS` voxels, voxel values that are not finite (NaN or
 infinity, also after rescaling), unreadable dates.
@@ -27,6 +28,7 @@ from pydicom.errors import InvalidDicomError
 
 from ..errors import ImageDataError
 from .arrays import image_array
+from .voxel_checks import check_finite_voxels
 from .loaded import ACTIVITY_UNITS, COUNT_UNITS, LoadedImage  # noqa: F401 (re-exported)
 
 NON_DICOM_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -71,11 +73,7 @@ def read_image(path: str | Path, *, series_uid: str | None = None, units: str | 
 
 
 def _check_finite(image: sitk.Image, where: str) -> None:
-    values = image_array(image)
-    if values.dtype.kind == "f" and not np.isfinite(values).all():
-        bad = int(values.size - np.count_nonzero(np.isfinite(values)))
-        raise ImageDataError(f"{where}:voxel values", f"{bad} NaN or infinite voxels",
-                             "finite numbers (check the rescale slope and intercept)")
+    check_finite_voxels(image, where)
 
 
 def _check_voxels(count: int, where: str) -> None:
@@ -257,13 +255,19 @@ def _read_dicom(root: Path, files: list[Path], series_uid: str | None) -> Loaded
     first_path, first = chosen[0]
     frames = _tag_value(first, "NumberOfFrames", first_path, "(0028,0008)", _count,
                         "a number of frames >= 1", 1)
-    if len(chosen) == 1 and frames > 1:
+    if len(chosen) == 1 and (frames > 1 or _is_rt_dose(first)):
+        # an RT Dose is read here whatever its number of frames, so that Dose Grid Scaling
+        # (3004,000E) applies to a single-frame file as to a multi-frame one
         loaded = _read_multiframe(first_path)
     else:
         loaded = _read_slices(chosen)
     loaded.sha256 = _sha256_files([f for f, _ in chosen])
     loaded.source = str(root)
     return loaded
+
+
+def _is_rt_dose(ds) -> bool:
+    return str(ds.get("Modality", "")) == "RTDOSE" or "GridFrameOffsetVector" in ds
 
 
 def _float_list(ds, keyword: str, path: Path, tag: str, n: int,
@@ -345,6 +349,7 @@ def _read_slices(items: list) -> LoadedImage:
                                  f"slice step {steps[worst]:.3f} mm",
                                  f"uniform spacing {median:.3f} +/- {tol:.3f} mm")
         slice_spacing = median
+        _check_stack_along_normal(entries, direction, pixel_spacing)
     else:
         slice_spacing = _tag_value(ds0, "SliceThickness", path0, "(0018,0050)", _positive,
                                    "a thickness > 0 mm", 1.0)
@@ -372,6 +377,35 @@ def _read_slices(items: list) -> LoadedImage:
     modality = str(ds0.get("Modality", ""))
     return LoadedImage(image=image, modality=modality, units=_units(ds0, path0, modality),
                        source="", sha256="", meta=_metadata(ds0, len(entries), path0))
+
+
+def _check_stack_along_normal(entries: list, direction: np.ndarray,
+                              pixel_spacing: np.ndarray) -> None:
+    """Refuse a slice stack whose positions do not follow the slice normal: a CT acquired
+    with gantry tilt (0018,1120), or any sheared stack. Its voxels are not where an
+    orthogonal grid with the first slice's origin would put them (a 15 degree tilt moves the
+    last of 300 slices of 1.25 mm by ~100 mm), and such a stack is not resampled here: the
+    series must be resampled to an orthogonal grid first (e.g. Slicer's 'Acquisition
+    geometry regularization' on DICOM import, or dcm2niix, which corrects gantry tilt)."""
+    first = entries[0][1]
+    offsets = np.array([e[1] - first for e in entries])
+    along = offsets @ direction[:, 2]
+    across = offsets - np.outer(along, direction[:, 2])
+    drift = np.linalg.norm(across, axis=1)
+    tolerance = max(SPACING_TOL_MM, SPACING_TOL_REL * float(np.min(pixel_spacing)))
+    worst = int(np.argmax(drift))
+    if drift[worst] > tolerance:
+        path, ds = entries[worst][2], entries[worst][3]
+        tilt = ds.get("GantryDetectorTilt")
+        detail = (f"GantryDetectorTilt (0018,1120) is {tilt} degrees; " if tilt not in (None, "")
+                  else "")
+        raise ImageDataError(
+            f"{path}:ImagePositionPatient (0020,0032)",
+            f"{drift[worst]:.2f} mm off the slice normal of the first slice",
+            f"slices stacked along the normal of ImageOrientationPatient (within "
+            f"{tolerance:.2f} mm): a tilted or sheared stack must be resampled to an "
+            "orthogonal grid first",
+            detail + "gantry tilt or a non-orthogonal slice geometry")
 
 
 def _read_multiframe(path: Path) -> LoadedImage:
@@ -402,9 +436,18 @@ def _read_multiframe(path: Path) -> LoadedImage:
     elif "GridFrameOffsetVector" in ds:  # RT Dose
         iop = _float_list(ds, "ImageOrientationPatient", path, "(0020,0037)", 6)
         ipp = _float_list(ds, "ImagePositionPatient", path, "(0020,0032)", 3)
-        offsets = _float_list(ds, "GridFrameOffsetVector", path, "(3004,000C)", frames)
-        scale = (_tag_value(ds, "DoseGridScaling", path, "(3004,000E)", _finite,
-                            "a finite number", 1.0), 0.0)
+        if frames == 1 and len(ds.get("GridFrameOffsetVector") or []) > 1:
+            # a single frame with a longer vector (seen in the wild): its first offset
+            offsets = _float_list(ds, "GridFrameOffsetVector", path, "(3004,000C)",
+                                  len(ds.GridFrameOffsetVector))[:1]
+        else:
+            offsets = _float_list(ds, "GridFrameOffsetVector", path, "(3004,000C)", frames)
+        scale = (_dose_grid_scaling(ds, path), 0.0)
+    elif _is_rt_dose(ds):  # a single-frame RT Dose without a frame offset vector
+        iop = _float_list(ds, "ImageOrientationPatient", path, "(0020,0037)", 6)
+        ipp = _float_list(ds, "ImagePositionPatient", path, "(0020,0032)", 3)
+        offsets = np.zeros(1)
+        scale = (_dose_grid_scaling(ds, path), 0.0)
     else:
         raise ImageDataError(f"{path}:SOPClassUID (0008,0016)", str(ds.get("SOPClassUID")),
                              "multi-frame NM or RT Dose (enhanced multi-frame is not supported)")
@@ -443,6 +486,13 @@ def _read_multiframe(path: Path) -> LoadedImage:
     image.SetDirection(tuple(direction.ravel()))
     return LoadedImage(image=image, modality=modality, units=_units(ds, path, modality),
                        source="", sha256="", meta=_metadata(ds, frames, path))
+
+
+def _dose_grid_scaling(ds, path: Path) -> float:
+    """Dose Grid Scaling (3004,000E): stored value x scaling = dose in DoseUnits (PS3.3
+    C.8.8.3). Required (type 1C) when the pixel data are integers; 1 when absent."""
+    return _tag_value(ds, "DoseGridScaling", path, "(3004,000E)", _positive,
+                      "a finite number > 0", 1.0)
 
 
 def _rwvm_slope(ds, path: Path) -> tuple[float, float]:

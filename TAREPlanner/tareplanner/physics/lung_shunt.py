@@ -35,8 +35,13 @@ def lsf_planar_geometric_mean(lung_anterior_counts: float, lung_posterior_counts
     gm_liver = math.sqrt(liver_anterior_counts) * math.sqrt(liver_posterior_counts)
     if gm_lung + gm_liver <= 0:
         raise ValueError("lung and liver counts are all zero; LSF is undefined")
-    return PlanarLsf(gm_lung, gm_liver, gm_lung / (gm_lung + gm_liver) if gm_lung < gm_liver
-                     else 1.0 / (1.0 + gm_liver / gm_lung))
+    # the ratio of the smaller to the larger mean, so that the sum never overflows
+    if gm_lung <= gm_liver:
+        ratio = gm_lung / gm_liver
+        lsf = ratio / (1.0 + ratio)
+    else:
+        lsf = 1.0 / (1.0 + gm_liver / gm_lung)
+    return PlanarLsf(gm_lung, gm_liver, lsf)
 
 
 #: an LSF above this is more likely lung and liver counts swapped than a shunt: it would

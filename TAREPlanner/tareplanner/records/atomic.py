@@ -4,6 +4,10 @@ A reader never sees a partial target: it is either absent, the earlier version, 
 one. The temporary name holds the writer's process id (``.NAME.PID.XXXX.tmp``); a process
 killed mid-write leaves its temporary behind, and the next write of the same target removes
 the temporaries of writers that no longer run.
+
+A set of outputs whose records name each other's files by path (the demo's folder) is built
+in a new generation folder beside the old one and swapped in whole: the output path is a
+symbolic link to the current generation, replaced in one step (:func:`swapped_folder`).
 """
 
 from __future__ import annotations
@@ -59,6 +63,14 @@ def _output_error(path: Path, exc: OSError, field: str) -> OutputPathError:
                            exc.strerror or type(exc).__name__)
 
 
+def _usual_mode(folder: Path) -> None:
+    """Give a folder made by mkdtemp (mode 700) the mode a plain mkdir would (777 less the
+    umask), since it becomes the output folder."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+
+
 def _prepare(path: Path, field: str) -> None:
     """Create the parent folder; named errors when ``path`` cannot be a file there."""
     if "\x00" in str(path):
@@ -87,6 +99,9 @@ def atomic_path(path: str | Path, overwrite: bool = False,
     except OSError as exc:
         raise _output_error(path, exc, field) from None
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 600; the output gets a plain file's mode
     try:
         yield Path(tmp)
         try:
@@ -126,9 +141,10 @@ def write_json_atomic(path: str | Path, document: Any, overwrite: bool = False,
 
 @contextmanager
 def atomic_folder(path: str | Path, field: str = "--out") -> Iterator[Path]:
-    """A temporary folder beside ``path`` to fill; it replaces ``path`` (an earlier folder of
-    that name is removed) when the block ends without error, and is removed otherwise. The
-    caller decides beforehand whether replacing is allowed."""
+    """A temporary folder beside ``path`` to fill; it replaces ``path`` when the block ends
+    without error (the earlier folder of that name is first renamed aside whole, then
+    removed, so that a run killed at any point never leaves a mix of old and new files), and
+    is removed otherwise. The caller decides beforehand whether replacing is allowed."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputPathError(field, str(path), "a folder, not a file")
@@ -138,11 +154,93 @@ def atomic_folder(path: str | Path, field: str = "--out") -> Iterator[Path]:
                                     dir=path.parent))
     except OSError as exc:
         raise _output_error(path, exc, field) from None
+    _usual_mode(tmp)
     try:
         yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
+        try:
+            if path.exists():  # set the old folder aside whole (one rename), then swap
+                aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.",
+                                              suffix=".tmp", dir=path.parent))
+                os.replace(path, aside / path.name)
+                os.replace(tmp, path)
+                shutil.rmtree(aside, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
+        except OSError as exc:
+            raise _output_error(path, exc, field) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+GENERATION = "generation"
+
+
+def _generation_prefix(path: Path) -> str:
+    return f".{path.name}.{GENERATION}."
+
+
+def remove_stale_generations(path: Path) -> None:
+    """Remove the generation folders beside ``path`` (``.NAME.generation.PID.XXXX``) that
+    ``path`` does not point to and whose writer no longer runs: what a killed run left."""
+    prefix = _generation_prefix(path)
+    current = Path(os.readlink(path)).name if path.is_symlink() else None
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.startswith(prefix) or entry.name == current:
+            continue
+        pid = entry.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and (int(pid) == os.getpid() or _pid_alive(int(pid))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+@contextmanager
+def swapped_folder(path: str | Path, field: str = "--out") -> Iterator[Path]:
+    """A new generation folder beside ``path`` (``.NAME.generation.PID.XXXX``) to fill with a
+    whole set of outputs. When the block ends without error, ``path`` becomes a symbolic link
+    to it in one step (a link renamed onto ``path``; an earlier real folder of that name is
+    set aside first) and the previous generation is removed; on an error or an interrupt the
+    new generation is removed and the old set stays as it was. A run killed outright (kill -9)
+    leaves the old set whole and its unfinished generation, which the next run removes.
+    Records written in the block name files by the generation's path, which stays valid for
+    as long as it is the current one."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(field, str(path), "a folder, not a file")
+    _prepare(path, field)
+    remove_stale_generations(path)
+    try:
+        generation = Path(tempfile.mkdtemp(prefix=f"{_generation_prefix(path)}{os.getpid()}.",
+                                           dir=path.parent))
+    except OSError as exc:
+        raise _output_error(path, exc, field) from None
+    _usual_mode(generation)
+    link = path.parent / f".{path.name}.{os.getpid()}.link.tmp"
+    try:
+        yield generation
+        previous = (path.parent / os.readlink(path)) if path.is_symlink() else None
+        try:
+            os.symlink(generation.name, link)
+            if path.exists() and not path.is_symlink():  # a real folder (an earlier version)
+                aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.",
+                                              suffix=".tmp", dir=path.parent))
+                os.replace(path, aside / path.name)
+                os.replace(link, path)
+                shutil.rmtree(aside, ignore_errors=True)
+            else:
+                os.replace(link, path)
+        except OSError as exc:
+            raise _output_error(path, exc, field) from None
+        if previous is not None and previous.name != generation.name \
+                and previous.name.startswith(_generation_prefix(path)):
+            shutil.rmtree(previous, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(generation, ignore_errors=True)
+        if os.path.lexists(link):
+            os.unlink(link)
         raise

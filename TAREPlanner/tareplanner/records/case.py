@@ -11,6 +11,8 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
@@ -124,6 +126,16 @@ def canonical_sha256(document: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+@lru_cache(maxsize=None)
+def plausible_max(kind: str) -> float:
+    """The largest physiologically possible value of ``kind`` ('volume_ml', 'activity_gbq',
+    'lung_mass_kg'), from data/plausible_ranges.json (with its reason there): a value above
+    it is refused as a typing or unit error."""
+    text = resources.files("tareplanner.data").joinpath("plausible_ranges.json") \
+        .read_text("utf-8")
+    return float(json.loads(text)[kind]["max"])
+
+
 def _goal(raw: Any, field: str) -> Goal:
     obj = require_object(raw, field)
     if len(obj) != 1:
@@ -134,7 +146,9 @@ def _goal(raw: Any, field: str) -> Goal:
         if value is not True:
             raise FieldValueError(f"{field}.maximum", value, "true")
         return Goal(kind, None)
-    return Goal(kind, number(obj, kind, field, exclusive_minimum=0))
+    return Goal(kind, number(obj, kind, field, exclusive_minimum=0,
+                             maximum=plausible_max("activity_gbq") if kind == "activity_gbq"
+                             else None))
 
 
 def _tumour(raw: Any, field: str, method: str) -> Tumour:
@@ -143,8 +157,9 @@ def _tumour(raw: Any, field: str, method: str) -> Tumour:
     tnr_needed = method == "partition"
     tnr = number(obj, "tnr", field, exclusive_minimum=0,
                  default=MissingFieldError if tnr_needed else None)
-    return Tumour(name=name_value(obj, "name", field), volume_ml=number(obj, "volume_ml", field,
-                                                                    exclusive_minimum=0), tnr=tnr)
+    return Tumour(name=name_value(obj, "name", field),
+                  volume_ml=number(obj, "volume_ml", field, exclusive_minimum=0,
+                                   maximum=plausible_max("volume_ml")), tnr=tnr)
 
 
 def _position(raw: Any, field: str, method: str) -> Position:
@@ -170,16 +185,18 @@ def _position(raw: Any, field: str, method: str) -> Position:
             raise FieldValueError(f"{field}.goal", goal.as_dict(),
                                   "a tumour_dose_gy goal only where the position has tumours")
     return Position(name=name_value(obj, "name", field),
-                    normal_volume_ml=number(obj, "normal_volume_ml", field, exclusive_minimum=0),
+                    normal_volume_ml=number(obj, "normal_volume_ml", field, exclusive_minimum=0,
+                                            maximum=plausible_max("volume_ml")),
                     tumours=tumours, goal=goal)
 
 
 def _lung_mass(doc: Mapping[str, Any]) -> dict:
     """``lung_mass_kg``, ``lung_mass_source`` and ``lung_mass_ct_kg`` of a case: the mass
     itself is resolved at planning time (site policy, convention), see planning.lung_mass."""
-    mass = number(doc, "lung_mass_kg", "", default=None, exclusive_minimum=0, maximum=5.0)
+    mass = number(doc, "lung_mass_kg", "", default=None, exclusive_minimum=0,
+                  maximum=plausible_max("lung_mass_kg"))
     ct_mass = number(doc, "lung_mass_ct_kg", "", default=None, exclusive_minimum=0,
-                     maximum=5.0)
+                     maximum=plausible_max("lung_mass_kg"))
     source = string(doc, "lung_mass_source", "", default=None, choices=LUNG_MASS_SOURCES)
     if source is None and mass is not None:
         source = "entered"
@@ -351,9 +368,9 @@ def parse_case(document: Any) -> Case:
 
     liver_default = MissingFieldError if method == "bsa" else None
     whole_liver = number(doc, "whole_liver_volume_ml", "", default=liver_default,
-                         exclusive_minimum=0)
+                         exclusive_minimum=0, maximum=plausible_max("volume_ml"))
     whole_tumour = number(doc, "whole_liver_tumour_volume_ml", "", default=liver_default,
-                          minimum=0)
+                          minimum=0, maximum=plausible_max("volume_ml"))
     if whole_liver is not None and whole_tumour is not None and whole_tumour >= whole_liver:
         raise FieldValueError("whole_liver_tumour_volume_ml", whole_tumour,
                               f"less than whole_liver_volume_ml ({whole_liver:g})")

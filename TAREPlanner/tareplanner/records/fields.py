@@ -63,6 +63,12 @@ def number(obj: Mapping[str, Any], key: str, field: str, *, default: Any = Missi
             raise MissingFieldError(path, allowed)
         return default
     value = obj[key]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2 ** 1000:
+        try:
+            float(value)
+        except OverflowError:  # an integer beyond any float (math.isfinite would raise)
+            digits = len(str(abs(value))) if abs(value) < 10 ** 4000 else "4000+"
+            raise FieldValueError(path, f"an integer of {digits} digits", allowed) from None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise FieldValueError(path, value, allowed)
     if ((minimum is not None and value < minimum)

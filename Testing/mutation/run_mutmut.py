@@ -1,0 +1,163 @@
+"""Mutation testing of the safety-critical code with mutmut, one module at a time.
+
+Usage (from the repository root)::
+
+    python Testing/mutation/run_mutmut.py physics/decay.py      # one module
+    python Testing/mutation/run_mutmut.py --list                # the scope and its tests
+    python Testing/mutation/run_mutmut.py all                   # every module, one after another
+
+Each module is mutated in its own scratch folder (``$MUTMUT_WORK``, default
+``/tmp/tareplanner-mutmut/<module>``): the package is copied there as ``src/tareplanner`` (the
+layout mutmut imports from), with ``Testing/`` and ``docs/``, and a pyproject.toml whose
+``[tool.mutmut]`` section names the one file to mutate and the test files that exercise it
+(``SCOPE`` below). mutmut runs those tests once to learn which test reaches which function, then
+runs, for each mutant, only the tests that reach the mutated function. ``--workers`` (default 1)
+sets mutmut's ``--max-children``; the machine is shared, so keep it at 1 or 2.
+
+The result line of each module (killed / survived / timeout / no tests, and the score) is
+printed and appended to ``$MUTMUT_WORK/../scores.txt``; survivors are listed with
+``mutmut results`` and shown with ``mutmut show NAME`` inside the scratch folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "TAREPlanner" / "tareplanner"
+
+#: module (relative to the package) -> the test files that exercise it (fast ones only;
+#: the 'slow' marker is deselected)
+SCOPE: dict[str, list[str]] = {
+    "physics/administration.py": ["Testing/test_treatment_day.py", "Testing/test_physics_guards.py",
+                                  "Testing/test_record_chain.py"],
+    "physics/bsa.py": ["Testing/test_bsa.py", "Testing/test_safety_edges.py",
+                       "Testing/test_physics_guards.py"],
+    "physics/compartments.py": ["Testing/test_compartments.py", "Testing/test_mutation_references.py",
+                                "Testing/test_solver.py", "Testing/test_physics_guards.py"],
+    "physics/decay.py": ["Testing/test_decay_and_nuclides.py", "Testing/test_physics_guards.py"],
+    "physics/dvh.py": ["Testing/test_mutation_references.py", "Testing/test_dosimetry.py",
+                       "Testing/test_fast_paths.py", "Testing/test_physics_guards.py"],
+    "physics/gpu.py": ["Testing/test_voxel_dose.py", "Testing/test_physics_guards.py"],
+    "physics/kernels.py": ["Testing/test_mutation_references.py", "Testing/test_voxel_dose.py",
+                           "Testing/test_physics_guards.py"],
+    "physics/lung_shunt.py": ["Testing/test_ordering.py", "Testing/test_physics_guards.py"],
+    "physics/ordering.py": ["Testing/test_ordering.py", "Testing/test_safety_edges.py"],
+    "physics/partial_volume.py": ["Testing/test_partial_volume.py", "Testing/test_physics_guards.py"],
+    "physics/solver.py": ["Testing/test_solver.py", "Testing/test_solver_shared_by_hand.py"],
+    "physics/uncertainty.py": ["Testing/test_uncertainty.py", "Testing/test_uncertainty_by_hand.py"],
+    "physics/voxel_dose.py": ["Testing/test_voxel_dose.py", "Testing/test_mutation_references.py",
+                              "Testing/test_physics_guards.py"],
+    "physics/voxel_planning.py": ["Testing/test_voxel_dose.py", "Testing/test_physics_guards.py"],
+    "plan_uncertainty.py": ["Testing/test_uncertainty.py", "Testing/test_uncertainty_by_hand.py"],
+    "planning.py": ["Testing/test_planning.py", "Testing/test_safety_edges.py",
+                    "Testing/test_mutation_references.py", "Testing/test_case_errors.py",
+                    "Testing/test_physics_guards.py"],
+    "records/directive.py": ["Testing/test_treatment_day.py", "Testing/test_record_chain.py",
+                             "Testing/test_physics_guards.py"],
+    "records/administration.py": ["Testing/test_treatment_day.py", "Testing/test_record_chain.py",
+                                  "Testing/test_physics_guards.py"],
+    "dosimetry/activity.py": ["Testing/test_dosimetry.py", "Testing/test_verification_activity.py",
+                              "Testing/test_mutation_references.py", "Testing/test_safety_edges.py",
+                              "Testing/test_physics_guards.py"],
+    "imaging/partial_volume.py": ["Testing/test_partial_volume.py", "Testing/test_physics_guards.py"],
+    "web/files.py": ["Testing/web/test_files.py", "Testing/web/test_files_containment.py"],
+}
+
+
+def _toml_list(items: list[str]) -> str:
+    return "[" + ", ".join(json.dumps(i) for i in items) + "]"
+
+
+def prepare(module: str, work: Path) -> None:
+    """A fresh scratch folder for ``module``: src/tareplanner, Testing, docs, pyproject.toml."""
+    if work.exists():
+        shutil.rmtree(work)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".hypothesis")
+    shutil.copytree(PACKAGE, work / "src" / "tareplanner", ignore=ignore)
+    shutil.copytree(REPO / "Testing", work / "Testing", ignore=ignore)
+    shutil.copytree(REPO / "docs", work / "docs", ignore=ignore)
+    shutil.copy2(REPO / "README.md", work / "README.md")
+    tests = [t for t in SCOPE[module] if (REPO / t).exists()]
+    pyproject = (REPO / "pyproject.toml").read_text()
+    pyproject += (
+        "\n[tool.mutmut]\n"
+        'source_paths = ["src"]\n'
+        f'only_mutate = ["src/tareplanner/{module}"]\n'
+        'also_copy = ["Testing", "docs", "README.md"]\n'
+        f"pytest_add_cli_args_test_selection = {_toml_list(tests)}\n"
+        "pytest_add_cli_args = [\"-q\", \"-p\", \"no:cacheprovider\", \"-m\", \"not slow and not browser\"]\n"
+        "timeout_multiplier = 10.0\n"
+    )
+    (work / "pyproject.toml").write_text(pyproject)
+
+
+def results(work: Path) -> dict[str, list[str]]:
+    out = subprocess.run(["mutmut", "results", "--all", "true"], cwd=work, capture_output=True,
+                         text=True).stdout
+    by_status: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        name, _, status = line.strip().rpartition(": ")
+        if name:
+            by_status.setdefault(status, []).append(name)
+    return by_status
+
+
+def run(module: str, workers: int, root: Path) -> str:
+    work = root / module.replace("/", "-").removesuffix(".py")
+    prepare(module, work)
+    # mutmut puts mutants/src first on sys.path itself; a PYTHONPATH would hide the mutants
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.setdefault("MPLBACKEND", "Agg")
+    start = time.monotonic()
+    proc = subprocess.run(["mutmut", "run", "--max-children", str(workers)], cwd=work, env=env,
+                          capture_output=True, text=True)
+    minutes = (time.monotonic() - start) / 60
+    (work / "mutmut-run.log").write_text(proc.stdout + proc.stderr)
+    by = results(work)
+    killed = len(by.get("killed", [])) + len(by.get("timeout", [])) + len(by.get("segfault", []))
+    survived = by.get("survived", [])
+    untested = by.get("no tests", [])
+    total = killed + len(survived) + len(untested)
+    score = 100.0 * killed / total if total else float("nan")
+    line = (f"{module}: {total} mutants, {killed} killed, {len(survived)} survived, "
+            f"{len(untested)} not reached by a test; score {score:.1f} %; {minutes:.1f} min "
+            f"({workers} worker{'s' if workers > 1 else ''}); rc {proc.returncode}")
+    with open(root / "scores.txt", "a") as f:
+        f.write(time.strftime("%Y-%m-%d %H:%M ") + line + "\n")
+        for name in survived + untested:
+            f.write(f"    {name}\n")
+    return line
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help="modules relative to tareplanner/, or 'all'")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--list", action="store_true")
+    args = parser.parse_args(argv)
+    if args.list or not args.modules:
+        for module, tests in SCOPE.items():
+            print(f"{module}: {' '.join(tests)}")
+        return 0
+    modules = list(SCOPE) if args.modules == ["all"] else args.modules
+    unknown = [m for m in modules if m not in SCOPE]
+    if unknown:
+        print(f"not in the scope: {', '.join(unknown)} (see --list)", file=sys.stderr)
+        return 2
+    root = Path(os.environ.get("MUTMUT_WORK", "/tmp/tareplanner-mutmut"))
+    root.mkdir(parents=True, exist_ok=True)
+    for module in modules:
+        print(run(module, args.workers, root), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
