@@ -32,7 +32,7 @@ def test_buttons_say_what_they_need_before_loading(session):
 
 
 def test_bad_values_name_the_field(session):
-    with pytest.raises(ValueError, match="siteTolerancePercent: got 'abc'; allowed: a number"):
+    with pytest.raises(ValueError, match=r"Site tolerance \(%\): got 'abc'; allowed: a number"):
         session.set_value("siteTolerancePercent", "abc")
     with pytest.raises(ValueError, match="allowed"):
         session.set_value("stepLog", "")
