@@ -458,7 +458,9 @@ class WebApp:
         the text once; a refused text stays in the field with its message beneath it."""
         k = key
         shown = f"focus_key === {k} ? draft : (sent_key === {k} ? sent_text : (fv[{k}] ?? ''))"
-        send = (f"if (focus_key === {k}) {{ sent_key = {k}; sent_text = draft; "
+        # a field left unchanged sends nothing (no needless update of every tab)
+        send = (f"if (focus_key === {k} && draft === (fv[{k}] ?? '')) focus_key = null; "
+                f"else if (focus_key === {k}) {{ sent_key = {k}; sent_text = draft; "
                 f"focus_key = null; trigger('commit', [tab_id, {k}, sent_text])"
                 f".then(() => {{ if (sent_key === {k} && focus_key !== {k}) "
                 f"sent_key = null; }}); }}")

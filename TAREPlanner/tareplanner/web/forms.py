@@ -99,6 +99,14 @@ ACTION_FIELDS = {
 }
 
 
+def goal_text(kind: str, value) -> str:
+    """A recorded goal in words: 'Tumour dose 250 Gy', 'Maximum the limits allow'."""
+    label = GOAL_LABELS.get(kind, kind)
+    if value is True or kind not in GOAL_UNITS:
+        return label
+    return f"{label.split(' (')[0]} {value:g} {GOAL_UNITS[kind]}"
+
+
 def goal_field(kind: str) -> Field:
     """The goal value's field for a goal kind: its label and range."""
     low, high = GOAL_RANGES.get(kind, (0.0, math.inf))

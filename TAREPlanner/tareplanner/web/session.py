@@ -460,8 +460,7 @@ class Session:
             return []
         rows = []
         for position in record["positions"]:
-            goal = ", ".join(forms.GOAL_LABELS.get(k, k) if v is True else
-                             f"{forms.GOAL_LABELS.get(k, k)} {v:g}"
+            goal = ", ".join(forms.goal_text(k, v)
                              for k, v in (position.get("goal") or {}).items())
             tumours = "; ".join(f"{t['name']} {t['dose_gy']:.0f} Gy"
                                 for t in position.get("tumours") or [])
