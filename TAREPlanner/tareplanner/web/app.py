@@ -359,8 +359,14 @@ class WebApp:
         for i in range(nodes.GetNumberOfItems()):
             model = nodes.GetItemAsObject(i)
             if model.GetAttribute(guided.STEP_TAG) and model.GetDisplayNode() is not None:
-                model.GetDisplayNode().SetVisibility(True)
-                model.GetDisplayNode().SetVisibility2D(True)
+                display = model.GetDisplayNode()
+                # one colour per surface; without a colour table of the scene the views
+                # would build an empty lookup table for it ("Bad table range: [0, -1]")
+                display.SetScalarVisibility(False)
+                if self.slicer_app.scene.GetNodeByID(display.GetColorNodeID() or "") is None:
+                    display.SetAndObserveColorNodeID("vtkMRMLColorTableNodeGrey")
+                display.SetVisibility(True)
+                display.SetVisibility2D(True)
 
     def show(self, mode: str, reset: bool = False):
         """Slice views: the CT with the chosen image fused over it."""
