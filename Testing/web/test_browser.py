@@ -403,6 +403,53 @@ def test_an_outdated_plan_offers_no_download_and_no_directive(page):
     assert page.locator('[data-action="directive"]').is_enabled()
 
 
+def test_the_viewer_controls(page, shots):
+    """Bugs: the dose below the lowest isodose (120 Gy) was transparent so normal liver at
+    59-89 Gy showed no colour; no colour bar; no window/level; no slice position or value
+    under the cursor; no segment legend. The planned dose washes from the page's threshold
+    (20 Gy unless moved) with its colour bar in Gy; the CT presets set Slicer's windows; the
+    cursor gives the position in mm and the CT (HU) and dose (Gy) there; a segment hides."""
+    import re
+    page.locator('[data-field="view_mode"]').first.click()
+    menu = page.locator(".v-menu .v-overlay__content >> visible=true")
+    before = _updates(page)
+    menu.get_by_role("option", name="CT + planned dose", exact=True).click()
+    page.wait_for_function("() => window.trame.state.get('legend') && "
+                           "window.trame.state.get('legend').title === 'Planned dose (Gy)'",
+                           timeout=60_000)
+    legend = _state(page, "legend")
+    assert legend["low"] == "20" and legend["threshold"] == "20", legend
+    assert "Planned dose (Gy)" in page.locator("[data-legend]").inner_text()
+    for name, text in (("lung", "W 1400 L -500 HU"), ("abdomen", "W 350 L 40 HU"),
+                       ("liver", "W 150 L 30 HU")):
+        page.locator(f'[data-ct-preset="{name}"]').click()
+        page.wait_for_function("(t) => document.querySelector('[data-ct-window]')"
+                               ".innerText.includes(t)", arg=text, timeout=30_000)
+    box = page.locator("[data-views]").bounding_box()
+    for dx, dy in ((0.22, 0.22), (0.24, 0.26)):    # over the liver in the axial view
+        page.mouse.move(box["x"] + box["width"] * dx, box["y"] + box["height"] * dy)
+        time.sleep(0.3)
+    page.wait_for_function("() => (window.trame.state.get('cursor') || '').includes('HU')",
+                           timeout=30_000)
+    cursor = page.locator("[data-cursor]").inner_text()
+    assert re.search(r"R -?\d+\.\d A -?\d+\.\d S -?\d+\.\d mm · CT -?\d+\.\d HU", cursor), \
+        cursor
+    assert re.search(r"dose \d+\.\d Gy", cursor), cursor
+    page.get_by_role("tab", name=re.compile("Segments")).click()
+    row = page.locator('[data-segment="T1"]')
+    row.wait_for()
+    assert page.locator("[data-segment]").count() >= 5      # liver, T1-T3, lungs, territories
+    before = _updates(page)
+    row.locator("input").first.click()
+    _after(page, before)
+    assert [s["visible"] for s in _state(page, "segments") if s["name"] == "T1"] == [False]
+    before = _updates(page)
+    row.locator("input").first.click()
+    _after(page, before)
+    _shot(page, shots, "viewer", "plan")
+    page.get_by_role("tab", name="Plan").click()
+
+
 #: every typed field of the page: (selector, its label as the page words it, the action
 #: that reads it, whether an empty field is allowed (the label says what empty means))
 FIELDS = [

@@ -55,6 +55,17 @@ VIEW_MODES = [{"title": "CT", "value": "ct"}, {"title": "CT + MAA SPECT", "value
 ROLE_COLOURS = {"liver": (0.95, 0.55, 0.15), "tumour": (1.0, 0.1, 0.1),
                 "lung": (0.45, 0.75, 1.0)}
 TERRITORY_COLOURS = ((0.2, 0.85, 0.3), (0.9, 0.3, 0.9), (1.0, 0.9, 0.2), (0.2, 0.9, 0.9))
+#: CT window/level presets (window, level) in HU: Slicer's CT-Abdomen and CT-Lung volume
+#: display presets, and the liver window of Radiopaedia's "Windowing (CT)" article
+CT_PRESETS = {"abdomen": (350.0, 40.0), "liver": (150.0, 30.0), "lung": (1400.0, -500.0)}
+#: slice view orientation -> (view name, letters at the top, bottom, left, right edge; the
+#: axis of the slice position with its positive and negative letter). Radiological
+#: convention: the patient's right on the left of the screen.
+VIEW_TEXT = {"Axial": ("Axial", "A", "P", "R", "L", ("S", "I")),
+             "Coronal": ("Coronal", "S", "I", "R", "L", ("A", "P")),
+             "Sagittal": ("Sagittal", "S", "I", "A", "P", ("R", "L"))}
+#: what the colour bar of each fused image says (title with its unit)
+LEGEND_TITLES = {"plan": "Planned dose (Gy)", "verification": "Delivered dose (Gy)"}
 BUTTON_LABELS = {"load": "Load the synthetic patient", "registration": "Register the CBCTs",
                  "lungs": "Lungs from the CT", "territories": "Territories from the CBCTs",
                  "check segments": "Check the segments", "measurement": "Measure LSF and TNR",
@@ -101,6 +112,46 @@ def dvh_png(reports: dict[str, dict]) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+def _value_at(node, ras) -> float | None:
+    """The voxel value of a volume node at a RAS point (nearest voxel; its parent
+    transform applied), or None outside it."""
+    import numpy as np
+    import vtk
+    if node is None or node.GetImageData() is None:
+        return None
+    point = np.array([ras[0], ras[1], ras[2], 1.0])
+    transform = node.GetParentTransformNode()
+    if transform is not None:
+        to_local = vtk.vtkGeneralTransform()
+        transform.GetTransformFromWorld(to_local)
+        point[:3] = to_local.TransformPoint(point[:3])
+    ras_to_ijk = vtk.vtkMatrix4x4()
+    node.GetRASToIJKMatrix(ras_to_ijk)
+    ijk = np.rint(ras_to_ijk.MultiplyPoint(point)[:3]).astype(int)
+    extent = node.GetImageData().GetExtent()
+    if any(not extent[2 * a] <= ijk[a] <= extent[2 * a + 1] for a in range(3)):
+        return None
+    return float(node.GetImageData().GetScalarComponentAsDouble(*ijk, 0))
+
+
+def _gradient_css(colour_node) -> str:
+    """The colours of a colour node (table or procedural) as a CSS gradient, low to high."""
+    if colour_node is None:
+        return ""
+    lookup = colour_node.GetLookupTable() if hasattr(colour_node, "GetLookupTable") else None
+    if lookup is None and hasattr(colour_node, "GetColorTransferFunction"):
+        lookup = colour_node.GetColorTransferFunction()
+    if lookup is None:
+        return ""
+    low, high = lookup.GetRange()
+    stops = []
+    for i in range(9):
+        rgb = [0.0, 0.0, 0.0]
+        lookup.GetColor(low + (high - low) * i / 8.0, rgb)
+        stops.append("rgb(%d,%d,%d)" % tuple(int(255 * c) for c in rgb))
+    return "background: linear-gradient(to right, " + ", ".join(stops) + ")"
+
+
 class WebApp:
     """The trame server, the Slicer scene and views, the session and the page."""
 
@@ -121,6 +172,7 @@ class WebApp:
             view.renderer().SetUseDepthPeeling(False)
             view.renderer().SetUseDepthPeelingForVolumes(False)
         self._init_state()
+        self._annotate_views()
         self._build_ui()
         self.ctrl.on_server_bind.add(self._bind_routes)
         self.refresh()
@@ -140,6 +192,12 @@ class WebApp:
         s.tumour_labels = None
         s.result_tab = "plan"
         s.fv, s.fe = {}, {}
+        s.dose_from_gy, s.fusion_opacity, s.ct_preset = 20, 0.5, None
+        s.segments, s.cursor, s.legend, s.legend_gradient = [], "", None, ""
+        s.ct_window = ""
+        s.change("dose_from_gy", "fusion_opacity")(
+            lambda **_: self.show(self.state.view_mode))
+        s.change("ct_preset")(lambda ct_preset=None, **_: self._ct_preset(ct_preset))
         s.owner_tab = None
         s.confirm_new = False
         # the typed field's text lives in the browser until the field is left: the server's
@@ -156,6 +214,7 @@ class WebApp:
                              ("commit", self.commit), ("edit", self.edit),
                              ("run", self.run), ("new_patient", self.new_patient),
                              ("add_position", self.add_position),
+                             ("segment_visible", self.segment_visible),
                              ("remove_position", self.remove_position)):
             self.ctrl.trigger(name)(method)
 
@@ -252,6 +311,7 @@ class WebApp:
                 s.fv = session.field_texts()
                 s.fe = session.field_errors()
                 s.owner_tab = self.owner
+                s.segments = self._segment_rows()
                 s.plan_rows = session.plan_rows()
                 s.plan_totals = session.plan_totals()
                 s.warnings = session.warnings()
@@ -384,23 +444,196 @@ class WebApp:
                 over.CreateDefaultDisplayNodes()
             shown = over.GetDisplayNode()
             if mode in ("spect", "post"):
+                import numpy as np
+                from slicer.util import arrayFromVolume
                 shown.SetAndObserveColorNodeID("vtkMRMLPETProceduralColorNodePET-Heat")
-            if mode == "verification":
-                planned = guided.dose_volume_node(scene, "plan")
-                colours = planned.GetDisplayNode().GetColorNodeID() if planned else None
-                shown.SetAndObserveColorNodeID(colours or "vtkMRMLColorTableNodeRainbow")
-                if planned is not None:
-                    shown.SetAutoWindowLevel(False)
-                    shown.SetWindowLevel(planned.GetDisplayNode().GetWindow(),
-                                         planned.GetDisplayNode().GetLevel())
-            shown.SetApplyThreshold(True)       # no colour where there is no uptake or dose
-            shown.SetLowerThreshold(1e-3 if mode in ("plan", "verification") else 1.0)
+                counts = arrayFromVolume(over)
+                # the window up to the 99.9th percentile: the liver does not saturate
+                top = float(np.percentile(counts[counts > 0], 99.9)) if (counts > 0).any() \
+                    else 1.0
+                shown.SetAutoWindowLevel(False)
+                shown.SetWindowLevelMinMax(0.0, max(top, 1.0))
+                shown.SetApplyThreshold(True)     # no colour where there is no uptake
+                shown.SetLowerThreshold(min(1.0, top / 100.0))
+            else:
+                self._dose_wash(over, shown)
             for view in self.slicer_app.view_manager.get_slice_views():
-                view.set_foreground_opacity(0.5)
+                view.set_foreground_opacity(float(self.state.fusion_opacity or 0.5))
+        self._legend(mode, over)
         if reset:
             display.reset_views()
         for view in self.slicer_app.view_manager.get_views():
             view.schedule_render()
+
+    def _dose_wash(self, node, shown):
+        """A dose volume as a continuous colour wash from the page's lower threshold (so
+        that normal liver at 50-90 Gy shows) to the 99.5th percentile of the dose; the
+        isodose surfaces draw the levels as lines."""
+        import numpy as np
+        from slicer.util import arrayFromVolume
+        dose = arrayFromVolume(node)
+        # the delivered dose on the planned dose's scale, so that the two compare
+        reference = guided.dose_volume_node(self.slicer_app.scene, "plan") or node
+        scale = arrayFromVolume(reference)
+        positive = scale[scale > 0]
+        top = float(np.percentile(positive, 99.5)) if positive.size else 1.0
+        low = max(float(self.state.dose_from_gy or 0.0), 0.0)
+        # blue (low) to red (high); the plain rainbow table runs the other way
+        colours = "vtkMRMLColorTableNodeReverseRainbow"
+        if self.slicer_app.scene.GetNodeByID(colours) is None:
+            colours = "vtkMRMLColorTableNodeRainbow"
+        shown.SetAndObserveColorNodeID(colours)
+        shown.SetAutoWindowLevel(False)
+        shown.SetWindowLevelMinMax(low, max(top, low + 1.0))
+        shown.SetAutoThreshold(False)
+        shown.SetApplyThreshold(True)
+        shown.SetLowerThreshold(max(low, 1e-3))
+        shown.SetUpperThreshold(float(dose.max()) + 1.0)
+
+    def _legend(self, mode: str, over) -> None:
+        """The colour bar of the fused image (its title with the unit, its range) in the
+        slice views and in the page."""
+        scene = self.slicer_app.scene
+        legends = scene.GetNodesByClass("vtkMRMLColorLegendDisplayNode")
+        for i in range(legends.GetNumberOfItems()):
+            legends.GetItemAsObject(i).SetVisibility(False)
+        if over is None or over.GetDisplayNode() is None:
+            self.state.legend = None
+            return
+        from ..mrml import attributes
+        units = over.GetAttribute(attributes.UNITS) or ""
+        title = LEGEND_TITLES.get(mode) or (
+            ("Post-treatment" if mode == "post" else "MAA SPECT")
+            + (f" ({units})" if units else ""))
+        display = over.GetDisplayNode()
+        legend = None
+        for i in range(over.GetNumberOfDisplayNodes()):
+            if over.GetNthDisplayNode(i).IsA("vtkMRMLColorLegendDisplayNode"):
+                legend = over.GetNthDisplayNode(i)
+        if legend is None:
+            import slicer
+            legend = slicer.vtkMRMLColorLegendDisplayNode()
+            scene.AddNode(legend)
+            over.AddAndObserveDisplayNodeID(legend.GetID())
+            legend.SetAndObservePrimaryDisplayNode(display)
+        legend.SetTitleText(title.rsplit("(", 1)[-1].rstrip(")") if "(" in title else title)
+        legend.SetLabelFormat("%.0f")
+        legend.SetSize(0.08, 0.45)
+        legend.SetVisibility(True)
+        low, high = display.GetWindowLevelMin(), display.GetWindowLevelMax()
+        self.state.legend_gradient = _gradient_css(display.GetColorNode())
+        self.state.legend = {"title": title, "low": f"{low:.0f}", "high": f"{high:.0f}",
+                             "threshold": f"{display.GetLowerThreshold():.0f}"
+                             if display.GetApplyThreshold() else None}
+
+    def _ct_preset(self, name):
+        ct = self.session.p.ctVolume
+        if name not in CT_PRESETS or ct is None:
+            return
+        if ct.GetDisplayNode() is None:
+            ct.CreateDefaultDisplayNodes()
+        window, level = CT_PRESETS[name]
+        display = ct.GetDisplayNode()
+        display.SetAutoWindowLevel(False)
+        display.SetWindowLevel(window, level)
+        self.state.ct_window = f"W {window:g} L {level:g} HU"
+        for view in self.slicer_app.view_manager.get_views():
+            view.schedule_render()
+
+    # ------------------------------------------------------------------ view texts
+    def _annotate_views(self):
+        """Each slice view names itself and its orientation letters, gives its slice
+        position in mm, and the value under the cursor (also shown in the page)."""
+        from vtkmodules.vtkRenderingAnnotation import vtkCornerAnnotation
+        self._annotations = []
+        for view in self.slicer_app.view_manager.get_slice_views():
+            annotation = vtkCornerAnnotation()
+            annotation.SetMaximumFontSize(15)
+            annotation.SetMinimumFontSize(10)
+            annotation.GetTextProperty().SetColor(1.0, 1.0, 0.6)
+            annotation.GetTextProperty().SetShadow(True)
+            view.renderer().AddViewProp(annotation)
+            slice_node = view._logic.GetSliceNode()
+            self._annotations.append((view, annotation, slice_node))
+            slice_node.AddObserver("ModifiedEvent",
+                                   lambda *_, v=view, a=annotation, n=slice_node:
+                                   self._view_text(v, a, n))
+            view.interactor().AddObserver("MouseMoveEvent",
+                                          lambda *_, v=view, n=slice_node:
+                                          self._under_cursor(v, n), 1.0)
+            self._view_text(view, annotation, slice_node)
+
+    def _view_text(self, view, annotation, slice_node):
+        name, top, bottom, left, right, (plus, minus) = VIEW_TEXT.get(
+            slice_node.GetOrientation(), (slice_node.GetOrientation(), "", "", "", "",
+                                          ("+", "-")))
+        offset = view._logic.GetSliceOffset()
+        annotation.SetText(2, name)
+        annotation.SetText(7, top)
+        annotation.SetText(4, bottom)
+        annotation.SetText(6, left)
+        annotation.SetText(5, right)
+        annotation.SetText(0, f"{plus if offset >= 0 else minus} {abs(offset):.1f} mm")
+
+    def _under_cursor(self, view, slice_node):
+        """The CT (HU) and the fused image (its unit) at the mouse position."""
+        import numpy as np
+        x, y = view.interactor().GetEventPosition()
+        ras = np.array(slice_node.GetXYToRAS().MultiplyPoint((float(x), float(y), 0.0, 1.0)))
+        p = self.session.p
+        parts = [f"R {ras[0]:.1f} A {ras[1]:.1f} S {ras[2]:.1f} mm"]
+        over = {"spect": p.spectVolume, "post": p.postTreatmentVolume,
+                "plan": guided.dose_volume_node(self.slicer_app.scene, "plan"),
+                "verification": guided.dose_volume_node(self.slicer_app.scene,
+                                                        "verification")
+                }.get(self.state.view_mode)
+        from ..mrml import attributes
+        for label, node, unit in (("CT", p.ctVolume, "HU"),
+                                  ("dose" if self.state.view_mode in ("plan", "verification")
+                                   else "image", over, None)):
+            value = _value_at(node, ras)
+            if value is not None:
+                unit = unit or ("Gy" if label == "dose" else
+                                node.GetAttribute(attributes.UNITS) or "")
+                parts.append(f"{label} {value:.1f} {unit}".rstrip())
+        text = " · ".join(parts)
+        for v, annotation, _ in self._annotations:
+            annotation.SetText(1, text if v is view else "")
+        view.schedule_render()
+        with self.state:
+            self.state.cursor = text
+
+    def segment_visible(self, tab=None, segment_id=None, visible=True):
+        """Show or hide one segment in every view (the segment legend's tick boxes)."""
+        segmentation = self.session.p.segmentation
+        if not self._owns(tab) or segmentation is None or \
+                segmentation.GetDisplayNode() is None or \
+                segmentation.GetSegmentation().GetSegment(str(segment_id)) is None:
+            return
+        segmentation.GetDisplayNode().SetSegmentVisibility(str(segment_id), bool(visible))
+        for view in self.slicer_app.view_manager.get_views():
+            view.schedule_render()
+        self.refresh()
+
+    def _segment_rows(self) -> list[dict]:
+        segmentation = self.session.p.segmentation
+        if segmentation is None or segmentation.GetDisplayNode() is None:
+            return []
+        display = segmentation.GetDisplayNode()
+        segments = segmentation.GetSegmentation()
+        by_name = roles(segmentation)
+        rows = []
+        for i in range(segments.GetNumberOfSegments()):
+            segment_id = segments.GetNthSegmentID(i)
+            segment = segments.GetSegment(segment_id)
+            colour = display.GetSegmentOverrideColor(segment_id)
+            if colour == (0.0, 0.0, 0.0) or min(colour) < 0:
+                colour = segment.GetColor()
+            rows.append({"id": segment_id, "name": segment.GetName(),
+                         "role": by_name.get(segment.GetName(), ""),
+                         "colour": "#%02x%02x%02x" % tuple(int(255 * c) for c in colour),
+                         "visible": bool(display.GetSegmentVisibility(segment_id))})
+        return rows
 
     def _update_dvh(self):
         reports = {label: report for label in ("planned", "delivered")
@@ -595,11 +828,39 @@ class WebApp:
                     self._steps()
                 with html.Div(classes="d-flex flex-column flex-grow-1",
                               style="min-width: 0"):
-                    with html.Div(classes="d-flex align-center px-2", style="height: 44px"):
+                    with html.Div(classes="d-flex align-center px-2 ga-2 flex-wrap",
+                                  style="min-height: 44px"):
                         v3.VSelect(v_model=("view_mode",), items=("view_modes",),
                                    label="Slice views show", density="compact",
-                                   hide_details=True, style="max-width: 300px",
+                                   hide_details=True, style="max-width: 240px",
                                    raw_attrs=['data-field="view_mode"'])
+                        with v3.VBtnToggle(v_model=("ct_preset",), density="compact",
+                                           variant="outlined", divided=True,
+                                           raw_attrs=['data-ct-presets']):
+                            for name in CT_PRESETS:
+                                v3.VBtn(name, value=name, size="small",
+                                        raw_attrs=[f'data-ct-preset="{name}"'])
+                        html.Span("{{ ct_window }}", classes="text-caption",
+                                  raw_attrs=['data-ct-window'])
+                        v3.VSlider(v_model=("dose_from_gy",), min=0, max=200, step=5,
+                                   v_if=("['plan', 'verification'].includes(view_mode)",),
+                                   label=("`Dose from ${dose_from_gy} Gy`",),
+                                   density="compact", hide_details=True,
+                                   style="max-width: 280px", raw_attrs=['data-dose-from'])
+                        v3.VSlider(v_model=("fusion_opacity",), min=0, max=1, step=0.05,
+                                   v_if=("view_mode !== 'ct'",), label="Opacity",
+                                   density="compact", hide_details=True,
+                                   style="max-width: 200px", raw_attrs=['data-opacity'])
+                        with html.Div(v_if=("legend",), classes="d-flex align-center",
+                                      raw_attrs=['data-legend']):
+                            html.Span("{{ legend.title }}", classes="text-caption mr-1")
+                            html.Span("{{ legend.low }}", classes="text-caption mr-1")
+                            html.Div(style=("legend_gradient", ""),
+                                     classes="legend-bar")
+                            html.Span("{{ legend.high }}", classes="text-caption ml-1")
+                    html.Div("{{ cursor || 'Move the mouse over a slice view: position and "
+                             "values under the cursor' }}", classes="text-caption px-2",
+                             raw_attrs=['data-cursor'])
                     with html.Div(style="flex: 3 1 0; min-height: 0; position: relative",
                                   classes="d-flex", raw_attrs=['data-views']):
                         self.layout_manager.initialize_layout_grid(layout)
@@ -784,6 +1045,7 @@ class WebApp:
             v3.VTab("Warnings ({{ warnings.length }})", value="warnings")
             v3.VTab("DVH", value="dvh")
             v3.VTab("Files", value="files")
+            v3.VTab("Segments ({{ segments.length }})", value="segments")
         with v3.VWindow(v_model=("result_tab",), classes="pa-2"):
             with v3.VWindowItem(value="plan"):
                 html.Div("No plan yet (step 5).", v_if=("!plan_rows.length",),
@@ -819,6 +1081,19 @@ class WebApp:
                          classes="text-caption")
                 html.Img(v_if=("dvh",), src=("dvh",), style="max-width: 100%",
                          raw_attrs=['data-dvh'])
+            with v3.VWindowItem(value="segments"):
+                html.Div("No segments yet (step 1).", v_if=("!segments.length",),
+                         classes="text-caption")
+                with html.Div(v_for="seg in segments", key="seg.id",
+                              classes="d-flex align-center", raw_attrs=[':data-segment="seg.name"']):
+                    v3.VCheckbox(model_value=("seg.visible",), density="compact",
+                                 hide_details=True, readonly=(READ_ONLY,),
+                                 update_modelValue="trigger('segment_visible', "
+                                                   "[tab_id, seg.id, !!$event])")
+                    html.Span(style=("`display:inline-block;width:14px;height:14px;"
+                                     "background:${seg.colour};margin-right:8px`",))
+                    html.Span("{{ seg.name }}", classes="text-body-2 mr-2")
+                    html.Span("{{ seg.role }}", classes="text-caption")
             with v3.VWindowItem(value="files"):
                 html.Div("Nothing saved for the plan on the page (step 8).",
                          v_if=("!outputs.length",), classes="text-caption")
@@ -831,6 +1106,7 @@ CSS = """
                padding: 6px; border-radius: 4px; max-height: 300px; overflow: auto; }
 .v-expansion-panel-text__wrapper { padding: 8px 12px 12px; }
 .file-list { padding-left: 18px; font-size: 13px; }
+.legend-bar { width: 160px; height: 12px; border: 1px solid #999; }
 .results .v-data-table { font-size: 12.5px; }
 """
 
