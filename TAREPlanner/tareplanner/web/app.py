@@ -112,6 +112,12 @@ def dvh_png(reports: dict[str, dict]) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+def _voxels(node):
+    """The voxel values of a volume node (flat; for ranges and percentiles)."""
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+    return vtk_to_numpy(node.GetImageData().GetPointData().GetScalars())
+
+
 def _value_at(node, ras) -> float | None:
     """The voxel value of a volume node at a RAS point (nearest voxel; its parent
     transform applied), or None outside it."""
@@ -445,9 +451,8 @@ class WebApp:
             shown = over.GetDisplayNode()
             if mode in ("spect", "post"):
                 import numpy as np
-                from slicer.util import arrayFromVolume
                 shown.SetAndObserveColorNodeID("vtkMRMLPETProceduralColorNodePET-Heat")
-                counts = arrayFromVolume(over)
+                counts = _voxels(over)
                 # the window up to the 99.9th percentile: the liver does not saturate
                 top = float(np.percentile(counts[counts > 0], 99.9)) if (counts > 0).any() \
                     else 1.0
@@ -470,11 +475,10 @@ class WebApp:
         that normal liver at 50-90 Gy shows) to the 99.5th percentile of the dose; the
         isodose surfaces draw the levels as lines."""
         import numpy as np
-        from slicer.util import arrayFromVolume
-        dose = arrayFromVolume(node)
+        dose = _voxels(node)
         # the delivered dose on the planned dose's scale, so that the two compare
         reference = guided.dose_volume_node(self.slicer_app.scene, "plan") or node
-        scale = arrayFromVolume(reference)
+        scale = _voxels(reference)
         positive = scale[scale > 0]
         top = float(np.percentile(positive, 99.5)) if positive.size else 1.0
         low = max(float(self.state.dose_from_gy or 0.0), 0.0)
@@ -511,9 +515,7 @@ class WebApp:
             if over.GetNthDisplayNode(i).IsA("vtkMRMLColorLegendDisplayNode"):
                 legend = over.GetNthDisplayNode(i)
         if legend is None:
-            import slicer
-            legend = slicer.vtkMRMLColorLegendDisplayNode()
-            scene.AddNode(legend)
+            legend = scene.AddNewNodeByClass("vtkMRMLColorLegendDisplayNode")
             over.AddAndObserveDisplayNodeID(legend.GetID())
             legend.SetAndObservePrimaryDisplayNode(display)
         legend.SetTitleText(title.rsplit("(", 1)[-1].rstrip(")") if "(" in title else title)
