@@ -771,6 +771,23 @@ def dose_volume_node(scene, step: str):
     return None
 
 
+def colour_legend_node(scene, volume_node):
+    """The colour legend (colour bar) display node of a volume, made on first use (both
+    views show a fused image's colour bar with its title and unit)."""
+    import slicer
+    for index in range(volume_node.GetNumberOfDisplayNodes()):
+        node = volume_node.GetNthDisplayNode(index)
+        if node is not None and node.IsA("vtkMRMLColorLegendDisplayNode"):
+            return node
+    if volume_node.GetDisplayNode() is None:
+        volume_node.CreateDefaultDisplayNodes()
+    legend = slicer.vtkMRMLColorLegendDisplayNode()
+    scene.AddNode(legend)
+    volume_node.AddAndObserveDisplayNodeID(legend.GetID())
+    legend.SetAndObservePrimaryDisplayNode(volume_node.GetDisplayNode())
+    return legend
+
+
 def dvh_chart_node(scene, step: str):
     """The DVH chart made by ``step`` ('plan' or 'verification'), or None."""
     return next((node for node in _tagged(scene, step) if node.IsA("vtkMRMLPlotChartNode")),

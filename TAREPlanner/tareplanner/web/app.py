@@ -482,17 +482,38 @@ class WebApp:
         positive = scale[scale > 0]
         top = float(np.percentile(positive, 99.5)) if positive.size else 1.0
         low = max(float(self.state.dose_from_gy or 0.0), 0.0)
-        # blue (low) to red (high); the plain rainbow table runs the other way
-        colours = "vtkMRMLColorTableNodeReverseRainbow"
-        if self.slicer_app.scene.GetNodeByID(colours) is None:
-            colours = "vtkMRMLColorTableNodeRainbow"
-        shown.SetAndObserveColorNodeID(colours)
+        shown.SetAndObserveColorNodeID(self._wash_colours().GetID())
         shown.SetAutoWindowLevel(False)
         shown.SetWindowLevelMinMax(low, max(top, low + 1.0))
         shown.SetAutoThreshold(False)
         shown.SetApplyThreshold(True)
         shown.SetLowerThreshold(max(low, 1e-3))
         shown.SetUpperThreshold(float(dose.max()) + 1.0)
+
+    _wash = None
+
+    def _wash_colours(self):
+        """The dose wash's colour table, blue (low) through green and yellow to red (high),
+        filled before it enters the scene (an empty table in the scene makes the views
+        build an empty lookup table)."""
+        scene = self.slicer_app.scene
+        if self._wash is not None and scene.GetNodeByID(self._wash.GetID()) is self._wash:
+            return self._wash
+        import vtk
+        lookup = vtk.vtkLookupTable()
+        lookup.SetHueRange(0.667, 0.0)
+        lookup.SetNumberOfTableValues(256)
+        lookup.Build()
+        table = scene.CreateNodeByClass("vtkMRMLColorTableNode")
+        table.SetName("TAREPlanner dose wash")
+        table.SetTypeToUser()
+        table.SetNumberOfColors(256)
+        for i in range(256):
+            r, g, b, _ = lookup.GetTableValue(i)
+            table.SetColor(i, f"{i}", r, g, b, 1.0)
+        table.SetHideFromEditors(True)
+        self._wash = scene.AddNode(table)
+        return self._wash
 
     def _legend(self, mode: str, over) -> None:
         """The colour bar of the fused image (its title with the unit, its range) in the
@@ -510,14 +531,7 @@ class WebApp:
             ("Post-treatment" if mode == "post" else "MAA SPECT")
             + (f" ({units})" if units else ""))
         display = over.GetDisplayNode()
-        legend = None
-        for i in range(over.GetNumberOfDisplayNodes()):
-            if over.GetNthDisplayNode(i).IsA("vtkMRMLColorLegendDisplayNode"):
-                legend = over.GetNthDisplayNode(i)
-        if legend is None:
-            legend = scene.AddNewNodeByClass("vtkMRMLColorLegendDisplayNode")
-            over.AddAndObserveDisplayNodeID(legend.GetID())
-            legend.SetAndObservePrimaryDisplayNode(display)
+        legend = guided.colour_legend_node(scene, over)
         legend.SetTitleText(title.rsplit("(", 1)[-1].rstrip(")") if "(" in title else title)
         legend.SetLabelFormat("%.0f")
         legend.SetSize(0.08, 0.45)
