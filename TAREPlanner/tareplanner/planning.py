@@ -190,8 +190,11 @@ def _mass_kg(volume_ml: float, density_g_per_ml: float) -> float:
 
 
 def plan_case(case: Case, site_limits: Mapping[str, Any] | None = None,
-              site_limits_label: str = "", created: datetime | None = None) -> dict:
-    """Plan a validated case; return the plan record (a JSON-ready dict)."""
+              site_limits_label: str = "", created: datetime | None = None,
+              response: Mapping[str, Any] | None = None) -> dict:
+    """Plan a validated case; return the plan record (a JSON-ready dict). ``response``: a
+    dose–response fit (records.response_record.fit_for_plan) whose probabilities at the
+    planned doses the record shows (information only: they change nothing)."""
     product = catalogue.product(case.product, site_limits, site_limits_label)
     check_lsf_cutoff(case, product)
     nuclide = catalogue.nuclide(product.nuclide)
@@ -337,6 +340,10 @@ def plan_case(case: Case, site_limits: Mapping[str, Any] | None = None,
         "warnings": [w.as_dict() for w in warnings],
         "case": case.document,
     }
+    if response is not None:
+        from .records.response_record import plan_response
+        record["dose_response"] = plan_response(record, dict(response))
+        record["warnings"] += record["dose_response"]["warnings"]
     return record
 
 

@@ -33,7 +33,8 @@ def replay(record: dict) -> dict:
                 "differences": [{"field": "input_sha256", "record": record["input_sha256"],
                                  "replay": canonical_sha256(record["case"])}]}
     site, label = site_limits_from_record(record)
-    again = plan_case(case, site, label)
+    again = plan_case(case, site, label,
+                      response=(record.get("dose_response") or {}).get("fit"))
     differences: list = []
     diff_records(record, again, "", differences)
     return {"identical": not differences, "input_changed": False, "differences": differences,

@@ -127,8 +127,21 @@ def run_patient(row: CohortRow, out_dir: str) -> dict:
                 "error": f"{type(exc).__name__}: {exc}"}
 
 
-def cohort_table(rows: list[CohortRow], out_dir: str | Path) -> list[dict]:
-    """One row per patient, structure and phase (planned/delivered) from the dose records."""
+def _dvh_table(path: Path) -> dict:
+    """{structure: (edges, % volume)} of a DVH table written by tareplanner dose."""
+    import numpy as np
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    values = np.array([[float(v) for v in row] for row in rows[1:]], dtype=np.float64)
+    return {name.removesuffix(" (%)"): (values[:, 0], values[:, k])
+            for k, name in enumerate(rows[0][1:], start=1)}
+
+
+def cohort_table(rows: list[CohortRow], out_dir: str | Path,
+                 eud_alpha_per_gy: float | None = None) -> list[dict]:
+    """One row per patient, structure and phase (planned/delivered) from the dose records;
+    with ``eud_alpha_per_gy``, each structure's EUD (``eud_gy``) from its DVH table."""
+    from ..physics.dose_response import eud_gy
     table = []
     for row in rows:
         record_path = Path(out_dir) / "patients" / row.patient_id / "dose.json"
@@ -140,19 +153,25 @@ def cohort_table(rows: list[CohortRow], out_dir: str | Path) -> list[dict]:
         if "post_treatment" in record:
             phases.append(("delivered", record["post_treatment"]["structures"]))
         for phase, structures in phases:
+            dvh = (_dvh_table(record_path.parent / f"dvh_{phase}.csv")
+                   if eud_alpha_per_gy else {})
             for name, r in structures.items():
                 entry = {"patient_id": row.patient_id, "phase": phase, "structure": name,
                          "kind": r["kind"]}
                 entry.update({k: r.get(k) for k in INDEX_COLUMNS})
                 entry["bed_mean_gy"] = r["bed"]["mean_gy"]
                 entry["bed_D70_gy"] = r["bed"]["D70"]
+                if name in dvh:
+                    entry["eud_gy"] = eud_gy(*dvh[name], eud_alpha_per_gy)
                 table.append(entry)
     return table
 
 
 def run_cohort(cohort_csv: str | Path, out_dir: str | Path, *, scheduler: str | None = None,
-               workers: int | None = None, progress: bool = True) -> dict:
-    """Run every patient on Dask; write the status and index tables; return a summary."""
+               workers: int | None = None, progress: bool = True,
+               eud_alpha_per_gy: float | None = None) -> dict:
+    """Run every patient on Dask; write the status and index tables (with an ``eud_gy``
+    column when ``eud_alpha_per_gy`` is given); return a summary."""
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -161,6 +180,11 @@ def run_cohort(cohort_csv: str | Path, out_dir: str | Path, *, scheduler: str | 
     from ..errors import FieldValueError, OutputPathError
     if workers is not None and not 1 <= workers <= 256:
         raise FieldValueError("--workers", workers, "1 to 256 worker processes")
+    import math
+    if eud_alpha_per_gy is not None and not (math.isfinite(eud_alpha_per_gy)
+                                             and 0 < eud_alpha_per_gy <= 10):
+        raise FieldValueError("--eud-alpha-per-gy", eud_alpha_per_gy,
+                              "a radiosensitivity alpha > 0 and <= 10 per Gy")
     rows = read_cohort(cohort_csv)
     out_dir = Path(out_dir)
     try:
@@ -210,10 +234,10 @@ def run_cohort(cohort_csv: str | Path, out_dir: str | Path, *, scheduler: str | 
     order = {row.patient_id: i for i, row in enumerate(rows)}
     statuses.sort(key=lambda s: order[s["patient_id"]])
     _write_csv(out_dir / "cohort_status.csv", statuses, ("patient_id", "status", "error"))
-    table = cohort_table(rows, out_dir)
+    table = cohort_table(rows, out_dir, eud_alpha_per_gy)
     _write_csv(out_dir / "cohort_indices.csv", table,
                ("patient_id", "phase", "structure", "kind") + INDEX_COLUMNS
-               + ("bed_mean_gy", "bed_D70_gy"))
+               + ("bed_mean_gy", "bed_D70_gy") + (("eud_gy",) if eud_alpha_per_gy else ()))
     return {"patients": len(rows), "statuses": statuses, "rows": len(table)}
 
 

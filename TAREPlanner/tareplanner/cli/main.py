@@ -28,6 +28,7 @@ from .dose_commands import add_dose_commands
 from .imaging_commands import add_imaging_commands
 from .outputs import check_output_file
 from .progress import Progress
+from .response_commands import add_response_commands
 from .treatment_day_commands import add_treatment_day_commands
 from .web_commands import add_web_commands
 
@@ -47,7 +48,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
         check_output_file(args.output, "-o")
     case = read_case(args.case)
     site, label = _site_limits(args.site_limits)
-    record = plan_case(case, site, label)
+    response = None
+    if args.response:
+        from ..records.fields import read_json_file
+        from ..records.response_record import fit_for_plan
+        response = fit_for_plan(args.response, read_json_file)
+    record = plan_case(case, site, label, response=response)
     if args.output:
         write_json_atomic(args.output, record, overwrite=args.force, field="-o")
     if args.json:
@@ -131,7 +137,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     try:
         summary = run_cohort(args.cohort, args.out, scheduler=args.scheduler,
-                             workers=args.workers, progress=not args.quiet)
+                             workers=args.workers, progress=not args.quiet,
+                             eud_alpha_per_gy=args.eud_alpha_per_gy)
     except RuntimeError as exc:
         print(f"tareplanner: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
@@ -324,6 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
                                           "its folder must exist)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--site-limits", help="site limits file (tareplanner.site-limits/1)")
+    p.add_argument("--response", metavar="FIT",
+                   help="dose-response fit (tareplanner.response/1 file, or published:KEY): "
+                        "probability of tumour response and liver toxicity at the planned "
+                        "doses (information, never limits)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("replay", help="recompute a plan record or an administration record "
@@ -365,6 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "folders (resumable)")
     p.add_argument("--scheduler", help="address of an existing Dask scheduler")
     p.add_argument("--workers", type=int, help="local worker processes (default 1)")
+    p.add_argument("--eud-alpha-per-gy", type=float, metavar="ALPHA",
+                   help="also an eud_gy column: each structure's equivalent uniform dose "
+                        "(Niemierko) from its DVH with this radiosensitivity (per Gy; a study "
+                        "choice, stated with the fit)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar on stderr (it is drawn only on a terminal)")
     p.set_defaults(func=cmd_batch)
@@ -404,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dose_commands(sub)
     add_treatment_day_commands(sub)
     add_web_commands(sub)
+    add_response_commands(sub)
     return parser
 
 

@@ -21,3 +21,4 @@ UNITS = "TAREPlanner.Units"                     # units of a volume's voxel valu
 ISODOSE_LEVEL_GY = "TAREPlanner.IsodoseLevelGy"  # the level of an isodose model
 ISODOSE_DOSE_VOLUME = "TAREPlanner.DoseVolume"  # ID of the dose volume an isodose came from
 LEVELS_GY = "TAREPlanner.LevelsGy"              # the levels of a dose colour table
+CHART = "TAREPlanner.Chart"                      # what a plot chart shows (dose-response)

@@ -164,7 +164,9 @@ def step_inputs(p, step: str) -> dict[str, str]:
                             for position in p.positions]),
                 "manual values": v((p.manualLsf, p.manualLsfPercent, p.manualTnr)),
                 "voxel dosimetry": v(p.voxelDosimetry), "isodose levels": v(p.isodoseLevelsGy),
-                "site limits": _file_digest(p.siteLimitsFile)}
+                "site limits": _file_digest(p.siteLimitsFile),
+                "response fit": (p.responseFit if (p.responseFit or "").startswith(
+                    "published:") else _file_digest(p.responseFit))}
     if step == "directive":
         return {"plan": d(p.planRecord)}
     if step == "administration":
@@ -464,6 +466,11 @@ def plan(scene, p) -> str:
         treatment_time=p.treatmentTime, manual_lung_shunt_fraction=manual_lsf,
         manual_tnr=manual_tnr, site_limits=site_limits, site_limits_label=site_label)
     nodes = [table]
+    if (p.responseFit or "").strip():
+        from ..records.response_record import with_response
+        from .response_nodes import response_chart_nodes
+        record = with_response(record, p.responseFit.strip())
+        nodes += response_chart_nodes(scene, record["dose_response"])
     p.planRecord = record_text_node(scene, record, "TAREPlanner plan", p.planRecord)
     text = plan_summary(record)
     if p.voxelDosimetry:
@@ -790,8 +797,14 @@ def colour_legend_node(scene, volume_node):
 
 def dvh_chart_node(scene, step: str):
     """The DVH chart made by ``step`` ('plan' or 'verification'), or None."""
-    return next((node for node in _tagged(scene, step) if node.IsA("vtkMRMLPlotChartNode")),
-                None)
+    return next((node for node in _tagged(scene, step) if node.IsA("vtkMRMLPlotChartNode")
+                 and not node.GetAttribute(attributes.CHART)), None)
+
+
+def response_chart_node(scene):
+    """The dose-response chart made by the plan step (a fit chosen), or None."""
+    return next((node for node in _tagged(scene, "plan") if node.IsA("vtkMRMLPlotChartNode")
+                 and node.GetAttribute(attributes.CHART)), None)
 
 
 def section_title(title: str, states: dict[str, step_log.StepStatus]) -> str:

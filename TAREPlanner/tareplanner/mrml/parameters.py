@@ -86,6 +86,8 @@ class Parameters:
     voxelDosimetry: bool = True
     isodoseLevelsGy: str = ""
     siteLimitsFile: str = ""
+    #: dose-response fit of the plan: a tareplanner.response/1 file or published:KEY
+    responseFit: str = ""
     siteTolerancePercent: float = 0.0
     postTreatmentVolume: object = _node(SCALAR_VOLUME)
     postTreatmentKind: str = _choice("pet", POST_TREATMENT_KINDS)

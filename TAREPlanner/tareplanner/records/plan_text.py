@@ -122,6 +122,8 @@ def plan_summary(record: dict) -> str:
                  f"{record['lung_dose_cumulative_gy']:.2f} Gy)")
     lines.append(whole_liver_text(record))
     lines += uncertainty_lines(record)
+    from .response_record import response_lines
+    lines += response_lines(record)
     ordering = record["ordering"]
     lines.append(f"ordering ({ordering['kind']}):")
     for entry in ordering["positions"]:

@@ -172,6 +172,8 @@ def _plan_pages(doc: Document, record: dict) -> None:
         _table(doc, tables.uncertainty_table(record))
         _table(doc, tables.exceedance_table(record))
         _table(doc, tables.at_exceedance_table(record))
+    from .response_report import response_section
+    response_section(doc, record)
     doc.heading("Ordering and dispensing")
     zone = tables.treatment_zone(record)
     doc.paragraph(f"{record['ordering']['kind']}; times in the treatment's time zone "

@@ -216,6 +216,7 @@ class WebApp:
             s[f"n_{name}"] = None
         s.change("view_mode")(lambda view_mode, **_: self.show(view_mode))
         s.site_limits = None
+        s.response_fit = None
         for name, method in (("claim", self.claim), ("take_over", self.take_over),
                              ("commit", self.commit), ("edit", self.edit),
                              ("run", self.run), ("new_patient", self.new_patient),
@@ -279,6 +280,8 @@ class WebApp:
                 self.session.set_position_field(int(index), field, value)
             elif key == "site_limits":
                 self.session.set_site_limits(value)
+            elif key == "response_fit":
+                self.session.set_response_fit(value)
             else:
                 raise ValueError(f"field: got {key[:40]!r}; allowed: a field of the page")
         self._edit(change)
@@ -323,6 +326,7 @@ class WebApp:
                 s.warnings = session.warnings()
                 s.json_files = session.json_files()
                 s.site_limits = session.site_limits_name()
+                s.response_fit = session.response_fit_name()
                 for name, value in session.field_values().items():
                     s[f"{'n' if name in NODE_FIELDS else 'f'}_{name}"] = value
         finally:
@@ -989,6 +993,13 @@ class WebApp:
                                label="Site limits file (tareplanner.site-limits/1), optional",
                                density="compact", hide_details=True, classes="mb-2",
                                raw_attrs=['data-field="siteLimitsFile"'])
+                    v3.VSelect(model_value=("response_fit",), items=("json_files",),
+                               clearable=True, readonly=(READ_ONLY,),
+                               update_modelValue="trigger('edit', [tab_id, 'response_fit', "
+                                                 "$event ?? null])",
+                               label="Dose-response fit (tareplanner.response/1), optional",
+                               density="compact", hide_details=True, classes="mb-2",
+                               raw_attrs=['data-field="responseFit"'])
                     self._button("plan")
                     self._message("plan")
             with self._panel("treatment day"):

@@ -50,7 +50,7 @@ NODE_FIELDS = {f.name: f.metadata["node_class"] for f in dataclasses.fields(Para
 #: parameter fields the page edits as plain values (the output folder is fixed by --data)
 VALUE_FIELDS = tuple(f.name for f in dataclasses.fields(Parameters)
                      if not f.metadata.get("result") and f.name not in NODE_FIELDS
-                     and f.name not in ("positions", "outputFolder", "siteLimitsFile"))
+                     and f.name not in ("positions", "outputFolder", "siteLimitsFile", "responseFit"))
 NUMBER_TYPES = {"float": float, float: float, "int": int, int: int}
 
 
@@ -332,6 +332,15 @@ class Session:
         """The plan's site limits file: a JSON file inside the data folder, or none."""
         self.p.siteLimitsFile = str(resolve_inside(self.data_dir, name, field="site limits")
                                     ) if name else ""
+
+    def set_response_fit(self, name: str | None) -> None:
+        """The plan's dose-response fit: a JSON file inside the data folder, or none."""
+        self.p.responseFit = str(resolve_inside(self.data_dir, name, field="response fit")
+                                 ) if name else ""
+
+    def response_fit_name(self) -> str | None:
+        return (relative_name(self.data_dir, self.p.responseFit)
+                if self.p.responseFit else None)
 
     def site_limits_name(self) -> str | None:
         return (relative_name(self.data_dir, self.p.siteLimitsFile)
