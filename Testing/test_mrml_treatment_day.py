@@ -155,7 +155,7 @@ def test_directive_administration_and_verification_with_the_delivered_activity(p
     states = guided.statuses(p)
     assert states["directive"].changed == ("plan",)
     assert states["administration"].changed == ("directive step",)
-    with pytest.raises(FieldValueError, match="administration of this plan"):
+    with pytest.raises(FieldValueError, match="parents.plan.*record the administration again"):
         guided.verify(scene, p)
     p.outputFolder = str(tmp_path / "refused")
     with pytest.raises(ValueError, match="directive, administration outdated"):

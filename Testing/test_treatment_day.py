@@ -16,14 +16,20 @@ from tareplanner.errors import FieldValueError, SchemaError, UnknownNameError
 from tareplanner.planning import plan_case
 from tareplanner.records.administration import administration_record, replay_administration
 from tareplanner.records.case import parse_case
-from tareplanner.records.directive import change_directive, directive_from_plan
+from tareplanner.records.directive import directive_from_plan
+from tareplanner.replan import change_directive
 
 T_Y90 = 64.1
 
 
 @pytest.fixture
-def directive(base_case):
-    return directive_from_plan(plan_case(parse_case(base_case)))
+def plan(base_case):
+    return plan_case(parse_case(base_case))
+
+
+@pytest.fixture
+def directive(plan):
+    return directive_from_plan(plan)
 
 
 def _decay(a, hours, half_life=T_Y90):
@@ -86,12 +92,12 @@ def test_site_tolerance_is_flagged_separately(directive):
     assert "beyond-site-tolerance" in [w["code"] for w in record["warnings"]]
 
 
-def test_change_before_administration_is_recorded_and_used(directive):
+def test_change_before_administration_is_recorded_and_used(directive, plan):
     """A change (2.263 -> 2.0 GBq) is kept with reason, author and time; the doses scale with
     the activity (tumour 250 Gy -> 250 * 2.0 / 2.263 = 220.9 Gy) and the administration is
     checked against the changed prescription."""
-    changed = change_directive(directive, "right hepatic", 2.0, "smaller lobe on angiography",
-                               "Dr A. Example")
+    changed = change_directive(directive, plan, "right hepatic", 2.0,
+                               "smaller lobe on angiography", "Dr A. Example")
     (change,) = changed["changes"]
     assert change["from"] == pytest.approx(2.2630, abs=1e-4) and change["to"] == 2.0
     assert changed["positions"][0]["planned_doses_gy"]["tumours"]["T1"] == pytest.approx(
@@ -148,7 +154,7 @@ def test_cli_directive_administer_replay(tmp_path, base_case, capsys):
     assert main(["administer", str(directive), "--vial", "right hepatic=lots", "-o",
                  str(bad)]) == 2
     assert not bad.exists()
-    assert main(["directive", "--change", str(directive), "--site", "nowhere",
+    assert main(["directive", str(plan), "--change", str(directive), "--site", "nowhere",
                  "--activity-gbq", "1", "--reason", "x", "--by", "y", "-o",
                  str(tmp_path / "d2.json")]) == 2
     assert "nowhere" in capsys.readouterr().err
@@ -177,10 +183,10 @@ def test_dose_takes_the_delivered_activity_of_its_own_plan(directive, base_case,
     import argparse
 
     from tareplanner.cli.dose_commands import _administration_activity
-    record = administration_record(directive, _readings(3.0, 0.10))
+    plan = plan_case(parse_case(base_case))
+    record = administration_record(directive_from_plan(plan), _readings(3.0, 0.10))
     path = tmp_path / "admin.json"
     path.write_text(json.dumps(record))
-    plan = plan_case(parse_case(base_case))
     args = argparse.Namespace(administration=str(path), administered_gbq=None,
                               residual_fraction=None)
     _administration_activity(args, plan)
@@ -191,7 +197,7 @@ def test_dose_takes_the_delivered_activity_of_its_own_plan(directive, base_case,
     with pytest.raises(FieldValueError, match="not both"):
         _administration_activity(both, plan)
     other = dict(base_case, case_id="another")
-    with pytest.raises(FieldValueError, match="administration of this plan"):
+    with pytest.raises(FieldValueError, match="parents.plan"):
         _administration_activity(argparse.Namespace(administration=str(path),
                                                     administered_gbq=None,
                                                     residual_fraction=None),

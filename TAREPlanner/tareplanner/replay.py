@@ -35,7 +35,10 @@ def replay(record: dict) -> dict:
     site, label = site_limits_from_record(record)
     again = plan_case(case, site, label,
                       response=(record.get("dose_response") or {}).get("fit"))
+    if "parents" in record:  # files (site limits, camera) are checked with the chain
+        again["parents"] = record["parents"]
     differences: list = []
     diff_records(record, again, "", differences)
     return {"identical": not differences, "input_changed": False, "differences": differences,
             "software": {"record": record["software"], "replay": again["software"]}}
+

@@ -124,7 +124,16 @@ def cmd_dose(args: argparse.Namespace) -> int:
                                       v_thresholds_gy=thresholds, bin_gy=args.bin_gy)
     why = explain_voxel_doses(plan, activity, planned, dose_info, info, nuclide, ct.image,
                               structures, density_curve=curve, density_curve_info=curve_info)
-    record = dose_record(plan, dose_info, info, planned_report, why)
+    from ..records.chain import parent_ref
+    parents = {"measurement": parent_ref(measurement, args.measurement,
+                                         Path(args.measurement).read_bytes()),
+               "plan": parent_ref(plan, args.plan)}
+    if args.administration:
+        parents["administration"] = {"schema": "tareplanner.administration/1",
+                                     "sha256": args.administration_sha256,
+                                     "file": Path(args.administration).name}
+    record = dose_record(plan, dose_info, info, planned_report, why, parents=parents)
+    record["warnings"] += [dict(w) for w in getattr(args, "administration_warnings", [])]
     with atomic_folder(out) as tmp:
         delivered = delivered_report = None
         if args.pet or args.post_spect:
@@ -195,6 +204,9 @@ def cmd_dose(args: argparse.Namespace) -> int:
             record = with_post_treatment(record, post_treatment,
                                          compare(indices_only(planned_report),
                                                  indices_only(delivered_report)))
+            if args.administration:
+                from ..records.dose_record import with_lung_criterion
+                record = with_lung_criterion(record, args.administration_directive)
         progress.step("writing the dose maps and DVH tables")
         write_dose_files(tmp, structures, nuclide, planned, planned_report, delivered,
                          delivered_report)
@@ -281,14 +293,12 @@ def _check_plan_matches_measurement(plan: dict, measurement: dict, path: str) ->
     """Refuse a plan made for another measurement: its case names the measurement by SHA-256
     (tareplanner measure writes it); a case that names none must at least have the
     measurement's positions and tumours, or the dose of a position would silently be 0."""
-    import hashlib
+    from ..records.chain import check_parent
     recorded = ((plan.get("case") or {}).get("measurement") or {}).get("sha256")
     if recorded:
-        actual = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        if actual != recorded:
-            raise FieldValueError("--plan", plan.get("case_id") or "plan",
-                                  f"a plan of this measurement (its case names measurement "
-                                  f"SHA-256 {recorded[:16]}..., {path} is {actual[:16]}...)")
+        # the one check of the record chain (records/chain.py)
+        check_parent(plan["case"], "--plan (its case)", "measurement", measurement,
+                     f"--measurement {path}", Path(path).read_bytes())
         return
     positions = {p["name"] for p in plan["positions"]}
     measured = {p["name"] for p in measurement.get("positions", [])}
@@ -312,11 +322,16 @@ def _administration_activity(args: argparse.Namespace, plan: dict) -> None:
                               "--residual-fraction, not both")
     record = validate_administration(_load_json(args.administration, "--administration"),
                                      args.administration)
-    if record.get("plan_input_sha256") != plan["input_sha256"]:
-        raise FieldValueError("--administration", args.administration,
-                              "the administration of this plan (its case SHA-256 "
-                              f"{plan['input_sha256'][:16]}...)",
-                              f"it records {str(record.get('plan_input_sha256'))[:16]}...")
+    from ..records.chain import check_parent, record_sha256
+    check_parent(record["directive"] if isinstance(record.get("directive"), dict) else record,
+                 f"--administration {args.administration} (its directive)", "plan", plan,
+                 f"--plan {getattr(args, 'plan', None) or 'plan'}")
+    args.administration_sha256 = record_sha256(record)
+    args.administration_directive = record.get("directive") or {}
+    # a limit accepted by override on the directive shows on every later record
+    args.administration_warnings = [w for w in record.get("warnings") or []
+                                    if w.get("code") in ("limit-override", "medical-event-lung",
+                                                         "reading-confirmed")]
     total = record["total_delivered_activity_gbq"]
     if not (isinstance(total, (int, float)) and total > 0):
         raise FieldValueError("--administration total_delivered_activity_gbq", total, "> 0")

@@ -54,6 +54,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
         from ..records.response_record import fit_for_plan
         response = fit_for_plan(args.response, read_json_file)
     record = plan_case(case, site, label, response=response)
+    parents = {}
+    if args.site_limits:
+        from ..records.chain import parent_ref
+        parents["site_limits"] = parent_ref(site, args.site_limits,
+                                            Path(args.site_limits).read_bytes())
+    if response is not None and response.get("kind") == "site":
+        # a site's dose-response record, named as every record is (canonical JSON)
+        parents["response"] = {"schema": "tareplanner.response/1",
+                               "sha256": response["sha256"],
+                               "file": Path(args.response).name}
+    if parents:
+        record["parents"] = parents
     if args.output:
         write_json_atomic(args.output, record, overwrite=args.force, field="-o")
     if args.json:
@@ -72,6 +84,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from ..records.fields import read_json_file
     from ..replay import replay
 
+    if len(args.record) > 1:
+        return _replay_chain(args)
+    args.record = args.record[0]
     document = read_json_file(args.record, "record")
     if isinstance(document, dict) and document.get("schema") == ADMINISTRATION_SCHEMA:
         record = validate_administration(document, args.record)
@@ -91,6 +106,92 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK if result["identical"] else EXIT_FAILURE
 
 
+def _replay_chain(args: argparse.Namespace) -> int:
+    """``replay A B C ...``: the links of the chain, then each record recomputed."""
+    from ..chain_replay import replay_chain
+
+    result = replay_chain(args.record)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return EXIT_OK if result["identical"] else EXIT_FAILURE
+    for line in result["links"]:
+        print(f"linked: {line}")
+    for r in result["records"]:
+        if not r["recomputed"]:
+            print(f"{r['record']}: parents checked (not recomputed here)")
+        elif r["identical"]:
+            print(f"{r['record']}: reproduced exactly")
+        else:
+            print(f"{r['record']}: {len(r['differences'])} difference(s)")
+            for d in r["differences"]:
+                print(f"    {d['field']}: record {d['record']!r}, replay {d['replay']!r}")
+    print("chain verified: every record names its parents, all given and unchanged"
+          + ("" if result["identical"] else "; some records differ from their recomputation"))
+    return EXIT_OK if result["identical"] else EXIT_FAILURE
+
+
+def _report_chain(args: argparse.Namespace, record: dict) -> dict:
+    """The records a report shows besides the plan, each checked against the records it
+    must belong to (by the hashes they name: records/chain.py): the directive and the
+    administration of this plan, the administration of this directive, the dose folder of
+    this plan and of this administration, the measurement of this case."""
+    from ..records.chain import check_parent, parent_ref, parents_of, read_record_file
+
+    extras: dict = {}
+    plan_label = args.record
+    if args.directive:
+        from ..records.directive import validate_directive
+        directive = read_record_file(args.directive, "--directive")
+        extras["directive"] = validate_directive(directive.document, args.directive)
+        check_parent(directive.document, f"--directive {args.directive}", "plan", record,
+                     plan_label)
+    if args.administration:
+        from ..records.administration import validate_administration
+        admin = read_record_file(args.administration, "--administration")
+        extras["administration"] = validate_administration(admin.document, args.administration)
+        check_parent(admin.document["directive"], f"--administration {args.administration} "
+                     "(its directive)", "plan", record, plan_label)
+        if args.directive:
+            check_parent(admin.document, f"--administration {args.administration}",
+                         "directive", extras["directive"], f"--directive {args.directive}")
+    measurement_raw = None
+    if args.measurement:
+        from ..records.record_checks import check_measurement_record
+        measurement = read_record_file(args.measurement, "--measurement")
+        extras["measurement"] = check_measurement_record(measurement.document,
+                                                         args.measurement)
+        measurement_raw = measurement.raw
+        check_parent(record["case"], f"{plan_label} (its case)", "measurement",
+                     measurement.document, f"--measurement {args.measurement}",
+                     measurement.raw, required=False)
+    if args.dose:
+        dose = read_record_file(args.dose, "--dose")
+        named = parents_of(dose.document)
+        label = f"--dose {args.dose}"
+        if "plan" in named:
+            check_parent(dose.document, label, "plan", record, plan_label)
+        elif dose.document.get("plan_input_sha256") != record["input_sha256"]:
+            check_parent({"input_sha256": dose.document.get("plan_input_sha256"),
+                          "schema": "tareplanner.plan/1"}, label, "case", record["case"],
+                         f"{plan_label} (its case)")
+        if "administration" in named and args.administration:
+            check_parent(dose.document, label, "administration", admin.document,
+                         f"--administration {args.administration}", admin.raw)
+        if "measurement" in named and args.measurement:
+            check_parent(dose.document, label, "measurement", extras["measurement"],
+                         f"--measurement {args.measurement}", measurement_raw)
+    shown = {"plan": parent_ref(record, args.record)}
+    for key, option in (("directive", args.directive), ("administration", args.administration),
+                        ("measurement", args.measurement)):
+        if option:
+            shown[key] = parent_ref(extras[key], option,
+                                    measurement_raw if key == "measurement" else None)
+    if args.dose:
+        shown["dose"] = parent_ref(dose.document, Path(args.dose) / "dose.json")
+    extras["shown"] = shown
+    return extras
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from ..errors import FieldValueError
     from ..records.fields import read_json_file
@@ -108,24 +209,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         "--" + key.replace("_", "-"): getattr(args, key)
         for key in ("patient_name", "patient_id", "birth_date", "sex", "study_date",
                     "institution", "referring_physician")}))
-    extras = {}
-    if args.directive:
-        from ..records.directive import validate_directive
-        extras["directive"] = validate_directive(read_json_file(args.directive, "--directive"),
-                                                 args.directive)
-    if args.administration:
-        from ..records.administration import validate_administration
-        extras["administration"] = validate_administration(
-            read_json_file(args.administration, "--administration"), args.administration)
-    for option, document in extras.items():
-        if document.get("plan_input_sha256") != record["input_sha256"]:
-            raise FieldValueError(f"--{option}", document.get("plan_input_sha256"),
-                                  f"a {option} of this plan (case SHA-256 "
-                                  f"{record['input_sha256']})")
-    if args.measurement:
-        from ..records.record_checks import check_measurement_record
-        extras["measurement"] = check_measurement_record(
-            read_json_file(args.measurement, "--measurement"), args.measurement)
+    extras = _report_chain(args, record)
     write_report(record, args.output, dose_dir=args.dose, overwrite=args.force,
                  identity=identity, **extras)
     print(f"report written to {args.output}")
@@ -281,23 +365,49 @@ def cmd_products(args: argparse.Namespace) -> int:
 
 
 def cmd_lsf(args: argparse.Namespace) -> int:
+    import math
+
+    from ..errors import FieldValueError
+    from ..physics.lung_shunt import swapped_counts_warning
+
+    for option in ("lung_anterior", "lung_posterior", "liver_anterior", "liver_posterior"):
+        value = getattr(args, option)
+        if not (math.isfinite(value) and value >= 0):
+            raise FieldValueError("--" + option.replace("_", "-"), value,
+                                  "background-corrected counts in the ROI, a finite number "
+                                  ">= 0")
     result = lsf_planar_geometric_mean(args.lung_anterior, args.lung_posterior,
                                        args.liver_anterior, args.liver_posterior)
+    warning = swapped_counts_warning(result)
     if args.json:
         print(json.dumps({"lung_shunt_fraction": result.lung_shunt_fraction,
                           "lung_geometric_mean_counts": result.lung_geometric_mean_counts,
                           "liver_geometric_mean_counts": result.liver_geometric_mean_counts,
-                          "method": result.method}))
+                          "method": result.method,
+                          "warnings": [warning] if warning else []}))
     else:
         print(f"LSF {result.lung_shunt_fraction:.4f} ({result.lung_shunt_fraction:.2%}); "
               f"GM lung {result.lung_geometric_mean_counts:.1f}, GM liver "
               f"{result.liver_geometric_mean_counts:.1f} counts")
+        if warning:
+            print(f"WARNING [{warning['code']}] {warning['message']}")
+    if warning:
+        print(f"tareplanner: warning: {warning['message']}", file=sys.stderr)
     return EXIT_OK
 
 
 class _Parser(argparse.ArgumentParser):
     """Command-line errors on one line (no usage block), exit status 2; a mistyped choice
-    (a command, --method, --lung-mass) gets the closest one suggested."""
+    (a command, --method, --lung-mass) gets the closest one suggested. A negative number in
+    any notation (``-1.2e4`` too) is a value, not an option, so that the command refuses it
+    by name rather than answering "expected one argument"."""
+
+    def __init__(self, *args, **kwargs):
+        import re
+
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(
+            r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^-(inf|nan|infinity)$", re.IGNORECASE)
 
     def error(self, message: str):
         self.exit(EXIT_INPUT, f"{self.prog}: error: {_with_suggestion(message)} "
@@ -338,9 +448,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("replay", help="recompute a plan record or an administration record "
-                                       "and report any difference (exit 1 when one differs)")
-    p.add_argument("record", help="plan record (tareplanner.plan/1) or administration record "
-                                  "(tareplanner.administration/1)")
+                                       "and report any difference (exit 1 when one differs); "
+                                       "given several records, verify the chain they form")
+    p.add_argument("record", nargs="+",
+                   help="plan record (tareplanner.plan/1) or administration record "
+                        "(tareplanner.administration/1); or every record of a chain "
+                        "(measurement, case, plan, directive, administration, dose folder, "
+                        "site limits): each parent named must be among them and unchanged "
+                        "(exit 2 otherwise)")
     p.add_argument("--json", action="store_true",
                    help="print the comparison as JSON (identical, and each differing field "
                         "with its recorded and replayed value)")

@@ -578,7 +578,9 @@ def administer(scene, p) -> str:
     if not (isinstance(tolerance, (int, float)) and 0 <= tolerance <= 100):
         raise FieldValueError("site tolerance (%)", tolerance, "0 (none) to 100 %")
     record = administration_record(directive, administration_readings(p, directive),
-                                   site_tolerance_fraction=tolerance / 100.0 or None)
+                                   site_tolerance_fraction=tolerance / 100.0 or None,
+                                   confirm_reason=getattr(p, "confirmReadingsReason", "")
+                                   or None)
     p.administrationRecord = record_text_node(scene, record, "TAREPlanner administration",
                                               p.administrationRecord)
     _done(p, "administration")
@@ -615,10 +617,12 @@ def _delivered_activity(p, record: dict) -> tuple[float | None, float | None, st
     administration = record_from_text_node(p.administrationRecord)
     if administration is None:
         return p.administeredActivityGbq or None, None, None
-    if administration.get("plan_input_sha256") != record["input_sha256"]:
-        raise FieldValueError("administration", "the administration in the scene",
-                              "the administration of this plan: write the directive and "
-                              "record the administration again (step 6)")
+    from ..records.chain import check_parent
+    # one check of the record chain for the command line, the module and the web page
+    check_parent(administration.get("directive") or administration,
+                 "the administration in the scene (its directive)", "plan", record,
+                 "the plan of this scene: write the directive and record the "
+                 "administration again (step 6)")
     if p.administeredActivityGbq:
         raise FieldValueError("administered activity (GBq)", p.administeredActivityGbq,
                               "0 when the administration is recorded (its delivered total is "

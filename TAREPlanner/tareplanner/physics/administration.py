@@ -66,3 +66,29 @@ def meets_criterion(deviation: float, threshold_fraction: float) -> bool:
     20 percent or more" includes 20 % itself). A relative round-off allowance of 1e-9 keeps
     an exact 20 % (1.2 / 1.0 - 1 = 0.19999999999999996 in floating point) at the criterion."""
     return abs(deviation) >= threshold_fraction * (1.0 - 1e-9)
+
+
+def exceeds_organ_dose_criterion(dose_gy: float, expected_gy: float, excess_gy: float,
+                                 relative_excess: float) -> bool:
+    """True when a dose to an organ outside the treatment site exceeds the dose expected
+    from the written directive both by ``excess_gy`` or more and by ``relative_excess`` (a
+    fraction of the expected dose) or more: 10 CFR 35.3045(a)(3) with 0.5 Sv and 50 %
+    (1 Gy = 1 Sv for beta radiation). Both edges are included, with the relative round-off
+    allowance of :func:`meets_criterion`."""
+    excess = dose_gy - expected_gy
+    return (excess >= excess_gy * (1.0 - 1e-9)
+            and excess >= relative_excess * expected_gy * (1.0 - 1e-9))
+
+
+def likely_slip(ratio: float, slips: Sequence[tuple[float, str]],
+                tolerance_fraction: float) -> tuple[float, str] | None:
+    """The reading slip (factor, description) whose factor is nearest ``ratio`` (entered over
+    expected) within ``tolerance_fraction`` (relative, on either side); None otherwise."""
+    import math
+
+    if not (ratio > 0 and math.isfinite(ratio)):
+        return None
+    best = min(slips, key=lambda s: abs(math.log(ratio / s[0])), default=None)
+    if best is None or abs(math.log(ratio / best[0])) > math.log1p(tolerance_fraction):
+        return None
+    return best

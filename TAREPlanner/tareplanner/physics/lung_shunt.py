@@ -37,3 +37,22 @@ def lsf_planar_geometric_mean(lung_anterior_counts: float, lung_posterior_counts
         raise ValueError("lung and liver counts are all zero; LSF is undefined")
     return PlanarLsf(gm_lung, gm_liver, gm_lung / (gm_lung + gm_liver) if gm_lung < gm_liver
                      else 1.0 / (1.0 + gm_liver / gm_lung))
+
+
+#: an LSF above this is more likely lung and liver counts swapped than a shunt: it would
+#: send most of the activity to the lungs (every product's LSF cut-off is far below:
+#: SIR-Spheres 20 %, TheraSphere by lung dose, EANM 2022)
+SWAPPED_COUNTS_LSF = 0.5
+
+
+def swapped_counts_warning(result: PlanarLsf) -> dict | None:
+    """A warning when the LSF is above :data:`SWAPPED_COUNTS_LSF` (50 %): the lung and liver
+    counts are likely swapped; states the LSF with them swapped."""
+    if not result.lung_shunt_fraction > SWAPPED_COUNTS_LSF:
+        return None
+    swapped = 1.0 - result.lung_shunt_fraction
+    return {"code": "lsf-above-50-percent",
+            "message": f"LSF {result.lung_shunt_fraction:.2%} is above "
+                       f"{SWAPPED_COUNTS_LSF:.0%}: most of the activity would reach the lungs; "
+                       f"the lung and liver counts are likely swapped (swapped, the LSF is "
+                       f"{swapped:.2%}); check which ROI is which before using it"}

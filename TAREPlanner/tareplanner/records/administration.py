@@ -10,10 +10,12 @@ from typing import Any, Mapping
 
 from ..errors import FieldValueError, SchemaError, UnknownNameError
 from ..physics.administration import (Reading, delivered_activity, deviation_fraction,
+                                      exceeds_organ_dose_criterion, likely_slip,
                                       meets_criterion)
 from .case import canonical_sha256
 from .directive import validate_directive
-from .fields import check_keys, number, require_object, suggestion, timestamp
+from .directive import criteria
+from .fields import check_keys, check_name, number, require_object, suggestion, timestamp
 from .provenance import software_versions
 
 ADMINISTRATION_SCHEMA = "tareplanner.administration/1"
@@ -21,11 +23,20 @@ READING_FIELDS = ("activity_gbq", "time")
 SITE_FIELDS = ("treatment_site", "vial", "residual", "administration_time")
 
 
+#: readings above this are no vial of any product (GBq)
+MAX_READING_GBQ = 100
+
+
 def _reading(raw: Any, field: str) -> Reading:
     obj = require_object(raw, field)
     check_keys(obj, field, READING_FIELDS)
-    return Reading(number(obj, "activity_gbq", field, minimum=0, maximum=100),
-                   timestamp(obj, "time", field, required=True))
+    value = obj.get("activity_gbq")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not \
+            0 <= value <= MAX_READING_GBQ or value != value:
+        raise FieldValueError(f"{field}.activity_gbq", value,
+                              f"a dose-calibrator reading in GBq, >= 0 and <= "
+                              f"{MAX_READING_GBQ} GBq")
+    return Reading(float(value), timestamp(obj, "time", field, required=True))
 
 
 def parse_readings(document: Any, directive: dict) -> list[dict]:
@@ -76,29 +87,117 @@ def parse_readings(document: Any, directive: dict) -> list[dict]:
     return out
 
 
+def largest_vial_gbq(product_key: str) -> tuple[float | None, str]:
+    """The largest activity one vial of the product holds at calibration (GBq), with where it
+    comes from; None for a patient-specific product."""
+    from .. import catalogue
+
+    try:
+        supply = dict(catalogue.product(product_key).supply or {})
+    except Exception:  # an unknown product: no vial to compare with
+        return None, ""
+    sizes = [float(v) for v in supply.get("vial_sizes_gbq") or []]
+    sizes += [float(v) for v in (supply.get("custom_vial_range_gbq") or [])[1:]]
+    if supply.get("vial_activity_gbq"):
+        sizes.append(float(supply["vial_activity_gbq"])
+                     * (1 + float(supply.get("vial_activity_tolerance_fraction") or 0)))
+    if not sizes:
+        return None, ""
+    return max(sizes), str(supply.get("source", "tareplanner/data/products.json"))
+
+
+def _slip_text(entered: float, expected: float) -> str:
+    """The likely slip of a reading ``entered`` where about ``expected`` was due."""
+    rules = criteria()["plausibility"]
+    found = likely_slip(entered / expected if expected > 0 else float("inf"),
+                        [(s["factor"], s["slip"]) for s in rules["slips"]],
+                        rules["slip_tolerance_fraction"])
+    if found is None:
+        return "check the units (GBq) and the decimal point"
+    factor, slip = found
+    return f"likely {slip}: did you mean {entered / factor:.4g} GBq?"
+
+
+def question_readings(directive: Mapping[str, Any], parsed: list[dict], sites: list[dict],
+                      fields: Mapping[str, str] | None = None) -> list[dict]:
+    """Readings that are not plausible: a delivered activity below ``low_factor`` or above
+    ``high_factor`` times the prescription (``data/administration.json``, with its reason),
+    or a vial reading above the product's largest vial. Each names the reading (the option
+    typed, when ``fields`` maps the readings' paths to it), its value in GBq and the likely
+    slip."""
+    rules = criteria()["plausibility"]
+    low, high = rules["low_factor"], rules["high_factor"]
+    largest, source = largest_vial_gbq((directive.get("product") or {}).get("key", ""))
+    fields = fields or {}
+    questions = []
+    for index, (entry, site) in enumerate(zip(parsed, sites)):
+        name = site["treatment_site"]
+        ratio = site["delivered_activity_gbq"] / site["prescribed_activity_gbq"]
+        for k, reading in enumerate(entry["vial"]):
+            path = f"readings[{index}].vial[{k}]"
+            if largest is not None and reading.activity_gbq > largest:
+                questions.append({
+                    "treatment_site": name, "reading": fields.get(path, path),
+                    "value_gbq": reading.activity_gbq,
+                    "message": f"{fields.get(path, path)}: {reading.activity_gbq:g} GBq is "
+                               f"above the largest vial of the product ({largest:g} GBq; "
+                               f"{source[:80]}); "
+                               + _slip_text(reading.activity_gbq,
+                                            site["prescribed_activity_gbq"])})
+        if not low <= ratio <= high:
+            vial = entry["vial"][0].activity_gbq if len(entry["vial"]) == 1 else None
+            path = f"readings[{index}].vial[0]"
+            named = fields.get(path, path) if vial is not None else f"the readings of {name}"
+            expected_vial = (vial / ratio) if vial is not None else None
+            questions.append({
+                "treatment_site": name, "reading": named, "value_gbq": vial,
+                "message": f"{name}: the readings imply {site['delivered_activity_gbq']:.4g} "
+                           f"GBq delivered, {ratio:.3g} x the prescribed "
+                           f"{site['prescribed_activity_gbq']:.4g} GBq (plausible: "
+                           f"{low:g} x to {high:g} x)"
+                           + (f"; {named}: {vial:g} GBq where about {expected_vial:.3g} GBq "
+                              f"was expected, " + _slip_text(vial, expected_vial)
+                              if vial is not None else
+                              "; check the units (GBq) and the decimal point of each reading")})
+    return questions
+
+
 def administration_record(directive: Mapping[str, Any], readings: Any, *,
                           site_tolerance_fraction: float | None = None,
-                          created: datetime | None = None) -> dict:
-    """Delivered activity per treatment site and its comparison with the directive."""
+                          created: datetime | None = None,
+                          confirm_reason: str | None = None,
+                          fields: Mapping[str, str] | None = None) -> dict:
+    """Delivered activity per treatment site and its comparison with the directive.
+
+    Readings that are not plausible (:func:`question_readings`) are refused unless
+    ``confirm_reason`` says why they are right; the reason is then recorded. ``fields`` maps
+    the readings' paths (``readings[0].vial[0]``) to what the user typed, for the messages."""
+    from .chain import parent_ref
+
     directive = validate_directive(directive)
     parsed = parse_readings(readings, directive)
     half_life = directive["nuclide"]["half_life_h"]
     criterion = directive["criteria"]["medical_event"]
     threshold = criterion["relative_deviation"]
+    organ = criteria()["criteria"]["medical_event_organ_dose"]
     if site_tolerance_fraction is not None:
-        number({"v": site_tolerance_fraction}, "v", "--site-tolerance", exclusive_minimum=0,
-               maximum=1)
+        number({"--site-tolerance": site_tolerance_fraction}, "--site-tolerance", "",
+               exclusive_minimum=0, maximum=1)
+    if confirm_reason is not None:
+        confirm_reason = check_name(confirm_reason, "--confirm-readings")
     prescribed = {p["treatment_site"]: p["prescribed_activity_gbq"]
                   for p in directive["positions"]}
     sites, warnings = [], []
-    for entry in parsed:
+    for index, entry in enumerate(parsed):
         site = entry["treatment_site"]
         try:
             d = delivered_activity(entry["vial"], entry["residual"],
                                    entry["administration_time"], half_life)
         except ValueError as exc:
-            raise FieldValueError(f"readings[{site}]", "vial and residual readings",
-                                  "a residual below the vial activity", str(exc)) from None
+            where = (fields or {}).get(f"readings[{index}].residual[0]", f"readings[{site}]")
+            raise FieldValueError(where, "vial and residual readings",
+                                  "a residual below the vial activity (GBq)",
+                                  str(exc)) from None
         deviation = deviation_fraction(d.delivered_activity_gbq, prescribed[site])
         event = meets_criterion(deviation, threshold)
         beyond_site = (site_tolerance_fraction is not None
@@ -128,23 +227,85 @@ def administration_record(directive: Mapping[str, Any], readings: Any, *,
             warnings.append({"code": "no-residual-reading",
                              "message": f"{site}: no residual reading: the whole vial is "
                                         "taken as delivered"})
+    questions = question_readings(directive, parsed, sites, fields)
+    if questions and confirm_reason is None:
+        first = questions[0]
+        raise FieldValueError(first["reading"], first["value_gbq"] if first["value_gbq"]
+                              is not None else "readings",
+                              "a plausible reading in GBq (delivered "
+                              f"{criteria()['plausibility']['low_factor']:g} x to "
+                              f"{criteria()['plausibility']['high_factor']:g} x the "
+                              "prescription, within the product's largest vial), or "
+                              "--confirm-readings REASON when it is right",
+                              " | ".join(q["message"] for q in questions))
+    if fields:  # the record names the readings by their place in it, not the options typed
+        questions = question_readings(directive, parsed, sites)
+    for q in questions:
+        warnings.append({"code": "reading-confirmed",
+                         "message": f"{q['message']}; confirmed: {confirm_reason}"})
+    delivered_total = sum(s["delivered_activity_gbq"] for s in sites)
+    lung = _lung_event(directive, delivered_total, organ)
+    if lung.get("medical_event"):
+        warnings.append({"code": "medical-event-lung",
+                         "message": f"lung dose {lung['estimated_dose_gy']:.2f} Gy from the "
+                                    f"delivered activity exceeds the directive's "
+                                    f"{lung['expected_dose_gy']:.2f} Gy by "
+                                    f"{lung['estimated_dose_gy'] - lung['expected_dose_gy']:.2f}"
+                                    f" Gy and {lung['relative_excess']:+.0%} ("
+                                    f"{organ['source'][:160]}…); report as the regulation "
+                                    "requires"})
+    for o in directive.get("overrides") or []:
+        warnings.append({"code": "limit-override",
+                         "message": f"{o['treatment_site']}: prescribed beyond a limit "
+                                    f"({o['exceeded']}), accepted by {o['by']} on "
+                                    f"{o['when']}: {o['reason']}"})
     return {
         "schema": ADMINISTRATION_SCHEMA,
         "created": (created or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
         "software": software_versions(),
+        "parents": {"directive": parent_ref(directive)},
         "directive_sha256": canonical_sha256(directive),
         "plan_input_sha256": directive["plan_input_sha256"],
+        "plan_sha256": directive.get("plan_sha256"),
         "case_id": directive.get("case_id"), "patient_id": directive.get("patient_id"),
         "nuclide": directive["nuclide"],
         "criterion": {**criterion, "site_tolerance_fraction": site_tolerance_fraction},
+        "lung_criterion": lung,
+        "plausibility": {k: criteria()["plausibility"][k]
+                         for k in ("low_factor", "high_factor", "reason")}
+        | {"questioned": questions, "confirmed_reason": confirm_reason if questions else None},
         "readings": [e["raw"] for e in parsed],
         "sites": sites,
-        "total_delivered_activity_gbq": sum(s["delivered_activity_gbq"] for s in sites),
+        "total_delivered_activity_gbq": delivered_total,
         "total_prescribed_activity_gbq": sum(prescribed.values()),
-        "medical_event": any(s["medical_event"] for s in sites),
+        "medical_event": any(s["medical_event"] for s in sites)
+        or bool(lung.get("medical_event")),
+        "overrides": list(directive.get("overrides") or []),
         "warnings": warnings,
         "directive": directive,
     }
+
+
+def _lung_event(directive: Mapping[str, Any], delivered_total_gbq: float,
+                organ: Mapping[str, Any]) -> dict:
+    """The lung-dose criterion of 10 CFR 35.3045(a)(3): the lung dose estimated from the
+    delivered activity (the plan's lung dose per delivered GBq, CF * LSF / M_lung, the
+    residual already left out of the delivered activity) against the directive's."""
+    per_gbq = directive.get("lung_gy_per_delivered_gbq")
+    expected = directive.get("lung_dose_gy")
+    if not isinstance(per_gbq, (int, float)) or not isinstance(expected, (int, float)):
+        return {"applicable": False, "reason": "the directive holds no lung dose per GBq "
+                                               "(written by an older version)",
+                "source": organ["source"]}
+    dose = per_gbq * delivered_total_gbq
+    return {"applicable": True, "organ": organ["organ"], "expected_dose_gy": expected,
+            "estimated_dose_gy": dose,
+            "relative_excess": dose / expected - 1 if expected > 0 else None,
+            "excess_dose_gy": organ["excess_dose_gy"],
+            "relative_excess_criterion": organ["relative_excess"],
+            "medical_event": exceeds_organ_dose_criterion(dose, expected, organ["excess_dose_gy"],
+                                                          organ["relative_excess"]),
+            "basis": organ["quantity"], "source": organ["source"]}
 
 
 def validate_administration(document: Any, where: str = "administration record") -> dict:
@@ -161,7 +322,9 @@ def replay_administration(record: dict) -> dict:
     """Recompute an administration record from the directive and readings it holds."""
     again = administration_record(record["directive"], record["readings"],
                                   site_tolerance_fraction=record["criterion"].get(
-                                      "site_tolerance_fraction"))
+                                      "site_tolerance_fraction"),
+                                  confirm_reason=(record.get("plausibility") or {}).get(
+                                      "confirmed_reason"))
     from .record_diff import diff_records
     differences: list = []
     diff_records(record, again, "", differences)

@@ -17,15 +17,18 @@ def indices_only(report: dict) -> dict:
 
 
 def dose_record(plan: dict, dose_info: dict, predictive_info: dict, planned_report: dict,
-                voxel_versus_partition: dict | None = None) -> dict:
+                voxel_versus_partition: dict | None = None,
+                parents: dict | None = None) -> dict:
     """A ``tareplanner.dose/1`` record of a predictive dose, with (when given) why its voxel
     means differ from the plan's partition-model doses (``dosimetry.partition.explain_voxel_doses``); the
     post-treatment part is added with :func:`with_post_treatment`."""
     predictive = {**predictive_info, "structures": indices_only(planned_report)}
     if voxel_versus_partition is not None:
         predictive["voxel_versus_partition"] = voxel_versus_partition
+    from .chain import parent_ref
     return {"schema": DOSE_SCHEMA,
             "created": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "parents": parents or {"plan": parent_ref(plan)},
             "plan_input_sha256": plan["input_sha256"], "dose": dose_info,
             "predictive": predictive, "warnings": []}
 
@@ -70,3 +73,39 @@ def validate_dose_record(record, where: str = "dose record") -> dict:
         raise SchemaError(f"{where}.post_treatment.activity_check", check,
                           "an object with applicable (true or false)")
     return record
+
+
+def with_lung_criterion(record: dict, directive: dict) -> dict:
+    """The dose record with the lung-dose medical-event criterion of 10 CFR 35.3045(a)(3)
+    checked on the post-treatment image: the mean lung dose it shows against the lung dose
+    of the written directive (exceeding it by 0.5 Sv and by 50 %; data/administration.json).
+    The image's lung dose is an estimate (resolution, noise and scatter in the lungs);
+    without a post-treatment lung dose nothing is added."""
+    from ..physics.administration import exceeds_organ_dose_criterion
+    from .directive import criteria
+
+    lungs = ((record.get("post_treatment") or {}).get("structures") or {}).get("lungs") or {}
+    expected = directive.get("lung_dose_gy")
+    dose = lungs.get("mean_gy")
+    if not isinstance(dose, (int, float)) or not isinstance(expected, (int, float)):
+        return record
+    organ = criteria()["criteria"]["medical_event_organ_dose"]
+    event = exceeds_organ_dose_criterion(dose, expected, organ["excess_dose_gy"],
+                                         organ["relative_excess"])
+    out = dict(record)
+    out["lung_criterion"] = {"applicable": True, "organ": "lungs",
+                             "basis": "mean lung dose of the post-treatment image against the "
+                                      "written directive's lung dose",
+                             "expected_dose_gy": expected, "image_dose_gy": dose,
+                             "excess_dose_gy": organ["excess_dose_gy"],
+                             "relative_excess_criterion": organ["relative_excess"],
+                             "medical_event": event, "source": organ["source"]}
+    if event:
+        out["warnings"] = list(out.get("warnings") or []) + [{
+            "code": "medical-event-lung",
+            "message": f"mean lung dose {dose:.2f} Gy in the post-treatment image exceeds the "
+                       f"written directive's {expected:.2f} Gy by {dose - expected:.2f} Gy "
+                       f"({dose / expected - 1:+.0%}; 10 CFR 35.3045(a)(3): by 0.5 Sv and "
+                       "50 % or more); confirm on the image and report as the regulation "
+                       "requires"}]
+    return out

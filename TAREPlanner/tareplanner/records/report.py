@@ -199,16 +199,32 @@ def _directive_page(doc: Document, directive: dict, zone) -> None:
                ("Radionuclide, product", f"{directive['nuclide']['name']}; "
                                          f"{directive['product']['display_name']}"),
                ("Prescription", directive["prescription_basis"]),
-               ("Lung dose (all sites)", f"{directive['lung_dose_gy']:.2f} Gy"),
+               ("Lung dose (all sites)", f"{directive['lung_dose_gy']:.2f} Gy"
+                + (f" (cumulative {directive['lung_dose_cumulative_gy']:.2f} Gy)"
+                   if directive.get("lung_dose_cumulative_gy") is not None else "")),
+               ("Whole liver", "-" if directive.get("whole_liver_dose_gy") is None else
+                f"{directive['whole_liver_dose_gy']:.1f} Gy; whole normal liver "
+                + ("-" if directive.get("whole_normal_liver_dose_gy") is None else
+                   f"{directive['whole_normal_liver_dose_gy']:.1f} Gy")),
                ("Medical event", f"the delivered activity of a site differs from the "
                                  f"prescribed by {me['relative_deviation']:.0%} or more "
                                  f"({me['source']})")])
     sites, changes = tables.directive_tables(directive, zone)
     doc.heading("Prescription per treatment site")
     _table(doc, sites)
+    for v in directive.get("violations") or []:
+        doc.paragraph(f"LIMIT EXCEEDED {v.get('position', 'all sites')}: {v['limit']} "
+                      f"{v['dose_gy']:.2f} Gy > {v['limit_gy']:g} Gy", colour="#b00020",
+                      weight="bold", size=8)
+    for o in directive.get("overrides") or []:
+        doc.paragraph(f"OVERRIDE {o['treatment_site']}: accepted by {o['by']} on {o['when']}: "
+                      f"{o['reason']}", colour="#b00020", weight="bold", size=8)
     if changes:
         doc.heading("Changes before the administration")
         _table(doc, changes)
+    if directive.get("plan_warnings") and directive.get("changes"):
+        doc.heading("Plan checks at the changed activities")
+        _table(doc, tables.warnings_table(directive["plan_warnings"]))
     _sign_off(doc, [("Authorised user (before administration)", ""),
                     ("Activity administered recorded and signed", "")])
 
@@ -223,7 +239,8 @@ def _administration_page(doc: Document, record: dict, zone) -> None:
                              f" or more ({crit['source']})"
                              + (f"; site tolerance {tolerance:.0%}" if tolerance else "")),
                ("Total", f"delivered {record['total_delivered_activity_gbq']:.3f} GBq of "
-                         f"{record['total_prescribed_activity_gbq']:.3f} GBq prescribed")])
+                         f"{record['total_prescribed_activity_gbq']:.3f} GBq prescribed"),
+               *_lung_criterion_pair(record)])
     readings, sites = tables.administration_tables(record, zone)
     doc.heading("Delivered against prescribed")
     doc.table(*sites[:3], align=sites[3], emphasis=sites[4])
@@ -233,7 +250,25 @@ def _administration_page(doc: Document, record: dict, zone) -> None:
     _table(doc, tables.warnings_table(record.get("warnings") or []))
 
 
-def _dosimetry_pages(doc: Document, dose_dir: Path, dose_record: dict) -> None:
+def _lung_criterion_pair(record: dict) -> list[tuple[str, str]]:
+    """The lung-dose medical-event criterion of an administration record, as a report line."""
+    lung = record.get("lung_criterion") or {}
+    if not lung:
+        return []
+    if not lung.get("applicable"):
+        return [("Lung criterion", f"not checked: {lung.get('reason', '')}")]
+    seen = (f"mean lung {lung['image_dose_gy']:.2f} Gy in the post-treatment image"
+            if "image_dose_gy" in lung else
+            f"lung {lung['estimated_dose_gy']:.2f} Gy from the delivered activity")
+    return [("Lung criterion", f"{seen} against {lung['expected_dose_gy']:.2f} Gy in the "
+             "directive: "
+             + ("MEDICAL EVENT" if lung["medical_event"] else "no medical event")
+             + f" (exceeding by {lung['excess_dose_gy']:g} Sv and by "
+             f"{lung['relative_excess_criterion']:.0%}: 10 CFR 35.3045(a)(3))")]
+
+
+def _dosimetry_pages(doc: Document, dose_dir: Path, dose_record: dict,
+                     record: dict | None = None) -> None:
     doc.new_page("Voxel dosimetry")
     method = dose_record.get("dose") or {}
     doc.paragraph(f"Dose engine: {method.get('method', '-')} ({method.get('nuclide', '-')}); "
@@ -243,7 +278,22 @@ def _dosimetry_pages(doc: Document, dose_dir: Path, dose_record: dict) -> None:
     draw_dvh(ax, dose_dir)
     doc.y_in += 3.6 + 0.45
     doc.heading("Dose indices (planned)")
-    _table(doc, tables.dose_indices_table(dose_record))
+    indices = tables.dose_indices_table(dose_record, record)
+    _table(doc, indices)
+    if indices[4]:
+        doc.paragraph(indices[4], size=7.5, colour="#555555")
+    voxel = tables.voxel_plan_table(dose_record)
+    if voxel is not None:
+        activities, goals, vp = voxel
+        doc.heading("Voxel plan")
+        doc.paragraph(f"Activities planned on the voxel dose ({vp.get('method', '-')}; tumour "
+                      f"goal on the {vp.get('tumour_index', '-')}), within the plan's limits"
+                      + (f"; binding: {', '.join(map(str, vp['binding']))}"
+                         if vp.get("binding") else "") + ". Doses of the voxel plan's "
+                      "activities; the plan's own activities are on the first page.", size=8)
+        _table(doc, activities)
+        if goals[1]:
+            _table(doc, goals)
     if "comparison" in dose_record:
         doc.heading("Delivered against planned (mean dose)")
         _table(doc, tables.comparison_table(dose_record))
@@ -272,6 +322,8 @@ def _verification(doc: Document, dose_record: dict) -> None:
                 ("Tolerance source", check["tolerance_source"])])
         else:
             doc.paragraph(check.get("reason", "not applicable"))
+    if dose_record.get("lung_criterion"):
+        doc.pairs(_lung_criterion_pair(dose_record))
     doc.heading("Dosimetry warnings", size=9.5)
     _table(doc, tables.warnings_table(dose_record.get("warnings") or []))
     why = (dose_record.get("predictive") or {}).get("voxel_versus_partition")
@@ -386,6 +438,36 @@ ROW_IMAGE_MAX_IN = 2.2
 ROW_CAPTION_IN, ROW_AFTER_IN = 0.17, 0.12
 
 
+#: the colour key's font size (points) and swatch size (inches)
+KEY_PT, KEY_SWATCH_IN = 7.0, 0.11
+
+
+def colour_key(doc: Document, anatomy: dict, x_in: float, y_in: float) -> list[tuple]:
+    """A key of the outline colours (liver, lungs, each tumour) at ``x_in, y_in`` inches
+    from the page's left and top edge; returns (name, colour) in the order drawn."""
+    from matplotlib.patches import Rectangle
+
+    from .report_figures import outline_colours
+    from .report_layout import GLYPH_EM
+
+    colours = outline_colours(anatomy)
+    names = [n for n in ("liver", "lungs") if n in anatomy["masks"]] + list(anatomy["tumours"])
+    w, h = A4_INCHES
+    doc.text(x_in, y_in, "Outlines:", fontsize=KEY_PT, va="top", gid="colour-key")
+    x_in += 0.55
+    drawn = []
+    for name in names:
+        doc.fig.patches.append(Rectangle(
+            (x_in / w, 1 - (y_in + KEY_SWATCH_IN) / h), KEY_SWATCH_IN / w, KEY_SWATCH_IN / h,
+            transform=doc.fig.transFigure, facecolor=colours[name], edgecolor="#333333",
+            lw=0.4, gid=f"colour-key-{name}"))
+        doc.text(x_in + KEY_SWATCH_IN + 0.04, y_in, name, fontsize=KEY_PT, va="top",
+                 gid="colour-key")
+        x_in += KEY_SWATCH_IN + 0.12 + len(name) * KEY_PT / 72 * GLYPH_EM
+        drawn.append((name, colours[name]))
+    return drawn
+
+
 def anatomy_row(doc: Document, anatomy: dict, centre: tuple[int, int, int], label: str):
     """A row of the dose-on-anatomy page: its caption (what the slices go through), then
     the axial, coronal and sagittal slices through voxel ``centre`` at one height, side by
@@ -400,6 +482,7 @@ def anatomy_row(doc: Document, anatomy: dict, centre: tuple[int, int, int], labe
                f"Through tumour {label} (the voxel nearest its centre)")
     doc.text(MARGIN_IN, doc.y_in, caption, fontsize=7.5, weight="bold", va="top",
              color="#1f3b5c", gid="row-caption")
+    colour_key(doc, anatomy, MARGIN_IN + 3.4, doc.y_in)
     doc.y_in += ROW_CAPTION_IN + ROW_TITLE_IN
     axes = [doc.axes(height, left_in=left, width_in=width, new_row=False)
             for left, width in boxes]
@@ -410,6 +493,25 @@ def anatomy_row(doc: Document, anatomy: dict, centre: tuple[int, int, int], labe
     bar.ax.tick_params(labelsize=5.5, length=2.5, pad=1.5)
     doc.y_in += height + ROW_BOTTOM_IN + ROW_AFTER_IN
     return axes, cax
+
+
+def _records_shown(doc: Document, shown: dict, records: list) -> None:
+    """What this report shows, each record with its SHA-256 (the report's parents), and any
+    limit accepted by override."""
+    doc.heading("Records shown in this report")
+    rows = [[role, ref.get("schema") or "-", ref.get("file") or "-",
+             f"{ref['sha256'][:32]} {ref['sha256'][32:]}"] for role, ref in shown.items()]
+    doc.table(["Record", "Schema", "File", "SHA-256"], rows, [1.0, 1.8, 1.5, 3.0], size=7)
+    overrides = [o for r in records if r for o in r.get("overrides") or []]
+    seen = set()
+    for o in overrides:
+        key = (o["treatment_site"], o["when"])
+        if key in seen:
+            continue
+        seen.add(key)
+        doc.paragraph(f"LIMIT OVERRIDE {o['treatment_site']}: {o['exceeded']}; accepted by "
+                      f"{o['by']} on {o['when']}: {o['reason']}", colour="#b00020",
+                      weight="bold", size=8)
 
 
 def _header_lines(identity: dict, record: dict) -> list[str]:
@@ -425,7 +527,8 @@ def _header_lines(identity: dict, record: dict) -> list[str]:
 def write_report(record: dict, path: str | Path, *, dose_dir: str | Path | None = None,
                  directive: dict | None = None, administration: dict | None = None,
                  measurement: dict | str | Path | None = None, identity: dict | None = None,
-                 anatomy: dict | None = None, overwrite: bool = False) -> Path:
+                 anatomy: dict | None = None, overwrite: bool = False,
+                 shown: dict | None = None) -> Path:
     """Write the PDF report atomically; returns its path.
 
     ``identity``: patient and study entered by hand (keys of an identity block,
@@ -433,7 +536,9 @@ def write_report(record: dict, path: str | Path, *, dose_dir: str | Path | None 
     measurement record (or its file) whose CT and label maps the slice figures show,
     by default the one the plan's case names; ``anatomy``: those images in memory instead
     (``{"ct": image, "masks": {"liver"|"lungs": binary image}, "tumours": {name: binary
-    image}}``, any grids), as the Slicer module and the web page have them."""
+    image}}``, any grids), as the Slicer module and the web page have them; ``shown``: the
+    records shown, role -> parent reference (records/chain.py), listed with their SHA-256
+    on the last page (by default made from the records given)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -444,14 +549,14 @@ def write_report(record: dict, path: str | Path, *, dose_dir: str | Path | None 
     measured, why_not = (None, None)
     if dose_dir is not None:
         measured, why_not = _measurement_for(record, measurement)
-    shown = dict(identity or {})
+    entered = dict(identity or {})
     if measured is not None:
         for key, value in ((measured.get("inputs") or {}).get("ct", {}).get("identity")
                            or {}).items():
-            shown.setdefault(key, value)
+            entered.setdefault(key, value)
     # the case's identity first, entered values over it, the CT header's where both lack one
     merged = report_identity(record, identity)
-    for key, value in shown.items():
+    for key, value in entered.items():
         if key != "source" and value:
             merged.setdefault(key, printable(value))
     zone = tables.treatment_zone(record)
@@ -472,8 +577,17 @@ def write_report(record: dict, path: str | Path, *, dose_dir: str | Path | None 
             from .dose_record import validate_dose_record
             dose_record = validate_dose_record(
                 json.loads((dose_dir / "dose.json").read_text()), str(dose_dir / "dose.json"))
-            _dosimetry_pages(doc, dose_dir, dose_record)
+            _dosimetry_pages(doc, dose_dir, dose_record, record)
             _anatomy_pages(doc, plt, dose_dir, measured, why_not, anatomy)
+        if shown is None:
+            from .chain import parent_ref
+            shown = {"plan": parent_ref(record)}
+            for key, doc_ in (("directive", directive), ("administration", administration)):
+                if doc_ is not None:
+                    shown[key] = parent_ref(doc_)
+            if dose_dir is not None:
+                shown["dose"] = parent_ref(dose_record)
+        _records_shown(doc, shown, [directive, administration])
         pages = doc.finish()
         with atomic_path(path, overwrite) as tmp:
             title = f"TAREPlanner plan {printable(record.get('case_id') or '')}".strip()

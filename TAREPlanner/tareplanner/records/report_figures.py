@@ -140,7 +140,7 @@ def _isodose_panel(fig, rect, plane, cols_mm, rows_mm, horizontal: str, vertical
     _side_labels(ax, horizontal, vertical)
     fig.colorbar(shown, ax=ax, label="Gy", shrink=0.8)
     if contours is not None:
-        label_isodoses(ax, contours, fontsize=6)
+        label_isodoses(ax, contours, fontsize=ISODOSE_LABEL_PT)
     return ax
 
 
@@ -178,6 +178,8 @@ CT_WINDOW_HU = (-160.0, 240.0)
 #: dose below this fraction of the maximum is left transparent over the CT
 DOSE_OVERLAY_FLOOR = 0.10
 OUTLINE_COLOURS = {"liver": "#7fd17f", "lungs": "#7fb2ff"}
+#: isodose labels on the slices (points): readable on a printed page
+ISODOSE_LABEL_PT = 7.0
 TUMOUR_COLOURS = ("#00e5ff", "#ff4fd8", "#ffe14d", "#ff8c1a", "#b388ff", "#ffffff")
 
 
@@ -228,7 +230,7 @@ def fused_panel(ax, cols_mm, rows_mm, dose_plane, *, ct_plane=None, outlines=(),
     ax.title.set_parse_math(False)
     _side_labels(ax, horizontal, vertical)
     if contours is not None:
-        label_isodoses(ax, contours, fontsize=5.5)
+        label_isodoses(ax, contours, fontsize=ISODOSE_LABEL_PT)
     return shown
 
 
@@ -498,24 +500,37 @@ def _render_3d(vtk, numpy_support, anatomy: dict, isodose_gy: float, size_px: in
     import matplotlib.colors as mcolors
     renderer = vtk.vtkRenderer()
     renderer.SetBackground(1, 1, 1)
+    # the tumours on a layer of their own, above the translucent liver and isodose surface
+    # and unshaded, so that each is drawn in exactly its legend colour (seen through the
+    # liver and the red isodose surface, cyan turned teal-grey and yellow orange)
+    tumours = vtk.vtkRenderer()
+    tumours.SetLayer(1)
+    tumours.InteractiveOff()
     items = []
     if "liver" in anatomy["masks"]:
-        items.append((anatomy["masks"]["liver"], 0.5, "#b5651d", 0.12))
+        items.append((anatomy["masks"]["liver"], 0.5, "#b5651d", 0.12, renderer))
     colours = outline_colours(anatomy)
-    for name in anatomy["tumours"]:
-        items.append((anatomy["masks"][name], 0.5, colours[name], 1.0))
     if float(anatomy["dose"].max()) > isodose_gy:
-        items.append((anatomy["dose"], isodose_gy, "#ff2020", 0.35))
-    for array, level, colour, opacity in items:
+        items.append((anatomy["dose"], isodose_gy, "#ff2020", 0.35, renderer))
+    for name in anatomy["tumours"]:
+        items.append((anatomy["masks"][name], 0.5, colours[name], 1.0, tumours))
+    for array, level, colour, opacity, layer in items:
         actor = vtk.vtkActor()
         actor.SetMapper(surface(array.astype(np.float32), level))
         actor.GetProperty().SetColor(*mcolors.to_rgb(colour))
         actor.GetProperty().SetOpacity(opacity)
-        renderer.AddActor(actor)
+        if layer is tumours:
+            actor.GetProperty().SetAmbient(1.0)
+            actor.GetProperty().SetDiffuse(0.0)
+            actor.GetProperty().SetSpecular(0.0)
+        layer.AddActor(actor)
     window = vtk.vtkRenderWindow()
     window.SetOffScreenRendering(1)
+    window.SetNumberOfLayers(2)
     window.AddRenderer(renderer)
+    window.AddRenderer(tumours)
     window.SetSize(size_px, size_px)
+    tumours.SetActiveCamera(renderer.GetActiveCamera())
     renderer.ResetCamera()
     camera = renderer.GetActiveCamera()
     focal = camera.GetFocalPoint()

@@ -44,6 +44,8 @@ class Document:
     footer: str
     pages: list = field(default_factory=list)
     y_in: float = 0.0      # distance of the cursor from the top of the page
+    #: the section a table belongs to, repeated above its header on a continuation page
+    section: str = ""
 
     @property
     def fig(self):
@@ -71,6 +73,7 @@ class Document:
         return self.fig.text(x_in / w, 1 - y_in / h, text, parse_math=False, **kwargs)
 
     def heading(self, text: str, size: float = 11) -> None:
+        self.section = text
         self.room(0.3 + 0.6)          # keep a heading with what follows it
         self.y_in += 0.08
         self.text(MARGIN_IN, self.y_in, text, fontsize=size, weight="bold", va="top",
@@ -89,10 +92,12 @@ class Document:
 
     def table(self, columns: list[str], rows: list[list], widths: list[float], *,
               size: float = 7.5, align: list[str] | None = None,
-              emphasis: list[bool] | None = None) -> None:
-        """A ruled table: a grey header row (repeated on a new page), cells wrapped to
-        their column; ``widths`` are fractions of the text width; ``align`` 'l' or 'r' per
-        column; rows flagged in ``emphasis`` are printed bold and red."""
+              emphasis: list[bool] | None = None, title: str | None = None) -> None:
+        """A ruled table: a grey header row (repeated on a new page under "``title``
+        (continued)", by default the current section's heading), cells wrapped to their
+        column; ``widths`` are fractions of the text width; ``align`` 'l' or 'r' per
+        column; rows flagged in ``emphasis`` are printed bold and red. No page holds a
+        single row of a table: see the body."""
         from matplotlib.patches import Rectangle
 
         total = sum(widths)
@@ -128,15 +133,37 @@ class Document:
                 [MARGIN_IN / w, (MARGIN_IN + self.width_in) / w],
                 [1 - self.y_in / h] * 2, color="#9aa5b1", lw=0.5))
 
+        heights = [cells(row, False)[1] for row in rows]
         header_height = cells(columns, True)[1]
-        first_row = cells(rows[0], False)[1] if rows else 0
-        self.room(header_height + first_row)
+        caption_in = size / 72 * 1.6
+        title = title if title is not None else self.section
+        bottom = A4_INCHES[1] - BOTTOM_IN
+
+        def caption(continued: bool):
+            if title:
+                self.text(MARGIN_IN, self.y_in, f"{title} (continued)" if continued else
+                          title, fontsize=size, weight="bold", va="top", color="#1f3b5c",
+                          gid="table-caption")
+                self.y_in += caption_in
+
+        # never a single row alone: a table of up to three rows stays together, a longer
+        # one starts with at least two rows and ends with at least two
+        keep = sum(heights) if len(rows) <= 3 else sum(heights[:2])
+        before = len(self.pages)
+        self.room(header_height + keep)
+        if len(self.pages) != before or self.y_in <= TOP_IN + 1e-9:
+            caption(False)            # a table at the top of a page says what it is
         draw(columns, fill=HEADER_GREY, bold=True)
+        n, on_page = len(rows), 0
         for i, row in enumerate(rows):
-            height = cells(row, False)[1]
-            if self.y_in + height > A4_INCHES[1] - BOTTOM_IN:
+            height = heights[i]
+            last_two = sum(heights[i:i + 2]) if i == n - 2 and n > 3 else height
+            if on_page and (self.y_in + height > bottom or self.y_in + last_two > bottom):
                 self.new_page()
+                caption(True)
                 draw(columns, fill=HEADER_GREY, bold=True)
+                on_page = 0
+            on_page += 1
             strong = bool(emphasis and emphasis[i])
             draw(row, bold=strong, colour="#b00020" if strong else "black")
         self.y_in += 0.12

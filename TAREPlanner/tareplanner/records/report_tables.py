@@ -95,7 +95,11 @@ def identity_lines(identity: dict, record: dict) -> list[str]:
                        ("referring_physician", "referred by ")):
         if identity.get(key):
             study.append(label + identity[key])
-    study.append(f"case {printable(record.get('case_id') or '-')}")
+    if record.get("case_id"):
+        study.append(f"case {printable(record['case_id'])}")
+    elif not identity.get("patient_id"):
+        # neither a case id nor a patient ID: the case is named by its hash
+        study.append(f"case SHA-256 {str(record.get('input_sha256') or '')[:12]}…")
     if record.get("treatment_time"):
         study.append(f"treatment {local_time(record['treatment_time'], zone)} "
                      f"({zone_name(zone)})")
@@ -144,8 +148,9 @@ def binding_text(pos: dict, record: dict) -> str:
 
 def positions_table(record: dict) -> tuple[list[str], list[list[str]], list[float], list[str]]:
     """Per injection position: activity, doses, goal and binding constraint."""
-    columns = ["Position", "Activity (GBq)", "Normal liver (Gy)", "Perfused (Gy)",
-               "Normal liver (mL)", "Goal", "Binding constraint"]
+    columns = ["Position", "Activity (GBq)", "D_N normal liver of the territory (Gy)",
+               "D_perf territory with its tumours (Gy)", "Normal liver (mL)", "Goal",
+               "Binding constraint"]
     rows = []
     for pos in record["positions"]:
         perfused = pos.get("perfused_dose_gy")
@@ -153,7 +158,8 @@ def positions_table(record: dict) -> tuple[list[str], list[list[str]], list[floa
                      "-" if perfused is None else f"{perfused:.1f}",
                      f"{pos['normal_volume_ml']:.1f}", goal_text(pos.get("goal")),
                      binding_text(pos, record)])
-    return columns, rows, [1.3, 0.8, 0.8, 0.8, 0.8, 1.3, 2.6], ["l", "r", "r", "r", "r", "l", "l"]
+    return (columns, rows, [1.2, 0.75, 1.05, 1.05, 0.75, 1.2, 2.3],
+            ["l", "r", "r", "r", "r", "l", "l"])
 
 
 def tumours_table(record: dict):
@@ -328,16 +334,18 @@ def warnings_table(warnings: list[dict]):
 
 def directive_tables(directive: dict, zone: tzinfo):
     """The written directive: one row per treatment site, then its changes."""
-    columns = ["Treatment site", "Prescribed activity (GBq)", "Normal liver (Gy)",
-               "Perfused (Gy)", "Tumours (Gy)"]
+    columns = ["Treatment site", "Prescribed activity (GBq)",
+               "D_N normal liver of the territory (Gy)",
+               "D_perf territory with its tumours (Gy)", "Tumours (Gy)", "Limited by"]
     rows = []
     for p in directive["positions"]:
         doses = p["planned_doses_gy"]
         rows.append([p["treatment_site"], f"{p['prescribed_activity_gbq']:.3f}",
                      f"{doses['normal_liver']:.1f}",
                      "-" if doses.get("perfused") is None else f"{doses['perfused']:.1f}",
-                     ", ".join(f"{k} {v:.0f}" for k, v in doses["tumours"].items()) or "-"])
-    sites = (columns, rows, [1.6, 1.2, 1.0, 1.0, 2.2], ["l", "r", "r", "r", "l"])
+                     ", ".join(f"{k} {v:.0f}" for k, v in doses["tumours"].items()) or "-",
+                     p.get("limited_by") or "-"])
+    sites = (columns, rows, [1.4, 1.0, 1.1, 1.1, 1.6, 1.2], ["l", "r", "r", "r", "l", "l"])
     changes = None
     if directive.get("changes"):
         changes = (["When", "Site", "From (GBq)", "To (GBq)", "By", "Reason"],
@@ -373,15 +381,79 @@ def administration_tables(record: dict, zone: tzinfo):
     return readings, sites
 
 
-def dose_indices_table(dose_record: dict):
-    columns = ["Structure", "Volume (mL)", "Mean (Gy)", "D70 (Gy)", "D95 (Gy)", "Max (Gy)",
-               "BED mean (Gy)"]
-    rows = []
+def plan_volumes_ml(record: dict | None) -> dict[str, float]:
+    """The plan's volume of each structure the dose record names (tumours, each territory's
+    normal liver, the whole liver and whole normal liver when the case has them)."""
+    if not record:
+        return {}
+    out = {}
+    for pos in record.get("positions") or []:
+        out[f"normal liver ({pos['name']})"] = pos.get("normal_volume_ml")
+        for t in pos.get("tumours") or []:
+            out[t["name"]] = t.get("volume_ml")
+    case = record.get("case") or {}
+    liver = case.get("whole_liver_volume_ml")
+    if isinstance(liver, (int, float)):
+        out["liver"] = liver
+        tumour = case.get("whole_liver_tumour_volume_ml")
+        if isinstance(tumour, (int, float)):
+            out["normal liver"] = liver - tumour
+    return {k: v for k, v in out.items() if isinstance(v, (int, float))}
+
+
+#: a structure's volume on the dose grid differing from the plan's by more than this is
+#: explained under the dose-index table
+VOLUME_NOTE_FRACTION = 0.01
+
+
+def dose_indices_table(dose_record: dict, record: dict | None = None):
+    """Dose indices of the planned dose per structure, with the plan's volume beside the
+    volume on the dose grid; the fifth item explains the volumes that differ."""
+    columns = ["Structure", "Volume (mL)", "Plan volume (mL)", "Mean (Gy)", "D70 (Gy)",
+               "D95 (Gy)", "Max (Gy)", "BED mean (Gy)"]
+    planned = plan_volumes_ml(record)
+    rows, differing = [], []
     for name, r in dose_record["predictive"]["structures"].items():
-        rows.append([name, _num(r.get("volume_ml"), ".1f"), _num(r["mean_gy"], ".1f"),
+        plan_ml = planned.get(name)
+        volume = r.get("volume_ml")
+        if plan_ml and isinstance(volume, (int, float)) and \
+                abs(volume - plan_ml) > VOLUME_NOTE_FRACTION * plan_ml:
+            differing.append(f"{name} {volume:.1f} mL here, {plan_ml:.1f} mL in the plan")
+        rows.append([name, _num(volume, ".1f"), _num(plan_ml, ".1f"), _num(r["mean_gy"], ".1f"),
                      _num(r["D70"], ".1f"), _num(r["D95"], ".1f"), _num(r["max_gy"], ".1f"),
                      _num((r.get("bed") or {}).get("mean_gy"), ".1f")])
-    return columns, rows, [2.2, 0.9, 0.8, 0.8, 0.8, 0.8, 1.0], ["l"] + ["r"] * 6
+    note = None
+    if differing:
+        overlap = [w["message"] for w in (record or {}).get("warnings") or []
+                   if "overlap" in w.get("code", "")]
+        note = ("Volumes that differ from the plan's by more than "
+                f"{VOLUME_NOTE_FRACTION:.0%}: " + "; ".join(differing) + ". The plan's "
+                "volumes are measured on the SPECT grid, where a voxel in two overlapping "
+                "territories counts in each; the dose is computed on the CT grid from the "
+                "saved territory label map, which gives such a voxel to one territory only"
+                + (f" ({'; '.join(overlap)})" if overlap else "") + ", and the label maps "
+                "are resampled to the CT grid. Doses here are means over these volumes.")
+    return (columns, rows, [2.0, 0.8, 0.8, 0.7, 0.7, 0.7, 0.7, 0.9], ["l"] + ["r"] * 7,
+            note)
+
+
+def voxel_plan_table(dose_record: dict):
+    """The voxel plan (``tareplanner dose --voxel-plan``): activity per position and the
+    mean dose of every structure; None when the dose folder holds none."""
+    vp = dose_record.get("voxel_plan")
+    if not isinstance(vp, dict) or not isinstance(vp.get("activities_gbq"), dict):
+        return None
+    rows = [[name, f"{a:.3f}"] for name, a in vp["activities_gbq"].items()]
+    fractions = vp.get("tumour_goal_fractions") or {}
+    structures = vp.get("structures") or {}
+    goal_rows = [[name, _num(r.get("mean_gy"), ".1f"), _num(r.get("D70"), ".1f"),
+                  f"{fractions[name]:.0%}" if name in fractions else "-"]
+                 for name, r in structures.items() if isinstance(r, dict)] or \
+        [[t, "-", "-", f"{f:.0%}"] for t, f in fractions.items()]
+    return ((["Position", "Voxel-plan activity (GBq)"], rows, [2, 1.2], ["l", "r"]),
+            (["Structure", "Mean (Gy)", "D70 (Gy)", "Share of its goal reached"], goal_rows,
+             [2, 1, 1, 1.2], ["l", "r", "r", "r"]),
+            vp)
 
 
 def comparison_table(dose_record: dict):
