@@ -142,11 +142,11 @@ def test_voxel_plan_meets_goals_and_limits(small_phantom):
             {"name": "left hepatic", "normal_volume_ml": 686,
              "tumours": [{"name": "T2", "volume_ml": 20.5, "tnr": 2.0}],
              "goal": {"tumour_dose_gy": 150}}]})
-    # the whole-liver limits switched off here (site limits): this test is about the
-    # per-position normal-liver limit; test_voxel_plan_keeps_the_whole_normal_liver_limit
-    # has them on
+    # a site's hard 120 Gy normal-liver limit (the package insert gives none; EANM 2022's
+    # < 120 Gy is a recommendation); no whole-liver limit:
+    # test_voxel_plan_keeps_the_whole_normal_liver_limit has one
     site = {"schema": "tareplanner.site-limits/1", "products": {"therasphere": {
-        "whole_liver_gy": None, "whole_normal_liver_gy": None}}}
+        "normal_liver_gy": 120}}}
     plan = plan_case(case, site, "test")
     s = _structures(small_phantom)
     result = voxel_plan(small_phantom.spect, s, plan, "Y-90", small_phantom.ct)
@@ -195,8 +195,10 @@ def test_post_treatment_spect_counts_and_bed_map(small_phantom):
 
 def test_voxel_plan_keeps_the_whole_normal_liver_limit(small_phantom):
     """Catches a voxel plan that meets each position's 120 Gy normal-liver limit but puts the
-    whole normal liver above the glass threshold of EANM 2022 (75 Gy) that the partition
-    plan applies (a new user found 110 Gy whole normal liver with no warning)."""
+    whole normal liver above a hard whole-normal-liver limit the partition plan applies (a
+    new user found 110 Gy whole normal liver with no warning). The limits are the site's:
+    120 Gy normal liver, and EANM 2022 Table 2's bilobar HCC < 90 Gy (bilirubin 0.8 mg/dL)
+    promoted to a hard limit."""
     from tareplanner.dosimetry.voxel_plan import voxel_plan, voxel_plan_record
     from tareplanner.planning import plan_case
     from tareplanner.records.case import parse_case
@@ -211,13 +213,17 @@ def test_voxel_plan_keeps_the_whole_normal_liver_limit(small_phantom):
              "goal": {"tumour_dose_gy": 250}},
             {"name": "left hepatic", "normal_volume_ml": 686,
              "tumours": [{"name": "T2", "volume_ml": 20.5, "tnr": 2.4}],
-             "goal": {"tumour_dose_gy": 250}}]})
-    plan = plan_case(case)
+             "goal": {"tumour_dose_gy": 250}}],
+        "scenario": {"intent": "bilobar", "histology": "hcc", "bilirubin_mg_dl": 0.8}})
+    site = {"schema": "tareplanner.site-limits/1",
+            "products": {"therasphere": {"normal_liver_gy": 120}},
+            "guidelines": {"promote": [{"row": "eanm22-glass-hcc-bilobar-whole-normal-90",
+                                        "reason": "test protocol"}]}}
+    plan = plan_case(case, site, "test")
     result = voxel_plan(small_phantom.spect, _structures(small_phantom), plan, "Y-90",
                         small_phantom.ct)
     st = result["structures"]
-    assert st["normal liver"]["mean_gy"] <= 75 * (1 + 1e-3)
-    assert st["liver"]["mean_gy"] <= 150 * (1 + 1e-3)
+    assert st["normal liver"]["mean_gy"] <= 90 * (1 + 1e-3)
     assert "whole-normal-liver-limit" in result["binding"]
     record = voxel_plan_record(plan, result)
     assert {p["limited_by"] for p in record["positions"]} <= {"goal", "whole-normal-liver-limit"}

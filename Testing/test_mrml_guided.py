@@ -100,26 +100,33 @@ def test_steps_in_order_with_outdated_marking(session, tmp_path, phantom_dir):
     assert measurement["lung_shunt"]["lung_shunt_fraction"] == pytest.approx(0.06, rel=0.05)
     assert _states(p)["measurement"] == "current"
 
-    # 5. plan with one goal per position
+    # 5. plan with one goal per position, in the scenario of the panel (bilobar HCC,
+    # bilirubin 0.8 mg/dL)
     guided.update_position(p, 0, goalKind="tumour_dose_gy", goalValue=250.0)
     guided.update_position(p, 1, goalKind="normal_dose_gy", goalValue=40.0)
+    p.treatmentIntent, p.histology, p.bilirubinMgDl = "bilobar", "hcc", "0.8"
     guided.plan(scene, p)
     record = record_from_text_node(p.planRecord)
     by_name = {q["name"]: q for q in record["positions"]}
     assert by_name["right hepatic"]["goal"] == {"tumour_dose_gy": 250.0}
     assert by_name["left hepatic"]["goal"] == {"normal_dose_gy": 40.0}
-    # with the partial-volume corrected TNRs and LSF the two lobes together reach the glass
-    # whole-normal-liver limit (75 Gy, EANM 2022) before the left lobe's 40 Gy goal: both are
-    # scaled down by the same factor
-    assert record["whole_liver"]["whole_normal_liver_dose_gy"] == pytest.approx(75.0)
-    assert by_name["left hepatic"]["limited_by"] == "whole-normal-liver-limit"
-    assert by_name["left hepatic"]["normal_dose_gy"] < 40.0
+    # EANM 2022's whole-normal-liver threshold is a recommendation: it is checked (bilobar
+    # HCC, bilirubin < 1.1 mg/dL: < 90 Gy, Table 2) and never scales the plan; each lobe
+    # keeps its goal
+    assert record["scenario"]["intent"] == "bilobar"
+    (row,) = [c for c in record["guideline_check"]["rows"]
+              if c["quantity"] == "whole_normal_liver"]
+    assert row["value"] == 90 and row["kind"] == "recommendation"
+    assert row["plan_value"] == pytest.approx(record["whole_liver"]["whole_normal_liver_dose_gy"])
+    assert by_name["left hepatic"]["limited_by"] == "goal"
+    assert by_name["left hepatic"]["normal_dose_gy"] == pytest.approx(40.0)
+    assert "guideline check (bilobar, hcc, bilirubin 0.8 mg/dL" in guided.plan(scene, p)
     assert _states(p)["plan"] == "current"
 
-    # isodoses at the plan's own levels: TheraSphere normal-liver limit 120 Gy, goals 40 and
-    # 250 Gy, tumour target of the product
+    # isodoses at the plan's own levels: goals 40 and 250 Gy, the scenario's thresholds on
+    # the positions (perfused 80-150 Gy, tumour 205 Gy) and the product's tumour target
     levels = default_levels_gy(record)
-    assert {40.0, 120.0, 250.0} <= set(levels)
+    assert {40.0, 80.0, 150.0, 205.0, 250.0} <= set(levels)
     models = _tagged(scene, "plan", "vtkMRMLModelNode")
     assert sorted(float(m.GetAttribute("TAREPlanner.IsodoseLevelGy")) for m in models) == levels
     dose_node = guided.dose_volume_node(scene, "plan")

@@ -28,7 +28,9 @@ def test_record_fields_of_the_issue(base_case):
         assert key in record
     # lung dose = 49.67 * 0.06 * 2.2630 / 1.0 = 6.744 Gy (hand)
     assert record["lung_dose_gy"] == pytest.approx(6.744, abs=1e-3)
-    assert record["limits"]["normal_liver_gy"]["value"] == 120
+    # the package insert gives no normal-liver limit: EANM 2022's < 120 Gy is a recommendation
+    assert record["limits"]["normal_liver_gy"]["value"] is None
+    assert "recommendation" in record["limits"]["normal_liver_gy"]["source"]
     assert len(record["input_sha256"]) == 64
     json.dumps(record)  # JSON-ready
 
@@ -62,12 +64,31 @@ def test_bsa_plan_by_hand(base_case):
     assert any(w["code"] == "lsf-high" for w in record["warnings"])
 
 
-def test_sir_compromised_liver_uses_30_gy(base_case):
-    base_case.update(product="sir-spheres", liver_compromised=True)
+@pytest.mark.parametrize("intent, compromised, expected", [
+    ("bilobar", True, 30), ("bilobar", False, 40), ("unilobar", True, 40),
+    ("unilobar", False, 40)])
+def test_sir_maximum_goal_follows_the_scenario(base_case, intent, compromised, expected):
+    """Catches resin's 40/30 Gy applied to every intent as hard caps. EANM 2022 Table 3
+    (resin): unilobar normal perfused liver < 40 Gy; bilobar < 30 Gy in pretreated or
+    compromised liver, else 40 Gy (LOE 3). A 'maximum' goal without a hard limit reaches
+    that recommendation, named in the record."""
+    base_case.update(product="sir-spheres", liver_compromised=compromised,
+                     scenario={"intent": intent, "histology": "hcc"})
     base_case["positions"][0]["goal"] = {"maximum": True}
     record = _plan(base_case)
-    assert record["positions"][0]["normal_dose_gy"] == pytest.approx(30)
-    assert record["limits"]["applied_normal_liver"] == "normal_liver_compromised_gy"
+    assert record["positions"][0]["normal_dose_gy"] == pytest.approx(expected)
+    resolved = record["positions"][0]["goal_resolved"]
+    assert resolved["goal"] == {"normal_dose_gy": expected} and "Table 3" in resolved["source"]
+
+
+def test_maximum_goal_without_any_ceiling_is_refused(base_case):
+    """No hard limit and no scenario: 'maximum' has nothing to reach; a clear error naming
+    the goal, nothing planned."""
+    from tareplanner.errors import FieldValueError
+    base_case.update(product="sir-spheres")
+    base_case["positions"][0]["goal"] = {"maximum": True}
+    with pytest.raises(FieldValueError, match=r"positions\[0\]\.goal.*no scenario given"):
+        _plan(base_case)
 
 
 def test_quirem_ho166_single_compartment_60_gy(base_case):
@@ -103,7 +124,9 @@ def test_warnings_go_into_the_record(base_case):
 def test_explicit_activity_violations_in_record(base_case):
     base_case["lung_shunt_fraction"] = 0.2
     base_case["positions"][0]["goal"] = {"activity_gbq": 5.0}
-    record = _plan(base_case)
+    site = catalogue.validate_site_limits({"schema": "tareplanner.site-limits/1",
+                                           "products": {"therasphere": {"normal_liver_gy": 120}}})
+    record = _plan(base_case, site_limits=site, site_limits_label="site 120 Gy")
     assert record["positions"][0]["activity_gbq"] == 5.0
     assert record["positions"][0]["violations"][0]["limit"] == "normal-liver-limit"
     assert record["violations"][0]["limit"] == "lung-limit"

@@ -43,8 +43,14 @@ def test_readme_worked_example_runs_in_an_empty_folder(tmp_path):
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert plan["lung_mass"]["source"] == "ct-densitovolumetry"
     assert plan["lung_mass"]["kg"] == pytest.approx(0.72, abs=0.01)   # phantom truth 0.72 kg
-    assert plan["whole_liver"]["whole_normal_liver_dose_gy"] == pytest.approx(75.0)
-    stated = re.search(r"scaled down to it \(([\d.]+) GBq in all, lung ([\d.]+) Gy\)", readme)
+    # the site's 75 Gy normal-liver limit binds both lobes; the promoted EANM 2022 Table 2
+    # row (bilobar HCC, bilirubin < 1.1 mg/dL: whole normal liver < 90 Gy) is then met
+    assert plan["scenario"]["intent"] == "bilobar"
+    assert all(p["normal_dose_gy"] == pytest.approx(75.0) for p in plan["positions"])
+    (row,) = [c for c in plan["guideline_check"]["rows"] if c["quantity"] == "whole_normal_liver"]
+    assert (row["value"], row["kind"], row["status"]) == (90, "hard", "met")
+    stated = re.search(r"scales both positions\s+\(([\d.]+) GBq in all, lung ([\d.]+) Gy\)",
+                       readme)
     assert plan["total_activity_gbq"] == pytest.approx(float(stated.group(1)), abs=0.05)
     assert plan["lung_dose_gy"] == pytest.approx(float(stated.group(2)), abs=0.05)
     for name in ("plan.pdf", "dose/dose.json", "measurement.json", "case.json"):

@@ -98,11 +98,16 @@ def test_normal_liver_dose_is_rescaled_after_a_change(plan, directive):
     assert replay_directive(changed, plan)["identical"]
 
 
-def test_change_beyond_a_hard_limit_needs_an_override(plan, directive, tmp_path):
-    """TheraSphere normal liver <= 120 Gy (package insert): the activity at the limit is
-    A = 120 * 1.31016 / (49.67 * 0.94) = 3.36732 GBq. Just below: accepted; just above:
-    refused by name unless an override with its reason is recorded, which then shows on
-    the administration record."""
+def test_change_beyond_a_hard_limit_needs_an_override(tmp_path):
+    """A site's hard normal-liver limit of 120 Gy (the TheraSphere package insert gives
+    none; EANM 2022's < 120 Gy is a recommendation, so the site sets it): the activity at the
+    limit is A = 120 * 1.31016 / (49.67 * 0.94) = 3.36732 GBq. Just below: accepted; just
+    above: refused by name unless an override with its reason is recorded, which then shows
+    on the administration record."""
+    site = {"schema": "tareplanner.site-limits/1", "site": "test site",
+            "products": {"therasphere": {"normal_liver_gy": 120}}}
+    plan = plan_case(parse_case(copy.deepcopy(BASE_CASE)), site, "test site")
+    directive = directive_from_plan(plan)
     a_limit = 120 * (M_N + TNR * M_T) / (CF * (1 - LSF))
     assert a_limit == pytest.approx(3.36732, abs=1e-5)
     below = change_directive(directive, plan, SITE, a_limit * (1 - 1e-6), "r", "Dr A")

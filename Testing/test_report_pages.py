@@ -96,15 +96,19 @@ def test_identity_page_numbers_and_numbers_on_every_page(tmp_path):
 def test_binding_constraint_in_words_with_limit_and_source(tmp_path):
     """Bug caught: the binding constraint shown as a code ("whole-normal-liver-limit")
     instead of the limit, its value and its source. A small whole liver (1000 mL with 150 mL
-    tumour: normal 850 mL) puts the whole normal liver at the EANM 2022 glass limit, 75 Gy
-    (data/products.json), so the position is scaled to it."""
+    tumour: normal 850 mL) puts the whole normal liver above a site's hard 75 Gy limit (the
+    site's choice: EANM 2022's 75 Gy is a recommendation, not a default limit), so the
+    position is scaled to it."""
     from tareplanner.records.report import write_report
 
-    record = _record(whole_liver_volume_ml=1000)
+    site = {"schema": "tareplanner.site-limits/1", "site": "Test site",
+            "products": {"therasphere": {"whole_normal_liver_gy": 75}}}
+    case = copy.deepcopy(BASE_CASE)
+    case.update(whole_liver_volume_ml=1000)
+    record = plan_case(parse_case(case), site, "Test site")
     assert record["positions"][0]["limited_by"] == "whole-normal-liver-limit"
     flat = _flat(" ".join(_pages_text(write_report(record, tmp_path / "p.pdf"))))
-    assert "limited by the whole-normal-liver limit (75 Gy, EANM 2022 procedure guideline)" \
-        in flat
+    assert "limited by the whole-normal-liver limit (75 Gy, site limits)" in flat
 
 
 HOSTILE = {"patient_name": "Ro\x07bert $\\frac{a}{b}$ " + "Long" * 60,
@@ -503,8 +507,11 @@ def test_whole_liver_row_and_uncertainty_contributors_read_as_written_by_hand():
 
     record = _record()
     pairs = dict(tables.overview_pairs(record))
-    assert pairs["Whole liver"] == ("mean 57.0 Gy (limit 150 Gy); normal liver, tumours "
-                                    "excluded, mean 44.0 Gy (limit 75 Gy)")
+    # no hard whole-liver limit by default (EANM 2022's thresholds are recommendations,
+    # checked in the guideline check)
+    assert pairs["Whole liver"] == ("mean 57.0 Gy (no hard limit; see the guideline check); "
+                                    "normal liver, tumours excluded, mean 44.0 Gy (no hard "
+                                    "limit; see the guideline check)")
     figures = record["uncertainty"]["figures"]
     activity = [c["input"] for c in figures["right hepatic: activity"]["main_contributors"][:2]]
     normal = [c["input"] for c in figures["right hepatic: normal liver"]["main_contributors"][:2]]

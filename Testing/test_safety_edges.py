@@ -121,16 +121,24 @@ def _explicit(base_case, activity_gbq, **changes):
     return doc
 
 
+SITE_120 = {"schema": "tareplanner.site-limits/1", "site": "test site",
+            "products": {"therasphere": {"normal_liver_gy": 120}}}
+
+
 def test_normal_liver_limit_edge(base_case):
-    """A dose equal to the limit is allowed; just above is a violation. Hand: TheraSphere,
-    LSF 6 %, normal 900 mL and T1 120 mL TNR 3.1 at 1.03 g/mL:
-    D_N/A = 49.67 * 0.94 / (0.927 + 3.1 * 0.1236) = 35.637 Gy/GBq; 120 Gy at 3.3673 GBq."""
+    """A dose equal to a hard limit is allowed; just above is a violation. The 120 Gy is the
+    site's own hard limit (the package insert gives none: EANM 2022 Table 2's < 120 Gy is a
+    recommendation). Hand: TheraSphere, LSF 6 %, normal 900 mL and T1 120 mL TNR 3.1 at
+    1.03 g/mL: D_N/A = 49.67 * 0.94 / (0.927 + 3.1 * 0.1236) = 35.637 Gy/GBq; 120 Gy at
+    3.3673 GBq."""
     per_gbq = CF_Y90 * 0.94 / (0.9 * 1.03 + 3.1 * 0.12 * 1.03)
     at_limit = 120 / per_gbq
     assert per_gbq == pytest.approx(35.637, abs=1e-3)
-    assert _plan(_explicit(base_case, at_limit))["positions"][0]["violations"] == []
-    over = _plan(_explicit(base_case, at_limit * (1 + 1e-6)))["positions"][0]["violations"]
-    assert [v["limit"] for v in over] == ["normal-liver-limit"]
+    assert _plan(_explicit(base_case, at_limit), SITE_120)["positions"][0]["violations"] == []
+    over = _plan(_explicit(base_case, at_limit * (1 + 1e-6)), SITE_120)["positions"][0]
+    assert [v["limit"] for v in over["violations"]] == ["normal-liver-limit"]
+    # without the site's limit nothing binds the normal liver: no violation, however high
+    assert _plan(_explicit(base_case, at_limit * 2))["positions"][0]["violations"] == []
 
 
 def test_lung_limit_edge(base_case):
@@ -322,34 +330,80 @@ def _hand_whole(cf, a_right, a_left, lsf=0.05):
     return whole, whole_normal
 
 
-def test_two_lobes_of_holmium_are_capped_at_the_whole_liver_limit():
-    """Catches two lobes planned 'maximum' to 60 Gy normal liver each putting the whole
-    liver above 60 Gy (EANM 2022 Table 4; QuiremSpheres IFU). Hand: the per-lobe caps are
-    60 / (15.87 * 0.95 / 1.14) = 4.5369 GBq and 60 / (15.87 * 0.95 / 0.54) = 2.1491 GBq;
-    together 6.6860 GBq give 15.87 * 0.95 * 6.686 / 1.5 = 67.20 Gy whole liver, so both are
-    scaled by 60 / 67.20 = 0.89289."""
-    cap_r = 60 / (CF_HO * 0.95 / 1.14)
-    cap_l = 60 / (CF_HO * 0.95 / 0.54)
-    whole_uncapped, _ = _hand_whole(CF_HO, cap_r, cap_l)
-    assert whole_uncapped == pytest.approx(67.20, abs=0.01)
-    scale = 60 / whole_uncapped
-    record = _plan(_two_lobes())
+def _perfused_60(cf, lsf=0.05):
+    """Activities giving each lobe 60 Gy perfused (one compartment, EANM 2022 Table 4):
+    A = 60 * M_perfused / (CF * (1 - LSF)); right 0.98 kg, left 0.52 kg."""
+    return 60 * 0.98 / (cf * (1 - lsf)), 60 * 0.52 / (cf * (1 - lsf))
+
+
+BILOBAR_HCC = {"intent": "bilobar", "histology": "hcc"}
+
+
+def test_holmium_60_gy_is_a_perfused_prescription_not_a_whole_liver_cap():
+    """Catches Ho-166's 60 Gy used as a whole-liver hard cap (it scaled a bilobar plan by
+    0.97) and the bilobar whole normal liver passing at 53-56 Gy without a word. EANM 2022
+    Table 4: one-compartment perfused volume dose 60 Gy (LOE 3); multi-compartment whole
+    normal liver < 40 Gy bilobar. Hand: 'maximum' in each lobe is the 60 Gy perfused
+    prescription (no hard limit applies); D_N right = 60 * 0.98 / (0.9 + 3 * 0.08) = 51.579 Gy,
+    left = 60 * 0.52 / (0.5 + 2 * 0.02) = 57.778 Gy; whole normal liver
+    (51.579 * 0.9 + 57.778 * 0.5) / 1.4 = 53.792 Gy: not met against < 40 Gy, by 13.79 Gy,
+    and the plan is not scaled."""
+    a_r, a_l = _perfused_60(CF_HO)
+    record = _plan(_two_lobes(scenario=BILOBAR_HCC))
     right, left = record["positions"]
-    assert right["activity_gbq"] == pytest.approx(cap_r * scale, rel=1e-9)
-    assert left["activity_gbq"] == pytest.approx(cap_l * scale, rel=1e-9)
-    assert record["whole_liver"]["whole_liver_dose_gy"] == pytest.approx(60.0, rel=1e-9)
-    assert right["limited_by"] == left["limited_by"] == "whole-liver-limit"
-    assert "EANM 2022" in record["whole_liver"]["limits"]["whole_liver_gy"]["source"]
-    assert "whole-liver-limit-scaled" in _codes(record)
+    assert right["activity_gbq"] == pytest.approx(a_r, rel=1e-9)
+    assert left["activity_gbq"] == pytest.approx(a_l, rel=1e-9)
+    assert right["perfused_dose_gy"] == pytest.approx(60.0, rel=1e-9)
+    assert right["goal_resolved"]["row"] == "eanm22-holmium-hcc-perfused-60"
+    whole_normal = (60 * 0.98 / 1.14 * 0.9 + 60 * 0.52 / 0.54 * 0.5) / 1.4
+    assert whole_normal == pytest.approx(53.792, abs=1e-3)
+    assert record["whole_liver"]["whole_normal_liver_dose_gy"] == pytest.approx(whole_normal)
+    (row,) = [c for c in record["guideline_check"]["rows"]
+              if c["id"] == "eanm22-holmium-hcc-bilobar-whole-normal-40"]
+    assert (row["status"], row["kind"], row["loe"]) == ("not met", "recommendation", "4")
+    assert row["margin"] == pytest.approx(40 - whole_normal)
+    assert "Table 4" in row["source"]
+    assert {"recommendation-not-met", "maximum-goal-from-recommendation"} <= set(_codes(record))
+    assert not record["violations"]
+
+
+def test_a_site_promotes_the_bilobar_holmium_row_and_it_binds():
+    """A promoted recommendation is a hard limit: both lobes are scaled by
+    40 / 53.792 = 0.74360 so that the whole normal liver is 40 Gy; the reason is on the
+    record."""
+    site = {"schema": "tareplanner.site-limits/1", "site": "test site", "products": {},
+            "guidelines": {"promote": [{"row": "eanm22-holmium-hcc-bilobar-whole-normal-40",
+                                        "reason": "protocol 2026: bilobar Ho-166 at 40 Gy"}]}}
+    catalogue.validate_site_limits(site)
+    a_r, a_l = _perfused_60(CF_HO)
+    whole_normal = (60 * 0.98 / 1.14 * 0.9 + 60 * 0.52 / 0.54 * 0.5) / 1.4
+    record = _plan(_two_lobes(scenario=BILOBAR_HCC), site)
+    right, left = record["positions"]
+    assert right["activity_gbq"] == pytest.approx(a_r * 40 / whole_normal, rel=1e-9)
+    assert left["activity_gbq"] == pytest.approx(a_l * 40 / whole_normal, rel=1e-9)
+    assert record["whole_liver"]["whole_normal_liver_dose_gy"] == pytest.approx(40.0)
+    assert right["limited_by"] == "whole-normal-liver-limit"
+    (row,) = [c for c in record["guideline_check"]["rows"]
+              if c["id"] == "eanm22-holmium-hcc-bilobar-whole-normal-40"]
+    assert row["kind"] == "hard" and row["status"] == "met"
+    assert row["site_change"]["promote_reason"] == "protocol 2026: bilobar Ho-166 at 40 Gy"
+    (change,) = record["guideline_check"]["site_changes"]
+    assert change["kind_from"] == "recommendation" and change["kind_to"] == "hard"
+    assert "protocol 2026" in plan_summary(record)
+
+
+SITE_WHOLE_60 = {"schema": "tareplanner.site-limits/1", "site": "test site",
+                 "products": {"quiremspheres": {"whole_liver_gy": 60}}}
 
 
 @pytest.mark.parametrize("factor, violated", [(1 - 1e-6, False), (1.0, False), (1 + 1e-6, True)])
 def test_explicit_activities_at_the_whole_liver_limit_edge(factor, violated):
-    """An explicit activity is never changed: at the limit no violation, above it a
-    violation named with its source. Hand: 60 Gy whole liver at
+    """An explicit activity is never changed: at a (site's) whole-liver limit no violation,
+    above it a violation named with its source. Hand: 60 Gy whole liver at
     A = 60 * 1.5 / (15.87 * 0.95) = 5.96963 GBq, split 4 : 1.96963."""
     total = 60 * 1.5 / (CF_HO * 0.95) * factor
-    record = _plan(_two_lobes(goals=({"activity_gbq": 4.0}, {"activity_gbq": total - 4.0})))
+    record = _plan(_two_lobes(goals=({"activity_gbq": 4.0}, {"activity_gbq": total - 4.0})),
+                   SITE_WHOLE_60)
     whole, whole_normal = _hand_whole(CF_HO, 4.0, total - 4.0)
     assert record["whole_liver"]["whole_liver_dose_gy"] == pytest.approx(whole, rel=1e-9)
     assert record["whole_liver"]["whole_normal_liver_dose_gy"] == pytest.approx(whole_normal,
@@ -358,49 +412,105 @@ def test_explicit_activities_at_the_whole_liver_limit_edge(factor, violated):
     assert ("whole-liver-limit" in names) is violated
     if violated:
         (v,) = [v for v in record["violations"] if v["limit"] == "whole-liver-limit"]
-        assert v["limit_gy"] == 60 and "Table 4" in v["source"]
+        assert v["limit_gy"] == 60 and "site limits" in v["source"]
 
 
-def test_therasphere_lobes_at_120_gy_are_capped_by_the_whole_normal_liver():
-    """Catches the reviewer's case: glass at 120 Gy per lobe put the whole (normal) liver far
-    above EANM 2022's 75 Gy whole-normal-liver threshold with no warning. Hand: a normal-dose
-    goal of 120 Gy gives each lobe's normal liver 120 Gy, so the whole normal liver
-    (1.4 kg, all perfused) is 120 Gy; the cap scales both to 75 Gy."""
-    record = _plan(_two_lobes("therasphere", ({"normal_dose_gy": 120}, {"normal_dose_gy": 120})))
-    assert record["whole_liver"]["whole_normal_liver_dose_gy"] == pytest.approx(75.0, rel=1e-9)
-    for pos in record["positions"]:
-        assert pos["normal_dose_gy"] == pytest.approx(75.0, rel=1e-9)
-        assert pos["limited_by"] == "whole-normal-liver-limit"
-    # compromised liver (bilirubin > 1.1 mg/dL): 50 Gy (EANM 2022 Table 2 footnote)
+@pytest.mark.parametrize("bilirubin, threshold", [(None, 50), (1.0999, 90), (1.1, 50),
+                                                  (1.1001, 50)])
+def test_glass_bilobar_whole_normal_liver_by_bilirubin(bilirubin, threshold):
+    """Catches every glass plan capped at 75 Gy whatever the bilirubin. EANM 2022 Table 2,
+    HCC bilobar: whole normal liver '< 50/90' (LOE 3); footnote ***: 50 Gy for total
+    bilirubin > 1.1 mg/dL, 90 Gy below; exactly 1.1 is in neither clause and takes the
+    stricter 50 Gy; without a bilirubin the stricter 50 Gy is shown. Hand: two lobes at
+    120 Gy normal-liver goals give a whole normal liver of 120 Gy (all normal liver perfused);
+    nothing scales the plan (a recommendation), the check is not met by 120 - threshold."""
+    scenario = dict(BILOBAR_HCC)
+    if bilirubin is not None:
+        scenario["bilirubin_mg_dl"] = bilirubin
     record = _plan(_two_lobes("therasphere", ({"normal_dose_gy": 120}, {"normal_dose_gy": 120}),
-                              liver_compromised=True))
-    assert record["whole_liver"]["whole_normal_liver_dose_gy"] == pytest.approx(50.0, rel=1e-9)
+                              scenario=scenario))
+    for pos in record["positions"]:
+        assert pos["normal_dose_gy"] == pytest.approx(120.0, rel=1e-9)
+        assert pos["limited_by"] == "goal"
+    rows = [c for c in record["guideline_check"]["rows"] if c["quantity"] == "whole_normal_liver"]
+    assert [c["value"] for c in rows] == [threshold]
+    assert rows[0]["status"] == "not met"
+    assert rows[0]["margin"] == pytest.approx(threshold - 120.0)
 
 
-def test_whole_liver_limits_switch_off_by_site_and_need_the_liver_volume():
-    site = {"schema": "tareplanner.site-limits/1",
-            "products": {"quiremspheres": {"whole_liver_gy": None, "whole_normal_liver_gy": None}}}
-    record = _plan(_two_lobes(), site)
-    assert record["whole_liver"]["whole_liver_dose_gy"] == pytest.approx(
-        _hand_whole(CF_HO, 60 / (CF_HO * 0.95 / 1.14), 60 / (CF_HO * 0.95 / 0.54))[0], rel=1e-9)
-    doc = _two_lobes()
+@pytest.mark.parametrize("dose, status", [(90 * (1 - 1e-6), "met"), (90.0, "met"),
+                                          (90 * (1 + 1e-6), "not met")])
+def test_glass_whole_normal_liver_equal_to_the_threshold_meets_it(dose, status):
+    """A plan value equal to a threshold meets it (guidelines.json conventions.edge), just
+    above does not. Hand: a normal-dose goal D in both lobes gives D to the whole normal
+    liver; bilirubin 0.8 mg/dL: the 90 Gy row."""
+    record = _plan(_two_lobes("therasphere", ({"normal_dose_gy": dose}, {"normal_dose_gy": dose}),
+                              scenario=dict(BILOBAR_HCC, bilirubin_mg_dl=0.8)))
+    (row,) = [c for c in record["guideline_check"]["rows"] if c["quantity"] == "whole_normal_liver"]
+    assert row["value"] == 90 and row["status"] == status
+
+
+def test_promoted_limits_need_the_liver_volume():
+    site = {"schema": "tareplanner.site-limits/1", "products": {},
+            "guidelines": {"promote": [{"row": "eanm22-holmium-hcc-bilobar-whole-normal-40",
+                                        "reason": "protocol"}]}}
+    doc = _two_lobes(scenario=BILOBAR_HCC)
     del doc["whole_liver_volume_ml"], doc["whole_liver_tumour_volume_ml"]
-    record = _plan(doc)
+    record = _plan(doc, site)
     assert record["whole_liver"]["checked"] is False
-    assert "whole-liver-not-checked" in _codes(record)
+    assert {"whole-liver-not-checked", "promoted-limit-not-checked"} <= set(_codes(record))
     assert "whole liver: not checked" in plan_summary(record)
 
 
-def test_whole_liver_limits_match_eanm_2022_tables():
-    """Catalogue values typed from EANM 2022 (Weber et al.) Tables 2-4."""
-    expected = {"sir-spheres": (40, 30, None), "therasphere": (75, 50, 150),
-                "quiremspheres": (60, 40, 60)}
-    for key, (normal, compromised, whole) in expected.items():
+def test_relabelled_product_limits_are_no_longer_hard_caps():
+    """Catches an EANM 2022 recommendation used as a hard cap: the instructions for use
+    give no normal-liver or whole-liver limit, so products.json holds none (null); the
+    values live in guidelines.json as recommendations, typed here from EANM 2022 Tables 2-4
+    (PMC8940802): glass whole normal liver < 75 (50/90), glass HCC unilobar normal perfused
+    < 120 if HR < 30 %, glass 150 is a perfused dose with a whole-liver condition, resin
+    unilobar < 40 and bilobar < 30/40, Ho-166 perfused 60, whole normal liver < 60 / < 40."""
+    from tareplanner import guidelines
+    for key in ("sir-spheres", "therasphere", "quiremspheres"):
         lim = catalogue.product(key).limits
-        assert (lim["whole_normal_liver_gy"].value, lim["whole_normal_liver_compromised_gy"].value,
-                lim["whole_liver_gy"].value) == (normal, compromised, whole)
-        assert all("EANM 2022" in lim[n].source for n in
-                   ("whole_normal_liver_gy", "whole_normal_liver_compromised_gy", "whole_liver_gy"))
+        for name in ("normal_liver_gy", "normal_liver_compromised_gy", "whole_normal_liver_gy",
+                     "whole_normal_liver_compromised_gy", "whole_liver_gy"):
+            assert lim[name].value is None, (key, name)
+            assert "no hard limit" in lim[name].source
+        assert (lim["lung_single_gy"].value, lim["lung_cumulative_gy"].value) == (30, 50)
+    rows = {r.id: r for r in guidelines.rows()}
+    expected = {  # id: (quantity, operator, value, high, LOE, table)
+        "eanm22-glass-hcc-lobectomy-unilobar-whole-normal-75": ("whole_normal_liver", "<", 75, None, "3", "Table 2"),
+        "eanm22-glass-hcc-lobectomy-unilobar-whole-normal-50": ("whole_normal_liver", "<", 50, None, "3", "Table 2"),
+        "eanm22-glass-hcc-lobectomy-unilobar-whole-normal-90": ("whole_normal_liver", "<", 90, None, "3", "Table 2"),
+        "eanm22-glass-hcc-unilobar-normal-perfused-120": ("normal_perfused", "<", 120, None, "1*", "Table 2"),
+        "eanm22-glass-hcc-unilobar-perfused-150": ("perfused", ">", 150, None, "1*", "Table 2"),
+        "eanm22-glass-hcc-segmentectomy-perfused": ("perfused", ">", 400, None, "3", "Table 2"),
+        "eanm22-glass-hcc-unilobar-tumour-205": ("tumour", ">=", 205, None, "1*", "Table 2"),
+        "eanm22-glass-icc-lobar-bilobar-tumour-260": ("tumour", ">=", 260, None, "3", "Table 2"),
+        "eanm22-glass-mcrc-lobar-bilobar-tumour-189": ("tumour", ">=", 189, None, "3", "Table 2"),
+        "eanm22-glass-hcc-unilobar-perfused-80-150": ("perfused", "range", 80, 150, "3", "Table 2"),
+        "eanm22-resin-hcc-segmentectomy-perfused": ("perfused", ">", 150, None, "4", "Table 3"),
+        "eanm22-resin-hcc-unilobar-normal-perfused-40": ("normal_perfused", "<", 40, None, "3", "Table 3"),
+        "eanm22-resin-hcc-bilobar-normal-perfused-30": ("normal_perfused", "<", 30, None, "3", "Table 3"),
+        "eanm22-resin-hcc-bilobar-normal-perfused-40": ("normal_perfused", "<", 40, None, "3", "Table 3"),
+        "eanm22-resin-hcc-lobectomy-normal-perfused-70": ("normal_perfused", ">", 70, None, "4", "Table 3"),
+        "eanm22-resin-mcrc-lobar-bilobar-tumour-100": ("tumour", ">", 100, None, "4", "Table 3"),
+        "eanm22-holmium-hcc-perfused-60": ("perfused", "=", 60, None, "3", "Table 4"),
+        "eanm22-holmium-hcc-lobar-whole-normal-60": ("whole_normal_liver", "<", 60, None, "4", "Table 4"),
+        "eanm22-holmium-mcrc-bilobar-whole-normal-40": ("whole_normal_liver", "<", 40, None, "3", "Table 4"),
+        "eanm22-holmium-icc-lobar-bilobar-tumour-150": ("tumour", ">", 150, None, "3–4", "Table 4"),
+        "eanm22-holmium-mcrc-lobar-bilobar-tumour-90": ("tumour", ">", 90, None, "3", "Table 4"),
+    }
+    for row_id, (quantity, op, value, high, loe, table) in expected.items():
+        r = rows[row_id]
+        assert (r.quantity, r.operator, r.value, r.high, r.loe) == (quantity, op, value, high, loe)
+        assert r.kind == "recommendation" and r.table.startswith(table) and r.document == "eanm-2022"
+    assert rows["eanm22-glass-hcc-unilobar-normal-perfused-120"].when == (
+        {"field": "hepatic_reserve_fraction", "op": "<", "value": 0.30},)
+    assert rows["eanm22-glass-hcc-unilobar-perfused-150"].only_if == {
+        "quantity": "whole_liver", "operator": "<", "value": 150}
+    assert all(r.kind == "hard" for r in rows.values() if r.document.endswith("ifu")
+               or r.document.startswith("nrc"))
     assert catalogue.lung_mass_convention().value == 1.0
     assert math.isclose(BSA_WHOLE_LIVER_GBQ, 1.9817, abs_tol=1e-4)
 

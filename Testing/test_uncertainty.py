@@ -19,6 +19,11 @@ from tareplanner.planning import plan_case
 from tareplanner.records.case import parse_case
 from tareplanner.records.plan_text import plan_summary
 
+#: The site's own hard limit of 40 Gy normal liver for SIR-Spheres (EANM 2022 Table 3 gives
+#: 40 Gy as a recommendation; a site makes it a limit in its site file)
+SITE_40 = {"schema": "tareplanner.site-limits/1", "site": "test site",
+           "products": {"sir-spheres": {"normal_liver_gy": 40}}}
+
 N = 100_000
 U_CAL = 0.05
 ONLY_CALIBRATOR = {"calibrator_relative_sd": U_CAL, "residual_sd": 0, "lsf_relative_sd": 0,
@@ -61,7 +66,7 @@ def test_calibrator_only_interval_is_closed_form():
 def test_exceedance_probability_is_closed_form(goal):
     """P(D > 40 Gy) at the planned activity = 1 - Phi((40/D - 1)/u): 36 Gy -> 1.31 %,
     38 Gy -> 15.2 %, 40 Gy (at the limit) -> 50 %."""
-    record = plan_case(parse_case(_single(goal)))
+    record = plan_case(parse_case(_single(goal)), SITE_40, "site")
     expected = 1 - stats.norm.cdf((40 / goal - 1) / U_CAL)
     got = record["uncertainty"]["exceedance"]["p: normal-liver-limit"]["probability"]
     assert got == pytest.approx(expected, abs=4 * math.sqrt(expected * (1 - expected) / N) + 1e-4)
@@ -71,7 +76,7 @@ def test_exceedance_probability_is_closed_form(goal):
 
 def test_highest_activity_at_exceedance_probability_is_closed_form():
     """k = L / (D (1 + z_0.95 u)) for p = 5 %: at D = 30 Gy, k = 40 / (30 * 1.08224) = 1.2320."""
-    record = plan_case(parse_case(_single(30)))
+    record = plan_case(parse_case(_single(30)), SITE_40, "site")
     best = record["uncertainty"]["at_exceedance_probability"]
     k = 40 / (30 * (1 + stats.norm.ppf(0.95) * U_CAL))
     assert k == pytest.approx(1.2320, abs=1e-4)

@@ -9,6 +9,12 @@ can override limits with its own JSON file, and choose the lung mass it plans wi
      "lung_mass": "ct",
      "products": {"sir-spheres": {"normal_liver_gy": 35}}}
 
+A site also promotes a guideline recommendation to a hard limit, or changes its value, each
+with its reason (``"guidelines": {"promote": [{"row": ID, "reason": ...}], "change":
+[{"row": ID, "value": 80, "reason": ...}]}``, row ids from ``data/guidelines.json``), and sets
+its ordering rules (``"ordering": {"activity_tolerance_fraction": 0.1, "working_hours":
+{"start": "07:00", "end": "19:00"}}``).
+
 The plan record lists the limits used and where each came from.
 """
 
@@ -23,6 +29,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import FieldValueError, SchemaError, UnknownNameError
+from .guidelines import validate_site_guidelines
 from .physics.bsa import LsfBand, check_lsf_bands
 
 LIMIT_NAMES = ("normal_liver_gy", "normal_liver_compromised_gy", "lung_single_gy",
@@ -163,7 +170,12 @@ def validate_site_limits(document: Any, label: str = "site limits") -> dict:
     if document.get("schema") != SITE_LIMITS_SCHEMA:
         raise SchemaError(f"{label}.schema", document.get("schema"), SITE_LIMITS_SCHEMA)
     from .records.fields import check_keys  # unknown fields with a "did you mean"
-    check_keys(document, label, ("schema", "site", "products", "lung_mass"))
+    check_keys(document, label, ("schema", "site", "products", "lung_mass", "guidelines",
+                                 "ordering"))
+    if "guidelines" in document:
+        validate_site_guidelines(document["guidelines"], label)
+    if "ordering" in document:
+        _validate_site_ordering(document["ordering"], f"{label}.ordering")
     site = document.get("site")
     if site is not None and not (isinstance(site, str) and site.strip() and len(site) <= 200
                                  and site.isprintable()):
@@ -192,6 +204,57 @@ def validate_site_limits(document: Any, label: str = "site limits") -> dict:
             if name == "lsf_cutoff" and value > 1:
                 raise FieldValueError(where, value, "a fraction in (0, 1]")
     return document
+
+
+#: The ordering tolerance must stay below the 20 % deviation of a medical event (10 CFR 35.3045).
+MAX_ORDER_TOLERANCE = 0.20
+
+
+def _hhmm(value: Any, where: str) -> int:
+    """Minutes after midnight of an ``HH:MM`` text."""
+    ok = isinstance(value, str) and len(value) == 5 and value[2] == ":" \
+        and value[:2].isdigit() and value[3:].isdigit()
+    if not ok or int(value[:2]) > 23 or int(value[3:]) > 59:
+        raise FieldValueError(where, value, "a time HH:MM (00:00 to 23:59)")
+    return int(value[:2]) * 60 + int(value[3:])
+
+
+def _validate_site_ordering(section: Any, where: str) -> None:
+    if not isinstance(section, dict):
+        raise SchemaError(where, type(section).__name__, "a JSON object")
+    from .records.fields import check_keys
+    check_keys(section, where, ("activity_tolerance_fraction", "working_hours"))
+    tol = section.get("activity_tolerance_fraction")
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float))
+                            or not 0 < tol < MAX_ORDER_TOLERANCE):
+        raise FieldValueError(f"{where}.activity_tolerance_fraction", tol,
+                              f"a fraction > 0 and < {MAX_ORDER_TOLERANCE:g} (20 % is a "
+                              "medical event, 10 CFR 35.3045)")
+    hours = section.get("working_hours")
+    if hours is not None:
+        if not isinstance(hours, dict):
+            raise SchemaError(f"{where}.working_hours", type(hours).__name__,
+                              'an object {"start": "HH:MM", "end": "HH:MM"}')
+        check_keys(hours, f"{where}.working_hours", ("start", "end"))
+        start = _hhmm(hours.get("start"), f"{where}.working_hours.start")
+        end = _hhmm(hours.get("end"), f"{where}.working_hours.end")
+        if end <= start:
+            raise FieldValueError(f"{where}.working_hours.end", hours.get("end"),
+                                  f"a time after the start ({hours.get('start')})")
+
+
+def ordering_rules(product_entry: Product, site_limits: Mapping[str, Any] | None = None,
+                   site_limits_label: str = "") -> dict:
+    """Activity tolerance and working hours for ordering: the product's defaults, or the
+    site's; with where each came from."""
+    defaults = dict(product_entry.supply.get("order_defaults") or {
+        "activity_tolerance_fraction": 0.10, "working_hours": {"start": "07:00", "end": "19:00"},
+        "source": "TAREPlanner defaults"})
+    site = (site_limits or {}).get("ordering") or {}
+    tol = site.get("activity_tolerance_fraction", defaults["activity_tolerance_fraction"])
+    hours = site.get("working_hours", defaults["working_hours"])
+    return {"activity_tolerance_fraction": float(tol), "working_hours": dict(hours),
+            "source": (f"site limits: {site_limits_label}" if site else defaults["source"])}
 
 
 def read_site_limits(path: str | Path) -> tuple[dict, str]:

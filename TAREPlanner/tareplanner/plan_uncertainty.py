@@ -11,7 +11,8 @@ from typing import Any, Mapping
 
 from .physics.solver import (LIMITED_BY_LUNG, LIMITED_BY_NORMAL, LIMITED_BY_WHOLE_LIVER,
                              LIMITED_BY_WHOLE_NORMAL_LIVER, Solution)
-from .physics.uncertainty import Limit, PlanInputs, PositionInput, TumourInput, propagate
+from .physics.uncertainty import (Limit, PlanInputs, PositionInput, ResolutionInput,
+                                  TumourInput, propagate)
 from .records.case import Case
 
 #: Figure (of physics.uncertainty.doses) of each shared limit a position can be scaled by
@@ -59,6 +60,8 @@ def _binding(position: str, goal_kind: str | None, limited_by: str, tumours,
     for; None for an explicit activity."""
     if limited_by == LIMITED_BY_NORMAL:
         return f"{position}: normal liver"
+    if limited_by == "perfused-limit":
+        return f"{position}: perfused"
     if limited_by in SHARED_LIMIT_FIGURE:
         return SHARED_LIMIT_FIGURE[limited_by]
     if goal_kind is None or goal_kind == "activity_gbq":
@@ -71,14 +74,29 @@ def _binding(position: str, goal_kind: str | None, limited_by: str, tumours,
                               "perfused_dose_gy": "perfused"}[goal_kind]
 
 
+def _resolution_input(table: Mapping[str, Any] | None, lsf_method: str
+                      ) -> ResolutionInput | None:
+    """The case's resolution sensitivity table as a Monte Carlo input (None without one)."""
+    if not table:
+        return None
+    spread = table["half_range_mm"] if table["distribution"] == "uniform" else table["sd_mm"]
+    return ResolutionInput(
+        fwhm_mm=table["fwhm_mm"], grid_fwhm_mm=tuple(table["grid_fwhm_mm"]),
+        tnr={k: tuple(v) for k, v in table.get("tnr", {}).items()},
+        lsf=tuple(table["lsf"]) if table.get("lsf") and lsf_method != "manual" else None,
+        distribution=table["distribution"], spread_mm=float(spread))
+
+
 def plan_uncertainty(case: Case, solution: Solution, *, energy_j_per_gbq: float,
                      partition: bool, lung_mass: Mapping[str, Any], limits_gy: Mapping[str, Any],
-                     whole_limits: list) -> dict:
-    """The ``uncertainty`` part of a plan record."""
+                     whole_limits: list, resolved_goals: Mapping[str, str] | None = None) -> dict:
+    """The ``uncertainty`` part of a plan record. ``resolved_goals``: the dose goal a
+    position's ``maximum`` goal was resolved to (position name -> goal kind)."""
     cfg = settings(case, lung_mass["source"])
     positions = []
     for pos, sol in zip(case.positions, solution.positions):
         goal_kind = pos.goal.kind if pos.goal else None
+        goal_kind = (resolved_goals or {}).get(pos.name, goal_kind)
         binding = _binding(pos.name, goal_kind, sol.limited_by, pos.tumours, partition)
         positions.append(PositionInput(
             name=pos.name, activity_gbq=sol.activity_gbq,
@@ -97,7 +115,9 @@ def plan_uncertainty(case: Case, solution: Solution, *, energy_j_per_gbq: float,
         lung_mass_kg=lung_mass["kg"], lung_mass_relative_sd=cfg["lung_mass_relative_sd"]["value"],
         prior_lung_dose_gy=case.prior_lung_dose_gy, boundary_mm=cfg["boundary_mm"]["value"],
         positions=tuple(positions), whole_liver_volume_ml=case.whole_liver_volume_ml,
-        whole_liver_tumour_volume_ml=case.whole_liver_tumour_volume_ml)
+        whole_liver_tumour_volume_ml=case.whole_liver_tumour_volume_ml,
+        resolution=_resolution_input((case.uncertainty or {}).get("resolution"),
+                                     case.lsf_method))
     limits = []
     if limits_gy.get("normal_liver_gy") is not None:
         limits += [Limit(f"{p.name}: normal-liver-limit", f"{p.name}: normal liver",
@@ -109,5 +129,15 @@ def plan_uncertainty(case: Case, solution: Solution, *, energy_j_per_gbq: float,
     limits += [Limit(s.name, SHARED_LIMIT_FIGURE[s.name], s.limit_gy) for s in whole_limits]
     result = propagate(inputs, limits, n=cfg["samples"]["value"], seed=cfg["seed"]["value"],
                        exceedance_probability=cfg["exceedance_probability"]["value"])
+    table = (case.uncertainty or {}).get("resolution")
+    if table:
+        cfg = {**cfg, "resolution": {
+            "fwhm_mm": table["fwhm_mm"], "distribution": table["distribution"],
+            **({"half_range_mm": table["half_range_mm"]} if "half_range_mm" in table else
+               {"sd_mm": table["sd_mm"]}),
+            "assumed": table.get("assumed", False), "source": table.get("source", ""),
+            "method": "the partial-volume correction repeated at FWHMs "
+                      + ", ".join(f"{f:.1f}" for f in table["grid_fwhm_mm"])
+                      + " mm; TNRs and LSF interpolated per sample"}}
     result["inputs"] = cfg
     return result

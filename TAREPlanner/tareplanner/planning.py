@@ -7,18 +7,22 @@ the solver and the ordering rules. It does no file I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from . import catalogue
+from . import guideline_check
+from . import guidelines as gl
 from .physics import bsa as bsa_model
+from .physics import decay
 from .physics import ordering as order
 from .physics.compartments import (PARTITION, SINGLE_COMPARTMENT, dose_per_activity,
                                    liver_energy_fraction, lung_dose_per_activity)
 from .errors import ClinicalCutoffError
 from .plan_uncertainty import plan_uncertainty
-from .physics.solver import (LIMITED_BY_WHOLE_LIVER, LIMITED_BY_WHOLE_NORMAL_LIVER, DoseLimits,
-                             PositionProblem, SharedLimit, Solution, Violation, solve)
+from .physics.solver import (LIMITED_BY_NORMAL, LIMITED_BY_WHOLE_LIVER,
+                             LIMITED_BY_WHOLE_NORMAL_LIVER, DoseLimits, PositionProblem,
+                             SharedLimit, Solution, Violation, solve)
 from .records.case import Case
 from .records.provenance import software_versions
 
@@ -29,7 +33,6 @@ ML_PER_KG_FACTOR = 1e-3  # mL * g/mL = g; g * 1e-3 = kg
 LIVER_VOLUME_PLAUSIBLE_ML = (600.0, 5000.0)
 SMALL_PERFUSED_VOLUME_ML = 10.0
 LSF_WARNING = 0.10
-VIAL_EXCESS_WARNING = 0.10
 #: A CT lung mass that differs from the 1 kg convention by more than this fraction (of the
 #: CT mass) is a warning: the lung dose then depends on the choice by as much.
 LUNG_MASS_DIFFERENCE_WARNING = 0.20
@@ -144,14 +147,16 @@ def _lung_mass_warnings(mass: dict) -> list[Warning_]:
 
 
 def whole_liver_limits(case: Case, product: catalogue.Product, per_gbq: list,
-                       cf: float) -> tuple[list[SharedLimit], dict]:
+                       cf: float, promoted: list | None = None
+                       ) -> tuple[list[SharedLimit], dict]:
     """Whole-liver and whole-normal-liver limits as shared limits across the positions.
 
     Whole liver (tumours included): D = CF * (1 - LSF)(1 - R) * sum A / M_liver.
     Whole normal liver: the energy each position gives its perfused normal liver
     (D_N * M_N), summed, over the whole normal-liver mass (liver minus tumours); normal
     liver outside every territory receives nothing. Not checked without
-    ``whole_liver_volume_ml``."""
+    ``whole_liver_volume_ml``. ``promoted``: guideline rows a site made hard limits on the
+    whole liver or the whole normal liver."""
     lim = product.limits
     normal_key = ("whole_normal_liver_compromised_gy" if case.liver_compromised
                   else "whole_normal_liver_gy")
@@ -180,6 +185,18 @@ def whole_liver_limits(case: Case, product: catalogue.Product, per_gbq: list,
             tuple(d.normal_gy_per_gbq * _mass_kg(p.normal_volume_ml, rho) / normal_kg
                   for d, p in zip(per_gbq, case.positions)),
             lim[normal_key].value, LIMITED_BY_WHOLE_NORMAL_LIVER))
+    for row in promoted or ():
+        if row.quantity == "whole_liver":
+            shared.append(SharedLimit(LIMITED_BY_WHOLE_LIVER,
+                                      (cf * fraction / liver_kg,) * len(case.positions),
+                                      guideline_check.ceiling(row), LIMITED_BY_WHOLE_LIVER))
+        elif row.quantity == "whole_normal_liver":
+            shared.append(SharedLimit(
+                LIMITED_BY_WHOLE_NORMAL_LIVER,
+                tuple(d.normal_gy_per_gbq * _mass_kg(p.normal_volume_ml, rho) / normal_kg
+                      for d, p in zip(per_gbq, case.positions)),
+                guideline_check.ceiling(row), LIMITED_BY_WHOLE_NORMAL_LIVER))
+        record.setdefault("promoted_rows", []).append(row.id)
     record.update(checked=True, whole_liver_mass_kg=liver_kg, whole_normal_liver_mass_kg=normal_kg,
                   applied_whole_normal_liver=normal_key)
     return shared, record
@@ -201,6 +218,9 @@ def plan_case(case: Case, site_limits: Mapping[str, Any] | None = None,
     cf = nuclide.energy_per_activity_j_per_gbq
     model = dose_model_for(case)
     limits, limits_record = effective_limits(case, product)
+    rows = guideline_check.case_rows(case, site_limits, site_limits_label)
+    promoted = rows.hard_bindable()
+    resolved_goals: dict[str, dict] = {}
     rho = case.tissue_density_g_per_ml
     lsf, residual = case.lung_shunt_fraction, case.residual_fraction
     warnings: list[Warning_] = []
@@ -238,12 +258,30 @@ def plan_case(case: Case, site_limits: Mapping[str, Any] | None = None,
             goal_kind, goal_value = "activity_gbq", result.activity_gbq
         else:
             goal_kind, goal_value = pos.goal.kind, pos.goal.value
-        problems.append(PositionProblem(pos.name, goal_kind, goal_value, per_gbq))
+        caps = guideline_check.position_caps(rows, per_gbq)
+        if goal_kind == "maximum" and limits.normal_liver_gy is None and not caps:
+            goal_kind, goal_value, row = guideline_check.resolve_maximum(
+                pos.name, len(problems), rows, per_gbq, product.key, case.scenario)
+            resolved_goals[pos.name] = {"goal": {goal_kind: goal_value}, "row": row.id,
+                                        "source": row.source(), "loe": row.loe,
+                                        "kind": row.kind, "printed": row.printed}
+            warnings.append(Warning_(
+                "maximum-goal-from-recommendation",
+                f"{pos.name}: goal 'maximum' has no hard limit to reach; it is set to the "
+                f"{gl.QUANTITY_LABELS[row.quantity]} {row.printed} Gy of {row.source()} "
+                f"(LOE {row.loe}, a {row.kind})"))
+        problems.append(PositionProblem(pos.name, goal_kind, goal_value, per_gbq, caps))
         per_gbq_all.append(per_gbq)
 
     mass = lung_mass(case, site_limits, site_limits_label)
     lung_per_gbq = lung_dose_per_activity(cf, lsf, residual, mass["kg"])
-    shared, whole_record = whole_liver_limits(case, product, per_gbq_all, cf)
+    shared, whole_record = whole_liver_limits(
+        case, product, per_gbq_all, cf,
+        [r for r in promoted if r.quantity in gl.SHARED_BINDABLE])
+    if not whole_record["checked"] and any(r.quantity in gl.SHARED_BINDABLE for r in promoted):
+        warnings.append(Warning_("promoted-limit-not-checked",
+                                 "the site's promoted whole-liver limits need "
+                                 "whole_liver_volume_ml, which the case does not hold"))
     solution = solve(problems, lung_per_gbq, limits, case.prior_lung_dose_gy, shared)
     whole_record["whole_liver_dose_gy"] = whole_record["whole_normal_liver_dose_gy"] = None
     if whole_record["checked"]:
@@ -254,6 +292,13 @@ def plan_case(case: Case, site_limits: Mapping[str, Any] | None = None,
             s.normal_dose_gy * _mass_kg(p.normal_volume_ml, rho)
             for s, p in zip(solution.positions, case.positions)) \
             / whole_record["whole_normal_liver_mass_kg"]
+    promoted_sources = {}
+    for r in promoted:
+        name = {"normal_perfused": LIMITED_BY_NORMAL, "perfused": guideline_check.PERFUSED_LIMIT,
+                "whole_liver": LIMITED_BY_WHOLE_LIVER,
+                "whole_normal_liver": LIMITED_BY_WHOLE_NORMAL_LIVER}[r.quantity]
+        promoted_sources.setdefault(name, []).append(
+            f"{r.source()} (LOE {r.loe}), {gl.site_change_text(r.site_change)}")
     limit_sources = {"lung-limit": limits_record["lung_single_gy"]["source"],
                      "lung-cumulative-limit": limits_record["lung_cumulative_gy"]["source"],
                      "normal-liver-limit": limits_record[limits_record["applied_normal_liver"]
@@ -261,12 +306,16 @@ def plan_case(case: Case, site_limits: Mapping[str, Any] | None = None,
                      LIMITED_BY_WHOLE_LIVER: limits_record["whole_liver_gy"]["source"],
                      LIMITED_BY_WHOLE_NORMAL_LIVER: limits_record[
                          limits_record["applied_whole_normal_liver"]]["source"]}
+    for name, texts in promoted_sources.items():
+        own = limit_sources.get(name) if _limit_value_set(limits_record, name) else None
+        limit_sources[name] = "; ".join(texts + ([own] if own else []))
     warnings += _lung_mass_warnings(mass)
     uncertainty = plan_uncertainty(
         case, solution, energy_j_per_gbq=cf, partition=model == PARTITION, lung_mass=mass,
         limits_gy={"normal_liver_gy": limits.normal_liver_gy,
                    "lung_single_gy": limits.lung_single_gy,
-                   "lung_cumulative_gy": limits.lung_cumulative_gy}, whole_limits=shared)
+                   "lung_cumulative_gy": limits.lung_cumulative_gy}, whole_limits=shared,
+        resolved_goals={k: next(iter(v["goal"])) for k, v in resolved_goals.items()})
     warnings += _uncertainty_warnings(uncertainty)
 
     warnings += [Warning_(f"measurement:{w['code']}", w["message"])
@@ -276,7 +325,8 @@ def plan_case(case: Case, site_limits: Mapping[str, Any] | None = None,
         warnings.append(Warning_("whole-liver-not-checked",
                                  "whole_liver_volume_ml is not in the case: the whole-liver and "
                                  "whole-normal-liver limits were not checked"))
-    ordering_record = _ordering(case, product, nuclide, solution, warnings)
+    ordering_record = _ordering(case, product, nuclide, solution, warnings, site_limits,
+                                site_limits_label)
 
     positions_record = []
     for pos, sol in zip(case.positions, solution.positions):
@@ -298,6 +348,8 @@ def plan_case(case: Case, site_limits: Mapping[str, Any] | None = None,
         }
         if pos.name in bsa_details:
             entry["bsa"] = bsa_details[pos.name]
+        if pos.name in resolved_goals:
+            entry["goal_resolved"] = resolved_goals[pos.name]
         positions_record.append(entry)
 
     record = {
@@ -340,11 +392,35 @@ def plan_case(case: Case, site_limits: Mapping[str, Any] | None = None,
         "warnings": [w.as_dict() for w in warnings],
         "case": case.document,
     }
+    record["scenario"] = case.scenario.as_dict() if case.scenario else None
+    checks = guideline_check.check(record, rows, product)
+    record["guideline_check"] = {
+        "scenario": record["scenario"],
+        "facts": {"hepatic_reserve_fraction": guideline_check.facts_for(case)
+                  .hepatic_reserve_fraction},
+        "rows": checks,
+        "suggestions": gl.suggestions(product.key, case.scenario,
+                                      guideline_check.facts_for(case), site_limits,
+                                      site_limits_label),
+        "site_changes": [{"row": r.id, **r.site_change}
+                         for r in gl.site_rows(site_limits, site_limits_label) if r.site_change],
+        "conventions": {k: v for k, v in gl.data()["conventions"].items()},
+        "source": "tareplanner/data/guidelines.json sha256 "
+                  + catalogue.data_file_sha256("guidelines.json")[:16]}
+    record["warnings"] += [Warning_(code, message).as_dict() for code, message in
+                           guideline_check.summary_warnings(case.scenario, checks)]
     if response is not None:
         from .records.response_record import plan_response
         record["dose_response"] = plan_response(record, dict(response))
         record["warnings"] += record["dose_response"]["warnings"]
     return record
+
+
+def _limit_value_set(limits_record: Mapping[str, Any], name: str) -> bool:
+    key = {LIMITED_BY_NORMAL: limits_record.get("applied_normal_liver"),
+           LIMITED_BY_WHOLE_LIVER: "whole_liver_gy",
+           LIMITED_BY_WHOLE_NORMAL_LIVER: limits_record.get("applied_whole_normal_liver")}.get(name)
+    return bool(key) and limits_record.get(key, {}).get("value") is not None
 
 
 def _violation(v: Violation, sources: Mapping[str, str]) -> dict:
@@ -417,7 +493,8 @@ def _clinical_warnings(case: Case, product: catalogue.Product, solution: Solutio
 
 
 def _ordering(case: Case, product: catalogue.Product, nuclide: catalogue.Nuclide,
-              solution: Solution, warnings: list[Warning_]) -> dict:
+              solution: Solution, warnings: list[Warning_],
+              site_limits: Mapping[str, Any] | None = None, site_limits_label: str = "") -> dict:
     supply = product.supply
     kind = supply["kind"]
     spheres = product.sphere_activity_bq
@@ -433,49 +510,8 @@ def _ordering(case: Case, product: catalogue.Product, nuclide: catalogue.Nuclide
     t = case.treatment_time
     half_life = nuclide.half_life_h
     if kind == "whole-vial":
-        sizes = order.vial_sizes(supply["vial_sizes_gbq"], supply.get("custom_vial_step_gbq"),
-                                 supply.get("custom_vial_range_gbq"),
-                                 case.ordering.therasphere_vials == "custom")
-        calibrations = order.calibration_candidates(t, supply["calibration_weekday"],
-                                                    supply["calibration_time"],
-                                                    supply["calibration_timezone"],
-                                                    supply["shelf_life_days"])
-        record["vial_sizes_gbq"] = list(sizes)
-        for sol in solution.positions:
-            if sol.activity_gbq <= 0:
-                record["positions"].append({"name": sol.name, "activity_gbq": 0.0, "vials": []})
-                continue
-            v = order.best_whole_vial_order(sol.activity_gbq, t, half_life, sizes,
-                                            calibrations, supply["shelf_life_days"])
-            low, high = order.sphere_count_range(v.activity_at_treatment_gbq, spheres["min"],
-                                                 spheres["max"])
-            record["positions"].append({
-                "name": sol.name, "activity_gbq": sol.activity_gbq,
-                "vials_nominal_gbq": list(v.vials_nominal_gbq),
-                "calibration_time": v.calibration_time.isoformat(),
-                "activity_at_treatment_gbq": v.activity_at_treatment_gbq,
-                "excess_fraction": v.excess_fraction,
-                "prescribed_activity_time": v.prescribed_activity_time.astimezone(
-                    t.tzinfo).isoformat(timespec="minutes"),
-                "days_after_calibration": v.days_after_calibration,
-                "spheres_estimate": [low, high]})
-            if v.excess_fraction > VIAL_EXCESS_WARNING:
-                warnings.append(Warning_(
-                    "vial-excess",
-                    f"{sol.name}: the vial holds {v.excess_fraction:.0%} more than prescribed "
-                    f"at the treatment time; it holds the prescription at "
-                    f"{record['positions'][-1]['prescribed_activity_time']}"
-                    + (f". Infusing the whole vial at the treatment time would deliver "
-                       f"{v.excess_fraction:.0%} more than the written directive: 20 % or more "
-                       "is a medical event (10 CFR 35.3045); treat at that time or prescribe "
-                       "what the vial holds" if v.excess_fraction >= 0.2 else "")))
-            if not v.within_shelf_life:
-                warnings.append(Warning_("outside-shelf-life",
-                                         f"{sol.name}: treatment is {v.days_after_calibration:.1f} "
-                                         "days after vial calibration, outside the shelf life"))
-            if len(v.vials_nominal_gbq) > 1:
-                warnings.append(Warning_("multiple-vials",
-                                         f"{sol.name}: needs {len(v.vials_nominal_gbq)} vials"))
+        _whole_vial_ordering(case, product, solution, warnings, record, half_life,
+                             catalogue.ordering_rules(product, site_limits, site_limits_label))
     elif kind == "vial-draw":
         calibration = case.ordering.vial_calibration_time
         if calibration is None:
@@ -512,3 +548,97 @@ def _ordering(case: Case, product: catalogue.Product, nuclide: catalogue.Nuclide
                                         "spheres_estimate": [low, high]})
     record["total_activity_gbq"] = solution.total_activity_gbq
     return record
+
+
+def _option_record(o: order.VialOption, zone) -> dict:
+    return {"kind": o.kind, "vials_nominal_gbq": list(o.vials_nominal_gbq),
+            "custom_activity": o.custom,
+            "calibration_time": o.calibration_time.isoformat(),
+            "treatment_time": o.treatment_time.astimezone(zone).isoformat(timespec="minutes"),
+            "activity_at_treatment_gbq": o.activity_at_treatment_gbq,
+            "deviation_fraction": o.deviation_fraction,
+            "days_after_calibration": o.days_after_calibration}
+
+
+def _whole_vial_ordering(case: Case, product: catalogue.Product, solution: Solution,
+                         warnings: list[Warning_], record: dict, half_life: float,
+                         rules: dict) -> None:
+    """TheraSphere: vials holding the prescription within the tolerance at the treatment
+    time, inside working hours and the shelf life; the alternatives; a clear warning when
+    no vial fits."""
+    supply = product.supply
+    spheres = product.sphere_activity_bq
+    t = case.treatment_time
+    zone = t.tzinfo
+    standard = tuple(float(v) for v in supply["vial_sizes_gbq"])
+    custom = order.vial_sizes(standard, supply.get("custom_vial_step_gbq"),
+                              supply.get("custom_vial_range_gbq"), True)
+    use_custom = case.ordering.therasphere_vials == "custom"
+    hours = order.WorkingHours.from_texts(rules["working_hours"]["start"],
+                                          rules["working_hours"]["end"])
+    tolerance = rules["activity_tolerance_fraction"]
+
+    def calibrations_for(moment):
+        return order.calibration_candidates(moment, supply["calibration_weekday"],
+                                            supply["calibration_time"],
+                                            supply["calibration_timezone"],
+                                            supply["shelf_life_days"])
+    record.update(vial_sizes_gbq=list(custom if use_custom else standard),
+                  custom_vial_step_gbq=supply.get("custom_vial_step_gbq"),
+                  activity_tolerance_fraction=tolerance, working_hours=hours.text(),
+                  rules_source=rules["source"])
+    if not hours.contains(t, zone):
+        warnings.append(Warning_(
+            "treatment-outside-working-hours",
+            f"the treatment time {t.isoformat(timespec='minutes')} is outside the working "
+            f"hours {hours.text()} ({rules['source']}): no vial is proposed for it; see the "
+            "alternatives"))
+    for sol in solution.positions:
+        if sol.activity_gbq <= 0:
+            record["positions"].append({"name": sol.name, "activity_gbq": 0.0, "vials": []})
+            continue
+        plan = order.order_whole_vials(sol.activity_gbq, t, half_life, standard, custom,
+                                       use_custom, calibrations_for, supply["shelf_life_days"],
+                                       tolerance, hours)
+        v = plan.chosen or plan.nearest
+        exact = v.calibration_time + timedelta(hours=decay.hours_until_activity(
+            sum(v.vials_nominal_gbq), sol.activity_gbq, half_life))
+        exact_ok = hours.contains(exact, zone) and \
+            timedelta(0) <= exact - v.calibration_time <= timedelta(days=supply["shelf_life_days"])
+        low, high = order.sphere_count_range(v.activity_at_treatment_gbq, spheres["min"],
+                                             spheres["max"])
+        entry = {
+            "name": sol.name, "activity_gbq": sol.activity_gbq,
+            "status": "within-tolerance" if plan.chosen else "no-vial-within-tolerance",
+            "within_tolerance": plan.chosen is not None,
+            "vials_nominal_gbq": list(v.vials_nominal_gbq), "custom_activity": v.custom,
+            "calibration_time": v.calibration_time.isoformat(),
+            "activity_at_treatment_gbq": v.activity_at_treatment_gbq,
+            "deviation_fraction": v.deviation_fraction,
+            "excess_fraction": v.deviation_fraction,
+            "prescribed_activity_time": exact.astimezone(zone).isoformat(timespec="minutes")
+            if exact_ok else None,
+            "days_after_calibration": v.days_after_calibration,
+            "spheres_estimate": [low, high],
+            "alternatives": [_option_record(o, zone) for o in plan.alternatives]}
+        record["positions"].append(entry)
+        if plan.chosen is None:
+            fits = [o for o in plan.alternatives if o.within(tolerance)]
+            warnings.append(Warning_(
+                "no-vial-fits",
+                f"{sol.name}: NO VIAL FITS: no vial holds {sol.activity_gbq:.3f} GBq within "
+                f"±{tolerance * 100:g} % at {t.isoformat(timespec='minutes')} inside working hours "
+                f"{hours.text()}; nearest {' + '.join(f'{x:g}' for x in v.vials_nominal_gbq)} "
+                f"GBq ({v.deviation_fraction:+.1%}). "
+                + (f"Order instead: {_option_text(fits[0])}" if fits else
+                   "No alternative fits either: change the treatment time or the prescription")))
+        elif len(v.vials_nominal_gbq) > 1:
+            warnings.append(Warning_("multiple-vials",
+                                     f"{sol.name}: needs {len(v.vials_nominal_gbq)} vials"))
+
+
+def _option_text(o: order.VialOption) -> str:
+    vials = " + ".join(f"{x:g}" for x in o.vials_nominal_gbq)
+    return (f"{vials} GBq vial calibrated {o.calibration_time.date().isoformat()}, at "
+            f"{o.treatment_time.isoformat(timespec='minutes')} ({o.deviation_fraction:+.1%}, "
+            f"{o.kind})")

@@ -15,13 +15,26 @@ def site_limits_from_record(record: dict) -> tuple[dict | None, str]:
     overrides = {name: entry["value"] for name, entry in record["limits"].items()
                  if name in defaults and entry["value"] != defaults[name].value}
     site_lung_mass = (record.get("lung_mass") or {}).get("chosen_by") == "site"
-    if not overrides and not site_lung_mass:
+    changes = (record.get("guideline_check") or {}).get("site_changes") or []
+    ordering = record.get("ordering") or {}
+    site_ordering = str(ordering.get("rules_source", "")).startswith("site limits")
+    if not overrides and not site_lung_mass and not changes and not site_ordering:
         return None, ""
     label = record.get("limits_source", "record").removeprefix("site limits: ")
     site = {"schema": catalogue.SITE_LIMITS_SCHEMA,
             "products": {record["product"]["key"]: overrides}}
     if site_lung_mass:
         site["lung_mass"] = "convention"
+    if changes:  # the site's promoted and changed guideline rows, with their reasons
+        site["guidelines"] = {
+            "promote": [{"row": c["row"], "reason": c["promote_reason"]} for c in changes
+                        if "kind_to" in c],
+            "change": [{"row": c["row"], "value": c["value_to"], "reason": c["value_reason"]}
+                       for c in changes if "value_to" in c]}
+    if site_ordering:
+        start, end = ordering["working_hours"].split("-")
+        site["ordering"] = {"activity_tolerance_fraction": ordering["activity_tolerance_fraction"],
+                            "working_hours": {"start": start, "end": end}}
     return site, label
 
 

@@ -98,3 +98,13 @@ def test_missing_numbers_name_the_fields_an_action_reads():
         "Tumour dose (Gy) of position 1 (a) is empty"]
     p.positions = [InjectionPosition(name="a", goalKind="maximum", goalValue=math.nan)]
     assert forms.missing_numbers(p, "plan") == []
+
+
+def test_bilirubin_is_kept_as_text_empty_not_given():
+    """The scenario's bilirubin: '' is not given, 0 is a value; a comma or a unit refused."""
+    spec = forms.VALUE_FIELDS["bilirubinMgDl"]
+    assert forms.parse(spec, "") == "" and forms.parse(spec, "0") == "0"
+    assert forms.parse(spec, " 1.2 ") == "1.2"
+    for text in ("1,2", "1.2 mg/dL", "-1", "51"):
+        with pytest.raises(FieldValueError, match=r"Total bilirubin \(mg/dL\): got"):
+            forms.parse(spec, text)

@@ -100,6 +100,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
         from ..density_curves import read_curve
         curve, curve_info = read_curve(args.density_curve)
     nuclide = catalogue.product(plan["product"]["key"]).nuclide
+    post_resolution = _post_resolution_option(args, nuclide)
     progress = Progress("dose", quiet=getattr(args, "quiet", False))
     progress.step("reading the CT, the SPECT and the label maps")
     try:
@@ -184,23 +185,42 @@ def cmd_dose(args: argparse.Namespace) -> int:
                                     density_curve_info=curve_info)
             delivered_report = structure_report(delivered, structures, nuclide=nuclide,
                                                 v_thresholds_gy=thresholds, bin_gy=args.bin_gy)
+            pvc_record = {"applied": False, "reason": "turned off (--no-pvc)"}
+            if not args.no_pvc:
+                from ..dosimetry.post_treatment_pvc import correct_structure_means
+                progress.step("partial-volume correction of the structure mean doses")
+                pvc_record = correct_structure_means(
+                    post.image, structures, delivered_report,
+                    post_resolution or _default_post_resolution(args, nuclide))
             post_treatment = {
                 "source": post.source, "sha256": post.sha256,
                 "administration_time": administration, "acquisition_time": acquisition,
                 "activity_in_image_at_administration_gbq":
                     float(image_array(delivered_activity).sum()),
-                "structures": indices_only(delivered_report)}
+                "structures": indices_only(delivered_report),
+                "partial_volume_correction": pvc_record}
+            if pvc_record.get("assumed"):
+                post_warnings = [{"code": "post-treatment-resolution-assumed",
+                                  "message": "structure mean doses corrected for partial volume "
+                                             f"with an assumed {pvc_record['fwhm_mm']:g} mm FWHM "
+                                             f"({pvc_record['resolution']['chosen_by']}): "
+                                             "calibrate the camera (tareplanner calibrate) and "
+                                             "give dose --camera"}]
+            else:
+                post_warnings = []
             if args.pet:
                 check, warnings = post_treatment_activity_check(
                     delivered_activity, structures, plan, administered_gbq=args.administered_gbq,
-                    residual_fraction=args.residual_fraction)
+                    residual_fraction=args.residual_fraction,
+                    outside_fraction_corrected=pvc_record.get(
+                        "outside_liver_and_lungs_fraction_corrected"))
                 if args.administration:
                     _from_administration_record(check, warnings)
             else:
                 check, warnings = not_applicable_check(
                     "the post-treatment SPECT counts are scaled to the administered activity "
                     "less the residual: the image holds no independent measure of it"), []
-            post_treatment.update(activity_check=check, warnings=warnings)
+            post_treatment.update(activity_check=check, warnings=post_warnings + warnings)
             record = with_post_treatment(record, post_treatment,
                                          compare(indices_only(planned_report),
                                                  indices_only(delivered_report)))
@@ -241,6 +261,27 @@ def cmd_dose(args: argparse.Namespace) -> int:
               + (", ".join(vp["binding"]) or "none"))
     print(f"written to {out}")
     return 0
+
+
+def _post_resolution_option(args: argparse.Namespace, nuclide: str) -> dict | None:
+    """The post-treatment image's resolution from --camera (checked against the image's
+    modality and the treatment's nuclide), or None for the assumed default."""
+    if not args.camera:
+        return None
+    if args.no_pvc:
+        raise FieldValueError("--no-pvc", True, "no --camera with --no-pvc (the camera file is "
+                              "for the correction)")
+    if not (args.pet or args.post_spect):
+        raise FieldValueError("--camera", args.camera, "a camera file with --pet or "
+                              "--post-spect (it corrects the post-treatment image)")
+    from ..imaging.camera_file import read_resolution_file
+    return read_resolution_file(args.camera, "--camera", nuclide=nuclide,
+                                modality="PET" if args.pet else "SPECT")
+
+
+def _default_post_resolution(args: argparse.Namespace, nuclide: str) -> dict:
+    from ..dosimetry.post_treatment_pvc import default_post_resolution
+    return default_post_resolution("PET" if args.pet else "SPECT", nuclide)
 
 
 def _write_rt_doses(folder: Path, ct, planned, delivered) -> None:
@@ -434,6 +475,12 @@ def add_dose_commands(sub) -> None:
     p.add_argument("--rtdose", action="store_true",
                    help="also write DICOM RT Dose files in the planning CT's study and frame")
     p.add_argument("--bin-gy", type=float, default=1.0, help="DVH bin width (Gy)")
+    p.add_argument("--camera", metavar="FILE",
+                   help="camera file of the post-treatment PET or SPECT (tareplanner "
+                        "calibrate): its resolution corrects the structure mean doses for "
+                        "partial volume (default: an assumed resolution, said so)")
+    p.add_argument("--no-pvc", action="store_true",
+                   help="no partial-volume correction of the post-treatment mean doses")
     p.add_argument("--voxel-plan", choices=("mean", "D70"),
                    help="also solve the activities on voxel doses (tumour mean or D70 goals)")
     p.add_argument("--out", required=True,

@@ -198,6 +198,9 @@ def cmd_phantom(args: argparse.Namespace) -> int:
     from ..imaging.phantom_files import slug, write_phantom
 
     from ..errors import OutputPathError
+    if getattr(args, "iec", False):
+        from .iec_commands import cmd_phantom_iec
+        return cmd_phantom_iec(args)
     outdir = Path(args.outdir)
     blocking = next((p for p in (outdir, *outdir.parents) if p.exists() and not p.is_dir()),
                     None)
@@ -209,9 +212,19 @@ def cmd_phantom(args: argparse.Namespace) -> int:
     positions = _positions_count(args.positions)
     overrides = {"seed": args.seed, "ho166_scout": args.ho166_scout, "pet": not args.no_pet}
     if args.no_noise:
-        overrides.update(spect_noise=False, ct_noise_hu=0.0, cbct_noise_hu=0.0)
+        overrides.update(spect_noise=False, pet_noise=False, ct_noise_hu=0.0,
+                         cbct_noise_hu=0.0)
+    if args.pet_fwhm_mm is not None:
+        if not (math.isfinite(args.pet_fwhm_mm) and 0 <= args.pet_fwhm_mm <= 50):
+            raise FieldValueError("--pet-fwhm-mm", args.pet_fwhm_mm, "a FWHM of 0 to 50 mm")
+        overrides.update(pet_fwhm_mm=args.pet_fwhm_mm)
+    if args.fwhm_mm != 14.0 or args.tail_fraction:
+        from .iec_commands import _psf_from_args
+        psf = _psf_from_args(args)
+        overrides.update(spect_fwhm_mm=psf.components[0][1],
+                         spect_tail=psf.components[1] if len(psf.components) > 1 else None)
     if args.no_blur:
-        overrides.update(spect_fwhm_mm=0.0)
+        overrides.update(spect_fwhm_mm=0.0, pet_fwhm_mm=0.0, spect_tail=None)
     if args.spect_model not in ("gaussian", "realistic"):
         raise FieldValueError("--spect-model", args.spect_model, "gaussian or realistic")
     if args.spect_model == "realistic":
@@ -400,7 +413,8 @@ def _labels_from_maps(args, ct, LabelInputs):
 
 def _resolution_option(args) -> dict | None:
     """The SPECT resolution asked for on the command line (None: the default), checked."""
-    from ..imaging.partial_volume import resolution_from_camera_file, resolution_given
+    from ..imaging.camera_file import read_resolution_file
+    from ..imaging.partial_volume import resolution_given
 
     fwhm, camera = getattr(args, "spect_fwhm_mm", None), getattr(args, "camera", None)
     if fwhm is not None and camera:
@@ -411,7 +425,7 @@ def _resolution_option(args) -> dict | None:
     if fwhm is not None:
         return resolution_given(fwhm, "--spect-fwhm-mm")
     if camera:
-        return resolution_from_camera_file(camera, "--camera")
+        return read_resolution_file(camera, "--camera")
     return None
 
 
@@ -609,7 +623,9 @@ def cmd_measure(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     lsf = measurement["lung_shunt"]
     pvc = measurement["partial_volume_correction"]
-    print(("partial-volume corrected (GTM, {:g} mm FWHM): ".format(pvc["fwhm_mm"])
+    print(("partial-volume corrected (GTM, {:.3g} mm FWHM) with {} resolution ({}): ".format(
+               pvc["fwhm_mm"], "an ASSUMED" if pvc.get("assumed") else "the",
+               pvc["resolution"].get("chosen_by"))
            if pvc["applied"] else "not corrected for partial volume: ")
           + f"LSF {lsf['lung_shunt_fraction']:.2%} ({lsf['method']}); "
           + "; ".join(f"{p['name']}: {p['perfused_volume_ml']:.0f} mL perfused, TNR "
@@ -655,11 +671,17 @@ def add_imaging_commands(sub) -> None:
     p.add_argument("--ho166-scout", action="store_true", help="also write a Ho-166 scout SPECT")
     p.add_argument("--no-pet", action="store_true", help="no post-treatment Y-90 PET")
     p.add_argument("--no-noise", action="store_true", help="noise-free images")
-    p.add_argument("--no-blur", action="store_true", help="SPECT without system blur")
+    p.add_argument("--no-blur", action="store_true",
+                   help="SPECT and PET without system blur (to image them again)")
     p.add_argument("--spect-model", default="gaussian",
                    help="gaussian (blur and noise, default) or realistic (attenuation, "
                         "collimator response, scatter, Poisson noise and OSEM; extra "
                         "'realistic-spect')")
+    p.add_argument("--pet-fwhm-mm", type=float, metavar="MM",
+                   help="FWHM of the Y-90 PET's Gaussian blur (default: the synthetic "
+                        "patient's, data/spect_resolution.json)")
+    from .iec_commands import add_iec_options
+    add_iec_options(p)
     p.set_defaults(func=cmd_phantom)
 
     p = sub.add_parser("measure", help="volumes, LSF and TNR from images -> case file")

@@ -25,6 +25,8 @@ from ..records.record_checks import read_plan_record
 from ..physics.lung_shunt import lsf_planar_geometric_mean
 from ..imaging.phantom_files import slug
 from .dose_commands import add_dose_commands
+from .calibration_commands import add_calibration_commands
+from .guideline_commands import add_guideline_commands
 from .imaging_commands import add_imaging_commands
 from .outputs import check_output_file
 from .progress import Progress
@@ -531,9 +533,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_lsf)
 
     add_imaging_commands(sub)
+    add_calibration_commands(sub)
     add_dose_commands(sub)
     add_treatment_day_commands(sub)
     add_web_commands(sub)
+    add_guideline_commands(sub)
     add_response_commands(sub)
     return parser
 

@@ -90,7 +90,8 @@ def verification_settings() -> dict:
 
 def activity_check(image_total_gbq: float, inside_gbq: float, administered_gbq: float,
                    residual_fraction: float, administered_source: str,
-                   tolerance: float | None = None) -> tuple[dict, list[dict]]:
+                   tolerance: float | None = None,
+                   outside_fraction_corrected: float | None = None) -> tuple[dict, list[dict]]:
     """Activity found in a post-treatment image against the activity administered.
 
     Expected in the patient: A_expected = A_administered (1 − R). Relative difference
@@ -123,11 +124,32 @@ def activity_check(image_total_gbq: float, inside_gbq: float, administered_gbq: 
              "inside_liver_and_lungs_gbq": inside_gbq,
              "inside_liver_and_lungs_fraction": (inside_gbq / image_total_gbq
                                                  if image_total_gbq > 0 else None),
+             "outside_liver_and_lungs_gbq": image_total_gbq - inside_gbq,
+             "outside_liver_and_lungs_fraction": ((image_total_gbq - inside_gbq)
+                                                  / image_total_gbq
+                                                  if image_total_gbq > 0 else None),
+             "inside_liver_and_lungs_relative_to_expected": (inside_gbq - expected) / expected,
+             "outside_liver_and_lungs_fraction_corrected": outside_fraction_corrected,
              "relative_difference": relative,
              "tolerance": tol,
              "tolerance_source": entry["source"] if tolerance is None else "given by the caller",
              "within_tolerance": bool(within)}
     warnings = []
+    limit = settings["outside_structures_warning_fraction"]
+    check["outside_warning_fraction"] = limit["value"]
+    check["outside_warning_source"] = limit["source"]
+    # as imaged, blur alone puts several per cent outside: only the corrected fraction is
+    # compared with the threshold
+    outside = outside_fraction_corrected
+    check["outside_warning_evaluated"] = outside is not None
+    if outside is not None and outside > limit["value"]:
+        which = "after the partial-volume correction"
+        warnings.append({
+            "code": "activity-outside-structures",
+            "message": f"{outside:.1%} of the activity in the post-treatment image lies "
+                       f"outside liver and lungs {which}, more than "
+                       f"{limit['value']:.0%}: look for extrahepatic deposition (stomach, "
+                       "duodenum, gallbladder) or a misregistered image"})
     if not within:
         causes = "; ".join(settings["likely_causes"]["value"])
         warnings.append({
@@ -154,7 +176,9 @@ def activity_inside(activity: sitk.Image, structures: Structures,
 def post_treatment_activity_check(activity: sitk.Image, structures: Structures, plan: dict, *,
                                   administered_gbq: float | None = None,
                                   residual_fraction: float | None = None,
-                                  tolerance: float | None = None) -> tuple[dict, list[dict]]:
+                                  tolerance: float | None = None,
+                                  outside_fraction_corrected: float | None = None
+                                  ) -> tuple[dict, list[dict]]:
     """:func:`activity_check` of a post-treatment activity image (GBq per voxel at
     administration, e.g. from :func:`pet_activity_at_administration`) against the plan's total
     activity less its residual, or ``administered_gbq`` and ``residual_fraction`` when the
@@ -167,7 +191,7 @@ def post_treatment_activity_check(activity: sitk.Image, structures: Structures, 
     residual = float(plan["residual_fraction"] if residual_fraction is None
                      else residual_fraction)
     return activity_check(total, activity_inside(activity, structures), administered, residual,
-                          source, tolerance)
+                          source, tolerance, outside_fraction_corrected)
 
 
 def not_applicable_check(reason: str) -> dict:

@@ -78,6 +78,23 @@ def voxel_plan(counts: sitk.Image, structures: Structures, plan: dict, nuclide: 
             limit_names.append(name)
             limit_rows.append([reports[m][structure]["mean_gy"] for m in names])
             limit_values.append(value)
+    # guideline recommendations the site promoted to hard limits, as the partition plan
+    # applies them (whole liver, whole normal liver, a position's normal liver)
+    for row in (plan.get("guideline_check") or {}).get("rows", []):
+        if row.get("kind") != "hard" or not row.get("site_change") \
+                or not row.get("condition_known", True):
+            continue
+        ceiling = row["high"] if row.get("operator") == "range" else row["value"]
+        structure, name = {
+            "whole_liver": ("liver", "whole-liver-limit"),
+            "whole_normal_liver": ("normal liver", "whole-normal-liver-limit"),
+            "normal_perfused": (f"normal liver ({row['where']})",
+                                f"normal-liver-limit ({row['where']})")}.get(
+                row["quantity"], (None, None))
+        if structure in structures.masks:
+            limit_names.append(name)
+            limit_rows.append([reports[m][structure]["mean_gy"] for m in names])
+            limit_values.append(ceiling)
     per_gbq = np.array([[reports[m][t]["mean_gy"] for m in names] for t in tumours])
     scale = np.ones(len(tumours))
     for _ in range(3 if tumour_index == "D70" else 1):

@@ -22,7 +22,8 @@ import SimpleITK as sitk
 from .. import __version__
 from ..errors import FieldValueError
 from .grid import same_geometry
-from .partial_volume import (build_regions, check_fwhm, correct_regions,
+from .camera_file import scaled_psf
+from .partial_volume import (build_regions, check_fwhm, correct_regions_with_psfs,
                              default_resolution, resolution_data)
 from .quantities import (LungShunt, counts_on_grid, lung_shunt_from_spect,
                          tumour_to_normal_ratios)
@@ -175,20 +176,29 @@ def measure(ct: LoadedImage, spect: LoadedImage, labels: LabelInputs,
         res = dict(resolution) if resolution else default_resolution(
             spect.meta.get("radionuclide"))
         res["fwhm_mm"] = check_fwhm(res.get("fwhm_mm"), "resolution fwhm_mm")
-        if res.pop("assumed", False):
+        _check_camera(res, spect)
+        if res.get("assumed", False):
             warnings.append({"code": "spect-resolution-assumed",
-                             "message": f"partial-volume correction with a {res['fwhm_mm']:g} mm "
-                                        f"FWHM ({res['chosen_by']}): give the camera's "
-                                        "resolution (--spect-fwhm-mm or --camera)"})
+                             "message": f"partial-volume correction with an assumed "
+                                        f"{res['fwhm_mm']:g} mm FWHM ({res['chosen_by']}), "
+                                        "not a measurement of this camera: calibrate it "
+                                        "(tareplanner calibrate) and give --camera"})
         regions = build_regions(tumours=tumours, territories=territories, liver=liver,
                                 lungs=lungs, body=body,
                                 lung_base=(lungs & ~used) if used is not None else None)
-        pvc = correct_regions(spect.image, ref, regions, res["fwhm_mm"])
+        grid = resolution_grid(res)
+        results = correct_regions_with_psfs(spect.image, ref, regions,
+                                            [scaled_psf(res, f) for f in grid])
+        pvc = results[len(grid) // 2]
         pvc_record = {"applied": True, "method": PVC_METHOD, "fwhm_mm": res["fwhm_mm"],
+                      "assumed": bool(res.get("assumed", False)),
                       "resolution": res, **pvc.as_dict()}
         whole_c = _corrected_lung_shunt(pvc, regions, whole, liver, lungs, voxel_ml, None)
         lsf_c = whole_c if used is None else _corrected_lung_shunt(
             pvc, regions, lsf, liver, lungs, voxel_ml, used)
+        pvc_record["sensitivity"] = _sensitivity(res, grid, results, regions, tumours,
+                                                 tumour_territory, whole, lsf, liver, lungs,
+                                                 voxel_ml, used)
         lsf_uncorrected, lsf, whole = lsf, lsf_c, whole_c
     else:
         lsf_uncorrected = lsf
@@ -268,6 +278,69 @@ def measure(ct: LoadedImage, spect: LoadedImage, labels: LabelInputs,
         "positions": position_records,
         "warnings": warnings,
     }
+
+
+def _check_camera(res: dict, spect: LoadedImage) -> None:
+    """A camera file must be a SPECT's of the SPECT's radionuclide (refused by name)."""
+    camera = res.get("camera")
+    if not camera or not camera.get("modality"):
+        return
+    where = f"--camera {camera['file']}"
+    if camera["modality"] != "SPECT":
+        raise FieldValueError(f"{where}:modality", camera["modality"],
+                              "SPECT (the camera file of the SPECT being measured)")
+    nuclide = spect.meta.get("radionuclide")
+    if nuclide and camera["nuclide"] != nuclide:
+        raise FieldValueError(f"{where}:nuclide", camera["nuclide"],
+                              f"{nuclide} (the SPECT's radionuclide)")
+
+
+#: the resolutions the correction is repeated at, in units of the spread (half range or 2.5 sd);
+#: the TNRs and LSF are smooth in the FWHM, and each extra correction costs a blur per region
+GRID_STEPS = (-1.0, 0.0, 1.0)
+
+
+def resolution_grid(res: dict) -> list[float]:
+    """Core FWHMs at which the correction is computed for the uncertainty: the nominal one
+    in the middle, then +/- the assumed half range (uniform) or +/- 2.5 standard
+    uncertainties of a calibration (normal); never below 1 mm."""
+    f0 = float(res["fwhm_mm"])
+    if res.get("fwhm_sd_mm") is not None:
+        reach = 2.5 * float(res["fwhm_sd_mm"])
+    else:
+        reach = float(res.get("fwhm_half_range_mm",
+                              resolution_data()["assumed_fwhm_half_range_mm"]["value"]))
+    return [max(1.0, f0 + step * reach) if step else f0 for step in GRID_STEPS]
+
+
+def _sensitivity(res, grid, results, regions, tumours, tumour_territory, whole, lsf, liver,
+                 lungs, voxel_ml, used) -> dict:
+    """Corrected TNR per tumour and LSF at each FWHM of ``grid``: how the Monte Carlo
+    carries the resolution's uncertainty through the correction itself."""
+    tnr: dict[str, list] = {name: [] for name in tumours}
+    lsf_values = []
+    for pvc in results:
+        for name in tumours:
+            position = tumour_territory.get(name)
+            normal = pvc.corrected(f"normal:{position}") if position else float("nan")
+            value = pvc.corrected(f"tumour:{name}") / normal if normal else float("nan")
+            tnr[name].append(value if math.isfinite(value) else None)
+        shunt = (_corrected_lung_shunt(pvc, regions, whole, liver, lungs, voxel_ml, None)
+                 if used is None else
+                 _corrected_lung_shunt(pvc, regions, lsf, liver, lungs, voxel_ml, used))
+        lsf_values.append(shunt.lung_shunt_fraction)
+    out = {"fwhm_mm": float(res["fwhm_mm"]), "grid_fwhm_mm": [float(f) for f in grid],
+           "tnr": {k: v for k, v in tnr.items() if None not in v}, "lsf": lsf_values}
+    if res.get("fwhm_sd_mm") is not None:
+        out.update(distribution="normal", sd_mm=float(res["fwhm_sd_mm"]),
+                   source="the camera file's fit uncertainty")
+    else:
+        spread = resolution_data()["assumed_fwhm_half_range_mm"]
+        out.update(distribution="uniform",
+                   half_range_mm=float(res.get("fwhm_half_range_mm", spread["value"])),
+                   source=res.get("fwhm_range_source", spread["source"]))
+    out["assumed"] = bool(res.get("assumed", False))
+    return out
 
 
 def _corrected_lung_shunt(pvc, regions, measured: LungShunt, liver: np.ndarray,
@@ -411,6 +484,13 @@ def case_from_measurement(measurement: dict, *, product: str, method: str,
     if str(measurement["spect"].get("radionuclide")) == "Ho-166":
         case["lsf_method"] = "scout-spect"
     _apply_manual_values(case, manual_lung_shunt_fraction, manual_tnr)
+    pvc = measurement.get("partial_volume_correction", {})
+    if pvc.get("applied"):
+        res = pvc["resolution"]
+        case["measurement"]["resolution"] = {
+            "fwhm_mm": pvc["fwhm_mm"], "assumed": bool(pvc.get("assumed", False)),
+            "chosen_by": res.get("chosen_by"), "source": res.get("source"),
+            **({"camera_sha256": res["camera"].get("sha256")} if res.get("camera") else {})}
     uncertainty = measurement_uncertainty(measurement, lsf_entered=manual_lung_shunt_fraction
                                           is not None, tnr_entered=set(manual_tnr or {}))
     if uncertainty:
@@ -476,4 +556,12 @@ def measurement_uncertainty(measurement: dict, *, lsf_entered: bool = False,
         out["lsf_relative_sd"] = sd(inverse(lung["lung_counts"] * used) + u_lsf ** 2)
     if measurement.get("ct_spacing_mm"):
         out["boundary_mm"] = round(float(max(measurement["ct_spacing_mm"])), 4)
+    sensitivity = measurement.get("partial_volume_correction", {}).get("sensitivity")
+    if applied and sensitivity:
+        table = {k: v for k, v in sensitivity.items() if k not in ("tnr", "lsf")}
+        table["tnr"] = {k: [round(x, 6) for x in v] for k, v in sensitivity["tnr"].items()
+                        if k not in tnr_entered and k in tnr}
+        if not lsf_entered:
+            table["lsf"] = [round(x, 8) for x in sensitivity["lsf"]]
+        out["resolution"] = table
     return out

@@ -28,7 +28,7 @@ import SimpleITK as sitk
 
 from ..errors import FieldValueError, SchemaError
 from ..physics.partial_volume import (PointSpread, fine_voxel_counts, region_means,
-                                      solve_gtm, transfer_matrix)
+                                      solve_gtm, transfer_matrices)
 
 RESOLUTION_FILE = "spect_resolution.json"
 #: FWHM the correction accepts (mm): below a voxel it does nothing, above 50 mm no SPECT
@@ -63,9 +63,12 @@ def default_resolution(radionuclide: str | None) -> dict:
         chosen = (f"default for {fallback}; " + (f"no default for {radionuclide!r}"
                                                  if radionuclide else
                                                  "the SPECT names no radionuclide"))
+    spread = data["assumed_fwhm_half_range_mm"]
     return {"fwhm_mm": float(entry["fwhm_mm"]), "source": entry["source"],
             "study": entry["study"], "chosen_by": chosen,
-            "assumed": radionuclide not in known}
+            "assumed": True, "radionuclide_known": radionuclide in known,
+            "fwhm_half_range_mm": float(spread["value"]),
+            "fwhm_range_source": spread["source"]}
 
 
 def resolution_from_camera_file(path: str, field: str = "--camera") -> dict:
@@ -90,15 +93,22 @@ def resolution_from_camera_file(path: str, field: str = "--camera") -> dict:
         raise FieldValueError(f"{field} {path}:source", source,
                               "a text saying where the FWHM comes from (measurement, date)")
     out = {"fwhm_mm": fwhm, "source": source.strip(), "chosen_by": f"camera file {path}",
-           "assumed": False}
+           "assumed": False, "fwhm_half_range_mm": float(
+               resolution_data()["assumed_fwhm_half_range_mm"]["value"]),
+           "fwhm_range_source": "a FWHM file without its uncertainty (no "
+                                "tareplanner.camera/1 calibration): "
+                                + resolution_data()["assumed_fwhm_half_range_mm"]["source"]}
     if isinstance(doc.get("name"), str):
         out["camera"] = doc["name"]
     return out
 
 
 def resolution_given(fwhm_mm: float, field: str = "--spect-fwhm-mm") -> dict:
+    spread = resolution_data()["assumed_fwhm_half_range_mm"]
     return {"fwhm_mm": check_fwhm(fwhm_mm, field), "source": f"given by the user ({field})",
-            "chosen_by": field, "assumed": False}
+            "chosen_by": field, "assumed": False,
+            "fwhm_half_range_mm": float(spread["value"]),
+            "fwhm_range_source": "a FWHM given without its uncertainty: " + spread["source"]}
 
 
 def spect_index_on_grid(spect: sitk.Image, reference: sitk.Image) -> np.ndarray:
@@ -197,14 +207,24 @@ def correct_regions(spect: sitk.Image, reference: sitk.Image, regions: RegionSet
 
 def correct_regions_with_psf(spect: sitk.Image, reference: sitk.Image, regions: RegionSet,
                              psf: PointSpread) -> PvcResult:
+    return correct_regions_with_psfs(spect, reference, regions, [psf])[0]
+
+
+def correct_regions_with_psfs(spect: sitk.Image, reference: sitk.Image, regions: RegionSet,
+                              psfs) -> list[PvcResult]:
+    """:func:`correct_regions_with_psf` for several PSFs, sharing the voxel map and counts
+    (how the uncertainty of the resolution is carried: the correction at a few FWHMs)."""
     index = spect_index_on_grid(spect, reference)
     shape = spect.GetSize()[::-1]
     n_coarse = int(np.prod(shape))
     counts = fine_voxel_counts(index, regions.labels, len(regions.names), n_coarse)
-    gtm = transfer_matrix(counts, shape, spect.GetSpacing()[::-1], psf)
     values = sitk.GetArrayFromImage(sitk.Cast(spect, sitk.sitkFloat64)).ravel()
     spect_ml = float(np.prod(spect.GetSpacing())) / 1000.0
     measured = region_means(counts, values) / spect_ml
-    solution = solve_gtm(gtm.matrix, measured)
-    return PvcResult(regions.names, measured, solution.means, gtm.matrix,
-                     gtm.condition_number, solution.method, solution.relative_residual)
+    out = []
+    for psf, gtm in zip(psfs, transfer_matrices(counts, shape, spect.GetSpacing()[::-1], psfs)):
+        solution = solve_gtm(gtm.matrix, measured)
+        out.append(PvcResult(regions.names, measured, solution.means, gtm.matrix,
+                             gtm.condition_number, solution.method,
+                             solution.relative_residual))
+    return out

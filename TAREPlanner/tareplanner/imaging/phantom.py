@@ -34,6 +34,8 @@ class PhantomSpec:
     pet_spacing_mm: tuple[float, float, float] = (4.0, 4.0, 4.0)
     supersample: int = 3
     spect_fwhm_mm: float = 14.0
+    #: a wide tail of the SPECT's PSF: (fraction of the counts, FWHM mm), or None
+    spect_tail: tuple[float, float] | None = None
     spect_noise: bool = True
     spect_total_counts: float = 4.0e6
     #: "gaussian" (blur + noise, the default) or "realistic" (projection, scatter, noise and
@@ -41,6 +43,7 @@ class PhantomSpec:
     spect_model: str = "gaussian"
     pet_fwhm_mm: float = 9.0
     pet_counts: float = 3.0e6
+    pet_noise: bool = True
     ct_noise_hu: float = 10.0
     cbct_noise_hu: float = 20.0
     cbct_enhancement_hu: float = 160.0
@@ -226,7 +229,13 @@ def _spect(spec: PhantomSpec, grid: Grid, tnr_attr: str, total_counts: float, st
         from .spect_simulation import phantom_spect
         return phantom_spect(spec, grid, relative, stream=stream, **realistic).image, parts
     expected = relative * (total_counts / relative.sum())
-    blurred = _blur(expected, spec.spect_fwhm_mm, grid.spacing_mm)
+    if spec.spect_tail:
+        from ..physics.partial_volume import PointSpread, blur
+        weight, tail_fwhm = spec.spect_tail
+        psf = PointSpread(((1.0 - weight, spec.spect_fwhm_mm), (weight, tail_fwhm)))
+        blurred = blur(expected, grid.spacing_mm[::-1], psf)
+    else:
+        blurred = _blur(expected, spec.spect_fwhm_mm, grid.spacing_mm)
     if spec.spect_noise:
         counts = _rng(spec, stream).poisson(np.clip(blurred, 0, None)).astype(np.float32)
     else:
@@ -367,6 +376,7 @@ def _pet(spec: PhantomSpec, ct_grid: Grid) -> sitk.Image:
     bq = relative * (at_start / (parts["liver"] + parts["lung"]))
     counts_per_bq = spec.pet_counts / bq.sum()
     blurred = _blur(bq * counts_per_bq, spec.pet_fwhm_mm, grid.spacing_mm)
-    noisy = _rng(spec, 20).poisson(np.clip(blurred, 0, None)) / counts_per_bq
+    noisy = (_rng(spec, 20).poisson(np.clip(blurred, 0, None)) if spec.pet_noise
+             else blurred) / counts_per_bq
     voxel_ml = grid.voxel_volume_ml
     return grid.image((noisy / voxel_ml).astype(np.float32))

@@ -159,6 +159,8 @@ def step_inputs(p, step: str) -> dict[str, str]:
     if step == "plan":
         return {"measurement": d(p.measurementRecord), "product": v(p.product),
                 "method": v(p.method), "treatment time": v(p.treatmentTime),
+                "scenario": v((p.treatmentIntent, p.histology, p.bilirubinMgDl,
+                               p.liverCompromised, p.priorTreatment)),
                 "goals": v([((position.name or "").strip(),
                              *(getattr(position, f) for f in GOAL_FIELDS))
                             for position in p.positions]),
@@ -446,6 +448,32 @@ def measure(scene, p) -> str:
     return measurement_summary(record)
 
 
+def scenario_of(p) -> dict | None:
+    """The scenario of the panel as the case holds it (None when neither intent nor histology
+    is chosen; then only liver_compromised). The bilirubin text is a number in mg/dL or
+    empty; the case parser refuses anything else with the field named."""
+    from .parameters import NOT_GIVEN
+    scenario: dict = {}
+    intent, histology = ((value or "").strip() for value in (p.treatmentIntent, p.histology))
+    intent, histology = ("" if intent == NOT_GIVEN else intent,
+                         "" if histology == NOT_GIVEN else histology)
+    if intent or histology:
+        scenario.update(intent=intent or None, histology=histology or None,
+                        prior_treatment=bool(p.priorTreatment))
+        text = (p.bilirubinMgDl or "").strip()
+        if text:
+            try:
+                scenario["bilirubin_mg_dl"] = float(text)
+            except ValueError:
+                from ..errors import FieldValueError
+                raise FieldValueError("scenario.bilirubin_mg_dl", text,
+                                      "total bilirubin in mg/dL, a number from 0 to 50, or "
+                                      "empty") from None
+    if p.liverCompromised:
+        scenario["liver_compromised"] = True
+    return scenario or None
+
+
 def plan(scene, p) -> str:
     """Step 5: the plan (per-position goals, manual values recorded as such) as a record and a
     table; with voxel dosimetry the predictive dose volume, indices, DVH chart and isodose
@@ -464,7 +492,8 @@ def plan(scene, p) -> str:
     record, table = workflow.plan_from_measurement(
         scene, measurement, product=p.product, method=p.method, goals=goals(p),
         treatment_time=p.treatmentTime, manual_lung_shunt_fraction=manual_lsf,
-        manual_tnr=manual_tnr, site_limits=site_limits, site_limits_label=site_label)
+        manual_tnr=manual_tnr, site_limits=site_limits, site_limits_label=site_label,
+        scenario=scenario_of(p))
     nodes = [table]
     if (p.responseFit or "").strip():
         from ..records.response_record import with_response

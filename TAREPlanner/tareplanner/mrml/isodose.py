@@ -27,6 +27,10 @@ def default_levels_gy(record: dict) -> list[float]:
     target = (record.get("tumour_target_gy") or {}).get("min")
     if target:
         levels.add(float(target))
+    for row in (record.get("guideline_check") or {}).get("rows", []):
+        # the scenario's thresholds on a position's doses (tumour, perfused, normal liver)
+        if row.get("quantity") in ("tumour", "perfused", "normal_perfused"):
+            levels.update(float(v) for v in (row.get("value"), row.get("high")) if v)
     for position in record.get("positions", []):
         for kind, value in (position.get("goal") or {}).items():
             if kind.endswith("_dose_gy") and value:

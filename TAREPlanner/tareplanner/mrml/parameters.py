@@ -27,6 +27,10 @@ from dataclasses import dataclass, field
 from ..physics.solver import GOAL_KINDS
 
 PRODUCTS = ("therasphere", "sir-spheres", "quiremspheres")
+#: the scenario's choices, as in data/guidelines.json (NOT_GIVEN: no scenario)
+NOT_GIVEN = "not given"
+INTENTS = (NOT_GIVEN, "segmentectomy", "lobectomy", "unilobar", "bilobar")
+HISTOLOGIES = (NOT_GIVEN, "hcc", "icc", "mcrc", "net", "other")
 METHODS = ("partition", "single-compartment", "bsa")
 POST_TREATMENT_KINDS = ("pet", "spect")
 
@@ -78,6 +82,13 @@ class Parameters:
     product: str = _choice("therasphere", PRODUCTS)
     method: str = _choice("partition", METHODS)
     treatmentTime: str = ""
+    # the scenario that selects the guideline rows (intent, histology, liver function);
+    # bilirubin as text: "" is "not given" (0 is a value)
+    treatmentIntent: str = _choice(NOT_GIVEN, INTENTS)
+    histology: str = _choice(NOT_GIVEN, HISTOLOGIES)
+    bilirubinMgDl: str = ""
+    liverCompromised: bool = False
+    priorTreatment: bool = False
     positions: list[InjectionPosition] = field(default_factory=list)
     lungBaseMarginMm: float = 0.0
     manualLsf: bool = False

@@ -230,8 +230,12 @@ def plan_from_measurement(scene, measurement: dict, *, product: str, method: str
                           goal_value: float | None = None, treatment_time: str | None = None,
                           manual_lung_shunt_fraction: float | None = None,
                           manual_tnr: dict[str, float] | None = None,
-                          site_limits: dict | None = None, site_limits_label: str = ""):
+                          site_limits: dict | None = None, site_limits_label: str = "",
+                          scenario: dict | None = None):
     """Case from a measurement, planned; returns the plan record and its table node.
+
+    ``scenario``: the case's scenario (intent, histology, bilirubin_mg_dl, prior_treatment;
+    ``liver_compromised`` goes to the case's top level), validated by the case parser.
 
     ``goals``: position name -> case goal (``goal_object``); positions without one, or all
     when ``goals`` is None, take ``goal_kind``/``goal_value``. Manual LSF/TNR replace the
@@ -256,6 +260,12 @@ def plan_from_measurement(scene, measurement: dict, *, product: str, method: str
                                  treatment_time=treatment_time or None,
                                  manual_lung_shunt_fraction=manual_lung_shunt_fraction,
                                  manual_tnr=manual_tnr)
+    if scenario:
+        scenario = dict(scenario)
+        if scenario.pop("liver_compromised", False):
+            case["liver_compromised"] = True
+        if scenario:
+            case["scenario"] = scenario
     record = plan_case(parse_case(case), site_limits, site_limits_label)
     return record, plan_table_node(scene, record)
 

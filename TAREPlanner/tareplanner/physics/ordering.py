@@ -1,9 +1,11 @@
 """Ordering and dispensing of microspheres for a planned treatment time.
 
-- TheraSphere: whole dose vials of fixed nominal activity, calibrated at noon Eastern
-  Time on Sunday, 12-day shelf life; the vial is chosen so that its activity at the
-  treatment time is at least the prescription, and the time at which it holds exactly
-  the prescription is given (TheraSphere package insert).
+- TheraSphere: whole dose vials (standard sizes or 0.5 GBq steps), calibrated at noon
+  Eastern Time on Sunday, 12-day shelf life (TheraSphere package insert). The vial is
+  chosen so that its activity at the planned treatment time is within a tolerance of the
+  prescription (default +/- 10 %, set by the site), inside the site's working hours and the
+  shelf life; alternatives (another time, size, two vials, another day) come with their
+  deviation; when none fits, the order says so (:func:`order_whole_vials`).
 - SIR-Spheres: a 3 GBq vial (at its calibration time) in 5 mL; the prescribed activity
   is drawn as a fraction (volume) of the vial at treatment time (Sirtex IFU).
 - QuiremSpheres: the patient-specific activity is ordered calibrated for the treatment
@@ -13,7 +15,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Sequence
 from zoneinfo import ZoneInfo
@@ -152,3 +154,178 @@ def sphere_count_range(activity_gbq: float, sphere_activity_min_bq: float,
                        sphere_activity_max_bq: float) -> tuple[float, float]:
     """Number of spheres carrying ``activity_gbq`` at the catalogue's activity per sphere."""
     return (activity_gbq * 1e9 / sphere_activity_max_bq, activity_gbq * 1e9 / sphere_activity_min_bq)
+
+
+# --- ordering for the treatment time: tolerance, working hours, alternatives -------------
+
+@dataclass(frozen=True)
+class WorkingHours:
+    """Treatment hours of a site, local time of the treatment's time zone; both ends are
+    inside (07:00 and 19:00 are working hours, 19:00:01 is not)."""
+
+    start_min: int
+    end_min: int
+
+    @classmethod
+    def from_texts(cls, start: str, end: str) -> "WorkingHours":
+        def minutes(text: str) -> int:
+            h, m = text.split(":")
+            return int(h) * 60 + int(m)
+        return cls(minutes(start), minutes(end))
+
+    def contains(self, moment: datetime, zone) -> bool:
+        local = moment.astimezone(zone)
+        minutes = local.hour * 60 + local.minute + (local.second + local.microsecond / 1e6) / 60
+        return self.start_min <= minutes <= self.end_min
+
+    def text(self) -> str:
+        return (f"{self.start_min // 60:02d}:{self.start_min % 60:02d}-"
+                f"{self.end_min // 60:02d}:{self.end_min % 60:02d}")
+
+    def day_edges(self, moment: datetime, zone) -> tuple[datetime, datetime]:
+        """The start and end of the working day of ``moment`` (local date in ``zone``)."""
+        local = moment.astimezone(zone)
+        day = datetime(local.year, local.month, local.day, tzinfo=zone)
+        return (day + timedelta(minutes=self.start_min), day + timedelta(minutes=self.end_min))
+
+
+@dataclass(frozen=True)
+class VialOption:
+    """Whole vials of one calibration, infused at ``treatment_time``."""
+
+    kind: str
+    vials_nominal_gbq: tuple[float, ...]
+    calibration_time: datetime
+    treatment_time: datetime
+    activity_at_treatment_gbq: float
+    deviation_fraction: float
+    days_after_calibration: float
+    custom: bool
+
+    def within(self, tolerance: float) -> bool:
+        return abs(self.deviation_fraction) <= tolerance * (1 + 1e-12)
+
+
+@dataclass(frozen=True)
+class WholeVialPlan:
+    """The order for one position: the chosen vials (``None`` when no vial holds the
+    prescription within the tolerance at the planned time), the nearest option at the planned
+    time, the alternatives, and whether the planned time is inside working hours."""
+
+    chosen: VialOption | None
+    nearest: VialOption
+    alternatives: tuple[VialOption, ...]
+    planned_time_in_hours: bool
+    tolerance_fraction: float
+
+
+def _option(kind: str, vials: tuple[float, ...], calibration: datetime, at: datetime,
+            activity_gbq: float, half_life_h: float, custom_sizes: frozenset) -> VialOption:
+    elapsed = hours_between(calibration, at)
+    held = sum(vials) * float(decay_factor(elapsed, half_life_h))
+    return VialOption(kind=kind, vials_nominal_gbq=vials, calibration_time=calibration,
+                      treatment_time=at, activity_at_treatment_gbq=held,
+                      deviation_fraction=held / activity_gbq - 1.0,
+                      days_after_calibration=elapsed / 24.0,
+                      custom=any(v in custom_sizes for v in vials))
+
+
+def _rank(option: VialOption) -> tuple:
+    # fewest vials, then the freshest calibration (an older vial of the same activity
+    # carries several times the spheres: a clinical choice, offered as an alternative),
+    # then the smallest deviation
+    return (len(option.vials_nominal_gbq), -option.calibration_time.timestamp(),
+            abs(option.deviation_fraction))
+
+
+def order_whole_vials(activity_gbq: float, treatment_time: datetime, half_life_h: float,
+                      standard_gbq: Sequence[float], custom_gbq: Sequence[float],
+                      use_custom: bool, calibrations_for, shelf_life_days: float,
+                      tolerance_fraction: float, hours: WorkingHours) -> WholeVialPlan:
+    """Vials whose activity at the planned treatment time is within ``tolerance_fraction``
+    of the prescription, and the alternatives a pharmacy can order instead.
+
+    ``calibrations_for(moment)`` gives the calibrations whose shelf life covers ``moment``.
+    Options at the planned time: one vial of each size, then two vials; the chosen one has
+    the fewest vials, then the freshest calibration, then the smallest deviation.
+    Alternatives, the best of each kind (never outside working hours nor the shelf life):
+    another time within two days at which the vial holds exactly the prescription (or the
+    nearest edge of that working day; the one closest to the planned time), another size (a
+    custom 0.5 GBq step when the case orders standard sizes), two vials, and the same time on
+    the days before and after (when within the tolerance)."""
+    zone = treatment_time.tzinfo
+    sizes = tuple(sorted(set(custom_gbq if use_custom else standard_gbq)))
+    custom_set = frozenset(custom_gbq) - frozenset(standard_gbq)
+    calibrations = calibrations_for(treatment_time)
+    in_hours = hours.contains(treatment_time, zone)
+
+    singles = [_option("planned time", (s,), c, treatment_time, activity_gbq, half_life_h,
+                       custom_set) for c in calibrations for s in sizes]
+    pairs = [_option("two vials", (a, b), c, treatment_time, activity_gbq, half_life_h,
+                     custom_set)
+             for c in calibrations for i, a in enumerate(sizes) for b in sizes[i:]]
+    fitting = [o for o in singles + pairs if o.within(tolerance_fraction)]
+    chosen = min(fitting, key=_rank) if fitting and in_hours else None
+    nearest = chosen or min(singles + pairs, key=lambda o: (abs(o.deviation_fraction),
+                                                          len(o.vials_nominal_gbq)))
+
+    by_kind: dict[str, list[VialOption]] = {}
+    if in_hours:
+        by_kind["another size"] = [replace(o, kind="another size") for o in singles
+                                   if chosen is None or o.vials_nominal_gbq !=
+                                   chosen.vials_nominal_gbq]
+        if not use_custom and custom_set:
+            by_kind["custom activity"] = [
+                _option("custom activity", (s,), c, treatment_time, activity_gbq, half_life_h,
+                        custom_set) for c in calibrations for s in sorted(custom_set)]
+        if not any(o.within(tolerance_fraction) for o in singles):
+            by_kind["two vials"] = [o for o in pairs if chosen is None or o != chosen]
+        for days in (-1, 1, -2, 2):
+            moment = treatment_time + timedelta(days=days)
+            by_kind[f"another day ({days:+d} d)"] = [
+                _option(f"another day ({days:+d} d)", (s,), c, moment, activity_gbq,
+                        half_life_h, custom_set) for c in calibrations_for(moment) for s in sizes]
+    # another time within two days at which the chosen (or nearest) vial holds exactly the
+    # prescription, or the nearest edge of that working day
+    base = chosen if chosen is not None and len(chosen.vials_nominal_gbq) == 1 else \
+        min(singles, key=lambda o: (abs(o.deviation_fraction), -o.calibration_time.timestamp()))
+    if len(base.vials_nominal_gbq) == 1:
+        size = base.vials_nominal_gbq[0]
+        found = []
+        cals = {c for d in (-2, 0, 2) for c in calibrations_for(treatment_time
+                                                                + timedelta(days=d))}
+        for c in sorted(cals):
+            exact = c + timedelta(hours=hours_until_activity(size, activity_gbq, half_life_h))
+            moment = exact
+            if not hours.contains(exact, zone):
+                start, end = hours.day_edges(exact, zone)
+                moment = start if exact < start else end
+            if not timedelta(0) <= moment - c <= timedelta(days=shelf_life_days) \
+                    or abs(moment - treatment_time) > timedelta(days=2) \
+                    or abs((moment - treatment_time).total_seconds()) < 60:
+                continue
+            found.append(_option("another time", (size,), c, moment, activity_gbq,
+                                 half_life_h, custom_set))
+        by_kind["another time"] = found
+    alternatives = []
+    for kind, options in by_kind.items():
+        options = [o for o in options if hours.contains(o.treatment_time, zone)]
+        if not options:
+            continue
+        if kind == "another time":
+            fitting_time = [o for o in options if o.within(tolerance_fraction)]
+            if fitting_time:
+                alternatives.append(min(fitting_time, key=lambda o: abs(
+                    o.treatment_time - treatment_time)))
+            continue
+        best = min(options, key=lambda o: abs(o.deviation_fraction))
+        if kind.startswith("another day") and not best.within(tolerance_fraction):
+            continue
+        alternatives.append(best)
+    ordered = sorted(alternatives, key=lambda o: (not o.within(tolerance_fraction),
+                                                  o.kind.startswith("another day"),
+                                                  abs(o.deviation_fraction)))
+    return WholeVialPlan(chosen=chosen, nearest=nearest, alternatives=tuple(ordered),
+                         planned_time_in_hours=in_hours, tolerance_fraction=tolerance_fraction)
+
+

@@ -114,25 +114,52 @@ def transfer_matrix(counts: np.ndarray, shape_zyx, spacing_mm, psf: PointSpread
     ``shape_zyx`` and ``spacing_mm`` (z, y, x) of the coarse grid; ``psf`` the system's.
     Regions with no fine voxel get a zero row and column (their value is not measurable).
     """
+    return transfer_matrices(counts, shape_zyx, spacing_mm, [psf])[0]
+
+
+def transfer_matrices(counts: np.ndarray, shape_zyx, spacing_mm, psfs
+                      ) -> list[TransferMatrix]:
+    """:func:`transfer_matrix` for several PSFs, sharing the occupancy fractions and each
+    region's bounding box. Each region is blurred inside its box grown by the widest kernel's
+    radius (scipy truncates at 4 sigma): outside it the region's image is exactly zero."""
     counts = np.asarray(counts, dtype=np.float64)
     n_coarse, n_regions = counts.shape
     if n_coarse != int(np.prod(shape_zyx)):
         raise ValueError(f"counts: got {n_coarse} coarse voxels; allowed: the grid's "
                          f"{int(np.prod(shape_zyx))}")
+    shape_zyx = tuple(int(n) for n in shape_zyx)
     occupied = counts.sum(axis=1)
     fractions = np.divide(counts, occupied[:, None], out=np.zeros_like(counts),
                           where=occupied[:, None] > 0)
     n_fine = counts.sum(axis=0)
-    w = np.zeros((n_regions, n_regions))
-    for j in range(n_regions):
-        if n_fine[j] == 0:
-            continue
-        image = blur(fractions[:, j].reshape(shape_zyx), spacing_mm, psf).ravel()
-        w[:, j] = counts.T @ image
-    w = np.divide(w, n_fine[:, None], out=np.zeros_like(w), where=n_fine[:, None] > 0)
-    used = n_fine > 0
-    cond = float(np.linalg.cond(w[np.ix_(used, used)])) if used.any() else float("inf")
-    return TransferMatrix(w, n_fine, cond)
+    grid = fractions.reshape(*shape_zyx, n_regions)
+    counts_grid = counts.reshape(*shape_zyx, n_regions)
+    spans = []
+    for axis in range(3):
+        others = tuple(a for a in range(4) if a not in (axis, 3))
+        present = grid.any(axis=others)            # (n_axis, R)
+        spans.append(present)
+    out = []
+    for psf in psfs:
+        reach = [max((int(4.0 * f * FWHM_TO_SIGMA / s + 0.5) for _, f in psf.components),
+                     default=0) + 1 for s in spacing_mm]
+        w = np.zeros((n_regions, n_regions))
+        for j in range(n_regions):
+            if n_fine[j] == 0:
+                continue
+            box = []
+            for axis in range(3):
+                idx = np.flatnonzero(spans[axis][:, j])
+                box.append(slice(max(int(idx[0]) - reach[axis], 0),
+                                 min(int(idx[-1]) + reach[axis] + 1, shape_zyx[axis])))
+            box = tuple(box)
+            image = blur(grid[box + (j,)], spacing_mm, psf)
+            w[:, j] = counts_grid[box].reshape(-1, n_regions).T @ image.ravel()
+        w = np.divide(w, n_fine[:, None], out=np.zeros_like(w), where=n_fine[:, None] > 0)
+        used = n_fine > 0
+        cond = float(np.linalg.cond(w[np.ix_(used, used)])) if used.any() else float("inf")
+        out.append(TransferMatrix(w, n_fine, cond))
+    return out
 
 
 def region_means(counts: np.ndarray, image: np.ndarray) -> np.ndarray:

@@ -1,7 +1,9 @@
 """Activity prescription per injection position under product limits.
 
 Each position has a goal (a dose to reach or an explicit activity). The goal activity
-is capped by the normal-liver limit of the position. Shared limits bound a dose that all
+is capped by the normal-liver limit of the position and by its own caps (hard limits on the
+perfused volume or the normal perfused liver of that position, e.g. a site's promoted
+recommendation). Shared limits bound a dose that all
 positions add to: the lung (per treatment and cumulative with earlier treatments), the whole
 liver and the whole normal liver. When one binds, every non-explicit position is scaled by
 the same factor, the smallest that any shared limit needs.
@@ -29,13 +31,23 @@ LIMIT_RTOL = 1e-9
 
 
 @dataclass(frozen=True)
+class PositionCap:
+    """A hard limit on a dose of one position: ``gy_per_gbq * A <= limit_gy``."""
+
+    name: str
+    gy_per_gbq: float
+    limit_gy: float
+
+
+@dataclass(frozen=True)
 class PositionProblem:
-    """One injection position: its goal and its dose per GBq."""
+    """One injection position: its goal, its dose per GBq and its own caps."""
 
     name: str
     goal_kind: str
     goal_value: float | None
     dose_per_gbq: DosePerActivity
+    caps: tuple[PositionCap, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -173,19 +185,22 @@ def solve(problems: Sequence[PositionProblem], lung_gy_per_gbq: float, limits: D
             activities.append(goal)
             limited_by.append(LIMITED_BY_GOAL)
             continue
-        cap = math.inf
+        cap, cap_name = math.inf, LIMITED_BY_NORMAL
         if limits.normal_liver_gy is not None:
             cap = limits.normal_liver_gy / problem.dose_per_gbq.normal_gy_per_gbq
+        for own in problem.caps:
+            if own.gy_per_gbq > 0 and own.limit_gy / own.gy_per_gbq < cap:
+                cap, cap_name = own.limit_gy / own.gy_per_gbq, own.name
         if cap < goal:
             activities.append(cap)
-            limited_by.append(LIMITED_BY_NORMAL)
+            limited_by.append(cap_name)
         else:
             activities.append(goal)
             limited_by.append(LIMITED_BY_GOAL)
     for problem, activity in zip(problems, activities):
         if not math.isfinite(activity):
-            raise ValueError(f"position {problem.name!r}: goal 'maximum' needs a normal-liver "
-                             "limit, and none applies")
+            raise ValueError(f"position {problem.name!r}: goal 'maximum' needs a hard limit "
+                             "on the position's dose, and none applies")
 
     all_shared = lung_shared_limits(n, lung_gy_per_gbq, limits, prior_lung_dose_gy) \
         + list(shared)
@@ -200,14 +215,17 @@ def solve(problems: Sequence[PositionProblem], lung_gy_per_gbq: float, limits: D
     for problem, activity, bound in zip(problems, activities, limited_by):
         d = problem.dose_per_gbq
         normal = activity * d.normal_gy_per_gbq
-        violations = ()
+        violations = []
         if _exceeds(normal, limits.normal_liver_gy):
-            violations = (Violation(LIMITED_BY_NORMAL, normal, limits.normal_liver_gy),)
+            violations.append(Violation(LIMITED_BY_NORMAL, normal, limits.normal_liver_gy))
+        for own in problem.caps:
+            if _exceeds(activity * own.gy_per_gbq, own.limit_gy):
+                violations.append(Violation(own.name, activity * own.gy_per_gbq, own.limit_gy))
         solutions.append(PositionSolution(
             name=problem.name, activity_gbq=activity, normal_dose_gy=normal,
             perfused_dose_gy=activity * d.perfused_gy_per_gbq,
             tumour_doses_gy=tuple(activity * t for t in d.tumour_gy_per_gbq),
-            limited_by=bound, violations=violations))
+            limited_by=bound, violations=tuple(violations)))
 
     total = sum(activities)
     lung = total * lung_gy_per_gbq

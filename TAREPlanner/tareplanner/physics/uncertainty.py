@@ -21,7 +21,13 @@ Inputs and their model (relative standard uncertainties are fractions; one sampl
 - ``volume <structure>``: a boundary shift s ~ U(-1, 1) voxel of ``boundary_mm`` changes the
   volume by s * boundary_mm * area, area that of the sphere of the same volume
   ((36 pi V^2)^(1/3));
-- ``lung mass``: m ~ N(m, u_m * m).
+- ``lung mass``: m ~ N(m, u_m * m);
+- ``resolution fwhm``: the FWHM of the emission image's resolution, uniform over the
+  assumed range (no calibration) or normal with the calibration's standard uncertainty. The
+  partial-volume correction was computed at a few FWHMs (the measurement's sensitivity
+  table); each sample's TNRs and LSF are the corrected values interpolated (linearly) at its
+  FWHM, relative to the nominal one, times the residual factors above: one FWHM per sample
+  moves every TNR and the LSF together, as a wrong resolution does.
 """
 
 from __future__ import annotations
@@ -56,6 +62,29 @@ class PositionInput:
 
 
 @dataclass(frozen=True)
+class ResolutionInput:
+    """The corrected TNRs and LSF at a few FWHMs, and the FWHM's distribution."""
+
+    fwhm_mm: float
+    grid_fwhm_mm: tuple[float, ...]
+    tnr: Mapping[str, tuple[float, ...]]
+    lsf: tuple[float, ...] | None
+    distribution: str          # "uniform" (half_range_mm) or "normal" (sd_mm)
+    spread_mm: float
+
+    def sample(self, rng, n: int) -> np.ndarray:
+        if self.distribution == "uniform":
+            return self.fwhm_mm + self.spread_mm * rng.uniform(-1.0, 1.0, n)
+        return self.fwhm_mm + self.spread_mm * rng.standard_normal(n)
+
+    def factor(self, values, fwhm: np.ndarray) -> np.ndarray:
+        """Value at ``fwhm`` over the value at the nominal FWHM (flat beyond the grid)."""
+        grid = np.asarray(self.grid_fwhm_mm)
+        v = np.asarray(values, dtype=float)
+        return np.interp(fwhm, grid, v) / float(np.interp(self.fwhm_mm, grid, v))
+
+
+@dataclass(frozen=True)
 class PlanInputs:
     """The nominal plan and the standard uncertainty of each input."""
 
@@ -74,6 +103,7 @@ class PlanInputs:
     positions: tuple[PositionInput, ...]
     whole_liver_volume_ml: float | None = None
     whole_liver_tumour_volume_ml: float | None = None
+    resolution: ResolutionInput | None = None
 
 
 @dataclass(frozen=True)
@@ -99,7 +129,8 @@ def _volume_samples(volume_ml, boundary_mm, shift):
 
 def nominal_samples(inputs: PlanInputs) -> dict[str, np.ndarray]:
     """The nominal value of every input, as one-sample arrays (same keys as sample_inputs)."""
-    zero = PlanInputs(**{**inputs.__dict__, "calibrator_relative_sd": 0.0, "residual_sd": 0.0,
+    zero = PlanInputs(**{**inputs.__dict__, "resolution": None,
+                         "calibrator_relative_sd": 0.0, "residual_sd": 0.0,
                          "lsf_relative_sd": 0.0, "lung_mass_relative_sd": 0.0,
                          "boundary_mm": 0.0, "positions": tuple(
                              PositionInput(**{**p.__dict__, "tumours": tuple(
@@ -117,6 +148,14 @@ def sample_inputs(inputs: PlanInputs, n: int, seed: int) -> dict[str, np.ndarray
                             * rng.standard_normal(n), 0.0, 0.999)
     s["lsf"] = np.clip(inputs.lung_shunt_fraction * (1.0 + inputs.lsf_relative_sd
                                                      * rng.standard_normal(n)), 0.0, 0.999)
+    res = inputs.resolution
+    fwhm = None
+    if res is not None:
+        # drawn from its own stream, so that the other inputs' samples stay as they were
+        fwhm = res.sample(np.random.default_rng([seed, 18]), n)
+        s["resolution fwhm"] = fwhm
+        if res.lsf is not None:
+            s["lsf"] = np.clip(s["lsf"] * res.factor(res.lsf, fwhm), 0.0, 0.999)
     s["lung mass"] = inputs.lung_mass_kg * np.maximum(
         1.0 + inputs.lung_mass_relative_sd * rng.standard_normal(n), 0.05)
     for pos in inputs.positions:
@@ -128,6 +167,8 @@ def sample_inputs(inputs: PlanInputs, n: int, seed: int) -> dict[str, np.ndarray
             if t.tnr is not None and inputs.partition:
                 s[f"tnr {t.name}"] = t.tnr * np.maximum(
                     1.0 + t.tnr_relative_sd * rng.standard_normal(n), 0.01)
+                if fwhm is not None and t.name in res.tnr:
+                    s[f"tnr {t.name}"] = s[f"tnr {t.name}"] * res.factor(res.tnr[t.name], fwhm)
     if inputs.whole_liver_volume_ml is not None:
         s["volume whole liver"] = _volume_samples(inputs.whole_liver_volume_ml,
                                                   inputs.boundary_mm, rng.uniform(-1, 1, n))

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
 from .. import catalogue
+from ..guidelines import Scenario, parse_scenario
 from ..errors import (FieldValueError, MissingFieldError, SchemaError, UnknownNameError,
                       UnsupportedMethodError)
 from ..physics.lung_shunt import lsf_planar_geometric_mean
@@ -31,7 +33,8 @@ CASE_FIELDS = ("schema", "case_id", "product", "method", "tissue_density_g_per_m
                "lung_shunt_fraction", "lsf_method", "planar_counts", "lung_mass_kg",
                "lung_mass_source", "lung_mass_ct_kg", "prior_lung_dose_gy", "residual_fraction", "liver_compromised", "patient",
                "whole_liver_volume_ml", "whole_liver_tumour_volume_ml", "treatment_time",
-               "ordering", "positions", "notes", "measurement", "uncertainty", "study")
+               "ordering", "positions", "notes", "measurement", "uncertainty", "study",
+               "scenario")
 #: Where the lung mass comes from: a CT densitovolumetric measurement, a value entered by
 #: hand, or the 1 kg convention of the package inserts (chosen explicitly, or by default
 #: when the case holds no lung mass).
@@ -103,7 +106,12 @@ class Case:
     positions: tuple[Position, ...]
     document: Mapping[str, Any]
     measurement_warnings: tuple[dict, ...] = ()
+    #: the emission image's resolution the measured values were corrected with
+    #: (fwhm_mm, assumed, source, chosen_by); None for a case not measured from images
+    resolution: Mapping[str, Any] | None = None
     uncertainty: Mapping[str, Any] | None = None
+    #: Treatment intent, histology and liver function (None: no scenario given).
+    scenario: Scenario | None = None
 
     @property
     def input_sha256(self) -> str:
@@ -190,7 +198,7 @@ def _lung_mass(doc: Mapping[str, Any]) -> dict:
 
 UNCERTAINTY_FIELDS = ("calibrator_relative_sd", "residual_sd", "lsf_relative_sd",
                       "tnr_relative_sd", "boundary_mm", "lung_mass_relative_sd", "samples",
-                      "seed", "exceedance_probability")
+                      "seed", "exceedance_probability", "resolution")
 
 
 def _uncertainty(doc: Mapping[str, Any], positions: tuple[Position, ...]) -> dict | None:
@@ -231,6 +239,50 @@ def _uncertainty(doc: Mapping[str, Any], positions: tuple[Position, ...]) -> dic
                exclusive_maximum=1)
     if p is not None:
         out["exceedance_probability"] = p
+    if obj.get("resolution") is not None:
+        out["resolution"] = _resolution_sensitivity(obj["resolution"], positions)
+    return out
+
+
+def _resolution_sensitivity(raw, positions) -> dict:
+    """uncertainty.resolution: the corrected TNRs and LSF at a few FWHMs of the emission
+    image's resolution, and the distribution of that FWHM (uniform half range or normal sd)."""
+    where = "uncertainty.resolution"
+    obj = require_object(raw, where)
+    check_keys(obj, where, ("fwhm_mm", "grid_fwhm_mm", "tnr", "lsf", "distribution",
+                            "half_range_mm", "sd_mm", "source", "assumed"))
+    grid = obj.get("grid_fwhm_mm")
+    if (not isinstance(grid, list) or len(grid) < 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                       and math.isfinite(v) and v > 0 for v in grid)
+            or any(b < a for a, b in zip(grid, grid[1:]))):
+        raise FieldValueError(f"{where}.grid_fwhm_mm", grid,
+                              "a list of two or more FWHMs > 0 mm in increasing order")
+
+    def values(v, field, upper):
+        if (not isinstance(v, list) or len(v) != len(grid)
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                           and math.isfinite(x) and 0 < x < upper for x in v)):
+            raise FieldValueError(field, v, f"{len(grid)} finite values > 0 and < {upper:g}, "
+                                  "one per FWHM of grid_fwhm_mm")
+        return [float(x) for x in v]
+    out = {"fwhm_mm": number(obj, "fwhm_mm", where, exclusive_minimum=0, maximum=400),
+           "grid_fwhm_mm": [float(v) for v in grid]}
+    distribution = obj.get("distribution")
+    if distribution == "uniform":
+        out["half_range_mm"] = number(obj, "half_range_mm", where, minimum=0, maximum=100)
+    elif distribution == "normal":
+        out["sd_mm"] = number(obj, "sd_mm", where, minimum=0, maximum=100)
+    else:
+        raise FieldValueError(f"{where}.distribution", distribution, "uniform or normal")
+    out["distribution"] = distribution
+    tnr = require_object(obj.get("tnr") or {}, f"{where}.tnr")
+    check_keys(tnr, f"{where}.tnr", [t.name for p in positions for t in p.tumours])
+    out["tnr"] = {k: values(v, f"{where}.tnr.{k}", 1e6) for k, v in tnr.items()}
+    if obj.get("lsf") is not None:
+        out["lsf"] = values(obj["lsf"], f"{where}.lsf", 1.0)
+    out["source"] = str(obj.get("source", ""))
+    out["assumed"] = bool(obj.get("assumed", False))
     return out
 
 
@@ -310,7 +362,7 @@ def parse_case(document: Any) -> Case:
     check_keys(ordering_raw, "ordering", ("therasphere_vials", "vial_calibration_time"))
     ordering = Ordering(
         therasphere_vials=string(ordering_raw, "therasphere_vials", "ordering",
-                                 default="standard", choices=("standard", "custom")),
+                                 default="custom", choices=("standard", "custom")),
         vial_calibration_time=timestamp(ordering_raw, "vial_calibration_time", "ordering",
                                         required=False))
 
@@ -325,7 +377,13 @@ def parse_case(document: Any) -> Case:
         raise FieldValueError("positions", names, "unique position names")
 
     measurement = require_object(doc.get("measurement") or {}, "measurement")
-    check_keys(measurement, "measurement", ("file", "sha256", "warnings", "manual_entries"))
+    check_keys(measurement, "measurement", ("file", "sha256", "warnings", "manual_entries",
+                                            "resolution"))
+    resolution = measurement.get("resolution")
+    if resolution is not None:
+        resolution = require_object(resolution, "measurement.resolution")
+        number(resolution, "fwhm_mm", "measurement.resolution", exclusive_minimum=0,
+               maximum=400)
     manual = measurement.get("manual_entries", [])
     if not isinstance(manual, list) or not all(
             isinstance(e, dict) and isinstance(e.get("quantity"), str)
@@ -340,9 +398,12 @@ def parse_case(document: Any) -> Case:
         raise FieldValueError("measurement.warnings", measurement_warnings,
                               "a list of {code, message} objects")
 
+    liver_compromised = boolean(doc, "liver_compromised", "", default=False)
     return Case(
+        scenario=parse_scenario(doc.get("scenario"), liver_compromised),
         uncertainty=_uncertainty(doc, positions),
         measurement_warnings=tuple(measurement_warnings),
+        resolution=resolution,
         case_id=name_value(doc, "case_id", "", default=None),
         product=product_key, method=method,
         tissue_density_g_per_ml=number(doc, "tissue_density_g_per_ml", "", default=1.03,
@@ -352,7 +413,7 @@ def parse_case(document: Any) -> Case:
         prior_lung_dose_gy=number(doc, "prior_lung_dose_gy", "", default=0.0, minimum=0),
         residual_fraction=number(doc, "residual_fraction", "", default=0.0, minimum=0,
                                  exclusive_maximum=1),
-        liver_compromised=boolean(doc, "liver_compromised", "", default=False),
+        liver_compromised=liver_compromised,
         patient=patient, whole_liver_volume_ml=whole_liver,
         whole_liver_tumour_volume_ml=whole_tumour,
         treatment_time=timestamp(doc, "treatment_time", "", required=False),

@@ -93,6 +93,8 @@ def plan_summary(record: dict) -> str:
                  f"residual {record['residual_fraction']:.1%}; density "
                  f"{record['tissue_density_g_per_ml']} g/mL")
     lines.append(f"lung mass {lung_mass_text(record)}")
+    if (resolution := resolution_text(record)) is not None:
+        lines.append(f"resolution {resolution} (partial-volume correction of TNR and LSF)")
     lim = record["limits"]
     normal_key = lim["applied_normal_liver"]
     lines.append(f"limits   normal liver {_fmt(lim[normal_key]['value'], 'g')} Gy, lung "
@@ -122,26 +124,10 @@ def plan_summary(record: dict) -> str:
                  f"{record['lung_dose_cumulative_gy']:.2f} Gy)")
     lines.append(whole_liver_text(record))
     lines += uncertainty_lines(record)
+    lines += guideline_lines(record)
     from .response_record import response_lines
     lines += response_lines(record)
-    ordering = record["ordering"]
-    lines.append(f"ordering ({ordering['kind']}):")
-    for entry in ordering["positions"]:
-        if "vials_nominal_gbq" in entry:
-            vials = " + ".join(f"{v:g}" for v in entry["vials_nominal_gbq"])
-            lines.append(f"    {entry['name']}: vial {vials} GBq calibrated "
-                         f"{entry['calibration_time']}, {entry['activity_at_treatment_gbq']:.2f} "
-                         f"GBq at treatment (+{entry['excess_fraction']:.1%}); holds the "
-                         f"prescription at {entry['prescribed_activity_time']}")
-        elif "volume_ml" in entry:
-            lines.append(f"    {entry['name']}: draw {entry['volume_ml']:.2f} mL "
-                         f"({entry['fraction_of_vial']:.1%} of a vial holding "
-                         f"{entry['vial_activity_at_treatment_gbq']:.2f} GBq at treatment)")
-        elif "calibration_time" in entry:
-            lines.append(f"    {entry['name']}: order {entry['activity_gbq']:.3f} GBq calibrated "
-                         f"for {entry['calibration_time']}")
-        else:
-            lines.append(f"    {entry['name']}: {entry['activity_gbq']:.3f} GBq")
+    lines += ordering_lines(record)
     if record["violations"] or any(p["violations"] for p in record["positions"]):
         lines.append("VIOLATIONS:")
         for pos in record["positions"]:
@@ -199,6 +185,22 @@ def uncertainty_lines(record: dict) -> list[str]:
     return lines
 
 
+def resolution_text(record: dict) -> str | None:
+    """The emission image's resolution the TNRs and LSF were corrected with: assumed (the
+    default, its value and source) or calibrated (camera file); None without one."""
+    res = ((record.get("case") or {}).get("measurement") or {}).get("resolution")
+    if not res:
+        return None
+    unc = ((record.get("case") or {}).get("uncertainty") or {}).get("resolution") or {}
+    spread = (f"; +/- {unc['half_range_mm']:g} mm in the uncertainty"
+              if "half_range_mm" in unc else
+              f"; sd {unc['sd_mm']:.2f} mm in the uncertainty" if "sd_mm" in unc else "")
+    if res.get("assumed"):
+        return (f"ASSUMED {res['fwhm_mm']:g} mm FWHM ({res.get('chosen_by')}; not measured "
+                f"for this camera{spread})")
+    return f"{res['fwhm_mm']:.3g} mm FWHM ({res.get('chosen_by')}{spread})"
+
+
 def lung_mass_text(record: dict) -> str:
     """The lung mass of a plan and where it came from, in words."""
     mass = record.get("lung_mass")
@@ -219,7 +221,8 @@ def _whole_liver_parts(record: dict) -> tuple[str, str] | str:
 
     def against(dose, limit):
         return f"{dose:.1f} Gy" + (f" (limit {limit['value']:g} Gy)"
-                                   if limit["value"] is not None else " (no limit)")
+                                   if limit["value"] is not None else
+                                   " (no hard limit; see the guideline check)")
     return (against(whole["whole_liver_dose_gy"], lim["whole_liver_gy"]),
             against(whole["whole_normal_liver_dose_gy"], lim[whole["applied_whole_normal_liver"]]))
 
@@ -251,7 +254,10 @@ def measurement_summary(measurement: dict) -> str:
     if pvc["applied"]:
         res = pvc.get("resolution", {})
         head = (f"partial-volume corrected (geometric transfer matrix), SPECT resolution "
-                f"{pvc['fwhm_mm']:g} mm FWHM ({res.get('chosen_by', 'given')})")
+                + ("ASSUMED " if pvc.get("assumed") else "")
+                + f"{pvc['fwhm_mm']:g} mm FWHM ({res.get('chosen_by', 'given')})"
+                + ("; not measured for this camera: calibrate it (tareplanner calibrate)"
+                   if pvc.get("assumed") else ""))
         lsf_note = f"; uncorrected {raw['lung_shunt_fraction']:.2%}"
     else:
         head, lsf_note = "not corrected for partial volume", ""
@@ -281,3 +287,95 @@ def measurement_summary(measurement: dict) -> str:
     for w in measurement["warnings"]:
         lines.append(f"warning [{w['code']}] {w['message']}")
     return "\n".join(lines) + "\n"
+
+
+def _value_text(value, unit: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1%}" if unit == "fraction" else f"{value:.1f} {unit}"
+
+
+def guideline_lines(record: dict) -> list[str]:
+    """The guideline check: the scenario, every applicable row with the plan's value, met or
+    not and by how much, its kind, source and level of evidence; the goal suggestions and
+    the site's changes."""
+    check = record.get("guideline_check")
+    if not check:
+        return []
+    s = check.get("scenario")
+    if s:
+        bili = ("not given" if s["bilirubin_mg_dl"] is None
+                else f"{s['bilirubin_mg_dl']:g} mg/dL")
+        head = (f"guideline check ({s['intent']}, {s['histology']}, bilirubin {bili}, "
+                f"compromised liver {'yes' if s['liver_compromised'] else 'no'}, prior "
+                f"treatment {'yes' if s['prior_treatment'] else 'no'}):")
+    else:
+        head = ("guideline check (NO SCENARIO GIVEN: hard limits and the recommendations "
+                "of every scenario only):")
+    lines = [head]
+    for c in check["rows"]:
+        status = c["status"].upper() if c["status"] == "not met" else c["status"]
+        by = "" if c["margin"] is None else (
+            f" by {abs(c['margin']):.1%}" if c["unit"] == "fraction"
+            else f" by {abs(c['margin']):.1f} {c['unit']}")
+        kind = "HARD" if c["kind"] == "hard" else "rec."
+        lines.append(f"    {kind:<4} {c['where'][:22]:<22} {c['quantity_label'][:22]:<22} "
+                     f"{_value_text(c['plan_value'], c['unit']):>10} vs {c['threshold']:<14} "
+                     f"{status}{by}" + (f" ({c['reason']})" if c.get("reason") else ""))
+        lines.append(f"         {c['source']}; LOE {c['loe']}"
+                     + (f"; {_site_text(c['site_change'])}" if c.get("site_change") else ""))
+    for g in check.get("suggestions", []):
+        (kind, value), = g["goal"].items()
+        lines.append(f"    goal suggestion: {kind} {value:g} ({g['printed']}"
+                     + (f"; {g['condition']}" if g.get("condition") else "")
+                     + f"; {g['source']}, LOE {g['loe']})")
+    for change in check.get("site_changes", []):
+        lines.append(f"    site change {change['row']}: {_site_text(change)}")
+    return lines
+
+
+def _site_text(change: dict) -> str:
+    parts = []
+    if "value_to" in change:
+        parts.append(f"value {change['value_from']:g} -> {change['value_to']:g} "
+                     f"({change['value_reason']})")
+    if "kind_to" in change:
+        parts.append(f"promoted to a hard limit ({change['promote_reason']})")
+    return "site " + "; ".join(parts)
+
+
+def ordering_lines(record: dict) -> list[str]:
+    """What to order for each position, in words a pharmacy can act on."""
+    ordering = record["ordering"]
+    lines = [f"ordering ({ordering['kind']}" + (
+        f"; tolerance ±{ordering['activity_tolerance_fraction'] * 100:g} %, working hours "
+        f"{ordering['working_hours']}" if "working_hours" in ordering else "") + "):"]
+    for entry in ordering["positions"]:
+        if "vials_nominal_gbq" in entry:
+            vials = " + ".join(f"{v:g}" for v in entry["vials_nominal_gbq"])
+            fits = entry.get("within_tolerance", True)
+            lines.append(f"    {entry['name']}: {'ORDER' if fits else 'NO VIAL FITS; nearest'} "
+                         f"{vials} GBq vial{'s' if len(entry['vials_nominal_gbq']) > 1 else ''} "
+                         f"calibrated {entry['calibration_time']}: "
+                         f"{entry['activity_at_treatment_gbq']:.3f} GBq at treatment "
+                         f"({entry.get('deviation_fraction', entry.get('excess_fraction')):+.1%} "
+                         f"of {entry['activity_gbq']:.3f} GBq)"
+                         + (f"; holds the prescription exactly at "
+                            f"{entry['prescribed_activity_time']}"
+                            if entry.get("prescribed_activity_time") else ""))
+            for alt in entry.get("alternatives", [])[:4]:
+                alt_vials = " + ".join(f"{v:g}" for v in alt["vials_nominal_gbq"])
+                lines.append(f"        or ({alt['kind']}): {alt_vials} GBq calibrated "
+                             f"{alt['calibration_time'][:10]}, treat at {alt['treatment_time']}: "
+                             f"{alt['activity_at_treatment_gbq']:.3f} GBq "
+                             f"({alt['deviation_fraction']:+.1%})")
+        elif "volume_ml" in entry:
+            lines.append(f"    {entry['name']}: draw {entry['volume_ml']:.2f} mL "
+                         f"({entry['fraction_of_vial']:.1%} of a vial holding "
+                         f"{entry['vial_activity_at_treatment_gbq']:.2f} GBq at treatment)")
+        elif "calibration_time" in entry:
+            lines.append(f"    {entry['name']}: order {entry['activity_gbq']:.3f} GBq calibrated "
+                         f"for {entry['calibration_time']}")
+        else:
+            lines.append(f"    {entry['name']}: {entry['activity_gbq']:.3f} GBq")
+    return lines

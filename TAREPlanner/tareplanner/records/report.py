@@ -15,7 +15,8 @@ from pathlib import Path
 
 from .atomic import atomic_path
 from .identity import printable, report_identity
-from .plan_text import limited_by_text, lung_mass_text, uncertainty_lines, whole_liver_text
+from .plan_text import (guideline_lines, limited_by_text, lung_mass_text, resolution_text,
+                        uncertainty_lines, whole_liver_text)
 from . import report_tables as tables
 from .report_figures import (PATIENT_AXIS_LETTERS, _dvh_page, draw_dvh,  # noqa: F401
                              isodose_figure, structure_colours)
@@ -49,6 +50,7 @@ def plan_lines(record: dict) -> list[str]:
         f"LSF {record['lung_shunt_fraction']:.2%} measured by {record['lsf_method']}; residual "
         f"{record['residual_fraction']:.1%}; tissue density {record['tissue_density_g_per_ml']} g/mL",
         f"Lung mass {lung_mass_text(record)}",
+        *([f"Imaging resolution {text}"] if (text := resolution_text(record)) else []),
         f"Limits: normal liver {normal['value']} Gy ({lim['applied_normal_liver']}), lung "
         f"{lim['lung_single_gy']['value']} Gy / {lim['lung_cumulative_gy']['value']} Gy cumulative",
         f"  [{record['limits_source']}]",
@@ -75,6 +77,9 @@ def plan_lines(record: dict) -> list[str]:
               *(["## Uncertainty"] + [line.strip() if not line.startswith("    ") else line[2:]
                                       for line in uncertainty_lines(record)] + [""]
                 if record.get("uncertainty") else []),
+              *(["## Guideline check"] + [line[4:] if line.startswith("    ") else line
+                                          for line in guideline_lines(record)[1:]] + [""]
+                if record.get("guideline_check") else []),
               "## Ordering and dispensing", f"kind: {record['ordering']['kind']}"]
     columns, rows, _, _ = tables.ordering_table(record)
     lines += ["  " + "; ".join(f"{c} {v}" for c, v in zip(columns, row) if v) for row in rows]
@@ -90,6 +95,39 @@ def plan_lines(record: dict) -> list[str]:
     lines += ["", "## Sign-off", "Planned by: ______________________   date: __________",
               "Checked by (medical physicist): ______________________   date: __________"]
     return lines
+
+
+def _outside_lines(check: dict) -> list[str]:
+    if check.get("outside_liver_and_lungs_gbq") is None:
+        return []
+    corrected = check.get("outside_liver_and_lungs_fraction_corrected")
+    fraction = check.get("outside_liver_and_lungs_fraction")
+    return [f"outside liver and lungs {check['outside_liver_and_lungs_gbq']:.3f} GBq "
+            + (f"({fraction:.1%} of the image as imaged" if fraction is not None else
+               "(the image holds no positive activity")
+            + (f"; {corrected:.1%} after the partial-volume correction" if corrected
+               is not None else "")
+            + (f"; warned above {check['outside_warning_fraction']:.0%} after the correction)"
+               if corrected is not None else "; not corrected, not compared)")]
+
+
+def post_pvc_lines(post: dict) -> list[str]:
+    """What the partial-volume correction of the post-treatment image corrects, and not."""
+    pvc = post.get("partial_volume_correction")
+    if not pvc:
+        return []
+    if not pvc.get("applied"):
+        return ["## Partial-volume correction of the post-treatment image",
+                f"not applied ({pvc.get('reason', '')})", ""]
+    res = pvc["resolution"]
+    return ["## Partial-volume correction of the post-treatment image",
+            f"resolution {'ASSUMED ' if pvc.get('assumed') else ''}{pvc['fwhm_mm']:g} mm "
+            f"FWHM ({res.get('chosen_by')})",
+            f"corrected: {pvc['corrected']}",
+            f"not corrected: {pvc['not_corrected']}",
+            "mean dose (Gy) as imaged -> corrected: " + "; ".join(
+                f"{n} {v['uncorrected_gy']:.1f} -> {v['corrected_gy']:.1f}"
+                for n, v in pvc.get("mean_dose_gy", {}).items()), ""]
 
 
 def verification_lines(dose_record: dict) -> list[str]:
@@ -115,9 +153,11 @@ def verification_lines(dose_record: dict) -> list[str]:
                 "(resolution spill-out at their edges, or extrahepatic deposition) adds to no "
                 "structure's dose",
                 f"  [tolerance: {check['tolerance_source']}]"]
+            lines += _outside_lines(check)
         else:
             lines.append(check.get("reason", "not applicable"))
         lines.append("")
+    lines += post_pvc_lines(post)
     warnings = dose_record.get("warnings") or []
     lines.append("## Dosimetry warnings")
     lines += [f"  [{w['code']}] {w['message']}" for w in warnings] or ["  none"]
@@ -163,6 +203,12 @@ def _plan_pages(doc: Document, record: dict) -> None:
     _table(doc, tables.warnings_table(record["warnings"]))
     doc.heading("Limits applied and their sources")
     _table(doc, tables.limits_table(record), size=7)
+    if record.get("guideline_check"):
+        doc.heading("Guideline check")
+        doc.paragraph(tables.scenario_text(record), size=7.5)
+        _table(doc, tables.guideline_table(record), size=6.5)
+        for line in tables.site_change_lines(record):
+            doc.paragraph(line, size=7.5)
     if record.get("uncertainty"):
         u = record["uncertainty"]
         doc.heading("Uncertainty")
@@ -295,7 +341,9 @@ def _dosimetry_pages(doc: Document, dose_dir: Path, dose_record: dict,
         if goals[1]:
             _table(doc, goals)
     if "comparison" in dose_record:
-        doc.heading("Delivered against planned (mean dose)")
+        pvc = (dose_record.get("post_treatment") or {}).get("partial_volume_correction") or {}
+        doc.heading("Delivered against planned (mean dose" + (
+            "; delivered: partial-volume corrected" if pvc.get("applied") else "") + ")")
         _table(doc, tables.comparison_table(dose_record))
     _verification(doc, dose_record)
 
@@ -319,11 +367,19 @@ def _verification(doc: Document, dose_record: dict) -> None:
                 ("Inside liver and lungs", f"{check['inside_liver_and_lungs_gbq']:.3f} GBq"
                                            + (f" ({inside:.1%} of the image)" if inside
                                               is not None else "")),
-                ("Tolerance source", check["tolerance_source"])])
+                ("Tolerance source", check["tolerance_source"])]
+                + [("Outside liver and lungs", line.split("outside liver and lungs ", 1)[1])
+                   for line in _outside_lines(check)])
         else:
             doc.paragraph(check.get("reason", "not applicable"))
     if dose_record.get("lung_criterion"):
         doc.pairs(_lung_criterion_pair(dose_record))
+    pvc_lines = post_pvc_lines(post)
+    if pvc_lines:
+        doc.heading(pvc_lines[0].lstrip("# "), size=9.5)
+        for text in pvc_lines[1:]:
+            if text:
+                doc.paragraph(text, size=7.5)
     doc.heading("Dosimetry warnings", size=9.5)
     _table(doc, tables.warnings_table(dose_record.get("warnings") or []))
     why = (dose_record.get("predictive") or {}).get("voxel_versus_partition")

@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import datetime, timezone, tzinfo
 
 from .identity import printable
-from .plan_text import LIMITS, binding_limits, limit_dose, lung_mass_text, whole_liver_doses
+from .plan_text import (LIMITS, binding_limits, limit_dose, lung_mass_text, resolution_text,
+                        whole_liver_doses)
 
 LIMIT_CODES = {code for code, _, _ in LIMITS}
 
@@ -202,6 +203,7 @@ def overview_pairs(record: dict) -> list[tuple[str, str]]:
         ("Residual, density", f"residual {record['residual_fraction']:.1%}; tissue density "
                               f"{record['tissue_density_g_per_ml']} g/mL"),
         ("Lung mass", lung_mass_text(record)),
+        *([("Imaging resolution", text)] if (text := resolution_text(record)) else []),
         ("Total activity", f"{record['total_activity_gbq']:.3f} GBq"),
         ("Lung dose", f"{record['lung_dose_gy']:.2f} Gy (cumulative "
                       f"{record['lung_dose_cumulative_gy']:.2f} Gy; limits "
@@ -296,7 +298,19 @@ def ordering_table(record: dict):
         if "vials_nominal_gbq" in e:
             order = " + ".join(f"{v:g}" for v in e["vials_nominal_gbq"]) + " GBq vial"
             at = f"{e['activity_at_treatment_gbq']:.3f}"
-            notes.append(f"{e['excess_fraction']:+.1%} above the prescription at treatment")
+            deviation = e.get("deviation_fraction", e.get("excess_fraction"))
+            if e.get("within_tolerance") is False:
+                order = "NO VIAL FITS (nearest " + order + ")"
+            notes.append(f"{deviation:+.1%} of the prescription at treatment"
+                         + (f" (tolerance ±{ordering['activity_tolerance_fraction'] * 100:g} %, "
+                            f"hours {ordering['working_hours']})"
+                            if "working_hours" in ordering else ""))
+            for alt in e.get("alternatives", [])[:3]:
+                notes.append(f"or {alt['kind']}: "
+                             + " + ".join(f"{v:g}" for v in alt["vials_nominal_gbq"])
+                             + f" GBq cal. {local_time(alt['calibration_time'], zone)}, treat "
+                             f"{local_time(alt['treatment_time'], zone)} "
+                             f"({alt['deviation_fraction']:+.1%})")
             if e.get("prescribed_activity_time"):
                 notes.append("holds the prescribed activity at "
                              f"{local_time(e['prescribed_activity_time'], zone)}")
@@ -314,6 +328,62 @@ def ordering_table(record: dict):
         rows.append([e["name"], f"{e['activity_gbq']:.3f}", order,
                      local_time(e.get("calibration_time"), zone), at, "; ".join(notes)])
     return columns, rows, [1.3, 0.9, 1.1, 1.2, 0.9, 2.6], ["l", "r", "l", "l", "r", "l"]
+
+
+def guideline_table(record: dict):
+    """The guideline check: every applicable row, the plan's value, met or not and by how
+    much, hard limit or recommendation, its source and level of evidence."""
+    check = record.get("guideline_check") or {}
+    columns = ["Kind", "Where", "Quantity", "Plan", "Threshold", "Result", "Source (LOE)"]
+    rows = []
+    for c in check.get("rows", []):
+        unit = c["unit"]
+        value = "-" if c["plan_value"] is None else (
+            f"{c['plan_value']:.1%}" if unit == "fraction" else f"{c['plan_value']:.1f} Gy")
+        by = "" if c["margin"] is None else (
+            f" by {abs(c['margin']):.1%}" if unit == "fraction" else
+            f" by {abs(c['margin']):.1f} Gy")
+        result = c["status"] + by + (f" ({c['reason']})" if c.get("reason") else "")
+        kind = "hard" if c["kind"] == "hard" else "recommendation"
+        source = f"{c['source']} (LOE {c['loe']})"
+        if c.get("site_change"):
+            change = c["site_change"]
+            source += "; site: " + "; ".join(
+                ([f"{change['value_from']:g} -> {change['value_to']:g}, "
+                  f"{change['value_reason']}"] if "value_to" in change else [])
+                + ([f"promoted to hard, {change['promote_reason']}"]
+                   if "kind_to" in change else []))
+        rows.append([kind, c["where"], c["quantity_label"], value, c["threshold"], result,
+                     source])
+    return columns, rows, [1.35, 0.95, 1.0, 0.6, 0.75, 1.3, 3.0], \
+        ["l", "l", "l", "r", "l", "l", "l"]
+
+
+def site_change_lines(record: dict) -> list[str]:
+    """Every guideline row the site promoted or changed, with its reason."""
+    out = []
+    for c in (record.get("guideline_check") or {}).get("site_changes", []):
+        parts = []
+        if "value_to" in c:
+            parts.append(f"value {c['value_from']:g} -> {c['value_to']:g} ({c['value_reason']})")
+        if "kind_to" in c:
+            parts.append(f"promoted to a hard limit ({c['promote_reason']})")
+        out.append(f"Site change, {c['row']}: " + "; ".join(parts)
+                   + (f" [{c['site']}]" if c.get("site") else ""))
+    return out
+
+
+def scenario_text(record: dict) -> str:
+    """The scenario of a plan in words (or that none was given)."""
+    s = (record.get("guideline_check") or {}).get("scenario")
+    if not s:
+        return ("No scenario given (treatment intent, histology, liver function): only the "
+                "hard limits and the recommendations of every scenario are checked.")
+    bili = "not given" if s["bilirubin_mg_dl"] is None else f"{s['bilirubin_mg_dl']:g} mg/dL"
+    return (f"Treatment intent {s['intent']}; histology {s['histology']}; total bilirubin "
+            f"{bili}; compromised liver {'yes' if s['liver_compromised'] else 'no'}; prior "
+            f"treatment {'yes' if s['prior_treatment'] else 'no'}. Recommendations are checked "
+            "and never scale the plan; hard limits bind it.")
 
 
 def violations_rows(record: dict) -> list[str]:

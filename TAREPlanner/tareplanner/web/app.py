@@ -750,6 +750,21 @@ class WebApp:
                      update_modelValue=f"trigger('edit', [tab_id, 'v:{name}', !!$event])",
                      raw_attrs=[f'data-field="{name}"'], **kwargs)
 
+    def _scenario_fields(self):
+        """The scenario that selects the guideline rows (declared in mrml.parameters): the
+        plan's output shows the guideline check and the goal suggestions."""
+        from ..mrml.parameters import HISTOLOGIES, INTENTS
+        with v3.VRow(dense=True):
+            for name, label, items in (("treatmentIntent", "Treatment intent", INTENTS),
+                                       ("histology", "Histology", HISTOLOGIES)):
+                with v3.VCol(cols=6):
+                    self._choice(name, label, repr(list(items)))
+        self._text("bilirubinMgDl", "Total bilirubin (mg/dL), empty: not given",
+                   classes="mb-2 mt-2")
+        for name, label in (("liverCompromised", "Compromised liver function"),
+                            ("priorTreatment", "Prior chemotherapy or liver treatment")):
+            self._tick(name, label)
+
     def _node_select(self, name: str, label: str):
         v3.VSelect(model_value=(f"n_{name}",), label=label,
                    items=(f"choices[{NODE_FIELDS[name]!r}]",),
@@ -980,6 +995,7 @@ class WebApp:
                     self._text("treatmentTime",
                                "Treatment time (ISO 8601 with UTC offset, optional)",
                                classes="mb-2 mt-2")
+                    self._scenario_fields()
                     html.Div("One goal per injection position (the rows of step 1)",
                              classes="text-caption mb-1")
                     self._positions_editor_goals_only()

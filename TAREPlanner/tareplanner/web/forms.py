@@ -73,6 +73,9 @@ VALUE_FIELDS = {
     "acquisitionTime": Field("Acquisition time", "time", empty="none"),
     "administeredActivityGbq": Field("Administered activity (GBq)", high=100.0, unit="GBq",
                                      empty="none", none_value=0.0),
+    # kept as its text ("" is not given, 0 is a value)
+    "bilirubinMgDl": Field("Total bilirubin (mg/dL)", "number text", high=50.0,
+                           unit="mg/dL", empty="none"),
 }
 #: injection-position fields typed on the page (the goal's label depends on its kind)
 POSITION_FIELDS = {
@@ -192,6 +195,8 @@ def parse(spec: Field, text, label: str | None = None):
         return parse_number(spec, text, label)
     if spec.kind == "time":
         return parse_time(spec, text, label)
+    if spec.kind == "number text":
+        return "" if not text.strip() else f"{parse_number(spec, text, label):g}"
     stripped = text.strip()
     if spec.kind == "levels" and stripped:
         from ..mrml.isodose import parse_levels_gy

@@ -1,0 +1,103 @@
+"""``tareplanner calibrate``: a camera file from a scan of the NEMA/IEC body phantom."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import FieldValueError, OutputPathError
+from ..records.atomic import OutputExistsError, write_json_atomic
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from ..imaging.calibration import calibrate, half_life_h, parse_centres
+    from .imaging_commands import check_overlap, read_input
+
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise OutputExistsError(f"{out} exists; use --force")
+    if out.exists() and out.is_dir():
+        raise OutputPathError("-o", args.output, "a file, not a folder")
+    half_life_h(args.nuclide)
+    centres = parse_centres(args.sphere_centres_mm) if args.sphere_centres_mm else None
+    ct = read_input(args.ct, "--ct", modalities=("CT",), modality="CT", units="HU")
+    modality = args.modality
+    dicom_modality = None
+    probe = read_input(args.image, "--image", modalities=("NM", "PT"),
+                       units=args.image_units or None)
+    if "format" not in probe.meta:
+        dicom_modality = {"NM": "SPECT", "PT": "PET"}.get(probe.modality)
+    if modality and dicom_modality and modality != dicom_modality:
+        raise FieldValueError("--modality", modality, f"{dicom_modality} (the DICOM image's "
+                              "Modality)")
+    modality = modality or dicom_modality or ("PET" if args.nuclide == "Y-90" else "SPECT")
+    image = probe
+    if "format" in probe.meta and not args.image_units:
+        image = read_input(args.image, "--image",
+                           units="Bq/mL" if modality == "PET" else "counts",
+                           modality="PT" if modality == "PET" else "NM")
+    if not (image.is_counts or image.is_activity):
+        raise FieldValueError("--image-units", image.units, "counts or Bq/mL (an emission "
+                              "image)")
+    nuclide_in_image = image.meta.get("radionuclide")
+    if nuclide_in_image and nuclide_in_image != args.nuclide:
+        raise FieldValueError("--nuclide", args.nuclide,
+                              f"{nuclide_in_image} (the image's radionuclide)")
+    check_overlap(image.image, ct.image, "--image", args.image)
+    camera = calibrate(ct, image, nuclide=args.nuclide, modality=modality,
+                       sphere_kbq_ml=args.sphere_kbq_ml,
+                       background_kbq_ml=args.background_kbq_ml,
+                       reference_time=args.reference_time, centres=centres,
+                       reconstruction=args.reconstruction or "", camera_name=args.name or "",
+                       operator=args.operator or "", force_model=args.model)
+    write_json_atomic(out, camera, overwrite=args.force, field="-o")
+    psf = camera["psf"]
+    parts = " + ".join(f"{c['weight']:.0%} {c['fwhm_mm']:.2f} mm" for c in psf["components"])
+    cal = camera["calibration"]
+    factor = (f"{cal['counts_per_mbq']:.4g} counts per MBq" if "counts_per_mbq" in cal
+              else f"scale {cal['scale']:.4f}")
+    print(f"{modality} {args.nuclide}: {psf['model']} PSF {parts} (core FWHM {psf['fwhm_mm']:.2f}"
+          f" ± {psf['fwhm_sd_mm']:.2f} mm; fit residual {psf['fit_relative_residual_rms']:.1%}); "
+          f"{factor}; recovery " + ", ".join(
+              f"{s['diameter_mm']:g} mm {s['recovery_measured']:.2f} (model "
+              f"{s['recovery_model']:.2f})" for s in camera["spheres"]))
+    for w in camera["warnings"]:
+        print(f"warning [{w['code']}] {w['message']}")
+    print(f"written to {out}")
+    return 0
+
+
+def add_calibration_commands(sub) -> None:
+    p = sub.add_parser("calibrate", help="camera file (resolution, recovery, calibration "
+                                         "factor) from a scan of the NEMA/IEC body phantom")
+    p.add_argument("--ct", required=True, help="CT of the phantom (DICOM folder or NIfTI/NRRD/"
+                                               "MHA), in the image's frame of reference")
+    p.add_argument("--image", required=True, help="SPECT or PET of the phantom")
+    p.add_argument("--nuclide", required=True, help="Tc-99m, Ho-166 or Y-90")
+    p.add_argument("--sphere-kbq-ml", type=float, required=True,
+                   help="activity concentration of the spheres (kBq/mL at --reference-time)")
+    p.add_argument("--background-kbq-ml", type=float, required=True,
+                   help="activity concentration of the background (kBq/mL)")
+    p.add_argument("--reference-time", help="time of the concentrations (ISO 8601 with UTC "
+                                            "offset); decayed to the image's acquisition")
+    p.add_argument("--sphere-centres-mm", metavar="x,y,z;...",
+                   help="the six sphere centres (patient coordinates, mm) in the order 10, 13, "
+                        "17, 22, 28, 37 mm; default: found from the CT and the hot spots")
+    p.add_argument("--modality", choices=("SPECT", "PET"),
+                   help="for NIfTI/NRRD/MHA images (DICOM says it); default PET for Y-90")
+    p.add_argument("--image-units", choices=("counts", "Bq/mL"),
+                   help="for NIfTI/NRRD/MHA images; default counts (SPECT), Bq/mL (PET)")
+    p.add_argument("--reconstruction", help="the reconstruction protocol, as the site names "
+                                            "it (e.g. 'OSEM 4i10s, AC, SC, RR')")
+    p.add_argument("--name", help="the camera's name (e.g. 'room 2 Symbia')")
+    p.add_argument("--operator", help="who calibrated")
+    p.add_argument("--model", choices=("gaussian", "core-plus-tail"),
+                   help="force this PSF model (default: the residual decides)")
+    p.add_argument("-o", "--output", required=True, help="camera file to write (JSON)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing camera file")
+    p.set_defaults(func=cmd_calibrate)
+
+
+def dump(camera: dict) -> str:
+    return json.dumps(camera, indent=2)

@@ -1,0 +1,335 @@
+"""Camera calibration from a scan of the NEMA/IEC body phantom, and the camera file.
+
+A site images the phantom (six hot spheres in a warm background, known concentrations) with
+its SPECT or PET protocol and its CT in one frame of reference. :func:`calibrate` finds the
+spheres (the lung insert on the CT gives the axis of the sphere circle, the hottest spots on
+the image give the plane and the turn of the circle; or the centres are given), builds the
+forward model of :mod:`tareplanner.physics.psf_fit` (sphere occupancy from the standard's
+diameters, background from the CT's water volume) and fits the camera's resolution: a
+Gaussian, and a core-plus-tail PSF that is kept where it lowers the residual by more than a
+stated fraction (``data/camera_calibration.json``). The result is a camera file
+(``tareplanner.camera/1``) that ``measure --camera`` and ``dose --camera`` read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from .. import __version__
+from ..errors import FieldValueError, ImageDataError
+from ..physics.psf_fit import (PhantomScene, ball_occupancy, effective_fwhm_mm, fit_psf,
+                               recovery)
+from .camera_file import CAMERA_SCHEMA, MODALITIES
+from .iec_phantom import iec_data, sphere_diameters_mm, standard_centres_mm
+CALIBRATION_FILE = "camera_calibration.json"
+
+
+@lru_cache(maxsize=None)
+def calibration_data() -> dict:
+    text = resources.files("tareplanner.data").joinpath(CALIBRATION_FILE).read_text("utf-8")
+    return json.loads(text)
+
+
+def half_life_h(nuclide: str) -> float:
+    table = calibration_data()["imaging_nuclides"]
+    if nuclide not in table:
+        raise FieldValueError("--nuclide", nuclide, ", ".join(sorted(table)))
+    value = table[nuclide]["half_life_h"]
+    if value == "nuclides.json":
+        from .. import catalogue
+        return float(catalogue.nuclide(nuclide).half_life_h)
+    return float(value)
+
+
+def parse_centres(text: str, field: str = "--sphere-centres-mm") -> list[tuple[float, ...]]:
+    """``"x,y,z;x,y,z;..."`` (six centres, mm, in the standard's order 10 ... 37 mm)."""
+    n = len(sphere_diameters_mm())
+    items = [s.strip() for s in str(text).split(";") if s.strip()]
+    centres = []
+    for item in items:
+        parts = item.split(",")
+        try:
+            values = tuple(float(p) for p in parts)
+        except ValueError:
+            values = ()
+        if len(values) != 3 or not all(math.isfinite(v) for v in values):
+            raise FieldValueError(field, item, "three finite numbers x,y,z in mm per sphere")
+        centres.append(values)
+    if len(centres) != n:
+        raise FieldValueError(field, text, f"{n} centres 'x,y,z' separated by ';', in the "
+                              "order of the spheres' diameters "
+                              + ", ".join(f"{d:g}" for d in sphere_diameters_mm()) + " mm")
+    return centres
+
+
+def _water_mask_on(ct: sitk.Image, reference: sitk.Image, supersample: int) -> np.ndarray:
+    """Fraction of each voxel of ``reference`` where the CT is above the water threshold."""
+    threshold = iec_data()["ct_threshold_hu"]["value"]
+    k = int(supersample)
+    size = [n * k for n in reference.GetSize()]
+    spacing = [s / k for s in reference.GetSpacing()]
+    direction = np.asarray(reference.GetDirection()).reshape(3, 3)
+    shift = direction @ (np.asarray(reference.GetSpacing()) * ((1.0 / k - 1.0) / 2.0))
+    fine = sitk.Image(size, sitk.sitkFloat32)
+    fine.SetSpacing(spacing)
+    fine.SetDirection(reference.GetDirection())
+    fine.SetOrigin(tuple(np.asarray(reference.GetOrigin()) + shift))
+    moved = sitk.Resample(sitk.Cast(ct, sitk.sitkFloat32), fine, sitk.Transform(),
+                          sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
+    water = (sitk.GetArrayViewFromImage(moved) > threshold).astype(np.float64)
+    nz, ny, nx = (n // k for n in water.shape)
+    return water.reshape(nz, k, ny, k, nx, k).mean(axis=(1, 3, 5))
+
+
+def _index_zyx(image: sitk.Image, point) -> np.ndarray:
+    return np.asarray(image.TransformPhysicalPointToContinuousIndex(
+        tuple(float(v) for v in point)))[::-1]
+
+
+def find_spheres(ct: sitk.Image, image: sitk.Image, sphere_kbq_ml: float,
+                 background_kbq_ml: float) -> tuple[list, dict]:
+    """Centres (x, y, z mm) of the six spheres in the standard's order, and how they were
+    found. The CT's lung insert gives the axis; the largest hot spot (37 mm sphere) the
+    plane and the turn of the circle; the second (28 mm) the sense of the order."""
+    d = iec_data()
+    radius = d["sphere_ring_radius_mm"]["value"]
+    step = d["sphere_angle_step_deg"]["value"]
+    array = sitk.GetArrayFromImage(sitk.Cast(image, sitk.sitkFloat64))
+    water = sitk.GetArrayFromImage(sitk.Resample(
+        sitk.Cast(ct, sitk.sitkFloat32), image, sitk.Transform(), sitk.sitkLinear, -1000.0,
+        sitk.sitkFloat32)) > d["ct_threshold_hu"]["value"]
+    if water.sum() < 100:
+        raise ImageDataError("--ct", "no water-filled phantom over the image",
+                             "a CT of the filled phantom in the image's frame of reference")
+    smooth = ndimage.gaussian_filter(array, 1.0)
+    level = float(np.median(array[water]))
+    peak = float(smooth[water].max())
+    contrast = sphere_kbq_ml / background_kbq_ml
+    needed = level * (1.0 + calibration_data()["hot_spot_min_excess"]["value"]
+                      * (contrast - 1.0))
+    if not (level > 0 and peak > needed):
+        raise ImageDataError("--image", "no hot sphere", "an image of the phantom with its "
+                             f"spheres hotter than the background (peak {peak:.4g} against a "
+                             f"background median {level:.4g}; at least {needed:.4g} expected "
+                             f"for the given contrast {contrast:.3g}); or give "
+                             "--sphere-centres-mm")
+    hot, n = ndimage.label(water & (smooth > level + 0.4 * (peak - level)))
+    excess = np.clip(smooth - level, 0, None)
+    sums = ndimage.sum(excess, hot, index=np.arange(1, n + 1))
+    order = np.argsort(sums)[::-1]
+    centroids = []
+    for label in order[:2] + 1:
+        idx = np.asarray(ndimage.center_of_mass(excess, hot, int(label)))  # (z, y, x)
+        centroids.append(np.asarray(image.TransformContinuousIndexToPhysicalPoint(
+            tuple(float(v) for v in idx[::-1]))))
+    # the lung insert on the CT near the sphere plane: the axis of the circle
+    ct_array = sitk.GetArrayFromImage(ct)
+    threshold = d["ct_threshold_hu"]["value"]
+    water_ct = ct_array > threshold
+    in_plane = np.zeros((3, 3, 3), bool)
+    in_plane[1] = ndimage.generate_binary_structure(2, 1)
+    interior = ndimage.binary_fill_holes(water_ct, structure=in_plane)
+    lung = interior & ~water_ct
+    zs = np.array([ct.TransformIndexToPhysicalPoint((0, 0, int(k)))[2]
+                   for k in range(ct_array.shape[0])])
+    near = np.abs(zs - centroids[0][2]) <= 20.0
+    lung[~near] = False
+    labelled, m = ndimage.label(lung)
+    if m == 0:
+        raise ImageDataError("--ct", "no lung insert", "a CT of the IEC phantom with its "
+                             "lung insert (the axis of the sphere circle); or give "
+                             "--sphere-centres-mm")
+    sizes = ndimage.sum(lung, labelled, index=np.arange(1, m + 1))
+    biggest = int(np.argmax(sizes)) + 1
+    cz, cy, cx = ndimage.center_of_mass(lung, labelled, biggest)
+    axis = np.asarray(ct.TransformContinuousIndexToPhysicalPoint((cx, cy, cz)))
+    angles = []
+    for c in centroids:
+        r = math.hypot(c[0] - axis[0], c[1] - axis[1])
+        if abs(r - radius) > 15.0:
+            raise ImageDataError("--image", f"hot spot {r:.1f} mm from the lung insert axis",
+                                 f"spheres on the standard's {radius:g} mm circle (within "
+                                 "15 mm); or give --sphere-centres-mm")
+        angles.append(math.degrees(math.atan2(c[1] - axis[1], c[0] - axis[0])))
+    if len(angles) < 2:
+        raise ImageDataError("--image", "one hot spot", "the two largest spheres visible; or "
+                             "give --sphere-centres-mm")
+    diff = (angles[1] - angles[0] + 180.0) % 360.0 - 180.0
+    if abs(abs(diff) - step) > 20.0:
+        raise ImageDataError("--image", f"second hot spot {diff:.0f} degrees from the first",
+                             f"the 28 mm sphere {step:g} degrees from the 37 mm one; or give "
+                             "--sphere-centres-mm")
+    direction = -1 if diff > 0 else 1
+    last = len(sphere_diameters_mm()) - 1
+    first_angle = angles[0] - direction * last * step
+    centres = standard_centres_mm((axis[0], axis[1]), float(centroids[0][2]), first_angle,
+                                  direction)
+    how = {"method": "automatic: lung insert axis on the CT, largest two hot spots on the "
+                     "image, standard geometry",
+           "axis_mm": [float(axis[0]), float(axis[1])], "plane_z_mm": float(centroids[0][2]),
+           "largest_sphere_angle_deg": angles[0], "order": "anticlockwise" if direction > 0
+           else "clockwise"}
+    return centres, how
+
+
+def build_scene(ct: sitk.Image, image: sitk.Image, centres, sphere_kbq_ml: float,
+                background_kbq_ml: float) -> tuple[PhantomScene, np.ndarray]:
+    """The forward model's occupancies on a crop of ``image`` around the spheres, and the
+    image values of that crop."""
+    settings = calibration_data()
+    margin = settings["crop_margin_mm"]["value"]
+    around = settings["fit_margin_mm"]["value"]
+    diameters = sphere_diameters_mm()
+    spacing_xyz = np.asarray(image.GetSpacing())
+    idx = np.array([_index_zyx(image, c)[::-1] for c in centres])  # (K, x y z)
+    reach = (max(diameters) / 2.0 + margin) / spacing_xyz
+    low = np.maximum(np.floor(idx.min(axis=0) - reach).astype(int), 0)
+    high = np.minimum(np.ceil(idx.max(axis=0) + reach).astype(int) + 1, image.GetSize())
+    if np.any(high - low < 3):
+        raise ImageDataError("--sphere-centres-mm", "spheres outside the image",
+                             "sphere centres inside the image's field of view")
+    crop = sitk.RegionOfInterest(image, [int(v) for v in high - low], [int(v) for v in low])
+    values = sitk.GetArrayFromImage(sitk.Cast(crop, sitk.sitkFloat64))
+    shape = values.shape
+    spacing_zyx = tuple(float(s) for s in crop.GetSpacing()[::-1])
+    spheres = np.stack([ball_occupancy(shape, spacing_zyx, _index_zyx(crop, c), d / 2.0)
+                        for c, d in zip(centres, diameters)])
+    water = _water_mask_on(ct, crop, settings["ct_supersample"]["value"])
+    background = np.clip(water - spheres.sum(axis=0), 0.0, 1.0)
+    mask = np.zeros(shape, bool)
+    for c, d in zip(centres, diameters):
+        mask |= ball_occupancy(shape, spacing_zyx, _index_zyx(crop, c), d / 2.0 + around,
+                               supersample=1) > 0
+    scene = PhantomScene(spheres, background, spacing_zyx, float(sphere_kbq_ml),
+                         float(background_kbq_ml), mask)
+    return scene, values
+
+
+def _check_concentrations(sphere_kbq_ml, background_kbq_ml) -> None:
+    for field, value in (("--sphere-kbq-ml", sphere_kbq_ml),
+                         ("--background-kbq-ml", background_kbq_ml)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise FieldValueError(field, value, "a finite concentration > 0 kBq/mL")
+    if not sphere_kbq_ml > background_kbq_ml:
+        raise FieldValueError("--sphere-kbq-ml", sphere_kbq_ml,
+                              f"a sphere concentration above the background's "
+                              f"({background_kbq_ml:g} kBq/mL): hot spheres")
+
+
+def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
+              background_kbq_ml: float, reference_time: str | None = None,
+              centres=None, reconstruction: str = "", camera_name: str = "",
+              operator: str = "", force_model: str | None = None) -> dict:
+    """The camera file of a phantom scan (``ct`` and ``image`` are LoadedImage)."""
+    _check_concentrations(sphere_kbq_ml, background_kbq_ml)
+    if modality not in MODALITIES:
+        raise FieldValueError("--modality", modality, " or ".join(MODALITIES))
+    warnings: list[dict] = []
+    decay = 1.0
+    acquisition = image.meta.get("acquisition_datetime")
+    if reference_time:
+        try:
+            ref = datetime.fromisoformat(reference_time)
+        except ValueError:
+            raise FieldValueError("--reference-time", reference_time,
+                                  "ISO 8601 with UTC offset, e.g. 2026-12-01T09:00:00+01:00"
+                                  ) from None
+        if ref.tzinfo is None:
+            raise FieldValueError("--reference-time", reference_time,
+                                  "ISO 8601 with UTC offset, e.g. 2026-12-01T09:00:00+01:00")
+        if acquisition:
+            hours = (datetime.fromisoformat(acquisition) - ref).total_seconds() / 3600.0
+            decay = 0.5 ** (hours / half_life_h(nuclide))
+        else:
+            warnings.append({"code": "no-acquisition-time",
+                             "message": "the image has no acquisition time: the "
+                                        "concentrations are used as given (no decay "
+                                        "correction from --reference-time)"})
+    else:
+        half_life_h(nuclide)
+    s, b = sphere_kbq_ml * decay, background_kbq_ml * decay
+    if centres is None:
+        centres, how = find_spheres(ct.image, image.image, s, b)
+    else:
+        how = {"method": "given (--sphere-centres-mm)"}
+    scene, values = build_scene(ct.image, image.image, centres, s, b)
+    gaussian = fit_psf(scene, values, "gaussian")
+    tailed = fit_psf(scene, values, "core-plus-tail", start=gaussian)
+    rule = calibration_data()["tail_model_rule"]
+    reduction = (gaussian.residual_sum_of_squares / tailed.residual_sum_of_squares - 1.0
+                 if tailed.residual_sum_of_squares > 0 else 0.0)
+    use_tail = (reduction > rule["rss_reduction"]
+                and tailed.parameters["tail_weight"] > rule["min_tail_weight"])
+    if force_model is not None:
+        use_tail = force_model == "core-plus-tail"
+    chosen = tailed if use_tail else gaussian
+    rc = recovery(scene, values, chosen)
+    floor = calibration_data()["fwhm_sd_floor_mm"]["value"]
+    core_key = "core_fwhm_mm" if use_tail else "fwhm_mm"
+    core = chosen.parameters[core_key]
+    sd = math.sqrt(chosen.standard_uncertainties[core_key] ** 2 + floor ** 2)
+    voxel_ml = float(np.prod(image.image.GetSpacing())) / 1000.0
+    k, k_sd = chosen.calibration_factor, chosen.calibration_factor_sd
+    if image.is_counts:
+        calibration = {"counts_per_mbq": k * 1000.0 / voxel_ml,
+                       "counts_per_mbq_sd": k_sd * 1000.0 / voxel_ml,
+                       "definition": "image counts per MBq in the field of view over the "
+                                     "acquisition (fitted factor / voxel volume)"}
+    else:
+        calibration = {"scale": k / 1000.0, "scale_sd": k_sd / 1000.0,
+                       "definition": "image Bq/mL per true Bq/mL (fitted factor)"}
+
+    def fit_dict(fit):
+        return {"model": fit.model, "parameters": fit.parameters,
+                "standard_uncertainties": fit.standard_uncertainties,
+                "relative_residual_rms": fit.relative_residual_rms,
+                "residual_sum_of_squares": fit.residual_sum_of_squares,
+                "voxels": fit.voxels}
+
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return {
+        "schema": CAMERA_SCHEMA,
+        "name": camera_name or None,
+        "modality": modality,
+        "nuclide": nuclide,
+        "reconstruction": reconstruction or None,
+        "psf": {"model": chosen.model,
+                "components": [{"weight": w, "fwhm_mm": f} for w, f in chosen.psf.components],
+                "fwhm_mm": core, "fwhm_sd_mm": sd,
+                "effective_fwhm_mm": effective_fwhm_mm(chosen.psf),
+                "uncertainty": "fit standard uncertainty (Jacobian, independent voxel noise) "
+                               f"and a {floor:g} mm floor in quadrature "
+                               "(data/camera_calibration.json)",
+                "fit_relative_residual_rms": chosen.relative_residual_rms},
+        "fits": {"gaussian": fit_dict(gaussian), "core-plus-tail": fit_dict(tailed)},
+        "model_choice": {"rss_reduction_by_tail": reduction, "rule": rule["source"],
+                         "chosen": chosen.model,
+                         "forced": force_model is not None},
+        "spheres": [{"diameter_mm": dia, "centre_mm": [float(v) for v in c],
+                     "recovery_measured": float(m), "recovery_model": float(mo)}
+                    for dia, c, m, mo in zip(sphere_diameters_mm(), centres, rc.measured,
+                                             rc.model)],
+        "sphere_finding": how,
+        "calibration": calibration,
+        "concentrations": {"sphere_kbq_ml": sphere_kbq_ml,
+                           "background_kbq_ml": background_kbq_ml,
+                           "reference_time": reference_time,
+                           "acquisition_time": acquisition,
+                           "decay_factor_to_acquisition": decay},
+        "phantom": {"name": iec_data()["name"], "source": iec_data()["source"]},
+        "date": now,
+        "operator": operator or None,
+        "inputs": {"ct": {"source": ct.source, "sha256": ct.sha256},
+                   "image": {"source": image.source, "sha256": image.sha256,
+                             "units": image.units, "spacing_mm": list(image.image.GetSpacing())}},
+        "software": {"name": "tareplanner", "version": __version__},
+        "warnings": warnings,
+    }

@@ -1,0 +1,129 @@
+"""The camera file (``tareplanner.camera/1``, written by ``tareplanner calibrate``): reading
+and checking it, and the PSF it stands for. A plain FWHM file (``fwhm_mm``, ``source``) is
+read by :func:`tareplanner.imaging.partial_volume.resolution_from_camera_file`;
+:func:`read_resolution_file` takes either."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+from ..errors import FieldValueError, SchemaError
+from ..physics.partial_volume import PointSpread
+from .partial_volume import check_fwhm, resolution_from_camera_file
+
+CAMERA_SCHEMA = "tareplanner.camera/1"
+MODALITIES = ("SPECT", "PET")
+#: the widest PSF component a camera file may hold (mm; a tail of scatter or penetration)
+TAIL_FWHM_MAX_MM = 400.0
+
+
+def _number(doc, key, field, low=None, allow_zero=False):
+    value = doc.get(key) if isinstance(doc, dict) else None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value >= low if allow_zero else value > low
+    if not ok:
+        allowed = "a finite number" + ("" if low is None else
+                                       (f" >= {low:g}" if allow_zero else f" > {low:g}"))
+        raise FieldValueError(f"{field}:{key}", value, allowed)
+    return float(value)
+
+
+def camera_resolution(doc: dict, path: str, field: str = "--camera", *,
+                      nuclide: str | None = None, modality: str | None = None,
+                      sha256: str | None = None) -> dict:
+    """The resolution a ``tareplanner.camera/1`` document gives, checked; refused by name
+    when it is for another nuclide or modality than the image it is to correct."""
+    where = f"{field} {path}"
+    if doc.get("schema") != CAMERA_SCHEMA:
+        raise SchemaError(f"{where}:schema", doc.get("schema"), CAMERA_SCHEMA)
+    if doc.get("modality") not in MODALITIES:
+        raise FieldValueError(f"{where}:modality", doc.get("modality"), " or ".join(MODALITIES))
+    if not isinstance(doc.get("nuclide"), str):
+        raise FieldValueError(f"{where}:nuclide", doc.get("nuclide"), "the nuclide's name")
+    if modality is not None and doc["modality"] != modality:
+        raise FieldValueError(f"{where}:modality", doc["modality"],
+                              f"{modality} (the camera file of the image it corrects)")
+    if nuclide is not None and doc["nuclide"] != nuclide:
+        raise FieldValueError(f"{where}:nuclide", doc["nuclide"],
+                              f"{nuclide} (the image's radionuclide)")
+    psf = doc.get("psf")
+    if not isinstance(psf, dict):
+        raise FieldValueError(f"{where}:psf", psf, "an object with components, fwhm_mm and "
+                              "fwhm_sd_mm")
+    fwhm = check_fwhm(psf.get("fwhm_mm"), f"{where}:psf.fwhm_mm")
+    sd = _number(psf, "fwhm_sd_mm", f"{where}:psf", low=0.0, allow_zero=True)
+    components = psf.get("components")
+    if not isinstance(components, list) or not components:
+        raise FieldValueError(f"{where}:psf.components", components,
+                              "a list of {weight, fwhm_mm}")
+    pairs = []
+    for i, c in enumerate(components):
+        w = _number(c, "weight", f"{where}:psf.components[{i}]", low=0.0)
+        f = _number(c, "fwhm_mm", f"{where}:psf.components[{i}]", low=0.0)
+        if f > TAIL_FWHM_MAX_MM:
+            raise FieldValueError(f"{where}:psf.components[{i}]:fwhm_mm", f,
+                                  f"a FWHM > 0 and <= {TAIL_FWHM_MAX_MM:g} mm")
+        pairs.append((w, f))
+    if abs(sum(w for w, _ in pairs) - 1.0) > 1e-6:
+        raise FieldValueError(f"{where}:psf.components", [w for w, _ in pairs],
+                              "weights summing to 1")
+    name = doc.get("name") or doc.get("reconstruction") or path
+    return {"fwhm_mm": fwhm, "fwhm_sd_mm": sd,
+            "psf_components": [[w, f] for w, f in pairs],
+            "psf_model": psf.get("model", "gaussian"),
+            "source": f"camera file {name} ({doc['modality']} {doc['nuclide']}, "
+                      f"IEC phantom calibration of {doc.get('date')})",
+            "chosen_by": f"camera file {path}", "assumed": False,
+            "camera": {"file": str(path), "sha256": sha256, "name": doc.get("name"),
+                       "reconstruction": doc.get("reconstruction"),
+                       "modality": doc["modality"], "nuclide": doc["nuclide"],
+                       "date": doc.get("date")}}
+
+
+def read_camera_file(path: str, field: str = "--camera", *, nuclide=None, modality=None
+                     ) -> dict:
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise FieldValueError(field, path, "a readable camera file", exc.strerror or "") from None
+    try:
+        doc = json.loads(raw.decode("utf-8"), parse_constant=lambda c: float("nan"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SchemaError(field, path, "a JSON camera file", str(exc)) from None
+    if not isinstance(doc, dict):
+        raise SchemaError(field, type(doc).__name__, "a JSON object")
+    return camera_resolution(doc, path, field, nuclide=nuclide, modality=modality,
+                             sha256=hashlib.sha256(raw).hexdigest())
+
+
+def psf_of(resolution: dict) -> PointSpread:
+    """The PSF a resolution dict stands for (its components, or a Gaussian of fwhm_mm)."""
+    comps = resolution.get("psf_components")
+    if comps:
+        return PointSpread(tuple((float(w), float(f)) for w, f in comps))
+    return PointSpread.gaussian(float(resolution["fwhm_mm"]))
+
+
+def scaled_psf(resolution: dict, fwhm_mm: float) -> PointSpread:
+    """The PSF with every component's FWHM scaled so that the core (first) FWHM is
+    ``fwhm_mm``: how the Monte Carlo varies a resolution."""
+    psf = psf_of(resolution)
+    factor = fwhm_mm / float(resolution["fwhm_mm"])
+    return PointSpread(tuple((w, f * factor) for w, f in psf.components))
+
+
+def read_resolution_file(path: str, field: str = "--camera", *, nuclide=None, modality=None
+                         ) -> dict:
+    """A camera file of either kind: ``tareplanner.camera/1`` (checked against ``nuclide``
+    and ``modality`` when given) or a plain ``{"fwhm_mm", "source"}`` file."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        doc = None
+    if isinstance(doc, dict) and "schema" in doc:
+        return read_camera_file(path, field, nuclide=nuclide, modality=modality)
+    return resolution_from_camera_file(path, field)
