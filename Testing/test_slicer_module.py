@@ -192,3 +192,73 @@ def test_choices_are_the_cores():
     assert sorted(PRODUCTS) == sorted(catalogue.product_keys())
     assert sorted(PANEL_METHODS) == sorted(METHODS)
     assert set(GOAL_KINDS) == set(SOLVER_GOALS)
+
+
+#: what the module's code does with a widget, and the Qt classes that have it (Qt 5
+#: documentation: QAbstractButton::clicked, QTableWidget::item/cellWidget/currentRow and
+#: QAbstractItemView's headers, QPlainTextEdit::plainText, QLabel::text, QObject's signals)
+QT_MEMBERS = {
+    "QPushButton": {"connect", "toolTip", "enabled", "text", "clicked", "blockSignals"},
+    "ctkCollapsibleButton": {"connect", "text", "collapsed", "toolTip", "enabled"},
+    "QTableWidget": {"connect", "item", "cellWidget", "setCellWidget", "setItem",
+                     "currentRow", "rowCount", "setRowCount", "columnCount", "removeRow",
+                     "insertRow", "horizontalHeader", "verticalHeader", "blockSignals",
+                     "enabled", "toolTip"},
+    "QPlainTextEdit": {"plainText", "setPlainText", "toPlainText", "enabled", "toolTip"},
+    "QLabel": {"text", "setText", "toolTip", "enabled"},
+}
+#: the class a widget's name promises in this module (the names the code reads by)
+NAME_CLASSES = {"CollapsibleButton": "ctkCollapsibleButton", "Button": "QPushButton",
+                "Table": "QTableWidget", "Text": "QPlainTextEdit", "Label": "QLabel"}
+
+
+def _widget_uses():
+    """Widget name -> the members the module's code uses on it: ``self.ui.name.member``,
+    ``setattr(self.ui.name, "member", ...)`` and, for the names in the module's button
+    tables (ACTION_BUTTONS, PANEL_BUTTONS, the setup's handlers), ``getattr(self.ui,
+    name).member``."""
+    uses: dict[str, set[str]] = {}
+    tree = _tree()
+    dynamic = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and \
+                isinstance(node.value.value, ast.Attribute) and node.value.value.attr == "ui":
+            uses.setdefault(node.value.attr, set()).add(node.attr)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setattr" and \
+                isinstance(node.args[0], ast.Attribute) and \
+                isinstance(node.args[0].value, ast.Attribute) and \
+                node.args[0].value.attr == "ui" and isinstance(node.args[1], ast.Constant):
+            uses.setdefault(node.args[0].attr, set()).add(node.args[1].value)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Call) and \
+                getattr(node.value.func, "id", "") == "getattr" and \
+                isinstance(node.value.args[0], ast.Attribute) and \
+                node.value.args[0].attr == "ui":
+            dynamic.add(node.attr)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                node.value.endswith("Button") and node.value[:1].islower():
+            uses.setdefault(node.value, set())
+    for name in [n for n in uses if n.endswith("Button")]:
+        uses[name] |= dynamic & QT_MEMBERS[NAME_CLASSES["CollapsibleButton"
+                                                        if name.endswith("CollapsibleButton")
+                                                        else "Button"]]
+    return uses
+
+
+def test_every_widget_the_code_uses_has_the_class_it_expects():
+    """Bug it catches: a widget renamed or retyped in the .ui (a QLabel turned into a
+    QLineEdit, a table into a list) that the module still reads as before, which fails only
+    when a clinician presses the button in Slicer. Read from the .ui's XML (no Qt): every
+    widget the code uses exists, has the class its name promises, and that class has every
+    member the code uses on it."""
+    _, widgets, _ = _ui_widgets()
+    uses = _widget_uses()
+    assert {"planButton", "positionsTable", "planText", "registrationStatusLabel",
+            "dataCollapsibleButton"} <= set(uses)
+    for name, members in sorted(uses.items()):
+        assert name in widgets, f"{name}: used by TAREPlanner.py, not in the .ui"
+        suffix = next(s for s in NAME_CLASSES if name.endswith(s))
+        expected = NAME_CLASSES[suffix]
+        found = widgets[name].get("class")
+        assert found == expected, f"{name}: the .ui has a {found}; the code expects {expected}"
+        unknown = members - QT_MEMBERS[expected]
+        assert not unknown, f"{name} ({expected}): the code uses {sorted(unknown)}"

@@ -32,7 +32,7 @@ def test_buttons_say_what_they_need_before_loading(session):
 
 
 def test_bad_values_name_the_field(session):
-    with pytest.raises(ValueError, match="siteTolerancePercent: got 'abc'; allowed: a number"):
+    with pytest.raises(ValueError, match=r"Site tolerance \(%\): got 'abc'; allowed: a number"):
         session.set_value("siteTolerancePercent", "abc")
     with pytest.raises(ValueError, match="allowed"):
         session.set_value("stepLog", "")
@@ -114,3 +114,51 @@ def test_segmental_synthetic_patient(session):
     assert session.scene.GetNumberOfNodes() < nodes
     ok, text = session.run("load", positions=9)
     assert not ok and "positions: got 9; allowed: 1 to 8" in text
+
+
+def test_refused_and_empty_fields_block_the_actions_that_read_them(session):
+    """Bugs: a refused residual (-0.1) left the administration running with 0 GBq; an empty
+    field became 0. The refused text stays with its message, the parameter keeps its value,
+    and the action names the field until it is corrected."""
+    assert session.run("load")[0]
+    with pytest.raises(ValueError, match=r"Residual activity \(GBq\) of position 1 "
+                                         r"\(right hepatic\): got '-0.1'"):
+        session.set_position_field(0, "residualGbq", "-0.1")
+    assert session.p.positions[0].residualGbq == 0.0            # not recorded
+    assert session.field_texts()["p:0:residualGbq"] == "-0.1"     # still shown
+    assert "Residual activity (GBq) of position 1" in session.missing()["administration"]
+    ok, text = session.run("administration")
+    assert not ok and "first correct Residual activity" in text
+    session.set_position_field(0, "residualGbq", "0.1")
+    assert session.field_errors() == {} and session.p.positions[0].residualGbq == 0.1
+    session.set_text("f:lungBaseMarginMm", "")
+    assert session.field_texts()["f:lungBaseMarginMm"] == ""
+    assert "Lung-base margin (mm) is empty" in session.missing()["measurement"]
+    with pytest.raises(ValueError, match="field: got"):
+        session.set_text("f:stepLog", "x")
+    with pytest.raises(ValueError, match="position: got"):
+        session.set_position_field(7, "vialGbq", "1")
+
+
+def test_every_save_has_its_own_folder_and_the_page_offers_the_latest(session, tmp_path):
+    """Bugs: the second Save failed (OutputExistsError); the file list stayed on an earlier
+    plan. Two Saves: two folders; the page lists the second only, and nothing once the
+    plan changes or a new patient starts."""
+    assert session.run("load")[0]
+    session.set_value("voxelDosimetry", False)
+    for action in ("registration", "lungs", "territories", "measurement", "plan", "save"):
+        ok, text = session.run(action)
+        assert ok, (action, text)
+    first = session.saved_folder
+    ok, text = session.run("save")
+    assert ok, text
+    second = session.saved_folder
+    assert first != second and (tmp_path / first / "plan.json").is_file()
+    assert (tmp_path / second / "plan.json").is_file()
+    assert session.outputs() and all(n.startswith(second + "/") for n in session.outputs())
+    assert session.report_name() == f"{second}/report.pdf"
+    session.set_position_field(1, "goalValue", "41")
+    assert session.outputs() == [] and session.report_name() is None
+    assert "plan is outdated" in session.missing()["directive"]
+    session.new_patient()
+    assert session.outputs() == [] and session.saved_folder is None

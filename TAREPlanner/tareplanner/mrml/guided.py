@@ -237,6 +237,8 @@ def missing_inputs(p, action: str) -> list[str]:
                     for _, name, position in _named_positions(p)
                     if not (position.vialGbq and (position.vialTime or "").strip()
                             and (position.administeredAt or "").strip())]
+    if action in ("directive", "administration") and p.planRecord is not None:
+        missing += _outdated_records(p, action)
     if action == "verification":
         need("postTreatmentVolume", "the post-treatment PET or SPECT (step 7)")
     if action == "save" and not (p.outputFolder or "").strip():
@@ -244,6 +246,25 @@ def missing_inputs(p, action: str) -> list[str]:
     if action not in ACTIONS:
         raise ValueError(f"action: got {action!r}; allowed: {', '.join(ACTIONS)}")
     return missing
+
+
+def _outdated_records(p, action: str) -> list[str]:
+    """The treatment day is written from the plan on the panel only: the directive is
+    refused while the plan is outdated, the administration while the plan or the directive
+    is (each named with what changed)."""
+    try:
+        states = statuses(p)
+    except ValueError:           # two positions of the same name: said by missing_inputs
+        return []
+    out = []
+    if states["plan"].state == step_log.OUTDATED:
+        out.append(f"a current plan (the plan is outdated: {states['plan'].reason}; plan "
+                   "again, step 5)")
+    if action == "administration" and p.directiveRecord is not None and \
+            states["directive"].state == step_log.OUTDATED:
+        out.append(f"a current written directive (it is outdated: "
+                   f"{states['directive'].reason}; write it again, step 6)")
+    return out
 
 
 def run(scene, p, action: str, **options) -> str:
@@ -788,6 +809,23 @@ def dose_volume_node(scene, step: str):
                 attributes.DOSE_VOLUME) == "1":
             return node
     return None
+
+
+def colour_legend_node(scene, volume_node):
+    """The colour legend (colour bar) display node of a volume, made on first use (both
+    views show a fused image's colour bar with its title and unit)."""
+    import slicer
+    for index in range(volume_node.GetNumberOfDisplayNodes()):
+        node = volume_node.GetNthDisplayNode(index)
+        if node is not None and node.IsA("vtkMRMLColorLegendDisplayNode"):
+            return node
+    if volume_node.GetDisplayNode() is None:
+        volume_node.CreateDefaultDisplayNodes()
+    legend = slicer.vtkMRMLColorLegendDisplayNode()
+    scene.AddNode(legend)
+    volume_node.AddAndObserveDisplayNodeID(legend.GetID())
+    legend.SetAndObservePrimaryDisplayNode(volume_node.GetDisplayNode())
+    return legend
 
 
 def dvh_chart_node(scene, step: str):

@@ -35,10 +35,14 @@ from ..mrml import guided
 from ..mrml.workflow import roles
 from ..physics.solver import GOAL_KINDS
 from .files import OutsideDataFolderError, content_type, resolve_inside
-from .session import (LABEL_MAPS, LOAD_FOLDER, NODE_FIELDS, SYNTHETIC_POSITIONS,
+from . import forms
+from .session import (ACTION_PANEL, LABEL_MAPS, LOAD_FOLDER, NODE_FIELDS, SYNTHETIC_POSITIONS,
                       VALUE_FIELDS, Session)
 
 log = logging.getLogger(__name__)
+
+#: the page's expression for "this tab follows another read-only"
+READ_ONLY = "owner_tab !== tab_id"
 
 PRODUCTS = ("therasphere", "sir-spheres", "quiremspheres")
 METHODS = ("partition", "single-compartment", "bsa")
@@ -51,6 +55,17 @@ VIEW_MODES = [{"title": "CT", "value": "ct"}, {"title": "CT + MAA SPECT", "value
 ROLE_COLOURS = {"liver": (0.95, 0.55, 0.15), "tumour": (1.0, 0.1, 0.1),
                 "lung": (0.45, 0.75, 1.0)}
 TERRITORY_COLOURS = ((0.2, 0.85, 0.3), (0.9, 0.3, 0.9), (1.0, 0.9, 0.2), (0.2, 0.9, 0.9))
+#: CT window/level presets (window, level) in HU: Slicer's CT-Abdomen and CT-Lung volume
+#: display presets, and the liver window of Radiopaedia's "Windowing (CT)" article
+CT_PRESETS = {"abdomen": (350.0, 40.0), "liver": (150.0, 30.0), "lung": (1400.0, -500.0)}
+#: slice view orientation -> (view name, letters at the top, bottom, left, right edge; the
+#: axis of the slice position with its positive and negative letter). Radiological
+#: convention: the patient's right on the left of the screen.
+VIEW_TEXT = {"Axial": ("Axial", "A", "P", "R", "L", ("S", "I")),
+             "Coronal": ("Coronal", "S", "I", "R", "L", ("A", "P")),
+             "Sagittal": ("Sagittal", "S", "I", "A", "P", ("R", "L"))}
+#: what the colour bar of each fused image says (title with its unit)
+LEGEND_TITLES = {"plan": "Planned dose (Gy)", "verification": "Delivered dose (Gy)"}
 BUTTON_LABELS = {"load": "Load the synthetic patient", "registration": "Register the CBCTs",
                  "lungs": "Lungs from the CT", "territories": "Territories from the CBCTs",
                  "check segments": "Check the segments", "measurement": "Measure LSF and TNR",
@@ -97,6 +112,52 @@ def dvh_png(reports: dict[str, dict]) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+def _voxels(node):
+    """The voxel values of a volume node (flat; for ranges and percentiles)."""
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+    return vtk_to_numpy(node.GetImageData().GetPointData().GetScalars())
+
+
+def _value_at(node, ras) -> float | None:
+    """The voxel value of a volume node at a RAS point (nearest voxel; its parent
+    transform applied), or None outside it."""
+    import numpy as np
+    import vtk
+    if node is None or node.GetImageData() is None:
+        return None
+    point = np.array([ras[0], ras[1], ras[2], 1.0])
+    transform = node.GetParentTransformNode()
+    if transform is not None:
+        to_local = vtk.vtkGeneralTransform()
+        transform.GetTransformFromWorld(to_local)
+        point[:3] = to_local.TransformPoint(point[:3])
+    ras_to_ijk = vtk.vtkMatrix4x4()
+    node.GetRASToIJKMatrix(ras_to_ijk)
+    ijk = np.rint(ras_to_ijk.MultiplyPoint(point)[:3]).astype(int)
+    extent = node.GetImageData().GetExtent()
+    if any(not extent[2 * a] <= ijk[a] <= extent[2 * a + 1] for a in range(3)):
+        return None
+    return float(node.GetImageData().GetScalarComponentAsDouble(*ijk, 0))
+
+
+def _gradient_css(colour_node) -> str:
+    """The colours of a colour node (table or procedural) as a CSS gradient, low to high."""
+    if colour_node is None:
+        return ""
+    lookup = colour_node.GetLookupTable() if hasattr(colour_node, "GetLookupTable") else None
+    if lookup is None and hasattr(colour_node, "GetColorTransferFunction"):
+        lookup = colour_node.GetColorTransferFunction()
+    if lookup is None:
+        return ""
+    low, high = lookup.GetRange()
+    stops = []
+    for i in range(9):
+        rgb = [0.0, 0.0, 0.0]
+        lookup.GetColor(low + (high - low) * i / 8.0, rgb)
+        stops.append("rgb(%d,%d,%d)" % tuple(int(255 * c) for c in rgb))
+    return "background: linear-gradient(to right, " + ", ".join(stops) + ")"
+
+
 class WebApp:
     """The trame server, the Slicer scene and views, the session and the page."""
 
@@ -117,6 +178,7 @@ class WebApp:
             view.renderer().SetUseDepthPeeling(False)
             view.renderer().SetUseDepthPeelingForVolumes(False)
         self._init_state()
+        self._annotate_views()
         self._build_ui()
         self.ctrl.on_server_bind.add(self._bind_routes)
         self.refresh()
@@ -135,45 +197,99 @@ class WebApp:
         s.synthetic_positions = 2
         s.tumour_labels = None
         s.result_tab = "plan"
+        s.fv, s.fe = {}, {}
+        s.dose_from_gy, s.fusion_opacity, s.ct_preset = 20, 0.5, None
+        s.segments, s.cursor, s.legend, s.legend_gradient = [], "", None, ""
+        s.ct_window = ""
+        s.change("dose_from_gy", "fusion_opacity")(
+            lambda **_: self.show(self.state.view_mode))
+        s.change("ct_preset")(lambda ct_preset=None, **_: self._ct_preset(ct_preset))
+        s.owner_tab = None
+        s.confirm_new = False
+        # the typed field's text lives in the browser until the field is left: the server's
+        # updates never replace what is being typed (client-only state)
+        s.draft, s.focus_key, s.sent_key, s.sent_text, s.tab_id = "", None, None, "", ""
+        s.client_only("draft", "focus_key", "sent_key", "sent_text", "tab_id", "confirm_new")
         for name in VALUE_FIELDS:
             s[f"f_{name}"] = None
         for name in NODE_FIELDS:
             s[f"n_{name}"] = None
-        s.change(*[f"f_{n}" for n in VALUE_FIELDS])(self._on_value)
-        s.change(*[f"n_{n}" for n in NODE_FIELDS])(self._on_node)
         s.change("view_mode")(lambda view_mode, **_: self.show(view_mode))
         s.site_limits = None
-        s.change("site_limits")(self._on_site_limits)
         s.response_fit = None
-        s.change("response_fit")(self._on_response_fit)
+        for name, method in (("claim", self.claim), ("take_over", self.take_over),
+                             ("commit", self.commit), ("edit", self.edit),
+                             ("run", self.run), ("new_patient", self.new_patient),
+                             ("add_position", self.add_position),
+                             ("segment_visible", self.segment_visible),
+                             ("remove_position", self.remove_position)):
+            self.ctrl.trigger(name)(method)
 
-    def _on_response_fit(self, response_fit=None, **_):
-        if "response_fit" in self.state.modified_keys:
-            self._edit(lambda: self.session.set_response_fit(response_fit))
+    # ------------------------------------------------------------------ the owning tab
+    owner = None
 
-    def _on_site_limits(self, site_limits=None, **_):
-        if "site_limits" in self.state.modified_keys:
-            self._edit(lambda: self.session.set_site_limits(site_limits))
+    def _owns(self, tab) -> bool:
+        """Whether ``tab`` (the id each page makes when it opens) may change the patient:
+        the first tab to open (or to act) owns the session; every other tab follows it
+        read-only until it takes over (and the owning tab is then told it is read-only)."""
+        if not isinstance(tab, str) or not tab:
+            return False
+        if self.owner is None:
+            self.owner = tab
+            self.state.owner_tab = tab
+        return tab == self.owner
 
-    def _on_value(self, **changes):
-        self._edit(lambda: [self.session.set_value(k[2:], v) for k, v in self._changed(changes)
-                            if k.startswith("f_")])
+    def claim(self, tab=None):
+        self._owns(tab)
+        self.refresh()
 
-    def _on_node(self, **changes):
-        if self._refreshing:
+    def take_over(self, tab=None):
+        if isinstance(tab, str) and tab:
+            self.owner = tab
+        self.refresh(owner_tab=self.owner)
+
+    # ------------------------------------------------------------------ edits
+    def commit(self, tab=None, key=None, text=None):
+        """A typed field was left (or Enter pressed): its text, read once."""
+        if not self._owns(tab):
             return
-        self._edit(lambda: [self.session.set_node(k[2:], v) for k, v in self._changed(changes)
-                            if k.startswith("n_")])
-        self._show_segments()
-        self.show(self.state.view_mode)     # the views follow the chosen CT and images
+        try:
+            self.session.set_text(str(key), text)
+        except ValueError:
+            pass                          # shown beside the field (session.invalid)
+        self.refresh()
 
-    def _changed(self, changes):
-        modified = set(self.state.modified_keys)
-        return [(k, v) for k, v in changes.items() if k in modified]
+    def edit(self, tab=None, key=None, value=None):
+        """A choice, a tick box or a node: 'v:name', 'n:name', 'p:index:field',
+        'site_limits'."""
+        if not self._owns(tab):
+            return
+        key = str(key)
+        nodes_changed = key.startswith("n:")
+
+        def change():
+            kind, _, name = key.partition(":")
+            if kind == "v" and name in VALUE_FIELDS:
+                self.session.set_value(name, value)
+            elif kind == "n":
+                self.session.set_node(name, value)
+            elif kind == "p" and name.count(":") == 1:
+                index, field = name.split(":")
+                if not index.isdigit():
+                    raise ValueError(f"position: got {index[:20]!r}; allowed: a row number")
+                self.session.set_position_field(int(index), field, value)
+            elif key == "site_limits":
+                self.session.set_site_limits(value)
+            elif key == "response_fit":
+                self.session.set_response_fit(value)
+            else:
+                raise ValueError(f"field: got {key[:40]!r}; allowed: a field of the page")
+        self._edit(change)
+        if nodes_changed:
+            self._show_segments()
+            self.show(self.state.view_mode)     # the views follow the chosen CT and images
 
     def _edit(self, change):
-        if self._refreshing:
-            return
         try:
             change()
             self.state.edit_error = ""
@@ -200,6 +316,11 @@ class WebApp:
                 s.positions = session.position_rows()
                 s.folders = session.folders()
                 s.outputs = session.outputs()
+                s.report_name = session.report_name()
+                s.fv = session.field_texts()
+                s.fe = session.field_errors()
+                s.owner_tab = self.owner
+                s.segments = self._segment_rows()
                 s.plan_rows = session.plan_rows()
                 s.plan_totals = session.plan_totals()
                 s.warnings = session.warnings()
@@ -212,8 +333,8 @@ class WebApp:
             self._refreshing = False
 
     # ------------------------------------------------------------------ actions
-    async def run(self, action: str):
-        if self.state.busy:
+    async def run(self, tab=None, action=None):
+        if self.state.busy or not self._owns(tab) or action not in ACTION_PANEL:
             return
         with self.state:
             self.state.busy = action
@@ -228,21 +349,24 @@ class WebApp:
         finally:
             self.refresh(busy="")
 
-    def add_position(self):
-        self._edit(self.session.add_position)
+    def add_position(self, tab=None):
+        if self._owns(tab):
+            self._edit(self.session.add_position)
 
-    def new_patient(self):
+    def new_patient(self, tab=None):
+        """Everything cleared (after the page asked to confirm): the scene, the fields, the
+        messages, the plan table, the DVH and the download list; saved files stay."""
+        if self.state.busy or not self._owns(tab):
+            return
         self._edit(self.session.new_patient)
         self.state.dvh = ""
         self.state.view_mode = "ct"
         self.slicer_app.display_manager.show_volume_in_slice_background(None)
         self.slicer_app.display_manager.show_volume_in_slice_foreground(None)
 
-    def remove_position(self, index):
-        self._edit(lambda: self.session.remove_position(index))
-
-    def set_position(self, index, name, value):
-        self._edit(lambda: self.session.set_position_field(index, name, value))
+    def remove_position(self, tab=None, index=None):
+        if self._owns(tab):
+            self._edit(lambda: self.session.remove_position(index))
 
     def _after(self, action):
         """What the views show after an action (display only)."""
@@ -305,8 +429,14 @@ class WebApp:
         for i in range(nodes.GetNumberOfItems()):
             model = nodes.GetItemAsObject(i)
             if model.GetAttribute(guided.STEP_TAG) and model.GetDisplayNode() is not None:
-                model.GetDisplayNode().SetVisibility(True)
-                model.GetDisplayNode().SetVisibility2D(True)
+                display = model.GetDisplayNode()
+                # one colour per surface; without a colour table of the scene the views
+                # would build an empty lookup table for it ("Bad table range: [0, -1]")
+                display.SetScalarVisibility(False)
+                if self.slicer_app.scene.GetNodeByID(display.GetColorNodeID() or "") is None:
+                    display.SetAndObserveColorNodeID("vtkMRMLColorTableNodeGrey")
+                display.SetVisibility(True)
+                display.SetVisibility2D(True)
 
     def show(self, mode: str, reset: bool = False):
         """Slice views: the CT with the chosen image fused over it."""
@@ -324,23 +454,206 @@ class WebApp:
                 over.CreateDefaultDisplayNodes()
             shown = over.GetDisplayNode()
             if mode in ("spect", "post"):
+                import numpy as np
                 shown.SetAndObserveColorNodeID("vtkMRMLPETProceduralColorNodePET-Heat")
-            if mode == "verification":
-                planned = guided.dose_volume_node(scene, "plan")
-                colours = planned.GetDisplayNode().GetColorNodeID() if planned else None
-                shown.SetAndObserveColorNodeID(colours or "vtkMRMLColorTableNodeRainbow")
-                if planned is not None:
-                    shown.SetAutoWindowLevel(False)
-                    shown.SetWindowLevel(planned.GetDisplayNode().GetWindow(),
-                                         planned.GetDisplayNode().GetLevel())
-            shown.SetApplyThreshold(True)       # no colour where there is no uptake or dose
-            shown.SetLowerThreshold(1e-3 if mode in ("plan", "verification") else 1.0)
+                counts = _voxels(over)
+                # the window up to the 99.9th percentile: the liver does not saturate
+                top = float(np.percentile(counts[counts > 0], 99.9)) if (counts > 0).any() \
+                    else 1.0
+                shown.SetAutoWindowLevel(False)
+                shown.SetWindowLevelMinMax(0.0, max(top, 1.0))
+                shown.SetApplyThreshold(True)     # no colour where there is no uptake
+                shown.SetLowerThreshold(min(1.0, top / 100.0))
+            else:
+                self._dose_wash(over, shown)
             for view in self.slicer_app.view_manager.get_slice_views():
-                view.set_foreground_opacity(0.5)
+                view.set_foreground_opacity(float(self.state.fusion_opacity or 0.5))
+        self._legend(mode, over)
         if reset:
             display.reset_views()
         for view in self.slicer_app.view_manager.get_views():
             view.schedule_render()
+
+    def _dose_wash(self, node, shown):
+        """A dose volume as a continuous colour wash from the page's lower threshold (so
+        that normal liver at 50-90 Gy shows) to the 99.5th percentile of the dose; the
+        isodose surfaces draw the levels as lines."""
+        import numpy as np
+        dose = _voxels(node)
+        # the delivered dose on the planned dose's scale, so that the two compare
+        reference = guided.dose_volume_node(self.slicer_app.scene, "plan") or node
+        scale = _voxels(reference)
+        positive = scale[scale > 0]
+        top = float(np.percentile(positive, 99.5)) if positive.size else 1.0
+        low = max(float(self.state.dose_from_gy or 0.0), 0.0)
+        shown.SetAndObserveColorNodeID(self._wash_colours().GetID())
+        shown.SetAutoWindowLevel(False)
+        shown.SetWindowLevelMinMax(low, max(top, low + 1.0))
+        shown.SetAutoThreshold(False)
+        shown.SetApplyThreshold(True)
+        shown.SetLowerThreshold(max(low, 1e-3))
+        shown.SetUpperThreshold(float(dose.max()) + 1.0)
+
+    _wash = None
+
+    def _wash_colours(self):
+        """The dose wash's colour table, blue (low) through green and yellow to red (high),
+        filled before it enters the scene (an empty table in the scene makes the views
+        build an empty lookup table)."""
+        scene = self.slicer_app.scene
+        if self._wash is not None and scene.GetNodeByID(self._wash.GetID()) is self._wash:
+            return self._wash
+        import vtk
+        lookup = vtk.vtkLookupTable()
+        lookup.SetHueRange(0.667, 0.0)
+        lookup.SetNumberOfTableValues(256)
+        lookup.Build()
+        table = scene.CreateNodeByClass("vtkMRMLColorTableNode")
+        table.SetName("TAREPlanner dose wash")
+        table.SetTypeToUser()
+        table.SetNumberOfColors(256)
+        for i in range(256):
+            r, g, b, _ = lookup.GetTableValue(i)
+            table.SetColor(i, f"{i}", r, g, b, 1.0)
+        table.SetHideFromEditors(True)
+        self._wash = scene.AddNode(table)
+        return self._wash
+
+    def _legend(self, mode: str, over) -> None:
+        """The colour bar of the fused image (its title with the unit, its range) in the
+        slice views and in the page."""
+        scene = self.slicer_app.scene
+        legends = scene.GetNodesByClass("vtkMRMLColorLegendDisplayNode")
+        for i in range(legends.GetNumberOfItems()):
+            legends.GetItemAsObject(i).SetVisibility(False)
+        if over is None or over.GetDisplayNode() is None:
+            self.state.legend = None
+            return
+        from ..mrml import attributes
+        units = over.GetAttribute(attributes.UNITS) or ""
+        title = LEGEND_TITLES.get(mode) or (
+            ("Post-treatment" if mode == "post" else "MAA SPECT")
+            + (f" ({units})" if units else ""))
+        display = over.GetDisplayNode()
+        legend = guided.colour_legend_node(scene, over)
+        legend.SetTitleText(title.rsplit("(", 1)[-1].rstrip(")") if "(" in title else title)
+        legend.SetLabelFormat("%.0f")
+        legend.SetSize(0.08, 0.45)
+        legend.SetVisibility(True)
+        low, high = display.GetWindowLevelMin(), display.GetWindowLevelMax()
+        self.state.legend_gradient = _gradient_css(display.GetColorNode())
+        self.state.legend = {"title": title, "low": f"{low:.0f}", "high": f"{high:.0f}",
+                             "threshold": f"{display.GetLowerThreshold():.0f}"
+                             if display.GetApplyThreshold() else None}
+
+    def _ct_preset(self, name):
+        ct = self.session.p.ctVolume
+        if name not in CT_PRESETS or ct is None:
+            return
+        if ct.GetDisplayNode() is None:
+            ct.CreateDefaultDisplayNodes()
+        window, level = CT_PRESETS[name]
+        display = ct.GetDisplayNode()
+        display.SetAutoWindowLevel(False)
+        display.SetWindowLevel(window, level)
+        self.state.ct_window = f"W {window:g} L {level:g} HU"
+        for view in self.slicer_app.view_manager.get_views():
+            view.schedule_render()
+
+    # ------------------------------------------------------------------ view texts
+    def _annotate_views(self):
+        """Each slice view names itself and its orientation letters, gives its slice
+        position in mm, and the value under the cursor (also shown in the page)."""
+        from vtkmodules.vtkRenderingAnnotation import vtkCornerAnnotation
+        self._annotations = []
+        for view in self.slicer_app.view_manager.get_slice_views():
+            annotation = vtkCornerAnnotation()
+            annotation.SetMaximumFontSize(15)
+            annotation.SetMinimumFontSize(10)
+            annotation.GetTextProperty().SetColor(1.0, 1.0, 0.6)
+            annotation.GetTextProperty().SetShadow(True)
+            view.renderer().AddViewProp(annotation)
+            slice_node = view._logic.GetSliceNode()
+            self._annotations.append((view, annotation, slice_node))
+            slice_node.AddObserver("ModifiedEvent",
+                                   lambda *_, v=view, a=annotation, n=slice_node:
+                                   self._view_text(v, a, n))
+            view.interactor().AddObserver("MouseMoveEvent",
+                                          lambda *_, v=view, n=slice_node:
+                                          self._under_cursor(v, n), 1.0)
+            self._view_text(view, annotation, slice_node)
+
+    def _view_text(self, view, annotation, slice_node):
+        name, top, bottom, left, right, (plus, minus) = VIEW_TEXT.get(
+            slice_node.GetOrientation(), (slice_node.GetOrientation(), "", "", "", "",
+                                          ("+", "-")))
+        offset = view._logic.GetSliceOffset()
+        annotation.SetText(2, name)
+        annotation.SetText(7, top)
+        annotation.SetText(4, bottom)
+        annotation.SetText(6, left)
+        annotation.SetText(5, right)
+        annotation.SetText(0, f"{plus if offset >= 0 else minus} {abs(offset):.1f} mm")
+
+    def _under_cursor(self, view, slice_node):
+        """The CT (HU) and the fused image (its unit) at the mouse position."""
+        import numpy as np
+        x, y = view.interactor().GetEventPosition()
+        ras = np.array(slice_node.GetXYToRAS().MultiplyPoint((float(x), float(y), 0.0, 1.0)))
+        p = self.session.p
+        parts = [f"R {ras[0]:.1f} A {ras[1]:.1f} S {ras[2]:.1f} mm"]
+        over = {"spect": p.spectVolume, "post": p.postTreatmentVolume,
+                "plan": guided.dose_volume_node(self.slicer_app.scene, "plan"),
+                "verification": guided.dose_volume_node(self.slicer_app.scene,
+                                                        "verification")
+                }.get(self.state.view_mode)
+        from ..mrml import attributes
+        for label, node, unit in (("CT", p.ctVolume, "HU"),
+                                  ("dose" if self.state.view_mode in ("plan", "verification")
+                                   else "image", over, None)):
+            value = _value_at(node, ras)
+            if value is not None:
+                unit = unit or ("Gy" if label == "dose" else
+                                node.GetAttribute(attributes.UNITS) or "")
+                parts.append(f"{label} {value:.1f} {unit}".rstrip())
+        text = " · ".join(parts)
+        for v, annotation, _ in self._annotations:
+            annotation.SetText(1, text if v is view else "")
+        view.schedule_render()
+        with self.state:
+            self.state.cursor = text
+
+    def segment_visible(self, tab=None, segment_id=None, visible=True):
+        """Show or hide one segment in every view (the segment legend's tick boxes)."""
+        segmentation = self.session.p.segmentation
+        if not self._owns(tab) or segmentation is None or \
+                segmentation.GetDisplayNode() is None or \
+                segmentation.GetSegmentation().GetSegment(str(segment_id)) is None:
+            return
+        segmentation.GetDisplayNode().SetSegmentVisibility(str(segment_id), bool(visible))
+        for view in self.slicer_app.view_manager.get_views():
+            view.schedule_render()
+        self.refresh()
+
+    def _segment_rows(self) -> list[dict]:
+        segmentation = self.session.p.segmentation
+        if segmentation is None or segmentation.GetDisplayNode() is None:
+            return []
+        display = segmentation.GetDisplayNode()
+        segments = segmentation.GetSegmentation()
+        by_name = roles(segmentation)
+        rows = []
+        for i in range(segments.GetNumberOfSegments()):
+            segment_id = segments.GetNthSegmentID(i)
+            segment = segments.GetSegment(segment_id)
+            colour = display.GetSegmentOverrideColor(segment_id)
+            if colour == (0.0, 0.0, 0.0) or min(colour) < 0:
+                colour = segment.GetColor()
+            rows.append({"id": segment_id, "name": segment.GetName(),
+                         "role": by_name.get(segment.GetName(), ""),
+                         "colour": "#%02x%02x%02x" % tuple(int(255 * c) for c in colour),
+                         "visible": bool(display.GetSegmentVisibility(segment_id))})
+        return rows
 
     def _update_dvh(self):
         reports = {label: report for label in ("planned", "delivered")
@@ -362,17 +675,27 @@ class WebApp:
                 "Content-Disposition": f'attachment; filename="{path.name}"',
                 "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
+        async def session_url(request):
+            """The page asks a session manager where its websocket is before it connects
+            (trame's client POSTs to /paraview/): this server is its own, at /ws."""
+            scheme = "wss" if request.secure else "ws"
+            return web.json_response({"sessionURL": f"{scheme}://USE_HOST/ws"})
+
         wslink_server.app.router.add_route("GET", "/files/{name:.*}", download)
+        wslink_server.app.router.add_route("POST", "/paraview/", session_url)
 
     # ------------------------------------------------------------------ page
-    def _button(self, action: str, label: str | None = None, **kwargs):
-        """A button for one action: enabled when the action has what it needs, its tooltip
-        naming what is missing."""
+    def _button(self, action: str, label: str | None = None, confirm: str | None = None,
+                **kwargs):
+        """A button for one action: enabled when the action has what it needs (and no field
+        it reads is refused or empty), its tooltip naming what is missing."""
+        call = f"trigger('run', [tab_id, {action!r}])"
+        if confirm:
+            call = f"if (!({confirm[0]}) || window.confirm({confirm[1]!r})) {call};"
         with html.Span(classes="d-inline-block mr-2 mb-2"):
             v3.VBtn(label or BUTTON_LABELS[action], color="primary", size="small",
-                    disabled=(f"!!missing[{action!r}] || !!busy",),
-                    loading=(f"busy === {action!r}",),
-                    click=(self.run, f"[{action!r}]"),
+                    disabled=(f"!!missing[{action!r}] || !!busy || {READ_ONLY}",),
+                    loading=(f"busy === {action!r}",), click=call,
                     raw_attrs=[f'data-action="{action}"'], **kwargs)
             v3.VTooltip(activator="parent", location="top",
                         text=(f"'needs ' + missing[{action!r}]",),
@@ -386,10 +709,46 @@ class WebApp:
             html.Pre("{{ messages[%r].text }}" % panel, v_else=True,
                      classes="step-output", raw_attrs=[f'data-output="{panel}"'])
 
+    def _typed(self, key: str, label: str, attrs: list[str], *, label_expr: bool = False,
+               classes: str = "mb-2", **kwargs):
+        """A typed field (``key``: a JS expression of its form key, 'f:name' or
+        'p:index:name'). What is typed stays in the browser while the field has focus
+        (the server's updates never replace it); leaving the field or pressing Enter sends
+        the text once; a refused text stays in the field with its message beneath it."""
+        k = key
+        shown = f"focus_key === {k} ? draft : (sent_key === {k} ? sent_text : (fv[{k}] ?? ''))"
+        # a field left unchanged sends nothing (no needless update of every tab)
+        send = (f"if (focus_key === {k} && draft === (fv[{k}] ?? '')) focus_key = null; "
+                f"else if (focus_key === {k}) {{ sent_key = {k}; sent_text = draft; "
+                f"focus_key = null; trigger('commit', [tab_id, {k}, sent_text])"
+                f".then(() => {{ if (sent_key === {k} && focus_key !== {k}) "
+                f"sent_key = null; }}); }}")
+        v3.VTextField(model_value=(shown,), label=(label,) if label_expr else label,
+                      density="compact", hide_details="auto",
+                      error_messages=(f"fe[{k}] || []",), readonly=(READ_ONLY,),
+                      classes=classes,
+                      raw_attrs=[*attrs,
+                                 f'@focus="draft = String({shown}); focus_key = {k}"',
+                                 f'@update:model-value="if (focus_key === {k}) draft = $event;"',
+                                 f'@blur="{send};"', '@keydown.enter="$event.target.blur()"',
+                                 'autocomplete="off"', 'spellcheck="false"'],
+                      **kwargs)
+
     def _text(self, name: str, label: str, **kwargs):
-        v3.VTextField(v_model=(f"f_{name}",), label=label, density="compact",
-                      hide_details=True, classes="mb-2",
-                      raw_attrs=[f'data-field="{name}"'], **kwargs)
+        kwargs.pop("type", None)       # numbers are typed as text: the server reads them
+        self._typed(f"'f:{name}'", label, [f'data-field="{name}"'], **kwargs)
+
+    def _choice(self, name: str, label: str, items: str, **kwargs):
+        v3.VSelect(model_value=(f"f_{name}",), items=(items,), label=label, density="compact",
+                   hide_details=True, readonly=(READ_ONLY,),
+                   update_modelValue=f"trigger('edit', [tab_id, 'v:{name}', $event])",
+                   raw_attrs=[f'data-field="{name}"'], **kwargs)
+
+    def _tick(self, name: str, label: str, **kwargs):
+        v3.VCheckbox(model_value=(f"f_{name}",), label=label, density="compact",
+                     hide_details=True, readonly=(READ_ONLY,),
+                     update_modelValue=f"trigger('edit', [tab_id, 'v:{name}', !!$event])",
+                     raw_attrs=[f'data-field="{name}"'], **kwargs)
 
     def _scenario_fields(self):
         """The scenario that selects the guideline rows (declared in mrml.parameters): the
@@ -399,70 +758,80 @@ class WebApp:
             for name, label, items in (("treatmentIntent", "Treatment intent", INTENTS),
                                        ("histology", "Histology", HISTOLOGIES)):
                 with v3.VCol(cols=6):
-                    v3.VSelect(v_model=(f"f_{name}",), items=(repr(list(items)),),
-                               label=label, density="compact", hide_details=True,
-                               raw_attrs=[f'data-field="{name}"'])
-        self._text("bilirubinMgDl", "Total bilirubin (mg/dL), empty: not given")
+                    self._choice(name, label, repr(list(items)))
+        self._text("bilirubinMgDl", "Total bilirubin (mg/dL), empty: not given",
+                   classes="mb-2 mt-2")
         for name, label in (("liverCompromised", "Compromised liver function"),
                             ("priorTreatment", "Prior chemotherapy or liver treatment")):
-            v3.VCheckbox(v_model=(f"f_{name}",), label=label, density="compact",
-                         hide_details=True, raw_attrs=[f'data-field="{name}"'])
+            self._tick(name, label)
 
     def _node_select(self, name: str, label: str):
-        v3.VSelect(v_model=(f"n_{name}",), label=label, items=(f"choices[{NODE_FIELDS[name]!r}]",),
+        v3.VSelect(model_value=(f"n_{name}",), label=label,
+                   items=(f"choices[{NODE_FIELDS[name]!r}]",),
+                   update_modelValue=f"trigger('edit', [tab_id, 'n:{name}', $event ?? null])",
                    density="compact", hide_details=True, clearable=True, classes="mb-2",
-                   raw_attrs=[f'data-field="{name}"'])
+                   readonly=(READ_ONLY,), raw_attrs=[f'data-field="{name}"'])
 
     def _panel(self, key: str):
         return v3.VExpansionPanel(value=key, raw_attrs=[f'data-panel="{key}"'])
+
+    @staticmethod
+    def _position_key(field: str) -> str:
+        return "`p:${i}:" + field + "`"
 
     def _positions_editor(self, readings: bool):
         with html.Div(v_for="(pos, i) in positions", key="i", classes="position-row mb-1",
                       raw_attrs=['data-position="i"']):
             with v3.VRow(dense=True, align="center"):
                 with v3.VCol(cols=3):
-                    v3.VTextField(model_value=("pos.name",), label=("`Position ${i + 1}`",),
-                                  density="compact", hide_details=True, disabled=readings,
-                                  update_modelValue=(self.set_position, "[i, 'name', $event]"),
-                                  raw_attrs=[':data-reading-name="i"' if readings
-                                             else ':data-position-name="i"'])
+                    if readings:
+                        html.Div("{{ pos.name || `position ${i + 1}` }}",
+                                 classes="text-body-2", raw_attrs=[':data-reading-name="i"'])
+                    else:
+                        self._typed(self._position_key("name"), "`Position ${i + 1}`",
+                                    [':data-position-name="i"'], label_expr=True, classes="")
                 if not readings:
                     with v3.VCol(cols=7):
                         v3.VSelect(model_value=("pos.cbct",), items=("volumes",), label="CBCT",
-                                   density="compact", hide_details=True,
-                                   update_modelValue=(self.set_position, "[i, 'cbct', $event]"),
+                                   density="compact", hide_details=True, readonly=(READ_ONLY,),
+                                   update_modelValue="trigger('edit', [tab_id, `p:${i}:cbct`, "
+                                                     "$event ?? null])",
                                    raw_attrs=[':data-position-cbct="i"'])
                     with v3.VCol(cols=2):
                         v3.VBtn(icon="mdi-delete", size="small", variant="text",
-                                click=(self.remove_position, "[i]"),
+                                disabled=(READ_ONLY,),
+                                click="trigger('remove_position', [tab_id, i])",
                                 raw_attrs=[':data-remove-position="i"'])
                 else:
-                    for field, label, width in (("vialGbq", "vial GBq", 2),
-                                                ("vialTime", "vial time", 4),
-                                                ("residualGbq", "residual GBq", 3)):
+                    for field, label, width in (("vialGbq", "Vial activity (GBq)", 3),
+                                                ("vialTime", "Vial time", 6)):
                         with v3.VCol(cols=width):
-                            v3.VTextField(model_value=(f"pos.{field}",), label=label,
-                                          density="compact", hide_details=True,
-                                          update_modelValue=(self.set_position,
-                                                             f"[i, {field!r}, $event]"),
-                                          raw_attrs=[f':data-reading="`{field}-${{i}}`"'])
+                            self._typed(self._position_key(field), label,
+                                        [f':data-reading="`{field}-${{i}}`"',
+                                         'inputmode="decimal"' if field == "vialGbq" else
+                                         'inputmode="text"'], classes="")
             if readings:
                 with v3.VRow(dense=True):
                     v3.VCol(cols=3)
-                    for field, label in (("residualTime", "residual time"),
-                                         ("administeredAt", "administered at")):
-                        with v3.VCol(cols=4 if field == "residualTime" else 5):
-                            v3.VTextField(model_value=(f"pos.{field}",), label=label,
-                                          density="compact", hide_details=True,
-                                          update_modelValue=(self.set_position,
-                                                             f"[i, {field!r}, $event]"),
-                                          raw_attrs=[f':data-reading="`{field}-${{i}}`"'])
+                    for field, label, width in (("residualGbq", "Residual (GBq)", 3),
+                                                ("residualTime", "Residual time", 6)):
+                        with v3.VCol(cols=width):
+                            self._typed(self._position_key(field), label,
+                                        [f':data-reading="`{field}-${{i}}`"'], classes="")
+                with v3.VRow(dense=True):
+                    v3.VCol(cols=3)
+                    with v3.VCol(cols=9):
+                        self._typed(self._position_key("administeredAt"),
+                                    "Administration time",
+                                    [':data-reading="`administeredAt-${i}`"'], classes="")
         if not readings:
             v3.VBtn("Add a position", prepend_icon="mdi-plus", size="small", variant="tonal",
-                    click=self.add_position, classes="mb-2", raw_attrs=['data-add-position'])
+                    click="trigger('add_position', [tab_id])", classes="mb-2",
+                    disabled=(READ_ONLY,), raw_attrs=['data-add-position'])
 
     def _build_ui(self):
-        self.state.goal_kinds = list(GOAL_KINDS)
+        self.state.goal_kinds = [{"title": forms.GOAL_LABELS[k], "value": k} for k in GOAL_KINDS]
+        self.state.goal_labels = {k: forms.goal_field(k).label for k in GOAL_KINDS}
         self.state.synthetic_position_counts = list(SYNTHETIC_POSITIONS)
         self.state.products = list(PRODUCTS)
         self.state.methods = list(METHODS)
@@ -470,6 +839,9 @@ class WebApp:
         self.state.dvh = ""
         with VAppLayout(self.server, full_height=True) as layout:
             client.Style(CSS)
+            client.ClientTriggers(mounted="tab_id = Math.random().toString(36).slice(2) + "
+                                          "Date.now().toString(36); "
+                                          "trigger('claim', [tab_id])")
             with v3.VAppBar(density="compact", color="blue-grey-darken-3"):
                 v3.VAppBarTitle("TAREPlanner: radioembolization planning and verification")
                 v3.VChip("one session per server", size="small", classes="mr-2",
@@ -479,14 +851,51 @@ class WebApp:
                 html.Span(raw_attrs=[':data-updates="updates"'], style="display: none")
             with v3.VMain(), html.Div(classes="d-flex", style="height: calc(100vh - 48px)"):
                 with html.Div(classes="steps-column"):
+                    with v3.VAlert(v_if=(f"owner_tab && {READ_ONLY}",), type="warning",
+                                   density="compact", variant="tonal", classes="ma-2",
+                                   raw_attrs=['data-read-only']):
+                        html.Span("This patient is open in another tab or browser: this tab "
+                                  "follows it read-only.")
+                        v3.VBtn("Take over here", size="small", variant="text",
+                                click="if (window.confirm('Take over? The other tab becomes "
+                                      "read-only.')) trigger('take_over', [tab_id]);",
+                                raw_attrs=['data-take-over'])
                     self._steps()
                 with html.Div(classes="d-flex flex-column flex-grow-1",
                               style="min-width: 0"):
-                    with html.Div(classes="d-flex align-center px-2", style="height: 44px"):
+                    with html.Div(classes="d-flex align-center px-2 ga-2 flex-wrap",
+                                  style="min-height: 44px"):
                         v3.VSelect(v_model=("view_mode",), items=("view_modes",),
                                    label="Slice views show", density="compact",
-                                   hide_details=True, style="max-width: 300px",
+                                   hide_details=True, style="max-width: 240px",
                                    raw_attrs=['data-field="view_mode"'])
+                        with v3.VBtnToggle(v_model=("ct_preset",), density="compact",
+                                           variant="outlined", divided=True,
+                                           raw_attrs=['data-ct-presets']):
+                            for name in CT_PRESETS:
+                                v3.VBtn(name, value=name, size="small",
+                                        raw_attrs=[f'data-ct-preset="{name}"'])
+                        html.Span("{{ ct_window }}", classes="text-caption",
+                                  raw_attrs=['data-ct-window'])
+                        v3.VSlider(v_model=("dose_from_gy",), min=0, max=200, step=5,
+                                   v_if=("['plan', 'verification'].includes(view_mode)",),
+                                   label=("`Dose from ${dose_from_gy} Gy`",),
+                                   density="compact", hide_details=True,
+                                   style="max-width: 280px", raw_attrs=['data-dose-from'])
+                        v3.VSlider(v_model=("fusion_opacity",), min=0, max=1, step=0.05,
+                                   v_if=("view_mode !== 'ct'",), label="Opacity",
+                                   density="compact", hide_details=True,
+                                   style="max-width: 200px", raw_attrs=['data-opacity'])
+                        with html.Div(v_if=("legend",), classes="d-flex align-center",
+                                      raw_attrs=['data-legend']):
+                            html.Span("{{ legend.title }}", classes="text-caption mr-1")
+                            html.Span("{{ legend.low }}", classes="text-caption mr-1")
+                            html.Div(style=("legend_gradient", ""),
+                                     classes="legend-bar")
+                            html.Span("{{ legend.high }}", classes="text-caption ml-1")
+                    html.Div("{{ cursor || 'Move the mouse over a slice view: position and "
+                             "values under the cursor' }}", classes="text-caption px-2",
+                             raw_attrs=['data-cursor'])
                     with html.Div(style="flex: 3 1 0; min-height: 0; position: relative",
                                   classes="d-flex", raw_attrs=['data-views']):
                         self.layout_manager.initialize_layout_grid(layout)
@@ -503,11 +912,14 @@ class WebApp:
                 self._title("data")
                 with v3.VExpansionPanelText():
                     with html.Div(classes="d-flex align-center"):
-                        self._button("load")
+                        self._button("load", confirm=(
+                            "n_ctVolume", "Load the synthetic patient? The patient on the "
+                                          "page is cleared (saved files stay)."))
                         v3.VSelect(v_model=("synthetic_positions",),
                                    items=("synthetic_position_counts",),
                                    label="positions", density="compact", hide_details=True,
                                    style="max-width: 130px", classes="mb-2",
+                                   readonly=(READ_ONLY,),
                                    raw_attrs=['data-field="synthetic_positions"'])
                         html.Span("2: right and left hepatic; otherwise segmental",
                                   classes="text-caption ml-2 mb-2")
@@ -515,17 +927,21 @@ class WebApp:
                         v3.VSelect(v_model=("folder",), items=("folders",),
                                    label="or a folder of the data folder (DICOM, NIfTI)",
                                    density="compact", hide_details=True, classes="mr-2",
-                                   raw_attrs=['data-field="folder"'])
+                                   readonly=(READ_ONLY,), raw_attrs=['data-field="folder"'])
                         v3.VBtn(icon="mdi-refresh", size="small", variant="text",
                                 click=self.refresh, classes="mr-1",
                                 raw_attrs=['data-refresh-folders', 'title="Read the data '
                                            'folder again"'])
                         v3.VBtn("Load folder", size="small", color="primary",
-                                disabled=("!folder || !!busy",),
-                                click=(self.run, f"[{LOAD_FOLDER!r}]"),
+                                disabled=(f"!folder || !!busy || {READ_ONLY}",),
+                                click=f"trigger('run', [tab_id, {LOAD_FOLDER!r}])",
                                 raw_attrs=['data-action="load folder"'])
                         v3.VBtn("New patient", size="small", variant="tonal", classes="ml-1",
-                                disabled=("!!busy",), click=self.new_patient,
+                                disabled=(f"!!busy || {READ_ONLY}",),
+                                click="if (window.confirm('New patient? Everything on the page "
+                                      "is cleared: images, segments, fields, plan and "
+                                      "downloads (saved files stay in the data folder).')) "
+                                      "trigger('new_patient', [tab_id]);",
                                 raw_attrs=['data-new-patient',
                                            'title="An empty scene; saved files stay"'])
                     self._message("data")
@@ -538,11 +954,11 @@ class WebApp:
                                            ("tumour_labels", "tumour label map (1..n)")):
                             v3.VSelect(v_model=(key,), items=("volumes",), label=label,
                                        density="compact", hide_details=True, classes="mr-2",
-                                       clearable=True)
+                                       clearable=True, readonly=(READ_ONLY,))
                         v3.VBtn("Segment", size="small", color="primary",
                                 disabled=("!n_ctVolume || !liver_labels || !tumour_labels || "
-                                          "!!busy",),
-                                click=(self.run, f"[{LABEL_MAPS!r}]"),
+                                          f"!!busy || {READ_ONLY}",),
+                                click=f"trigger('run', [tab_id, {LABEL_MAPS!r}])",
                                 raw_attrs=[f'data-action="{LABEL_MAPS}"'])
                     html.Div("Injection positions", classes="text-subtitle-2 mb-1")
                     self._positions_editor(readings=False)
@@ -562,12 +978,10 @@ class WebApp:
             with self._panel("measurement"):
                 self._title("measurement")
                 with v3.VExpansionPanelText():
-                    self._text("lungBaseMarginMm", "Lung-base margin (mm)", type="number")
-                    v3.VCheckbox(v_model=("f_manualLsf",), label="Enter the LSF by hand",
-                                 density="compact", hide_details=True)
-                    self._text("manualLsfPercent", "Manual LSF (%)", type="number",
-                               v_if=("f_manualLsf",))
-                    self._text("manualTnr", "Manual TNRs, e.g. T1=3.2, T2=2.5")
+                    self._text("lungBaseMarginMm", "Lung-base margin (mm), 0 for none")
+                    self._tick("manualLsf", "Enter the LSF by hand")
+                    self._text("manualLsfPercent", "Manual LSF (%)", v_if=("f_manualLsf",))
+                    self._text("manualTnr", "Manual TNRs, e.g. T1=3.2, T2=2.5 (optional)")
                     self._button("measurement")
                     self._message("measurement")
             with self._panel("plan"):
@@ -575,27 +989,30 @@ class WebApp:
                 with v3.VExpansionPanelText():
                     with v3.VRow(dense=True):
                         with v3.VCol(cols=6):
-                            v3.VSelect(v_model=("f_product",), items=("products",),
-                                       label="Product", density="compact", hide_details=True,
-                                       raw_attrs=['data-field="product"'])
+                            self._choice("product", "Product", "products")
                         with v3.VCol(cols=6):
-                            v3.VSelect(v_model=("f_method",), items=("methods",),
-                                       label="Method", density="compact", hide_details=True,
-                                       raw_attrs=['data-field="method"'])
-                    self._text("treatmentTime", "Treatment time (ISO 8601 with UTC offset)")
+                            self._choice("method", "Method", "methods")
+                    self._text("treatmentTime",
+                               "Treatment time (ISO 8601 with UTC offset, optional)",
+                               classes="mb-2 mt-2")
                     self._scenario_fields()
                     html.Div("One goal per injection position (the rows of step 1)",
                              classes="text-caption mb-1")
                     self._positions_editor_goals_only()
-                    v3.VCheckbox(v_model=("f_voxelDosimetry",), label="Voxel dosimetry",
-                                 density="compact", hide_details=True,
-                                 raw_attrs=['data-field="voxelDosimetry"'])
-                    self._text("isodoseLevelsGy", "Isodose levels (Gy), default from the plan")
-                    v3.VSelect(v_model=("site_limits",), items=("json_files",), clearable=True,
+                    self._tick("voxelDosimetry", "Voxel dosimetry")
+                    self._text("isodoseLevelsGy",
+                               "Isodose levels (Gy), empty for the plan's defaults")
+                    v3.VSelect(model_value=("site_limits",), items=("json_files",),
+                               clearable=True, readonly=(READ_ONLY,),
+                               update_modelValue="trigger('edit', [tab_id, 'site_limits', "
+                                                 "$event ?? null])",
                                label="Site limits file (tareplanner.site-limits/1), optional",
                                density="compact", hide_details=True, classes="mb-2",
                                raw_attrs=['data-field="siteLimitsFile"'])
-                    v3.VSelect(v_model=("response_fit",), items=("json_files",), clearable=True,
+                    v3.VSelect(model_value=("response_fit",), items=("json_files",),
+                               clearable=True, readonly=(READ_ONLY,),
+                               update_modelValue="trigger('edit', [tab_id, 'response_fit', "
+                                                 "$event ?? null])",
                                label="Dose-response fit (tareplanner.response/1), optional",
                                density="compact", hide_details=True, classes="mb-2",
                                raw_attrs=['data-field="responseFit"'])
@@ -605,32 +1022,31 @@ class WebApp:
                 self._title("treatment day")
                 with v3.VExpansionPanelText():
                     self._button("directive")
-                    html.Div("Dose-calibrator readings per position (ISO 8601 times)",
+                    html.Div("Dose-calibrator readings per position (times in ISO 8601 with "
+                             "the UTC offset; residual 0 when none is left)",
                              classes="text-caption mb-1")
                     self._positions_editor(readings=True)
                     self._text("siteTolerancePercent", "Site tolerance (%), 0 for none",
-                               type="number")
+                               classes="mb-2 mt-2")
                     self._button("administration")
                     self._message("treatment day")
             with self._panel("verification"):
                 self._title("verification")
                 with v3.VExpansionPanelText():
                     self._node_select("postTreatmentVolume", "Post-treatment PET or SPECT")
-                    v3.VSelect(v_model=("f_postTreatmentKind",), items=("['pet', 'spect']",),
-                               label="Kind", density="compact", hide_details=True,
-                               classes="mb-2")
+                    self._choice("postTreatmentKind", "Kind", "['pet', 'spect']", classes="mb-2")
                     self._text("administrationTime", "Administration time")
                     self._text("acquisitionTime", "Acquisition time")
                     self._text("administeredActivityGbq",
-                               "Administered activity (GBq), SPECT without a record",
-                               type="number")
+                               "Administered activity (GBq): a SPECT without an administration"
+                               " record; empty for none")
                     self._button("verification")
                     self._message("verification")
             with self._panel("save"):
                 self._title("save")
                 with v3.VExpansionPanelText():
-                    html.Div("Writes into the output folder of the data folder; nothing is "
-                             "overwritten.", classes="text-caption mb-2")
+                    html.Div("Each Save writes into a new folder of the data folder's output "
+                             "folder; nothing is overwritten.", classes="text-caption mb-2")
                     self._button("save")
                     self._message("save")
                     self._file_links()
@@ -638,19 +1054,19 @@ class WebApp:
     def _positions_editor_goals_only(self):
         with html.Div(v_for="(pos, i) in positions", key="i", classes="mb-1"):
             with v3.VRow(dense=True, align="center"):
-                with v3.VCol(cols=4):
+                with v3.VCol(cols=3):
                     html.Div("{{ pos.name || `position ${i + 1}` }}", classes="text-body-2")
                 with v3.VCol(cols=5):
                     v3.VSelect(model_value=("pos.goalKind",), items=("goal_kinds",),
-                               label="goal", density="compact", hide_details=True,
-                               update_modelValue=(self.set_position, "[i, 'goalKind', $event]"),
+                               label="Goal", density="compact", hide_details=True,
+                               readonly=(READ_ONLY,),
+                               update_modelValue="trigger('edit', [tab_id, `p:${i}:goalKind`,"
+                                                 " $event])",
                                raw_attrs=[':data-goal-kind="i"'])
-                with v3.VCol(cols=3):
-                    v3.VTextField(model_value=("pos.goalValue",), label="value", type="number",
-                                  density="compact", hide_details=True,
-                                  update_modelValue=(self.set_position,
-                                                     "[i, 'goalValue', $event]"),
-                                  raw_attrs=[':data-plan-goal-value="i"'])
+                with v3.VCol(cols=4):
+                    self._typed(self._position_key("goalValue"), "goal_labels[pos.goalKind]",
+                                [':data-plan-goal-value="i"', 'inputmode="decimal"'],
+                                label_expr=True, classes="", v_if=("pos.goalKind !== 'maximum'",))
 
     def _title(self, key: str):
         v3.VExpansionPanelTitle("{{ titles[%r] }}" % key, classes="font-weight-medium",
@@ -658,7 +1074,8 @@ class WebApp:
 
     def _file_links(self):
         with html.Div(v_if=("outputs.length",), classes="mt-2"):
-            html.Div("Files written (download):", classes="text-subtitle-2")
+            html.Div("Files of the saved plan on the page (download):",
+                     classes="text-subtitle-2")
             with html.Ul(classes="file-list"):
                 with html.Li(v_for="name in outputs", key="name"):
                     html.A("{{ name }}", href=("'files/' + name.split('/').map("
@@ -671,6 +1088,7 @@ class WebApp:
             v3.VTab("Warnings ({{ warnings.length }})", value="warnings")
             v3.VTab("DVH", value="dvh")
             v3.VTab("Files", value="files")
+            v3.VTab("Segments ({{ segments.length }})", value="segments")
         with v3.VWindow(v_model=("result_tab",), classes="pa-2"):
             with v3.VWindowItem(value="plan"):
                 html.Div("No plan yet (step 5).", v_if=("!plan_rows.length",),
@@ -687,9 +1105,13 @@ class WebApp:
                               density="compact", hide_default_footer=True,
                               raw_attrs=['data-plan-table'])
                 html.Div("{{ plan_totals }}", classes="text-body-2 mt-1")
-                html.A("Report (PDF)", v_if=("plan_rows.length && outputs.includes('output/report.pdf')",),
-                       href="files/output/report.pdf", download=True, classes="mt-1",
-                       raw_attrs=['data-report-link'])
+                html.A("Report (PDF)", v_if=("plan_rows.length && report_name",),
+                       href=("'files/' + report_name.split('/').map("
+                             "encodeURIComponent).join('/')",),
+                       download=True, classes="mt-1", raw_attrs=['data-report-link'])
+                html.Div("Not saved: the report comes with Save (step 8).",
+                         v_if=("plan_rows.length && !report_name",),
+                         classes="text-caption mt-1", raw_attrs=['data-report-missing'])
             with v3.VWindowItem(value="warnings"):
                 html.Div("No warnings.", v_if=("!warnings.length",), classes="text-caption")
                 with v3.VList(density="compact"):
@@ -702,9 +1124,22 @@ class WebApp:
                          classes="text-caption")
                 html.Img(v_if=("dvh",), src=("dvh",), style="max-width: 100%",
                          raw_attrs=['data-dvh'])
-            with v3.VWindowItem(value="files"):
-                html.Div("Nothing saved yet (step 8).", v_if=("!outputs.length",),
+            with v3.VWindowItem(value="segments"):
+                html.Div("No segments yet (step 1).", v_if=("!segments.length",),
                          classes="text-caption")
+                with html.Div(v_for="seg in segments", key="seg.id",
+                              classes="d-flex align-center", raw_attrs=[':data-segment="seg.name"']):
+                    v3.VCheckbox(model_value=("seg.visible",), density="compact",
+                                 hide_details=True, readonly=(READ_ONLY,),
+                                 update_modelValue="trigger('segment_visible', "
+                                                   "[tab_id, seg.id, !!$event])")
+                    html.Span(style=("`display:inline-block;width:14px;height:14px;"
+                                     "background:${seg.colour};margin-right:8px`",))
+                    html.Span("{{ seg.name }}", classes="text-body-2 mr-2")
+                    html.Span("{{ seg.role }}", classes="text-caption")
+            with v3.VWindowItem(value="files"):
+                html.Div("Nothing saved for the plan on the page (step 8).",
+                         v_if=("!outputs.length",), classes="text-caption")
                 self._file_links()
 
 
@@ -714,6 +1149,7 @@ CSS = """
                padding: 6px; border-radius: 4px; max-height: 300px; overflow: auto; }
 .v-expansion-panel-text__wrapper { padding: 8px 12px 12px; }
 .file-list { padding-left: 18px; font-size: 13px; }
+.legend-bar { width: 160px; height: 12px; border: 1px solid #999; }
 .results .v-data-table { font-size: 12.5px; }
 """
 

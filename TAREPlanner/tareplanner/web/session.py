@@ -22,6 +22,7 @@ from ..mrml import attributes, guided
 from ..mrml.parameters import POSITION_FIELDS, Parameters
 from ..mrml.results import record_from_text_node
 from ..records.plan_text import limited_by_text
+from . import forms
 from .files import OUTPUT_SUBFOLDER, list_folders, relative_name, resolve_inside
 
 log = logging.getLogger(__name__)
@@ -58,24 +59,27 @@ def _field_type(cls, name: str):
 
 
 def convert(cls, name: str, value):
-    """A value from the page as the field's type: numbers from text, booleans as such; a
-    ValueError naming the field otherwise."""
+    """A value from the page as the field's type: a typed field's text through
+    :func:`.forms.parse` (an empty number is missing, never 0), a choice among its allowed
+    values, a boolean as such; a ValueError naming the field as the page labels it
+    otherwise."""
+    specs = forms.POSITION_FIELDS if cls is not Parameters else forms.VALUE_FIELDS
+    if name in specs and name != "goalValue":
+        return forms.parse(specs[name], value)
+    declared = {f.name: f for f in dataclasses.fields(cls)}[name]
     kind = _field_type(cls, name)
-    if kind in ("float", float):
-        if isinstance(value, bool):
-            raise ValueError(f"{name}: got {value!r}; allowed: a number")
-        if isinstance(value, (int, float)):
-            return float(value)
-        text = str(value if value is not None else "").strip()
-        if not text:
-            return 0.0
-        try:
-            return float(text)
-        except ValueError:
-            raise ValueError(f"{name}: got {value!r}; allowed: a number") from None
+    if "choices" in declared.metadata:
+        if value not in declared.metadata["choices"]:
+            raise ValueError(f"{name}: got {str(value)[:40]!r}; allowed: "
+                             + ", ".join(declared.metadata["choices"]))
+        return value
     if kind in ("bool", bool):
-        return bool(value)
-    return "" if value is None else str(value)
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}: got {str(value)[:40]!r}; allowed: true or false")
+        return value
+    if kind in ("float", float):
+        return forms.parse(forms.Field(name), value)
+    return forms.parse(forms.Field(name, "text", empty="none"), value)
 
 
 class Session:
@@ -85,18 +89,24 @@ class Session:
         self.scene = scene
         self.data_dir = Path(data_dir).resolve(strict=True)
         self.output_dir = self.data_dir / OUTPUT_SUBFOLDER
+        self._fresh()
+
+    def _fresh(self) -> None:
         self.p = Parameters()
         self.p.outputFolder = str(self.output_dir)
         #: panel key -> (text, is_error) of the last action shown in that panel
         self.messages: dict[str, tuple[str, bool]] = {}
+        #: typed field key ('f:name', 'p:index:name') -> (its text, why it was refused)
+        self.invalid: dict[str, tuple[str, str]] = {}
+        #: the folder (relative to the data folder) of this patient's last Save, or None
+        self.saved_folder: str | None = None
 
     def new_patient(self) -> None:
-        """Start again: an empty scene (the views stay) and fresh parameters; the files
-        saved so far stay in the data folder."""
+        """Start again: an empty scene (the views stay), fresh parameters, no message, no
+        refused text and no saved plan on the page; the files saved so far stay in the data
+        folder."""
         self.scene.Clear(0)
-        self.p = Parameters()
-        self.p.outputFolder = str(self.output_dir)
-        self.messages = {}
+        self._fresh()
 
     # ------------------------------------------------------------------ running actions
     def run(self, action: str, **options) -> tuple[bool, str]:
@@ -110,10 +120,26 @@ class Session:
                 text = self.segmentation_from_label_maps(options.get("liver"),
                                                          options.get("tumours"))
             else:
+                blocked = self.blocked(action)
+                if blocked:
+                    raise ValueError(f"{action}: first correct " + "; ".join(blocked))
                 if action == "load":
+                    count = options.get("positions") or 2
+                    if count not in SYNTHETIC_POSITIONS:
+                        raise ValueError(f"synthetic patient positions: got {str(count)[:20]}"
+                                         "; allowed: 1 to 8")
                     self.new_patient()
-                    text = guided.run(self.scene, self.p, action,
-                                      positions=int(options.get("positions") or 2))
+                    text = guided.run(self.scene, self.p, action, positions=int(count))
+                elif action == "save":
+                    folder = self.new_output_folder()
+                    self.p.outputFolder = str(folder)
+                    try:
+                        text = guided.run(self.scene, self.p, action)
+                    except BaseException:
+                        if not any(folder.iterdir()):
+                            folder.rmdir()      # a refused Save leaves no empty folder
+                        raise
+                    self.saved_folder = relative_name(self.data_dir, folder)
                 else:
                     text = guided.run(self.scene, self.p, action)
         except ValueError as error:
@@ -207,11 +233,87 @@ class Session:
         return (f"segmentation {segmentation.GetName()}: liver (role liver), "
                 + ", ".join(names.values()) + " (role tumour)")
 
+    def new_output_folder(self) -> Path:
+        """A folder for one Save that does not exist yet, inside the data folder's output
+        folder: ``plan-<date>T<time>Z`` (UTC), with ``-2``, ``-3``... when two Saves fall in
+        the same second. Every Save writes into its own folder, so a second Save never
+        meets the files of the first."""
+        from datetime import datetime, timezone
+        self.output_dir.mkdir(exist_ok=True)
+        stamp = datetime.now(timezone.utc).strftime("plan-%Y%m%dT%H%M%SZ")
+        for number in range(1, 1000):
+            folder = self.output_dir / (stamp if number == 1 else f"{stamp}-{number}")
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                continue
+            return folder
+        raise ValueError(f"output folder: got {self.output_dir}; allowed: a folder with "
+                         "room for a new plan folder")
+
     # ------------------------------------------------------------------ editing
     def set_value(self, name: str, value) -> None:
         if name not in VALUE_FIELDS:
-            raise ValueError(f"field: got {name!r}; allowed: {', '.join(VALUE_FIELDS)}")
+            raise ValueError(f"field: got {str(name)[:40]!r}; allowed: "
+                             f"{', '.join(VALUE_FIELDS)}")
         setattr(self.p, name, convert(Parameters, name, value))
+
+    def set_text(self, key: str, text) -> None:
+        """A typed field left by the user (``key``: 'f:name' or 'p:index:name'): its text
+        parsed once (:mod:`.forms`). A refused text is kept with its message for the page
+        to show beside the field, the parameter is left as it was, and every action that
+        reads the field is refused until it is corrected (:meth:`blocked`)."""
+        try:
+            self._set_text(key, text)
+        except ValueError as error:
+            self.invalid[key] = ("" if text is None else str(text)[:forms.MAX_TEXT + 20],
+                                 str(error))
+            raise
+        self.invalid.pop(key, None)
+
+    def _set_text(self, key: str, text) -> None:
+        parts = str(key).split(":")
+        if len(parts) == 2 and parts[0] == "f" and parts[1] in forms.VALUE_FIELDS:
+            setattr(self.p, parts[1], forms.parse(forms.VALUE_FIELDS[parts[1]], text))
+            return
+        if len(parts) == 3 and parts[0] == "p" and parts[2] in forms.POSITION_FIELDS \
+                and parts[1].isdigit() and int(parts[1]) < len(self.p.positions):
+            index, name = int(parts[1]), parts[2]
+            position = self.p.positions[index]
+            spec = (forms.goal_field(position.goalKind) if name == "goalValue"
+                    else forms.POSITION_FIELDS[name])
+            label = forms.position_label(index, position.name, spec.label)
+            guided.update_position(self.p, index, **{name: forms.parse(spec, text, label)})
+            return
+        raise ValueError(f"field: got {str(key)[:40]!r}; allowed: a field of the page")
+
+    def field_texts(self) -> dict[str, str]:
+        """Typed field key -> the text the page shows: the refused text while it is
+        refused, else the parameter's value (empty when missing)."""
+        out = {f"f:{name}": forms.number_text(getattr(self.p, name))
+               for name in forms.VALUE_FIELDS}
+        for index, position in enumerate(self.p.positions):
+            for name in forms.POSITION_FIELDS:
+                out[f"p:{index}:{name}"] = forms.number_text(getattr(position, name))
+        out.update({key: text for key, (text, _) in self.invalid.items()})
+        return out
+
+    def field_errors(self) -> dict[str, str]:
+        return {key: message for key, (_, message) in self.invalid.items()}
+
+    def blocked(self, action: str) -> list[str]:
+        """The fields ``action`` reads that are refused or empty, by their labels."""
+        out = []
+        uses = forms.ACTION_FIELDS.get(action, ())
+        for key, (_, message) in self.invalid.items():
+            name = key.split(":")[-1]
+            if name in uses or f"*.{name}" in uses:
+                out.append(message)
+        return out + forms.missing_numbers(self.p, action)
+
+    def _positions_changed(self) -> None:
+        """Positions added or removed: their refused texts no longer match a row."""
+        self.invalid = {k: v for k, v in self.invalid.items() if not k.startswith("p:")}
 
     def set_node(self, name: str, node_id: str | None) -> None:
         if name not in NODE_FIELDS:
@@ -257,20 +359,32 @@ class Session:
 
     def add_position(self) -> None:
         guided.add_position(self.p)
+        self._positions_changed()
 
     def remove_position(self, index: int) -> None:
-        guided.remove_position(self.p, int(index))
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise ValueError(f"position: got {str(index)[:20]!r}; allowed: a row number")
+        guided.remove_position(self.p, index)
+        self._positions_changed()
 
     def set_position_field(self, index: int, name: str, value) -> None:
         from ..mrml.parameters import InjectionPosition
         if name not in POSITION_FIELDS:
             raise ValueError(f"position field: got {name!r}; allowed: "
                              + ", ".join(POSITION_FIELDS))
+        if not isinstance(index, int) or not 0 <= index < len(self.p.positions):
+            raise ValueError(f"position: got {str(index)[:20]!r}; allowed: 1 to "
+                             f"{len(self.p.positions)}")
         if name == "cbct":
             value = self.node(value, "vtkMRMLScalarVolumeNode", f"position {index + 1} CBCT")
+        elif name in forms.POSITION_FIELDS:
+            self.set_text(f"p:{index}:{name}", value)
+            return
         else:
             value = convert(InjectionPosition, name, value)
-        guided.update_position(self.p, int(index), **{name: value})
+        guided.update_position(self.p, index, **{name: value})
+        if name == "goalKind":     # the goal's range depends on its kind: read it again
+            self.invalid.pop(f"p:{index}:goalValue", None)
 
     # ------------------------------------------------------------------ what the page shows
     def panel_titles(self) -> dict[str, str]:
@@ -290,7 +404,8 @@ class Session:
         out = {}
         for action in guided.ACTIONS:
             try:
-                out[action] = "; ".join(guided.missing_inputs(self.p, action))
+                out[action] = "; ".join(self.blocked(action)
+                                        + guided.missing_inputs(self.p, action))
             except ValueError as error:
                 out[action] = str(error)
         return out
@@ -325,12 +440,25 @@ class Session:
     def folders(self) -> list[str]:
         return list_folders(self.data_dir)
 
+    def saved_current(self) -> bool:
+        """Whether this patient's last Save holds the plan on the page: saved, and nothing
+        it saved has changed since (the save step is current)."""
+        return bool(self.saved_folder) and \
+            guided.statuses(self.p)["save"].state == guided.step_log.CURRENT
+
     def outputs(self) -> list[str]:
-        """Relative names of the files the Save step wrote (what the page offers)."""
-        if not self.output_dir.is_dir():
+        """Relative names of the files of this patient's last Save while it holds the plan
+        on the page; none before a Save, after a new patient or once the plan changed."""
+        if not self.saved_current():
             return []
-        return sorted(relative_name(self.data_dir, f) for f in self.output_dir.rglob("*")
+        folder = self.data_dir / self.saved_folder
+        return sorted(relative_name(self.data_dir, f) for f in folder.rglob("*")
                       if f.is_file())
+
+    def report_name(self) -> str | None:
+        """The report of the saved plan on the page, or None."""
+        name = f"{self.saved_folder}/report.pdf"
+        return name if name in self.outputs() else None
 
     def plan_record(self) -> dict | None:
         return record_from_text_node(self.p.planRecord)
@@ -341,7 +469,8 @@ class Session:
             return []
         rows = []
         for position in record["positions"]:
-            goal = ", ".join(f"{k}={v:g}" for k, v in (position.get("goal") or {}).items())
+            goal = ", ".join(forms.goal_text(k, v)
+                             for k, v in (position.get("goal") or {}).items())
             tumours = "; ".join(f"{t['name']} {t['dose_gy']:.0f} Gy"
                                 for t in position.get("tumours") or [])
             rows.append({"position": position["name"], "goal": goal,
