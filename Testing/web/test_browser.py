@@ -47,7 +47,10 @@ GOALS = {RIGHT: ("tumour_dose_gy", 250.0), LEFT: ("normal_dose_gy", 40.0)}
 #: the goal kinds as the page words them (what a clinician reads and chooses)
 GOAL_WORDS = {"tumour_dose_gy": "Tumour dose (Gy)", "normal_dose_gy": "Normal-liver dose (Gy)"}
 DAY = "2026-12-01"
-READINGS = {RIGHT: {"vialGbq": "3.30", "vialTime": f"{DAY}T08:30:00+01:00",
+#: right hepatic is prescribed 4.475 GBq (tumour 250 Gy; no hard normal-liver limit binds):
+#: 4.60 GBq at 08:30 is 4.60 exp(-ln2 1.5 h / 64.1 h) = 4.526 GBq at 10:00, less the
+#: 0.10 GBq residual, 4.43 GBq delivered (-1 %, no medical event)
+READINGS = {RIGHT: {"vialGbq": "4.60", "vialTime": f"{DAY}T08:30:00+01:00",
                     "residualGbq": "0.10", "residualTime": f"{DAY}T10:30:00+01:00",
                     "administeredAt": f"{DAY}T10:00:00+01:00"},
             LEFT: {"vialGbq": "0.56", "vialTime": f"{DAY}T08:30:00+01:00",
