@@ -419,16 +419,26 @@ def test_head_reads_the_first_line_and_the_command_ends_quietly():
         assert stderr == ""
 
 
+def _subcommands(parser, prefix=()):
+    """Every command path of ``parser`` ("plan", "response fit", ...) -> its own parser."""
+    out = {}
+    for action in parser._actions:
+        if action.__class__.__name__ == "_SubParsersAction":
+            for name, sub in action.choices.items():
+                nested = _subcommands(sub, (*prefix, name))
+                out.update(nested or {" ".join((*prefix, name)): sub})
+    return out
+
+
 def _all_commands():
     from tareplanner.cli.main import build_parser
     parser = build_parser()
-    [sub] = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
-    return parser, sub.choices
+    return parser, _subcommands(parser)
 
 
 def _minimal_argv(name, subparser):
     """The command with a dummy value for every positional and required option."""
-    argv = [name]
+    argv = name.split()
     for action in subparser._actions:
         if not action.option_strings:
             argv.append("1")

@@ -27,6 +27,7 @@ from .. import __version__
 from ..errors import FieldValueError, ImageDataError
 from ..physics.psf_fit import (PhantomScene, ball_occupancy, effective_fwhm_mm, fit_psf,
                                recovery)
+from .arrays import image_array
 from .camera_file import CAMERA_SCHEMA, MODALITIES
 from .iec_phantom import iec_data, sphere_diameters_mm, standard_centres_mm
 CALIBRATION_FILE = "camera_calibration.json"
@@ -84,7 +85,7 @@ def _water_mask_on(ct: sitk.Image, reference: sitk.Image, supersample: int) -> n
     fine.SetOrigin(tuple(np.asarray(reference.GetOrigin()) + shift))
     moved = sitk.Resample(sitk.Cast(ct, sitk.sitkFloat32), fine, sitk.Transform(),
                           sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
-    water = (sitk.GetArrayViewFromImage(moved) > threshold).astype(np.float64)
+    water = (image_array(moved) > threshold).astype(np.float64)
     nz, ny, nx = (n // k for n in water.shape)
     return water.reshape(nz, k, ny, k, nx, k).mean(axis=(1, 3, 5))
 
