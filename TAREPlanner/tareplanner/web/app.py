@@ -82,6 +82,29 @@ def _quad_layout() -> Layout:
                                           ViewLayoutDefinition.threed_view()])])
 
 
+def response_png(plan_record: dict | None) -> str:
+    """The plan's dose-response curves (tumour response, liver toxicity) with the planned
+    doses marked, as a PNG data URI; "" when the plan names no dose-response fit."""
+    part = (plan_record or {}).get("dose_response")
+    if not part or not part.get("fit"):
+        return ""
+    import base64
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from ..records.response_report import plan_response_axes
+    figure = Figure(figsize=(8.0, 2.9), dpi=100)
+    tumour_ax, liver_ax = figure.subplots(1, 2)
+    plan_response_axes(tumour_ax, liver_ax, part)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def dvh_png(reports: dict[str, dict]) -> str:
     """The cumulative DVH of each dose run (label -> dose report) as a PNG data URI."""
     import matplotlib
@@ -360,6 +383,7 @@ class WebApp:
             return
         self._edit(self.session.new_patient)
         self.state.dvh = ""
+        self.state.response_curves = ""
         self.state.view_mode = "ct"
         self.slicer_app.display_manager.show_volume_in_slice_background(None)
         self.slicer_app.display_manager.show_volume_in_slice_foreground(None)
@@ -659,6 +683,7 @@ class WebApp:
         reports = {label: report for label in ("planned", "delivered")
                    if (report := self.session.dose_report(label))}
         self.state.dvh = dvh_png(reports) if reports else ""
+        self.state.response_curves = response_png(self.session.plan_record())
 
     # ------------------------------------------------------------------ downloads
     def _bind_routes(self, wslink_server):
@@ -837,6 +862,7 @@ class WebApp:
         self.state.methods = list(METHODS)
         self.state.view_modes = VIEW_MODES
         self.state.dvh = ""
+        self.state.response_curves = ""
         with VAppLayout(self.server, full_height=True) as layout:
             client.Style(CSS)
             client.ClientTriggers(mounted="tab_id = Math.random().toString(36).slice(2) + "
@@ -1087,6 +1113,7 @@ class WebApp:
             v3.VTab("Plan", value="plan")
             v3.VTab("Warnings ({{ warnings.length }})", value="warnings")
             v3.VTab("DVH", value="dvh")
+            v3.VTab("Dose-response", value="response")
             v3.VTab("Files", value="files")
             v3.VTab("Segments ({{ segments.length }})", value="segments")
         with v3.VWindow(v_model=("result_tab",), classes="pa-2"):
@@ -1124,6 +1151,11 @@ class WebApp:
                          classes="text-caption")
                 html.Img(v_if=("dvh",), src=("dvh",), style="max-width: 100%",
                          raw_attrs=['data-dvh'])
+            with v3.VWindowItem(value="response"):
+                html.Div("No dose-response fit named by the plan (step 5: Dose-response fit).",
+                         v_if=("!response_curves",), classes="text-caption")
+                html.Img(v_if=("response_curves",), src=("response_curves",),
+                         style="max-width: 100%", raw_attrs=['data-response-curves'])
             with v3.VWindowItem(value="segments"):
                 html.Div("No segments yet (step 1).", v_if=("!segments.length",),
                          classes="text-caption")
