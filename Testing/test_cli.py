@@ -52,6 +52,20 @@ def test_demo_runs_images_to_plan(tmp_path, capsys):
         assert min(t["dose_gy"] for t in pos["tumours"]) == pytest.approx(250) or \
             pos["limited_by"] != "goal"
     assert (out / "plan.txt").read_text().startswith("TAREPlanner plan")
+    # the demo's scenario (bilobar HCC, bilirubin 0.8 mg/dL < 1.1) selects the EANM 2022
+    # Table 2 whole-normal-liver recommendation < 90 Gy; its check is the plan's whole
+    # normal liver dose by hand: the energy each position gives its normal liver
+    # (D_N x M_N) over the whole normal liver mass
+    assert case["scenario"] == {"intent": "bilobar", "histology": "hcc", "bilirubin_mg_dl": 0.8}
+    [row] = [c for c in record["guideline_check"]["rows"]
+             if c["quantity"] == "whole_normal_liver" and c["kind"] == "recommendation"]
+    assert row["value"] == 90
+    by_hand = sum(p["normal_dose_gy"] * p["normal_mass_kg"] for p in record["positions"]) \
+        / record["whole_liver"]["whole_normal_liver_mass_kg"]
+    assert row["plan_value"] == pytest.approx(by_hand, rel=1e-9)
+    assert row["met"] is (by_hand <= 90)
+    codes = [w["code"] for w in record["warnings"]]
+    assert "no-scenario" not in codes
     assert (out / "phantom" / "dicom" / "pet_y90").is_dir()
     assert (out / "report.pdf").read_bytes().startswith(b"%PDF")
     assert (out / "dose" / "dose_planned_gy.nii.gz").is_file()

@@ -270,6 +270,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: the demo patient's treatment scenario: bilobar treatment of HCC, total bilirubin 0.8 mg/dL
+DEMO_SCENARIO = {"intent": "bilobar", "histology": "hcc", "bilirubin_mg_dl": 0.8}
+
+
 def _demo_into(args: argparse.Namespace, out: Path, final: Path) -> None:
     """The demo's steps, every output written into ``out`` (a new generation folder that
     ``final`` will point to)."""
@@ -297,6 +301,12 @@ def _demo_into(args: argparse.Namespace, out: Path, final: Path) -> None:
         "-o", str(out / "case.json"), "--measurement-output", str(out / "measurement.json"),
         "--force", *(["--quiet"] if args.quiet else [])])
     cmd_measure(measure_args)
+    # the synthetic patient's scenario (tareplanner guidelines case.json --intent bilobar
+    # --histology hcc --bilirubin 0.8 -o case.json): the EANM 2022 rows that apply to it
+    # are checked on the plan and shown in its text and report
+    document = json.loads((out / "case.json").read_text(encoding="utf-8"))
+    document["scenario"] = dict(DEMO_SCENARIO)
+    write_json_atomic(out / "case.json", document, overwrite=True)
     print("3/4 planning, written directive and administration")
     case = read_case(out / "case.json")
     record = plan_case(case)
