@@ -318,7 +318,7 @@ def guideline_lines(record: dict) -> list[str]:
         by = "" if c["margin"] is None else (
             f" by {abs(c['margin']):.1%}" if c["unit"] == "fraction"
             else f" by {abs(c['margin']):.1f} {c['unit']}")
-        kind = "HARD" if c["kind"] == "hard" else "rec."
+        kind = {"hard": "HARD", "regulatory-report": "REG."}.get(c["kind"], "rec.")
         lines.append(f"    {kind:<4} {c['where'][:22]:<22} {c['quantity_label'][:22]:<22} "
                      f"{_value_text(c['plan_value'], c['unit']):>10} vs {c['threshold']:<14} "
                      f"{status}{by}" + (f" ({c['reason']})" if c.get("reason") else ""))

@@ -344,7 +344,8 @@ def guideline_table(record: dict):
             f" by {abs(c['margin']):.1%}" if unit == "fraction" else
             f" by {abs(c['margin']):.1f} Gy")
         result = c["status"] + by + (f" ({c['reason']})" if c.get("reason") else "")
-        kind = "hard" if c["kind"] == "hard" else "recommendation"
+        kind = {"hard": "hard", "regulatory-report": "regulatory report"}.get(
+            c["kind"], "recommendation")
         source = f"{c['source']} (LOE {c['loe']})"
         if c.get("site_change"):
             change = c["site_change"]
