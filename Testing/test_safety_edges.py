@@ -508,7 +508,8 @@ def test_relabelled_product_limits_are_no_longer_hard_caps():
         assert (r.quantity, r.operator, r.value, r.high, r.loe) == (quantity, op, value, high, loe)
         assert r.kind == "recommendation" and r.table.startswith(table) and r.document == "eanm-2022"
     assert rows["eanm22-glass-hcc-unilobar-normal-perfused-120"].when == (
-        {"field": "hepatic_reserve_fraction", "op": "<", "value": 0.30},)
+        {"field": "hepatic_reserve_fraction", "op": "<", "value": 0.30,
+         "if_unknown": "not evaluated"},)
     assert rows["eanm22-glass-hcc-unilobar-perfused-150"].only_if == {
         "quantity": "whole_liver", "operator": "<", "value": 150}
     assert all(r.kind == "hard" for r in rows.values() if r.document.endswith("ifu"))
