@@ -314,3 +314,22 @@ def test_the_plan_text_shows_the_regulatory_kind():
     record = _unilobar_glass(1300)
     text = plan_summary(record)
     assert "REG." in text and "10 CFR 35.3045(a)(1)(ii)" in text
+
+
+@pytest.mark.parametrize("intent, method, warned", [
+    ("lobectomy", "single-compartment", True), ("lobectomy", "partition", False),
+    ("unilobar", "single-compartment", False)])
+def test_resin_single_compartment_lobectomy_is_not_recommended(intent, method, warned):
+    """EANM 2022 Table 3 prints 'Not recommended' in the single-compartment column of every
+    lobectomy row. Bug caught: the note only in the data, never a warning of the plan."""
+    doc = {"schema": "tareplanner.case/1", "product": "sir-spheres", "method": method,
+           "tissue_density_g_per_ml": 1.03, "lung_shunt_fraction": 0.05,
+           "lsf_method": "spect-whole-lung", "lung_mass_kg": 1.0,
+           "whole_liver_volume_ml": 2000, "whole_liver_tumour_volume_ml": 100,
+           "scenario": {"intent": intent, "histology": "mcrc"},
+           "positions": [{"name": "right lobe", "normal_volume_ml": 900,
+                          "tumours": [{"name": "T1", "volume_ml": 100, "tnr": 3}],
+                          "goal": {"normal_dose_gy": 35}}]}
+    record = plan_case(parse_case(doc), None, "")
+    codes = [w["code"] for w in record["warnings"]]
+    assert ("method-not-recommended" in codes) is warned

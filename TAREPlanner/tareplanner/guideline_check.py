@@ -173,6 +173,17 @@ def check(record: Mapping[str, Any], rows: CaseRows, product) -> list[dict]:
     return out
 
 
+def method_warnings(product_key: str, scenario, method: str) -> list[tuple[str, str]]:
+    """(code, message) for a dosimetry method the scenario's table prints as not recommended
+    (``method_notes`` of the guideline data)."""
+    if scenario is None:
+        return []
+    return [("method-not-recommended", f"{note['message']} ({note['source']})")
+            for note in gl.data().get("method_notes", [])
+            if note["product"] == product_key and scenario.intent in note["intents"]
+            and note["method"] == method]
+
+
 def summary_warnings(scenario, checks: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
     """(code, message) for the plan's warnings: no scenario; recommendations not met."""
     w = []
