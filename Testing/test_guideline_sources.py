@@ -333,3 +333,10 @@ def test_resin_single_compartment_lobectomy_is_not_recommended(intent, method, w
     record = plan_case(parse_case(doc), None, "")
     codes = [w["code"] for w in record["warnings"]]
     assert ("method-not-recommended" in codes) is warned
+
+
+def test_the_salem_row_says_it_is_unverified():
+    """Bug caught: a value cited to Salem et al. 2023 as if read from the paper, although it
+    was typed from second-hand notes."""
+    r = _row("salem23-glass-hcc-segmentectomy-perfused-400")
+    assert "not verified" in r.loe and "verify before relying" in r.note
