@@ -31,7 +31,9 @@ def facts_for(case) -> gl.Facts:
         bilirubin_mg_dl=scenario.bilirubin_mg_dl if scenario else None,
         hepatic_reserve_fraction=reserve,
         compromised_or_pretreated=bool(case.liver_compromised
-                                       or (scenario is not None and scenario.prior_treatment)))
+                                       or (scenario is not None and scenario.prior_treatment)),
+        favourable_liver_function=bool(scenario is not None
+                                       and scenario.favourable_liver_function))
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ from .errors import FieldValueError, MissingFieldError, SchemaError, UnknownName
 from .records.fields import check_keys, require_object, suggestion
 
 GUIDELINES_SCHEMA = "tareplanner.guidelines/1"
-SCENARIO_FIELDS = ("intent", "histology", "bilirubin_mg_dl", "prior_treatment")
+SCENARIO_FIELDS = ("intent", "histology", "bilirubin_mg_dl", "prior_treatment",
+                   "favourable_liver_function")
 #: Quantities a row can bound, with the goal kind that reaches a target on it (if any).
 QUANTITIES = {"tumour": "tumour_dose_gy", "perfused": "perfused_dose_gy",
               "normal_perfused": "normal_dose_gy", "whole_normal_liver": None,
@@ -60,7 +61,7 @@ IF_UNKNOWN = ("not applicable", "not evaluated")
 ROW_FIELDS = ("id", "product", "intents", "histologies", "quantity", "operator", "value",
               "high", "relative_value", "unit", "printed", "kind", "document", "table", "row",
               "loe", "when", "only_if", "note", "product_limit", "edge", "basis",
-              "jurisdiction", "alternative")
+              "jurisdiction")
 #: Quantities a promoted row can bind in the solver (per position, or shared by all).
 PER_POSITION_BINDABLE = ("normal_perfused", "perfused")
 SHARED_BINDABLE = ("whole_normal_liver", "whole_liver")
@@ -78,11 +79,13 @@ class Scenario:
     bilirubin_mg_dl: float | None
     prior_treatment: bool
     liver_compromised: bool
+    favourable_liver_function: bool = False
 
     def as_dict(self) -> dict:
         return {"intent": self.intent, "histology": self.histology,
                 "bilirubin_mg_dl": self.bilirubin_mg_dl, "prior_treatment": self.prior_treatment,
-                "liver_compromised": self.liver_compromised}
+                "liver_compromised": self.liver_compromised,
+                "favourable_liver_function": self.favourable_liver_function}
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,6 @@ class Row:
     basis: str = "printed"
     jurisdiction: str = ""
     relative_value: float | None = None
-    alternative: Mapping[str, Any] | None = None
 
     @property
     def direction(self) -> str:
@@ -234,8 +236,7 @@ def parse_row(entry: Any, document: Mapping[str, Any] | None = None) -> Row:
                loe=entry["loe"], when=tuple(when), only_if=entry.get("only_if"),
                note=entry.get("note", ""), product_limit=entry.get("product_limit"),
                edge=edge, basis=basis, jurisdiction=entry.get("jurisdiction", ""),
-               relative_value=_number(entry, "relative_value", required=False),
-               alternative=entry.get("alternative"))
+               relative_value=_number(entry, "relative_value", required=False))
 
 
 def parse_rows(document: Mapping[str, Any]) -> tuple[Row, ...]:
@@ -297,7 +298,15 @@ def parse_scenario(raw: Any, liver_compromised: bool = False) -> Scenario | None
     if not isinstance(prior, bool):
         raise FieldValueError("scenario.prior_treatment", prior,
                               "true or false (prior chemotherapy or liver-directed treatment)")
-    return Scenario(intent=intent, histology=histology,
+    favourable = obj.get("favourable_liver_function", False)
+    if not isinstance(favourable, bool):
+        raise FieldValueError("scenario.favourable_liver_function", favourable,
+                              "true or false (more favourable liver function, EANM 2022 "
+                              "Table 4 footnote ***)")
+    if favourable and liver_compromised:
+        raise FieldValueError("scenario.favourable_liver_function", favourable,
+                              "false when the case says liver_compromised: true")
+    return Scenario(intent=intent, histology=histology, favourable_liver_function=favourable,
                     bilirubin_mg_dl=None if bili is None else float(bili),
                     prior_treatment=prior, liver_compromised=bool(liver_compromised))
 
@@ -403,6 +412,7 @@ class Facts:
     bilirubin_mg_dl: float | None = None
     hepatic_reserve_fraction: float | None = None
     compromised_or_pretreated: bool | None = None
+    favourable_liver_function: bool | None = None
 
     def get(self, name: str):
         return getattr(self, name)
