@@ -375,3 +375,19 @@ def test_the_salem_row_says_it_is_unverified():
     was typed from second-hand notes."""
     r = _row("salem23-glass-hcc-segmentectomy-perfused-400")
     assert "not verified" in r.loe and "verify before relying" in r.note
+
+
+def test_the_favourable_liver_function_is_named_in_the_plan_text():
+    """Bug caught: the 60 Gy row applied without the plan saying why."""
+    from tareplanner.records import report_tables
+    doc_record = plan_case(parse_case({
+        "schema": "tareplanner.case/1", "product": "quiremspheres",
+        "method": "single-compartment", "tissue_density_g_per_ml": 1.03,
+        "lung_shunt_fraction": 0.05, "lsf_method": "spect-whole-lung", "lung_mass_kg": 1.0,
+        "whole_liver_volume_ml": 1000, "whole_liver_tumour_volume_ml": 0,
+        "scenario": {"intent": "bilobar", "histology": "mcrc",
+                     "favourable_liver_function": True},
+        "positions": [{"name": "liver", "normal_volume_ml": 1000, "tumours": [],
+                       "goal": {"perfused_dose_gy": 50}}]}), None, "")
+    assert "more favourable liver function" in plan_summary(doc_record)
+    assert "more favourable liver function" in report_tables.scenario_text(doc_record)

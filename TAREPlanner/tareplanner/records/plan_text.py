@@ -308,7 +308,9 @@ def guideline_lines(record: dict) -> list[str]:
                 else f"{s['bilirubin_mg_dl']:g} mg/dL")
         head = (f"guideline check ({s['intent']}, {s['histology']}, bilirubin {bili}, "
                 f"compromised liver {'yes' if s['liver_compromised'] else 'no'}, prior "
-                f"treatment {'yes' if s['prior_treatment'] else 'no'}):")
+                f"treatment {'yes' if s['prior_treatment'] else 'no'}"
+                + (", more favourable liver function" if s.get("favourable_liver_function")
+                   else "") + "):")
     else:
         head = ("guideline check (NO SCENARIO GIVEN: hard limits and the recommendations "
                 "of every scenario only):")
