@@ -140,13 +140,14 @@ def test_segmentectomy_and_lobar_thresholds_differ():
 
 def test_resin_segmentectomy_and_lobar_rows():
     """Table 3 (resin): segmentectomy perfused > 150 (LOE 4); unilobar normal perfused < 40
-    (LOE 3); radiation lobectomy normal perfused > 70 Gy, a target (hepatic reserve > 30 %)."""
+    (LOE cell "3 / 4", the 4 taken for the Levillain [93] value); radiation lobectomy normal
+    perfused > 70 Gy, a target (hepatic reserve > 30 %)."""
     doc = _lobar({"intent": "segmentectomy", "histology": "mcrc"})
     doc["product"] = "sir-spheres"
     assert [c["threshold"] for c in _rows(_plan(doc), "perfused")] == ["> 150 Gy"]
     doc["scenario"]["intent"] = "unilobar"
     (row,) = _rows(_plan(doc), "normal_perfused")
-    assert (row["threshold"], row["direction"], row["loe"]) == ("< 40 Gy", "limit", "3")
+    assert (row["threshold"], row["direction"], row["loe"]) == ("< 40 Gy", "limit", "4 (of 3/4)")
     doc["scenario"].update(intent="radiation-lobectomy", histology="hcc")
     doc["whole_liver_volume_ml"] = 2000   # reserve 50 % > 30 %
     (row,) = _rows(_plan(doc), "normal_perfused")
@@ -154,9 +155,12 @@ def test_resin_segmentectomy_and_lobar_rows():
 
 
 def test_without_a_scenario_only_hard_rows_and_a_warning():
+    """Without a scenario only the rows of every scenario hold: the hard lung limits and the
+    regulatory reporting criterion on the ordered vial; no recommendation."""
     record = _plan(_lobar())
     assert record["scenario"] is None
-    assert {c["kind"] for c in record["guideline_check"]["rows"]} == {"hard"}
+    assert {c["kind"] for c in record["guideline_check"]["rows"]} == {"hard",
+                                                                      "regulatory-report"}
     assert "no-scenario" in _codes(record)
     assert "NO SCENARIO GIVEN" in plan_summary(record)
     # and no recommendation scales a plan: at 300 Gy perfused nothing caps it

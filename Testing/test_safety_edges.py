@@ -167,9 +167,10 @@ def test_tnr_below_one_edge(base_case, tnr, warned):
     assert ("tnr-below-1" in _codes(_plan(base_case))) is warned
 
 
-@pytest.mark.parametrize("goal, warned", [(200 - 1e-6, True), (200, False), (200 + 1e-6, False)])
+@pytest.mark.parametrize("goal, warned", [(205 - 1e-6, True), (205, False), (205 + 1e-6, False)])
 def test_tumour_target_edge(base_case, goal, warned):
-    """A tumour at the TheraSphere target minimum (200 Gy) is not below it."""
+    """A tumour at the TheraSphere target minimum is not below it: EANM 2022 Table 2 prints
+    HCC tumour '>= 205' Gy (the former 200 warned nothing between 200 and 205)."""
     base_case["positions"][0]["goal"] = {"tumour_dose_gy": goal}
     assert ("tumour-below-target" in _codes(_plan(base_case))) is warned
 
@@ -490,11 +491,12 @@ def test_relabelled_product_limits_are_no_longer_hard_caps():
         "eanm22-glass-mcrc-lobar-bilobar-tumour-189": ("tumour", ">=", 189, None, "3", "Table 2"),
         "eanm22-glass-hcc-unilobar-perfused-80-150": ("perfused", "range", 80, 150, "3", "Table 2"),
         "eanm22-resin-hcc-segmentectomy-perfused": ("perfused", ">", 150, None, "4", "Table 3"),
-        "eanm22-resin-hcc-unilobar-normal-perfused-40": ("normal_perfused", "<", 40, None, "3", "Table 3"),
-        "eanm22-resin-hcc-bilobar-normal-perfused-30": ("normal_perfused", "<", 30, None, "3", "Table 3"),
-        "eanm22-resin-hcc-bilobar-normal-perfused-40": ("normal_perfused", "<", 40, None, "3", "Table 3"),
+        "eanm22-resin-hcc-unilobar-normal-perfused-40": ("normal_perfused", "<", 40, None, "4 (of 3/4)", "Table 3"),
+        "eanm22-resin-hcc-bilobar-normal-perfused-30": ("normal_perfused", "<", 30, None, "4 (of 3/4)", "Table 3"),
+        "eanm22-resin-hcc-bilobar-normal-perfused-40": ("normal_perfused", "<", 40, None, "4 (of 3/4)", "Table 3"),
         "eanm22-resin-hcc-lobectomy-normal-perfused-70": ("normal_perfused", ">", 70, None, "4", "Table 3"),
-        "eanm22-resin-mcrc-lobar-bilobar-tumour-100": ("tumour", ">", 100, None, "4", "Table 3"),
+        "eanm22-resin-mcrc-lobectomy-tumour-100": ("tumour", ">", 100, None, "4", "Table 3"),
+        "eanm22-resin-mcrc-unilobar-bilobar-tumour-100": ("tumour", ">", 100, None, "3 (of 3/4)", "Table 3"),
         "eanm22-holmium-hcc-perfused-60": ("perfused", "=", 60, None, "3", "Table 4"),
         "eanm22-holmium-hcc-lobar-whole-normal-60": ("whole_normal_liver", "<", 60, None, "4", "Table 4"),
         "eanm22-holmium-mcrc-bilobar-whole-normal-40": ("whole_normal_liver", "<", 40, None, "3", "Table 4"),
@@ -506,11 +508,13 @@ def test_relabelled_product_limits_are_no_longer_hard_caps():
         assert (r.quantity, r.operator, r.value, r.high, r.loe) == (quantity, op, value, high, loe)
         assert r.kind == "recommendation" and r.table.startswith(table) and r.document == "eanm-2022"
     assert rows["eanm22-glass-hcc-unilobar-normal-perfused-120"].when == (
-        {"field": "hepatic_reserve_fraction", "op": "<", "value": 0.30},)
+        {"field": "hepatic_reserve_fraction", "op": "<", "value": 0.30,
+         "if_unknown": "not evaluated"},)
     assert rows["eanm22-glass-hcc-unilobar-perfused-150"].only_if == {
         "quantity": "whole_liver", "operator": "<", "value": 150}
-    assert all(r.kind == "hard" for r in rows.values() if r.document.endswith("ifu")
-               or r.document.startswith("nrc"))
+    assert all(r.kind == "hard" for r in rows.values() if r.document.endswith("ifu"))
+    assert all(r.kind == "regulatory-report" for r in rows.values()
+               if r.document.startswith("nrc"))
     assert catalogue.lung_mass_convention().value == 1.0
     assert math.isclose(BSA_WHOLE_LIVER_GBQ, 1.9817, abs_tol=1e-4)
 

@@ -31,7 +31,9 @@ def facts_for(case) -> gl.Facts:
         bilirubin_mg_dl=scenario.bilirubin_mg_dl if scenario else None,
         hepatic_reserve_fraction=reserve,
         compromised_or_pretreated=bool(case.liver_compromised
-                                       or (scenario is not None and scenario.prior_treatment)))
+                                       or (scenario is not None and scenario.prior_treatment)),
+        favourable_liver_function=bool(scenario is not None
+                                       and scenario.favourable_liver_function))
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,8 @@ def check(record: Mapping[str, Any], rows: CaseRows, product) -> list[dict]:
                 "direction": r.direction, "operator": r.operator, "value": value,
                 "high": high, "unit": r.unit, "printed": r.printed,
                 "threshold": threshold.threshold_text(), "source": r.source(), "loe": r.loe,
-                "note": r.note, "site_change": dict(r.site_change) if r.site_change else None}
+                "note": r.note, "edge": r.edge, "basis": r.basis,
+                "site_change": dict(r.site_change) if r.site_change else None}
         if r.product_limit is not None:
             base["source"] = product.limits[r.product_limit].source
         entries = values.get(r.quantity, [])
@@ -155,7 +158,8 @@ def check(record: Mapping[str, Any], rows: CaseRows, product) -> list[dict]:
             if reason:
                 entry.update(status="not evaluated", met=None, margin=None, reason=reason)
             else:
-                met = gl.meets(r.operator, plan_value, value, high, tolerance)
+                met = gl.meets(r.operator, plan_value, value, high, tolerance,
+                               strict=r.edge == "strict")
                 margin = gl.margin(r.operator, plan_value, value, high)
                 why = None
                 if met and r.only_if:
@@ -171,6 +175,17 @@ def check(record: Mapping[str, Any], rows: CaseRows, product) -> list[dict]:
     return out
 
 
+def method_warnings(product_key: str, scenario, method: str) -> list[tuple[str, str]]:
+    """(code, message) for a dosimetry method the scenario's table prints as not recommended
+    (``method_notes`` of the guideline data)."""
+    if scenario is None:
+        return []
+    return [("method-not-recommended", f"{note['message']} ({note['source']})")
+            for note in gl.data().get("method_notes", [])
+            if note["product"] == product_key and scenario.intent in note["intents"]
+            and note["method"] == method]
+
+
 def summary_warnings(scenario, checks: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
     """(code, message) for the plan's warnings: no scenario; recommendations not met."""
     w = []
@@ -179,6 +194,13 @@ def summary_warnings(scenario, checks: Sequence[Mapping[str, Any]]) -> list[tupl
                   "no scenario given (treatment intent, histology, liver function): only the "
                   "hard limits and the recommendations that hold in every scenario are "
                   "checked; give the case a scenario to check the EANM 2022 rows that apply"))
+    reached = [c for c in checks if c["kind"] == "regulatory-report" and c["met"] is False]
+    if reached:
+        w.append(("regulatory-criterion-reached",
+                  "a regulatory reporting criterion is reached (a reporting trigger, not a dose "
+                  "limit; see the guideline check): " + "; ".join(
+                      f"{c['where']}: {c['quantity_label']} {c['plan_value']:.4g} vs "
+                      f"{c['threshold']} ({c['source']})" for c in reached)))
     missed = [c for c in checks if c["kind"] == "recommendation" and c["met"] is False]
     if missed:
         w.append(("recommendation-not-met",

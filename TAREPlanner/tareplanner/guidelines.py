@@ -11,6 +11,14 @@ table, row) and level of evidence, and its kind:
   shown (met or not, by how much, source, level) and never scales a plan by itself. A site
   promotes one to a hard limit, or changes its value, in its site-limits file, with a reason
   that every record carries.
+- ``regulatory-report``: a regulation's reporting criterion (US NRC 10 CFR 35.3045 medical
+  event). Checked and shown, never a dose limit of the solver. Its source says "20 percent
+  or more", so the row is ``"edge": "strict"``: a value equal to its threshold does not meet
+  it (exactly 20 % is a medical event).
+
+A row's ``basis`` is ``printed`` (the value is printed in its source for that scenario) or
+``extrapolation`` (TAREPlanner applies a printed value outside the printed scope, for the
+reason in the row text).
 
 This module is pure: it reads its packaged data file and evaluates rows against numbers.
 """
@@ -28,19 +36,32 @@ from .errors import FieldValueError, MissingFieldError, SchemaError, UnknownName
 from .records.fields import check_keys, require_object, suggestion
 
 GUIDELINES_SCHEMA = "tareplanner.guidelines/1"
-SCENARIO_FIELDS = ("intent", "histology", "bilirubin_mg_dl", "prior_treatment")
+SCENARIO_FIELDS = ("intent", "histology", "bilirubin_mg_dl", "prior_treatment",
+                   "favourable_liver_function")
 #: Quantities a row can bound, with the goal kind that reaches a target on it (if any).
 QUANTITIES = {"tumour": "tumour_dose_gy", "perfused": "perfused_dose_gy",
               "normal_perfused": "normal_dose_gy", "whole_normal_liver": None,
               "whole_liver": None, "lung_single": None, "lung_cumulative": None,
-              "lung_shunt_fraction": None, "activity_deviation": None}
+              "lung_shunt_fraction": None, "activity_deviation": None,
+              "non_treatment_site_dose_excess": None}
 QUANTITY_LABELS = {"tumour": "tumour", "perfused": "perfused volume",
                    "normal_perfused": "normal perfused liver",
                    "whole_normal_liver": "whole normal liver", "whole_liver": "whole liver",
                    "lung_single": "lung (this treatment)", "lung_cumulative": "lung (cumulative)",
                    "lung_shunt_fraction": "lung shunt fraction",
-                   "activity_deviation": "vial activity vs prescription"}
+                   "activity_deviation": "vial activity vs directive (pre-order)",
+                   "non_treatment_site_dose_excess": "organ dose above expected"}
 OPERATORS = ("<", "<=", ">", ">=", "=", "range")
+KINDS = ("hard", "recommendation", "regulatory-report")
+EDGES = ("equal meets", "strict")
+BASES = ("printed", "extrapolation")
+#: The scope of a row that holds for every intent or every histology.
+ANY = ("any",)
+IF_UNKNOWN = ("not applicable", "not evaluated")
+ROW_FIELDS = ("id", "product", "intents", "histologies", "quantity", "operator", "value",
+              "high", "relative_value", "unit", "printed", "kind", "document", "table", "row",
+              "loe", "when", "only_if", "note", "product_limit", "edge", "basis",
+              "jurisdiction")
 #: Quantities a promoted row can bind in the solver (per position, or shared by all).
 PER_POSITION_BINDABLE = ("normal_perfused", "perfused")
 SHARED_BINDABLE = ("whole_normal_liver", "whole_liver")
@@ -58,19 +79,21 @@ class Scenario:
     bilirubin_mg_dl: float | None
     prior_treatment: bool
     liver_compromised: bool
+    favourable_liver_function: bool = False
 
     def as_dict(self) -> dict:
         return {"intent": self.intent, "histology": self.histology,
                 "bilirubin_mg_dl": self.bilirubin_mg_dl, "prior_treatment": self.prior_treatment,
-                "liver_compromised": self.liver_compromised}
+                "liver_compromised": self.liver_compromised,
+                "favourable_liver_function": self.favourable_liver_function}
 
 
 @dataclass(frozen=True)
 class Row:
     id: str
     product: str
-    intents: tuple[str, ...] | str
-    histologies: tuple[str, ...] | str
+    intents: tuple[str, ...]
+    histologies: tuple[str, ...]
     quantity: str
     operator: str
     value: float | None
@@ -87,6 +110,10 @@ class Row:
     note: str = ""
     product_limit: str | None = None
     site_change: Mapping[str, Any] | None = None
+    edge: str = "equal meets"
+    basis: str = "printed"
+    jurisdiction: str = ""
+    relative_value: float | None = None
 
     @property
     def direction(self) -> str:
@@ -98,14 +125,18 @@ class Row:
         cite = documents[self.document]["citation"].split(". ")[0] if self.document in \
             documents else self.document
         short = {"eanm-2022": "EANM 2022 (Weber et al.)", "salem-2023": "Salem et al. 2023"}
-        return f"{short.get(self.document, cite)}, {self.table}, {self.row}"
+        text = f"{short.get(self.document, cite)}, {self.table}, {self.row}"
+        if self.basis == "extrapolation":
+            text = "TAREPlanner extrapolation of " + text
+        return text
 
     def threshold_text(self) -> str:
         if self.operator == "range":
             return f"{self.value:g}–{self.high:g} {self.unit}"
         unit = "" if self.unit == "fraction" else f" {self.unit}"
         value = f"{self.value:.0%}" if self.unit == "fraction" else f"{self.value:g}"
-        return f"{self.operator} {value}{unit}"
+        strict = " (equal: not met)" if self.edge == "strict" else ""
+        return f"{self.operator} {value}{unit}{strict}"
 
 
 @lru_cache(maxsize=None)
@@ -126,29 +157,102 @@ def histologies() -> tuple[str, ...]:
     return tuple(data()["histologies"])
 
 
-def _row(entry: Mapping[str, Any]) -> Row:
-    def seq(v):
-        return v if v == "any" else tuple(v)
-    return Row(id=entry["id"], product=entry["product"], intents=seq(entry["intents"]),
-               histologies=seq(entry["histologies"]), quantity=entry["quantity"],
-               operator=entry["operator"], value=entry.get("value"), high=entry.get("high"),
+def _bad(entry: Any, field: str, value: Any, allowed: str) -> SchemaError:
+    rid = entry.get("id", "?") if isinstance(entry, dict) else "?"
+    return SchemaError(f"guidelines.json row {rid}: {field}", value, allowed)
+
+
+def _scope(entry: Mapping[str, Any], field: str, known: Iterable[str]) -> tuple[str, ...]:
+    """``intents``/``histologies``: a non-empty list of known names, or ``["any"]``."""
+    value = entry.get(field)
+    known = tuple(known)
+    allowed = f'["any"] or a non-empty list of {", ".join(known)}'
+    if not isinstance(value, list) or not value or \
+            not all(isinstance(v, str) for v in value):
+        raise _bad(entry, field, value, allowed)
+    if list(value) == list(ANY):
+        return ANY
+    if any(v not in known for v in value) or len(set(value)) != len(value):
+        raise _bad(entry, field, value, allowed)
+    return tuple(value)
+
+
+def _number(entry: Mapping[str, Any], field: str, required: bool) -> float | None:
+    value = entry.get(field)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value):
+        raise _bad(entry, field, value, "a finite number")
+    return value
+
+
+def parse_row(entry: Any, document: Mapping[str, Any] | None = None) -> Row:
+    """One row of the guideline table, checked: known fields, scope lists, quantity,
+    operator, kind, edge, basis and conditions. A malformed row raises SchemaError naming
+    the row, the field, the value and what is allowed."""
+    document = document if document is not None else data()
+    if not isinstance(entry, dict):
+        raise SchemaError("guidelines.json row", entry, "an object")
+    unknown = sorted(set(entry) - set(ROW_FIELDS))
+    if unknown:
+        raise _bad(entry, unknown[0], entry[unknown[0]], "one of " + ", ".join(ROW_FIELDS))
+    for field in ("id", "product", "unit", "printed", "document", "table", "row", "loe"):
+        if not isinstance(entry.get(field), str) or not entry[field].strip():
+            raise _bad(entry, field, entry.get(field), "non-empty text")
+    choices = {"quantity": tuple(QUANTITIES), "operator": OPERATORS, "kind": KINDS}
+    for field, allowed in choices.items():
+        if entry.get(field) not in allowed:
+            raise _bad(entry, field, entry.get(field), "one of " + ", ".join(allowed))
+    edge = entry.get("edge", "equal meets")
+    if edge not in EDGES:
+        raise _bad(entry, "edge", edge, "one of " + ", ".join(EDGES))
+    basis = entry.get("basis", "printed")
+    if basis not in BASES:
+        raise _bad(entry, "basis", basis, "one of " + ", ".join(BASES))
+    if entry["kind"] == "regulatory-report" and edge != "strict":
+        raise _bad(entry, "edge", edge, "'strict' for a regulatory-report row (its source "
+                   "counts a value equal to the threshold as an event: '... or more')")
+    if entry["document"] not in document.get("documents", {}):
+        raise _bad(entry, "document", entry["document"], "a key of documents")
+    value = _number(entry, "value", required=entry.get("product_limit") is None)
+    high = _number(entry, "high", required=entry["operator"] == "range")
+    when = entry.get("when") or []
+    if not isinstance(when, list):
+        raise _bad(entry, "when", when, "a list of conditions")
+    for p in when:
+        if not isinstance(p, dict) or p.get("field") not in Facts.__dataclass_fields__ \
+                or p.get("op") not in ("<", "<=", ">", ">=", "==", "missing") \
+                or p.get("if_unknown", "not evaluated") not in IF_UNKNOWN:
+            raise _bad(entry, "when", p, "conditions {field: one of " + ", ".join(
+                Facts.__dataclass_fields__) + ", op, value, if_unknown: one of "
+                + ", ".join(IF_UNKNOWN) + "}")
+    return Row(id=entry["id"], product=entry["product"],
+               intents=_scope(entry, "intents", document.get("intents", ())),
+               histologies=_scope(entry, "histologies", document.get("histologies", ())),
+               quantity=entry["quantity"], operator=entry["operator"], value=value, high=high,
                unit=entry["unit"], printed=entry["printed"], kind=entry["kind"],
                document=entry["document"], table=entry["table"], row=entry["row"],
-               loe=entry["loe"], when=tuple(entry.get("when") or ()),
-               only_if=entry.get("only_if"), note=entry.get("note", ""),
-               product_limit=entry.get("product_limit"))
+               loe=entry["loe"], when=tuple(when), only_if=entry.get("only_if"),
+               note=entry.get("note", ""), product_limit=entry.get("product_limit"),
+               edge=edge, basis=basis, jurisdiction=entry.get("jurisdiction", ""),
+               relative_value=_number(entry, "relative_value", required=False))
+
+
+def parse_rows(document: Mapping[str, Any]) -> tuple[Row, ...]:
+    """Every row of a guideline document, each checked by :func:`parse_row`; ids unique."""
+    out = tuple(parse_row(e, document) for e in document.get("rows", ()))
+    ids = [r.id for r in out]
+    duplicate = next((i for i in ids if ids.count(i) > 1), None)
+    if duplicate:
+        raise SchemaError("guidelines.json row id", duplicate, "unique ids")
+    return out
 
 
 @lru_cache(maxsize=None)
 def rows() -> tuple[Row, ...]:
     """Every row of the guideline table, as published (before any site change)."""
-    out = tuple(_row(e) for e in data()["rows"])
-    for r in out:
-        if r.quantity not in QUANTITIES or r.operator not in OPERATORS \
-                or r.kind not in ("hard", "recommendation"):
-            raise SchemaError(f"guidelines.json row {r.id}", r.quantity,
-                              "a known quantity, operator and kind")
-    return out
+    return parse_rows(data())
 
 
 def row_ids() -> tuple[str, ...]:
@@ -194,7 +298,15 @@ def parse_scenario(raw: Any, liver_compromised: bool = False) -> Scenario | None
     if not isinstance(prior, bool):
         raise FieldValueError("scenario.prior_treatment", prior,
                               "true or false (prior chemotherapy or liver-directed treatment)")
-    return Scenario(intent=intent, histology=histology,
+    favourable = obj.get("favourable_liver_function", False)
+    if not isinstance(favourable, bool):
+        raise FieldValueError("scenario.favourable_liver_function", favourable,
+                              "true or false (more favourable liver function, EANM 2022 "
+                              "Table 4 footnote ***)")
+    if favourable and liver_compromised:
+        raise FieldValueError("scenario.favourable_liver_function", favourable,
+                              "false when the case says liver_compromised: true")
+    return Scenario(intent=intent, histology=histology, favourable_liver_function=favourable,
                     bilirubin_mg_dl=None if bili is None else float(bili),
                     prior_treatment=prior, liver_compromised=bool(liver_compromised))
 
@@ -231,7 +343,9 @@ def validate_site_guidelines(section: Any, label: str) -> None:
             if part == "promote":
                 if row.kind != "recommendation":
                     raise FieldValueError(f"{at}.row", row_id, "a recommendation (this row is "
-                                          "already a hard limit)")
+                                          + ("already a hard limit)" if row.kind == "hard" else
+                                             "a regulatory reporting criterion, not a dose "
+                                             "limit)"))
                 if row.direction not in ("limit", "range") or row.quantity not in \
                         PER_POSITION_BINDABLE + SHARED_BINDABLE:
                     raise FieldValueError(
@@ -298,6 +412,7 @@ class Facts:
     bilirubin_mg_dl: float | None = None
     hepatic_reserve_fraction: float | None = None
     compromised_or_pretreated: bool | None = None
+    favourable_liver_function: bool | None = None
 
     def get(self, name: str):
         return getattr(self, name)
@@ -308,14 +423,15 @@ def _predicate(p: Mapping[str, Any], facts: Facts) -> bool | None:
     if p["op"] == "missing":
         return value is None
     if value is None:
-        # a row whose table gives a separate row for the unknown case does not apply
+        # a row whose table gives a separate row for the unknown case does not apply; any
+        # other row is shown as not evaluated, with the fact it lacks
         return False if p.get("if_unknown") == "not applicable" else None
     return {"<": value < p["value"], "<=": value <= p["value"], ">": value > p["value"],
             ">=": value >= p["value"], "==": value == p["value"]}[p["op"]]
 
 
-def _in(value: str | None, allowed) -> bool:
-    return allowed == "any" or value in allowed
+def _in(value: str | None, allowed: tuple[str, ...]) -> bool:
+    return allowed == ANY or value in allowed
 
 
 def applicable(all_rows: Iterable[Row], product: str, scenario: Scenario | None,
@@ -330,7 +446,7 @@ def applicable(all_rows: Iterable[Row], product: str, scenario: Scenario | None,
         if r.product not in ("any", product):
             continue
         if scenario is None:
-            if r.intents != "any" or r.histologies != "any" or r.when:
+            if r.intents != ANY or r.histologies != ANY or r.when:
                 continue
         elif not (_in(scenario.intent, r.intents) and _in(scenario.histology, r.histologies)):
             continue
@@ -345,10 +461,15 @@ def applicable(all_rows: Iterable[Row], product: str, scenario: Scenario | None,
 # --- evaluation --------------------------------------------------------------------------
 
 def meets(operator: str, plan_value: float, value: float, high: float | None = None,
-          tolerance_fraction: float = 0.0) -> bool:
+          tolerance_fraction: float = 0.0, strict: bool = False) -> bool:
     """Whether ``plan_value`` meets the threshold. A value equal to the threshold meets it
-    (within a relative round-off of 1e-9), whichever way the table prints it."""
+    (within a relative round-off of 1e-9), whichever way the table prints it, unless
+    ``strict`` (a row with ``"edge": "strict"``, e.g. "differs by 20 percent or more" is a
+    medical event): then an equal value, within the same round-off, does not meet a ``<``
+    or ``>`` threshold."""
     tol = RTOL * max(abs(value), 1e-12)
+    if strict and operator in ("<", ">"):
+        return plan_value < value - tol if operator == "<" else plan_value > value + tol
     if operator in ("<", "<="):
         return plan_value <= value + tol
     if operator in (">", ">="):

@@ -411,7 +411,9 @@ def plan_case(case: Case, site_limits: Mapping[str, Any] | None = None,
         "source": "tareplanner/data/guidelines.json sha256 "
                   + catalogue.data_file_sha256("guidelines.json")[:16]}
     record["warnings"] += [Warning_(code, message).as_dict() for code, message in
-                           guideline_check.summary_warnings(case.scenario, checks)]
+                           guideline_check.summary_warnings(case.scenario, checks)
+                           + guideline_check.method_warnings(product.key, case.scenario,
+                                                             case.method)]
     if response is not None:
         from .records.response_record import plan_response
         record["dose_response"] = plan_response(record, dict(response))

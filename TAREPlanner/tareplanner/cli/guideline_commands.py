@@ -24,8 +24,8 @@ from .outputs import check_output_file
 
 
 def _row_line(r: gl.Row, reason: str | None = None) -> str:
-    scope = ("every intent" if r.intents == "any" else "/".join(r.intents)) + ", " + \
-        ("every histology" if r.histologies == "any" else "/".join(r.histologies))
+    scope = ("every intent" if r.intents == gl.ANY else "/".join(r.intents)) + ", " + \
+        ("every histology" if r.histologies == gl.ANY else "/".join(r.histologies))
     when = "; ".join(f"{p['field']} {p['op']} {p.get('value', '')}".strip() for p in r.when)
     value = (f"products.{r.product_limit}" if r.product_limit else r.threshold_text())
     return (f"  {r.id}\n      {gl.QUANTITY_LABELS[r.quantity]} {value} ({r.printed}); "

@@ -308,7 +308,9 @@ def guideline_lines(record: dict) -> list[str]:
                 else f"{s['bilirubin_mg_dl']:g} mg/dL")
         head = (f"guideline check ({s['intent']}, {s['histology']}, bilirubin {bili}, "
                 f"compromised liver {'yes' if s['liver_compromised'] else 'no'}, prior "
-                f"treatment {'yes' if s['prior_treatment'] else 'no'}):")
+                f"treatment {'yes' if s['prior_treatment'] else 'no'}"
+                + (", more favourable liver function" if s.get("favourable_liver_function")
+                   else "") + "):")
     else:
         head = ("guideline check (NO SCENARIO GIVEN: hard limits and the recommendations "
                 "of every scenario only):")
@@ -318,7 +320,7 @@ def guideline_lines(record: dict) -> list[str]:
         by = "" if c["margin"] is None else (
             f" by {abs(c['margin']):.1%}" if c["unit"] == "fraction"
             else f" by {abs(c['margin']):.1f} {c['unit']}")
-        kind = "HARD" if c["kind"] == "hard" else "rec."
+        kind = {"hard": "HARD", "regulatory-report": "REG."}.get(c["kind"], "rec.")
         lines.append(f"    {kind:<4} {c['where'][:22]:<22} {c['quantity_label'][:22]:<22} "
                      f"{_value_text(c['plan_value'], c['unit']):>10} vs {c['threshold']:<14} "
                      f"{status}{by}" + (f" ({c['reason']})" if c.get("reason") else ""))

@@ -344,7 +344,8 @@ def guideline_table(record: dict):
             f" by {abs(c['margin']):.1%}" if unit == "fraction" else
             f" by {abs(c['margin']):.1f} Gy")
         result = c["status"] + by + (f" ({c['reason']})" if c.get("reason") else "")
-        kind = "hard" if c["kind"] == "hard" else "recommendation"
+        kind = {"hard": "hard", "regulatory-report": "regulatory report"}.get(
+            c["kind"], "recommendation")
         source = f"{c['source']} (LOE {c['loe']})"
         if c.get("site_change"):
             change = c["site_change"]
@@ -382,8 +383,11 @@ def scenario_text(record: dict) -> str:
     bili = "not given" if s["bilirubin_mg_dl"] is None else f"{s['bilirubin_mg_dl']:g} mg/dL"
     return (f"Treatment intent {s['intent']}; histology {s['histology']}; total bilirubin "
             f"{bili}; compromised liver {'yes' if s['liver_compromised'] else 'no'}; prior "
-            f"treatment {'yes' if s['prior_treatment'] else 'no'}. Recommendations are checked "
-            "and never scale the plan; hard limits bind it.")
+            f"treatment {'yes' if s['prior_treatment'] else 'no'}"
+            + ("; more favourable liver function (EANM 2022 Table 4 footnote ***)"
+               if s.get("favourable_liver_function") else "")
+            + ". Recommendations are checked and never scale the plan; hard limits bind it; "
+            "regulatory reporting criteria are shown, never dose limits.")
 
 
 def violations_rows(record: dict) -> list[str]:
