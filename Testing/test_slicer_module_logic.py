@@ -122,7 +122,7 @@ def test_module_self_test_runs_every_step_through_the_logic(module):
     p = logic.getParameterNode()
     assert p.planRecord is not None and p.deliveredDoseReport is not None
     assert logic.plannedDoseVolume().GetAttribute("DicomRtImport.DoseVolume") == "1"
-    # isodoses: the product's tumour target (TheraSphere 200 Gy) and the 250 Gy tumour goal;
+    # isodoses: the product's tumour target (TheraSphere 205 Gy) and the 250 Gy tumour goal;
     # no normal-liver hard limit applies without a site's choice
     assert scene.GetNodesByClass("vtkMRMLModelNode").GetNumberOfItems() >= 2
     for step in ("plan", "verification"):
