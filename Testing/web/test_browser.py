@@ -49,11 +49,12 @@ GOAL_WORDS = {"tumour_dose_gy": "Tumour dose (Gy)", "normal_dose_gy": "Normal-li
 DAY = "2026-12-01"
 #: right hepatic is prescribed 4.475 GBq (tumour 250 Gy; no hard normal-liver limit binds):
 #: 4.60 GBq at 08:30 is 4.60 exp(-ln2 1.5 h / 64.1 h) = 4.526 GBq at 10:00, less the
-#: 0.10 GBq residual, 4.43 GBq delivered (-1 %, no medical event)
+#: 0.10 GBq residual, 4.43 GBq delivered (-1 %, no medical event); left hepatic 0.649 GBq
+#: (normal liver 40 Gy): 0.70 exp(-ln2 1.833 h / 64.1 h) - 0.03 = 0.656 GBq (+1 %)
 READINGS = {RIGHT: {"vialGbq": "4.60", "vialTime": f"{DAY}T08:30:00+01:00",
                     "residualGbq": "0.10", "residualTime": f"{DAY}T10:30:00+01:00",
                     "administeredAt": f"{DAY}T10:00:00+01:00"},
-            LEFT: {"vialGbq": "0.56", "vialTime": f"{DAY}T08:30:00+01:00",
+            LEFT: {"vialGbq": "0.70", "vialTime": f"{DAY}T08:30:00+01:00",
                    "residualGbq": "0.03", "residualTime": f"{DAY}T10:40:00+01:00",
                    "administeredAt": f"{DAY}T10:20:00+01:00"}}
 STEP_TIMEOUT_MS = 240_000
