@@ -238,3 +238,31 @@ def test_plan_with_only_activity_goals_is_json(base_case):
     record = plan_case(parse_case(base_case))
     assert record["uncertainty"]["at_exceedance_probability"] is None
     json.dumps(record, allow_nan=False)
+
+
+def test_implausible_reading_needs_a_recorded_reason_in_the_module(planned):
+    """Bug caught: the module (and the web page, which runs the same step) recording a
+    decimal-point slip without a question, or offering no way to record a reading that is
+    right. The right hepatic vial read as 22.48 GBq (x10 of the 2.248 GBq above) implies
+    22.48 exp(-ln2 2 h / 64.1 h) - 0.066 exp(ln2 0.5 h / 64.1 h) = 21.93 GBq delivered
+    against 2.2 GBq prescribed: about 10x, beyond the twice-the-prescription plausibility
+    bound. Without a reason it is refused naming the slip; with one it is recorded."""
+    scene, p, _ = planned
+    guided.written_directive(scene, p)
+    _set_readings(p, 1, {**RIGHT, "vialGbq": 22.48})
+    _set_readings(p, 2, LEFT)
+    p.siteTolerancePercent = 0.0
+    p.confirmReadingsReason = ""
+    delivered = 22.48 * math.exp(-LAMBDA * 2.0) - RIGHT_RESIDUAL_AT_ADM
+    assert delivered / 2.2 == pytest.approx(9.97, abs=0.01)
+    with pytest.raises(FieldValueError, match="decimal point"):
+        guided.administer(scene, p)
+    p.confirmReadingsReason = "vial re-measured: 22.48 GBq is right"
+    try:
+        guided.administer(scene, p)
+        record = record_from_text_node(p.administrationRecord)
+        assert record["plausibility"]["confirmed_reason"] == p.confirmReadingsReason
+        assert "reading-confirmed" in [w["code"] for w in record["warnings"]]
+    finally:
+        p.confirmReadingsReason = ""
+        _set_readings(p, 1, RIGHT)

@@ -608,8 +608,7 @@ def administer(scene, p) -> str:
         raise FieldValueError("site tolerance (%)", tolerance, "0 (none) to 100 %")
     record = administration_record(directive, administration_readings(p, directive),
                                    site_tolerance_fraction=tolerance / 100.0 or None,
-                                   confirm_reason=getattr(p, "confirmReadingsReason", "")
-                                   or None)
+                                   confirm_reason=p.confirmReadingsReason or None)
     p.administrationRecord = record_text_node(scene, record, "TAREPlanner administration",
                                               p.administrationRecord)
     _done(p, "administration")

@@ -100,6 +100,9 @@ class Parameters:
     #: dose-response fit of the plan: a tareplanner.response/1 file or published:KEY
     responseFit: str = ""
     siteTolerancePercent: float = 0.0
+    #: why dose-calibrator readings outside the plausible range are right (recorded with
+    #: the administration); empty: such readings are refused
+    confirmReadingsReason: str = ""
     postTreatmentVolume: object = _node(SCALAR_VOLUME)
     postTreatmentKind: str = _choice("pet", POST_TREATMENT_KINDS)
     administrationTime: str = ""

@@ -1054,6 +1054,9 @@ class WebApp:
                     self._positions_editor(readings=True)
                     self._text("siteTolerancePercent", "Site tolerance (%), 0 for none",
                                classes="mb-2 mt-2")
+                    self._text("confirmReadingsReason",
+                               "Reason the readings are right (only for readings far from "
+                               "the directive; empty: they are refused)", classes="mb-2")
                     self._button("administration")
                     self._message("treatment day")
             with self._panel("verification"):

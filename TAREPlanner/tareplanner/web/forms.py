@@ -69,6 +69,7 @@ VALUE_FIELDS = {
     "treatmentTime": Field("Treatment time", "time", empty="none"),
     "isodoseLevelsGy": Field("Isodose levels (Gy)", "levels", empty="none"),
     "siteTolerancePercent": Field("Site tolerance (%)", high=100.0, unit="%"),
+    "confirmReadingsReason": Field("Reason the readings are right", "text", empty="none"),
     "administrationTime": Field("Administration time", "time", empty="none"),
     "acquisitionTime": Field("Acquisition time", "time", empty="none"),
     "administeredActivityGbq": Field("Administered activity (GBq)", high=100.0, unit="GBq",
@@ -96,7 +97,7 @@ ACTION_FIELDS = {
     "measurement": ("lungBaseMarginMm",),
     "plan": ("*.name", "*.goalValue", "treatmentTime", "manualLsfPercent", "manualTnr",
              "isodoseLevelsGy"),
-    "administration": ("siteTolerancePercent", "*.vialGbq", "*.vialTime", "*.residualGbq",
+    "administration": ("siteTolerancePercent", "confirmReadingsReason", "*.vialGbq", "*.vialTime", "*.residualGbq",
                        "*.residualTime", "*.administeredAt"),
     "verification": ("administrationTime", "acquisitionTime", "administeredActivityGbq"),
 }
