@@ -287,3 +287,28 @@ def test_step_titles_say_what_the_module_self_test_looks_for():
         "5. Plan  [OUTDATED: goals changed; uses the outdated measurement step]"
     module = (REPO / "TAREPlanner" / "TAREPlanner.py").read_text()
     assert 'assertNotIn("OUTDATED"' in module and 'assertIn("OUTDATED"' in module
+
+
+def test_panel_scenario_carries_every_liver_function_fact():
+    """Bug caught: a scenario fact that the case file takes but the module's and web page's
+    panel cannot set (more favourable liver function, EANM 2022 Table 4 footnote ***), or
+    one set on the panel that the case never sees. Expected: the scenario of the panel as
+    the case format writes it (docs/case-format.md), refused with compromised liver."""
+    from tareplanner.errors import FieldValueError
+    from tareplanner.guidelines import parse_scenario
+
+    p = guided.Parameters()
+    assert guided.scenario_of(p) is None
+    p.treatmentIntent, p.histology, p.bilirubinMgDl = "bilobar", "hcc", "0.6"
+    p.favourableLiverFunction = True
+    scenario = guided.scenario_of(p)
+    assert scenario == {"intent": "bilobar", "histology": "hcc", "prior_treatment": False,
+                        "bilirubin_mg_dl": 0.6, "favourable_liver_function": True}
+    assert parse_scenario(scenario).favourable_liver_function is True
+    p.favourableLiverFunction = False
+    assert "favourable_liver_function" not in guided.scenario_of(p)
+    p.favourableLiverFunction, p.liverCompromised = True, True
+    scenario = guided.scenario_of(p)
+    assert scenario.pop("liver_compromised") is True  # the case's top-level field
+    with pytest.raises(FieldValueError, match="favourable_liver_function"):
+        parse_scenario(scenario, liver_compromised=True)

@@ -160,7 +160,8 @@ def step_inputs(p, step: str) -> dict[str, str]:
         return {"measurement": d(p.measurementRecord), "product": v(p.product),
                 "method": v(p.method), "treatment time": v(p.treatmentTime),
                 "scenario": v((p.treatmentIntent, p.histology, p.bilirubinMgDl,
-                               p.liverCompromised, p.priorTreatment)),
+                               p.liverCompromised, p.priorTreatment,
+                               p.favourableLiverFunction)),
                 "goals": v([((position.name or "").strip(),
                              *(getattr(position, f) for f in GOAL_FIELDS))
                             for position in p.positions]),
@@ -460,6 +461,8 @@ def scenario_of(p) -> dict | None:
     if intent or histology:
         scenario.update(intent=intent or None, histology=histology or None,
                         prior_treatment=bool(p.priorTreatment))
+        if p.favourableLiverFunction:
+            scenario["favourable_liver_function"] = True
         text = (p.bilirubinMgDl or "").strip()
         if text:
             try:

@@ -89,6 +89,9 @@ class Parameters:
     bilirubinMgDl: str = ""
     liverCompromised: bool = False
     priorTreatment: bool = False
+    #: more favourable liver function (EANM 2022 Table 4 footnote ***: Ho-166 bilobar up to
+    #: 60 Gy whole normal liver instead of < 40 Gy)
+    favourableLiverFunction: bool = False
     positions: list[InjectionPosition] = field(default_factory=list)
     lungBaseMarginMm: float = 0.0
     manualLsf: bool = False

@@ -787,7 +787,9 @@ class WebApp:
         self._text("bilirubinMgDl", "Total bilirubin (mg/dL), empty: not given",
                    classes="mb-2 mt-2")
         for name, label in (("liverCompromised", "Compromised liver function"),
-                            ("priorTreatment", "Prior chemotherapy or liver treatment")):
+                            ("priorTreatment", "Prior chemotherapy or liver treatment"),
+                            ("favourableLiverFunction",
+                             "More favourable liver function (Ho-166 bilobar: up to 60 Gy)")):
             self._tick(name, label)
 
     def _node_select(self, name: str, label: str):
