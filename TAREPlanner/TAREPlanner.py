@@ -220,6 +220,7 @@ class TAREPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         for panel, title in titles.items():
             getattr(self.ui, PANEL_BUTTONS[panel]).text = title
+        self.ui.goalSuggestionsLabel.text = self.logic.goalSuggestionsText(self._parameterNode)
 
     # injection positions: three tables (step 2 names and CBCTs, step 5 goals, step 6
     # readings), one row per position of the parameter node's list
@@ -501,6 +502,13 @@ class TAREPlannerLogic(ScriptedLoadableModuleLogic):
         """What ``action`` still needs ('' when its button can be pressed)."""
         from tareplanner.mrml import guided
         return guided.missing_text(p, action)
+
+    def goalSuggestionsText(self, p):
+        """The goals the panel's scenario suggests, with their sources ('' without one)."""
+        from tareplanner.mrml import guided
+        lines = guided.goal_suggestions(p)
+        return ("Goals the scenario suggests (recommendations, not applied by themselves):\n"
+                + "\n".join(f"- {line}" for line in lines)) if lines else ""
 
     # injection positions (a list of any length)
     def addPosition(self, p, **values):

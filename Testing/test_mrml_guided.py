@@ -312,3 +312,29 @@ def test_panel_scenario_carries_every_liver_function_fact():
     assert scenario.pop("liver_compromised") is True  # the case's top-level field
     with pytest.raises(FieldValueError, match="favourable_liver_function"):
         parse_scenario(scenario, liver_compromised=True)
+
+
+def test_goal_suggestions_of_the_panel_before_planning():
+    """Bug caught: the module and the web page offering no goal from the scenario before
+    planning, or one of another product or intent. Expected values typed from EANM 2022
+    (Weber et al., Eur J Nucl Med Mol Imaging 2022;49:1682-1699): Table 2 (glass), HCC:
+    tumour >= 205 Gy (multi-compartment); segmentectomy perfused > 400 Gy; Table 4
+    (Ho-166): one-compartment perfused 60 Gy. A scenario the case parser refuses gives one
+    line naming the field, no suggestion."""
+    p = guided.Parameters()
+    assert guided.goal_suggestions(p) == []          # no scenario: nothing suggested
+    p.product, p.treatmentIntent, p.histology, p.bilirubinMgDl = \
+        "therasphere", "bilobar", "hcc", "0.8"
+    lines = guided.goal_suggestions(p)
+    assert any(line.startswith("tumour dose 205 Gy") and "Table 2" in line for line in lines)
+    assert all("Table 4" not in line for line in lines)
+    p.treatmentIntent = "segmentectomy"
+    assert any(line.startswith("perfused dose 400 Gy") and "Table 2" in line
+               for line in guided.goal_suggestions(p))
+    p.product, p.treatmentIntent = "quiremspheres", "unilobar"
+    lines = guided.goal_suggestions(p)
+    assert any(line.startswith("perfused dose 60 Gy") and "Table 4" in line for line in lines)
+    assert all("Table 2" not in line for line in lines)
+    p.bilirubinMgDl = "-1"
+    [line] = guided.goal_suggestions(p)
+    assert line.startswith("no suggestions: scenario.bilirubin_mg_dl")

@@ -477,6 +477,48 @@ def scenario_of(p) -> dict | None:
     return scenario or None
 
 
+#: goal kind -> how a suggestion reads it
+_SUGGESTION_WORDS = {"tumour_dose_gy": "tumour dose", "perfused_dose_gy": "perfused dose",
+                     "normal_dose_gy": "normal-liver dose"}
+
+
+def goal_suggestions(p) -> list[str]:
+    """The goals the panel's scenario suggests (EANM 2022 targets and prescriptions for the
+    product, intent and histology; the measured volumes give the hepatic reserve), each with
+    its source and level of evidence: offered before planning, never applied by themselves.
+    Empty without a scenario; one line saying why when the scenario cannot be read."""
+    from .. import catalogue
+    from ..guidelines import Facts, parse_scenario, suggestions
+    try:
+        scenario = scenario_of(p)
+        if scenario is None:
+            return []
+        compromised = bool(scenario.pop("liver_compromised", False))
+        parsed = parse_scenario(scenario, liver_compromised=compromised)
+        site, label = (catalogue.read_site_limits(p.siteLimitsFile.strip())
+                       if (p.siteLimitsFile or "").strip() else (None, ""))
+    except ValueError as error:
+        return [f"no suggestions: {error}"]
+    reserve = None
+    measurement = record_from_text_node(p.measurementRecord)
+    if measurement is not None:
+        liver = (measurement.get("volumes_ml") or {}).get("liver")
+        perfused = sum(q.get("perfused_volume_ml", 0.0)
+                       for q in measurement.get("positions", []))
+        if liver:
+            reserve = max(0.0, 1.0 - perfused / liver)
+    facts = Facts(bilirubin_mg_dl=parsed.bilirubin_mg_dl, hepatic_reserve_fraction=reserve,
+                  compromised_or_pretreated=compromised or parsed.prior_treatment,
+                  favourable_liver_function=parsed.favourable_liver_function)
+    lines = []
+    for g in suggestions(p.product, parsed, facts, site, label):
+        (kind, value), = g["goal"].items()
+        condition = f"; {g['condition']}" if g["condition"] else ""
+        lines.append(f"{_SUGGESTION_WORDS.get(kind, kind)} {value:g} Gy ({g['printed']}"
+                     f"{condition}; {g['source']}, LOE {g['loe']}; {g['kind']})")
+    return lines
+
+
 def plan(scene, p) -> str:
     """Step 5: the plan (per-position goals, manual values recorded as such) as a record and a
     table; with voxel dosimetry the predictive dose volume, indices, DVH chart and isodose

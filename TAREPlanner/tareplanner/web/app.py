@@ -346,6 +346,7 @@ class WebApp:
                 s.segments = self._segment_rows()
                 s.plan_rows = session.plan_rows()
                 s.plan_totals = session.plan_totals()
+                s.goal_suggestions = guided.goal_suggestions(session.p)
                 s.warnings = session.warnings()
                 s.json_files = session.json_files()
                 s.site_limits = session.site_limits_name()
@@ -865,6 +866,7 @@ class WebApp:
         self.state.view_modes = VIEW_MODES
         self.state.dvh = ""
         self.state.response_curves = ""
+        self.state.goal_suggestions = []
         with VAppLayout(self.server, full_height=True) as layout:
             client.Style(CSS)
             client.ClientTriggers(mounted="tab_id = Math.random().toString(36).slice(2) + "
@@ -1024,6 +1026,12 @@ class WebApp:
                                "Treatment time (ISO 8601 with UTC offset, optional)",
                                classes="mb-2 mt-2")
                     self._scenario_fields()
+                    with html.Div(v_if=("goal_suggestions.length",), classes="mb-2",
+                                  raw_attrs=["data-goal-suggestions"]):
+                        html.Div("Goals the scenario suggests (recommendations, not applied "
+                                 "by themselves):", classes="text-caption")
+                        with html.Ul(classes="text-caption"):
+                            html.Li("{{ s }}", v_for="s in goal_suggestions", key="s")
                     html.Div("One goal per injection position (the rows of step 1)",
                              classes="text-caption mb-1")
                     self._positions_editor_goals_only()
