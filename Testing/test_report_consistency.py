@@ -66,6 +66,40 @@ def test_table_at_the_top_of_a_page_is_captioned():
     plt.close("all")
 
 
+@pytest.mark.parametrize("left_in", [0.5, 1.0, 1.3])
+def test_a_heading_never_stands_alone_at_the_foot_of_a_page(left_in):
+    """Bug caught: "Limits applied and their sources" printed as the last line of page 1
+    and its table on page 2 (the heading kept 0.9 in of room, the table's first rows needed
+    more). With ``left_in`` inches left, a heading (11 pt: 0.08 + 11/72 x 1.45 = 0.30 in)
+    followed by a table whose header and first two rows (3 wrapped lines each at 7.5 pt:
+    3 x 0.135 + 0.1 = 0.51 in) need more than that goes to the next page with its table,
+    once, and without a second "(continued)" caption."""
+    doc = Document(plt, "t", [], "f")
+    doc.new_page()
+    doc.y_in = A4_INCHES[1] - BOTTOM_IN - left_in
+    doc.heading("Limits applied and their sources")
+    tall = "word " * 60
+    doc.table(["Limit", "Source"], [[f"row {i}", tall] for i in range(4)], [1, 6])
+    where = [[t.get_text() for t in fig.texts
+              if t.get_text().startswith("Limits applied")] for fig in doc.pages]
+    assert where == [[], ["Limits applied and their sources"]]
+    assert any(t.get_text() == "row 0" for t in doc.pages[1].texts)
+    plt.close("all")
+
+
+def test_a_heading_stays_where_its_content_fits():
+    """The same heading with room for the table's first rows stays on its page, above them."""
+    doc = Document(plt, "t", [], "f")
+    doc.new_page()
+    doc.heading("Tumours")
+    doc.table(["Name", "Value"], [["row 0", "x"], ["row 1", "y"]], [1, 1])
+    [heading] = [t for t in doc.pages[0].texts if t.get_text() == "Tumours"]
+    [row] = [t for t in doc.pages[0].texts if t.get_text() == "row 0"]
+    assert len(doc.pages) == 1 and heading.get_position()[1] > row.get_position()[1]
+    assert _captions(doc.pages[0]) == []
+    plt.close("all")
+
+
 def test_header_names_the_case_by_its_hash_without_an_id():
     """Bug caught: 'case -' in the header of a plan without case id or patient ID."""
     record = {"case_id": None, "input_sha256": "1934a91538132ca2" + "0" * 48}

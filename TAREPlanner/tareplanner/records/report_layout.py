@@ -46,6 +46,9 @@ class Document:
     y_in: float = 0.0      # distance of the cursor from the top of the page
     #: the section a table belongs to, repeated above its header on a continuation page
     section: str = ""
+    #: a section heading not drawn yet: it goes on the page of what follows it, never alone
+    #: at the foot of a page (text, font size)
+    pending: tuple | None = None
 
     @property
     def fig(self):
@@ -59,11 +62,21 @@ class Document:
         self.pages.append(self.plt.figure(figsize=A4_INCHES))
         self.y_in = TOP_IN
         if heading:
-            self.heading(heading, size=13)
+            self.pending = None
+            self.section = heading
+            self._draw_heading(heading, 13)
         return self.fig
 
     def room(self, height_in: float) -> None:
-        """A new page unless ``height_in`` fits below the cursor."""
+        """A new page unless ``height_in`` fits below the cursor (with the heading waiting
+        to be drawn above it, which goes to the new page too)."""
+        if self.pending is not None:
+            text, size = self.pending
+            self.pending = None
+            if not self.pages or (self.y_in + self._heading_in(size) + height_in
+                                  > A4_INCHES[1] - BOTTOM_IN):
+                self.new_page()
+            self._draw_heading(text, size)
         if not self.pages or self.y_in + height_in > A4_INCHES[1] - BOTTOM_IN:
             self.new_page()
 
@@ -72,13 +85,23 @@ class Document:
         w, h = A4_INCHES
         return self.fig.text(x_in / w, 1 - y_in / h, text, parse_math=False, **kwargs)
 
-    def heading(self, text: str, size: float = 11) -> None:
-        self.section = text
-        self.room(0.3 + 0.6)          # keep a heading with what follows it
+    @staticmethod
+    def _heading_in(size: float) -> float:
+        return 0.08 + size / 72 * 1.45
+
+    def _draw_heading(self, text: str, size: float) -> None:
         self.y_in += 0.08
         self.text(MARGIN_IN, self.y_in, text, fontsize=size, weight="bold", va="top",
                   color="#1f3b5c")
         self.y_in += size / 72 * 1.45
+
+    def heading(self, text: str, size: float = 11) -> None:
+        """A section heading, drawn with the first thing placed after it (on that thing's
+        page: a heading never stands alone at the foot of a page)."""
+        if self.pending is not None:           # a heading with nothing under it
+            self.room(0.0)
+        self.section = text
+        self.pending = (text, size)
 
     def paragraph(self, text: str, size: float = 8.5, *, indent_in: float = 0.0,
                   colour: str = "black", weight: str = "normal") -> None:
@@ -149,9 +172,10 @@ class Document:
         # never a single row alone: a table of up to three rows stays together, a longer
         # one starts with at least two rows and ends with at least two
         keep = sum(heights) if len(rows) <= 3 else sum(heights[:2])
+        headed = self.pending is not None      # its section heading comes with it
         before = len(self.pages)
         self.room(header_height + keep)
-        if len(self.pages) != before or self.y_in <= TOP_IN + 1e-9:
+        if not headed and (len(self.pages) != before or self.y_in <= TOP_IN + 1e-9):
             caption(False)            # a table at the top of a page says what it is
         draw(columns, fill=HEADER_GREY, bold=True)
         n, on_page = len(rows), 0
@@ -187,7 +211,7 @@ class Document:
     def axes(self, height_in: float, *, left_in: float = 0.0, width_in: float | None = None,
              new_row: bool = True):
         """Axes of ``height_in`` inches below the cursor (a new page when it does not fit)."""
-        if new_row:
+        if new_row or self.pending is not None:
             self.room(height_in)
         w, h = A4_INCHES
         width_in = self.width_in - left_in if width_in is None else width_in
@@ -197,6 +221,8 @@ class Document:
 
     def finish(self) -> list:
         """Headers and footers on every page; returns the pages."""
+        if self.pending is not None:           # a last heading with nothing under it
+            self.room(0.0)
         n = len(self.pages)
         w, h = A4_INCHES
         for i, fig in enumerate(self.pages, start=1):
