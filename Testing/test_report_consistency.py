@@ -209,3 +209,21 @@ def test_isodose_labels_at_least_7_pt_and_colour_key_on_slice_rows():
     key_text = [t.get_text() for t in fig.texts if t.get_gid() == "colour-key"]
     assert {"liver", "lungs", "T1", "T2"} <= set(key_text)
     plt.close("all")
+
+
+@pytest.mark.parametrize("text", ["measurement:spect-resolution-assumed",
+                                  "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz",
+                                  "whole-normal-liver-limit-scaled"])
+def test_wrapped_cell_text_stays_inside_its_column(text):
+    """Bug caught: the warning code 'measurement:spect-resolution-assumed' printed across the
+    border of its column into the message (the wrap estimate took 0.53 em a glyph; DejaVu
+    Sans lower case measures 0.556 em). Each wrapped line's rendered width, measured with
+    matplotlib's text path, fits the column less its padding."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+
+    from tareplanner.records.report_layout import wrap
+    column_in, size = 1.55, 7.5
+    for line in wrap(text, column_in - 0.1, size):
+        path = TextPath((0, 0), line, size=size, prop=FontProperties(family="DejaVu Sans"))
+        assert path.get_extents().width / 72 <= column_in - 0.1, line

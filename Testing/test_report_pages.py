@@ -52,7 +52,10 @@ def _pages_text(path) -> list[str]:
 
 
 def _flat(text: str) -> str:
-    return " ".join(text.split())
+    """The pages' words in one line; a word broken at its hyphen across two lines of a
+    cell ("whole-normal-" / "liver") joined again."""
+    import re
+    return re.sub(r"(?<=\w)- (?=[a-z])", "-", " ".join(text.split()))
 
 
 def test_identity_page_numbers_and_numbers_on_every_page(tmp_path):

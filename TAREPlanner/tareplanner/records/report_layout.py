@@ -16,8 +16,9 @@ MARGIN_IN = 0.55
 TOP_IN = 0.95          # below the header
 BOTTOM_IN = 0.6        # above the footer
 #: average glyph width of DejaVu Sans as a fraction of the font size (wrapping estimate,
-#: on the wide side so that wrapped text stays inside its cell)
-GLYPH_EM = 0.53
+#: on the wide side so that wrapped text stays inside its cell: lower-case letters and
+#: warning codes measure 0.556-0.559 em, words with spaces and digits about 0.50 em)
+GLYPH_EM = 0.57
 HEADER_GREY = "#e8ecf2"
 
 
