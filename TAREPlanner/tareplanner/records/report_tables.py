@@ -356,7 +356,7 @@ def guideline_table(record: dict):
                    if "kind_to" in change else []))
         rows.append([kind, c["where"], c["quantity_label"], value, c["threshold"], result,
                      source])
-    return columns, rows, [1.35, 0.95, 1.0, 0.6, 0.75, 1.3, 3.0], \
+    return columns, rows, [1.35, 0.95, 1.0, 0.6, 0.9, 1.3, 2.85], \
         ["l", "l", "l", "r", "l", "l", "l"]
 
 
