@@ -11,4 +11,6 @@ if [ ! -x /usr/bin/chromium ]; then
     $SUDO apt-get install -y chromium || { $SUDO apt-get update && $SUDO apt-get install -y chromium; }
 fi
 pip install -e ".[web,test]"
-pytest -m browser Testing/web
+# every test of the web page with the extra installed: the browser tests and those that
+# import the page's module (skipped by the default run, which has no web extra)
+pytest -m "browser or not browser" Testing/web
