@@ -158,14 +158,7 @@ def atomic_folder(path: str | Path, field: str = "--out") -> Iterator[Path]:
     try:
         yield tmp
         try:
-            if path.exists():  # set the old folder aside whole (one rename), then swap
-                aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.",
-                                              suffix=".tmp", dir=path.parent))
-                os.replace(path, aside / path.name)
-                os.replace(tmp, path)
-                shutil.rmtree(aside, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
+            _replace_setting_aside(path, tmp, path.exists())
         except OSError as exc:
             raise _output_error(path, exc, field) from None
     except BaseException:
@@ -199,6 +192,19 @@ def remove_stale_generations(path: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
+def _replace_setting_aside(path: Path, new: Path, folder_there: bool) -> None:
+    """``new`` renamed onto ``path``; a real folder at ``path`` (``folder_there``) is first
+    set aside whole (one rename) and removed after the swap, so ``path`` is never a mix."""
+    if not folder_there:
+        os.replace(new, path)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                                  dir=path.parent))
+    os.replace(path, aside / path.name)
+    os.replace(new, path)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 @contextmanager
 def swapped_folder(path: str | Path, field: str = "--out") -> Iterator[Path]:
     """A new generation folder beside ``path`` (``.NAME.generation.PID.XXXX``) to fill with a
@@ -226,14 +232,7 @@ def swapped_folder(path: str | Path, field: str = "--out") -> Iterator[Path]:
         previous = (path.parent / os.readlink(path)) if path.is_symlink() else None
         try:
             os.symlink(generation.name, link)
-            if path.exists() and not path.is_symlink():  # a real folder (an earlier version)
-                aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.",
-                                              suffix=".tmp", dir=path.parent))
-                os.replace(path, aside / path.name)
-                os.replace(link, path)
-                shutil.rmtree(aside, ignore_errors=True)
-            else:
-                os.replace(link, path)
+            _replace_setting_aside(path, link, path.exists() and not path.is_symlink())
         except OSError as exc:
             raise _output_error(path, exc, field) from None
         if previous is not None and previous.name != generation.name \
