@@ -69,6 +69,7 @@ class ViewerControls:
         s.isodose_draft, s.isodose_text, s.isodose_error = "", "", ""
         s.isodose_levels, s.isodose_labels = [], []
         s.reg_check, s.reg_opacity, s.reg_flicker = None, {}, None
+        s.view_sizes = {}
         s.foreground = None
         s.client_only("isodose_draft")
         for name, method in (("isodose_levels_text", self.set_levels),
@@ -79,6 +80,7 @@ class ViewerControls:
         self._dragged = False
         self._ct_observed = None
         self._crosshair_observed = None
+        self._last_ras = None
         self._flicker_task = None
         self._dose_cache = {}
         self._iso = {}             # view -> (lines actor, [text actors])
@@ -114,6 +116,12 @@ class ViewerControls:
     def _slice_moved(self, view):
         self._update_isodose_view(view)
         self._push_planes()
+        slice_node = view._logic.GetSliceNode()
+        size = list(slice_node.GetDimensions()[:2])
+        if (self.state.view_sizes or {}).get(slice_node.GetOrientation()) != size:
+            with self.state:
+                self.state.view_sizes = {**(self.state.view_sizes or {}),
+                                         slice_node.GetOrientation(): size}
 
     # ------------------------------------------------------------------ window/level drag
     def _ct_display(self):
@@ -146,7 +154,7 @@ class ViewerControls:
         if not self._dragged and max(abs(x - x0), abs(y - y0)) < CLICK_PX:
             return
         self._dragged = True
-        size = view.render_window().GetSize()
+        size = view._logic.GetSliceNode().GetDimensions()[:2]
         new_window, new_level = dragged_window_level(window, level, x - x0, y - y0,
                                                      scalar_range, size)
         display = self._ct_display()
@@ -203,6 +211,7 @@ class ViewerControls:
             self._crosshair_observed = node
             node.SetCrosshairMode(SHOW_BASIC)
             node.SetCrosshairThickness(THICKNESS_MEDIUM)
+            self._last_ras = [round(float(v), 3) for v in node.GetCrosshairRAS()]
             node.AddObserver("ModifiedEvent", lambda *_: self._crosshair_moved())
         return node
 
@@ -224,8 +233,9 @@ class ViewerControls:
         if node is None:
             return
         ras = [round(float(v), 3) for v in node.GetCrosshairRAS()]
-        if not force and ras == self.state.crosshair:
-            return
+        if not force and ras == self._last_ras:
+            return                # another property changed (not the point)
+        self._last_ras = ras
         with self.state:
             self.state.crosshair = ras
             self.state.cursor = self.app.readout(ras)
