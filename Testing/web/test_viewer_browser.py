@@ -259,20 +259,23 @@ def test_isodose_lines_carry_their_levels(planned, shots):
     typed above the views (50, 120 Gy), every label reads its level ('50 Gy', '120 Gy') and
     sits on its line: in a screenshot of the view (the dose wash at opacity 0, so only the
     lines carry colour), a pixel of the label's colour lies within 6 px outside the label's
-    box (at most 9 px a character and 22 px high around its anchor). A decimal comma is
-    refused beside the field."""
+    box (at most 9 px a character and 22 px high around its anchor). Bad levels are
+    refused beside the field (-5, abc, 1e9)."""
     from PIL import Image
     page = planned
     _view_mode(page, "CT + planned dose")
     _wait_state(page, "s('view_mode') === 'plan' && s('isodose_labels').length > 0")
     field = page.locator("[data-isodose-levels] input").first
     field.click()
-    field.fill("1,5")
-    field.press("Enter")
-    page.wait_for_function("() => document.querySelector('[data-isodose-levels]')"
-                           ".innerText.includes('1,5')", timeout=10_000)
-    assert "decimal" in page.locator("[data-isodose-levels]").inner_text() or \
-        "allowed" in page.locator("[data-isodose-levels]").inner_text()
+    for bad in ("-5", "abc", "1e9"):
+        field.fill(bad)
+        field.press("Enter")
+        _wait_state(page, "(s('isodose_error') || '').includes(arg)", arg=f"'{bad}'")
+        message = page.locator("[data-isodose-levels] .v-messages").first
+        message.wait_for()
+        assert "Isodose lines (Gy)" in message.inner_text() and "allowed" in \
+            message.inner_text(), message.inner_text()
+        field.click()
     field.click()
     field.fill("50, 120")
     field.press("Enter")

@@ -287,7 +287,8 @@ class ViewerControls:
         if cbct.GetDisplayNode() is None:
             cbct.CreateDefaultDisplayNodes()
         shown = cbct.GetDisplayNode()
-        shown.SetAndObserveColorNodeID("vtkMRMLColorTableNodeGrey")
+        # magenta over the grey CT: an edge out of place shows as a coloured fringe
+        shown.SetAndObserveColorNodeID("vtkMRMLColorTableNodeMagenta")
         shown.SetApplyThreshold(False)
         display.show_volume_in_slice_background(p.ctVolume)
         display.show_volume_in_slice_foreground(cbct)
