@@ -204,7 +204,7 @@ class WebApp:
             view.renderer().SetUseDepthPeelingForVolumes(False)
         self._init_state()
         self._annotate_views()
-        self.viewer = ViewerControls(self)
+        self.viewer = ViewerControls(self, CT_PRESETS)
         self._build_ui()
         self.ctrl.on_server_bind.add(self._bind_routes)
         self.refresh()
@@ -508,7 +508,7 @@ class WebApp:
     def _dose_wash(self, node, shown):
         """A dose volume as a continuous colour wash from the page's lower threshold (so
         that normal liver at 50-90 Gy shows) to the 99.5th percentile of the dose; the
-        isodose surfaces draw the levels as lines."""
+        isodose lines of the slice views (viewer_controls) draw the levels."""
         import numpy as np
         dose = _voxels(node)
         # the delivered dose on the planned dose's scale, so that the two compare

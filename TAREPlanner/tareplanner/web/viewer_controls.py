@@ -61,8 +61,9 @@ def _ras_to_ijk(node) -> np.ndarray:
 class ViewerControls:
     """The controls of the slice views of one :class:`.app.WebApp`."""
 
-    def __init__(self, app):
+    def __init__(self, app, ct_presets: dict[str, tuple[float, float]]):
         self.app = app
+        self.ct_presets = dict(ct_presets)
         self.state = app.state
         s = self.state
         s.ct_wl, s.ct_range, s.crosshair, s.slice_planes = None, None, None, {}
@@ -193,8 +194,7 @@ class ViewerControls:
         low, high = self.app.session.p.ctVolume.GetImageData().GetScalarRange()
         if self.state.ct_wl == [window, level] and self.state.ct_range == [low, high]:
             return
-        from .app import CT_PRESETS
-        preset = matching_preset(window, level, CT_PRESETS)
+        preset = matching_preset(window, level, self.ct_presets)
         with self.state:
             self.state.ct_wl = [window, level]
             self.state.ct_range = [low, high]
@@ -476,7 +476,8 @@ class ViewerControls:
             prop = text.GetTextProperty()
             prop.SetFontSize(13)
             prop.SetBold(True)
-            prop.SetColor(*colour)
+            # the line's colour lightened (readable on the dark box, told apart from the line)
+            prop.SetColor(*(c + 0.4 * (1.0 - c) for c in colour))
             prop.SetBackgroundColor(0.0, 0.0, 0.0)
             prop.SetBackgroundOpacity(0.65)
             prop.SetJustificationToCentered()
@@ -517,13 +518,17 @@ class ViewerControls:
         """Above the views, with a dose shown: the isodose lines' levels (read when the field
         is left or Enter is pressed; the message beside it when refused)."""
         from trame.widgets import vuetify3 as v3
-        v3.VTextField(v_model=("isodose_draft",), label="Isodose lines (Gy), empty: the plan's",
+        v3.VTextField(v_model=("isodose_draft",), label="Isodose lines (Gy)",
                       placeholder=("isodose_levels.join(', ')",),
                       persistent_placeholder=True,
                       v_if=("['plan', 'verification'].includes(view_mode)",),
-                      density="compact", hide_details="auto", style="max-width: 230px",
+                      density="compact", hide_details="auto",
+                      style="max-width: 190px; min-width: 150px",
                       error_messages=("isodose_error ? [isodose_error] : []",),
                       raw_attrs=['data-isodose-levels', 'autocomplete="off"',
+                                 'title="Levels in Gy separated by commas, read when the '
+                                 'field is left or Enter is pressed; empty: the plan\'s '
+                                 'isodose levels"',
                                  '@blur="trigger(\'isodose_levels_text\', [tab_id, '
                                  'isodose_draft])"',
                                  '@keydown.enter="$event.target.blur()"'])
