@@ -145,9 +145,11 @@ def test_a_click_sets_the_crosshair_in_every_view(planned, phantom_ct, shots):
     the readout gave under the mouse (within a voxel), the coronal and sagittal views move
     to planes through it, and the readout gives the CT value there: the phantom's CT voxel
     at that point (SimpleITK, LPS = (-R, -A, S)). Shift+move in the coronal view moves it
-    again (the axial view follows)."""
+    again (the axial view follows). None is shown before the first click (the window/level
+    drag above sets none)."""
     import SimpleITK as sitk
     page = planned
+    assert _state(page, "crosshair") is None       # none until put somewhere
     box = _view_box(page, 0)
     x, y = box["x"] + box["width"] * 0.42, box["y"] + box["height"] * 0.45
     before = _state(page, "cursor")

@@ -36,8 +36,8 @@ FLICKER_S = 0.5
 #: the viewer's isodose levels field
 LEVELS_FIELD = forms.Field("Isodose lines (Gy)", "levels", empty="none")
 MAX_LEVELS = 8
-#: crosshair display (vtkMRMLCrosshairNode::ShowBasic) and thickness (Medium)
-SHOW_BASIC, THICKNESS_MEDIUM = 1, 2
+#: crosshair display (vtkMRMLCrosshairNode::NoCrosshair, ShowBasic) and thickness (Medium)
+NO_CROSSHAIR, SHOW_BASIC, THICKNESS_MEDIUM = 0, 1, 2
 
 
 def _matrix(vtk_matrix) -> np.ndarray:
@@ -209,7 +209,8 @@ class ViewerControls:
         node = self.app.slicer_app.scene.GetFirstNodeByClass("vtkMRMLCrosshairNode")
         if node is not None and node is not self._crosshair_observed:
             self._crosshair_observed = node
-            node.SetCrosshairMode(SHOW_BASIC)
+            # drawn once the user puts it somewhere (not at the scene's origin on loading)
+            node.SetCrosshairMode(NO_CROSSHAIR)
             node.SetCrosshairThickness(THICKNESS_MEDIUM)
             self._last_ras = [round(float(v), 3) for v in node.GetCrosshairRAS()]
             node.AddObserver("ModifiedEvent", lambda *_: self._crosshair_moved())
@@ -236,6 +237,8 @@ class ViewerControls:
         if not force and ras == self._last_ras:
             return                # another property changed (not the point)
         self._last_ras = ras
+        if node.GetCrosshairMode() != SHOW_BASIC:
+            node.SetCrosshairMode(SHOW_BASIC)
         with self.state:
             self.state.crosshair = ras
             self.state.cursor = self.app.readout(ras)
@@ -258,7 +261,11 @@ class ViewerControls:
 
     def after_load(self):
         """A patient was loaded: the crosshair shown, the CT's window/level observed."""
-        self._crosshair_node()
+        node = self._crosshair_node()
+        if node is not None:              # hidden until it is put somewhere again
+            node.SetCrosshairMode(NO_CROSSHAIR)
+            self._last_ras = [round(float(v), 3) for v in node.GetCrosshairRAS()]
+        self.state.crosshair, self.state.slice_planes = None, {}
         self.observe_ct()
         self._dose_cache.clear()
 
@@ -448,6 +455,8 @@ class ViewerControls:
         slice_node = view._logic.GetSliceNode()
         width, height = slice_node.GetDimensions()[:2]
         if dose is None or dose.GetImageData() is None or not levels:
+            if lines_actor.GetVisibility():
+                view.schedule_render()
             lines_actor.SetVisibility(False)
             if push:
                 self._push_labels(view, [])
@@ -509,9 +518,11 @@ class ViewerControls:
 
     def _push_labels(self, view, labels):
         name = view._logic.GetSliceNode().GetOrientation()
-        rest = [label for label in (self.state.isodose_labels or []) if label["view"] != name]
-        with self.state:
-            self.state.isodose_labels = rest + labels
+        shown = self.state.isodose_labels or []
+        rest = [label for label in shown if label["view"] != name]
+        if rest + labels != shown:
+            with self.state:
+                self.state.isodose_labels = rest + labels
 
     # ------------------------------------------------------------------ page
     def isodose_field_ui(self):
