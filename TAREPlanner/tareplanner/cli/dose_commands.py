@@ -150,6 +150,8 @@ def cmd_dose(args: argparse.Namespace) -> int:
                     raise exc.within("--pet") from None
                 if not post.is_activity:
                     raise FieldValueError("--pet", args.pet, "a PET in Bq/mL (Units BQML)")
+                from ..records.identity import check_same_patient
+                check_same_patient(ct.meta, post.meta, "--pet")
                 from .imaging_commands import check_overlap
                 check_overlap(post.image, ct.image, "--pet", args.pet, "planning CT")
                 administration = (args.administration_time
@@ -169,6 +171,8 @@ def cmd_dose(args: argparse.Namespace) -> int:
                     post = read_image(args.post_spect, units="counts", modality="NM")
                 except TarePlannerInputError as exc:
                     raise exc.within("--post-spect") from None
+                from ..records.identity import check_same_patient
+                check_same_patient(ct.meta, post.meta, "--post-spect")
                 from .imaging_commands import check_overlap
                 check_overlap(post.image, ct.image, "--post-spect", args.post_spect,
                               "planning CT")
