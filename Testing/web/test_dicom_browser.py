@@ -173,11 +173,19 @@ def test_rt_dose_holds_the_planned_and_delivered_dose(planned, data):
         assert ds.DoseSummationType == ("PLAN" if name == "planned" else "RECORD")
         for keyword in ("FrameOfReferenceUID", "StudyInstanceUID", "PatientID", "PatientName"):
             assert str(ds[keyword].value) == str(ct[keyword].value), keyword
+        # the dose grid is the scene's dose volume's (the SPECT's grid, in the CT's frame):
+        # its first voxel's centre, RAS in the scene, is LPS in DICOM (x and y negated)
+        node = guided.dose_volume_node(scene, tag)
+        ras = np.array(node.GetOrigin())
         assert np.allclose([float(v) for v in ds.ImagePositionPatient],
-                           [float(v) for v in ct.ImagePositionPatient], atol=1e-3)
-        dose = np.asarray(slicer.util.arrayFromVolume(guided.dose_volume_node(scene, tag)))
+                           [-ras[0], -ras[1], ras[2]], atol=1e-3)
+        assert np.allclose([float(v) for v in ds.PixelSpacing], node.GetSpacing()[:2])
+        assert np.allclose(np.diff([float(v) for v in ds.GridFrameOffsetVector]),
+                           node.GetSpacing()[2])
+        dose = np.asarray(slicer.util.arrayFromVolume(node))
         stored = ds.pixel_array.astype(np.float64) * float(ds.DoseGridScaling)
-        assert stored.shape == dose.shape == (len(slices), int(ct.Rows), int(ct.Columns))
+        assert stored.shape == dose.shape == (int(ds.NumberOfFrames), int(ds.Rows),
+                                              int(ds.Columns))
         index = tuple(rng.integers(0, n, 2000) for n in dose.shape)
         hot = np.unravel_index(np.argsort(dose, axis=None)[-200:], dose.shape)
         for where in (index, hot):
