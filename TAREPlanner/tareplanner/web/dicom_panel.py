@@ -88,7 +88,8 @@ def panel() -> None:
         with html.Div(v_for="pt in dicom.patients", key="pt.key", classes="mt-2",
                       raw_attrs=[':data-dicom-patient="pt.id"']):
             html.Div("{{ pt.name }} · ID {{ pt.id }} · born {{ pt.birth_date || 'not given' }}"
-                     " · sex {{ pt.sex || 'not given' }}",
+                     " · {{ ({M: 'male', F: 'female', O: 'other'})[pt.sex] || "
+                     "'sex not given' }}",
                      classes="text-body-2 font-weight-medium")
             with html.Div(v_for="st in pt.studies", key="st.uid", classes="ml-3"):
                 html.Div("study {{ st.date || '(no date)' }} · {{ st.description }}",
@@ -101,19 +102,19 @@ def panel() -> None:
                         html.Td("{{ se.description }}")
                         html.Td("{{ se.images }} images")
                         html.Td("{{ se.folder }}", classes="text-caption")
-                        with html.Td():
-                            html.Span("{{ se.used.join(', ') }}", v_if=("se.used.length",),
-                                      classes="text-caption text-success mr-1",
-                                      raw_attrs=["data-used"])
+                        with html.Td(style="width: 150px"):
                             v3.VSelect(v_if=("se.image",), model_value=(None,),
-                                       items=("dicom_roles",), label="Use as",
+                                       items=("dicom_roles",), placeholder="Use as...",
                                        density="compact", hide_details=True,
-                                       variant="plain", readonly=(READ_ONLY,),
-                                       disabled=("!!busy",), style="min-width: 200px",
+                                       variant="underlined", readonly=(READ_ONLY,),
+                                       disabled=("!!busy",),
                                        update_modelValue="$event && trigger('dicom_pick', "
                                                          "[tab_id, se.uid, $event])",
                                        raw_attrs=[':data-use-as="se.description"'])
                             html.Span("not an image", v_else=True, classes="text-caption")
+                        html.Td("{{ se.used.join(', ') }}",
+                                classes="text-caption text-success font-weight-medium",
+                                raw_attrs=["data-used"])
         with v3.VExpansionPanels(v_if=("dicom.skipped.length",), classes="mt-2"):
             with v3.VExpansionPanel(raw_attrs=["data-dicom-skipped"]):
                 v3.VExpansionPanelTitle("Skipped files ({{ dicom.skipped.length }} shown)",
