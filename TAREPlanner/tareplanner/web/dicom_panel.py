@@ -20,7 +20,7 @@ def install(app) -> None:
     app.state.dicom = {"patients": [], "skipped": [], "summary": ""}
     app.state.dicom_identity = ""
     app.state.dicom_roles = []
-    app.ctrl.trigger("dicom_scan")(lambda tab=None: _scan(app, tab))
+    app.ctrl.trigger("dicom_scan")(lambda tab=None: _scan(app, tab))   # a coroutine
     app.ctrl.trigger("dicom_pick")(
         lambda tab=None, uid=None, role=None: _pick(app, tab, uid, role))
 
@@ -37,15 +37,27 @@ def page_state(app) -> dict:
             "dicom_roles": roles}
 
 
-def _scan(app, tab) -> None:
+async def _scan(app, tab) -> None:
+    """Read the data folder's headers in a worker thread (no scene is touched): the page
+    stays live, showing that it is busy, for the seconds a large folder takes."""
+    import asyncio
     if app.state.busy or not app._owns(tab):
         return
+    with app.state:
+        app.state.busy = "dicom scan"
     try:
-        text, error = app.dicom.scan(), False
+        text, error = await asyncio.get_running_loop().run_in_executor(None, _scan_text, app)
+    finally:
+        app.session.messages["data"] = (text, error) if "text" in locals() else \
+            ("reading the data folder failed", True)
+        app.refresh(busy="")
+
+
+def _scan_text(app) -> tuple[str, bool]:
+    try:
+        return app.dicom.scan(), False
     except ValueError as exc:
-        text, error = str(exc), True
-    app.session.messages["data"] = (text, error)
-    app.refresh()
+        return str(exc), True
 
 
 def _pick(app, tab, uid, role) -> None:
