@@ -6,12 +6,15 @@ wires its two triggers into :class:`.app.WebApp`."""
 
 from __future__ import annotations
 
+import logging
+
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
 from .dicom_browser import ROLES, DicomBrowser
 
 READ_ONLY = "owner_tab !== tab_id"
+log = logging.getLogger(__name__)
 
 
 def install(app) -> None:
@@ -71,6 +74,11 @@ def _pick(app, tab, uid, role) -> None:
             text = app.dicom.pick(str(uid), str(role))
         except ValueError as exc:
             app.session.messages["data"] = (str(exc), True)
+            return
+        except Exception as exc:  # noqa: BLE001 - a reader's failure: said on the page
+            log.warning("DICOM series %s not loaded: %s: %s", uid, type(exc).__name__, exc)
+            app.session.messages["data"] = (f"series: {str(uid)[:70]!r} could not be read "
+                                            f"({type(exc).__name__}: {exc})", True)
             return
         app.session.messages["data"] = (text, False)
         app._after(LOAD_FOLDER)             # the views show the new volume
