@@ -130,8 +130,9 @@ class Catalogue:
         return [dict(p, studies=list(p["studies"].values())) for p in patients.values()]
 
     def summary(self) -> str:
-        text = (f"{len(self.series)} series of {len({(s.patient_id, s.patient_name) for s in self.series.values()})}"
-                f" patient(s) in {self.files_read} files read")
+        patients = {(s.patient_id, s.patient_name) for s in self.series.values()}
+        text = (f"{len(self.series)} series of {len(patients)} patient(s) in "
+                f"{self.files_read} files read")
         if self.skipped:
             text += f"; {len(self.skipped)} file(s) skipped"
         if self.capped:
