@@ -279,6 +279,7 @@ class ViewerControls:
     def show(self, mode: str) -> bool:
         """The app's view modes pass here first: True when this module drew the views (the
         registration check)."""
+        self.observe_ct()                 # the CT may have been chosen anew
         if mode != "registration":
             self._stop_flicker()
             if self.state.reg_check is not None:
