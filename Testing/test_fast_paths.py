@@ -124,3 +124,61 @@ def test_territory_on_the_liver_box_equals_the_whole_grid(spacing_mm):
     assert boxed.threshold_hu == whole.threshold_hu
     assert boxed.liver_outside_fov_fraction == whole.liver_outside_fov_fraction > 0
     assert boxed.mask.GetOrigin() == ct.GetOrigin() and boxed.mask.GetSize() == ct.GetSize()
+
+
+def test_packed_occupancies_equal_each_mask_resampled_alone(monkeypatch):
+    """Bug caught: a bit of the packed image read as another mask's (a shift off by one),
+    more than eight masks in one uint8, an occupancy kept for a mask whose content changed
+    (kept by identity instead of content), or for another grid. Reference: each mask
+    resampled alone onto the supersampled grid by SimpleITK's nearest neighbour and
+    averaged over each 3 x 3 x 3 block, written out here."""
+    import SimpleITK as sitk
+
+    from tareplanner.dosimetry import structures as st
+    resample = sitk.Resample
+    rng = np.random.default_rng(11)
+    shape = (20, 26, 30)
+    reference = sitk.Image(shape[::-1], sitk.sitkUInt8)
+    reference.SetSpacing((2.0, 2.0, 3.0))
+    reference.SetOrigin((-10.0, 4.0, 7.5))
+    grid = sitk.Image((9, 11, 8), sitk.sitkFloat32)
+    grid.SetSpacing((5.5, 4.9, 6.1))
+    grid.SetOrigin((-8.0, 6.0, 9.0))
+    masks = [rng.random(shape) < f for f in np.linspace(0.05, 0.9, 11)]   # 11: two packs
+
+    def alone(mask):
+        k = 3
+        size = [n * k for n in grid.GetSize()]
+        spacing = [s / k for s in grid.GetSpacing()]
+        origin = [o - s / 2 + s / (2 * k) for o, s in zip(grid.GetOrigin(), grid.GetSpacing())]
+        fine = sitk.Image(size, sitk.sitkUInt8)
+        fine.SetSpacing(spacing)
+        fine.SetOrigin(origin)
+        src = sitk.GetImageFromArray(mask.astype(np.uint8))
+        src.CopyInformation(reference)
+        a = sitk.GetArrayFromImage(resample(src, fine, sitk.Transform(),
+                                            sitk.sitkNearestNeighbor, 0)).astype(np.float32)
+        nz, ny, nx = (n // k for n in a.shape)
+        return a.reshape(nz, k, ny, k, nx, k).mean(axis=(1, 3, 5))
+
+    st._OCCUPANCIES.clear()
+    calls = []
+    monkeypatch.setattr(sitk, "Resample", lambda *a, **kw: calls.append(1) or resample(*a, **kw))
+    got = st.occupancies_on(grid, masks, reference)
+    assert len(calls) == 2                      # 11 masks: 8 + 3 bits
+    for mask, occupancy in zip(masks, got):
+        np.testing.assert_array_equal(occupancy, alone(mask))
+    # kept: asked again (one by one, or a copy of the same content) without resampling
+    np.testing.assert_array_equal(st.occupancy_on(grid, masks[4].copy(), reference), got[4])
+    assert len(calls) == 2
+    # a changed mask (same array, new content) and another grid are resampled again
+    changed = masks[4].copy()
+    changed[0, 0, :] = ~changed[0, 0, :]
+    np.testing.assert_array_equal(st.occupancy_on(grid, changed, reference), alone(changed))
+    other = sitk.Image((9, 11, 8), sitk.sitkFloat32)
+    other.SetSpacing((5.5, 4.9, 6.1))
+    other.SetOrigin((-7.0, 6.0, 9.0))
+    st.occupancy_on(other, masks[4], reference)
+    assert len(calls) == 4
+    with pytest.raises(ValueError):             # a kept occupancy cannot be changed in place
+        got[0][0, 0, 0] = 2.0
