@@ -334,7 +334,8 @@ class TAREPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         except ValueError as error:
             widget.toolTip = str(error)
             widget.styleSheet = "border: 1px solid red"
-            slicer.util.errorDisplay(str(error))
+            # not a dialog: a modal box taking the focus would end the editing a second time
+            slicer.util.showStatusMessage(str(error), 10000)
 
     def _updatePosition(self, row, **values):
         with slicer.util.tryWithErrorDisplay("Could not change the position."):
