@@ -23,6 +23,12 @@ class _Cbct:
     def GetParentTransformNode(self):
         return object() if self.placed else None
 
+    def GetAttribute(self, name):
+        return None          # no attribute set (no DICOM header kept on it)
+
+    def GetName(self):
+        return "CBCT"
+
 
 class _RecordingParameters(Parameters):
     """Counts whole-list assignments (what the Slicer parameter node observes)."""
