@@ -186,6 +186,8 @@ class Session:
                 continue
             node = volume_node_from_image(self.scene, image.image, name)
             node.SetAttribute(attributes.UNITS, image.units)
+            if image.meta.get("radionuclide"):   # a camera file of another one is refused
+                node.SetAttribute(attributes.RADIONUCLIDE, str(image.meta["radionuclide"]))
             loaded.append(f"{name} ({image.modality}, {image.units})")
         if not loaded:
             raise ValueError(f"folder: got {folder!r}; allowed: a folder inside the data "
