@@ -35,7 +35,7 @@ from ..mrml import guided
 from ..mrml.workflow import roles
 from ..physics.solver import GOAL_KINDS
 from .files import OutsideDataFolderError, content_type, resolve_inside
-from . import forms
+from . import dicom_panel, forms
 from .session import (ACTION_PANEL, LABEL_MAPS, LOAD_FOLDER, NODE_FIELDS, SYNTHETIC_POSITIONS,
                       VALUE_FIELDS, Session)
 
@@ -201,6 +201,7 @@ class WebApp:
             view.renderer().SetUseDepthPeeling(False)
             view.renderer().SetUseDepthPeelingForVolumes(False)
         self._init_state()
+        dicom_panel.install(self)
         self._annotate_views()
         self._build_ui()
         self.ctrl.on_server_bind.add(self._bind_routes)
@@ -355,6 +356,7 @@ class WebApp:
                 s.site_limits = session.site_limits_name()
                 s.response_fit = session.response_fit_name()
                 s.camera_files = session.camera_file_names()
+                s.update(dicom_panel.page_state(self))
                 for name, value in session.field_values().items():
                     s[f"{'n' if name in NODE_FIELDS else 'f'}_{name}"] = value
         finally:
@@ -872,12 +874,13 @@ class WebApp:
         self.state.response_curves = ""
         self.state.goal_suggestions = []
         with VAppLayout(self.server, full_height=True) as layout:
-            client.Style(CSS)
+            client.Style(CSS + dicom_panel.CSS)
             client.ClientTriggers(mounted="tab_id = Math.random().toString(36).slice(2) + "
                                           "Date.now().toString(36); "
                                           "trigger('claim', [tab_id])")
             with v3.VAppBar(density="compact", color="blue-grey-darken-3"):
                 v3.VAppBarTitle("TAREPlanner: radioembolization planning and verification")
+                dicom_panel.identity_chip()
                 v3.VChip("one session per server", size="small", classes="mr-2",
                          variant="outlined")
                 v3.VProgressCircular(indeterminate=True, size=20, v_show=("busy",),
@@ -978,6 +981,7 @@ class WebApp:
                                       "trigger('new_patient', [tab_id]);",
                                 raw_attrs=['data-new-patient',
                                            'title="An empty scene; saved files stay"'])
+                    dicom_panel.panel()
                     self._message("data")
                     self._node_select("ctVolume", "Planning CT")
                     self._node_select("spectVolume", "MAA / Ho-166 scout SPECT")
@@ -1092,6 +1096,8 @@ class WebApp:
                 with v3.VExpansionPanelText():
                     html.Div("Each Save writes into a new folder of the data folder's output "
                              "folder; nothing is overwritten.", classes="text-caption mb-2")
+                    self._tick("exportDicom", "DICOM RT Dose, SEG and RT Structure Set too "
+                               "(a planning CT read from DICOM)")
                     self._button("save")
                     self._message("save")
                     self._file_links()
