@@ -247,9 +247,9 @@ def test_iec_phantom_hands_its_activity_to_the_realistic_model(monkeypatch):
         def __init__(self, grid):
             self.image = grid.image(np.zeros(grid.shape_zyx, dtype=np.float32))
 
-    def fake(spec, grid, activity_mbq, ct):
+    def fake(spec, grid, activity_mbq, ct, mu_true_per_cm):
         calls.append({"nuclide": spec.nuclide, "mbq": float(activity_mbq.sum()), "ct": ct,
-                      "spacing": grid.spacing_mm})
+                      "spacing": grid.spacing_mm, "mu": mu_true_per_cm})
         return Result(grid)
 
     monkeypatch.setattr(spect_simulation, "iec_spect", fake)
@@ -262,6 +262,9 @@ def test_iec_phantom_hands_its_activity_to_the_realistic_model(monkeypatch):
     assert call["nuclide"] == "Ho-166" and call["ct"] is made["ct"]
     assert call["mbq"] == pytest.approx(expected_mbq, rel=0.01)
     assert call["spacing"] == pytest.approx((4.42, 4.42, 4.42))
+    # the attenuating phantom: water (mu 0.1837 /cm at 80.6 keV, docs/imaging.md) inside,
+    # air around it
+    assert call["mu"].max() == pytest.approx(0.1837, rel=0.01) and call["mu"].min() < 0.01
     assert made["truth"]["calibration"]["counts_per_mbq"] == pytest.approx(12.0 * 20 * 120)
     assert made["truth"]["psf"]["model"] == "realistic"
     with pytest.raises(ValueError, match="SPECT only"):

@@ -129,6 +129,21 @@ def iec_activity(spec: IecSpec, grid: Grid) -> np.ndarray:
     return spec.sphere_kbq_ml * spheres + spec.background_kbq_ml * background
 
 
+def iec_mu_map(spec, grid: Grid, nuclide: str) -> np.ndarray:
+    """Linear attenuation coefficients (1/cm) of the IEC phantom's water, lung insert and
+    air (``data/iec_phantom.json`` HU, the nuclide's HU -> mu), averaged over sub-voxels
+    (noise-free: the phantom, not its CT)."""
+    from .spect_simulation import mu_from_hu, settings
+    hu = iec_data()["ct_hu"]
+    k = max(1, int(spec.supersample))
+    z, y, x = grid.points_mm(k)
+    body, lung = _body(z, y, x), _lung(z, y, x)
+    values = np.full(body.shape, hu["air"], dtype=np.float64)
+    values[body] = hu["water"]
+    values[lung] = hu["lung_insert"]
+    return block_mean(mu_from_hu(values, settings()["nuclides"][nuclide]["hu_to_mu_per_cm"]), k)
+
+
 def make_iec_phantom(spec: IecSpec) -> dict:
     """CT, emission image (counts for SPECT, Bq/mL for PET) and the truth."""
     if spec.modality not in ("SPECT", "PET"):
@@ -145,8 +160,8 @@ def make_iec_phantom(spec: IecSpec) -> dict:
         raise ValueError("model: got 'realistic'; allowed: realistic for SPECT only")
     if spec.model == "realistic":
         from .spect_simulation import iec_spect, realistic_counts_per_mbq
-        values = sitk.GetArrayFromImage(iec_spect(spec, grid, mbq, ct).image).astype(
-            np.float64)
+        simulation = iec_spect(spec, grid, mbq, ct, iec_mu_map(spec, grid, spec.nuclide))
+        values = sitk.GetArrayFromImage(simulation.image).astype(np.float64)
         units = "counts"
         calibration = {"counts_per_mbq": realistic_counts_per_mbq(spec.nuclide)}
     elif spec.modality == "SPECT":

@@ -428,24 +428,10 @@ def phantom_spect(spec, grid: Grid, relative: np.ndarray, *, nuclide: str,
 
 # --- the NEMA/IEC body phantom -----------------------------------------------------------
 
-def iec_mu_map(spec, grid: Grid, nuclide: str) -> np.ndarray:
-    """Linear attenuation coefficients (1/cm) of the IEC phantom's water, lung insert and
-    air (``data/iec_phantom.json`` HU, the nuclide's HU -> mu), averaged over sub-voxels
-    (noise-free: the phantom, not its CT)."""
-    from .iec_phantom import _body, _lung, iec_data
-    hu = iec_data()["ct_hu"]
-    k = max(1, int(spec.supersample))
-    z, y, x = grid.points_mm(k)
-    body, lung = _body(z, y, x), _lung(z, y, x)
-    values = np.full(body.shape, hu["air"], dtype=np.float64)
-    values[body] = hu["water"]
-    values[lung] = hu["lung_insert"]
-    return block_mean(mu_from_hu(values, settings()["nuclides"][nuclide]["hu_to_mu_per_cm"]), k)
-
-
-def iec_spect(spec, grid: Grid, activity_mbq: np.ndarray, ct: sitk.Image) -> SpectSimulation:
+def iec_spect(spec, grid: Grid, activity_mbq: np.ndarray, ct: sitk.Image,
+              mu_true_per_cm: np.ndarray) -> SpectSimulation:
     """The realistic SPECT of the IEC phantom: ``activity_mbq`` (MBq per voxel at the start
-    of the acquisition) imaged through the phantom with the patient's protocol (the same
+    of the acquisition) imaged through the phantom (``mu_true_per_cm``, noise-free) with the patient's protocol (the same
     collimator, views, scatter, noise and OSEM as :func:`phantom_spect`) and reconstructed
     with the phantom's CT as attenuation map, so that a camera calibrated on it is the
     camera of the realistic synthetic patient."""
@@ -453,7 +439,7 @@ def iec_spect(spec, grid: Grid, activity_mbq: np.ndarray, ct: sitk.Image) -> Spe
     nuclide = spec.nuclide
     if nuclide not in NUCLIDES:
         raise ValueError(f"nuclide: got {nuclide!r}; allowed: {', '.join(NUCLIDES)}")
-    mu_true = iec_mu_map(spec, grid, nuclide)
+    mu_true = mu_true_per_cm
     mu_recon = mu_from_hu(_ct_on_grid(ct, grid), settings()["nuclides"][nuclide]["hu_to_mu_per_cm"])
     protocol = SpectProtocol(nuclide=nuclide, noise=spec.noise)
     return simulate_spect(activity_mbq, mu_true, grid, protocol, mu_recon_per_cm=mu_recon,
