@@ -97,6 +97,9 @@ class Parameters:
     favourableLiverFunction: bool = False
     positions: list[InjectionPosition] = field(default_factory=list)
     lungBaseMarginMm: float = 0.0
+    #: the scout SPECT's camera file (tareplanner.camera/1, ``tareplanner calibrate``): its
+    #: measured resolution corrects the TNRs and the LSF; empty: an assumed one, said so
+    spectCameraFile: str = ""
     manualLsf: bool = False
     manualLsfPercent: float = 0.0
     manualTnr: str = ""
@@ -111,6 +114,8 @@ class Parameters:
     confirmReadingsReason: str = ""
     postTreatmentVolume: object = _node(SCALAR_VOLUME)
     postTreatmentKind: str = _choice("pet", POST_TREATMENT_KINDS)
+    #: the post-treatment PET's or SPECT's own camera file: corrects the structure mean doses
+    postTreatmentCameraFile: str = ""
     administrationTime: str = ""
     acquisitionTime: str = ""
     administeredActivityGbq: float = 0.0

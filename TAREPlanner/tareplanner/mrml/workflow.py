@@ -66,11 +66,18 @@ def add_mask_segment(segmentation, reference_node, name: str, mask: np.ndarray,
 
 def _loaded(node, modality: str, units: str) -> LoadedImage:
     """A volume node as the core's image, with the DICOM header values it was read with
-    (patient, study, series: the measurement's identity block, the same-patient check)."""
+    (patient, study, series: the measurement's identity block, the same-patient check) and
+    its radionuclide (the header's, or attribute ``TAREPlanner.Radionuclide`` that the
+    synthetic patient's loader sets): a camera file of another nuclide is then refused by
+    name, as on the command line."""
     from .dicom_header import dicom_header
+    meta = dicom_header(node)
+    nuclide = node.GetAttribute(attributes.RADIONUCLIDE)
+    if nuclide and not meta.get("radionuclide"):
+        meta["radionuclide"] = nuclide
     return LoadedImage(image=image_from_volume_node(node), modality=modality, units=units,
                        source=f"MRML node {node.GetName()} ({node.GetID()})", sha256="",
-                       meta=dicom_header(node))
+                       meta=meta)
 
 
 def transform_node_from_registration(scene, euler: sitk.Euler3DTransform, name: str):
@@ -203,8 +210,11 @@ def remove_role(segmentation, role: str) -> None:
 
 
 def measure_from_nodes(ct_node, spect_node, segmentation, *, spect_units: str = "counts",
-                       lung_base_margin_mm: float = 0.0) -> dict:
-    """LSF, TNR and volumes from the SPECT and the segments with roles (core measurement)."""
+                       lung_base_margin_mm: float = 0.0, resolution: dict | None = None,
+                       camera_field: str = "--camera") -> dict:
+    """LSF, TNR and volumes from the SPECT and the segments with roles (core measurement);
+    ``resolution``: the SPECT's camera file as ``measure --camera`` reads it (None: the
+    assumed default, said so)."""
     m = _role_masks(segmentation, ct_node)
     ct = _loaded(ct_node, "CT", "HU")
     reference = ct.image
@@ -225,7 +235,8 @@ def measure_from_nodes(ct_node, spect_node, segmentation, *, spect_units: str = 
     positions = [PositionImages(name=p, territory=image(mask))
                  for p, mask in m["territories"].items()]
     return measure(ct, _loaded(spect_node, "NM", spect_units), labels, positions,
-                   lung_base_margin_mm=lung_base_margin_mm)
+                   lung_base_margin_mm=lung_base_margin_mm, resolution=resolution,
+                   camera_field=camera_field)
 
 
 def plan_table_node(scene, record: dict, name: str = "Plan"):
@@ -359,13 +370,18 @@ def verification_nodes(scene, ct_node, post_node, segmentation, record: dict, *,
                        administered_gbq: float | None = None,
                        residual_fraction: float | None = None,
                        administered_source: str | None = None,
-                       planned_report: dict | None = None):
+                       planned_report: dict | None = None,
+                       resolution: dict | None = None):
     """Post-treatment dose: ``kind='pet'`` from a Y-90 PET node (Bq/mL at acquisition start,
     decayed back to the administration time), ``kind='spect'`` from a SPECT node in counts
     (Y-90 bremsstrahlung or Ho-166) scaled to the administered activity less the residual.
     The PET's activity is checked against ``administered_gbq`` less ``residual_fraction``
     (default: the plan's total and residual); ``administered_source`` names where the
     administered activity comes from (e.g. the administration record's delivered total).
+    The structure mean doses are corrected for partial volume as ``tareplanner dose`` does
+    (``resolution``: the image's camera file, read by
+    :func:`~tareplanner.dosimetry.post_treatment_pvc.post_treatment_resolution`;
+    None: the assumed default, with a warning).
     Returns the nodes, the report and, with the planned report, the comparison."""
     from .. import catalogue
     from ..dosimetry.activity import (counts_to_activity, not_applicable_check,
@@ -395,30 +411,36 @@ def verification_nodes(scene, ct_node, post_node, segmentation, record: dict, *,
     dose, _ = dose_map(activity, nuclide, structures.reference, structures.masks["lungs"])
     report = structure_report(dose, structures, nuclide=nuclide,
                               v_thresholds_gy=v_thresholds_for_plan(record))
+    from ..dosimetry.post_treatment_pvc import post_treatment_correction
+    pvc_record, pvc_warnings = post_treatment_correction(
+        image_from_volume_node(post_node), structures, report, nuclide, kind, resolution)
     comparison = (compare(indices_only(planned_report), indices_only(report))
                   if planned_report else None)
     post = {"source": f"MRML node {post_node.GetName()} ({kind})", "sha256": "",
             "administration_time": administration_time, "acquisition_time": acquisition_time,
             "activity_in_image_at_administration_gbq":
                 float(image_array(activity).sum()),
-            "structures": indices_only(report)}
+            "structures": indices_only(report), "partial_volume_correction": pvc_record}
+    outside = pvc_record.get("outside_liver_and_lungs_fraction_corrected")
     if kind == "pet" and administered_source and administered_gbq:
         from ..dosimetry.activity import activity_check, activity_inside
         check, warnings = activity_check(
             float(image_array(activity).sum(dtype=np.float64)),
             activity_inside(activity, structures), float(administered_gbq),
             float(record["residual_fraction"] if residual_fraction is None
-                  else residual_fraction), administered_source)
+                  else residual_fraction), administered_source,
+            outside_fraction_corrected=outside)
     elif kind == "pet":
         check, warnings = post_treatment_activity_check(
             activity, structures, record, administered_gbq=administered_gbq or None,
-            residual_fraction=residual_fraction)
+            residual_fraction=residual_fraction, outside_fraction_corrected=outside)
     else:
         check, warnings = not_applicable_check(
             "the post-treatment SPECT counts are scaled to the administered activity less the "
             "residual: the image holds no independent measure of it"), []
-    post.update(activity_check=check, warnings=warnings)
+    post.update(activity_check=check, warnings=pvc_warnings + warnings)
     return dose_nodes(scene, dose, report, "Dose delivered"), report, comparison, post
+
 
 
 def _report_anatomy(dose: dict | None) -> dict | None:
@@ -438,6 +460,17 @@ def _report_anatomy(dose: dict | None) -> dict | None:
                       if name in structures.masks},
             "tumours": {name: image(structures.masks[name])
                         for name, kind in structures.kinds.items() if kind == "tumour"}}
+
+
+def _with_camera_parent(dose_record: dict, post_treatment: dict | None) -> dict:
+    """The dose record with the post-treatment image's camera file among its parents (named
+    by the hash of its bytes), as ``tareplanner dose --camera`` writes it."""
+    from ..records.chain import camera_parent
+    pvc = (post_treatment or {}).get("partial_volume_correction") or {}
+    camera = camera_parent(pvc.get("resolution"))
+    if camera is None:
+        return dose_record
+    return {**dose_record, "parents": {**(dose_record.get("parents") or {}), "camera": camera}}
 
 
 def save_outputs(folder, record: dict, measurement: dict | None = None,
@@ -489,6 +522,7 @@ def save_outputs(folder, record: dict, measurement: dict | None = None,
         if dose.get("delivered") is not None:
             dose_record = with_post_treatment(dose_record, dose["post_treatment"],
                                               dose.get("comparison"))
+            dose_record = _with_camera_parent(dose_record, dose["post_treatment"])
         dose_dir = folder / "dose"
         with atomic_folder(dose_dir) as tmp:
             write_dose_files(tmp, dose["structures"], dose["nuclide"], dose["planned"],
