@@ -19,7 +19,7 @@ from tareplanner.planning import plan_case
 from tareplanner.records.case import parse_case
 
 Z975 = norm.ppf(0.975)      # 1.959964: the 95 % interval's ends
-Z95 = norm.ppf(0.95)        # 1.644854: the 5 % exceedance quantile
+Z90 = norm.ppf(0.90)        # 1.281552: a 10 % exceedance quantile
 
 
 def _only(**sds):
@@ -119,8 +119,9 @@ def test_activity_limited_by_the_lung_is_bound_to_the_lung_dose(base_case):
     lung mass uncertain (10 %): the lung dose is 5 / (1 + 0.1 z); the activity that gives it
     5 Gy is A (1 + 0.1 z), 95 % interval A (1 -+ 0.196); the tumour dose has no spread at all.
     The lung limit is met at the nominal mass and exceeded when the mass is low: probability
-    0.5; the highest activity with a 5 % probability is A (1 - 1.645 x 0.1)."""
-    base_case["uncertainty"] = _only(lung_mass_relative_sd=0.1)
+    0.5; with the case's exceedance probability of 10 % (not the 5 % default), the highest
+    activity is A (1 - 1.2816 x 0.1), z at the 10th percentile."""
+    base_case["uncertainty"] = _only(lung_mass_relative_sd=0.1, exceedance_probability=0.1)
     record = _plan(base_case, _site(lung_single_gy=5))
     position = record["positions"][0]
     assert position["limited_by"] == "lung-limit"
@@ -133,9 +134,10 @@ def test_activity_limited_by_the_lung_is_bound_to_the_lung_dose(base_case):
     assert unc["exceedance"]["lung-limit"] == {"figure": "lung", "limit_gy": 5,
                                                "probability": pytest.approx(0.5, abs=0.01)}
     at = unc["at_exceedance_probability"]
-    assert at["scale_factor"] == pytest.approx(1 - Z95 * 0.1, rel=0.01)
+    assert at["probability"] == 0.1
+    assert at["scale_factor"] == pytest.approx(1 - Z90 * 0.1, rel=0.005)
     assert at["activities_gbq"]["right hepatic"] == pytest.approx(
-        activity * (1 - Z95 * 0.1), rel=0.01)
+        activity * (1 - Z90 * 0.1), rel=0.005)
 
 
 def test_tumour_goal_is_bound_to_the_lowest_tnr_tumour_not_the_first(base_case):
@@ -156,6 +158,10 @@ def test_tumour_goal_is_bound_to_the_lowest_tnr_tumour_not_the_first(base_case):
     figure = record["uncertainty"]["figures"]["right hepatic: activity"]
     activity = position["activity_gbq"]
     assert figure["low"] == pytest.approx(activity / (1 + Z975 * 0.1), rel=0.01)
+    # T1's own TNR uncertainty (0 here) is its own, not the 10 % default: its dose moves
+    # only through T2's share of the denominator (at most 0.05 %)
+    t1 = record["uncertainty"]["figures"]["right hepatic/T1"]
+    assert t1["high"] / t1["low"] == pytest.approx(1.0, abs=2e-3)
 
 
 def test_a_resolved_maximum_goal_binds_the_activity_to_its_dose():
