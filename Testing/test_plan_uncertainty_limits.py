@@ -267,3 +267,17 @@ def test_a_manual_lsf_is_not_moved_by_the_resolution(base_case):
     lung = _plan(base_case)["uncertainty"]["figures"]["lung"]
     assert lung["low"] == pytest.approx(49.67 * 0.06 * 2, rel=1e-12)
     assert lung["high"] == pytest.approx(49.67 * 0.06 * 2, rel=1e-12)
+
+
+def test_a_position_without_activity_has_finite_figures(base_case):
+    """Bug caught: a position the limits leave no activity (a prior lung dose of 50 Gy
+    reaches the 50 Gy cumulative limit, TheraSphere package insert) bound to the lung dose:
+    its activity figure 0 x nominal / sample gave 0 / 0 = NaN, written into the plan as
+    NaN (not JSON). Its activity is 0 GBq in every sample."""
+    import json
+    base_case["prior_lung_dose_gy"] = 50
+    record = _plan(base_case)
+    assert record["positions"][0]["activity_gbq"] == 0
+    figure = record["uncertainty"]["figures"]["right hepatic: activity"]
+    assert (figure["nominal"], figure["median"], figure["low"], figure["high"]) == (0, 0, 0, 0)
+    json.dumps(record["uncertainty"], allow_nan=False)
