@@ -199,14 +199,15 @@ def _resolution(**kw):
     return table
 
 
-@pytest.mark.parametrize("distribution, spread, fwhm_low, fwhm_high", [
-    ("uniform", {"half_range_mm": 4.0}, 14 - 0.95 * 4, 14 + 0.95 * 4),
-    ("normal", {"sd_mm": 2.0}, 14 - Z975 * 2, 14 + Z975 * 2)])
+@pytest.mark.parametrize("distribution, spread, fwhm_low, fwhm_high, assumed", [
+    ("uniform", {"half_range_mm": 4.0}, 14 - 0.95 * 4, 14 + 0.95 * 4, True),
+    ("normal", {"sd_mm": 2.0}, 14 - Z975 * 2, 14 + Z975 * 2, False)])
 def test_resolution_table_enters_the_monte_carlo(base_case, distribution, spread, fwhm_low,
-                                                 fwhm_high):
+                                                 fwhm_high, assumed):
     """Bugs caught: the case's resolution table dropped on its way to the Monte Carlo, its
     distribution or spread mixed up (a uniform half range read as a normal sd), its LSF
-    column ignored, or it reported without its FWHMs, spread, source or method.
+    column ignored, or it reported without its FWHMs, spread, source or method, or an
+    assumed resolution reported as measured.
 
     Explicit 2 GBq, nothing else uncertain. The FWHM is uniform on 14 -+ 4 mm (its 2.5th and
     97.5th percentiles 14 -+ 0.95 x 4 = 10.2 and 17.8 mm) or normal with sd 2 mm (14 -+
@@ -215,7 +216,7 @@ def test_resolution_table_enters_the_monte_carlo(base_case, distribution, spread
     x 0.01 above. The lung dose 49.67 x LSF x 2 / 1 kg falls as the FWHM grows, so its low
     end is at the high FWHM and its high end at the low one."""
     base_case["positions"][0]["goal"] = {"activity_gbq": 2.0}
-    table = _resolution(distribution=distribution)
+    table = _resolution(distribution=distribution, assumed=assumed)
     del table["half_range_mm"]
     base_case["uncertainty"] = _only(resolution={**table, **spread})
     record = _plan(base_case)
@@ -228,7 +229,7 @@ def test_resolution_table_enters_the_monte_carlo(base_case, distribution, spread
     assert lung["low"] == pytest.approx(49.67 * lsf_at(fwhm_high) * 2, rel=0.005)
     assert lung["high"] == pytest.approx(49.67 * lsf_at(fwhm_low) * 2, rel=0.005)
     assert record["uncertainty"]["inputs"]["resolution"] == {
-        "fwhm_mm": 14.0, "distribution": distribution, **spread, "assumed": False,
+        "fwhm_mm": 14.0, "distribution": distribution, **spread, "assumed": assumed,
         "source": "measured on the camera's phantom",
         "method": "the partial-volume correction repeated at FWHMs 10.0, 14.0, 18.0 mm; "
                   "TNRs and LSF interpolated per sample"}
