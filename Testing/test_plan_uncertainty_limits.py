@@ -282,3 +282,16 @@ def test_a_position_without_activity_has_finite_figures(base_case):
     figure = record["uncertainty"]["figures"]["right hepatic: activity"]
     assert (figure["nominal"], figure["median"], figure["low"], figure["high"]) == (0, 0, 0, 0)
     json.dumps(record["uncertainty"], allow_nan=False)
+
+
+def test_a_position_capped_by_a_promoted_perfused_row_is_bound_to_its_perfused_dose():
+    """Bug caught: a position whose activity a site-promoted perfused-volume row capped
+    (limited_by guideline_check.PERFUSED_LIMIT) bound to its goal instead of the perfused
+    dose that set it (its activity would then carry the tumour dose's spread)."""
+    from collections import namedtuple
+
+    from tareplanner.guideline_check import PERFUSED_LIMIT
+    from tareplanner.plan_uncertainty import _binding
+    t = namedtuple("T", "name tnr")
+    assert _binding("P", "tumour_dose_gy", PERFUSED_LIMIT, [t("T1", 3.0)], True) == \
+        "P: perfused"
