@@ -130,3 +130,80 @@ def test_without_a_treatment_time_no_order_is_made():
                      "positions": [{"name": "right", "activity_gbq": 1.2},
                                    {"name": "left", "activity_gbq": 0.8}]}
     assert "no-treatment-time" in codes
+
+
+def test_therasphere_whole_vial_record_by_hand(base_case):
+    """Bugs caught: the whole-vial entry of a plan with the vial's activity at another time,
+    the deviation against another activity, the moment the vial holds the prescription
+    dropped or shifted, the sphere count of the prescription instead of the vial, the
+    custom sizes or the site's rules not recorded. The shared case: 2.26298 GBq
+    (Testing/test_planning.py), treatment Tuesday 2026-12-01 10:00 +01:00 = 09:00 UTC.
+    TheraSphere package insert: vials calibrated Sunday noon Eastern Time (2026-11-29
+    12:00 -05:00 = 17:00 UTC, 40 h before), custom activities 3-20 GBq in 0.5 GBq steps.
+    A 3.5 GBq vial holds 3.5 x 2^(-40 / 64.1) = 2.27100 GBq at 10:00 (+0.35 %, within the
+    10 % default tolerance), and exactly 2.26298 GBq 64.1 / ln 2 x ln(3.5 / 2.26298)
+    = 40.32 h after calibration: 10:19 +01:00; 1.667 days after calibration; at 1250-2500
+    Bq per sphere (data/products.json) 2.27100e9 / 2500 = 0.908 to 1.817 million spheres."""
+    record = plan_case(parse_case(base_case))
+    order = record["ordering"]
+    (entry,) = order["positions"]
+    activity = 2.26298
+    in_vial = 3.5 * 2 ** (-40 / 64.1)
+    assert in_vial == pytest.approx(2.27100, abs=1e-5)
+    assert entry["activity_gbq"] == pytest.approx(activity, abs=1e-5)
+    assert (entry["status"], entry["within_tolerance"]) == ("within-tolerance", True)
+    assert (entry["vials_nominal_gbq"], entry["custom_activity"]) == ([3.5], True)
+    assert entry["calibration_time"] == "2026-11-29T12:00:00-05:00"
+    assert entry["activity_at_treatment_gbq"] == pytest.approx(in_vial, rel=1e-9)
+    assert entry["deviation_fraction"] == pytest.approx(in_vial / activity - 1, abs=1e-5)
+    assert entry["excess_fraction"] == entry["deviation_fraction"]
+    hours = 64.1 / math.log(2) * math.log(3.5 / activity)
+    assert hours == pytest.approx(40.32, abs=0.01)
+    assert entry["prescribed_activity_time"] == "2026-12-01T10:19+01:00"
+    assert entry["days_after_calibration"] == pytest.approx(40 / 24)
+    assert entry["spheres_estimate"] == [pytest.approx(in_vial * 1e9 / 2500),
+                                         pytest.approx(in_vial * 1e9 / 1250)]
+    assert entry["alternatives"] and all(a["vials_nominal_gbq"] for a in entry["alternatives"])
+    assert order["vial_sizes_gbq"] == [3 + 0.5 * i for i in range(35)]
+    assert order["custom_vial_step_gbq"] == 0.5
+    assert order["activity_tolerance_fraction"] == 0.1
+    assert order["working_hours"] == "07:00-19:00"
+    assert order["rules_source"].startswith("TAREPlanner defaults")
+    assert order["total_activity_gbq"] == pytest.approx(activity, abs=1e-5)
+    codes = [w["code"] for w in record["warnings"]]
+    assert "treatment-outside-working-hours" not in codes and "no-vial-fits" not in codes
+
+
+def test_therasphere_standard_vials_only(base_case):
+    """Bugs caught: the custom sizes offered when the case asks for the standard vials
+    (3, 5, 7, 10, 15, 20 GBq, TheraSphere package insert), or a moment for the prescription
+    given that falls outside the working hours. 2.26298 GBq 40 h after calibration needs
+    3.4876 GBq nominal: this week's 3 GBq vial holds 1.947 GBq (-14 %), the 5 GBq one 3.244
+    GBq (+43 %); last week's 20 GBq vial (calibrated 2026-11-22, 208 h before, within the
+    12-day shelf life) holds 20 x 2^(-208 / 64.1) = 2.10964 GBq (-6.78 %, within 10 %). It
+    held exactly 2.26298 GBq 64.1 / ln 2 x ln(2.26298 / 2.10964) = 6.5 h before the
+    treatment, at 03:30 +01:00, outside 07:00-19:00: no such moment is given."""
+    base_case["ordering"] = {"therasphere_vials": "standard"}
+    record = plan_case(parse_case(base_case))
+    order = record["ordering"]
+    assert order["vial_sizes_gbq"] == [3.0, 5.0, 7.0, 10.0, 15.0, 20.0]
+    (entry,) = order["positions"]
+    in_vial = 20 * 2 ** (-208 / 64.1)
+    assert in_vial == pytest.approx(2.10964, abs=1e-5)
+    assert (entry["vials_nominal_gbq"], entry["custom_activity"]) == ([20.0], False)
+    assert entry["calibration_time"] == "2026-11-22T12:00:00-05:00"
+    assert entry["activity_at_treatment_gbq"] == pytest.approx(in_vial, rel=1e-9)
+    assert entry["deviation_fraction"] == pytest.approx(in_vial / 2.26298 - 1, abs=1e-5)
+    assert entry["days_after_calibration"] == pytest.approx(208 / 24)
+    assert entry["prescribed_activity_time"] is None
+
+
+def test_therasphere_treatment_outside_working_hours(base_case):
+    """Bug caught: a treatment time outside the working hours (07:00-19:00 by default, both
+    ends inside) ordered for without a warning."""
+    base_case["treatment_time"] = "2026-12-01T19:01:00+01:00"
+    record = plan_case(parse_case(base_case))
+    assert "treatment-outside-working-hours" in [w["code"] for w in record["warnings"]]
+    base_case["treatment_time"] = "2026-12-01T19:00:00+01:00"
+    record = plan_case(parse_case(base_case))
+    assert "treatment-outside-working-hours" not in [w["code"] for w in record["warnings"]]
