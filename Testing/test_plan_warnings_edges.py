@@ -118,3 +118,27 @@ def test_probable_exceedance_is_a_warning(base_case, limit_gy, warned):
         assert f"{p:.0%}" == "18%"
         assert messages == [f"lung-limit: exceeded with probability 18% at the planned "
                             f"activities (limit {limit_gy:g} Gy, 95% interval 4.8-7.1 Gy)"]
+
+
+@pytest.mark.parametrize("hard_gy, own", [(None, False), (45, True)])
+def test_a_promoted_row_and_the_sites_own_limit_are_both_named(hard_gy, own):
+    """Bug caught: the source of a limit that a site both promoted from a guideline row and
+    set itself naming only one of them, or naming the product's 'no hard limit' text when
+    the site set none. QuiremSpheres, bilobar HCC, 'maximum' in both lobes (60 Gy perfused,
+    EANM 2022 Table 4); the site promotes the bilobar whole-normal-liver row (< 40 Gy, LOE 4),
+    which scales both lobes by 0.744 (Testing/test_safety_edges.py); with its own 45 Gy as
+    well, the 40 Gy still binds and both are named."""
+    from test_safety_edges import BILOBAR_HCC, _two_lobes
+    site = {"schema": "tareplanner.site-limits/1", "site": "Test Hospital",
+            "products": {"quiremspheres": {"whole_normal_liver_gy": hard_gy}} if hard_gy else {},
+            "guidelines": {"promote": [{"row": "eanm22-holmium-hcc-bilobar-whole-normal-40",
+                                        "reason": "protocol 2026"}]}}
+    record = _plan(_two_lobes(scenario=BILOBAR_HCC), catalogue.validate_site_limits(site))
+    messages = _warnings(record, "whole-normal-liver-limit-scaled")
+    assert len(messages) == 2
+    for message in messages:
+        assert "activity scaled by 0.744 to respect the whole normal liver limit" in message
+        assert "Table 4 (166Ho microspheres), HCC, bilobar" in message
+        assert "(LOE 4), site promoted to a hard limit (protocol 2026)" in message
+        assert message.endswith("; site limits: Test Hospital)") is own
+        assert "no hard limit" not in message
