@@ -199,11 +199,33 @@ def test_therasphere_standard_vials_only(base_case):
 
 
 def test_therasphere_treatment_outside_working_hours(base_case):
-    """Bug caught: a treatment time outside the working hours (07:00-19:00 by default, both
-    ends inside) ordered for without a warning."""
+    """Bugs caught: a treatment time outside the working hours (07:00-19:00 by default, both
+    ends inside) ordered for without a warning; the alternative offered instead shown in
+    another time zone, without its vial or with the wrong deviation. At 19:01 +01:00 no vial
+    is proposed; the first alternative is a 4 GBq custom vial of the same calibration
+    (Sunday 2026-11-29 12:00 -05:00) at 19:00 +01:00, 49 h after it: 4 x 2^(-49 / 64.1)
+    = 2.35474 GBq, +4.05 % of 2.26298 GBq, 2.042 days."""
     base_case["treatment_time"] = "2026-12-01T19:01:00+01:00"
     record = plan_case(parse_case(base_case))
-    assert "treatment-outside-working-hours" in [w["code"] for w in record["warnings"]]
+    codes = [w["code"] for w in record["warnings"]]
+    assert "treatment-outside-working-hours" in codes
+    (entry,) = record["ordering"]["positions"]
+    assert entry["status"] == "no-vial-within-tolerance"
+    in_vial = 4 * 2 ** (-49 / 64.1)
+    assert in_vial == pytest.approx(2.35474, abs=1e-5)
+    assert entry["alternatives"][0] == {
+        "kind": "another time", "vials_nominal_gbq": [4.0], "custom_activity": True,
+        "calibration_time": "2026-11-29T12:00:00-05:00",
+        "treatment_time": "2026-12-01T19:00+01:00",
+        "activity_at_treatment_gbq": pytest.approx(in_vial, rel=1e-9),
+        "deviation_fraction": pytest.approx(in_vial / 2.26298 - 1, abs=1e-5),
+        "days_after_calibration": pytest.approx(49 / 24)}
+    (message,) = [w["message"] for w in record["warnings"] if w["code"] == "no-vial-fits"]
+    assert message.startswith("right hepatic: NO VIAL FITS: no vial holds 2.263 GBq within "
+                              "±10 % at 2026-12-01T19:01+01:00 inside working hours "
+                              "07:00-19:00; nearest ")
+    assert message.endswith("Order instead: 4 GBq vial calibrated 2026-11-29, at "
+                            "2026-12-01T19:00+01:00 (+4.1%, another time)")
     base_case["treatment_time"] = "2026-12-01T19:00:00+01:00"
     record = plan_case(parse_case(base_case))
     assert "treatment-outside-working-hours" not in [w["code"] for w in record["warnings"]]

@@ -142,3 +142,16 @@ def test_a_promoted_row_and_the_sites_own_limit_are_both_named(hard_gy, own):
         assert "(LOE 4), site promoted to a hard limit (protocol 2026)" in message
         assert message.endswith("; site limits: Test Hospital)") is own
         assert "no hard limit" not in message
+
+
+def test_a_violation_names_the_dose_the_limit_and_its_source(base_case):
+    """Bug caught: a violation of the plan recorded without its dose, its limit or the
+    limit's source. Explicit 12 GBq: lung 49.67 x 0.06 x 12 / 1 kg = 35.7624 Gy against the
+    30 Gy per treatment of the TheraSphere package insert."""
+    base_case["positions"][0]["goal"] = {"activity_gbq": 12.0}
+    (violation,) = _plan(base_case)["violations"]
+    assert set(violation) == {"limit", "dose_gy", "limit_gy", "source"}
+    assert violation["limit"] == "lung-limit"
+    assert violation["dose_gy"] == pytest.approx(35.7624, rel=1e-9)
+    assert violation["limit_gy"] == 30
+    assert violation["source"].startswith("TheraSphere package insert; lung <= 30 Gy")
