@@ -204,7 +204,9 @@ def test_therasphere_treatment_outside_working_hours(base_case):
     another time zone, without its vial or with the wrong deviation. At 19:01 +01:00 no vial
     is proposed; the first alternative is a 4 GBq custom vial of the same calibration
     (Sunday 2026-11-29 12:00 -05:00) at 19:00 +01:00, 49 h after it: 4 x 2^(-49 / 64.1)
-    = 2.35474 GBq, +4.05 % of 2.26298 GBq, 2.042 days."""
+    = 2.35474 GBq, +4.05 % of 2.26298 GBq, 2.042 days. The nearest order at 19:01 itself is
+    3.5 + 20 GBq of last week's calibration (2026-11-22 12:00 -05:00, 217.017 h before):
+    23.5 x 2^(-217.017 / 64.1) = 2.24855 GBq, -0.64 %."""
     base_case["treatment_time"] = "2026-12-01T19:01:00+01:00"
     record = plan_case(parse_case(base_case))
     codes = [w["code"] for w in record["warnings"]]
@@ -223,7 +225,7 @@ def test_therasphere_treatment_outside_working_hours(base_case):
     (message,) = [w["message"] for w in record["warnings"] if w["code"] == "no-vial-fits"]
     assert message.startswith("right hepatic: NO VIAL FITS: no vial holds 2.263 GBq within "
                               "±10 % at 2026-12-01T19:01+01:00 inside working hours "
-                              "07:00-19:00; nearest ")
+                              "07:00-19:00; nearest 3.5 + 20 GBq (-0.6%). ")
     assert message.endswith("Order instead: 4 GBq vial calibrated 2026-11-29, at "
                             "2026-12-01T19:00+01:00 (+4.1%, another time)")
     base_case["treatment_time"] = "2026-12-01T19:00:00+01:00"
