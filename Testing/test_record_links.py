@@ -167,6 +167,18 @@ def test_verify_links_lists_every_link_checked():
         f"plan.json: case {_short(CASE_SHA)} (the copy it holds)",
         f"directive.json: plan plan.json {_short(PLAN_SHA)}",
         f"admin.json: directive directive.json {_short(DIRECTIVE_SHA)}"]
+    # a plan naming a site-limits file beside its embedded case: both links checked; a
+    # second plan of the same case finds it in the first plan's copy
+    site = {"schema": "tareplanner.site-limits/1", "site": "S"}
+    site_sha = _sha(b'{"schema":"tareplanner.site-limits/1","site":"S"}')
+    with_site = dict(PLAN, parents={"site_limits": {"sha256": site_sha}})
+    second = dict(PLAN, note="second")
+    lines = verify_links([_file("p1.json", with_site), _file("site.json", site),
+                          _file("p2.json", second)])
+    assert lines == [
+        f"p1.json: case {_short(CASE_SHA)} (the copy it holds)",
+        f"p1.json: site_limits site.json {_short(site_sha)}",
+        f"p2.json: case p1.json (case it holds) {_short(CASE_SHA)}"]
     # the administration alone: its directive from the copy it holds, whose plan is missing
     with pytest.raises(RecordChainError) as missing:
         verify_links([admin])
@@ -183,12 +195,15 @@ def test_verify_links_refusals_name_both_records():
     with pytest.raises(RecordChainError) as twice:
         verify_links([plan, _file("copy.json", PLAN)])
     assert (twice.value.field, twice.value.value) == ("copy.json", _short(PLAN_SHA))
+    assert twice.value.allowed == "each record once"
     assert twice.value.detail == "plan.json is the same record"
 
     changed = dict(PLAN, case={"schema": "tareplanner.case/1", "id": "e2"})
     with pytest.raises(RecordChainError) as copy:
         verify_links([_file("plan.json", changed)])
     assert copy.value.field == "plan.json case"
+    assert copy.value.value == _short(_sha(b'{"id":"e2","schema":"tareplanner.case/1"}'))
+    assert copy.value.allowed == f"the case it names ({_short(CASE_SHA)})"
     assert copy.value.detail == "the copy of the case that plan.json holds was changed"
 
     not_a_copy = dict(PLAN, case="case.json")
@@ -218,10 +233,23 @@ def test_verify_links_checks_a_parent_given_under_another_hash():
     """Bug caught: a child whose parent is given but changed (so its hash is not found)
     reported as a missing parent instead of a changed one: the file of the schema the child
     wants is checked against the hash it names."""
-    changed = _file("plan.json", dict(PLAN, note="edited"))
+    edited = dict(PLAN, note="edited")
+    changed = _file("plan.json", edited)
     with pytest.raises(RecordChainError) as err:
         verify_links([changed, _file("directive.json", DIRECTIVE)])
     assert err.value.field == "directive.json parents.plan"
+    edited_sha = _sha(('{"case":{"id":"é1","schema":"tareplanner.case/1"},"input_sha256":"'
+                       + CASE_SHA + '","note":"edited","schema":"tareplanner.plan/1"}'
+                       ).encode("utf-8"))
+    assert err.value.allowed.endswith(f"plan.json is {_short(edited_sha)}")
+    # a parent of a role the chain does not know, with its schema named: the same check
+    lab = {"schema": "x/1", "parents": {"lab": {"sha256": CASE_SHA,
+                                                 "schema": "tareplanner.case/1"}}}
+    with pytest.raises(RecordChainError) as err:
+        verify_links([_file("lab.json", lab),
+                      _file("case.json", {"schema": "tareplanner.case/1", "id": "e2"})])
+    assert err.value.field == "lab.json parents.lab"
+    assert "changed after lab.json was written" in err.value.detail
     assert "changed after directive.json was written" in err.value.detail
 
 
