@@ -266,8 +266,9 @@ def test_read_record_file_hashes_the_bytes_and_refuses_what_is_no_record(tmp_pat
     assert rec.hashes == {CASE_SHA, _sha(raw)}
     folder = tmp_path / "dose"
     folder.mkdir()
-    with pytest.raises(SchemaError, match="folder written by tareplanner dose"):
+    with pytest.raises(SchemaError, match="folder written by tareplanner dose") as err:
         read_record_file(folder, "--dose")
+    assert (err.value.field, err.value.value) == ("--dose", str(folder))
     (folder / "dose.json").write_bytes(b'{"schema": "tareplanner.dose/1"}')
     assert read_record_file(folder).label == str(folder)
     for content, words in ((b'[1]', "no schema"), (b'{"schema": 3}', "no schema"),
@@ -275,5 +276,12 @@ def test_read_record_file_hashes_the_bytes_and_refuses_what_is_no_record(tmp_pat
         path.write_bytes(content)
         with pytest.raises(SchemaError, match=words):
             read_record_file(path)
-    with pytest.raises(SchemaError, match="readable JSON file"):
+    with pytest.raises(SchemaError, match="readable JSON file") as err:
         read_record_file(tmp_path / "absent.json")
+    assert (err.value.field, err.value.value) == ("record", str(tmp_path / "absent.json"))
+    assert err.value.detail == "No such file or directory"
+    path.write_bytes(b"{")
+    with pytest.raises(SchemaError) as err:
+        read_record_file(path, "--plan")
+    assert (err.value.field, err.value.value, err.value.allowed) == ("--plan", str(path),
+                                                                     "valid JSON")
