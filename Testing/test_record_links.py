@@ -266,19 +266,32 @@ def test_read_record_file_hashes_the_bytes_and_refuses_what_is_no_record(tmp_pat
     assert rec.hashes == {CASE_SHA, _sha(raw)}
     folder = tmp_path / "dose"
     folder.mkdir()
-    with pytest.raises(SchemaError, match="folder written by tareplanner dose") as err:
+    with pytest.raises(SchemaError) as err:
         read_record_file(folder, "--dose")
-    assert (err.value.field, err.value.value) == ("--dose", str(folder))
+    assert (err.value.field, err.value.value, err.value.allowed) == (
+        "--dose", str(folder), "a record file or a folder written by tareplanner dose")
     (folder / "dose.json").write_bytes(b'{"schema": "tareplanner.dose/1"}')
     assert read_record_file(folder).label == str(folder)
-    for content, words in ((b'[1]', "no schema"), (b'{"schema": 3}', "no schema"),
-                           (b"\xff\xfe", "UTF-8")):
+    schemas = ("tareplanner.administration/1, tareplanner.camera/1, tareplanner.case/1, "
+               "tareplanner.directive/1, tareplanner.measurement/1, tareplanner.plan/1, "
+               "tareplanner.response/1, tareplanner.site-limits/1, tareplanner.dose/1")
+    for content in (b'[1]', b'{"schema": 3}'):
         path.write_bytes(content)
-        with pytest.raises(SchemaError, match=words):
-            read_record_file(path)
-    with pytest.raises(SchemaError, match="readable JSON file") as err:
+        with pytest.raises(SchemaError) as err:
+            read_record_file(path, "--plan")
+        assert (err.value.field, err.value.value) == (f"--plan {path}", "no schema")
+        assert err.value.allowed == f"a tareplanner record (with its schema: {schemas})"
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(SchemaError) as err:
+        read_record_file(path, "--plan")
+    assert (err.value.field, err.value.value, err.value.allowed) == (
+        "--plan", str(path), "a UTF-8 text file")
+    assert err.value.detail == ("'utf-8' codec can't decode byte 0xff in position 0: "
+                                "invalid start byte")
+    with pytest.raises(SchemaError) as err:
         read_record_file(tmp_path / "absent.json")
-    assert (err.value.field, err.value.value) == ("record", str(tmp_path / "absent.json"))
+    assert (err.value.field, err.value.value, err.value.allowed) == (
+        "record", str(tmp_path / "absent.json"), "a readable JSON file")
     assert err.value.detail == "No such file or directory"
     path.write_bytes(b"{")
     with pytest.raises(SchemaError) as err:
