@@ -236,17 +236,36 @@ def missing_inputs(p, action: str) -> list[str]:
             missing.append("the written directive (step 6)")
         missing += [f"{name}: the vial reading and its time, and the administration time"
                     for _, name, position in _named_positions(p)
-                    if not (position.vialGbq and (position.vialTime or "").strip()
+                    if not (_entered(position.vialGbq) and position.vialGbq
+                            and (position.vialTime or "").strip()
                             and (position.administeredAt or "").strip())]
+        missing += [f"{name}: the residual activity (0 when none is left)"
+                    for _, name, position in _named_positions(p)
+                    if not _entered(position.residualGbq)]
     if action in ("directive", "administration") and p.planRecord is not None:
         missing += _outdated_records(p, action)
     if action == "verification":
         need("postTreatmentVolume", "the post-treatment PET or SPECT (step 7)")
     if action == "save" and not (p.outputFolder or "").strip():
         missing.append("an output folder")
+    missing += _other_patients(p, action, named)
     if action not in ACTIONS:
         raise ValueError(f"action: got {action!r}; allowed: {', '.join(ACTIONS)}")
     return missing
+
+
+def _other_patients(p, action: str, named) -> list[str]:
+    """Series of another patient than the planning CT's (their DICOM Patient IDs differ),
+    named: the CBCTs and the diagnostic CT before registration, the SPECT before the
+    measurement, the post-treatment image before verification."""
+    from .dicom_header import patient_mismatches
+    if p.ctVolume is None:
+        return []
+    others = {"registration": [(f"CBCT of {name}", cbct) for _, name, cbct in named or ()]
+              + [("diagnostic CT", p.diagnosticCt)],
+              "measurement": [("MAA / Ho-166 scout SPECT", p.spectVolume)],
+              "verification": [("post-treatment image", p.postTreatmentVolume)]}
+    return patient_mismatches(p.ctVolume, others.get(action, []))
 
 
 def _outdated_records(p, action: str) -> list[str]:
@@ -301,6 +320,11 @@ def _named_positions(p) -> list[tuple[int, str, object]]:
     """(number from 1, name, position) of the positions that have a name (CBCT or not)."""
     return [(number, name, position) for number, position in enumerate(p.positions, start=1)
             if (name := (position.name or "").strip())]
+
+
+def _entered(value) -> bool:
+    """Whether a numeric reading was entered: a number, not the missing NaN (nor None)."""
+    return isinstance(value, (int, float)) and value == value
 
 
 def _readings(position) -> tuple:
@@ -359,13 +383,16 @@ def register_positions(scene, p) -> str:
     moving = [(name, cbct) for _, name, cbct in positions(p)]
     if p.diagnosticCt is not None:
         moving.append(("diagnostic CT", p.diagnosticCt))
-    lines = []
     for name, node in moving:
         old = node.GetParentTransformNode()
         node.SetAndObserveTransformNodeID(None)
         if old is not None and old.GetAttribute(STEP_TAG) == "registration":
             scene.RemoveNode(old)
-        transform, result = workflow.register_to_ct(scene, p.ctVolume, node, p.segmentation)
+    # side by side in worker processes, the CT and its liver mask made once
+    placed = workflow.register_all_to_ct(scene, p.ctVolume, [node for _, node in moving],
+                                         p.segmentation)
+    lines = []
+    for (name, _), (transform, result) in zip(moving, placed):
         transform.SetAttribute(STEP_TAG, "registration")
         angles = ", ".join(f"{a:.1f}" for a in result.angles_deg)
         shift = ", ".join(f"{t:.1f}" for t in result.transform.GetTranslation())
@@ -430,8 +457,9 @@ def add_territories(p) -> str:
     for _, name, cbct in positions(p):
         if cbct.GetParentTransformNode() is None:
             raise ValueError(f"{name}: register its CBCT first (step 2)")
-        workflow.add_territory_from_cbct(p.ctVolume, cbct, p.segmentation, name)
         names.append(name)
+    workflow.add_territories_from_cbcts(
+        p.ctVolume, [(cbct, name, None) for _, name, cbct in positions(p)], p.segmentation)
     _done(p, "segmentation")
     return (f"territories added for {', '.join(names)} (role: territory:<position>); "
             "edit them in the Segment Editor if needed\n\n" + check_segments(p))
@@ -623,6 +651,10 @@ def administration_readings(p, directive: dict) -> list[dict]:
         administered_at = get("administeredAt")
         workflow._timestamp(administered_at, f"{label} administration time")
         residual = []
+        if not _entered(get("residualGbq")):
+            raise FieldValueError(f"{label} residual activity", "empty",
+                                  "the dose-calibrator reading of the residual in GBq "
+                                  "(0 when none is left)")
         if (get("residualTime") or "").strip():
             workflow._timestamp(get("residualTime"), f"{label} residual time")
             residual.append({"activity_gbq": float(get("residualGbq")),
@@ -758,9 +790,15 @@ def _dose_image(scene, tag: str):
 
 
 def ct_dicom_files(ct_node, database=None) -> list[str]:
-    """The DICOM files of a CT volume loaded by Slicer's DICOM module: its instance UIDs
-    (attribute DICOM.instanceUIDs) looked up in the DICOM database (``slicer.dicomDatabase``
-    unless given). Empty when the CT was not loaded from DICOM."""
+    """The DICOM files of a CT volume: those kept on the node by the reader that loaded it
+    (:mod:`.dicom_header`: a DICOM folder or series loaded by the web page), else, for a
+    volume loaded by Slicer's DICOM module, its instance UIDs (attribute DICOM.instanceUIDs)
+    looked up in the DICOM database (``slicer.dicomDatabase`` unless given). Empty when the
+    CT was not loaded from DICOM."""
+    from .dicom_header import dicom_files
+    kept = dicom_files(ct_node)      # read from DICOM files by the web page's browser
+    if kept:
+        return kept
     import slicer
     uids = (ct_node.GetAttribute(attributes.DICOM_INSTANCE_UIDS) or "").split() if ct_node else []
     database = database if database is not None else getattr(slicer, "dicomDatabase", None)
