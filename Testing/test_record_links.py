@@ -146,6 +146,14 @@ def test_check_parent_accepts_the_named_parent_and_names_a_wrong_one():
     assert wrong.value.allowed == (f"the case that plan.json was made from (by SHA-256); "
                                    f"other.json is {_short(other_sha)}")
     assert "changed after plan.json was written" in wrong.value.detail
+    # a record given with its file's bytes is still shown by its canonical hash
+    with pytest.raises(RecordChainError) as both:
+        check_parent(PLAN, "plan.json", "case", other, "other.json", raw=b"other bytes")
+    assert both.value.allowed.endswith(f"other.json is {_short(other_sha)}")
+    # neither a record nor bytes: no hash to show
+    with pytest.raises(RecordChainError) as nothing:
+        check_parent(PLAN, "plan.json", "case", "text", "x.txt")
+    assert nothing.value.allowed.endswith("x.txt is …")
     # a parent that is no record is shown by the hash of its bytes
     with pytest.raises(RecordChainError) as raw_only:
         check_parent(PLAN, "plan.json", "case", "not a record", "x.bin", raw=b"abc")
@@ -185,6 +193,13 @@ def test_verify_links_lists_every_link_checked():
     assert missing.value.field == "admin.json (directive it holds) parents.plan"
     assert missing.value.value == _short(PLAN_SHA)
     assert missing.value.detail == "a missing parent: give every record of the chain"
+    assert missing.value.allowed == "its plan among the records given"
+    # a missing parent named with its file: the file is named
+    named = {"schema": "tareplanner.directive/1",
+             "parents": {"plan": {"sha256": PLAN_SHA, "file": "plan-2026.json"}}}
+    with pytest.raises(RecordChainError) as missing:
+        verify_links([_file("d.json", named)])
+    assert missing.value.allowed == "its plan among the records given (plan-2026.json)"
 
 
 def test_verify_links_refusals_name_both_records():
