@@ -36,6 +36,7 @@ from ..mrml.workflow import roles
 from ..physics.solver import GOAL_KINDS
 from .files import OutsideDataFolderError, content_type, resolve_inside
 from . import forms
+from .segment_editor_page import SegmentEditorPage
 from .session import (ACTION_PANEL, LABEL_MAPS, LOAD_FOLDER, NODE_FIELDS, SYNTHETIC_POSITIONS,
                       VALUE_FIELDS, Session)
 
@@ -201,6 +202,7 @@ class WebApp:
             view.renderer().SetUseDepthPeeling(False)
             view.renderer().SetUseDepthPeelingForVolumes(False)
         self._init_state()
+        self.segment_editor = SegmentEditorPage(self)
         self._annotate_views()
         self._build_ui()
         self.ctrl.on_server_bind.add(self._bind_routes)
@@ -269,6 +271,7 @@ class WebApp:
     def take_over(self, tab=None):
         if isinstance(tab, str) and tab:
             self.owner = tab
+        self.segment_editor.release()
         self.refresh(owner_tab=self.owner)
 
     # ------------------------------------------------------------------ edits
@@ -351,6 +354,7 @@ class WebApp:
                 s.json_files = session.json_files()
                 s.site_limits = session.site_limits_name()
                 s.response_fit = session.response_fit_name()
+                s.update(self.segment_editor.state())
                 for name, value in session.field_values().items():
                     s[f"{'n' if name in NODE_FIELDS else 'f'}_{name}"] = value
         finally:
@@ -1005,6 +1009,7 @@ class WebApp:
                     self._button("territories")
                     self._button("check segments")
                     self._message("segmentation")
+                    self.segment_editor.build()
             with self._panel("measurement"):
                 self._title("measurement")
                 with v3.VExpansionPanelText():
