@@ -263,6 +263,7 @@ def test_bad_settings_are_refused_naming_the_field(unchanged, what, options, fie
     """Bug caught: a setting from the page (or a forged request) reaching the editor
     unchecked. Each is refused with the field, the value and what is allowed, and the
     segments are left as they were."""
+    editing = unchanged
     before = _masks(editing)
     ok, text = editing.run(what, **options)
     assert not ok and text.startswith(field) and "allowed" in text, text

@@ -60,6 +60,9 @@ class SegmentEditorPage:
         """The editor's part of the page state (merged into every refresh)."""
         e = self.editing
         bound = e.bind()
+        # the segment's voxels are counted only while the editor is open (a refresh of a
+        # real CT would otherwise count some 10^8 voxels for nothing)
+        shown = bound and bool(self.app.state.se_open)
         text, error = e.message
         segments = e.segments()
         ct = self.app.session.p.ctVolume
@@ -82,17 +85,22 @@ class SegmentEditorPage:
                 "se_islands_mode": e.island_mode, "se_islands_minimum": e.island_min_voxels,
                 "se_smoothing_method": e.smoothing_method, "se_kernel_mm": e.kernel_mm,
                 "se_can_undo": e.undo_stack.can_undo(), "se_can_redo": e.undo_stack.can_redo(),
-                "se_voxels": e.voxel_count() if bound else 0,
-                "se_summary": e.summary() if bound else "",
+                "se_voxels": e.voxel_count() if shown else 0,
+                "se_summary": e.summary() if shown else "",
                 "se_message": {"text": text, "error": error} if text else None}
 
     def _push(self) -> None:
         with self.app.state as s:
             s.update(self.state())
+            s.updates = (s.updates or 0) + 1     # every edit ends with one update
 
     # ------------------------------------------------------------------ page events
     def set(self, tab=None, key=None, value=None):
         """A setting changed in the page (the owning tab only)."""
+        if key == "open":                # the editor shown or hidden (display only)
+            self.app.state.se_open = bool(value)
+            self._push()
+            return
         if not self.app._owns(tab) or key not in SETTINGS:
             self._push()                 # a refused tab gets the owner's settings back
             return
@@ -155,7 +163,8 @@ class SegmentEditorPage:
         with html.Div(classes="mt-2", raw_attrs=["data-segment-editor"]):
             v3.VBtn("Edit segments", size="small", variant="tonal",
                     prepend_icon=("se_open ? 'mdi-chevron-up' : 'mdi-chevron-down'",),
-                    click="se_open = !se_open", classes="mb-2",
+                    click="se_open = !se_open; trigger('se_set', [tab_id, 'open', se_open])",
+                    classes="mb-2",
                     raw_attrs=["data-segment-editor-toggle"])
             with html.Div(v_show=("se_open",)):
                 html.Div("No segments to edit yet (step 1).", v_if=("!se_ready",),
