@@ -89,9 +89,13 @@ class SegmentEditorPage:
                 "se_summary": e.summary() if shown else "",
                 "se_message": {"text": text, "error": error} if text else None}
 
-    def _push(self) -> None:
+    def _push(self, keep: str | None = None) -> None:
+        """Send the editor's state; ``keep``: a state value the page holds already (a
+        slider being moved: echoing each step back would move it under the mouse)."""
+        values = self.state()
+        values.pop(keep, None)
         with self.app.state as s:
-            s.update(self.state())
+            s.update(values)
             s.updates = (s.updates or 0) + 1     # every edit ends with one update
 
     # ------------------------------------------------------------------ page events
@@ -108,7 +112,8 @@ class SegmentEditorPage:
         ok, _ = self.editing.run(what, **{option: value})
         if ok and self.editing.message[1]:
             self.editing.message = ("", False)       # the refused setting was corrected
-        self._push()
+        # accepted: the page shows it already; refused: the page gets the value in force
+        self._push(keep=f"se_{key}" if ok else None)
 
     def apply(self, tab=None, what=None):
         """An *Apply* button, undo or redo: the edit, then the page's titles."""
@@ -174,7 +179,9 @@ class SegmentEditorPage:
 
     @staticmethod
     def _set(key: str, value: str = "$event") -> str:
-        return f"trigger('se_set', [tab_id, {key!r}, {value}])"
+        """The page takes the value at once and sends it (a refused one comes back as the
+        value in force with its message)."""
+        return f"se_{key} = {value}; trigger('se_set', [tab_id, {key!r}, se_{key}])"
 
     def _controls(self):
         with v3.VRow(dense=True):
@@ -206,7 +213,7 @@ class SegmentEditorPage:
             v3.VSlider(model_value=("se_brush_mm",), min=BRUSH_MM[0], max=BRUSH_MM[1], step=1,
                        label="Brush diameter (mm)", density="compact", hide_details=True,
                        thumb_label=True, readonly=(READ_ONLY,),
-                       update_modelValue="se_brush_mm = $event; " + self._set("brush_mm"),
+                       update_modelValue=self._set("brush_mm"),
                        raw_attrs=['data-se-field="brush_mm"'])
             html.Div("{{ se_brush_mm }} mm", classes="text-caption",
                      raw_attrs=["data-se-brush"])
@@ -222,8 +229,7 @@ class SegmentEditorPage:
                             max=("se_ct_range[1]",), step=1, label="Threshold (HU)",
                             density="compact", hide_details=True, thumb_label=True,
                             readonly=(READ_ONLY,),
-                            update_modelValue="se_threshold = $event; "
-                                              + self._set("threshold"),
+                            update_modelValue=self._set("threshold"),
                             raw_attrs=['data-se-field="threshold"'])
             html.Div("{{ se_threshold[0] }} to {{ se_threshold[1] }} HU (inclusive): the "
                      "segment becomes these CT voxels within the editable area",
@@ -238,8 +244,7 @@ class SegmentEditorPage:
                        model_value=("se_islands_minimum",), min=1, max=5000, step=1,
                        label="Minimum size (voxels)", density="compact", hide_details=True,
                        thumb_label=True, readonly=(READ_ONLY,),
-                       update_modelValue="se_islands_minimum = $event; "
-                                         + self._set("islands_minimum"),
+                       update_modelValue=self._set("islands_minimum"),
                        raw_attrs=['data-se-field="islands_minimum"'])
             html.Div("Click an island in a slice view.", classes="text-caption",
                      v_if=("se_islands_mode.endsWith('clicked')",))
@@ -258,8 +263,7 @@ class SegmentEditorPage:
                                max=KERNEL_MM[1], step=0.5,
                                label="Kernel (mm; Gaussian: SD)", density="compact",
                                hide_details=True, thumb_label=True, readonly=(READ_ONLY,),
-                               update_modelValue="se_kernel_mm = $event; "
-                                                 + self._set("kernel_mm"),
+                               update_modelValue=self._set("kernel_mm"),
                                raw_attrs=['data-se-field="kernel_mm"'])
             self._apply_button("smooth", "Smooth the whole segment")
         html.Div("{{ se_summary }}", classes="text-body-2 mt-1",
