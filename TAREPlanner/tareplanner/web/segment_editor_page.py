@@ -126,6 +126,14 @@ class SegmentEditorPage:
             self._applying = False
         self._after_edit()
 
+    def uses_mouse(self) -> bool:
+        """Whether the left button in a slice view belongs to the editor now (a brush, or an
+        island to click): the viewer's window/level drag and crosshair click then stand
+        aside."""
+        e = self.editing
+        return e.effect_name in ("paint", "erase", "smoothing") or (
+            e.effect_name == "islands" and e.island_mode.endswith("clicked"))
+
     def release(self) -> None:
         """The owner changed (or the patient): no effect stays active for mouse strokes."""
         if self.editing.effect_name != "none":
