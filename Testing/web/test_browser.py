@@ -269,6 +269,11 @@ def test_every_step_in_order(page, server, shots, tmp_path):
     _click(page, "directive")
     assert "Written directive" in _output(page, "treatment day")
     assert not page.locator('[data-action="administration"]').is_enabled()
+    # the readings start empty (missing), never 0: nobody typed them
+    for index in range(2):
+        for field in READINGS[RIGHT]:
+            shown = page.locator(f'[data-reading="{field}-{index}"]').locator("input").first
+            assert shown.input_value() == "", (field, index, shown.input_value())
     for index, name in enumerate((RIGHT, LEFT)):
         for field, value in READINGS[name].items():
             _fill(page, f'[data-reading="{field}-{index}"]', value)

@@ -124,7 +124,8 @@ def test_refused_and_empty_fields_block_the_actions_that_read_them(session):
     with pytest.raises(ValueError, match=r"Residual activity \(GBq\) of position 1 "
                                          r"\(right hepatic\): got '-0.1'"):
         session.set_position_field(0, "residualGbq", "-0.1")
-    assert session.p.positions[0].residualGbq == 0.0            # not recorded
+    residual = session.p.positions[0].residualGbq
+    assert residual != residual                       # not recorded: still missing (NaN)
     assert session.field_texts()["p:0:residualGbq"] == "-0.1"     # still shown
     assert "Residual activity (GBq) of position 1" in session.missing()["administration"]
     ok, text = session.run("administration")
@@ -162,3 +163,24 @@ def test_every_save_has_its_own_folder_and_the_page_offers_the_latest(session, t
     assert "plan is outdated" in session.missing()["directive"]
     session.new_patient()
     assert session.outputs() == [] and session.saved_folder is None
+
+
+def test_treatment_day_readings_start_empty_never_zero(session):
+    """Bug caught: the page showing 0 in the vial and residual fields of a new patient (a
+    value nobody typed, which the administration then recorded: residual 0.000 GBq, "No
+    medical event"). Each reading field is empty, and the administration's tooltip names
+    every empty one."""
+    assert session.run("load")[0]
+    texts = session.field_texts()
+    for index in range(2):
+        for name in ("vialGbq", "vialTime", "residualGbq", "residualTime", "administeredAt"):
+            assert texts[f"p:{index}:{name}"] == "", name
+    blocked = session.missing()["administration"]
+    for label in ("Vial activity (GBq) of position 1 (right hepatic) is empty",
+                  "Residual activity (GBq) of position 1 (right hepatic) is empty",
+                  "Vial activity (GBq) of position 2 (left hepatic) is empty",
+                  "Residual activity (GBq) of position 2 (left hepatic) is empty"):
+        assert label in blocked
+    # a position added on the page starts empty too
+    session.add_position()
+    assert session.field_texts()["p:2:vialGbq"] == session.field_texts()["p:2:residualGbq"] == ""

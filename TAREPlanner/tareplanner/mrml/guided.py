@@ -236,8 +236,12 @@ def missing_inputs(p, action: str) -> list[str]:
             missing.append("the written directive (step 6)")
         missing += [f"{name}: the vial reading and its time, and the administration time"
                     for _, name, position in _named_positions(p)
-                    if not (position.vialGbq and (position.vialTime or "").strip()
+                    if not (_entered(position.vialGbq) and position.vialGbq
+                            and (position.vialTime or "").strip()
                             and (position.administeredAt or "").strip())]
+        missing += [f"{name}: the residual activity (0 when none is left)"
+                    for _, name, position in _named_positions(p)
+                    if not _entered(position.residualGbq)]
     if action in ("directive", "administration") and p.planRecord is not None:
         missing += _outdated_records(p, action)
     if action == "verification":
@@ -318,6 +322,11 @@ def _named_positions(p) -> list[tuple[int, str, object]]:
             if (name := (position.name or "").strip())]
 
 
+def _entered(value) -> bool:
+    """Whether a numeric reading was entered: a number, not the missing NaN (nor None)."""
+    return isinstance(value, (int, float)) and value == value
+
+
 def _readings(position) -> tuple:
     return tuple(getattr(position, field) for field in READING_FIELDS)
 
@@ -374,13 +383,16 @@ def register_positions(scene, p) -> str:
     moving = [(name, cbct) for _, name, cbct in positions(p)]
     if p.diagnosticCt is not None:
         moving.append(("diagnostic CT", p.diagnosticCt))
-    lines = []
     for name, node in moving:
         old = node.GetParentTransformNode()
         node.SetAndObserveTransformNodeID(None)
         if old is not None and old.GetAttribute(STEP_TAG) == "registration":
             scene.RemoveNode(old)
-        transform, result = workflow.register_to_ct(scene, p.ctVolume, node, p.segmentation)
+    # side by side in worker processes, the CT and its liver mask made once
+    placed = workflow.register_all_to_ct(scene, p.ctVolume, [node for _, node in moving],
+                                         p.segmentation)
+    lines = []
+    for (name, _), (transform, result) in zip(moving, placed):
         transform.SetAttribute(STEP_TAG, "registration")
         angles = ", ".join(f"{a:.1f}" for a in result.angles_deg)
         shift = ", ".join(f"{t:.1f}" for t in result.transform.GetTranslation())
@@ -445,8 +457,9 @@ def add_territories(p) -> str:
     for _, name, cbct in positions(p):
         if cbct.GetParentTransformNode() is None:
             raise ValueError(f"{name}: register its CBCT first (step 2)")
-        workflow.add_territory_from_cbct(p.ctVolume, cbct, p.segmentation, name)
         names.append(name)
+    workflow.add_territories_from_cbcts(
+        p.ctVolume, [(cbct, name, None) for _, name, cbct in positions(p)], p.segmentation)
     _done(p, "segmentation")
     return (f"territories added for {', '.join(names)} (role: territory:<position>); "
             "edit them in the Segment Editor if needed\n\n" + check_segments(p))
@@ -638,6 +651,10 @@ def administration_readings(p, directive: dict) -> list[dict]:
         administered_at = get("administeredAt")
         workflow._timestamp(administered_at, f"{label} administration time")
         residual = []
+        if not _entered(get("residualGbq")):
+            raise FieldValueError(f"{label} residual activity", "empty",
+                                  "the dose-calibrator reading of the residual in GBq "
+                                  "(0 when none is left)")
         if (get("residualTime") or "").strip():
             workflow._timestamp(get("residualTime"), f"{label} residual time")
             residual.append({"activity_gbq": float(get("residualGbq")),

@@ -22,6 +22,7 @@ parameter node sees every change (its list elements are copies).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from ..physics.solver import GOAL_KINDS
@@ -52,15 +53,17 @@ def _choice(default: str, choices: tuple[str, ...]):
 class InjectionPosition:
     """One injection position: its name (the treatment site of the directive), its CBCT, its
     planning goal and, on the treatment day, one vial and one residual dose-calibrator reading
-    with their times and the administration time (ISO 8601 with the UTC offset)."""
+    with their times and the administration time (ISO 8601 with the UTC offset). The
+    readings start empty: an activity nobody entered is missing (NaN), never 0, and the
+    administration step refuses it, naming the field."""
 
     name: str = ""
     cbct: object = _node(SCALAR_VOLUME)
     goalKind: str = _choice("tumour_dose_gy", GOAL_KINDS)
     goalValue: float = 250.0
-    vialGbq: float = 0.0
+    vialGbq: float = math.nan
     vialTime: str = ""
-    residualGbq: float = 0.0
+    residualGbq: float = math.nan
     residualTime: str = ""
     administeredAt: str = ""
 

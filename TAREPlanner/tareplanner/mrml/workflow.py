@@ -15,7 +15,7 @@ import vtk
 from ..imaging.arrays import image_array
 from ..imaging.measure import LabelInputs, PositionImages, measure
 from ..imaging.loaded import LoadedImage
-from ..imaging.registration import register_rigid
+from ..imaging.registration import register_rigid_all
 from ..imaging.segmentation import lungs_from_ct, territory_from_cbct
 from . import attributes
 from .results import dose_volume_node, dvh_nodes, indices_table_node
@@ -111,17 +111,34 @@ def register_to_ct(scene, ct_node, moving_node, segmentation, *, margin_mm: floa
     """Register a CBCT (or a diagnostic CT) to the planning CT (core registration, liver-grown
     mask); the moving volume is placed under the resulting transform node. Returns (transform
     node, registration record)."""
+    return register_all_to_ct(scene, ct_node, [moving_node], segmentation,
+                              margin_mm=margin_mm)[0]
+
+
+def register_all_to_ct(scene, ct_node, moving_nodes, segmentation, *,
+                       margin_mm: float = 20.0) -> list[tuple[object, object]]:
+    """:func:`register_to_ct` of several volumes: the CT, its liver mask and the grown mask
+    are made once, and the registrations run side by side in worker processes
+    (:func:`~tareplanner.imaging.registration.register_rigid_all`, as ``tareplanner
+    measure`` runs them; each result is the one registered alone). Each moving volume is
+    placed under its own new transform node. Returns [(transform node, registration
+    record)] in the order of ``moving_nodes``."""
+    moving_nodes = list(moving_nodes)
     liver = _role_masks(segmentation, ct_node)["liver"]
     ct = image_from_volume_node(ct_node)
     liver_img = sitk.GetImageFromArray(liver.astype(np.uint8))
     liver_img.CopyInformation(ct)
     grown = sitk.BinaryDilate(liver_img, [max(1, int(round(margin_mm / s)))
                                           for s in ct.GetSpacing()])
-    result = register_rigid(ct, image_from_volume_node(moving_node), grown)
-    node = transform_node_from_registration(scene, result.transform,
-                                            f"{moving_node.GetName()} to CT")
-    moving_node.SetAndObserveTransformNodeID(node.GetID())
-    return node, result
+    results = register_rigid_all(ct, [image_from_volume_node(node) for node in moving_nodes],
+                                 grown)
+    out = []
+    for moving_node, result in zip(moving_nodes, results):
+        node = transform_node_from_registration(scene, result.transform,
+                                                f"{moving_node.GetName()} to CT")
+        moving_node.SetAndObserveTransformNodeID(node.GetID())
+        out.append((node, result))
+    return out
 
 
 def _role_masks(segmentation, reference_node) -> dict:
@@ -154,18 +171,27 @@ def add_territory_from_cbct(ct_node, cbct_node, segmentation, position: str,
     The CBCT-to-CT placement is its parent transform node (the registration step's result,
     possibly adjusted by the user), or ``transform_node``. A territory segment of the same
     position made before is replaced."""
-    transform_node = transform_node or cbct_node.GetParentTransformNode()
-    if transform_node is None:
-        raise ValueError(f"{cbct_node.GetName()}: register the CBCT to the CT first")
+    add_territories_from_cbcts(ct_node, [(cbct_node, position, transform_node)], segmentation)
+
+
+def add_territories_from_cbcts(ct_node, cbcts, segmentation) -> None:
+    """:func:`add_territory_from_cbct` of each (CBCT node, position, transform node or None)
+    of ``cbcts``, the CT and its liver mask read from the scene once for all of them."""
+    cbcts = [(cbct, position, transform or cbct.GetParentTransformNode())
+             for cbct, position, transform in cbcts]
+    for cbct, _, transform in cbcts:
+        if transform is None:
+            raise ValueError(f"{cbct.GetName()}: register the CBCT to the CT first")
     liver = _role_masks(segmentation, ct_node)["liver"]
     ct = image_from_volume_node(ct_node)
     liver_img = sitk.GetImageFromArray(liver.astype(np.uint8))
     liver_img.CopyInformation(ct)
-    result = territory_from_cbct(ct, image_from_volume_node(cbct_node),
-                                 registration_from_transform_node(transform_node), liver_img)
-    remove_role(segmentation, f"territory:{position}")
-    add_mask_segment(segmentation, ct_node, f"territory {position}",
-                     sitk.GetArrayFromImage(result.mask) > 0, f"territory:{position}")
+    for cbct, position, transform in cbcts:
+        result = territory_from_cbct(ct, image_from_volume_node(cbct),
+                                     registration_from_transform_node(transform), liver_img)
+        remove_role(segmentation, f"territory:{position}")
+        add_mask_segment(segmentation, ct_node, f"territory {position}",
+                         sitk.GetArrayFromImage(result.mask) > 0, f"territory:{position}")
 
 
 def remove_role(segmentation, role: str) -> None:

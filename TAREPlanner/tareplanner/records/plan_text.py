@@ -127,8 +127,9 @@ def plan_summary(record: dict) -> str:
     lines.append(whole_liver_text(record))
     lines += uncertainty_lines(record)
     lines += guideline_lines(record)
-    from .response_record import response_lines
-    lines += response_lines(record)
+    if record.get("dose_response"):     # its module imports scipy.stats (a second or more)
+        from .response_record import response_lines
+        lines += response_lines(record)
     lines += ordering_lines(record)
     if record["violations"] or any(p["violations"] for p in record["positions"]):
         lines.append("VIOLATIONS:")
