@@ -36,6 +36,7 @@ from ..mrml.workflow import roles
 from ..physics.solver import GOAL_KINDS
 from .files import OutsideDataFolderError, content_type, resolve_inside
 from . import dicom_panel, forms
+from .segment_editor_page import SegmentEditorPage
 from .viewer_controls import ViewerControls
 from .session import (ACTION_PANEL, LABEL_MAPS, LOAD_FOLDER, NODE_FIELDS, SYNTHETIC_POSITIONS,
                       VALUE_FIELDS, Session)
@@ -203,6 +204,7 @@ class WebApp:
             view.renderer().SetUseDepthPeeling(False)
             view.renderer().SetUseDepthPeelingForVolumes(False)
         self._init_state()
+        self.segment_editor = SegmentEditorPage(self)
         dicom_panel.install(self)
         self._annotate_views()
         self.viewer = ViewerControls(self, CT_PRESETS)
@@ -274,6 +276,7 @@ class WebApp:
     def take_over(self, tab=None):
         if isinstance(tab, str) and tab:
             self.owner = tab
+        self.segment_editor.release()
         self.refresh(owner_tab=self.owner)
 
     # ------------------------------------------------------------------ edits
@@ -359,6 +362,7 @@ class WebApp:
                 s.site_limits = session.site_limits_name()
                 s.response_fit = session.response_fit_name()
                 s.camera_files = session.camera_file_names()
+                s.update(self.segment_editor.state())
                 s.update(dicom_panel.page_state(self))
                 for name, value in session.field_values().items():
                     s[f"{'n' if name in NODE_FIELDS else 'f'}_{name}"] = value
@@ -1031,6 +1035,7 @@ class WebApp:
                     self._button("territories")
                     self._button("check segments")
                     self._message("segmentation")
+                    self.segment_editor.build()
             with self._panel("measurement"):
                 self._title("measurement")
                 with v3.VExpansionPanelText():
