@@ -313,3 +313,23 @@ def test_read_record_file_hashes_the_bytes_and_refuses_what_is_no_record(tmp_pat
         read_record_file(path, "--plan")
     assert (err.value.field, err.value.value, err.value.allowed) == ("--plan", str(path),
                                                                      "valid JSON")
+
+
+def test_one_administration_each_of_two_directives_is_accepted():
+    """Bug caught: the one-administration-per-directive rule keyed on nothing (or on the
+    child's schema alone), so that the administrations of two different directives given
+    together (two plans of one patient, e.g. a re-treatment) were refused as "a second
+    administration". The second directive differs from the first by its "n": its canonical
+    JSON and hash are written out here by hand."""
+    second_directive = {"schema": "tareplanner.directive/1", "n": 2,
+                        "parents": {"plan": {"sha256": PLAN_SHA}}}
+    second_sha = _sha(('{"n":2,"parents":{"plan":{"sha256":"' + PLAN_SHA
+                       + '"}},"schema":"tareplanner.directive/1"}').encode())
+    assert second_sha != DIRECTIVE_SHA
+    lines = verify_links([
+        _file("plan.json", PLAN), _file("d1.json", DIRECTIVE),
+        _file("d2.json", second_directive),
+        _file("a1.json", _administration()),
+        _file("a2.json", _administration(second_directive, second_sha, n=2))])
+    assert f"a1.json: directive d1.json {_short(DIRECTIVE_SHA)}" in lines
+    assert f"a2.json: directive d2.json {_short(second_sha)}" in lines
