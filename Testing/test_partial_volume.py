@@ -16,8 +16,11 @@ from tareplanner.cli.main import main
 from tareplanner.errors import FieldValueError, TarePlannerInputError
 from tareplanner.imaging.measure import (LabelInputs, PositionImages, measure,
                                          measurement_uncertainty)
-from tareplanner.imaging.partial_volume import (build_regions, resolution_from_camera_file,
-                                                resolution_given)
+from tareplanner.imaging.partial_volume import (PvcResult, RegionSet, build_regions,
+                                                check_fwhm, correct_regions,
+                                                correct_regions_with_psfs, default_resolution,
+                                                resolution_from_camera_file, resolution_given,
+                                                spect_index_on_grid)
 from tareplanner.imaging.phantom import make_phantom, spec_for_size
 from tareplanner.imaging.phantom_files import label_images
 from tareplanner.imaging.readers import LoadedImage
@@ -460,3 +463,192 @@ def test_measure_refuses_an_impossible_resolution_from_a_caller(noise_free):
     with pytest.raises(FieldValueError) as info:
         _measure(noise_free, resolution={"fwhm_mm": -1.0, "source": "x", "chosen_by": "x"})
     assert str(info.value).startswith("resolution fwhm_mm: got -1.0; allowed: a FWHM in mm")
+
+
+# --------------------------------------------------------------------------- image plumbing
+
+def _grid_pair(origin_xyz=(-20.0, -22.0, -18.0)):
+    """A SPECT of 10 × 8 × 6 voxels (x, y, z) of 4 × 5 × 6 mm and a CT twice as fine whose
+    voxel centres sit a quarter of a SPECT voxel either side of the SPECT's centres (so each
+    SPECT voxel holds exactly 2 × 2 × 2 CT voxel centres, none on a border)."""
+    spect_spacing = (4.0, 5.0, 6.0)
+    spect = sitk.Image([10, 8, 6], sitk.sitkFloat64)
+    spect.SetSpacing(spect_spacing)
+    spect.SetOrigin(origin_xyz)
+    ct = sitk.Image([20, 16, 12], sitk.sitkInt16)
+    ct.SetSpacing(tuple(s / 2 for s in spect_spacing))
+    ct.SetOrigin(tuple(o - s / 4 for o, s in zip(origin_xyz, spect_spacing)))
+    return spect, ct
+
+
+def test_spect_index_on_grid_by_hand():
+    """Bug caught: the SPECT voxel numbers laid out in (x, y, z) order instead of the (z, y,
+    x) order of the arrays, a CT voxel outside the SPECT given a SPECT voxel instead of -1.
+
+    CT voxel (z, y, x) = (2k + a, 2j + b, 2i + c) with a, b, c in {0, 1} lies in SPECT voxel
+    (k, j, i), flat index k·8·10 + j·10 + i; a CT grid shifted one SPECT voxel (6 mm) up in z
+    has its last two slices outside the SPECT."""
+    spect, ct = _grid_pair()
+    index = spect_index_on_grid(spect, ct)
+    z, y, x = np.meshgrid(np.arange(12), np.arange(16), np.arange(20), indexing="ij")
+    np.testing.assert_array_equal(index, (z // 2) * 80 + (y // 2) * 10 + x // 2)
+    ct.SetOrigin(tuple(np.add(ct.GetOrigin(), (0.0, 0.0, 6.0))))
+    shifted = spect_index_on_grid(spect, ct)
+    np.testing.assert_array_equal(shifted[:10], ((z // 2 + 1) * 80 + (y // 2) * 10 + x // 2)[:10])
+    assert (shifted[10:] == -1).all()
+
+
+def test_correction_on_an_anisotropic_grid_recovers_the_concentrations_per_ml():
+    """Bug caught: the SPECT spacing handed to the blur in (x, y, z) order instead of (z, y,
+    x), the grid shape not reversed, the SPECT voxel volume taken in cm³ for mL wrongly (mm³
+    / 1000) or left out, the measured means read from other voxels than the data.
+
+    Three regions on the CT grid (a box, a slab, the rest) hold 50, 10 and 1 counts per mL.
+    The SPECT is made independently of the module: each SPECT voxel holds the mean
+    concentration of its 8 CT voxels times its volume (4·5·6 mm³ = 0.12 mL), blurred by
+    scipy.ndimage.gaussian_filter with FWHM 10 mm, sigma = 10 / 2.35482 mm divided by the
+    spacing of each axis (6, 5, 4 mm in z, y, x), zero outside, cut at 4 sigma. Anisotropic
+    voxels and an unequal grid make every axis mix-up visible. Expected: measured = mean
+    over each region of its CT voxels' SPECT value / 0.12 mL; corrected = 50, 10, 1."""
+    spect, ct = _grid_pair()
+    labels = np.full((12, 16, 20), 2, dtype=np.int16)
+    labels[4:8, 5:11, 6:12] = 0
+    labels[8:12, :, 3:9] = 1
+    truth_per_ml = np.array([50.0, 10.0, 1.0])
+    fine = truth_per_ml[labels]
+    voxel_ml = 4.0 * 5.0 * 6.0 / 1000.0
+    coarse = fine.reshape(6, 2, 8, 2, 10, 2).mean(axis=(1, 3, 5)) * voxel_ml
+    sigma_mm = 10.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+    image = ndimage.gaussian_filter(coarse, [sigma_mm / 6.0, sigma_mm / 5.0, sigma_mm / 4.0],
+                                    mode="constant", truncate=4.0)
+    spect = sitk.GetImageFromArray(image)
+    spect.SetSpacing((4.0, 5.0, 6.0))
+    spect.SetOrigin(_grid_pair()[0].GetOrigin())
+    regions = RegionSet(("tumour:T", "normal:a", "rest"), labels)
+    result = correct_regions(spect, ct, regions, 10.0)
+    on_ct = np.repeat(np.repeat(np.repeat(image, 2, 0), 2, 1), 2, 2)
+    measured = [on_ct[labels == r].mean() / voxel_ml for r in range(3)]
+    np.testing.assert_allclose(result.measured_per_ml, measured, rtol=1e-12)
+    assert result.measured_per_ml[0] < 0.9 * 50.0          # the box is partial-volumed
+    np.testing.assert_allclose(result.corrected_per_ml, truth_per_ml, rtol=1e-9)
+    assert result.method == "linear solve" and result.relative_residual < 1e-9
+    assert result.names == ("tumour:T", "normal:a", "rest")
+    assert result.corrected("normal:a") == pytest.approx(10.0, rel=1e-9)
+    assert result.measured("tumour:T") == pytest.approx(measured[0], rel=1e-12)
+    # the same correction through a list of PSFs gives one result per PSF, in order
+    wide, same = correct_regions_with_psfs(spect, ct, regions, [PointSpread.gaussian(12.0),
+                                                                PointSpread.gaussian(10.0)])
+    np.testing.assert_allclose(same.corrected_per_ml, truth_per_ml, rtol=1e-9)
+    assert wide.corrected_per_ml[0] > 50.0 * 1.01           # a wider PSF over-corrects
+
+
+def test_pvc_result_lookups_and_record():
+    """Bug caught: a region that has no voxel read as another region's value (or raising)
+    instead of NaN; the recovery written as corrected / measured instead of measured /
+    corrected; a NaN written into the record instead of null; a zero corrected mean divided.
+
+    Hand values: measured 2, corrected 4 -> recovery 0.5; measured 1, corrected 0 ->
+    recovery null; NaN measured and corrected -> null, null."""
+    result = PvcResult(("a", "b", "c"), np.array([2.0, 1.0, np.nan]),
+                       np.array([4.0, 0.0, np.nan]), np.eye(3), 7.5, "linear solve", 0.25)
+    assert math.isnan(result.corrected("missing")) and math.isnan(result.measured("missing"))
+    assert result.corrected("a") == 4.0 and result.measured("b") == 1.0
+    assert result.as_dict() == {
+        "regions": {"a": {"measured_per_ml": 2.0, "corrected_per_ml": 4.0, "recovery": 0.5},
+                    "b": {"measured_per_ml": 1.0, "corrected_per_ml": 0.0, "recovery": None},
+                    "c": {"measured_per_ml": None, "corrected_per_ml": None,
+                          "recovery": None}},
+        "condition_number": 7.5, "solver": "linear solve", "relative_residual": 0.25}
+
+
+@pytest.mark.parametrize("nuclide, fwhm, chosen, known", [
+    ("Tc-99m", 14.0, "default for Tc-99m", True),
+    ("Ho-166", 18.0, "default for Ho-166", True),
+    ("Lu-177", 14.0, "default for Tc-99m; no default for 'Lu-177'", False),
+    (None, 14.0, "default for Tc-99m; the SPECT names no radionuclide", False),
+])
+def test_default_resolution_per_radionuclide(nuclide, fwhm, chosen, known):
+    """Bug caught: a SPECT of an unknown radionuclide given another nuclide's default without
+    saying so, or said to be of a known one; the default not flagged as assumed; its ±4 mm
+    uniform range (Tc-99m SPECT without resolution recovery: 10-15 mm FWHM, Erlandsson et
+    al. Phys Med Biol 2012;57:R119) lost. Values: Tc-99m 14 mm (upper part of 10-15 mm for
+    an abdominal orbit), Ho-166 18 mm (about 1.3 × Tc-99m, medium-energy collimator)."""
+    res = default_resolution(nuclide)
+    assert res["fwhm_mm"] == fwhm and res["chosen_by"] == chosen
+    assert res["assumed"] is True and res["radionuclide_known"] is known
+    assert res["fwhm_half_range_mm"] == 4.0
+    assert "Erlandsson" in res["source"] or "Stella" in res["source"]
+    assert res["study"] and "JCGM" in res["fwhm_range_source"]
+
+
+@pytest.mark.parametrize("value", [True, "12", None, [12.0]])
+def test_check_fwhm_refuses_what_is_not_a_number(value):
+    """Bug caught: a JSON true read as 1 mm, a FWHM as text or a list passed on to the blur."""
+    with pytest.raises(FieldValueError) as info:
+        check_fwhm(value, "camera:fwhm_mm")
+    assert info.value.field == "camera:fwhm_mm"
+    assert info.value.allowed == "a FWHM in mm, > 0 and <= 50"
+
+
+def test_check_fwhm_takes_an_integer():
+    """Bug caught: an integer FWHM from a JSON file (12, not 12.0) refused or kept an int."""
+    value = check_fwhm(12, "x")
+    assert value == 12.0 and isinstance(value, float)
+
+
+def test_camera_file_fields_and_unreadable_files(tmp_path):
+    """Bug caught: a source of blanks accepted; the source kept with its blanks; a name
+    that is not text written into the record; a camera file's FWHM flagged as assumed or
+    without the ±4 mm range that stands for its unknown uncertainty; an unreadable or
+    non-UTF-8 file ending in a traceback."""
+    path = tmp_path / "camera.json"
+    path.write_text(json.dumps({"fwhm_mm": 12, "source": "  line source  ", "name": 3}))
+    res = resolution_from_camera_file(str(path), field="--cam")
+    assert res["source"] == "line source" and "camera" not in res
+    assert res["fwhm_mm"] == 12.0 and res["assumed"] is False
+    assert res["chosen_by"] == f"camera file {path}"
+    assert res["fwhm_half_range_mm"] == 4.0
+    assert res["fwhm_range_source"].startswith("a FWHM file without its uncertainty")
+    path.write_text(json.dumps({"fwhm_mm": 12, "source": "   "}))
+    with pytest.raises(FieldValueError) as info:
+        resolution_from_camera_file(str(path), field="--cam")
+    assert info.value.field == f"--cam {path}:source"
+    path.write_bytes(b'{"fwhm_mm": 12, "source": "\xff"}')
+    with pytest.raises(TarePlannerInputError) as info:
+        resolution_from_camera_file(str(path), field="--cam")
+    assert info.value.field == "--cam"
+    with pytest.raises(FieldValueError) as info:
+        resolution_from_camera_file(str(tmp_path / "none.json"), field="--cam")
+    assert info.value.field == "--cam" and info.value.allowed == "a readable JSON file"
+
+
+def test_resolution_given_records_its_origin():
+    """Bug caught: a FWHM typed by the user recorded as assumed, or without the ±4 mm range
+    that stands for its unknown uncertainty."""
+    res = resolution_given(11.0, field="--fwhm")
+    assert res == {"fwhm_mm": 11.0, "source": "given by the user (--fwhm)",
+                   "chosen_by": "--fwhm", "assumed": False, "fwhm_half_range_mm": 4.0,
+                   "fwhm_range_source": res["fwhm_range_source"]}
+    assert res["fwhm_range_source"].startswith("a FWHM given without its uncertainty: ")
+
+
+def test_lung_base_region_and_empty_regions():
+    """Bug caught: the lung base not split from the rest of the lungs, the base claimed
+    outside the lungs, or an empty region (no voxel) kept in the matrix (a zero row and
+    column: a singular system). Hand count on a 4 × 4 × 4 grid: lungs are slices 2-3, the
+    base is slices 3 and 0 (slice 0 is no lung: not base); no territory voxel lies in the
+    liver (slice 1), so no 'normal:' region."""
+    shape = (4, 4, 4)
+    liver = np.zeros(shape, bool)
+    liver[1] = True
+    lungs = np.zeros(shape, bool)
+    lungs[2:4] = True
+    base = np.zeros(shape, bool)
+    base[[0, 3]] = True
+    territory = np.zeros(shape, bool)
+    territory[0] = True
+    regions = build_regions(tumours={"T1": np.zeros(shape, bool)}, territories={"a": territory},
+                            liver=liver, lungs=lungs, body=np.ones(shape, bool), lung_base=base)
+    assert regions.names == ("liver outside territories", "lung base", "lungs", "rest of body")
+    np.testing.assert_array_equal(np.bincount(regions.labels.ravel()), [16, 16, 16, 16])
+    assert (regions.labels[3] == 1).all() and (regions.labels[0] == 3).all()

@@ -34,7 +34,15 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "TAREPlanner" / "tareplanner"
 
 #: module (relative to the package) -> the test files that exercise it (fast ones only;
-#: the 'slow' marker is deselected)
+#: the 'slow' marker is deselected). An item that starts with "-" is a pytest option with its
+#: value as the next item (``"-k", "not phantom"`` leaves out the tests that build a whole
+#: synthetic patient: each mutant runs in a fresh process, so a patient built by a fixture
+#: would be built again for every mutant that reaches it).
+#: the partial-volume tests without those that measure a whole synthetic patient (each builds
+#: the patient again in every mutant's process: minutes a mutant)
+PV_WITHOUT_PATIENT = ("not (truth_without_noise or noisy_spect or assumed_resolution or no_pvc "
+                      "or lung_base_margin or measure_)")
+
 SCOPE: dict[str, list[str]] = {
     "physics/administration.py": ["Testing/test_treatment_day.py", "Testing/test_physics_guards.py",
                                   "Testing/test_record_chain.py"],
@@ -50,7 +58,8 @@ SCOPE: dict[str, list[str]] = {
                            "Testing/test_physics_guards.py"],
     "physics/lung_shunt.py": ["Testing/test_ordering.py", "Testing/test_physics_guards.py"],
     "physics/ordering.py": ["Testing/test_ordering.py", "Testing/test_safety_edges.py"],
-    "physics/partial_volume.py": ["Testing/test_partial_volume.py", "Testing/test_physics_guards.py"],
+    "physics/partial_volume.py": ["Testing/test_partial_volume.py", "Testing/test_physics_guards.py",
+                                  "-k", PV_WITHOUT_PATIENT],
     "physics/solver.py": ["Testing/test_solver.py", "Testing/test_solver_shared_by_hand.py"],
     "physics/uncertainty.py": ["Testing/test_uncertainty.py", "Testing/test_uncertainty_by_hand.py"],
     "physics/voxel_dose.py": ["Testing/test_voxel_dose.py", "Testing/test_mutation_references.py",
@@ -76,6 +85,19 @@ def _toml_list(items: list[str]) -> str:
     return "[" + ", ".join(json.dumps(i) for i in items) + "]"
 
 
+def _selection(items: list[str]) -> list[str]:
+    """The test files of ``items`` that exist, with the pytest options among them."""
+    out: list[str] = []
+    option = False
+    for item in items:
+        if option or item.startswith("-"):
+            out.append(item)
+            option = item.startswith("-") and "=" not in item
+        elif (REPO / item.split("::")[0]).exists():
+            out.append(item)
+    return out
+
+
 def prepare(module: str, work: Path) -> None:
     """A fresh scratch folder for ``module``: src/tareplanner, Testing, docs, pyproject.toml."""
     if work.exists():
@@ -85,7 +107,7 @@ def prepare(module: str, work: Path) -> None:
     shutil.copytree(REPO / "Testing", work / "Testing", ignore=ignore)
     shutil.copytree(REPO / "docs", work / "docs", ignore=ignore)
     shutil.copy2(REPO / "README.md", work / "README.md")
-    tests = [t for t in SCOPE[module] if (REPO / t).exists()]
+    tests = _selection(SCOPE[module])
     pyproject = (REPO / "pyproject.toml").read_text()
     pyproject += (
         "\n[tool.mutmut]\n"
