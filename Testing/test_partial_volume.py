@@ -170,6 +170,53 @@ def test_negative_solution_falls_back_to_non_negative_least_squares():
     np.testing.assert_allclose(direct.means, [2 / 3, 2 / 3], rtol=1e-12)
 
 
+def test_region_means_by_hand():
+    """Bug caught: an empty region given 0 (or garbage) instead of NaN, a region of a single
+    fine voxel treated as empty, the counts and the image multiplied the wrong way round.
+
+    Three coarse voxels with values 3, 6, 100 (integers, as a count image may be); region 0
+    has 2 fine voxels in coarse voxel 0 and 1 in voxel 1: (2·3 + 1·6) / 3 = 4; region 1 has
+    one fine voxel, in voxel 1: 6; region 2 none: NaN."""
+    counts = np.array([[2, 0, 0], [1, 1, 0], [0, 0, 0]])
+    means = region_means(counts, np.array([3, 6, 100]))
+    np.testing.assert_array_equal(means[:2], [4.0, 6.0])
+    assert math.isnan(means[2])
+
+
+def test_gtm_leaves_out_regions_that_cannot_be_measured():
+    """Bug caught: a region whose measured mean is NaN (no voxel) fed into the solve (every
+    mean NaN), the matrix cut to the used rows but not the used columns, a region that
+    spills nothing into the image (a zero column: its concentration is not measurable)
+    given 0 instead of NaN, or a zero row taken for a zero column.
+
+    By hand: W = [[1, 0.2, 0.1], [0.3, 1, 0.1], [0.1, 0.1, 1]], t = (1.2, 1.3, NaN): the
+    2 × 2 system [[1, 0.2], [0.3, 1]] c = (1.2, 1.3) has det 0.94 and c = ((1.2 - 0.26) /
+    0.94, (1.3 - 0.36) / 0.94) = (1, 1). W = [[1, 0], [0.5, 0]], t = (2, 1): region 1
+    contributes to no measurement; region 0 alone: c0 = 2, exactly (residual 0)."""
+    w = np.array([[1.0, 0.2, 0.1], [0.3, 1.0, 0.1], [0.1, 0.1, 1.0]])
+    solution = solve_gtm(w, np.array([1.2, 1.3, np.nan]))
+    np.testing.assert_allclose(solution.means[:2], [1.0, 1.0], rtol=1e-12)
+    assert math.isnan(solution.means[2]) and solution.method == "linear solve"
+    assert solution.relative_residual == pytest.approx(0.0, abs=1e-12)
+    blind = solve_gtm(np.array([[1.0, 0.0], [0.5, 0.0]]), np.array([2.0, 1.0]))
+    assert blind.means[0] == pytest.approx(2.0, rel=1e-12) and math.isnan(blind.means[1])
+    assert blind.relative_residual == pytest.approx(0.0, abs=1e-12)
+
+
+def test_gtm_with_nothing_measured_and_with_a_zero_image():
+    """Bug caught: no measured region ending in an error or a made-up solution instead of
+    NaN means, the method "none" and a NaN residual; an all-zero image (|t| = 0) dividing
+    by zero in the relative residual (it is 0: W·0 = 0 exactly).
+
+    By hand: t = (NaN, NaN) -> nothing to solve; W = I, t = (0, 0) -> c = (0, 0)."""
+    none = solve_gtm(np.eye(2), np.array([np.nan, np.nan]))
+    assert none.method == "none" and math.isnan(none.relative_residual)
+    assert none.means.shape == (2,) and np.isnan(none.means).all()
+    zero = solve_gtm(np.eye(2), np.zeros(2))
+    np.testing.assert_array_equal(zero.means, [0.0, 0.0])
+    assert zero.method == "linear solve" and zero.relative_residual == 0.0
+
+
 # --------------------------------------------------------------------------- resolution
 
 @pytest.mark.parametrize("value, ok", [(0.0, False), (1e-9, True), (50.0, True),

@@ -76,7 +76,8 @@ SCOPE: dict[str, list[str]] = {
     "dosimetry/activity.py": ["Testing/test_dosimetry.py", "Testing/test_verification_activity.py",
                               "Testing/test_mutation_references.py", "Testing/test_safety_edges.py",
                               "Testing/test_physics_guards.py"],
-    "imaging/partial_volume.py": ["Testing/test_partial_volume.py", "Testing/test_physics_guards.py"],
+    "imaging/partial_volume.py": ["Testing/test_partial_volume.py", "Testing/test_physics_guards.py",
+                                  "-k", PV_WITHOUT_PATIENT],
     "web/files.py": ["Testing/web/test_files.py", "Testing/web/test_files_containment.py"],
 }
 
