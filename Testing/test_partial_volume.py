@@ -170,6 +170,118 @@ def test_negative_solution_falls_back_to_non_negative_least_squares():
     np.testing.assert_allclose(direct.means, [2 / 3, 2 / 3], rtol=1e-12)
 
 
+def test_blur_against_scipy_for_narrow_integer_and_mixed_psfs():
+    """Bug caught: an integer image blurred in integers (scipy keeps the input's type: the
+    counts truncated), a FWHM below 1 mm taken for "no blur", a zero-width component that
+    replaces, subtracts or divides what the other components added, or that stops the sum.
+
+    Expected from scipy.ndimage.gaussian_filter (kernel cut at 4 sigma, zero outside) with
+    sigma = FWHM / 2.35482 / spacing worked out here: FWHM 0.9 mm on 1 mm voxels, sigma
+    0.38219 voxels; 0.5 × no blur + 0.5 × FWHM 8 mm (sigma 3.3973 mm = 1.6986 voxels of 2
+    mm), in both orders."""
+    point = np.zeros((9, 9, 9), dtype=np.int64)
+    point[4, 4, 4] = 1000
+    narrow = blur(point, (1.0, 1.0, 1.0), PointSpread.gaussian(0.9))
+    expected = ndimage.gaussian_filter(point.astype(float), 0.9 / FWHM_PER_SIGMA,
+                                       mode="constant", truncate=4.0)
+    np.testing.assert_allclose(narrow, expected, rtol=1e-12, atol=1e-12)
+    assert narrow[4, 4, 4] < 900.0 and narrow[4, 4, 5] > 10.0
+    wide = ndimage.gaussian_filter(point.astype(float), 8.0 / FWHM_PER_SIGMA / 2.0,
+                                   mode="constant", truncate=4.0)
+    for components in (((0.5, 0.0), (0.5, 8.0)), ((0.5, 8.0), (0.5, 0.0))):
+        mixed = blur(point, (2.0, 2.0, 2.0), PointSpread(components))
+        np.testing.assert_allclose(mixed, 0.5 * point + 0.5 * wide, rtol=1e-12, atol=1e-12)
+
+
+def test_psf_takes_zero_and_sub_millimetre_widths():
+    """Bug caught: a zero-width component (a PSF part that is not blurred: the "no blur" of
+    an ideal camera) or a width under 1 mm refused."""
+    assert PointSpread.gaussian(0.0).components == ((1.0, 0.0),)
+    assert PointSpread(((0.5, 0.5), (0.5, 0.0))).components == ((0.5, 0.5), (0.5, 0.0))
+
+
+def test_fine_voxel_counts_without_uncounted_voxels_and_mismatched_shapes():
+    """Bug caught: the count table cut short when the last coarse voxels hold no fine voxel
+    and no fine voxel is left uncounted (np.bincount returns only up to the largest index
+    seen); a region map of another size than the index map accepted or refused without
+    naming both sizes.
+
+    Four coarse voxels, two regions; fine voxels only in coarse voxels 0 and 1."""
+    counts = fine_voxel_counts(np.array([0, 1, 1]), np.array([1, 0, 1]), 2, 4)
+    np.testing.assert_array_equal(counts, [[0, 1], [1, 1], [0, 0], [0, 0]])
+    with pytest.raises(ValueError) as info:
+        fine_voxel_counts(np.array([0, 1, 1]), np.array([1, 0]), 2, 4)
+    assert str(info.value) == ("regions: got 2 voxels; allowed: as many as the index map (3)")
+
+
+def _transfer_by_hand(counts, shape, spacing, fwhm):
+    """W[i, j] worked out on the whole grid without the module: occupancy fractions
+    n[v, j] / sum_k n[v, k] (0 where a coarse voxel holds no fine voxel), each blurred by
+    scipy.ndimage.gaussian_filter over the whole grid, averaged over region i with the
+    weights n[v, i]."""
+    counts = counts.astype(float)
+    occupied = counts.sum(axis=1)
+    fractions = np.zeros_like(counts)
+    fractions[occupied > 0] = counts[occupied > 0] / occupied[occupied > 0, None]
+    sigma = [fwhm / FWHM_PER_SIGMA / s for s in spacing]
+    n_regions = counts.shape[1]
+    w = np.zeros((n_regions, n_regions))
+    for j in range(n_regions):
+        image = ndimage.gaussian_filter(fractions[:, j].reshape(shape), sigma, mode="constant",
+                                        truncate=4.0).ravel()
+        for i in range(n_regions):
+            if counts[:, i].sum() > 0:
+                w[i, j] = counts[:, i] @ image / counts[:, i].sum()
+    return w
+
+
+def test_transfer_matrix_on_sub_millimetre_voxels_with_empty_and_single_voxel_regions():
+    """Bug caught: the blur of each region cut to a box narrower than its kernel (the reach
+    computed with the spacing multiplied instead of divided: on 0.5 mm voxels a quarter of
+    the kernel), the empty-voxel fractions divided by zero (NaN spread by the blur), a region
+    of one fine voxel taken for an empty one, an empty region stopping the loop over the
+    regions that follow or given a NaN row, its zero row and column kept in the condition
+    number (infinite), the fine-voxel counts or the condition number lost from the result.
+
+    A 1 × 3 × 40 grid of 0.5 mm voxels, FWHM 4 mm (sigma 3.4 voxels, kernel radius 14):
+    region 0 a 4-voxel slab at x = 18-21, region 1 empty, region 2 a single fine voxel at
+    x = 30, region 3 the rest; coarse voxels 0-1 hold no fine voxel (outside the CT).
+    Expected: :func:`_transfer_by_hand` (scipy over the whole grid); the condition number is
+    numpy's of the 3 × 3 matrix of the non-empty regions."""
+    shape, spacing = (1, 3, 40), (0.5, 0.5, 0.5)
+    x = np.tile(np.arange(40), 3)
+    labels = np.full(120, 3)
+    labels[(x >= 18) & (x <= 21)] = 0
+    labels[np.flatnonzero(x == 30)[0]] = 2
+    index = np.arange(120)
+    index[x < 2] = -1
+    counts = fine_voxel_counts(index, labels, 4, 120)
+    assert counts[:, 1].sum() == 0 and counts[:, 2].sum() == 1
+    tm = transfer_matrix(counts, shape, spacing, PointSpread.gaussian(4.0))
+    expected = _transfer_by_hand(counts, shape, spacing, 4.0)
+    assert np.isfinite(tm.matrix).all()
+    np.testing.assert_allclose(tm.matrix, expected, rtol=1e-10, atol=1e-14)
+    assert (tm.matrix[1] == 0).all() and (tm.matrix[:, 1] == 0).all()
+    assert tm.matrix[2, 2] > 1e-3          # (most of its blur leaves the thin grid)
+    np.testing.assert_array_equal(tm.fine_voxels, [12, 0, 1, 101])
+    used = [0, 2, 3]
+    assert tm.condition_number == pytest.approx(
+        np.linalg.cond(expected[np.ix_(used, used)]), rel=1e-9)
+    assert math.isfinite(tm.condition_number)
+
+
+def test_transfer_matrix_of_nothing_and_of_the_wrong_grid():
+    """Bug caught: no region at all giving a finite condition number (it is infinite: no
+    system to solve), or counts for another grid accepted or refused without the sizes."""
+    empty = transfer_matrix(np.zeros((8, 2)), (2, 2, 2), (1.0, 1.0, 1.0),
+                            PointSpread.gaussian(5.0))
+    assert empty.condition_number == math.inf
+    np.testing.assert_array_equal(empty.matrix, np.zeros((2, 2)))
+    with pytest.raises(ValueError) as info:
+        transfer_matrix(np.zeros((7, 2)), (2, 2, 2), (1.0, 1.0, 1.0), PointSpread.gaussian(5.0))
+    assert str(info.value) == "counts: got 7 coarse voxels; allowed: the grid's 8"
+
+
 def test_region_means_by_hand():
     """Bug caught: an empty region given 0 (or garbage) instead of NaN, a region of a single
     fine voxel treated as empty, the counts and the image multiplied the wrong way round.
