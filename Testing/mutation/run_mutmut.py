@@ -60,6 +60,9 @@ SCOPE: dict[str, list[str]] = {
     "physics/ordering.py": ["Testing/test_ordering.py", "Testing/test_safety_edges.py"],
     "physics/partial_volume.py": ["Testing/test_partial_volume.py", "Testing/test_physics_guards.py",
                                   "-k", PV_WITHOUT_PATIENT],
+    "physics/psf_fit.py": ["Testing/test_psf_fit.py", "Testing/test_calibration.py",
+                           "-k", "psf_fit or ball_occupancy or recovers_a_gaussian or keeps_a_tail "
+                                 "or pet_gives_a_scale"],
     "physics/solver.py": ["Testing/test_solver.py", "Testing/test_solver_shared_by_hand.py"],
     "physics/uncertainty.py": ["Testing/test_uncertainty.py", "Testing/test_uncertainty_by_hand.py"],
     "physics/voxel_dose.py": ["Testing/test_voxel_dose.py", "Testing/test_mutation_references.py",
@@ -78,6 +81,8 @@ SCOPE: dict[str, list[str]] = {
                               "Testing/test_physics_guards.py"],
     "imaging/partial_volume.py": ["Testing/test_partial_volume.py", "Testing/test_physics_guards.py",
                                   "-k", PV_WITHOUT_PATIENT],
+    "guideline_check.py": ["Testing/test_guideline_sources.py", "Testing/test_guidelines.py"],
+    "web/forms.py": ["Testing/web/test_forms.py"],
     "web/files.py": ["Testing/web/test_files.py", "Testing/web/test_files_containment.py"],
 }
 
