@@ -694,6 +694,10 @@ def test_correction_on_an_anisotropic_grid_recovers_the_concentrations_per_ml():
     assert result.names == ("tumour:T", "normal:a", "rest")
     assert result.corrected("normal:a") == pytest.approx(10.0, rel=1e-9)
     assert result.measured("tumour:T") == pytest.approx(measured[0], rel=1e-12)
+    # the record's matrix is the system that was solved: W c = t, with numpy's condition
+    np.testing.assert_allclose(result.transfer_matrix @ truth_per_ml, measured, rtol=1e-9)
+    assert result.condition_number == pytest.approx(np.linalg.cond(result.transfer_matrix),
+                                                    rel=1e-9)
     # the same correction through a list of PSFs gives one result per PSF, in order
     wide, same = correct_regions_with_psfs(spect, ct, regions, [PointSpread.gaussian(12.0),
                                                                 PointSpread.gaussian(10.0)])
@@ -811,3 +815,41 @@ def test_lung_base_region_and_empty_regions():
     assert regions.names == ("liver outside territories", "lung base", "lungs", "rest of body")
     np.testing.assert_array_equal(np.bincount(regions.labels.ravel()), [16, 16, 16, 16])
     assert (regions.labels[3] == 1).all() and (regions.labels[0] == 3).all()
+
+
+@pytest.mark.parametrize("text, message", [
+    (None, "--cam: got '{path}'; allowed: a readable JSON file (No such file or directory)"),
+    ('{"fwhm_mm": 12, ', "--cam: got '{path}'; allowed: a JSON object with fwhm_mm and "
+                         "source (Expecting property name enclosed in double quotes: line 1 "
+                         "column 17 (char 16))"),
+    ("[12]", "--cam: got 'list'; allowed: a JSON object with fwhm_mm and source"),
+    ('{"fwhm_mm": 12, "source": "x", "sigma_mm": 5, "fwhm": 3}',
+     "--cam {path}: got ['fwhm', 'sigma_mm']; allowed: keys fwhm_mm, source, name"),
+    ('{"source": "x"}', "--cam {path}:fwhm_mm: got None; allowed: the camera's FWHM in mm"),
+    ('{"fwhm_mm": true, "source": "x"}',
+     "--cam {path}:fwhm_mm: got True; allowed: a FWHM in mm, > 0 and <= 50"),
+    ('{"fwhm_mm": 12, "source": " "}', "--cam {path}:source: got ' '; allowed: a text saying "
+                                       "where the FWHM comes from (measurement, date)"),
+])
+def test_camera_file_refusals_word_for_word(tmp_path, text, message):
+    """Bug caught: a refusal of a camera file that does not name the file, the field, the
+    value found (the unknown keys, the JSON type, the reason the file cannot be read, the
+    JSON parser's own position of the error) and what is allowed. The parser's words are
+    Python's json module's."""
+    path = tmp_path / "camera.json"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(TarePlannerInputError) as info:
+        resolution_from_camera_file(str(path), field="--cam")
+    assert str(info.value) == message.format(path=path)
+
+
+def test_camera_file_says_its_fwhm_has_no_stated_uncertainty(tmp_path):
+    """Bug caught: a plain FWHM file recorded without saying that its uncertainty is the
+    assumed ±4 mm because it is not a calibration (JCGM 100:2008 4.3.7, rectangular)."""
+    path = tmp_path / "camera.json"
+    path.write_text('{"fwhm_mm": 12, "source": "x"}')
+    source = resolution_from_camera_file(str(path))["fwhm_range_source"]
+    assert source.startswith("a FWHM file without its uncertainty (no tareplanner.camera/1 "
+                             "calibration): Without a calibration the resolution is assumed")
+    assert "JCGM 100:2008 4.3.7" in source
