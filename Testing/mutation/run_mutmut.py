@@ -51,7 +51,7 @@ SCOPE: dict[str, list[str]] = {
     "physics/compartments.py": ["Testing/test_compartments.py", "Testing/test_mutation_references.py",
                                 "Testing/test_solver.py", "Testing/test_physics_guards.py"],
     "physics/decay.py": ["Testing/test_decay_and_nuclides.py", "Testing/test_physics_guards.py"],
-    "physics/dvh.py": ["Testing/test_mutation_references.py", "Testing/test_dosimetry.py",
+    "physics/dvh.py": ["Testing/test_mutation_references.py", "Testing/test_voxel_dose.py",
                        "Testing/test_fast_paths.py", "Testing/test_physics_guards.py"],
     "physics/gpu.py": ["Testing/test_voxel_dose.py", "Testing/test_physics_guards.py"],
     "physics/kernels.py": ["Testing/test_mutation_references.py", "Testing/test_voxel_dose.py",
