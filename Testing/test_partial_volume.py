@@ -156,7 +156,8 @@ def test_gtm_recovers_known_means_from_a_blurred_sampled_image():
 
 def test_negative_solution_falls_back_to_non_negative_least_squares():
     """Bug caught: a negative region mean (noise on a near-empty region) kept, or the
-    fallback taken when the direct solution is valid.
+    fallback taken when the direct solution is valid; the relative residual of the fallback
+    not reported (0), multiplied by |t| instead of divided, or dropped for a dim image.
 
     W = [[1, 0.5], [0.5, 1]], t = (1, 0.2): the direct solution is (1.2, -0.4). With c2 = 0
     the least squares minimise (c1 - 1)^2 + (0.5 c1 - 0.2)^2: 2(c1 - 1) + (0.5 c1 - 0.2) = 0,
@@ -165,6 +166,12 @@ def test_negative_solution_falls_back_to_non_negative_least_squares():
     nnls = solve_gtm(w, np.array([1.0, 0.2]))
     assert nnls.method == "non-negative least squares"
     np.testing.assert_allclose(nnls.means, [0.88, 0.0], atol=1e-12)
+    # what the clipped solution leaves: a c - b = (0.88 - 1, 0.44 - 0.2) = (-0.12, 0.24),
+    # |.| = sqrt(0.072) = 0.268328 over |b| = sqrt(1.04) = 1.019804: 0.263117; the same
+    # relative residual for an image half as bright (|b| < 1)
+    assert nnls.relative_residual == pytest.approx(0.263117, rel=1e-5)
+    assert solve_gtm(w, np.array([0.5, 0.1])).relative_residual == pytest.approx(0.263117,
+                                                                                 rel=1e-5)
     direct = solve_gtm(w, np.array([1.0, 1.0]))
     assert direct.method == "linear solve"
     np.testing.assert_allclose(direct.means, [2 / 3, 2 / 3], rtol=1e-12)
