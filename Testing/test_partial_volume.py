@@ -860,3 +860,17 @@ def test_camera_file_says_its_fwhm_has_no_stated_uncertainty(tmp_path):
     assert source.startswith("a FWHM file without its uncertainty (no tareplanner.camera/1 "
                              "calibration): Without a calibration the resolution is assumed")
     assert "JCGM 100:2008 4.3.7" in source
+
+
+def test_camera_file_read_error_without_a_reason(tmp_path, monkeypatch):
+    """Bug caught: an OS error that carries no reason (strerror None, as some file systems
+    raise) given a made-up reason in the message instead of none."""
+    from pathlib import Path
+
+    def fail(*args, **kwargs):
+        raise OSError()
+
+    monkeypatch.setattr(Path, "read_text", fail)
+    with pytest.raises(FieldValueError) as info:
+        resolution_from_camera_file("camera.json", field="--cam")
+    assert str(info.value) == "--cam: got 'camera.json'; allowed: a readable JSON file"
