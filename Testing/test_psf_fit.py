@@ -165,3 +165,16 @@ def test_model_image_and_recovery_against_numpy():
         assert rec.model[k] == pytest.approx(model_k, rel=1e-4)
         assert rec.measured[k] == pytest.approx(1.1 * model_k, rel=1e-4)
     assert rec.model[1] < rec.model[0] < 1.0       # the smaller sphere recovers less
+
+
+def test_gaussian_fit_starts_from_a_given_fit():
+    """Bug caught: the start handed to the Gaussian fit ignored (every fit from 10 mm): a
+    calibration refitted from its own answer must stop at once. The image of FWHM 13 mm
+    refitted from the fit of the same image needs fewer evaluations than from 10 mm and
+    gives the same answer."""
+    scene = _scene()
+    image = _image(scene, [(1.0, 13.0)], 2.5)
+    first = fit_psf(scene, image)
+    again = fit_psf(scene, image, start=first)
+    assert again.parameters["fwhm_mm"] == pytest.approx(13.0, rel=1e-4)
+    assert again.evaluations < first.evaluations
