@@ -178,3 +178,12 @@ def test_gaussian_fit_starts_from_a_given_fit():
     again = fit_psf(scene, image, start=first)
     assert again.parameters["fwhm_mm"] == pytest.approx(13.0, rel=1e-4)
     assert again.evaluations < first.evaluations
+
+
+def test_core_plus_tail_fit_without_a_start():
+    """Bug caught: the core-plus-tail fit usable only after a Gaussian fit (a missing start
+    read as a fit: AttributeError). Image made with 0.8 × FWHM 8 mm + 0.2 × FWHM 24 mm."""
+    scene = _scene()
+    fit = fit_psf(scene, _image(scene, [(0.8, 8.0), (0.2, 24.0)], 1.7), "core-plus-tail")
+    assert fit.parameters["core_fwhm_mm"] == pytest.approx(8.0, rel=0.02)
+    assert fit.parameters["tail_weight"] == pytest.approx(0.2, rel=0.05)
