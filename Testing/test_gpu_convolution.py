@@ -57,13 +57,16 @@ def _stand_in(device_count=None, seen=None):
 
 
 @pytest.mark.parametrize("shape, kernel_shape", [((9, 12, 7), (5, 3, 7)),
-                                                  ((10, 8, 6), (4, 6, 3))])
+                                                  ((10, 8, 6), (4, 6, 3)),
+                                                  ((15, 4, 4), (2, 1, 1))])
 def test_gpu_convolution_equals_scipy_same_mode(monkeypatch, shape, kernel_shape):
     """Bug caught: the padded size not the full linear convolution (n + m - 1: wrap-around
     of the far edge into the near one), the "same" window started anywhere but at
     (m - 1) // 2 (a shift of the dose by a voxel), the axes' sizes mixed up (uneven shapes
     and kernels of odd and even sizes show it), double instead of single precision handed
-    to the GPU. Reference: scipy.signal.fftconvolve(values, kernel, mode="same")."""
+    to the GPU. Reference: scipy.signal.fftconvolve(values, kernel, mode="same"). With 15
+    values and a kernel of 2 along z the full length is 16 and one less, 15, is itself a
+    fast FFT length: a padding one short wraps the last value onto the first."""
     seen: list = []
     for name, module in _stand_in(seen=seen).items():
         monkeypatch.setitem(sys.modules, name, module)
