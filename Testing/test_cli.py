@@ -69,7 +69,8 @@ def test_demo_runs_images_to_plan(tmp_path, capsys):
     assert (out / "phantom" / "dicom" / "pet_y90").is_dir()
     assert (out / "report.pdf").read_bytes().startswith(b"%PDF")
     assert (out / "dose" / "dose_planned_gy.nii.gz").is_file()
-    for name in ("rtdose_planned.dcm", "rtdose_delivered.dcm", "structures_seg.dcm"):
+    for name in ("rtdose_planned.dcm", "rtdose_delivered.dcm", "structures_seg.dcm",
+                 "structures_rtstruct.dcm"):
         assert (out / "dose" / name).is_file()
 
 

@@ -488,3 +488,25 @@ def test_site_changes_are_on_the_pdf(tmp_path):
                     for page in pypdf.PdfReader(str(out)).pages)
     assert "Guideline check" in text
     assert "promoted to a hard limit (protocol 2026 A)" in text
+
+
+def test_a_row_changed_and_promoted_names_both_with_the_site():
+    """Catches a site-change line that drops one of two changes made to the same row, or the
+    site's name: the row's value set to 80 and the row promoted, both reasons shown, joined
+    by '; ', with the site's label (the helper passes 'test site') in brackets on the
+    report's line."""
+    from tareplanner.records.report_tables import site_change_lines
+    site = catalogue.validate_site_limits({
+        "schema": "tareplanner.site-limits/1", "site": "Test site", "products": {},
+        "guidelines": {
+            "change": [{"row": "eanm22-glass-hcc-lobectomy-unilobar-whole-normal-90",
+                        "value": 80, "reason": "r1"}],
+            "promote": [{"row": "eanm22-glass-hcc-lobectomy-unilobar-whole-normal-90",
+                         "reason": "r2"}]}})
+    record = _plan(_lobar({"intent": "unilobar", "histology": "hcc", "bilirubin_mg_dl": 0.5},
+                          goal=150), site)
+    assert site_change_lines(record) == [
+        "Site change, eanm22-glass-hcc-lobectomy-unilobar-whole-normal-90: "
+        "value 90 -> 80 (r1); promoted to a hard limit (r2) [test site]"]
+    assert ("site value 90 -> 80 (r1); promoted to a hard limit (r2)"
+            in plan_summary(record))

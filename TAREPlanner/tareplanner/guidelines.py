@@ -392,14 +392,20 @@ def site_rows(site_limits: Mapping[str, Any] | None, site_label: str = "") -> tu
     return tuple(out)
 
 
-def site_change_text(change: Mapping[str, Any]) -> str:
+def site_change_parts(change: dict) -> list[str]:
+    """What a site changed in a guideline row, in words: its value and whether it was promoted
+    to a hard limit, each with the site's reason."""
     parts = []
     if "value_to" in change:
         parts.append(f"value {change['value_from']:g} -> {change['value_to']:g} "
                      f"({change['value_reason']})")
     if "kind_to" in change:
         parts.append(f"promoted to a hard limit ({change['promote_reason']})")
-    return "site " + "; ".join(parts) + (f" [{change['site']}]" if change.get("site") else "")
+    return parts
+
+
+def site_change_text(change: Mapping[str, Any]) -> str:
+    return "site " + "; ".join(site_change_parts(change)) + (f" [{change['site']}]" if change.get("site") else "")
 
 
 # --- which rows hold ---------------------------------------------------------------------

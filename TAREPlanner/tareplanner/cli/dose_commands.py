@@ -83,7 +83,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
                               "the administered activity (GBq) to scale the post-treatment "
                               "SPECT counts")
     ct_source = measurement["inputs"]["ct"]["source"]
-    for option in ("seg", "rtdose"):
+    for option in ("seg", "rtdose", "rtstruct"):
         if getattr(args, option) and not Path(ct_source).is_dir():
             raise FieldValueError(f"--{option}", True, "a DICOM planning CT folder (the "
                                   f"measurement's CT is {ct_source})")
@@ -150,6 +150,8 @@ def cmd_dose(args: argparse.Namespace) -> int:
                     raise exc.within("--pet") from None
                 if not post.is_activity:
                     raise FieldValueError("--pet", args.pet, "a PET in Bq/mL (Units BQML)")
+                from ..records.identity import check_same_patient
+                check_same_patient(ct.meta, post.meta, "--pet")
                 from .imaging_commands import check_overlap
                 check_overlap(post.image, ct.image, "--pet", args.pet, "planning CT")
                 administration = (args.administration_time
@@ -169,6 +171,8 @@ def cmd_dose(args: argparse.Namespace) -> int:
                     post = read_image(args.post_spect, units="counts", modality="NM")
                 except TarePlannerInputError as exc:
                     raise exc.within("--post-spect") from None
+                from ..records.identity import check_same_patient
+                check_same_patient(ct.meta, post.meta, "--post-spect")
                 from .imaging_commands import check_overlap
                 check_overlap(post.image, ct.image, "--post-spect", args.post_spect,
                               "planning CT")
@@ -243,9 +247,10 @@ def cmd_dose(args: argparse.Namespace) -> int:
                             useCompression=True)
             write_json_atomic(tmp / "voxel_plan.json", voxel_plan_record(plan, result))
             record["voxel_plan"] = {k: v for k, v in result.items() if k != "dose"}
-        if args.rtdose or args.seg:
+        if args.rtdose or args.seg or args.rtstruct:
             progress.step("writing " + " and ".join(
-                n for n, on in (("DICOM RT Dose", args.rtdose), ("DICOM SEG", args.seg)) if on))
+                n for n, on in (("DICOM RT Dose", args.rtdose), ("DICOM SEG", args.seg),
+                                ("DICOM RT Structure Set", args.rtstruct)) if on))
         if args.rtdose:
             _write_rt_doses(tmp, ct, planned, record.get("post_treatment") and delivered)
         if args.seg:
@@ -254,6 +259,13 @@ def cmd_dose(args: argparse.Namespace) -> int:
                 raise FieldValueError("--seg", True, "a DICOM planning CT folder")
             export_seg(structures.masks, structures.kinds, ct.source,
                        tmp / "structures_seg.dcm")
+        if args.rtstruct:
+            from ..dicom.rtstruct import write_rtstruct
+            from ..dicom.seg import exported_structures
+            if not Path(ct.source).is_dir():
+                raise FieldValueError("--rtstruct", True, "a DICOM planning CT folder")
+            write_rtstruct(*exported_structures(structures), ct.source,
+                           tmp / "structures_rtstruct.dcm")
         write_json_atomic(tmp / "dose.json", record)
     print(_summary(record))
     for line in _verification_summary(record):
@@ -478,6 +490,9 @@ def add_dose_commands(sub) -> None:
                    help="also write the structures as DICOM SEG on the planning CT")
     p.add_argument("--rtdose", action="store_true",
                    help="also write DICOM RT Dose files in the planning CT's study and frame")
+    p.add_argument("--rtstruct", action="store_true",
+                   help="also write the structures and territories as a DICOM RT Structure "
+                        "Set on the planning CT")
     p.add_argument("--bin-gy", type=float, default=1.0, help="DVH bin width (Gy)")
     p.add_argument("--camera", metavar="FILE",
                    help="camera file of the post-treatment PET or SPECT (tareplanner "

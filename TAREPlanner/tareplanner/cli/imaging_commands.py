@@ -520,6 +520,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
     if not (spect.is_counts or spect.is_activity):
         raise FieldValueError("--spect-units" if "format" in spect.meta else "--spect",
                               spect.units, "counts or Bq/mL (an emission image)")
+    from ..records.identity import check_same_patient
+    check_same_patient(ct.meta, spect.meta, "--spect")
     check_overlap(spect.image, ct.image, "--spect", args.spect)
     try:  # negative counts beyond noise: refused here, naming the option
         from ..imaging.voxel_checks import check_emission_voxels
@@ -539,6 +541,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
             progress.step(f"reading the CBCT of {name}")
             cbct = read_input(path, f"--position {name}", modalities=("CT",), modality="CT",
                               units="HU")
+            check_same_patient(ct.meta, cbct.meta, f"--position {name}")
             check_overlap(cbct.image, ct.image, f"--position {name}", path)
             positions.append(PositionImages(name=name, cbct=cbct))
         if args.territories:

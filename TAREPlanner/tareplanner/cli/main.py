@@ -327,7 +327,7 @@ def _demo_into(args: argparse.Namespace, out: Path, final: Path) -> None:
         "dose", "--measurement", str(out / "measurement.json"), "--plan", str(out / "plan.json"),
         "--pet", str(d / "dicom" / "pet_y90"), "--out", str(out / "dose"), "--force",
         "--administration", str(out / "administration.json"), "--rtdose", "--seg",
-        *(["--quiet"] if args.quiet else [])])
+        "--rtstruct", *(["--quiet"] if args.quiet else [])])
     dose_args.func(dose_args)
     from ..records.report import write_report
     progress.step("writing the PDF report")

@@ -139,8 +139,23 @@ def dicom_identity(ct_files) -> dict:
     ds = pydicom.dcmread(files[0], stop_before_pixels=True)
     return {"patient_name": str(ds.get("PatientName", "")),
             "patient_id": str(ds.get("PatientID", "")),
+            "patient_birth_date": str(ds.get("PatientBirthDate", "") or ""),
+            "patient_sex": str(ds.get("PatientSex", "") or ""),
             "study_instance_uid": str(ds.get("StudyInstanceUID", "")),
+            "study_date": str(ds.get("StudyDate", "") or ""),
+            "study_time": str(ds.get("StudyTime", "") or ""),
+            "study_id": str(ds.get("StudyID", "") or ""),
+            "accession_number": str(ds.get("AccessionNumber", "") or ""),
+            "referring_physician_name": str(ds.get("ReferringPhysicianName", "") or ""),
             "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", ""))}
+
+
+#: the CT's patient and study attributes a new series in its study repeats (PS3.3 C.7.1.1,
+#: C.7.2.1: the Patient and General Study modules are the same for every series of a study)
+STUDY_ATTRIBUTES = {"patient_birth_date": "PatientBirthDate", "patient_sex": "PatientSex",
+                    "study_date": "StudyDate", "study_time": "StudyTime",
+                    "study_id": "StudyID", "accession_number": "AccessionNumber",
+                    "referring_physician_name": "ReferringPhysicianName"}
 
 
 def series_info_in(identity: dict, *, series_description: str, series_number: int) -> SeriesInfo:
@@ -151,7 +166,9 @@ def series_info_in(identity: dict, *, series_description: str, series_number: in
                       study_uid=identity["study_instance_uid"],
                       frame_of_reference_uid=identity["frame_of_reference_uid"],
                       series_uid=make_uid(), series_description=series_description,
-                      series_number=series_number)
+                      series_number=series_number,
+                      extra={keyword: identity[key] for key, keyword in STUDY_ATTRIBUTES.items()
+                             if identity.get(key)})
 
 
 def ct_datasets(ct_source) -> list:

@@ -18,9 +18,19 @@ def _codes(kind: str):
         return codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Tumor
     if kind == "lung":
         return codes.SCT.Organ, codes.SCT.Lung
-    if kind == "liver":
+    if kind in ("liver", "territory"):       # a territory: the liver part one position feeds
         return codes.SCT.Organ, codes.SCT.Liver
     return codes.SCT.Tissue, codes.SCT.Liver          # normal liver (per territory)
+
+
+def exported_structures(structures) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The masks and kinds a SEG or an RT Structure Set of a plan holds: the structures
+    (tumours, normal liver per territory, normal liver, liver, lungs) and each position's
+    perfused territory (``territory <position>``, kind ``territory``)."""
+    masks, kinds = dict(structures.masks), dict(structures.kinds)
+    for name, mask in (getattr(structures, "territories", None) or {}).items():
+        masks[f"territory {name}"], kinds[f"territory {name}"] = mask, "territory"
+    return masks, kinds
 
 
 def export_seg(masks: dict[str, np.ndarray], kinds: dict[str, str], ct_folder,

@@ -99,6 +99,11 @@ def measure(ct: LoadedImage, spect: LoadedImage, labels: LabelInputs,
         raise ValueError("at least one injection position is needed")
     if not (spect.is_counts or spect.is_activity):
         raise ValueError(f"the SPECT must hold counts or activity, not {spect.units!r}")
+    from ..records.identity import check_same_patient
+    check_same_patient(ct.meta, spect.meta, "SPECT")   # series of one patient only
+    for pos in positions:
+        if pos.cbct is not None:
+            check_same_patient(ct.meta, pos.cbct.meta, f"CBCT of {pos.name}")
     warnings: list[dict] = []
     # NaN, infinite or strongly negative voxels would silently change every sum below
     check_finite_voxels(ct.image, ct.source or "CT")

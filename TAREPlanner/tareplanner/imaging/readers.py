@@ -72,6 +72,17 @@ def read_image(path: str | Path, *, series_uid: str | None = None, units: str | 
     return loaded
 
 
+def read_dicom_series(files: list[str | Path], series_uid: str, source: str) -> LoadedImage:
+    """One DICOM series from a list of files (a series found by a scan of headers, its files
+    possibly in several folders); ``source`` names it in errors and in the records."""
+    paths = [Path(f) for f in files]
+    if not paths:
+        raise ImageDataError("image", source, "a DICOM series with at least one file")
+    loaded = _read_dicom(Path(source), paths, series_uid)
+    _check_finite(loaded.image, source)
+    return loaded
+
+
 def _check_finite(image: sitk.Image, where: str) -> None:
     check_finite_voxels(image, where)
 

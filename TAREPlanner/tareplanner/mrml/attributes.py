@@ -22,3 +22,5 @@ ISODOSE_LEVEL_GY = "TAREPlanner.IsodoseLevelGy"  # the level of an isodose model
 ISODOSE_DOSE_VOLUME = "TAREPlanner.DoseVolume"  # ID of the dose volume an isodose came from
 LEVELS_GY = "TAREPlanner.LevelsGy"              # the levels of a dose colour table
 CHART = "TAREPlanner.Chart"                      # what a plot chart shows (dose-response)
+DICOM_HEADER = "TAREPlanner.DicomHeader"        # JSON: patient, study and series of a volume
+DICOM_FILES = "TAREPlanner.DicomFiles"          # JSON list: the DICOM files it was read from

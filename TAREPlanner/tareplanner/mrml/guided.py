@@ -244,9 +244,24 @@ def missing_inputs(p, action: str) -> list[str]:
         need("postTreatmentVolume", "the post-treatment PET or SPECT (step 7)")
     if action == "save" and not (p.outputFolder or "").strip():
         missing.append("an output folder")
+    missing += _other_patients(p, action, named)
     if action not in ACTIONS:
         raise ValueError(f"action: got {action!r}; allowed: {', '.join(ACTIONS)}")
     return missing
+
+
+def _other_patients(p, action: str, named) -> list[str]:
+    """Series of another patient than the planning CT's (their DICOM Patient IDs differ),
+    named: the CBCTs and the diagnostic CT before registration, the SPECT before the
+    measurement, the post-treatment image before verification."""
+    from .dicom_header import patient_mismatches
+    if p.ctVolume is None:
+        return []
+    others = {"registration": [(f"CBCT of {name}", cbct) for _, name, cbct in named or ()]
+              + [("diagnostic CT", p.diagnosticCt)],
+              "measurement": [("MAA / Ho-166 scout SPECT", p.spectVolume)],
+              "verification": [("post-treatment image", p.postTreatmentVolume)]}
+    return patient_mismatches(p.ctVolume, others.get(action, []))
 
 
 def _outdated_records(p, action: str) -> list[str]:
@@ -758,9 +773,15 @@ def _dose_image(scene, tag: str):
 
 
 def ct_dicom_files(ct_node, database=None) -> list[str]:
-    """The DICOM files of a CT volume loaded by Slicer's DICOM module: its instance UIDs
-    (attribute DICOM.instanceUIDs) looked up in the DICOM database (``slicer.dicomDatabase``
-    unless given). Empty when the CT was not loaded from DICOM."""
+    """The DICOM files of a CT volume: those kept on the node by the reader that loaded it
+    (:mod:`.dicom_header`: a DICOM folder or series loaded by the web page), else, for a
+    volume loaded by Slicer's DICOM module, its instance UIDs (attribute DICOM.instanceUIDs)
+    looked up in the DICOM database (``slicer.dicomDatabase`` unless given). Empty when the
+    CT was not loaded from DICOM."""
+    from .dicom_header import dicom_files
+    kept = dicom_files(ct_node)      # read from DICOM files by the web page's browser
+    if kept:
+        return kept
     import slicer
     uids = (ct_node.GetAttribute(attributes.DICOM_INSTANCE_UIDS) or "").split() if ct_node else []
     database = database if database is not None else getattr(slicer, "dicomDatabase", None)

@@ -65,8 +65,12 @@ def add_mask_segment(segmentation, reference_node, name: str, mask: np.ndarray,
 
 
 def _loaded(node, modality: str, units: str) -> LoadedImage:
+    """A volume node as the core's image, with the DICOM header values it was read with
+    (patient, study, series: the measurement's identity block, the same-patient check)."""
+    from .dicom_header import dicom_header
     return LoadedImage(image=image_from_volume_node(node), modality=modality, units=units,
-                       source=f"MRML node {node.GetName()} ({node.GetID()})", sha256="")
+                       source=f"MRML node {node.GetName()} ({node.GetID()})", sha256="",
+                       meta=dicom_header(node))
 
 
 def transform_node_from_registration(scene, euler: sitk.Euler3DTransform, name: str):
@@ -422,8 +426,9 @@ def save_outputs(folder, record: dict, measurement: dict | None = None,
     dose record), and after verification delivered, delivered_report, post_treatment,
     comparison. ``dicom`` (optional): ct_files (the planning CT's DICOM files) and structures;
     writes ``dicom/`` with the RT Doses of ``dose`` in the CT's study and frame of reference
-    and a DICOM SEG of the structures. Nothing is written when a file exists (without
-    ``overwrite``) or a library is missing; every file and folder is written atomically."""
+    and a DICOM SEG and an RT Structure Set of the structures and the territories. Nothing
+    is written when a file exists (without ``overwrite``) or a library is missing; every
+    file and folder is written atomically."""
     from pathlib import Path
 
     from ..dependencies import require
@@ -468,14 +473,16 @@ def save_outputs(folder, record: dict, measurement: dict | None = None,
     if dicom is not None:
         from ..dicom.common import dicom_identity
         from ..dicom.rtdose import write_rt_doses
-        from ..dicom.seg import export_seg
+        from ..dicom.rtstruct import write_rtstruct
+        from ..dicom.seg import export_seg, exported_structures
         with atomic_folder(folder / "dicom") as tmp:
             if dose is not None:
                 write_rt_doses(tmp, dicom_identity(dicom["ct_files"]), dose["planned"],
                                dose.get("delivered"))
-            structures = dicom["structures"]
-            export_seg(structures.masks, structures.kinds, list(dicom["ct_files"]),
-                       tmp / "structures_seg.dcm")
+            masks, kinds = exported_structures(dicom["structures"])
+            export_seg(masks, kinds, list(dicom["ct_files"]), tmp / "structures_seg.dcm")
+            write_rtstruct(masks, kinds, list(dicom["ct_files"]),
+                           tmp / "structures_rtstruct.dcm")
         written.append(folder / "dicom")
     written.insert(0, write_json_atomic(folder / "plan.json", record, overwrite=overwrite))
     if measurement is not None:

@@ -64,24 +64,23 @@ class DoseResponseError(ValueError):
     separated, ...)."""
 
 
+def _link_distribution(link: str):
+    """The distribution whose cdf is the inverse link: logistic (logit) or normal (probit)."""
+    if link == "logit":
+        return stats.logistic
+    if link == "probit":
+        return stats.norm
+    raise ValueError(f"link: got {link!r}; allowed: {', '.join(LINKS)}")
+
+
 def inverse_link(eta, link: str):
     """F(η): the probability for a linear predictor η."""
-    eta = np.asarray(eta, dtype=np.float64)
-    if link == "logit":
-        return stats.logistic.cdf(eta)
-    if link == "probit":
-        return stats.norm.cdf(eta)
-    raise ValueError(f"link: got {link!r}; allowed: {', '.join(LINKS)}")
+    return _link_distribution(link).cdf(np.asarray(eta, dtype=np.float64))
 
 
 def link_function(p, link: str):
     """F⁻¹(p): the linear predictor of probability p."""
-    p = np.asarray(p, dtype=np.float64)
-    if link == "logit":
-        return stats.logistic.ppf(p)
-    if link == "probit":
-        return stats.norm.ppf(p)
-    raise ValueError(f"link: got {link!r}; allowed: {', '.join(LINKS)}")
+    return _link_distribution(link).ppf(np.asarray(p, dtype=np.float64))
 
 
 @dataclass(frozen=True)

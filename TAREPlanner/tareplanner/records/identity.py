@@ -196,3 +196,28 @@ def option_identity(options: Mapping[str, Any]) -> dict:
         else:
             identity_text(given, option, "")
     return entered_identity({k[2:].replace("-", "_"): v for k, v in given.items()}, "options")
+
+
+class PatientMismatchError(FieldValueError):
+    """A series of another patient than the planning CT's (DICOM Patient ID)."""
+
+
+def _who(meta: Mapping[str, Any]) -> str:
+    name = person_name(meta.get("patient_name") or "")
+    patient_id = printable(meta.get("patient_id") or "")
+    return f"Patient ID {patient_id!r}" + (f" ({printable(name)})" if name else "")
+
+
+def check_same_patient(reference: Mapping[str, Any], other: Mapping[str, Any], field: str,
+                       reference_label: str = "the planning CT") -> None:
+    """Refuse ``other`` (a series' header values: ``patient_id``, ``patient_name``) when its
+    DICOM Patient ID (0010,0020) differs from ``reference``'s: the SPECT, a CBCT or the
+    post-treatment image of another patient than the planning CT's. Compared only when both
+    carry a Patient ID (images without a DICOM header carry none); trailing and leading
+    spaces (DICOM LO padding) do not count. ``field`` names the series (an option or the
+    panel's label)."""
+    ours = str(reference.get("patient_id") or "").strip()
+    theirs = str(other.get("patient_id") or "").strip()
+    if ours and theirs and ours != theirs:
+        raise PatientMismatchError(field, _who(other),
+                                   f"a series of {reference_label}'s patient, {_who(reference)}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..guidelines import site_change_parts
+
 
 def _fmt(value, spec: str = ".2f") -> str:
     return "-" if value is None else format(value, spec)
@@ -337,13 +339,7 @@ def guideline_lines(record: dict) -> list[str]:
 
 
 def _site_text(change: dict) -> str:
-    parts = []
-    if "value_to" in change:
-        parts.append(f"value {change['value_from']:g} -> {change['value_to']:g} "
-                     f"({change['value_reason']})")
-    if "kind_to" in change:
-        parts.append(f"promoted to a hard limit ({change['promote_reason']})")
-    return "site " + "; ".join(parts)
+    return "site " + "; ".join(site_change_parts(change))
 
 
 def ordering_lines(record: dict) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone, tzinfo
 
+from ..guidelines import site_change_parts
 from .identity import printable
 from .plan_text import (LIMITS, binding_limits, limit_dose, lung_mass_text, resolution_text,
                         whole_liver_doses)
@@ -364,12 +365,7 @@ def site_change_lines(record: dict) -> list[str]:
     """Every guideline row the site promoted or changed, with its reason."""
     out = []
     for c in (record.get("guideline_check") or {}).get("site_changes", []):
-        parts = []
-        if "value_to" in c:
-            parts.append(f"value {c['value_from']:g} -> {c['value_to']:g} ({c['value_reason']})")
-        if "kind_to" in c:
-            parts.append(f"promoted to a hard limit ({c['promote_reason']})")
-        out.append(f"Site change, {c['row']}: " + "; ".join(parts)
+        out.append(f"Site change, {c['row']}: " + "; ".join(site_change_parts(c))
                    + (f" [{c['site']}]" if c.get("site") else ""))
     return out
 

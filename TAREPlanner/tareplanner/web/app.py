@@ -35,7 +35,8 @@ from ..mrml import guided
 from ..mrml.workflow import roles
 from ..physics.solver import GOAL_KINDS
 from .files import OutsideDataFolderError, content_type, resolve_inside
-from . import forms
+from . import dicom_panel, forms
+from .viewer_controls import ViewerControls
 from .session import (ACTION_PANEL, LABEL_MAPS, LOAD_FOLDER, NODE_FIELDS, SYNTHETIC_POSITIONS,
                       VALUE_FIELDS, Session)
 
@@ -50,7 +51,8 @@ METHODS = ("partition", "single-compartment", "bsa")
 VIEW_MODES = [{"title": "CT", "value": "ct"}, {"title": "CT + MAA SPECT", "value": "spect"},
               {"title": "CT + planned dose", "value": "plan"},
               {"title": "CT + post-treatment image", "value": "post"},
-              {"title": "CT + delivered dose", "value": "verification"}]
+              {"title": "CT + delivered dose", "value": "verification"},
+              {"title": "CT + a position's CBCT (registration check)", "value": "registration"}]
 #: outline colours by segment role, and one per territory (display only)
 ROLE_COLOURS = {"liver": (0.95, 0.55, 0.15), "tumour": (1.0, 0.1, 0.1),
                 "lung": (0.45, 0.75, 1.0)}
@@ -201,7 +203,9 @@ class WebApp:
             view.renderer().SetUseDepthPeeling(False)
             view.renderer().SetUseDepthPeelingForVolumes(False)
         self._init_state()
+        dicom_panel.install(self)
         self._annotate_views()
+        self.viewer = ViewerControls(self, CT_PRESETS)
         self._build_ui()
         self.ctrl.on_server_bind.add(self._bind_routes)
         self.refresh()
@@ -351,6 +355,7 @@ class WebApp:
                 s.json_files = session.json_files()
                 s.site_limits = session.site_limits_name()
                 s.response_fit = session.response_fit_name()
+                s.update(dicom_panel.page_state(self))
                 for name, value in session.field_values().items():
                     s[f"{'n' if name in NODE_FIELDS else 'f'}_{name}"] = value
         finally:
@@ -401,6 +406,7 @@ class WebApp:
                 if node.GetDisplayNode() is None:
                     node.CreateDefaultDisplayNodes()
             self._show_segments()
+            self.viewer.after_load()
             self.state.view_mode = "ct"
             self.show("ct", reset=True)
             self._update_dvh()
@@ -461,13 +467,14 @@ class WebApp:
                 if self.slicer_app.scene.GetNodeByID(display.GetColorNodeID() or "") is None:
                     display.SetAndObserveColorNodeID("vtkMRMLColorTableNodeGrey")
                 display.SetVisibility(True)
-                display.SetVisibility2D(True)
+                # the slice views draw isodose lines with their labels (viewer_controls)
+                display.SetVisibility2D(False)
 
     def show(self, mode: str, reset: bool = False):
         """Slice views: the CT with the chosen image fused over it."""
         p, scene = self.session.p, self.slicer_app.scene
         display = self.slicer_app.display_manager
-        if p.ctVolume is None:
+        if p.ctVolume is None or self.viewer.show(mode):
             return
         over = {"spect": p.spectVolume, "post": p.postTreatmentVolume,
                 "plan": guided.dose_volume_node(scene, "plan"),
@@ -496,13 +503,14 @@ class WebApp:
         self._legend(mode, over)
         if reset:
             display.reset_views()
+        self.viewer.update_isodose()
         for view in self.slicer_app.view_manager.get_views():
             view.schedule_render()
 
     def _dose_wash(self, node, shown):
         """A dose volume as a continuous colour wash from the page's lower threshold (so
         that normal liver at 50-90 Gy shows) to the 99.5th percentile of the dose; the
-        isodose surfaces draw the levels as lines."""
+        isodose lines of the slice views (viewer_controls) draw the levels."""
         import numpy as np
         dose = _voxels(node)
         # the delivered dose on the planned dose's scale, so that the two compare
@@ -612,7 +620,10 @@ class WebApp:
         name, top, bottom, left, right, (plus, minus) = VIEW_TEXT.get(
             slice_node.GetOrientation(), (slice_node.GetOrientation(), "", "", "", "",
                                           ("+", "-")))
-        offset = view._logic.GetSliceOffset()
+        # the slice's position on its RAS axis (Slicer's sagittal offset counts towards L)
+        axis = {"Axial": 2, "Coronal": 1, "Sagittal": 0}.get(slice_node.GetOrientation())
+        offset = (slice_node.GetSliceToRAS().GetElement(axis, 3) if axis is not None
+                  else view._logic.GetSliceOffset())
         annotation.SetText(2, name)
         annotation.SetText(7, top)
         annotation.SetText(4, bottom)
@@ -625,12 +636,23 @@ class WebApp:
         import numpy as np
         x, y = view.interactor().GetEventPosition()
         ras = np.array(slice_node.GetXYToRAS().MultiplyPoint((float(x), float(y), 0.0, 1.0)))
+        text = self.readout(ras)
+        for v, annotation, _ in self._annotations:
+            annotation.SetText(1, text if v is view else "")
+        view.schedule_render()
+        with self.state:
+            self.state.cursor = text
+
+    def readout(self, ras) -> str:
+        """The position (mm) and the CT (HU) and the fused image (its unit) at a RAS
+        point."""
         p = self.session.p
         parts = [f"R {ras[0]:.1f} A {ras[1]:.1f} S {ras[2]:.1f} mm"]
         over = {"spect": p.spectVolume, "post": p.postTreatmentVolume,
                 "plan": guided.dose_volume_node(self.slicer_app.scene, "plan"),
                 "verification": guided.dose_volume_node(self.slicer_app.scene,
-                                                        "verification")
+                                                        "verification"),
+                "registration": self.viewer.registration_node(self.state.reg_check)
                 }.get(self.state.view_mode)
         from ..mrml import attributes
         for label, node, unit in (("CT", p.ctVolume, "HU"),
@@ -641,12 +663,7 @@ class WebApp:
                 unit = unit or ("Gy" if label == "dose" else
                                 node.GetAttribute(attributes.UNITS) or "")
                 parts.append(f"{label} {value:.1f} {unit}".rstrip())
-        text = " · ".join(parts)
-        for v, annotation, _ in self._annotations:
-            annotation.SetText(1, text if v is view else "")
-        view.schedule_render()
-        with self.state:
-            self.state.cursor = text
+        return " · ".join(parts)
 
     def segment_visible(self, tab=None, segment_id=None, visible=True):
         """Show or hide one segment in every view (the segment legend's tick boxes)."""
@@ -868,12 +885,13 @@ class WebApp:
         self.state.response_curves = ""
         self.state.goal_suggestions = []
         with VAppLayout(self.server, full_height=True) as layout:
-            client.Style(CSS)
+            client.Style(CSS + dicom_panel.CSS)
             client.ClientTriggers(mounted="tab_id = Math.random().toString(36).slice(2) + "
                                           "Date.now().toString(36); "
                                           "trigger('claim', [tab_id])")
             with v3.VAppBar(density="compact", color="blue-grey-darken-3"):
                 v3.VAppBarTitle("TAREPlanner: radioembolization planning and verification")
+                dicom_panel.identity_chip()
                 v3.VChip("one session per server", size="small", classes="mr-2",
                          variant="outlined")
                 v3.VProgressCircular(indeterminate=True, size=20, v_show=("busy",),
@@ -913,9 +931,11 @@ class WebApp:
                                    density="compact", hide_details=True,
                                    style="max-width: 280px", raw_attrs=['data-dose-from'])
                         v3.VSlider(v_model=("fusion_opacity",), min=0, max=1, step=0.05,
-                                   v_if=("view_mode !== 'ct'",), label="Opacity",
+                                   v_if=("!['ct', 'registration'].includes(view_mode)",),
+                                   label="Opacity",
                                    density="compact", hide_details=True,
                                    style="max-width: 200px", raw_attrs=['data-opacity'])
+                        self.viewer.isodose_field_ui()
                         with html.Div(v_if=("legend",), classes="d-flex align-center",
                                       raw_attrs=['data-legend']):
                             html.Span("{{ legend.title }}", classes="text-caption mr-1")
@@ -974,6 +994,7 @@ class WebApp:
                                       "trigger('new_patient', [tab_id]);",
                                 raw_attrs=['data-new-patient',
                                            'title="An empty scene; saved files stay"'])
+                    dicom_panel.panel()
                     self._message("data")
                     self._node_select("ctVolume", "Planning CT")
                     self._node_select("spectVolume", "MAA / Ho-166 scout SPECT")
@@ -998,6 +1019,7 @@ class WebApp:
                     self._node_select("diagnosticCt", "Diagnostic CT (optional)")
                     self._button("registration")
                     self._message("registration")
+                    self.viewer.registration_ui()
             with self._panel("segmentation"):
                 self._title("segmentation")
                 with v3.VExpansionPanelText():
@@ -1086,6 +1108,8 @@ class WebApp:
                 with v3.VExpansionPanelText():
                     html.Div("Each Save writes into a new folder of the data folder's output "
                              "folder; nothing is overwritten.", classes="text-caption mb-2")
+                    self._tick("exportDicom", "DICOM RT Dose, SEG and RT Structure Set too "
+                               "(a planning CT read from DICOM)")
                     self._button("save")
                     self._message("save")
                     self._file_links()

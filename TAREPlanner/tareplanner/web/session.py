@@ -178,6 +178,11 @@ class Session:
                 continue
             node = volume_node_from_image(self.scene, image.image, name)
             node.SetAttribute(attributes.UNITS, image.units)
+            if image.meta.get("series_instance_uid"):    # read from DICOM: keep its header
+                from ..mrml.dicom_header import set_dicom_header
+                set_dicom_header(node, image.meta, sorted(
+                    f.resolve() for f in (path.rglob("*") if path.is_dir() else [path])
+                    if f.is_file() and f.resolve().is_relative_to(self.data_dir)))
             loaded.append(f"{name} ({image.modality}, {image.units})")
         if not loaded:
             raise ValueError(f"folder: got {folder!r}; allowed: a folder inside the data "
