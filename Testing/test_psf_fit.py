@@ -187,3 +187,18 @@ def test_core_plus_tail_fit_without_a_start():
     fit = fit_psf(scene, _image(scene, [(0.8, 8.0), (0.2, 24.0)], 1.7), "core-plus-tail")
     assert fit.parameters["core_fwhm_mm"] == pytest.approx(8.0, rel=0.02)
     assert fit.parameters["tail_weight"] == pytest.approx(0.2, rel=0.05)
+
+
+def test_fit_counts_its_evaluations(monkeypatch):
+    """Bug caught: the number of model evaluations reported (the calibration record's cost
+    of the fit) miscounted. Counted here independently: every evaluation of the model blurs
+    the phantom once, and the fit blurs it once more before it starts (its first guess of
+    the calibration factor)."""
+    from tareplanner.physics import psf_fit
+
+    calls = []
+    real_blur = psf_fit.blur
+    monkeypatch.setattr(psf_fit, "blur", lambda *a: calls.append(1) or real_blur(*a))
+    scene = _scene()
+    fit = fit_psf(scene, _image(scene, [(1.0, 13.0)], 2.5))
+    assert fit.evaluations == len(calls) - 1 > 1
