@@ -245,8 +245,9 @@ class TAREPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.readingsTable.item(row, 0).setText(position.name)
             for column, field, _ in READING_COLUMNS:
                 widget = self.ui.readingsTable.cellWidget(row, column)
-                self._setQuietly(widget, "text" if isinstance(widget, qt.QLineEdit) else "value",
-                                 getattr(position, field))
+                if widget is not None and not widget.hasFocus():   # never under the typist
+                    self._setQuietly(widget, "text",
+                                     self.logic.readingText(getattr(position, field)))
 
     @staticmethod
     def _setQuietly(target, prop, value, setter=None):
@@ -299,16 +300,14 @@ class TAREPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 position.goalValue, 2000.0, 2, lambda v, row=row: self._updatePosition(
                     row, goalValue=v)))
             for column, field, kindOfValue in READING_COLUMNS:
-                if kindOfValue == "gbq":
-                    widget = self._spinBox(getattr(position, field), 100.0, 3,
-                                           lambda v, row=row, field=field:
-                                           self._updatePosition(row, **{field: v}), " GBq")
-                else:
-                    widget = qt.QLineEdit(getattr(position, field))
-                    widget.placeholderText = "2026-12-01T10:00:00+01:00"
-                    widget.connect("editingFinished()",
-                                   lambda row=row, field=field, widget=widget:
-                                   self._updatePosition(row, **{field: widget.text.strip()}))
+                # a line edit, not a spin box: an activity nobody typed stays empty (missing),
+                # never 0; the text is read when the field is left, by the web page's rules
+                widget = qt.QLineEdit(self.logic.readingText(getattr(position, field)))
+                widget.placeholderText = ("GBq (0 if none)" if kindOfValue == "gbq"
+                                          else "2026-12-01T10:00:00+01:00")
+                widget.connect("editingFinished()",
+                               lambda row=row, field=field, widget=widget:
+                               self._setReading(row, field, widget))
                 readings.setCellWidget(row, column, widget)
         for table in (names, goals, readings):
             table.blockSignals(False)
@@ -324,6 +323,19 @@ class TAREPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onPositionNameChanged(self, row, column):
         if column == 0:
             self._updatePosition(row, name=self.ui.positionsTable.item(row, 0).text().strip())
+
+    def _setReading(self, row, field, widget):
+        """A reading's field left: its text read once; a refused text stays in the field
+        with the message as its tooltip, and the parameter keeps its value."""
+        try:
+            self.logic.setReading(self._parameterNode, row, field, widget.text)
+            widget.toolTip = ""
+            widget.styleSheet = ""
+        except ValueError as error:
+            widget.toolTip = str(error)
+            widget.styleSheet = "border: 1px solid red"
+            # not a dialog: a modal box taking the focus would end the editing a second time
+            slicer.util.showStatusMessage(str(error), 10000)
 
     def _updatePosition(self, row, **values):
         with slicer.util.tryWithErrorDisplay("Could not change the position."):
@@ -522,6 +534,30 @@ class TAREPlannerLogic(ScriptedLoadableModuleLogic):
     def updatePosition(self, p, index, **values):
         from tareplanner.mrml import guided
         guided.update_position(p, index, **values)
+
+    # the treatment day's readings, typed: the web page's rules (tareplanner.web.forms)
+    @staticmethod
+    def readingText(value):
+        """A reading as its field shows it: empty when missing (never 0)."""
+        from tareplanner.web import forms
+        return forms.number_text(value)
+
+    def setReading(self, p, index, field, text):
+        """Position ``index``'s reading ``field`` from the text typed: empty is missing (NaN
+        for an activity, '' for a time), never 0; a refused text (a comma, a unit, NaN,
+        out of range, a time without its UTC offset) raises a ValueError naming the field,
+        the text and what is allowed, and leaves the parameter as it was."""
+        from tareplanner.mrml import guided
+        from tareplanner.mrml.parameters import READING_FIELDS
+        from tareplanner.web import forms
+        if field not in READING_FIELDS:
+            raise ValueError(f"reading: got {field!r}; allowed: {', '.join(READING_FIELDS)}")
+        positions = list(p.positions)
+        if not 0 <= index < len(positions):
+            raise ValueError(f"position: got {index + 1}; allowed: 1 to {len(positions)}")
+        spec = forms.POSITION_FIELDS[field]
+        label = forms.position_label(index, positions[index].name, spec.label)
+        guided.update_position(p, index, **{field: forms.parse(spec, text, label)})
 
 
 class TAREPlannerTest(ScriptedLoadableModuleTest):

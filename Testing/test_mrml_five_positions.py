@@ -73,7 +73,8 @@ def test_five_goals_directive_readings_and_report(planned, tmp_path):
     lam = math.log(2) / Y90_HALF_LIFE_H
     for index, name in enumerate(NAMES):
         guided.update_position(p, index, vialGbq=prescribed[name] * math.exp(lam * 1.0),
-                               vialTime="2026-12-01T09:00:00+01:00", administeredAt=T_ADM)
+                               vialTime="2026-12-01T09:00:00+01:00", administeredAt=T_ADM,
+                               residualGbq=0.0)      # none left: typed as 0, never assumed
     assert guided.missing_inputs(p, "administration") == []
     text = guided.administer(scene, p)
     record = record_from_text_node(p.administrationRecord)

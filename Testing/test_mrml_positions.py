@@ -23,6 +23,12 @@ class _Cbct:
     def GetParentTransformNode(self):
         return object() if self.placed else None
 
+    def GetAttribute(self, name):
+        return None          # no attribute set (no DICOM header kept on it)
+
+    def GetName(self):
+        return "CBCT"
+
 
 class _RecordingParameters(Parameters):
     """Counts whole-list assignments (what the Slicer parameter node observes)."""
@@ -119,10 +125,18 @@ def test_buttons_say_what_is_missing():
     guided.update_position(p, 1, name="left")
     assert guided.missing_inputs(p, "administration") == [
         "right: the vial reading and its time, and the administration time",
-        "left: the vial reading and its time, and the administration time"]
+        "left: the vial reading and its time, and the administration time",
+        "right: the residual activity (0 when none is left)",
+        "left: the residual activity (0 when none is left)"]
     for index in (0, 1):
         guided.update_position(p, index, vialGbq=1.0, vialTime="2026-12-01T08:00:00+01:00",
                                administeredAt="2026-12-01T10:00:00+01:00")
+    # the residual activity is missing until entered (0 typed when none is left)
+    assert guided.missing_inputs(p, "administration") == [
+        "right: the residual activity (0 when none is left)",
+        "left: the residual activity (0 when none is left)"]
+    for index in (0, 1):
+        guided.update_position(p, index, residualGbq=0.0)
     assert guided.missing_inputs(p, "administration") == []
     with pytest.raises(ValueError, match="action: got 'dose'; allowed: load, registration"):
         guided.missing_inputs(p, "dose")

@@ -69,6 +69,41 @@ def test_hand_calculated_readings():
     assert LEFT_DELIVERED == pytest.approx(0.7760, abs=1e-4)
 
 
+def test_readings_start_empty_and_an_empty_one_is_refused_never_zero(planned):
+    """(Before the readings are entered.) Bugs caught: a reading nobody entered recorded as
+    0 GBq (the residual defaulted to 0: "Record the administration" ran with residual 0.000
+    GBq and said "No medical event"); an empty vial activity passing the button's check
+    because NaN is truthy; an empty residual reaching the record as NaN."""
+    scene, p, _ = planned
+    fresh = guided.InjectionPosition()
+    assert math.isnan(fresh.vialGbq) and math.isnan(fresh.residualGbq)
+    for position in p.positions:
+        assert math.isnan(position.vialGbq) and math.isnan(position.residualGbq)
+        assert position.vialTime == position.residualTime == position.administeredAt == ""
+    guided.written_directive(scene, p)
+    missing = guided.missing_inputs(p, "administration")
+    for name in ("right hepatic", "left hepatic"):
+        assert f"{name}: the vial reading and its time, and the administration time" in missing
+        assert f"{name}: the residual activity (0 when none is left)" in missing
+    # everything entered but the right position's residual activity: refused, naming it
+    _set_readings(p, 1, {k: v for k, v in RIGHT.items() if k != "residualGbq"})
+    _set_readings(p, 2, LEFT)
+    assert guided.missing_inputs(p, "administration") == [
+        "right hepatic: the residual activity (0 when none is left)"]
+    with pytest.raises(ValueError, match="right hepatic: the residual activity"):
+        guided.run(scene, p, "administration")
+    with pytest.raises(FieldValueError, match=r"position 1 \(right hepatic\) residual "
+                                              r"activity.*0 when none is left"):
+        guided.administer(scene, p)
+    assert p.administrationRecord is None
+    # 0 typed where none is left is a reading: accepted
+    _set_readings(p, 1, {**RIGHT, "residualGbq": 0.0, "residualTime": ""})
+    assert guided.missing_inputs(p, "administration") == []
+    for number in (1, 2):       # empty again for the next test
+        _set_readings(p, number, dict(vialGbq=math.nan, vialTime="", residualGbq=math.nan,
+                                      residualTime="", administeredAt=""))
+
+
 def test_directive_administration_and_verification_with_the_delivered_activity(planned,
                                                                                tmp_path):
     scene, p, patient = planned

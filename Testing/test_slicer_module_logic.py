@@ -132,6 +132,13 @@ def test_module_self_test_runs_every_step_through_the_logic(module):
     titles = logic.stepTitles(p)
     assert titles["registration"] == "2. Registration  [done]"
     assert "missing roles" not in logic.checkSegments(p)
+    # an outdated plan is refused by the treatment day (bug caught: a directive written
+    # from a plan whose goal had changed since)
+    logic.updatePosition(p, 0, goalValue=200.0)
+    assert "OUTDATED" in logic.stepTitles(p)["plan"]
+    for step in (logic.writtenDirective, logic.administer):
+        with pytest.raises(ValueError, match=r"a current plan \(the plan is outdated"):
+            step(p)
 
 
 def test_first_use_check_names_what_is_missing(module, monkeypatch):
@@ -147,3 +154,40 @@ def test_first_use_check_names_what_is_missing(module, monkeypatch):
     logic.installRequirements(missing)
     assert installed == [["highdicom"]]
     assert "highdicom: DICOM SEG export and import" in logic.installMessage(missing)
+
+
+def test_panel_readings_are_missing_until_typed_never_zero(module):
+    """The Slicer panel's treatment-day readings (line edits read by the web page's rules,
+    through the Logic). Bugs caught: a spin box showing 0 for a reading nobody entered (and
+    recording it); a decimal comma or a unit read as another number; a refused text
+    changing the parameter; an empty residual let through as 0."""
+    import math
+    logic = module.TAREPlannerLogic()
+    p = logic.getParameterNode()
+    logic.addPosition(p, name="right hepatic")
+    position = p.positions[0]
+    assert math.isnan(position.vialGbq) and math.isnan(position.residualGbq)
+    assert logic.readingText(position.vialGbq) == logic.readingText(position.residualGbq) == ""
+    logic.setReading(p, 0, "vialGbq", "2.5")
+    assert p.positions[0].vialGbq == 2.5 and logic.readingText(2.5) == "2.5"
+    for text, why in (("1,5", "decimal separator"), ("4 GBq", "without a unit"),
+                      ("nan", "a number more than 0"), ("0", "a number more than 0"),
+                      ("101", "at most 100 GBq")):
+        with pytest.raises(ValueError, match=r"Vial activity \(GBq\) of position 1 "
+                                             r"\(right hepatic\): got '" + text + "'.*" + why):
+            logic.setReading(p, 0, "vialGbq", text)
+        assert p.positions[0].vialGbq == 2.5           # the refused text changed nothing
+    logic.setReading(p, 0, "vialGbq", "")
+    assert math.isnan(p.positions[0].vialGbq)          # emptied: missing again, not 0
+    logic.setReading(p, 0, "residualGbq", "0")          # 0 typed: nothing left, a reading
+    assert p.positions[0].residualGbq == 0.0
+    with pytest.raises(ValueError, match="Vial time of position 1 .*UTC offset"):
+        logic.setReading(p, 0, "vialTime", "2026-12-01T10:00:00")
+    logic.setReading(p, 0, "vialTime", " 2026-12-01T10:00:00+01:00 ")
+    assert p.positions[0].vialTime == "2026-12-01T10:00:00+01:00"
+    with pytest.raises(ValueError, match="reading: got 'goalValue'"):
+        logic.setReading(p, 0, "goalValue", "3")
+    # an empty residual activity: the administration button says so
+    logic.setReading(p, 0, "residualGbq", "")
+    assert "right hepatic: the residual activity (0 when none is left)" in \
+        logic.missingText(p, "administration")

@@ -269,6 +269,11 @@ def test_every_step_in_order(page, server, shots, tmp_path):
     _click(page, "directive")
     assert "Written directive" in _output(page, "treatment day")
     assert not page.locator('[data-action="administration"]').is_enabled()
+    # the readings start empty (missing), never 0: nobody typed them
+    for index in range(2):
+        for field in READINGS[RIGHT]:
+            shown = page.locator(f'[data-reading="{field}-{index}"]').locator("input").first
+            assert shown.input_value() == "", (field, index, shown.input_value())
     for index, name in enumerate((RIGHT, LEFT)):
         for field, value in READINGS[name].items():
             _fill(page, f'[data-reading="{field}-{index}"]', value)
@@ -739,6 +744,29 @@ def test_segmental_patient_gives_a_position_row_each(page, shots):
     assert all(name in text for name in names), text
     assert text.count("Tumour dose 150 Gy") == 5, text
     _shot(page, shots, "5-plan-five-positions", "plan")
+    assert not page.errors, page.errors
+
+
+def test_camera_files_are_chosen_among_the_data_folder_files(page, server):
+    """Bug caught: no way to give the page a camera file (the resolution then always
+    assumed), or a choice that does not reach the session. Truth: the file written into the
+    data folder here, chosen by its name relative to the data folder."""
+    import json
+    (server["data"] / "cameras").mkdir(exist_ok=True)
+    (server["data"] / "cameras" / "room2-tc99m.json").write_text(json.dumps(
+        {"schema": "tareplanner.camera/1", "modality": "SPECT", "nuclide": "Tc-99m",
+         "psf": {"fwhm_mm": 14.0, "fwhm_sd_mm": 0.5,
+                 "components": [{"weight": 1.0, "fwhm_mm": 14.0}]}}))
+    before = _updates(page)
+    page.locator("[data-refresh-folders]").click()
+    _after(page, before)
+    for field in ("spectCameraFile", "postTreatmentCameraFile"):
+        selector = f'[data-field="{field}"]'
+        page.locator(selector).scroll_into_view_if_needed()
+        _choose(page, selector, "cameras/room2-tc99m.json")
+        page.wait_for_function(
+            "(s) => document.querySelector(s).innerText.includes('cameras/room2-tc99m.json')",
+            arg=selector, timeout=STEP_TIMEOUT_MS)
     assert not page.errors, page.errors
 
 

@@ -124,7 +124,8 @@ def test_refused_and_empty_fields_block_the_actions_that_read_them(session):
     with pytest.raises(ValueError, match=r"Residual activity \(GBq\) of position 1 "
                                          r"\(right hepatic\): got '-0.1'"):
         session.set_position_field(0, "residualGbq", "-0.1")
-    assert session.p.positions[0].residualGbq == 0.0            # not recorded
+    residual = session.p.positions[0].residualGbq
+    assert residual != residual                       # not recorded: still missing (NaN)
     assert session.field_texts()["p:0:residualGbq"] == "-0.1"     # still shown
     assert "Residual activity (GBq) of position 1" in session.missing()["administration"]
     ok, text = session.run("administration")
@@ -162,3 +163,99 @@ def test_every_save_has_its_own_folder_and_the_page_offers_the_latest(session, t
     assert "plan is outdated" in session.missing()["directive"]
     session.new_patient()
     assert session.outputs() == [] and session.saved_folder is None
+
+
+def test_treatment_day_readings_start_empty_never_zero(session):
+    """Bug caught: the page showing 0 in the vial and residual fields of a new patient (a
+    value nobody typed, which the administration then recorded: residual 0.000 GBq, "No
+    medical event"). Each reading field is empty, and the administration's tooltip names
+    every empty one."""
+    assert session.run("load")[0]
+    texts = session.field_texts()
+    for index in range(2):
+        for name in ("vialGbq", "vialTime", "residualGbq", "residualTime", "administeredAt"):
+            assert texts[f"p:{index}:{name}"] == "", name
+    blocked = session.missing()["administration"]
+    for label in ("Vial activity (GBq) of position 1 (right hepatic) is empty",
+                  "Residual activity (GBq) of position 1 (right hepatic) is empty",
+                  "Vial activity (GBq) of position 2 (left hepatic) is empty",
+                  "Residual activity (GBq) of position 2 (left hepatic) is empty"):
+        assert label in blocked
+    # a position added on the page starts empty too
+    session.add_position()
+    assert session.field_texts()["p:2:vialGbq"] == session.field_texts()["p:2:residualGbq"] == ""
+
+
+def _camera_json(nuclide: str, fwhm_mm: float) -> str:
+    """A minimal tareplanner.camera/1 file (docs/schemas/camera-1.schema.json): a SPECT
+    Gaussian of ``fwhm_mm``, written by hand."""
+    import json
+    return json.dumps({"schema": "tareplanner.camera/1", "modality": "SPECT",
+                       "nuclide": nuclide, "reconstruction": "OSEM 4i10s", "name": "room 2",
+                       "date": "2026-12-01T09:00:00+01:00",
+                       "psf": {"model": "gaussian", "fwhm_mm": fwhm_mm, "fwhm_sd_mm": 0.5,
+                               "components": [{"weight": 1.0, "fwhm_mm": fwhm_mm}]}})
+
+
+def test_camera_file_in_the_web_session(phantom_dir, tmp_path):
+    """Bug caught: the page's camera file chosen outside the data folder, a camera file of
+    another nuclide than the SPECT's (its DICOM header: Tc-99m) used instead of refused by
+    name, or the panel still saying ASSUMED when the camera file corrected the values.
+    Truth: the synthetic patient's SPECT is a 14 mm Gaussian, its TNRs 3.2, 2.4, 1.8
+    (truth.json), so a 14 mm camera file gives them within 5 %."""
+    import json
+    import shutil
+
+    import numpy as np
+    import SimpleITK as sitk
+
+    from tareplanner.mrml.workflow import add_mask_segment
+    data = tmp_path / "data"
+    shutil.copytree(phantom_dir, data / "patient")
+    (data / "cameras").mkdir()
+    (data / "cameras" / "ho166.json").write_text(_camera_json("Ho-166", 14.0))
+    (data / "cameras" / "tc99m.json").write_text(_camera_json("Tc-99m", 14.0))
+    (tmp_path / "outside.json").write_text(_camera_json("Tc-99m", 14.0))
+    session = Session(slicer.vtkMRMLScene(), data)
+    assert session.run("load folder", folder="patient/dicom")[0]
+    assert session.run("load folder", folder="patient/labels")[0]
+    volume = {v["title"]: v["value"] for v in session.volumes()}
+    session.set_node("ctVolume", volume["patient/dicom/ct"])
+    session.set_node("spectVolume", volume["patient/dicom/spect_maa"])
+    assert session.run("label maps", liver=volume["patient/labels/liver.nii.gz"],
+                       tumours=volume["patient/labels/tumours.nii.gz"])[0]
+    territories = sitk.GetArrayFromImage(sitk.ReadImage(
+        str(data / "patient" / "labels" / "territories.nii.gz")))
+    truth = json.loads((data / "patient" / "truth.json").read_text())
+    for name, value in truth["territory_labels"].items():
+        add_mask_segment(session.p.segmentation, session.p.ctVolume, f"territory {name}",
+                         territories == value, f"territory:{name}")
+    assert session.run("lungs")[0]
+    # a file outside the data folder is refused, naming the field
+    with pytest.raises(ValueError, match="SPECT camera file: got '../outside.json'"):
+        session.set_camera_file("spectCameraFile", "../outside.json")
+    with pytest.raises(ValueError, match="camera file: got 'stepLog'"):
+        session.set_camera_file("stepLog", "cameras/tc99m.json")
+    assert "cameras/ho166.json" in session.json_files()
+    # another nuclide: refused by name, in the measurement panel's message
+    session.set_camera_file("spectCameraFile", "cameras/ho166.json")
+    ok, text = session.run("measurement")
+    assert not ok and "SPECT camera file" in text
+    assert ":nuclide: got 'Ho-166'; allowed: Tc-99m" in text
+    assert session.messages["measurement"] == (text, True)
+    # the site's camera: used, named in the panel instead of ASSUMED
+    session.set_camera_file("spectCameraFile", "cameras/tc99m.json")
+    assert session.camera_file_names() == {"spectCameraFile": "cameras/tc99m.json",
+                                           "postTreatmentCameraFile": None}
+    ok, text = session.run("measurement")
+    assert ok, text
+    assert "ASSUMED" not in text and "tc99m.json (room 2)" in text and "OSEM 4i10s" in text
+    m = json.loads(session.p.measurementRecord.GetText())
+    tnrs = {t["name"]: t["tnr"] for q in m["positions"] for t in q["tumours"]}
+    for name, tnr in tnrs.items():
+        assert tnr == pytest.approx(truth["tnr_maa"][name], rel=0.05), name
+    assert not m["partial_volume_correction"]["assumed"]
+    assert np.isclose(m["lung_shunt"]["lung_shunt_fraction"], truth["lung_shunt_fraction"],
+                      rtol=0.05)
+    session.set_camera_file("spectCameraFile", None)
+    assert session.p.spectCameraFile == ""

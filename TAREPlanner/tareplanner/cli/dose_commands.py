@@ -194,12 +194,13 @@ def cmd_dose(args: argparse.Namespace) -> int:
             delivered_report = structure_report(delivered, structures, nuclide=nuclide,
                                                 v_thresholds_gy=thresholds, bin_gy=args.bin_gy)
             pvc_record = {"applied": False, "reason": "turned off (--no-pvc)"}
+            post_warnings = []
             if not args.no_pvc:
-                from ..dosimetry.post_treatment_pvc import correct_structure_means
+                from ..dosimetry.post_treatment_pvc import post_treatment_correction
                 progress.step("partial-volume correction of the structure mean doses")
-                pvc_record = correct_structure_means(
-                    post.image, structures, delivered_report,
-                    post_resolution or _default_post_resolution(args, nuclide))
+                pvc_record, post_warnings = post_treatment_correction(
+                    post.image, structures, delivered_report, nuclide,
+                    "pet" if args.pet else "spect", post_resolution)
             post_treatment = {
                 "source": post.source, "sha256": post.sha256,
                 "administration_time": administration, "acquisition_time": acquisition,
@@ -207,15 +208,6 @@ def cmd_dose(args: argparse.Namespace) -> int:
                     float(image_array(delivered_activity).sum()),
                 "structures": indices_only(delivered_report),
                 "partial_volume_correction": pvc_record}
-            if pvc_record.get("assumed"):
-                post_warnings = [{"code": "post-treatment-resolution-assumed",
-                                  "message": "structure mean doses corrected for partial volume "
-                                             f"with an assumed {pvc_record['fwhm_mm']:g} mm FWHM "
-                                             f"({pvc_record['resolution']['chosen_by']}): "
-                                             "calibrate the camera (tareplanner calibrate) and "
-                                             "give dose --camera"}]
-            else:
-                post_warnings = []
             if args.pet:
                 check, warnings = post_treatment_activity_check(
                     delivered_activity, structures, plan, administered_gbq=args.administered_gbq,
@@ -290,14 +282,9 @@ def _post_resolution_option(args: argparse.Namespace, nuclide: str) -> dict | No
     if not (args.pet or args.post_spect):
         raise FieldValueError("--camera", args.camera, "a camera file with --pet or "
                               "--post-spect (it corrects the post-treatment image)")
-    from ..imaging.camera_file import read_resolution_file
-    return read_resolution_file(args.camera, "--camera", nuclide=nuclide,
-                                modality="PET" if args.pet else "SPECT")
-
-
-def _default_post_resolution(args: argparse.Namespace, nuclide: str) -> dict:
-    from ..dosimetry.post_treatment_pvc import default_post_resolution
-    return default_post_resolution("PET" if args.pet else "SPECT", nuclide)
+    from ..dosimetry.post_treatment_pvc import post_treatment_resolution
+    return post_treatment_resolution(args.camera, nuclide, "pet" if args.pet else "spect",
+                                     "--camera")
 
 
 def _write_rt_doses(folder: Path, ct, planned, delivered) -> None:

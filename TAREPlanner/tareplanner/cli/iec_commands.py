@@ -34,6 +34,29 @@ def _psf_from_args(args):
     return PointSpread(((1.0 - tail, fwhm), (tail, float(args.tail_fwhm_mm))))
 
 
+def _iec_model(args, modality: str) -> str:
+    """The imaging model of ``phantom --iec``: ``--spect-model realistic`` images a Tc-99m or
+    Ho-166 SPECT with the realistic model (the extra realistic-spect); the Gaussian/tail
+    options and --no-blur do not apply to it."""
+    model = getattr(args, "spect_model", "gaussian")
+    if model != "realistic":
+        return "gaussian"
+    from ..imaging.spect_simulation import EXTRA, INSTALL_HINT, NUCLIDES, extra_available
+    if modality != "SPECT" or args.nuclide not in NUCLIDES:
+        raise FieldValueError("--spect-model", model, "realistic for a SPECT of "
+                              + " or ".join(NUCLIDES) + f" (got {modality} {args.nuclide}; "
+                              "the realistic Y-90 PET model is not built)")
+    if args.no_blur or args.tail_fraction or args.fwhm_mm != 14.0:
+        raise FieldValueError("--spect-model", model, "realistic without --fwhm-mm, "
+                              "--tail-fraction or --no-blur (its resolution is the camera's "
+                              "and the reconstruction's)")
+    if not extra_available():
+        raise FieldValueError("--spect-model", model,
+                              f"gaussian, or realistic with the extra '{EXTRA}' installed",
+                              f"PyTomography and torch are missing: {INSTALL_HINT}")
+    return "realistic"
+
+
 def cmd_phantom_iec(args: argparse.Namespace) -> int:
     """The synthetic IEC phantom: ct.nii.gz, image.nii.gz and truth.json in OUT."""
     from ..imaging.iec_phantom import IecSpec, make_iec_phantom
@@ -56,7 +79,9 @@ def cmd_phantom_iec(args: argparse.Namespace) -> int:
         raise FieldValueError("--spacing-mm", spacing, "a voxel size of 1 to 10 mm")
     if not 0 <= args.seed < 2 ** 32:
         raise FieldValueError("--seed", args.seed, "a whole number 0 to 4294967295")
+    model = _iec_model(args, modality)
     spec = IecSpec(modality=modality, nuclide=args.nuclide, psf=_psf_from_args(args),
+                   model=model,
                    sphere_kbq_ml=args.sphere_kbq_ml, background_kbq_ml=args.background_kbq_ml,
                    spacing_mm=(spacing,) * 3, noise=not args.no_noise,
                    ct_noise_hu=0.0 if args.no_noise else 10.0, seed=args.seed)
@@ -65,7 +90,9 @@ def cmd_phantom_iec(args: argparse.Namespace) -> int:
         sitk.WriteImage(made["ct"], str(tmp / "ct.nii.gz"), useCompression=True)
         sitk.WriteImage(made["image"], str(tmp / "image.nii.gz"), useCompression=True)
         write_json_atomic(tmp / "truth.json", made["truth"])
-    psf = " + ".join(f"{w:.0%} {f:g} mm" for w, f in spec.psf.components)
+    psf = ("the realistic model (projection, attenuation, scatter, noise, OSEM)"
+           if model == "realistic" else
+           " + ".join(f"{w:.0%} {f:g} mm" for w, f in spec.psf.components))
     print(f"IEC body phantom ({modality} {args.nuclide}, {made['truth']['units']}, PSF {psf}"
           f"{'' if spec.noise else ', no noise'}) written to {out}: ct.nii.gz, image.nii.gz, "
           "truth.json")

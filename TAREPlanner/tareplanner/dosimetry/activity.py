@@ -11,7 +11,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..physics.decay import decay_factor, hours_between
-from .structures import Structures, occupancy_on
+from .structures import Structures, occupancies_on, occupancy_on
 
 
 def predictive_activity(counts: sitk.Image, structures: Structures, activities_gbq: dict,
@@ -24,6 +24,10 @@ def predictive_activity(counts: sitk.Image, structures: Structures, activities_g
     is reported. Overlapping territories share a voxel's counts by their occupancy.
     """
     c = np.clip(sitk.GetArrayFromImage(counts).astype(np.float64), 0, None)
+    # every structure's occupancy of this grid in one pass (the dose, its report and the
+    # activity checks ask for them again)
+    occupancies_on(counts, [*structures.territories.values(), *structures.masks.values()],
+                   structures.reference)
     occ = {name: occupancy_on(counts, m, structures.reference)
            for name, m in structures.territories.items()}
     total_occ = np.maximum(sum(occ.values()), 1.0)
@@ -68,8 +72,9 @@ def counts_to_activity(counts: sitk.Image, structures: Structures, administered_
     """Scale a post-treatment SPECT (bremsstrahlung or Ho-166) to the implanted activity:
     A(1 − R) shared by the counts in liver and lungs."""
     c = np.clip(sitk.GetArrayFromImage(counts).astype(np.float64), 0, None)
-    inside = np.clip(occupancy_on(counts, structures.masks["liver"], structures.reference)
-                     + occupancy_on(counts, structures.masks["lungs"], structures.reference), 0, 1)
+    liver, lungs = occupancies_on(counts, [structures.masks["liver"], structures.masks["lungs"]],
+                                  structures.reference)
+    inside = np.clip(liver + lungs, 0, 1)
     total = (c * inside).sum()
     if total <= 0:
         raise ValueError("no counts in liver and lungs")
@@ -167,8 +172,8 @@ def activity_inside(activity: sitk.Image, structures: Structures,
                     names=("liver", "lungs")) -> float:
     """GBq of an activity image inside the union of CT-grid structures (voxel occupancy by
     supersampling, as for the dose)."""
-    occupied = sum(occupancy_on(activity, structures.masks[n], structures.reference)
-                   for n in names)
+    occupied = sum(occupancies_on(activity, [structures.masks[n] for n in names],
+                                  structures.reference))
     values = sitk.GetArrayFromImage(activity).astype(np.float64)
     return float((values * np.clip(occupied, 0, 1)).sum())
 

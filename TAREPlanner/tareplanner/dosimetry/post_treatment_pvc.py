@@ -88,3 +88,37 @@ def correct_structure_means(image: sitk.Image, structures: Structures, report: d
             "outside_liver_and_lungs_fraction_corrected": (outside_c / total_c
                                                            if total_c > 0 else None),
             **pvc.as_dict()}
+
+
+def post_treatment_modality(kind: str) -> str:
+    """The camera-file modality of a post-treatment image kind ('pet' or 'spect')."""
+    return "PET" if kind == "pet" else "SPECT"
+
+
+def post_treatment_resolution(path: str, nuclide: str, kind: str,
+                              field: str = "post-treatment camera file") -> dict:
+    """The post-treatment image's camera file, read and checked as ``dose --camera`` does:
+    refused by name when it is for another nuclide than the treatment's or another modality
+    than the image's, or when its FWHM is not a finite number > 0."""
+    from ..imaging.camera_file import read_resolution_file
+    return read_resolution_file(path, field, nuclide=nuclide,
+                                modality=post_treatment_modality(kind))
+
+
+def post_treatment_correction(image, structures, report: dict, nuclide: str, kind: str,
+                              resolution: dict | None) -> tuple[dict, list[dict]]:
+    """The partial-volume correction of the structure mean doses of ``report`` (in place),
+    as ``tareplanner dose`` makes it: with the camera file's resolution, or the assumed
+    default and a ``post-treatment-resolution-assumed`` warning. Returns (record, warnings)."""
+    pvc_record = correct_structure_means(
+        image, structures, report,
+        resolution or default_post_resolution(post_treatment_modality(kind), nuclide))
+    warnings = []
+    if pvc_record.get("assumed"):
+        warnings.append({"code": "post-treatment-resolution-assumed",
+                         "message": "structure mean doses corrected for partial volume with an "
+                                    f"assumed {pvc_record['fwhm_mm']:g} mm FWHM "
+                                    f"({pvc_record['resolution']['chosen_by']}): calibrate the "
+                                    "camera (tareplanner calibrate) and give its camera file "
+                                    "(dose --camera)"})
+    return pvc_record, warnings

@@ -59,13 +59,81 @@ def _supersampled(image: sitk.Image, k: int) -> Grid:
 
 def occupancy_on(grid_image: sitk.Image, mask: np.ndarray, reference: sitk.Image,
                  supersample: int = 3) -> np.ndarray:
-    """Fraction of each voxel of ``grid_image`` covered by a CT-grid ``mask``."""
+    """Fraction of each voxel of ``grid_image`` covered by a CT-grid ``mask``.
+
+    Kept by content (the mask's bytes, both grids and ``supersample``): the same mask on the
+    same grid is not resampled again, whichever step asks (:func:`occupancies_on` fills the
+    kept values of several masks with one resampling). Read-only: copy it to change it."""
+    key = _occupancy_key(grid_image, mask, reference, supersample)
+    kept = _OCCUPANCIES.get(key)
+    if kept is None:
+        kept = _keep(key, _occupancy(grid_image, mask.astype(np.uint8), reference,
+                                     supersample))
+    return kept
+
+
+def occupancies_on(grid_image: sitk.Image, masks, reference: sitk.Image,
+                   supersample: int = 3) -> list[np.ndarray]:
+    """:func:`occupancy_on` of each of ``masks``: those not kept yet resampled eight at a
+    time, each one a bit of one uint8 image (nearest-neighbour resampling picks the same
+    source voxel for every bit, so each occupancy equals the mask's own, value for value)."""
+    masks = list(masks)
+    keys = [_occupancy_key(grid_image, m, reference, supersample) for m in masks]
+    todo = list(dict.fromkeys(k for k, m in zip(keys, masks)
+                              if k not in _OCCUPANCIES and m.dtype == bool))
+    first = {k: masks[keys.index(k)] for k in todo}
+    for start in range(0, len(todo), 8):
+        group = todo[start:start + 8]
+        packed = np.zeros(first[group[0]].shape, np.uint8)
+        for bit, key in enumerate(group):
+            packed |= first[key].astype(np.uint8) << np.uint8(bit)
+        fine = _resampled(grid_image, packed, reference, supersample)
+        for bit, key in enumerate(group):
+            part = ((fine >> np.uint8(bit)) & np.uint8(1)).astype(np.float32)
+            _keep(key, block_mean(part, supersample))
+    return [_OCCUPANCIES[k] if k in _OCCUPANCIES else occupancy_on(grid_image, m, reference,
+                                                                   supersample)
+            for k, m in zip(keys, masks)]
+
+
+def _resampled(grid_image, mask_uint8, reference, supersample) -> np.ndarray:
     fine = _supersampled(grid_image, supersample)
-    src = sitk.GetImageFromArray(mask.astype(np.uint8))
+    src = sitk.GetImageFromArray(mask_uint8)
     src.CopyInformation(reference)
     ref_fine = fine.image(np.zeros(fine.shape_zyx, np.uint8))
     moved = sitk.Resample(src, ref_fine, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
-    return block_mean(sitk.GetArrayFromImage(moved).astype(np.float32), supersample)
+    return sitk.GetArrayFromImage(moved)
+
+
+def _occupancy(grid_image, mask_uint8, reference, supersample) -> np.ndarray:
+    fine = _resampled(grid_image, mask_uint8, reference, supersample)
+    return block_mean(fine.astype(np.float32), supersample)
+
+
+#: occupancies kept by content (the newest last), at most _KEEP_BYTES of them
+_OCCUPANCIES: dict = {}
+_KEEP_BYTES = 256 * 2 ** 20
+
+
+def _geometry(image: sitk.Image) -> tuple:
+    return (image.GetSize(), image.GetSpacing(), image.GetOrigin(), image.GetDirection())
+
+
+def _occupancy_key(grid_image, mask: np.ndarray, reference, supersample: int) -> tuple:
+    import hashlib
+    mask = np.ascontiguousarray(mask)
+    digest = hashlib.blake2b(mask.reshape(-1).view(np.uint8), digest_size=16).hexdigest()
+    return (_geometry(grid_image), _geometry(reference), int(supersample), mask.shape,
+            mask.dtype.str, digest)
+
+
+def _keep(key, occupancy: np.ndarray) -> np.ndarray:
+    occupancy.flags.writeable = False
+    _OCCUPANCIES.pop(key, None)
+    _OCCUPANCIES[key] = occupancy
+    while sum(v.nbytes for v in _OCCUPANCIES.values()) > _KEEP_BYTES and len(_OCCUPANCIES) > 1:
+        _OCCUPANCIES.pop(next(iter(_OCCUPANCIES)))
+    return occupancy
 
 
 def block_mean_resample(image: sitk.Image, reference: sitk.Image, supersample: int = 3):

@@ -90,6 +90,9 @@ class IecSpec:
     seed: int = 20261205
     first_angle_deg: float = 30.0
     supersample: int = 3
+    #: "gaussian" (``psf`` blur and Poisson noise) or "realistic" (SPECT only: projection,
+    #: attenuation, scatter, noise and OSEM, :mod:`.spect_simulation`, extra realistic-spect)
+    model: str = "gaussian"
 
 
 #: the box imaged (mm, x y z)
@@ -126,6 +129,21 @@ def iec_activity(spec: IecSpec, grid: Grid) -> np.ndarray:
     return spec.sphere_kbq_ml * spheres + spec.background_kbq_ml * background
 
 
+def iec_mu_map(spec, grid: Grid, nuclide: str) -> np.ndarray:
+    """Linear attenuation coefficients (1/cm) of the IEC phantom's water, lung insert and
+    air (``data/iec_phantom.json`` HU, the nuclide's HU -> mu), averaged over sub-voxels
+    (noise-free: the phantom, not its CT)."""
+    from .spect_simulation import mu_from_hu, settings
+    hu = iec_data()["ct_hu"]
+    k = max(1, int(spec.supersample))
+    z, y, x = grid.points_mm(k)
+    body, lung = _body(z, y, x), _lung(z, y, x)
+    values = np.full(body.shape, hu["air"], dtype=np.float64)
+    values[body] = hu["water"]
+    values[lung] = hu["lung_insert"]
+    return block_mean(mu_from_hu(values, settings()["nuclides"][nuclide]["hu_to_mu_per_cm"]), k)
+
+
 def make_iec_phantom(spec: IecSpec) -> dict:
     """CT, emission image (counts for SPECT, Bq/mL for PET) and the truth."""
     if spec.modality not in ("SPECT", "PET"):
@@ -136,7 +154,17 @@ def make_iec_phantom(spec: IecSpec) -> dict:
     conc = iec_activity(spec, grid)                       # kBq/mL
     mbq = conc * grid.voxel_volume_ml / 1000.0            # MBq per voxel
     spacing_zyx = grid.spacing_mm[::-1]
-    if spec.modality == "SPECT":
+    if spec.model not in ("gaussian", "realistic"):
+        raise ValueError(f"model: got {spec.model!r}; allowed: gaussian or realistic")
+    if spec.model == "realistic" and spec.modality != "SPECT":
+        raise ValueError("model: got 'realistic'; allowed: realistic for SPECT only")
+    if spec.model == "realistic":
+        from .spect_simulation import iec_spect, realistic_counts_per_mbq
+        simulation = iec_spect(spec, grid, mbq, ct, iec_mu_map(spec, grid, spec.nuclide))
+        values = sitk.GetArrayFromImage(simulation.image).astype(np.float64)
+        units = "counts"
+        calibration = {"counts_per_mbq": realistic_counts_per_mbq(spec.nuclide)}
+    elif spec.modality == "SPECT":
         expected = blur(mbq * spec.counts_per_mbq, spacing_zyx, spec.psf)
         values = (rng.poisson(np.clip(expected, 0, None)).astype(np.float64) if spec.noise
                   else expected)
@@ -152,7 +180,10 @@ def make_iec_phantom(spec: IecSpec) -> dict:
     truth = {
         "schema": "tareplanner.iec-phantom-truth/1",
         "modality": spec.modality, "nuclide": spec.nuclide, "units": units,
-        "psf": {"components": [{"weight": w, "fwhm_mm": f} for w, f in spec.psf.components]},
+        "psf": ({"model": "realistic", "components": [],
+                 "note": "no single PSF: imaged and reconstructed by imaging/spect_simulation.py"
+                         " (data/spect_simulation.json)"} if spec.model == "realistic" else
+                {"components": [{"weight": w, "fwhm_mm": f} for w, f in spec.psf.components]}),
         "sphere_kbq_ml": spec.sphere_kbq_ml, "background_kbq_ml": spec.background_kbq_ml,
         "spheres": [{"diameter_mm": d, "centre_mm": list(c)} for d, c in zip(
             sphere_diameters_mm(), standard_centres_mm(first_angle_deg=spec.first_angle_deg))],

@@ -88,13 +88,16 @@ PVC_METHOD = ("geometric transfer matrix (Rousset OG, Ma Y, Evans AC. J Nucl Med
 def measure(ct: LoadedImage, spect: LoadedImage, labels: LabelInputs,
             positions: list[PositionImages], *, lung_base_margin_mm: float = 0.0,
             registration_margin_mm: float = 20.0, save_labels_to=None,
-            partial_volume_correction: bool = True, resolution: dict | None = None) -> dict:
+            partial_volume_correction: bool = True, resolution: dict | None = None,
+            camera_field: str = "--camera") -> dict:
     """Measure volumes, LSF and TNR per position; returns the measurement record.
 
     With ``partial_volume_correction`` (the default) the region values are corrected for the
     SPECT's resolution: ``resolution`` (``fwhm_mm``, ``source``, ``chosen_by``) or, when it
     is None, the default for the SPECT's radionuclide (``data/spect_resolution.json``). The
-    corrected TNRs and LSF are the ones used; the measured ones stay beside them."""
+    corrected TNRs and LSF are the ones used; the measured ones stay beside them. A camera
+    file of another modality or radionuclide than the SPECT's is refused, naming
+    ``camera_field`` (the option or the panel field that gave it)."""
     if not positions:
         raise ValueError("at least one injection position is needed")
     if not (spect.is_counts or spect.is_activity):
@@ -184,7 +187,7 @@ def measure(ct: LoadedImage, spect: LoadedImage, labels: LabelInputs,
         res = dict(resolution) if resolution else default_resolution(
             spect.meta.get("radionuclide"))
         res["fwhm_mm"] = check_fwhm(res.get("fwhm_mm"), "resolution fwhm_mm")
-        _check_camera(res, spect)
+        _check_camera(res, spect, camera_field)
         if res.get("assumed", False):
             warnings.append({"code": "spect-resolution-assumed",
                              "message": f"partial-volume correction with an assumed "
@@ -333,12 +336,12 @@ def _check_liver_in_fov(counts: np.ndarray, liver: np.ndarray, territories: dict
                 "(same frame of reference as the CT)")
 
 
-def _check_camera(res: dict, spect: LoadedImage) -> None:
+def _check_camera(res: dict, spect: LoadedImage, field: str = "--camera") -> None:
     """A camera file must be a SPECT's of the SPECT's radionuclide (refused by name)."""
     camera = res.get("camera")
     if not camera or not camera.get("modality"):
         return
-    where = f"--camera {camera['file']}"
+    where = f"{field} {camera['file']}"
     if camera["modality"] != "SPECT":
         raise FieldValueError(f"{where}:modality", camera["modality"],
                               "SPECT (the camera file of the SPECT being measured)")

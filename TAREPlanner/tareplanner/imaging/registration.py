@@ -219,6 +219,15 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def embedded_interpreter() -> bool:
+    """Whether this Python runs inside an application (the 3D Slicer application: the
+    ``slicer`` module has its ``app``), whose executable is no Python that 'spawn' can
+    start. A plain Python that imports slicer-core (the web page, the headless tests) is
+    not embedded: its registrations run side by side."""
+    slicer = sys.modules.get("slicer")
+    return getattr(slicer, "app", None) is not None or not sys.executable
+
+
 def register_rigid_all(fixed_ct: sitk.Image, movings, fixed_mask: sitk.Image | None = None,
                        *, processes: int | None = None, **options) -> list[RegistrationResult]:
     """:func:`register_rigid` of each of ``movings`` to ``fixed_ct``; the results in order.
@@ -236,7 +245,7 @@ def register_rigid_all(fixed_ct: sitk.Image, movings, fixed_mask: sitk.Image | N
     movings = list(movings)
     limit = processes if processes is not None else REGISTRATION_PROCESSES
     count = min(len(movings), limit if limit is not None else available_cpus())
-    if count < 2 or "slicer" in sys.modules:
+    if count < 2 or embedded_interpreter():
         return [register_rigid(fixed_ct, m, fixed_mask, **options) for m in movings]
     results: dict[int, RegistrationResult] = {}
     errors: dict[int, Exception] = {}

@@ -102,17 +102,30 @@ class TerritoryResult:
 
 def territory_from_cbct(ct: sitk.Image, cbct: sitk.Image, transform: sitk.Transform,
                         liver: sitk.Image, *, smoothing_mm: float = 2.0,
-                        min_component_ml: float = 2.0) -> TerritoryResult:
+                        min_component_ml: float = 2.0, crop: bool = True) -> TerritoryResult:
     """Perfused territory of one injection position: the enhanced part of the liver on the
     contrast CBCT, brought onto the CT grid through the registration ``transform``.
 
     The threshold separating enhanced from non-enhanced liver is Otsu's on the liver voxels
     inside the CBCT field of view; small islands are removed and holes filled.
+
+    Every operation stays inside the liver, so with ``crop`` they run on the liver's
+    bounding box grown by the reach of the smoothing and of the opening and closing (and
+    one voxel): the same territory, voxel for voxel, as on the whole CT grid, at a fraction
+    of the cost (the liver fills a small part of the CT's box).
     """
-    moved = sitk.Resample(sitk.Cast(cbct, sitk.sitkFloat32), ct, transform, sitk.sitkLinear,
+    liver_full = _array(liver) > 0
+    box = _liver_box(liver_full, ct.GetSpacing()[::-1], smoothing_mm) if crop else None
+    if box is not None:
+        lower = [int(sl.start) for sl in box[::-1]]
+        size = [int(sl.stop - sl.start) for sl in box[::-1]]
+        grid = sitk.RegionOfInterest(ct, size, lower)
+    else:
+        box, grid = tuple(slice(0, n) for n in liver_full.shape), ct
+    moved = sitk.Resample(sitk.Cast(cbct, sitk.sitkFloat32), grid, transform, sitk.sitkLinear,
                           -2000.0, sitk.sitkFloat32)
     values = _array(moved)
-    liver_mask = _array(liver) > 0
+    liver_mask = liver_full[box]
     in_fov = values > OUTSIDE_FOV_HU
     if smoothing_mm > 0:  # normalised smoothing inside the liver: no mixing with its outside
         weight = (liver_mask & in_fov).astype(np.float32)
@@ -135,7 +148,26 @@ def territory_from_cbct(ct: sitk.Image, cbct: sitk.Image, transform: sitk.Transf
     enhanced = ndimage.binary_closing(enhanced, _ball(2.0, spacing)) & liver_mask
     enhanced = ndimage.binary_fill_holes(enhanced) & liver_mask
     outside = float(np.count_nonzero(liver_mask & ~in_fov)) / max(1, np.count_nonzero(liver_mask))
-    return TerritoryResult(mask_like(enhanced, ct), float(threshold), outside)
+    territory = np.zeros(liver_full.shape, bool)
+    territory[box] = enhanced
+    return TerritoryResult(mask_like(territory, ct), float(threshold), outside)
+
+
+def _liver_box(liver: np.ndarray, spacing_zyx, smoothing_mm: float):
+    """The liver's bounding box (z, y, x slices) grown by what the territory's operations
+    reach: the Gaussian's truncation radius (4 sigma, scipy's default), twice the 2-mm
+    ball's radius plus one (closing: a dilation then an erosion), and one voxel; clipped to
+    the grid. None without liver voxels (the whole grid is used)."""
+    if not liver.any():
+        return None
+    ball = [max(1, int(round(2.0 / s))) for s in spacing_zyx]
+    out = []
+    for axis, (n, s, b) in enumerate(zip(liver.shape, spacing_zyx, ball)):
+        gauss = int(4.0 * smoothing_mm / s + 0.5) if smoothing_mm > 0 else 0
+        margin = max(gauss, 2 * b + 1) + 1
+        present = np.flatnonzero(liver.any(axis=tuple(a for a in range(3) if a != axis)))
+        out.append(slice(max(0, int(present[0]) - margin), min(n, int(present[-1]) + 1 + margin)))
+    return tuple(out)
 
 
 def _otsu(values: np.ndarray, bins: int = 256) -> float:

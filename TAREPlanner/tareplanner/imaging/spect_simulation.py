@@ -424,3 +424,30 @@ def phantom_spect(spec, grid: Grid, relative: np.ndarray, *, nuclide: str,
     protocol = SpectProtocol(nuclide=nuclide, noise=spec.spect_noise)
     return simulate_spect(activity, mu_true, grid, protocol, mu_recon_per_cm=mu_recon,
                           seed=[spec.seed, stream])
+
+
+# --- the NEMA/IEC body phantom -----------------------------------------------------------
+
+def iec_spect(spec, grid: Grid, activity_mbq: np.ndarray, ct: sitk.Image,
+              mu_true_per_cm: np.ndarray) -> SpectSimulation:
+    """The realistic SPECT of the IEC phantom: ``activity_mbq`` (MBq per voxel at the start
+    of the acquisition) imaged through the phantom (``mu_true_per_cm``, noise-free) with the patient's protocol (the same
+    collimator, views, scatter, noise and OSEM as :func:`phantom_spect`) and reconstructed
+    with the phantom's CT as attenuation map, so that a camera calibrated on it is the
+    camera of the realistic synthetic patient."""
+    require_extra()
+    nuclide = spec.nuclide
+    if nuclide not in NUCLIDES:
+        raise ValueError(f"nuclide: got {nuclide!r}; allowed: {', '.join(NUCLIDES)}")
+    mu_true = mu_true_per_cm
+    mu_recon = mu_from_hu(_ct_on_grid(ct, grid), settings()["nuclides"][nuclide]["hu_to_mu_per_cm"])
+    protocol = SpectProtocol(nuclide=nuclide, noise=spec.noise)
+    return simulate_spect(activity_mbq, mu_true, grid, protocol, mu_recon_per_cm=mu_recon,
+                          seed=[spec.seed, 7])
+
+
+def realistic_counts_per_mbq(nuclide: str) -> float:
+    """Counts per MBq of a realistic SPECT image (sensitivity x seconds per view x views):
+    what the image of 1 MBq holds after a perfect reconstruction."""
+    p = SpectProtocol(nuclide=nuclide).resolved()
+    return p["sensitivity_cps_per_mbq"] * p["seconds_per_projection"] * p["projections"]

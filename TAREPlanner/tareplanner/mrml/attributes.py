@@ -18,6 +18,7 @@ STEP = "TAREPlanner.Step"                       # the guided step that made the 
 ROLE = "TAREPlanner.Role"                       # a segment's role (liver, tumour, ...)
 RECORD = "TAREPlanner.Record"                   # schema of the record a text node holds
 UNITS = "TAREPlanner.Units"                     # units of a volume's voxel values
+RADIONUCLIDE = "TAREPlanner.Radionuclide"       # an emission volume's radionuclide (Tc-99m)
 ISODOSE_LEVEL_GY = "TAREPlanner.IsodoseLevelGy"  # the level of an isodose model
 ISODOSE_DOSE_VOLUME = "TAREPlanner.DoseVolume"  # ID of the dose volume an isodose came from
 LEVELS_GY = "TAREPlanner.LevelsGy"              # the levels of a dose colour table

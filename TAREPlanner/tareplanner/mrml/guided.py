@@ -29,6 +29,9 @@ from .parameters import InjectionPosition, Parameters  # noqa: F401  (the views'
 from .results import record_from_text_node, record_text_node
 
 STEP_TAG = attributes.STEP
+#: the camera-file fields as the panels and their error messages name them
+SPECT_CAMERA_FIELD = "SPECT camera file"
+POST_CAMERA_FIELD = "post-treatment camera file"
 STRUCTURE_ROLES = ("liver", "tumour", "lung", "territory:")
 
 #: the panel sections of both views (Slicer module, web): key, title, the steps it holds
@@ -155,7 +158,8 @@ def step_inputs(p, step: str) -> dict[str, str]:
     if step == "measurement":
         return {"CT": d(p.ctVolume), "SPECT": d(p.spectVolume),
                 "segments": fp.segments_digest(p.segmentation, *STRUCTURE_ROLES),
-                "lung-base margin": v(p.lungBaseMarginMm)}
+                "lung-base margin": v(p.lungBaseMarginMm),
+                SPECT_CAMERA_FIELD: _file_digest(p.spectCameraFile)}
     if step == "plan":
         return {"measurement": d(p.measurementRecord), "product": v(p.product),
                 "method": v(p.method), "treatment time": v(p.treatmentTime),
@@ -184,7 +188,8 @@ def step_inputs(p, step: str) -> dict[str, str]:
                 "post-treatment image": d(p.postTreatmentVolume),
                 "segments": fp.segments_digest(p.segmentation, *STRUCTURE_ROLES),
                 "post-treatment settings": v((p.postTreatmentKind, p.administrationTime,
-                                              p.acquisitionTime, p.administeredActivityGbq))}
+                                              p.acquisitionTime, p.administeredActivityGbq)),
+                POST_CAMERA_FIELD: _file_digest(p.postTreatmentCameraFile)}
     if step == "save":
         return {"plan": d(p.planRecord), "measurement": d(p.measurementRecord),
                 "directive": d(p.directiveRecord), "administration": d(p.administrationRecord),
@@ -236,8 +241,12 @@ def missing_inputs(p, action: str) -> list[str]:
             missing.append("the written directive (step 6)")
         missing += [f"{name}: the vial reading and its time, and the administration time"
                     for _, name, position in _named_positions(p)
-                    if not (position.vialGbq and (position.vialTime or "").strip()
+                    if not (_entered(position.vialGbq) and position.vialGbq
+                            and (position.vialTime or "").strip()
                             and (position.administeredAt or "").strip())]
+        missing += [f"{name}: the residual activity (0 when none is left)"
+                    for _, name, position in _named_positions(p)
+                    if not _entered(position.residualGbq)]
     if action in ("directive", "administration") and p.planRecord is not None:
         missing += _outdated_records(p, action)
     if action == "verification":
@@ -318,6 +327,11 @@ def _named_positions(p) -> list[tuple[int, str, object]]:
             if (name := (position.name or "").strip())]
 
 
+def _entered(value) -> bool:
+    """Whether a numeric reading was entered: a number, not the missing NaN (nor None)."""
+    return isinstance(value, (int, float)) and value == value
+
+
 def _readings(position) -> tuple:
     return tuple(getattr(position, field) for field in READING_FIELDS)
 
@@ -374,13 +388,16 @@ def register_positions(scene, p) -> str:
     moving = [(name, cbct) for _, name, cbct in positions(p)]
     if p.diagnosticCt is not None:
         moving.append(("diagnostic CT", p.diagnosticCt))
-    lines = []
     for name, node in moving:
         old = node.GetParentTransformNode()
         node.SetAndObserveTransformNodeID(None)
         if old is not None and old.GetAttribute(STEP_TAG) == "registration":
             scene.RemoveNode(old)
-        transform, result = workflow.register_to_ct(scene, p.ctVolume, node, p.segmentation)
+    # side by side in worker processes, the CT and its liver mask made once
+    placed = workflow.register_all_to_ct(scene, p.ctVolume, [node for _, node in moving],
+                                         p.segmentation)
+    lines = []
+    for (name, _), (transform, result) in zip(moving, placed):
         transform.SetAttribute(STEP_TAG, "registration")
         angles = ", ".join(f"{a:.1f}" for a in result.angles_deg)
         shift = ", ".join(f"{t:.1f}" for t in result.transform.GetTranslation())
@@ -445,11 +462,34 @@ def add_territories(p) -> str:
     for _, name, cbct in positions(p):
         if cbct.GetParentTransformNode() is None:
             raise ValueError(f"{name}: register its CBCT first (step 2)")
-        workflow.add_territory_from_cbct(p.ctVolume, cbct, p.segmentation, name)
         names.append(name)
+    workflow.add_territories_from_cbcts(
+        p.ctVolume, [(cbct, name, None) for _, name, cbct in positions(p)], p.segmentation)
     _done(p, "segmentation")
     return (f"territories added for {', '.join(names)} (role: territory:<position>); "
             "edit them in the Segment Editor if needed\n\n" + check_segments(p))
+
+
+def spect_resolution(p) -> dict | None:
+    """The scout SPECT's camera file read as ``measure --camera`` reads it (NaN, negative or
+    missing FWHM refused, naming the field); None without one (the assumed default). Its
+    modality and radionuclide are checked against the SPECT by the measurement itself."""
+    path = (p.spectCameraFile or "").strip()
+    if not path:
+        return None
+    from ..imaging.camera_file import read_resolution_file
+    return read_resolution_file(path, SPECT_CAMERA_FIELD)
+
+
+def post_treatment_resolution(p, record: dict) -> dict | None:
+    """The post-treatment image's camera file read and checked as ``dose --camera`` does it
+    (another nuclide than the treatment's or another modality than the image kind's refused
+    by name); None without one (the assumed default, with a warning)."""
+    path = (p.postTreatmentCameraFile or "").strip()
+    if not path:
+        return None
+    from ..dosimetry.post_treatment_pvc import post_treatment_resolution as read
+    return read(path, workflow._nuclide(record), p.postTreatmentKind, POST_CAMERA_FIELD)
 
 
 def measure(scene, p) -> str:
@@ -457,7 +497,9 @@ def measure(scene, p) -> str:
     from ..records.plan_text import measurement_summary
     _require(p, "ctVolume", "spectVolume", "segmentation")
     record = workflow.measure_from_nodes(p.ctVolume, p.spectVolume, p.segmentation,
-                                         lung_base_margin_mm=p.lungBaseMarginMm)
+                                         lung_base_margin_mm=p.lungBaseMarginMm,
+                                         resolution=spect_resolution(p),
+                                         camera_field=SPECT_CAMERA_FIELD)
     p.measurementRecord = record_text_node(scene, record, "TAREPlanner measurement",
                                            p.measurementRecord)
     _done(p, "measurement")
@@ -638,6 +680,10 @@ def administration_readings(p, directive: dict) -> list[dict]:
         administered_at = get("administeredAt")
         workflow._timestamp(administered_at, f"{label} administration time")
         residual = []
+        if not _entered(get("residualGbq")):
+            raise FieldValueError(f"{label} residual activity", "empty",
+                                  "the dose-calibrator reading of the residual in GBq "
+                                  "(0 when none is left)")
         if (get("residualTime") or "").strip():
             workflow._timestamp(get("residualTime"), f"{label} residual time")
             residual.append({"activity_gbq": float(get("residualGbq")),
@@ -740,12 +786,14 @@ def verify(scene, p) -> str:
     if record is None:
         raise ValueError("plan first (step 5)")
     administered, residual, source = _delivered_activity(p, record)
+    resolution = post_treatment_resolution(p, record)
     planned = (record_from_text_node(p.plannedDoseReport) or {}).get("report")
     (volume, indices, dvh), delivered, comparison, post = workflow.verification_nodes(
         scene, p.ctVolume, p.postTreatmentVolume, p.segmentation, record,
         kind=p.postTreatmentKind, administration_time=p.administrationTime,
         acquisition_time=p.acquisitionTime, administered_gbq=administered,
-        residual_fraction=residual, administered_source=source, planned_report=planned)
+        residual_fraction=residual, administered_source=source, planned_report=planned,
+        resolution=resolution)
     p.deliveredDoseReport = record_text_node(
         scene, {"schema": "tareplanner.dose-run/1", "report": delivered,
                 "post_treatment": post, "comparison": comparison},
@@ -760,10 +808,24 @@ def verify(scene, p) -> str:
             if c.get("mean_gy") and c["mean_gy"]["relative"] is not None)
     elif planned is None:
         text += "\n\n(no planned voxel dose to compare with: plan with voxel dosimetry)"
+    text += "\n\n" + post_pvc_text(post["partial_volume_correction"])
     text += "\n\n" + _activity_check_text(post["activity_check"])
     for w in post.get("warnings") or []:
         text += f"\n\nwarning: [{w['code']}] {w['message']}"
     return text
+
+
+def post_pvc_text(pvc: dict) -> str:
+    """The post-treatment correction in the panel's words: the camera (or ASSUMED), what is
+    corrected and the structure means as imaged and corrected."""
+    from ..records.plan_text import resolution_words
+    if not pvc.get("applied"):
+        return f"Partial-volume correction: not applied ({pvc.get('reason', '')})"
+    means = "; ".join(f"{n} {m['uncorrected_gy']:.1f} -> {m['corrected_gy']:.1f}"
+                      for n, m in (pvc.get("mean_dose_gy") or {}).items())
+    return (f"Partial-volume correction of the structure mean doses, resolution "
+            f"{resolution_words(pvc['resolution'])}\nmean dose (Gy) as imaged -> corrected: "
+            f"{means}\nnot corrected: {pvc['not_corrected']}")
 
 
 def _dose_image(scene, tag: str):

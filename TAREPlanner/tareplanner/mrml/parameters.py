@@ -22,6 +22,7 @@ parameter node sees every change (its list elements are copies).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from ..physics.solver import GOAL_KINDS
@@ -52,15 +53,17 @@ def _choice(default: str, choices: tuple[str, ...]):
 class InjectionPosition:
     """One injection position: its name (the treatment site of the directive), its CBCT, its
     planning goal and, on the treatment day, one vial and one residual dose-calibrator reading
-    with their times and the administration time (ISO 8601 with the UTC offset)."""
+    with their times and the administration time (ISO 8601 with the UTC offset). The
+    readings start empty: an activity nobody entered is missing (NaN), never 0, and the
+    administration step refuses it, naming the field."""
 
     name: str = ""
     cbct: object = _node(SCALAR_VOLUME)
     goalKind: str = _choice("tumour_dose_gy", GOAL_KINDS)
     goalValue: float = 250.0
-    vialGbq: float = 0.0
+    vialGbq: float = math.nan
     vialTime: str = ""
-    residualGbq: float = 0.0
+    residualGbq: float = math.nan
     residualTime: str = ""
     administeredAt: str = ""
 
@@ -94,6 +97,9 @@ class Parameters:
     favourableLiverFunction: bool = False
     positions: list[InjectionPosition] = field(default_factory=list)
     lungBaseMarginMm: float = 0.0
+    #: the scout SPECT's camera file (tareplanner.camera/1, ``tareplanner calibrate``): its
+    #: measured resolution corrects the TNRs and the LSF; empty: an assumed one, said so
+    spectCameraFile: str = ""
     manualLsf: bool = False
     manualLsfPercent: float = 0.0
     manualTnr: str = ""
@@ -108,6 +114,8 @@ class Parameters:
     confirmReadingsReason: str = ""
     postTreatmentVolume: object = _node(SCALAR_VOLUME)
     postTreatmentKind: str = _choice("pet", POST_TREATMENT_KINDS)
+    #: the post-treatment PET's or SPECT's own camera file: corrects the structure mean doses
+    postTreatmentCameraFile: str = ""
     administrationTime: str = ""
     acquisitionTime: str = ""
     administeredActivityGbq: float = 0.0

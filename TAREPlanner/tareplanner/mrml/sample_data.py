@@ -45,6 +45,7 @@ def load_synthetic_patient(scene, size: str = "small", *, seed: int | None = Non
     ct = volume_node_from_image(scene, phantom.ct, "TAREPlanner CT")
     spect = volume_node_from_image(scene, phantom.spect, "TAREPlanner SPECT Tc-99m MAA")
     spect.SetAttribute(attributes.UNITS, "counts")
+    spect.SetAttribute(attributes.RADIONUCLIDE, "Tc-99m")
     labels = label_images(phantom)
     names = list(phantom.truth["volumes_ml"]["tumours"])
     segmentation = segmentation_from_labels(
@@ -61,6 +62,7 @@ def load_synthetic_patient(scene, size: str = "small", *, seed: int | None = Non
     if phantom.pet is not None:
         patient.pet = volume_node_from_image(scene, phantom.pet, "TAREPlanner PET Y-90")
         patient.pet.SetAttribute(attributes.UNITS, "Bq/mL")
+        patient.pet.SetAttribute(attributes.RADIONUCLIDE, "Y-90")
         patient.administration_time = phantom.truth["y90_pet"]["administration_time"]
         patient.pet_acquisition_time = phantom.truth["y90_pet"]["acquisition_start"]
     return patient

@@ -15,7 +15,7 @@ import vtk
 from ..imaging.arrays import image_array
 from ..imaging.measure import LabelInputs, PositionImages, measure
 from ..imaging.loaded import LoadedImage
-from ..imaging.registration import register_rigid
+from ..imaging.registration import register_rigid_all
 from ..imaging.segmentation import lungs_from_ct, territory_from_cbct
 from . import attributes
 from .results import dose_volume_node, dvh_nodes, indices_table_node
@@ -66,11 +66,18 @@ def add_mask_segment(segmentation, reference_node, name: str, mask: np.ndarray,
 
 def _loaded(node, modality: str, units: str) -> LoadedImage:
     """A volume node as the core's image, with the DICOM header values it was read with
-    (patient, study, series: the measurement's identity block, the same-patient check)."""
+    (patient, study, series: the measurement's identity block, the same-patient check) and
+    its radionuclide (the header's, or attribute ``TAREPlanner.Radionuclide`` that the
+    synthetic patient's loader sets): a camera file of another nuclide is then refused by
+    name, as on the command line."""
     from .dicom_header import dicom_header
+    meta = dicom_header(node)
+    nuclide = node.GetAttribute(attributes.RADIONUCLIDE)
+    if nuclide and not meta.get("radionuclide"):
+        meta["radionuclide"] = nuclide
     return LoadedImage(image=image_from_volume_node(node), modality=modality, units=units,
                        source=f"MRML node {node.GetName()} ({node.GetID()})", sha256="",
-                       meta=dicom_header(node))
+                       meta=meta)
 
 
 def transform_node_from_registration(scene, euler: sitk.Euler3DTransform, name: str):
@@ -111,17 +118,34 @@ def register_to_ct(scene, ct_node, moving_node, segmentation, *, margin_mm: floa
     """Register a CBCT (or a diagnostic CT) to the planning CT (core registration, liver-grown
     mask); the moving volume is placed under the resulting transform node. Returns (transform
     node, registration record)."""
+    return register_all_to_ct(scene, ct_node, [moving_node], segmentation,
+                              margin_mm=margin_mm)[0]
+
+
+def register_all_to_ct(scene, ct_node, moving_nodes, segmentation, *,
+                       margin_mm: float = 20.0) -> list[tuple[object, object]]:
+    """:func:`register_to_ct` of several volumes: the CT, its liver mask and the grown mask
+    are made once, and the registrations run side by side in worker processes
+    (:func:`~tareplanner.imaging.registration.register_rigid_all`, as ``tareplanner
+    measure`` runs them; each result is the one registered alone). Each moving volume is
+    placed under its own new transform node. Returns [(transform node, registration
+    record)] in the order of ``moving_nodes``."""
+    moving_nodes = list(moving_nodes)
     liver = _role_masks(segmentation, ct_node)["liver"]
     ct = image_from_volume_node(ct_node)
     liver_img = sitk.GetImageFromArray(liver.astype(np.uint8))
     liver_img.CopyInformation(ct)
     grown = sitk.BinaryDilate(liver_img, [max(1, int(round(margin_mm / s)))
                                           for s in ct.GetSpacing()])
-    result = register_rigid(ct, image_from_volume_node(moving_node), grown)
-    node = transform_node_from_registration(scene, result.transform,
-                                            f"{moving_node.GetName()} to CT")
-    moving_node.SetAndObserveTransformNodeID(node.GetID())
-    return node, result
+    results = register_rigid_all(ct, [image_from_volume_node(node) for node in moving_nodes],
+                                 grown)
+    out = []
+    for moving_node, result in zip(moving_nodes, results):
+        node = transform_node_from_registration(scene, result.transform,
+                                                f"{moving_node.GetName()} to CT")
+        moving_node.SetAndObserveTransformNodeID(node.GetID())
+        out.append((node, result))
+    return out
 
 
 def _role_masks(segmentation, reference_node) -> dict:
@@ -154,18 +178,27 @@ def add_territory_from_cbct(ct_node, cbct_node, segmentation, position: str,
     The CBCT-to-CT placement is its parent transform node (the registration step's result,
     possibly adjusted by the user), or ``transform_node``. A territory segment of the same
     position made before is replaced."""
-    transform_node = transform_node or cbct_node.GetParentTransformNode()
-    if transform_node is None:
-        raise ValueError(f"{cbct_node.GetName()}: register the CBCT to the CT first")
+    add_territories_from_cbcts(ct_node, [(cbct_node, position, transform_node)], segmentation)
+
+
+def add_territories_from_cbcts(ct_node, cbcts, segmentation) -> None:
+    """:func:`add_territory_from_cbct` of each (CBCT node, position, transform node or None)
+    of ``cbcts``, the CT and its liver mask read from the scene once for all of them."""
+    cbcts = [(cbct, position, transform or cbct.GetParentTransformNode())
+             for cbct, position, transform in cbcts]
+    for cbct, _, transform in cbcts:
+        if transform is None:
+            raise ValueError(f"{cbct.GetName()}: register the CBCT to the CT first")
     liver = _role_masks(segmentation, ct_node)["liver"]
     ct = image_from_volume_node(ct_node)
     liver_img = sitk.GetImageFromArray(liver.astype(np.uint8))
     liver_img.CopyInformation(ct)
-    result = territory_from_cbct(ct, image_from_volume_node(cbct_node),
-                                 registration_from_transform_node(transform_node), liver_img)
-    remove_role(segmentation, f"territory:{position}")
-    add_mask_segment(segmentation, ct_node, f"territory {position}",
-                     sitk.GetArrayFromImage(result.mask) > 0, f"territory:{position}")
+    for cbct, position, transform in cbcts:
+        result = territory_from_cbct(ct, image_from_volume_node(cbct),
+                                     registration_from_transform_node(transform), liver_img)
+        remove_role(segmentation, f"territory:{position}")
+        add_mask_segment(segmentation, ct_node, f"territory {position}",
+                         sitk.GetArrayFromImage(result.mask) > 0, f"territory:{position}")
 
 
 def remove_role(segmentation, role: str) -> None:
@@ -177,8 +210,11 @@ def remove_role(segmentation, role: str) -> None:
 
 
 def measure_from_nodes(ct_node, spect_node, segmentation, *, spect_units: str = "counts",
-                       lung_base_margin_mm: float = 0.0) -> dict:
-    """LSF, TNR and volumes from the SPECT and the segments with roles (core measurement)."""
+                       lung_base_margin_mm: float = 0.0, resolution: dict | None = None,
+                       camera_field: str = "--camera") -> dict:
+    """LSF, TNR and volumes from the SPECT and the segments with roles (core measurement);
+    ``resolution``: the SPECT's camera file as ``measure --camera`` reads it (None: the
+    assumed default, said so)."""
     m = _role_masks(segmentation, ct_node)
     ct = _loaded(ct_node, "CT", "HU")
     reference = ct.image
@@ -199,7 +235,8 @@ def measure_from_nodes(ct_node, spect_node, segmentation, *, spect_units: str = 
     positions = [PositionImages(name=p, territory=image(mask))
                  for p, mask in m["territories"].items()]
     return measure(ct, _loaded(spect_node, "NM", spect_units), labels, positions,
-                   lung_base_margin_mm=lung_base_margin_mm)
+                   lung_base_margin_mm=lung_base_margin_mm, resolution=resolution,
+                   camera_field=camera_field)
 
 
 def plan_table_node(scene, record: dict, name: str = "Plan"):
@@ -333,13 +370,18 @@ def verification_nodes(scene, ct_node, post_node, segmentation, record: dict, *,
                        administered_gbq: float | None = None,
                        residual_fraction: float | None = None,
                        administered_source: str | None = None,
-                       planned_report: dict | None = None):
+                       planned_report: dict | None = None,
+                       resolution: dict | None = None):
     """Post-treatment dose: ``kind='pet'`` from a Y-90 PET node (Bq/mL at acquisition start,
     decayed back to the administration time), ``kind='spect'`` from a SPECT node in counts
     (Y-90 bremsstrahlung or Ho-166) scaled to the administered activity less the residual.
     The PET's activity is checked against ``administered_gbq`` less ``residual_fraction``
     (default: the plan's total and residual); ``administered_source`` names where the
     administered activity comes from (e.g. the administration record's delivered total).
+    The structure mean doses are corrected for partial volume as ``tareplanner dose`` does
+    (``resolution``: the image's camera file, read by
+    :func:`~tareplanner.dosimetry.post_treatment_pvc.post_treatment_resolution`;
+    None: the assumed default, with a warning).
     Returns the nodes, the report and, with the planned report, the comparison."""
     from .. import catalogue
     from ..dosimetry.activity import (counts_to_activity, not_applicable_check,
@@ -369,30 +411,36 @@ def verification_nodes(scene, ct_node, post_node, segmentation, record: dict, *,
     dose, _ = dose_map(activity, nuclide, structures.reference, structures.masks["lungs"])
     report = structure_report(dose, structures, nuclide=nuclide,
                               v_thresholds_gy=v_thresholds_for_plan(record))
+    from ..dosimetry.post_treatment_pvc import post_treatment_correction
+    pvc_record, pvc_warnings = post_treatment_correction(
+        image_from_volume_node(post_node), structures, report, nuclide, kind, resolution)
     comparison = (compare(indices_only(planned_report), indices_only(report))
                   if planned_report else None)
     post = {"source": f"MRML node {post_node.GetName()} ({kind})", "sha256": "",
             "administration_time": administration_time, "acquisition_time": acquisition_time,
             "activity_in_image_at_administration_gbq":
                 float(image_array(activity).sum()),
-            "structures": indices_only(report)}
+            "structures": indices_only(report), "partial_volume_correction": pvc_record}
+    outside = pvc_record.get("outside_liver_and_lungs_fraction_corrected")
     if kind == "pet" and administered_source and administered_gbq:
         from ..dosimetry.activity import activity_check, activity_inside
         check, warnings = activity_check(
             float(image_array(activity).sum(dtype=np.float64)),
             activity_inside(activity, structures), float(administered_gbq),
             float(record["residual_fraction"] if residual_fraction is None
-                  else residual_fraction), administered_source)
+                  else residual_fraction), administered_source,
+            outside_fraction_corrected=outside)
     elif kind == "pet":
         check, warnings = post_treatment_activity_check(
             activity, structures, record, administered_gbq=administered_gbq or None,
-            residual_fraction=residual_fraction)
+            residual_fraction=residual_fraction, outside_fraction_corrected=outside)
     else:
         check, warnings = not_applicable_check(
             "the post-treatment SPECT counts are scaled to the administered activity less the "
             "residual: the image holds no independent measure of it"), []
-    post.update(activity_check=check, warnings=warnings)
+    post.update(activity_check=check, warnings=pvc_warnings + warnings)
     return dose_nodes(scene, dose, report, "Dose delivered"), report, comparison, post
+
 
 
 def _report_anatomy(dose: dict | None) -> dict | None:
@@ -412,6 +460,17 @@ def _report_anatomy(dose: dict | None) -> dict | None:
                       if name in structures.masks},
             "tumours": {name: image(structures.masks[name])
                         for name, kind in structures.kinds.items() if kind == "tumour"}}
+
+
+def _with_camera_parent(dose_record: dict, post_treatment: dict | None) -> dict:
+    """The dose record with the post-treatment image's camera file among its parents (named
+    by the hash of its bytes), as ``tareplanner dose --camera`` writes it."""
+    from ..records.chain import camera_parent
+    pvc = (post_treatment or {}).get("partial_volume_correction") or {}
+    camera = camera_parent(pvc.get("resolution"))
+    if camera is None:
+        return dose_record
+    return {**dose_record, "parents": {**(dose_record.get("parents") or {}), "camera": camera}}
 
 
 def save_outputs(folder, record: dict, measurement: dict | None = None,
@@ -463,6 +522,7 @@ def save_outputs(folder, record: dict, measurement: dict | None = None,
         if dose.get("delivered") is not None:
             dose_record = with_post_treatment(dose_record, dose["post_treatment"],
                                               dose.get("comparison"))
+            dose_record = _with_camera_parent(dose_record, dose["post_treatment"])
         dose_dir = folder / "dose"
         with atomic_folder(dose_dir) as tmp:
             write_dose_files(tmp, dose["structures"], dose["nuclide"], dose["planned"],

@@ -281,7 +281,8 @@ def propagate(inputs: PlanInputs, limits: Sequence[Limit], *, n: int = 2000, see
     nominal = {k: float(v[0]) for k, v in doses(inputs, nominal_samples(inputs)).items()}
     for pos in inputs.positions:
         # the activity that gives the binding figure its planned dose, sample by sample
-        if pos.binding_figure is None:
+        if pos.binding_figure is None or pos.activity_gbq == 0:
+            # an explicit activity, or none at all (0 / 0 would give NaN)
             figures[f"{pos.name}: activity"] = pos.activity_gbq * s["calibrator"]
             nominal[f"{pos.name}: activity"] = pos.activity_gbq
         else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..guidelines import site_change_parts
 
 
@@ -127,8 +129,9 @@ def plan_summary(record: dict) -> str:
     lines.append(whole_liver_text(record))
     lines += uncertainty_lines(record)
     lines += guideline_lines(record)
-    from .response_record import response_lines
-    lines += response_lines(record)
+    if record.get("dose_response"):     # its module imports scipy.stats (a second or more)
+        from .response_record import response_lines
+        lines += response_lines(record)
     lines += ordering_lines(record)
     if record["violations"] or any(p["violations"] for p in record["positions"]):
         lines.append("VIOLATIONS:")
@@ -246,6 +249,37 @@ def whole_liver_doses(record: dict) -> str:
     return f"mean {parts[0]}; normal liver, tumours excluded, mean {parts[1]}"
 
 
+def _psf_words(res: dict) -> str:
+    """The fitted PSF: one Gaussian's FWHM, or each component's FWHM with its weight."""
+    comps = res.get("psf_components") or []
+    sd = res.get("fwhm_sd_mm")
+    spread = f" +/- {sd:.2f}" if isinstance(sd, (int, float)) else ""
+    if len(comps) > 1:
+        return (" + ".join(f"{w:.0%} {f:.1f} mm" for w, f in comps)
+                + f" (core FWHM {res['fwhm_mm']:.2f}{spread} mm)")
+    return f"{res['fwhm_mm']:.2f}{spread} mm FWHM"
+
+
+def resolution_words(res: dict) -> str:
+    """An emission image's resolution as the panels show it: the camera file (its name, the
+    fitted FWHM with its uncertainty, the reconstruction, the calibration date), or ASSUMED
+    with its value and where it comes from."""
+    camera = res.get("camera")
+    if isinstance(camera, dict) and camera.get("file"):
+        label = Path(str(camera["file"])).name
+        if camera.get("name"):
+            label += f" ({camera['name']})"
+        return (f"from the camera file {label}: {camera.get('modality')} "
+                f"{camera.get('nuclide')}, fitted {_psf_words(res)}, reconstruction "
+                f"{camera.get('reconstruction') or 'not named'}, calibrated "
+                f"{camera.get('date') or 'on an unrecorded date'}")
+    if res.get("assumed"):
+        return (f"ASSUMED {res['fwhm_mm']:g} mm FWHM ({res.get('chosen_by', 'default')}); "
+                "not measured for this camera: calibrate it (tareplanner calibrate) and give "
+                "its camera file")
+    return f"{res['fwhm_mm']:g} mm FWHM ({res.get('chosen_by', 'given')})"
+
+
 def measurement_summary(measurement: dict) -> str:
     """Readable summary of a measurement record: LSF, volumes, TNR per position, warnings;
     with a partial-volume correction the corrected values and, beside them, the measured
@@ -254,12 +288,10 @@ def measurement_summary(measurement: dict) -> str:
     pvc = measurement.get("partial_volume_correction") or {"applied": False}
     raw = measurement.get("lung_shunt_uncorrected", lsf)
     if pvc["applied"]:
-        res = pvc.get("resolution", {})
-        head = (f"partial-volume corrected (geometric transfer matrix), SPECT resolution "
-                + ("ASSUMED " if pvc.get("assumed") else "")
-                + f"{pvc['fwhm_mm']:g} mm FWHM ({res.get('chosen_by', 'given')})"
-                + ("; not measured for this camera: calibrate it (tareplanner calibrate)"
-                   if pvc.get("assumed") else ""))
+        res = {"fwhm_mm": pvc["fwhm_mm"], "assumed": pvc.get("assumed"),
+               **(pvc.get("resolution") or {})}
+        head = ("partial-volume corrected (geometric transfer matrix), SPECT resolution "
+                + resolution_words(res))
         lsf_note = f"; uncorrected {raw['lung_shunt_fraction']:.2%}"
     else:
         head, lsf_note = "not corrected for partial volume", ""

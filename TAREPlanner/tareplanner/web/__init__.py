@@ -7,7 +7,8 @@ workflow) need no web toolkit; :mod:`.app` needs trame and trame-slicer
 
 #: the packages ``tareplanner serve`` imports (module name -> distribution to install)
 REQUIRED = {"trame": "trame", "trame_vuetify": "trame-vuetify", "trame_slicer": "trame-slicer",
-            "trame_rca": "trame-rca", "slicer": "slicer-core", "aiohttp": "aiohttp"}
+            "trame_rca": "trame-rca", "slicer": "slicer-core", "aiohttp": "aiohttp",
+            "undo_stack": "py-undo-stack"}
 
 
 def missing_packages() -> list[str]:

@@ -36,6 +36,7 @@ from ..mrml.workflow import roles
 from ..physics.solver import GOAL_KINDS
 from .files import OutsideDataFolderError, content_type, resolve_inside
 from . import dicom_panel, forms
+from .segment_editor_page import SegmentEditorPage
 from .viewer_controls import ViewerControls
 from .session import (ACTION_PANEL, LABEL_MAPS, LOAD_FOLDER, NODE_FIELDS, SYNTHETIC_POSITIONS,
                       VALUE_FIELDS, Session)
@@ -203,6 +204,7 @@ class WebApp:
             view.renderer().SetUseDepthPeeling(False)
             view.renderer().SetUseDepthPeelingForVolumes(False)
         self._init_state()
+        self.segment_editor = SegmentEditorPage(self)
         dicom_panel.install(self)
         self._annotate_views()
         self.viewer = ViewerControls(self, CT_PRESETS)
@@ -244,6 +246,7 @@ class WebApp:
         s.change("view_mode")(lambda view_mode, **_: self.show(view_mode))
         s.site_limits = None
         s.response_fit = None
+        s.camera_files = {}
         for name, method in (("claim", self.claim), ("take_over", self.take_over),
                              ("commit", self.commit), ("edit", self.edit),
                              ("run", self.run), ("new_patient", self.new_patient),
@@ -273,6 +276,7 @@ class WebApp:
     def take_over(self, tab=None):
         if isinstance(tab, str) and tab:
             self.owner = tab
+        self.segment_editor.release()
         self.refresh(owner_tab=self.owner)
 
     # ------------------------------------------------------------------ edits
@@ -309,6 +313,8 @@ class WebApp:
                 self.session.set_site_limits(value)
             elif key == "response_fit":
                 self.session.set_response_fit(value)
+            elif kind == "camera":
+                self.session.set_camera_file(name, value)
             else:
                 raise ValueError(f"field: got {key[:40]!r}; allowed: a field of the page")
         self._edit(change)
@@ -355,6 +361,8 @@ class WebApp:
                 s.json_files = session.json_files()
                 s.site_limits = session.site_limits_name()
                 s.response_fit = session.response_fit_name()
+                s.camera_files = session.camera_file_names()
+                s.update(self.segment_editor.state())
                 s.update(dicom_panel.page_state(self))
                 for name, value in session.field_values().items():
                     s[f"{'n' if name in NODE_FIELDS else 'f'}_{name}"] = value
@@ -1027,6 +1035,7 @@ class WebApp:
                     self._button("territories")
                     self._button("check segments")
                     self._message("segmentation")
+                    self.segment_editor.build()
             with self._panel("measurement"):
                 self._title("measurement")
                 with v3.VExpansionPanelText():
@@ -1034,6 +1043,7 @@ class WebApp:
                     self._tick("manualLsf", "Enter the LSF by hand")
                     self._text("manualLsfPercent", "Manual LSF (%)", v_if=("f_manualLsf",))
                     self._text("manualTnr", "Manual TNRs, e.g. T1=3.2, T2=2.5 (optional)")
+                    self._camera_select("spectCameraFile")
                     self._button("measurement")
                     self._message("measurement")
             with self._panel("plan"):
@@ -1101,6 +1111,7 @@ class WebApp:
                     self._text("administeredActivityGbq",
                                "Administered activity (GBq): a SPECT without an administration"
                                " record; empty for none")
+                    self._camera_select("postTreatmentCameraFile")
                     self._button("verification")
                     self._message("verification")
             with self._panel("save"):
@@ -1113,6 +1124,21 @@ class WebApp:
                     self._button("save")
                     self._message("save")
                     self._file_links()
+
+    # ------------------------------------------------------------------ camera files
+    def _camera_select(self, field: str):
+        """A camera file (tareplanner.camera/1) among the data folder's JSON files, or none
+        (the resolution is then ASSUMED, and the panel says so)."""
+        label = {"spectCameraFile": "SPECT camera file (tareplanner calibrate), optional: "
+                                    "none is an ASSUMED resolution",
+                 "postTreatmentCameraFile": "Post-treatment camera file (the PET's or SPECT's "
+                                            "own), optional: none is ASSUMED"}[field]
+        v3.VSelect(model_value=(f"camera_files.{field}",), items=("json_files",),
+                   clearable=True, readonly=(READ_ONLY,),
+                   update_modelValue=f"trigger('edit', [tab_id, 'camera:{field}', "
+                                     "$event ?? null])",
+                   label=label, density="compact", hide_details=True, classes="mb-2",
+                   raw_attrs=[f'data-field="{field}"'])
 
     def _positions_editor_goals_only(self):
         with html.Div(v_for="(pos, i) in positions", key="i", classes="mb-1"):

@@ -44,13 +44,21 @@ ACTION_PANEL = {"load": "data", LOAD_FOLDER: "data", LABEL_MAPS: "data", "regist
                 "directive": "treatment day", "administration": "treatment day",
                 "verification": "verification", "save": "save"}
 
+def guided_camera_fields() -> dict[str, str]:
+    """The camera-file fields (parameter name -> the name the panels and messages give it):
+    each a file chosen inside the data folder."""
+    return {"spectCameraFile": guided.SPECT_CAMERA_FIELD,
+            "postTreatmentCameraFile": guided.POST_CAMERA_FIELD}
+
+
 #: parameter fields that hold a node, and the MRML class of the nodes to choose from
 NODE_FIELDS = {f.name: f.metadata["node_class"] for f in dataclasses.fields(Parameters)
                if "node_class" in f.metadata and not f.metadata.get("result")}
 #: parameter fields the page edits as plain values (the output folder is fixed by --data)
 VALUE_FIELDS = tuple(f.name for f in dataclasses.fields(Parameters)
                      if not f.metadata.get("result") and f.name not in NODE_FIELDS
-                     and f.name not in ("positions", "outputFolder", "siteLimitsFile", "responseFit"))
+                     and f.name not in ("positions", "outputFolder", "siteLimitsFile", "responseFit",
+                                        *guided_camera_fields()))
 NUMBER_TYPES = {"float": float, float: float, "int": int, int: int}
 
 
@@ -342,6 +350,23 @@ class Session:
         """The plan's dose-response fit: a JSON file inside the data folder, or none."""
         self.p.responseFit = str(resolve_inside(self.data_dir, name, field="response fit")
                                  ) if name else ""
+
+    def set_camera_file(self, name: str, value: str | None) -> None:
+        """A camera file (``tareplanner calibrate``) for the SPECT or the post-treatment
+        image: a file inside the data folder (:func:`.files.resolve_inside`), or none. Its
+        content is read and checked when the step runs (another nuclide or modality, a NaN
+        or negative FWHM: refused by name then)."""
+        fields = guided_camera_fields()
+        if name not in fields:
+            raise ValueError(f"camera file: got {str(name)[:40]!r}; allowed: "
+                             + ", ".join(fields))
+        setattr(self.p, name, str(resolve_inside(self.data_dir, value, field=fields[name]))
+                if value else "")
+
+    def camera_file_names(self) -> dict[str, str | None]:
+        """Parameter name -> the chosen camera file relative to the data folder, or None."""
+        return {name: (relative_name(self.data_dir, getattr(self.p, name))
+                       if getattr(self.p, name) else None) for name in guided_camera_fields()}
 
     def response_fit_name(self) -> str | None:
         return (relative_name(self.data_dir, self.p.responseFit)

@@ -136,6 +136,9 @@ class ViewerControls:
     def _press(self, view, iren, command):
         if iren.GetShiftKey() or iren.GetControlKey():
             return
+        editor = getattr(self.app, "segment_editor", None)
+        if editor is not None and editor.uses_mouse():
+            return              # the segment editor's brush (or island click) has the button
         display = self._ct_display()
         if display is None:
             return
