@@ -72,6 +72,25 @@ def test_order_statistics_and_counts_equal_partition(dtype, kind):
     assert above == {t: int(np.count_nonzero(values >= t)) for t in thresholds}
 
 
+def test_order_statistics_at_the_extremes_and_without_thresholds():
+    """Bug caught: a threshold exactly at the smallest value left uncounted (it is neither
+    below the range nor inside it) or one exactly at the largest value counted as above the
+    range (0 instead of the voxels at the maximum); the histogram path failing when no
+    threshold lies inside the range or none is asked for. Reference: numpy.partition and
+    count_nonzero(values >= t), on the histogram path (more than 4 × ORDER_BINS values)."""
+    rng = np.random.default_rng(5)
+    n = 4 * ORDER_BINS + 1
+    values = (rng.random(n) * 50).astype(np.float32)
+    low, high = float(values.min()), float(values.max())
+    ranks = [0, n // 3, n - 1]
+    reference = np.partition(values, ranks)
+    for thresholds in ([low, high], [], [low - 1.0, high + 1.0]):
+        at, above = order_statistics(values, ranks, low, high, thresholds)
+        assert at == {r: float(reference[r]) for r in ranks}
+        assert above == {t: int(np.count_nonzero(values >= t)) for t in thresholds}
+    assert order_statistics(values, ranks, low, high, [low, high])[1] == {low: n, high: 1}
+
+
 def test_whole_voxel_indices_by_hand():
     """D_x and V_x of 10,000 voxels with doses 1..10,000 Gy (shuffled): the hottest 70 % is
     reached at the 7,000th hottest voxel, 3,001 Gy; V100 counts 9,901 voxels >= 100 Gy."""

@@ -17,7 +17,7 @@ import pytest
 import SimpleITK as sitk
 
 from tareplanner.physics.compartments import lung_dose_per_activity
-from tareplanner.physics.dvh import cumulative_dvh, dose_indices
+from tareplanner.physics.dvh import DoseIndices, cumulative_dvh, dose_indices
 from tareplanner.physics.kernels import PointKernel, csda_range_g_per_cm2
 
 CF_Y90 = 49.67  # J/GBq, cited above
@@ -94,6 +94,95 @@ def test_cumulative_dvh_bins_by_hand():
                                        bin_gy=1.0)
         np.testing.assert_allclose(edges, [0, 1, 2, 3])
         np.testing.assert_allclose(volume, [100, 75, 25, 0])
+
+
+def test_dose_indices_record_keys():
+    """Bug caught: a key of the dose-index record renamed (the report and the schema read
+    volume_ml, mean_gy, median_gy, min_gy, max_gy, then each D and V by its name)."""
+    idx = DoseIndices(volume_ml=1.0, mean_gy=2.0, median_gy=3.0, min_gy=4.0, max_gy=5.0,
+                      d_gy={"D70": 6.0}, v_percent={"V100": 7.0})
+    assert idx.as_dict() == {"volume_ml": 1.0, "mean_gy": 2.0, "median_gy": 3.0,
+                             "min_gy": 4.0, "max_gy": 5.0, "D70": 6.0, "V100": 7.0}
+
+
+@pytest.mark.parametrize("weights", [None, np.ones(1), np.full(1, 0.4)],
+                         ids=["whole", "ones", "partial"])
+def test_one_voxel_structure_and_median_without_d50(weights):
+    """Bug caught: a structure of a single voxel refused as empty; the median read from a
+    D50 that was not asked for (KeyError, or another percentile). By hand: one voxel of 7
+    Gy: every D, the median, min, max and mean are 7 Gy; V7 = 100 %, V7.5 = 0 %."""
+    idx = dose_indices(np.array([7.0]), weights, voxel_ml=0.5, d_percents=(70,),
+                       v_thresholds_gy=(7, 7.5))
+    assert idx.d_gy == {"D70": 7.0} and idx.median_gy == 7.0
+    assert (idx.min_gy, idx.max_gy, idx.mean_gy) == (7.0, 7.0, 7.0)
+    assert idx.v_percent == {"V7": 100.0, "V7.5": 0.0}
+    assert idx.volume_ml == pytest.approx(0.5 * (1.0 if weights is None else weights[0]))
+
+
+def test_median_without_d50_by_hand():
+    """Bug caught: the median taken at another percentile than 50 % when D50 is not among
+    the asked D values. Voxels of 1..10 Gy: the hottest 5 are 6..10 Gy -> median 6 Gy."""
+    for weights in (None, np.full(10, 0.5)):
+        idx = dose_indices(TEN_VOXELS_GY, weights, voxel_ml=0.1, d_percents=(70,))
+        assert idx.median_gy == 6.0 and idx.d_gy == {"D70": 4.0}
+
+
+@pytest.mark.parametrize("weights", [None, np.zeros(3)], ids=["no voxel", "zero weights"])
+def test_empty_structure_refused(weights):
+    """Bug caught: a structure without voxels (or whose every occupancy is 0) given dose
+    indices (NaN or an IndexError) instead of a clear refusal."""
+    dose = np.zeros(0) if weights is None else np.ones(3)
+    with pytest.raises(ValueError) as info:
+        dose_indices(dose, weights, voxel_ml=1.0)
+    assert str(info.value) == "the structure has no voxels"
+
+
+@pytest.mark.parametrize("bin_gy", [0.0, -1.0, float("inf"), float("nan")])
+def test_cumulative_dvh_refuses_a_bad_bin(bin_gy):
+    """Bug caught: a zero, negative or infinite bin width accepted (a division by zero, an
+    empty or reversed histogram)."""
+    with pytest.raises(ValueError) as info:
+        cumulative_dvh(np.ones(3), None, bin_gy)
+    assert str(info.value) == f"bin_gy must be a finite width > 0 Gy, got {bin_gy!r}"
+
+
+def test_cumulative_dvh_half_gray_bins_by_hand():
+    """Bug caught: the bin width multiplied where it divides (edges, number of bins, bin of
+    each dose): invisible with 1 Gy bins. Doses 0.2, 0.7, 1.2 Gy, 0.5 Gy bins: ceil(1.2 /
+    0.5) + 1 = 4 bins, edges 0, 0.5, 1, 1.5, 2 Gy; at least 0: 100 %, 0.5: 66.67 %, 1:
+    33.33 %, 1.5 and 2: 0 %."""
+    edges, volume = cumulative_dvh(np.array([0.2, 0.7, 1.2], np.float32), None, bin_gy=0.5)
+    np.testing.assert_allclose(edges, [0, 0.5, 1.0, 1.5, 2.0])
+    np.testing.assert_allclose(volume, [100, 200 / 3, 100 / 3, 0, 0], rtol=1e-6)
+
+
+def test_cumulative_dvh_weights_by_hand():
+    """Bug caught: the occupancy weights ignored, the histogram's range taken from voxels
+    outside the structure (weight 0), a structure of less than one whole voxel divided by 1
+    instead of its volume, a structure without volume failing.
+
+    Doses 1, 2, 5 Gy with weights 0.1, 0.3, 0 (the 5 Gy voxel is outside), 1 Gy bins: the
+    range ends at 2 Gy: edges 0..3; at least 0 and 1 Gy: 100 %; 2 Gy: 0.3 / 0.4 = 75 %;
+    3 Gy: 0 %. All weights 0: edges 0, 1 and 0 % everywhere."""
+    dose = np.array([1.0, 2.0, 5.0], np.float32)
+    edges, volume = cumulative_dvh(dose, np.array([0.1, 0.3, 0.0]), bin_gy=1.0)
+    np.testing.assert_allclose(edges, [0, 1, 2, 3])
+    np.testing.assert_allclose(volume, [100, 100, 75, 0])
+    edges, volume = cumulative_dvh(dose, np.zeros(3), bin_gy=1.0)
+    np.testing.assert_allclose(edges, [0, 1])
+    np.testing.assert_allclose(volume, [0, 0])
+
+
+def test_cumulative_dvh_outside_its_range():
+    """Bug caught: a negative dose (a dose map that was not clipped at zero) or a dose
+    above a given ``max_gy`` falling outside the histogram (an error, or bins beyond the
+    edges) instead of into the first or last bin. Doses -1.5, 0.5, 3 Gy, max_gy 1, 1 Gy
+    bins: n = 2, edges 0, 1, 2; the 3 Gy voxel counts in the last bin: at least 0 Gy
+    100 %, 1 Gy 33.3 %, 2 Gy 33.3 %."""
+    edges, volume = cumulative_dvh(np.array([-1.5, 0.5, 3.0], np.float32), None, 1.0,
+                                   max_gy=1.0)
+    np.testing.assert_allclose(edges, [0, 1, 2])
+    np.testing.assert_allclose(volume, [100, 100 / 3, 100 / 3], rtol=1e-6)
 
 
 # --------------------------------------------------------------------------- lung dose

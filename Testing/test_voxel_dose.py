@@ -215,3 +215,62 @@ def test_katz_penfold_range():
     # Katz & Penfold 1952: R(1 MeV) = 0.412 g/cm2; R(3 MeV) = 0.530*3 - 0.106 = 1.484 g/cm2
     assert float(csda_range_g_per_cm2(1.0)) == pytest.approx(0.412)
     assert float(csda_range_g_per_cm2(3.0)) == pytest.approx(1.484)
+
+
+def test_lp_planner_cap_unused_position_and_limit_count():
+    """Bug caught: the activity cap other than the stated 100 GBq default, a position that
+    helps no tumour given activity (a lower bound above 0), the limits looped over the
+    positions instead of the limits. By hand: one tumour fed by position 1 at 1 Gy/GBq
+    with a 1000 Gy goal: capped at 100 GBq, t = 0.1; position 2 feeds nothing: 0 GBq; one
+    limit (lungs, 0.001 Gy/GBq from position 1, 1 Gy: 1000 GBq, not reached)."""
+    from tareplanner.physics.voxel_planning import solve_voxel_plan
+
+    r = solve_voxel_plan(np.array([[1.0, 0.0]]), np.array([1000.0]),
+                         np.array([[0.001, 0.0]]), np.array([1.0]), ["lungs"])
+    np.testing.assert_allclose(r.activities_gbq, [100.0, 0.0], atol=1e-7)
+    assert r.goal_fraction == pytest.approx(0.1) and r.binding == ()
+
+
+def test_lp_planner_keeps_the_worst_tumour_and_stops_at_the_goal():
+    """Bug caught: the second stage trading the worst tumour's fraction for a larger sum
+    (the lowest fraction not kept), the first stage letting a fraction exceed 1 (a tumour
+    pushed beyond its goal: the second stage then has no solution).
+
+    Two positions share one limit A1 + A2 <= 10 GBq; T1 (goal 100 Gy) gets 10 Gy/GBq from
+    position 1, T2 (goal 50 Gy) 10 Gy/GBq from position 2. Equal fractions: A1 / 10 = A2 /
+    5, A1 + A2 = 10 -> A1 = 6.667, A2 = 3.333, t = 0.667 (giving T2 more would raise the
+    sum but lower T1). One tumour at 50 Gy/GBq, goal 150 Gy, limit 10 Gy/GBq <= 40 Gy:
+    the goal is met at 3 GBq, not pushed to 4 GBq."""
+    from tareplanner.physics.voxel_planning import solve_voxel_plan
+
+    r = solve_voxel_plan(np.array([[10.0, 0.0], [0.0, 10.0]]), np.array([100.0, 50.0]),
+                         np.array([[1.0, 1.0]]), np.array([10.0]), ["shared"])
+    np.testing.assert_allclose(r.activities_gbq, [20 / 3, 10 / 3], rtol=1e-6)
+    assert r.goal_fraction == pytest.approx(2 / 3, rel=1e-6)
+    assert r.binding == ("shared",)
+    one = solve_voxel_plan(np.array([[50.0]]), np.array([150.0]), np.array([[10.0]]),
+                           np.array([40.0]), ["normal"])
+    np.testing.assert_allclose(one.activities_gbq, [3.0], rtol=1e-6)
+    assert one.goal_fraction == pytest.approx(1.0) and one.binding == ()
+
+
+def test_lp_planner_binding_tolerance_and_failure():
+    """Bug caught: the binding tolerance (1e-6 of the limit, at least 1e-6 Gy) applied as
+    1e-6 / limit or with a floor of 2e-6 Gy; an impossible program (a negative limit)
+    failing without saying so.
+
+    One position, goal unreachable; limit a: 0.1 Gy/GBq <= 0.5 Gy binds at 5 GBq. Limit b
+    on the same dose at 0.5 + 1.5e-6 Gy: slack 1.5e-6 > 1e-6 Gy -> not binding. Limit c at
+    40 Gy on 8 Gy/GBq binds at the same 5 GBq; limit d on the same dose at 40.00002 Gy:
+    slack 2e-5 <= 4e-5 -> binding."""
+    from tareplanner.physics.voxel_planning import solve_voxel_plan
+
+    r = solve_voxel_plan(np.array([[10.0]]), np.array([1000.0]),
+                         np.array([[0.1], [0.1], [8.0], [8.0]]),
+                         np.array([0.5, 0.5 + 1.5e-6, 40.0, 40.00002]), ["a", "b", "c", "d"])
+    np.testing.assert_allclose(r.activities_gbq, [5.0], rtol=1e-9)
+    assert r.binding == ("a", "c", "d")
+    with pytest.raises(ValueError) as info:
+        solve_voxel_plan(np.array([[10.0]]), np.array([100.0]), np.array([[1.0]]),
+                         np.array([-1.0]), ["x"])
+    assert str(info.value).startswith("voxel plan: the linear program failed (")

@@ -34,7 +34,15 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "TAREPlanner" / "tareplanner"
 
 #: module (relative to the package) -> the test files that exercise it (fast ones only;
-#: the 'slow' marker is deselected)
+#: the 'slow' marker is deselected). An item that starts with "-" is a pytest option with its
+#: value as the next item (``"-k", "not phantom"`` leaves out the tests that build a whole
+#: synthetic patient: each mutant runs in a fresh process, so a patient built by a fixture
+#: would be built again for every mutant that reaches it).
+#: the partial-volume tests without those that measure a whole synthetic patient (each builds
+#: the patient again in every mutant's process: minutes a mutant)
+PV_WITHOUT_PATIENT = ("not (truth_without_noise or noisy_spect or assumed_resolution or no_pvc "
+                      "or lung_base_margin or measure_)")
+
 SCOPE: dict[str, list[str]] = {
     "physics/administration.py": ["Testing/test_treatment_day.py", "Testing/test_physics_guards.py",
                                   "Testing/test_record_chain.py"],
@@ -43,14 +51,19 @@ SCOPE: dict[str, list[str]] = {
     "physics/compartments.py": ["Testing/test_compartments.py", "Testing/test_mutation_references.py",
                                 "Testing/test_solver.py", "Testing/test_physics_guards.py"],
     "physics/decay.py": ["Testing/test_decay_and_nuclides.py", "Testing/test_physics_guards.py"],
-    "physics/dvh.py": ["Testing/test_mutation_references.py", "Testing/test_dosimetry.py",
+    "physics/dvh.py": ["Testing/test_mutation_references.py", "Testing/test_voxel_dose.py",
                        "Testing/test_fast_paths.py", "Testing/test_physics_guards.py"],
-    "physics/gpu.py": ["Testing/test_voxel_dose.py", "Testing/test_physics_guards.py"],
+    "physics/gpu.py": ["Testing/test_gpu_convolution.py", "Testing/test_voxel_dose.py",
+                       "Testing/test_physics_guards.py"],
     "physics/kernels.py": ["Testing/test_mutation_references.py", "Testing/test_voxel_dose.py",
                            "Testing/test_physics_guards.py"],
     "physics/lung_shunt.py": ["Testing/test_ordering.py", "Testing/test_physics_guards.py"],
     "physics/ordering.py": ["Testing/test_ordering.py", "Testing/test_safety_edges.py"],
-    "physics/partial_volume.py": ["Testing/test_partial_volume.py", "Testing/test_physics_guards.py"],
+    "physics/partial_volume.py": ["Testing/test_partial_volume.py", "Testing/test_physics_guards.py",
+                                  "-k", PV_WITHOUT_PATIENT],
+    "physics/psf_fit.py": ["Testing/test_psf_fit.py", "Testing/test_calibration.py",
+                           "-k", "psf_fit or ball_occupancy or recovers_a_gaussian or keeps_a_tail "
+                                 "or pet_gives_a_scale"],
     "physics/solver.py": ["Testing/test_solver.py", "Testing/test_solver_shared_by_hand.py"],
     "physics/uncertainty.py": ["Testing/test_uncertainty.py", "Testing/test_uncertainty_by_hand.py"],
     "physics/voxel_dose.py": ["Testing/test_voxel_dose.py", "Testing/test_mutation_references.py",
@@ -71,13 +84,29 @@ SCOPE: dict[str, list[str]] = {
     "dosimetry/activity.py": ["Testing/test_dosimetry.py", "Testing/test_verification_activity.py",
                               "Testing/test_mutation_references.py", "Testing/test_safety_edges.py",
                               "Testing/test_physics_guards.py"],
-    "imaging/partial_volume.py": ["Testing/test_partial_volume.py", "Testing/test_physics_guards.py"],
+    "imaging/partial_volume.py": ["Testing/test_partial_volume.py", "Testing/test_physics_guards.py",
+                                  "-k", PV_WITHOUT_PATIENT],
+    "guideline_check.py": ["Testing/test_guideline_sources.py", "Testing/test_guidelines.py"],
+    "web/forms.py": ["Testing/web/test_forms.py"],
     "web/files.py": ["Testing/web/test_files.py", "Testing/web/test_files_containment.py"],
 }
 
 
 def _toml_list(items: list[str]) -> str:
     return "[" + ", ".join(json.dumps(i) for i in items) + "]"
+
+
+def _selection(items: list[str]) -> list[str]:
+    """The test files of ``items`` that exist, with the pytest options among them."""
+    out: list[str] = []
+    option = False
+    for item in items:
+        if option or item.startswith("-"):
+            out.append(item)
+            option = item.startswith("-") and "=" not in item
+        elif (REPO / item.split("::")[0]).exists():
+            out.append(item)
+    return out
 
 
 def prepare(module: str, work: Path) -> None:
@@ -89,7 +118,7 @@ def prepare(module: str, work: Path) -> None:
     shutil.copytree(REPO / "Testing", work / "Testing", ignore=ignore)
     shutil.copytree(REPO / "docs", work / "docs", ignore=ignore)
     shutil.copy2(REPO / "README.md", work / "README.md")
-    tests = [t for t in SCOPE[module] if (REPO / t).exists()]
+    tests = _selection(SCOPE[module])
     pyproject = (REPO / "pyproject.toml").read_text()
     pyproject += (
         "\n[tool.mutmut]\n"
