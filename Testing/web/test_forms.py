@@ -108,3 +108,267 @@ def test_bilirubin_is_kept_as_text_empty_not_given():
     for text in ("1,2", "1.2 mg/dL", "-1", "51"):
         with pytest.raises(FieldValueError, match=r"Total bilirubin \(mg/dL\): got"):
             forms.parse(spec, text)
+
+
+# --- every field's rule at its edges, and the messages word for word (docs/web.md) ---------
+
+def _message(spec, text, label=None):
+    with pytest.raises(FieldValueError) as error:
+        forms.parse(spec, text, label)
+    return str(error.value)
+
+
+def test_the_documented_message_word_for_word():
+    """The example message of docs/web.md, typed out there by hand. Bugs: a range text that
+    says 'from 0' for an open bound, a missing unit or 'and at most' dropped, the decimal-comma
+    hint lost, the label of the position not used."""
+    label = forms.position_label(0, "right hepatic", VIAL.label)
+    assert _message(VIAL, "1,5", label) == (
+        "Vial activity (GBq) of position 1 (right hepatic): got '1,5'; allowed: a number more "
+        "than 0 GBq and at most 100 GBq, with a point as the decimal separator (1.5, not 1,5)")
+
+
+@pytest.mark.parametrize("text, allowed", [
+    ("-1", "a number from 0 to 100 mm"),
+    ("4 mm", "a number from 0 to 100 mm, without a unit (the unit is in the label)"),
+    ("-1,5", "a number from 0 to 100 mm, with a point as the decimal separator (1.5, not 1,5)"),
+    ("1.5.2", "a number from 0 to 100 mm, without a unit (the unit is in the label)"),
+    ("mm 4", "a number from 0 to 100 mm"),
+    ("1" * 41, "a number of at most 40 characters"),
+])
+def test_margin_messages_word_for_word(text, allowed):
+    """The lung-base margin (0 to 100 mm, docs/web.md's table). Bugs: the hint for a unit
+    given for a comma, a 41-character number parsed, the range text garbled."""
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    assert _message(MARGIN, text) == f"Lung-base margin (mm): got {shown!r}; allowed: {allowed}"
+
+
+def test_a_long_text_is_shortened_to_40_characters_in_the_message():
+    """Bug: the whole (up to 200-character) text echoed, or cut at another length. 40
+    characters are kept whole; 41 become the first 37 and '...'."""
+    spec = forms.POSITION_FIELDS["name"]
+    forty = "a" * 40
+    assert forms.parse(spec, forty) == forty
+    assert f"got '{'b' * 37}...'" in _message(MARGIN, "b" * 41)
+    assert f"got '{'9' * 37}...'" in _message(MARGIN, "9" * 41)
+    assert "got '1234567890123456789012345678901234567,'" in _message(MARGIN, "1234567890123456789012345678901234567,")
+
+
+def test_a_40_character_number_is_read():
+    """40 characters is the longest number taken (41 refused above). Bug: '>=' for '>'."""
+    text = "0." + "0" * 37 + "1"                    # 40 characters, 1e-38
+    assert len(text) == 40 and forms.parse(MARGIN, text) == 1e-38
+    assert forms.parse(VIAL, text) == 1e-38
+
+
+def test_open_bound_message_and_edges_of_a_goal():
+    """A dose goal: more than 0, at most 2000 Gy (docs/web.md). Bugs: 0 accepted, 2000
+    refused, the message saying 'from 0'."""
+    spec = forms.goal_field("tumour_dose_gy")
+    assert forms.parse(spec, "2000") == 2000.0 and forms.parse(spec, "0.001") == 0.001
+    assert _message(spec, "0") == ("Tumour dose (Gy): got '0'; allowed: a number more than 0 Gy "
+                                   "and at most 2000 Gy")
+    assert _message(spec, "2000.1").endswith("more than 0 Gy and at most 2000 Gy")
+    activity = forms.goal_field("activity_gbq")
+    assert (activity.low, activity.high, activity.unit) == (0.0, 100.0, "GBq")
+    assert activity.label == "Activity (GBq)" and forms.parse(activity, "100") == 100.0
+    for kind in ("normal_dose_gy", "perfused_dose_gy"):
+        f = forms.goal_field(kind)
+        assert (f.low, f.high, f.low_inclusive, f.unit) == (0.0, 2000.0, False, "Gy")
+    assert forms.goal_field("normal_dose_gy").label == "Normal-liver dose (Gy)"
+    assert forms.goal_field("perfused_dose_gy").label == "Perfused-volume dose (Gy)"
+
+
+def test_an_unknown_goal_kind_has_no_bounds_and_no_unit():
+    """A goal kind outside the table: its own name, more than 0 and no upper bound, no unit.
+    Bug: a default range or unit invented for it."""
+    spec = forms.goal_field("other")
+    assert (spec.label, spec.low, spec.high, spec.low_inclusive, spec.unit) == \
+        ("other", 0.0, math.inf, False, "")
+    assert forms.parse(spec, "1e30") == 1e30
+    assert _message(spec, "0") == "other: got '0'; allowed: a number more than 0"
+    assert forms.goal_text("other", 5) == "other"
+
+
+@pytest.mark.parametrize("name, low, high, unit", [
+    ("lungBaseMarginMm", 0.0, 100.0, "mm"), ("manualLsfPercent", 0.0, 99.9, "%"),
+    ("siteTolerancePercent", 0.0, 100.0, "%"), ("administeredActivityGbq", 0.0, 100.0, "GBq"),
+    ("bilirubinMgDl", 0.0, 50.0, "mg/dL")])
+def test_value_field_ranges_are_the_documented_ones(name, low, high, unit):
+    """docs/web.md's table, each closed bound at its edge and just beyond. Bugs: a bound off
+    by a slip (99.9 for 100, 50 for 100), an inclusive bound made exclusive."""
+    spec = forms.VALUE_FIELDS[name]
+    assert (spec.low, spec.high, spec.low_inclusive, spec.unit) == (low, high, True, unit)
+    for text in (f"{low:g}", f"{high:g}"):
+        forms.parse(spec, text)
+    for text in (f"{high + 0.01:g}", "-0.01"):
+        assert f"allowed: a number from 0 to {high:g} {unit}" in _message(spec, text)
+
+
+@pytest.mark.parametrize("name, low, high, unit, inclusive", [
+    ("vialGbq", 0.0, 100.0, "GBq", False), ("residualGbq", 0.0, 100.0, "GBq", True)])
+def test_position_field_ranges_are_the_documented_ones(name, low, high, unit, inclusive):
+    spec = forms.POSITION_FIELDS[name]
+    assert (spec.low, spec.high, spec.low_inclusive, spec.unit) == (low, high, inclusive, unit)
+    assert spec.label == {"vialGbq": "Vial activity (GBq)",
+                          "residualGbq": "Residual activity (GBq)"}[name]
+
+
+def test_labels_and_what_empty_means():
+    """The labels the page shows and the fields whose label says what empty means (docs/web.md:
+    optional times, the isodose levels, the manual TNRs, the administered activity). Bug: a
+    numeric field made optional (empty read as 0)."""
+    labels = {k: f.label for k, f in forms.VALUE_FIELDS.items()}
+    assert labels == {
+        "lungBaseMarginMm": "Lung-base margin (mm)", "manualLsfPercent": "Manual LSF (%)",
+        "manualTnr": "Manual TNRs", "treatmentTime": "Treatment time",
+        "isodoseLevelsGy": "Isodose levels (Gy)", "siteTolerancePercent": "Site tolerance (%)",
+        "confirmReadingsReason": "Reason the readings are right",
+        "administrationTime": "Administration time", "acquisitionTime": "Acquisition time",
+        "administeredActivityGbq": "Administered activity (GBq)",
+        "bilirubinMgDl": "Total bilirubin (mg/dL)"}
+    kinds = {k: (f.kind, f.empty) for k, f in forms.VALUE_FIELDS.items()}
+    assert kinds == {
+        "lungBaseMarginMm": ("number", "missing"), "manualLsfPercent": ("number", "missing"),
+        "manualTnr": ("tnr", "none"), "treatmentTime": ("time", "none"),
+        "isodoseLevelsGy": ("levels", "none"), "siteTolerancePercent": ("number", "missing"),
+        "confirmReadingsReason": ("text", "none"), "administrationTime": ("time", "none"),
+        "acquisitionTime": ("time", "none"), "administeredActivityGbq": ("number", "none"),
+        "bilirubinMgDl": ("number text", "none")}
+    positions = {k: (f.label, f.kind, f.empty) for k, f in forms.POSITION_FIELDS.items()}
+    assert positions == {
+        "name": ("Name", "text", "none"), "goalValue": ("Goal", "number", "missing"),
+        "vialGbq": ("Vial activity (GBq)", "number", "missing"),
+        "vialTime": ("Vial time", "time", "none"),
+        "residualGbq": ("Residual activity (GBq)", "number", "missing"),
+        "residualTime": ("Residual time", "time", "none"),
+        "administeredAt": ("Administration time", "time", "none")}
+    assert forms.parse(forms.VALUE_FIELDS["administeredActivityGbq"], "  ") == 0.0
+    assert forms.parse(forms.POSITION_FIELDS["residualTime"], "") == ""
+
+
+def test_goal_words_and_values():
+    """docs/web.md: the plan table shows 'Tumour dose 250 Gy'; the choices are in words."""
+    assert forms.GOAL_LABELS == {
+        "tumour_dose_gy": "Tumour dose (Gy)", "normal_dose_gy": "Normal-liver dose (Gy)",
+        "perfused_dose_gy": "Perfused-volume dose (Gy)", "activity_gbq": "Activity (GBq)",
+        "maximum": "Maximum the limits allow"}
+    assert forms.goal_text("tumour_dose_gy", 250.0) == "Tumour dose 250 Gy"
+    assert forms.goal_text("perfused_dose_gy", 120.5) == "Perfused-volume dose 120.5 Gy"
+    assert forms.goal_text("activity_gbq", 2.25) == "Activity 2.25 GBq"
+    assert forms.goal_text("tumour_dose_gy", True) == "Tumour dose (Gy)"
+    assert forms.goal_text("maximum", None) == "Maximum the limits allow"
+
+
+def test_position_labels():
+    assert forms.position_label(2, "  ", "Name") == "Name of position 3"
+    assert forms.position_label(0, None, "Name") == "Name of position 1"
+    assert forms.position_label(1, "left", "Goal") == "Goal of position 2 (left)"
+
+
+@pytest.mark.parametrize("value", [None, True, False, [1], {"a": 1}, b"1", object()])
+def test_non_text_values_are_refused(value):
+    """A value that is not text (a list, bytes, a bool sent by a hostile client). Bug: str()
+    of it parsed ('True' as a name, '[1]' as a list)."""
+    if value is None:
+        assert math.isnan(forms.parse(MARGIN, value))
+        return
+    message = _message(MARGIN, value)
+    assert message.startswith("Lung-base margin (mm): got ") and \
+        message.endswith("allowed: text typed into the field")
+
+
+def test_numbers_given_as_numbers_and_text_limits():
+    """An int or float from the client is read as its text; 200 characters are taken, 201 or a
+    NUL refused. Bug: the length limit off by one, a NUL let through."""
+    assert forms.parse(MARGIN, 5) == 5.0 and forms.parse(MARGIN, 2.5) == 2.5
+    spec = forms.VALUE_FIELDS["confirmReadingsReason"]
+    assert forms.parse(spec, " " * 200) == ""
+    assert _message(spec, " " * 201).endswith("allowed: at most 200 characters of text")
+    assert _message(spec, "a\x00b").endswith("allowed: at most 200 characters of text")
+    assert forms.parse(spec, "r" * 80 + " " * 120) == "r" * 80
+
+
+def test_names_at_most_80_characters():
+    """Bug: the 80-character limit of a name off by one, or applied to other text fields."""
+    name = forms.POSITION_FIELDS["name"]
+    assert forms.parse(name, " " + "n" * 80 + " ") == "n" * 80
+    assert _message(name, "n" * 81).endswith("allowed: a name of at most 80 characters")
+
+
+def test_levels_edges():
+    """Isodose levels: more than 0, at most 2000 Gy each (docs/web.md). Bugs: 2000 refused,
+    2000.5 accepted, a level check skipped after the first, the message changed."""
+    spec = forms.VALUE_FIELDS["isodoseLevelsGy"]
+    assert forms.parse(spec, " 50, 2000 ") == "50, 2000"
+    assert forms.parse(spec, "") == ""
+    message = _message(spec, "50, 2000.5")
+    assert message == ("Isodose levels (Gy): got '50, 2000.5'; allowed: doses in Gy from more "
+                       "than 0 to 2000, separated by commas")
+    assert "Isodose levels (Gy)" in _message(spec, "0")
+
+
+def test_tnr_edges():
+    """Manual TNRs: more than 0, at most 1000 each (docs/web.md). Bugs: 0 or 1000.5 accepted,
+    1000 refused, only the first value checked."""
+    spec = forms.VALUE_FIELDS["manualTnr"]
+    assert forms.parse(spec, " T1=1000, T2=0.001 ") == "T1=1000, T2=0.001"
+    for text in ("T1=0", "T1=2, T2=1000.5", "T1=-1", "T1=inf"):
+        assert _message(spec, text) == (
+            f"Manual TNRs: got {text!r}; allowed: tumour=TNR pairs with TNRs from more than 0 "
+            "to 1000, e.g. T1=3.2, T2=2.5")
+    assert "Manual TNRs" in _message(spec, "T1")
+
+
+@pytest.mark.parametrize("text", ["2026-12-01T10:00:00Z", "2026-12-01T10:00:00+01:00",
+                                  "2026-12-01 10:00+05:30"])
+def test_times_accepted(text):
+    assert forms.parse(forms.POSITION_FIELDS["vialTime"], text) == text
+
+
+def test_time_messages_word_for_word():
+    """Bug: the allowed text lost, a 40-character time refused, a time without its date
+    (fromisoformat takes '20261201T1000+01:00') accepted."""
+    spec = forms.POSITION_FIELDS["vialTime"]
+    allowed = "an ISO 8601 date and time with its UTC offset, e.g. 2026-12-01T10:00:00+01:00"
+    assert _message(spec, "tomorrow") == f"Vial time: got 'tomorrow'; allowed: {allowed}"
+    assert _message(spec, "20261201T100000+01:00").endswith(allowed)
+    forty = "2026-12-01T10:00:00.123456+01:00"
+    assert forms.parse(spec, forty) == forty
+    assert _message(spec, "2026-12-01T10:00:00+01:00" + "0" * 16).endswith(allowed)
+
+
+def test_number_text_and_missing():
+    """How a parameter number is shown: '' when missing, ten significant digits, an int as is.
+    Bug: 0 shown as empty, a float rounded to six digits."""
+    assert forms.number_text(None) == "" and forms.number_text(0.0) == "0"
+    assert forms.number_text(1.23456789012) == "1.23456789"
+    assert forms.number_text(7) == "7" and forms.number_text("x") == "x"
+    assert forms.is_missing(None) and forms.is_missing(math.nan)
+    assert not forms.is_missing(0.0) and not forms.is_missing(0) and not forms.is_missing("")
+
+
+def test_missing_numbers_of_every_action():
+    """Which empty numbers each action is refused for (docs/web.md: every action that reads
+    the field). Bugs: the manual LSF asked for when not chosen (or not asked for when it is),
+    the verification's administered activity (empty means none) reported missing, an
+    unknown action failing."""
+    p = Parameters()
+    p.positions = [InjectionPosition(name="a", goalValue=math.nan, vialGbq=math.nan,
+                                     residualGbq=math.nan)]
+    p.manualLsfPercent = math.nan
+    p.manualLsf = False
+    assert forms.missing_numbers(p, "plan") == ["Tumour dose (Gy) of position 1 (a) is empty"]
+    p.manualLsf = True
+    assert forms.missing_numbers(p, "plan") == ["Tumour dose (Gy) of position 1 (a) is empty",
+                                                "Manual LSF (%) is empty"]
+    p.siteTolerancePercent = 5.0
+    assert forms.missing_numbers(p, "administration") == [
+        "Vial activity (GBq) of position 1 (a) is empty",
+        "Residual activity (GBq) of position 1 (a) is empty"]
+    assert forms.missing_numbers(p, "verification") == []
+    assert forms.missing_numbers(p, "registration") == []
+    assert forms.missing_numbers(p, "no such action") == []
+    p.positions = [InjectionPosition(name="b", goalKind="activity_gbq", goalValue=math.nan)]
+    assert forms.missing_numbers(p, "plan") == ["Activity (GBq) of position 1 (b) is empty",
+                                                "Manual LSF (%) is empty"]
