@@ -372,3 +372,62 @@ def test_missing_numbers_of_every_action():
     p.positions = [InjectionPosition(name="b", goalKind="activity_gbq", goalValue=math.nan)]
     assert forms.missing_numbers(p, "plan") == ["Activity (GBq) of position 1 (b) is empty",
                                                 "Manual LSF (%) is empty"]
+
+
+def test_a_40_character_refused_text_is_shown_whole():
+    """40 characters are echoed whole, 41 shortened (above). Bug: '<' for '<='."""
+    text = "1" * 40                                       # 1.1e39: beyond 100 mm
+    assert _message(MARGIN, text) == (f"Lung-base margin (mm): got '{text}'; allowed: a number "
+                                       "from 0 to 100 mm")
+
+
+def test_a_field_without_a_unit_has_no_space_for_it():
+    """A field with no unit: 'a number more than 0 and at most 5', one space between words.
+    Bug: a blank unit written as ' ' ('0  and at most 5 ')."""
+    spec = forms.Field("Count", low_inclusive=False, high=5.0)
+    assert _message(spec, "6") == "Count: got '6'; allowed: a number more than 0 and at most 5"
+    spec = forms.Field("Count", high=5.0)
+    assert _message(spec, "1,5") == ("Count: got '1,5'; allowed: a number from 0 to 5, with a "
+                                     "point as the decimal separator (1.5, not 1,5)")
+
+
+def test_time_length_edges():
+    """A time of 40 characters is read (fromisoformat takes any number of fraction digits in
+    Python 3.11), 41 refused by its length. Bugs: '>=' for '>', 41 for 40."""
+    spec = forms.POSITION_FIELDS["vialTime"]
+    forty = "2026-12-01T10:00:00.12345678901234+01:00"
+    assert len(forty) == 40 and forms.parse(spec, forty) == forty
+    assert "ISO 8601" in _message(spec, "2026-12-01T10:00:00.123456789012345+01:00")
+
+
+def test_the_page_label_is_used_for_every_kind():
+    """The message names the field as the page labels it (the position), for a time, a
+    number kept as text and a name. Bug: the label dropped for the field's bare label."""
+    label = forms.position_label(0, "right hepatic", "Vial time")
+    assert _message(forms.POSITION_FIELDS["vialTime"], "tomorrow", label).startswith(
+        "Vial time of position 1 (right hepatic): got 'tomorrow'")
+    assert _message(forms.VALUE_FIELDS["bilirubinMgDl"], "1,2", "Bilirubin of the scenario") \
+        .startswith("Bilirubin of the scenario: got '1,2'")
+    assert _message(forms.POSITION_FIELDS["name"], "n" * 81).startswith("Name: got 'nnn")
+
+
+def test_a_non_text_value_is_shown_as_given():
+    """Bug: the value shown as None instead of what was sent."""
+    assert _message(MARGIN, [1]) == ("Lung-base margin (mm): got '[1]'; allowed: text typed "
+                                     "into the field")
+
+
+def test_missing_numbers_read_every_position():
+    """An unnamed position or a 'maximum' goal is skipped, and the positions after it are
+    still read. Bug: 'break' for 'continue' (the rest of the positions not checked)."""
+    p = Parameters()
+    p.positions = [InjectionPosition(name="", vialGbq=math.nan),
+                   InjectionPosition(name="m", goalKind="maximum", goalValue=math.nan,
+                                     residualGbq=0.0),
+                   InjectionPosition(name="b", goalValue=math.nan, vialGbq=math.nan,
+                                     residualGbq=0.0)]
+    p.siteTolerancePercent = 1.0
+    assert forms.missing_numbers(p, "plan") == ["Tumour dose (Gy) of position 3 (b) is empty"]
+    assert forms.missing_numbers(p, "administration") == [
+        "Vial activity (GBq) of position 2 (m) is empty",
+        "Vial activity (GBq) of position 3 (b) is empty"]
