@@ -274,3 +274,18 @@ def test_lp_planner_binding_tolerance_and_failure():
         solve_voxel_plan(np.array([[10.0]]), np.array([100.0]), np.array([[1.0]]),
                          np.array([-1.0]), ["x"])
     assert str(info.value).startswith("voxel plan: the linear program failed (")
+
+
+def test_the_lowest_fraction_is_the_worst_tumour_not_the_last():
+    """Bug: the lowest goal fraction read from the last tumour's fraction (``[-2]`` for
+    ``[-1]``). One position, a normal-liver limit of 50 Gy at 1 Gy/GBq: A = 50 GBq. Tumour 1
+    gets 1 Gy/GBq (50 of its 100 Gy: fraction 0.5), tumour 2 (the last) 10 Gy/GBq (500 Gy:
+    fraction capped at 1). The lowest fraction is 0.5, tumour 1's, by hand."""
+    from tareplanner.physics.voxel_planning import solve_voxel_plan
+
+    r = solve_voxel_plan(np.array([[1.0], [10.0]]), np.array([100.0, 100.0]),
+                         np.array([[1.0]]), np.array([50.0]), ["normal"])
+    assert r.goal_fraction == pytest.approx(0.5, abs=1e-7)
+    assert r.activities_gbq == pytest.approx([50.0], abs=1e-6)
+    assert r.tumour_goal_fractions == pytest.approx([0.5, 1.0], abs=1e-7)
+    assert r.binding == ("normal",)
