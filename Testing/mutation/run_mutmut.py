@@ -86,7 +86,8 @@ SCOPE: dict[str, list[str]] = {
                               "Testing/test_physics_guards.py"],
     "imaging/partial_volume.py": ["Testing/test_partial_volume.py", "Testing/test_physics_guards.py",
                                   "-k", PV_WITHOUT_PATIENT],
-    "guideline_check.py": ["Testing/test_guideline_sources.py", "Testing/test_guidelines.py"],
+    "guideline_check.py": ["Testing/test_guideline_sources.py", "Testing/test_guidelines.py",
+                           "Testing/test_guideline_check_units.py"],
     "web/forms.py": ["Testing/web/test_forms.py"],
     "web/files.py": ["Testing/web/test_files.py", "Testing/web/test_files_containment.py"],
 }

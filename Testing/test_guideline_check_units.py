@@ -1,0 +1,116 @@
+"""The guideline rows that bind the solver and the ceiling a ``maximum`` goal stands for
+(tareplanner.guideline_check), on rows written here by hand.
+
+Expected values are worked by hand in each test: a cap on a position is ``gy_per_gbq * A <=
+limit`` with the normal-liver dose per GBq for a normal-perfused row and the perfused dose per
+GBq for a perfused row; a range's ceiling is its upper end; a ``maximum`` goal takes the
+recommendation that allows the least activity (ceiling / dose per GBq).
+"""
+
+from types import SimpleNamespace
+
+import pytest
+
+from tareplanner import guideline_check as gc
+from tareplanner import guidelines as gl
+from tareplanner.errors import FieldValueError
+from tareplanner.physics.solver import PositionCap
+
+PER_GBQ = SimpleNamespace(normal_gy_per_gbq=40.0, perfused_gy_per_gbq=60.0)
+PROMOTED = {"by": "site", "reason": "local practice"}
+
+
+def _row(row_id, quantity, operator, value, high=None, kind="recommendation", site=None):
+    return gl.Row(id=row_id, product="glass", intents=("any",), histologies=("any",),
+                  quantity=quantity, operator=operator, value=value, high=high, unit="Gy",
+                  printed=str(value), kind=kind, document="eanm-2022", table="Table 2",
+                  row=row_id, loe="3", site_change=site)
+
+
+def _rows(*rows):
+    return gc.CaseRows(tuple((r, None) if not isinstance(r, tuple) else r for r in rows))
+
+
+NORMAL_70 = _row("normal-70", "normal_perfused", "<=", 70.0, kind="hard", site=PROMOTED)
+PERFUSED_RANGE = _row("perfused-100-150", "perfused", "range", 100.0, 150.0, kind="hard",
+                      site=PROMOTED)
+WHOLE_LIVER = _row("whole-40", "whole_liver", "<=", 40.0, kind="hard", site=PROMOTED)
+NOT_PROMOTED = _row("normal-50", "normal_perfused", "<=", 50.0, kind="hard")
+RECOMMENDATION = _row("normal-30", "normal_perfused", "<", 30.0, site=PROMOTED)
+TARGET = _row("perfused-200", "perfused", ">=", 200.0, kind="hard", site=PROMOTED)
+TUMOUR = _row("tumour-100", "tumour", "<=", 100.0, kind="hard", site=PROMOTED)
+UNKNOWN = (_row("normal-20", "normal_perfused", "<=", 20.0, kind="hard", site=PROMOTED),
+           "bilirubin not known")
+
+
+def test_only_promoted_hard_ceilings_that_hold_bind_the_solver():
+    """Bugs: a recommendation, an unpromoted row, a target, a tumour row or a row whose
+    condition is unknown made a hard limit; a whole-liver (shared) row dropped."""
+    rows = _rows(NORMAL_70, PERFUSED_RANGE, WHOLE_LIVER, NOT_PROMOTED, RECOMMENDATION, TARGET,
+                 TUMOUR, UNKNOWN)
+    assert [r.id for r in rows.hard_bindable()] == ["normal-70", "perfused-100-150", "whole-40"]
+
+
+def test_position_caps_by_hand():
+    """normal-perfused <= 70 Gy at 40 Gy/GBq: 40 A <= 70; perfused range 100-150 Gy at
+    60 Gy/GBq: its upper end, 60 A <= 150. The whole-liver row is shared, not a position's cap.
+    Bugs: the perfused dose per GBq used for a normal-perfused row (or the other way), the
+    range's lower end taken, the cap's name swapped."""
+    rows = _rows(TARGET, NORMAL_70, WHOLE_LIVER, PERFUSED_RANGE, RECOMMENDATION)
+    assert gc.position_caps(rows, PER_GBQ) == (
+        PositionCap("normal-liver-limit", 40.0, 70.0), PositionCap("perfused-limit", 60.0, 150.0))
+    assert gc.PERFUSED_LIMIT == "perfused-limit"
+    assert gc.ceiling(PERFUSED_RANGE) == 150.0 and gc.ceiling(NORMAL_70) == 70.0
+
+
+def test_ceilings_for_a_maximum_goal():
+    """A ceiling on a position's perfused or normal perfused liver (limit, prescription or
+    range), of any kind, whose condition holds. Bugs: a target, a whole-liver or tumour row or
+    an unknown condition taken as a ceiling; a recommendation left out."""
+    prescription = _row("perfused-120", "perfused", "=", 120.0)
+    rows = _rows(TARGET, RECOMMENDATION, WHOLE_LIVER, TUMOUR, UNKNOWN, prescription,
+                 PERFUSED_RANGE)
+    assert [r.id for r in rows.ceilings_for_maximum()] == [
+        "normal-30", "perfused-120", "perfused-100-150"]
+
+
+@pytest.mark.parametrize("normal_per_gbq, kind, value, row_id", [
+    (40.0, "normal_dose_gy", 30.0, "normal-30"),        # 30/40 = 0.75 GBq < 120/60 = 2.0
+    (10.0, "perfused_dose_gy", 120.0, "perfused-120"),  # 30/10 = 3.0 GBq > 2.0 GBq
+    (12.0, "perfused_dose_gy", 120.0, "perfused-120"),  # 30/12 = 2.5 GBq > 2.0 (not 30/60)
+])
+def test_maximum_takes_the_recommendation_allowing_the_least_activity(normal_per_gbq, kind,
+                                                                       value, row_id):
+    """Bugs: the largest instead of the least activity, a ceiling compared in Gy rather than
+    GBq, the perfused dose per GBq used for a normal-perfused row, the kind swapped."""
+    prescription = _row("perfused-120", "perfused", "=", 120.0)
+    per_gbq = SimpleNamespace(normal_gy_per_gbq=normal_per_gbq, perfused_gy_per_gbq=60.0)
+    got_kind, got_value, row = gc.resolve_maximum("right", 0, _rows(prescription,
+                                                                    RECOMMENDATION),
+                                                  per_gbq, "glass", None)
+    assert (got_kind, got_value, row.id) == (kind, value, row_id)
+
+
+def test_maximum_of_a_range_is_its_upper_end():
+    """perfused 100-150 Gy: the goal is 150 Gy on the perfused volume. Bug: the lower end."""
+    kind, value, row = gc.resolve_maximum("left", 1, _rows(PERFUSED_RANGE), PER_GBQ, "glass",
+                                          None)
+    assert (kind, value, row.id) == ("perfused_dose_gy", 150.0, "perfused-100-150")
+
+
+@pytest.mark.parametrize("scenario, where", [
+    (None, "no scenario given"),
+    (SimpleNamespace(intent="palliative", histology="hcc"), "scenario palliative/hcc")])
+def test_maximum_without_a_ceiling_is_refused_naming_the_position(scenario, where):
+    """No ceiling applies (only a target and a whole-liver row): the goal is refused, naming
+    the position's field, the product, the scenario and the position. Bug: a default dose
+    invented, or the error naming another field."""
+    with pytest.raises(FieldValueError) as error:
+        gc.resolve_maximum("segment 4", 2, _rows(TARGET, WHOLE_LIVER), PER_GBQ, "glass",
+                           scenario)
+    e = error.value
+    assert e.field == "positions[2].goal" and e.value == {"maximum": True}
+    assert e.allowed == ("a dose goal (tumour_dose_gy, normal_dose_gy, perfused_dose_gy) or an "
+                         "activity; 'maximum' needs a hard limit (site file) or a guideline "
+                         "ceiling on the position's perfused or normal perfused liver")
+    assert e.detail == f"none applies to glass ({where}) for position 'segment 4'"
