@@ -139,3 +139,27 @@ def test_property_tumour_dose_monotone_in_tnr_normal_dose_antitone(a, lsf, mn, m
     assert high.tumour_gy_per_gbq[0] > low.tumour_gy_per_gbq[0]
     assert high.normal_gy_per_gbq < low.normal_gy_per_gbq
     assert math.isclose(high.perfused_gy_per_gbq, low.perfused_gy_per_gbq)
+
+
+def test_a_cap_with_no_dose_per_gbq_binds_nothing():
+    """A position's own cap on a dose it does not receive (0 Gy/GBq: a position whose
+    perfused volume holds no normal liver) cannot bind: it must be skipped, not divided by.
+    Bug: the zero test dropped ('or' for 'and', '>=' for '>'): ZeroDivisionError. By hand:
+    tumour goal 200 Gy at 100 Gy/GBq = 2 GBq; the second cap, 90 Gy at 60 Gy/GBq = 1.5 GBq,
+    binds."""
+    from tareplanner.physics.compartments import DosePerActivity
+    from tareplanner.physics.solver import PositionCap
+
+    d = DosePerActivity(normal_gy_per_gbq=0.0, perfused_gy_per_gbq=60.0,
+                        tumour_gy_per_gbq=(100.0,))
+    free = PositionProblem("p", "tumour_dose_gy", 200.0, d,
+                           (PositionCap("normal-liver-limit", 0.0, 70.0),))
+    sol = solve([free], 0.0, DoseLimits(None, None, None))
+    assert sol.positions[0].activity_gbq == pytest.approx(2.0)
+    assert sol.positions[0].limited_by == "goal"
+    capped = PositionProblem("p", "tumour_dose_gy", 200.0, d,
+                             (PositionCap("normal-liver-limit", 0.0, 70.0),
+                              PositionCap("perfused-limit", 60.0, 90.0)))
+    sol = solve([capped], 0.0, DoseLimits(None, None, None))
+    assert sol.positions[0].activity_gbq == pytest.approx(1.5)
+    assert sol.positions[0].limited_by == "perfused-limit"
