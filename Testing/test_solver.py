@@ -163,3 +163,20 @@ def test_a_cap_with_no_dose_per_gbq_binds_nothing():
     sol = solve([capped], 0.0, DoseLimits(None, None, None))
     assert sol.positions[0].activity_gbq == pytest.approx(1.5)
     assert sol.positions[0].limited_by == "perfused-limit"
+
+
+def test_a_cap_below_one_gy_per_gbq_still_binds():
+    """A cap whose dose per GBq is under 1 Gy/GBq is a cap like any other. Bug: caps tested
+    against 1 instead of 0 (skipped). By hand: 0.6 Gy at 0.5 Gy/GBq = 1.2 GBq < the goal's
+    200 Gy / 100 Gy/GBq = 2 GBq."""
+    from tareplanner.physics.compartments import DosePerActivity
+    from tareplanner.physics.solver import PositionCap
+
+    d = DosePerActivity(normal_gy_per_gbq=0.5, perfused_gy_per_gbq=60.0,
+                        tumour_gy_per_gbq=(100.0,))
+    problem = PositionProblem("p", "tumour_dose_gy", 200.0, d,
+                              (PositionCap("normal-liver-limit", 0.5, 0.6),))
+    sol = solve([problem], 0.0, DoseLimits(None, None, None))
+    assert sol.positions[0].activity_gbq == pytest.approx(1.2)
+    assert sol.positions[0].limited_by == "normal-liver-limit"
+    assert sol.positions[0].normal_dose_gy == pytest.approx(0.6)
