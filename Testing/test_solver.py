@@ -180,3 +180,23 @@ def test_a_cap_below_one_gy_per_gbq_still_binds():
     assert sol.positions[0].activity_gbq == pytest.approx(1.2)
     assert sol.positions[0].limited_by == "normal-liver-limit"
     assert sol.positions[0].normal_dose_gy == pytest.approx(0.6)
+
+
+def test_an_explicit_activity_beyond_a_position_cap_is_a_violation():
+    """An activity goal is given as asked, and a position's own cap it exceeds is reported
+    with the dose and the limit. Bugs: the cap's violation dropped, its dose divided by the
+    dose per GBq, its fields lost. By hand: 3 GBq at 60 Gy/GBq = 180 Gy > 90 Gy; 1 GBq at
+    0.5 Gy/GBq = 0.5 Gy <= 1 Gy (no violation; 1 / 0.5 = 2 would be one)."""
+    from tareplanner.physics.compartments import DosePerActivity
+    from tareplanner.physics.solver import PositionCap, Violation
+
+    d = DosePerActivity(normal_gy_per_gbq=0.5, perfused_gy_per_gbq=60.0,
+                        tumour_gy_per_gbq=(100.0,))
+    over = PositionProblem("over", "activity_gbq", 3.0, d,
+                           (PositionCap("perfused-limit", 60.0, 90.0),))
+    within = PositionProblem("within", "activity_gbq", 1.0, d,
+                             (PositionCap("normal-liver-limit", 0.5, 1.0),))
+    sol = solve([over, within], 0.0, DoseLimits(None, None, None))
+    assert sol.positions[0].activity_gbq == 3.0 and sol.positions[0].limited_by == "goal"
+    assert sol.positions[0].violations == (Violation("perfused-limit", 180.0, 90.0),)
+    assert sol.positions[1].violations == ()
