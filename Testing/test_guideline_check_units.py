@@ -114,3 +114,57 @@ def test_maximum_without_a_ceiling_is_refused_naming_the_position(scenario, wher
                          "activity; 'maximum' needs a hard limit (site file) or a guideline "
                          "ceiling on the position's perfused or normal perfused liver")
     assert e.detail == f"none applies to glass ({where}) for position 'segment 4'"
+
+
+def _check(kind, met, where="right", value=70.1234, threshold="<= 70 Gy", loe="3"):
+    return {"kind": kind, "met": met, "where": where, "quantity_label": "normal perfused liver",
+            "plan_value": value, "threshold": threshold, "source": "EANM 2022, Table 2, x",
+            "loe": loe}
+
+
+def test_no_scenario_warning_word_for_word():
+    """docs/physics.md: without a scenario only the hard rows and the rows of every scenario
+    are checked, and the plan says so. Bug: the warning's words lost or garbled."""
+    assert gc.summary_warnings(None, []) == [(
+        "no-scenario",
+        "no scenario given (treatment intent, histology, liver function): only the hard limits "
+        "and the recommendations that hold in every scenario are checked; give the case a "
+        "scenario to check the EANM 2022 rows that apply")]
+    assert gc.summary_warnings(object(), []) == []
+
+
+def test_reached_criteria_and_missed_recommendations_are_listed():
+    """Two reached reporting criteria joined by '; ', four missed recommendations quoted and
+    the fifth left to '...'; met rows and hard rows not listed. Values at 4 significant
+    digits: 70.1234 -> 70.12. Bugs: the separator garbled, a met row listed, the count
+    wrong."""
+    checks = [_check("regulatory-report", False, "a", 0.25, ">= 0.2"),
+              _check("regulatory-report", False, "b", 0.3, ">= 0.2"),
+              _check("regulatory-report", True, "c"), _check("hard", False, "d"),
+              _check("recommendation", None, "e")] + \
+             [_check("recommendation", False, f"P{i}") for i in range(5)] + \
+             [_check("recommendation", True, "met")]
+    warnings = dict(gc.summary_warnings(object(), checks))
+    assert warnings["regulatory-criterion-reached"] == (
+        "a regulatory reporting criterion is reached (a reporting trigger, not a dose limit; "
+        "see the guideline check): a: normal perfused liver 0.25 vs >= 0.2 (EANM 2022, Table "
+        "2, x); b: normal perfused liver 0.3 vs >= 0.2 (EANM 2022, Table 2, x)")
+    one = "normal perfused liver 70.12 vs <= 70 Gy (EANM 2022, Table 2, x, LOE 3)"
+    assert warnings["recommendation-not-met"] == (
+        "5 guideline recommendation(s) not met (they do not limit the plan; see the guideline "
+        "check): " + "; ".join(f"P{i}: {one}" for i in range(4)) + " ...")
+    four = dict(gc.summary_warnings(object(), checks[:5] + checks[5:9]))
+    assert four["recommendation-not-met"].endswith(f"P3: {one}")
+
+
+def test_method_warnings_without_notes_in_the_data(monkeypatch):
+    """Guideline data without method notes warn of nothing. Bug: a missing list read as
+    None (TypeError). The resin lobectomy single-compartment note (EANM 2022 Table 3, 'Not
+    recommended') is read from the packaged data."""
+    scenario = SimpleNamespace(intent="lobectomy", histology="hcc")
+    (code, message), = gc.method_warnings("sir-spheres", scenario, "single-compartment")
+    assert code == "method-not-recommended" and "EANM 2022 Table 3" in message
+    assert gc.method_warnings("sir-spheres", scenario, "partition") == []
+    assert gc.method_warnings("sir-spheres", None, "single-compartment") == []
+    monkeypatch.setattr(gl, "data", lambda: {})
+    assert gc.method_warnings("sir-spheres", scenario, "single-compartment") == []
