@@ -200,3 +200,20 @@ def test_an_explicit_activity_beyond_a_position_cap_is_a_violation():
     assert sol.positions[0].activity_gbq == 3.0 and sol.positions[0].limited_by == "goal"
     assert sol.positions[0].violations == (Violation("perfused-limit", 180.0, 90.0),)
     assert sol.positions[1].violations == ()
+
+
+def test_the_tightest_of_the_normal_liver_limit_and_a_position_cap_binds():
+    """Caps are compared in GBq (limit / dose per GBq). Bug: a cap's limit multiplied by its
+    dose per GBq (90 x 60 = 5400 'GBq', never below the normal-liver cap). By hand: the
+    normal-liver limit 120 Gy at 40 Gy/GBq = 3 GBq; the perfused cap 90 Gy at 60 Gy/GBq =
+    1.5 GBq; the tumour goal 200 Gy at 100 Gy/GBq = 2 GBq: 1.5 GBq, limited by the cap."""
+    from tareplanner.physics.compartments import DosePerActivity
+    from tareplanner.physics.solver import PositionCap
+
+    d = DosePerActivity(normal_gy_per_gbq=40.0, perfused_gy_per_gbq=60.0,
+                        tumour_gy_per_gbq=(100.0,))
+    problem = PositionProblem("p", "tumour_dose_gy", 200.0, d,
+                              (PositionCap("perfused-limit", 60.0, 90.0),))
+    sol = solve([problem], 0.0, DoseLimits(120.0, None, None))
+    assert sol.positions[0].activity_gbq == pytest.approx(1.5)
+    assert sol.positions[0].limited_by == "perfused-limit"
