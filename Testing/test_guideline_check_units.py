@@ -205,3 +205,28 @@ def test_every_position_s_tumours_are_checked():
     target = _row("tumour-205", "tumour", ">=", 205.0)
     got = [(e["where"], e["met"]) for e in gc.check(_plan(False), _rows(target), None)]
     assert got == [("right/T1", True), ("left/T2", False), ("left/T3", True)]
+
+
+def test_lung_rows_are_checked_for_the_case():
+    """The lung rows are checked against the plan's lung doses and shunt fraction, once, for
+    the case. By hand: 5 Gy <= 30 Gy (margin 25), 5 Gy <= 50 Gy (45), LSF 0.05 < 0.20 (0.15).
+    Bug: a lung quantity's values filed under another name (the row silently not checked)."""
+    rows = _rows(_row("lung-30", "lung_single", "<=", 30.0, kind="hard"),
+                 _row("lung-50", "lung_cumulative", "<=", 50.0, kind="hard"),
+                 _row("lsf-20", "lung_shunt_fraction", "<", 0.20, kind="hard"))
+    got = [(e["id"], e["where"], e["plan_value"], e["met"], round(e["margin"], 9))
+           for e in gc.check(_plan(False), rows, None)]
+    assert got == [("lung-30", "case", 5.0, True, 25.0), ("lung-50", "case", 5.0, True, 45.0),
+                   ("lsf-20", "case", 0.05, True, 0.15)]
+
+
+def test_a_product_limit_without_a_value_skips_only_its_row():
+    """A row whose value is the product's limit, where the product has none, is skipped; the
+    rows after it are still checked. Bug: 'break' for 'continue' (every later row lost)."""
+    from dataclasses import replace as dc_replace
+    product_row = dc_replace(_row("product-normal", "normal_perfused", "<=", None,
+                                  kind="hard"), product_limit="normal_liver_gy")
+    product = SimpleNamespace(limits={"normal_liver_gy": SimpleNamespace(value=None,
+                                                                          source="IFU")})
+    rows = _rows(product_row, _row("lung-30", "lung_single", "<=", 30.0, kind="hard"))
+    assert [e["id"] for e in gc.check(_plan(False), rows, product)] == ["lung-30"]
