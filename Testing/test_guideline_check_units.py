@@ -230,3 +230,19 @@ def test_a_product_limit_without_a_value_skips_only_its_row():
                                                                           source="IFU")})
     rows = _rows(product_row, _row("lung-30", "lung_single", "<=", 30.0, kind="hard"))
     assert [e["id"] for e in gc.check(_plan(False), rows, product)] == ["lung-30"]
+
+
+def test_a_check_entry_field_by_field():
+    """Every field of one entry of the plan's guideline check (plan-1.schema.json), typed
+    here from the row written above: 5 Gy against <= 30 Gy, met by 25 Gy. Bug: a field
+    renamed or dropped (the record and the report read them by name)."""
+    row = _row("lung-30", "lung_single", "<=", 30.0, kind="hard", site=PROMOTED)
+    (entry,) = gc.check(_plan(False), _rows(row), None)
+    assert entry == {
+        "id": "lung-30", "kind": "hard", "quantity": "lung_single",
+        "quantity_label": "lung (this treatment)", "direction": "limit", "operator": "<=",
+        "value": 30.0, "high": None, "unit": "Gy", "printed": "30.0", "threshold": "<= 30 Gy",
+        "source": "EANM 2022 (Weber et al.), Table 2, lung-30", "loe": "3", "note": "",
+        "edge": "equal meets", "basis": "printed", "site_change": PROMOTED, "where": "case",
+        "plan_value": 5.0, "condition_known": True, "status": "met", "met": True,
+        "margin": 25.0, "reason": None}
