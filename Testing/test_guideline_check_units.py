@@ -246,3 +246,26 @@ def test_a_check_entry_field_by_field():
         "edge": "equal meets", "basis": "printed", "site_change": PROMOTED, "where": "case",
         "plan_value": 5.0, "condition_known": True, "status": "met", "met": True,
         "margin": 25.0, "reason": None}
+
+
+def test_a_product_limit_takes_the_product_s_value_and_source():
+    """A row whose value is the product's limit is checked against that value and quotes the
+    product's source (its instructions for use). By hand: 50 Gy <= 80 Gy, margin 30 Gy, and
+    45 Gy: 35. Bug: the row's own (empty) source quoted."""
+    from dataclasses import replace as dc_replace
+    row = dc_replace(_row("product-normal", "normal_perfused", "<=", None, kind="hard"),
+                     product_limit="normal_liver_gy")
+    product = SimpleNamespace(limits={"normal_liver_gy": SimpleNamespace(
+        value=80.0, source="TheraSphere IFU")})
+    got = [(e["where"], e["value"], e["source"], e["margin"])
+           for e in gc.check(_plan(False), _rows(row), product)]
+    assert got == [("right", 80.0, "TheraSphere IFU", 30.0), ("left", 80.0, "TheraSphere IFU",
+                                                                35.0)]
+
+
+def test_rows_after_an_activity_deviation_row_without_an_order_are_checked():
+    """No vial was ordered (no deviation): the deviation row is left out and the rows after
+    it are still checked. Bug: 'break' for 'continue'."""
+    rows = _rows(_row("nrc", "activity_deviation", ">=", 0.2, kind="regulatory-report"),
+                 _row("lung-30", "lung_single", "<=", 30.0, kind="hard"))
+    assert [e["id"] for e in gc.check(_plan(False), rows, None)] == ["lung-30"]
