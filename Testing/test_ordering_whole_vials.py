@@ -147,3 +147,29 @@ def test_working_day_edges_in_the_treatment_time_zone():
     start, end = hours.day_edges(datetime(2026, 12, 1, 23, 30, tzinfo=timezone.utc), CET)
     assert start == datetime(2026, 12, 2, 7, 0, tzinfo=CET)
     assert end == datetime(2026, 12, 2, 19, 0, tzinfo=CET)
+
+
+def _cals(moment):
+    from tareplanner.physics.ordering import calibration_candidates
+    return calibration_candidates(moment, "sunday", "12:00", "America/New_York", 12)
+
+
+def test_order_option_days_and_custom_flag_by_hand():
+    """Catches an option without its days after calibration (or hours * 24) and without its
+    custom flag. 2.18 GBq on Tuesday 10:00 CET, 0.5 GBq steps 3-20 GBq: the 3.5 GBq vial of
+    Sunday 29 Nov noon EST, 40 h = 1.6667 d before, is a custom size (not one of the
+    insert's 3, 5, 7, 10, 15, 20 GBq); ordered from standard sizes only, the 20 GBq vial of
+    22 Nov (208 h = 8.6667 d) is not custom."""
+    from tareplanner.physics.ordering import order_whole_vials
+    custom = vial_sizes(STANDARD, 0.5, [3, 20], True)
+    hours = WorkingHours.from_texts("07:00", "19:00")
+    plan = order_whole_vials(2.18, TUESDAY_10, HALF_LIFE_H, STANDARD, custom, True, _cals, 12,
+                             0.10, hours)
+    assert plan.chosen.vials_nominal_gbq == (3.5,)
+    assert plan.chosen.days_after_calibration == pytest.approx(40 / 24)
+    assert plan.chosen.custom is True
+    plan = order_whole_vials(2.18, TUESDAY_10, HALF_LIFE_H, STANDARD, custom, False, _cals, 12,
+                             0.10, hours)
+    assert plan.chosen.vials_nominal_gbq == (20,)
+    assert plan.chosen.days_after_calibration == pytest.approx(208 / 24)
+    assert plan.chosen.custom is False
