@@ -165,7 +165,7 @@ def test_order_option_days_and_custom_flag_by_hand():
     hours = WorkingHours.from_texts("07:00", "19:00")
     plan = order_whole_vials(2.18, TUESDAY_10, HALF_LIFE_H, STANDARD, custom, True, _cals, 12,
                              0.10, hours)
-    assert plan.chosen.vials_nominal_gbq == (3.5,)
+    assert plan.chosen.vials_nominal_gbq == (3.5,) and plan.chosen.kind == "planned time"
     assert plan.chosen.days_after_calibration == pytest.approx(40 / 24)
     assert plan.chosen.custom is True
     plan = order_whole_vials(2.18, TUESDAY_10, HALF_LIFE_H, STANDARD, custom, False, _cals, 12,
@@ -173,3 +173,17 @@ def test_order_option_days_and_custom_flag_by_hand():
     assert plan.chosen.vials_nominal_gbq == (20,)
     assert plan.chosen.days_after_calibration == pytest.approx(208 / 24)
     assert plan.chosen.custom is False
+
+
+def test_two_vials_chosen_when_no_single_vial_fits():
+    """Catches a chosen pair shown under another kind. 2.85 GBq on Tuesday 10:00 CET,
+    standard sizes: no single vial is within 10 % (29 Nov: 5 GBq holds 3.2443 GBq, +13.8 %,
+    3 GBq 1.9466 GBq, -31.7 %; 22 Nov: 20 GBq 2.1096 GBq, -26.0 %); of 22 Nov's pairs
+    20 + 7 = 27 GBq holds 27 * 0.105482 = 2.8480 GBq, -0.07 %, the smallest deviation."""
+    from tareplanner.physics.ordering import order_whole_vials
+    plan = order_whole_vials(2.85, TUESDAY_10, HALF_LIFE_H, STANDARD, STANDARD, False, _cals,
+                             12, 0.10, WorkingHours.from_texts("07:00", "19:00"))
+    assert sorted(plan.chosen.vials_nominal_gbq) == [7, 20]
+    assert plan.chosen.kind == "two vials"
+    assert plan.chosen.calibration_time == SUNDAY_22
+    assert plan.chosen.deviation_fraction == pytest.approx(-0.0007, abs=1e-4)
