@@ -187,3 +187,28 @@ def test_two_vials_chosen_when_no_single_vial_fits():
     assert plan.chosen.kind == "two vials"
     assert plan.chosen.calibration_time == SUNDAY_22
     assert plan.chosen.deviation_fraction == pytest.approx(-0.0007, abs=1e-4)
+
+
+def test_alternatives_another_size_and_custom_activity_by_hand():
+    """Catches another size that repeats the chosen vial, an alternative shown under the
+    kind of the planned time, and custom activities offered to a case that already orders
+    them. 2.18 GBq on Tuesday 10:00 CET, standard sizes: the chosen vial is 20 GBq of 22 Nov
+    (20 * 0.105482 = 2.1096 GBq, -3.23 %); the nearest other size is 3 GBq of 29 Nov
+    (3 * 0.648858 = 1.9466 GBq, -10.71 %), and the custom 3.5 GBq of 29 Nov
+    (3.5 * 0.648858 = 2.2710 GBq, +4.18 %) is offered as a custom activity. Ordering
+    custom sizes already, no custom activity is offered on top."""
+    from tareplanner.physics.ordering import order_whole_vials
+    custom = vial_sizes(STANDARD, 0.5, [3, 20], True)
+    hours = WorkingHours.from_texts("07:00", "19:00")
+    plan = order_whole_vials(2.18, TUESDAY_10, HALF_LIFE_H, STANDARD, custom, False, _cals, 12,
+                             0.10, hours)
+    assert plan.chosen.vials_nominal_gbq == (20,)
+    kinds = {o.kind: o for o in plan.alternatives}
+    other = kinds["another size"]
+    assert other.vials_nominal_gbq == (3,) and other.calibration_time == SUNDAY_29
+    assert other.deviation_fraction == pytest.approx(-0.1071, abs=1e-4)
+    assert kinds["custom activity"].vials_nominal_gbq == (3.5,)
+    assert kinds["custom activity"].deviation_fraction == pytest.approx(0.0418, abs=1e-4)
+    plan = order_whole_vials(2.18, TUESDAY_10, HALF_LIFE_H, STANDARD, custom, True, _cals, 12,
+                             0.10, hours)
+    assert "custom activity" not in {o.kind for o in plan.alternatives}
