@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from ..imaging.camera_file import psf_of
+from ..imaging.camera_file import camera_warnings, psf_of
 from ..imaging.partial_volume import build_regions, correct_regions_with_psf
 from ..imaging.segmentation import body_mask
 from .structures import Structures
@@ -113,7 +113,7 @@ def post_treatment_correction(image, structures, report: dict, nuclide: str, kin
     pvc_record = correct_structure_means(
         image, structures, report,
         resolution or default_post_resolution(post_treatment_modality(kind), nuclide))
-    warnings = []
+    warnings = camera_warnings(resolution)
     if pvc_record.get("assumed"):
         warnings.append({"code": "post-treatment-resolution-assumed",
                          "message": "structure mean doses corrected for partial volume with an "

@@ -225,6 +225,24 @@ def _check_concentrations(sphere_kbq_ml, background_kbq_ml) -> None:
                               f"({background_kbq_ml:g} kBq/mL): hot spheres")
 
 
+def recovery_misfit(diameters_mm, measured, model, limit: float) -> dict | None:
+    """A ``camera-recovery-misfit`` warning when a sphere's measured recovery differs from
+    the fitted PSF's by more than ``limit`` (absolute recovery), else None: the
+    reconstruction does not follow one PSF over the spheres' sizes, so values corrected with
+    this camera file may be off by more than its fit uncertainty."""
+    off = [(float(d), float(m), float(mo)) for d, m, mo in zip(diameters_mm, measured, model)
+           if abs(float(m) - float(mo)) > limit]
+    if not off:
+        return None
+    spheres = ", ".join(f"{d:g} mm {m:.3f} vs {mo:.3f}" for d, m, mo in off)
+    return {"code": "camera-recovery-misfit",
+            "message": f"measured recovery differs from the fitted PSF's by more than "
+                       f"{limit:g} ({spheres}): this reconstruction does not follow one "
+                       "point-spread function over the spheres' sizes; TNRs, LSF and doses "
+                       "corrected with this camera file may be off by more than its fit "
+                       "uncertainty (data/camera_calibration.json recovery_misfit_max)"}
+
+
 def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
               background_kbq_ml: float, reference_time: str | None = None,
               centres=None, reconstruction: str = "", camera_name: str = "",
@@ -273,6 +291,10 @@ def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
         use_tail = force_model == "core-plus-tail"
     chosen = tailed if use_tail else gaussian
     rc = recovery(scene, values, chosen)
+    misfit = recovery_misfit(sphere_diameters_mm(), rc.measured, rc.model,
+                             calibration_data()["recovery_misfit_max"]["value"])
+    if misfit:
+        warnings.append(misfit)
     floor = calibration_data()["fwhm_sd_floor_mm"]["value"]
     core_key = "core_fwhm_mm" if use_tail else "fwhm_mm"
     core = chosen.parameters[core_key]

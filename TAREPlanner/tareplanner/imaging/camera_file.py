@@ -72,6 +72,12 @@ def camera_resolution(doc: dict, path: str, field: str = "--camera", *,
         raise FieldValueError(f"{where}:psf.components", [w for w, _ in pairs],
                               "weights summing to 1")
     name = doc.get("name") or doc.get("reconstruction") or path
+    warnings = doc.get("warnings") or []
+    if not isinstance(warnings, list) or not all(
+            isinstance(w, dict) and isinstance(w.get("code"), str)
+            and isinstance(w.get("message"), str) for w in warnings):
+        raise FieldValueError(f"{where}:warnings", warnings,
+                              "a list of {code, message} (the calibration's warnings)")
     return {"fwhm_mm": fwhm, "fwhm_sd_mm": sd,
             "psf_components": [[w, f] for w, f in pairs],
             "psf_model": psf.get("model", "gaussian"),
@@ -81,7 +87,9 @@ def camera_resolution(doc: dict, path: str, field: str = "--camera", *,
             "camera": {"file": str(path), "sha256": sha256, "name": doc.get("name"),
                        "reconstruction": doc.get("reconstruction"),
                        "modality": doc["modality"], "nuclide": doc["nuclide"],
-                       "date": doc.get("date")}}
+                       "date": doc.get("date"),
+                       "warnings": [{"code": w["code"], "message": w["message"]}
+                                    for w in warnings]}}
 
 
 def read_camera_file(path: str, field: str = "--camera", *, nuclide=None, modality=None
@@ -98,6 +106,14 @@ def read_camera_file(path: str, field: str = "--camera", *, nuclide=None, modali
         raise SchemaError(field, type(doc).__name__, "a JSON object")
     return camera_resolution(doc, path, field, nuclide=nuclide, modality=modality,
                              sha256=hashlib.sha256(raw).hexdigest())
+
+
+def camera_warnings(resolution: dict | None) -> list[dict]:
+    """The calibration's warnings a camera file carries (e.g. ``camera-recovery-misfit``),
+    each naming the file, to be repeated in every record corrected with it."""
+    camera = (resolution or {}).get("camera") or {}
+    return [{"code": w["code"], "message": f"camera file {camera.get('file')}: {w['message']}"}
+            for w in camera.get("warnings", [])]
 
 
 def psf_of(resolution: dict) -> PointSpread:

@@ -22,7 +22,7 @@ import SimpleITK as sitk
 from .. import __version__
 from ..errors import FieldValueError, ImageDataError
 from .grid import same_geometry
-from .camera_file import scaled_psf
+from .camera_file import camera_warnings, scaled_psf
 from .partial_volume import (build_regions, check_fwhm, correct_regions_with_psfs,
                              default_resolution, resolution_data)
 from .quantities import (LungShunt, counts_on_grid, lung_shunt_from_spect,
@@ -188,6 +188,7 @@ def measure(ct: LoadedImage, spect: LoadedImage, labels: LabelInputs,
             spect.meta.get("radionuclide"))
         res["fwhm_mm"] = check_fwhm(res.get("fwhm_mm"), "resolution fwhm_mm")
         _check_camera(res, spect, camera_field)
+        warnings += camera_warnings(res)
         if res.get("assumed", False):
             warnings.append({"code": "spect-resolution-assumed",
                              "message": f"partial-volume correction with an assumed "
