@@ -99,8 +99,8 @@ def test_sphere_count_range_by_hand():
     """Catches a swapped or mis-scaled range: 2 GBq at 40-70 Bq a sphere (SIR-Spheres,
     Kennedy et al. consensus) is 2e9 / 70 = 2.857e7 to 2e9 / 40 = 5.0e7 spheres."""
     low, high = sphere_count_range(2.0, 40.0, 70.0)
-    assert low == pytest.approx(2.857e7, rel=1e-4)
-    assert high == pytest.approx(5.0e7)
+    assert low == pytest.approx(2e9 / 70, rel=1e-12)     # 2.857e7
+    assert high == pytest.approx(5.0e7, rel=1e-12)
 
 
 @pytest.mark.parametrize("start, end", [("07:00", "19:05"), ("00:00", "23:59"),
