@@ -212,3 +212,19 @@ def test_alternatives_another_size_and_custom_activity_by_hand():
     plan = order_whole_vials(2.18, TUESDAY_10, HALF_LIFE_H, STANDARD, custom, True, _cals, 12,
                              0.10, hours)
     assert "custom activity" not in {o.kind for o in plan.alternatives}
+
+
+def test_another_day_before_is_offered_at_the_same_time():
+    """Catches the day before replaced by the day after and the day taken the wrong way.
+    2.18 GBq, custom 0.5 GBq steps, Tuesday 10:00 CET: the day before, Monday 10:00 CET, is
+    16 h after Sunday 29 Nov noon EST (3 GBq: 3 * 2^(-16/64.1) = 2.5234 GBq, +15.8 %, out)
+    and 184 h after 22 Nov: 2^(-184/64.1) = 0.136738, 16 GBq holds 2.1878 GBq, +0.36 %, the
+    smallest deviation (15.5 GBq: -2.78 %)."""
+    from tareplanner.physics.ordering import order_whole_vials
+    custom = vial_sizes(STANDARD, 0.5, [3, 20], True)
+    plan = order_whole_vials(2.18, TUESDAY_10, HALF_LIFE_H, STANDARD, custom, True, _cals, 12,
+                             0.10, WorkingHours.from_texts("07:00", "19:00"))
+    (before,) = [o for o in plan.alternatives if o.kind == "another day (-1 d)"]
+    assert before.treatment_time == datetime(2026, 11, 30, 10, 0, tzinfo=CET)
+    assert before.vials_nominal_gbq == (16.0,) and before.calibration_time == SUNDAY_22
+    assert before.deviation_fraction == pytest.approx(0.0036, abs=1e-4)
