@@ -43,6 +43,10 @@ PACKAGE = REPO / "TAREPlanner" / "tareplanner"
 PV_WITHOUT_PATIENT = ("not (truth_without_noise or noisy_spect or assumed_resolution or no_pvc "
                       "or lung_base_margin or measure_)")
 
+#: the ordering tests of Testing/test_guidelines.py without those that plan a whole case
+ORDERING_TESTS = ("not test_guidelines or issue_order or edge_of_the_tolerance "
+                  "or working_hours_edges or no_time_outside or another_time")
+
 SCOPE: dict[str, list[str]] = {
     "physics/administration.py": ["Testing/test_treatment_day.py", "Testing/test_physics_guards.py",
                                   "Testing/test_record_chain.py"],
@@ -58,7 +62,9 @@ SCOPE: dict[str, list[str]] = {
     "physics/kernels.py": ["Testing/test_mutation_references.py", "Testing/test_voxel_dose.py",
                            "Testing/test_physics_guards.py"],
     "physics/lung_shunt.py": ["Testing/test_ordering.py", "Testing/test_physics_guards.py"],
-    "physics/ordering.py": ["Testing/test_ordering.py", "Testing/test_safety_edges.py"],
+    "physics/ordering.py": ["Testing/test_ordering.py", "Testing/test_safety_edges.py",
+                            "Testing/test_ordering_whole_vials.py", "Testing/test_guidelines.py",
+                            "-k", ORDERING_TESTS],
     "physics/partial_volume.py": ["Testing/test_partial_volume.py", "Testing/test_physics_guards.py",
                                   "-k", PV_WITHOUT_PATIENT],
     "physics/psf_fit.py": ["Testing/test_psf_fit.py", "Testing/test_calibration.py",
