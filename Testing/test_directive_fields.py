@@ -285,3 +285,25 @@ def test_directive_lines_read_as_written():
     assert lines[4].startswith("Medical event if") and len(lines) == 7
     only_whole = dict(bare, whole_liver_dose_gy=42.0, whole_normal_liver_dose_gy=None)
     assert directive_lines(only_whole)[4] == "  whole liver 42.0 Gy"
+
+
+def test_reasons_are_sentences_not_names():
+    """Bug caught: a reason checked as a name (64 characters, no '/'), so that a physicist's
+    "re-measured 2/2 times in the dose calibrator, certificate 3.24 GBq" was refused. A reason
+    holds '/' and up to 200 characters (records/fields.py REASON_MAX_CHARS: the web page's
+    longest field text); 201 characters, an empty text and a newline are refused naming the
+    option. The author stays a name ('/' refused)."""
+    d = directive_from_plan(_plan(), created=CREATED)
+    why = "re-measured 2/2 times in the dose calibrator, certificate 3.24 GBq"
+    assert len(why) > 64
+    assert check_change(d, "left", 1.0, why, "Dr A", "tumour board 2026/12/01") == (
+        1.0, why, "Dr A")
+    assert check_change(d, "left", 1.0, "r" * 200, "Dr A")[1] == "r" * 200
+    for args, field, problem in (
+            (("r" * 201, "Dr A", None), "--reason", "201 characters"),
+            (("a\nb", "Dr A", None), "--reason", "control character '\\n'"),
+            (("why", "Dr A", " "), "--override-limits", "empty"),
+            (("why", "Dr A/B", None), "--by", "a path separator")):
+        with pytest.raises(FieldValueError) as err:
+            check_change(d, "left", 1.0, *args)
+        assert (err.value.field, err.value.detail) == (field, problem)

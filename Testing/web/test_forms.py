@@ -232,12 +232,12 @@ def test_labels_and_what_empty_means():
         "lungBaseMarginMm": ("number", "missing"), "manualLsfPercent": ("number", "missing"),
         "manualTnr": ("tnr", "none"), "treatmentTime": ("time", "none"),
         "isodoseLevelsGy": ("levels", "none"), "siteTolerancePercent": ("number", "missing"),
-        "confirmReadingsReason": ("text", "none"), "administrationTime": ("time", "none"),
+        "confirmReadingsReason": ("reason", "none"), "administrationTime": ("time", "none"),
         "acquisitionTime": ("time", "none"), "administeredActivityGbq": ("number", "none"),
         "bilirubinMgDl": ("number text", "none")}
     positions = {k: (f.label, f.kind, f.empty) for k, f in forms.POSITION_FIELDS.items()}
     assert positions == {
-        "name": ("Name", "text", "none"), "goalValue": ("Goal", "number", "missing"),
+        "name": ("Name", "name", "none"), "goalValue": ("Goal", "number", "missing"),
         "vialGbq": ("Vial activity (GBq)", "number", "missing"),
         "vialTime": ("Vial time", "time", "none"),
         "residualGbq": ("Residual activity (GBq)", "number", "missing"),
@@ -289,11 +289,24 @@ def test_numbers_given_as_numbers_and_text_limits():
     assert forms.parse(spec, "r" * 80 + " " * 120) == "r" * 80
 
 
-def test_names_at_most_80_characters():
-    """Bug: the 80-character limit of a name off by one, or applied to other text fields."""
+def test_names_at_most_64_characters_and_reasons_in_words():
+    """Bugs: the page taking a position name of 65 to 80 characters that the records then
+    refuse (a name is at most 64 characters, the DICOM LO limit, and holds no '/'), or
+    refusing a reason that holds '/' or is longer than a name ("re-measured 2/2 times ...",
+    up to 200 characters; the reason field took at most 80, as a name)."""
     name = forms.POSITION_FIELDS["name"]
-    assert forms.parse(name, " " + "n" * 80 + " ") == "n" * 80
-    assert _message(name, "n" * 81).endswith("allowed: a name of at most 80 characters")
+    assert forms.parse(name, " " + "n" * 64 + " ") == "n" * 64
+    assert _message(name, "n" * 65).endswith(
+        "allowed: 1 to 64 printable characters, no control characters (newline, tab, NUL), "
+        "no '/' or '\\', not '.' or '..'")
+    assert "allowed: 1 to 64" in _message(name, "right/left")
+    reason = forms.VALUE_FIELDS["confirmReadingsReason"]
+    why = "re-measured 2/2 times in the dose calibrator, certificate 3.24 GBq, " + "x" * 60
+    assert len(why) > 80 and forms.parse(reason, why) == why
+    assert forms.parse(reason, "r" * 200) == "r" * 200
+    assert _message(reason, "a\tb").endswith(
+        "allowed: a reason in words: 1 to 200 printable characters, no control characters "
+        "(newline, tab, NUL)")
 
 
 def test_levels_edges():

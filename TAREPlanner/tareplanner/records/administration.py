@@ -15,7 +15,7 @@ from ..physics.administration import (Reading, delivered_activity, deviation_fra
 from .case import canonical_sha256
 from .directive import validate_directive
 from .directive import criteria
-from .fields import check_keys, check_name, number, require_object, suggestion, timestamp
+from .fields import check_keys, check_reason, number, require_object, suggestion, timestamp
 from .provenance import software_versions
 
 ADMINISTRATION_SCHEMA = "tareplanner.administration/1"
@@ -184,7 +184,7 @@ def administration_record(directive: Mapping[str, Any], readings: Any, *,
         number({"--site-tolerance": site_tolerance_fraction}, "--site-tolerance", "",
                exclusive_minimum=0, maximum=1)
     if confirm_reason is not None:
-        confirm_reason = check_name(confirm_reason, "--confirm-readings")
+        confirm_reason = check_reason(confirm_reason, "--confirm-readings")
     prescribed = {p["treatment_site"]: p["prescribed_activity_gbq"]
                   for p in directive["positions"]}
     sites, warnings = [], []

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import FieldValueError, SchemaError, UnknownNameError
 from .case import canonical_sha256
-from .fields import check_name, number, require_object, suggestion
+from .fields import check_name, check_reason, number, require_object, suggestion
 from .provenance import software_versions
 
 DIRECTIVE_SCHEMA = "tareplanner.directive/1"
@@ -156,8 +156,8 @@ def check_change(directive: dict, site: str, activity_gbq: float, reason: str,
     new = number({"--activity-gbq": activity_gbq}, "--activity-gbq", "", exclusive_minimum=0,
                  maximum=100)
     if override_reason is not None:
-        check_name(override_reason, "--override-limits")
-    return new, check_name(reason, "--reason"), check_name(by, "--by")
+        check_reason(override_reason, "--override-limits")
+    return new, check_reason(reason, "--reason"), check_name(by, "--by")
 
 
 def validate_directive(document: Any, where: str = "directive") -> dict:

@@ -134,6 +134,11 @@ YEARS = (1900, 2200)
 NAME_MAX_CHARS = 64
 NAME_ALLOWED = (f"1 to {NAME_MAX_CHARS} printable characters, no control characters "
                 "(newline, tab, NUL), no '/' or '\\', not '.' or '..'")
+#: longest reason (why readings are right, why a limit is overridden, why an activity was
+#: changed): a sentence or two in words, which may hold '/' ("2/2 readings") unlike a name
+REASON_MAX_CHARS = 200
+REASON_ALLOWED = (f"a reason in words: 1 to {REASON_MAX_CHARS} printable characters, no "
+                  "control characters (newline, tab, NUL)")
 #: deepest nesting of a JSON document (records are a few levels deep)
 JSON_MAX_DEPTH = 64
 
@@ -146,14 +151,41 @@ def name_problem(value: Any) -> str | None:
         return "empty"
     if len(value) > NAME_MAX_CHARS:
         return f"{len(value)} characters"
-    for char in value:
-        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
-            return f"control character {char!r}"
+    if (control := _control_character(value)) is not None:
+        return control
     if "/" in value or "\\" in value:
         return "a path separator"
     if value.strip() in (".", ".."):
         return "a relative folder name"
     return None
+
+
+def _control_character(value: str) -> str | None:
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            return f"control character {char!r}"
+    return None
+
+
+def reason_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be a reason (see :data:`REASON_ALLOWED`), or None when it can."""
+    if not isinstance(value, str):
+        return f"not a string but {type(value).__name__}"
+    if not value.strip():
+        return "empty"
+    if len(value) > REASON_MAX_CHARS:
+        return f"{len(value)} characters"
+    return _control_character(value)
+
+
+def check_reason(value: Any, field: str) -> str:
+    """``value`` when it is an acceptable reason; raises :class:`FieldValueError` naming
+    ``field`` otherwise."""
+    problem = reason_problem(value)
+    if problem is not None:
+        shown = value[:80] + "..." if isinstance(value, str) and len(value) > 80 else value
+        raise FieldValueError(field, shown, REASON_ALLOWED, problem)
+    return value
 
 
 def check_name(value: Any, field: str) -> str:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..errors import FieldValueError
+from ..records.fields import NAME_ALLOWED, REASON_ALLOWED, name_problem, reason_problem
 
 #: the longest text a field takes (names, lists, times)
 MAX_TEXT = 200
@@ -45,8 +46,8 @@ GOAL_UNITS = {"tumour_dose_gy": "Gy", "normal_dose_gy": "Gy", "perfused_dose_gy"
 
 @dataclass(frozen=True)
 class Field:
-    """One typed field: its label (with the unit), its kind ('number', 'time', 'text',
-    'levels', 'tnr'), the numbers' range (``low`` < value, or <= with ``low_inclusive``;
+    """One typed field: its label (with the unit), its kind ('number', 'time', 'name',
+    'reason', 'levels', 'tnr'), the numbers' range (``low`` < value, or <= with ``low_inclusive``;
     value <= ``high``) and the unit; ``empty``: what an empty field means ('missing', or
     'none' for the fields whose label says what none is)."""
 
@@ -69,7 +70,7 @@ VALUE_FIELDS = {
     "treatmentTime": Field("Treatment time", "time", empty="none"),
     "isodoseLevelsGy": Field("Isodose levels (Gy)", "levels", empty="none"),
     "siteTolerancePercent": Field("Site tolerance (%)", high=100.0, unit="%"),
-    "confirmReadingsReason": Field("Reason the readings are right", "text", empty="none"),
+    "confirmReadingsReason": Field("Reason the readings are right", "reason", empty="none"),
     "administrationTime": Field("Administration time", "time", empty="none"),
     "acquisitionTime": Field("Acquisition time", "time", empty="none"),
     "administeredActivityGbq": Field("Administered activity (GBq)", high=100.0, unit="GBq",
@@ -80,7 +81,7 @@ VALUE_FIELDS = {
 }
 #: injection-position fields typed on the page (the goal's label depends on its kind)
 POSITION_FIELDS = {
-    "name": Field("Name", "text", empty="none"),
+    "name": Field("Name", "name", empty="none"),
     "goalValue": Field("Goal"),
     "vialGbq": Field("Vial activity (GBq)", low=0.0, low_inclusive=False, high=100.0,
                      unit="GBq"),
@@ -211,8 +212,10 @@ def parse(spec: Field, text, label: str | None = None):
         if any(not (math.isfinite(v) and 0 < v <= 1000) for v in values.values()):
             raise _refuse(label, stripped, "tumour=TNR pairs with TNRs from more than 0 to "
                                            "1000, e.g. T1=3.2, T2=2.5")
-    if spec.kind == "text" and len(stripped) > 80:
-        raise _refuse(label, stripped, "a name of at most 80 characters")
+    if spec.kind == "name" and stripped and name_problem(stripped) is not None:
+        raise _refuse(label, stripped, NAME_ALLOWED)
+    if spec.kind == "reason" and stripped and reason_problem(stripped) is not None:
+        raise _refuse(label, stripped, REASON_ALLOWED)
     return stripped
 
 
