@@ -167,6 +167,9 @@ def _click(page, action: str) -> None:
     before = _updates(page)
     button.click()
     _after(page, before)
+    # the first update may be the busy state pushed as the step starts: wait for its end, so
+    # that the next button is not read while this step still runs
+    page.wait_for_function("() => !window.trame.state.get('busy')", timeout=STEP_TIMEOUT_MS)
 
 
 def _shot(page, shots: Path, name: str, panel: str | None = None) -> None:
