@@ -143,16 +143,22 @@ REASON_ALLOWED = (f"a reason in words: 1 to {REASON_MAX_CHARS} printable charact
 JSON_MAX_DEPTH = 64
 
 
-def name_problem(value: Any) -> str | None:
-    """Why ``value`` cannot be a name (see :data:`NAME_ALLOWED`), or None when it can."""
+def _text_problem(value: Any, max_chars: int) -> str | None:
+    """Why ``value`` is not a one-line text of 1 to ``max_chars`` characters without control
+    characters, or None when it is: the part a name and a reason share."""
     if not isinstance(value, str):
         return f"not a string but {type(value).__name__}"
     if not value.strip():
         return "empty"
-    if len(value) > NAME_MAX_CHARS:
+    if len(value) > max_chars:
         return f"{len(value)} characters"
-    if (control := _control_character(value)) is not None:
-        return control
+    return _control_character(value)
+
+
+def name_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be a name (see :data:`NAME_ALLOWED`), or None when it can."""
+    if (problem := _text_problem(value, NAME_MAX_CHARS)) is not None:
+        return problem
     if "/" in value or "\\" in value:
         return "a path separator"
     if value.strip() in (".", ".."):
@@ -169,13 +175,7 @@ def _control_character(value: str) -> str | None:
 
 def reason_problem(value: Any) -> str | None:
     """Why ``value`` cannot be a reason (see :data:`REASON_ALLOWED`), or None when it can."""
-    if not isinstance(value, str):
-        return f"not a string but {type(value).__name__}"
-    if not value.strip():
-        return "empty"
-    if len(value) > REASON_MAX_CHARS:
-        return f"{len(value)} characters"
-    return _control_character(value)
+    return _text_problem(value, REASON_MAX_CHARS)
 
 
 def check_reason(value: Any, field: str) -> str:
