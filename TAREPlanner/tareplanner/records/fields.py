@@ -181,20 +181,21 @@ def reason_problem(value: Any) -> str | None:
 def check_reason(value: Any, field: str) -> str:
     """``value`` when it is an acceptable reason; raises :class:`FieldValueError` naming
     ``field`` otherwise."""
-    problem = reason_problem(value)
-    if problem is not None:
-        shown = value[:80] + "..." if isinstance(value, str) and len(value) > 80 else value
-        raise FieldValueError(field, shown, REASON_ALLOWED, problem)
-    return value
+    return _checked(value, field, reason_problem(value), REASON_ALLOWED)
 
 
 def check_name(value: Any, field: str) -> str:
     """``value`` when it is an acceptable name (position, tumour, case, patient); raises
     :class:`FieldValueError` naming ``field`` otherwise."""
-    problem = name_problem(value)
+    return _checked(value, field, name_problem(value), NAME_ALLOWED)
+
+
+def _checked(value: Any, field: str, problem: str | None, allowed: str) -> Any:
+    """``value`` when ``problem`` is None; else a FieldValueError naming ``field``, showing at
+    most 80 characters of the value."""
     if problem is not None:
         shown = value[:80] + "..." if isinstance(value, str) and len(value) > 80 else value
-        raise FieldValueError(field, shown, NAME_ALLOWED, problem)
+        raise FieldValueError(field, shown, allowed, problem)
     return value
 
 
