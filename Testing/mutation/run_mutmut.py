@@ -5,6 +5,7 @@ Usage (from the repository root)::
     python Testing/mutation/run_mutmut.py physics/decay.py      # one module
     python Testing/mutation/run_mutmut.py --list                # the scope and its tests
     python Testing/mutation/run_mutmut.py all                   # every module, one after another
+    python Testing/mutation/run_mutmut.py --resume planning.py  # go on with a stopped run
 
 Each module is mutated in its own scratch folder (``$MUTMUT_WORK``, default
 ``/tmp/tareplanner-mutmut/<module>``): the package is copied there as ``src/tareplanner`` (the
@@ -17,6 +18,12 @@ sets mutmut's ``--max-children``; the machine is shared, so keep it at 1 or 2.
 The result line of each module (killed / survived / timeout / no tests, and the score) is
 printed and appended to ``$MUTMUT_WORK/../scores.txt``; survivors are listed with
 ``mutmut results`` and shown with ``mutmut show NAME`` inside the scratch folder.
+
+``--resume`` goes on with a run that was stopped part-way (its scratch folder exists and the
+mutated module is byte for byte the repository's): the rest of the package, ``Testing/``,
+``docs/`` and README are brought up to date, mutmut checks the mutants it has not checked yet
+(tests added since are traced first), then the survivors of the earlier part are checked again
+against the tests as they now stand. Where the module has changed, ``--resume`` starts afresh.
 """
 
 from __future__ import annotations
@@ -140,6 +147,31 @@ def prepare(module: str, work: Path) -> None:
     (work / "pyproject.toml").write_text(pyproject)
 
 
+def resumable(module: str, work: Path) -> bool:
+    """Whether ``work`` holds a run of ``module`` as it stands in the repository."""
+    copy = work / "src" / "tareplanner" / module
+    return (work / "mutants").is_dir() and copy.is_file() and \
+        copy.read_bytes() == (PACKAGE / module).read_bytes()
+
+
+def refresh(module: str, work: Path) -> None:
+    """Bring everything but the mutated module in ``work`` up to date with the repository
+    (mutmut copies the package's other files and ``also_copy`` into ``mutants/`` each run)."""
+    ignore_pyc = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".hypothesis")
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skipped = set(ignore_pyc(folder, names))
+        if Path(folder).resolve() == (PACKAGE / module).parent.resolve():
+            skipped.add(Path(module).name)
+        return skipped
+
+    shutil.copytree(PACKAGE, work / "src" / "tareplanner", ignore=ignore, dirs_exist_ok=True)
+    for name in ("Testing", "docs"):
+        shutil.rmtree(work / name, ignore_errors=True)
+        shutil.copytree(REPO / name, work / name, ignore=ignore_pyc)
+    shutil.copy2(REPO / "README.md", work / "README.md")
+
+
 def results(work: Path) -> dict[str, list[str]]:
     out = subprocess.run(["mutmut", "results", "--all", "true"], cwd=work, capture_output=True,
                          text=True).stdout
@@ -151,17 +183,27 @@ def results(work: Path) -> dict[str, list[str]]:
     return by_status
 
 
-def run(module: str, workers: int, root: Path) -> str:
+def run(module: str, workers: int, root: Path, resume: bool = False) -> str:
     work = root / module.replace("/", "-").removesuffix(".py")
-    prepare(module, work)
+    resumed = resume and resumable(module, work)
+    earlier_survivors = results(work).get("survived", []) if resumed else []
+    if resumed:
+        refresh(module, work)
+    else:
+        prepare(module, work)
     # mutmut puts mutants/src first on sys.path itself; a PYTHONPATH would hide the mutants
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.setdefault("MPLBACKEND", "Agg")
     start = time.monotonic()
-    proc = subprocess.run(["mutmut", "run", "--max-children", str(workers)], cwd=work, env=env,
-                          capture_output=True, text=True)
+    command = ["mutmut", "run", "--max-children", str(workers)]
+    proc = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
+    log = proc.stdout + proc.stderr
+    if earlier_survivors:  # checked again against the tests as they now stand
+        again = subprocess.run(command + earlier_survivors, cwd=work, env=env,
+                               capture_output=True, text=True)
+        log += again.stdout + again.stderr
     minutes = (time.monotonic() - start) / 60
-    (work / "mutmut-run.log").write_text(proc.stdout + proc.stderr)
+    (work / "mutmut-run.log").write_text(log)
     by = results(work)
     killed = len(by.get("killed", [])) + len(by.get("timeout", [])) + len(by.get("segfault", []))
     survived = by.get("survived", [])
@@ -170,7 +212,8 @@ def run(module: str, workers: int, root: Path) -> str:
     score = 100.0 * killed / total if total else float("nan")
     line = (f"{module}: {total} mutants, {killed} killed, {len(survived)} survived, "
             f"{len(untested)} not reached by a test; score {score:.1f} %; {minutes:.1f} min "
-            f"({workers} worker{'s' if workers > 1 else ''}); rc {proc.returncode}")
+            f"({workers} worker{'s' if workers > 1 else ''}{', resumed' if resumed else ''}); "
+            f"rc {proc.returncode}")
     with open(root / "scores.txt", "a") as f:
         f.write(time.strftime("%Y-%m-%d %H:%M ") + line + "\n")
         for name in survived + untested:
@@ -183,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", help="modules relative to tareplanner/, or 'all'")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--list", action="store_true")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on with a stopped run of an unchanged module (else start afresh)")
     args = parser.parse_args(argv)
     if args.list or not args.modules:
         for module, tests in SCOPE.items():
@@ -196,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(os.environ.get("MUTMUT_WORK", "/tmp/tareplanner-mutmut"))
     root.mkdir(parents=True, exist_ok=True)
     for module in modules:
-        print(run(module, args.workers, root), flush=True)
+        print(run(module, args.workers, root, args.resume), flush=True)
     return 0
 
 
