@@ -70,6 +70,7 @@ SCOPE: dict[str, list[str]] = {
                            "Testing/test_physics_guards.py"],
     "physics/lung_shunt.py": ["Testing/test_ordering.py", "Testing/test_physics_guards.py"],
     "physics/ordering.py": ["Testing/test_ordering.py", "Testing/test_safety_edges.py",
+                            "Testing/test_ordering_alternatives.py",
                             "Testing/test_ordering_whole_vials.py", "Testing/test_guidelines.py",
                             "-k", ORDERING_TESTS],
     "physics/partial_volume.py": ["Testing/test_partial_volume.py", "Testing/test_physics_guards.py",
