@@ -101,6 +101,7 @@ SCOPE: dict[str, list[str]] = {
     "imaging/partial_volume.py": ["Testing/test_partial_volume.py", "Testing/test_physics_guards.py",
                                   "-k", PV_WITHOUT_PATIENT],
     "guideline_check.py": ["Testing/test_guideline_check_units.py",
+                           "Testing/test_guideline_check_entries.py",
                            "Testing/test_guideline_sources.py", "Testing/test_guidelines.py",
                            "-k", "not on_the_pdf and not outside_working_hours"],
     "web/forms.py": ["Testing/web/test_forms.py"],
