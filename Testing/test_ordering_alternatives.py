@@ -1,5 +1,6 @@
 """The alternatives of a whole-vial order (tareplanner.physics.ordering.order_whole_vials) on
 small cases built here by hand: the two-vial alternative, the same time on the other days,
+the order of the alternatives, the weekly calibration (its zone, minutes and shelf-life end),
 the base vial of the another-time search and every edge of that search (the calibrations it
 searches, the working day's edges, the shelf life, the two days and the minute around the
 planned time).
@@ -258,3 +259,89 @@ def test_another_time_a_minute_from_the_planned_time(planned, offered):
     exact_h = (_at(16, 20) - cal).total_seconds() / 3600
     found = _another_time(_plan(_holding_exactly(10.0, exact_h), t, [cal]))
     assert [o.treatment_time for o in found] == ([_at(16, 19)] if offered else [])
+
+
+def test_another_time_that_misses_the_tolerance_is_not_offered():
+    """Bug: the another-time alternative handled like the other kinds (the nearest offered
+    whatever its deviation). Tolerance 5 %; calibration 15 Dec 12:00, planned 16 Dec 12:00;
+    exactly the prescription at 00:00 on 17 Dec (36 h after calibration): the nearest edge
+    of that working day is 07:00, 7 h later, where the vial holds 2^(-7 / 64.1) - 1 =
+    -7.3 %: beyond 5 %, not offered."""
+    t = _at(16, 12)
+    plan = _plan(_holding_exactly(10.0, 36.0), t, [_at(15, 12)], tolerance=0.05)
+    assert _another_time(plan) == [] and plan.tolerance_fraction == 0.05
+
+
+def test_another_time_closest_to_the_planned_time_is_offered():
+    """Bug: the first another time found (that of the oldest calibration) offered instead of
+    the one closest to the planned time. Calibrations 14 and 15 Dec 12:00, planned 16 Dec
+    12:00; exactly the prescription 20 h after calibration: 15 Dec 08:00 (28 h before the
+    planned time) and 16 Dec 08:00 (4 h before): the latter is offered (at the planned time
+    the vial of 15 Dec holds 2^(-4 / 64.1) - 1 = -4.2 %: chosen)."""
+    t = _at(16, 12)
+    (other,) = _another_time(_plan(_holding_exactly(10.0, 20.0), t, [_at(14, 12),
+                                                                     _at(15, 12)]))
+    assert other.treatment_time == _at(16, 8) and other.calibration_time == _at(15, 12)
+
+
+def test_alternatives_in_order_fitting_first_then_other_days_then_by_deviation():
+    """Bugs: the alternatives that miss the tolerance listed first, an alternative on another
+    day listed before one on the planned day with the same deviation. Calibration 13 Dec
+    12:00, planned 16 Dec 12:00, 10 GBq holding exactly the prescription on 17 Dec 12:00
+    (96 h after calibration): another time (17 Dec 12:00, 0 %) and the day after (0 %) fit;
+    at the planned time the vial holds 2^(24 / 64.1) - 1 = +29.6 % (another size) and two
+    vials 2 * 1.296 - 1 = +159 %: listed after them, the smaller deviation first."""
+    t = _at(16, 12)
+    plan = _plan(_holding_exactly(10.0, 96.0), t, [_at(13, 12)])
+    assert [o.kind for o in plan.alternatives] == [
+        "another time", "another day (+1 d)", "another size", "two vials"]
+    assert plan.alternatives[2].deviation_fraction == pytest.approx(2 ** (24 / 64.1) - 1,
+                                                                    abs=1e-12)
+
+
+# --- the weekly calibration --------------------------------------------------------------
+
+def test_latest_calibration_date_in_the_calibration_s_zone(computer_in_utc):
+    """Bug: the weekday and date of the treatment taken in the computer's time zone instead
+    of the calibration's. A calibration on Sunday 00:30 Auckland time (UTC+13 in December);
+    treatment Sunday 6 Dec 2026 01:00 there (Saturday 12:00 UTC): the latest calibration is
+    that same Sunday 00:30, not the Sunday before."""
+    from zoneinfo import ZoneInfo
+    from tareplanner.physics.ordering import latest_calibration_time
+    auckland = ZoneInfo("Pacific/Auckland")
+    got = latest_calibration_time(datetime(2026, 12, 6, 1, 0, tzinfo=auckland), "sunday",
+                                  "00:30", "Pacific/Auckland")
+    assert got == datetime(2026, 12, 6, 0, 30, tzinfo=auckland)
+
+
+@pytest.mark.parametrize("treatment, calibration", [
+    ((13, 14, 0), (13, 12, 30)),      # Sunday 14:00: that Sunday's 12:30
+    ((13, 12, 0), (6, 12, 30)),       # Sunday 12:00, before 12:30: the Sunday before
+])
+def test_latest_calibration_keeps_its_minutes(treatment, calibration):
+    """Bug: the calibration's minutes dropped (12:30 read as 12:00), on the same Sunday or
+    the week before. A calibration on Sundays 12:30 New York time (EST in December):
+    Sunday 13 Dec 14:00 -> 13 Dec 12:30; Sunday 13 Dec 12:00 -> 6 Dec 12:30."""
+    from zoneinfo import ZoneInfo
+    from tareplanner.physics.ordering import latest_calibration_time
+    ny = ZoneInfo("America/New_York")
+    got = latest_calibration_time(datetime(2026, 12, *treatment, tzinfo=ny), "sunday", "12:30",
+                                  "America/New_York")
+    assert got == datetime(2026, 12, *calibration, tzinfo=ny)
+
+
+@pytest.mark.parametrize("treatment, candidates", [
+    ((25, 12, 30), [(20, 12, 30), (13, 12, 30)]),   # Fri 25 Dec: 13 Dec is exactly 12 d old
+    ((25, 13, 30), [(20, 12, 30)]),                 # an hour later: 12 d 1 h, beyond
+])
+def test_calibration_candidates_at_the_end_of_the_shelf_life(treatment, candidates):
+    """Bugs: a calibration exactly 12 days old (the insert's shelf life, last day included)
+    left out (``>=``), one 12 days and an hour old kept (days of 25 h), the earlier
+    calibrations' minutes dropped. Sundays 12:30 New York time; treatment Friday 25 Dec
+    12:30: the calibrations of 20 and 13 Dec (5 and 12 days before); at 13:30 only 20 Dec."""
+    from zoneinfo import ZoneInfo
+    from tareplanner.physics.ordering import calibration_candidates
+    ny = ZoneInfo("America/New_York")
+    got = calibration_candidates(datetime(2026, 12, *treatment, tzinfo=ny), "sunday", "12:30",
+                                 "America/New_York", 12)
+    assert list(got) == [datetime(2026, 12, *c, tzinfo=ny) for c in candidates]
