@@ -345,3 +345,24 @@ def test_calibration_candidates_at_the_end_of_the_shelf_life(treatment, candidat
     got = calibration_candidates(datetime(2026, 12, *treatment, tzinfo=ny), "sunday", "12:30",
                                  "America/New_York", 12)
     assert list(got) == [datetime(2026, 12, *c, tzinfo=ny) for c in candidates]
+
+
+@pytest.mark.parametrize("other_cal, exact", [
+    ((14, 2), (14, 16)),      # 2 d 10 h before the planned time: only the -2 d window has it
+    ((16, 20), (17, 10)),     # 8 h after it (the next calibration): only the +2 d window
+])
+def test_another_time_searches_two_days_either_side_with_a_short_shelf_life(other_cal, exact):
+    """Bugs: the calibrations searched 3 days before or after the planned time instead of 2,
+    which a 12-day shelf life hides but a 2-day one does not. Planned 16 Dec 12:00, shelf
+    life 2 days, tolerance 5 %; the vial of 15 Dec 12:00 (covering the planned time) holds
+    exactly the prescription 14 h after calibration (16 Dec 02:00, moved to 07:00:
+    2^(-5 / 64.1) - 1 = -5.3 %, beyond 5 %). A calibration of 14 Dec 02:00 (covering 14 Dec
+    12:00, not 13 Dec 12:00 nor the planned time) or of 16 Dec 20:00 (covering 18 Dec 12:00,
+    not 19 Dec) gives the exact time 14 h later, 14 Dec 16:00 (44 h before the planned time)
+    or 17 Dec 10:00 (22 h after): offered."""
+    t = _at(16, 12)
+    cals = [_at(15, 12), _at(*other_cal)]
+    (other,) = _another_time(_plan(_holding_exactly(10.0, 14.0), t, cals, shelf_days=2.0,
+                                   tolerance=0.05))
+    assert other.calibration_time == _at(*other_cal)
+    assert abs(other.treatment_time - _at(*exact)) < timedelta(seconds=1)
