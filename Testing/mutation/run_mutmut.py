@@ -88,7 +88,7 @@ SCOPE: dict[str, list[str]] = {
     "planning.py": ["Testing/test_planning.py", "Testing/test_safety_edges.py",
                     "Testing/test_mutation_references.py", "Testing/test_case_errors.py",
                     "Testing/test_physics_guards.py", "Testing/test_plan_ordering_record.py",
-                    "Testing/test_plan_warnings_edges.py"],
+                    "Testing/test_plan_warnings_edges.py", "Testing/test_plan_limit_sources.py"],
     "records/directive.py": ["Testing/test_treatment_day.py", "Testing/test_record_chain.py",
                              "Testing/test_physics_guards.py", "Testing/test_directive_fields.py"],
     "records/administration.py": ["Testing/test_treatment_day.py", "Testing/test_record_chain.py",
