@@ -126,3 +126,55 @@ def test_a_prescription_is_met_within_five_percent(plan_gy, met):
                                                                   60.0)), None)
     assert entry["met"] is met
     assert entry["margin"] == pytest.approx(-abs(plan_gy - 60.0), abs=1e-12)
+
+
+# --- the facts the rows' conditions read, and the site's rows ------------------------------
+
+def _case(compromised=False, scenario=None, whole_ml=2000.0, perfused_ml=(600.0, 400.0)):
+    from types import SimpleNamespace
+    return SimpleNamespace(product="therasphere", scenario=scenario, liver_compromised=compromised,
+                           whole_liver_volume_ml=whole_ml,
+                           positions=[SimpleNamespace(perfused_volume_ml=v) for v in perfused_ml])
+
+
+def _scenario(prior=False, favourable=False, bilirubin=1.2):
+    from types import SimpleNamespace
+    return SimpleNamespace(bilirubin_mg_dl=bilirubin, prior_treatment=prior,
+                           favourable_liver_function=favourable, intent="unilobar",
+                           histology="hcc")
+
+
+@pytest.mark.parametrize("compromised, prior, expected", [
+    (False, False, False), (True, False, True), (False, True, True), (True, True, True)])
+def test_compromised_or_pretreated_is_either(compromised, prior, expected):
+    """EANM 2022 Table 2's "compromised or pretreated liver": a compromised liver (the case)
+    or a prior treatment (the scenario), either one. Bugs: both required (``and``), the fact
+    left unknown (None) or always false."""
+    facts = gc.facts_for(_case(compromised, _scenario(prior)))
+    assert facts.compromised_or_pretreated is expected
+
+
+def test_facts_of_a_case_by_hand():
+    """Hepatic reserve = 1 - perfused / whole liver (EANM 2022 Table 2's untreated liver
+    fraction): 1 - (600 + 400) / 2000 = 0.5; the bilirubin and liver function from the
+    scenario. Without a scenario a compromised liver still counts, the bilirubin is not
+    known; more perfused than the whole liver gives no reserve (0, not negative)."""
+    facts = gc.facts_for(_case(scenario=_scenario(favourable=True)))
+    assert (facts.hepatic_reserve_fraction, facts.bilirubin_mg_dl,
+            facts.favourable_liver_function) == (0.5, 1.2, True)
+    facts = gc.facts_for(_case(compromised=True, perfused_ml=(2500.0,)))
+    assert (facts.hepatic_reserve_fraction, facts.bilirubin_mg_dl,
+            facts.compromised_or_pretreated, facts.favourable_liver_function) == (
+        0.0, None, True, False)
+
+
+def test_case_rows_carry_the_site_s_name():
+    """A site that lowers the TheraSphere single-treatment lung limit from 30 Gy (package
+    insert) to 25 Gy: the row of the case says which site changed it. Bug: the site's name
+    not passed on (the plan would not say whose limit it is)."""
+    site = {"guidelines": {"change": [{"row": "ifu-therasphere-lung-single", "value": 25,
+                                       "reason": "local practice"}]}}
+    rows = dict((r.id, r) for r, _ in gc.case_rows(_case(), site, "Hospital X").rows)
+    change = rows["ifu-therasphere-lung-single"].site_change
+    assert (change["site"], change["value_to"], change["value_reason"]) == (
+        "Hospital X", 25.0, "local practice")
