@@ -47,3 +47,35 @@ def test_directive_lines_of_two_tumours_and_a_site_s_limit():
         in lines
     assert "  LIMIT EXCEEDED right: normal-liver-limit 40.00 Gy > 35 Gy" in lines
     assert "  LIMIT EXCEEDED all sites: lung-limit 5.50 Gy > 5 Gy" in lines
+
+
+def test_check_change_refusals_name_the_option_exactly():
+    """Bugs: the sites a change may name garbled in the refusal; the activity's refusal
+    naming another field than the option typed (``--activity-gbq``, nothing before it)."""
+    from tareplanner.errors import UnknownNameError
+    from tareplanner.records.directive import check_change
+    d = directive_from_plan(_plan(), created=CREATED)
+    with pytest.raises(UnknownNameError) as error:
+        check_change(d, "middle", 1.0, "why", "Dr A")
+    assert error.value.allowed == "a treatment site of the directive: right, left"
+    with pytest.raises(FieldValueError) as error:
+        check_change(d, "left", 0, "why", "Dr A")
+    assert (error.value.field, error.value.value) == ("--activity-gbq", 0)
+
+
+def test_validate_directive_refusals_field_value_and_allowed():
+    """A directive that is no JSON object, or of another schema: refused naming the place
+    ('directive'), what was found and what is allowed ("tareplanner.directive/1", the schema
+    file's ``const``). Bugs: the field, the value or the allowed schema dropped."""
+    from tareplanner.errors import SchemaError
+    from tareplanner.records.directive import validate_directive
+    with pytest.raises(SchemaError) as error:
+        validate_directive(["not", "a", "directive"])
+    assert (error.value.field, error.value.value, error.value.allowed) == (
+        "directive", "list", "a JSON object")
+    d = directive_from_plan(_plan(), created=CREATED)
+    d["schema"] = "tareplanner.plan/1"
+    with pytest.raises(SchemaError) as error:
+        validate_directive(d, "directive.json")
+    assert (error.value.field, error.value.value, error.value.allowed) == (
+        "directive.json.schema", "tareplanner.plan/1", "tareplanner.directive/1")
