@@ -79,3 +79,33 @@ def test_validate_directive_refusals_field_value_and_allowed():
         validate_directive(d, "directive.json")
     assert (error.value.field, error.value.value, error.value.allowed) == (
         "directive.json.schema", "tareplanner.plan/1", "tareplanner.directive/1")
+
+
+@pytest.mark.parametrize("change, field, value, allowed", [
+    (lambda d: d.update(positions=[]), "directive.positions", [],
+     "a non-empty list of treatment sites"),
+    (lambda d: d.update(positions={"a": 1}), "directive.positions", {"a": 1},
+     "a non-empty list of treatment sites"),
+    (lambda d: d["positions"].__setitem__(1, "left"), "directive.positions[1]", "str",
+     "a JSON object"),
+    (lambda d: d["positions"][1].update(prescribed_activity_gbq=0),
+     "directive.positions[1].prescribed_activity_gbq", 0, "a number > 0 and <= 100"),
+    (lambda d: d["positions"][0].update(prescribed_activity_gbq=100.5),
+     "directive.positions[0].prescribed_activity_gbq", 100.5, "a number > 0 and <= 100"),
+    (lambda d: d.update(nuclide=None), "directive.nuclide", "NoneType", "a JSON object"),
+    (lambda d: d["nuclide"].update(half_life_h=-1), "directive.nuclide.half_life_h", -1,
+     "a number > 0"),
+    (lambda d: d.update(changes=None), "directive.changes", None, "a list of changes"),
+    (lambda d: d.update(changes={}), "directive.changes", {}, "a list of changes")])
+def test_validate_directive_refusals_word_for_word(change, field, value, allowed):
+    """Every part of a directive read from disk that the administration relies on, refused
+    with its place, the value found and what is allowed (activities > 0 and <= 100 GBq, as a
+    change allows; a half-life > 0). Bugs: the value found or the allowed text dropped or
+    garbled, a bound changed."""
+    from tareplanner.errors import SchemaError
+    from tareplanner.records.directive import validate_directive
+    d = directive_from_plan(_plan(), created=CREATED)
+    change(d)
+    with pytest.raises((SchemaError, FieldValueError)) as error:
+        validate_directive(d)
+    assert (error.value.field, error.value.value, error.value.allowed) == (field, value, allowed)
