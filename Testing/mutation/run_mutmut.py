@@ -99,6 +99,7 @@ SCOPE: dict[str, list[str]] = {
     "replan.py": ["Testing/test_record_chain.py", "Testing/test_treatment_day.py",
                   "Testing/test_replan_replay.py"],
     "dosimetry/activity.py": ["Testing/test_dosimetry.py", "Testing/test_verification_activity.py",
+                              "Testing/test_activity_check_fields.py",
                               "Testing/test_mutation_references.py", "Testing/test_safety_edges.py",
                               "Testing/test_physics_guards.py"],
     "imaging/partial_volume.py": ["Testing/test_partial_volume.py", "Testing/test_physics_guards.py",
