@@ -81,7 +81,7 @@ SCOPE: dict[str, list[str]] = {
     "physics/solver.py": ["Testing/test_solver.py", "Testing/test_solver_shared_by_hand.py"],
     "physics/uncertainty.py": ["Testing/test_uncertainty.py", "Testing/test_uncertainty_by_hand.py"],
     "physics/voxel_dose.py": ["Testing/test_voxel_dose.py", "Testing/test_mutation_references.py",
-                              "Testing/test_physics_guards.py"],
+                              "Testing/test_physics_guards.py", "Testing/test_voxel_dose_edges.py"],
     "physics/voxel_planning.py": ["Testing/test_voxel_dose.py", "Testing/test_physics_guards.py"],
     "plan_uncertainty.py": ["Testing/test_uncertainty.py", "Testing/test_uncertainty_by_hand.py",
                             "Testing/test_plan_uncertainty_limits.py"],
