@@ -129,3 +129,11 @@ def test_directive_from_a_plan_without_activity_shows_the_activity():
     with pytest.raises(FieldValueError) as error:
         directive_from_plan(plan)
     assert (error.value.field, error.value.value) == ("plan.positions[right].activity_gbq", 0.0)
+
+
+def test_directive_carries_the_patient_and_the_treatment_time():
+    """A plan of patient 'P-17' treated on 1 Dec 2026 10:00 UTC+1: the directive states both
+    (the field tests' plan has neither). Bug: either looked up under another key (None)."""
+    d = directive_from_plan(_plan(patient_id="P-17", treatment_time="2026-12-01T10:00:00+01:00"),
+                            created=CREATED)
+    assert (d["patient_id"], d["treatment_time"]) == ("P-17", "2026-12-01T10:00:00+01:00")
