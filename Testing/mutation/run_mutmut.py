@@ -67,7 +67,7 @@ SCOPE: dict[str, list[str]] = {
     "physics/gpu.py": ["Testing/test_gpu_convolution.py", "Testing/test_voxel_dose.py",
                        "Testing/test_physics_guards.py"],
     "physics/kernels.py": ["Testing/test_mutation_references.py", "Testing/test_voxel_dose.py",
-                           "Testing/test_physics_guards.py"],
+                           "Testing/test_physics_guards.py", "Testing/test_kernel_helpers.py"],
     "physics/lung_shunt.py": ["Testing/test_ordering.py", "Testing/test_physics_guards.py"],
     "physics/ordering.py": ["Testing/test_ordering.py", "Testing/test_safety_edges.py",
                             "Testing/test_ordering_alternatives.py",
