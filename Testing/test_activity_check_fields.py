@@ -121,3 +121,52 @@ def test_pet_activity_by_hand():
     admin = datetime(2026, 12, 1, 10, tzinfo=timezone.utc)
     out = pet_activity_at_administration(pet, admin + timedelta(hours=64.1), admin, 64.1)
     assert sitk.GetArrayFromImage(out) == pytest.approx(1.6e-5, rel=1e-6)
+
+
+def test_fractions_of_an_image_holding_less_than_one_gbq():
+    """0.9 GBq in the image, 0.45 GBq of it in liver and lungs: half inside, half outside
+    (the fractions are of the image, whatever its size). Bug: the fractions left undefined
+    below 1 GBq (``> 1`` for ``> 0``)."""
+    check, _ = activity_check(0.9, 0.45, 1.0, 0.0, "x")
+    assert check["inside_liver_and_lungs_fraction"] == pytest.approx(0.5, rel=1e-12)
+    assert check["outside_liver_and_lungs_fraction"] == pytest.approx(0.5, rel=1e-12)
+
+
+def _uniform_case(overlap):
+    import numpy as np
+
+    from tareplanner.dosimetry.structures import Structures
+    grid = sitk.Image([10, 10, 10], sitk.sitkFloat32)
+    grid.SetSpacing((4.0, 4.0, 4.0))
+    grid.SetOrigin((-20.0, -20.0, -20.0))
+    activity = sitk.GetImageFromArray(np.full((10, 10, 10), 1e-3, np.float32))
+    activity.CopyInformation(grid)
+    liver = np.zeros((10, 10, 10), bool)
+    liver[:, :, :5] = True
+    lungs = liver.copy() if overlap else np.zeros_like(liver)
+    return activity, Structures(grid, {"liver": liver, "lungs": lungs},
+                                {"liver": "liver", "lungs": "lung"})
+
+
+def test_overlapping_liver_and_lungs_are_counted_once():
+    """1e-3 GBq in each of 1000 voxels (1 GBq); liver and lungs both drawn over the same 500
+    voxels (segmentations that overlap): 0.5 GBq inside liver and lungs, not 1.0. Bug: the
+    union's occupancy not capped at 1 (activity counted twice)."""
+    from tareplanner.dosimetry.activity import activity_inside
+    activity, structures = _uniform_case(overlap=True)
+    assert activity_inside(activity, structures) == pytest.approx(0.5, rel=1e-6)
+
+
+def test_post_treatment_check_passes_the_tolerance_and_outside_fraction_on():
+    """The image check with a caller's 5 % tolerance and 8 % outside after correction: 1 GBq
+    in the image against 1.0 * (1 - 0.1) = 0.9 GBq expected is +11.1 %, beyond 5 %; 8 % > 5 %
+    outside: both warnings. Bugs: either argument not passed on."""
+    from tareplanner.dosimetry.activity import post_treatment_activity_check
+    activity, structures = _uniform_case(overlap=False)
+    check, warnings = post_treatment_activity_check(
+        activity, structures, {"total_activity_gbq": 1.0, "residual_fraction": 0.1},
+        tolerance=0.05, outside_fraction_corrected=0.08)
+    assert check["tolerance"] == 0.05 and check["image_total_gbq"] == pytest.approx(1.0, rel=1e-6)
+    assert check["relative_difference"] == pytest.approx(1.0 / 0.9 - 1, rel=1e-5)
+    assert sorted(w["code"] for w in warnings) == ["activity-outside-structures",
+                                                   "post-treatment-activity"]
