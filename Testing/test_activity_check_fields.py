@@ -170,3 +170,38 @@ def test_post_treatment_check_passes_the_tolerance_and_outside_fraction_on():
     assert check["relative_difference"] == pytest.approx(1.0 / 0.9 - 1, rel=1e-5)
     assert sorted(w["code"] for w in warnings) == ["activity-outside-structures",
                                                    "post-treatment-activity"]
+
+
+def test_the_likely_causes_are_listed_and_separated(monkeypatch):
+    """The warning ends with every likely cause of the settings, '; '-separated (causes
+    written here). Bug: the separator garbled."""
+    from tareplanner.dosimetry import activity
+    settings = activity.verification_settings()
+    settings["likely_causes"] = {"value": ["first cause", "second cause"], "source": "here"}
+    monkeypatch.setattr(activity, "verification_settings", lambda: settings)
+    _, warnings = activity.activity_check(2.0, 2.0, 1.0, 0.0, "x")
+    assert warnings[0]["message"].endswith("Check: first cause; second cause.")
+
+
+def test_counts_scaled_to_the_administered_activity_by_hand():
+    """A post-treatment SPECT scaled to A (1 - R) = 2.0 * (1 - 0.25) = 1.5 GBq over the counts
+    in liver and lungs: counts 0.5 and 0.25 (fractional, as after scatter correction) in the
+    liver and 0.25 in the lungs share it 2 : 1 : 1 (0.75, 0.375, 0.375 GBq); a negative
+    count (reconstruction noise) in the liver and counts outside both get none; liver and
+    lungs drawn over the same voxel count it once. Bugs: negative counts subtracting
+    activity, counts below 1 raised to 1, an overlap counted twice."""
+    import numpy as np
+
+    from tareplanner.dosimetry.activity import counts_to_activity
+    from tareplanner.dosimetry.structures import Structures
+    grid = sitk.Image([4, 1, 1], sitk.sitkFloat32)
+    grid.SetSpacing((4.0, 4.0, 4.0))
+    counts = sitk.GetImageFromArray(np.array([[[0.5, 0.25, 0.25, -3.0]]], np.float32))
+    counts.CopyInformation(grid)
+    liver = np.array([[[True, True, False, True]]])
+    lungs = np.array([[[False, True, True, False]]])     # overlaps the liver at voxel 1
+    outside = np.zeros_like(liver)
+    structures = Structures(grid, {"liver": liver, "lungs": lungs, "x": outside},
+                            {"liver": "liver", "lungs": "lung", "x": "x"})
+    got = sitk.GetArrayFromImage(counts_to_activity(counts, structures, 2.0, 0.25))
+    np.testing.assert_allclose(got.ravel(), [0.75, 0.375, 0.375, 0.0], rtol=1e-6)
