@@ -187,24 +187,28 @@ def test_counts_scaled_to_the_administered_activity_by_hand():
     """A post-treatment SPECT scaled to A (1 - R) = 2.0 * (1 - 0.25) = 1.5 GBq over the counts
     in liver and lungs: counts 0.5 and 0.25 (fractional, as after scatter correction) in the
     liver and 0.25 in the lungs share it 2 : 1 : 1 (0.75, 0.375, 0.375 GBq); a negative
-    count (reconstruction noise) in the liver and counts outside both get none; liver and
-    lungs drawn over the same voxel count it once. Bugs: negative counts subtracting
-    activity, counts below 1 raised to 1, an overlap counted twice."""
+    count (reconstruction noise) in the liver and the 7 counts outside both get none; liver
+    and lungs drawn over the same voxel count it once; an image with no counts in either is
+    refused. Bugs: negative counts subtracting activity, counts below 1 raised to 1, an
+    overlap counted twice, counts outside taken in, an empty image giving NaN."""
     import numpy as np
 
     from tareplanner.dosimetry.activity import counts_to_activity
     from tareplanner.dosimetry.structures import Structures
-    grid = sitk.Image([4, 1, 1], sitk.sitkFloat32)
+    grid = sitk.Image([5, 1, 1], sitk.sitkFloat32)
     grid.SetSpacing((4.0, 4.0, 4.0))
-    counts = sitk.GetImageFromArray(np.array([[[0.5, 0.25, 0.25, -3.0]]], np.float32))
+    counts = sitk.GetImageFromArray(np.array([[[0.5, 0.25, 0.25, -3.0, 7.0]]], np.float32))
     counts.CopyInformation(grid)
-    liver = np.array([[[True, True, False, True]]])
-    lungs = np.array([[[False, True, True, False]]])     # overlaps the liver at voxel 1
-    outside = np.zeros_like(liver)
-    structures = Structures(grid, {"liver": liver, "lungs": lungs, "x": outside},
-                            {"liver": "liver", "lungs": "lung", "x": "x"})
+    liver = np.array([[[True, True, False, True, False]]])
+    lungs = np.array([[[False, True, True, False, False]]])     # overlaps the liver at voxel 1
+    structures = Structures(grid, {"liver": liver, "lungs": lungs},
+                            {"liver": "liver", "lungs": "lung"})
     got = sitk.GetArrayFromImage(counts_to_activity(counts, structures, 2.0, 0.25))
-    np.testing.assert_allclose(got.ravel(), [0.75, 0.375, 0.375, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(got.ravel(), [0.75, 0.375, 0.375, 0.0, 0.0], rtol=1e-6)
+    empty = sitk.GetImageFromArray(np.array([[[0.0, 0.0, 0.0, -1.0, 7.0]]], np.float32))
+    empty.CopyInformation(grid)
+    with pytest.raises(ValueError, match="^no counts in liver and lungs$"):
+        counts_to_activity(empty, structures, 2.0, 0.25)
 
 
 def _row_grid(values):
