@@ -287,3 +287,21 @@ def test_predictive_activity_on_a_coarser_spect_grid_shares_partial_voxels():
     np.testing.assert_allclose(sitk.GetArrayFromImage(image).ravel(), [0.75, 0.25],
                                rtol=1e-6)
     assert info["counts_outside_territories_and_lungs_fraction"] == pytest.approx(1 / 3)
+
+
+def test_predictive_activity_of_fractional_counts():
+    """Counts below 1 (a normalised or scatter-corrected image): 0.25, 0.25 in the territory,
+    0.5 outside, 1.0 in all: the territory's 1.0 GBq (no residual, no shunt) splits 0.5 and
+    0.5 GBq, and half the counts lie outside. Bugs: a territory of less than one count
+    refused, the outside fraction reported as 0 when the image holds one count or less."""
+    import numpy as np
+
+    from tareplanner.dosimetry.activity import predictive_activity
+    from tareplanner.dosimetry.structures import Structures
+    grid, counts = _row_grid([0.25, 0.25, 0.5])
+    territory = np.array([[[True, True, False]]])
+    structures = Structures(grid, {"lungs": np.zeros_like(territory)}, {"lungs": "lung"},
+                            territories={"A": territory})
+    image, info = predictive_activity(counts, structures, {"A": 1.0}, 0.0, 0.0)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(image).ravel(), [0.5, 0.5, 0.0])
+    assert info["counts_outside_territories_and_lungs_fraction"] == pytest.approx(0.5)
