@@ -96,3 +96,25 @@ def test_replay_lists_a_changed_field_by_its_path():
                       "differences": result["differences"],
                       "software": {"record": {"name": "tareplanner", "version": "0.0.1"},
                                    "replay": software}}
+
+
+def test_a_change_from_another_plan_names_both_records():
+    """A directive changed with a plan it was not written from (the same case planned again)
+    is refused; the refusal names the directive and the plan as 'directive' and 'plan' by
+    default, or by the names the caller gives (the files typed). Bug: the default names
+    garbled."""
+    from tareplanner.records.chain import RecordChainError
+    plan = plan_case(parse_case(copy.deepcopy(BASE_CASE)))
+    directive = directive_from_plan(plan)
+    other = plan_case(parse_case(copy.deepcopy(BASE_CASE)))
+    other["created"] = "2000-01-01T00:00:00+00:00"
+    with pytest.raises(RecordChainError) as error:
+        change_directive(directive, other, SITE, 2.0, "r", "Dr A")
+    assert error.value.field == "directive parents.plan"
+    assert error.value.detail == ("plan is another plan, or it was changed after directive "
+                                  "was written")
+    with pytest.raises(RecordChainError) as error:
+        change_directive(directive, other, SITE, 2.0, "r", "Dr A", plan_label="plan.json",
+                         directive_label="directive.json")
+    assert error.value.detail == ("plan.json is another plan, or it was changed after "
+                                  "directive.json was written")
