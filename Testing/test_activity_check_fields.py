@@ -305,3 +305,11 @@ def test_predictive_activity_of_fractional_counts():
     image, info = predictive_activity(counts, structures, {"A": 1.0}, 0.0, 0.0)
     np.testing.assert_allclose(sitk.GetArrayFromImage(image).ravel(), [0.5, 0.5, 0.0])
     assert info["counts_outside_territories_and_lungs_fraction"] == pytest.approx(0.5)
+
+
+def test_the_check_of_an_image_scaled_to_the_activity_is_not_applicable():
+    """A SPECT scaled to the administered activity holds it by construction: its check says
+    so, with the reason given. Bug: the check reported as applicable or the reason lost."""
+    from tareplanner.dosimetry.activity import not_applicable_check
+    assert not_applicable_check("scaled to the administered activity") == {
+        "applicable": False, "reason": "scaled to the administered activity"}
