@@ -102,3 +102,14 @@ def test_voxel_kernel_size_from_the_range_and_normalised():
     assert raw.energy_mev() != pytest.approx(1.5, rel=1e-3)   # sampled, not normalised
     np.testing.assert_allclose(small.values_gy_per_decay,
                                raw.values_gy_per_decay * 1.5 / raw.energy_mev(), rtol=1e-9)
+
+
+def test_voxel_kernel_defaults_are_the_documented_ones():
+    """docs/dosimetry.md: the kernel is computed for soft tissue, 1.04 g/cm^3, as a
+    triangle-weighted integral on a grid of 8 sub-cells per voxel and axis. Bug: a default
+    density or sub-cell count other than the documented one (every dose changes)."""
+    point = PointKernel(np.array([0.1, 0.25]), np.array([0.6, 0.9]), 1.0)
+    default = voxel_kernel(point, (2.0, 2.0, 2.0), radius_voxels=1)
+    stated = voxel_kernel(point, (2.0, 2.0, 2.0), 1.04, radius_voxels=1, subdivisions=8)
+    assert default.density_g_per_cm3 == 1.04
+    np.testing.assert_array_equal(default.values_gy_per_decay, stated.values_gy_per_decay)
