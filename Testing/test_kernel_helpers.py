@@ -113,3 +113,13 @@ def test_voxel_kernel_defaults_are_the_documented_ones():
     stated = voxel_kernel(point, (2.0, 2.0, 2.0), 1.04, radius_voxels=1, subdivisions=8)
     assert default.density_g_per_cm3 == 1.04
     np.testing.assert_array_equal(default.values_gy_per_decay, stated.values_gy_per_decay)
+
+
+def test_voxel_kernel_radius_per_axis_in_x_y_z_order():
+    """A radius given per axis is (x, y, z), like the spacing; the values are indexed
+    [z, y, x]: radius (1, 2, 3) gives 7 x 5 x 3 voxels. Bug: the axes' order not reversed
+    (x's radius applied along z)."""
+    point = PointKernel(np.array([0.1, 0.25]), np.array([0.6, 0.9]), 1.0)
+    kernel = voxel_kernel(point, (2.0, 2.0, 2.0), 1.0, radius_voxels=(1, 2, 3),
+                          subdivisions=2)
+    assert kernel.values_gy_per_decay.shape == (7, 5, 3)
