@@ -123,3 +123,20 @@ def test_voxel_kernel_radius_per_axis_in_x_y_z_order():
     kernel = voxel_kernel(point, (2.0, 2.0, 2.0), 1.0, radius_voxels=(1, 2, 3),
                           subdivisions=2)
     assert kernel.values_gy_per_decay.shape == (7, 5, 3)
+
+
+def test_point_kernel_dose_inside_between_and_beyond_its_shells():
+    """Two shells, 0-1 cm holding 1 MeV and 1-2 cm holding 3 MeV, density 1: shell-mean doses
+    1 / (4/3 pi) = 0.238732 and 3 / (4/3 pi 7) = 0.102314 MeV/g at the shells' mid-volume
+    radii cbrt(1/2) = 0.793701 and cbrt(9/2) = 1.650964 cm; between them the log of the dose
+    is linear in log r; inside the first mid radius the first shell's dose; at the kernel's
+    edge (2 cm) still the last shell's dose; beyond it none. Bugs: the clamp at the second
+    mid radius, the edge itself set to 0, no 0 beyond the edge."""
+    point = PointKernel(np.array([1.0, 2.0]), np.array([1.0, 3.0]), 1.0)
+    d1, d2 = 1 / (4 / 3 * math.pi), 3 / (4 / 3 * math.pi * 7)
+    m1, m2 = 0.5 ** (1 / 3), 4.5 ** (1 / 3)
+    t = (math.log(1.2) - math.log(m1)) / (math.log(m2) - math.log(m1))
+    between = math.exp(math.log(d1) + t * (math.log(d2) - math.log(d1)))
+    got = point.dose_per_decay_mev_per_g(np.array([0.5, 1.2, 2.0, 2.5]))
+    np.testing.assert_allclose(got, [d1, between, d2, 0.0], rtol=1e-9)
+    assert d1 == pytest.approx(0.238732, abs=1e-6) and d2 == pytest.approx(0.102314, abs=1e-6)
