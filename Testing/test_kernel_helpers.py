@@ -55,22 +55,27 @@ def test_spectrum_mean_energy_and_energy_weighted_range_by_hand():
 
 
 def test_range_scaled_kernel_by_hand():
-    """Reference spectrum flat 0-2 MeV (mean 1 MeV, range (R(1) + R(2)) / 2), target flat
-    0-1 MeV at 0, 0.5, 1 MeV (mean 0.5 MeV; range (0.5 R(0.5) + R(1)) / 1.5 by the same
-    trapezoid): radii scale by the ratio of the ranges, energies by 0.5 / 1 = 0.5. Bugs:
-    the ratios inverted, the energies scaled by the range ratio."""
-    reference = BetaSpectrum(np.array([0.0, 1.0, 2.0]), np.ones(3))
+    """Reference spectrum flat 0-4 MeV at 0, 2, 4 MeV: mean 2 MeV; energy-weighted range with
+    weights (0, 2, 4), step 2: numerator 2 R(2) + (2 R(2) + 4 R(4)) = 4 R(2) + 4 R(4),
+    denominator 2 + 6 = 8: (R(2) + R(4)) / 2, with R(4) = 0.530 * 4 - 0.106 = 2.014 g/cm^2
+    (Katz & Penfold above 2.5 MeV). Target flat 0-1 MeV at 0, 0.5, 1 MeV: mean 0.5 MeV; range
+    (0.25 R(0.5) + 0.25 R(1)) / 0.5. Radii scale by the ratio of the ranges, energies by
+    0.5 / 2 = 0.25, the density kept (1.04). Bugs: the ratios inverted or multiplied, the
+    energies scaled by the range ratio, the density dropped."""
+    reference = BetaSpectrum(np.array([0.0, 2.0, 4.0]), np.ones(3))
     target = BetaSpectrum(np.array([0.0, 0.5, 1.0]), np.ones(3))
-    r_ref = (0.412 + _range(2.0)) / 2
+    assert reference.mean_energy_mev == pytest.approx(2.0, rel=1e-12)
+    r_ref = (_range(2.0) + 2.014) / 2
+    assert reference.energy_weighted_range_g_per_cm2 == pytest.approx(r_ref, rel=1e-9)
     # weights E = (0, 0.5, 1), step 0.5: numerator 0.25 (0.5 R(0.5)) + 0.25 (0.5 R(0.5) + R(1))
     # = 0.25 R(0.5) + 0.25 R(1); denominator 0.25 * 0.5 + 0.25 * 1.5 = 0.5
     r_target = (0.25 * _range(0.5) + 0.25 * 0.412) / 0.5
-    point = PointKernel(np.array([0.1, 0.2]), np.array([0.6, 0.4]), 1.0)
+    point = PointKernel(np.array([0.1, 0.2]), np.array([0.6, 0.4]), 1.04)
     scaled = range_scaled_kernel(point, reference, target)
     np.testing.assert_allclose(scaled.outer_radius_cm, [0.1 * r_target / r_ref,
                                                         0.2 * r_target / r_ref], rtol=1e-9)
-    np.testing.assert_allclose(scaled.energy_mev, [0.3, 0.2], rtol=1e-12)
-    assert scaled.density_g_per_cm3 == 1.0
+    np.testing.assert_allclose(scaled.energy_mev, [0.15, 0.1], rtol=1e-12)
+    assert scaled.density_g_per_cm3 == 1.04
 
 
 def test_voxel_kernel_energy_and_s_value_units():
