@@ -20,6 +20,7 @@ import base64
 import io
 import logging
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from trame.app import get_server
@@ -203,6 +204,8 @@ class WebApp:
             # off-screen (EGL) contexts: plain alpha blending instead
             view.renderer().SetUseDepthPeeling(False)
             view.renderer().SetUseDepthPeelingForVolumes(False)
+        self._tab_clients, self._client_tabs = {}, {}
+        self._guard_view_events()
         self._init_state()
         self.segment_editor = SegmentEditorPage(self)
         dicom_panel.install(self)
@@ -238,7 +241,9 @@ class WebApp:
         # the typed field's text lives in the browser until the field is left: the server's
         # updates never replace what is being typed (client-only state)
         s.draft, s.focus_key, s.sent_key, s.sent_text, s.tab_id = "", None, None, "", ""
-        s.client_only("draft", "focus_key", "sent_key", "sent_text", "tab_id", "confirm_new")
+        s.client_only("draft", "focus_key", "sent_key", "sent_text", "tab_id", "confirm_new",
+                      "shown_steps")
+        s.shown_steps = 1
         for name in VALUE_FIELDS:
             s[f"f_{name}"] = None
         for name in NODE_FIELDS:
@@ -257,25 +262,69 @@ class WebApp:
 
     # ------------------------------------------------------------------ the owning tab
     owner = None
+    #: the web server (wslink), known once it is bound: it names the connection each
+    #: request comes from
+    _web_app = None
+
+    def _client(self):
+        """The connection the request being handled came from (None outside a server)."""
+        return getattr(self._web_app, "last_active_client_id", None)
 
     def _owns(self, tab) -> bool:
         """Whether ``tab`` (the id each page makes when it opens) may change the patient:
         the first tab to open (or to act) owns the session; every other tab follows it
-        read-only until it takes over (and the owning tab is then told it is read-only)."""
+        read-only until it takes over (and the owning tab is then told it is read-only).
+        A tab id belongs to the connection that used it first: another connection that
+        sends it (the owner's id is in every tab's state) is refused."""
         if not isinstance(tab, str) or not tab:
             return False
+        client = self._client()
+        if client is not None:
+            if self._tab_clients.setdefault(tab, client) != client:
+                log.warning("a request with another connection's tab id was refused")
+                return False
+            self._client_tabs[client] = tab
         if self.owner is None:
             self.owner = tab
             self.state.owner_tab = tab
         return tab == self.owner
+
+    def _view_events_allowed(self) -> bool:
+        """Whether the mouse and key events reaching the slice and 3D views now come from
+        the owning tab. The views are shared: a stroke from a tab that follows read-only
+        would paint the owner's segment with the owner's brush (or move its slices and
+        window), so its events are dropped here, whatever its page sends."""
+        client = self._client()
+        if client is None:              # no web server (the page's model driven in-process)
+            return True
+        return self.owner is not None and self._client_tabs.get(client) == self.owner
+
+    def _guard_view_events(self):
+        """Every view's interaction handler passes only the owning tab's events."""
+        for factory in getattr(self.slicer_app.view_manager, "_factories", []):
+            for view in getattr(factory, "_views", {}).values():
+                adapter = getattr(view, "view_adapter", None)
+                if adapter is None or getattr(adapter, "_owner_only", False):
+                    continue
+                handle = adapter.on_interaction
+
+                def guarded(origin, event, handle=handle):
+                    if self._view_events_allowed():
+                        handle(origin, event)
+                adapter.on_interaction = guarded
+                adapter._owner_only = True
 
     def claim(self, tab=None):
         self._owns(tab)
         self.refresh()
 
     def take_over(self, tab=None):
-        if isinstance(tab, str) and tab:
+        client = self._client()
+        if isinstance(tab, str) and tab and (
+                client is None or self._tab_clients.setdefault(tab, client) == client):
             self.owner = tab
+            if client is not None:
+                self._client_tabs[client] = tab
         self.segment_editor.release()
         self.refresh(owner_tab=self.owner)
 
@@ -714,6 +763,7 @@ class WebApp:
     # ------------------------------------------------------------------ downloads
     def _bind_routes(self, wslink_server):
         from aiohttp import web
+        self._web_app = wslink_server
 
         async def download(request):
             name = request.match_info["name"]
@@ -828,6 +878,20 @@ class WebApp:
     def _panel(self, key: str):
         return v3.VExpansionPanel(value=key, raw_attrs=[f'data-panel="{key}"'])
 
+    @contextmanager
+    def _panel_text(self, key: str):
+        """A panel's content. The first step's is built with the page; each later step's
+        one browser task after the one before it (``shown_steps``, counted up once the page
+        is mounted), so that the page shows and the first step answers before the browser
+        has built the controls of all eight steps."""
+        index = [k for k, _, _ in guided.PANELS].index(key)
+        with v3.VExpansionPanelText():
+            if index == 0:
+                yield
+            else:
+                with html.Template(v_if=(f"shown_steps > {index}",)):
+                    yield
+
     @staticmethod
     def _position_key(field: str) -> str:
         return "`p:${i}:" + field + "`"
@@ -896,7 +960,7 @@ class WebApp:
             client.Style(CSS + dicom_panel.CSS)
             client.ClientTriggers(mounted="tab_id = Math.random().toString(36).slice(2) + "
                                           "Date.now().toString(36); "
-                                          "trigger('claim', [tab_id])")
+                                          "trigger('claim', [tab_id]); " + SHOW_STEPS)
             with v3.VAppBar(density="compact", color="blue-grey-darken-3"):
                 v3.VAppBarTitle("TAREPlanner: radioembolization planning and verification")
                 dicom_panel.identity_chip()
@@ -954,8 +1018,12 @@ class WebApp:
                     html.Div("{{ cursor || 'Move the mouse over a slice view: position and "
                              "values under the cursor' }}", classes="text-caption px-2",
                              raw_attrs=['data-cursor'])
+                    # a tab that follows read-only only looks at the shared views (the
+                    # server drops its view events too: _view_events_allowed)
                     with html.Div(style="flex: 3 1 0; min-height: 0; position: relative",
-                                  classes="d-flex", raw_attrs=['data-views']):
+                                  classes=(f"'d-flex' + (owner_tab && {READ_ONLY} ? "
+                                           "' views-read-only' : '')",),
+                                  raw_attrs=['data-views']):
                         self.layout_manager.initialize_layout_grid(layout)
                     with html.Div(style="flex: 2 1 0; min-height: 0; overflow-y: auto",
                                   classes="results"):
@@ -968,7 +1036,7 @@ class WebApp:
         with v3.VExpansionPanels(v_model=("open_panels",), multiple=True, variant="accordion"):
             with self._panel("data"):
                 self._title("data")
-                with v3.VExpansionPanelText():
+                with self._panel_text("data"):
                     with html.Div(classes="d-flex align-center"):
                         self._button("load", confirm=(
                             "n_ctVolume", "Load the synthetic patient? The patient on the "
@@ -1023,14 +1091,14 @@ class WebApp:
                     self._positions_editor(readings=False)
             with self._panel("registration"):
                 self._title("registration")
-                with v3.VExpansionPanelText():
+                with self._panel_text("registration"):
                     self._node_select("diagnosticCt", "Diagnostic CT (optional)")
                     self._button("registration")
                     self._message("registration")
                     self.viewer.registration_ui()
             with self._panel("segmentation"):
                 self._title("segmentation")
-                with v3.VExpansionPanelText():
+                with self._panel_text("segmentation"):
                     self._button("lungs")
                     self._button("territories")
                     self._button("check segments")
@@ -1038,7 +1106,7 @@ class WebApp:
                     self.segment_editor.build()
             with self._panel("measurement"):
                 self._title("measurement")
-                with v3.VExpansionPanelText():
+                with self._panel_text("measurement"):
                     self._text("lungBaseMarginMm", "Lung-base margin (mm), 0 for none")
                     self._tick("manualLsf", "Enter the LSF by hand")
                     self._text("manualLsfPercent", "Manual LSF (%)", v_if=("f_manualLsf",))
@@ -1048,7 +1116,7 @@ class WebApp:
                     self._message("measurement")
             with self._panel("plan"):
                 self._title("plan")
-                with v3.VExpansionPanelText():
+                with self._panel_text("plan"):
                     with v3.VRow(dense=True):
                         with v3.VCol(cols=6):
                             self._choice("product", "Product", "products")
@@ -1088,7 +1156,7 @@ class WebApp:
                     self._message("plan")
             with self._panel("treatment day"):
                 self._title("treatment day")
-                with v3.VExpansionPanelText():
+                with self._panel_text("treatment day"):
                     self._button("directive")
                     html.Div("Dose-calibrator readings per position (times in ISO 8601 with "
                              "the UTC offset; residual 0 when none is left)",
@@ -1103,7 +1171,7 @@ class WebApp:
                     self._message("treatment day")
             with self._panel("verification"):
                 self._title("verification")
-                with v3.VExpansionPanelText():
+                with self._panel_text("verification"):
                     self._node_select("postTreatmentVolume", "Post-treatment PET or SPECT")
                     self._choice("postTreatmentKind", "Kind", "['pet', 'spect']", classes="mb-2")
                     self._text("administrationTime", "Administration time")
@@ -1116,7 +1184,7 @@ class WebApp:
                     self._message("verification")
             with self._panel("save"):
                 self._title("save")
-                with v3.VExpansionPanelText():
+                with self._panel_text("save"):
                     html.Div("Each Save writes into a new folder of the data folder's output "
                              "folder; nothing is overwritten.", classes="text-caption mb-2")
                     self._tick("exportDicom", "DICOM RT Dose, SEG and RT Structure Set too "
@@ -1238,12 +1306,19 @@ class WebApp:
                 self._file_links()
 
 
+#: after the page is mounted: build the next step's panel, one browser task per step (the
+#: browser paints and answers input in between)
+SHOW_STEPS = ("const more = () => window.requestAnimationFrame(() => window.setTimeout("
+              "() => { if (shown_steps < %d) { shown_steps += 1; more(); } }, 0)); more();"
+              % len(guided.PANELS))
+
 CSS = """
 .steps-column { width: 700px; min-width: 520px; overflow-y: auto; border-right: 1px solid #ddd; }
 .step-output { white-space: pre; font-size: 11px; line-height: 1.35; background: #f5f7f8;
                padding: 6px; border-radius: 4px; max-height: 300px; overflow: auto; }
 .v-expansion-panel-text__wrapper { padding: 8px 12px 12px; }
 .file-list { padding-left: 18px; font-size: 13px; }
+.views-read-only { pointer-events: none; }
 .legend-bar { width: 160px; height: 12px; border: 1px solid #999; }
 .results .v-data-table { font-size: 12.5px; }
 """
