@@ -205,6 +205,7 @@ class WebApp:
             view.renderer().SetUseDepthPeeling(False)
             view.renderer().SetUseDepthPeelingForVolumes(False)
         self._tab_clients, self._client_tabs = {}, {}
+        self._view_heads, self._view_values = {}, {}
         self._guard_view_events()
         self._init_state()
         self.segment_editor = SegmentEditorPage(self)
@@ -652,8 +653,9 @@ class WebApp:
 
     # ------------------------------------------------------------------ view texts
     def _annotate_views(self):
-        """Each slice view names itself and its orientation letters, gives its slice
-        position in mm, and the value under the cursor (also shown in the page)."""
+        """Each slice view names itself, gives its slice position in mm and its orientation
+        letters, and the values under the cursor (the page's line above the views gives
+        them with the position)."""
         from vtkmodules.vtkRenderingAnnotation import vtkCornerAnnotation
         self._annotations = []
         for view in self.slicer_app.view_manager.get_slice_views():
@@ -673,6 +675,12 @@ class WebApp:
                                           self._under_cursor(v, n), 1.0)
             self._view_text(view, annotation, slice_node)
 
+    #: the corners of vtkCornerAnnotation used: the upper right holds the view's name and
+    #: slice position, and under them the values under the cursor (the upper left holds
+    #: the view's own buttons, the foot its slice slider); the lower edge's letter is
+    #: lifted two lines, above the slider and its handle
+    UPPER_RIGHT, BOTTOM_EDGE, RIGHT_EDGE, LEFT_EDGE, TOP_EDGE = 3, 4, 5, 6, 7
+
     def _view_text(self, view, annotation, slice_node):
         name, top, bottom, left, right, (plus, minus) = VIEW_TEXT.get(
             slice_node.GetOrientation(), (slice_node.GetOrientation(), "", "", "", "",
@@ -681,12 +689,25 @@ class WebApp:
         axis = {"Axial": 2, "Coronal": 1, "Sagittal": 0}.get(slice_node.GetOrientation())
         offset = (slice_node.GetSliceToRAS().GetElement(axis, 3) if axis is not None
                   else view._logic.GetSliceOffset())
-        annotation.SetText(2, name)
-        annotation.SetText(7, top)
-        annotation.SetText(4, bottom)
-        annotation.SetText(6, left)
-        annotation.SetText(5, right)
-        annotation.SetText(0, f"{plus if offset >= 0 else minus} {abs(offset):.1f} mm")
+        self._view_heads[id(annotation)] = \
+            f"{name} · {plus if offset >= 0 else minus} {abs(offset):.1f} mm"
+        for corner in (0, 1, 2):
+            annotation.SetText(corner, "")
+        annotation.SetText(self.TOP_EDGE, top)
+        annotation.SetText(self.BOTTOM_EDGE, f"{bottom}\n\n" if bottom else "")
+        annotation.SetText(self.LEFT_EDGE, left)
+        annotation.SetText(self.RIGHT_EDGE, right)
+        self._corner_text(annotation)
+
+    def _corner_text(self, annotation, values: str | None = None):
+        """The upper right corner: the view's name and slice position, then ``values``
+        (or the values shown there before)."""
+        key = id(annotation)
+        if values is not None:
+            self._view_values[key] = values
+        shown = self._view_values.get(key, "")
+        annotation.SetText(self.UPPER_RIGHT, self._view_heads.get(key, "")
+                           + (f"\n{shown}" if shown else ""))
 
     def _under_cursor(self, view, slice_node):
         """The CT (HU) and the fused image (its unit) at the mouse position."""
@@ -694,8 +715,13 @@ class WebApp:
         x, y = view.interactor().GetEventPosition()
         ras = np.array(slice_node.GetXYToRAS().MultiplyPoint((float(x), float(y), 0.0, 1.0)))
         text = self.readout(ras)
+        values = " · ".join(text.split(" · ")[1:])     # the position is the view's own
         for v, annotation, _ in self._annotations:
-            annotation.SetText(1, text if v is view else "")
+            if v is view:
+                self._corner_text(annotation, values)
+            elif self._view_values.get(id(annotation)):
+                self._corner_text(annotation, "")      # the cursor has left that view
+                v.schedule_render()
         view.schedule_render()
         with self.state:
             self.state.cursor = text
