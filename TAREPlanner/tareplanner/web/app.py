@@ -38,6 +38,7 @@ from ..physics.solver import GOAL_KINDS
 from .files import OutsideDataFolderError, content_type, resolve_inside
 from . import dicom_panel, forms
 from .segment_editor_page import SegmentEditorPage
+from .report_worker import ReportWorker
 from .viewer_controls import ViewerControls
 from .session import (ACTION_PANEL, LABEL_MAPS, LOAD_FOLDER, NODE_FIELDS, SYNTHETIC_POSITIONS,
                       VALUE_FIELDS, Session)
@@ -193,6 +194,9 @@ class WebApp:
         self.state, self.ctrl = self.server.state, self.server.controller
         self.slicer_app = SlicerApp()
         self.session = Session(self.slicer_app.scene, data_dir)
+        self.reports = ReportWorker()       # the Save's PDF, drawn while the page answers
+        self._report_tasks = set()
+        self.session.report_writer = self.reports
         register_rca_factories(self.slicer_app.view_manager, self.server,
                                rca_encoder=RcaImageEncoder.JPEG)
         self.layout_manager = LayoutManager(self.slicer_app.scene,
@@ -425,6 +429,9 @@ class WebApp:
             return
         with self.state:
             self.state.busy = action
+        if not self._reports_warm:        # the report worker's imports, while steps run
+            self._reports_warm = True
+            self.reports.warm()
         await asyncio.sleep(0.05)   # let the page show the busy state before the step runs
         try:
             ok, _ = self.session.run(action, folder=self.state.folder or "",
@@ -433,8 +440,47 @@ class WebApp:
                                      tumours=self.state.tumour_labels)
             if ok:
                 self._after(action)
+                if action == "save":
+                    self._report_pending()
         finally:
             self.refresh(busy="")
+
+    _reports_warm = False
+    _report_tasks: set = set()
+    #: the Save panel's line while the worker draws the report
+    REPORT_PENDING = "report.pdf: being drawn; its link appears when it is written"
+
+    def _report_pending(self):
+        """After a Save: the panel says the report is being drawn; when the worker has
+        written it (or failed to), the panel says so and the page gets its link."""
+        future = self.reports.take()
+        if future is None:
+            return
+        folder = self.session.saved_folder
+        text, error = self.session.messages.get("save", ("", False))
+        # the report is not written yet: its line of the list gives way to the pending one
+        lines = [line for line in text.splitlines() if not line.endswith("/report.pdf")]
+        self.session.messages["save"] = ("\n".join(lines + [self.REPORT_PENDING]), error)
+
+        async def done():
+            try:
+                await asyncio.wrap_future(future)
+                line, failed = f"report.pdf: written ({folder}/report.pdf)", False
+            except Exception as exc:  # noqa: BLE001 - said in the Save panel
+                log.warning("report of %s not written: %s: %s", folder,
+                            type(exc).__name__, exc)
+                line, failed = (f"report.pdf NOT written: {type(exc).__name__}: "
+                                f"{str(exc)[:300]} (the records of {folder} are saved; "
+                                "Save again for the report)"), True
+            text, error = self.session.messages.get("save", ("", False))
+            if self.session.saved_folder == folder and self.REPORT_PENDING in text:
+                self.session.messages["save"] = (text.replace(self.REPORT_PENDING, line),
+                                                 error or failed)
+            self.refresh()
+        # the loop keeps only a weak reference to a task: this one is kept until it ends
+        task = asyncio.ensure_future(done())
+        self._report_tasks.add(task)
+        task.add_done_callback(self._report_tasks.discard)
 
     def add_position(self, tab=None):
         if self._owns(tab):
@@ -1360,3 +1406,4 @@ def serve(data_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8080,
                          show_connection_info=True)
     finally:
         sys.argv = argv
+        app.reports.shutdown()
