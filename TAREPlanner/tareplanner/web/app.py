@@ -429,9 +429,6 @@ class WebApp:
             return
         with self.state:
             self.state.busy = action
-        if not self._reports_warm:        # the report worker's imports, while steps run
-            self._reports_warm = True
-            self.reports.warm()
         await asyncio.sleep(0.05)   # let the page show the busy state before the step runs
         try:
             ok, _ = self.session.run(action, folder=self.state.folder or "",
@@ -444,6 +441,11 @@ class WebApp:
                     self._report_pending()
         finally:
             self.refresh(busy="")
+        if action == "plan" and not self._reports_warm:
+            # a Save is possible from now on: the report worker starts and makes its imports
+            # (2-3 CPU-s) while the plan is read, not while an earlier step runs
+            self._reports_warm = True
+            self.reports.warm()
 
     _reports_warm = False
     _report_tasks: set = set()
@@ -710,6 +712,9 @@ class WebApp:
             annotation.SetMinimumFontSize(10)
             annotation.GetTextProperty().SetColor(1.0, 1.0, 0.6)
             annotation.GetTextProperty().SetShadow(True)
+            # readable over bright image content (bone, the phantom's markers)
+            annotation.GetTextProperty().SetBackgroundColor(0.0, 0.0, 0.0)
+            annotation.GetTextProperty().SetBackgroundOpacity(0.5)
             view.renderer().AddViewProp(annotation)
             slice_node = view._logic.GetSliceNode()
             self._annotations.append((view, annotation, slice_node))

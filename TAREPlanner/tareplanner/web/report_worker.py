@@ -1,8 +1,8 @@
 """The Save's PDF report drawn in a worker process.
 
 Drawing the report (ten pages of matplotlib figures and tables, fonts subset at the end) is
-about 90 % of a Save. The page hands it to one worker process (started with 'spawn', its
-imports made while the first steps run) and answers at once: the Save's records, dose
+about 90 % of a Save. The page hands it to one worker process (started with 'spawn' after
+the plan step, its imports made while the plan is read) and answers at once: the Save's records, dose
 folder and DICOM files are written in the page's process, the report's link appears when
 the worker has written the PDF (atomically: no partial file is ever listed), and a report
 that could not be written is said in the Save panel. The report is the same function's
@@ -53,7 +53,7 @@ class ReportWorker:
         return self._pool
 
     def warm(self) -> None:
-        """Start the worker and make its imports (while the user runs the first steps)."""
+        """Start the worker and make its imports (before the first Save needs them)."""
         try:
             self._executor().submit(_warm)
         except (BrokenProcessPool, RuntimeError, OSError) as error:
