@@ -143,8 +143,8 @@ def test_a_read_only_tab_cannot_paint(browser, page, server):
     active, a click in the second tab's axial view changes nothing; nor does it when that
     page is altered to pass mouse events to the view (the server drops the view events of a
     connection that is not the owner's), nor an undo sent straight from it under the
-    owner's own tab id (the undo of the stroke above). The same click from the owner paints the 69 voxels of the disc:
-    the place and the brush would paint."""
+    owner's own tab id (the undo of the stroke above). The same click from the owner paints
+    the 69 voxels of the disc: the place and the brush would paint."""
     _choose(page, '[data-se-field="segment"]', "liver (liver)")
     _effect(page, "paint")
     _wait_state(page, "se_brush_mm", "v === 18")

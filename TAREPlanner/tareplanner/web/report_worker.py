@@ -2,12 +2,13 @@
 
 Drawing the report (ten pages of matplotlib figures and tables, fonts subset at the end) is
 about 90 % of a Save. The page hands it to one worker process (started with 'spawn' after
-the plan step, its imports made while the plan is read) and answers at once: the Save's records, dose
-folder and DICOM files are written in the page's process, the report's link appears when
-the worker has written the PDF (atomically: no partial file is ever listed), and a report
-that could not be written is said in the Save panel. The report is the same function's
-output as in the command line and the Slicer module (``records.report.write_report``), from
-the same records and images, handed over by pickling.
+the plan step, its imports made while the plan is read) and answers at once: the Save's
+records, dose folder and DICOM files are written in the page's process, the report's link
+appears when the worker has written the PDF (atomically: no partial file is ever listed),
+and a report that could not be written is said in the Save panel. The report is the same
+function's output as in the command line and the Slicer module
+(``records.report.write_report``), from the same records and images, handed over by
+pickling.
 """
 
 from __future__ import annotations
