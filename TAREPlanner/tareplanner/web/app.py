@@ -209,7 +209,7 @@ class WebApp:
             view.renderer().SetUseDepthPeeling(False)
             view.renderer().SetUseDepthPeelingForVolumes(False)
         self._tab_clients, self._client_tabs = {}, {}
-        self._view_heads, self._view_values = {}, {}
+        self._view_heads, self._view_values, self._view_corner = {}, {}, {}
         self._guard_view_events()
         self._init_state()
         self.segment_editor = SegmentEditorPage(self)
@@ -707,15 +707,18 @@ class WebApp:
         from vtkmodules.vtkRenderingAnnotation import vtkCornerAnnotation
         self._annotations = []
         for view in self.slicer_app.view_manager.get_slice_views():
-            annotation = vtkCornerAnnotation()
-            annotation.SetMaximumFontSize(15)
-            annotation.SetMinimumFontSize(10)
-            annotation.GetTextProperty().SetColor(1.0, 1.0, 0.6)
-            annotation.GetTextProperty().SetShadow(True)
-            # readable over bright image content (bone, the phantom's markers)
-            annotation.GetTextProperty().SetBackgroundColor(0.0, 0.0, 0.0)
-            annotation.GetTextProperty().SetBackgroundOpacity(0.5)
-            view.renderer().AddViewProp(annotation)
+            # the edges' letters, and the upper right corner's text on a half-transparent
+            # background (readable over bone and the phantom's bright markers)
+            annotation, head = vtkCornerAnnotation(), vtkCornerAnnotation()
+            for corner_text in (annotation, head):
+                corner_text.SetMaximumFontSize(15)
+                corner_text.SetMinimumFontSize(10)
+                corner_text.GetTextProperty().SetColor(1.0, 1.0, 0.6)
+                corner_text.GetTextProperty().SetShadow(True)
+                view.renderer().AddViewProp(corner_text)
+            head.GetTextProperty().SetBackgroundColor(0.0, 0.0, 0.0)
+            head.GetTextProperty().SetBackgroundOpacity(0.5)
+            self._view_corner[id(annotation)] = head
             slice_node = view._logic.GetSliceNode()
             self._annotations.append((view, annotation, slice_node))
             slice_node.AddObserver("ModifiedEvent",
@@ -757,8 +760,8 @@ class WebApp:
         if values is not None:
             self._view_values[key] = values
         shown = self._view_values.get(key, "")
-        annotation.SetText(self.UPPER_RIGHT, self._view_heads.get(key, "")
-                           + (f"\n{shown}" if shown else ""))
+        self._view_corner.get(key, annotation).SetText(
+            self.UPPER_RIGHT, self._view_heads.get(key, "") + (f"\n{shown}" if shown else ""))
 
     def _under_cursor(self, view, slice_node):
         """The CT (HU) and the fused image (its unit) at the mouse position."""
