@@ -593,6 +593,20 @@ def _nuclide_name(item, half_life_s: float | None) -> str | None:
     return None
 
 
+def series_metadata(files) -> dict:
+    """The metadata :func:`read_image` gives a DICOM series (patient, study, series, times,
+    radiopharmaceutical), read from the header of the first of its ``files`` without its
+    pixels: for a series another program has loaded (3D Slicer's DICOM module). A file that
+    cannot be read is refused (:class:`ImageDataError`)."""
+    files = [Path(f) for f in files]
+    if not files:
+        raise ImageDataError("DICOM series", "no files", "the files of a DICOM series")
+    ds = _dcmread_header(files[0])
+    if ds is None:
+        raise ImageDataError(str(files[0]), "not DICOM", "a DICOM file of the series")
+    return _metadata(ds, len(files), files[0])
+
+
 def _metadata(ds, slices: int, path: Path | None = None) -> dict:
     try:
         return _metadata_unchecked(ds, slices)
