@@ -35,23 +35,33 @@ def _psf_from_args(args):
 
 
 def _iec_model(args, modality: str) -> str:
-    """The imaging model of ``phantom --iec``: ``--spect-model realistic`` images a Tc-99m or
-    Ho-166 SPECT with the realistic model (the extra realistic-spect); the Gaussian/tail
-    options and --no-blur do not apply to it."""
-    model = getattr(args, "spect_model", "gaussian")
+    """The imaging model of ``phantom --iec``: ``--spect-model realistic`` (or ``--pet-model
+    realistic`` for a PET) images a Tc-99m or Ho-166 SPECT or a Y-90 PET with the realistic
+    model (the extra realistic-spect); the Gaussian/tail options and --no-blur do not apply
+    to it."""
+    spect_model = getattr(args, "spect_model", "gaussian")
+    pet_model = getattr(args, "pet_model", "gaussian")
+    for option, value in (("--spect-model", spect_model), ("--pet-model", pet_model)):
+        if value not in ("gaussian", "realistic"):
+            raise FieldValueError(option, value, "gaussian or realistic")
+    if modality == "SPECT" and pet_model == "realistic":
+        raise FieldValueError("--pet-model", pet_model, "realistic for a PET (--modality PET);"
+                              " a SPECT takes --spect-model")
+    option = "--pet-model" if pet_model == "realistic" else "--spect-model"
+    model = "realistic" if "realistic" in (spect_model, pet_model) else "gaussian"
     if model != "realistic":
         return "gaussian"
     from ..imaging.spect_simulation import EXTRA, INSTALL_HINT, NUCLIDES, extra_available
-    if modality != "SPECT" or args.nuclide not in NUCLIDES:
-        raise FieldValueError("--spect-model", model, "realistic for a SPECT of "
-                              + " or ".join(NUCLIDES) + f" (got {modality} {args.nuclide}; "
-                              "the realistic Y-90 PET model is not built)")
+    allowed = (("Y-90",) if modality == "PET" else NUCLIDES)
+    if args.nuclide not in allowed:
+        raise FieldValueError(option, model, "realistic for a SPECT of " + " or ".join(NUCLIDES)
+                              + f" or a PET of Y-90 (got {modality} {args.nuclide})")
     if args.no_blur or args.tail_fraction or args.fwhm_mm != 14.0:
-        raise FieldValueError("--spect-model", model, "realistic without --fwhm-mm, "
+        raise FieldValueError(option, model, "realistic without --fwhm-mm, "
                               "--tail-fraction or --no-blur (its resolution is the camera's "
                               "and the reconstruction's)")
     if not extra_available():
-        raise FieldValueError("--spect-model", model,
+        raise FieldValueError(option, model,
                               f"gaussian, or realistic with the extra '{EXTRA}' installed",
                               f"PyTomography and torch are missing: {INSTALL_HINT}")
     return "realistic"
@@ -90,7 +100,8 @@ def cmd_phantom_iec(args: argparse.Namespace) -> int:
         sitk.WriteImage(made["ct"], str(tmp / "ct.nii.gz"), useCompression=True)
         sitk.WriteImage(made["image"], str(tmp / "image.nii.gz"), useCompression=True)
         write_json_atomic(tmp / "truth.json", made["truth"])
-    psf = ("the realistic model (projection, attenuation, scatter, noise, OSEM)"
+    psf = ("the realistic model (projection, attenuation, scatter"
+           + (" and randoms" if modality == "PET" else "") + ", noise, OSEM)"
            if model == "realistic" else
            " + ".join(f"{w:.0%} {f:g} mm" for w, f in spec.psf.components))
     print(f"IEC body phantom ({modality} {args.nuclide}, {made['truth']['units']}, PSF {psf}"
