@@ -227,3 +227,85 @@ def test_realistic_pet_without_the_extra_names_it(tmp_path, monkeypatch, capsys,
     err = capsys.readouterr().err
     assert "realistic-spect" in err and "--pet-model" in err
     assert not out.exists()
+
+
+def test_longer_acquisition_records_proportionally_more_trues(extra):
+    """Bug caught: ``minutes_per_bed`` (``phantom --iec --acquisition-minutes``) not reaching
+    the count, or read as seconds. Expected by hand: 60 min records 4 times the trues of the
+    15 min protocol: 31.86e-6 x 9.7e-3 / 0.9673 x 700 / 218 x 3600 s per Bq."""
+    grid, inside, _ = _cylinder(4.0, 24, 2, 30.0)
+    activity = np.where(inside, 1.0e5, 0.0)
+    protocol = extra.PetProtocol(iterations=1, subsets=1, noise=False, minutes_per_bed=60.0,
+                                 overrides={"views": 12})
+    result = extra.simulate_pet(activity, np.zeros(grid.shape_zyx), grid, protocol)
+    per_bq = 31.86e-6 * (9.7e-3 / 0.9673) * (700.0 / 218.0) * 3600.0
+    assert result.unattenuated_trues == pytest.approx(activity.sum() * per_bq, rel=1e-9)
+
+
+def test_iec_acquisition_minutes_reach_the_spect_counts_per_mbq(monkeypatch):
+    """Bug caught: a longer phantom acquisition imaged with the patient's seconds per view, so
+    that the camera file's counts per MBq (and the noise) are the patient protocol's.
+    Expected by hand: 12 cps/MBq (Ho-166, per head) x 160 min x 60 s."""
+    from tareplanner.imaging import spect_simulation
+    from tareplanner.imaging.iec_phantom import IecSpec, make_iec_phantom
+
+    seen = []
+
+    class Result:
+        def __init__(self, grid):
+            self.image = grid.image(np.zeros(grid.shape_zyx, dtype=np.float32))
+
+    def fake(spec, grid, activity_mbq, ct, mu_true_per_cm):
+        seen.append(spec.acquisition_minutes)
+        return Result(grid)
+
+    monkeypatch.setattr(spect_simulation, "iec_spect", fake)
+    made = make_iec_phantom(IecSpec(nuclide="Ho-166", model="realistic",
+                                    acquisition_minutes=160.0))
+    assert seen == [160.0]
+    assert made["truth"]["calibration"]["counts_per_mbq"] == pytest.approx(12.0 * 160 * 60)
+    assert made["truth"]["acquisition_minutes"] == 160.0
+    assert spect_simulation.seconds_per_view(160.0) == pytest.approx(80.0)   # 120 views
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--iec", "--nuclide", "Y-90", "--acquisition-minutes", "60"], "only with the realistic"),
+    (["--iec", "--nuclide", "Y-90", "--pet-model", "realistic", "--acquisition-minutes",
+      "0.5"], "1 to 1440 minutes"),
+    (["--iec", "--nuclide", "Y-90", "--pet-model", "realistic", "--acquisition-minutes",
+      "1441"], "1 to 1440 minutes"),
+    (["--iec", "--nuclide", "Y-90", "--pet-model", "realistic", "--acquisition-minutes",
+      "nan"], "1 to 1440 minutes"),
+])
+def test_acquisition_minutes_refused_outside_its_range(tmp_path, capsys, args, message):
+    """Bug caught: an acquisition time given to the Gaussian model silently ignored, or a
+    zero, NaN or absurd time reaching the model: exit 2, the option named, nothing written.
+    Edges: 1 and 1440 minutes (one day) are allowed, 0.5 and 1441 not."""
+    pytest.importorskip("pytomography", reason=REASON)
+    from tareplanner.cli.main import main
+    out = tmp_path / "out"
+    assert main(["phantom", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert "--acquisition-minutes" in err and message in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("minutes", ["1", "1440"])
+def test_acquisition_minutes_edges_are_allowed(tmp_path, monkeypatch, minutes):
+    """The edges of ``--acquisition-minutes`` (1 and 1440) reach the model (a stand-in here,
+    so that no reconstruction runs): exit 0 and the time in truth.json."""
+    pytest.importorskip("pytomography", reason=REASON)
+    import json
+
+    from tareplanner.cli.main import main
+    from tareplanner.imaging import pet_simulation
+
+    class Result:
+        def __init__(self, grid):
+            self.image = grid.image(np.zeros(grid.shape_zyx, dtype=np.float32))
+
+    monkeypatch.setattr(pet_simulation, "iec_pet", lambda spec, grid, *a: Result(grid))
+    out = tmp_path / "out"
+    assert main(["phantom", str(out), "--iec", "--nuclide", "Y-90", "--pet-model", "realistic",
+                 "--acquisition-minutes", minutes]) == 0
+    assert json.loads((out / "truth.json").read_text())["acquisition_minutes"] == float(minutes)

@@ -90,11 +90,19 @@ def cmd_phantom_iec(args: argparse.Namespace) -> int:
     if not 0 <= args.seed < 2 ** 32:
         raise FieldValueError("--seed", args.seed, "a whole number 0 to 4294967295")
     model = _iec_model(args, modality)
+    minutes = getattr(args, "acquisition_minutes", None)
+    if minutes is not None:
+        if model != "realistic":
+            raise FieldValueError("--acquisition-minutes", minutes, "only with the realistic "
+                                  "model (--spect-model or --pet-model realistic)")
+        if not (math.isfinite(minutes) and 1.0 <= minutes <= 1440.0):
+            raise FieldValueError("--acquisition-minutes", minutes, "1 to 1440 minutes")
     spec = IecSpec(modality=modality, nuclide=args.nuclide, psf=_psf_from_args(args),
                    model=model,
                    sphere_kbq_ml=args.sphere_kbq_ml, background_kbq_ml=args.background_kbq_ml,
                    spacing_mm=(spacing,) * 3, noise=not args.no_noise,
-                   ct_noise_hu=0.0 if args.no_noise else 10.0, seed=args.seed)
+                   ct_noise_hu=0.0 if args.no_noise else 10.0, seed=args.seed,
+                   acquisition_minutes=minutes)
     made = make_iec_phantom(spec)
     with atomic_folder(out, "OUT") as tmp:
         sitk.WriteImage(made["ct"], str(tmp / "ct.nii.gz"), useCompression=True)
@@ -129,5 +137,10 @@ def add_iec_options(p) -> None:
                    help="--iec: sphere concentration (default: %(default)s kBq/mL)")
     p.add_argument("--background-kbq-ml", type=float, default=5.0,
                    help="--iec: background concentration (default: %(default)s kBq/mL)")
+    p.add_argument("--acquisition-minutes", type=float, metavar="MIN",
+                   help="--iec with the realistic model: the phantom's acquisition time (PET: "
+                        "the bed, default 15; SPECT: views x seconds per view, default 40 = "
+                        "120 x 20 s), e.g. longer than the patient's for a low-noise "
+                        "calibration")
     p.add_argument("--spacing-mm", type=float,
                    help="--iec: voxel size (default 4.42 mm SPECT, 4 mm PET)")

@@ -94,6 +94,10 @@ class IecSpec:
     #: scatter, noise and OSEM: the SPECT of :mod:`.spect_simulation` or the Y-90 PET of
     #: :mod:`.pet_simulation`, extra realistic-spect)
     model: str = "gaussian"
+    #: realistic model: the phantom's acquisition time in minutes (PET: the bed; SPECT: views
+    #: x seconds per view); None: the patient's protocol (data/pet_simulation.json,
+    #: data/spect_simulation.json). A phantom is often scanned longer than a patient.
+    acquisition_minutes: float | None = None
 
 
 #: the box imaged (mm, x y z)
@@ -175,7 +179,8 @@ def make_iec_phantom(spec: IecSpec) -> dict:
         simulation = iec_spect(spec, grid, mbq, ct, iec_mu_map(spec, grid, spec.nuclide))
         values = sitk.GetArrayFromImage(simulation.image).astype(np.float64)
         units = "counts"
-        calibration = {"counts_per_mbq": realistic_counts_per_mbq(spec.nuclide)}
+        calibration = {"counts_per_mbq": realistic_counts_per_mbq(spec.nuclide,
+                                                                  spec.acquisition_minutes)}
     elif spec.modality == "SPECT":
         expected = blur(mbq * spec.counts_per_mbq, spacing_zyx, spec.psf)
         values = (rng.poisson(np.clip(expected, 0, None)).astype(np.float64) if spec.noise
@@ -202,5 +207,7 @@ def make_iec_phantom(spec: IecSpec) -> dict:
         "spheres": [{"diameter_mm": d, "centre_mm": list(c)} for d, c in zip(
             sphere_diameters_mm(), standard_centres_mm(first_angle_deg=spec.first_angle_deg))],
         "calibration": calibration, "noise": spec.noise, "seed": spec.seed,
+        **({"acquisition_minutes": spec.acquisition_minutes}
+           if spec.acquisition_minutes is not None else {}),
         "spacing_mm": list(spec.spacing_mm), "geometry_source": iec_data()["source"]}
     return {"ct": ct, "image": image, "truth": truth}

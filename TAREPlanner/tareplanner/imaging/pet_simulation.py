@@ -326,6 +326,8 @@ def iec_pet(spec, grid: Grid, activity_mbq: np.ndarray, ct: sitk.Image,
     if spec.nuclide != NUCLIDE:
         raise ValueError(f"nuclide: got {spec.nuclide!r}; allowed: {NUCLIDE}")
     mu_recon = mu_511(_ct_on_grid(ct, grid))
-    return simulate_pet(activity_mbq * 1e6, mu_true_per_cm, grid,
-                        PetProtocol(noise=spec.noise), mu_recon_per_cm=mu_recon,
+    protocol = PetProtocol(noise=spec.noise,
+                           minutes_per_bed=getattr(spec, "acquisition_minutes", None))
+    return simulate_pet(activity_mbq * 1e6, mu_true_per_cm, grid, protocol,
+                        mu_recon_per_cm=mu_recon,
                         seed=[spec.seed, 8])
