@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 
 SPHERE_KBQ_ML, BACKGROUND_KBQ_ML = "2400", "300"
+#: the phantom's acquisition: the patient's protocol (15 min bed) and a 4 times longer scan
+PHANTOM_MINUTES = (None, 60.0)
 STRUCTURES = ("T1", "T2", "T3", "normal liver (right hepatic)", "normal liver (left hepatic)")
 
 
@@ -56,13 +58,19 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="tareplanner-realistic-pet-"))
     work.mkdir(parents=True, exist_ok=True)
-    iec = work / "iec_Y-90"
-    if not iec.exists():
-        run(["phantom", str(iec), "--iec", "--nuclide", "Y-90", "--modality", "PET",
-             "--pet-model", "realistic", "--sphere-kbq-ml", SPHERE_KBQ_ML,
-             "--background-kbq-ml", BACKGROUND_KBQ_ML])
-    camera = work / f"camera_Y-90_{args.model}.json"
-    if not camera.exists():
+    cameras = {}
+    for minutes in PHANTOM_MINUTES:
+        iec = work / ("iec_Y-90" if minutes is None else f"iec_Y-90_{minutes:g}min")
+        if not iec.exists():
+            run(["phantom", str(iec), "--iec", "--nuclide", "Y-90", "--modality", "PET",
+                 "--pet-model", "realistic", "--sphere-kbq-ml", SPHERE_KBQ_ML,
+                 "--background-kbq-ml", BACKGROUND_KBQ_ML,
+                 *([] if minutes is None else ["--acquisition-minutes", f"{minutes:g}"])])
+        camera = work / (f"camera_Y-90_{args.model}.json" if minutes is None
+                         else f"camera_Y-90_{minutes:g}min_{args.model}.json")
+        cameras[minutes] = camera
+        if camera.exists():
+            continue
         calibrate = ["calibrate", "--ct", str(iec / "ct.nii.gz"), "--image",
                      str(iec / "image.nii.gz"), "--nuclide", "Y-90", "--sphere-kbq-ml",
                      SPHERE_KBQ_ML, "--background-kbq-ml", BACKGROUND_KBQ_ML,
@@ -96,11 +104,14 @@ def main() -> None:
     common = ["dose", "--measurement", str(m / "measurement.json"), "--plan",
               str(m / "plan.json"), "--method", "ldm", "--quiet"]
     variants = {"truth": (truth, ["--no-pvc"]), "uncorrected": (patient, ["--no-pvc"]),
-                "assumed": (patient, []),
-                f"calibrated ({args.model})": (patient, ["--camera", str(camera)])}
+                "assumed": (patient, [])}
+    for minutes, camera in cameras.items():
+        label = "15 min (patient protocol)" if minutes is None else f"{minutes:g} min"
+        variants[f"calibrated {label} phantom ({args.model})"] = (
+            patient, ["--camera", str(camera)])
     doses = {}
     for label, (source, extra) in variants.items():
-        out = work / f"dose_{label.split()[0]}_{args.model}"
+        out = work / ("dose_" + "_".join(label.split()[:2]) + f"_{args.model}")
         if not (out / "dose.json").exists():
             run([*common, "--pet", str(source / "dicom" / "pet_y90"), "--out", str(out),
                  "--force", *extra])
@@ -122,16 +133,18 @@ def main() -> None:
         print(f"| realistic | {label} | " + " | ".join(
             f"{got[s]:.1f} Gy ({100 * (got[s] / want[s] - 1):+.1f} %)".replace("-", "−")
             for s in STRUCTURES) + " |")
-    cam = json.loads(camera.read_text())
-    psf = cam["psf"]
-    print("camera:", " + ".join(f"{c['weight']:.0%} {c['fwhm_mm']:.1f} mm"
-                                for c in psf["components"]),
-          f"(core {psf['fwhm_mm']:.2f} ± {psf['fwhm_sd_mm']:.2f} mm)", "scale:",
-          cam["calibration"].get("scale"), "warnings:",
-          [w["code"] for w in cam.get("warnings", [])])
-    print("recovery (d, measured, model):", [(s["diameter_mm"], round(s["recovery_measured"], 3),
-                                              round(s["recovery_model"], 3))
-                                             for s in cam["spheres"]])
+    for minutes, camera in cameras.items():
+        cam = json.loads(camera.read_text())
+        psf = cam["psf"]
+        print(f"camera ({'15' if minutes is None else f'{minutes:g}'} min phantom):",
+              " + ".join(f"{c['weight']:.0%} {c['fwhm_mm']:.1f} mm" for c in psf["components"]),
+              f"(core {psf['fwhm_mm']:.2f} ± {psf['fwhm_sd_mm']:.2f} mm, residual "
+              f"{psf.get('fit_relative_residual_rms', float('nan')):.1%})", "scale:",
+              round(cam["calibration"].get("scale"), 4), "warnings:",
+              [w["code"] for w in cam.get("warnings", [])])
+        print("  recovery (d, measured, model):",
+              [(s["diameter_mm"], round(s["recovery_measured"], 3),
+                round(s["recovery_model"], 3)) for s in cam["spheres"]])
     print(f"files in {work}")
 
 
