@@ -185,6 +185,7 @@ def _system_matrix(shape_xyz, spacing_cm: float, views: int, acf_xyz=None,
 
     angles = np.arange(views) * (180.0 / views)
     object_meta = SPECTObjectMeta([spacing_cm] * 3, list(shape_xyz))
+    # radii: the detector distance of a SPECT view; unused without a collimator response
     proj_meta = SPECTProjMeta((shape_xyz[1], shape_xyz[2]), [spacing_cm, spacing_cm],
                               list(angles), radii=[100.0] * views)
     transforms = [] if acf_xyz is None else [LineAttenuation(_to_torch(acf_xyz))]
