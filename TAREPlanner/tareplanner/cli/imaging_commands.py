@@ -500,6 +500,14 @@ def _check_before_images(args, goals: dict, goals_default: dict | None,
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
+    from ..imaging.registration import workers_started_early
+
+    # the registrations' worker processes start while the images are read
+    with workers_started_early(len(args.position or [])):
+        return _measure_command(args)
+
+
+def _measure_command(args: argparse.Namespace) -> int:
     from ..imaging.measure import (LabelInputs, PositionImages, case_from_measurement, measure,
                                    parse_manual_tnr)
     from ..records.atomic import write_text_atomic

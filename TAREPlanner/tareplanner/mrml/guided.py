@@ -840,17 +840,9 @@ def ct_dicom_files(ct_node, database=None) -> list[str]:
     volume loaded by Slicer's DICOM module, its instance UIDs (attribute DICOM.instanceUIDs)
     looked up in the DICOM database (``slicer.dicomDatabase`` unless given). Empty when the
     CT was not loaded from DICOM."""
-    from .dicom_header import dicom_files
-    kept = dicom_files(ct_node)      # read from DICOM files by the web page's browser
-    if kept:
-        return kept
-    import slicer
-    uids = (ct_node.GetAttribute(attributes.DICOM_INSTANCE_UIDS) or "").split() if ct_node else []
-    database = database if database is not None else getattr(slicer, "dicomDatabase", None)
-    if not uids or database is None:
-        return []
-    files = [database.fileForInstance(uid) for uid in uids]
-    return [f for f in files if f] if all(files) else []
+    from .dicom_header import dicom_files, dicom_header
+    dicom_header(ct_node, database)  # keeps the files of a volume of Slicer's DICOM module
+    return dicom_files(ct_node)
 
 
 def save(scene, p, *, overwrite: bool = False, dicom_database=None) -> str:

@@ -148,7 +148,8 @@ def question_readings(directive: Mapping[str, Any], parsed: list[dict], sites: l
             vial = entry["vial"][0].activity_gbq if len(entry["vial"]) == 1 else None
             path = f"readings[{index}].vial[0]"
             named = fields.get(path, path) if vial is not None else f"the readings of {name}"
-            expected_vial = (vial / ratio) if vial is not None else None
+            # nothing delivered (a vial read as 0 GBq): no activity to compare the reading with
+            expected_vial = (vial / ratio) if vial is not None and ratio > 0 else None
             questions.append({
                 "treatment_site": name, "reading": named, "value_gbq": vial,
                 "message": f"{name}: the readings imply {site['delivered_activity_gbq']:.4g} "
@@ -157,7 +158,7 @@ def question_readings(directive: Mapping[str, Any], parsed: list[dict], sites: l
                            f"{low:g} x to {high:g} x)"
                            + (f"; {named}: {vial:g} GBq where about {expected_vial:.3g} GBq "
                               f"was expected, " + _slip_text(vial, expected_vial)
-                              if vial is not None else
+                              if expected_vial is not None else
                               "; check the units (GBq) and the decimal point of each reading")})
     return questions
 
