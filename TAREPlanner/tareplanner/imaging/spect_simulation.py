@@ -441,13 +441,24 @@ def iec_spect(spec, grid: Grid, activity_mbq: np.ndarray, ct: sitk.Image,
         raise ValueError(f"nuclide: got {nuclide!r}; allowed: {', '.join(NUCLIDES)}")
     mu_true = mu_true_per_cm
     mu_recon = mu_from_hu(_ct_on_grid(ct, grid), settings()["nuclides"][nuclide]["hu_to_mu_per_cm"])
-    protocol = SpectProtocol(nuclide=nuclide, noise=spec.noise)
+    protocol = SpectProtocol(nuclide=nuclide, noise=spec.noise,
+                             seconds_per_projection=seconds_per_view(
+                                 getattr(spec, "acquisition_minutes", None)))
     return simulate_spect(activity_mbq, mu_true, grid, protocol, mu_recon_per_cm=mu_recon,
                           seed=[spec.seed, 7])
 
 
-def realistic_counts_per_mbq(nuclide: str) -> float:
+def seconds_per_view(acquisition_minutes: float | None) -> float | None:
+    """Seconds per view of an acquisition of ``acquisition_minutes`` (views x seconds per
+    view), None for the protocol's own."""
+    if acquisition_minutes is None:
+        return None
+    return float(acquisition_minutes) * 60.0 / settings()["acquisition"]["projections"]
+
+
+def realistic_counts_per_mbq(nuclide: str, acquisition_minutes: float | None = None) -> float:
     """Counts per MBq of a realistic SPECT image (sensitivity x seconds per view x views):
     what the image of 1 MBq holds after a perfect reconstruction."""
-    p = SpectProtocol(nuclide=nuclide).resolved()
+    p = SpectProtocol(nuclide=nuclide,
+                      seconds_per_projection=seconds_per_view(acquisition_minutes)).resolved()
     return p["sensitivity_cps_per_mbq"] * p["seconds_per_projection"] * p["projections"]
