@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 SPHERE_KBQ_ML, BACKGROUND_KBQ_ML = "2400", "300"
-#: the phantom's acquisition: the patient's protocol (15 min bed) and a 4 times longer scan
-PHANTOM_MINUTES = (None, 60.0)
+#: the phantom's acquisition: the patient's protocol (30 min bed) and a 4 times longer scan
+PHANTOM_MINUTES = (None, 120.0)
 STRUCTURES = ("T1", "T2", "T3", "normal liver (right hepatic)", "normal liver (left hepatic)")
 
 
@@ -106,7 +106,7 @@ def main() -> None:
     variants = {"truth": (truth, ["--no-pvc"]), "uncorrected": (patient, ["--no-pvc"]),
                 "assumed": (patient, [])}
     for minutes, camera in cameras.items():
-        label = "15 min (patient protocol)" if minutes is None else f"{minutes:g} min"
+        label = "30 min (patient protocol)" if minutes is None else f"{minutes:g} min"
         variants[f"calibrated {label} phantom ({args.model})"] = (
             patient, ["--camera", str(camera)])
     doses = {}
@@ -136,7 +136,7 @@ def main() -> None:
     for minutes, camera in cameras.items():
         cam = json.loads(camera.read_text())
         psf = cam["psf"]
-        print(f"camera ({'15' if minutes is None else f'{minutes:g}'} min phantom):",
+        print(f"camera ({'30' if minutes is None else f'{minutes:g}'} min phantom):",
               " + ".join(f"{c['weight']:.0%} {c['fwhm_mm']:.1f} mm" for c in psf["components"]),
               f"(core {psf['fwhm_mm']:.2f} ± {psf['fwhm_sd_mm']:.2f} mm, residual "
               f"{psf.get('fit_relative_residual_rms', float('nan')):.1%})", "scale:",

@@ -139,7 +139,7 @@ def add_iec_options(p) -> None:
                    help="--iec: background concentration (default: %(default)s kBq/mL)")
     p.add_argument("--acquisition-minutes", type=float, metavar="MIN",
                    help="--iec with the realistic model: the phantom's acquisition time (PET: "
-                        "the bed, default 15; SPECT: views x seconds per view, default 40 = "
+                        "the bed, default 30; SPECT: views x seconds per view, default 40 = "
                         "120 x 20 s), e.g. longer than the patient's for a low-noise "
                         "calibration")
     p.add_argument("--spacing-mm", type=float,

@@ -134,10 +134,15 @@ class SpectSimulation:
 
 
 def mu_from_hu(hu: np.ndarray, coefficients: dict) -> np.ndarray:
-    """Bilinear HU -> linear attenuation coefficient (1/cm); air and below give 0."""
+    """Bilinear HU -> linear attenuation coefficient (1/cm), continuous at the break
+    (``break_hu``, 0 when not given): ``water + slope_below_0 * HU`` below it, then
+    ``slope_above_0`` per HU from the value at the break; air and below give 0."""
     hu = np.asarray(hu, dtype=np.float64)
-    slope = np.where(hu < 0, coefficients["slope_below_0"], coefficients["slope_above_0"])
-    return np.clip(coefficients["water"] + slope * hu, 0.0, None)
+    knee = float(coefficients.get("break_hu", 0.0))
+    at_knee = coefficients["water"] + coefficients["slope_below_0"] * knee
+    mu = np.where(hu < knee, coefficients["water"] + coefficients["slope_below_0"] * hu,
+                  at_knee + coefficients["slope_above_0"] * (hu - knee))
+    return np.clip(mu, 0.0, None)
 
 
 def contour_radii_mm(body_xy: np.ndarray, spacing_mm: float, angles_deg: np.ndarray,
