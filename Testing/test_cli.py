@@ -72,6 +72,11 @@ def test_demo_runs_images_to_plan(tmp_path, capsys):
     for name in ("rtdose_planned.dcm", "rtdose_delivered.dcm", "structures_seg.dcm",
                  "structures_rtstruct.dcm"):
         assert (out / "dose" / name).is_file()
+    # every path the demo prints is where the file is once the run has ended, never the
+    # generation folder it was built in (swapped in at the end, then named by a link)
+    printed = capsys.readouterr().out
+    assert ".generation." not in printed
+    assert f"written to {out / 'dose'}\n" in printed
 
 
 def test_products_lists_sources(capsys):

@@ -267,18 +267,19 @@ def test_iec_phantom_hands_its_activity_to_the_realistic_model(monkeypatch):
     assert call["mu"].max() == pytest.approx(0.1837, rel=0.01) and call["mu"].min() < 0.01
     assert made["truth"]["calibration"]["counts_per_mbq"] == pytest.approx(12.0 * 20 * 120)
     assert made["truth"]["psf"]["model"] == "realistic"
-    with pytest.raises(ValueError, match="SPECT only"):
-        make_iec_phantom(IecSpec(modality="PET", nuclide="Y-90", model="realistic"))
+    with pytest.raises(ValueError, match="Y-90 PET"):
+        make_iec_phantom(IecSpec(modality="PET", nuclide="Ho-166", model="realistic"))
     assert iec_phantom.IecSpec().model == "gaussian"
 
 
 @pytest.mark.parametrize("extra_args, message", [
-    (["--modality", "PET", "--nuclide", "Y-90"], "realistic Y-90 PET model is not built"),
+    (["--modality", "PET", "--nuclide", "Ho-166"], "or a PET of Y-90 (got PET Ho-166)"),
     (["--fwhm-mm", "10"], "without --fwhm-mm"),
     (["--no-blur"], "without --fwhm-mm, --tail-fraction or --no-blur"),
 ])
 def test_iec_realistic_refuses_what_it_cannot_image(tmp_path, capsys, extra_args, message):
-    """Bug caught: a realistic IEC phantom asked for a PET or with a Gaussian's options
+    """Bug caught: a realistic IEC phantom asked for a PET of another nuclide than Y-90 or
+    with a Gaussian's options
     silently written as the Gaussian model (a camera then calibrated on the wrong images):
     exit status 2, the option named, nothing written."""
     from tareplanner.cli.main import main

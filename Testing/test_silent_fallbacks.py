@@ -225,6 +225,41 @@ def test_registrations_side_by_side_give_the_results_one_after_the_other(phantom
     assert [r.as_dict() for r in fallback] == [r.as_dict() for r in serial]
 
 
+def test_workers_started_early_are_taken_over_with_the_same_results(phantom_dir, monkeypatch):
+    """Bug caught: the pool started while the images are read (``workers_started_early``, as
+    ``measure`` does) not used by the registrations (a second pool started: the early start
+    saves nothing), used with other results than one after the other, or left running when
+    no registration took it. The registrations inside the block must start no pool of their
+    own and give ``register_rigid``'s records; a block left without registering ends its
+    worker processes."""
+    ct, cbct, mask = _registration_inputs(phantom_dir)
+    small = {"working_spacing_mm": 4.0}
+    alone = registration.register_rigid(ct, cbct, mask, **small)
+    with registration.workers_started_early(2, processes=2):
+        started = registration._STARTED[1]
+        monkeypatch.setattr(registration, "_worker_pool", lambda workers: pytest.fail(
+            "a second pool was started"))
+        results = registration.register_rigid_all(ct, [cbct, cbct], mask, processes=2, **small)
+        assert registration._STARTED == {}  # taken over, and shut down by its taker
+    assert [r.as_dict() for r in results] == [alone.as_dict()] * 2
+    assert all(not p.is_alive() for p in (started._processes or {}).values())
+    monkeypatch.undo()
+
+    with registration.workers_started_early(2, processes=2):
+        unused = registration._STARTED[1]
+        processes = list((unused._processes or {}).values())
+    assert registration._STARTED == {}
+    for process in processes:
+        process.join(10)
+        assert not process.is_alive()
+
+    # one registration, or one CPU: nothing is started
+    with registration.workers_started_early(1, processes=2):
+        assert registration._STARTED == {}
+    with registration.workers_started_early(3, processes=1):
+        assert registration._STARTED == {}
+
+
 def test_registrations_side_by_side_fail_as_one_after_the_other(phantom_dir, monkeypatch):
     """An error in a worker reaches the caller as it would one after the other: the first
     failing image's (here an empty mask fails both), and a pool whose worker dies hands its

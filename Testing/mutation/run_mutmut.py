@@ -6,6 +6,7 @@ Usage (from the repository root)::
     python Testing/mutation/run_mutmut.py --list                # the scope and its tests
     python Testing/mutation/run_mutmut.py all                   # every module, one after another
     python Testing/mutation/run_mutmut.py --resume planning.py  # go on with a stopped run
+    python Testing/mutation/run_mutmut.py --summary             # the newest line of each module
 
 Each module is mutated in its own scratch folder (``$MUTMUT_WORK``, default
 ``/tmp/tareplanner-mutmut/<module>``): the package is copied there as ``src/tareplanner`` (the
@@ -228,14 +229,56 @@ def run(module: str, workers: int, root: Path, resume: bool = False) -> str:
     return line
 
 
+def summary(roots: list[Path]) -> list[str]:
+    """The newest result line of each module in the ``scores.txt`` of ``roots`` (runs may
+    have used several scratch roots) and the scope's total over them."""
+    import re
+    pattern = re.compile(r"^(\S+ \S+) (\S+): (\d+) mutants, (\d+) killed, (\d+) survived, "
+                         r"(\d+) not reached")
+    newest: dict[str, tuple] = {}
+    for root in roots:
+        scores = root / "scores.txt"
+        if not scores.is_file():
+            continue
+        for line in scores.read_text().splitlines():
+            match = pattern.match(line)
+            if match:
+                stamp, module = match.group(1), match.group(2)
+                numbers = tuple(int(match.group(k)) for k in (3, 4, 5, 6))
+                if module not in newest or stamp >= newest[module][0]:
+                    newest[module] = (stamp, numbers)
+    out = []
+    total = [0, 0, 0, 0]
+    for module in SCOPE:
+        if module not in newest:
+            out.append(f"{module}: not run")
+            continue
+        stamp, (mutants, killed, survived, unreached) = newest[module]
+        total = [a + b for a, b in zip(total, (mutants, killed, survived, unreached))]
+        out.append(f"{module}: {killed}/{mutants} killed ({100 * killed / mutants:.1f} %), "
+                   f"{survived} survived, {unreached} not reached ({stamp})")
+    if total[0]:
+        out.append(f"total: {total[1]}/{total[0]} killed ({100 * total[1] / total[0]:.1f} %), "
+                   f"{total[2]} survived, {total[3]} not reached")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="modules relative to tareplanner/, or 'all'")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--list", action="store_true")
+    parser.add_argument("--summary", nargs="*", metavar="ROOT", default=None,
+                        help="print the newest result of each module in the scores.txt of "
+                             "these scratch roots (default $MUTMUT_WORK) and the total")
     parser.add_argument("--resume", action="store_true",
                         help="go on with a stopped run of an unchanged module (else start afresh)")
     args = parser.parse_args(argv)
+    if args.summary is not None:
+        roots = [Path(r) for r in args.summary] or [
+            Path(os.environ.get("MUTMUT_WORK", "/tmp/tareplanner-mutmut"))]
+        print("\n".join(summary(roots)))
+        return 0
     if args.list or not args.modules:
         for module, tests in SCOPE.items():
             print(f"{module}: {' '.join(tests)}")

@@ -267,7 +267,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
         print("voxel plan: " + ", ".join(f"{n} {a:.3f} GBq" for n, a in vp["activities_gbq"].items())
               + f"; lowest tumour goal fraction {vp['goal_fraction']:.2f}; binding: "
               + (", ".join(vp["binding"]) or "none"))
-    print(f"written to {out}")
+    print(f"written to {getattr(args, 'shown_as', None) or out}")
     return 0
 
 

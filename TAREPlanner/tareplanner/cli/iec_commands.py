@@ -35,23 +35,33 @@ def _psf_from_args(args):
 
 
 def _iec_model(args, modality: str) -> str:
-    """The imaging model of ``phantom --iec``: ``--spect-model realistic`` images a Tc-99m or
-    Ho-166 SPECT with the realistic model (the extra realistic-spect); the Gaussian/tail
-    options and --no-blur do not apply to it."""
-    model = getattr(args, "spect_model", "gaussian")
+    """The imaging model of ``phantom --iec``: ``--spect-model realistic`` (or ``--pet-model
+    realistic`` for a PET) images a Tc-99m or Ho-166 SPECT or a Y-90 PET with the realistic
+    model (the extra realistic-spect); the Gaussian/tail options and --no-blur do not apply
+    to it."""
+    spect_model = getattr(args, "spect_model", "gaussian")
+    pet_model = getattr(args, "pet_model", "gaussian")
+    for option, value in (("--spect-model", spect_model), ("--pet-model", pet_model)):
+        if value not in ("gaussian", "realistic"):
+            raise FieldValueError(option, value, "gaussian or realistic")
+    if modality == "SPECT" and pet_model == "realistic":
+        raise FieldValueError("--pet-model", pet_model, "realistic for a PET (--modality PET);"
+                              " a SPECT takes --spect-model")
+    option = "--pet-model" if pet_model == "realistic" else "--spect-model"
+    model = "realistic" if "realistic" in (spect_model, pet_model) else "gaussian"
     if model != "realistic":
         return "gaussian"
     from ..imaging.spect_simulation import EXTRA, INSTALL_HINT, NUCLIDES, extra_available
-    if modality != "SPECT" or args.nuclide not in NUCLIDES:
-        raise FieldValueError("--spect-model", model, "realistic for a SPECT of "
-                              + " or ".join(NUCLIDES) + f" (got {modality} {args.nuclide}; "
-                              "the realistic Y-90 PET model is not built)")
+    allowed = (("Y-90",) if modality == "PET" else NUCLIDES)
+    if args.nuclide not in allowed:
+        raise FieldValueError(option, model, "realistic for a SPECT of " + " or ".join(NUCLIDES)
+                              + f" or a PET of Y-90 (got {modality} {args.nuclide})")
     if args.no_blur or args.tail_fraction or args.fwhm_mm != 14.0:
-        raise FieldValueError("--spect-model", model, "realistic without --fwhm-mm, "
+        raise FieldValueError(option, model, "realistic without --fwhm-mm, "
                               "--tail-fraction or --no-blur (its resolution is the camera's "
                               "and the reconstruction's)")
     if not extra_available():
-        raise FieldValueError("--spect-model", model,
+        raise FieldValueError(option, model,
                               f"gaussian, or realistic with the extra '{EXTRA}' installed",
                               f"PyTomography and torch are missing: {INSTALL_HINT}")
     return "realistic"
@@ -80,17 +90,26 @@ def cmd_phantom_iec(args: argparse.Namespace) -> int:
     if not 0 <= args.seed < 2 ** 32:
         raise FieldValueError("--seed", args.seed, "a whole number 0 to 4294967295")
     model = _iec_model(args, modality)
+    minutes = getattr(args, "acquisition_minutes", None)
+    if minutes is not None:
+        if model != "realistic":
+            raise FieldValueError("--acquisition-minutes", minutes, "only with the realistic "
+                                  "model (--spect-model or --pet-model realistic)")
+        if not (math.isfinite(minutes) and 1.0 <= minutes <= 1440.0):
+            raise FieldValueError("--acquisition-minutes", minutes, "1 to 1440 minutes")
     spec = IecSpec(modality=modality, nuclide=args.nuclide, psf=_psf_from_args(args),
                    model=model,
                    sphere_kbq_ml=args.sphere_kbq_ml, background_kbq_ml=args.background_kbq_ml,
                    spacing_mm=(spacing,) * 3, noise=not args.no_noise,
-                   ct_noise_hu=0.0 if args.no_noise else 10.0, seed=args.seed)
+                   ct_noise_hu=0.0 if args.no_noise else 10.0, seed=args.seed,
+                   acquisition_minutes=minutes)
     made = make_iec_phantom(spec)
     with atomic_folder(out, "OUT") as tmp:
         sitk.WriteImage(made["ct"], str(tmp / "ct.nii.gz"), useCompression=True)
         sitk.WriteImage(made["image"], str(tmp / "image.nii.gz"), useCompression=True)
         write_json_atomic(tmp / "truth.json", made["truth"])
-    psf = ("the realistic model (projection, attenuation, scatter, noise, OSEM)"
+    psf = ("the realistic model (projection, attenuation, scatter"
+           + (" and randoms" if modality == "PET" else "") + ", noise, OSEM)"
            if model == "realistic" else
            " + ".join(f"{w:.0%} {f:g} mm" for w, f in spec.psf.components))
     print(f"IEC body phantom ({modality} {args.nuclide}, {made['truth']['units']}, PSF {psf}"
@@ -118,5 +137,10 @@ def add_iec_options(p) -> None:
                    help="--iec: sphere concentration (default: %(default)s kBq/mL)")
     p.add_argument("--background-kbq-ml", type=float, default=5.0,
                    help="--iec: background concentration (default: %(default)s kBq/mL)")
+    p.add_argument("--acquisition-minutes", type=float, metavar="MIN",
+                   help="--iec with the realistic model: the phantom's acquisition time (PET: "
+                        "the bed, default 30; SPECT: views x seconds per view, default 40 = "
+                        "120 x 20 s), e.g. longer than the patient's for a low-noise "
+                        "calibration")
     p.add_argument("--spacing-mm", type=float,
                    help="--iec: voxel size (default 4.42 mm SPECT, 4 mm PET)")

@@ -234,6 +234,20 @@ def cmd_phantom(args: argparse.Namespace) -> int:
                                   f"gaussian, or realistic with the extra '{EXTRA}' installed",
                                   f"PyTomography and torch are missing: {INSTALL_HINT}")
         overrides.update(spect_model="realistic")
+    pet_model = getattr(args, "pet_model", "gaussian")
+    if pet_model not in ("gaussian", "realistic"):
+        raise FieldValueError("--pet-model", pet_model, "gaussian or realistic")
+    if pet_model == "realistic":
+        from ..imaging.spect_simulation import EXTRA, INSTALL_HINT, extra_available
+        if args.no_pet or args.no_blur or args.pet_fwhm_mm is not None:
+            raise FieldValueError("--pet-model", pet_model, "realistic without --no-pet, "
+                                  "--no-blur or --pet-fwhm-mm (its resolution is the "
+                                  "scanner's and the reconstruction's)")
+        if not extra_available():
+            raise FieldValueError("--pet-model", pet_model,
+                                  f"gaussian, or realistic with the extra '{EXTRA}' installed",
+                                  f"PyTomography and torch are missing: {INSTALL_HINT}")
+        overrides.update(pet_model="realistic")
     try:
         spec = spec_for_size(args.size, positions=positions, **overrides)
     except ValueError as exc:
@@ -486,6 +500,14 @@ def _check_before_images(args, goals: dict, goals_default: dict | None,
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
+    from ..imaging.registration import workers_started_early
+
+    # the registrations' worker processes start while the images are read
+    with workers_started_early(len(args.position or [])):
+        return _measure_command(args)
+
+
+def _measure_command(args: argparse.Namespace) -> int:
     from ..imaging.measure import (LabelInputs, PositionImages, case_from_measurement, measure,
                                    parse_manual_tnr)
     from ..records.atomic import write_text_atomic
@@ -685,6 +707,10 @@ def add_imaging_commands(sub) -> None:
                    help="gaussian (blur and noise, default) or realistic (attenuation, "
                         "collimator response, scatter, Poisson noise and OSEM; extra "
                         "'realistic-spect')")
+    p.add_argument("--pet-model", default="gaussian",
+                   help="the Y-90 PET (patient or --iec): gaussian (blur and noise, default) "
+                        "or realistic (positron yield, attenuation, scatter, randoms, Poisson "
+                        "noise and OSEM; extra 'realistic-spect')")
     p.add_argument("--pet-fwhm-mm", type=float, metavar="MM",
                    help="FWHM of the Y-90 PET's Gaussian blur (default: the synthetic "
                         "patient's, data/spect_resolution.json)")

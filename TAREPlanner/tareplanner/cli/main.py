@@ -328,6 +328,7 @@ def _demo_into(args: argparse.Namespace, out: Path, final: Path) -> None:
         "--pet", str(d / "dicom" / "pet_y90"), "--out", str(out / "dose"), "--force",
         "--administration", str(out / "administration.json"), "--rtdose", "--seg",
         "--rtstruct", *(["--quiet"] if args.quiet else [])])
+    dose_args.shown_as = final / "dose"  # where the folder will be once the set is swapped in
     dose_args.func(dose_args)
     from ..records.report import write_report
     progress.step("writing the PDF report")

@@ -42,7 +42,7 @@ def cmd_directive(args: argparse.Namespace) -> int:
         directive = directive_from_plan(read_plan_record(args.plan))
     write_json_atomic(args.output, directive, overwrite=args.force, field="-o")
     sys.stdout.write("\n".join(directive_lines(directive)) + "\n")
-    print(f"written directive written to {args.output}")
+    print(f"written directive saved to {args.output}")
     return 0
 
 

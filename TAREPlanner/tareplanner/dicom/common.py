@@ -130,6 +130,33 @@ def code_item(value: str, scheme: str, meaning: str) -> Dataset:
     return item
 
 
+#: the header attributes that say whose image a series is, of which study and series, and in
+#: which frame of reference, by the keys the readers' metadata and the records use
+#: (PS3.3 C.7.1.1 Patient, C.7.2.1 General Study, C.7.3.1 General Series, C.7.4.1 Frame of
+#: Reference, C.7.5.1 General Equipment, C.12.1 SOP Common)
+HEADER_KEYWORDS = {
+    "patient_name": "PatientName", "patient_id": "PatientID",
+    "patient_birth_date": "PatientBirthDate", "patient_sex": "PatientSex",
+    "study_instance_uid": "StudyInstanceUID", "study_date": "StudyDate",
+    "study_time": "StudyTime", "study_id": "StudyID", "accession_number": "AccessionNumber",
+    "study_description": "StudyDescription", "referring_physician_name": "ReferringPhysicianName",
+    "series_instance_uid": "SeriesInstanceUID", "series_description": "SeriesDescription",
+    "frame_of_reference_uid": "FrameOfReferenceUID", "institution_name": "InstitutionName",
+    "sop_class_uid": "SOPClassUID"}
+
+
+def header_text(ds, keys) -> dict[str, str]:
+    """The ``keys`` of :data:`HEADER_KEYWORDS` read from ``ds`` as text ('' when absent or
+    empty)."""
+    return {key: str(ds.get(HEADER_KEYWORDS[key], "") or "") for key in keys}
+
+
+#: what an RT Dose, SEG or RT Structure Set of a CT references of it
+IDENTITY_KEYS = ("patient_name", "patient_id", "patient_birth_date", "patient_sex",
+                 "study_instance_uid", "study_date", "study_time", "study_id",
+                 "accession_number", "referring_physician_name", "frame_of_reference_uid")
+
+
 def dicom_identity(ct_files) -> dict:
     """Patient, study and frame of reference of a CT series (read from its first file's
     header): what an RT Dose or SEG of that CT must reference."""
@@ -137,25 +164,14 @@ def dicom_identity(ct_files) -> dict:
     if not files:
         raise ValueError("DICOM CT: no files")
     ds = pydicom.dcmread(files[0], stop_before_pixels=True)
-    return {"patient_name": str(ds.get("PatientName", "")),
-            "patient_id": str(ds.get("PatientID", "")),
-            "patient_birth_date": str(ds.get("PatientBirthDate", "") or ""),
-            "patient_sex": str(ds.get("PatientSex", "") or ""),
-            "study_instance_uid": str(ds.get("StudyInstanceUID", "")),
-            "study_date": str(ds.get("StudyDate", "") or ""),
-            "study_time": str(ds.get("StudyTime", "") or ""),
-            "study_id": str(ds.get("StudyID", "") or ""),
-            "accession_number": str(ds.get("AccessionNumber", "") or ""),
-            "referring_physician_name": str(ds.get("ReferringPhysicianName", "") or ""),
-            "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", ""))}
+    return header_text(ds, IDENTITY_KEYS)
 
 
 #: the CT's patient and study attributes a new series in its study repeats (PS3.3 C.7.1.1,
 #: C.7.2.1: the Patient and General Study modules are the same for every series of a study)
-STUDY_ATTRIBUTES = {"patient_birth_date": "PatientBirthDate", "patient_sex": "PatientSex",
-                    "study_date": "StudyDate", "study_time": "StudyTime",
-                    "study_id": "StudyID", "accession_number": "AccessionNumber",
-                    "referring_physician_name": "ReferringPhysicianName"}
+STUDY_ATTRIBUTES = {key: HEADER_KEYWORDS[key] for key in (
+    "patient_birth_date", "patient_sex", "study_date", "study_time", "study_id",
+    "accession_number", "referring_physician_name")}
 
 
 def series_info_in(identity: dict, *, series_description: str, series_number: int) -> SeriesInfo:

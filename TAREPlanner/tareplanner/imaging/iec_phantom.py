@@ -90,9 +90,14 @@ class IecSpec:
     seed: int = 20261205
     first_angle_deg: float = 30.0
     supersample: int = 3
-    #: "gaussian" (``psf`` blur and Poisson noise) or "realistic" (SPECT only: projection,
-    #: attenuation, scatter, noise and OSEM, :mod:`.spect_simulation`, extra realistic-spect)
+    #: "gaussian" (``psf`` blur and Poisson noise) or "realistic" (projection, attenuation,
+    #: scatter, noise and OSEM: the SPECT of :mod:`.spect_simulation` or the Y-90 PET of
+    #: :mod:`.pet_simulation`, extra realistic-spect)
     model: str = "gaussian"
+    #: realistic model: the phantom's acquisition time in minutes (PET: the bed; SPECT: views
+    #: x seconds per view); None: the patient's protocol (data/pet_simulation.json,
+    #: data/spect_simulation.json). A phantom is often scanned longer than a patient.
+    acquisition_minutes: float | None = None
 
 
 #: the box imaged (mm, x y z)
@@ -129,11 +134,16 @@ def iec_activity(spec: IecSpec, grid: Grid) -> np.ndarray:
     return spec.sphere_kbq_ml * spheres + spec.background_kbq_ml * background
 
 
-def iec_mu_map(spec, grid: Grid, nuclide: str) -> np.ndarray:
+def iec_mu_map(spec, grid: Grid, nuclide: str, modality: str = "SPECT") -> np.ndarray:
     """Linear attenuation coefficients (1/cm) of the IEC phantom's water, lung insert and
-    air (``data/iec_phantom.json`` HU, the nuclide's HU -> mu), averaged over sub-voxels
-    (noise-free: the phantom, not its CT)."""
+    air (``data/iec_phantom.json`` HU, the nuclide's HU -> mu; 511 keV for a PET), averaged
+    over sub-voxels (noise-free: the phantom, not its CT)."""
     from .spect_simulation import mu_from_hu, settings
+    if modality == "PET":
+        from .pet_simulation import settings as pet_settings
+        coefficients = pet_settings()["scanner"]["hu_to_mu_per_cm"]
+    else:
+        coefficients = settings()["nuclides"][nuclide]["hu_to_mu_per_cm"]
     hu = iec_data()["ct_hu"]
     k = max(1, int(spec.supersample))
     z, y, x = grid.points_mm(k)
@@ -141,7 +151,7 @@ def iec_mu_map(spec, grid: Grid, nuclide: str) -> np.ndarray:
     values = np.full(body.shape, hu["air"], dtype=np.float64)
     values[body] = hu["water"]
     values[lung] = hu["lung_insert"]
-    return block_mean(mu_from_hu(values, settings()["nuclides"][nuclide]["hu_to_mu_per_cm"]), k)
+    return block_mean(mu_from_hu(values, coefficients), k)
 
 
 def make_iec_phantom(spec: IecSpec) -> dict:
@@ -156,14 +166,21 @@ def make_iec_phantom(spec: IecSpec) -> dict:
     spacing_zyx = grid.spacing_mm[::-1]
     if spec.model not in ("gaussian", "realistic"):
         raise ValueError(f"model: got {spec.model!r}; allowed: gaussian or realistic")
-    if spec.model == "realistic" and spec.modality != "SPECT":
-        raise ValueError("model: got 'realistic'; allowed: realistic for SPECT only")
-    if spec.model == "realistic":
+    if spec.model == "realistic" and spec.modality == "PET":
+        from .pet_simulation import NUCLIDE, iec_pet
+        if spec.nuclide != NUCLIDE:
+            raise ValueError(f"model: got 'realistic' for a {spec.nuclide} PET; allowed: "
+                             f"realistic for a {NUCLIDE} PET")
+        simulation = iec_pet(spec, grid, mbq, ct, iec_mu_map(spec, grid, spec.nuclide, "PET"))
+        values = sitk.GetArrayFromImage(simulation.image).astype(np.float64)
+        units, calibration = "Bq/mL", {"scale": 1.0}
+    elif spec.model == "realistic":
         from .spect_simulation import iec_spect, realistic_counts_per_mbq
         simulation = iec_spect(spec, grid, mbq, ct, iec_mu_map(spec, grid, spec.nuclide))
         values = sitk.GetArrayFromImage(simulation.image).astype(np.float64)
         units = "counts"
-        calibration = {"counts_per_mbq": realistic_counts_per_mbq(spec.nuclide)}
+        calibration = {"counts_per_mbq": realistic_counts_per_mbq(spec.nuclide,
+                                                                  spec.acquisition_minutes)}
     elif spec.modality == "SPECT":
         expected = blur(mbq * spec.counts_per_mbq, spacing_zyx, spec.psf)
         values = (rng.poisson(np.clip(expected, 0, None)).astype(np.float64) if spec.noise
@@ -181,12 +198,16 @@ def make_iec_phantom(spec: IecSpec) -> dict:
         "schema": "tareplanner.iec-phantom-truth/1",
         "modality": spec.modality, "nuclide": spec.nuclide, "units": units,
         "psf": ({"model": "realistic", "components": [],
-                 "note": "no single PSF: imaged and reconstructed by imaging/spect_simulation.py"
-                         " (data/spect_simulation.json)"} if spec.model == "realistic" else
+                 "note": ("no single PSF: imaged and reconstructed by imaging/pet_simulation.py "
+                          "(data/pet_simulation.json)" if spec.modality == "PET" else
+                          "no single PSF: imaged and reconstructed by imaging/"
+                          "spect_simulation.py (data/spect_simulation.json)")} if spec.model == "realistic" else
                 {"components": [{"weight": w, "fwhm_mm": f} for w, f in spec.psf.components]}),
         "sphere_kbq_ml": spec.sphere_kbq_ml, "background_kbq_ml": spec.background_kbq_ml,
         "spheres": [{"diameter_mm": d, "centre_mm": list(c)} for d, c in zip(
             sphere_diameters_mm(), standard_centres_mm(first_angle_deg=spec.first_angle_deg))],
         "calibration": calibration, "noise": spec.noise, "seed": spec.seed,
+        **({"acquisition_minutes": spec.acquisition_minutes}
+           if spec.acquisition_minutes is not None else {}),
         "spacing_mm": list(spec.spacing_mm), "geometry_source": iec_data()["source"]}
     return {"ct": ct, "image": image, "truth": truth}

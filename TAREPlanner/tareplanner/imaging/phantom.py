@@ -44,6 +44,10 @@ class PhantomSpec:
     pet_fwhm_mm: float = 9.0
     pet_counts: float = 3.0e6
     pet_noise: bool = True
+    #: "gaussian" (blur + noise at pet_counts, the default) or "realistic" (Y-90 positron
+    #: yield, attenuation, scatter, randoms, noise and OSEM: imaging/pet_simulation.py, extra
+    #: ``realistic-spect``)
+    pet_model: str = "gaussian"
     ct_noise_hu: float = 10.0
     cbct_noise_hu: float = 20.0
     cbct_enhancement_hu: float = 160.0
@@ -295,7 +299,7 @@ def make_phantom(spec: PhantomSpec) -> Phantom:
     admin = datetime.fromisoformat(spec.administration_time)
     acquisition = admin + timedelta(hours=spec.pet_delay_h)
     if spec.pet:
-        pet = _pet(spec, ct_grid)
+        pet = _pet(spec, ct_grid, ct)
 
     voxel_ml = ct_grid.voxel_volume_ml
     lungs = (labels == anat.LUNG_RIGHT) | (labels == anat.LUNG_LEFT)
@@ -307,6 +311,7 @@ def make_phantom(spec: PhantomSpec) -> Phantom:
         "spect_spacing_mm": list(spec.spect_spacing_mm),
         "spect_fwhm_mm": spec.spect_fwhm_mm,
         **({"spect_model": "realistic"} if spec.spect_model == "realistic" else {}),
+        **({"pet_model": "realistic"} if spec.pet and spec.pet_model == "realistic" else {}),
         "volumes_ml": {
             "liver": float((labels >= anat.LIVER).sum() * voxel_ml),
             "lungs": float(lungs.sum() * voxel_ml),
@@ -363,8 +368,11 @@ def _check_per_position(spec: PhantomSpec) -> None:
                              f"({count}: {', '.join(t.name for t in spec.anatomy.territories)})")
 
 
-def _pet(spec: PhantomSpec, ct_grid: Grid) -> sitk.Image:
-    """Y-90 PET in Bq/mL at acquisition start, from the administered activities."""
+def _pet(spec: PhantomSpec, ct_grid: Grid, ct: sitk.Image | None = None) -> sitk.Image:
+    """Y-90 PET in Bq/mL at acquisition start, from the administered activities (the
+    realistic model images it through the anatomy and reconstructs it with ``ct``)."""
+    if spec.pet_model not in ("gaussian", "realistic"):
+        raise ValueError(f"pet_model: got {spec.pet_model!r}; allowed: gaussian, realistic")
     grid = Grid.covering(spec.box_low_mm, spec.box_high_mm, spec.pet_spacing_mm)
     total_gbq = float(sum(spec.pet_activities_gbq))
     fractions = [a_i / total_gbq for a_i in spec.pet_activities_gbq]
@@ -374,6 +382,9 @@ def _pet(spec: PhantomSpec, ct_grid: Grid) -> sitk.Image:
     implanted_bq = total_gbq * 1e9 * (1.0 - spec.pet_residual_fraction)
     at_start = implanted_bq * float(decay_factor(spec.pet_delay_h, 64.1))
     bq = relative * (at_start / (parts["liver"] + parts["lung"]))
+    if spec.pet_model == "realistic":
+        from .pet_simulation import phantom_pet
+        return phantom_pet(spec, grid, bq, ct, stream=21).image
     counts_per_bq = spec.pet_counts / bq.sum()
     blurred = _blur(bq * counts_per_bq, spec.pet_fwhm_mm, grid.spacing_mm)
     noisy = (_rng(spec, 20).poisson(np.clip(blurred, 0, None)) if spec.pet_noise

@@ -26,6 +26,7 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.errors import InvalidDicomError
 
+from ..dicom.common import header_text
 from ..errors import ImageDataError
 from .arrays import image_array
 from .voxel_checks import check_finite_voxels
@@ -592,6 +593,20 @@ def _nuclide_name(item, half_life_s: float | None) -> str | None:
     return None
 
 
+def series_metadata(files) -> dict:
+    """The metadata :func:`read_image` gives a DICOM series (patient, study, series, times,
+    radiopharmaceutical), read from the header of the first of its ``files`` without its
+    pixels: for a series another program has loaded (3D Slicer's DICOM module). A file that
+    cannot be read is refused (:class:`ImageDataError`)."""
+    files = [Path(f) for f in files]
+    if not files:
+        raise ImageDataError("DICOM series", "no files", "the files of a DICOM series")
+    ds = _dcmread_header(files[0])
+    if ds is None:
+        raise ImageDataError(str(files[0]), "not DICOM", "a DICOM file of the series")
+    return _metadata(ds, len(files), files[0])
+
+
 def _metadata(ds, slices: int, path: Path | None = None) -> dict:
     try:
         return _metadata_unchecked(ds, slices)
@@ -603,23 +618,16 @@ def _metadata(ds, slices: int, path: Path | None = None) -> dict:
                              str(exc)) from None
 
 
+#: the header attributes every DICOM image's metadata carries (dicom/common.py's table)
+METADATA_KEYS = ("series_instance_uid", "study_instance_uid", "frame_of_reference_uid",
+                 "series_description", "patient_id", "patient_name", "patient_birth_date",
+                 "patient_sex", "study_date", "study_description", "institution_name",
+                 "referring_physician_name", "sop_class_uid")
+
+
 def _metadata_unchecked(ds, slices: int) -> dict:
-    meta: dict[str, Any] = {
-        "series_instance_uid": str(ds.get("SeriesInstanceUID", "")),
-        "study_instance_uid": str(ds.get("StudyInstanceUID", "")),
-        "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", "")),
-        "series_description": str(ds.get("SeriesDescription", "")),
-        "patient_id": str(ds.get("PatientID", "")),
-        "patient_name": str(ds.get("PatientName", "")),
-        "patient_birth_date": str(ds.get("PatientBirthDate", "") or ""),
-        "patient_sex": str(ds.get("PatientSex", "") or ""),
-        "study_date": str(ds.get("StudyDate", "") or ""),
-        "study_description": str(ds.get("StudyDescription", "") or ""),
-        "institution_name": str(ds.get("InstitutionName", "") or ""),
-        "referring_physician_name": str(ds.get("ReferringPhysicianName", "") or ""),
-        "sop_class_uid": str(ds.get("SOPClassUID", "")),
-        "slices": slices,
-    }
+    meta: dict[str, Any] = header_text(ds, METADATA_KEYS)
+    meta["slices"] = slices
     tz = str(ds.get("TimezoneOffsetFromUTC", "") or "") or None
     acq = _dicom_datetime(ds.get("AcquisitionDate"), ds.get("AcquisitionTime"), tz)
     meta["acquisition_time_source"] = "AcquisitionDate/Time"

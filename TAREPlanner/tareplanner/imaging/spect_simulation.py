@@ -134,10 +134,15 @@ class SpectSimulation:
 
 
 def mu_from_hu(hu: np.ndarray, coefficients: dict) -> np.ndarray:
-    """Bilinear HU -> linear attenuation coefficient (1/cm); air and below give 0."""
+    """Bilinear HU -> linear attenuation coefficient (1/cm), continuous at the break
+    (``break_hu``, 0 when not given): ``water + slope_below_0 * HU`` below it, then
+    ``slope_above_0`` per HU from the value at the break; air and below give 0."""
     hu = np.asarray(hu, dtype=np.float64)
-    slope = np.where(hu < 0, coefficients["slope_below_0"], coefficients["slope_above_0"])
-    return np.clip(coefficients["water"] + slope * hu, 0.0, None)
+    knee = float(coefficients.get("break_hu", 0.0))
+    at_knee = coefficients["water"] + coefficients["slope_below_0"] * knee
+    mu = np.where(hu < knee, coefficients["water"] + coefficients["slope_below_0"] * hu,
+                  at_knee + coefficients["slope_above_0"] * (hu - knee))
+    return np.clip(mu, 0.0, None)
 
 
 def contour_radii_mm(body_xy: np.ndarray, spacing_mm: float, angles_deg: np.ndarray,
@@ -441,13 +446,24 @@ def iec_spect(spec, grid: Grid, activity_mbq: np.ndarray, ct: sitk.Image,
         raise ValueError(f"nuclide: got {nuclide!r}; allowed: {', '.join(NUCLIDES)}")
     mu_true = mu_true_per_cm
     mu_recon = mu_from_hu(_ct_on_grid(ct, grid), settings()["nuclides"][nuclide]["hu_to_mu_per_cm"])
-    protocol = SpectProtocol(nuclide=nuclide, noise=spec.noise)
+    protocol = SpectProtocol(nuclide=nuclide, noise=spec.noise,
+                             seconds_per_projection=seconds_per_view(
+                                 getattr(spec, "acquisition_minutes", None)))
     return simulate_spect(activity_mbq, mu_true, grid, protocol, mu_recon_per_cm=mu_recon,
                           seed=[spec.seed, 7])
 
 
-def realistic_counts_per_mbq(nuclide: str) -> float:
+def seconds_per_view(acquisition_minutes: float | None) -> float | None:
+    """Seconds per view of an acquisition of ``acquisition_minutes`` (views x seconds per
+    view), None for the protocol's own."""
+    if acquisition_minutes is None:
+        return None
+    return float(acquisition_minutes) * 60.0 / settings()["acquisition"]["projections"]
+
+
+def realistic_counts_per_mbq(nuclide: str, acquisition_minutes: float | None = None) -> float:
     """Counts per MBq of a realistic SPECT image (sensitivity x seconds per view x views):
     what the image of 1 MBq holds after a perfect reconstruction."""
-    p = SpectProtocol(nuclide=nuclide).resolved()
+    p = SpectProtocol(nuclide=nuclide,
+                      seconds_per_projection=seconds_per_view(acquisition_minutes)).resolved()
     return p["sensitivity_cps_per_mbq"] * p["seconds_per_projection"] * p["projections"]

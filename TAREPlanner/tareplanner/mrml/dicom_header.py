@@ -30,14 +30,45 @@ def set_dicom_header(node, meta: dict, files=()) -> None:
     node.SetAttribute(attributes.DICOM_FILES, json.dumps([str(f) for f in files]))
 
 
-def dicom_header(node) -> dict:
-    """The header values kept on ``node``; empty for a node not read from DICOM (or None)."""
+def dicom_header(node, database=None) -> dict:
+    """The header values kept on ``node``; empty for a node not read from DICOM (or None).
+
+    A volume loaded by 3D Slicer's DICOM module carries its instance UIDs (attribute
+    ``DICOM.instanceUIDs``) instead: its files are looked up in the DICOM database
+    (``database``, else ``slicer.dicomDatabase`` when Slicer is running), the first file's
+    header is read as ``tareplanner measure`` reads it (imaging/readers.py), and the values
+    and files are kept on the node, so that its identity, the same-patient checks and the
+    DICOM exports are those of a series the page or the command line read. A file missing
+    from the database or unreadable leaves the node without a header (empty)."""
     text = node.GetAttribute(attributes.DICOM_HEADER) if node is not None else None
+    if not text and node is not None:
+        return _header_from_database(node, database)
     try:
         value = json.loads(text) if text else {}
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def _header_from_database(node, database=None) -> dict:
+    """The header of a volume loaded by Slicer's DICOM module (see :func:`dicom_header`)."""
+    import sys
+    uids = (node.GetAttribute(attributes.DICOM_INSTANCE_UIDS) or "").split()
+    if database is None:
+        database = getattr(sys.modules.get("slicer"), "dicomDatabase", None)
+    if not uids or database is None:
+        return {}
+    files = [database.fileForInstance(uid) for uid in uids]
+    if not all(files):
+        return {}
+    from ..errors import ImageDataError
+    from ..imaging.readers import series_metadata
+    try:
+        meta = series_metadata(files)
+    except ImageDataError:
+        return {}
+    set_dicom_header(node, meta, files)
+    return dicom_header(node)
 
 
 def dicom_files(node) -> list[str]:

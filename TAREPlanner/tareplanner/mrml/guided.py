@@ -840,24 +840,18 @@ def ct_dicom_files(ct_node, database=None) -> list[str]:
     volume loaded by Slicer's DICOM module, its instance UIDs (attribute DICOM.instanceUIDs)
     looked up in the DICOM database (``slicer.dicomDatabase`` unless given). Empty when the
     CT was not loaded from DICOM."""
-    from .dicom_header import dicom_files
-    kept = dicom_files(ct_node)      # read from DICOM files by the web page's browser
-    if kept:
-        return kept
-    import slicer
-    uids = (ct_node.GetAttribute(attributes.DICOM_INSTANCE_UIDS) or "").split() if ct_node else []
-    database = database if database is not None else getattr(slicer, "dicomDatabase", None)
-    if not uids or database is None:
-        return []
-    files = [database.fileForInstance(uid) for uid in uids]
-    return [f for f in files if f] if all(files) else []
+    from .dicom_header import dicom_files, dicom_header
+    dicom_header(ct_node, database)  # keeps the files of a volume of Slicer's DICOM module
+    return dicom_files(ct_node)
 
 
-def save(scene, p, *, overwrite: bool = False, dicom_database=None) -> str:
+def save(scene, p, *, overwrite: bool = False, dicom_database=None,
+         report_writer=None) -> str:
     """Step 8: plan record, measurement record, the written directive and administration
     record when the treatment-day steps ran, the dose folder (maps, DVHs, indices, dose.json)
     when voxel dosimetry was run, with ``p.exportDicom`` the DICOM RT Doses and SEG in the
-    planning CT's study, and the PDF report, into ``p.outputFolder``."""
+    planning CT's study, and the PDF report, into ``p.outputFolder`` (``report_writer``:
+    see ``workflow.save_outputs``)."""
     record = record_from_text_node(p.planRecord)
     if record is None:
         raise ValueError("plan first (step 5)")
@@ -897,7 +891,8 @@ def save(scene, p, *, overwrite: bool = False, dicom_database=None) -> str:
                                     overwrite=overwrite, dose=dose, dicom=dicom,
                                     directive=record_from_text_node(p.directiveRecord),
                                     administration=record_from_text_node(
-                                        p.administrationRecord))
+                                        p.administrationRecord),
+                                    report_writer=report_writer)
     _done(p, "save")
     return "written:\n" + "\n".join(str(w) for w in written)
 

@@ -1,0 +1,396 @@
+"""Realistic Y-90 PET model (imaging/pet_simulation.py, extra ``realistic-spect``).
+
+The imaging tests need PyTomography and torch and are skipped without them. The expected
+values are typed from the cited sources (the positron yield, the scanner's NEMA figures) or
+computed here by hand from physics (511 keV attenuation along a chord of a water cylinder,
+a uniform source's concentration), never by the code under test.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from tareplanner.imaging.grid import Grid
+
+REASON = ("needs the optional extra 'realistic-spect' (PyTomography, torch): "
+          "pip install -e '.[realistic-spect]'")
+
+
+@pytest.fixture
+def extra():
+    pytest.importorskip("pytomography", reason=REASON)
+    pytest.importorskip("torch", reason=REASON)
+    from tareplanner.imaging import pet_simulation
+    return pet_simulation
+
+
+def _cylinder(spacing_mm, n_xy, n_z, radius_mm):
+    low = (-n_xy * spacing_mm / 2, -n_xy * spacing_mm / 2, 0.0)
+    high = (n_xy * spacing_mm / 2, n_xy * spacing_mm / 2, n_z * spacing_mm)
+    grid = Grid.covering(low, high, (spacing_mm,) * 3)
+    z, y, x = grid.points_mm()
+    inside = np.broadcast_to(x ** 2 + y ** 2 <= radius_mm ** 2, grid.shape_zyx)
+    return grid, inside, (z, y, x)
+
+
+def test_trues_per_bq_is_the_published_yield_sensitivity_and_time():
+    """Bugs caught: the positron yield off by a factor (32 per million, not 32 per
+    thousand), the NEMA sensitivity taken per positron instead of per F-18 decay, the
+    line-source length or field of view swapped, minutes used as seconds. Expected: typed
+    from the sources: (31.86e-6, Selwyn et al. 2007) x 9.7 cps/kBq (Biograph mCT, Jakoby et
+    al. 2011) / 0.9673 (F-18 positrons per decay, ICRP-107) x 700 mm / 218 mm x 30 min (one
+    bed, Lhommel et al. 2009; Carlier et al. 2015)."""
+    from tareplanner.imaging import pet_simulation as ps
+    expected = 31.86e-6 * (9.7e-3 / 0.9673) * (700.0 / 218.0) * 30 * 60
+    assert ps.trues_per_bq() == pytest.approx(expected, rel=1e-9)
+    assert ps.settings()["nuclide"]["half_life_h"] == 64.1      # nuclides.json, ICRP-107
+
+
+def test_importing_the_pet_model_needs_neither_pytomography_nor_torch():
+    """Bug caught: a top-level import of torch or PyTomography in the PET model, which would
+    make the default install fail on import of the phantom."""
+    code = ("import sys, tareplanner.imaging.pet_simulation, tareplanner.imaging.phantom; "
+            "print(sorted(m for m in ('torch', 'pytomography') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_trues_of_a_central_line_source_are_attenuated_by_the_whole_diameter(extra):
+    """Bugs caught: the 511 keV attenuation applied only up to the source (the SPECT rule)
+    instead of along the whole line of response, mu in 1/mm, the factor applied twice, trues
+    lost by the projector. Expected by hand: every line through the axis of a water cylinder
+    of radius R crosses 2R of water, so trues = unattenuated x exp(-0.096 /cm x 2R)
+    (mu(water, 511 keV) from NIST XCOM); a 10 mm source rod shortens the chords by < 0.3 %."""
+    spacing, radius = 4.0, 100.0
+    grid, inside, (z, y, x) = _cylinder(spacing, 64, 4, radius)
+    rod = np.broadcast_to(np.hypot(x, y) <= 10.0, grid.shape_zyx)
+    activity = np.where(rod, 4.0e6 / rod.sum(), 0.0)     # a rod source on the axis
+    protocol = extra.PetProtocol(iterations=1, subsets=1, noise=False,
+                                 scatter_and_randoms=False, overrides={"system_fwhm_mm": 0.0,
+                                                                       "views": 24})
+    air = extra.simulate_pet(activity, np.zeros(grid.shape_zyx), grid, protocol)
+    assert air.unattenuated_trues == pytest.approx(4.0e6 * extra.trues_per_bq(), rel=1e-9)
+    assert air.trues == pytest.approx(air.unattenuated_trues, rel=0.01)
+    water = extra.simulate_pet(activity, np.where(inside, 0.096, 0.0), grid, protocol)
+    # the voxelised disk's radius: from its area
+    radius_cm = math.sqrt(inside[0].sum() * (spacing / 10.0) ** 2 / math.pi)
+    assert water.trues == pytest.approx(air.trues * math.exp(-0.096 * 2 * radius_cm),
+                                        rel=0.03)
+
+
+def test_scatter_and_random_fractions_are_the_stated_ones(extra):
+    """Bugs caught: the scatter fraction taken as scatter/trues (0.49 instead of 0.33 of
+    trues plus scatter), randoms as a fraction of the trues alone. Expected: the cited values,
+    33 % scatter (NEMA, Jakoby et al. 2011) and 80 % randoms of the prompts (QUEST, Willowson
+    et al. 2015: 'in the order of 80 %')."""
+    grid, inside, _ = _cylinder(4.0, 40, 4, 60.0)
+    activity = np.where(inside, 1.0e5, 0.0)
+    protocol = extra.PetProtocol(iterations=1, subsets=1, noise=False,
+                                 overrides={"views": 24})
+    result = extra.simulate_pet(activity, np.where(inside, 0.096, 0.0), grid, protocol)
+    assert result.scatter / (result.trues + result.scatter) == pytest.approx(0.33, rel=1e-6)
+    prompts = result.trues + result.scatter + result.randoms
+    assert result.randoms / prompts == pytest.approx(0.8, rel=1e-6)
+    assert result.prompts == pytest.approx(prompts, rel=1e-9)     # no noise
+
+
+def test_uniform_cylinder_reconstructs_to_its_concentration_in_bq_per_ml(extra):
+    """Bugs caught: the image in MBq or per voxel instead of Bq/mL, the reconstruction not
+    scaled back by the views, attenuation correction missing (the centre of a 20 cm water
+    cylinder would read far too low), scatter and randoms not subtracted (too high).
+    Expected: the concentration put in, 1.5 MBq/mL, within 3 % in the interior, and a flat
+    profile (centre / ring within 5 %). With randoms 80 % of the prompts OSEM converges
+    slowly (3 iterations x 7 subsets read 15 % low here): 63 subset updates, as the default
+    protocol makes (3 x 21), let it converge."""
+    spacing = 4.0
+    grid, inside, (z, y, x) = _cylinder(spacing, 60, 12, 100.0)
+    concentration = 1.5e6                               # Bq/mL
+    activity = np.where(inside, concentration * grid.voxel_volume_ml, 0.0)
+    protocol = extra.PetProtocol(noise=False, overrides={"views": 42, "subsets": 7,
+                                                         "iterations": 9})
+    result = extra.simulate_pet(activity, np.where(inside, 0.096, 0.0), grid, protocol)
+    img = sitk.GetArrayFromImage(result.image).astype(float)[4:8]
+    r = np.hypot(x, y)[0]
+    assert img[:, r < 70].mean() == pytest.approx(concentration, rel=0.03)
+    assert img[:, r < 25].mean() / img[:, (r > 45) & (r < 70)].mean() == pytest.approx(
+        1.0, abs=0.05)
+
+
+# ------------------------------------------------------------------ the command line
+
+def test_iec_phantom_hands_its_activity_to_the_realistic_pet(monkeypatch):
+    """Bugs caught: ``phantom --iec`` PET realistic imaging the wrong activity (kBq/mL taken
+    as MBq per voxel, a sphere lost), attenuation at a SPECT energy instead of 511 keV, no CT
+    for the attenuation correction, or a truth not in Bq/mL. Expected by hand: the standard's
+    volumes (D-shaped interior: a half disc of radius 147 mm and a 294 x 77 mm rectangle, 180
+    mm long, less the 50 mm lung insert; spheres pi d^3 / 6) times the concentrations;
+    mu(water, 511 keV) = 0.096 /cm (NIST XCOM)."""
+    from tareplanner.imaging import pet_simulation
+    from tareplanner.imaging.iec_phantom import IecSpec, make_iec_phantom
+
+    calls = []
+
+    class Result:
+        def __init__(self, grid):
+            self.image = grid.image(np.zeros(grid.shape_zyx, dtype=np.float32))
+
+    def fake(spec, grid, activity_mbq, ct, mu_true_per_cm):
+        calls.append({"mbq": float(activity_mbq.sum()), "ct": ct, "mu": mu_true_per_cm,
+                      "spacing": grid.spacing_mm})
+        return Result(grid)
+
+    monkeypatch.setattr(pet_simulation, "iec_pet", fake)
+    made = make_iec_phantom(IecSpec(modality="PET", nuclide="Y-90", model="realistic",
+                                    sphere_kbq_ml=2400.0, background_kbq_ml=300.0,
+                                    spacing_mm=(4.0, 4.0, 4.0)))
+    spheres_ml = sum(math.pi * d ** 3 / 6 for d in (10, 13, 17, 22, 28, 37)) / 1000.0
+    body_ml = (math.pi * 147.0 ** 2 / 2 + 294.0 * 77.0 - math.pi * 25.0 ** 2) * 180.0 / 1000.0
+    expected_mbq = (2400.0 * spheres_ml + 300.0 * (body_ml - spheres_ml)) / 1000.0
+    (call,) = calls
+    assert call["ct"] is made["ct"]
+    # the D-shaped body sampled on 4 mm voxels at 1.33 mm sub-voxels: 1.5 %
+    assert call["mbq"] == pytest.approx(expected_mbq, rel=0.015)
+    assert call["mu"].max() == pytest.approx(0.096, rel=0.01) and call["mu"].min() < 0.005
+    assert made["truth"]["units"] == "Bq/mL" and made["truth"]["calibration"] == {"scale": 1.0}
+    assert made["truth"]["psf"]["model"] == "realistic"
+    assert "pet_simulation" in made["truth"]["psf"]["note"]
+    with pytest.raises(ValueError, match="Y-90 PET"):
+        make_iec_phantom(IecSpec(modality="PET", nuclide="Tc-99m", model="realistic"))
+
+
+def test_phantom_hands_the_implanted_activity_to_the_realistic_pet(monkeypatch):
+    """Bugs caught: ``pet_model="realistic"`` silently giving the Gaussian PET, the activity
+    not the implanted one decayed to the PET (administered, or in MBq), the CT not passed for
+    the attenuation correction. Expected by hand: (2.2 + 0.8) GBq x (1 - 0.03 residual) x
+    2^(-4 h / 64.1 h) in Bq."""
+    from tareplanner.imaging import pet_simulation
+    from tareplanner.imaging import phantom as ph
+
+    calls = []
+
+    class Result:
+        def __init__(self, grid):
+            self.image = grid.image(np.zeros(grid.shape_zyx, dtype=np.float32))
+
+    def fake(spec, grid, activity_bq, ct, stream):
+        calls.append({"bq": float(activity_bq.sum()), "ct": ct})
+        return Result(grid)
+
+    monkeypatch.setattr(pet_simulation, "phantom_pet", fake)
+    assert ph.PhantomSpec().pet_model == "gaussian"
+    phantom = ph.make_phantom(ph.spec_for_size("small", pet_model="realistic"))
+    (call,) = calls
+    assert call["bq"] == pytest.approx(3.0e9 * 0.97 * 2 ** (-4 / 64.1), rel=1e-6)
+    assert call["ct"] is phantom.ct
+    assert phantom.truth["pet_model"] == "realistic"
+
+
+@pytest.mark.parametrize("args, option, message", [
+    (["--iec", "--modality", "PET", "--nuclide", "Tc-99m", "--pet-model", "realistic"],
+     "--pet-model", "PET of Y-90"),
+    (["--iec", "--nuclide", "Tc-99m", "--pet-model", "realistic"], "--pet-model",
+     "a SPECT takes --spect-model"),
+    (["--iec", "--nuclide", "Y-90", "--pet-model", "realistic", "--fwhm-mm", "10"],
+     "--pet-model", "without --fwhm-mm"),
+    (["--iec", "--nuclide", "Y-90", "--pet-model", "monte-carlo"], "--pet-model",
+     "gaussian or realistic"),
+    (["--size", "small", "--pet-model", "realistic", "--pet-fwhm-mm", "9"], "--pet-model",
+     "without --no-pet, --no-blur or --pet-fwhm-mm"),
+    (["--size", "small", "--pet-model", "realistic", "--no-pet"], "--pet-model",
+     "without --no-pet"),
+    (["--size", "small", "--pet-model", "gauss"], "--pet-model", "gaussian or realistic"),
+])
+def test_realistic_pet_refuses_what_it_cannot_image(tmp_path, capsys, args, option, message):
+    """Bug caught: a realistic PET asked for another nuclide, a SPECT, or with a Gaussian's
+    options silently written as the Gaussian model: exit status 2, the option named, nothing
+    written."""
+    from tareplanner.cli.main import main
+    out = tmp_path / "out"
+    assert main(["phantom", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert option in err and message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args", [["--iec", "--nuclide", "Y-90", "--pet-model", "realistic"],
+                                  ["--size", "small", "--pet-model", "realistic"]])
+def test_realistic_pet_without_the_extra_names_it(tmp_path, monkeypatch, capsys, args):
+    """Bug caught: ``--pet-model realistic`` without PyTomography crashing with an
+    ImportError instead of naming the extra (exit 2, nothing written)."""
+    from tareplanner.cli.main import main
+    from tareplanner.imaging import spect_simulation
+    monkeypatch.setattr(spect_simulation, "extra_available", lambda: False)
+    out = tmp_path / "out"
+    assert main(["phantom", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert "realistic-spect" in err and "--pet-model" in err
+    assert not out.exists()
+
+
+def test_longer_acquisition_records_proportionally_more_trues(extra):
+    """Bug caught: ``minutes_per_bed`` (``phantom --iec --acquisition-minutes``) not reaching
+    the count, or read as seconds. Expected by hand: 60 min records twice the trues of the
+    30 min protocol: 31.86e-6 x 9.7e-3 / 0.9673 x 700 / 218 x 3600 s per Bq."""
+    grid, inside, _ = _cylinder(4.0, 24, 2, 30.0)
+    activity = np.where(inside, 1.0e5, 0.0)
+    protocol = extra.PetProtocol(iterations=1, subsets=1, noise=False, minutes_per_bed=60.0,
+                                 overrides={"views": 12})
+    result = extra.simulate_pet(activity, np.zeros(grid.shape_zyx), grid, protocol)
+    per_bq = 31.86e-6 * (9.7e-3 / 0.9673) * (700.0 / 218.0) * 3600.0
+    assert result.unattenuated_trues == pytest.approx(activity.sum() * per_bq, rel=1e-9)
+
+
+def test_iec_acquisition_minutes_reach_the_spect_counts_per_mbq(monkeypatch):
+    """Bug caught: a longer phantom acquisition imaged with the patient's seconds per view, so
+    that the camera file's counts per MBq (and the noise) are the patient protocol's.
+    Expected by hand: 12 cps/MBq (Ho-166, per head) x 160 min x 60 s."""
+    from tareplanner.imaging import spect_simulation
+    from tareplanner.imaging.iec_phantom import IecSpec, make_iec_phantom
+
+    seen = []
+
+    class Result:
+        def __init__(self, grid):
+            self.image = grid.image(np.zeros(grid.shape_zyx, dtype=np.float32))
+
+    def fake(spec, grid, activity_mbq, ct, mu_true_per_cm):
+        seen.append(spec.acquisition_minutes)
+        return Result(grid)
+
+    monkeypatch.setattr(spect_simulation, "iec_spect", fake)
+    made = make_iec_phantom(IecSpec(nuclide="Ho-166", model="realistic",
+                                    acquisition_minutes=160.0))
+    assert seen == [160.0]
+    assert made["truth"]["calibration"]["counts_per_mbq"] == pytest.approx(12.0 * 160 * 60)
+    assert made["truth"]["acquisition_minutes"] == 160.0
+    assert spect_simulation.seconds_per_view(160.0) == pytest.approx(80.0)   # 120 views
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--iec", "--nuclide", "Y-90", "--acquisition-minutes", "60"], "only with the realistic"),
+    (["--iec", "--nuclide", "Y-90", "--pet-model", "realistic", "--acquisition-minutes",
+      "0.5"], "1 to 1440 minutes"),
+    (["--iec", "--nuclide", "Y-90", "--pet-model", "realistic", "--acquisition-minutes",
+      "1441"], "1 to 1440 minutes"),
+    (["--iec", "--nuclide", "Y-90", "--pet-model", "realistic", "--acquisition-minutes",
+      "nan"], "1 to 1440 minutes"),
+])
+def test_acquisition_minutes_refused_outside_its_range(tmp_path, capsys, args, message):
+    """Bug caught: an acquisition time given to the Gaussian model silently ignored, or a
+    zero, NaN or absurd time reaching the model: exit 2, the option named, nothing written.
+    Edges: 1 and 1440 minutes (one day) are allowed, 0.5 and 1441 not."""
+    pytest.importorskip("pytomography", reason=REASON)
+    from tareplanner.cli.main import main
+    out = tmp_path / "out"
+    assert main(["phantom", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert "--acquisition-minutes" in err and message in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("minutes", ["1", "1440"])
+def test_acquisition_minutes_edges_are_allowed(tmp_path, monkeypatch, minutes):
+    """The edges of ``--acquisition-minutes`` (1 and 1440) reach the model (a stand-in here,
+    so that no reconstruction runs): exit 0 and the time in truth.json."""
+    pytest.importorskip("pytomography", reason=REASON)
+    import json
+
+    from tareplanner.cli.main import main
+    from tareplanner.imaging import pet_simulation
+
+    class Result:
+        def __init__(self, grid):
+            self.image = grid.image(np.zeros(grid.shape_zyx, dtype=np.float32))
+
+    monkeypatch.setattr(pet_simulation, "iec_pet", lambda spec, grid, *a: Result(grid))
+    out = tmp_path / "out"
+    assert main(["phantom", str(out), "--iec", "--nuclide", "Y-90", "--pet-model", "realistic",
+                 "--acquisition-minutes", minutes]) == 0
+    assert json.loads((out / "truth.json").read_text())["acquisition_minutes"] == float(minutes)
+
+
+@pytest.mark.slow
+def test_delivered_doses_of_the_realistic_pet_calibrated_on_the_iec_phantom(extra, tmp_path):
+    """Bugs caught: a camera calibrated on the realistic IEC PET that does not describe the
+    patient's realistic PET (another protocol, the wrong modality), post-treatment means
+    left low by the reconstruction's resolution, or over-corrected by the assumed 9 mm.
+    Truth: the same patient's PET written without blur and noise (phantom --no-blur
+    --no-noise), dosed without correction; targets: tumours within 10 %, normal-liver
+    territories within 5 %. The phantom is scanned 120 min (4 times the patient's 30 min
+    bed), as docs/imaging.md describes; spheres 2400 kBq/mL, background 300 kBq/mL."""
+    import json
+
+    from tareplanner.cli.main import main
+    iec, patient, truth = tmp_path / "iec", tmp_path / "patient", tmp_path / "truth"
+    assert main(["phantom", str(iec), "--iec", "--nuclide", "Y-90", "--pet-model", "realistic",
+                 "--sphere-kbq-ml", "2400", "--background-kbq-ml", "300",
+                 "--acquisition-minutes", "120"]) == 0
+    camera = tmp_path / "pet.json"
+    assert main(["calibrate", "--ct", str(iec / "ct.nii.gz"), "--image",
+                 str(iec / "image.nii.gz"), "--nuclide", "Y-90", "--sphere-kbq-ml", "2400",
+                 "--background-kbq-ml", "300", "-o", str(camera)]) == 0
+    cam = json.loads(camera.read_text())
+    assert cam["modality"] == "PET" and cam["nuclide"] == "Y-90"
+    assert main(["phantom", str(patient), "--size", "small", "--pet-model", "realistic"]) == 0
+    assert main(["phantom", str(truth), "--size", "small", "--no-blur", "--no-noise"]) == 0
+    out = tmp_path / "m"
+    out.mkdir()
+    assert main(["measure", "--ct", str(patient / "nifti" / "ct.nii.gz"), "--spect",
+                 str(patient / "nifti" / "spect_maa.nii.gz"),
+                 "--liver", str(patient / "labels" / "liver.nii.gz"),
+                 "--tumours", str(patient / "labels" / "tumours.nii.gz"),
+                 "--tumour-names", "T1,T2,T3",
+                 "--territories", str(patient / "labels" / "territories.nii.gz"),
+                 "--territory-names", "right hepatic,left hepatic",
+                 "--goal", "tumour_dose_gy=250", "--product", "therasphere",
+                 "-o", str(out / "case.json"), "--measurement-output",
+                 str(out / "measurement.json"), "--quiet"]) == 0
+    assert main(["plan", str(out / "case.json"), "-o", str(out / "plan.json")]) == 0
+    common = ["dose", "--measurement", str(out / "measurement.json"), "--plan",
+              str(out / "plan.json"), "--method", "ldm", "--quiet"]
+    assert main([*common, "--pet", str(patient / "dicom" / "pet_y90"), "--out",
+                 str(tmp_path / "d"), "--camera", str(camera)]) == 0
+    assert main([*common, "--pet", str(truth / "dicom" / "pet_y90"), "--out",
+                 str(tmp_path / "t"), "--no-pvc"]) == 0
+
+    def means(folder):
+        record = json.loads((folder / "dose.json").read_text())
+        return {n: s["mean_gy"] for n, s in record["post_treatment"]["structures"].items()}
+
+    got, want = means(tmp_path / "d"), means(tmp_path / "t")
+    for name in ("normal liver (right hepatic)", "normal liver (left hepatic)"):
+        assert got[name] == pytest.approx(want[name], rel=0.05)
+    for name in ("T1", "T2"):
+        assert got[name] == pytest.approx(want[name], rel=0.10)
+    # the known miss (docs/imaging.md): the 7 mL T3 over-corrected by 14 % with randoms at
+    # 80 % of the prompts and an unconverged OSEM; reported as an expected failure, never
+    # as a pass, until the model reaches the target
+    if got["T3"] != pytest.approx(want["T3"], rel=0.10):
+        pytest.xfail(f"T3 {got['T3']:.1f} Gy against {want['T3']:.1f} Gy "
+                     f"({100 * (got['T3'] / want['T3'] - 1):+.1f} %): over 10 %")
+
+
+@pytest.mark.parametrize("hu, carney", [
+    (-1000.0, 0.0),                              # air
+    (-500.0, 9.6e-5 * 500),                      # lung: 9.6e-5 (HU + 1000)
+    (0.0, 0.096),                                # water
+    (46.0, 9.6e-5 * 1046),                       # just below the break
+    (47.0, 9.6e-5 * 1047),                       # at the break (both lines meet)
+    (48.0, 5.1e-5 * 1048 + 0.0471),              # just above: the bone line
+    (1000.0, 5.1e-5 * 2000 + 0.0471),            # cortical bone
+])
+def test_511_kev_attenuation_is_carneys_bilinear_at_120_kvp(hu, carney):
+    """Bugs caught: the break of the bilinear HU -> mu(511 keV) taken at 0 HU (1-2 % low for
+    soft tissue and bone), the bone slope applied below the break, a jump at the break.
+    Expected: Carney et al., Med Phys 2006;33:976, 120 kVp, typed here:
+    mu = 9.6e-5 (HU + 1000) /cm up to 47 HU, 5.10e-5 (HU + 1000) + 0.0471 /cm above (the
+    printed intercept is rounded to 1e-4, hence the 2e-5 /cm tolerance)."""
+    from tareplanner.imaging.pet_simulation import mu_511
+    assert float(mu_511(np.array([hu]))[0]) == pytest.approx(carney, abs=2e-5)
