@@ -118,3 +118,17 @@ def test_a_change_from_another_plan_names_both_records():
                          directive_label="directive.json")
     assert error.value.detail == ("plan.json is another plan, or it was changed after "
                                   "directive.json was written")
+
+
+@pytest.mark.parametrize("override", ["", "tumour\x00board"])
+def test_an_override_reason_is_checked_even_within_the_limits(override):
+    """docs/treatment-day.md: a reason (of a change or an override) is text of 1 to 200
+    characters without control characters. An empty or control-character override reason is
+    refused naming its option, even for a change that exceeds no limit. Bug: the override's
+    reason not checked (kept unchecked in the directive)."""
+    from tareplanner.errors import FieldValueError
+    plan = plan_case(parse_case(copy.deepcopy(BASE_CASE)))
+    with pytest.raises(FieldValueError) as error:
+        change_directive(directive_from_plan(plan), plan, SITE, 2.0, "smaller lobe", "Dr A",
+                         override_reason=override)
+    assert error.value.field == "--override-limits"
