@@ -303,7 +303,10 @@ def test_the_spread_reaches_the_plans_uncertainty(camera_doc, phantom_dir, tmp_p
     assert (inputs["distribution"], inputs["sd_mm"], inputs["sd_basis"]) == ("normal", sd,
                                                                              basis)
     from tareplanner.records.plan_text import plan_summary, resolution_words
-    assert f"sd {sd:.2f} mm in the uncertainty ({basis})" in plan_summary(record)
+    assert f"sd {sd:.2f} mm in the uncertainty, the {basis})" in plan_summary(record)
+    from tareplanner.records.report_tables import overview_pairs      # the PDF's overview
+    assert f"in the uncertainty, the {basis})" in dict(overview_pairs(record))[
+        "Imaging resolution"]
     words = resolution_words(res)
     assert f"{res['fwhm_mm']:.2f} +/- {sd:.2f} mm FWHM (+/- the {basis}" in words
     assert (f"fit uncertainty {fit_sd:.2f} mm" in words) is warned
