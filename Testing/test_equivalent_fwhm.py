@@ -310,3 +310,22 @@ def test_the_spread_reaches_the_plans_uncertainty(camera_doc, phantom_dir, tmp_p
     words = resolution_words(res)
     assert f"{res['fwhm_mm']:.2f} +/- {sd:.2f} mm FWHM (+/- the {basis}" in words
     assert (f"fit uncertainty {fit_sd:.2f} mm" in words) is warned
+
+
+@pytest.mark.parametrize("basis, ok", [(FIT, True), (SPREAD, True), ("a guess", False),
+                                       (None, False)])
+def test_a_case_names_its_resolution_sd_basis_or_is_refused(base_case, basis, ok):
+    """Bug caught: a case's statement of what its FWHM sd is accepted whatever it says, so a
+    plan could claim a basis no calibration gave. Only the two bases a camera file can give
+    are read; a case without one (written by hand, or before the key) is read as before."""
+    from tareplanner.records.case import parse_case
+    base_case["uncertainty"] = {"resolution": {
+        "fwhm_mm": 14.0, "grid_fwhm_mm": [10.0, 14.0, 18.0], "tnr": {},
+        "distribution": "normal", "sd_mm": 2.0, "sd_basis": basis}}
+    if ok:
+        assert parse_case(base_case).uncertainty["resolution"]["sd_basis"] == basis
+    else:
+        with pytest.raises(FieldValueError, match="uncertainty.resolution.sd_basis"):
+            parse_case(base_case)
+    del base_case["uncertainty"]["resolution"]["sd_basis"]
+    assert "sd_basis" not in parse_case(base_case).uncertainty["resolution"]

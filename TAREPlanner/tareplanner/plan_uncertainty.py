@@ -11,8 +11,8 @@ from typing import Any, Mapping
 
 from .physics.solver import (LIMITED_BY_LUNG, LIMITED_BY_NORMAL, LIMITED_BY_WHOLE_LIVER,
                              LIMITED_BY_WHOLE_NORMAL_LIVER, Solution)
-from .physics.uncertainty import (RESOLUTION_SD_BASES, Limit, PlanInputs, PositionInput,
-                                  ResolutionInput, TumourInput, propagate)
+from .physics.uncertainty import (Limit, PlanInputs, PositionInput, ResolutionInput,
+                                  TumourInput, propagate)
 from .records.case import Case
 
 #: Figure (of physics.uncertainty.doses) of each shared limit a position can be scaled by
@@ -135,7 +135,7 @@ def plan_uncertainty(case: Case, solution: Solution, *, energy_j_per_gbq: float,
             "fwhm_mm": table["fwhm_mm"], "distribution": table["distribution"],
             **({"half_range_mm": table["half_range_mm"]} if "half_range_mm" in table else
                {"sd_mm": table["sd_mm"],
-                "sd_basis": table.get("sd_basis", RESOLUTION_SD_BASES[0])}),
+                **({"sd_basis": table["sd_basis"]} if "sd_basis" in table else {})}),
             "assumed": table.get("assumed", False), "source": table.get("source", ""),
             "method": "the partial-volume correction repeated at FWHMs "
                       + ", ".join(f"{f:.1f}" for f in table["grid_fwhm_mm"])

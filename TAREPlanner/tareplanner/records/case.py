@@ -291,10 +291,11 @@ def _resolution_sensitivity(raw, positions) -> dict:
         out["half_range_mm"] = number(obj, "half_range_mm", where, minimum=0, maximum=100)
     elif distribution == "normal":
         out["sd_mm"] = number(obj, "sd_mm", where, minimum=0, maximum=100)
-        basis = obj.get("sd_basis", SD_BASES[0])
-        if basis not in SD_BASES:
-            raise FieldValueError(f"{where}.sd_basis", basis, " or ".join(SD_BASES))
-        out["sd_basis"] = basis
+        if "sd_basis" in obj:
+            if obj["sd_basis"] not in SD_BASES:
+                raise FieldValueError(f"{where}.sd_basis", obj["sd_basis"],
+                                      " or ".join(SD_BASES))
+            out["sd_basis"] = obj["sd_basis"]
     else:
         raise FieldValueError(f"{where}.distribution", distribution, "uniform or normal")
     out["distribution"] = distribution

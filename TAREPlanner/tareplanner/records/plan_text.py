@@ -199,8 +199,9 @@ def resolution_text(record: dict) -> str | None:
     unc = ((record.get("case") or {}).get("uncertainty") or {}).get("resolution") or {}
     spread = (f"; +/- {unc['half_range_mm']:g} mm in the uncertainty"
               if "half_range_mm" in unc else
-              f"; sd {unc['sd_mm']:.2f} mm in the uncertainty, the "
-              f"{unc.get('sd_basis', 'fit uncertainty')}" if "sd_mm" in unc else "")
+              f"; sd {unc['sd_mm']:.2f} mm in the uncertainty"
+              + (f", the {unc['sd_basis']}" if unc.get("sd_basis") else "")
+              if "sd_mm" in unc else "")
     if res.get("assumed"):
         return (f"ASSUMED {res['fwhm_mm']:g} mm FWHM ({res.get('chosen_by')}; not measured "
                 f"for this camera{spread})")
