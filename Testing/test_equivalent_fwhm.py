@@ -221,18 +221,24 @@ def test_an_older_camera_file_without_the_new_keys_is_read(camera_doc):
     assert "holds no spread" in read["fwhm_sd_reason"]
 
 
+@pytest.mark.parametrize("key", ["fwhm_spread_mm", "fwhm_sd_mm"])
 @pytest.mark.parametrize("value, shown", [(float("nan"), "nan"), (-0.5, "-0.5"),
                                           ("2", "'2'"), (True, "True"),
-                                          (float("inf"), "inf")])
-def test_a_bad_spread_is_refused_by_name(camera_doc, value, shown):
-    """Bug caught: a NaN, negative, infinite or non-number spread read (and carried, or
-    ignored) instead of refused naming the field."""
+                                          (float("inf"), "inf"), (50.0001, "50.0001"),
+                                          (1e6, "1000000.0")])
+def test_a_bad_spread_is_refused_by_name(camera_doc, key, value, shown):
+    """Bug caught: a NaN, negative, infinite, non-number or huge spread (or fit sd) read
+    (and carried, or ignored) instead of refused naming the field; a huge one would make
+    the correction blur with a FWHM of kilometres (the grid is +/- 2.5 sd). The limit is
+    the widest FWHM a camera file may give, 50 mm: 50 is read, 50.0001 refused."""
     bad = json.loads(json.dumps(camera_doc))
-    bad["psf"]["fwhm_spread_mm"] = value
+    bad["psf"][key] = value
     bad["warnings"] = [MISFIT]
     with pytest.raises(FieldValueError) as err:
         camera_resolution(bad, "bad.json")
-    assert f"psf:fwhm_spread_mm: got {shown}" in str(err.value)
+    assert f"psf:{key}: got {shown}" in str(err.value)
+    bad["psf"][key] = 50.0
+    assert camera_resolution(bad, "bad.json")["fwhm_sd_mm"] == 50.0
 
 
 def _measure_args(d, out, camera):

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import FieldValueError, SchemaError
 from ..physics.partial_volume import PointSpread
 from ..physics.uncertainty import RESOLUTION_SD_BASES
-from .partial_volume import check_fwhm, resolution_from_camera_file
+from .partial_volume import FWHM_RANGE_MM, check_fwhm, resolution_from_camera_file
 
 CAMERA_SCHEMA = "tareplanner.camera/1"
 #: what the resolution's standard uncertainty carried into the Monte Carlo is
@@ -24,14 +24,17 @@ MODALITIES = ("SPECT", "PET")
 TAIL_FWHM_MAX_MM = 400.0
 
 
-def _number(doc, key, field, low=None, allow_zero=False):
+def _number(doc, key, field, low=None, allow_zero=False, high=None, unit=""):
     value = doc.get(key) if isinstance(doc, dict) else None
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if ok and low is not None:
         ok = value >= low if allow_zero else value > low
+    if ok and high is not None:
+        ok = value <= high
     if not ok:
-        allowed = "a finite number" + ("" if low is None else
-                                       (f" >= {low:g}" if allow_zero else f" > {low:g}"))
+        allowed = ("a finite number"
+                   + ("" if low is None else (f" >= {low:g}" if allow_zero else f" > {low:g}"))
+                   + ("" if high is None else f" and <= {high:g}") + unit)
         raise FieldValueError(f"{field}:{key}", value, allowed)
     return float(value)
 
@@ -59,7 +62,8 @@ def camera_resolution(doc: dict, path: str, field: str = "--camera", *,
         raise FieldValueError(f"{where}:psf", psf, "an object with components, fwhm_mm and "
                               "fwhm_sd_mm")
     fwhm = check_fwhm(psf.get("fwhm_mm"), f"{where}:psf.fwhm_mm")
-    sd = _number(psf, "fwhm_sd_mm", f"{where}:psf", low=0.0, allow_zero=True)
+    sd = _number(psf, "fwhm_sd_mm", f"{where}:psf", low=0.0, allow_zero=True,
+                 high=FWHM_RANGE_MM[1], unit=" mm (at most the widest FWHM a camera gives)")
     components = psf.get("components")
     if not isinstance(components, list) or not components:
         raise FieldValueError(f"{where}:psf.components", components,
@@ -83,7 +87,9 @@ def camera_resolution(doc: dict, path: str, field: str = "--camera", *,
         raise FieldValueError(f"{where}:warnings", warnings,
                               "a list of {code, message} (the calibration's warnings)")
     spread = (None if psf.get("fwhm_spread_mm") is None else
-              _number(psf, "fwhm_spread_mm", f"{where}:psf", low=0.0, allow_zero=True))
+              _number(psf, "fwhm_spread_mm", f"{where}:psf", low=0.0, allow_zero=True,
+                      high=FWHM_RANGE_MM[1],
+                      unit=" mm (at most the widest FWHM a camera gives)"))
     carried = fwhm_uncertainty(sd, spread, any(w["code"] == MISFIT_CODE for w in warnings),
                                fwhm, pairs)
     return {"fwhm_mm": fwhm, **carried,
