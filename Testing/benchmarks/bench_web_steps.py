@@ -7,18 +7,25 @@ synthetic patient with three injection positions.
 
 Needs the ``web`` extra and /usr/bin/chromium. Times, from the browser:
 
-- page load: from ``page.goto`` until the panels have arrived over the websocket (the page
-  is usable);
+- page load: from ``page.goto`` until the panels have arrived over the websocket and the
+  first step's panel is built (the page is usable); "every step built": until the last
+  step's controls are built too (they are built one browser task after another);
 - each step: from the click on its button until the server has pushed the page's state
   after it (the step ran, the views and the page's state were updated), as a user waits
   for it. The treatment-day readings are typed before the administration is timed.
+  "save: report PDF": from the click on Save until the report's link is in the page (the
+  report is drawn by a worker process after the step).
 
-In the same run, the bare library call the slowest step stands on: one SimpleITK rigid
-registration (``sitk.ImageRegistrationMethod``, Mattes MI, Euler 3D, a three-level pyramid,
-every thread ITK wants) of one CBCT of the same patient to its CT, so that runs on a shared
-machine can be compared by their ratio. Not a test: ``--markdown FILE`` replaces the table
-between the markers ``<!-- bench_web_steps -->`` and ``<!-- /bench_web_steps -->`` in FILE
-with this run's (date, machine, load average, times, ratios).
+In the same run, the bare library calls: one SimpleITK rigid registration
+(``sitk.ImageRegistrationMethod``, Mattes MI, Euler 3D, a three-level pyramid, every thread
+ITK wants) of one CBCT of the same patient to its CT, the slowest step's; and the load of a
+bare trame page (trame's Vue 3 client with Vuetify 3, one button, the same browser), the page
+load's; so that runs on a shared machine can be compared by their ratios. ``--before TREE``
+(a checkout's ``TAREPlanner`` folder) drives a server of that code too, alternating with
+this one, for before/after figures from the same minutes. Not a test: ``--markdown FILE``
+replaces the table between the markers ``<!-- bench_web_steps -->`` and
+``<!-- /bench_web_steps -->`` in FILE with this run's (date, machine, load average, times,
+ratios).
 """
 
 from __future__ import annotations
@@ -50,12 +57,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(data: Path, log_path: Path):
+BARE_PAGE = """
+import sys
+from trame.app import get_server
+from trame.ui.vuetify3 import VAppLayout
+from trame.widgets import vuetify3 as v3
+server = get_server(client_type="vue3")
+with VAppLayout(server, full_height=True):
+    v3.VBtn("bare", raw_attrs=['data-bare'])
+server.start(host="127.0.0.1", port=int(sys.argv[1]), open_browser=False, timeout=0)
+"""
+
+
+def _start_server(data: Path, log_path: Path, tree: str | None = None, bare: bool = False):
     port = _free_port()
     log = open(log_path, "w")
-    process = subprocess.Popen([sys.executable, "-m", "tareplanner", "serve", "--port",
-                                str(port), "--data", str(data)], stdout=log,
-                               stderr=subprocess.STDOUT)
+    env = dict(os.environ)
+    if tree:
+        env["PYTHONPATH"] = tree
+    command = ([sys.executable, "-c", BARE_PAGE, str(port)] if bare else
+               [sys.executable, "-m", "tareplanner", "serve", "--port", str(port), "--data",
+                str(data)])
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 180
     while True:
@@ -133,22 +156,63 @@ def _plan_activities(page) -> list[float]:
             for i in range(rows.count())]
 
 
+def _launch(pw):
+    return pw.chromium.launch(executable_path=CHROMIUM,
+                              args=["--no-sandbox", "--disable-dev-shm-usage"])
+
+
+def load_page(browser, url: str, ready: str = '[data-action="load"]',
+              every: str | None = '[data-action="save"]') -> tuple[float, float | None]:
+    """(seconds until ``ready`` is in the page, until ``every`` is) in a fresh context."""
+    context = browser.new_context(viewport={"width": 1680, "height": 1050})
+    page = context.new_page()
+    start = time.perf_counter()
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_selector(ready, state="attached", timeout=TIMEOUT_MS)
+    shown = time.perf_counter() - start
+    built = None
+    if every:
+        page.wait_for_selector(every, state="attached", timeout=TIMEOUT_MS)
+        built = time.perf_counter() - start
+    context.close()
+    return shown, built
+
+
+def page_loads(urls: dict[str, str], repeat: int) -> dict[str, list]:
+    """Page loads of each server (name -> url), alternating, ``repeat`` times each; the
+    bare trame page's as "bare"."""
+    from playwright.sync_api import sync_playwright
+    out: dict[str, list] = {name: [] for name in urls}
+    with sync_playwright() as pw:
+        browser = _launch(pw)
+        for name, url in urls.items():          # one load each first: caches and workers
+            load_page(browser, url, *(("[data-bare]", None) if name == "bare" else ()))
+        for _ in range(repeat):
+            for name, url in urls.items():
+                out[name].append(load_page(browser, url, *(("[data-bare]", None)
+                                                          if name == "bare" else ())))
+        browser.close()
+    return out
+
+
 def drive(url: str, positions: int) -> dict[str, float]:
     from playwright.sync_api import sync_playwright
     times: dict[str, float] = {}
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM,
-                                     args=["--no-sandbox", "--disable-dev-shm-usage"])
+        browser = _launch(pw)
         context = browser.new_context(viewport={"width": 1680, "height": 1050})
         page = context.new_page()
         page.on("dialog", lambda dialog: dialog.accept())
         start = time.perf_counter()
         page.goto(url, wait_until="domcontentloaded")
         document = time.perf_counter() - start
-        page.wait_for_selector('[data-title="data"]', timeout=TIMEOUT_MS)
+        page.wait_for_selector('[data-action="load"]', state="attached", timeout=TIMEOUT_MS)
         times["page load"] = time.perf_counter() - start
-        print(f"page load: the document in {document:.2f} s, the panels in "
-              f"{times['page load']:.2f} s", flush=True)
+        page.wait_for_selector('[data-action="save"]', state="attached", timeout=TIMEOUT_MS)
+        times["page: every step built"] = time.perf_counter() - start
+        print(f"page load: the document in {document:.2f} s, the first step in "
+              f"{times['page load']:.2f} s, every step in "
+              f"{times['page: every step built']:.2f} s", flush=True)
         if positions != 2:
             _choose(page, '[data-field="synthetic_positions"]', str(positions))
         for action in STEPS:
@@ -161,7 +225,13 @@ def drive(url: str, positions: int) -> dict[str, float]:
                                 "administeredAt": f"{day}T09:00:00+01:00"}
                     for field, value in readings.items():
                         _fill(page, f'[data-reading="{field}-{index}"]', value)
+            start = time.perf_counter()
             times[action] = _click_timed(page, action)
+            if action == "save" and page.locator('[data-output="save"]').inner_text().find(
+                    "report.pdf: being drawn") >= 0:
+                page.wait_for_function("() => !!window.trame.state.get('report_name')",
+                                       timeout=TIMEOUT_MS)
+                times["save: report PDF"] = time.perf_counter() - start
         context.close()
         browser.close()
     return times
@@ -204,21 +274,44 @@ def machine() -> str:
     return f"{cpus} CPU cores{memory}, {platform.machine()}, Python {platform.python_version()}"
 
 
-def markdown(runs: list[dict], bare: list[float], positions: int, loads: list) -> str:
-    best = {k: min(r[k] for r in runs) for k in runs[0]}
+def _target(key: str) -> float | None:
+    if key == "page load":
+        return 2.0
+    if key.startswith("page:") or key == "save: report PDF":
+        return None
+    return 5.0
+
+
+def markdown(runs: list[dict], bare: list[float], positions: int, loads: list,
+             befores: list[dict] | None = None, pages: dict | None = None) -> str:
+    best = {k: min(r[k] for r in runs if k in r) for k in runs[0]}
+    before = {k: min(r[k] for r in befores if k in r) for k in befores[0]} if befores else {}
     bare_best = min(bare)
     load_text = ", ".join(f"{a:.1f}" for a in loads)
     lines = [f"Run of {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}, "
              f"{len(runs)} run(s) (best shown), 1-minute load average {load_text} "
              f"(other people's jobs on the shared machine). Bare: one SimpleITK rigid "
              f"registration of one CBCT of the same patient, {bare_best:.2f} s "
-             f"(runs: {', '.join(f'{b:.2f}' for b in bare)}).", "",
-             f"| step ({positions} positions) | time (s) | ratio to bare | target |",
-             "|---|---|---|---|"]
+             f"(runs: {', '.join(f'{b:.2f}' for b in bare)}).", ""]
+    if pages:
+        bare_page = min(x[0] for x in pages["bare"])
+        lines += [f"Page loads, {len(pages['bare'])} of each, alternating (best; median): "
+                  f"bare trame page {bare_page:.2f} s; "
+                  + "; ".join(f"{name}: first step {min(x[0] for x in v):.2f} s "
+                              f"({min(x[0] for x in v) / bare_page:.1f} × bare; median "
+                              f"{sorted(x[0] for x in v)[len(v) // 2]:.2f}), every step "
+                              f"{min(x[1] for x in v):.2f} s (median "
+                              f"{sorted(x[1] for x in v)[len(v) // 2]:.2f})"
+                              for name, v in pages.items() if name != "bare") + ".", ""]
+    head = "| step ({} positions) |{} time (s) | ratio to bare | target |".format(
+        positions, " before (s) |" if before else "")
+    lines += [head, "|---|---|---|---|" + ("---|" if before else "")]
     for key, value in best.items():
-        target = 2.0 if key == "page load" else 5.0
-        lines.append(f"| {key} | {value:.2f} | {value / bare_best:.2f} | "
-                     f"≤ {target:g} s{'' if value <= target else ' (not met)'} |")
+        target = _target(key)
+        was = (f" {before[key]:.2f} |" if key in before else " – |") if before else ""
+        goal = "–" if target is None else \
+            f"≤ {target:g} s{'' if value <= target else ' (not met)'}"
+        lines.append(f"| {key} |{was} {value:.2f} | {value / bare_best:.2f} | {goal} |")
     return "\n".join(lines)
 
 
@@ -228,32 +321,51 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--json")
     parser.add_argument("--markdown", help="replace the table between the markers in FILE")
+    parser.add_argument("--before", help="a TAREPlanner source folder to time as 'before'")
+    parser.add_argument("--page-loads", type=int, default=5,
+                        help="page loads of each server and of the bare page (alternating)")
     args = parser.parse_args(argv)
-    runs, bare, loads = [], [], []
+    runs, befores, bare, loads = [], [], [], []
+    trees = {"after": None, **({"before": args.before} if args.before else {})}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for run in range(args.repeat):
-            data = tmp / f"data{run}"
-            data.mkdir()
-            process, url, log = _start_server(data, tmp / f"serve{run}.log")
-            try:
-                loads.append(os.getloadavg()[0])
-                runs.append(drive(url, args.positions))
-            finally:
+        servers = {}
+        try:
+            for name, tree in trees.items():
+                (tmp / f"page-{name}").mkdir()
+                servers[name] = _start_server(tmp / f"page-{name}", tmp / f"page-{name}.log",
+                                              tree)
+            servers["bare"] = _start_server(tmp, tmp / "bare.log", bare=True)
+            pages = page_loads({name: s[1] for name, s in servers.items()}, args.page_loads)
+        finally:
+            for process, _, log in servers.values():
                 process.terminate()
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+                process.wait(timeout=20)
                 log.close()
+        for run in range(args.repeat):
+            for name, tree in trees.items():
+                data = tmp / f"data{run}-{name}"
+                data.mkdir()
+                process, url, log = _start_server(data, tmp / f"serve{run}-{name}.log", tree)
+                try:
+                    loads.append(os.getloadavg()[0])
+                    (runs if name == "after" else befores).append(drive(url, args.positions))
+                finally:
+                    process.terminate()
+                    try:
+                        process.wait(timeout=20)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+                    log.close()
+                for key, value in (runs if name == "after" else befores)[-1].items():
+                    print(f"{name:6s} {key:24s} {value:6.2f} s")
             bare.append(bare_registration(args.positions))
-            for key, value in runs[-1].items():
-                print(f"{key:16s} {value:6.2f} s")
-            print(f"{'bare':16s} {bare[-1]:6.2f} s (one SimpleITK registration)", flush=True)
-    text = markdown(runs, bare, args.positions, loads)
+            print(f"{'bare':31s} {bare[-1]:6.2f} s (one SimpleITK registration)", flush=True)
+    text = markdown(runs, bare, args.positions, loads, befores, pages)
     print(text)
     if args.json:
-        Path(args.json).write_text(json.dumps({"runs": runs, "bare_s": bare, "load": loads,
+        Path(args.json).write_text(json.dumps({"runs": runs, "before": befores, "bare_s": bare,
+                                               "pages": pages, "load": loads,
                                                "machine": machine()}, indent=1))
     if args.markdown:
         path = Path(args.markdown)

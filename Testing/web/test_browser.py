@@ -302,6 +302,7 @@ def test_every_step_in_order(page, server, shots, tmp_path):
         link.click()
     plan_path = tmp_path / "plan.json"
     download.value.save_as(plan_path)
+    _report_written(page, saved)
     with page.expect_download() as report:
         page.locator(f'[data-file="{saved}/report.pdf"]').first.click()
     report_path = tmp_path / "report.pdf"
@@ -381,6 +382,16 @@ def _beside(page, selector: str, *, wait: bool = False) -> str:
         time.sleep(0.1)
 
 
+def _report_written(page, folder: str) -> None:
+    """The Save's report is drawn by a worker after the step: its link appears, and the
+    Save panel says it was written, when the PDF is there."""
+    page.locator(f'[data-file="{folder}/report.pdf"]').first.wait_for(
+        state="attached", timeout=STEP_TIMEOUT_MS)
+    page.wait_for_function("(f) => (document.querySelector('[data-output=\"save\"]') || "
+                           "{}).innerText?.includes(`report.pdf: written (${f}/report.pdf)`)",
+                           arg=folder, timeout=STEP_TIMEOUT_MS)
+
+
 def test_a_second_save_goes_to_a_new_folder(page, server):
     """Bug: the second Save in a data folder failed (the files existed). Each Save has its
     own folder; the page offers the files of the latest only."""
@@ -393,6 +404,7 @@ def test_a_second_save_goes_to_a_new_folder(page, server):
     assert (server["data"] / first).is_file() and (server["data"] / second).is_file()
     shown = [a.get_attribute("data-file") for a in page.locator("[data-file]").all()]
     assert shown and all(name.startswith(second.rsplit("/", 1)[0] + "/") for name in shown)
+    _report_written(page, second.rsplit("/", 1)[0])
     report = page.locator("[data-report-link]")
     assert report.get_attribute("href").endswith(second.rsplit("/", 1)[0] + "/report.pdf")
 

@@ -18,8 +18,8 @@ import pydicom
 import pytest
 
 from .test_browser import (MISSING, CHROMIUM, _after, _choose, _click, _fill,  # noqa: F401
-                           _output, _shot, _updates, _wait_title, browser, page, server,
-                           shots)
+                           _output, _report_written, _shot, _state, _updates, _wait_title,
+                           browser, page, server, shots)
 
 pytestmark = [
     pytest.mark.browser,
@@ -114,6 +114,7 @@ def test_series_picked_from_the_browser_are_planned_and_saved_as_dicom(page, ser
     dose = pydicom.dcmread(data / folder / "dicom" / "rtdose_planned.dcm",
                            stop_before_pixels=True)
     assert dose.FrameOfReferenceUID == ct.FrameOfReferenceUID and dose.PatientID == ct.PatientID
+    _report_written(page, folder)
     from pypdf import PdfReader
     for page_pdf in PdfReader(data / folder / "report.pdf").pages:
         assert str(ct.PatientID) in page_pdf.extract_text()
@@ -141,6 +142,52 @@ def test_a_hostile_folder_lists_what_it_can(page, server, tmp_path):
     assert "bad/notes.dcm: not a DICOM file" in text
     assert "bad/cut.dcm: cut short" in text
     assert "bad/out.dcm: a link leading out of the data folder: not read" in text
+
+
+def _copy_as(source, target, description: str, **values) -> None:
+    ds = pydicom.dcmread(source)
+    ds.SeriesDescription = description
+    ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+    for key, value in values.items():
+        setattr(ds, key, value)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(target)
+
+
+def test_structures_from_the_data_folder_load_onto_the_ct(page, server):
+    """Bugs caught: a SEG or RT Structure Set listed as "not an image" with no way to load
+    it; another patient's SEG drawn on this CT, or its refusal shown nowhere near the series
+    picked. The SEG and the RT Structure Set the Save above wrote, copied into the data
+    folder as series of their own: each loads as the liver, the lungs and the tumours
+    T1-T3 with their roles; the same SEG as another patient's is refused beside its row and
+    the segments stay those loaded before."""
+    data = server["data"]
+    [saved] = sorted(data.glob("output/*/dicom"))[-1:]
+    _copy_as(saved / "structures_seg.dcm", data / "structures" / "seg.dcm", "SEG planned")
+    _copy_as(saved / "structures_rtstruct.dcm", data / "structures" / "rs.dcm",
+             "RTSTRUCT planned")
+    _copy_as(saved / "structures_seg.dcm", data / "other" / "seg.dcm",
+             "SEG of another patient", PatientID="OTHER-007", PatientName="OTHER^PATIENT")
+    page.locator('[data-panel="data"]').scroll_into_view_if_needed()
+    _scan(page)
+    expected = {"liver": "liver", "lungs": "lung", "T1": "tumour", "T2": "tumour",
+                "T3": "tumour"}
+    for description in ("SEG planned", "RTSTRUCT planned"):
+        _use_as(page, description, "Structures on the planning CT (liver, lungs, tumours)")
+        assert "liver (role liver)" in _output(page, "data")
+        segments = {s["name"]: s["role"] for s in _state(page, "segments")}
+        assert segments == expected, segments
+        assert "structures" in page.locator(
+            f'[data-dicom-series="{description}"] [data-used]').inner_text()
+    _use_as(page, "SEG of another patient",
+            "Structures on the planning CT (liver, lungs, tumours)")
+    beside = page.locator('[data-dicom-error="SEG of another patient"]')
+    beside.wait_for(timeout=30_000)
+    assert "OTHER-007" in beside.inner_text() and "structures" in beside.inner_text()
+    assert "OTHER-007" in page.locator('[data-error="data"]').inner_text()
+    segments = {s["name"]: s["role"] for s in _state(page, "segments")}
+    assert segments == expected, segments
+    assert not page.errors, page.errors
 
 
 def test_no_traceback_in_the_server_log(server):

@@ -131,6 +131,51 @@ def test_paint_and_erase_by_mouse_in_a_slice_view(page, server, shots):
     assert not page.errors, page.errors
 
 
+def _click_axial_settled(page, other) -> None:
+    """A click in ``other``'s axial view, then time for any stroke to reach the owner."""
+    _click_axial(other)
+    time.sleep(2.0)        # a stroke's update arrives within STROKE_REFRESH_S (0.3 s)
+
+
+def test_a_read_only_tab_cannot_paint(browser, page, server):
+    """Bug: a second tab following read-only painted the owner's segment (the views are
+    shared: its strokes reached the owner's active brush). With the owner's paint brush
+    active, a click in the second tab's axial view changes nothing; nor does it when that
+    page is altered to pass mouse events to the view (the server drops the view events of a
+    connection that is not the owner's), nor an undo sent straight from it under the
+    owner's own tab id (the undo of the stroke above). The same click from the owner paints
+    the 69 voxels of the disc: the place and the brush would paint."""
+    _choose(page, '[data-se-field="segment"]', "liver (liver)")
+    _effect(page, "paint")
+    _wait_state(page, "se_brush_mm", "v === 18")
+    before = _voxels(page)
+    context = browser.new_context(viewport={"width": 1680, "height": 1050})
+    other = context.new_page()
+    other.goto(server["url"])
+    other.wait_for_selector('[data-title="data"]', timeout=120_000)
+    other.locator("[data-read-only]").wait_for(timeout=30_000)
+    other.locator("[data-views].views-read-only").wait_for(state="attached", timeout=30_000)
+    time.sleep(1.5)                                  # its views' first images
+    _click_axial_settled(page, other)
+    assert _voxels(page) == before
+    # a page altered to send its mouse events to the views anyway
+    other.evaluate("document.querySelector('[data-views]').classList"
+                   ".remove('views-read-only')")
+    assert other.locator("[data-views].views-read-only").count() == 0
+    _click_axial_settled(page, other)
+    assert _voxels(page) == before
+    updates = _updates(page)       # an undo that ran would end with an update
+    other.evaluate("window.trame.trigger('se_apply', "
+                   "[window.trame.state.get('owner_tab'), 'undo'])")
+    time.sleep(1.5)
+    assert _updates(page) == updates and _voxels(page) == before
+    assert _state(page, "se_effect") == "paint"
+    context.close()
+    _click_axial(page)
+    assert _changed_from(page, before) - before == DISC_VOXELS
+    _effect(page, "none")
+
+
 def test_no_traceback_in_the_server_log(server):
     """(Last.) The edits left no traceback and no VTK error in the server's log."""
     text = server["log"].read_text()

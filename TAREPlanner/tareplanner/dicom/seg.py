@@ -93,8 +93,10 @@ def read_seg(path: str | Path, ct_folder: str | Path) -> dict[str, dict]:
             source_sop_instance_uids=[d.SOPInstanceUID for d in sources],
             assert_missing_frames_are_empty=True)
     except Exception as exc:
+        where = (f"{Path(ct_folder[0]).parent} ({len(ct_folder)} files)"
+                 if isinstance(ct_folder, (list, tuple)) and ct_folder else ct_folder)
         raise ImageDataError(f"{path}:ReferencedSeriesSequence (0008,1115)", "other images",
-                             f"a SEG drawn on the CT series in {ct_folder}", str(exc)) from None
+                             f"a SEG drawn on the CT series in {where}", str(exc)) from None
     out = {}
     for index in range(seg.number_of_segments):
         desc = seg.get_segment_description(index + 1)

@@ -845,11 +845,13 @@ def ct_dicom_files(ct_node, database=None) -> list[str]:
     return dicom_files(ct_node)
 
 
-def save(scene, p, *, overwrite: bool = False, dicom_database=None) -> str:
+def save(scene, p, *, overwrite: bool = False, dicom_database=None,
+         report_writer=None) -> str:
     """Step 8: plan record, measurement record, the written directive and administration
     record when the treatment-day steps ran, the dose folder (maps, DVHs, indices, dose.json)
     when voxel dosimetry was run, with ``p.exportDicom`` the DICOM RT Doses and SEG in the
-    planning CT's study, and the PDF report, into ``p.outputFolder``."""
+    planning CT's study, and the PDF report, into ``p.outputFolder`` (``report_writer``:
+    see ``workflow.save_outputs``)."""
     record = record_from_text_node(p.planRecord)
     if record is None:
         raise ValueError("plan first (step 5)")
@@ -889,7 +891,8 @@ def save(scene, p, *, overwrite: bool = False, dicom_database=None) -> str:
                                     overwrite=overwrite, dose=dose, dicom=dicom,
                                     directive=record_from_text_node(p.directiveRecord),
                                     administration=record_from_text_node(
-                                        p.administrationRecord))
+                                        p.administrationRecord),
+                                    report_writer=report_writer)
     _done(p, "save")
     return "written:\n" + "\n".join(str(w) for w in written)
 

@@ -476,7 +476,7 @@ def _with_camera_parent(dose_record: dict, post_treatment: dict | None) -> dict:
 def save_outputs(folder, record: dict, measurement: dict | None = None,
                  overwrite: bool = False, dose: dict | None = None,
                  dicom: dict | None = None, directive: dict | None = None,
-                 administration: dict | None = None) -> list:
+                 administration: dict | None = None, report_writer=None) -> list:
     """Plan record, measurement record, written directive and administration record (when
     given: ``directive.json``, ``administration.json``, also shown in the report), dose
     folder, DICOM exports and PDF report into ``folder``.
@@ -487,7 +487,9 @@ def save_outputs(folder, record: dict, measurement: dict | None = None,
     writes ``dicom/`` with the RT Doses of ``dose`` in the CT's study and frame of reference
     and a DICOM SEG and an RT Structure Set of the structures and the territories. Nothing
     is written when a file exists (without ``overwrite``) or a library is missing; every
-    file and folder is written atomically."""
+    file and folder is written atomically. ``report_writer`` (optional): a callable with
+    the signature of ``records.report.write_report`` that writes the PDF elsewhere (the web
+    page's worker process) and returns its path at once; by default it is written here."""
     from pathlib import Path
 
     from ..dependencies import require
@@ -554,7 +556,7 @@ def save_outputs(folder, record: dict, measurement: dict | None = None,
     if administration is not None:
         written.append(write_json_atomic(folder / "administration.json", administration,
                                          overwrite=overwrite))
-    written.append(write_report(record, folder / "report.pdf", dose_dir=dose_dir,
-                                directive=directive, administration=administration,
-                                anatomy=_report_anatomy(dose), overwrite=overwrite))
+    written.append((report_writer or write_report)(
+        record, folder / "report.pdf", dose_dir=dose_dir, directive=directive,
+        administration=administration, anatomy=_report_anatomy(dose), overwrite=overwrite))
     return written

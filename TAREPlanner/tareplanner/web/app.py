@@ -20,6 +20,7 @@ import base64
 import io
 import logging
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from trame.app import get_server
@@ -37,6 +38,7 @@ from ..physics.solver import GOAL_KINDS
 from .files import OutsideDataFolderError, content_type, resolve_inside
 from . import dicom_panel, forms
 from .segment_editor_page import SegmentEditorPage
+from .report_worker import ReportWorker
 from .viewer_controls import ViewerControls
 from .session import (ACTION_PANEL, LABEL_MAPS, LOAD_FOLDER, NODE_FIELDS, SYNTHETIC_POSITIONS,
                       VALUE_FIELDS, Session)
@@ -192,6 +194,9 @@ class WebApp:
         self.state, self.ctrl = self.server.state, self.server.controller
         self.slicer_app = SlicerApp()
         self.session = Session(self.slicer_app.scene, data_dir)
+        self.reports = ReportWorker()       # the Save's PDF, drawn while the page answers
+        self._report_tasks = set()
+        self.session.report_writer = self.reports
         register_rca_factories(self.slicer_app.view_manager, self.server,
                                rca_encoder=RcaImageEncoder.JPEG)
         self.layout_manager = LayoutManager(self.slicer_app.scene,
@@ -203,6 +208,9 @@ class WebApp:
             # off-screen (EGL) contexts: plain alpha blending instead
             view.renderer().SetUseDepthPeeling(False)
             view.renderer().SetUseDepthPeelingForVolumes(False)
+        self._tab_clients, self._client_tabs = {}, {}
+        self._view_heads, self._view_values, self._view_corner = {}, {}, {}
+        self._guard_view_events()
         self._init_state()
         self.segment_editor = SegmentEditorPage(self)
         dicom_panel.install(self)
@@ -238,7 +246,9 @@ class WebApp:
         # the typed field's text lives in the browser until the field is left: the server's
         # updates never replace what is being typed (client-only state)
         s.draft, s.focus_key, s.sent_key, s.sent_text, s.tab_id = "", None, None, "", ""
-        s.client_only("draft", "focus_key", "sent_key", "sent_text", "tab_id", "confirm_new")
+        s.client_only("draft", "focus_key", "sent_key", "sent_text", "tab_id", "confirm_new",
+                      "shown_steps")
+        s.shown_steps = 1
         for name in VALUE_FIELDS:
             s[f"f_{name}"] = None
         for name in NODE_FIELDS:
@@ -257,25 +267,69 @@ class WebApp:
 
     # ------------------------------------------------------------------ the owning tab
     owner = None
+    #: the web server (wslink), known once it is bound: it names the connection each
+    #: request comes from
+    _web_app = None
+
+    def _client(self):
+        """The connection the request being handled came from (None outside a server)."""
+        return getattr(self._web_app, "last_active_client_id", None)
 
     def _owns(self, tab) -> bool:
         """Whether ``tab`` (the id each page makes when it opens) may change the patient:
         the first tab to open (or to act) owns the session; every other tab follows it
-        read-only until it takes over (and the owning tab is then told it is read-only)."""
+        read-only until it takes over (and the owning tab is then told it is read-only).
+        A tab id belongs to the connection that used it first: another connection that
+        sends it (the owner's id is in every tab's state) is refused."""
         if not isinstance(tab, str) or not tab:
             return False
+        client = self._client()
+        if client is not None:
+            if self._tab_clients.setdefault(tab, client) != client:
+                log.warning("a request with another connection's tab id was refused")
+                return False
+            self._client_tabs[client] = tab
         if self.owner is None:
             self.owner = tab
             self.state.owner_tab = tab
         return tab == self.owner
+
+    def _view_events_allowed(self) -> bool:
+        """Whether the mouse and key events reaching the slice and 3D views now come from
+        the owning tab. The views are shared: a stroke from a tab that follows read-only
+        would paint the owner's segment with the owner's brush (or move its slices and
+        window), so its events are dropped here, whatever its page sends."""
+        client = self._client()
+        if client is None:              # no web server (the page's model driven in-process)
+            return True
+        return self.owner is not None and self._client_tabs.get(client) == self.owner
+
+    def _guard_view_events(self):
+        """Every view's interaction handler passes only the owning tab's events."""
+        for factory in getattr(self.slicer_app.view_manager, "_factories", []):
+            for view in getattr(factory, "_views", {}).values():
+                adapter = getattr(view, "view_adapter", None)
+                if adapter is None or getattr(adapter, "_owner_only", False):
+                    continue
+                handle = adapter.on_interaction
+
+                def guarded(origin, event, handle=handle):
+                    if self._view_events_allowed():
+                        handle(origin, event)
+                adapter.on_interaction = guarded
+                adapter._owner_only = True
 
     def claim(self, tab=None):
         self._owns(tab)
         self.refresh()
 
     def take_over(self, tab=None):
-        if isinstance(tab, str) and tab:
+        client = self._client()
+        if isinstance(tab, str) and tab and (
+                client is None or self._tab_clients.setdefault(tab, client) == client):
             self.owner = tab
+            if client is not None:
+                self._client_tabs[client] = tab
         self.segment_editor.release()
         self.refresh(owner_tab=self.owner)
 
@@ -383,8 +437,52 @@ class WebApp:
                                      tumours=self.state.tumour_labels)
             if ok:
                 self._after(action)
+                if action == "save":
+                    self._report_pending()
         finally:
             self.refresh(busy="")
+        if action == "plan" and not self._reports_warm:
+            # a Save is possible from now on: the report worker starts and makes its imports
+            # (2-3 CPU-s) while the plan is read, not while an earlier step runs
+            self._reports_warm = True
+            self.reports.warm()
+
+    _reports_warm = False
+    _report_tasks: set = set()
+    #: the Save panel's line while the worker draws the report
+    REPORT_PENDING = "report.pdf: being drawn; its link appears when it is written"
+
+    def _report_pending(self):
+        """After a Save: the panel says the report is being drawn; when the worker has
+        written it (or failed to), the panel says so and the page gets its link."""
+        future = self.reports.take()
+        if future is None:
+            return
+        folder = self.session.saved_folder
+        text, error = self.session.messages.get("save", ("", False))
+        # the report is not written yet: its line of the list gives way to the pending one
+        lines = [line for line in text.splitlines() if not line.endswith("/report.pdf")]
+        self.session.messages["save"] = ("\n".join(lines + [self.REPORT_PENDING]), error)
+
+        async def done():
+            try:
+                await asyncio.wrap_future(future)
+                line, failed = f"report.pdf: written ({folder}/report.pdf)", False
+            except Exception as exc:  # noqa: BLE001 - said in the Save panel
+                log.warning("report of %s not written: %s: %s", folder,
+                            type(exc).__name__, exc)
+                line, failed = (f"report.pdf NOT written: {type(exc).__name__}: "
+                                f"{str(exc)[:300]} (the records of {folder} are saved; "
+                                "Save again for the report)"), True
+            text, error = self.session.messages.get("save", ("", False))
+            if self.session.saved_folder == folder and self.REPORT_PENDING in text:
+                self.session.messages["save"] = (text.replace(self.REPORT_PENDING, line),
+                                                 error or failed)
+            self.refresh()
+        # the loop keeps only a weak reference to a task: this one is kept until it ends
+        task = asyncio.ensure_future(done())
+        self._report_tasks.add(task)
+        task.add_done_callback(self._report_tasks.discard)
 
     def add_position(self, tab=None):
         if self._owns(tab):
@@ -603,17 +701,24 @@ class WebApp:
 
     # ------------------------------------------------------------------ view texts
     def _annotate_views(self):
-        """Each slice view names itself and its orientation letters, gives its slice
-        position in mm, and the value under the cursor (also shown in the page)."""
+        """Each slice view names itself, gives its slice position in mm and its orientation
+        letters, and the values under the cursor (the page's line above the views gives
+        them with the position)."""
         from vtkmodules.vtkRenderingAnnotation import vtkCornerAnnotation
         self._annotations = []
         for view in self.slicer_app.view_manager.get_slice_views():
-            annotation = vtkCornerAnnotation()
-            annotation.SetMaximumFontSize(15)
-            annotation.SetMinimumFontSize(10)
-            annotation.GetTextProperty().SetColor(1.0, 1.0, 0.6)
-            annotation.GetTextProperty().SetShadow(True)
-            view.renderer().AddViewProp(annotation)
+            # the edges' letters, and the upper right corner's text on a half-transparent
+            # background (readable over bone and the phantom's bright markers)
+            annotation, head = vtkCornerAnnotation(), vtkCornerAnnotation()
+            for corner_text in (annotation, head):
+                corner_text.SetMaximumFontSize(15)
+                corner_text.SetMinimumFontSize(10)
+                corner_text.GetTextProperty().SetColor(1.0, 1.0, 0.6)
+                corner_text.GetTextProperty().SetShadow(True)
+                view.renderer().AddViewProp(corner_text)
+            head.GetTextProperty().SetBackgroundColor(0.0, 0.0, 0.0)
+            head.GetTextProperty().SetBackgroundOpacity(0.5)
+            self._view_corner[id(annotation)] = head
             slice_node = view._logic.GetSliceNode()
             self._annotations.append((view, annotation, slice_node))
             slice_node.AddObserver("ModifiedEvent",
@@ -624,6 +729,12 @@ class WebApp:
                                           self._under_cursor(v, n), 1.0)
             self._view_text(view, annotation, slice_node)
 
+    #: the corners of vtkCornerAnnotation used: the upper right holds the view's name and
+    #: slice position, and under them the values under the cursor (the upper left holds
+    #: the view's own buttons, the foot its slice slider); the lower edge's letter is
+    #: lifted two lines, above the slider and its handle
+    UPPER_RIGHT, BOTTOM_EDGE, RIGHT_EDGE, LEFT_EDGE, TOP_EDGE = 3, 4, 5, 6, 7
+
     def _view_text(self, view, annotation, slice_node):
         name, top, bottom, left, right, (plus, minus) = VIEW_TEXT.get(
             slice_node.GetOrientation(), (slice_node.GetOrientation(), "", "", "", "",
@@ -632,12 +743,25 @@ class WebApp:
         axis = {"Axial": 2, "Coronal": 1, "Sagittal": 0}.get(slice_node.GetOrientation())
         offset = (slice_node.GetSliceToRAS().GetElement(axis, 3) if axis is not None
                   else view._logic.GetSliceOffset())
-        annotation.SetText(2, name)
-        annotation.SetText(7, top)
-        annotation.SetText(4, bottom)
-        annotation.SetText(6, left)
-        annotation.SetText(5, right)
-        annotation.SetText(0, f"{plus if offset >= 0 else minus} {abs(offset):.1f} mm")
+        self._view_heads[id(annotation)] = \
+            f"{name} · {plus if offset >= 0 else minus} {abs(offset):.1f} mm"
+        for corner in (0, 1, 2):
+            annotation.SetText(corner, "")
+        annotation.SetText(self.TOP_EDGE, top)
+        annotation.SetText(self.BOTTOM_EDGE, f"{bottom}\n\n" if bottom else "")
+        annotation.SetText(self.LEFT_EDGE, left)
+        annotation.SetText(self.RIGHT_EDGE, right)
+        self._corner_text(annotation)
+
+    def _corner_text(self, annotation, values: str | None = None):
+        """The upper right corner: the view's name and slice position, then ``values``
+        (or the values shown there before)."""
+        key = id(annotation)
+        if values is not None:
+            self._view_values[key] = values
+        shown = self._view_values.get(key, "")
+        self._view_corner.get(key, annotation).SetText(
+            self.UPPER_RIGHT, self._view_heads.get(key, "") + (f"\n{shown}" if shown else ""))
 
     def _under_cursor(self, view, slice_node):
         """The CT (HU) and the fused image (its unit) at the mouse position."""
@@ -645,8 +769,13 @@ class WebApp:
         x, y = view.interactor().GetEventPosition()
         ras = np.array(slice_node.GetXYToRAS().MultiplyPoint((float(x), float(y), 0.0, 1.0)))
         text = self.readout(ras)
+        values = " · ".join(text.split(" · ")[1:])     # the position is the view's own
         for v, annotation, _ in self._annotations:
-            annotation.SetText(1, text if v is view else "")
+            if v is view:
+                self._corner_text(annotation, values)
+            elif self._view_values.get(id(annotation)):
+                self._corner_text(annotation, "")      # the cursor has left that view
+                v.schedule_render()
         view.schedule_render()
         with self.state:
             self.state.cursor = text
@@ -714,6 +843,7 @@ class WebApp:
     # ------------------------------------------------------------------ downloads
     def _bind_routes(self, wslink_server):
         from aiohttp import web
+        self._web_app = wslink_server
 
         async def download(request):
             name = request.match_info["name"]
@@ -828,6 +958,20 @@ class WebApp:
     def _panel(self, key: str):
         return v3.VExpansionPanel(value=key, raw_attrs=[f'data-panel="{key}"'])
 
+    @contextmanager
+    def _panel_text(self, key: str):
+        """A panel's content. The first step's is built with the page; each later step's
+        one browser task after the one before it (``shown_steps``, counted up once the page
+        is mounted), so that the page shows and the first step answers before the browser
+        has built the controls of all eight steps."""
+        index = [k for k, _, _ in guided.PANELS].index(key)
+        with v3.VExpansionPanelText():
+            if index == 0:
+                yield
+            else:
+                with html.Template(v_if=(f"shown_steps > {index}",)):
+                    yield
+
     @staticmethod
     def _position_key(field: str) -> str:
         return "`p:${i}:" + field + "`"
@@ -896,7 +1040,7 @@ class WebApp:
             client.Style(CSS + dicom_panel.CSS)
             client.ClientTriggers(mounted="tab_id = Math.random().toString(36).slice(2) + "
                                           "Date.now().toString(36); "
-                                          "trigger('claim', [tab_id])")
+                                          "trigger('claim', [tab_id]); " + SHOW_STEPS)
             with v3.VAppBar(density="compact", color="blue-grey-darken-3"):
                 v3.VAppBarTitle("TAREPlanner: radioembolization planning and verification")
                 dicom_panel.identity_chip()
@@ -954,8 +1098,12 @@ class WebApp:
                     html.Div("{{ cursor || 'Move the mouse over a slice view: position and "
                              "values under the cursor' }}", classes="text-caption px-2",
                              raw_attrs=['data-cursor'])
+                    # a tab that follows read-only only looks at the shared views (the
+                    # server drops its view events too: _view_events_allowed)
                     with html.Div(style="flex: 3 1 0; min-height: 0; position: relative",
-                                  classes="d-flex", raw_attrs=['data-views']):
+                                  classes=(f"'d-flex' + (owner_tab && {READ_ONLY} ? "
+                                           "' views-read-only' : '')",),
+                                  raw_attrs=['data-views']):
                         self.layout_manager.initialize_layout_grid(layout)
                     with html.Div(style="flex: 2 1 0; min-height: 0; overflow-y: auto",
                                   classes="results"):
@@ -968,7 +1116,7 @@ class WebApp:
         with v3.VExpansionPanels(v_model=("open_panels",), multiple=True, variant="accordion"):
             with self._panel("data"):
                 self._title("data")
-                with v3.VExpansionPanelText():
+                with self._panel_text("data"):
                     with html.Div(classes="d-flex align-center"):
                         self._button("load", confirm=(
                             "n_ctVolume", "Load the synthetic patient? The patient on the "
@@ -1023,14 +1171,14 @@ class WebApp:
                     self._positions_editor(readings=False)
             with self._panel("registration"):
                 self._title("registration")
-                with v3.VExpansionPanelText():
+                with self._panel_text("registration"):
                     self._node_select("diagnosticCt", "Diagnostic CT (optional)")
                     self._button("registration")
                     self._message("registration")
                     self.viewer.registration_ui()
             with self._panel("segmentation"):
                 self._title("segmentation")
-                with v3.VExpansionPanelText():
+                with self._panel_text("segmentation"):
                     self._button("lungs")
                     self._button("territories")
                     self._button("check segments")
@@ -1038,7 +1186,7 @@ class WebApp:
                     self.segment_editor.build()
             with self._panel("measurement"):
                 self._title("measurement")
-                with v3.VExpansionPanelText():
+                with self._panel_text("measurement"):
                     self._text("lungBaseMarginMm", "Lung-base margin (mm), 0 for none")
                     self._tick("manualLsf", "Enter the LSF by hand")
                     self._text("manualLsfPercent", "Manual LSF (%)", v_if=("f_manualLsf",))
@@ -1048,7 +1196,7 @@ class WebApp:
                     self._message("measurement")
             with self._panel("plan"):
                 self._title("plan")
-                with v3.VExpansionPanelText():
+                with self._panel_text("plan"):
                     with v3.VRow(dense=True):
                         with v3.VCol(cols=6):
                             self._choice("product", "Product", "products")
@@ -1088,7 +1236,7 @@ class WebApp:
                     self._message("plan")
             with self._panel("treatment day"):
                 self._title("treatment day")
-                with v3.VExpansionPanelText():
+                with self._panel_text("treatment day"):
                     self._button("directive")
                     html.Div("Dose-calibrator readings per position (times in ISO 8601 with "
                              "the UTC offset; residual 0 when none is left)",
@@ -1103,7 +1251,7 @@ class WebApp:
                     self._message("treatment day")
             with self._panel("verification"):
                 self._title("verification")
-                with v3.VExpansionPanelText():
+                with self._panel_text("verification"):
                     self._node_select("postTreatmentVolume", "Post-treatment PET or SPECT")
                     self._choice("postTreatmentKind", "Kind", "['pet', 'spect']", classes="mb-2")
                     self._text("administrationTime", "Administration time")
@@ -1116,7 +1264,7 @@ class WebApp:
                     self._message("verification")
             with self._panel("save"):
                 self._title("save")
-                with v3.VExpansionPanelText():
+                with self._panel_text("save"):
                     html.Div("Each Save writes into a new folder of the data folder's output "
                              "folder; nothing is overwritten.", classes="text-caption mb-2")
                     self._tick("exportDicom", "DICOM RT Dose, SEG and RT Structure Set too "
@@ -1238,12 +1386,19 @@ class WebApp:
                 self._file_links()
 
 
+#: after the page is mounted: build the next step's panel, one browser task per step (the
+#: browser paints and answers input in between)
+SHOW_STEPS = ("const more = () => window.requestAnimationFrame(() => window.setTimeout("
+              "() => { if (shown_steps < %d) { shown_steps += 1; more(); } }, 0)); more();"
+              % len(guided.PANELS))
+
 CSS = """
 .steps-column { width: 700px; min-width: 520px; overflow-y: auto; border-right: 1px solid #ddd; }
 .step-output { white-space: pre; font-size: 11px; line-height: 1.35; background: #f5f7f8;
                padding: 6px; border-radius: 4px; max-height: 300px; overflow: auto; }
 .v-expansion-panel-text__wrapper { padding: 8px 12px 12px; }
 .file-list { padding-left: 18px; font-size: 13px; }
+.views-read-only { pointer-events: none; }
 .legend-bar { width: 160px; height: 12px; border: 1px solid #999; }
 .results .v-data-table { font-size: 12.5px; }
 """
@@ -1259,3 +1414,4 @@ def serve(data_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8080,
                          show_connection_info=True)
     finally:
         sys.argv = argv
+        app.reports.shutdown()

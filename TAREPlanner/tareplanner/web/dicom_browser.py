@@ -36,11 +36,22 @@ SHOWN_SKIPPED = 50
 #: uncompressed transfer syntaxes, whose pixel data length follows from the header
 UNCOMPRESSED = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2")
 
+#: the modalities of a series of structures (segments) rather than an image
+STRUCTURE_MODALITIES = ("SEG", "RTSTRUCT")
 #: the roles a series can be picked for, their labels and the modalities they take
 ROLES = {"ct": ("planning CT", ("CT",)),
          "spect": ("MAA / Ho-166 scout SPECT", ("NM",)),
          "cbct": ("CBCT", ("CT",)),
-         "post": ("post-treatment PET or SPECT", ("PT", "NM"))}
+         "post": ("post-treatment PET or SPECT", ("PT", "NM")),
+         "structures": ("structures", STRUCTURE_MODALITIES)}
+#: the segmentation attribute naming the SEG or RT Structure Set series it was read from
+STRUCTURES_SERIES = "TAREPlanner.StructuresSeriesUID"
+#: ROI names (lower case) that are neither the liver, the lungs nor a tumour: the body
+#: outline of an RT Structure Set
+NOT_TUMOURS = ("body", "external", "skin", "outline")
+#: RT ROI Interpreted Types (3006,00A4; PS3.3 C.8.8.8) of a tumour; an ROI of another type
+#: (ORGAN, TREATED_VOLUME, EXTERNAL...) is not taken as one
+TUMOUR_TYPES = ("GTV", "CTV", "PTV")
 
 
 def _text(ds, keyword: str) -> str:
@@ -86,12 +97,17 @@ class Series:
         """Number of images: slices of a single-frame series, frames of a multi-frame one."""
         return self.frames
 
+    @property
+    def structures(self) -> bool:
+        """A DICOM SEG or RT Structure Set: segments to load onto the planning CT."""
+        return self.modality in STRUCTURE_MODALITIES
+
     def row(self) -> dict:
         return {"uid": self.uid, "modality": self.modality,
                 "description": self.description or "(no description)",
                 "date": self.date or "", "number": self.number, "images": self.images,
-                "files": len(self.files), "image": self.image,
-                "folder": _common_folder(self.files)}
+                "files": len(self.files), "image": self.image and not self.structures,
+                "structures": self.structures, "folder": _common_folder(self.files)}
 
 
 def _common_folder(names: list[str]) -> str:
@@ -200,6 +216,11 @@ def _header(path: Path):
         return None, "a DICOMDIR index (its series are read from their own files)"
     if not _text(ds, "SeriesInstanceUID"):
         return None, "no Series Instance UID (0020,000E)"
+    if _text(ds, "Modality") == "RTSTRUCT":
+        try:
+            _rtstruct_types(ds, path)
+        except ValueError as error:
+            return None, printable(f"incomplete RT Structure Set ({error})", 200)
     needed = _pixel_bytes(ds) if "Rows" in ds else None
     if needed is not None:
         size = path.stat().st_size
@@ -291,6 +312,9 @@ class DicomBrowser:
             uid = dicom_header(node).get("series_instance_uid")
             if uid:
                 out.setdefault(uid, []).append(label)
+        uid = p.segmentation.GetAttribute(STRUCTURES_SERIES) if p.segmentation else None
+        if uid:
+            out.setdefault(uid, []).append("structures")
         return out
 
     # ------------------------------------------------------------------ picking
@@ -310,7 +334,17 @@ class DicomBrowser:
         kind, _, row = str(role).partition(":")
         if kind not in ROLES or (kind == "cbct") != bool(row):
             raise ValueError(f"role: got {str(role)[:40]!r}; allowed: ct, spect, post, "
-                             "cbct:<position row>")
+                             "cbct:<position row>, structures")
+        if kind == "structures" or series.structures:
+            if not series.structures:
+                raise ValueError(f"structures: got a {series.modality} series "
+                                 f"({series.description or series.uid}); allowed: a DICOM SEG "
+                                 "or RT Structure Set series")
+            if kind != "structures":
+                raise ValueError(f"{ROLES[kind][0]}: got a {series.modality} series "
+                                 f"({series.description or series.uid}); allowed: an image "
+                                 "series (a SEG or RT Structure Set loads as structures)")
+            return self._structures(series)
         index = None
         if kind == "cbct":
             if not row.isdigit() or int(row) >= len(p.positions):
@@ -363,6 +397,72 @@ class DicomBrowser:
                 f"{person_name(series.patient_name) or 'no name'}, Patient ID "
                 f"{series.patient_id or 'none'}{extra}")
 
+    def _structures(self, series: Series) -> str:
+        """A SEG or RT Structure Set series as the segmentation on the planning CT: the
+        liver (role liver), the lungs (role lung) when it has them, and the tumours (role
+        tumour), as ``tareplanner measure --seg/--rtstruct`` takes them. Refused by name,
+        with nothing loaded: no planning CT (or one not read from DICOM, for a SEG, which
+        references the CT's images), another patient's series, a file that cannot be read
+        (cut short, malformed), structures of other images, no liver, an empty structure."""
+        from ..mrml.dicom_header import dicom_files, dicom_header
+        from ..records.identity import check_same_patient
+        p = self.session.p
+        label = f"structures ({series.modality} {series.description or series.uid})"
+        if p.ctVolume is None:
+            raise ValueError(f"{label}: got no planning CT; allowed: structures on the planning "
+                             "CT: choose the planning CT first")
+        check_same_patient(dicom_header(p.ctVolume),
+                           {"patient_id": series.patient_id,
+                            "patient_name": series.patient_name}, label)
+        if len(series.files) != 1:
+            raise ValueError(f"{label}: got {len(series.files)} files; allowed: one SEG or RT "
+                             "Structure Set file")
+        path = resolve_inside(self.session.data_dir, series.files[0], field="series file")
+        _, why = _header(path)          # read again: the file may have changed since the scan
+        if why:
+            raise ValueError(f"{label}: {series.files[0]}: {why}; allowed: a whole, readable "
+                             "DICOM file (nothing was loaded)")
+        if series.modality == "SEG":
+            ct_files = dicom_files(p.ctVolume)
+            if not ct_files:
+                raise ValueError(f"{label}: got the planning CT {p.ctVolume.GetName()}, not "
+                                 "read from DICOM; allowed: a SEG on a DICOM planning CT (it "
+                                 "names the CT images its frames belong to)")
+            from ..dicom.seg import labels_from_seg, read_seg
+            liver, lungs, tumours = labels_from_seg(read_seg(path, list(ct_files)))
+        else:
+            liver, lungs, tumours = _rtstruct_structures(path, p.ctVolume)
+        if liver is None:
+            raise ValueError(f"{label}: got no segment named 'liver'; allowed: structures "
+                             "with the liver")
+        structures = [("liver", liver, "liver")]
+        if lungs is not None:
+            structures.append(("lungs", lungs, "lung"))
+        structures += [(name, mask, "tumour") for name, mask in tumours.items()]
+        from ..records.fields import check_name
+        for name, mask, _ in structures:
+            check_name(name, f"{label} segment name")
+            if not mask.any():
+                raise ValueError(f"{label}: got {name} with no voxel on the planning CT's "
+                                 "grid; allowed: structures inside the planning CT")
+        from ..mrml.workflow import add_mask_segment
+        scene = self.session.scene
+        segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode",
+                                               f"structures {series.modality}"[:80])
+        segmentation.SetReferenceImageGeometryParameterFromVolumeNode(p.ctVolume)
+        try:
+            for name, mask, role in structures:
+                add_mask_segment(segmentation, p.ctVolume, name, mask, role)
+        except Exception:
+            scene.RemoveNode(segmentation)
+            raise
+        segmentation.SetAttribute(STRUCTURES_SERIES, series.uid)
+        p.segmentation = segmentation
+        names = ", ".join(f"{name} (role {role})" for name, _, role in structures)
+        return (f"structures from {series.modality} {series.description or series.uid} of "
+                f"{person_name(series.patient_name) or 'no name'}, Patient ID "
+                f"{series.patient_id or 'none'}: {names}")
+
     def _node(self, series: Series):
         """The volume node of ``series``: the one already loaded, or read now."""
         from ..imaging.readers import read_dicom_series
@@ -408,3 +508,58 @@ class DicomBrowser:
         if identity.get("study_description"):
             study += f" {identity['study_description']}"
         return " · ".join(parts + [study])
+
+
+def _rtstruct_structures(path: Path, ct_node) -> tuple:
+    """(liver, lungs or None, {tumour name: mask}) of an RT Structure Set on the planning
+    CT's grid: the ROIs named liver and lungs (or lung); the tumours are the ROIs whose RT
+    ROI Interpreted Type is a tumour's (GTV, CTV, PTV), or, for ROIs without a type, every
+    other ROI but the body outline."""
+    import pydicom
+
+    from ..dicom.rtstruct import read_rtstruct
+    from ..mrml.volumes import image_from_volume_node
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    types = _rtstruct_types(ds, path)
+    rois = read_rtstruct(path, image_from_volume_node(ct_node))
+    by_name = {name.lower(): mask for name, mask in rois.items()}
+    liver = by_name.get("liver")
+    lungs = by_name.get("lungs", by_name.get("lung"))
+    tumours = {}
+    for name, mask in rois.items():
+        if name.lower() in ("liver", "lungs", "lung") + NOT_TUMOURS:
+            continue
+        kind = types.get(name, "")
+        if kind in TUMOUR_TYPES or not kind:
+            tumours[name] = mask
+    return liver, lungs, tumours
+
+
+def _rtstruct_types(ds, path: Path) -> dict[str, str]:
+    """ROI name -> RT ROI Interpreted Type of a whole RT Structure Set. pydicom reads a file
+    cut short without complaint as far as it goes (its last ROIs silently missing), so the
+    three sequences the RT Structure Set and RT ROI Observations modules require (Type 1)
+    must be there, and every ROI must have its contour item and its observation item;
+    otherwise the file is refused as incomplete."""
+    from ..errors import ImageDataError
+    try:
+        numbers = {int(r.ROINumber): str(r.get("ROIName", "") or "")
+                   for r in ds.get("StructureSetROISequence", [])}
+        contoured = {int(r.ReferencedROINumber) for r in ds.get("ROIContourSequence", [])}
+        observed = {int(o.ReferencedROINumber): str(o.get("RTROIInterpretedType", "") or "")
+                    for o in ds.get("RTROIObservationsSequence", [])}
+    except Exception as exc:  # noqa: BLE001 - an item cut in the middle
+        raise ImageDataError(f"{path.name}:StructureSetROISequence/ROIContourSequence/"
+                             "RTROIObservationsSequence", "incomplete items",
+                             "a whole RT Structure Set (a file cut short?)",
+                             f"{type(exc).__name__}: {exc}") from None
+    missing = [f"{name or number} ({'contours' if number not in contoured else 'observation'})"
+               for number, name in numbers.items()
+               if number not in contoured or number not in observed]
+    if not numbers or missing:
+        raise ImageDataError(f"{path.name}:ROIContourSequence (3006,0039)/"
+                             "RTROIObservationsSequence (3006,0080)",
+                             "items missing for " + (", ".join(missing[:5]) or "every ROI"),
+                             "a contour item and an observation item for each ROI (a file cut "
+                             "short?)")
+    return {numbers[n]: kind.strip().upper() for n, kind in observed.items() if n in numbers}

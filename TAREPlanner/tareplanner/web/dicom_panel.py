@@ -20,9 +20,14 @@ log = logging.getLogger(__name__)
 def install(app) -> None:
     """The browser on ``app`` (a WebApp): its state and its triggers."""
     app.dicom = DicomBrowser(app.session)
+    app.dicom_errors = {}          # series UID -> why picking it loaded nothing
     app.state.dicom = {"patients": [], "skipped": [], "summary": ""}
     app.state.dicom_identity = ""
     app.state.dicom_roles = []
+    app.state.dicom_structure_roles = [
+        {"title": "Structures on the planning CT (liver, lungs, tumours)",
+         "value": "structures"}]
+    app.state.dicom_errors = {}
     app.ctrl.trigger("dicom_scan")(lambda tab=None: _scan(app, tab))   # a coroutine
     app.ctrl.trigger("dicom_pick")(
         lambda tab=None, uid=None, role=None: _pick(app, tab, uid, role))
@@ -37,7 +42,7 @@ def page_state(app) -> dict:
               for i, pos in enumerate(p.positions)]
     roles.append({"title": "Post-treatment PET or SPECT", "value": "post"})
     return {"dicom": app.dicom.page(), "dicom_identity": app.dicom.identity_text(),
-            "dicom_roles": roles}
+            "dicom_roles": roles, "dicom_errors": dict(app.dicom_errors)}
 
 
 async def _scan(app, tab) -> None:
@@ -46,6 +51,7 @@ async def _scan(app, tab) -> None:
     import asyncio
     if app.state.busy or not app._owns(tab):
         return
+    app.dicom_errors = {}
     with app.state:
         app.state.busy = "dicom scan"
     try:
@@ -69,17 +75,21 @@ def _pick(app, tab, uid, role) -> None:
     from .session import LOAD_FOLDER
     with app.state:
         app.state.busy = "dicom"
+    key = str(uid)[:70]
     try:
         try:
             text = app.dicom.pick(str(uid), str(role))
         except ValueError as exc:
             app.session.messages["data"] = (str(exc), True)
+            app.dicom_errors = {key: str(exc)}      # beside the series' "Use as" choice
             return
         except Exception as exc:  # noqa: BLE001 - a reader's failure: said on the page
             log.warning("DICOM series %s not loaded: %s: %s", uid, type(exc).__name__, exc)
-            app.session.messages["data"] = (f"series: {str(uid)[:70]!r} could not be read "
-                                            f"({type(exc).__name__}: {exc})", True)
+            text = (f"series: {key!r} could not be read ({type(exc).__name__}: {exc})")
+            app.session.messages["data"] = (text, True)
+            app.dicom_errors = {key: text}
             return
+        app.dicom_errors = {}
         app.session.messages["data"] = (text, False)
         app._after(LOAD_FOLDER)             # the views show the new volume
     finally:
@@ -123,8 +133,9 @@ def panel() -> None:
                         html.Td("{{ se.images }} images")
                         html.Td("{{ se.folder }}", classes="text-caption")
                         with html.Td(style="width: 150px"):
-                            v3.VSelect(v_if=("se.image",), model_value=(None,),
-                                       items=("dicom_roles",), placeholder="Use as...",
+                            v3.VSelect(v_if=("se.image || se.structures",), model_value=(None,),
+                                       items=("se.structures ? dicom_structure_roles : "
+                                              "dicom_roles",), placeholder="Use as...",
                                        density="compact", hide_details=True,
                                        variant="underlined", readonly=(READ_ONLY,),
                                        disabled=("!!busy",),
@@ -132,9 +143,14 @@ def panel() -> None:
                                                          "[tab_id, se.uid, $event])",
                                        raw_attrs=[':data-use-as="se.description"'])
                             html.Span("not an image", v_else=True, classes="text-caption")
-                        html.Td("{{ se.used.join(', ') }}",
-                                classes="text-caption text-success font-weight-medium",
-                                raw_attrs=["data-used"])
+                        with html.Td():
+                            html.Div("{{ se.used.join(', ') }}",
+                                     classes="text-caption text-success font-weight-medium",
+                                     raw_attrs=["data-used"])
+                            html.Div("{{ dicom_errors[se.uid] }}",
+                                     v_if=("dicom_errors[se.uid]",),
+                                     classes="text-caption text-error",
+                                     raw_attrs=[':data-dicom-error="se.description"'])
         with v3.VExpansionPanels(v_if=("dicom.skipped.length",), classes="mt-2"):
             with v3.VExpansionPanel(raw_attrs=["data-dicom-skipped"]):
                 v3.VExpansionPanelTitle("Skipped files ({{ dicom.skipped.length }} shown)",

@@ -97,6 +97,8 @@ class Session:
         self.scene = scene
         self.data_dir = Path(data_dir).resolve(strict=True)
         self.output_dir = self.data_dir / OUTPUT_SUBFOLDER
+        #: writes the Save's PDF report (``workflow.save_outputs``); None: in this process
+        self.report_writer = None
         self._fresh()
 
     def _fresh(self) -> None:
@@ -142,7 +144,9 @@ class Session:
                     folder = self.new_output_folder()
                     self.p.outputFolder = str(folder)
                     try:
-                        text = guided.run(self.scene, self.p, action)
+                        text = guided.run(self.scene, self.p, action,
+                                          **({"report_writer": self.report_writer}
+                                             if self.report_writer else {}))
                     except BaseException:
                         if not any(folder.iterdir()):
                             folder.rmdir()      # a refused Save leaves no empty folder
@@ -482,8 +486,10 @@ class Session:
         if not self.saved_current():
             return []
         folder = self.data_dir / self.saved_folder
+        # a file being written (an atomic writer's hidden temporary) is not offered
         return sorted(relative_name(self.data_dir, f) for f in folder.rglob("*")
-                      if f.is_file())
+                      if f.is_file() and not any(part.startswith(".") for part in
+                                                 f.relative_to(folder).parts))
 
     def report_name(self) -> str | None:
         """The report of the saved plan on the page, or None."""
