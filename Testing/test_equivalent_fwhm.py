@@ -177,14 +177,48 @@ def test_spread_of_a_tailed_psf_is_scaled_to_its_core():
 # --- the camera file: written, read, refused ---------------------------------------------
 
 @pytest.fixture(scope="module")
-def camera_doc(tmp_path_factory):
+def iec10(tmp_path_factory):
     d = tmp_path_factory.mktemp("iec") / "iec10"
     assert main(["phantom", str(d), "--iec", "--fwhm-mm", "10"]) == 0
-    out = d.parent / "camera.json"
+    return d
+
+
+def _calibrate(d, out, sphere_kbq_ml="40", *extra):
     assert main(["calibrate", "--ct", str(d / "ct.nii.gz"), "--image",
-                 str(d / "image.nii.gz"), "--nuclide", "Tc-99m", "--sphere-kbq-ml", "40",
-                 "--background-kbq-ml", "5", "-o", str(out)]) == 0
+                 str(d / "image.nii.gz"), "--nuclide", "Tc-99m", "--sphere-kbq-ml",
+                 sphere_kbq_ml, "--background-kbq-ml", "5", "-o", str(out), *extra]) == 0
     return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def camera_doc(iec10):
+    return _calibrate(iec10, iec10.parent / "camera.json")
+
+
+def test_calibrate_writes_the_spread_of_a_misfit_camera(iec10, tmp_path):
+    """Bug caught: a calibration with the misfit warning that writes no spread, a spread
+    that is not the standard deviation of the spheres' equivalent FWHMs it writes, a warning
+    that does not say the spread is carried, or a camera file that then reads with the fit's
+    0.5 mm. The misfit is made by stating the spheres 3 times hotter than they were filled
+    (120 kBq/mL for 40) and forcing one Gaussian: the small spheres then recover twice what
+    the model gives (0.21 against 0.10 at 10 mm). Truth for the spread: numpy's sample
+    standard deviation (ddof=1) of the six values in the file."""
+    doc = _calibrate(iec10, tmp_path / "misfit.json", "120", "--model", "gaussian")
+    (warning,) = doc["warnings"]
+    assert warning["code"] == "camera-recovery-misfit"
+    values = [s["equivalent_fwhm_mm"] for s in doc["spheres"]]
+    assert None not in values
+    spread = doc["psf"]["fwhm_spread_mm"]
+    assert spread == pytest.approx(float(np.std(values, ddof=1)), rel=1e-12)
+    assert spread > doc["psf"]["fwhm_sd_mm"]
+    assert f"spread by {spread:.2f} mm" in warning["message"]
+    assert "6 spheres" in doc["psf"]["fwhm_spread"]
+    import jsonschema
+    from conftest import REPO
+    jsonschema.validate(doc, json.loads((REPO / "docs" / "schemas" /
+                                         "camera-1.schema.json").read_text()))
+    read = camera_resolution(doc, "misfit.json")
+    assert (read["fwhm_sd_mm"], read["fwhm_sd_basis"]) == (spread, SPREAD)
 
 
 def test_calibrate_writes_each_spheres_equivalent_fwhm(camera_doc):

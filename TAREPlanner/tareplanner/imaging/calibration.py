@@ -348,12 +348,17 @@ def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
     misfit, spread = misfit_and_spread(sphere_diameters_mm(), rc.measured, rc.model,
                                        equivalent,
                                        calibration_data()["recovery_misfit_max"]["value"])
-    if misfit:
-        warnings.append(misfit)
     floor = calibration_data()["fwhm_sd_floor_mm"]["value"]
     core_key = "core_fwhm_mm" if use_tail else "fwhm_mm"
     core = chosen.parameters[core_key]
     sd = math.sqrt(chosen.standard_uncertainties[core_key] ** 2 + floor ** 2)
+    if misfit:
+        if spread.get("fwhm_spread_mm") is not None:
+            misfit = {**misfit, "message": misfit["message"] + (
+                f"; the spheres' equivalent Gaussian FWHMs spread by "
+                f"{spread['fwhm_spread_mm']:.2f} mm (sd; fit uncertainty {sd:.2f} mm): the "
+                "plan's uncertainty carries the larger")}
+        warnings.append(misfit)
     voxel_ml = float(np.prod(image.image.GetSpacing())) / 1000.0
     k, k_sd = chosen.calibration_factor, chosen.calibration_factor_sd
     if image.is_counts:
