@@ -109,3 +109,31 @@ def test_validate_directive_refusals_word_for_word(change, field, value, allowed
     with pytest.raises((SchemaError, FieldValueError)) as error:
         validate_directive(d)
     assert (error.value.field, error.value.value, error.value.allowed) == (field, value, allowed)
+
+
+@pytest.mark.parametrize("plan, value", [({"schema": "tareplanner.case/1"}, "tareplanner.case/1"),
+                                         ("plan.json", None)])
+def test_directive_from_what_is_no_plan_shows_what_was_found(plan, value):
+    """Bug: the refusal of a case (or of anything but a plan record) without the schema it
+    found (None for what is no JSON object)."""
+    from tareplanner.errors import SchemaError
+    with pytest.raises(SchemaError) as error:
+        directive_from_plan(plan)
+    assert (error.value.field, error.value.value) == ("plan.schema", value)
+
+
+def test_directive_from_a_plan_without_activity_shows_the_activity():
+    """Bug: the refusal of a site prescribed no activity without the value found (0.0)."""
+    plan = _plan()
+    plan["positions"][0]["activity_gbq"] = 0.0
+    with pytest.raises(FieldValueError) as error:
+        directive_from_plan(plan)
+    assert (error.value.field, error.value.value) == ("plan.positions[right].activity_gbq", 0.0)
+
+
+def test_directive_carries_the_patient_and_the_treatment_time():
+    """A plan of patient 'P-17' treated on 1 Dec 2026 10:00 UTC+1: the directive states both
+    (the field tests' plan has neither). Bug: either looked up under another key (None)."""
+    d = directive_from_plan(_plan(patient_id="P-17", treatment_time="2026-12-01T10:00:00+01:00"),
+                            created=CREATED)
+    assert (d["patient_id"], d["treatment_time"]) == ("P-17", "2026-12-01T10:00:00+01:00")

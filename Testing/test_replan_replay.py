@@ -48,8 +48,32 @@ def test_replay_of_a_change_beyond_a_limit_uses_its_recorded_override():
                                "Dr A", override_reason="tumour board decision")
     assert changed["positions"][0]["planned_doses_gy"]["normal_liver"] == pytest.approx(
         3.5 * 49.67 * 0.94 / 1.31016, rel=1e-5)
+    (override,) = changed["overrides"]
+    assert override["exceeded"] == "right hepatic: normal-liver-limit 124.73 Gy > 120 Gy"
     result = replay_directive(changed, plan)
     assert result["identical"] is True and result["differences"] == []
+
+
+def test_a_replan_keeps_the_plan_s_site_limits_and_dose_response_fit(monkeypatch):
+    """The re-plan takes the plan's own site limits, named by the site's label ("test
+    site", the 120 Gy normal-liver limit: 3.5 GBq gives 124.7 Gy, a violation there), and
+    the plan's dose-response fit (its probabilities and warnings reach the changed
+    directive's plan checks). Bugs: the site limits or their label dropped, the fit not
+    passed on."""
+    import tareplanner.replan as replan
+    site = {"schema": "tareplanner.site-limits/1", "site": "test site",
+            "products": {"therasphere": {"normal_liver_gy": 120}}}
+    plan = plan_case(parse_case(copy.deepcopy(BASE_CASE)), site, "test site")
+    again = replan_at(plan, {SITE: 3.5})
+    assert again["limits_source"] == "site limits: test site"
+    (violation,) = again["positions"][0]["violations"]
+    assert (violation["limit"], violation["limit_gy"]) == ("normal-liver-limit", 120)
+    fit = {"marker": "the plan's fit"}
+    seen = {}
+    monkeypatch.setattr(replan, "plan_case",
+                        lambda case, site, label, response=None: seen.update(response=response))
+    replan_at(dict(plan, dose_response={"fit": fit}), {SITE: 3.5})
+    assert seen["response"] is fit
 
 
 def test_replay_lists_a_changed_field_by_its_path():
@@ -72,3 +96,25 @@ def test_replay_lists_a_changed_field_by_its_path():
                       "differences": result["differences"],
                       "software": {"record": {"name": "tareplanner", "version": "0.0.1"},
                                    "replay": software}}
+
+
+def test_a_change_from_another_plan_names_both_records():
+    """A directive changed with a plan it was not written from (the same case planned again)
+    is refused; the refusal names the directive and the plan as 'directive' and 'plan' by
+    default, or by the names the caller gives (the files typed). Bug: the default names
+    garbled."""
+    from tareplanner.records.chain import RecordChainError
+    plan = plan_case(parse_case(copy.deepcopy(BASE_CASE)))
+    directive = directive_from_plan(plan)
+    other = plan_case(parse_case(copy.deepcopy(BASE_CASE)))
+    other["created"] = "2000-01-01T00:00:00+00:00"
+    with pytest.raises(RecordChainError) as error:
+        change_directive(directive, other, SITE, 2.0, "r", "Dr A")
+    assert error.value.field == "directive parents.plan"
+    assert error.value.detail == ("plan is another plan, or it was changed after directive "
+                                  "was written")
+    with pytest.raises(RecordChainError) as error:
+        change_directive(directive, other, SITE, 2.0, "r", "Dr A", plan_label="plan.json",
+                         directive_label="directive.json")
+    assert error.value.detail == ("plan.json is another plan, or it was changed after "
+                                  "directive.json was written")

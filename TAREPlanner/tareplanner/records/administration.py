@@ -252,9 +252,10 @@ def administration_record(directive: Mapping[str, Any], readings: Any, *,
                                     f"delivered activity exceeds the directive's "
                                     f"{lung['expected_dose_gy']:.2f} Gy by "
                                     f"{lung['estimated_dose_gy'] - lung['expected_dose_gy']:.2f}"
-                                    f" Gy and {lung['relative_excess']:+.0%} ("
-                                    f"{organ['source'][:160]}…); report as the regulation "
-                                    "requires"})
+                                    " Gy" + (f" and {lung['relative_excess']:+.0%}"
+                                             if lung["relative_excess"] is not None else "")
+                                    + f" ({organ['source'][:160]}…); report as the "
+                                    "regulation requires"})
     for o in directive.get("overrides") or []:
         warnings.append({"code": "limit-override",
                          "message": f"{o['treatment_site']}: prescribed beyond a limit "

@@ -1,0 +1,127 @@
+"""Voxel dose (tareplanner.physics.voxel_dose) at its edges, against scipy and hand values:
+the FFT convolution with even-sized and symmetric kernels (scipy.signal.fftconvolve, 'same'
+mode, is the reference), the density curve's checks, the density floor and ends, and the
+kernel dose's scaling, clipping and lung voxels with a one-voxel kernel (then D = A CF / (rho
+V), the local deposition of EANM 2022's dosimetry guidance, by hand)."""
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from tareplanner.physics.voxel_dose import (HuDensityCurve, clear_spectrum_cache,
+                                            convolve_fft, density_from_hu, kernel_dose_gy)
+
+CF = 49.67   # J/GBq, Y-90
+
+
+@pytest.mark.parametrize("kernel_shape", [(6, 4, 5), (2, 5, 4), (3, 3, 3)])
+def test_convolution_with_even_kernels_equals_scipy(kernel_shape):
+    """Bugs: the padding of an even-sized kernel's longer half cut short (the convolution
+    wraps into the kept region), the kernel's centre offset by one."""
+    rng = np.random.default_rng(1)
+    values = rng.random((12, 10, 9)).astype(np.float32)
+    kernel = rng.random(kernel_shape).astype(np.float32)
+    np.testing.assert_allclose(convolve_fft(values, kernel),
+                               signal.fftconvolve(values, kernel, mode="same"), rtol=1e-4,
+                               atol=1e-4)
+
+
+def test_convolution_with_a_symmetric_kernel_equals_scipy_twice():
+    """A kernel symmetric along every axis (as the voxel kernels are) takes the real,
+    half-kept spectrum; the second call reads it from the cache. Bugs: the mirrored halves
+    read the wrong way, a cached spectrum of another grid reused."""
+    rng = np.random.default_rng(2)
+    k = rng.random((5, 3, 7))
+    k = k + k[::-1]
+    k = k + k[:, ::-1]
+    k = (k + k[:, :, ::-1]).astype(np.float32)
+    clear_spectrum_cache()
+    for shape in [(12, 10, 9), (12, 10, 9), (7, 11, 8)]:
+        values = rng.random(shape).astype(np.float32)
+        np.testing.assert_allclose(convolve_fft(values, k),
+                                   signal.fftconvolve(values, k, mode="same"), rtol=1e-4,
+                                   atol=1e-4)
+
+
+def _curve(hu=(-1000.0, 0.0, 1000.0), rho=(0.0, 1.0, 2.0), minimum=0.01):
+    return HuDensityCurve(hu, rho, minimum, "test", "by hand")
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"hu": (0.0,), "rho": (1.0,)}, "at least two"),
+    ({"hu": (0.0, 1.0), "rho": (1.0, 1.0, 1.0)}, "at least two"),
+    ({"hu": ((0.0, 1.0), (2.0, 3.0)), "rho": ((1.0, 1.0), (1.0, 1.0))}, "at least two"),
+    ({"hu": (0.0, 0.0), "rho": (1.0, 1.0)}, "increase strictly"),
+    ({"hu": (10.0, 0.0), "rho": (1.0, 1.0)}, "increase strictly"),
+    ({"hu": (0.0, float("nan")), "rho": (1.0, 1.0)}, "increase strictly"),
+    ({"hu": (0.0, float("inf")), "rho": (1.0, 1.0)}, "increase strictly"),
+    ({"rho": (0.0, -0.1, 2.0)}, "finite and >= 0"),
+    ({"rho": (0.0, float("inf"), 2.0)}, "finite and >= 0"),
+    ({"minimum": 0.0}, "minimum_g_per_ml must be > 0"),
+])
+def test_a_density_curve_is_checked(kwargs, words):
+    """Bugs: a one-point curve, equal or decreasing HU, a NaN or infinite HU (infinity
+    increases), a negative or infinite
+    density or a zero floor accepted (zero or negative voxel masses downstream)."""
+    with pytest.raises(ValueError, match=words):
+        _curve(**kwargs)
+
+
+def test_the_edges_of_a_density_curve_are_allowed():
+    """Two points are enough; a density of 0 at a point is allowed (the floor keeps the
+    mass positive). Bugs: ``< 3`` points, ``<= 0`` densities refused."""
+    assert _curve(hu=(-1000.0, 0.0), rho=(0.0, 1.0)).hu == (-1000.0, 0.0)
+
+
+def test_density_from_hu_floor_and_ends_by_hand():
+    """Curve (-1000, 0), (0, 1), (1000, 2) g/mL, floor 0.01: -2000 HU -> 0 -> 0.01 (floor,
+    constant beyond the first point); -500 HU -> 0.5; 500 HU -> 1.5; 3000 HU -> 2.0 (constant
+    beyond the last). Bugs: the floor not applied, the line extrapolated beyond the ends."""
+    got = density_from_hu(np.array([-2000, -1000, -500, 500, 3000]), _curve())
+    np.testing.assert_allclose(got, [0.01, 0.01, 0.5, 1.5, 2.0], rtol=1e-6)
+    assert got.dtype == np.float32
+
+
+def test_kernel_dose_with_a_one_voxel_kernel_is_local_deposition():
+    """With a kernel that keeps all energy in its voxel the kernel dose is the local dose,
+    D = A CF / (rho V): 1e-3 GBq in 4 mm voxels (0.064 mL) at 1.04 g/mL = 49.67e-3 /
+    (1.04 * 0.064e-3) = 746.24 Gy; at a uniform density given as a number the same. Bugs:
+    the voxel volume in mL taken as litres, the density applied twice or not at all."""
+    activity = np.full((3, 3, 3), 1e-3, np.float32)
+    one = np.ones((1, 1, 1), np.float32)
+    expected = 1e-3 * CF / (1.04 * 0.064e-3)
+    assert expected == pytest.approx(746.24, abs=0.01)
+    np.testing.assert_allclose(kernel_dose_gy(activity, CF, 1.04, 0.064, one), expected,
+                               rtol=1e-5)
+    density = np.full(activity.shape, 1.04, np.float32)
+    np.testing.assert_allclose(kernel_dose_gy(activity, CF, density, 0.064, one), expected,
+                               rtol=1e-5)
+
+
+def test_kernel_dose_clips_round_off_and_keeps_the_lungs_own_energy():
+    """A convolution returning negative values (FFT round-off far from activity) gives 0 Gy,
+    not a negative dose; lung voxels take their own energy at lung density whatever the
+    convolution gives: 1e-3 GBq at 0.28 g/mL in 0.064 mL: 49.67e-3 / (0.28 * 0.064e-3) =
+    2771.76 Gy. Bugs: no clip at zero, the lungs' energy convolved or not added back."""
+    activity = np.full((2, 2, 2), 1e-3, np.float32)
+    lung = np.zeros(activity.shape, bool)
+    lung[0] = True
+    density = np.where(lung, 0.28, 1.04).astype(np.float32)
+    dose = kernel_dose_gy(activity, CF, density, 0.064, np.ones((1, 1, 1), np.float32),
+                          lung_mask=lung, convolve=lambda energy, fractions: -energy - 1.0)
+    np.testing.assert_allclose(dose[0], 1e-3 * CF / (0.28 * 0.064e-3), rtol=1e-5)
+    assert np.all(dose[1] == 0.0)
+
+
+def test_convolution_with_a_point_symmetric_but_not_mirror_symmetric_kernel():
+    """A kernel equal to itself turned through the centre (k[-z, -y, -x] = k[z, y, x]) but not
+    mirror-symmetric along each axis: its spectrum is not the real, half-kept one of the voxel
+    kernels. Bug: symmetry tested by flipping all axes at once (this kernel then convolved
+    as if mirror-symmetric, wrongly)."""
+    rng = np.random.default_rng(3)
+    k = rng.random((3, 5, 3))
+    k = (k + k[::-1, ::-1, ::-1]).astype(np.float32)
+    assert not np.array_equal(k, k[::-1])
+    values = rng.random((9, 8, 7)).astype(np.float32)
+    np.testing.assert_allclose(convolve_fft(values, k),
+                               signal.fftconvolve(values, k, mode="same"), rtol=1e-4, atol=1e-4)
