@@ -134,7 +134,8 @@ def plan_uncertainty(case: Case, solution: Solution, *, energy_j_per_gbq: float,
         cfg = {**cfg, "resolution": {
             "fwhm_mm": table["fwhm_mm"], "distribution": table["distribution"],
             **({"half_range_mm": table["half_range_mm"]} if "half_range_mm" in table else
-               {"sd_mm": table["sd_mm"]}),
+               {"sd_mm": table["sd_mm"],
+                **({"sd_basis": table["sd_basis"]} if "sd_basis" in table else {})}),
             "assumed": table.get("assumed", False), "source": table.get("source", ""),
             "method": "the partial-volume correction repeated at FWHMs "
                       + ", ".join(f"{f:.1f}" for f in table["grid_fwhm_mm"])

@@ -155,11 +155,68 @@ def prepare(module: str, work: Path) -> None:
     (work / "pyproject.toml").write_text(pyproject)
 
 
+def _selection_of(work: Path) -> list[str] | None:
+    """The test selection written into ``work``'s pyproject.toml, or None."""
+    import tomllib
+    try:
+        config = tomllib.loads((work / "pyproject.toml").read_text())
+        return list(config["tool"]["mutmut"]["pytest_add_cli_args_test_selection"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _split(selection: list[str]) -> tuple[set[str], list[str]]:
+    """The test files of a selection and its pytest options (with their values), in order."""
+    files: set[str] = set()
+    options: list[str] = []
+    option = False
+    for item in selection:
+        if option or item.startswith("-"):
+            options.append(item)
+            option = item.startswith("-") and "=" not in item
+        else:
+            files.add(item)
+    return files, options
+
+
 def resumable(module: str, work: Path) -> bool:
-    """Whether ``work`` holds a run of ``module`` as it stands in the repository."""
+    """Whether ``work`` holds a run of ``module`` as it stands in the repository, whose
+    verdicts the current scope keeps: the same pytest options and no test file left out
+    (files added to the scope can only kill more mutants, never make a killed one survive)."""
     copy = work / "src" / "tareplanner" / module
-    return (work / "mutants").is_dir() and copy.is_file() and \
-        copy.read_bytes() == (PACKAGE / module).read_bytes()
+    if not ((work / "mutants").is_dir() and copy.is_file()
+            and copy.read_bytes() == (PACKAGE / module).read_bytes()):
+        return False
+    earlier = _selection_of(work)
+    if earlier is None:
+        return False
+    old_files, old_options = _split(earlier)
+    new_files, new_options = _split(_selection(SCOPE[module]))
+    return old_options == new_options and old_files <= new_files
+
+
+def _keep_verdicts_with_the_new_selection(module: str, work: Path) -> None:
+    """Write the scope's current test selection into ``work`` and tell mutmut's saved state
+    that it is the one its verdicts were reached with (mutmut would otherwise reset them all
+    on any change of the selection; :func:`resumable` allows only added test files, which
+    cannot revive a killed mutant). The added files' tests are traced by mutmut itself as
+    new tests."""
+    import hashlib
+    tests = _selection(SCOPE[module])
+    if _selection_of(work) == tests:
+        return
+    text = (work / "pyproject.toml").read_text()
+    start = text.index("pytest_add_cli_args_test_selection = ")
+    end = text.index("\n", start)
+    (work / "pyproject.toml").write_text(
+        text[:start] + f"pytest_add_cli_args_test_selection = {_toml_list(tests)}" + text[end:])
+    stats_path = work / "mutants" / "mutmut-stats.json"
+    if stats_path.is_file():
+        stats = json.loads(stats_path.read_text())
+        # mutmut's fingerprint of the selection: sha256 of repr(tuple(selection)), 12 digits
+        stats.setdefault("config_fingerprint", {})["test_selection"] = \
+            hashlib.sha256(repr(tuple(tests)).encode()).hexdigest()[:12]
+        stats_path.write_text(json.dumps(stats))
 
 
 def refresh(module: str, work: Path) -> None:
@@ -197,6 +254,7 @@ def run(module: str, workers: int, root: Path, resume: bool = False) -> str:
     earlier_survivors = results(work).get("survived", []) if resumed else []
     if resumed:
         refresh(module, work)
+        _keep_verdicts_with_the_new_selection(module, work)
     else:
         prepare(module, work)
     # mutmut puts mutants/src first on sys.path itself; a PYTHONPATH would hide the mutants

@@ -12,6 +12,7 @@ from ..records.atomic import OutputExistsError, write_json_atomic
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from ..imaging.calibration import calibrate, half_life_h, parse_centres
+    from ..imaging.camera_file import MISFIT_CODE, fwhm_uncertainty
     from .imaging_commands import check_overlap, read_input
 
     out = Path(args.output)
@@ -62,6 +63,16 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
           f"{factor}; recovery " + ", ".join(
               f"{s['diameter_mm']:g} mm {s['recovery_measured']:.2f} (model "
               f"{s['recovery_model']:.2f})" for s in camera["spheres"]))
+    print("equivalent Gaussian FWHM per sphere: " + ", ".join(
+        f"{s['diameter_mm']:g} mm " + (f"{s['equivalent_fwhm_mm']:.2f} mm"
+                                       if s["equivalent_fwhm_mm"] is not None else "none")
+        for s in camera["spheres"]))
+    carried = fwhm_uncertainty(psf["fwhm_sd_mm"], psf.get("fwhm_spread_mm"),
+                               any(w["code"] == MISFIT_CODE for w in camera["warnings"]),
+                               psf["fwhm_mm"],
+                               [(c["weight"], c["fwhm_mm"]) for c in psf["components"]])
+    print(f"FWHM uncertainty carried into the Monte Carlo: {carried['fwhm_sd_mm']:.2f} mm "
+          f"({carried['fwhm_sd_basis']}): {carried['fwhm_sd_reason']}")
     for w in camera["warnings"]:
         print(f"warning [{w['code']}] {w['message']}")
     print(f"written to {out}")

@@ -7,7 +7,11 @@ the image give the plane and the turn of the circle; or the centres are given), 
 forward model of :mod:`tareplanner.physics.psf_fit` (sphere occupancy from the standard's
 diameters, background from the CT's water volume) and fits the camera's resolution: a
 Gaussian, and a core-plus-tail PSF that is kept where it lowers the residual by more than a
-stated fraction (``data/camera_calibration.json``). The result is a camera file
+stated fraction (``data/camera_calibration.json``). Every sphere's equivalent Gaussian FWHM
+(the FWHM at which the model's recovery of that sphere equals its measured one) is written
+beside its recovery; when the spheres do not follow one PSF (``camera-recovery-misfit``),
+their spread is written too, and the Monte Carlo then carries the larger of it and the fit's
+uncertainty (:mod:`tareplanner.imaging.camera_file`). The result is a camera file
 (``tareplanner.camera/1``) that ``measure --camera`` and ``dose --camera`` read.
 """
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import resources
@@ -25,8 +30,8 @@ from scipy import ndimage
 
 from .. import __version__
 from ..errors import FieldValueError, ImageDataError
-from ..physics.psf_fit import (PhantomScene, ball_occupancy, effective_fwhm_mm, fit_psf,
-                               recovery)
+from ..physics.psf_fit import (EquivalentFwhm, PhantomScene, ball_occupancy,
+                               effective_fwhm_mm, equivalent_fwhms, fit_psf, recovery)
 from .arrays import image_array
 from .camera_file import CAMERA_SCHEMA, MODALITIES
 from .iec_phantom import iec_data, sphere_diameters_mm, standard_centres_mm
@@ -243,6 +248,53 @@ def recovery_misfit(diameters_mm, measured, model, limit: float) -> dict | None:
                        "uncertainty (data/camera_calibration.json recovery_misfit_max)"}
 
 
+def equivalent_fwhm_words(e: EquivalentFwhm, bracket_mm) -> str | None:
+    """Why a sphere has no equivalent FWHM (None when it has one)."""
+    if e.fwhm_mm is not None:
+        return None
+    lo, hi = bracket_mm
+    if e.status == "above":
+        return (f"measured recovery {e.measured:.3f} above the model's {e.model_at_bracket[0]:.3f}"
+                f" at {lo:g} mm (the sharpest FWHM searched): no Gaussian FWHM in "
+                f"{lo:g}-{hi:g} mm gives it (edge overshoot or noise)")
+    if e.status == "below":
+        return (f"measured recovery {e.measured:.3f} below the model's {e.model_at_bracket[1]:.3f}"
+                f" at {hi:g} mm (the widest FWHM searched): no Gaussian FWHM in "
+                f"{lo:g}-{hi:g} mm gives it")
+    return f"measured recovery {e.measured!r} is not a finite number"
+
+
+def fwhm_spread(diameters_mm, equivalent) -> dict:
+    """The spread of the spheres' equivalent FWHMs (``fwhm_spread_mm``, the sample standard
+    deviation, n - 1, over the spheres that have one; None with fewer than two) and a
+    statement of what it is (``fwhm_spread``)."""
+    found = [(float(d), float(e.fwhm_mm)) for d, e in zip(diameters_mm, equivalent)
+             if e.fwhm_mm is not None]
+    listed = ", ".join(f"{d:g} mm: {f:.2f} mm" for d, f in found) or "none"
+    none = [f"{float(d):g} mm" for d, e in zip(diameters_mm, equivalent) if e.fwhm_mm is None]
+    left = f"; without one: {', '.join(none)}" if none else ""
+    if len(found) < 2:
+        return {"fwhm_spread_mm": None,
+                "fwhm_spread": f"no spread: fewer than two spheres have an equivalent Gaussian "
+                               f"FWHM ({listed}{left}); the fit uncertainty is carried"}
+    spread = statistics.stdev(f for _, f in found)
+    return {"fwhm_spread_mm": spread,
+            "fwhm_spread": f"standard deviation (n - 1) of the equivalent Gaussian FWHMs of "
+                           f"{len(found)} spheres ({listed}{left}), each the FWHM at "
+                           "which the model's recovery of that sphere equals its measured "
+                           "recovery: how far this reconstruction is from one point-spread "
+                           "function. Written because of the recovery misfit; the Monte Carlo "
+                           "carries the larger of it and fwhm_sd_mm"}
+
+
+def misfit_and_spread(diameters_mm, measured, model, equivalent, limit: float
+                      ) -> tuple[dict | None, dict]:
+    """The ``camera-recovery-misfit`` warning (or None) and the keys it adds to the camera
+    file's ``psf`` (the spheres' FWHM spread; nothing without the warning)."""
+    misfit = recovery_misfit(diameters_mm, measured, model, limit)
+    return misfit, (fwhm_spread(diameters_mm, equivalent) if misfit else {})
+
+
 def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
               background_kbq_ml: float, reference_time: str | None = None,
               centres=None, reconstruction: str = "", camera_name: str = "",
@@ -291,14 +343,22 @@ def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
         use_tail = force_model == "core-plus-tail"
     chosen = tailed if use_tail else gaussian
     rc = recovery(scene, values, chosen)
-    misfit = recovery_misfit(sphere_diameters_mm(), rc.measured, rc.model,
-                             calibration_data()["recovery_misfit_max"]["value"])
-    if misfit:
-        warnings.append(misfit)
+    bracket = tuple(float(v) for v in calibration_data()["equivalent_fwhm_bracket_mm"]["value"])
+    equivalent = equivalent_fwhms(scene, rc.measured, bracket)
+    misfit, spread = misfit_and_spread(sphere_diameters_mm(), rc.measured, rc.model,
+                                       equivalent,
+                                       calibration_data()["recovery_misfit_max"]["value"])
     floor = calibration_data()["fwhm_sd_floor_mm"]["value"]
     core_key = "core_fwhm_mm" if use_tail else "fwhm_mm"
     core = chosen.parameters[core_key]
     sd = math.sqrt(chosen.standard_uncertainties[core_key] ** 2 + floor ** 2)
+    if misfit:
+        if spread.get("fwhm_spread_mm") is not None:
+            misfit = {**misfit, "message": misfit["message"] + (
+                f"; the spheres' equivalent Gaussian FWHMs spread by "
+                f"{spread['fwhm_spread_mm']:.2f} mm (sd; fit uncertainty {sd:.2f} mm): the "
+                "plan's uncertainty carries the larger")}
+        warnings.append(misfit)
     voxel_ml = float(np.prod(image.image.GetSpacing())) / 1000.0
     k, k_sd = chosen.calibration_factor, chosen.calibration_factor_sd
     if image.is_counts:
@@ -331,15 +391,23 @@ def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
                 "uncertainty": "fit standard uncertainty (Jacobian, independent voxel noise) "
                                f"and a {floor:g} mm floor in quadrature "
                                "(data/camera_calibration.json)",
-                "fit_relative_residual_rms": chosen.relative_residual_rms},
+                "fit_relative_residual_rms": chosen.relative_residual_rms, **spread},
         "fits": {"gaussian": fit_dict(gaussian), "core-plus-tail": fit_dict(tailed)},
         "model_choice": {"rss_reduction_by_tail": reduction, "rule": rule["source"],
                          "chosen": chosen.model,
                          "forced": force_model is not None},
         "spheres": [{"diameter_mm": dia, "centre_mm": [float(v) for v in c],
-                     "recovery_measured": float(m), "recovery_model": float(mo)}
-                    for dia, c, m, mo in zip(sphere_diameters_mm(), centres, rc.measured,
-                                             rc.model)],
+                     "recovery_measured": float(m), "recovery_model": float(mo),
+                     "equivalent_fwhm_mm": e.fwhm_mm,
+                     **({"equivalent_fwhm_none": why}
+                        if (why := equivalent_fwhm_words(e, bracket)) else {})}
+                    for dia, c, m, mo, e in zip(sphere_diameters_mm(), centres, rc.measured,
+                                                rc.model, equivalent)],
+        "equivalent_fwhm": "per sphere, the FWHM of the one Gaussian at which the model's "
+                           "recovery of that sphere (the whole phantom blurred, as in the "
+                           "fit) equals its measured recovery; searched over "
+                           f"{bracket[0]:g}-{bracket[1]:g} mm (data/camera_calibration.json "
+                           "equivalent_fwhm_bracket_mm), null where none in it does",
         "sphere_finding": how,
         "calibration": calibration,
         "concentrations": {"sphere_kbq_ml": sphere_kbq_ml,

@@ -12,22 +12,29 @@ from pathlib import Path
 
 from ..errors import FieldValueError, SchemaError
 from ..physics.partial_volume import PointSpread
-from .partial_volume import check_fwhm, resolution_from_camera_file
+from ..physics.uncertainty import RESOLUTION_SD_BASES
+from .partial_volume import FWHM_RANGE_MM, check_fwhm, resolution_from_camera_file
 
 CAMERA_SCHEMA = "tareplanner.camera/1"
+#: what the resolution's standard uncertainty carried into the Monte Carlo is
+FIT_BASIS, SPREAD_BASIS = RESOLUTION_SD_BASES
+MISFIT_CODE = "camera-recovery-misfit"
 MODALITIES = ("SPECT", "PET")
 #: the widest PSF component a camera file may hold (mm; a tail of scatter or penetration)
 TAIL_FWHM_MAX_MM = 400.0
 
 
-def _number(doc, key, field, low=None, allow_zero=False):
+def _number(doc, key, field, low=None, allow_zero=False, high=None, unit=""):
     value = doc.get(key) if isinstance(doc, dict) else None
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if ok and low is not None:
         ok = value >= low if allow_zero else value > low
+    if ok and high is not None:
+        ok = value <= high
     if not ok:
-        allowed = "a finite number" + ("" if low is None else
-                                       (f" >= {low:g}" if allow_zero else f" > {low:g}"))
+        allowed = ("a finite number"
+                   + ("" if low is None else (f" >= {low:g}" if allow_zero else f" > {low:g}"))
+                   + ("" if high is None else f" and <= {high:g}") + unit)
         raise FieldValueError(f"{field}:{key}", value, allowed)
     return float(value)
 
@@ -55,7 +62,8 @@ def camera_resolution(doc: dict, path: str, field: str = "--camera", *,
         raise FieldValueError(f"{where}:psf", psf, "an object with components, fwhm_mm and "
                               "fwhm_sd_mm")
     fwhm = check_fwhm(psf.get("fwhm_mm"), f"{where}:psf.fwhm_mm")
-    sd = _number(psf, "fwhm_sd_mm", f"{where}:psf", low=0.0, allow_zero=True)
+    sd = _number(psf, "fwhm_sd_mm", f"{where}:psf", low=0.0, allow_zero=True,
+                 high=FWHM_RANGE_MM[1], unit=" mm (at most the widest FWHM a camera gives)")
     components = psf.get("components")
     if not isinstance(components, list) or not components:
         raise FieldValueError(f"{where}:psf.components", components,
@@ -78,7 +86,13 @@ def camera_resolution(doc: dict, path: str, field: str = "--camera", *,
             and isinstance(w.get("message"), str) for w in warnings):
         raise FieldValueError(f"{where}:warnings", warnings,
                               "a list of {code, message} (the calibration's warnings)")
-    return {"fwhm_mm": fwhm, "fwhm_sd_mm": sd,
+    spread = (None if psf.get("fwhm_spread_mm") is None else
+              _number(psf, "fwhm_spread_mm", f"{where}:psf", low=0.0, allow_zero=True,
+                      high=FWHM_RANGE_MM[1],
+                      unit=" mm (at most the widest FWHM a camera gives)"))
+    carried = fwhm_uncertainty(sd, spread, any(w["code"] == MISFIT_CODE for w in warnings),
+                               fwhm, pairs)
+    return {"fwhm_mm": fwhm, **carried,
             "psf_components": [[w, f] for w, f in pairs],
             "psf_model": psf.get("model", "gaussian"),
             "source": f"camera file {name} ({doc['modality']} {doc['nuclide']}, "
@@ -90,6 +104,45 @@ def camera_resolution(doc: dict, path: str, field: str = "--camera", *,
                        "date": doc.get("date"),
                        "warnings": [{"code": w["code"], "message": w["message"]}
                                     for w in warnings]}}
+
+
+def fwhm_uncertainty(fit_sd_mm: float, spread_mm: float | None, misfit: bool,
+                     core_fwhm_mm: float, components) -> dict:
+    """The FWHM's standard uncertainty a camera file carries into the Monte Carlo: the fit's
+    (``fwhm_sd_mm`` of the file), or, for a camera whose spheres do not follow one PSF (its
+    ``camera-recovery-misfit`` warning), the spread of the spheres' equivalent FWHMs where
+    that is larger (a tie keeps the fit's). The spread is of Gaussian FWHMs; for a
+    core-plus-tail PSF, whose every component the Monte Carlo scales with the core, it is
+    scaled by core FWHM / effective FWHM (the same relative change). Says which and why."""
+    effective = math.sqrt(sum(w * f ** 2 for w, f in components))
+    scaled = (None if spread_mm is None else
+              spread_mm if len(components) == 1 else spread_mm * core_fwhm_mm / effective)
+    core = ("" if scaled is None or scaled == spread_mm else
+            f", {scaled:.2f} mm of the core FWHM")
+    out = {"fwhm_sd_mm": fit_sd_mm, "fwhm_fit_sd_mm": fit_sd_mm, "fwhm_spread_mm": spread_mm,
+           "fwhm_sd_basis": FIT_BASIS}
+    if not misfit:
+        out["fwhm_sd_reason"] = ("no recovery-misfit warning: the spheres follow the fitted PSF "
+                                 "(data/camera_calibration.json recovery_misfit_max), so its "
+                                 "fit uncertainty is carried")
+    elif scaled is None:
+        out["fwhm_sd_reason"] = ("recovery-misfit warning, but the camera file holds no spread "
+                                 "of the spheres' equivalent FWHMs (written before it was "
+                                 "computed, or fewer than two spheres have one): the fit "
+                                 "uncertainty is carried, and may understate the resolution's")
+    elif scaled > fit_sd_mm:
+        out.update(fwhm_sd_mm=scaled, fwhm_sd_basis=SPREAD_BASIS)
+        out["fwhm_sd_reason"] = (
+            f"recovery-misfit warning: the spheres' equivalent FWHMs spread by {spread_mm:.2f}"
+            f" mm (sd{core}),"
+            f" more than the fit uncertainty {fit_sd_mm:.2f} mm; the spread is carried")
+    else:
+        out["fwhm_sd_reason"] = (
+            f"recovery-misfit warning, but the spheres' equivalent FWHMs spread by only "
+            f"{spread_mm:.2f} mm (sd{core}), "
+            f"not more than the fit uncertainty {fit_sd_mm:.2f} mm; the fit uncertainty is "
+            "carried")
+    return out
 
 
 def read_camera_file(path: str, field: str = "--camera", *, nuclide=None, modality=None

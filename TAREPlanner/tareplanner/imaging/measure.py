@@ -21,6 +21,7 @@ import SimpleITK as sitk
 
 from .. import __version__
 from ..errors import FieldValueError, ImageDataError
+from ..physics.uncertainty import RESOLUTION_SD_BASES
 from .grid import same_geometry
 from .camera_file import camera_warnings, scaled_psf
 from .partial_volume import (build_regions, check_fwhm, correct_regions_with_psfs,
@@ -389,8 +390,10 @@ def _sensitivity(res, grid, results, regions, tumours, tumour_territory, whole, 
     out = {"fwhm_mm": float(res["fwhm_mm"]), "grid_fwhm_mm": [float(f) for f in grid],
            "tnr": {k: v for k, v in tnr.items() if None not in v}, "lsf": lsf_values}
     if res.get("fwhm_sd_mm") is not None:
-        out.update(distribution="normal", sd_mm=float(res["fwhm_sd_mm"]),
-                   source="the camera file's fit uncertainty")
+        basis = res.get("fwhm_sd_basis", RESOLUTION_SD_BASES[0])
+        out.update(distribution="normal", sd_mm=float(res["fwhm_sd_mm"]), sd_basis=basis,
+                   source=f"the camera file's {basis}"
+                          + (f": {res['fwhm_sd_reason']}" if res.get("fwhm_sd_reason") else ""))
     else:
         spread = resolution_data()["assumed_fwhm_half_range_mm"]
         out.update(distribution="uniform",

@@ -18,6 +18,14 @@ solution, cov = (J^T J)^-1 * RSS / (n - p) (voxel noise taken as independent).
 Recovery coefficient of sphere k: the mean of the image over the sphere (weighted by f_k)
 divided by the true concentration in image units (k * S), for the image and for the model.
 
+Equivalent FWHM of sphere k: the FWHM of the one Gaussian at which the model's recovery of
+sphere k (the same computation, the whole scene blurred) equals its measured recovery; one
+root of a 1-D function found by Brent's method (scipy.optimize.brentq) over a bracket of
+FWHMs. Where the measured recovery lies outside what the model gives over the bracket, there
+is none, and the side is said (not clipped to the bracket's end). Where one PSF describes the
+image, every sphere's equivalent FWHM is that PSF's FWHM; their spread says how far the
+reconstruction is from one PSF, in millimetres of FWHM.
+
 Pure: arrays in, frozen dataclasses out, no I/O.
 """
 
@@ -189,3 +197,67 @@ def recovery(scene: PhantomScene, image: np.ndarray, fit: PsfFit) -> SphereRecov
     measured = weights @ np.asarray(image, dtype=np.float64).ravel() / totals / true
     model = weights @ model_image(scene, fit.psf).ravel() / totals / scene.sphere_concentration
     return SphereRecovery(measured, model)
+
+
+def model_recovery(scene: PhantomScene, psf: PointSpread) -> np.ndarray:
+    """The model's recovery of every sphere with ``psf``: the occupancy-weighted mean of the
+    blurred scene over the sphere over the sphere concentration (as in :func:`recovery`)."""
+    weights = scene.spheres.reshape(scene.spheres.shape[0], -1)
+    return (weights @ model_image(scene, psf).ravel() / weights.sum(axis=1)
+            / scene.sphere_concentration)
+
+
+@dataclass(frozen=True)
+class EquivalentFwhm:
+    """One sphere's equivalent Gaussian FWHM (mm), or None with the reason."""
+
+    fwhm_mm: float | None
+    #: "found", or "above" (the measured recovery exceeds the model's at the bracket's
+    #: sharpest FWHM) or "below" (it is under the model's at the widest), or "not finite"
+    status: str
+    measured: float
+    #: the model's recovery at the bracket's ends (sharpest, widest)
+    model_at_bracket: tuple[float, float]
+
+
+def equivalent_fwhms(scene: PhantomScene, measured, bracket_mm=(1.0, 60.0),
+                     xtol_mm: float = 1e-3) -> tuple[EquivalentFwhm, ...]:
+    """Per sphere, the Gaussian FWHM at which the model's recovery of the sphere equals
+    ``measured`` (one value per sphere of ``scene``): Brent's root of
+    model_recovery(FWHM) - measured over ``bracket_mm``. One blur of the scene per FWHM
+    tried, shared by every sphere at the bracket's ends."""
+    measured = np.asarray(measured, dtype=float).ravel()
+    if measured.size != scene.spheres.shape[0]:
+        raise ValueError(f"measured: got {measured.size} recoveries; allowed: one per sphere "
+                         f"({scene.spheres.shape[0]})")
+    lo, hi = (float(v) for v in bracket_mm)
+    if not (0 < lo < hi):
+        raise ValueError(f"bracket_mm: got {bracket_mm!r}; allowed: 0 < low < high")
+    cache: dict[float, np.ndarray] = {}
+
+    def rc(fwhm: float) -> np.ndarray:
+        if fwhm not in cache:
+            cache[fwhm] = model_recovery(scene, PointSpread.gaussian(fwhm))
+        return cache[fwhm]
+
+    at_lo, at_hi = rc(lo), rc(hi)
+    out = []
+    for k, m in enumerate(measured):
+        ends = (float(at_lo[k]), float(at_hi[k]))
+        f_lo, f_hi = ends[0] - m, ends[1] - m
+        if not math.isfinite(m):
+            out.append(EquivalentFwhm(None, "not finite", float(m), ends))
+        elif f_lo == 0.0:
+            out.append(EquivalentFwhm(lo, "found", float(m), ends))
+        elif f_hi == 0.0:
+            out.append(EquivalentFwhm(hi, "found", float(m), ends))
+        elif (f_lo > 0) != (f_hi > 0):
+            root = optimize.brentq(lambda f, k=k, m=m: float(rc(f)[k]) - m, lo, hi,
+                                   xtol=xtol_mm)
+            out.append(EquivalentFwhm(float(root), "found", float(m), ends))
+        else:
+            # the model's recovery falls with the FWHM: a measured value above both ends
+            # lies above the sharpest's, one below both under the widest's
+            out.append(EquivalentFwhm(None, "above" if m > max(ends) else "below", float(m),
+                                      ends))
+    return tuple(out)

@@ -23,6 +23,7 @@ from ..errors import (FieldValueError, MissingFieldError, SchemaError, UnknownNa
                       UnsupportedMethodError)
 from ..physics.lung_shunt import lsf_planar_geometric_mean
 from ..physics.solver import GOAL_KINDS
+from ..physics.uncertainty import RESOLUTION_SD_BASES as SD_BASES
 from .fields import (boolean, check_keys, name as name_value, number, read_json_file,
                      require_object, string, suggestion, timestamp)
 from .identity import PATIENT_KEYS, STUDY_KEYS, check_case_identity
@@ -267,7 +268,7 @@ def _resolution_sensitivity(raw, positions) -> dict:
     where = "uncertainty.resolution"
     obj = require_object(raw, where)
     check_keys(obj, where, ("fwhm_mm", "grid_fwhm_mm", "tnr", "lsf", "distribution",
-                            "half_range_mm", "sd_mm", "source", "assumed"))
+                            "half_range_mm", "sd_mm", "sd_basis", "source", "assumed"))
     grid = obj.get("grid_fwhm_mm")
     if (not isinstance(grid, list) or len(grid) < 2
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -290,6 +291,11 @@ def _resolution_sensitivity(raw, positions) -> dict:
         out["half_range_mm"] = number(obj, "half_range_mm", where, minimum=0, maximum=100)
     elif distribution == "normal":
         out["sd_mm"] = number(obj, "sd_mm", where, minimum=0, maximum=100)
+        if "sd_basis" in obj:
+            if obj["sd_basis"] not in SD_BASES:
+                raise FieldValueError(f"{where}.sd_basis", obj["sd_basis"],
+                                      " or ".join(SD_BASES))
+            out["sd_basis"] = obj["sd_basis"]
     else:
         raise FieldValueError(f"{where}.distribution", distribution, "uniform or normal")
     out["distribution"] = distribution

@@ -199,7 +199,9 @@ def resolution_text(record: dict) -> str | None:
     unc = ((record.get("case") or {}).get("uncertainty") or {}).get("resolution") or {}
     spread = (f"; +/- {unc['half_range_mm']:g} mm in the uncertainty"
               if "half_range_mm" in unc else
-              f"; sd {unc['sd_mm']:.2f} mm in the uncertainty" if "sd_mm" in unc else "")
+              f"; sd {unc['sd_mm']:.2f} mm in the uncertainty"
+              + (f", the {unc['sd_basis']}" if unc.get("sd_basis") else "")
+              if "sd_mm" in unc else "")
     if res.get("assumed"):
         return (f"ASSUMED {res['fwhm_mm']:g} mm FWHM ({res.get('chosen_by')}; not measured "
                 f"for this camera{spread})")
@@ -254,10 +256,24 @@ def _psf_words(res: dict) -> str:
     comps = res.get("psf_components") or []
     sd = res.get("fwhm_sd_mm")
     spread = f" +/- {sd:.2f}" if isinstance(sd, (int, float)) else ""
+    basis = _sd_basis_words(res) if spread else ""
     if len(comps) > 1:
         return (" + ".join(f"{w:.0%} {f:.1f} mm" for w, f in comps)
-                + f" (core FWHM {res['fwhm_mm']:.2f}{spread} mm)")
-    return f"{res['fwhm_mm']:.2f}{spread} mm FWHM"
+                + f" (core FWHM {res['fwhm_mm']:.2f}{spread} mm{', ' + basis if basis else ''})")
+    return f"{res['fwhm_mm']:.2f}{spread} mm FWHM{f' ({basis})' if basis else ''}"
+
+
+def _sd_basis_words(res: dict) -> str:
+    """What a camera file's +/- is: its fit uncertainty, or (recovery misfit) the spread of
+    the spheres' equivalent FWHMs, with the fit's beside it; nothing for a resolution read
+    before the basis was recorded."""
+    basis = res.get("fwhm_sd_basis")
+    if not basis:
+        return ""
+    fit = res.get("fwhm_fit_sd_mm")
+    if res.get("fwhm_sd_mm") != fit and isinstance(fit, (int, float)):
+        return f"+/- the {basis}; fit uncertainty {fit:.2f} mm"
+    return f"+/- the {basis}"
 
 
 def resolution_words(res: dict) -> str:
