@@ -47,30 +47,38 @@ def _curve(hu=(-1000.0, 0.0, 1000.0), rho=(0.0, 1.0, 2.0), minimum=0.01):
     return HuDensityCurve(hu, rho, minimum, "test", "by hand")
 
 
+TWO_POINTS = "a density curve needs at least two (HU, density) points"
+STRICT = "the HU values of a density curve must increase strictly"
+DENSITIES = "the densities of a density curve must be finite and >= 0"
+
+
 @pytest.mark.parametrize("kwargs, words", [
-    ({"hu": (0.0,), "rho": (1.0,)}, "at least two"),
-    ({"hu": (0.0, 1.0), "rho": (1.0, 1.0, 1.0)}, "at least two"),
-    ({"hu": ((0.0, 1.0), (2.0, 3.0)), "rho": ((1.0, 1.0), (1.0, 1.0))}, "at least two"),
-    ({"hu": (0.0, 0.0), "rho": (1.0, 1.0)}, "increase strictly"),
-    ({"hu": (10.0, 0.0), "rho": (1.0, 1.0)}, "increase strictly"),
-    ({"hu": (0.0, float("nan")), "rho": (1.0, 1.0)}, "increase strictly"),
-    ({"hu": (0.0, float("inf")), "rho": (1.0, 1.0)}, "increase strictly"),
-    ({"rho": (0.0, -0.1, 2.0)}, "finite and >= 0"),
-    ({"rho": (0.0, float("inf"), 2.0)}, "finite and >= 0"),
+    ({"hu": (0.0,), "rho": (1.0,)}, TWO_POINTS),
+    ({"hu": (0.0, 1.0), "rho": (1.0, 1.0, 1.0)}, TWO_POINTS),
+    ({"hu": ((0.0, 1.0), (2.0, 3.0)), "rho": ((1.0, 1.0), (1.0, 1.0))}, TWO_POINTS),
+    ({"hu": (0.0, 0.0), "rho": (1.0, 1.0)}, STRICT),
+    ({"hu": (10.0, 0.0), "rho": (1.0, 1.0)}, STRICT),
+    ({"hu": (0.0, float("nan")), "rho": (1.0, 1.0)}, STRICT),
+    ({"hu": (0.0, float("inf")), "rho": (1.0, 1.0)}, STRICT),
+    ({"rho": (0.0, -0.1, 2.0)}, DENSITIES),
+    ({"rho": (0.0, float("inf"), 2.0)}, DENSITIES),
     ({"minimum": 0.0}, "minimum_g_per_ml must be > 0"),
 ])
 def test_a_density_curve_is_checked(kwargs, words):
     """Bugs: a one-point curve, equal or decreasing HU, a NaN or infinite HU (infinity
     increases), a negative or infinite
     density or a zero floor accepted (zero or negative voxel masses downstream)."""
-    with pytest.raises(ValueError, match=words):
+    with pytest.raises(ValueError) as error:
         _curve(**kwargs)
+    assert str(error.value) == words
 
 
 def test_the_edges_of_a_density_curve_are_allowed():
     """Two points are enough; a density of 0 at a point is allowed (the floor keeps the
-    mass positive). Bugs: ``< 3`` points, ``<= 0`` densities refused."""
+    mass positive); HU 0.5 apart still increase. Bugs: ``< 3`` points, ``<= 0`` densities or
+    steps under 1 HU refused."""
     assert _curve(hu=(-1000.0, 0.0), rho=(0.0, 1.0)).hu == (-1000.0, 0.0)
+    assert _curve(hu=(0.0, 0.5), rho=(1.0, 1.0)).hu == (0.0, 0.5)     # a step under 1 HU
 
 
 def test_density_from_hu_floor_and_ends_by_hand():
