@@ -93,7 +93,7 @@ def test_a_volume_of_slicers_dicom_module_gets_its_header_and_files(tmp_path):
     assert len(database.asked) == asked
 
 
-def test_another_patients_series_of_slicers_dicom_module_is_named(tmp_path):
+def test_another_patients_series_of_slicers_dicom_module_is_named(tmp_path, monkeypatch):
     """Bug caught: the same-patient check skipped for volumes of Slicer's DICOM module, so
     a SPECT of PAT-8 measured against PAT-7's CT."""
     (tmp_path / "a").mkdir()
@@ -102,15 +102,18 @@ def test_another_patients_series_of_slicers_dicom_module_is_named(tmp_path):
     other_files = _ct_series(tmp_path / "b", "PAT-8", "ROE^RICHARD")
     database = Database({**ct_files, **other_files})
     import sys
+
+    # Slicer's database as the module finds it when Slicer runs (slicer.dicomDatabase); the
+    # slicer module of slicer-core, where installed, is put back after the test
+    real = sys.modules.get("slicer")
     slicer = type(sys)("slicer")
     slicer.dicomDatabase = database
-    sys.modules["slicer"] = slicer
-    try:
-        ct = Node("CT", {attributes.DICOM_INSTANCE_UIDS: " ".join(ct_files)})
-        spect = Node("SPECT", {attributes.DICOM_INSTANCE_UIDS: " ".join(other_files)})
-        [sentence] = patient_mismatches(ct, [("MAA SPECT", spect)])
-    finally:
-        del sys.modules["slicer"]
+    monkeypatch.setitem(sys.modules, "slicer", slicer)
+    ct = Node("CT", {attributes.DICOM_INSTANCE_UIDS: " ".join(ct_files)})
+    spect = Node("SPECT", {attributes.DICOM_INSTANCE_UIDS: " ".join(other_files)})
+    [sentence] = patient_mismatches(ct, [("MAA SPECT", spect)])
+    monkeypatch.undo()
+    assert sys.modules.get("slicer") is real
     assert "PAT-8" in sentence and "PAT-7" in sentence and "MAA SPECT (SPECT)" in sentence
 
 

@@ -25,3 +25,4 @@ LEVELS_GY = "TAREPlanner.LevelsGy"              # the levels of a dose colour ta
 CHART = "TAREPlanner.Chart"                      # what a plot chart shows (dose-response)
 DICOM_HEADER = "TAREPlanner.DicomHeader"        # JSON: patient, study and series of a volume
 DICOM_FILES = "TAREPlanner.DicomFiles"          # JSON list: the DICOM files it was read from
+STRUCTURES_SERIES = "TAREPlanner.StructuresSeriesUID"  # SEG/RTSTRUCT series it came from

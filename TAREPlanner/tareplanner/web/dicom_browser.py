@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..mrml import attributes
 from ..records.identity import dicom_date, person_name, printable
 from .files import OUTPUT_SUBFOLDER, OutsideDataFolderError, relative_name, resolve_inside
 
@@ -45,7 +46,7 @@ ROLES = {"ct": ("planning CT", ("CT",)),
          "post": ("post-treatment PET or SPECT", ("PT", "NM")),
          "structures": ("structures", STRUCTURE_MODALITIES)}
 #: the segmentation attribute naming the SEG or RT Structure Set series it was read from
-STRUCTURES_SERIES = "TAREPlanner.StructuresSeriesUID"
+STRUCTURES_SERIES = attributes.STRUCTURES_SERIES
 #: ROI names (lower case) that are neither the liver, the lungs nor a tumour: the body
 #: outline of an RT Structure Set
 NOT_TUMOURS = ("body", "external", "skin", "outline")
