@@ -43,7 +43,7 @@ from scipy import ndimage
 
 from .grid import Grid, block_mean
 from .spect_simulation import (FWHM_TO_SIGMA, _ct_on_grid, _square_padding, _to_torch,
-                               mu_from_hu, require_extra)
+                               check_simulation_inputs, mu_from_hu, require_extra)
 
 NUCLIDE = "Y-90"
 
@@ -214,14 +214,7 @@ def simulate_pet(activity_bq: np.ndarray, mu_true_per_cm: np.ndarray, grid: Grid
     from pytomography.likelihoods import PoissonLogLikelihood
 
     p = protocol.resolved()
-    spacing = grid.spacing_mm
-    if not np.allclose(spacing, spacing[0], rtol=1e-6):
-        raise ValueError(f"grid spacing: got {spacing}; allowed: isotropic voxels")
-    for name, a in (("activity_bq", activity_bq), ("mu_true_per_cm", mu_true_per_cm)):
-        if a.shape != grid.shape_zyx:
-            raise ValueError(f"{name}: shape {a.shape} does not match the grid {grid.shape_zyx}")
-    if np.any(activity_bq < 0) or not np.all(np.isfinite(activity_bq)):
-        raise ValueError("activity_bq: allowed: finite values >= 0")
+    spacing = check_simulation_inputs(grid, "activity_bq", activity_bq, mu_true_per_cm)
     mu_recon = mu_true_per_cm if mu_recon_per_cm is None else mu_recon_per_cm
     d_mm = float(spacing[0])
     views = p["views"]

@@ -133,6 +133,21 @@ class SpectSimulation:
     parameters: dict
 
 
+def check_simulation_inputs(grid, activity_name: str, activity: np.ndarray,
+                            mu_true_per_cm: np.ndarray):
+    """What an emission simulation needs (the SPECT's and the PET's): isotropic voxels, the
+    activity and attenuation maps on ``grid``, finite activities >= 0. Returns the spacing."""
+    spacing = grid.spacing_mm
+    if not np.allclose(spacing, spacing[0], rtol=1e-6):
+        raise ValueError(f"grid spacing: got {spacing}; allowed: isotropic voxels")
+    for name, a in ((activity_name, activity), ("mu_true_per_cm", mu_true_per_cm)):
+        if a.shape != grid.shape_zyx:
+            raise ValueError(f"{name}: shape {a.shape} does not match the grid {grid.shape_zyx}")
+    if np.any(activity < 0) or not np.all(np.isfinite(activity)):
+        raise ValueError(f"{activity_name}: allowed: finite values >= 0")
+    return spacing
+
+
 def mu_from_hu(hu: np.ndarray, coefficients: dict) -> np.ndarray:
     """Bilinear HU -> linear attenuation coefficient (1/cm), continuous at the break
     (``break_hu``, 0 when not given): ``water + slope_below_0 * HU`` below it, then
@@ -313,14 +328,7 @@ def simulate_spect(activity_mbq: np.ndarray, mu_true_per_cm: np.ndarray, grid: G
     from pytomography.likelihoods import PoissonLogLikelihood
 
     p = protocol.resolved()
-    spacing = grid.spacing_mm
-    if not np.allclose(spacing, spacing[0], rtol=1e-6):
-        raise ValueError(f"grid spacing: got {spacing}; allowed: isotropic voxels")
-    for name, a in (("activity_mbq", activity_mbq), ("mu_true_per_cm", mu_true_per_cm)):
-        if a.shape != grid.shape_zyx:
-            raise ValueError(f"{name}: shape {a.shape} does not match the grid {grid.shape_zyx}")
-    if np.any(activity_mbq < 0) or not np.all(np.isfinite(activity_mbq)):
-        raise ValueError("activity_mbq: allowed: finite values >= 0")
+    spacing = check_simulation_inputs(grid, "activity_mbq", activity_mbq, mu_true_per_cm)
     mu_recon = mu_true_per_cm if mu_recon_per_cm is None else mu_recon_per_cm
     d_mm = float(spacing[0])
     d_cm = d_mm / 10.0
