@@ -119,17 +119,20 @@ def _toml_list(items: list[str]) -> str:
     return "[" + ", ".join(json.dumps(i) for i in items) + "]"
 
 
+def _items(items: list[str]):
+    """Each item of a selection with whether it is a pytest option or an option's value
+    (an option such as ``-k`` without ``=`` takes the next item as its value)."""
+    value_next = False
+    for item in items:
+        is_option = value_next or item.startswith("-")
+        value_next = item.startswith("-") and "=" not in item
+        yield item, is_option
+
+
 def _selection(items: list[str]) -> list[str]:
     """The test files of ``items`` that exist, with the pytest options among them."""
-    out: list[str] = []
-    option = False
-    for item in items:
-        if option or item.startswith("-"):
-            out.append(item)
-            option = item.startswith("-") and "=" not in item
-        elif (REPO / item.split("::")[0]).exists():
-            out.append(item)
-    return out
+    return [item for item, is_option in _items(items)
+            if is_option or (REPO / item.split("::")[0]).exists()]
 
 
 def prepare(module: str, work: Path) -> None:
@@ -167,15 +170,8 @@ def _selection_of(work: Path) -> list[str] | None:
 
 def _split(selection: list[str]) -> tuple[set[str], list[str]]:
     """The test files of a selection and its pytest options (with their values), in order."""
-    files: set[str] = set()
-    options: list[str] = []
-    option = False
-    for item in selection:
-        if option or item.startswith("-"):
-            options.append(item)
-            option = item.startswith("-") and "=" not in item
-        else:
-            files.add(item)
+    files = {item for item, is_option in _items(selection) if not is_option}
+    options = [item for item, is_option in _items(selection) if is_option]
     return files, options
 
 
