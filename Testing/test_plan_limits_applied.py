@@ -1,0 +1,60 @@
+"""The limits a plan applies to a case (tareplanner.planning.effective_limits): the normal-liver
+and whole-normal-liver limits of a compromised liver instead of the standard ones, each with
+its source. The product defaults set no normal-liver limit (the instructions for use give
+none), so the values here are a site's, written by hand: 70 Gy for the normal perfused liver,
+50 Gy for a compromised one. Each test names the bug it catches.
+"""
+
+import copy
+
+import pytest
+
+from tareplanner import catalogue
+from tareplanner.planning import effective_limits, plan_case
+from tareplanner.records.case import parse_case
+
+from conftest import BASE_CASE
+
+SITE = {"schema": "tareplanner.site-limits/1", "site": "Test Hospital",
+        "products": {"therasphere": {"normal_liver_gy": 70, "normal_liver_compromised_gy": 50}}}
+
+
+def _limits(compromised):
+    doc = copy.deepcopy(BASE_CASE)
+    doc["liver_compromised"] = compromised
+    site = catalogue.validate_site_limits(copy.deepcopy(SITE))
+    product = catalogue.product("therasphere", site, "Test Hospital")
+    return effective_limits(parse_case(doc), product)
+
+
+@pytest.mark.parametrize("compromised, normal_gy, normal_key, whole_key", [
+    (False, 70, "normal_liver_gy", "whole_normal_liver_gy"),
+    (True, 50, "normal_liver_compromised_gy", "whole_normal_liver_compromised_gy")])
+def test_a_compromised_liver_gets_the_compromised_limits(compromised, normal_gy, normal_key,
+                                                        whole_key):
+    """Bug caught: a compromised liver (``liver_compromised``) planned with the standard
+    normal-liver limit (70 Gy here) instead of the compromised one (50 Gy), or the record
+    naming another limit than the one applied. The lung limits are the package insert's
+    30 Gy per treatment and 50 Gy cumulative either way."""
+    applied, record = _limits(compromised)
+    assert applied.normal_liver_gy == normal_gy
+    assert (applied.lung_single_gy, applied.lung_cumulative_gy) == (30, 50)
+    assert record["applied_normal_liver"] == normal_key
+    assert record["applied_whole_normal_liver"] == whole_key
+    assert record[normal_key] == {"value": normal_gy, "source": "site limits: Test Hospital"}
+
+
+def test_a_compromised_liver_is_planned_to_its_own_limit():
+    """Bug caught: the same, seen in the plan. Shared case, 'maximum' goal: density 1.03 g/mL,
+    LSF 0.06, R = 0, Y-90 49.67 J/GBq; normal liver 0.927 kg, tumour 0.1236 kg at TNR 3.1:
+    D_N = 49.67 x 0.94 / (0.927 + 3.1 x 0.1236) = 46.6898 / 1.31016 = 35.637 Gy/GBq. A
+    compromised liver at 50 Gy: 50 / 35.637 = 1.4030 GBq (70 Gy would give 1.9643 GBq)."""
+    doc = copy.deepcopy(BASE_CASE)
+    doc["liver_compromised"] = True
+    doc["positions"][0]["goal"] = {"maximum": True}
+    site = catalogue.validate_site_limits(copy.deepcopy(SITE))
+    record = plan_case(parse_case(doc), site, "Test Hospital")
+    (position,) = record["positions"]
+    assert position["normal_dose_gy"] == pytest.approx(50, rel=1e-9)
+    assert position["activity_gbq"] == pytest.approx(50 / 35.637, rel=1e-4)
+    assert position["limited_by"] == "normal-liver-limit"
