@@ -15,7 +15,7 @@ import copy
 
 import pytest
 
-from tareplanner.planning import lung_mass
+from tareplanner.planning import _lung_mass_warnings, lung_mass
 from tareplanner.records.case import parse_case
 
 from conftest import BASE_CASE
@@ -96,3 +96,33 @@ def test_no_mass_falls_back_to_the_convention_by_default():
         "kg": 1.0, "source": "convention", "chosen_by": "default",
         "note": f"{CONVENTION}: the case holds no lung mass", "ct_kg": None,
         "convention_kg": 1.0, "ct_difference_fraction": None}
+
+
+def _warnings(mass):
+    return [(w.code, w.message) for w in _lung_mass_warnings(mass)]
+
+
+def test_no_mass_is_a_warning_word_for_word():
+    """Bug caught: the warning of a lung mass not measured emptied or garbled (EANM 2022
+    recommends the patient's lung mass from CT); no difference to report without a CT."""
+    assert _warnings(lung_mass(_case())) == [(
+        "lung-mass-not-measured",
+        "the case holds no lung mass: the 1 kg convention is used; EANM 2022 recommends the "
+        "patient's lung mass from CT (tareplanner measure writes it into the case)")]
+
+
+@pytest.mark.parametrize("fields, site, used", [
+    ({"lung_mass_kg": 0.75, "lung_mass_source": "ct-densitovolumetry"}, None, "the CT mass"),
+    ({"lung_mass_source": "convention", "lung_mass_ct_kg": 0.75}, None,
+     "the 1 kg convention"),
+    ({"lung_mass_kg": 0.75, "lung_mass_source": "ct-densitovolumetry"},
+     {"lung_mass": "convention"}, "the 1 kg convention")])
+def test_a_ct_mass_far_from_the_convention_names_the_mass_used(fields, site, used):
+    """Bugs caught: the warning of a CT mass far from the convention naming the wrong mass as
+    the one the plan uses (the CT mass when the case or the site chose the convention, or
+    the reverse), or without it. CT 0.75 kg: |1 - 0.75| / 0.75 = 33 %, above 20 % of the CT
+    mass."""
+    assert _warnings(lung_mass(_case(**fields), site, "Site A")) == [(
+        "lung-mass-differs",
+        "CT lung mass 0.75 kg differs from the 1 kg convention by 33% (more than 20% of the "
+        f"CT mass); the lung dose scales with 1/mass and this plan uses {used}")]

@@ -1,0 +1,26 @@
+"""Warnings of the plan (tareplanner.planning) checked on inputs written here by hand: the
+probable exceedance of a limit at its 5 % edge. Each test names the bug it catches."""
+
+import pytest
+
+from tareplanner.planning import _uncertainty_warnings
+
+
+def _uncertainty(probability):
+    """An uncertainty record as plan_uncertainty writes it: the lung limit of 30 Gy exceeded
+    with ``probability``; the lung dose's 95 % interval 24.04-31.96 Gy."""
+    return {"coverage": 0.95,
+            "figures": {"lung_gy": {"low": 24.04, "high": 31.96}},
+            "exceedance": {"lung-limit": {"probability": probability, "limit_gy": 30.0,
+                                          "figure": "lung_gy"}}}
+
+
+@pytest.mark.parametrize("probability, warned", [(0.05, False), (0.0501, True)])
+def test_exceedance_warning_above_five_percent(probability, warned):
+    """Bug caught: a limit exceeded with a probability of exactly 5 % warned of (``>=`` for
+    ``>``): the warning is for a probability above 5 %."""
+    warnings = [(w.code, w.message) for w in _uncertainty_warnings(_uncertainty(probability))]
+    expected = [("limit-exceedance-probable",
+                 "lung-limit: exceeded with probability 5% at the planned activities (limit "
+                 "30 Gy, 95% interval 24.0-32.0 Gy)")]
+    assert warnings == (expected if warned else [])
