@@ -10,7 +10,8 @@ import copy
 import pytest
 
 from tareplanner import catalogue
-from tareplanner.planning import effective_limits, plan_case
+from tareplanner.errors import ClinicalCutoffError
+from tareplanner.planning import check_lsf_cutoff, effective_limits, plan_case
 from tareplanner.records.case import parse_case
 
 from conftest import BASE_CASE
@@ -58,3 +59,21 @@ def test_a_compromised_liver_is_planned_to_its_own_limit():
     assert position["normal_dose_gy"] == pytest.approx(50, rel=1e-9)
     assert position["activity_gbq"] == pytest.approx(50 / 35.637, rel=1e-4)
     assert position["limited_by"] == "normal-liver-limit"
+
+
+@pytest.mark.parametrize("lsf, refused", [(0.2, False), (0.2001, True), (0.25, True)])
+def test_lsf_cutoff_is_refused_with_its_source(lsf, refused):
+    """Bugs caught: a lung shunt above the SIR-Spheres cut-off refused without the source of
+    the cut-off ("Sirtex IFU: do not treat when the lung shunt exceeds 20 %"), or the cut-off
+    itself refused (20 % is allowed: "> 20 %: do not treat")."""
+    doc = copy.deepcopy(BASE_CASE)
+    doc.update(product="sir-spheres", lung_shunt_fraction=lsf)
+    case = parse_case(doc)
+    if not refused:
+        assert check_lsf_cutoff(case, catalogue.product("sir-spheres")) is None
+        return
+    with pytest.raises(ClinicalCutoffError) as info:
+        check_lsf_cutoff(case, catalogue.product("sir-spheres"))
+    assert str(info.value) == (
+        f"lung_shunt_fraction: got {lsf!r}; allowed: <= 0.2 for sir-spheres (Sirtex IFU: do "
+        "not treat when the lung shunt exceeds 20 %)")
