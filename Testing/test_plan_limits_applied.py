@@ -6,12 +6,14 @@ none), so the values here are a site's, written by hand: 70 Gy for the normal pe
 """
 
 import copy
+from types import SimpleNamespace
 
 import pytest
 
 from tareplanner import catalogue
 from tareplanner.errors import ClinicalCutoffError
-from tareplanner.planning import check_lsf_cutoff, effective_limits, plan_case
+from tareplanner.planning import (check_lsf_cutoff, effective_limits, plan_case,
+                                 whole_liver_limits)
 from tareplanner.records.case import parse_case
 
 from conftest import BASE_CASE
@@ -77,3 +79,29 @@ def test_lsf_cutoff_is_refused_with_its_source(lsf, refused):
     assert str(info.value) == (
         f"lung_shunt_fraction: got {lsf!r}; allowed: <= 0.2 for sir-spheres (Sirtex IFU: do "
         "not treat when the lung shunt exceeds 20 %)")
+
+
+@pytest.mark.parametrize("compromised, limit_gy, key", [
+    (False, 75, "whole_normal_liver_gy"),
+    (True, 50, "whole_normal_liver_compromised_gy")])
+def test_a_compromised_liver_gets_the_compromised_whole_normal_liver_limit(compromised,
+                                                                          limit_gy, key):
+    """Bug caught: the whole normal liver of a compromised liver held to the standard limit
+    (75 Gy here, a site's) instead of the compromised one (50 Gy), or a standard liver held
+    to the compromised one. Shared case, normal liver 35.637 Gy/GBq (see above) over 927 g of
+    the 1699.5 g whole normal liver ((1800 - 150) mL x 1.03 g/mL): 35.637 x 0.927 / 1.6995
+    = 19.438 Gy per GBq."""
+    doc = copy.deepcopy(BASE_CASE)
+    doc["liver_compromised"] = compromised
+    site = catalogue.validate_site_limits({
+        "schema": "tareplanner.site-limits/1", "site": "Test Hospital",
+        "products": {"therasphere": {"whole_normal_liver_gy": 75,
+                                     "whole_normal_liver_compromised_gy": 50}}})
+    product = catalogue.product("therasphere", site, "Test Hospital")
+    shared, record = whole_liver_limits(parse_case(doc), product,
+                                        [SimpleNamespace(normal_gy_per_gbq=35.637)], 49.67)
+    (limit,) = shared
+    assert (limit.name, limit.limit_gy) == ("whole-normal-liver-limit", limit_gy)
+    assert limit.gy_per_gbq == (pytest.approx(19.438, abs=1e-3),)
+    assert record["applied_whole_normal_liver"] == key
+    assert record["limits"][key] == {"value": limit_gy, "source": "site limits: Test Hospital"}
