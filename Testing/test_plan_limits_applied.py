@@ -88,9 +88,9 @@ def test_a_compromised_liver_gets_the_compromised_whole_normal_liver_limit(compr
                                                                           limit_gy, key):
     """Bug caught: the whole normal liver of a compromised liver held to the standard limit
     (75 Gy here, a site's) instead of the compromised one (50 Gy), or a standard liver held
-    to the compromised one. Shared case, normal liver 35.637 Gy/GBq (see above) over 927 g of
-    the 1699.5 g whole normal liver ((1800 - 150) mL x 1.03 g/mL): 35.637 x 0.927 / 1.6995
-    = 19.438 Gy per GBq."""
+    to the compromised one; the whole liver's limit recorded without its source. Shared
+    case, normal liver 35.637 Gy/GBq (see above) over 927 g of the 1699.5 g whole normal
+    liver ((1800 - 150) mL x 1.03 g/mL): 35.637 x 0.927 / 1.6995 = 19.438 Gy per GBq."""
     doc = copy.deepcopy(BASE_CASE)
     doc["liver_compromised"] = compromised
     site = catalogue.validate_site_limits({
@@ -105,3 +105,7 @@ def test_a_compromised_liver_gets_the_compromised_whole_normal_liver_limit(compr
     assert limit.gy_per_gbq == (pytest.approx(19.438, abs=1e-3),)
     assert record["applied_whole_normal_liver"] == key
     assert record["limits"][key] == {"value": limit_gy, "source": "site limits: Test Hospital"}
+    # the whole liver (tumours included): no hard limit in the package insert, nor the site's
+    assert record["limits"]["whole_liver_gy"]["value"] is None
+    assert record["limits"]["whole_liver_gy"]["source"].startswith(
+        "no hard limit: the instructions for use give none")
