@@ -109,3 +109,16 @@ def test_a_compromised_liver_gets_the_compromised_whole_normal_liver_limit(compr
     assert record["limits"]["whole_liver_gy"]["value"] is None
     assert record["limits"]["whole_liver_gy"]["source"].startswith(
         "no hard limit: the instructions for use give none")
+
+
+def test_whole_liver_limits_not_checked_without_the_whole_liver_volume():
+    """Bug caught: a case without ``whole_liver_volume_ml`` recorded as not checked without
+    the reason, or checked against a mass it does not hold."""
+    doc = copy.deepcopy(BASE_CASE)
+    del doc["whole_liver_volume_ml"]
+    shared, record = whole_liver_limits(parse_case(doc), catalogue.product("therasphere"),
+                                        [SimpleNamespace(normal_gy_per_gbq=35.637)], 49.67)
+    assert shared == []
+    assert (record["checked"], record["reason"]) == (
+        False, "whole_liver_volume_ml is not in the case")
+    assert set(record) == {"limits", "checked", "reason"}

@@ -1,9 +1,16 @@
 """Warnings of the plan (tareplanner.planning) checked on inputs written here by hand: the
-probable exceedance of a limit at its 5 % edge. Each test names the bug it catches."""
+probable exceedance of a limit at its 5 % edge, a plan without a treatment time. Each test names the bug it catches."""
+
+import copy
 
 import pytest
 
-from tareplanner.planning import _uncertainty_warnings
+from tareplanner import catalogue
+from tareplanner.physics.solver import PositionSolution, Solution
+from tareplanner.planning import _ordering, _uncertainty_warnings
+from tareplanner.records.case import parse_case
+
+from conftest import BASE_CASE
 
 
 def _uncertainty(probability):
@@ -24,3 +31,20 @@ def test_exceedance_warning_above_five_percent(probability, warned):
                  "lung-limit: exceeded with probability 5% at the planned activities (limit "
                  "30 Gy, 95% interval 24.0-32.0 Gy)")]
     assert warnings == (expected if warned else [])
+
+
+def test_no_treatment_time_is_a_warning_word_for_word():
+    """Bugs caught: a plan without a treatment time ordering vials decayed to some assumed
+    moment, or its warning emptied: the activities are those at administration, with no
+    decay and no vial calculation."""
+    doc = copy.deepcopy(BASE_CASE)
+    del doc["treatment_time"]
+    product = catalogue.product("therasphere")
+    solution = Solution((PositionSolution("right hepatic", 2.0, 0.0, 0.0, (), "goal", ()),),
+                        2.0, 0.0, 0.0, 1.0, ())
+    warnings = []
+    record = _ordering(parse_case(doc), product, catalogue.nuclide("Y-90"), solution, warnings)
+    assert record["positions"] == [{"name": "right hepatic", "activity_gbq": 2.0}]
+    assert [(w.code, w.message) for w in warnings] == [(
+        "no-treatment-time", "no treatment_time: activities are at administration, no decay "
+        "or vial calculation was made")]
