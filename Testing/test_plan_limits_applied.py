@@ -122,3 +122,55 @@ def test_whole_liver_limits_not_checked_without_the_whole_liver_volume():
     assert (record["checked"], record["reason"]) == (
         False, "whole_liver_volume_ml is not in the case")
     assert set(record) == {"limits", "checked", "reason"}
+
+
+@pytest.mark.parametrize("tumour_ml, normal_kg", [(150, 1.6995), (None, 1.7304)])
+def test_whole_normal_liver_mass_from_the_cases_tumour_volume_or_its_tumours(tumour_ml,
+                                                                           normal_kg):
+    """Bugs caught: the whole normal liver's mass taken without the tumours, or from the
+    positions' tumours when the case gives the whole liver's tumour volume (150 mL), or not
+    from them when it does not (T1, 120 mL). (1800 - 150) x 1.03 = 1699.5 g;
+    (1800 - 120) x 1.03 = 1730.4 g; whole liver 1800 x 1.03 = 1854 g either way."""
+    doc = copy.deepcopy(BASE_CASE)
+    if tumour_ml is None:
+        del doc["whole_liver_tumour_volume_ml"]
+    _, record = whole_liver_limits(parse_case(doc), catalogue.product("therasphere"),
+                                   [SimpleNamespace(normal_gy_per_gbq=35.637)], 49.67)
+    assert record["checked"] is True
+    assert record["whole_liver_mass_kg"] == pytest.approx(1.854, rel=1e-12)
+    assert record["whole_normal_liver_mass_kg"] == pytest.approx(normal_kg, rel=1e-12)
+
+
+def test_whole_liver_and_whole_normal_liver_shared_limits_by_hand():
+    """Bugs caught: the whole-liver limit a site sets not applied, or with the liver energy
+    without (1 - LSF)(1 - R), over another mass, for only some positions; the whole normal
+    liver's share of a position not weighted by its normal-liver mass; the two limits
+    swapped. Site limits 100 Gy whole liver, 75 Gy whole normal liver; LSF 0.06, R = 0.1;
+    two positions, 'right hepatic' (927 g normal liver, 35.637 Gy/GBq) and 'left' (500 mL,
+    515 g, 44.0 Gy/GBq, numbers given here). Whole liver: 49.67 x 0.94 x 0.9 / 1.854
+    = 42.02082 / 1.854 = 22.66495 Gy/GBq for each position; whole normal liver
+    (1699.5 g): 35.637 x 0.927 / 1.6995 = 19.438 and 44.0 x 0.515 / 1.6995 = 13.3333
+    Gy/GBq."""
+    doc = copy.deepcopy(BASE_CASE)
+    doc["residual_fraction"] = 0.1
+    doc["positions"].append({"name": "left", "normal_volume_ml": 500, "tumours": [],
+                             "goal": {"activity_gbq": 0.5}})
+    site = catalogue.validate_site_limits({
+        "schema": "tareplanner.site-limits/1", "site": "Test Hospital",
+        "products": {"therasphere": {"whole_liver_gy": 100, "whole_normal_liver_gy": 75}}})
+    product = catalogue.product("therasphere", site, "Test Hospital")
+    shared, record = whole_liver_limits(
+        parse_case(doc), product,
+        [SimpleNamespace(normal_gy_per_gbq=35.637), SimpleNamespace(normal_gy_per_gbq=44.0)],
+        49.67)
+    whole, normal = shared
+    assert (whole.name, whole.limited_by, whole.limit_gy) == (
+        "whole-liver-limit", "whole-liver-limit", 100)
+    assert whole.gy_per_gbq == (pytest.approx(22.66495, abs=1e-5),) * 2
+    assert (normal.name, normal.limited_by, normal.limit_gy) == (
+        "whole-normal-liver-limit", "whole-normal-liver-limit", 75)
+    assert normal.gy_per_gbq == (pytest.approx(19.438, abs=1e-3),
+                                 pytest.approx(13.3333, abs=1e-4))
+    assert record["limits"]["whole_liver_gy"] == {"value": 100,
+                                                  "source": "site limits: Test Hospital"}
+    assert "promoted_rows" not in record
