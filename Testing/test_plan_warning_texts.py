@@ -1,13 +1,15 @@
 """Warnings of the plan (tareplanner.planning) checked on inputs written here by hand: the
-probable exceedance of a limit at its 5 % edge, a plan without a treatment time. Each test names the bug it catches."""
+probable exceedance of a limit at its 5 % edge, a plan without a treatment time, and the
+clinical warnings word for word (tareplanner.planning._clinical_warnings, on a solution
+written here: the warnings depend on its figures, not on how they were solved). Each test names the bug it catches."""
 
 import copy
 
 import pytest
 
 from tareplanner import catalogue
-from tareplanner.physics.solver import PositionSolution, Solution
-from tareplanner.planning import _ordering, _uncertainty_warnings
+from tareplanner.physics.solver import PositionSolution, Solution, Violation
+from tareplanner.planning import _clinical_warnings, _ordering, _uncertainty_warnings
 from tareplanner.records.case import parse_case
 
 from conftest import BASE_CASE
@@ -48,3 +50,74 @@ def test_no_treatment_time_is_a_warning_word_for_word():
     assert [(w.code, w.message) for w in warnings] == [(
         "no-treatment-time", "no treatment_time: activities are at administration, no decay "
         "or vial calculation was made")]
+
+
+def _clinical_case():
+    """TheraSphere (tumour target 205 Gy minimum, EANM 2022 Table 2 HCC), LSF 12 % of an
+    unspecified method; 'right' (400 mL normal liver, T1 100 mL at TNR 0.8) and 'tiny'
+    (8 mL, no tumour); whole liver 550 mL with 100 mL of tumour."""
+    doc = copy.deepcopy(BASE_CASE)
+    doc.update(lung_shunt_fraction=0.12, lsf_method="unspecified",
+               whole_liver_volume_ml=550, whole_liver_tumour_volume_ml=100)
+    doc["positions"] = [
+        {"name": "right", "normal_volume_ml": 400,
+         "tumours": [{"name": "T1", "volume_ml": 100, "tnr": 0.8}],
+         "goal": {"activity_gbq": 1.0}},
+        {"name": "tiny", "normal_volume_ml": 8, "tumours": [], "goal": {"activity_gbq": 0.1}}]
+    return parse_case(doc)
+
+
+def test_clinical_warnings_word_for_word():
+    """Bugs caught: any of the plan's clinical warnings with its text emptied, garbled or
+    naming another position, tumour, figure or source: the LSF above 10 % and of an
+    unrecorded method, a TNR below 1, a tumour below the product's target, a small perfused
+    volume, an activity scaled by a shared limit (factor 0.741, the lung limit's source as
+    given here), a position's and the plan's violations (dose at one decimal), no activity
+    in a position, an implausible whole liver (550 mL, outside 600-5000 mL)."""
+    right = PositionSolution("right", 1.0, 80.0, 60.0, (150.0,), "lung-limit",
+                             (Violation("normal-liver-limit", 80.04, 70.0),))
+    tiny = PositionSolution("tiny", 0.0, 0.0, 0.0, (), "lung-limit", ())
+    solution = Solution((right, tiny), 1.0, 30.0, 30.0, 0.741,
+                        (Violation("lung-cumulative-limit", 52.36, 50.0),), scale_factor=0.741)
+    sources = {"lung-limit": "site limits: Test Hospital",
+               "normal-liver-limit": "site normal-liver limit",
+               "lung-cumulative-limit": "TheraSphere package insert"}
+    warnings = _clinical_warnings(_clinical_case(), catalogue.product("therasphere"),
+                                  solution, "partition", sources)
+    assert [(w.code, w.message) for w in warnings] == [
+        ("lsf-high", "lung shunt fraction 12.0% is above 10%: check lung dose and the LSF "
+                     "method (unspecified)"),
+        ("lsf-method-unspecified", "the LSF method is not recorded; planar LSF is typically "
+                                   "several times SPECT LSF (Thomas et al., JVIR 2025)"),
+        ("tnr-below-1", "right/T1: TNR 0.8 < 1, the tumour takes up less than normal liver"),
+        ("tumour-below-target", "right/T1: tumour dose 150 Gy is below the therasphere target "
+                                "of 205 Gy"),
+        ("lung-limit-scaled", "right: activity scaled by 0.741 to respect the lung limit "
+                              "(site limits: Test Hospital)"),
+        ("limit-exceeded", "right: normal-liver-limit exceeded (80.0 Gy > 70 Gy; site "
+                           "normal-liver limit)"),
+        ("perfused-volume-small", "tiny: perfused volume 8 mL is below 10 mL"),
+        ("lung-limit-scaled", "tiny: activity scaled by 0.741 to respect the lung limit "
+                              "(site limits: Test Hospital)"),
+        ("zero-activity", "tiny: no activity can be given within the limits"),
+        ("limit-exceeded", "lung-cumulative-limit exceeded (52.4 Gy > 50 Gy; TheraSphere "
+                           "package insert)"),
+        ("liver-volume-implausible", "whole liver volume 550 mL is outside 600-5000 mL")]
+
+
+def test_single_compartment_warning_only_with_tumours():
+    """Bug caught: the single-compartment warning given for the partition model, or its
+    text garbled."""
+    solution = Solution((PositionSolution("right", 1.0, 50.0, 50.0, (50.0,), "goal", ()),
+                         PositionSolution("tiny", 0.1, 50.0, 50.0, (), "goal", ())),
+                        1.1, 5.0, 5.0, 1.0, ())
+    codes = {}
+    for model in ("single-compartment", "partition"):
+        warnings = _clinical_warnings(_clinical_case(), catalogue.product("therasphere"),
+                                      solution, model, {})
+        codes[model] = [(w.code, w.message) for w in warnings
+                        if w.code == "single-compartment-tumour"]
+    assert codes == {"single-compartment": [(
+        "single-compartment-tumour",
+        "single-compartment model: tumour doses equal the perfused mean dose")],
+        "partition": []}
