@@ -1,7 +1,8 @@
 """Warnings of the plan (tareplanner.planning) checked on inputs written here by hand: the
 probable exceedance of a limit at its 5 % edge, a plan without a treatment time, and the
 clinical warnings word for word (tareplanner.planning._clinical_warnings, on a solution
-written here: the warnings depend on its figures, not on how they were solved). Each test names the bug it catches."""
+written here: the warnings depend on its figures, not on how they were solved). Each test
+names the bug it catches."""
 
 import copy
 
