@@ -27,6 +27,7 @@ import pytest
 
 from tareplanner.planning import plan_case
 from tareplanner.records.case import parse_case
+from tareplanner.records.response_record import fit_for_plan
 
 from conftest import BASE_CASE
 
@@ -137,3 +138,27 @@ def test_measurement_warnings_and_guideline_check(planned):
     assert check["source"] == f"tareplanner/data/guidelines.json sha256 {digest[:16]}"
     assert check["rows"] and check["site_changes"] == []
     assert isinstance(check["conventions"], dict) and check["conventions"]
+
+
+def test_dose_response_is_added_with_its_warnings(planned):
+    """Bugs caught: a dose-response fit given to the plan not shown in the record, or its
+    warnings not joined to the plan's (or replacing them). The shared case planned to its
+    250 Gy tumour goal with SIR-Spheres and the published glass fit (J Nucl Med
+    2020;61(1):104: 50 % tumour control at a mean 292 Gy): T1 at 250 Gy is below the 292 Gy,
+    and the fit is of another product (TheraSphere) than the plan's. Without a fit the plan
+    has no dose_response."""
+    _, record = planned
+    assert "dose_response" not in record
+    doc = copy.deepcopy(BASE_CASE)
+    doc["product"] = "sir-spheres"
+    fit = fit_for_plan("published:glass-tcp-mean-2020", None)
+    record = plan_case(parse_case(doc), response=fit)
+    (tumour,) = record["dose_response"]["tumours"]
+    assert (tumour["position"], tumour["tumour"]) == ("right hepatic", "T1")
+    assert tumour["planned_value_gy"] == pytest.approx(250)
+    assert (tumour["d50_gy"], tumour["relative_to_d50"]) == (292, "below")
+    codes = [w["code"] for w in record["warnings"]]
+    assert codes[-1] == "response-fit-other-product"
+    assert "vial-calibration-assumed" in codes and "no-scenario" in codes
+    assert record["dose_response"]["warnings"] == [w for w in record["warnings"]
+                                                   if w["code"] == "response-fit-other-product"]
