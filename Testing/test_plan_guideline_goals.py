@@ -1,0 +1,65 @@
+"""The guideline rows in the plan record (tareplanner.planning.plan_case): a 'maximum' goal
+that no hard limit bounds, set to the recommendation of the scenario with the row named in
+the record and a warning; a site's promoted whole-normal-liver row that a case without the
+whole liver volume cannot check, with its warnings and the site's change recorded.
+
+QuiremSpheres (Ho-166), bilobar HCC, two lobes (Testing/test_safety_edges.py, density
+1 g/mL). EANM 2022 (Weber et al.) Table 4 (166Ho microspheres): one-compartment perfused
+volume dose 60 Gy, LOE 3, a recommendation; bilobar whole normal liver < 40 Gy, LOE 4.
+Each test names the bug it catches.
+"""
+
+import pytest
+
+from tareplanner import catalogue
+from tareplanner.planning import plan_case
+from tareplanner.records.case import parse_case
+
+from test_safety_edges import BILOBAR_HCC, _two_lobes
+
+TABLE_4_PERFUSED = ("EANM 2022 (Weber et al.), Table 4 (166Ho microspheres), HCC, every "
+                    "intent: one-compartment perfused volume dose")
+
+
+def test_maximum_goal_resolved_from_the_recommendation():
+    """Bugs caught: the recommendation a 'maximum' goal was set to recorded without its goal,
+    row, source, level of evidence, kind or printed value (or under other names), its
+    warning emptied or garbled, a lobe left without it."""
+    record = plan_case(parse_case(_two_lobes(scenario=BILOBAR_HCC)))
+    for position in record["positions"]:
+        assert position["goal_resolved"] == {
+            "goal": {"perfused_dose_gy": 60}, "row": "eanm22-holmium-hcc-perfused-60",
+            "source": TABLE_4_PERFUSED, "loe": "3", "kind": "recommendation",
+            "printed": "60"}
+        assert position["perfused_dose_gy"] == pytest.approx(60, rel=1e-9)
+    messages = [w["message"] for w in record["warnings"]
+                if w["code"] == "maximum-goal-from-recommendation"]
+    assert messages == [
+        f"{lobe}: goal 'maximum' has no hard limit to reach; it is set to the perfused volume "
+        f"60 Gy of {TABLE_4_PERFUSED} (LOE 3, a recommendation)" for lobe in ("right", "left")]
+
+
+def test_promoted_whole_liver_limit_without_the_whole_liver_volume():
+    """Bugs caught: a site's promoted whole-normal-liver limit silently unchecked when the
+    case lacks the whole liver volume (or its warning garbled), the whole-liver doses of
+    such a plan written as something other than null, the site's change of the row not
+    recorded with the row, the site, the kinds and the reason."""
+    doc = _two_lobes(scenario=BILOBAR_HCC)
+    del doc["whole_liver_volume_ml"]
+    site = catalogue.validate_site_limits({
+        "schema": "tareplanner.site-limits/1", "site": "Test Hospital", "products": {},
+        "guidelines": {"promote": [{"row": "eanm22-holmium-hcc-bilobar-whole-normal-40",
+                                    "reason": "protocol 2026"}]}})
+    record = plan_case(parse_case(doc), site, "Test Hospital")
+    assert record["whole_liver_dose_gy"] is None
+    assert record["whole_liver"]["checked"] is False
+    assert record["whole_liver"]["whole_liver_dose_gy"] is None
+    assert record["whole_liver"]["whole_normal_liver_dose_gy"] is None
+    warnings = [(w["code"], w["message"]) for w in record["warnings"]]
+    assert ("promoted-limit-not-checked", "the site's promoted whole-liver limits need "
+            "whole_liver_volume_ml, which the case does not hold") in warnings
+    assert ("whole-liver-not-checked", "whole_liver_volume_ml is not in the case: the "
+            "whole-liver and whole-normal-liver limits were not checked") in warnings
+    assert record["guideline_check"]["site_changes"] == [
+        {"row": "eanm22-holmium-hcc-bilobar-whole-normal-40", "site": "Test Hospital",
+         "kind_from": "recommendation", "kind_to": "hard", "promote_reason": "protocol 2026"}]
