@@ -174,3 +174,27 @@ def test_whole_liver_and_whole_normal_liver_shared_limits_by_hand():
     assert record["limits"]["whole_liver_gy"] == {"value": 100,
                                                   "source": "site limits: Test Hospital"}
     assert "promoted_rows" not in record
+
+
+def test_promoted_rows_become_shared_limits():
+    """Bugs caught: a whole-liver or whole-normal-liver row that a site promoted to a hard
+    limit not applied, applied with another dose per GBq or ceiling (a range's upper end),
+    under another name, or not listed in the record. Rows written here (the shipped table
+    has whole-normal-liver rows only; a whole-liver row is handled the same way): whole liver
+    < 120 Gy, whole normal liver in the range 50-90 Gy. Shared case (R = 0): whole liver
+    49.67 x 0.94 / 1.854 = 46.6898 / 1.854 = 25.1833 Gy/GBq; whole normal liver 19.438 Gy/GBq (see above)."""
+    rows = [SimpleNamespace(id="whole-liver-120", quantity="whole_liver", operator="<",
+                            value=120, high=None),
+            SimpleNamespace(id="whole-normal-50-90", quantity="whole_normal_liver",
+                            operator="range", value=50, high=90)]
+    shared, record = whole_liver_limits(parse_case(copy.deepcopy(BASE_CASE)),
+                                        catalogue.product("therasphere"),
+                                        [SimpleNamespace(normal_gy_per_gbq=35.637)], 49.67, rows)
+    whole, normal = shared
+    assert (whole.name, whole.limited_by, whole.limit_gy) == (
+        "whole-liver-limit", "whole-liver-limit", 120)
+    assert whole.gy_per_gbq == (pytest.approx(25.1833, abs=1e-4),)
+    assert (normal.name, normal.limited_by, normal.limit_gy) == (
+        "whole-normal-liver-limit", "whole-normal-liver-limit", 90)
+    assert normal.gy_per_gbq == (pytest.approx(19.438, abs=1e-3),)
+    assert record["promoted_rows"] == ["whole-liver-120", "whole-normal-50-90"]
