@@ -182,7 +182,8 @@ def test_promoted_rows_become_shared_limits():
     under another name, or not listed in the record. Rows written here (the shipped table
     has whole-normal-liver rows only; a whole-liver row is handled the same way): whole liver
     < 120 Gy, whole normal liver in the range 50-90 Gy. Shared case (R = 0): whole liver
-    49.67 x 0.94 / 1.854 = 46.6898 / 1.854 = 25.1833 Gy/GBq; whole normal liver 19.438 Gy/GBq (see above)."""
+    49.67 x 0.94 / 1.854 = 46.6898 / 1.854 = 25.1833 Gy/GBq; whole normal liver
+    19.438 Gy/GBq (see above)."""
     rows = [SimpleNamespace(id="whole-liver-120", quantity="whole_liver", operator="<",
                             value=120, high=None),
             SimpleNamespace(id="whole-normal-50-90", quantity="whole_normal_liver",
