@@ -20,7 +20,7 @@ import pytest
 
 from tareplanner import catalogue
 from tareplanner.physics.solver import PositionSolution, Solution
-from tareplanner.planning import _whole_vial_ordering
+from tareplanner.planning import _whole_vial_ordering, plan_case
 from tareplanner.records.case import parse_case
 
 from conftest import BASE_CASE
@@ -195,3 +195,21 @@ def test_a_whole_vial_product_without_custom_activities_offers_its_standard_size
     assert (entry["vials_nominal_gbq"], entry["custom_activity"]) == ([20.0], False)
     assert entry["calibration_time"] == "2026-11-22T12:00:00-05:00"
     assert entry["activity_at_treatment_gbq"] == pytest.approx(2.10964, abs=1e-5)
+
+
+def test_the_sites_ordering_rules_reach_the_plan():
+    """Bug caught: the site's ordering rules (tolerance, working hours) not passed on to the
+    order of a plan, or recorded without the site's name. A site at +/- 2 % and 08:00-17:00:
+    the shared case's 2.26298 GBq at Tuesday 10:00 +01:00 is one 3.5 GBq vial of Sunday
+    (3.5 x 2^(-40/64.1) = 2.27100 GBq, +0.35 %, within 2 %)."""
+    site = catalogue.validate_site_limits({
+        "schema": "tareplanner.site-limits/1", "site": "Test Hospital", "products": {},
+        "ordering": {"activity_tolerance_fraction": 0.02,
+                     "working_hours": {"start": "08:00", "end": "17:00"}}})
+    record = plan_case(parse_case(copy.deepcopy(BASE_CASE)), site, "Test Hospital")
+    order = record["ordering"]
+    assert order["activity_tolerance_fraction"] == 0.02
+    assert order["working_hours"] == "08:00-17:00"
+    assert order["rules_source"] == "site limits: Test Hospital"
+    (entry,) = order["positions"]
+    assert (entry["vials_nominal_gbq"], entry["within_tolerance"]) == ([3.5], True)
