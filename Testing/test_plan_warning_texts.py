@@ -122,3 +122,41 @@ def test_single_compartment_warning_only_with_tumours():
         "single-compartment-tumour",
         "single-compartment model: tumour doses equal the perfused mean dose")],
         "partition": []}
+
+
+def _sir_order(activities, ordering=None):
+    doc = copy.deepcopy(BASE_CASE)
+    doc["product"] = "sir-spheres"
+    if ordering:
+        doc["ordering"] = ordering
+    positions = tuple(PositionSolution(name, a, 0.0, 0.0, (), "goal", ())
+                      for name, a in activities)
+    solution = Solution(positions, sum(a for _, a in activities), 0.0, 0.0, 1.0, ())
+    warnings = []
+    record = _ordering(parse_case(doc), catalogue.product("sir-spheres"),
+                       catalogue.nuclide("Y-90"), solution, warnings)
+    return record, [(w.code, w.message) for w in warnings]
+
+
+def test_vial_without_calibration_time_warning_word_for_word():
+    """Bug caught: the assumption of a full vial at the treatment (no calibration time given)
+    made with its warning emptied or garbled."""
+    _, warnings = _sir_order([("right hepatic", 1.2)])
+    assert warnings == [("vial-calibration-assumed",
+                         "ordering.vial_calibration_time not given: the vial is assumed to "
+                         "hold its nominal activity at treatment time")]
+
+
+def test_late_and_several_vials_warnings_word_for_word():
+    """Bugs caught: the warnings of a vial used beyond its 24 h after calibration (Sirtex
+    product data) and of several vials emptied, garbled or with another figure. Calibrated
+    25 h before the treatment (2026-11-30 09:00 +01:00), the 3 GBq vial holds
+    3 x 2^(-25/64.1) = 2.2938 GBq: 2.0 + 1.0 = 3.0 GBq needs 2 vials."""
+    record, warnings = _sir_order([("right", 2.0), ("left", 1.0)],
+                                  {"vial_calibration_time": "2026-11-30T09:00:00+01:00"})
+    assert record["positions"][0]["vial_activity_at_treatment_gbq"] == pytest.approx(
+        3 * 2 ** (-25 / 64.1), rel=1e-9)
+    assert record["vials_needed"] == 2
+    assert warnings == [
+        ("outside-shelf-life", "treatment is 25.0 h after vial calibration, beyond 24 h"),
+        ("multiple-vials", "total activity needs 2 vials")]
