@@ -43,7 +43,8 @@ def test_promoted_whole_liver_limit_without_the_whole_liver_volume():
     """Bugs caught: a site's promoted whole-normal-liver limit silently unchecked when the
     case lacks the whole liver volume (or its warning garbled), the whole-liver doses of
     such a plan written as something other than null, the site's change of the row not
-    recorded with the row, the site, the kinds and the reason."""
+    recorded with the row, the site (its label reaching the guideline rows), the kinds and
+    the reason."""
     doc = _two_lobes(scenario=BILOBAR_HCC)
     del doc["whole_liver_volume_ml"]
     site = catalogue.validate_site_limits({
@@ -63,3 +64,10 @@ def test_promoted_whole_liver_limit_without_the_whole_liver_volume():
     assert record["guideline_check"]["site_changes"] == [
         {"row": "eanm22-holmium-hcc-bilobar-whole-normal-40", "site": "Test Hospital",
          "kind_from": "recommendation", "kind_to": "hard", "promote_reason": "protocol 2026"}]
+    (row,) = [r for r in record["guideline_check"]["rows"]
+              if r["id"] == "eanm22-holmium-hcc-bilobar-whole-normal-40"]
+    assert row["kind"] == "hard"
+    assert row["site_change"] == {"site": "Test Hospital", "kind_from": "recommendation",
+                                  "kind_to": "hard", "promote_reason": "protocol 2026"}
+    assert (row["status"], row["reason"]) == ("not evaluated",
+                                              "whole_liver_volume_ml is not in the case")
