@@ -71,3 +71,23 @@ def test_promoted_whole_liver_limit_without_the_whole_liver_volume():
                                   "kind_to": "hard", "promote_reason": "protocol 2026"}
     assert (row["status"], row["reason"]) == ("not evaluated",
                                               "whole_liver_volume_ml is not in the case")
+
+
+@pytest.mark.parametrize("promoted, whole_volume, warned", [(False, False, False),
+                                                             (True, True, False)])
+def test_promoted_limit_warning_only_when_promoted_and_unchecked(promoted, whole_volume,
+                                                                 warned):
+    """Bug caught: the warning of a promoted limit that cannot be checked given when the site
+    promoted nothing (only the whole liver volume is missing), or when the case holds the
+    whole liver volume and the promoted limit is checked."""
+    doc = _two_lobes(scenario=BILOBAR_HCC)
+    if not whole_volume:
+        del doc["whole_liver_volume_ml"]
+    site = catalogue.validate_site_limits({
+        "schema": "tareplanner.site-limits/1", "site": "Test Hospital", "products": {},
+        "guidelines": {"promote": [{"row": "eanm22-holmium-hcc-bilobar-whole-normal-40",
+                                    "reason": "protocol 2026"}] if promoted else []}})
+    record = plan_case(parse_case(doc), site, "Test Hospital")
+    codes = [w["code"] for w in record["warnings"]]
+    assert ("promoted-limit-not-checked" in codes) is warned
+    assert ("whole-liver-not-checked" in codes) is not whole_volume
