@@ -160,3 +160,14 @@ def test_late_and_several_vials_warnings_word_for_word():
     assert warnings == [
         ("outside-shelf-life", "treatment is 25.0 h after vial calibration, beyond 24 h"),
         ("multiple-vials", "total activity needs 2 vials")]
+
+
+def test_use_window_counted_in_hours_of_3600_seconds():
+    """Bug caught: the hours since the vial's calibration counted with another number of
+    seconds per hour, which moves the end of the 24 h window: 5 s beyond it
+    (calibration 2026-11-30 09:59:55 +01:00, treatment 2026-12-01 10:00 +01:00) is
+    86405 / 3600 = 24.0014 h, beyond 24 h (86405 / 3601 would be 23.995 h)."""
+    _, warnings = _sir_order([("right hepatic", 1.2)],
+                             {"vial_calibration_time": "2026-11-30T09:59:55+01:00"})
+    assert warnings == [("outside-shelf-life",
+                         "treatment is 24.0 h after vial calibration, beyond 24 h")]
