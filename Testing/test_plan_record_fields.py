@@ -162,3 +162,26 @@ def test_dose_response_is_added_with_its_warnings(planned):
     assert "vial-calibration-assumed" in codes and "no-scenario" in codes
     assert record["dose_response"]["warnings"] == [w for w in record["warnings"]
                                                    if w["code"] == "response-fit-other-product"]
+
+
+def test_uncertainty_nominals_are_the_plans_figures(planned):
+    """Bugs caught: the uncertainty Monte Carlo of the plan run with another dose model (the
+    tumour at the perfused mean dose instead of the partition model's 220.9476 Gy), another
+    energy per GBq, lung mass, prior lung dose or limits: its nominal figures must be the
+    plan's, by hand above; the lung limits it checks are the package insert's 30 Gy per
+    treatment and 50 Gy cumulative."""
+    _, record = planned
+    figures = record["uncertainty"]["figures"]
+    nominal = {name: figure["nominal"] for name, figure in figures.items()}
+    assert nominal == {
+        "right hepatic: normal liver": pytest.approx(71.2734, abs=1e-4),
+        "right hepatic: perfused": pytest.approx(88.8822, abs=1e-4),
+        "right hepatic/T1": pytest.approx(220.9476, abs=1e-4),
+        "lung": pytest.approx(5.9604, rel=1e-12),
+        "lung cumulative": pytest.approx(8.9604, rel=1e-12),
+        "whole liver": pytest.approx(50.3666, abs=1e-4),
+        "whole normal liver": pytest.approx(38.8764, abs=1e-4),
+        "right hepatic: activity": 2.0}
+    exceedance = record["uncertainty"]["exceedance"]
+    assert {name: (e["figure"], e["limit_gy"]) for name, e in exceedance.items()} == {
+        "lung-limit": ("lung", 30), "lung-cumulative-limit": ("lung cumulative", 50)}
