@@ -24,7 +24,9 @@ TABLE_4_PERFUSED = ("EANM 2022 (Weber et al.), Table 4 (166Ho microspheres), HCC
 def test_maximum_goal_resolved_from_the_recommendation():
     """Bugs caught: the recommendation a 'maximum' goal was set to recorded without its goal,
     row, source, level of evidence, kind or printed value (or under other names), its
-    warning emptied or garbled, a lobe left without it."""
+    warning emptied or garbled, a lobe left without it; the scenario (bilobar HCC, the
+    rest at its defaults) not recorded; the suggestions of another product than Ho-166's
+    (its one prescription, 60 Gy to the perfused volume)."""
     record = plan_case(parse_case(_two_lobes(scenario=BILOBAR_HCC)))
     for position in record["positions"]:
         assert position["goal_resolved"] == {
@@ -32,6 +34,13 @@ def test_maximum_goal_resolved_from_the_recommendation():
             "source": TABLE_4_PERFUSED, "loe": "3", "kind": "recommendation",
             "printed": "60"}
         assert position["perfused_dose_gy"] == pytest.approx(60, rel=1e-9)
+    scenario = {"intent": "bilobar", "histology": "hcc", "bilirubin_mg_dl": None,
+                "prior_treatment": False, "liver_compromised": False,
+                "favourable_liver_function": False}
+    assert record["scenario"] == scenario
+    assert record["guideline_check"]["scenario"] == scenario
+    assert [s["row"] for s in record["guideline_check"]["suggestions"]] == [
+        "eanm22-holmium-hcc-perfused-60"]
     messages = [w["message"] for w in record["warnings"]
                 if w["code"] == "maximum-goal-from-recommendation"]
     assert messages == [
