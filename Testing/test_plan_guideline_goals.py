@@ -100,3 +100,23 @@ def test_promoted_limit_warning_only_when_promoted_and_unchecked(promoted, whole
     codes = [w["code"] for w in record["warnings"]]
     assert ("promoted-limit-not-checked" in codes) is warned
     assert ("whole-liver-not-checked" in codes) is not whole_volume
+
+
+def test_a_sites_changed_value_reaches_the_goal_and_the_suggestions():
+    """Bugs caught: a site's changed value of a recommendation (the Ho-166 perfused
+    prescription 60 -> 55 Gy) ignored in the suggestions the plan shows or in the goal it
+    resolves, or the change not recorded with its values and reason."""
+    site = catalogue.validate_site_limits({
+        "schema": "tareplanner.site-limits/1", "site": "Test Hospital", "products": {},
+        "guidelines": {"change": [{"row": "eanm22-holmium-hcc-perfused-60", "value": 55,
+                                   "reason": "protocol 2026"}]}})
+    record = plan_case(parse_case(_two_lobes(scenario=BILOBAR_HCC)), site, "Test Hospital")
+    (suggestion,) = record["guideline_check"]["suggestions"]
+    assert (suggestion["row"], suggestion["goal"]) == ("eanm22-holmium-hcc-perfused-60",
+                                                       {"perfused_dose_gy": 55})
+    for position in record["positions"]:
+        assert position["goal_resolved"]["goal"] == {"perfused_dose_gy": 55}
+        assert position["perfused_dose_gy"] == pytest.approx(55, rel=1e-9)
+    assert record["guideline_check"]["site_changes"] == [
+        {"row": "eanm22-holmium-hcc-perfused-60", "site": "Test Hospital", "value_from": 60,
+         "value_to": 55, "value_reason": "protocol 2026"}]
