@@ -25,7 +25,7 @@ def test_maximum_goal_resolved_from_the_recommendation():
     """Bugs caught: the recommendation a 'maximum' goal was set to recorded without its goal,
     row, source, level of evidence, kind or printed value (or under other names), its
     warning emptied or garbled, a lobe left without it; the scenario (bilobar HCC, the
-    rest at its defaults) not recorded; the suggestions of another product than Ho-166's
+    rest at its defaults) not recorded, or warned of as missing; the suggestions of another product than Ho-166's
     (its one prescription, 60 Gy to the perfused volume)."""
     record = plan_case(parse_case(_two_lobes(scenario=BILOBAR_HCC)))
     for position in record["positions"]:
@@ -39,6 +39,8 @@ def test_maximum_goal_resolved_from_the_recommendation():
                 "favourable_liver_function": False}
     assert record["scenario"] == scenario
     assert record["guideline_check"]["scenario"] == scenario
+    codes = [w["code"] for w in record["warnings"]]
+    assert "no-scenario" not in codes and "recommendation-not-met" in codes
     assert [s["row"] for s in record["guideline_check"]["suggestions"]] == [
         "eanm22-holmium-hcc-perfused-60"]
     messages = [w["message"] for w in record["warnings"]
