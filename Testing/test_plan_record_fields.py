@@ -185,3 +185,25 @@ def test_uncertainty_nominals_are_the_plans_figures(planned):
     exceedance = record["uncertainty"]["exceedance"]
     assert {name: (e["figure"], e["limit_gy"]) for name, e in exceedance.items()} == {
         "lung-limit": ("lung", 30), "lung-cumulative-limit": ("lung cumulative", 50)}
+
+
+def test_record_holds_every_field_under_its_name(planned):
+    """Bug caught: a field of the plan record written under another name (or lost), which a
+    reader of the record (report, directive, the schema docs/schemas/plan-1.schema.json)
+    would miss. The fields, written here, of a plan without a dose-response fit."""
+    _, record = planned
+    assert set(record) == {
+        "schema", "created", "software", "input_sha256", "case_id", "patient_id", "product",
+        "method", "dose_model", "nuclide", "lung_shunt_fraction", "lsf_method",
+        "residual_fraction", "tissue_density_g_per_ml", "lung_mass_kg", "lung_mass",
+        "prior_lung_dose_gy", "liver_compromised", "treatment_time", "positions",
+        "total_activity_gbq", "lung_dose_gy", "lung_dose_cumulative_gy", "lung_scale_factor",
+        "whole_liver_dose_gy", "whole_liver", "bsa_m2", "limits", "limits_source",
+        "tumour_target_gy", "ordering", "violations", "uncertainty", "warnings", "case",
+        "parents", "scenario", "guideline_check"}
+    assert set(record["guideline_check"]) == {"scenario", "facts", "rows", "suggestions",
+                                              "site_changes", "conventions", "source"}
+    assert set(record["product"]) == {"key", "display_name"}
+    assert set(record["nuclide"]) == {"name", "half_life_h", "energy_per_activity_j_per_gbq",
+                                      "source"}
+    assert record["software"]["name"] == "tareplanner"
