@@ -25,8 +25,8 @@ def test_maximum_goal_resolved_from_the_recommendation():
     """Bugs caught: the recommendation a 'maximum' goal was set to recorded without its goal,
     row, source, level of evidence, kind or printed value (or under other names), its
     warning emptied or garbled, a lobe left without it; the scenario (bilobar HCC, the
-    rest at its defaults) not recorded, or warned of as missing; the suggestions of another product than Ho-166's
-    (its one prescription, 60 Gy to the perfused volume)."""
+    rest at its defaults) not recorded, or warned of as missing; the suggestions of
+    another product than Ho-166's (its one prescription, 60 Gy to the perfused volume)."""
     record = plan_case(parse_case(_two_lobes(scenario=BILOBAR_HCC)))
     for position in record["positions"]:
         assert position["goal_resolved"] == {
@@ -122,3 +122,23 @@ def test_a_sites_changed_value_reaches_the_goal_and_the_suggestions():
     assert record["guideline_check"]["site_changes"] == [
         {"row": "eanm22-holmium-hcc-perfused-60", "site": "Test Hospital", "value_from": 60,
          "value_to": 55, "value_reason": "protocol 2026"}]
+
+
+@pytest.mark.parametrize("method, warned", [("single-compartment", True), ("partition", False)])
+def test_a_method_the_table_does_not_recommend_is_warned_of(base_case, method, warned):
+    """Bug caught: single-compartment dosing of a resin radiation lobectomy planned without
+    the warning that EANM 2022 Table 3 prints 'Not recommended' for it (the warning looked
+    up for another product or without the scenario), or given for the partition model."""
+    base_case.update(product="sir-spheres", method=method,
+                     scenario={"intent": "lobectomy", "histology": "hcc"})
+    base_case["positions"][0]["goal"] = {"activity_gbq": 1.0}
+    record = plan_case(parse_case(base_case))
+    messages = [w["message"] for w in record["warnings"] if w["code"] == "method-not-recommended"]
+    if not warned:
+        assert messages == []
+        return
+    (message,) = messages
+    assert message.startswith("single-compartment dosing of a resin radiation lobectomy: "
+                              "EANM 2022 Table 3 prints 'Not recommended'")
+    assert message.endswith("(EANM 2022 Table 3 (90Y resin microspheres), lobectomy rows "
+                            "(HCC, ICC, mCRC): single-compartment perfused volume dose column)")
