@@ -69,3 +69,17 @@ def test_relative_excess_against_an_expected_lung_dose_below_one_gray(directive)
     (message,) = [w["message"] for w in record["warnings"] if w["code"] == "medical-event-lung"]
     assert message.startswith("lung dose 6.74 Gy from the delivered activity exceeds the "
                               "directive's 0.80 Gy by 5.94 Gy and +743% (10 CFR 35.3045(a)(3)")
+
+
+def test_lung_warning_quotes_the_first_160_characters_of_the_source(directive):
+    """The lung medical-event warning quotes the regulation's text, shortened to its first
+    160 characters and an ellipsis (the whole text stays in ``lung_criterion.source``):
+    3.6 GBq delivered gives 3.6 * 2.9802 = 10.73 Gy against the directive's 6.74 Gy, an
+    event. Bug: the quotation cut at another length (161 characters)."""
+    record = administration_record(directive, _readings(3.6), confirm_reason="not needed")
+    (message,) = [w["message"] for w in record["warnings"] if w["code"] == "medical-event-lung"]
+    quoted = message[message.index(" (10 CFR") + 2:message.index("…); report")]
+    assert len(quoted) == 160
+    assert quoted.startswith("10 CFR 35.3045(a)(3): a dose to the skin or an organ")
+    assert record["lung_criterion"]["source"].startswith(quoted)
+    assert len(record["lung_criterion"]["source"]) > 161
