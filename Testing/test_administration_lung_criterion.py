@@ -83,3 +83,19 @@ def test_lung_warning_quotes_the_first_160_characters_of_the_source(directive):
     assert quoted.startswith("10 CFR 35.3045(a)(3): a dose to the skin or an organ")
     assert record["lung_criterion"]["source"].startswith(quoted)
     assert len(record["lung_criterion"]["source"]) > 161
+
+
+def test_a_lung_event_alone_makes_the_record_a_medical_event(directive):
+    """The record's ``medical_event`` is true when any site's activity criterion or the lung
+    criterion is met (10 CFR 35.3045(a)(1) or (a)(3)). Here the activity is as prescribed
+    (2.263 GBq delivered: 0 %, no site event) but the directive's lung dose was written as
+    3.0 Gy (edited here): 2.263 * 2.9802 = 6.744 Gy exceeds it by 3.744 Gy (>= 0.5 Gy) and by
+    125 % (>= 50 %): a lung event. Bug: the lung event left out of the record's verdict (an
+    event reported as none)."""
+    d = copy.deepcopy(directive)
+    d["lung_dose_gy"] = 3.0
+    record = administration_record(d, _readings(2.263))
+    assert record["sites"][0]["medical_event"] is False
+    assert record["sites"][0]["deviation_fraction"] == pytest.approx(0.0, abs=1e-9)
+    assert record["lung_criterion"]["medical_event"] is True
+    assert record["medical_event"] is True
