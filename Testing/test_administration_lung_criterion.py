@@ -96,6 +96,7 @@ def test_a_lung_event_alone_makes_the_record_a_medical_event(directive):
     d["lung_dose_gy"] = 3.0
     record = administration_record(d, _readings(2.263))
     assert record["sites"][0]["medical_event"] is False
-    assert record["sites"][0]["deviation_fraction"] == pytest.approx(0.0, abs=1e-9)
+    # 2.263 against the plan's 2.26298 GBq prescribed: +0.001 %
+    assert record["sites"][0]["deviation_fraction"] == pytest.approx(0.0, abs=1e-4)
     assert record["lung_criterion"]["medical_event"] is True
     assert record["medical_event"] is True
