@@ -13,7 +13,7 @@ fields refused with the allowed ones); the record's schema
 import pytest
 
 from tareplanner.errors import (FieldValueError, MissingFieldError, SchemaError,
-                                UnknownFieldError)
+                                UnknownFieldError, UnknownNameError)
 from tareplanner.records.administration import parse_readings
 
 TWO_SITES = {"positions": [{"treatment_site": "right"}, {"treatment_site": "left"}]}
@@ -82,3 +82,57 @@ def test_an_integer_reading_is_kept_as_a_float():
                                                 "time": "2026-12-01T08:00:00+01:00"}), TWO_SITES)
     value = right["vial"][0].activity_gbq
     assert value == 3.0 and type(value) is float
+
+
+def test_an_unknown_field_of_a_site_entry_is_refused_by_its_place():
+    """A site entry with "administered" (the allowed fields: treatment_site, vial, residual,
+    administration_time). Bug: the refusal naming the key alone, not its entry."""
+    readings = _with_vial({"activity_gbq": 3.0, "time": "2026-12-01T08:00:00+01:00"})
+    readings[1]["administered"] = ADMIN
+    e = _refused(readings, UnknownFieldError)
+    assert (e.field, e.value, e.allowed) == (
+        "readings[1].administered", "administered",
+        "treatment_site, vial, residual, administration_time")
+
+
+def test_a_mistyped_site_is_refused_with_the_closest_site_suggested():
+    """"rigth" is no site of the directive (right, left); the refusal suggests "right".
+    Bugs: the suggestion lost, or made for nothing."""
+    readings = _with_vial({"activity_gbq": 3.0, "time": "2026-12-01T08:00:00+01:00"})
+    readings[0]["treatment_site"] = "rigth"
+    e = _refused(readings, UnknownNameError)
+    assert (e.field, e.value, e.allowed, e.detail) == (
+        "readings[0].treatment_site", "rigth", "a treatment site of the directive: right, left",
+        "did you mean 'right'?")
+
+
+def test_a_site_without_its_administration_time_is_refused_by_its_place():
+    """The administration time is what every reading is decayed to. Bug: the refusal naming
+    "administration_time" without its entry."""
+    readings = _with_vial({"activity_gbq": 3.0, "time": "2026-12-01T08:00:00+01:00"})
+    del readings[1]["administration_time"]
+    e = _refused(readings, MissingFieldError)
+    assert (e.field, e.allowed) == ("readings[1].administration_time", TIME_ALLOWED)
+
+
+def test_a_residual_reading_out_of_range_is_refused_by_its_place():
+    """A residual read as 150 GBq (above 100 GBq) second in its list. Bug: the refusal
+    without the residual reading's place."""
+    readings = _with_vial({"activity_gbq": 3.0, "time": "2026-12-01T08:00:00+01:00"})
+    readings[1]["residual"] = [{"activity_gbq": 0.1, "time": "2026-12-01T11:00:00+01:00"},
+                               {"activity_gbq": 150, "time": "2026-12-01T11:00:00+01:00"}]
+    e = _refused(readings, FieldValueError)
+    assert (e.field, e.value) == ("readings[1].residual[1].activity_gbq", 150)
+
+
+def test_every_site_missing_is_named():
+    """A directive of three sites (right, left, segment 4) with readings for the left one
+    only: both missing sites are named, in the directive's order, separated by a comma.
+    Bug: the sites run together or joined by something else."""
+    three = {"positions": [{"treatment_site": "right"}, {"treatment_site": "left"},
+                           {"treatment_site": "segment 4"}]}
+    with pytest.raises(FieldValueError) as error:
+        parse_readings(_with_vial({"activity_gbq": 1, "time": ADMIN})[1:], three)
+    assert (error.value.field, error.value.value, error.value.allowed) == (
+        "readings", ["left"],
+        "readings for every treatment site of the directive; missing: right, segment 4")
