@@ -207,3 +207,14 @@ def test_record_holds_every_field_under_its_name(planned):
     assert set(record["nuclide"]) == {"name", "half_life_h", "energy_per_activity_j_per_gbq",
                                       "source"}
     assert record["software"]["name"] == "tareplanner"
+
+
+def test_creation_time_defaults_to_now_in_utc():
+    """Bug caught: a plan made without a creation time stamped with the machine's local
+    time without its offset (or another moment) instead of the present moment in UTC."""
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    record = plan_case(parse_case(copy.deepcopy(BASE_CASE)))
+    after = datetime.now(timezone.utc)
+    created = datetime.fromisoformat(record["created"])
+    assert record["created"].endswith("+00:00")
+    assert before <= created <= after
