@@ -171,3 +171,19 @@ def test_use_window_counted_in_hours_of_3600_seconds():
                              {"vial_calibration_time": "2026-11-30T09:59:55+01:00"})
     assert warnings == [("outside-shelf-life",
                          "treatment is 24.0 h after vial calibration, beyond 24 h")]
+
+
+def test_perfused_volume_at_the_round_off_allowance_is_not_warned_of():
+    """Bug caught: territories adding up to exactly the whole liver plus its 0.01 % round-off
+    allowance (1800 x 1.0001 = 1800.18 mL) warned of as overlapping (``>=`` for ``>``)."""
+    doc = copy.deepcopy(BASE_CASE)
+    edge = 1800 * 1.0001
+    assert edge == pytest.approx(1800.18, abs=1e-9)
+    doc["positions"] = [{"name": "whole", "normal_volume_ml": edge, "tumours": [],
+                         "goal": {"activity_gbq": 1.0}}]
+    doc["whole_liver_tumour_volume_ml"] = 0
+    solution = Solution((PositionSolution("whole", 1.0, 20.0, 20.0, (), "goal", ()),),
+                        1.0, 3.0, 3.0, 1.0, ())
+    warnings = _clinical_warnings(parse_case(doc), catalogue.product("therasphere"),
+                                  solution, "partition", {})
+    assert "perfused-exceeds-liver" not in [w.code for w in warnings]
