@@ -187,3 +187,19 @@ def test_perfused_volume_at_the_round_off_allowance_is_not_warned_of():
     warnings = _clinical_warnings(parse_case(doc), catalogue.product("therasphere"),
                                   solution, "partition", {})
     assert "perfused-exceeds-liver" not in [w.code for w in warnings]
+
+
+def test_tumours_at_the_round_off_allowance_are_not_warned_of():
+    """Bug caught: positions' tumours adding up to exactly the case's whole-liver tumour
+    volume plus its 0.01 % allowance (100 x 1.0001 = 100.01 mL) warned of as inconsistent
+    (``>=`` for ``>``)."""
+    doc = copy.deepcopy(BASE_CASE)
+    edge = 100 * 1.0001
+    assert edge == pytest.approx(100.01, abs=1e-9)
+    doc["whole_liver_tumour_volume_ml"] = 100
+    doc["positions"][0]["tumours"][0]["volume_ml"] = edge
+    solution = Solution((PositionSolution("right hepatic", 2.0, 70.0, 90.0, (220.0,), "goal",
+                                          ()),), 2.0, 6.0, 6.0, 1.0, ())
+    warnings = _clinical_warnings(parse_case(doc), catalogue.product("therasphere"),
+                                  solution, "partition", {})
+    assert "tumour-volume-inconsistent" not in [w.code for w in warnings]
