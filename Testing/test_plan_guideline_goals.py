@@ -142,3 +142,22 @@ def test_a_method_the_table_does_not_recommend_is_warned_of(base_case, method, w
                               "EANM 2022 Table 3 prints 'Not recommended'")
     assert message.endswith("(EANM 2022 Table 3 (90Y resin microspheres), lobectomy rows "
                             "(HCC, ICC, mCRC): single-compartment perfused volume dose column)")
+
+
+def test_a_promoted_per_position_row_caps_the_position(base_case):
+    """Bug caught: a row on the normal perfused liver that a site promoted to a hard limit
+    not applied to the position (or applied without its dose per GBq). SIR-Spheres, unilobar
+    HCC, the shared case's 250 Gy tumour goal: normal liver 250 / 3.1 = 80.65 Gy; the site
+    promotes EANM 2022 Table 3's unilobar normal perfused liver < 40 Gy (resin): the
+    position is held to 40 Gy (its tumour to 3.1 x 40 = 124 Gy), limited by the
+    normal-liver limit."""
+    base_case.update(product="sir-spheres", scenario={"intent": "unilobar", "histology": "hcc"})
+    site = catalogue.validate_site_limits({
+        "schema": "tareplanner.site-limits/1", "site": "Test Hospital", "products": {},
+        "guidelines": {"promote": [{"row": "eanm22-resin-hcc-unilobar-normal-perfused-40",
+                                    "reason": "protocol 2026"}]}})
+    record = plan_case(parse_case(base_case), site, "Test Hospital")
+    (position,) = record["positions"]
+    assert position["normal_dose_gy"] == pytest.approx(40, rel=1e-9)
+    assert position["limited_by"] == "normal-liver-limit"
+    assert position["tumours"][0]["dose_gy"] == pytest.approx(3.1 * 40, rel=1e-9)
