@@ -12,6 +12,7 @@ Each test names the bug it catches.
 import pytest
 
 from tareplanner import catalogue
+from tareplanner.errors import FieldValueError
 from tareplanner.planning import plan_case
 from tareplanner.records.case import parse_case
 
@@ -161,3 +162,14 @@ def test_a_promoted_per_position_row_caps_the_position(base_case):
     assert position["normal_dose_gy"] == pytest.approx(40, rel=1e-9)
     assert position["limited_by"] == "normal-liver-limit"
     assert position["tumours"][0]["dose_gy"] == pytest.approx(3.1 * 40, rel=1e-9)
+
+
+def test_maximum_without_any_ceiling_is_refused_naming_the_position(base_case):
+    """Bug caught: a 'maximum' goal that neither a hard limit nor a guideline ceiling bounds
+    (TheraSphere, no scenario) refused without naming the position, its index or why."""
+    base_case["positions"][0]["goal"] = {"maximum": True}
+    with pytest.raises(FieldValueError) as info:
+        plan_case(parse_case(base_case))
+    assert info.value.field == "positions[0].goal"
+    assert info.value.detail == ("none applies to therasphere (no scenario given) for "
+                                 "position 'right hepatic'")
