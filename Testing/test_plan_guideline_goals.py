@@ -164,12 +164,20 @@ def test_a_promoted_per_position_row_caps_the_position(base_case):
     assert position["tumours"][0]["dose_gy"] == pytest.approx(3.1 * 40, rel=1e-9)
 
 
-def test_maximum_without_any_ceiling_is_refused_naming_the_position(base_case):
+@pytest.mark.parametrize("scenario, where", [
+    (None, "no scenario given"),
+    ({"intent": "segmentectomy", "histology": "hcc"}, "scenario segmentectomy/hcc")])
+def test_maximum_without_any_ceiling_is_refused_naming_the_position(base_case, scenario,
+                                                                    where):
     """Bug caught: a 'maximum' goal that neither a hard limit nor a guideline ceiling bounds
-    (TheraSphere, no scenario) refused without naming the position, its index or why."""
+    (TheraSphere without a scenario, or a segmentectomy, whose EANM 2022 rows are targets,
+    not ceilings) refused without naming the position, its index, the product or the
+    scenario."""
     base_case["positions"][0]["goal"] = {"maximum": True}
+    if scenario:
+        base_case["scenario"] = scenario
     with pytest.raises(FieldValueError) as info:
         plan_case(parse_case(base_case))
     assert info.value.field == "positions[0].goal"
-    assert info.value.detail == ("none applies to therasphere (no scenario given) for "
+    assert info.value.detail == (f"none applies to therasphere ({where}) for "
                                  "position 'right hepatic'")
