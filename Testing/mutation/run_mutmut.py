@@ -24,7 +24,8 @@ printed and appended to ``$MUTMUT_WORK/../scores.txt``; survivors are listed wit
 mutated module is byte for byte the repository's): the rest of the package, ``Testing/``,
 ``docs/`` and README are brought up to date, mutmut checks the mutants it has not checked yet
 (tests added since are traced first), then the survivors of the earlier part are checked again
-against the tests as they now stand. Where the module has changed, ``--resume`` starts afresh.
+against the tests as they now stand, and so are the mutants no test reached (tests written for
+them since are traced first). Where the module has changed, ``--resume`` starts afresh.
 """
 
 from __future__ import annotations
@@ -247,7 +248,9 @@ def results(work: Path) -> dict[str, list[str]]:
 def run(module: str, workers: int, root: Path, resume: bool = False) -> str:
     work = root / module.replace("/", "-").removesuffix(".py")
     resumed = resume and resumable(module, work)
-    earlier_survivors = results(work).get("survived", []) if resumed else []
+    earlier = results(work) if resumed else {}
+    # the survivors and the mutants no test reached: tests written since may reach them
+    earlier_survivors = earlier.get("survived", []) + earlier.get("no tests", [])
     if resumed:
         refresh(module, work)
         _keep_verdicts_with_the_new_selection(module, work)
