@@ -78,8 +78,10 @@ SCOPE: dict[str, list[str]] = {
     "physics/partial_volume.py": ["Testing/test_partial_volume.py", "Testing/test_physics_guards.py",
                                   "-k", PV_WITHOUT_PATIENT],
     "physics/psf_fit.py": ["Testing/test_psf_fit.py", "Testing/test_calibration.py",
+                           "Testing/test_equivalent_fwhm.py",
                            "-k", "psf_fit or ball_occupancy or recovers_a_gaussian or keeps_a_tail "
-                                 "or pet_gives_a_scale"],
+                                 "or pet_gives_a_scale or independent_blur "
+                                 "or its_own_equivalent_fwhm or no_fwhm_in_the_bracket"],
     "physics/solver.py": ["Testing/test_solver.py", "Testing/test_solver_shared_by_hand.py"],
     "physics/uncertainty.py": ["Testing/test_uncertainty.py", "Testing/test_uncertainty_by_hand.py"],
     "physics/voxel_dose.py": ["Testing/test_voxel_dose.py", "Testing/test_mutation_references.py",
