@@ -126,9 +126,10 @@ def test_psf_fit_equivalent_fwhm_of_a_sphere_at_40_kbq_ml_matches_an_independent
 def test_psf_fit_equivalent_fwhm_equal_to_a_bracket_end_is_that_end():
     """A measured recovery equal, to the last bit, to the model's at the bracket's sharpest
     (1 mm) or widest (60 mm) FWHM has that end as its equivalent FWHM: the root lies on the
-    end (the model's value there is taken from a first call). Bugs caught: the test for a
-    root on an end miswritten (``f_lo == 1.0``), its result dropped; such a sphere then
-    reported as "below" the bracket with no FWHM."""
+    end (the model's value there is taken from a first call), with its measured value and
+    the model's at both ends. Bugs caught: the test for a root on either end miswritten
+    (``f_lo == 1.0``), its result dropped or without its FWHM, status, measured value or
+    ends; such a sphere then reported as "below" the bracket with no FWHM."""
     scene = _lone_scene([10.0], (2.0, 2.0, 2.0))
     (first,) = equivalent_fwhms(scene, [0.5], (1.0, 60.0))
     sharpest, widest = first.model_at_bracket
@@ -137,6 +138,8 @@ def test_psf_fit_equivalent_fwhm_equal_to_a_bracket_end_is_that_end():
     (at_hi,) = equivalent_fwhms(scene, [widest], (1.0, 60.0))
     assert (at_lo.fwhm_mm, at_lo.status) == (1.0, "found")
     assert (at_hi.fwhm_mm, at_hi.status) == (60.0, "found")
+    assert (at_lo.measured, at_hi.measured) == (sharpest, widest)
+    assert at_lo.model_at_bracket == at_hi.model_at_bracket == (sharpest, widest)
 
 
 def test_psf_fit_equivalent_fwhm_of_a_missing_recovery_is_not_finite_with_its_ends():
