@@ -135,3 +135,27 @@ def test_missing_or_unreadable_files_leave_no_header(tmp_path, case):
     assert dicom_header(node, database) == {}
     assert dicom_files(node) == []
     assert attributes.DICOM_HEADER not in node.attributes
+
+
+def test_a_failed_lookup_is_not_repeated_for_the_same_files(tmp_path):
+    """Bug caught: every panel check asked the DICOM database again for each file of a
+    series whose files it had lost (one query per slice, each time): the node now keeps the
+    UIDs' SHA-256 (hashlib here) and is not looked up again for them, and a node given other
+    UIDs is looked up afresh."""
+    import hashlib
+    files = _ct_series(tmp_path, "PAT-7", "DOE^JANE", slices=3)
+    uids = " ".join(files)
+    database = Database({})
+    node = Node("CT", {attributes.DICOM_INSTANCE_UIDS: uids})
+    assert dicom_header(node, database) == {}
+    assert len(database.asked) == 3
+    assert node.attributes[attributes.DICOM_HEADER_NOT_FOUND] == \
+        hashlib.sha256(uids.encode()).hexdigest()
+    for _ in range(5):
+        assert dicom_header(node, database) == {}
+    assert len(database.asked) == 3
+    database.files = dict(files)                   # the same UIDs, other files now: still
+    assert dicom_header(node, database) == {}      # remembered as not found
+    node.SetAttribute(attributes.DICOM_INSTANCE_UIDS, " ".join(list(files)[:2]))
+    header = dicom_header(node, database)          # other UIDs: looked up, and found
+    assert header and len(database.asked) == 5

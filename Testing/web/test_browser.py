@@ -596,6 +596,37 @@ def test_a_second_tab_follows_read_only(browser, page, server):
     context.close()
 
 
+def test_a_second_tab_cannot_change_the_views_or_the_data_choices(browser, page, server):
+    """Bug: a tab that follows read-only could still change the shared views (view mode, CT
+    preset, dose wash, opacity) and the data step's choices (positions, folder) that the
+    owner's next Load uses, by its controls or by setting the page's state itself. Its
+    controls are disabled, and a change sent straight from it is put back: the owner's
+    values stay, on both pages."""
+    owner = {key: page.evaluate(f"window.trame.state.get('{key}')")
+             for key in ("view_mode", "ct_preset", "dose_from_gy", "fusion_opacity",
+                         "synthetic_positions", "folder")}
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    other = context.new_page()
+    other.goto(server["url"])
+    other.wait_for_selector('[data-title="data"]', timeout=120_000)
+    other.locator("[data-read-only]").wait_for(timeout=30_000)
+    assert other.locator('[data-field="view_mode"] input').first.is_disabled()
+    assert other.locator('[data-ct-preset="liver"]').is_disabled()
+    attempts = {"view_mode": "spect" if owner["view_mode"] != "spect" else "ct",
+                "ct_preset": "lung" if owner["ct_preset"] != "lung" else "liver",
+                "dose_from_gy": 155, "fusion_opacity": 0.05,
+                "synthetic_positions": 5 if owner["synthetic_positions"] != 5 else 3,
+                "folder": "somewhere"}
+    for key, value in attempts.items():
+        other.evaluate("([k, v]) => window.trame.state.set(k, v)", [key, value])
+    time.sleep(2)
+    for key, value in owner.items():
+        assert page.evaluate(f"window.trame.state.get('{key}')") == value, key
+        assert other.evaluate(f"window.trame.state.get('{key}')") == value, key
+    assert "Traceback" not in server["log"].read_text()
+    context.close()
+
+
 def test_a_dicom_folder_of_the_data_folder_loads(page, server, shots):
     """The synthetic patient's DICOM folder (written into the data folder by the test
     above) chosen in the page: each series becomes a volume to choose from."""

@@ -50,7 +50,7 @@ def load_structures(measurement: dict):
     return ct, spect, structures_from_labels(ref, liver, lungs, tumours, territories)
 
 
-def cmd_dose(args: argparse.Namespace) -> int:
+def cmd_dose(args: argparse.Namespace, shown_as: Path | None = None) -> int:
     from .. import catalogue
     from ..dosimetry.activity import (counts_to_activity, not_applicable_check,
                                       pet_activity_at_administration,
@@ -267,7 +267,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
         print("voxel plan: " + ", ".join(f"{n} {a:.3f} GBq" for n, a in vp["activities_gbq"].items())
               + f"; lowest tumour goal fraction {vp['goal_fraction']:.2f}; binding: "
               + (", ".join(vp["binding"]) or "none"))
-    print(f"written to {getattr(args, 'shown_as', None) or out}")
+    print(f"written to {shown_as or out}")
     return 0
 
 

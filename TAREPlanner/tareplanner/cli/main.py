@@ -25,7 +25,7 @@ from ..records.plan_text import plan_summary
 from ..records.record_checks import read_plan_record
 from ..physics.lung_shunt import lsf_planar_geometric_mean
 from ..imaging.phantom_files import slug
-from .dose_commands import add_dose_commands
+from .dose_commands import add_dose_commands, cmd_dose
 from .calibration_commands import add_calibration_commands
 from .guideline_commands import add_guideline_commands
 from .imaging_commands import add_imaging_commands
@@ -328,8 +328,8 @@ def _demo_into(args: argparse.Namespace, out: Path, final: Path) -> None:
         "--pet", str(d / "dicom" / "pet_y90"), "--out", str(out / "dose"), "--force",
         "--administration", str(out / "administration.json"), "--rtdose", "--seg",
         "--rtstruct", *(["--quiet"] if args.quiet else [])])
-    dose_args.shown_as = final / "dose"  # where the folder will be once the set is swapped in
-    dose_args.func(dose_args)
+    # printed as where the folder will be once the set is swapped in
+    cmd_dose(dose_args, shown_as=final / "dose")
     from ..records.report import write_report
     progress.step("writing the PDF report")
     write_report(record, out / "report.pdf", dose_dir=out / "dose", overwrite=True,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 
-from ..imaging.grid import Grid, block_mean
+from ..imaging.grid import Grid, block_fraction, block_mean
 
 
 @dataclass
@@ -67,7 +67,7 @@ def occupancy_on(grid_image: sitk.Image, mask: np.ndarray, reference: sitk.Image
     key = _occupancy_key(grid_image, mask, reference, supersample)
     kept = _OCCUPANCIES.get(key)
     if kept is None:
-        kept = _keep(key, _occupancy(grid_image, mask.astype(np.uint8), reference,
+        kept = _keep(key, _occupancy(grid_image, (mask != 0).astype(np.uint8), reference,
                                      supersample))
     return kept
 
@@ -89,8 +89,7 @@ def occupancies_on(grid_image: sitk.Image, masks, reference: sitk.Image,
             packed |= first[key].astype(np.uint8) << np.uint8(bit)
         fine = _resampled(grid_image, packed, reference, supersample)
         for bit, key in enumerate(group):
-            part = ((fine >> np.uint8(bit)) & np.uint8(1)).astype(np.float32)
-            _keep(key, block_mean(part, supersample))
+            _keep(key, block_fraction((fine >> np.uint8(bit)) & np.uint8(1), supersample))
     return [_OCCUPANCIES[k] if k in _OCCUPANCIES else occupancy_on(grid_image, m, reference,
                                                                    supersample)
             for k, m in zip(keys, masks)]
@@ -106,8 +105,8 @@ def _resampled(grid_image, mask_uint8, reference, supersample) -> np.ndarray:
 
 
 def _occupancy(grid_image, mask_uint8, reference, supersample) -> np.ndarray:
-    fine = _resampled(grid_image, mask_uint8, reference, supersample)
-    return block_mean(fine.astype(np.float32), supersample)
+    return block_fraction(_resampled(grid_image, mask_uint8, reference, supersample),
+                          supersample)
 
 
 #: occupancies kept by content (the newest last), at most _KEEP_BYTES of them

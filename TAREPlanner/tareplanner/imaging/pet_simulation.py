@@ -43,7 +43,8 @@ from scipy import ndimage
 
 from .grid import Grid, block_mean
 from .spect_simulation import (FWHM_TO_SIGMA, _ct_on_grid, _square_padding, _to_torch,
-                               check_simulation_inputs, mu_from_hu, require_extra)
+                               check_simulation_inputs, check_subsets, mu_from_hu,
+                               require_extra, with_overrides)
 
 NUCLIDE = "Y-90"
 
@@ -94,20 +95,15 @@ class PetProtocol:
 
     def resolved(self) -> dict:
         s = settings()
-        out = {**s["nuclide"], **s["scanner"], **s["acquisition"], **s["reconstruction"]}
-        unknown = set(self.overrides) - set(out)
-        if unknown:
-            raise ValueError(f"overrides: got {sorted(unknown)}; allowed: {sorted(out)}")
-        out.update(self.overrides)
+        out = with_overrides({**s["nuclide"], **s["scanner"], **s["acquisition"],
+                              **s["reconstruction"]}, self.overrides)
         for name in ("iterations", "subsets", "minutes_per_bed", "post_filter_fwhm_mm"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
         out["iterations"], out["subsets"], out["views"] = (
             int(out["iterations"]), int(out["subsets"]), int(out["views"]))
-        if out["views"] % out["subsets"]:
-            raise ValueError(f"subsets: got {out['subsets']}; allowed: a divisor of the "
-                             f"{out['views']} views")
+        check_subsets(out["views"], out["subsets"], "views")
         return out
 
 

@@ -79,6 +79,21 @@ def settings() -> dict:
             "reconstruction": values(raw["reconstruction"])}
 
 
+def with_overrides(parameters: dict, overrides: dict) -> dict:
+    """``parameters`` with ``overrides`` in place of some of its values; an override of a
+    parameter the model does not have is refused by name."""
+    unknown = set(overrides) - set(parameters)
+    if unknown:
+        raise ValueError(f"overrides: got {sorted(unknown)}; allowed: {sorted(parameters)}")
+    return {**parameters, **overrides}
+
+
+def check_subsets(views: int, subsets: int, noun: str) -> None:
+    """OSEM's subsets must split the ``views`` evenly."""
+    if views % subsets:
+        raise ValueError(f"subsets: got {subsets}; allowed: a divisor of the {views} {noun}")
+
+
 @dataclass(frozen=True)
 class SpectProtocol:
     """One acquisition and reconstruction; defaults from ``data/spect_simulation.json``."""
@@ -99,11 +114,7 @@ class SpectProtocol:
         if self.nuclide not in NUCLIDES:
             raise ValueError(f"nuclide: got {self.nuclide!r}; allowed: {', '.join(NUCLIDES)}")
         s = settings()
-        out = dict(s["nuclides"][self.nuclide])
-        unknown = set(self.overrides) - set(out)
-        if unknown:
-            raise ValueError(f"overrides: got {sorted(unknown)}; allowed: {sorted(out)}")
-        out.update(self.overrides)
+        out = with_overrides(s["nuclides"][self.nuclide], self.overrides)
         acq, rec = s["acquisition"], s["reconstruction"]
         out["projections"] = int(self.projections or acq["projections"])
         out["seconds_per_projection"] = float(self.seconds_per_projection
@@ -114,9 +125,7 @@ class SpectProtocol:
         out["scatter_estimate_smoothing_fwhm_mm"] = float(acq["scatter_estimate_smoothing_fwhm_mm"])
         out["iterations"] = int(self.iterations or rec["iterations"])
         out["subsets"] = int(self.subsets or rec["subsets"])
-        if out["projections"] % out["subsets"]:
-            raise ValueError(f"subsets: got {out['subsets']}; allowed: a divisor of the "
-                             f"{out['projections']} projections")
+        check_subsets(out["projections"], out["subsets"], "projections")
         return out
 
 

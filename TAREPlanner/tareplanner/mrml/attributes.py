@@ -25,4 +25,7 @@ LEVELS_GY = "TAREPlanner.LevelsGy"              # the levels of a dose colour ta
 CHART = "TAREPlanner.Chart"                      # what a plot chart shows (dose-response)
 DICOM_HEADER = "TAREPlanner.DicomHeader"        # JSON: patient, study and series of a volume
 DICOM_FILES = "TAREPlanner.DicomFiles"          # JSON list: the DICOM files it was read from
+#: the instance UIDs (SHA-256) whose files the DICOM database could not give a header for:
+#: not looked up again for the same UIDs
+DICOM_HEADER_NOT_FOUND = "TAREPlanner.DicomHeaderNotFound"
 STRUCTURES_SERIES = "TAREPlanner.StructuresSeriesUID"  # SEG/RTSTRUCT series it came from

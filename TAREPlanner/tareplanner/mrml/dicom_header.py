@@ -39,7 +39,10 @@ def dicom_header(node, database=None) -> dict:
     header is read as ``tareplanner measure`` reads it (imaging/readers.py), and the values
     and files are kept on the node, so that its identity, the same-patient checks and the
     DICOM exports are those of a series the page or the command line read. A file missing
-    from the database or unreadable leaves the node without a header (empty)."""
+    from the database or unreadable leaves the node without a header (empty), and the node
+    remembers it (``TAREPlanner.DicomHeaderNotFound``: the UIDs' digest), so that the panels'
+    checks do not ask the database for the same files again; load the series again after
+    importing its files."""
     text = node.GetAttribute(attributes.DICOM_HEADER) if node is not None else None
     if not text and node is not None:
         return _header_from_database(node, database)
@@ -58,14 +61,21 @@ def _header_from_database(node, database=None) -> dict:
         database = getattr(sys.modules.get("slicer"), "dicomDatabase", None)
     if not uids or database is None:
         return {}
-    files = [database.fileForInstance(uid) for uid in uids]
-    if not all(files):
+    import hashlib
+    digest = hashlib.sha256(" ".join(uids).encode()).hexdigest()
+    if node.GetAttribute(attributes.DICOM_HEADER_NOT_FOUND) == digest:
         return {}
-    from ..errors import ImageDataError
-    from ..imaging.readers import series_metadata
-    try:
-        meta = series_metadata(files)
-    except ImageDataError:
+    files = [database.fileForInstance(uid) for uid in uids]
+    meta = None
+    if all(files):
+        from ..errors import ImageDataError
+        from ..imaging.readers import series_metadata
+        try:
+            meta = series_metadata(files)
+        except ImageDataError:
+            pass
+    if meta is None:
+        node.SetAttribute(attributes.DICOM_HEADER_NOT_FOUND, digest)
         return {}
     set_dicom_header(node, meta, files)
     return dicom_header(node)

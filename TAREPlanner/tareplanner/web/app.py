@@ -21,6 +21,7 @@ import io
 import logging
 import sys
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from trame.app import get_server
@@ -47,6 +48,12 @@ log = logging.getLogger(__name__)
 
 #: the page's expression for "this tab follows another read-only"
 READ_ONLY = "owner_tab !== tab_id"
+#: page state that every tab's fields write (the views' mode, presets, dose wash and opacity;
+#: the data step's choices): taken from the owning tab only, a follower's change is put back
+#: a tab that follows the owning one read-only (its shared controls are disabled)
+FOLLOWER = f"!!owner_tab && {READ_ONLY}"
+SHARED_FIELDS = ("view_mode", "ct_preset", "dose_from_gy", "fusion_opacity",
+                 "synthetic_positions", "folder", "liver_labels", "tumour_labels")
 
 PRODUCTS = ("therasphere", "sir-spheres", "quiremspheres")
 METHODS = ("partition", "single-compartment", "bsa")
@@ -238,9 +245,11 @@ class WebApp:
         s.dose_from_gy, s.fusion_opacity, s.ct_preset = 20, 0.5, None
         s.segments, s.cursor, s.legend, s.legend_gradient = [], "", None, ""
         s.ct_window = ""
-        s.change("dose_from_gy", "fusion_opacity")(
-            lambda **_: self.show(self.state.view_mode))
-        s.change("ct_preset")(lambda ct_preset=None, **_: self._ct_preset(ct_preset))
+        self._shared_handlers = {
+            "dose_from_gy": lambda _: self.show(self.state.view_mode),
+            "fusion_opacity": lambda _: self.show(self.state.view_mode),
+            "ct_preset": self._ct_preset,
+            "view_mode": self.show}
         s.owner_tab = None
         s.confirm_new = False
         # the typed field's text lives in the browser until the field is left: the server's
@@ -253,7 +262,9 @@ class WebApp:
             s[f"f_{name}"] = None
         for name in NODE_FIELDS:
             s[f"n_{name}"] = None
-        s.change("view_mode")(lambda view_mode, **_: self.show(view_mode))
+        self._accepted = {key: s[key] for key in SHARED_FIELDS}
+        for key in SHARED_FIELDS:
+            s.change(key)(partial(self._shared_changed, key))
         s.site_limits = None
         s.response_fit = None
         s.camera_files = {}
@@ -303,6 +314,28 @@ class WebApp:
         if client is None:              # no web server (the page's model driven in-process)
             return True
         return self.owner is not None and self._client_tabs.get(client) == self.owner
+
+    def _from_follower(self) -> bool:
+        """Whether the request being handled comes from a tab other than the owning one
+        (False outside a web server, and while no tab owns the session)."""
+        client = self._client()
+        return (client is not None and self.owner is not None
+                and self._client_tabs.get(client) != self.owner)
+
+    def _shared_changed(self, key, **values):
+        """A change of one of the SHARED_FIELDS: a follower's is put back to the owner's
+        value (the page's control shows it again) and changes nothing; the owner's (or the
+        server's) is kept and shown."""
+        value = values.get(key)
+        if self._from_follower():
+            if value != self._accepted[key]:
+                log.warning("a read-only tab's change of %s was put back", key)
+                self.state[key] = self._accepted[key]
+            return
+        self._accepted[key] = value
+        handler = self._shared_handlers.get(key)
+        if handler is not None:
+            handler(value)
 
     def _guard_view_events(self):
         """Every view's interaction handler passes only the owning tab's events."""
@@ -1068,9 +1101,11 @@ class WebApp:
                         v3.VSelect(v_model=("view_mode",), items=("view_modes",),
                                    label="Slice views show", density="compact",
                                    hide_details=True, style="max-width: 240px",
+                                   disabled=(FOLLOWER,),
                                    raw_attrs=['data-field="view_mode"'])
                         with v3.VBtnToggle(v_model=("ct_preset",), density="compact",
                                            variant="outlined", divided=True,
+                                           disabled=(FOLLOWER,),
                                            raw_attrs=['data-ct-presets']):
                             for name in CT_PRESETS:
                                 v3.VBtn(name, value=name, size="small",
@@ -1080,11 +1115,11 @@ class WebApp:
                         v3.VSlider(v_model=("dose_from_gy",), min=0, max=200, step=5,
                                    v_if=("['plan', 'verification'].includes(view_mode)",),
                                    label=("`Dose from ${dose_from_gy} Gy`",),
-                                   density="compact", hide_details=True,
+                                   disabled=(FOLLOWER,), density="compact", hide_details=True,
                                    style="max-width: 280px", raw_attrs=['data-dose-from'])
                         v3.VSlider(v_model=("fusion_opacity",), min=0, max=1, step=0.05,
                                    v_if=("!['ct', 'registration'].includes(view_mode)",),
-                                   label="Opacity",
+                                   label="Opacity", disabled=(FOLLOWER,),
                                    density="compact", hide_details=True,
                                    style="max-width: 200px", raw_attrs=['data-opacity'])
                         self.viewer.isodose_field_ui()
@@ -1404,10 +1439,26 @@ CSS = """
 """
 
 
+def figure_imports() -> None:
+    """The imports of the page's figures (the DVH, the dose-response curves: matplotlib, about
+    1 s), made when the server starts rather than in the first step that draws one."""
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from ..records import response_report  # noqa: F401
+    figure = Figure(figsize=(1.0, 1.0), dpi=20)     # loads the fonts the figures use
+    figure.add_subplot().set_xlabel("Dose (Gy)")
+    figure.savefig(io.BytesIO(), format="png")
+
+
 def serve(data_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8080,
           open_browser: bool = False) -> None:
     """Build the page and serve it until interrupted (one session per process)."""
     app = WebApp(data_dir)
+    figure_imports()
     argv, sys.argv = sys.argv, sys.argv[:1]   # trame would read the command's own options
     try:
         app.server.start(host=host, port=port, open_browser=open_browser, timeout=0,
