@@ -78,6 +78,7 @@ def test_equivalent_fwhm_of_a_sphere_matches_an_independent_blur(diameter, fwhm)
     assert got.status == "found"
     assert got.fwhm_mm == pytest.approx(fwhm, abs=0.1)
     assert got.model_at_bracket[0] > measured > got.model_at_bracket[1]
+    assert got.measured == measured
 
 
 def test_each_sphere_gets_its_own_equivalent_fwhm():
@@ -155,6 +156,26 @@ def test_psf_fit_equivalent_fwhm_of_a_missing_recovery_is_not_finite_with_its_en
         assert (got.fwhm_mm, got.status) == (None, "not finite")
         assert math.isnan(got.measured)
         assert got.model_at_bracket == finite.model_at_bracket
+
+
+
+def test_psf_fit_equivalent_fwhm_search_stops_at_its_tolerance(monkeypatch):
+    """Brent's search stops once the FWHM is known within ``xtol_mm``: each model recovery
+    is one blur of the whole scene, so a coarse tolerance needs fewer of them (counted
+    here); the coarse answer stays within its tolerance of the fine one. Bug caught: the
+    tolerance not passed to brentq (its default, 2e-12 mm, used whatever is asked)."""
+    from tareplanner.physics import psf_fit
+    scene = _lone_scene([17.0], (2.0, 2.0, 2.0))
+    measured = [_true_recovery(17.0, 12.0)]
+    calls = []
+    real = psf_fit.model_recovery
+    monkeypatch.setattr(psf_fit, "model_recovery", lambda *a: calls.append(1) or real(*a))
+    (fine,) = equivalent_fwhms(scene, measured, (1.0, 60.0), xtol_mm=1e-6)
+    fine_calls = len(calls)
+    calls.clear()
+    (coarse,) = equivalent_fwhms(scene, measured, (1.0, 60.0), xtol_mm=5.0)
+    assert len(calls) < fine_calls
+    assert coarse.fwhm_mm == pytest.approx(fine.fwhm_mm, abs=5.0 + 1e-9)
 
 
 @pytest.mark.parametrize("measured, bracket, words", [

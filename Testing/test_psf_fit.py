@@ -202,3 +202,23 @@ def test_fit_counts_its_evaluations(monkeypatch):
     scene = _scene()
     fit = fit_psf(scene, _image(scene, [(1.0, 13.0)], 2.5))
     assert fit.evaluations == len(calls) - 1 > 1
+
+
+@pytest.mark.parametrize("start_fwhm_mm", [100.0, 0.1])
+def test_a_start_outside_the_fitted_range_is_moved_inside(start_fwhm_mm):
+    """A start (a given fit, e.g. from another camera's file) whose FWHM lies outside the
+    range the fit searches (0.5-60 mm) is moved just inside it: from above, the fit still
+    finds the 13 mm the image was made with (scipy's blur); from below it returns a fit
+    within the range (a Gaussian of 0.5 mm barely blurs 2-4 mm voxels, so the fit has no
+    slope to leave it: a start no calibration gives). Bug caught: the start not clipped to
+    the range at either end, or clipped to a point outside it (``lo - 1e-9``, ``hi +
+    1e-9``): scipy's least_squares then refuses it ("x0 is infeasible", a traceback)."""
+    import dataclasses
+    scene = _scene()
+    image = _image(scene, [(1.0, 13.0)], 2.5)
+    start = dataclasses.replace(fit_psf(scene, image), parameters={"fwhm_mm": start_fwhm_mm})
+    fit = fit_psf(scene, image, start=start)
+    if start_fwhm_mm > 60.0:
+        assert fit.parameters["fwhm_mm"] == pytest.approx(13.0, rel=1e-3)
+    else:
+        assert 0.5 <= fit.parameters["fwhm_mm"] <= 60.0
