@@ -222,3 +222,16 @@ def test_a_start_outside_the_fitted_range_is_moved_inside(start_fwhm_mm):
         assert fit.parameters["fwhm_mm"] == pytest.approx(13.0, rel=1e-3)
     else:
         assert 0.5 <= fit.parameters["fwhm_mm"] <= 60.0
+
+
+def test_an_empty_image_gives_a_fit_without_uncertainties_not_a_traceback():
+    """An image holding nothing (a scan of an unfilled phantom, a wrong series): the best
+    calibration factor is 0 and the FWHM cannot be told (the model times 0 does not depend
+    on it), so the normal equations are singular: the fit says so with NaN uncertainties
+    instead of failing. Bug caught: the singular case's uncertainties set to None or to an
+    array of no length (a TypeError or IndexError from the fit)."""
+    scene = _scene()
+    fit = fit_psf(scene, np.zeros(SHAPE))
+    assert fit.calibration_factor == 0.0
+    assert math.isnan(fit.calibration_factor_sd)
+    assert math.isnan(fit.standard_uncertainties["fwhm_mm"])
