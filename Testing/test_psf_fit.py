@@ -229,12 +229,14 @@ def test_an_empty_image_gives_a_fit_without_uncertainties_not_a_traceback():
     calibration factor is 0 and the FWHM cannot be told (the model times 0 does not depend
     on it), so the normal equations are singular: the fit says so with NaN uncertainties
     instead of failing. Bug caught: the singular case's uncertainties set to None or to an
-    array of no length (a TypeError or IndexError from the fit)."""
+    array of no length (a TypeError or IndexError from the fit), the relative residual
+    divided by the image's mean of 0 (ZeroDivisionError)."""
     scene = _scene()
     fit = fit_psf(scene, np.zeros(SHAPE))
     assert fit.calibration_factor == 0.0
     assert math.isnan(fit.calibration_factor_sd)
     assert math.isnan(fit.standard_uncertainties["fwhm_mm"])
+    assert math.isnan(fit.relative_residual_rms)      # RSS 0 over a mean of 0
 
 
 def test_fit_uncertainties_are_the_least_squares_covariance_on_few_voxels():
@@ -267,3 +269,37 @@ def test_fit_uncertainties_are_the_least_squares_covariance_on_few_voxels():
     assert fit.standard_uncertainties["fwhm_mm"] == pytest.approx(math.sqrt(cov[0, 0]),
                                                                   rel=0.01)
     assert fit.calibration_factor_sd == pytest.approx(math.sqrt(cov[1, 1]), rel=0.01)
+
+
+
+def test_core_plus_tail_calibration_uncertainty_is_the_factors_own():
+    """With four parameters (core FWHM, tail weight, tail-to-core ratio, calibration
+    factor) the calibration factor's uncertainty is the last diagonal element of the
+    least-squares covariance s^2 (J^T J)^-1, s^2 = RSS / (n - p), computed here
+    independently at the fitted values (scipy's blur of 0.8 x 8 mm + 0.2 x 24 mm, the
+    FWHM-like derivatives by central differences) on an image with noise. Bug caught: the
+    factor's uncertainty read from the second parameter's (``sd[+1]``: the tail weight's,
+    which is the factor's only when there are two parameters)."""
+    scene = _scene()
+    rng = np.random.default_rng(9)
+    image = _image(scene, [(0.8, 8.0), (0.2, 24.0)], 1.7) + rng.normal(0.0, 0.3, SHAPE)
+    fit = fit_psf(scene, image, "core-plus-tail")
+    core = fit.parameters["core_fwhm_mm"]
+    w = fit.parameters["tail_weight"]
+    ratio = fit.parameters["tail_to_core_fwhm_ratio"]
+    k = fit.calibration_factor
+    data = image.ravel()
+
+    def model(c, wt, r, factor):
+        return _image(scene, [(1.0 - wt, c), (wt, r * c)], factor).ravel()
+
+    h = {"c": 0.005, "w": 1e-4, "r": 1e-4}
+    jac = np.column_stack([
+        (model(core + h["c"], w, ratio, k) - model(core - h["c"], w, ratio, k)) / (2 * h["c"]),
+        (model(core, w + h["w"], ratio, k) - model(core, w - h["w"], ratio, k)) / (2 * h["w"]),
+        (model(core, w, ratio + h["r"], k) - model(core, w, ratio - h["r"], k)) / (2 * h["r"]),
+        model(core, w, ratio, 1.0)])
+    residual = model(core, w, ratio, k) - data
+    cov = np.linalg.inv(jac.T @ jac) * (residual @ residual) / (data.size - 4)
+    assert fit.calibration_factor_sd == pytest.approx(math.sqrt(cov[3, 3]), rel=0.02)
+    assert abs(math.sqrt(cov[1, 1]) / math.sqrt(cov[3, 3]) - 1.0) > 0.1   # told apart
