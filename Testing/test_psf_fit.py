@@ -303,3 +303,15 @@ def test_core_plus_tail_calibration_uncertainty_is_the_factors_own():
     cov = np.linalg.inv(jac.T @ jac) * (residual @ residual) / (data.size - 4)
     assert fit.calibration_factor_sd == pytest.approx(math.sqrt(cov[3, 3]), rel=0.02)
     assert abs(math.sqrt(cov[1, 1]) / math.sqrt(cov[3, 3]) - 1.0) > 0.1   # told apart
+
+
+def test_ball_occupancy_samples_four_points_per_voxel_axis_by_default():
+    """A ball of radius 0.3 mm centred on a 1 mm voxel: with 4 x 4 x 4 sample points at
+    +-0.125 and +-0.375 mm from the centre, only the 8 at (+-0.125, +-0.125, +-0.125)
+    (0.0469 mm^2 <= 0.09 mm^2) lie inside: 8 / 64 = 0.125 (5 x 5 x 5 points would give 19 /
+    125 = 0.152); the 26 neighbours hold none of it. Bug caught: another default sampling
+    (the occupancies of every phantom sphere's edge voxels change)."""
+    got = ball_occupancy((3, 3, 3), (1.0, 1.0, 1.0), (1.0, 1.0, 1.0), 0.3)
+    expected = np.zeros((3, 3, 3))
+    expected[1, 1, 1] = 8 / 64
+    np.testing.assert_array_equal(got, expected)
