@@ -239,17 +239,22 @@ def test_an_empty_image_gives_a_fit_without_uncertainties_not_a_traceback():
     assert math.isnan(fit.relative_residual_rms)      # RSS 0 over a mean of 0
 
 
-def test_fit_uncertainties_are_the_least_squares_covariance_on_few_voxels():
+@pytest.mark.parametrize("voxels", [20, 3])
+def test_fit_uncertainties_are_the_least_squares_covariance_on_few_voxels(voxels):
     """The standard uncertainties are those of the least-squares covariance, s^2 (J^T J)^-1
     with s^2 = RSS / (n - p) (n voxels, p = 2 parameters: FWHM and calibration factor;
     e.g. NIST/SEMATECH e-Handbook 4.4.4.4), computed here independently at the fitted
     values: the model from scipy's blur (``_image``), its FWHM derivative by central
     differences (0.01 mm), on 20 voxels at the big sphere's edge of an image with noise (so
-    that n - p = 18 and n + p = 22 differ by a fifth). Bugs caught: the degrees of freedom
-    n + p, the Jacobian taken with a step of the whole parameter (``diff_step`` 1.001)."""
+    that n - p = 18 and n + p = 22 differ by a fifth), and on 3 (n - p = 1). Bugs caught:
+    the degrees of freedom n + p or never below 2, the Jacobian taken with a step of the
+    whole parameter (``diff_step`` 1.001)."""
     big_scene = _scene()
     mask = np.zeros(SHAPE, dtype=bool)
-    mask[7:9, 10:12, 12:17] = True
+    if voxels == 20:
+        mask[7:9, 10:12, 12:17] = True
+    else:
+        mask[7, 10, 12:15] = True
     scene = PhantomScene(big_scene.spheres, big_scene.background, SPACING, 10.0, 1.0, mask)
     rng = np.random.default_rng(5)
     image = _image(scene, [(1.0, 13.0)], 2.5) + rng.normal(0.0, 0.5, SHAPE)
@@ -265,7 +270,7 @@ def test_fit_uncertainties_are_the_least_squares_covariance_on_few_voxels():
     jac = np.column_stack([(model(fwhm + 0.005, k) - model(fwhm - 0.005, k)) / 0.01,
                            model(fwhm, 1.0)])
     cov = np.linalg.inv(jac.T @ jac) * (residual @ residual) / (n - p)
-    assert n == 20
+    assert n == voxels
     assert fit.standard_uncertainties["fwhm_mm"] == pytest.approx(math.sqrt(cov[0, 0]),
                                                                   rel=0.01)
     assert fit.calibration_factor_sd == pytest.approx(math.sqrt(cov[1, 1]), rel=0.01)
