@@ -330,14 +330,15 @@ def test_ball_occupancy_at_the_grid_edge_outside_it_and_on_its_surface():
     (0.125, 0.25, 0.25) mm, exactly on a sphere of radius 0.375 mm (0.015625 + 0.0625 +
     0.0625 = 0.140625 = 0.375^2): a closed ball holds them, 8 / 64. Bugs caught: the box
     started at index 1 (the first voxel of every axis never sampled), the early return for
-    a ball outside the grid dropped (a reshape to a negative size), the surface left out
+    a ball outside the grid dropped (its box then ends at index -7, which slices the grid's
+    first 3 voxels along x: a shape mismatch), the surface left out
     (``<`` for ``<=``)."""
     corner = ball_occupancy((2, 2, 2), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), 0.3)
     expected = np.zeros((2, 2, 2))
     expected[0, 0, 0] = 8 / 64
     np.testing.assert_array_equal(corner, expected)
-    outside = ball_occupancy((3, 3, 3), (1.0, 1.0, 1.0), (-10.0, 1.0, 1.0), 0.3)
-    np.testing.assert_array_equal(outside, np.zeros((3, 3, 3)))
+    outside = ball_occupancy((3, 3, 10), (1.0, 1.0, 1.0), (1.0, 1.0, -10.0), 0.3)
+    np.testing.assert_array_equal(outside, np.zeros((3, 3, 10)))
     surface = ball_occupancy((3, 3, 3), (1.0, 2.0, 2.0), (1.0, 1.0, 1.0), 0.375)
     assert surface[1, 1, 1] == 8 / 64
     assert surface.sum() == 8 / 64
