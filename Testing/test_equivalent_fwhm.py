@@ -78,6 +78,7 @@ def test_equivalent_fwhm_of_a_sphere_matches_an_independent_blur(diameter, fwhm)
     assert got.status == "found"
     assert got.fwhm_mm == pytest.approx(fwhm, abs=0.1)
     assert got.model_at_bracket[0] > measured > got.model_at_bracket[1]
+    assert got.measured == measured
 
 
 def test_each_sphere_gets_its_own_equivalent_fwhm():
@@ -106,6 +107,94 @@ def test_a_recovery_no_fwhm_in_the_bracket_gives_is_reported_not_clipped():
     assert "above the model's" in equivalent_fwhm_words(above, (1.0, 60.0))
     assert "at 1 mm" in equivalent_fwhm_words(above, (1.0, 60.0))
     assert "at 60 mm" in equivalent_fwhm_words(below, (1.0, 60.0))
+
+
+
+def test_psf_fit_equivalent_fwhm_of_a_sphere_at_40_kbq_ml_matches_an_independent_blur():
+    """The recovery is a ratio to the sphere's own concentration, whatever its unit and
+    size: a 10 mm sphere at 40 (kBq/mL) imaged with 8 mm FWHM has the recovery of the same
+    sphere at 1, computed with scipy (``_true_recovery``), and its equivalent FWHM is 8 mm
+    within 0.1 mm. Bug caught: the model's recovery multiplied by the concentration instead
+    of divided (invisible at a concentration of 1)."""
+    lone = _lone_scene([10.0], (1.2, 1.0, 0.8))
+    scene = PhantomScene(lone.spheres, lone.background, lone.spacing_mm, 40.0, 0.0,
+                         lone.fit_mask)
+    (got,) = equivalent_fwhms(scene, [_true_recovery(10.0, 8.0)])
+    assert got.status == "found"
+    assert got.fwhm_mm == pytest.approx(8.0, abs=0.1)
+
+
+def test_psf_fit_equivalent_fwhm_equal_to_a_bracket_end_is_that_end():
+    """A measured recovery equal, to the last bit, to the model's at the bracket's sharpest
+    (1 mm) or widest (60 mm) FWHM has that end as its equivalent FWHM: the root lies on the
+    end (the model's value there is taken from a first call), with its measured value and
+    the model's at both ends. Bugs caught: the test for a root on either end miswritten
+    (``f_lo == 1.0``), its result dropped or without its FWHM, status, measured value or
+    ends; such a sphere then reported as "below" the bracket with no FWHM."""
+    scene = _lone_scene([10.0], (2.0, 2.0, 2.0))
+    (first,) = equivalent_fwhms(scene, [0.5], (1.0, 60.0))
+    sharpest, widest = first.model_at_bracket
+    assert sharpest > 0.5 > widest
+    (at_lo,) = equivalent_fwhms(scene, [sharpest], (1.0, 60.0))
+    (at_hi,) = equivalent_fwhms(scene, [widest], (1.0, 60.0))
+    assert (at_lo.fwhm_mm, at_lo.status) == (1.0, "found")
+    assert (at_hi.fwhm_mm, at_hi.status) == (60.0, "found")
+    assert (at_lo.measured, at_hi.measured) == (sharpest, widest)
+    assert at_lo.model_at_bracket == at_hi.model_at_bracket == (sharpest, widest)
+
+
+def test_psf_fit_equivalent_fwhm_of_a_missing_recovery_is_not_finite_with_its_ends():
+    """A sphere whose measured recovery is NaN or missing (None) is reported "not finite",
+    with NaN as its measured value and the model's recoveries at the bracket's ends as for
+    any sphere (those of a finite value's answer). Bugs caught: the measured value or the
+    ends dropped from the answer (None), the recoveries not read as numbers (None then a
+    TypeError instead of "not finite")."""
+    scene = _lone_scene([10.0], (2.0, 2.0, 2.0))
+    (finite,) = equivalent_fwhms(scene, [0.5], (1.0, 60.0))
+    for value in (float("nan"), None):
+        (got,) = equivalent_fwhms(scene, [value], (1.0, 60.0))
+        assert (got.fwhm_mm, got.status) == (None, "not finite")
+        assert math.isnan(got.measured)
+        assert got.model_at_bracket == finite.model_at_bracket
+
+
+
+def test_psf_fit_equivalent_fwhm_search_stops_at_its_tolerance(monkeypatch):
+    """Brent's search stops once the FWHM is known within ``xtol_mm``: each model recovery
+    is one blur of the whole scene, so a coarse tolerance needs fewer of them (counted
+    here); the coarse answer stays within its tolerance of the fine one. Bug caught: the
+    tolerance not passed to brentq (its default, 2e-12 mm, used whatever is asked)."""
+    from tareplanner.physics import psf_fit
+    scene = _lone_scene([17.0], (2.0, 2.0, 2.0))
+    measured = [_true_recovery(17.0, 12.0)]
+    calls = []
+    real = psf_fit.model_recovery
+    monkeypatch.setattr(psf_fit, "model_recovery", lambda *a: calls.append(1) or real(*a))
+    (fine,) = equivalent_fwhms(scene, measured, (1.0, 60.0), xtol_mm=1e-6)
+    fine_calls = len(calls)
+    calls.clear()
+    (coarse,) = equivalent_fwhms(scene, measured, (1.0, 60.0), xtol_mm=5.0)
+    assert len(calls) < fine_calls
+    assert coarse.fwhm_mm == pytest.approx(fine.fwhm_mm, abs=5.0 + 1e-9)
+
+
+@pytest.mark.parametrize("measured, bracket, words", [
+    ([0.5, 0.5], (1.0, 60.0), "measured: got 2 recoveries; allowed: one per sphere (1)"),
+    ([], (1.0, 60.0), "measured: got 0 recoveries; allowed: one per sphere (1)"),
+    ([0.5], (0.0, 60.0), "bracket_mm: got (0.0, 60.0); allowed: 0 < low < high"),
+    ([0.5], (10.0, 10.0), "bracket_mm: got (10.0, 10.0); allowed: 0 < low < high"),
+    ([0.5], (20.0, 10.0), "bracket_mm: got (20.0, 10.0); allowed: 0 < low < high")])
+def test_psf_fit_equivalent_fwhms_refusals_word_for_word(measured, bracket, words):
+    """One recovery per sphere (one sphere here; its grid is 7 voxels along z, 7 along y),
+    and a bracket with 0 < low < high, else a refusal naming the value and what is allowed.
+    Bugs caught: a message emptied or naming another axis of the occupancies (their z
+    size, 7, for the sphere count), a bracket from 0 mm or of zero width accepted (a
+    Gaussian of FWHM 0, or brentq on one point)."""
+    scene = _lone_scene([10.0], (2.0, 2.0, 2.0))
+    assert scene.spheres.shape[0] == 1 and scene.spheres.shape[1] != 1
+    with pytest.raises(ValueError) as error:
+        equivalent_fwhms(scene, measured, bracket)
+    assert str(error.value) == words
 
 
 def _eq(values):

@@ -295,3 +295,29 @@ def test_a_position_capped_by_a_promoted_perfused_row_is_bound_to_its_perfused_d
     t = namedtuple("T", "name tnr")
     assert _binding("P", "tumour_dose_gy", PERFUSED_LIMIT, [t("T1", 3.0)], True) == \
         "P: perfused"
+
+
+@pytest.mark.parametrize("basis", ["fit uncertainty",
+                                   "spread of the spheres' equivalent FWHMs (recovery misfit)"])
+def test_a_normal_resolution_reports_what_its_sd_is(base_case, basis):
+    """A calibrated camera's FWHM sd is its PSF fit's uncertainty or, for a camera whose
+    spheres do not follow one PSF, the spread of their equivalent FWHMs: the plan's
+    uncertainty record says which (the case's ``sd_basis``, word for word). Bugs caught: the
+    basis dropped from the record, written under another key, or looked up under another
+    key (never found, or a KeyError). Explicit 2 GBq; the lung dose's interval is that of
+    a normal FWHM of sd 2 mm: 14 -+ 1.96 x 2 mm, LSF 0.08 - (f - 10) / 4 x 0.02 below 14 mm
+    and 0.06 - (f - 14) / 4 x 0.01 above, lung dose 49.67 x LSF x 2 / 1 kg."""
+    base_case["positions"][0]["goal"] = {"activity_gbq": 2.0}
+    table = _resolution(distribution="normal", sd_mm=2.0, sd_basis=basis)
+    del table["half_range_mm"]
+    base_case["uncertainty"] = _only(resolution=table)
+    record = _plan(base_case)
+    assert record["uncertainty"]["inputs"]["resolution"] == {
+        "fwhm_mm": 14.0, "distribution": "normal", "sd_mm": 2.0, "sd_basis": basis,
+        "assumed": False, "source": "measured on the camera's phantom",
+        "method": "the partial-volume correction repeated at FWHMs 10.0, 14.0, 18.0 mm; "
+                  "TNRs and LSF interpolated per sample"}
+    lung = record["uncertainty"]["figures"]["lung"]
+    assert lung["low"] == pytest.approx(49.67 * (0.06 - (Z975 * 2) / 4 * 0.01) * 2, rel=0.005)
+    assert lung["high"] == pytest.approx(49.67 * (0.08 - (4 - Z975 * 2) / 4 * 0.02) * 2,
+                                         rel=0.005)

@@ -202,3 +202,143 @@ def test_fit_counts_its_evaluations(monkeypatch):
     scene = _scene()
     fit = fit_psf(scene, _image(scene, [(1.0, 13.0)], 2.5))
     assert fit.evaluations == len(calls) - 1 > 1
+
+
+@pytest.mark.parametrize("start_fwhm_mm", [100.0, 0.1])
+def test_a_start_outside_the_fitted_range_is_moved_inside(start_fwhm_mm):
+    """A start (a given fit, e.g. from another camera's file) whose FWHM lies outside the
+    range the fit searches (0.5-60 mm) is moved just inside it: from above, the fit still
+    finds the 13 mm the image was made with (scipy's blur); from below it returns a fit
+    within the range (a Gaussian of 0.5 mm barely blurs 2-4 mm voxels, so the fit has no
+    slope to leave it: a start no calibration gives). Bug caught: the start not clipped to
+    the range at either end, or clipped to a point outside it (``lo - 1e-9``, ``hi +
+    1e-9``): scipy's least_squares then refuses it ("x0 is infeasible", a traceback)."""
+    import dataclasses
+    scene = _scene()
+    image = _image(scene, [(1.0, 13.0)], 2.5)
+    start = dataclasses.replace(fit_psf(scene, image), parameters={"fwhm_mm": start_fwhm_mm})
+    fit = fit_psf(scene, image, start=start)
+    if start_fwhm_mm > 60.0:
+        assert fit.parameters["fwhm_mm"] == pytest.approx(13.0, rel=1e-3)
+    else:
+        assert 0.5 <= fit.parameters["fwhm_mm"] <= 60.0
+
+
+def test_an_empty_image_gives_a_fit_without_uncertainties_not_a_traceback():
+    """An image holding nothing (a scan of an unfilled phantom, a wrong series): the best
+    calibration factor is 0 and the FWHM cannot be told (the model times 0 does not depend
+    on it), so the normal equations are singular: the fit says so with NaN uncertainties
+    instead of failing. Bug caught: the singular case's uncertainties set to None or to an
+    array of no length (a TypeError or IndexError from the fit), the relative residual
+    divided by the image's mean of 0 (ZeroDivisionError)."""
+    scene = _scene()
+    fit = fit_psf(scene, np.zeros(SHAPE))
+    assert fit.calibration_factor == 0.0
+    assert math.isnan(fit.calibration_factor_sd)
+    assert math.isnan(fit.standard_uncertainties["fwhm_mm"])
+    assert math.isnan(fit.relative_residual_rms)      # RSS 0 over a mean of 0
+
+
+@pytest.mark.parametrize("voxels", [20, 3])
+def test_fit_uncertainties_are_the_least_squares_covariance_on_few_voxels(voxels):
+    """The standard uncertainties are those of the least-squares covariance, s^2 (J^T J)^-1
+    with s^2 = RSS / (n - p) (n voxels, p = 2 parameters: FWHM and calibration factor;
+    e.g. NIST/SEMATECH e-Handbook 4.4.4.4), computed here independently at the fitted
+    values: the model from scipy's blur (``_image``), its FWHM derivative by central
+    differences (0.01 mm), on 20 voxels at the big sphere's edge of an image with noise (so
+    that n - p = 18 and n + p = 22 differ by a fifth), and on 3 (n - p = 1). Bugs caught:
+    the degrees of freedom n + p or never below 2, the Jacobian taken with a step of the
+    whole parameter (``diff_step`` 1.001)."""
+    big_scene = _scene()
+    mask = np.zeros(SHAPE, dtype=bool)
+    if voxels == 20:
+        mask[7:9, 10:12, 12:17] = True
+    else:
+        mask[7, 10, 12:15] = True
+    scene = PhantomScene(big_scene.spheres, big_scene.background, SPACING, 10.0, 1.0, mask)
+    rng = np.random.default_rng(5)
+    image = _image(scene, [(1.0, 13.0)], 2.5) + rng.normal(0.0, 0.5, SHAPE)
+    fit = fit_psf(scene, image)
+    fwhm, k = fit.parameters["fwhm_mm"], fit.calibration_factor
+    data = image[mask]
+
+    def model(f, factor):
+        return _image(scene, [(1.0, f)], factor)[mask]
+
+    residual = model(fwhm, k) - data
+    n, p = data.size, 2
+    jac = np.column_stack([(model(fwhm + 0.005, k) - model(fwhm - 0.005, k)) / 0.01,
+                           model(fwhm, 1.0)])
+    cov = np.linalg.inv(jac.T @ jac) * (residual @ residual) / (n - p)
+    assert n == voxels
+    assert fit.standard_uncertainties["fwhm_mm"] == pytest.approx(math.sqrt(cov[0, 0]),
+                                                                  rel=0.01)
+    assert fit.calibration_factor_sd == pytest.approx(math.sqrt(cov[1, 1]), rel=0.01)
+
+
+
+def test_core_plus_tail_calibration_uncertainty_is_the_factors_own():
+    """With four parameters (core FWHM, tail weight, tail-to-core ratio, calibration
+    factor) the calibration factor's uncertainty is the last diagonal element of the
+    least-squares covariance s^2 (J^T J)^-1, s^2 = RSS / (n - p), computed here
+    independently at the fitted values (scipy's blur of 0.8 x 8 mm + 0.2 x 24 mm, the
+    FWHM-like derivatives by central differences) on an image with noise. Bug caught: the
+    factor's uncertainty read from the second parameter's (``sd[+1]``: the tail weight's,
+    which is the factor's only when there are two parameters)."""
+    scene = _scene()
+    rng = np.random.default_rng(9)
+    image = _image(scene, [(0.8, 8.0), (0.2, 24.0)], 1.7) + rng.normal(0.0, 0.3, SHAPE)
+    fit = fit_psf(scene, image, "core-plus-tail")
+    core = fit.parameters["core_fwhm_mm"]
+    w = fit.parameters["tail_weight"]
+    ratio = fit.parameters["tail_to_core_fwhm_ratio"]
+    k = fit.calibration_factor
+    data = image.ravel()
+
+    def model(c, wt, r, factor):
+        return _image(scene, [(1.0 - wt, c), (wt, r * c)], factor).ravel()
+
+    h = {"c": 0.005, "w": 1e-4, "r": 1e-4}
+    jac = np.column_stack([
+        (model(core + h["c"], w, ratio, k) - model(core - h["c"], w, ratio, k)) / (2 * h["c"]),
+        (model(core, w + h["w"], ratio, k) - model(core, w - h["w"], ratio, k)) / (2 * h["w"]),
+        (model(core, w, ratio + h["r"], k) - model(core, w, ratio - h["r"], k)) / (2 * h["r"]),
+        model(core, w, ratio, 1.0)])
+    residual = model(core, w, ratio, k) - data
+    cov = np.linalg.inv(jac.T @ jac) * (residual @ residual) / (data.size - 4)
+    assert fit.calibration_factor_sd == pytest.approx(math.sqrt(cov[3, 3]), rel=0.02)
+    assert abs(math.sqrt(cov[1, 1]) / math.sqrt(cov[3, 3]) - 1.0) > 0.1   # told apart
+
+
+def test_ball_occupancy_samples_four_points_per_voxel_axis_by_default():
+    """A ball of radius 0.3 mm centred on a 1 mm voxel: with 4 x 4 x 4 sample points at
+    +-0.125 and +-0.375 mm from the centre, only the 8 at (+-0.125, +-0.125, +-0.125)
+    (0.0469 mm^2 <= 0.09 mm^2) lie inside: 8 / 64 = 0.125 (5 x 5 x 5 points would give 19 /
+    125 = 0.152); the 26 neighbours hold none of it. Bug caught: another default sampling
+    (the occupancies of every phantom sphere's edge voxels change)."""
+    got = ball_occupancy((3, 3, 3), (1.0, 1.0, 1.0), (1.0, 1.0, 1.0), 0.3)
+    expected = np.zeros((3, 3, 3))
+    expected[1, 1, 1] = 8 / 64
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_ball_occupancy_at_the_grid_edge_outside_it_and_on_its_surface():
+    """By hand, 4 x 4 x 4 points per voxel at +-0.125 and +-0.375 voxel from its centre:
+    a ball of radius 0.3 mm on 1 mm voxels centred on the corner voxel (0, 0, 0) fills 8 /
+    64 of it (as in the middle of a grid); one whose reach (its radius plus one voxel) ends
+    before the grid gives zeros; on 1 x 2 x 2 mm voxels the 8 inner points lie at
+    (0.125, 0.25, 0.25) mm, exactly on a sphere of radius 0.375 mm (0.015625 + 0.0625 +
+    0.0625 = 0.140625 = 0.375^2): a closed ball holds them, 8 / 64. Bugs caught: the box
+    started at index 1 (the first voxel of every axis never sampled), the early return for
+    a ball outside the grid dropped (its box then ends at index -7, which slices the grid's
+    first 3 voxels along x: a shape mismatch), the surface left out
+    (``<`` for ``<=``)."""
+    corner = ball_occupancy((2, 2, 2), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), 0.3)
+    expected = np.zeros((2, 2, 2))
+    expected[0, 0, 0] = 8 / 64
+    np.testing.assert_array_equal(corner, expected)
+    outside = ball_occupancy((3, 3, 10), (1.0, 1.0, 1.0), (1.0, 1.0, -10.0), 0.3)
+    np.testing.assert_array_equal(outside, np.zeros((3, 3, 10)))
+    surface = ball_occupancy((3, 3, 3), (1.0, 2.0, 2.0), (1.0, 1.0, 1.0), 0.375)
+    assert surface[1, 1, 1] == 8 / 64
+    assert surface.sum() == 8 / 64

@@ -23,9 +23,9 @@ J/kg, with e = energy x (1 - LSF) x (1 - R) = 50 x 0.9 x 0.8 = 36 J/GBq reaching
 import numpy as np
 import pytest
 
-from tareplanner.physics.uncertainty import (Limit, PlanInputs, PositionInput, TumourInput,
-                                             doses, nominal_samples, propagate, sample_inputs,
-                                             scale_with_exceedance, summarise,
+from tareplanner.physics.uncertainty import (Limit, PlanInputs, PositionInput, ResolutionInput,
+                                             TumourInput, doses, nominal_samples, propagate,
+                                             sample_inputs, scale_with_exceedance, summarise,
                                              variance_shares)
 
 HAND = {"right: normal liver": 72 / 1.4, "right/T1": 4 * 72 / 1.4,
@@ -436,3 +436,108 @@ def test_plan_activity_figure_follows_the_goal_or_the_explicit_activity(base_cas
     assert record["uncertainty"]["seed"] == 7 and record["uncertainty"]["samples"] == 40000
     low = activity * 0.804 if explicit else activity / 1.196
     assert figure["low"] == pytest.approx(low, rel=0.01)
+
+
+def test_a_resolution_fwhm_is_sampled_uniformly_or_normally_around_its_value():
+    """The emission image's FWHM: uniform over 8 +- 2 mm (an assumed range: mean 8, standard
+    deviation 2 / sqrt(3) = 1.1547 mm, never outside 6-10 mm) or normal with a calibration's
+    sd of 0.5 mm (mean 8, sd 0.5, 5 % beyond 8 +- 1.96 x 0.5). Bugs caught: the two
+    distributions swapped or the uniform one's name misread, the half range divided by the
+    deviate, the interval [-1, 1] changed at either end, one deviate for all samples."""
+    uniform = ResolutionInput(8.0, (6.0, 10.0), {}, None, "uniform", 2.0)
+    f = uniform.sample(np.random.default_rng(3), 40000)
+    assert f.shape == (40000,)
+    assert f.min() >= 6.0 and f.max() <= 10.0
+    assert f.min() < 6.01 and f.max() > 9.99
+    assert f.mean() == pytest.approx(8.0, abs=0.02)
+    assert f.std() == pytest.approx(2.0 / np.sqrt(3.0), rel=0.01)
+    normal = ResolutionInput(8.0, (6.0, 10.0), {}, None, "normal", 0.5)
+    g = normal.sample(np.random.default_rng(4), 40000)
+    assert g.shape == (40000,)
+    assert g.mean() == pytest.approx(8.0, abs=0.01)
+    assert g.std() == pytest.approx(0.5, rel=0.02)
+    assert (np.abs(g - 8.0) > 1.96 * 0.5).mean() == pytest.approx(0.05, abs=0.005)
+
+
+def test_a_resolution_factor_is_interpolated_and_relative_to_the_nominal_fwhm():
+    """Corrected values 2, 3 and 5 at FWHMs 6, 8 and 10 mm, nominal 8 mm (value 3): at 4
+    and 6 mm 2 / 3 (flat below the grid), 7 mm 2.5 / 3, 8 mm 1, 9 mm 4 / 3, 10 and 12 mm
+    5 / 3 (flat above). Bugs caught: the ratio inverted or multiplied, the grid or the
+    values or the nominal FWHM left out of either interpolation."""
+    res = ResolutionInput(8.0, (6.0, 8.0, 10.0), {}, None, "uniform", 1.0)
+    got = res.factor((2.0, 3.0, 5.0), np.array([4.0, 6.0, 7.0, 8.0, 9.0, 10.0, 12.0]))
+    np.testing.assert_allclose(got, [2 / 3, 2 / 3, 2.5 / 3, 1.0, 4 / 3, 5 / 3, 5 / 3],
+                               rtol=1e-12)
+
+
+def _with_resolution(resolution, **kwargs):
+    """The hand example with a second tumour T2 (50 mL, TNR 2) the table does not hold."""
+    base = _inputs(**kwargs)
+    position = PositionInput("right", 2.0, False, 1000.0,
+                             (TumourInput("T1", 100.0, 4.0, 0.0),
+                              TumourInput("T2", 50.0, 2.0, 0.0)), "right: normal liver")
+    return PlanInputs(**{**base.__dict__, "positions": (position,), "resolution": resolution})
+
+
+def test_each_sample_moves_the_tnrs_and_the_lsf_with_its_fwhm():
+    """One FWHM per sample moves every TNR and the LSF together. Table: T1's corrected TNR
+    3 at 6 mm and 5 at 10 mm, the LSF 0.08 and 0.12, nominal FWHM 8 mm (TNR 4, LSF 0.10,
+    as the case's own), uniform +- 2 mm, no other spread. By hand, for a sample's FWHM f in
+    6-10 mm: TNR(f) = 3 + 0.5 (f - 6), so T1's TNR is 4 x TNR(f) / 4 = f / 2; LSF(f) = 0.08 +
+    0.01 (f - 6), so the LSF is 0.1 x LSF(f) / 0.1 = 0.02 + 0.01 f; T2, not in the table,
+    keeps its TNR 2. The FWHMs come from their own stream: the same seed gives the same
+    FWHMs, and the other inputs' samples are those of the plan without the table. Bugs
+    caught: the table ignored for the LSF or a TNR (or applied to a tumour it does not
+    hold), the factor divided, the FWHM samples not recorded as an input or drawn from an
+    unseeded generator (a plan's uncertainty not reproducible)."""
+    res = ResolutionInput(8.0, (6.0, 10.0), {"T1": (3.0, 5.0)}, (0.08, 0.12), "uniform", 2.0)
+    s = sample_inputs(_with_resolution(res), 2000, 5)
+    f = s["resolution fwhm"]
+    assert f.shape == (2000,) and f.min() >= 6.0 and f.max() <= 10.0
+    assert f.std() == pytest.approx(2.0 / np.sqrt(3.0), rel=0.05)
+    np.testing.assert_allclose(s["tnr T1"], f / 2.0, rtol=1e-12)
+    np.testing.assert_allclose(s["lsf"], 0.02 + 0.01 * f, rtol=1e-12)
+    np.testing.assert_array_equal(s["tnr T2"], 2.0)
+    again = sample_inputs(_with_resolution(res), 2000, 5)
+    np.testing.assert_array_equal(again["resolution fwhm"], f)
+    spread = dict(calibrator=0.1, residual=0.05, lung=0.1, boundary=2.0)
+    with_table = sample_inputs(_with_resolution(res, **spread), 500, 6)
+    without = sample_inputs(_with_resolution(None, **spread), 500, 6)
+    for name in ("calibrator", "residual", "lung mass", "volume right normal liver",
+                 "volume T1", "volume T2", "volume whole liver"):
+        np.testing.assert_array_equal(with_table[name], without[name], err_msg=name)
+
+
+def test_an_lsf_moved_by_its_fwhm_is_kept_below_0_999():
+    """An LSF of 0.95 whose corrected value falls from 0.95 at 6 mm to 0.5 at 10 mm (0.725
+    at the nominal 8 mm): at f mm the sample's LSF is 0.95 x (0.95 - 0.1125 (f - 6)) / 0.725,
+    1.2448 at 6 mm, kept at 0.999 (a fraction of the activity below 1). Bug caught: the clip
+    after the FWHM factor dropped or widened (an LSF above 1: a negative liver dose)."""
+    res = ResolutionInput(8.0, (6.0, 10.0), {}, (0.95, 0.5), "uniform", 2.0)
+    inputs = PlanInputs(**{**_with_resolution(res).__dict__, "lung_shunt_fraction": 0.95})
+    s = sample_inputs(inputs, 4000, 7)
+    f = s["resolution fwhm"]
+    expected = np.minimum(0.95 * (0.95 - 0.1125 * (f - 6.0)) / 0.725, 0.999)
+    np.testing.assert_allclose(s["lsf"], expected, rtol=1e-12)
+    assert s["lsf"].max() == 0.999 and (s["lsf"] == 0.999).mean() > 0.2
+
+
+@pytest.mark.parametrize("activity_gbq", [0.0, 1.0])
+def test_the_activity_figure_of_one_gbq_and_of_none(activity_gbq):
+    """A position set for its normal-liver dose with only the calibrator uncertain (c ~ N(1,
+    0.1)): the activity giving the planned dose is A / c, for A = 1 GBq between 1 / 1.196 =
+    0.8361 and 1 / 0.804 = 1.2438 GBq; a position given no activity (the limits leave none)
+    has 0 GBq in every sample, not 0 / 0. Bugs caught: the no-activity case tested against
+    1 GBq (a 1 GBq position then carried as if explicit: A x c, 0.804-1.196 GBq; and 0 / 0 =
+    NaN for none)."""
+    base = _inputs(calibrator=0.1)
+    position = PositionInput("right", activity_gbq, False, 1000.0,
+                             (TumourInput("T1", 100.0, 4.0, 0.0),), "right: normal liver")
+    inputs = PlanInputs(**{**base.__dict__, "positions": (position,)})
+    figure = propagate(inputs, [], n=40000, seed=11)["figures"]["right: activity"]
+    assert figure["nominal"] == activity_gbq
+    if activity_gbq == 0.0:
+        assert (figure["median"], figure["low"], figure["high"]) == (0.0, 0.0, 0.0)
+    else:
+        assert figure["low"] == pytest.approx(1 / 1.196, rel=0.01)
+        assert figure["high"] == pytest.approx(1 / 0.804, rel=0.01)

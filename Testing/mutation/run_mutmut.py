@@ -24,7 +24,8 @@ printed and appended to ``$MUTMUT_WORK/../scores.txt``; survivors are listed wit
 mutated module is byte for byte the repository's): the rest of the package, ``Testing/``,
 ``docs/`` and README are brought up to date, mutmut checks the mutants it has not checked yet
 (tests added since are traced first), then the survivors of the earlier part are checked again
-against the tests as they now stand. Where the module has changed, ``--resume`` starts afresh.
+against the tests as they now stand, and so are the mutants no test reached (tests written for
+them since are traced first). Where the module has changed, ``--resume`` starts afresh.
 """
 
 from __future__ import annotations
@@ -77,8 +78,10 @@ SCOPE: dict[str, list[str]] = {
     "physics/partial_volume.py": ["Testing/test_partial_volume.py", "Testing/test_physics_guards.py",
                                   "-k", PV_WITHOUT_PATIENT],
     "physics/psf_fit.py": ["Testing/test_psf_fit.py", "Testing/test_calibration.py",
+                           "Testing/test_equivalent_fwhm.py",
                            "-k", "psf_fit or ball_occupancy or recovers_a_gaussian or keeps_a_tail "
-                                 "or pet_gives_a_scale"],
+                                 "or pet_gives_a_scale or independent_blur "
+                                 "or its_own_equivalent_fwhm or no_fwhm_in_the_bracket"],
     "physics/solver.py": ["Testing/test_solver.py", "Testing/test_solver_shared_by_hand.py"],
     "physics/uncertainty.py": ["Testing/test_uncertainty.py", "Testing/test_uncertainty_by_hand.py"],
     "physics/voxel_dose.py": ["Testing/test_voxel_dose.py", "Testing/test_mutation_references.py",
@@ -257,7 +260,9 @@ def results(work: Path) -> dict[str, list[str]]:
 def run(module: str, workers: int, root: Path, resume: bool = False) -> str:
     work = root / module.replace("/", "-").removesuffix(".py")
     resumed = resume and resumable(module, work)
-    earlier_survivors = results(work).get("survived", []) if resumed else []
+    earlier = results(work) if resumed else {}
+    # the survivors and the mutants no test reached: tests written since may reach them
+    earlier_survivors = earlier.get("survived", []) + earlier.get("no tests", [])
     if resumed:
         refresh(module, work)
         _keep_verdicts_with_the_new_selection(module, work)

@@ -122,7 +122,8 @@ def kernel_spectrum(kernel: np.ndarray, fshape) -> np.ndarray:
     # contract the kernel with one DFT matrix per axis, the last axis first (small arrays),
     # the first axis last (one matrix product giving the whole spectrum)
     t = kernel.astype(np.float64)
-    t = np.tensordot(t, factors[-1], axes=([t.ndim - 1], [1]))
+    if kernel.ndim > 1:  # a 1-D kernel's only axis is the first, contracted below
+        t = np.tensordot(t, factors[-1], axes=([t.ndim - 1], [1]))
     for axis in range(kernel.ndim - 2, 0, -1):
         t = np.moveaxis(np.tensordot(t, factors[axis], axes=([axis], [1])), -1, axis)
     dtype = np.float32 if symmetric else np.complex64
