@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+import tareplanner
+
 from tareplanner.planning import plan_case
 from tareplanner.records.case import parse_case
 from tareplanner.records.response_record import fit_for_plan
@@ -32,7 +34,8 @@ from tareplanner.records.response_record import fit_for_plan
 from conftest import BASE_CASE
 
 CAMERA_SHA = "ab" * 32
-GUIDELINES = Path(__file__).resolve().parents[1] / "TAREPlanner/tareplanner/data/guidelines.json"
+#: the guideline table the package reads (found through the package, wherever it is installed)
+GUIDELINES = Path(tareplanner.__file__).resolve().parent / "data" / "guidelines.json"
 
 
 @pytest.fixture(scope="module")
