@@ -97,7 +97,7 @@ SCOPE: dict[str, list[str]] = {
                     "Testing/test_plan_lung_mass_record.py",
                     "Testing/test_plan_limits_applied.py", "Testing/test_plan_warning_texts.py",
                     "Testing/test_plan_record_fields.py", "Testing/test_plan_bsa_record.py",
-                    "Testing/test_plan_guideline_goals.py"],
+                    "Testing/test_plan_guideline_goals.py", "Testing/test_plan_limit_names.py"],
     "records/directive.py": ["Testing/test_treatment_day.py", "Testing/test_record_chain.py",
                              "Testing/test_physics_guards.py", "Testing/test_directive_fields.py",
                              "Testing/test_directive_edges.py"],
