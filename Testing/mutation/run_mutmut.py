@@ -87,6 +87,7 @@ SCOPE: dict[str, list[str]] = {
     "physics/voxel_dose.py": ["Testing/test_voxel_dose.py", "Testing/test_mutation_references.py",
                               "Testing/test_physics_guards.py", "Testing/test_voxel_dose_edges.py"],
     "physics/voxel_planning.py": ["Testing/test_voxel_dose.py", "Testing/test_physics_guards.py"],
+    "physics/dose_response.py": ["Testing/test_dose_response.py", "Testing/test_response_cli.py"],
     "plan_uncertainty.py": ["Testing/test_uncertainty.py", "Testing/test_uncertainty_by_hand.py",
                             "Testing/test_plan_uncertainty_limits.py"],
     "planning.py": ["Testing/test_planning.py", "Testing/test_safety_edges.py",
