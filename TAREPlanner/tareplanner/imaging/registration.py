@@ -63,8 +63,8 @@ COARSE_MIN_STEP = 1e-3
 FINE_ITERATIONS = 8
 FINE_LINE_SEARCH_EPSILON = 0.05
 #: fraction of the mask's voxels the metric samples while optimising (fixed seed): the coarse
-#: stage, and the fine stage, whose line search a thinner sample of the 4-mm mask led to end
-#: worse than it started (on 4 of the 16 CBCTs with 6 %, 1 with 50 %)
+#: stage's, and the fine stage's (with 6 % of the 4-mm mask its line search ended worse than
+#: it started on 4 of the 16 CBCTs, with 50 % on 1)
 SAMPLING_FRACTION = 0.06
 FINE_SAMPLING_FRACTION = 0.5
 

@@ -10,6 +10,7 @@ the Patient ID of the SPECT, the CBCTs and the post-treatment image with the CT'
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from . import attributes
@@ -61,7 +62,6 @@ def _header_from_database(node, database=None) -> dict:
         database = getattr(sys.modules.get("slicer"), "dicomDatabase", None)
     if not uids or database is None:
         return {}
-    import hashlib
     digest = hashlib.sha256(" ".join(uids).encode()).hexdigest()
     if node.GetAttribute(attributes.DICOM_HEADER_NOT_FOUND) == digest:
         return {}

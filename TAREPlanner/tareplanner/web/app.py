@@ -48,10 +48,10 @@ log = logging.getLogger(__name__)
 
 #: the page's expression for "this tab follows another read-only"
 READ_ONLY = "owner_tab !== tab_id"
-#: page state that every tab's fields write (the views' mode, presets, dose wash and opacity;
-#: the data step's choices): taken from the owning tab only, a follower's change is put back
 #: a tab that follows the owning one read-only (its shared controls are disabled)
 FOLLOWER = f"!!owner_tab && {READ_ONLY}"
+#: page state that every tab's fields write (the views' mode, presets, dose wash and opacity;
+#: the data step's choices): taken from the owning tab only, a follower's change is put back
 SHARED_FIELDS = ("view_mode", "ct_preset", "dose_from_gy", "fusion_opacity",
                  "synthetic_positions", "folder", "liver_labels", "tumour_labels")
 
@@ -318,9 +318,7 @@ class WebApp:
     def _from_follower(self) -> bool:
         """Whether the request being handled comes from a tab other than the owning one
         (False outside a web server, and while no tab owns the session)."""
-        client = self._client()
-        return (client is not None and self.owner is not None
-                and self._client_tabs.get(client) != self.owner)
+        return self.owner is not None and not self._view_events_allowed()
 
     def _shared_changed(self, key, **values):
         """A change of one of the SHARED_FIELDS: a follower's is put back to the owner's
@@ -1442,8 +1440,6 @@ CSS = """
 def figure_imports() -> None:
     """The imports of the page's figures (the DVH, the dose-response curves: matplotlib, about
     1 s), made when the server starts rather than in the first step that draws one."""
-    import io
-
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
