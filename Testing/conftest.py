@@ -29,6 +29,43 @@ BASE_CASE = {
 }
 
 
+#: the base case's one injection position, the site of its directive's readings
+BASE_SITE = "right hepatic"
+
+
+def vial_readings(vial_gbq, residual_gbq=None):
+    """Treatment-day readings of the base case's directive: one vial read at 08:00,
+    administered at 10:00 (2 h of decay), a residual (when given) read at 11:00."""
+    entry = {"treatment_site": BASE_SITE,
+             "vial": [{"activity_gbq": vial_gbq, "time": "2026-12-01T08:00:00+01:00"}],
+             "administration_time": "2026-12-01T10:00:00+01:00"}
+    if residual_gbq is not None:
+        entry["residual"] = [{"activity_gbq": residual_gbq,
+                              "time": "2026-12-01T11:00:00+01:00"}]
+    return [entry]
+
+
+@pytest.fixture(scope="module")
+def directive():
+    """The written directive of the base case's plan (a module may define its own)."""
+    from tareplanner.planning import plan_case
+    from tareplanner.records.case import parse_case
+    from tareplanner.records.directive import directive_from_plan
+    return directive_from_plan(plan_case(parse_case(copy.deepcopy(BASE_CASE))))
+
+
+@pytest.fixture
+def computer_in_utc(monkeypatch):
+    """The computer's own time zone set to UTC for the test (and restored after it), so that
+    a time judged in the computer's zone instead of the treatment's (UTC+1) shows."""
+    import time
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
 @pytest.fixture
 def base_case():
     """A fresh copy of the case of the issue text (TheraSphere, partition, one position)."""

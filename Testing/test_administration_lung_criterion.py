@@ -16,18 +16,9 @@ import copy
 
 import pytest
 
-from conftest import BASE_CASE
-from tareplanner.planning import plan_case
 from tareplanner.records.administration import administration_record
-from tareplanner.records.case import parse_case
-from tareplanner.records.directive import directive_from_plan
 
 SITE = "right hepatic"
-
-
-@pytest.fixture(scope="module")
-def directive():
-    return directive_from_plan(plan_case(parse_case(copy.deepcopy(BASE_CASE))))
 
 
 def _readings(delivered_at_10_gbq):

@@ -9,17 +9,11 @@ of the directive read; a reading above the product's largest vial is questioned:
 35.3045(a)(1) (20 % or more: a medical event). Decay by hand: A(t) = A0 * 2^(-t / 64.1 h).
 """
 
-import copy
-
 import pytest
 
-from conftest import BASE_CASE
 from tareplanner.errors import FieldValueError, SchemaError, UnknownNameError
-from tareplanner.planning import plan_case
 from tareplanner.records.administration import (administration_record, largest_vial_gbq,
                                                  parse_readings)
-from tareplanner.records.case import parse_case
-from tareplanner.records.directive import directive_from_plan
 
 TWO_SITES = {"positions": [{"treatment_site": "right"}, {"treatment_site": "left"}]}
 ADMIN = "2026-12-01T10:00:00+01:00"
@@ -133,11 +127,6 @@ def test_largest_vial_of_each_product(product, largest):
 
 
 # --- the record's warnings ----------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def directive():
-    return directive_from_plan(plan_case(parse_case(copy.deepcopy(BASE_CASE))))
-
 
 def _one(vial_gbq, residual_gbq=None):
     entry = {"treatment_site": "right hepatic",

@@ -15,28 +15,13 @@ import json
 
 import pytest
 
-from conftest import BASE_CASE
+from conftest import vial_readings
 from tareplanner.errors import FieldValueError, SchemaError
-from tareplanner.planning import plan_case
 from tareplanner.records.administration import (_slip_text, administration_lines,
                                                  administration_record, replay_administration,
                                                  validate_administration)
-from tareplanner.records.case import parse_case
-from tareplanner.records.directive import directive_from_plan
 
 SITE = "right hepatic"
-
-
-@pytest.fixture(scope="module")
-def directive():
-    return directive_from_plan(plan_case(parse_case(copy.deepcopy(BASE_CASE))))
-
-
-def _readings(vial_gbq):
-    """One vial reading at 08:00, administered at 10:00 (2 h of decay), no residual."""
-    return [{"treatment_site": SITE,
-             "vial": [{"activity_gbq": vial_gbq, "time": "2026-12-01T08:00:00+01:00"}],
-             "administration_time": "2026-12-01T10:00:00+01:00"}]
 
 
 # --- a vial read as 0 GBq ----------------------------------------------------------------
@@ -48,12 +33,12 @@ def test_a_vial_read_as_zero_is_questioned_not_a_traceback(directive):
     below 0.5 x; no slip can be named, so the message asks to check the units; confirmed, it
     is recorded as delivering nothing (-100 %: a medical event)."""
     with pytest.raises(FieldValueError) as error:
-        administration_record(directive, _readings(0.0))
+        administration_record(directive, vial_readings(0.0))
     e = error.value
     assert (e.field, e.value) == ("readings[0].vial[0]", 0.0)
     assert "0 x the prescribed 2.263 GBq (plausible: 0.5 x to 2 x)" in e.detail
     assert e.detail.endswith("; check the units (GBq) and the decimal point of each reading")
-    record = administration_record(directive, _readings(0.0), confirm_reason="vial empty")
+    record = administration_record(directive, vial_readings(0.0), confirm_reason="vial empty")
     (site,) = record["sites"]
     assert site["delivered_activity_gbq"] == 0.0 and site["deviation_fraction"] == -1.0
     assert site["medical_event"] is True
@@ -130,7 +115,7 @@ def test_replay_keeps_the_site_tolerance_of_the_record(directive):
     without the record's site tolerance (every such record reported as changed)."""
     prescribed = directive["positions"][0]["prescribed_activity_gbq"]
     record = administration_record(directive,
-                                   _readings(prescribed * 1.15 / 2 ** (-2 / 64.1)),
+                                   vial_readings(prescribed * 1.15 / 2 ** (-2 / 64.1)),
                                    site_tolerance_fraction=0.10)
     assert record["sites"][0]["deviation_fraction"] == pytest.approx(0.15, abs=1e-12)
     assert record["sites"][0]["beyond_site_tolerance"] is True
@@ -144,7 +129,7 @@ def test_replay_lists_a_changed_field_by_its_path(directive):
     named by its path in the record; the input is not reported as changed; the software of
     the record (here an older version) and of the replay are both shown. Bugs: the paths
     prefixed, the keys of the answer renamed or the input reported as changed."""
-    record = json.loads(json.dumps(administration_record(directive, _readings(2.5))))
+    record = json.loads(json.dumps(administration_record(directive, vial_readings(2.5))))
     software = dict(record["software"])
     record["total_delivered_activity_gbq"] = 9.0
     record["software"] = {"name": "tareplanner", "version": "0.0.1"}
@@ -207,7 +192,7 @@ def test_a_decimal_slip_is_refused_word_for_word(directive):
     = 0.113 is within 25 % of x0.1: the decimal point, 2.62 GBq meant. Bugs: the refusal's
     field, value, allowed text or message garbled."""
     with pytest.raises(FieldValueError) as error:
-        administration_record(directive, _readings(0.262))
+        administration_record(directive, vial_readings(0.262))
     e = error.value
     assert (e.field, e.value) == ("readings[0].vial[0]", 0.262)
     assert e.allowed == ("a plausible reading in GBq (delivered 0.5 x to 2 x the prescription, "
@@ -224,7 +209,7 @@ def test_two_questions_of_one_reading_are_joined(directive):
     the prescription: both questions are given, joined by " | ", the vial's first. Bug: the
     separator garbled or a question lost."""
     with pytest.raises(FieldValueError) as error:
-        administration_record(directive, _readings(26.2))
+        administration_record(directive, vial_readings(26.2))
     first, second = error.value.detail.split(" | ")
     assert first.startswith("readings[0].vial[0]: 26.2 GBq is above the largest vial")
     assert second.startswith("right hepatic: the readings imply 25.64 GBq delivered, 11.3 x")
@@ -237,10 +222,10 @@ def test_a_question_names_the_option_typed_and_the_record_its_place(directive):
     record naming the option instead of its own place, the reason lost."""
     fields = {"readings[0].vial[0]": "--vial 'right hepatic=0.262@08:00'"}
     with pytest.raises(FieldValueError) as error:
-        administration_record(directive, _readings(0.262), fields=fields)
+        administration_record(directive, vial_readings(0.262), fields=fields)
     assert error.value.field == "--vial 'right hepatic=0.262@08:00'"
     assert "; --vial 'right hepatic=0.262@08:00': 0.262 GBq where" in error.value.detail
-    record = administration_record(directive, _readings(0.262), fields=fields,
+    record = administration_record(directive, vial_readings(0.262), fields=fields,
                                    confirm_reason="two vials pooled")
     (question,) = record["plausibility"]["questioned"]
     assert (question["reading"], question["value_gbq"]) == ("readings[0].vial[0]", 0.262)
@@ -255,7 +240,7 @@ def test_several_vial_readings_are_questioned_together(directive):
     """Two vial readings of 13.1 GBq each at 08:00: 2 * 13.1 * 0.978605 = 25.64 GBq
     delivered, 11.3 x: no single reading to blame, so the question names the site's readings
     and asks to check each. Bugs: the first reading blamed, its value shown."""
-    readings = _readings(13.1)
+    readings = vial_readings(13.1)
     readings[0]["vial"].append({"activity_gbq": 13.1, "time": "2026-12-01T08:00:00+01:00"})
     with pytest.raises(FieldValueError) as error:
         administration_record(directive, readings)
@@ -274,7 +259,7 @@ def test_a_reading_above_the_largest_vial_is_questioned_word_for_word(directive)
     d = copy.deepcopy(directive)
     d["positions"][0]["prescribed_activity_gbq"] = 15.0
     with pytest.raises(FieldValueError) as error:
-        administration_record(d, _readings(20.5))
+        administration_record(d, vial_readings(20.5))
     detail = error.value.detail
     assert detail.startswith("readings[0].vial[0]: 20.5 GBq is above the largest vial of the "
                              "product (20 GBq; ")
@@ -291,7 +276,7 @@ def test_lung_dose_criterion_by_hand(directive):
     CF * LSF / M = 49.67 * 0.06 / 1.0 = 2.9802 Gy/GBq and its lung dose 2.263 * 2.9802 =
     6.744 Gy; 3.6 GBq delivered gives 10.729 Gy, +59.1 % and +3.98 Gy: an event. Bugs: the
     estimate from another activity, the warning's words or figures lost."""
-    record = administration_record(directive, _readings(_vial_at_8(3.6)),
+    record = administration_record(directive, vial_readings(_vial_at_8(3.6)),
                                    confirm_reason="not needed")
     lung = record["lung_criterion"]
     assert lung["applicable"] is True and lung["medical_event"] is True
@@ -313,13 +298,13 @@ def test_lung_criterion_of_an_older_directive_or_no_expected_dose(directive):
     reason's words, a ZeroDivisionError, a warning formatting None (a traceback)."""
     old = copy.deepcopy(directive)
     del old["lung_gy_per_delivered_gbq"]
-    lung = administration_record(old, _readings(_vial_at_8(2.263)))["lung_criterion"]
+    lung = administration_record(old, vial_readings(_vial_at_8(2.263)))["lung_criterion"]
     assert (lung["applicable"], lung["reason"]) == (
         False, "the directive holds no lung dose per GBq (written by an older version)")
     assert "10 CFR 35.3045(a)(3)" in lung["source"]
     zero = copy.deepcopy(directive)
     zero["lung_dose_gy"] = 0.0
-    record = administration_record(zero, _readings(_vial_at_8(2.263)))
+    record = administration_record(zero, vial_readings(_vial_at_8(2.263)))
     lung = record["lung_criterion"]
     assert lung["relative_excess"] is None and lung["applicable"] is True
     # 2.263 * 2.9802 = 6.744 Gy against none expected: more than 0.5 Gy over it
@@ -335,7 +320,7 @@ def test_an_override_of_the_directive_is_repeated_on_the_record(directive):
     d["overrides"] = [{"treatment_site": "right hepatic", "reason": "tumour board",
                        "by": "Dr A", "when": "2026-11-30T09:00:00+00:00",
                        "exceeded": "right hepatic: normal-liver-limit 124.73 Gy > 120 Gy"}]
-    record = administration_record(d, _readings(_vial_at_8(2.263)))
+    record = administration_record(d, vial_readings(_vial_at_8(2.263)))
     (message,) = [w["message"] for w in record["warnings"] if w["code"] == "limit-override"]
     assert message == ("right hepatic: prescribed beyond a limit (right hepatic: "
                        "normal-liver-limit 124.73 Gy > 120 Gy), accepted by Dr A on "
@@ -351,7 +336,7 @@ def test_record_fields_by_hand(directive):
     import hashlib
     from datetime import datetime, timezone
     created = datetime(2026, 12, 1, 12, 0, 5, 999, tzinfo=timezone.utc)
-    readings = _readings(_vial_at_8(2.263))
+    readings = vial_readings(_vial_at_8(2.263))
     record = administration_record(directive, readings, created=created)
     text = json.dumps(directive, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     sha = hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -9,36 +9,15 @@ characters). Decay by hand: A(t) = A0 * 2^(-t / 64.1 h) (Y-90). The directive is
 conftest.BASE_CASE (TheraSphere, 2.263 GBq prescribed to "right hepatic").
 """
 
-import copy
-
 import pytest
 
-from conftest import BASE_CASE
+from conftest import vial_readings
 from tareplanner.errors import FieldValueError
-from tareplanner.planning import plan_case
 from tareplanner.records.administration import administration_record
-from tareplanner.records.case import parse_case
-from tareplanner.records.directive import directive_from_plan
 
 SITE = "right hepatic"
 REASON_ALLOWED = ("a reason in words: 1 to 200 printable characters, no control characters "
                   "(newline, tab, NUL)")
-
-
-@pytest.fixture(scope="module")
-def directive():
-    return directive_from_plan(plan_case(parse_case(copy.deepcopy(BASE_CASE))))
-
-
-def _readings(vial_gbq, residual_gbq=None):
-    """A vial read at 08:00, administered at 10:00, a residual read at 11:00."""
-    entry = {"treatment_site": SITE,
-             "vial": [{"activity_gbq": vial_gbq, "time": "2026-12-01T08:00:00+01:00"}],
-             "administration_time": "2026-12-01T10:00:00+01:00"}
-    if residual_gbq is not None:
-        entry["residual"] = [{"activity_gbq": residual_gbq,
-                              "time": "2026-12-01T11:00:00+01:00"}]
-    return [entry]
 
 
 # A vial of 2.3 GBq read at 08:00 holds 2.3 * 2^(-2 / 64.1) = 2.3 * 0.978605 = 2.25079 GBq
@@ -53,7 +32,7 @@ def test_a_residual_above_the_vial_is_refused_naming_the_site(directive):
     is wrong (the vial and residual readings), what is allowed and the two activities at
     the administration. Bugs: the refusal without its place, value, allowed text or detail."""
     with pytest.raises(FieldValueError) as error:
-        administration_record(directive, _readings(2.3, 2.3))
+        administration_record(directive, vial_readings(2.3, 2.3))
     e = error.value
     assert (e.field, e.value, e.allowed, e.detail) == (
         f"readings[{SITE}]", "vial and residual readings",
@@ -65,7 +44,7 @@ def test_a_residual_above_the_vial_typed_as_an_option_names_the_option(directive
     option lost (the site's place in the readings list shown instead)."""
     option = "--residual 'right hepatic=2.3@11:00'"
     with pytest.raises(FieldValueError) as error:
-        administration_record(directive, _readings(2.3, 2.3),
+        administration_record(directive, vial_readings(2.3, 2.3),
                               fields={"readings[0].residual[0]": option})
     assert (error.value.field, error.value.detail) == (option, RESIDUAL_DETAIL)
 
@@ -75,5 +54,5 @@ def test_a_confirmation_that_is_no_reason_is_refused_naming_the_option(directive
     """An empty reason, one with a newline, one of 201 characters: refused as the option
     --confirm-readings. Bug: the refusal naming no option or another one."""
     with pytest.raises(FieldValueError) as error:
-        administration_record(directive, _readings(0.262), confirm_reason=reason)
+        administration_record(directive, vial_readings(0.262), confirm_reason=reason)
     assert (error.value.field, error.value.allowed) == ("--confirm-readings", REASON_ALLOWED)

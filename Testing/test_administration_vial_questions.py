@@ -15,13 +15,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import BASE_CASE
+from conftest import vial_readings
 from tareplanner import catalogue
 from tareplanner.errors import FieldValueError
-from tareplanner.planning import plan_case
 from tareplanner.records.administration import administration_record, largest_vial_gbq
-from tareplanner.records.case import parse_case
-from tareplanner.records.directive import directive_from_plan
 
 SITE = "right hepatic"
 
@@ -57,18 +54,6 @@ def test_largest_vial_without_a_source_names_the_product_file(monkeypatch):
     assert largest_vial_gbq("custom") == (20.0, "tareplanner/data/products.json")
 
 
-@pytest.fixture(scope="module")
-def directive():
-    return directive_from_plan(plan_case(parse_case(copy.deepcopy(BASE_CASE))))
-
-
-def _readings(vial_gbq):
-    """One vial reading at 08:00, administered at 10:00 (2 h of decay), no residual."""
-    return [{"treatment_site": SITE,
-             "vial": [{"activity_gbq": vial_gbq, "time": "2026-12-01T08:00:00+01:00"}],
-             "administration_time": "2026-12-01T10:00:00+01:00"}]
-
-
 def test_reading_above_the_largest_vial_names_the_option_typed(directive):
     """15 GBq prescribed (edited here), a vial read 20.5 GBq at 08:00 (20.06 GBq delivered,
     1.34 x: plausible): questioned only for being above TheraSphere's 20 GBq vial. Typed as
@@ -81,12 +66,12 @@ def test_reading_above_the_largest_vial_names_the_option_typed(directive):
     option = "--vial 'right hepatic=20.5@08:00'"
     fields = {"readings[0].vial[0]": option}
     with pytest.raises(FieldValueError) as error:
-        administration_record(d, _readings(20.5), fields=fields)
+        administration_record(d, vial_readings(20.5), fields=fields)
     assert (error.value.field, error.value.value) == (option, 20.5)
     assert error.value.detail.startswith(f"{option}: 20.5 GBq is above the largest vial of "
                                          "the product (20 GBq; ")
     for given in (fields, None):
-        record = administration_record(d, _readings(20.5), fields=given,
+        record = administration_record(d, vial_readings(20.5), fields=given,
                                        confirm_reason="calibrated vial of 20.5 GBq")
         (question,) = record["plausibility"]["questioned"]
         assert question["treatment_site"] == SITE
@@ -98,7 +83,7 @@ def test_implausible_delivery_names_its_site_in_the_record(directive):
     prescribed, below 0.5 x; confirmed, the record's question names the site "right
     hepatic". Bug: the site written under another key (the question not traceable to its
     site)."""
-    record = administration_record(directive, _readings(0.262), confirm_reason="pooled")
+    record = administration_record(directive, vial_readings(0.262), confirm_reason="pooled")
     (question,) = record["plausibility"]["questioned"]
     assert (question["treatment_site"], question["reading"], question["value_gbq"]) == (
         SITE, "readings[0].vial[0]", 0.262)

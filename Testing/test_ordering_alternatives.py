@@ -14,7 +14,6 @@ test needs it). Times are in a fixed UTC+1 zone (no daylight saving) and the wor
 are 07:00-19:00, both ends inside.
 """
 
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -154,16 +153,6 @@ def test_another_time_searches_the_calibrations_of_the_planned_day_with_a_short_
     assert plan.chosen is not None and plan.chosen.calibration_time == cal
     (other,) = _another_time(plan)
     assert abs(other.treatment_time - _at(16, 14, 3)) < timedelta(seconds=1)
-
-
-@pytest.fixture
-def computer_in_utc(monkeypatch):
-    """The computer's own time zone set to UTC (the treatment's is UTC+1)."""
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def test_another_time_judges_working_hours_in_the_treatment_s_zone(computer_in_utc):

@@ -1,9 +1,8 @@
-"""The names under which a plan reports its limits: each promoted guideline row by its quantity,
-each violation with its limit's source, and the per-position normal-liver limit in the
-uncertainty's exceedance table.
+"""The names under which a plan reports its limits: each violation with its limit's source, and
+the per-position normal-liver limit in the uncertainty's exceedance table (a promoted row on
+the perfused volume, named 'perfused-limit': Testing/test_schemas.py).
 
-Bugs these tests catch: a promoted row on the perfused volume or on the whole liver whose
-quantity is not found among the limit names (the plan raised KeyError); a violation of the
+Bugs these tests catch: a violation of the
 normal-liver or of the cumulative lung limit recorded without the source of its value; the
 normal-liver limit left out of the Monte Carlo's exceedance probabilities. Doses by hand:
 TheraSphere 49.67 Gy kg / GBq; the shared case (tissue 1.03 g/mL, one position of 900 mL
@@ -25,21 +24,6 @@ SITE = "Test Hospital"
 def _site(document: dict):
     return catalogue.validate_site_limits({"schema": "tareplanner.site-limits/1",
                                            "site": SITE, **document})
-
-
-def test_a_promoted_perfused_row_is_named_perfused_limit(base_case):
-    """EANM 2022's glass bilobar HCC perfused-volume range 80-150 Gy promoted: a 600 Gy goal
-    at TNR 6 would give the perfused volume (600 x 120 + 100 x 900) / 1020 = 158.8 Gy, so
-    the position stops at 150 Gy, limited by 'perfused-limit', whose source names the row."""
-    base_case.update(scenario={"intent": "bilobar", "histology": "hcc"})
-    base_case["positions"][0]["tumours"][0]["tnr"] = 6.0
-    base_case["positions"][0]["goal"] = {"tumour_dose_gy": 600}
-    site = _site({"products": {}, "guidelines": {"promote": [
-        {"row": "eanm22-glass-hcc-bilobar-perfused-80-150", "reason": "protocol 2026"}]}})
-    record = plan_case(parse_case(base_case), site, SITE)
-    (position,) = record["positions"]
-    assert position["limited_by"] == "perfused-limit"
-    assert position["perfused_dose_gy"] == pytest.approx(150, rel=1e-9)
 
 
 def test_a_violation_of_the_normal_liver_limit_carries_its_source(base_case):

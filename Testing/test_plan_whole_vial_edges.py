@@ -14,7 +14,6 @@ Each test names the bug it catches.
 
 import copy
 import dataclasses
-import time
 
 import pytest
 
@@ -120,17 +119,7 @@ def test_treatment_outside_working_hours_message_word_for_word():
         "(the site's ordering rules): no vial is proposed for it; see the alternatives")
 
 
-@pytest.fixture
-def utc_clock(monkeypatch):
-    """The machine's own time zone set to UTC for the test (and restored after it)."""
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
-def test_prescribed_time_checked_in_the_treatments_time_zone(utc_clock):
+def test_prescribed_time_checked_in_the_treatments_time_zone(computer_in_utc):
     """Bug caught: the working hours of the moment the vial holds the prescription checked in
     the machine's time zone instead of the treatment's. A 3 GBq vial of Sunday 2026-11-29
     17:00 UTC holds A = 3 x 2^(-37.755/64.1) GBq 37.755 h later, at Tuesday 06:45:18 UTC =
