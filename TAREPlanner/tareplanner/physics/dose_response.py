@@ -273,7 +273,9 @@ def check_cohort(dose, outcome, cluster, *, what: str, min_events: int = MIN_EVE
     events = int(np.sum(y == 1))
     non_events = int(np.sum(y == 0))
     if events + non_events != y.size:
-        raise DoseResponseError(f"{what}: outcomes must be 0 or 1")
+        other = y[(y != 0) & (y != 1)].tolist()
+        more = f" and {len(other) - 1} other value(s)" if len(other) > 1 else ""
+        raise DoseResponseError(f"{what}: outcomes must be 0 or 1; got {other[0]!r}{more}")
     if events == 0 or non_events == 0:
         raise DoseResponseError(
             f"{what}: all {y.size} outcomes are {'events' if non_events == 0 else 'non-events'}"
@@ -376,9 +378,8 @@ def plateau_fit(dose, y, cluster, link: str, start) -> Plateau:
                                method="bfgs", maxiter=500, disp=False, **kwargs)
     except Exception as exc:  # the optimiser's failures are many; the plateau is optional
         return Plateau(False, reason=f"not estimated ({type(exc).__name__})")
-    g, se = float(result.params[2]), float(np.sqrt(max(result.cov_params()[2, 2], 0.0)))
-    if not (np.isfinite(g) and np.isfinite(se)) or not result.mle_retvals.get("converged",
-                                                                               True):
+    g = float(result.params[2])
+    if not np.isfinite(g) or not result.mle_retvals.get("converged", True):
         return Plateau(False, reason="not estimated (the optimiser did not converge)")
     z = stats.norm.ppf(0.5 + COVERAGE / 2)
     p0 = inverse_link(start[0] + start[1] * dose, link)
@@ -386,9 +387,18 @@ def plateau_fit(dose, y, cluster, link: str, start) -> Plateau:
     ll0 = float(np.sum(y * np.log(p0) + (1 - y) * np.log1p(-p0)))
     lr = max(2 * (float(result.llf) - ll0), 0.0)
     if g > PLATEAU_AT_ONE_LOGIT:
+        # on the bound the likelihood is flat in p_max: its covariance may not exist, and
+        # no interval is given
         return Plateau(True, p_max=1.0, likelihood_ratio=lr, p_value=float(
             0.5 * stats.chi2.sf(lr, 1)), reason="no plateau below 1: the estimate of p_max "
             "lies on its bound (the response probability tends to 1 at high dose)")
+    try:
+        se = float(np.sqrt(max(result.cov_params()[2, 2], 0.0)))
+    except ValueError:    # statsmodels: no covariance where the Hessian cannot be inverted
+        se = float("nan")
+    if not np.isfinite(se):
+        return Plateau(False, reason="not estimated (the covariance of p_max could not be "
+                                     "computed)")
     return Plateau(True, p_max=float(stats.logistic.cdf(g)),
                    p_max_low=float(stats.logistic.cdf(g - z * se)),
                    p_max_high=float(stats.logistic.cdf(g + z * se)),
