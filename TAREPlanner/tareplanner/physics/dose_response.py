@@ -433,6 +433,10 @@ def fit_dose_response(dose, outcome, cluster=None, *, link: str = "logit",
         clusters = len(y)
     params = tuple(float(v) for v in result.params)
     cov = np.asarray(result.cov_params(), dtype=np.float64)
+    if cluster is None:
+        # statsmodels' 'HC1' of a GLM is White's HC0 (no small-sample factor): HC1 is HC0
+        # times n/(n - k), k = 2 parameters (MacKinnon & White, J Econom 1985;29:305)
+        cov = cov * (len(y) / (len(y) - 2))
     df = clusters - 1 if cluster is not None else None
     curve = Curve(link, params, (tuple(cov[0]), tuple(cov[1])), df)
     naive_cov = np.asarray(naive.cov_params(), dtype=np.float64)
