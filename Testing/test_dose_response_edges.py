@@ -442,16 +442,54 @@ def test_a_fit_that_does_not_converge_is_refused_saying_so():
     assert "converge" in str(err.value)[len("the fit did not converge ("):]
 
 
-def test_far_out_doses_fit_under_strict_floating_point_settings():
-    """Catches the fit's floating-point settings not its own: a caller that raises on every
-    floating-point error (np.errstate(all='raise')) and a lesion at 30,000 Gy, where the
-    fitted probability underflows; the fit still runs."""
+def test_far_out_doses_fit_without_floating_point_errors_or_warnings():
+    """Catches floating-point errors of far-out predictions reaching the caller: a lesion at
+    100,000 Gy (a slope of 0.02/Gy puts its linear predictor near 2,000, where exp(-eta)
+    underflows) under a caller that raises on every floating-point error
+    (np.errstate(all='raise')) and turns every warning into an error; the fit runs."""
+    import warnings
+    rng = np.random.default_rng(3)
+    dose = np.linspace(10.0, 400.0, 60)
+    y = (rng.random(60) < 1 / (1 + np.exp(-0.02 * (dose - 200)))).astype(int)
+    dose[0], y[0] = 0.0, 0
+    dose[-1], y[-1] = 1e5, 1
+    with np.errstate(all="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = dr.fit_dose_response(dose, y, np.arange(60) % 12)
+    assert fit.n == 60 and fit.curve.params[1] > 0
+
+
+def test_patient_labels_of_another_number_are_refused():
+    """Catches patient labels that do not match the doses one to one (statsmodels' error
+    deep in the covariance otherwise)."""
     dose, y, patient = _interleaved()
-    dose = dose.copy()
-    dose[-1] = 30000.0
-    with np.errstate(all="raise"):
-        fit = dr.fit_dose_response(dose, y, patient, plateau=False)
-    assert fit.n == 40
+    assert _refusal(dose, y, patient[:-2]) == (
+        "lesion response: patients and doses differ in number ((38,) and (40,))")
+    with pytest.raises(DoseResponseError, match=r"patients and doses differ in number"):
+        dr.fit_dose_response(dose, y, patient[:-2])
+
+
+def test_single_precision_inputs_are_computed_in_double():
+    """Catches single-precision inputs (dose maps are stored as float32) computed in single
+    precision: Hosmer–Lemeshow of float32 predictions, a dose's Fieller limits from a
+    float32 covariance and the observed bins' median doses of float32 doses, against the
+    same values in double precision (the statistic written here, numpy's roots, the
+    midpoint by hand)."""
+    rng = np.random.default_rng(11)
+    p32 = rng.uniform(0.05, 0.95, 60).astype(np.float32)
+    y = (rng.random(60) < p32).astype(int)
+    chi2, _, _ = hosmer_lemeshow(y, p32, groups=10)
+    assert chi2 == pytest.approx(_hl_by_hand(list(y), [float(v) for v in p32], 10), rel=1e-12)
+    cov32 = np.array(COV, np.float32)
+    d = dose_at_probability((-5.0, 0.02), cov32, "logit", 0.5)
+    assert (d.low_gy, d.high_gy) == pytest.approx(
+        _fieller_roots(0.0, -5.0, 0.02, cov32.astype(float).tolist(), Z95), rel=1e-11)
+    dose32 = rng.uniform(10, 500, 8).astype(np.float32)
+    order = sorted(range(8), key=lambda i: dose32[i])
+    bins = observed_rates(dose32, np.arange(8) % 2)
+    for k, b in enumerate(bins):
+        a, c = float(dose32[order[2 * k]]), float(dose32[order[2 * k + 1]])
+        assert b.dose_median_gy == (a + c) / 2
 
 
 # --- EUD -----------------------------------------------------------------------------------

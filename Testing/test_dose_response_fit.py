@@ -506,3 +506,57 @@ def test_synthetic_patient_effect_makes_lesions_of_a_patient_respond_together():
     r = c.response.reshape(-1, 2)
     assert np.mean(r[:, 0] == r[:, 1]) > 0.6
     assert dr.synthetic_cohort(20000, 2, seed=9).truth["patient_sd_logit"] == 0.0
+
+
+def test_synthetic_cohort_draws_in_the_documented_order():
+    """Catches a change to what a seed draws (the documentation's examples and any published
+    cohort are reproduced from their seed): the cohort written out here with numpy's
+    Generator in the documented order (patient dose factors, lesion factors, patient
+    effects only when their sd > 0, responses, liver doses, toxicities), for seed 4 with
+    and without a patient effect."""
+    for sd in (0.0, 1.0):
+        c = synthetic_cohort(5, 3, seed=4, patient_sd_logit=sd)
+        rng = np.random.default_rng(4)
+        patient = np.repeat(np.arange(5), 3)
+        factor = rng.lognormal(math.log(250.0), 0.5, 5)
+        dose = factor[patient] * rng.lognormal(0.0, 0.3, 15)
+        u = rng.normal(0.0, sd, 5) if sd > 0 else np.zeros(5)
+        response = rng.random(15) < special.expit(0.02 * (dose - 250.0) + u[patient])
+        liver = rng.lognormal(math.log(55.0), 0.35, 5)
+        toxicity = rng.random(5) < special.expit(0.08 * (liver - 60.0))
+        assert np.array_equal(c.patient, patient)
+        assert c.dose_gy == pytest.approx(dose, rel=1e-15)
+        assert np.array_equal(c.response, response.astype(int))
+        assert c.liver_dose_gy == pytest.approx(liver, rel=1e-15)
+        assert np.array_equal(c.toxicity, toxicity.astype(int))
+
+
+def test_plateau_optimiser_settings(monkeypatch):
+    """Catches the optimiser's settings changed: BFGS from the GLM's coefficients and
+    p_max = expit(3) = 0.95, at most 500 iterations, nothing printed."""
+    _, seen = _answered(monkeypatch, _Answer(0.5, 0.04, LL0))
+    kwargs = seen["kwargs"]
+    assert (kwargs["method"], kwargs["maxiter"], kwargs["disp"]) == ("bfgs", 500, False)
+    assert list(kwargs["start_params"]) == [-5.0, 0.02, 3.0]
+
+
+def test_plateau_model_has_its_constant_even_at_one_dose_level(monkeypatch):
+    """Catches the intercept column left out when every lesion has the same dose (a trial at
+    one dose level; statsmodels' add_constant skips a constant column unless told to add)."""
+    _, seen = _answered(monkeypatch, _Answer(0.5, 0.04, LL0), dose=np.full(4, 100.0))
+    assert seen["model"].exog.shape == (4, 2)
+    assert seen["model"].exog[:, 0] == pytest.approx(np.ones(4))
+    assert seen["model"].exog[:, 1] == pytest.approx(np.full(4, 100.0))
+
+
+def test_plateau_likelihood_ratio_of_single_precision_doses(monkeypatch):
+    """Catches float32 doses (dose maps are stored in single precision) giving the logistic
+    curve's log-likelihood in single precision: the four doses 100.1 ... 400.7 Gy as
+    float32, ll0 by hand in double precision from the same values, LR = 2 (llf - ll0) to
+    1e-9."""
+    dose32 = np.array([100.1, 200.3, 300.5, 400.7], np.float32)
+    eta = [-5.0 + 0.02 * float(d) for d in dose32]
+    ll0 = sum(math.log(special.expit(e)) if yy else math.log(special.expit(-e))
+              for e, yy in zip(eta, Y4))
+    plateau, _ = _answered(monkeypatch, _Answer(0.5, 0.04, ll0 + 1.5), dose=dose32)
+    assert plateau.likelihood_ratio == pytest.approx(3.0, abs=1e-9)

@@ -267,6 +267,9 @@ def check_cohort(dose, outcome, cluster, *, what: str, min_events: int = MIN_EVE
     if dose.shape != y.shape or dose.ndim != 1:
         raise DoseResponseError(f"{what}: doses and outcomes differ in number "
                                 f"({dose.shape} and {y.shape})")
+    if cluster is not None and np.shape(cluster) != dose.shape:
+        raise DoseResponseError(f"{what}: patients and doses differ in number "
+                                f"({np.shape(cluster)} and {dose.shape})")
     if not np.all(np.isfinite(dose)):
         raise DoseResponseError(f"{what}: {int((~np.isfinite(dose)).sum())} dose(s) are not "
                                 "finite numbers")
@@ -372,7 +375,7 @@ def plateau_fit(dose, y, cluster, link: str, start) -> Plateau:
     kwargs = {"cov_type": "cluster", "cov_kwds": {"groups": cluster}} if cluster is not None \
         else {}
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             result = model.fit(start_params=np.array([start[0], start[1], 3.0]),
                                method="bfgs", maxiter=500, disp=False, **kwargs)
@@ -450,15 +453,17 @@ def fit_dose_response(dose, outcome, cluster=None, *, link: str = "logit",
     elif slope_p >= 1 - COVERAGE:
         notes.append(f"the slope does not differ from 0 at the {COVERAGE:.0%} level "
                      f"(p = {slope_p:.2g}): intervals of the doses are unbounded")
-    predicted = result.predict()
+    predicted = inverse_link(params[0] + params[1] * dose, link)   # scipy's: no overflow
     hl = hosmer_lemeshow(y, predicted)
     if hl[2] < 0.05:
         notes.append(f"Hosmer–Lemeshow p = {hl[2]:.2g}: the curve does not describe the "
                      "observed rates well")
+    with np.errstate(all="ignore"):     # statsmodels' own predictions overflow far out
+        deviance, pearson = float(result.deviance), float(result.pearson_chi2)
     gof = GoodnessOfFit(hosmer_lemeshow_chi2=hl[0], hosmer_lemeshow_df=hl[1],
-                        hosmer_lemeshow_p=hl[2], deviance=float(result.deviance),
-                        deviance_df=int(result.df_resid),
-                        pearson_chi2=float(result.pearson_chi2), auc=auc(y, dose))
+                        hosmer_lemeshow_p=hl[2], deviance=deviance,
+                        deviance_df=int(result.df_resid), pearson_chi2=pearson,
+                        auc=auc(y, dose))
     grid = np.linspace(0.0, float(dose.max()) * 1.1, band_points)
     p, low, high = curve.probability(grid)
     doses = tuple(dose_at_probability(params, cov, link, q, df=df) for q in REPORTED_P)
