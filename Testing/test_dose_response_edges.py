@@ -433,8 +433,8 @@ def test_missing_statsmodels_is_said_with_the_install_command(monkeypatch):
 
 def test_a_fit_that_does_not_converge_is_refused_saying_so():
     """Catches statsmodels' convergence warning let through (a fit reported as if it had
-    converged): one Newton iteration from a start of 0 cannot converge; the refusal says so with statsmodels'
-    reason."""
+    converged): one Newton iteration from a start of 0 cannot converge; the refusal says so
+    with statsmodels' reason."""
     dose, y, _ = _interleaved()
     with pytest.raises(DoseResponseError) as err:
         dr._fit(dr._glm(dose, y, "logit"), method="newton", maxiter=1, start_params=[0.0, 0.0])
@@ -457,6 +457,16 @@ def test_far_out_doses_fit_without_floating_point_errors_or_warnings():
         warnings.simplefilter("error")
         fit = dr.fit_dose_response(dose, y, np.arange(60) % 12)
     assert fit.n == 60 and fit.curve.params[1] > 0
+    plain = dr.fit_dose_response(dose, y, np.arange(60) % 12)
+    assert fit.plateau == plain.plateau
+    assert "FloatingPointError" not in fit.plateau.reason
+
+
+def test_the_glm_design_has_its_intercept_even_for_one_dose():
+    """Catches the intercept column left out for a constant dose (statsmodels' add_constant
+    skips a constant column unless told to add one)."""
+    model = dr._glm(np.full(6, 100.0), [0, 1, 0, 1, 0, 1], "logit")
+    assert model.exog.tolist() == [[1.0, 100.0]] * 6
 
 
 def test_patient_labels_of_another_number_are_refused():

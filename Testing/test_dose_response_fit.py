@@ -41,17 +41,19 @@ def _fieller(q, params, cov, z):
     return sorted(poly.roots().real)
 
 
-@pytest.fixture(scope="module")
+# function-scoped fixtures: the mutation run maps each test to the functions it calls, and a
+# fit made once for the module would be mapped to the first test only
+@pytest.fixture
 def cohort():
     return synthetic_cohort(60, 3, seed=3, patient_sd_logit=1.0)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def clustered(cohort):
     return fit_dose_response(cohort.dose_gy, cohort.response, cohort.patient, plateau=False)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def unclustered(cohort):
     return fit_dose_response(cohort.dose_gy, cohort.response, None, plateau=False)
 
@@ -450,7 +452,7 @@ def test_synthetic_cohort_is_reproducible_from_its_seed():
     assert not np.array_equal(a.dose_gy, other.dose_gy)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def large():
     """One million patients, two lesions each (about a second)."""
     return synthetic_cohort(1_000_000, 2, seed=5)
@@ -560,3 +562,30 @@ def test_plateau_likelihood_ratio_of_single_precision_doses(monkeypatch):
               for e, yy in zip(eta, Y4))
     plateau, _ = _answered(monkeypatch, _Answer(0.5, 0.04, ll0 + 1.5), dose=dose32)
     assert plateau.likelihood_ratio == pytest.approx(3.0, abs=1e-9)
+
+
+def test_fit_passes_the_patients_to_the_plateau(monkeypatch, cohort):
+    """Catches the plateau of a clustered fit given without its patients (an interval of
+    p_max that ignores that lesions of a patient respond together)."""
+    seen = {}
+
+    def fit(model, **kwargs):
+        seen.update(kwargs)
+        return _Answer(0.5, 0.04, 0.0)
+    monkeypatch.setattr(GenericLikelihoodModel, "fit", fit)
+    fit_dose_response(cohort.dose_gy, cohort.response, cohort.patient)
+    assert seen["cov_type"] == "cluster"
+    assert np.array_equal(seen["cov_kwds"]["groups"], cohort.patient)
+
+
+def test_single_precision_doses_fit_as_double(cohort):
+    """Catches float32 doses (dose maps are stored in single precision) carried into the
+    predicted probabilities in single precision: the Hosmer–Lemeshow statistic of the fit of
+    float32 doses equals that of the same doses in double precision (1e-12)."""
+    dose32 = cohort.dose_gy.astype(np.float32)
+    single = fit_dose_response(dose32, cohort.response, cohort.patient, plateau=False)
+    double = fit_dose_response(dose32.astype(np.float64), cohort.response, cohort.patient,
+                               plateau=False)
+    assert single.goodness.hosmer_lemeshow_chi2 == pytest.approx(
+        double.goodness.hosmer_lemeshow_chi2, rel=1e-12)
+    assert single.curve.params == pytest.approx(double.curve.params, rel=1e-12)

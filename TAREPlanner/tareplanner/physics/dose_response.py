@@ -326,8 +326,8 @@ def _glm(dose, y, link: str):
 
 def _fit(model, **kwargs):
     from statsmodels.tools.sm_exceptions import ConvergenceWarning
+    # np.errstate: far-out predictions overflow (statsmodels' own link functions)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)  # overflow of far-out predictions
         warnings.simplefilter("error", ConvergenceWarning)
         try:
             return model.fit(**kwargs)
@@ -375,14 +375,14 @@ def plateau_fit(dose, y, cluster, link: str, start) -> Plateau:
     kwargs = {"cov_type": "cluster", "cov_kwds": {"groups": cluster}} if cluster is not None \
         else {}
     try:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result = model.fit(start_params=np.array([start[0], start[1], 3.0]),
                                method="bfgs", maxiter=500, disp=False, **kwargs)
     except Exception as exc:  # the optimiser's failures are many; the plateau is optional
         return Plateau(False, reason=f"not estimated ({type(exc).__name__})")
     g = float(result.params[2])
-    if not np.isfinite(g) or not result.mle_retvals.get("converged", True):
+    if not np.isfinite(g) or not result.mle_retvals["converged"]:
         return Plateau(False, reason="not estimated (the optimiser did not converge)")
     z = stats.norm.ppf(0.5 + COVERAGE / 2)
     p0 = inverse_link(start[0] + start[1] * dose, link)
@@ -398,7 +398,7 @@ def plateau_fit(dose, y, cluster, link: str, start) -> Plateau:
     try:
         se = float(np.sqrt(max(result.cov_params()[2, 2], 0.0)))
     except ValueError:    # statsmodels: no covariance where the Hessian cannot be inverted
-        se = float("nan")
+        se = math.nan
     if not np.isfinite(se):
         return Plateau(False, reason="not estimated (the covariance of p_max could not be "
                                      "computed)")
