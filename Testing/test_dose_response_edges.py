@@ -5,6 +5,7 @@ calculation, a closed form with its source, or scipy."""
 
 import math
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -447,7 +448,6 @@ def test_far_out_doses_fit_without_floating_point_errors_or_warnings():
     100,000 Gy (a slope of 0.02/Gy puts its linear predictor near 2,000, where exp(-eta)
     underflows) under a caller that raises on every floating-point error
     (np.errstate(all='raise')) and turns every warning into an error; the fit runs."""
-    import warnings
     rng = np.random.default_rng(3)
     dose = np.linspace(10.0, 400.0, 60)
     y = (rng.random(60) < 1 / (1 + np.exp(-0.02 * (dose - 200)))).astype(int)
