@@ -174,6 +174,9 @@ def uncertainty_lines(record: dict) -> list[str]:
             if figure.get("main_contributors")]
         if contributors:
             lines.append("        main contributors " + "; ".join(contributors))
+    counting = counting_line(u.get("inputs") or {})
+    if counting:
+        lines.append(counting)
     whole = [f"lung {_interval(f['lung'])}"]
     whole += [f"{k} {_interval(f[k])}" for k in ("whole liver", "whole normal liver") if k in f]
     lines.append("    " + "; ".join(whole))
@@ -188,6 +191,41 @@ def uncertainty_lines(record: dict) -> list[str]:
         lines.append(f"    highest activities with P(any limit exceeded) <= "
                      f"{best['probability']:.0%}: x{best['scale_factor']:.3f} ({acts})")
     return lines
+
+
+def mean_dose_words(pvc: dict) -> str:
+    """The post-treatment structure mean doses as imaged -> corrected, with the corrected
+    mean's reconstruction noise (1 SD, from the camera file's background variability) where
+    the camera file measured it."""
+    def one(name: str, m: dict) -> str:
+        noise = (f" +/- {m['noise_sd_gy']:.1f}" if m.get("noise_sd_gy") is not None else "")
+        return f"{name} {m['uncorrected_gy']:.1f} -> {m['corrected_gy']:.1f}{noise}"
+    means = "; ".join(one(n, m) for n, m in (pvc.get("mean_dose_gy") or {}).items())
+    noted = any(m.get("noise_sd_gy") is not None
+                for m in (pvc.get("mean_dose_gy") or {}).values())
+    return (f"mean dose (Gy) as imaged -> corrected{' +/- noise (1 SD)' if noted else ''}: "
+            f"{means}" + ("" if noted else " (reconstruction noise not measured: no camera "
+                                              "file with a background variability)"))
+
+
+COUNTING_PREFIX = "case (counting statistics: "
+
+
+def counting_line(inputs: dict) -> str | None:
+    """The TNRs' and LSF's relative SDs and what their counting part stands for (the camera
+    file's measured background variability, or the Poisson statistics of the image's counts)
+    when the case measured them; None for values entered by hand or defaults."""
+    tnr, lsf = inputs.get("tnr_relative_sd") or {}, inputs.get("lsf_relative_sd") or {}
+    source = next((s["source"] for s in (tnr, lsf)
+                   if str(s.get("source", "")).startswith(COUNTING_PREFIX)), None)
+    if source is None:
+        return None
+    basis = source[len(COUNTING_PREFIX):].split(" (")[0].rstrip(")")
+    parts = ([f"{k} {v:.1%}" for k, v in sorted(tnr["value"].items())]
+             if isinstance(tnr.get("value"), dict) else [])
+    if isinstance(lsf.get("value"), (int, float)):
+        parts.append(f"LSF {lsf['value']:.1%}")
+    return f"    relative SD of TNR and LSF: {', '.join(parts)} (counting: {basis})"
 
 
 def resolution_text(record: dict) -> str | None:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from .atomic import atomic_path
 from .identity import printable, report_identity
-from .plan_text import (guideline_lines, limited_by_text, lung_mass_text, resolution_text,
-                        uncertainty_lines, whole_liver_text)
+from .plan_text import (guideline_lines, limited_by_text, lung_mass_text, mean_dose_words,
+                        resolution_text, uncertainty_lines, whole_liver_text)
 from . import report_tables as tables
 from .report_figures import (PATIENT_AXIS_LETTERS, _dvh_page, draw_dvh,  # noqa: F401
                              isodose_figure, structure_colours)
@@ -125,9 +125,7 @@ def post_pvc_lines(post: dict) -> list[str]:
             f"FWHM ({res.get('chosen_by')})",
             f"corrected: {pvc['corrected']}",
             f"not corrected: {pvc['not_corrected']}",
-            "mean dose (Gy) as imaged -> corrected: " + "; ".join(
-                f"{n} {v['uncorrected_gy']:.1f} -> {v['corrected_gy']:.1f}"
-                for n, v in pvc.get("mean_dose_gy", {}).items()), ""]
+            mean_dose_words(pvc), ""]
 
 
 def verification_lines(dose_record: dict) -> list[str]:

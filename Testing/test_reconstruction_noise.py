@@ -1,0 +1,275 @@
+"""The reconstruction noise of region means measured on the IEC phantom (its background
+variability, imaging/background_noise.py) and carried into the TNRs, the LSF, the plan's
+uncertainty and the post-treatment mean doses (imaging/region_noise.py).
+
+Expected values come from outside the code under test: Poisson statistics of the synthetic
+phantom's counts (the generator adds independent Poisson noise to every voxel after the
+blur, so a region mean's variance is sum(w^2) lambda / (sum w)^2), occupancy weights sampled
+here with numpy, the CT's distances from SimpleITK's Maurer distance map, the standard's
+sphere geometry from the phantom's truth.json, and the law's values by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from tareplanner.cli.main import main
+
+#: the residual uncertainty of the corrected TNR with the right resolution: 2 % (measured
+#: on the synthetic patient, docs/imaging.md "Partial-volume correction")
+U_PVC_TNR = 0.02
+
+
+@pytest.fixture(scope="module")
+def iec_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("iec") / "iec10"
+    assert main(["phantom", str(out), "--iec", "--fwhm-mm", "10"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def camera(iec_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("camera") / "camera.json"
+    assert main(["calibrate", "--ct", str(iec_dir / "ct.nii.gz"), "--image",
+                 str(iec_dir / "image.nii.gz"), "--nuclide", "Tc-99m", "--sphere-kbq-ml",
+                 "40", "--background-kbq-ml", "5", "-o", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+def _weight_ratio(diameter_mm: float, spacing_mm: float, rng, offsets: int = 24) -> float:
+    """E[sum(w^2) / (sum w)^2] of a ball of ``diameter_mm`` on a grid of ``spacing_mm``,
+    w the fraction of each voxel inside it (8^3 sub-voxel points), over random offsets."""
+    r = diameter_mm / 2.0
+    n = int(math.ceil(r / spacing_mm)) + 2
+    sub = (np.arange(8) + 0.5) / 8.0
+    values = []
+    for _ in range(offsets):
+        c = rng.uniform(0.0, 1.0, 3)
+        idx = np.arange(-n, n + 1)
+        fine = (idx[:, None] + sub[None, :]).ravel()           # sub-voxel positions
+        d = (fine - c[0])[:, None, None] ** 2 + (fine - c[1])[None, :, None] ** 2 \
+            + (fine - c[2])[None, None, :] ** 2
+        inside = d * spacing_mm ** 2 <= r ** 2
+        m = len(idx)
+        w = inside.reshape(m, 8, m, 8, m, 8).mean(axis=(1, 3, 5))
+        values.append((w ** 2).sum() / w.sum() ** 2)
+    return float(np.mean(values))
+
+
+def test_background_variability_is_the_phantoms_poisson_noise(iec_dir, camera):
+    """Bug caught: the regions' means taken unweighted or over the wrong voxels, the SD
+    taken over voxels instead of region means, or regions overlapping a hot sphere (its
+    spill would add variance). Truth: the phantom's Poisson noise, lambda = 5 kBq/mL x
+    4.42^3 mm^3 x 1e5 counts/MBq per voxel (truth.json), relative SD of a region mean
+    sqrt(sum w^2 / (sum w)^2 / lambda); 60 regions estimate it within about 9 % (1 SD)."""
+    truth = json.loads((iec_dir / "truth.json").read_text())
+    spacing = truth["spacing_mm"][0]
+    lam = (truth["background_kbq_ml"] * spacing ** 3 / 1000.0 / 1000.0
+           * truth["calibration"]["counts_per_mbq"])
+    rng = np.random.default_rng(3)
+    sizes = camera["roi_noise"]["sizes"]
+    assert [s["diameter_mm"] for s in sizes] == [10, 13, 17, 22, 28, 37]
+    for s in sizes:
+        expected = math.sqrt(_weight_ratio(s["diameter_mm"], spacing, rng) / lam)
+        assert s["rois"] >= 30
+        tolerance = 3.0 / math.sqrt(2.0 * (s["rois"] - 1))    # 3 SDs of an SD estimate
+        assert s["relative_sd"] == pytest.approx(expected, rel=tolerance), s
+        assert s["volume_ml"] == pytest.approx(math.pi * s["diameter_mm"] ** 3 / 6000.0)
+    model = camera["roi_noise"]["model"]
+    assert model["volume_range_ml"] == pytest.approx([math.pi * 10 ** 3 / 6000,
+                                                      math.pi * 37 ** 3 / 6000], rel=1e-12)
+    image = sitk.GetArrayFromImage(sitk.ReadImage(str(iec_dir / "image.nii.gz")))
+    assert camera["roi_noise"]["reference_total"] == pytest.approx(
+        float(image.astype(np.float64).sum()), rel=1e-9)
+    assert camera["roi_noise"]["total_units"] == "counts"
+
+
+def test_background_regions_keep_their_distances(iec_dir):
+    """Bug caught: background regions reaching the body's wall, the lung insert or a hot
+    sphere, or overlapping each other. Distances: SimpleITK's Maurer distance map of the
+    CT's water (above -300 HU), the sphere centres of truth.json."""
+    from tareplanner.imaging.background_noise import roi_centres_mm
+    ct = sitk.ReadImage(str(iec_dir / "ct.nii.gz"))
+    image = sitk.ReadImage(str(iec_dir / "image.nii.gz"))
+    truth = json.loads((iec_dir / "truth.json").read_text())
+    centres = [s["centre_mm"] for s in truth["spheres"]]
+    water = sitk.BinaryThreshold(ct, -300.0, 1e9, 1, 0)
+    inside = sitk.SignedMaurerDistanceMap(water, insideIsPositive=True, squaredDistance=False,
+                                          useImageSpacing=True)
+    voxel = max(ct.GetSpacing())
+    for d in (10.0, 22.0, 37.0):
+        found = roi_centres_mm(ct, image, centres, d, 60, 15.0)
+        assert 0 < len(found) <= 60
+        for p in found:
+            depth = inside.GetPixel(ct.TransformPhysicalPointToIndex(tuple(p)))
+            assert depth >= d / 2 + 15.0 - voxel
+            for s in truth["spheres"]:
+                gap = np.linalg.norm(p - np.asarray(s["centre_mm"])) - s["diameter_mm"] / 2
+                assert gap >= d / 2 + 15.0 - 1e-9
+        pairs = np.linalg.norm(found[:, None] - found[None, :], axis=-1)
+        assert np.all(pairs[np.triu_indices(len(found), 1)] >= d - 1e-9)
+
+
+def _measure(patient, out, camera_path=None):
+    out.mkdir()
+    args = ["measure", "--ct", str(patient / "nifti" / "ct.nii.gz"),
+            "--spect", str(patient / "nifti" / "spect_maa.nii.gz"),
+            "--liver", str(patient / "labels" / "liver.nii.gz"),
+            "--tumours", str(patient / "labels" / "tumours.nii.gz"),
+            "--tumour-names", "T1,T2,T3",
+            "--territories", str(patient / "labels" / "territories.nii.gz"),
+            "--territory-names", "right hepatic,left hepatic", "--goal", "tumour_dose_gy=250",
+            "--product", "therasphere", "-o", str(out / "case.json"),
+            "--measurement-output", str(out / "measurement.json"), "--quiet"]
+    if camera_path:
+        args += ["--camera", str(camera_path)]
+    return main(args)
+
+
+def _with_noise(camera: dict, path, **noise) -> None:
+    doc = json.loads(json.dumps(camera))
+    doc["roi_noise"]["model"].update({k: v for k, v in noise.items()
+                                      if k in ("coefficient", "exponent", "volume_range_ml")})
+    doc["roi_noise"].update({k: v for k, v in noise.items()
+                             if k in ("reference_total", "total_units")})
+    path.write_text(json.dumps(doc))
+
+
+def test_measurement_carries_the_law_into_the_tnrs_and_the_plan(camera, phantom_dir,
+                                                                tmp_path):
+    """Bug caught: the law applied to the wrong volume or image total, the Poisson terms
+    kept beside the measured noise, the correction's residual dropped, or the plan not
+    saying what the counting uncertainty stands for. By hand: a camera file whose law is
+    0.1 V^-0.3 up to 26.5 mL, V^-1/2 beyond, over a total 4 times the SPECT's (factor
+    sqrt(4) = 2); the SPECT's total with SimpleITK and numpy."""
+    spect = sitk.ReadImage(str(phantom_dir / "nifti" / "spect_maa.nii.gz"))
+    total = float(sitk.GetArrayFromImage(spect).astype(np.float64).sum())
+    path = tmp_path / "camera.json"
+    _with_noise(camera, path, coefficient=0.1, exponent=0.3, volume_range_ml=[0.5, 26.5],
+                reference_total=4.0 * total)
+    assert _measure(phantom_dir, tmp_path / "m", path) == 0
+    m = json.loads((tmp_path / "m" / "measurement.json").read_text())
+    noise = m["partial_volume_correction"]["noise"]
+    for name, v in m["volumes_ml"]["tumours"].items():
+        law = (0.1 * v ** -0.3 if v <= 26.5 else 0.1 * 26.5 ** -0.3 * (v / 26.5) ** -0.5)
+        region = noise["regions"][f"tumour:{name}"]
+        assert region["volume_ml"] == pytest.approx(v, rel=1e-9)
+        assert region["measured_relative_sd"] == pytest.approx(2.0 * law, rel=1e-9)
+        # a blurred tumour's corrected mean is noisier than its measured one
+        assert region["corrected_relative_sd"] > region["measured_relative_sd"]
+    assert noise["image_total"] == pytest.approx(total, rel=1e-6)
+    case = json.loads((tmp_path / "m" / "case.json").read_text())
+    for name, u in case["uncertainty"]["tnr_relative_sd"].items():
+        assert u == pytest.approx(math.hypot(noise["tnr_relative_sd"][name], U_PVC_TNR),
+                                  abs=1e-6)
+    assert case["uncertainty"]["counting_basis"].startswith(
+        "the camera file's background variability")
+    assert main(["plan", str(tmp_path / "m" / "case.json"), "-o",
+                 str(tmp_path / "plan.json")]) == 0
+    from tareplanner.records.plan_text import plan_summary
+    text = plan_summary(json.loads((tmp_path / "plan.json").read_text()))
+    line = next(x for x in text.splitlines() if "relative SD of TNR and LSF" in x)
+    assert "counting: the camera file's background variability" in line
+    assert f"T3 {case['uncertainty']['tnr_relative_sd']['T3']:.1%}" in line
+
+
+def test_without_a_camera_the_poisson_basis_is_said(phantom_dir, tmp_path):
+    """Bug caught: a Poisson counting uncertainty presented as if it were the
+    reconstruction's noise. The Poisson terms by hand from the measured counts."""
+    assert _measure(phantom_dir, tmp_path / "m") == 0
+    m = json.loads((tmp_path / "m" / "measurement.json").read_text())
+    case = json.loads((tmp_path / "m" / "case.json").read_text())
+    assert "noise" not in m["partial_volume_correction"]
+    assert case["uncertainty"]["counting_basis"].startswith(
+        "Poisson statistics of the image's counts")
+    for p in m["positions"]:
+        for t in p["tumours"]:
+            by_hand = math.sqrt(1 / t["counts"] + 1 / p["normal_counts"]["counts"]
+                                + U_PVC_TNR ** 2)
+            assert case["uncertainty"]["tnr_relative_sd"][t["name"]] == pytest.approx(
+                by_hand, abs=1e-6)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"coefficient": float("nan")}, "roi_noise.model:coefficient: got nan"),
+    ({"coefficient": -0.1}, "roi_noise.model:coefficient: got -0.1"),
+    ({"exponent": 1.5}, "roi_noise.model:exponent: got 1.5; allowed: a finite number >= 0 "
+                        "and <= 1"),
+    ({"exponent": -0.01}, "roi_noise.model:exponent: got -0.01"),
+    ({"reference_total": 0.0}, "roi_noise:reference_total: got 0.0"),
+    ({"total_units": "MBq"}, "roi_noise:total_units: got 'MBq'; allowed: counts or Bq"),
+    ({"total_units": "Bq"}, "roi_noise.total_units: got 'Bq'; allowed: counts (the "
+                            "image's units)"),
+    ({"volume_range_ml": [30.0, 2.0]}, "roi_noise.model:volume_range_ml: got [30.0, 2.0]"),
+    ({"volume_range_ml": [0.0, 2.0]}, "roi_noise.model:volume_range_ml"),
+])
+def test_a_bad_background_variability_is_refused_by_name(camera, phantom_dir, tmp_path,
+                                                         capsys, change, message):
+    """Bug caught: a NaN, negative or impossible noise law (or one measured on an image in
+    other units) used to set the TNRs' uncertainty. Exit 2, nothing written."""
+    path = tmp_path / "camera.json"
+    _with_noise(camera, path, **change)
+    capsys.readouterr()
+    assert _measure(phantom_dir, tmp_path / "m", path) == 2
+    assert message in capsys.readouterr().err
+    assert not any((tmp_path / "m").iterdir())
+
+
+def test_post_treatment_mean_doses_carry_their_noise():
+    """Bug caught: the noise of the corrected mean dose taken from the wrong region, not
+    scaled to the dose, or the total in counts for an image in Bq/mL. By hand: the law
+    0.2 V^-0.5 (no extrapolation change: exponent 1/2) at a reference total equal to the
+    image's Bq (factor 1): a region of V mL has relative SD 0.2 / sqrt(V); volumes and the
+    image's Bq counted with numpy on the scene below."""
+    from scipy import ndimage
+    from tareplanner.dosimetry.post_treatment_pvc import correct_structure_means
+    from tareplanner.dosimetry.structures import structures_from_labels
+    from tareplanner.records.plan_text import mean_dose_words
+
+    n, k = 64, 2
+    z, y, x = np.mgrid[0:n, 0:n, 0:n] * 2.0 + 1.0
+    body = (np.abs(x - 64) < 56) & (np.abs(y - 64) < 56) & (np.abs(z - 64) < 56)
+    liver = body & (x > 50) & (x < 110) & (y > 20) & (y < 110) & (z > 20) & (z < 110)
+    tumour = (x - 80) ** 2 + (y - 64) ** 2 + (z - 64) ** 2 <= 12.0 ** 2
+    lungs = body & (x > 10) & (x < 40) & (y > 20) & (y < 110) & (z > 20) & (z < 110)
+    ct = sitk.GetImageFromArray(np.where(body, 0.0, -1000.0).astype(np.float32))
+    ct.SetSpacing((2.0, 2.0, 2.0))
+    true = np.zeros(body.shape)
+    true[liver], true[tumour], true[lungs] = 1000.0, 8000.0, 200.0      # Bq/mL
+    coarse = true.reshape(n // k, k, n // k, k, n // k, k).mean(axis=(1, 3, 5))
+    image = ndimage.gaussian_filter(coarse, 9.0 / 2.3548 / 4.0, mode="constant")
+    pet = sitk.GetImageFromArray(image)
+    pet.SetSpacing((4.0, 4.0, 4.0))
+    pet.SetOrigin((1.0, 1.0, 1.0))
+    structures = structures_from_labels(ct, liver, lungs, {"T": tumour}, {"a": liver})
+    report = {name: {"mean_gy": 100.0} for name in structures.masks}
+    bq = float(image.sum()) * 64.0 / 1000.0
+    noise = {"coefficient": 0.2, "exponent": 0.5, "reference_total": bq,
+             "total_units": "Bq", "volume_range_ml": [0.5, 26.5]}
+    record = correct_structure_means(pet, structures, report,
+                                     {"fwhm_mm": 9.0, "chosen_by": "test",
+                                      "roi_noise": noise})
+    v_tumour = float(tumour.sum()) * 8.0 / 1000.0
+    region = record["noise"]["regions"]["tumour:T"]
+    assert region["volume_ml"] == pytest.approx(v_tumour, rel=1e-9)
+    assert region["measured_relative_sd"] == pytest.approx(0.2 / math.sqrt(v_tumour),
+                                                           rel=1e-9)
+    t = record["mean_dose_gy"]["T"]
+    assert t["noise_relative_sd"] == pytest.approx(region["corrected_relative_sd"], rel=1e-9)
+    assert t["noise_sd_gy"] == pytest.approx(t["corrected_gy"] * t["noise_relative_sd"])
+    assert report["T"]["mean_gy_noise_sd"] == t["noise_sd_gy"]
+    assert record["mean_dose_gy"]["liver"]["noise_relative_sd"] < t["noise_relative_sd"]
+    words = mean_dose_words(record)
+    assert f"T 100.0 -> {t['corrected_gy']:.1f} +/- {t['noise_sd_gy']:.1f}" in words
+    # the same image called counts: refused, its camera file's total is in Bq
+    from tareplanner.errors import FieldValueError
+    with pytest.raises(FieldValueError, match="roi_noise.total_units: got 'Bq'"):
+        correct_structure_means(pet, structures, {n: {"mean_gy": 1.0} for n in report},
+                                {"fwhm_mm": 9.0, "chosen_by": "test", "roi_noise": noise},
+                                counts=True)
+    assert "not measured" in mean_dose_words({"mean_dose_gy": {"T": {
+        "uncorrected_gy": 1.0, "corrected_gy": 2.0}}})
