@@ -186,6 +186,12 @@ def test_without_a_camera_the_poisson_basis_is_said(phantom_dir, tmp_path):
     assert "noise" not in m["partial_volume_correction"]
     assert case["uncertainty"]["counting_basis"].startswith(
         "Poisson statistics of the image's counts")
+    assert main(["plan", str(tmp_path / "m" / "case.json"), "-o",
+                 str(tmp_path / "plan.json")]) == 0
+    from tareplanner.records.plan_text import plan_summary
+    text = plan_summary(json.loads((tmp_path / "plan.json").read_text()))
+    assert ("(counting: Poisson statistics of the image's counts; a reconstruction's noise is "
+            "larger: give a camera file with its background variability)") in text
     for p in m["positions"]:
         for t in p["tumours"]:
             by_hand = math.sqrt(1 / t["counts"] + 1 / p["normal_counts"]["counts"]

@@ -5,7 +5,7 @@ For each of the six sphere diameters, balls of that diameter are laid on a latti
 same pitch (so that they do not overlap) through the phantom's uniform background: each ball
 lies wholly in the CT's water volume (distances on the CT's grid) with at least
 ``edge_margin_mm`` between its surface and the body's wall or the lung insert, and at least as far from every sphere's surface
-(NEMA NU 2-2012 section 7.4.2: 15 mm). Of those, the ``rois_per_size`` nearest the spheres'
+(NEMA NU 2-2012 section 7 (image quality): 15 mm). Of those, the ``rois_per_size`` nearest the spheres'
 plane are kept (NEMA: 60, on the sphere plane and 1 and 2 cm either side). Each ball's mean
 is weighted by its occupancy of the voxels (4^3 sub-voxel samples), as a structure's is. The
 coefficient of variation of the means of each size, and the power law fitted through them,

@@ -15,7 +15,7 @@ from .arrays import image_array
 
 #: what the noise model stands for, written beside its figures
 NOISE_BASIS = ("the camera file's background variability (IEC phantom, NEMA NU 2-2012 "
-               "7.4.2), scaled to each region's volume by the fitted law and to this image by "
+               "section 7), scaled to each region's volume by the fitted law and to this image by "
                "sqrt(phantom total / image total) (OSEM noise is multiplicative: Barrett et "
                "al. 1994), carried through the partial-volume correction (W^-1 diag(sd^2) "
                "W^-T); the regions' noise taken as independent")

@@ -9,7 +9,7 @@ variance scales with the square of its mean, so its coefficient of variation is 
 acquisition's counts, not by the voxel's own (Barrett, Wilson & Tsui, Phys Med Biol
 1994;39:833-846). Sites measure it on the IEC body phantom as the "background variability":
 the coefficient of variation of the means of regions of each sphere's size placed in the
-phantom's uniform background (NEMA NU 2-2012 section 7.4.2: circles on five slices; here
+phantom's uniform background (NEMA NU 2-2012 section 7 (image quality): circles on five slices; here
 balls, the volumes a plan's structures are).
 
 Model: the relative standard deviation of a region's mean is

@@ -225,7 +225,9 @@ def counting_line(inputs: dict) -> str | None:
              if isinstance(tnr.get("value"), dict) else [])
     if isinstance(lsf.get("value"), (int, float)):
         parts.append(f"LSF {lsf['value']:.1%}")
-    return f"    relative SD of TNR and LSF: {', '.join(parts)} (counting: {basis})"
+    caveat = ("; a reconstruction's noise is larger: give a camera file with its background "
+              "variability" if basis.startswith("Poisson") else "")
+    return f"    relative SD of TNR and LSF: {', '.join(parts)} (counting: {basis}{caveat})"
 
 
 def resolution_text(record: dict) -> str | None:
