@@ -175,6 +175,12 @@ def test_measurement_carries_the_law_into_the_tnrs_and_the_plan(camera, phantom_
     line = next(x for x in text.splitlines() if "relative SD of TNR and LSF" in x)
     assert "counting: the camera file's background variability" in line
     assert f"T3 {case['uncertainty']['tnr_relative_sd']['T3']:.1%}" in line
+    from tareplanner.records.plan_text import measurement_summary
+    summary = measurement_summary(m)
+    t3 = noise["tnr_relative_sd"]["T3"]
+    tnr3 = next(t["tnr"] for p in m["positions"] for t in p["tumours"] if t["name"] == "T3")
+    assert f"TNR {tnr3:.2f} +/- {t3:.1%} (reconstruction noise)" in summary
+    assert "reconstruction noise (1 SD) from the camera file's background variability" in summary
 
 
 def test_without_a_camera_the_poisson_basis_is_said(phantom_dir, tmp_path):
@@ -192,6 +198,9 @@ def test_without_a_camera_the_poisson_basis_is_said(phantom_dir, tmp_path):
     text = plan_summary(json.loads((tmp_path / "plan.json").read_text()))
     assert ("(counting: Poisson statistics of the image's counts; a reconstruction's noise is "
             "larger: give a camera file with its background variability)") in text
+    from tareplanner.records.plan_text import measurement_summary
+    assert "reconstruction noise not measured (no camera file with a background variability)" \
+        in measurement_summary(m)
     for p in m["positions"]:
         for t in p["tumours"]:
             by_hand = math.sqrt(1 / t["counts"] + 1 / p["normal_counts"]["counts"]

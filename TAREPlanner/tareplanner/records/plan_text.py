@@ -361,6 +361,7 @@ def measurement_summary(measurement: dict) -> str:
              f"liver {measurement['volumes_ml']['liver']:.0f} mL, lungs "
              f"{measurement['volumes_ml']['lungs']:.0f} mL"]
 
+    noise = (pvc.get("noise") or {}) if pvc.get("applied") else {}
     for pos in measurement["positions"]:
         normal = pos["normal_counts"]
         lines.append(f"{pos['name']}: perfused {pos['perfused_volume_ml']:.0f} mL, normal "
@@ -369,11 +370,26 @@ def measurement_summary(measurement: dict) -> str:
                         if pvc["applied"] and "counts_per_ml_uncorrected" in normal else "")
                      + ")")
         for t in pos["tumours"]:
+            u = noise.get("tnr_relative_sd", {}).get(t["name"])
             lines.append(f"    {t['name']}: {t['volume_ml']:.1f} mL, {t['counts_per_ml']:.4g} "
                          f"counts/mL, TNR {t['tnr']:.2f}"
+                         + (f" +/- {u:.1%} (reconstruction noise)" if u is not None else "")
                          + (f" (uncorrected {t['counts_per_ml_uncorrected']:.4g} counts/mL, "
                             f"TNR {t['tnr_uncorrected']:.2f})"
                             if pvc["applied"] and "tnr_uncorrected" in t else ""))
+    if noise:
+        lines.append(f"reconstruction noise (1 SD) from {noise['basis'].split(' (')[0]}: "
+                     + ", ".join(f"{n} {u:.1%}" for n, u in sorted(
+                         noise.get("tnr_relative_sd", {}).items()) if u is not None)
+                     + (f", LSF {noise['lsf_relative_sd']:.1%}"
+                        if noise.get("lsf_relative_sd") is not None else ""))
+    else:
+        lines.append("reconstruction noise not measured (no camera file with a background "
+                     "variability): " + (
+                         "the TNRs' and LSF's counting uncertainty is the Poisson statistics "
+                         "of the image's counts, which understates a reconstruction's"
+                         if measurement.get("spect", {}).get("units") == "counts" else
+                         "no counting uncertainty for an image in Bq/mL"))
     for w in measurement["warnings"]:
         lines.append(f"warning [{w['code']}] {w['message']}")
     return "\n".join(lines) + "\n"
