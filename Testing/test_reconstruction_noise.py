@@ -288,3 +288,81 @@ def test_post_treatment_mean_doses_carry_their_noise():
                                 counts=True)
     assert "not measured" in mean_dose_words({"mean_dose_gy": {"T": {
         "uncorrected_gy": 1.0, "corrected_gy": 2.0}}})
+
+
+# --- imaging/region_noise.py on small scenes, by hand ---------------------------------------
+
+class _Pvc:
+    """The fields of a correction's result that the noise uses."""
+
+    def __init__(self, names, measured, corrected, w):
+        self.names = tuple(names)
+        self.measured_per_ml = np.asarray(measured, dtype=float)
+        self.corrected_per_ml = np.asarray(corrected, dtype=float)
+        self.transfer_matrix = np.asarray(w, dtype=float)
+
+
+def _image(total: float, spacing=(4.0, 4.0, 4.0)) -> sitk.Image:
+    a = np.zeros((4, 4, 4))
+    a[0, 0, 0] = total
+    image = sitk.GetImageFromArray(a)
+    image.SetSpacing(spacing)
+    return image
+
+
+def test_region_noise_lung_shunt_by_hand():
+    """Bug caught: the LSF's gradient with lungs and liver swapped or its sign lost, or the
+    SD not made relative. By hand: c = (2, 10) per mL over 1000 mL of lung and 1500 mL of
+    liver, 10 % SD each and independent: relative SD of L / (L + H) = (1 - LSF) x
+    sqrt(0.1^2 + 0.1^2) = (15000 / 17000) x 0.141421 = 0.124784."""
+    from tareplanner.imaging.region_noise import lung_shunt_sd
+    pvc = _Pvc(["lungs", "liver"], [2.0, 10.0], [2.0, 10.0], np.eye(2))
+    covariance = np.diag([0.2 ** 2, 1.0 ** 2])
+    assert lung_shunt_sd(pvc, covariance, [1000.0, 0.0], [0.0, 1500.0]) == pytest.approx(
+        15000 / 17000 * math.sqrt(0.02), rel=1e-12)
+    assert lung_shunt_sd(pvc, covariance, [0.0, 0.0], [0.0, 1500.0]) is None
+
+
+def test_region_noise_ratio_by_name():
+    """Bug caught: the TNR's numerator and denominator looked up by the wrong names.
+    By hand: tumour 30 +/- 3, normal 10 +/- 0.5, independent: sqrt(0.1^2 + 0.05^2)."""
+    from tareplanner.imaging.region_noise import ratio_sd
+    pvc = _Pvc(["normal:a", "tumour:T"], [10.0, 30.0], [10.0, 30.0], np.eye(2))
+    covariance = np.diag([0.5 ** 2, 3.0 ** 2])
+    assert ratio_sd(pvc, covariance, "tumour:T", "normal:a") == pytest.approx(
+        math.hypot(0.1, 0.05), rel=1e-12)
+    assert ratio_sd(_Pvc(["normal:a", "tumour:T"], [0, 30], [0.0, 30.0], np.eye(2)),
+                    covariance, "tumour:T", "normal:a") is None
+
+
+def test_region_noise_law_per_region_and_its_edges():
+    """Bug caught: the law applied with the total's ratio inverted, a region without voxels
+    given a noise, the extrapolation flags on the wrong side, or the measured SD not scaled
+    by the measured mean. By hand: law 0.1 V^-0.5 over 1-20 mL, reference total = 4 x the
+    image's (factor 2): 4 mL -> 0.1; 0.25 mL -> 0.4 (below); 80 mL -> 0.1 x 20^-0.5 x
+    (80/20)^-0.5 x 2 = 0.02236 (above); identity correction, so corrected = measured."""
+    from tareplanner.imaging.region_noise import corrected_noise
+    noise = {"coefficient": 0.1, "exponent": 0.5, "reference_total": 400.0,
+             "total_units": "counts", "volume_range_ml": [1.0, 20.0]}
+    pvc = _Pvc(["a", "b", "c", "empty"], [50.0, 20.0, 10.0, 0.0], [50.0, 20.0, 10.0, 0.0],
+               np.diag([1.0, 1.0, 1.0, 0.0]))
+    covariance, record = corrected_noise(pvc, [4.0, 0.25, 80.0, 0.0], _image(100.0), noise,
+                                         counts=True)
+    regions = record["regions"]
+    assert set(regions) == {"a", "b", "c"}
+    assert regions["a"]["measured_relative_sd"] == pytest.approx(0.1, rel=1e-12)
+    assert regions["b"]["measured_relative_sd"] == pytest.approx(0.4, rel=1e-12)
+    assert regions["c"]["measured_relative_sd"] == pytest.approx(
+        0.1 * 20 ** -0.5 * 0.5 * 2, rel=1e-12)
+    assert "extrapolated" not in regions["a"]
+    assert regions["b"]["extrapolated"] == "below" and regions["c"]["extrapolated"] == "above"
+    assert covariance[0, 0] == pytest.approx((0.1 * 50.0) ** 2, rel=1e-12)
+    assert regions["a"]["corrected_relative_sd"] == pytest.approx(0.1, rel=1e-12)
+    assert record["image_total"] == 100.0 and record["total_units"] == "counts"
+    # a PET's total is in Bq: the image's Bq/mL x 64 mm^3 voxels = 100 x 0.064 Bq
+    _, pet = corrected_noise(pvc, [4.0, 0.25, 80.0, 0.0], _image(100.0),
+                             {**noise, "total_units": "Bq"}, counts=False)
+    assert pet["image_total"] == pytest.approx(6.4, rel=1e-12)
+    from tareplanner.errors import FieldValueError
+    with pytest.raises(FieldValueError, match="image total: got 0.0"):
+        corrected_noise(pvc, [4.0, 0.25, 80.0, 0.0], _image(0.0), noise, counts=True)
