@@ -155,3 +155,56 @@ def test_beyond_the_largest_sphere_the_noise_falls_as_one_over_root_volume():
     assert model.relative_sd(4 * 26.5, 1e6) == pytest.approx(at_largest / 2, rel=1e-12)
     assert model.relative_sd(10.0, 1e6) == pytest.approx(0.2 * 10 ** -0.25, rel=1e-12)
     assert model.relative_sd(0.25, 1e6) == pytest.approx(0.2 * 0.25 ** -0.25, rel=1e-12)
+
+
+def test_messages_name_what_is_allowed():
+    """Bug caught: a refusal that no longer says what is allowed."""
+    with pytest.raises(ValueError) as fit:
+        fit_roi_noise([1.0], [0.1])
+    assert str(fit.value) == ("relative_sds: got 1 usable sizes; allowed: two or more sizes "
+                              "with a finite relative SD > 0")
+    with pytest.raises(ValueError) as cov:
+        gtm_covariance(np.eye(2), [1.0])
+    assert str(cov.value) == ("w, measured_sd: got shapes (2, 2) and (1,); allowed: (R, R) "
+                              "and (R,)")
+
+
+def test_edges_just_inside_what_is_allowed():
+    """Bug caught: limits moved from 0 to 1 or from 2 to 3 (a total or a background below 1,
+    two background regions, a zero volume left out of the fit rather than breaking it)."""
+    model = RoiNoiseModel(0.2, 0.5, 1.0, (0.5, 26.5))
+    assert model.relative_sd(4.0, 0.25) == pytest.approx(0.2 * 0.5 * 2.0, rel=1e-12)
+    assert coefficient_of_variation([0.5, 0.7]) == pytest.approx(
+        statistics.stdev([0.5, 0.7]) / 0.6, rel=1e-12)
+    a, b = fit_roi_noise([0.0, 1.0, 8.0], [0.3, 0.2, 0.1])   # the 0 mL size is left out
+    assert b == pytest.approx(1.0 / 3.0, rel=1e-12) and a == pytest.approx(0.2, rel=1e-12)
+
+
+def test_ratio_with_partial_correlation_and_small_means():
+    """Bug caught: the covariance term's factor or division changed (a partial correlation
+    is the case where it shows), or means between 0 and 1 refused. By hand: var = 400/200^2 +
+    100/100^2 - 2 x 100 / (200 x 100) = 0.01; means 0.5 and 0.25 with the same relative
+    covariances give the same 0.1; a zero mean gives NaN."""
+    c = np.array([[400.0, 100.0], [100.0, 100.0]])
+    assert ratio_relative_sd(np.array([200.0, 100.0]), c, 0, 1) == pytest.approx(0.1)
+    small = c * (0.5 / 200.0) ** 2
+    small[0, 1] = small[1, 0] = 100.0 * (0.5 / 200.0) * (0.25 / 100.0)
+    small[1, 1] = 100.0 * (0.25 / 100.0) ** 2
+    assert ratio_relative_sd(np.array([0.5, 0.25]), small, 0, 1) == pytest.approx(0.1)
+    assert math.isnan(ratio_relative_sd(np.array([0.0, 100.0]), c, 0, 1))
+    assert math.isnan(ratio_relative_sd(np.array([200.0, 0.0]), c, 0, 1))
+
+
+def test_a_region_absent_by_its_column_is_left_out():
+    """Bug caught: regions judged by their row instead of their column (a region whose own
+    image reaches nothing is not measurable). By hand: only region 0 is used, 1 / 0.5^2 x
+    sd^2 = 4 x 9 = 36."""
+    c = gtm_covariance(np.array([[0.5, 0.0], [0.3, 0.0]]), [3.0, 1.0])
+    assert c[0, 0] == pytest.approx(36.0) and np.isnan(c[1, 1])
+
+
+def test_linear_sd_ignores_an_unmeasured_region_and_keeps_small_variances():
+    """Bug caught: a region with NaN covariance but a weight spoiling the sum, or a floor of
+    1 on the variance. By hand: g = (0.1, 0, 5), C00 = 4, region 2 unmeasured: sqrt(0.04)."""
+    c = np.array([[4.0, 0.0, np.nan], [0.0, 9.0, np.nan], [np.nan, np.nan, np.nan]])
+    assert linear_sd([0.1, 0.0, 5.0], c) == pytest.approx(0.2, rel=1e-12)
