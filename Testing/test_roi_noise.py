@@ -208,3 +208,11 @@ def test_linear_sd_ignores_an_unmeasured_region_and_keeps_small_variances():
     1 on the variance. By hand: g = (0.1, 0, 5), C00 = 4, region 2 unmeasured: sqrt(0.04)."""
     c = np.array([[4.0, 0.0, np.nan], [0.0, 9.0, np.nan], [np.nan, np.nan, np.nan]])
     assert linear_sd([0.1, 0.0, 5.0], c) == pytest.approx(0.2, rel=1e-12)
+
+
+def test_ratio_of_a_negative_mean_is_nan():
+    """Bug caught: either mean's check dropped (a negative corrected mean, as noise can make
+    one, would give a finite, meaningless relative SD)."""
+    c = np.array([[400.0, 100.0], [100.0, 100.0]])
+    assert math.isnan(ratio_relative_sd(np.array([-200.0, 100.0]), c, 0, 1))
+    assert math.isnan(ratio_relative_sd(np.array([200.0, -100.0]), c, 0, 1))
