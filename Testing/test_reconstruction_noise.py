@@ -366,3 +366,51 @@ def test_region_noise_law_per_region_and_its_edges():
     from tareplanner.errors import FieldValueError
     with pytest.raises(FieldValueError, match="image total: got 0.0"):
         corrected_noise(pvc, [4.0, 0.25, 80.0, 0.0], _image(0.0), noise, counts=True)
+
+
+def test_region_noise_record_and_its_boundaries():
+    """Bug caught: the record's keys renamed (the measurement and dose records are read by
+    key), a region without voxels ending the loop, a region the correction could not
+    measure given a NaN or a division by a zero mean, the extrapolation flag set at the
+    measured range's own ends, a total between 0 and 1 refused. By hand as above (law
+    0.1 V^-0.5 over 1-20 mL, factor sqrt(0.5 x 4 / 0.5) = 2 for an image total of 0.5)."""
+    from tareplanner.imaging.region_noise import corrected_noise
+    from tareplanner.errors import FieldValueError
+    noise = {"coefficient": 0.1, "exponent": 0.5, "reference_total": 2.0,
+             "total_units": "counts", "volume_range_ml": [1.0, 20.0]}
+    w = np.diag([0.0, 1.0, 1.0, 1.0, 1.0, 0.0])
+    w[5, 1] = 0.2                       # region "gone": a row, but no column of its own
+    pvc = _Pvc(["empty", "low", "high", "zero", "half", "gone"],
+               [0.0, 10.0, 10.0, 0.0, 0.5, 3.0], [0.0, 10.0, 10.0, 0.0, 0.5, np.nan], w)
+    _, record = corrected_noise(pvc, [0.0, 1.0, 20.0, 4.0, 4.0, 4.0], _image(0.5), noise,
+                                counts=True)
+    regions = record["regions"]
+    assert list(regions) == ["low", "high", "zero", "half", "gone"]
+    assert "extrapolated" not in regions["low"] and "extrapolated" not in regions["high"]
+    assert regions["low"]["measured_relative_sd"] == pytest.approx(0.2, rel=1e-12)
+    assert regions["zero"]["corrected_relative_sd"] is None          # corrected mean 0
+    assert regions["gone"]["corrected_relative_sd"] is None          # not measurable
+    assert regions["half"]["corrected_relative_sd"] == pytest.approx(0.1, rel=1e-12)
+    assert record["basis"].startswith("the camera file's background variability")
+    assert record["reference_total"] == 2.0 and record["image_total"] == 0.5
+    assert record["law"] == {"coefficient": 0.1, "exponent": 0.5, "volume_range_ml": [1.0, 20.0]}
+    assert "volume^-1/2" in record["extrapolation"]
+    with pytest.raises(FieldValueError) as units:
+        corrected_noise(pvc, [0.0, 1.0, 20.0, 4.0, 4.0, 4.0], _image(0.5),
+                        {**noise, "total_units": "Bq"}, counts=True)
+    assert str(units.value) == ("--camera:roi_noise.total_units: got 'Bq'; allowed: counts "
+                                "(the image's units)")
+    with pytest.raises(FieldValueError) as empty:
+        corrected_noise(pvc, [0.0, 1.0, 20.0, 4.0, 4.0, 4.0], _image(0.0), noise, counts=True)
+    assert str(empty.value) == ("image total: got 0.0; allowed: a finite total > 0 (an image "
+                                "with counts)")
+
+
+def test_region_noise_lung_shunt_ignores_an_unmeasured_region():
+    """Bug caught: a region the correction left NaN counted as 1 per mL in the LSF. The
+    same by-hand LSF as above with a third, unmeasured region holding 5 mL of lung."""
+    from tareplanner.imaging.region_noise import lung_shunt_sd
+    pvc = _Pvc(["lungs", "liver", "none"], [2.0, 10.0, 0.0], [2.0, 10.0, np.nan], np.eye(3))
+    covariance = np.diag([0.2 ** 2, 1.0 ** 2, np.nan])
+    assert lung_shunt_sd(pvc, covariance, [1000.0, 0.0, 5.0], [0.0, 1500.0, 0.0]) == \
+        pytest.approx(15000 / 17000 * math.sqrt(0.02), rel=1e-12)
