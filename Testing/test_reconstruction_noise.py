@@ -381,7 +381,7 @@ def test_region_noise_record_and_its_boundaries():
     w = np.diag([0.0, 1.0, 1.0, 1.0, 1.0, 0.0])
     w[5, 1] = 0.2                       # region "gone": a row, but no column of its own
     pvc = _Pvc(["empty", "low", "high", "zero", "half", "gone"],
-               [0.0, 10.0, 10.0, 0.0, 0.5, 3.0], [0.0, 10.0, 10.0, 0.0, 0.5, np.nan], w)
+               [0.0, 10.0, 10.0, 0.0, 0.5, 3.0], [0.0, 10.0, 10.0, 0.0, 0.5, 5.0], w)
     _, record = corrected_noise(pvc, [0.0, 1.0, 20.0, 4.0, 4.0, 4.0], _image(0.5), noise,
                                 counts=True)
     regions = record["regions"]
@@ -394,7 +394,10 @@ def test_region_noise_record_and_its_boundaries():
     assert record["basis"].startswith("the camera file's background variability")
     assert record["reference_total"] == 2.0 and record["image_total"] == 0.5
     assert record["law"] == {"coefficient": 0.1, "exponent": 0.5, "volume_range_ml": [1.0, 20.0]}
-    assert "volume^-1/2" in record["extrapolation"]
+    assert record["extrapolation"] == (
+        "regions larger than the phantom's largest sphere: the relative SD falls as "
+        "volume^-1/2 beyond it (independent patches); smaller than its smallest: the fitted "
+        "law")
     with pytest.raises(FieldValueError) as units:
         corrected_noise(pvc, [0.0, 1.0, 20.0, 4.0, 4.0, 4.0], _image(0.5),
                         {**noise, "total_units": "Bq"}, counts=True)
@@ -414,3 +417,19 @@ def test_region_noise_lung_shunt_ignores_an_unmeasured_region():
     covariance = np.diag([0.2 ** 2, 1.0 ** 2, np.nan])
     assert lung_shunt_sd(pvc, covariance, [1000.0, 0.0, 5.0], [0.0, 1500.0, 0.0]) == \
         pytest.approx(15000 / 17000 * math.sqrt(0.02), rel=1e-12)
+
+
+def test_region_noise_lung_shunt_with_correlation_and_small_counts():
+    """Bug caught: the LSF gradient's liver term added instead of subtracted (it shows only
+    with correlated lung and liver noise), or totals between 0 and 1 refused. By hand, the
+    LSF's relative variance is (1 - LSF)^2 (u_L^2 + u_H^2 - 2 rho u_L u_H): with 10 % each
+    and rho = 0.5, (15000/17000) x 0.1; the same scene in units 1/10,000 of those (L = 0.2,
+    L + H = 1.7) gives the same relative SD."""
+    from tareplanner.imaging.region_noise import lung_shunt_sd
+    pvc = _Pvc(["lungs", "liver"], [2.0, 10.0], [2.0, 10.0], np.eye(2))
+    covariance = np.array([[0.04, 0.1], [0.1, 1.0]])
+    assert lung_shunt_sd(pvc, covariance, [1000.0, 0.0], [0.0, 1500.0]) == pytest.approx(
+        15000 / 17000 * 0.1, rel=1e-12)
+    small = _Pvc(["lungs", "liver"], [2e-4, 1e-3], [2e-4, 1e-3], np.eye(2))
+    assert lung_shunt_sd(small, covariance * 1e-8, [1000.0, 0.0], [0.0, 1500.0]) == \
+        pytest.approx(15000 / 17000 * 0.1, rel=1e-12)
