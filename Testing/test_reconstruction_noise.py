@@ -423,13 +423,14 @@ def test_region_noise_lung_shunt_with_correlation_and_small_counts():
     """Bug caught: the LSF gradient's liver term added instead of subtracted (it shows only
     with correlated lung and liver noise), or totals between 0 and 1 refused. By hand, the
     LSF's relative variance is (1 - LSF)^2 (u_L^2 + u_H^2 - 2 rho u_L u_H): with 10 % each
-    and rho = 0.5, (15000/17000) x 0.1; the same scene in units 1/10,000 of those (L = 0.2,
-    L + H = 1.7) gives the same relative SD."""
+    and rho = 0.5, (15000/17000) x 0.1; a scene with L = 0.2 and H = 0.15 (L + H below 1):
+    (0.15 / 0.35) x 0.1."""
     from tareplanner.imaging.region_noise import lung_shunt_sd
     pvc = _Pvc(["lungs", "liver"], [2.0, 10.0], [2.0, 10.0], np.eye(2))
     covariance = np.array([[0.04, 0.1], [0.1, 1.0]])
     assert lung_shunt_sd(pvc, covariance, [1000.0, 0.0], [0.0, 1500.0]) == pytest.approx(
         15000 / 17000 * 0.1, rel=1e-12)
-    small = _Pvc(["lungs", "liver"], [2e-4, 1e-3], [2e-4, 1e-3], np.eye(2))
-    assert lung_shunt_sd(small, covariance * 1e-8, [1000.0, 0.0], [0.0, 1500.0]) == \
-        pytest.approx(15000 / 17000 * 0.1, rel=1e-12)
+    small = _Pvc(["lungs", "liver"], [2e-4, 1e-4], [2e-4, 1e-4], np.eye(2))
+    small_cov = np.array([[4e-10, 1e-10], [1e-10, 1e-10]])   # 10 % each, rho = 0.5
+    assert lung_shunt_sd(small, small_cov, [1000.0, 0.0], [0.0, 1500.0]) == \
+        pytest.approx(0.15 / 0.35 * 0.1, rel=1e-12)
