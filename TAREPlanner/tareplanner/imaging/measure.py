@@ -618,8 +618,9 @@ def measurement_uncertainty(measurement: dict, *, lsf_entered: bool = False,
     measured without it). With a camera file that holds the reconstruction's measured
     background variability, its noise of the corrected TNR and LSF (the correction's
     ``noise``, :mod:`tareplanner.imaging.region_noise`) stands in for the Poisson terms,
-    which understate a reconstructed image's noise. LSF: (u/LSF)^2 = 1/N_lung + u_lsf^2 (the liver's Poisson term is
-    negligible: N_liver is about 15 times N_lung at an LSF of 6 %). The Poisson terms need
+    which understate a reconstructed image's noise. LSF: (u/LSF)^2 = 1/N_lung + u_lsf^2
+    (the liver's Poisson term is negligible: N_liver is about 15 times N_lung at an LSF of
+    6 %). The Poisson terms need
     counts: for a SPECT in Bq/mL only u_pvc is given. ``boundary_mm``: the CT's largest
     voxel size (a delineation uncertainty of one voxel). Values entered by hand get none
     (the case's defaults apply)."""
