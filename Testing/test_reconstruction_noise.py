@@ -201,6 +201,13 @@ def test_without_a_camera_the_poisson_basis_is_said(phantom_dir, tmp_path):
     from tareplanner.records.plan_text import measurement_summary
     assert "reconstruction noise not measured (no camera file with a background variability)" \
         in measurement_summary(m)
+    import pypdf
+    from tareplanner.records.report import write_report
+    out = write_report(json.loads((tmp_path / "plan.json").read_text()), tmp_path / "plan.pdf")
+    pdf = " ".join(" ".join(page.extract_text().split())
+                   for page in pypdf.PdfReader(str(out)).pages)
+    assert ("(counting: Poisson statistics of the image's counts; a reconstruction's noise is "
+            "larger: give a camera file with its background variability)") in pdf
     for p in m["positions"]:
         for t in p["tumours"]:
             by_hand = math.sqrt(1 / t["counts"] + 1 / p["normal_counts"]["counts"]
