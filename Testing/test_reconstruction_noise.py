@@ -183,6 +183,43 @@ def test_measurement_carries_the_law_into_the_tnrs_and_the_plan(camera, phantom_
     assert "reconstruction noise (1 SD) from the camera file's background variability" in summary
 
 
+def test_lsf_noise_with_a_lung_base_margin(camera, phantom_dir, tmp_path):
+    """Bug caught: with a lung-base margin (the LSF's lung counts = the corrected mean of
+    the lung outside the base x the whole lung volume) the LSF's noise taken from the
+    lung-base region or left out. Check by the LSF's first-order form with the regions
+    taken as independent: relative SD = (1 - LSF) sqrt(u_L^2 + u_H^2), u_L the corrected
+    lung mean's, u_H that of the liver's counts sum_j c_j V_j (tumours and normal livers,
+    their corrected means and relative SDs from the record): within 10 % (the correction's
+    small correlations left out)."""
+    spect = sitk.ReadImage(str(phantom_dir / "nifti" / "spect_maa.nii.gz"))
+    total = float(sitk.GetArrayFromImage(spect).astype(np.float64).sum())
+    path = tmp_path / "camera.json"
+    _with_noise(camera, path, coefficient=0.1, exponent=0.3, volume_range_ml=[0.5, 26.5],
+                reference_total=total)
+    out = tmp_path / "m"
+    out.mkdir()
+    args = ["measure", "--ct", str(phantom_dir / "nifti" / "ct.nii.gz"),
+            "--spect", str(phantom_dir / "nifti" / "spect_maa.nii.gz"),
+            "--liver", str(phantom_dir / "labels" / "liver.nii.gz"),
+            "--tumours", str(phantom_dir / "labels" / "tumours.nii.gz"),
+            "--territories", str(phantom_dir / "labels" / "territories.nii.gz"),
+            "--goal", "tumour_dose_gy=250", "--product", "therasphere",
+            "-o", str(out / "case.json"), "--measurement-output", str(out / "m.json"),
+            "--quiet", "--lung-base-margin-mm", "20", "--camera", str(path)]
+    assert main(args) == 0
+    m = json.loads((out / "m.json").read_text())
+    noise = m["partial_volume_correction"]["noise"]
+    lsf = m["lung_shunt"]["lung_shunt_fraction"]
+    assert "lung base" in " ".join(noise["regions"])
+    lungs = noise["regions"]["lungs"]["corrected_relative_sd"]
+    regions = m["partial_volume_correction"]["regions"]
+    parts = [(regions[n]["corrected_per_ml"] * r["volume_ml"], r["corrected_relative_sd"])
+             for n, r in noise["regions"].items() if n.startswith(("tumour:", "normal:"))]
+    liver = math.sqrt(sum((c * u) ** 2 for c, u in parts)) / sum(c for c, _ in parts)
+    assert noise["lsf_relative_sd"] == pytest.approx((1 - lsf) * math.hypot(lungs, liver),
+                                                     rel=0.10)
+
+
 def test_without_a_camera_the_poisson_basis_is_said(phantom_dir, tmp_path):
     """Bug caught: a Poisson counting uncertainty presented as if it were the
     reconstruction's noise. The Poisson terms by hand from the measured counts."""
