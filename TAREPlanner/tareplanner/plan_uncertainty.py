@@ -40,8 +40,12 @@ def settings(case: Case, lung_mass_source: str) -> dict:
     out["lung_mass_relative_sd"] = ({"value": own["lung_mass_relative_sd"], "source": "case"}
                                     if "lung_mass_relative_sd" in own else
                                     {"value": lung["value"], "source": lung["source"]})
+    basis = own.get("counting_basis")
+    if basis and "lsf_relative_sd" in own:
+        out["lsf_relative_sd"]["source"] = f"case (counting statistics: {basis})"
     tnr = own.get("tnr_relative_sd")
-    out["tnr_relative_sd"] = ({"value": tnr, "source": "case"} if tnr is not None else
+    out["tnr_relative_sd"] = ({"value": tnr, "source": "case" if not basis else
+                               f"case (counting statistics: {basis})"} if tnr is not None else
                               {"value": d["tnr_relative_sd"]["value"],
                                "source": d["tnr_relative_sd"]["source"]})
     return out

@@ -82,6 +82,7 @@ SCOPE: dict[str, list[str]] = {
                            "-k", "psf_fit or ball_occupancy or recovers_a_gaussian or keeps_a_tail "
                                  "or pet_gives_a_scale or independent_blur "
                                  "or its_own_equivalent_fwhm or no_fwhm_in_the_bracket"],
+    "physics/roi_noise.py": ["Testing/test_roi_noise.py"],
     "physics/solver.py": ["Testing/test_solver.py", "Testing/test_solver_shared_by_hand.py"],
     "physics/uncertainty.py": ["Testing/test_uncertainty.py", "Testing/test_uncertainty_by_hand.py"],
     "physics/voxel_dose.py": ["Testing/test_voxel_dose.py", "Testing/test_mutation_references.py",
@@ -123,6 +124,8 @@ SCOPE: dict[str, list[str]] = {
                               "Testing/test_physics_guards.py"],
     "imaging/partial_volume.py": ["Testing/test_partial_volume.py", "Testing/test_physics_guards.py",
                                   "-k", PV_WITHOUT_PATIENT],
+    "imaging/region_noise.py": ["Testing/test_reconstruction_noise.py",
+                                "-k", "region_noise or post_treatment_mean_doses"],
     "guideline_check.py": ["Testing/test_guideline_check_units.py",
                            "Testing/test_guideline_check_entries.py",
                            "Testing/test_guideline_sources.py", "Testing/test_guidelines.py",

@@ -18,7 +18,9 @@ import SimpleITK as sitk
 
 from ..imaging.camera_file import camera_warnings, psf_of
 from ..imaging.partial_volume import build_regions, correct_regions_with_psf
+from ..imaging.region_noise import corrected_noise
 from ..imaging.segmentation import body_mask
+from ..physics.roi_noise import linear_sd
 from .structures import Structures
 
 WHAT_IS_CORRECTED = ("structure mean doses: each multiplied by its structure's corrected over "
@@ -43,10 +45,14 @@ def default_post_resolution(modality: str, nuclide: str) -> dict:
 
 
 def correct_structure_means(image: sitk.Image, structures: Structures, report: dict,
-                            resolution: dict) -> dict:
+                            resolution: dict, *, counts: bool = False) -> dict:
     """Corrected mean doses of the structures of ``report`` (structure_report of the
     post-treatment dose) in place (``mean_gy``; the measured one kept as
-    ``mean_gy_uncorrected``); returns the record of the correction."""
+    ``mean_gy_uncorrected``); returns the record of the correction. With a camera file that
+    holds the reconstruction's background variability, each corrected mean dose gets its
+    noise (``mean_gy_noise_sd``: the relative SD of the structure's corrected activity,
+    :mod:`tareplanner.imaging.region_noise`); ``counts``: the image is in counts (a
+    post-treatment SPECT), else in Bq/mL."""
     masks = structures.masks
     tumours = {n: m for n, m in masks.items() if structures.kinds[n] == "tumour"}
     territories = dict(structures.territories)
@@ -59,7 +65,12 @@ def correct_structure_means(image: sitk.Image, structures: Structures, report: d
     measured = np.nan_to_num(pvc.measured_per_ml, nan=0.0)
     corrected = np.nan_to_num(pvc.corrected_per_ml, nan=0.0)
     voxel_ml = structures.voxel_ml
-    factors = {}
+    covariance, noise = None, None
+    if resolution.get("roi_noise"):
+        volumes = np.bincount(regions.labels.ravel(), minlength=n)[:n] * voxel_ml
+        covariance, noise = corrected_noise(pvc, volumes, image, resolution["roi_noise"],
+                                            counts=counts, field="post-treatment camera file")
+    factors, noise_sd = {}, {}
     for name, mask in masks.items():
         if name not in report:
             continue
@@ -67,6 +78,8 @@ def correct_structure_means(image: sitk.Image, structures: Structures, report: d
         m, c = float(volume @ measured), float(volume @ corrected)
         if m > 0:
             factors[name] = c / m
+            if covariance is not None and c > 0:
+                noise_sd[name] = linear_sd(volume, covariance) / c
     means = {}
     for name, factor in factors.items():
         entry = report[name]
@@ -75,6 +88,10 @@ def correct_structure_means(image: sitk.Image, structures: Structures, report: d
         entry["partial_volume_factor"] = factor
         means[name] = {"uncorrected_gy": entry["mean_gy_uncorrected"],
                        "corrected_gy": entry["mean_gy"], "factor": factor}
+        if name in noise_sd:
+            entry["mean_gy_noise_sd"] = entry["mean_gy"] * noise_sd[name]
+            means[name]["noise_relative_sd"] = noise_sd[name]
+            means[name]["noise_sd_gy"] = entry["mean_gy_noise_sd"]
     inside = np.zeros(n)
     for name in ("liver", "lungs"):
         inside += np.bincount(regions.labels[masks[name]], minlength=n)
@@ -85,6 +102,7 @@ def correct_structure_means(image: sitk.Image, structures: Structures, report: d
             "assumed": bool(resolution.get("assumed", False)),
             "corrected": WHAT_IS_CORRECTED, "not_corrected": WHAT_IS_NOT,
             "mean_dose_gy": means,
+            **({"noise": noise} if noise else {}),
             "outside_liver_and_lungs_fraction_corrected": (outside_c / total_c
                                                            if total_c > 0 else None),
             **pvc.as_dict()}
@@ -112,7 +130,8 @@ def post_treatment_correction(image, structures, report: dict, nuclide: str, kin
     default and a ``post-treatment-resolution-assumed`` warning. Returns (record, warnings)."""
     pvc_record = correct_structure_means(
         image, structures, report,
-        resolution or default_post_resolution(post_treatment_modality(kind), nuclide))
+        resolution or default_post_resolution(post_treatment_modality(kind), nuclide),
+        counts=kind == "spect")
     warnings = camera_warnings(resolution)
     if pvc_record.get("assumed"):
         warnings.append({"code": "post-treatment-resolution-assumed",

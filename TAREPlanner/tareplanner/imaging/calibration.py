@@ -33,6 +33,7 @@ from ..errors import FieldValueError, ImageDataError
 from ..physics.psf_fit import (EquivalentFwhm, PhantomScene, ball_occupancy,
                                effective_fwhm_mm, equivalent_fwhms, fit_psf, recovery)
 from .arrays import image_array
+from .background_noise import background_variability
 from .camera_file import CAMERA_SCHEMA, MODALITIES
 from .iec_phantom import iec_data, sphere_diameters_mm, standard_centres_mm
 CALIBRATION_FILE = "camera_calibration.json"
@@ -348,6 +349,9 @@ def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
     misfit, spread = misfit_and_spread(sphere_diameters_mm(), rc.measured, rc.model,
                                        equivalent,
                                        calibration_data()["recovery_misfit_max"]["value"])
+    roi_noise = background_variability(
+        ct.image, image.image, centres, counts=image.is_counts,
+        settings=calibration_data()["background_variability"])
     floor = calibration_data()["fwhm_sd_floor_mm"]["value"]
     core_key = "core_fwhm_mm" if use_tail else "fwhm_mm"
     core = chosen.parameters[core_key]
@@ -410,6 +414,7 @@ def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
                            "equivalent_fwhm_bracket_mm), null where none in it does",
         "sphere_finding": how,
         "calibration": calibration,
+        "roi_noise": roi_noise,
         "concentrations": {"sphere_kbq_ml": sphere_kbq_ml,
                            "background_kbq_ml": background_kbq_ml,
                            "reference_time": reference_time,

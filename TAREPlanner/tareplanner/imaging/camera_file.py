@@ -92,7 +92,8 @@ def camera_resolution(doc: dict, path: str, field: str = "--camera", *,
                       unit=" mm (at most the widest FWHM a camera gives)"))
     carried = fwhm_uncertainty(sd, spread, any(w["code"] == MISFIT_CODE for w in warnings),
                                fwhm, pairs)
-    return {"fwhm_mm": fwhm, **carried,
+    noise = roi_noise_of(doc, where)
+    return {"fwhm_mm": fwhm, **carried, **({"roi_noise": noise} if noise else {}),
             "psf_components": [[w, f] for w, f in pairs],
             "psf_model": psf.get("model", "gaussian"),
             "source": f"camera file {name} ({doc['modality']} {doc['nuclide']}, "
@@ -104,6 +105,43 @@ def camera_resolution(doc: dict, path: str, field: str = "--camera", *,
                        "date": doc.get("date"),
                        "warnings": [{"code": w["code"], "message": w["message"]}
                                     for w in warnings]}}
+
+
+#: the units of a camera file's ``roi_noise.reference_total``: an image in counts, or in Bq/mL
+#: (its total activity in Bq)
+ROI_NOISE_TOTAL_UNITS = ("counts", "Bq")
+#: the fitted law's exponent: 0 (noise not falling with volume) to 1 (twice the volume's
+#: variance of independent voxels, beyond any measured reconstruction)
+ROI_NOISE_EXPONENT_RANGE = (0.0, 1.0)
+
+
+def roi_noise_of(doc: dict, where: str) -> dict | None:
+    """The camera file's measured background variability (``roi_noise``), checked; None for
+    a camera file written before it was measured."""
+    noise = doc.get("roi_noise")
+    if noise is None:
+        return None
+    field = f"{where}:roi_noise"
+    if not isinstance(noise, dict) or not isinstance(noise.get("model"), dict):
+        raise FieldValueError(field, noise, "an object with model and reference_total")
+    model = noise["model"]
+    a = _number(model, "coefficient", f"{field}.model", low=0.0, high=10.0,
+                unit=" (a relative SD)")
+    b = _number(model, "exponent", f"{field}.model", low=ROI_NOISE_EXPONENT_RANGE[0],
+                allow_zero=True, high=ROI_NOISE_EXPONENT_RANGE[1])
+    total = _number(noise, "reference_total", field, low=0.0)
+    if noise.get("total_units") not in ROI_NOISE_TOTAL_UNITS:
+        raise FieldValueError(f"{field}:total_units", noise.get("total_units"),
+                              " or ".join(ROI_NOISE_TOTAL_UNITS))
+    span = model.get("volume_range_ml")
+    if (not isinstance(span, list) or len(span) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                       and math.isfinite(v) and v > 0 for v in span) or span[0] > span[1]):
+        raise FieldValueError(f"{field}.model:volume_range_ml", span,
+                              "[smallest, largest] sphere volume in mL, both > 0")
+    return {"coefficient": a, "exponent": b, "reference_total": total,
+            "total_units": noise["total_units"],
+            "volume_range_ml": [float(span[0]), float(span[1])]}
 
 
 def fwhm_uncertainty(fit_sd_mm: float, spread_mm: float | None, misfit: bool,

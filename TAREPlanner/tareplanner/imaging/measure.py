@@ -24,6 +24,7 @@ from ..errors import FieldValueError, ImageDataError
 from ..physics.uncertainty import RESOLUTION_SD_BASES
 from .grid import same_geometry
 from .camera_file import camera_warnings, scaled_psf
+from .region_noise import NOISE_BASIS, corrected_noise, lung_shunt_sd, ratio_sd
 from .partial_volume import (build_regions, check_fwhm, correct_regions_with_psfs,
                              default_resolution, resolution_data)
 from .quantities import (LungShunt, counts_on_grid, lung_shunt_from_spect,
@@ -212,6 +213,10 @@ def measure(ct: LoadedImage, spect: LoadedImage, labels: LabelInputs,
         pvc_record["sensitivity"] = _sensitivity(res, grid, results, regions, tumours,
                                                  tumour_territory, whole, lsf, liver, lungs,
                                                  voxel_ml, used)
+        if res.get("roi_noise"):
+            pvc_record["noise"] = _noise_record(pvc, regions, res["roi_noise"], spect,
+                                                tumour_territory, liver, lungs, voxel_ml,
+                                                used, camera_field)
         lsf_uncorrected, lsf, whole = lsf, lsf_c, whole_c
     else:
         lsf_uncorrected = lsf
@@ -425,6 +430,29 @@ def _corrected_lung_shunt(pvc, regions, measured: LungShunt, liver: np.ndarray,
                      measured.method, partial_volume_corrected=True)
 
 
+def _noise_record(pvc, regions, roi_noise: dict, spect: LoadedImage, tumour_territory: dict,
+                  liver: np.ndarray, lungs: np.ndarray, voxel_ml: float, used,
+                  field: str) -> dict:
+    """The corrected TNRs' and LSF's reconstruction noise from the camera file's background
+    variability (:mod:`tareplanner.imaging.region_noise`)."""
+    n = len(regions.names)
+    volumes = np.bincount(regions.labels.ravel(), minlength=n)[:n] * voxel_ml
+    covariance, record = corrected_noise(pvc, volumes, spect.image, roi_noise,
+                                         counts=spect.is_counts, field=field)
+    record["tnr_relative_sd"] = {
+        name: ratio_sd(pvc, covariance, f"tumour:{name}", f"normal:{position}")
+        for name, position in tumour_territory.items()
+        if position and f"tumour:{name}" in regions.names}
+    in_liver = np.bincount(regions.labels[liver], minlength=n)[:n] * voxel_ml
+    if used is None:
+        in_lungs = np.bincount(regions.labels[lungs], minlength=n)[:n] * voxel_ml
+    else:
+        in_lungs = np.zeros(n)
+        in_lungs[regions.names.index("lungs")] = float(lungs.sum()) * voxel_ml
+    record["lsf_relative_sd"] = lung_shunt_sd(pvc, covariance, in_lungs, in_liver)
+    return record
+
+
 def _correct_ratios(ratios: dict, pvc, position: str) -> None:
     """Put the corrected counts/mL and TNRs in place, the measured ones beside them
     (``*_uncorrected``); without a correction both are the measured ones."""
@@ -587,8 +615,12 @@ def measurement_uncertainty(measurement: dict, *, lsf_entered: bool = False,
     and in its territory's normal liver (Poisson; law of propagation of uncertainty, JCGM
     100:2008) and u_pvc the residual error of the partial-volume correction measured on the
     synthetic patient (``data/spect_resolution.json``; without the correction, the bias
-    measured without it). LSF: (u/LSF)^2 = 1/N_lung + u_lsf^2 (the liver's Poisson term is
-    negligible: N_liver is about 15 times N_lung at an LSF of 6 %). The Poisson terms need
+    measured without it). With a camera file that holds the reconstruction's measured
+    background variability, its noise of the corrected TNR and LSF (the correction's
+    ``noise``, :mod:`tareplanner.imaging.region_noise`) stands in for the Poisson terms,
+    which understate a reconstructed image's noise. LSF: (u/LSF)^2 = 1/N_lung + u_lsf^2
+    (the liver's Poisson term is negligible: N_liver is about 15 times N_lung at an LSF of
+    6 %). The Poisson terms need
     counts: for a SPECT in Bq/mL only u_pvc is given. ``boundary_mm``: the CT's largest
     voxel size (a delineation uncertainty of one voxel). Values entered by hand get none
     (the case's defaults apply)."""
@@ -605,20 +637,32 @@ def measurement_uncertainty(measurement: dict, *, lsf_entered: bool = False,
     def sd(variance: float) -> float:
         return round(min(1.0, math.sqrt(variance)), 6)
 
+    noise = measurement.get("partial_volume_correction", {}).get("noise") if applied else None
     out: dict = {}
     tnr = {}
     for position in measurement["positions"]:
         n_normal = position["normal_counts"]["counts"]
         for t in position["tumours"]:
-            if t["name"] not in tnr_entered:
-                tnr[t["name"]] = sd(inverse(t["counts"]) + inverse(n_normal) + u_tnr ** 2)
+            if t["name"] in tnr_entered:
+                continue
+            measured = (noise or {}).get("tnr_relative_sd", {}).get(t["name"])
+            tnr[t["name"]] = sd((measured ** 2 if measured is not None else
+                                 inverse(t["counts"]) + inverse(n_normal)) + u_tnr ** 2)
     if tnr:
         out["tnr_relative_sd"] = tnr
     if not lsf_entered:
         lung = measurement.get("lung_shunt_uncorrected", measurement["lung_shunt"])
         used = lung["lung_volume_used_ml"] / lung["lung_volume_ml"] if lung["lung_volume_ml"] \
             else 0.0
-        out["lsf_relative_sd"] = sd(inverse(lung["lung_counts"] * used) + u_lsf ** 2)
+        measured = (noise or {}).get("lsf_relative_sd")
+        out["lsf_relative_sd"] = sd((measured ** 2 if measured is not None else
+                                     inverse(lung["lung_counts"] * used)) + u_lsf ** 2)
+    out["counting_basis"] = (NOISE_BASIS if noise else
+                             "Poisson statistics of the image's counts (no background "
+                             "variability measured: a reconstruction's noise is larger; "
+                             "give a camera file from tareplanner calibrate)"
+                             if poisson else "none (an image in Bq/mL without a camera file's "
+                             "background variability)")
     if measurement.get("ct_spacing_mm"):
         out["boundary_mm"] = round(float(max(measurement["ct_spacing_mm"])), 4)
     sensitivity = measurement.get("partial_volume_correction", {}).get("sensitivity")

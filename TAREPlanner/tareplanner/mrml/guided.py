@@ -818,14 +818,12 @@ def verify(scene, p) -> str:
 def post_pvc_text(pvc: dict) -> str:
     """The post-treatment correction in the panel's words: the camera (or ASSUMED), what is
     corrected and the structure means as imaged and corrected."""
-    from ..records.plan_text import resolution_words
+    from ..records.plan_text import mean_dose_words, resolution_words
     if not pvc.get("applied"):
         return f"Partial-volume correction: not applied ({pvc.get('reason', '')})"
-    means = "; ".join(f"{n} {m['uncorrected_gy']:.1f} -> {m['corrected_gy']:.1f}"
-                      for n, m in (pvc.get("mean_dose_gy") or {}).items())
     return (f"Partial-volume correction of the structure mean doses, resolution "
-            f"{resolution_words(pvc['resolution'])}\nmean dose (Gy) as imaged -> corrected: "
-            f"{means}\nnot corrected: {pvc['not_corrected']}")
+            f"{resolution_words(pvc['resolution'])}\n{mean_dose_words(pvc)}"
+            f"\nnot corrected: {pvc['not_corrected']}")
 
 
 def _dose_image(scene, tag: str):

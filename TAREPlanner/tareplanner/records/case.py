@@ -216,7 +216,7 @@ def _lung_mass(doc: Mapping[str, Any]) -> dict:
 
 UNCERTAINTY_FIELDS = ("calibrator_relative_sd", "residual_sd", "lsf_relative_sd",
                       "tnr_relative_sd", "boundary_mm", "lung_mass_relative_sd", "samples",
-                      "seed", "exceedance_probability", "resolution")
+                      "seed", "exceedance_probability", "resolution", "counting_basis")
 
 
 def _uncertainty(doc: Mapping[str, Any], positions: tuple[Position, ...]) -> dict | None:
@@ -259,6 +259,13 @@ def _uncertainty(doc: Mapping[str, Any], positions: tuple[Position, ...]) -> dic
         out["exceedance_probability"] = p
     if obj.get("resolution") is not None:
         out["resolution"] = _resolution_sensitivity(obj["resolution"], positions)
+    basis = obj.get("counting_basis")
+    if basis is not None:
+        if not isinstance(basis, str) or not basis.strip() or len(basis) > 1000:
+            raise FieldValueError("uncertainty.counting_basis", basis,
+                                  "a text of 1 to 1000 characters (what the TNRs' and LSF's "
+                                  "counting uncertainty stands for)")
+        out["counting_basis"] = basis
     return out
 
 

@@ -174,6 +174,9 @@ def uncertainty_lines(record: dict) -> list[str]:
             if figure.get("main_contributors")]
         if contributors:
             lines.append("        main contributors " + "; ".join(contributors))
+    counting = counting_line(u.get("inputs") or {})
+    if counting:
+        lines.append(counting)
     whole = [f"lung {_interval(f['lung'])}"]
     whole += [f"{k} {_interval(f[k])}" for k in ("whole liver", "whole normal liver") if k in f]
     lines.append("    " + "; ".join(whole))
@@ -188,6 +191,43 @@ def uncertainty_lines(record: dict) -> list[str]:
         lines.append(f"    highest activities with P(any limit exceeded) <= "
                      f"{best['probability']:.0%}: x{best['scale_factor']:.3f} ({acts})")
     return lines
+
+
+def mean_dose_words(pvc: dict) -> str:
+    """The post-treatment structure mean doses as imaged -> corrected, with the corrected
+    mean's reconstruction noise (1 SD, from the camera file's background variability) where
+    the camera file measured it."""
+    def one(name: str, m: dict) -> str:
+        noise = (f" +/- {m['noise_sd_gy']:.1f}" if m.get("noise_sd_gy") is not None else "")
+        return f"{name} {m['uncorrected_gy']:.1f} -> {m['corrected_gy']:.1f}{noise}"
+    means = "; ".join(one(n, m) for n, m in (pvc.get("mean_dose_gy") or {}).items())
+    noted = any(m.get("noise_sd_gy") is not None
+                for m in (pvc.get("mean_dose_gy") or {}).values())
+    return (f"mean dose (Gy) as imaged -> corrected{' +/- noise (1 SD)' if noted else ''}: "
+            f"{means}" + ("" if noted else " (reconstruction noise not measured: no camera "
+                                              "file with a background variability)"))
+
+
+COUNTING_PREFIX = "case (counting statistics: "
+
+
+def counting_line(inputs: dict) -> str | None:
+    """The TNRs' and LSF's relative SDs and what their counting part stands for (the camera
+    file's measured background variability, or the Poisson statistics of the image's counts)
+    when the case measured them; None for values entered by hand or defaults."""
+    tnr, lsf = inputs.get("tnr_relative_sd") or {}, inputs.get("lsf_relative_sd") or {}
+    source = next((s["source"] for s in (tnr, lsf)
+                   if str(s.get("source", "")).startswith(COUNTING_PREFIX)), None)
+    if source is None:
+        return None
+    basis = source[len(COUNTING_PREFIX):].split(" (")[0].rstrip(")")
+    parts = ([f"{k} {v:.1%}" for k, v in sorted(tnr["value"].items())]
+             if isinstance(tnr.get("value"), dict) else [])
+    if isinstance(lsf.get("value"), (int, float)):
+        parts.append(f"LSF {lsf['value']:.1%}")
+    caveat = ("; a reconstruction's noise is larger: give a camera file with its background "
+              "variability" if basis.startswith("Poisson") else "")
+    return f"    relative SD of TNR and LSF: {', '.join(parts)} (counting: {basis}{caveat})"
 
 
 def resolution_text(record: dict) -> str | None:
@@ -321,6 +361,7 @@ def measurement_summary(measurement: dict) -> str:
              f"liver {measurement['volumes_ml']['liver']:.0f} mL, lungs "
              f"{measurement['volumes_ml']['lungs']:.0f} mL"]
 
+    noise = (pvc.get("noise") or {}) if pvc.get("applied") else {}
     for pos in measurement["positions"]:
         normal = pos["normal_counts"]
         lines.append(f"{pos['name']}: perfused {pos['perfused_volume_ml']:.0f} mL, normal "
@@ -329,11 +370,26 @@ def measurement_summary(measurement: dict) -> str:
                         if pvc["applied"] and "counts_per_ml_uncorrected" in normal else "")
                      + ")")
         for t in pos["tumours"]:
+            u = noise.get("tnr_relative_sd", {}).get(t["name"])
             lines.append(f"    {t['name']}: {t['volume_ml']:.1f} mL, {t['counts_per_ml']:.4g} "
                          f"counts/mL, TNR {t['tnr']:.2f}"
+                         + (f" +/- {u:.1%} (reconstruction noise)" if u is not None else "")
                          + (f" (uncorrected {t['counts_per_ml_uncorrected']:.4g} counts/mL, "
                             f"TNR {t['tnr_uncorrected']:.2f})"
                             if pvc["applied"] and "tnr_uncorrected" in t else ""))
+    if noise:
+        lines.append(f"reconstruction noise (1 SD) from {noise['basis'].split(' (')[0]}: "
+                     + ", ".join(f"{n} {u:.1%}" for n, u in sorted(
+                         noise.get("tnr_relative_sd", {}).items()) if u is not None)
+                     + (f", LSF {noise['lsf_relative_sd']:.1%}"
+                        if noise.get("lsf_relative_sd") is not None else ""))
+    else:
+        lines.append("reconstruction noise not measured (no camera file with a background "
+                     "variability): " + (
+                         "the TNRs' and LSF's counting uncertainty is the Poisson statistics "
+                         "of the image's counts, which understates a reconstruction's"
+                         if measurement.get("spect", {}).get("units") == "counts" else
+                         "no counting uncertainty for an image in Bq/mL"))
     for w in measurement["warnings"]:
         lines.append(f"warning [{w['code']}] {w['message']}")
     return "\n".join(lines) + "\n"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from .atomic import atomic_path
 from .identity import printable, report_identity
-from .plan_text import (guideline_lines, limited_by_text, lung_mass_text, resolution_text,
-                        uncertainty_lines, whole_liver_text)
+from .plan_text import (counting_line, guideline_lines, limited_by_text, lung_mass_text,
+                        mean_dose_words, resolution_text, uncertainty_lines, whole_liver_text)
 from . import report_tables as tables
 from .report_figures import (PATIENT_AXIS_LETTERS, _dvh_page, draw_dvh,  # noqa: F401
                              isodose_figure, structure_colours)
@@ -125,9 +125,7 @@ def post_pvc_lines(post: dict) -> list[str]:
             f"FWHM ({res.get('chosen_by')})",
             f"corrected: {pvc['corrected']}",
             f"not corrected: {pvc['not_corrected']}",
-            "mean dose (Gy) as imaged -> corrected: " + "; ".join(
-                f"{n} {v['uncorrected_gy']:.1f} -> {v['corrected_gy']:.1f}"
-                for n, v in pvc.get("mean_dose_gy", {}).items()), ""]
+            mean_dose_words(pvc), ""]
 
 
 def verification_lines(dose_record: dict) -> list[str]:
@@ -216,6 +214,8 @@ def _plan_pages(doc: Document, record: dict) -> None:
                       f"samples, {u['coverage']:.0%} intervals; inputs and their sources in "
                       "the plan record, docs/physics.md).", size=8)
         _table(doc, tables.uncertainty_table(record))
+        if counting := counting_line(u.get("inputs") or {}):
+            doc.paragraph(counting.strip()[0].upper() + counting.strip()[1:] + ".", size=7.5)
         _table(doc, tables.exceedance_table(record))
         _table(doc, tables.at_exceedance_table(record))
     from .response_report import response_section

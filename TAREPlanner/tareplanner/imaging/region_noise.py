@@ -1,0 +1,92 @@
+"""The reconstruction noise of the corrected region means, from the camera file's measured
+background variability (:mod:`tareplanner.physics.roi_noise`), for ``measure`` (TNRs and
+LSF) and ``dose`` (structure mean doses)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import FieldValueError
+from ..physics.roi_noise import RoiNoiseModel, gtm_covariance, linear_sd, ratio_relative_sd
+from .arrays import image_array
+
+#: what the noise model stands for, written beside its figures
+NOISE_BASIS = ("the camera file's background variability (IEC phantom, NEMA NU 2-2012 "
+               "section 7), scaled to each region's volume by the fitted law and to this image by "
+               "sqrt(phantom total / image total) (OSEM noise is multiplicative: Barrett et "
+               "al. 1994), carried through the partial-volume correction (W^-1 diag(sd^2) "
+               "W^-T); the regions' noise taken as independent")
+
+
+def image_total(image: sitk.Image, counts: bool) -> float:
+    """The image's total in the camera file's ``total_units``: counts, or Bq for Bq/mL."""
+    total = float(np.nansum(image_array(image).astype(np.float64)))
+    return total if counts else total * float(np.prod(image.GetSpacing())) / 1000.0
+
+
+def corrected_noise(pvc, volumes_ml, image: sitk.Image, roi_noise: dict, *, counts: bool,
+                    field: str = "--camera") -> tuple[np.ndarray, dict]:
+    """(covariance of ``pvc``'s corrected means, record): each region's measured mean gets
+    the relative SD the camera's law gives for its volume; the correction carries them."""
+    units = "counts" if counts else "Bq"
+    if roi_noise["total_units"] != units:
+        raise FieldValueError(f"{field}:roi_noise.total_units", roi_noise["total_units"],
+                              f"{units} (the image's units)")
+    total = image_total(image, counts)
+    if not (math.isfinite(total) and total > 0):
+        raise FieldValueError("image total", total, "a finite total > 0 (an image with counts)")
+    model = RoiNoiseModel(roi_noise["coefficient"], roi_noise["exponent"],
+                          roi_noise["reference_total"], tuple(roi_noise["volume_range_ml"]))
+    volumes = np.asarray(volumes_ml, dtype=np.float64)
+    present = volumes > 0
+    relative = np.full(volumes.shape, np.nan)
+    relative[present] = model.relative_sd(volumes[present], total)
+    measured = np.asarray(pvc.measured_per_ml, dtype=np.float64)
+    covariance = gtm_covariance(pvc.transfer_matrix, relative * np.abs(measured))
+    corrected = np.asarray(pvc.corrected_per_ml, dtype=np.float64)
+    low, high = model.volume_range_ml
+    regions = {}
+    for k, name in enumerate(pvc.names):
+        if not present[k]:
+            continue
+        sd = math.sqrt(covariance[k, k]) if np.isfinite(covariance[k, k]) else None
+        regions[name] = {
+            "volume_ml": float(volumes[k]),
+            "measured_relative_sd": float(relative[k]),
+            "corrected_relative_sd": (sd / corrected[k] if sd is not None and corrected[k] > 0
+                                      else None),
+            **({"extrapolated": "below" if volumes[k] < low else "above"}
+               if not low <= volumes[k] <= high else {})}
+    record = {"basis": NOISE_BASIS, "image_total": total, "total_units": units,
+              "reference_total": roi_noise["reference_total"],
+              "law": {"coefficient": model.coefficient, "exponent": model.exponent,
+                      "volume_range_ml": [low, high]},
+              "extrapolation": "regions larger than the phantom's largest sphere: the "
+                               "relative SD falls as volume^-1/2 beyond it (independent "
+                               "patches); smaller than its smallest: the fitted law",
+              "regions": regions}
+    return covariance, record
+
+
+def ratio_sd(pvc, covariance, numerator: str, denominator: str) -> float | None:
+    """Relative SD of the corrected mean ratio numerator / denominator (a TNR)."""
+    i, j = pvc.names.index(numerator), pvc.names.index(denominator)
+    value = ratio_relative_sd(pvc.corrected_per_ml, covariance, i, j)
+    return value if math.isfinite(value) else None
+
+
+def lung_shunt_sd(pvc, covariance, in_lungs_ml, in_liver_ml) -> float | None:
+    """Relative SD of LSF = L / (L + H), L = sum c_j l_j and H = sum c_j h_j (the corrected
+    means times each region's volume in the lungs and in the liver):
+    dLSF/dc_j = (l_j H - h_j L) / (L + H)^2."""
+    c = np.nan_to_num(np.asarray(pvc.corrected_per_ml, dtype=np.float64), nan=0.0)
+    lungs = np.asarray(in_lungs_ml, dtype=np.float64)
+    liver = np.asarray(in_liver_ml, dtype=np.float64)
+    big_l, big_h = float(c @ lungs), float(c @ liver)
+    if big_l <= 0 or big_l + big_h <= 0:
+        return None
+    gradient = (lungs * big_h - liver * big_l) / (big_l + big_h) ** 2
+    return linear_sd(gradient, covariance) / (big_l / (big_l + big_h))
