@@ -116,3 +116,16 @@ def test_bad_site_limits(base_case, write_case, tmp_path, capsys):
                                 "products": {"therasphere": {"normal_liver_gy": -3}}}))
     assert main(["plan", str(write_case(base_case)), "--site-limits", str(site)]) == 2
     assert "site limits.products.therasphere.normal_liver_gy: got -3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("basis", ["", "   ", 3, ["x"], "x" * 1001])
+def test_counting_basis_must_be_a_text(base_case, basis):
+    """Bug caught: an empty, non-text or unbounded counting basis carried into the plan's
+    uncertainty sources and its PDF."""
+    from tareplanner.errors import FieldValueError
+    from tareplanner.records.case import parse_case
+    doc = dict(base_case, uncertainty={"counting_basis": basis})
+    with pytest.raises(FieldValueError, match=r"uncertainty\.counting_basis: got .*allowed: a "
+                                              r"text of 1 to 1000 characters"):
+        parse_case(doc)
+    assert parse_case(dict(base_case, uncertainty={"counting_basis": "x" * 1000}))

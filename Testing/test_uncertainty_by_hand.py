@@ -541,3 +541,29 @@ def test_the_activity_figure_of_one_gbq_and_of_none(activity_gbq):
     else:
         assert figure["low"] == pytest.approx(1 / 1.196, rel=0.01)
         assert figure["high"] == pytest.approx(1 / 0.804, rel=0.01)
+
+
+@pytest.mark.parametrize("own, lsf_source, tnr_source", [
+    ({"counting_basis": "the camera file's background variability (x)",
+      "lsf_relative_sd": 0.03, "tnr_relative_sd": {"T1": 0.08}},
+     "case (counting statistics: the camera file's background variability (x))",
+     "case (counting statistics: the camera file's background variability (x))"),
+    ({"counting_basis": "Poisson statistics of the image's counts (y)",
+      "tnr_relative_sd": {"T1": 0.04}},
+     None, "case (counting statistics: Poisson statistics of the image's counts (y))"),
+    ({"lsf_relative_sd": 0.03, "tnr_relative_sd": {"T1": 0.08}}, "case", "case"),
+])
+def test_settings_say_what_the_counting_uncertainty_stands_for(base_case, own, lsf_source,
+                                                               tnr_source):
+    """Bug caught: a measured TNR or LSF uncertainty shown without its counting basis (the
+    camera's background variability or the image's Poisson counts), or the basis put on an
+    LSF the case did not give (the default's own source must stay)."""
+    from tareplanner.plan_uncertainty import defaults, settings
+    from tareplanner.records.case import parse_case
+    cfg = settings(parse_case(dict(base_case, uncertainty=own)), "entered")
+    assert cfg["tnr_relative_sd"] == {"value": own["tnr_relative_sd"], "source": tnr_source}
+    if lsf_source is None:
+        assert cfg["lsf_relative_sd"] == defaults()["lsf_relative_sd"]
+    else:
+        assert cfg["lsf_relative_sd"] == {"value": own["lsf_relative_sd"],
+                                          "source": lsf_source}
