@@ -478,3 +478,23 @@ def test_region_noise_lung_shunt_with_correlation_and_small_counts():
     small_cov = np.array([[4e-10, 1e-10], [1e-10, 1e-10]])   # 10 % each, rho = 0.5
     assert lung_shunt_sd(small, small_cov, [1000.0, 0.0], [0.0, 1500.0]) == \
         pytest.approx(0.15 / 0.35 * 0.1, rel=1e-12)
+
+
+def test_a_phantom_without_room_for_background_regions_calibrates_without_a_noise(
+        iec_dir, tmp_path, monkeypatch):
+    """Bug caught: a phantom scan whose background holds too few regions (a field of view
+    cropped to the spheres, a short axial extent) refused outright, or calibrated with a
+    noise measured on too few regions. Made here by asking for more regions per size than
+    the phantom holds (1000): the camera file is written without roi_noise, with a warning
+    that says why and what follows."""
+    from tareplanner.imaging.calibration import calibration_data
+    monkeypatch.setitem(calibration_data()["background_variability"], "min_rois", 1000)
+    out = tmp_path / "camera.json"
+    assert main(["calibrate", "--ct", str(iec_dir / "ct.nii.gz"), "--image",
+                 str(iec_dir / "image.nii.gz"), "--nuclide", "Tc-99m", "--sphere-kbq-ml",
+                 "40", "--background-kbq-ml", "5", "-o", str(out)]) == 0
+    camera = json.loads(out.read_text())
+    assert "roi_noise" not in camera
+    warning = next(w for w in camera["warnings"] if w["code"] == "no-background-variability")
+    assert "0 sphere sizes with a background variability" in warning["message"]
+    assert "keep the Poisson counting terms" in warning["message"]

@@ -349,9 +349,17 @@ def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
     misfit, spread = misfit_and_spread(sphere_diameters_mm(), rc.measured, rc.model,
                                        equivalent,
                                        calibration_data()["recovery_misfit_max"]["value"])
-    roi_noise = background_variability(
-        ct.image, image.image, centres, counts=image.is_counts,
-        settings=calibration_data()["background_variability"])
+    try:
+        roi_noise = background_variability(
+            ct.image, image.image, centres, counts=image.is_counts,
+            settings=calibration_data()["background_variability"])
+    except ImageDataError as exc:
+        roi_noise = None
+        warnings.append({"code": "no-background-variability",
+                         "message": f"the reconstruction's noise was not measured ({exc}): "
+                                    "measure and dose with this camera file keep the Poisson "
+                                    "counting terms, which understate it; scan the phantom "
+                                    "with its whole background in the field of view"})
     floor = calibration_data()["fwhm_sd_floor_mm"]["value"]
     core_key = "core_fwhm_mm" if use_tail else "fwhm_mm"
     core = chosen.parameters[core_key]
@@ -414,7 +422,7 @@ def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
                            "equivalent_fwhm_bracket_mm), null where none in it does",
         "sphere_finding": how,
         "calibration": calibration,
-        "roi_noise": roi_noise,
+        **({"roi_noise": roi_noise} if roi_noise else {}),
         "concentrations": {"sphere_kbq_ml": sphere_kbq_ml,
                            "background_kbq_ml": background_kbq_ml,
                            "reference_time": reference_time,
