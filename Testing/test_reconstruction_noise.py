@@ -498,3 +498,103 @@ def test_a_phantom_without_room_for_background_regions_calibrates_without_a_nois
     warning = next(w for w in camera["warnings"] if w["code"] == "no-background-variability")
     assert "0 sphere sizes with a background variability" in warning["message"]
     assert "keep the Poisson counting terms" in warning["message"]
+
+
+def test_a_pet_noise_scales_with_the_scans_durations():
+    """Bug caught: a PET's (Bq/mL) noise scaled by activity alone, so that a phantom scanned
+    4 times longer than the patient passes its lower noise on (half the patient's), or the
+    assumption of equal durations made silently. By hand: law 0.1 V^-0.5, a 4 mL region,
+    equal Bq; phantom 7200 s, image 1800 s: 0.05 x sqrt(7200 / 1800) = 0.1; without the
+    image's duration: 0.05 and the assumption in the record and a warning."""
+    from tareplanner.imaging.region_noise import corrected_noise, noise_warnings
+    pvc = _Pvc(["a"], [50.0], [50.0], np.eye(1))
+    image = _image(100.0)                                  # 6.4 Bq on 4 mm voxels
+    noise = {"coefficient": 0.1, "exponent": 0.5, "reference_total": 6.4,
+             "total_units": "Bq", "volume_range_ml": [1.0, 20.0], "acquisition_s": 7200.0}
+    _, timed = corrected_noise(pvc, [4.0], image, noise, counts=False, acquisition_s=1800.0)
+    assert timed["regions"]["a"]["measured_relative_sd"] == pytest.approx(0.1, rel=1e-12)
+    assert timed["acquisition"] == {"phantom_s": 7200.0, "image_s": 1800.0}
+    assert timed["image_total"] == pytest.approx(6.4, rel=1e-12)
+    assert noise_warnings(timed, "x") == []
+    _, untimed = corrected_noise(pvc, [4.0], image, noise, counts=False)
+    assert untimed["regions"]["a"]["measured_relative_sd"] == pytest.approx(0.05, rel=1e-12)
+    assert "taken as long as this image's" in untimed["acquisition"]["duration_assumed"]
+    [warning] = noise_warnings(untimed, "corrected mean doses")
+    assert warning["code"] == "noise-duration-assumed"
+    assert warning["message"].startswith("the reconstruction noise of the corrected mean doses "
+                                         "assumes the phantom's scan taken as long")
+    # an image in counts holds its duration in its counts: no durations asked for
+    _, counted = corrected_noise(pvc, [4.0], image, {**noise, "total_units": "counts",
+                                                     "reference_total": 100.0}, counts=True)
+    assert "acquisition" not in counted and noise_warnings(counted, "x") == []
+
+
+def test_pet_frame_duration_read_from_dicom(tmp_path):
+    """Bug caught: the PET's scan duration not read (or read in ms as s). Truth: pydicom's
+    reading of ActualFrameDuration (ms) / 1000."""
+    import pydicom
+    from datetime import datetime, timezone
+    from tareplanner.dicom.common import SeriesInfo, make_uid
+    from tareplanner.dicom.images import write_pet_series
+    from tareplanner.imaging.readers import read_image
+    image = sitk.GetImageFromArray(np.full((3, 4, 5), 1000.0, dtype=np.float32))
+    image.SetSpacing((4.0, 4.0, 4.0))
+    when = datetime(2026, 12, 1, 14, 0, tzinfo=timezone.utc)
+    info = SeriesInfo(study_uid=make_uid("s"), frame_of_reference_uid=make_uid("f"),
+                      series_uid=make_uid("pet"), series_description="PET Y-90",
+                      series_number=20, series_datetime=when, acquisition_datetime=when)
+    write_pet_series(image, tmp_path / "pet", info, nuclide="Y-90",
+                     radiopharmaceutical="Y-90 microspheres", administered_bq=3e9,
+                     administration=datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc),
+                     half_life_s=64.1 * 3600, frame_duration_s=900.0)
+    first = sorted((tmp_path / "pet").iterdir())[0]
+    assert float(pydicom.dcmread(first).ActualFrameDuration) / 1000.0 == 900.0
+    loaded = read_image(str(tmp_path / "pet"))
+    assert loaded.meta["frame_duration_s"] == 900.0
+
+
+@pytest.fixture(scope="module")
+def pet_iec(tmp_path_factory):
+    out = tmp_path_factory.mktemp("iec") / "pet"
+    assert main(["phantom", str(out), "--iec", "--modality", "PET", "--nuclide", "Y-90",
+                 "--fwhm-mm", "9"]) == 0
+    return out
+
+
+def _pet_calibrate(d, out, *extra):
+    return main(["calibrate", "--ct", str(d / "ct.nii.gz"), "--image", str(d / "image.nii.gz"),
+                 "--nuclide", "Y-90", "--sphere-kbq-ml", "40", "--background-kbq-ml", "5",
+                 "-o", str(out), *extra])
+
+
+def test_calibrate_records_a_pet_scans_duration(pet_iec, tmp_path):
+    """Bug caught: --acquisition-minutes lost, read in seconds, or its absence filled in.
+    120 minutes = 7200 s; without it (a NIfTI PET carries none): null."""
+    assert _pet_calibrate(pet_iec, tmp_path / "a.json", "--acquisition-minutes", "120") == 0
+    noise = json.loads((tmp_path / "a.json").read_text())["roi_noise"]
+    assert noise["acquisition_s"] == 7200.0 and noise["total_units"] == "Bq"
+    assert _pet_calibrate(pet_iec, tmp_path / "b.json") == 0
+    assert json.loads((tmp_path / "b.json").read_text())["roi_noise"]["acquisition_s"] is None
+
+
+@pytest.mark.parametrize("minutes", ["0", "-5", "nan", "inf", "1441"])
+def test_calibrate_refuses_an_impossible_duration(pet_iec, tmp_path, capsys, minutes):
+    """Bug caught: a zero, negative, NaN or day-long scan duration accepted."""
+    capsys.readouterr()
+    assert _pet_calibrate(pet_iec, tmp_path / "c.json", "--acquisition-minutes", minutes) == 2
+    err = capsys.readouterr().err
+    assert "--acquisition-minutes: got" in err and "allowed: a number of minutes > 0 and <= " \
+        "1440" in err
+    assert not (tmp_path / "c.json").exists()
+
+
+@pytest.mark.parametrize("value", [-1.0, 0.0, float("nan"), "long", 1e6])
+def test_a_camera_files_bad_duration_is_refused(camera, phantom_dir, tmp_path, capsys, value):
+    """Bug caught: a camera file's impossible scan duration used to scale the noise."""
+    doc = json.loads(json.dumps(camera))
+    doc["roi_noise"]["acquisition_s"] = value
+    path = tmp_path / "camera.json"
+    path.write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert _measure(phantom_dir, tmp_path / "m", path) == 2
+    assert "roi_noise:acquisition_s: got" in capsys.readouterr().err

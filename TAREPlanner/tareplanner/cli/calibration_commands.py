@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from ..errors import FieldValueError, OutputPathError
@@ -46,7 +47,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         raise FieldValueError("--nuclide", args.nuclide,
                               f"{nuclide_in_image} (the image's radionuclide)")
     check_overlap(image.image, ct.image, "--image", args.image)
+    acquisition_s = image.meta.get("frame_duration_s")
+    if args.acquisition_minutes is not None:
+        minutes = args.acquisition_minutes
+        if not (math.isfinite(minutes) and 0 < minutes <= 1440):
+            raise FieldValueError("--acquisition-minutes", minutes, "a number of minutes > 0 "
+                                  "and <= 1440 (the phantom scan's duration)")
+        acquisition_s = minutes * 60.0
     camera = calibrate(ct, image, nuclide=args.nuclide, modality=modality,
+                       acquisition_s=acquisition_s,
                        sphere_kbq_ml=args.sphere_kbq_ml,
                        background_kbq_ml=args.background_kbq_ml,
                        reference_time=args.reference_time, centres=centres,
@@ -99,6 +108,10 @@ def add_calibration_commands(sub) -> None:
                    help="for NIfTI/NRRD/MHA images (DICOM says it); default PET for Y-90")
     p.add_argument("--image-units", choices=("counts", "Bq/mL"),
                    help="for NIfTI/NRRD/MHA images; default counts (SPECT), Bq/mL (PET)")
+    p.add_argument("--acquisition-minutes", type=float,
+                   help="the phantom scan's duration (a PET's bed time), for an image in Bq/mL "
+                        "whose file does not say it (DICOM: ActualFrameDuration): the noise "
+                        "measured on it is scaled to a patient's scan by it")
     p.add_argument("--reconstruction", help="the reconstruction protocol, as the site names "
                                             "it (e.g. 'OSEM 4i10s, AC, SC, RR')")
     p.add_argument("--name", help="the camera's name (e.g. 'room 2 Symbia')")

@@ -200,7 +200,8 @@ def cmd_dose(args: argparse.Namespace, shown_as: Path | None = None) -> int:
                 progress.step("partial-volume correction of the structure mean doses")
                 pvc_record, post_warnings = post_treatment_correction(
                     post.image, structures, delivered_report, nuclide,
-                    "pet" if args.pet else "spect", post_resolution)
+                    "pet" if args.pet else "spect", post_resolution,
+                    acquisition_s=post.meta.get("frame_duration_s"))
             post_treatment = {
                 "source": post.source, "sha256": post.sha256,
                 "administration_time": administration, "acquisition_time": acquisition,

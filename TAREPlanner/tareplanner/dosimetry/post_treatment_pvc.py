@@ -18,7 +18,7 @@ import SimpleITK as sitk
 
 from ..imaging.camera_file import camera_warnings, psf_of
 from ..imaging.partial_volume import build_regions, correct_regions_with_psf
-from ..imaging.region_noise import corrected_noise
+from ..imaging.region_noise import corrected_noise, noise_warnings
 from ..imaging.segmentation import body_mask
 from ..physics.roi_noise import linear_sd
 from .structures import Structures
@@ -45,7 +45,8 @@ def default_post_resolution(modality: str, nuclide: str) -> dict:
 
 
 def correct_structure_means(image: sitk.Image, structures: Structures, report: dict,
-                            resolution: dict, *, counts: bool = False) -> dict:
+                            resolution: dict, *, counts: bool = False,
+                            acquisition_s: float | None = None) -> dict:
     """Corrected mean doses of the structures of ``report`` (structure_report of the
     post-treatment dose) in place (``mean_gy``; the measured one kept as
     ``mean_gy_uncorrected``); returns the record of the correction. With a camera file that
@@ -69,7 +70,8 @@ def correct_structure_means(image: sitk.Image, structures: Structures, report: d
     if resolution.get("roi_noise"):
         volumes = np.bincount(regions.labels.ravel(), minlength=n)[:n] * voxel_ml
         covariance, noise = corrected_noise(pvc, volumes, image, resolution["roi_noise"],
-                                            counts=counts, field="post-treatment camera file")
+                                            counts=counts, field="post-treatment camera file",
+                                            acquisition_s=acquisition_s)
     factors, noise_sd = {}, {}
     for name, mask in masks.items():
         if name not in report:
@@ -124,15 +126,17 @@ def post_treatment_resolution(path: str, nuclide: str, kind: str,
 
 
 def post_treatment_correction(image, structures, report: dict, nuclide: str, kind: str,
-                              resolution: dict | None) -> tuple[dict, list[dict]]:
+                              resolution: dict | None, acquisition_s: float | None = None
+                              ) -> tuple[dict, list[dict]]:
     """The partial-volume correction of the structure mean doses of ``report`` (in place),
     as ``tareplanner dose`` makes it: with the camera file's resolution, or the assumed
     default and a ``post-treatment-resolution-assumed`` warning. Returns (record, warnings)."""
     pvc_record = correct_structure_means(
         image, structures, report,
         resolution or default_post_resolution(post_treatment_modality(kind), nuclide),
-        counts=kind == "spect")
-    warnings = camera_warnings(resolution)
+        counts=kind == "spect", acquisition_s=acquisition_s)
+    warnings = camera_warnings(resolution) + noise_warnings(pvc_record.get("noise"),
+                                                            "corrected mean doses")
     if pvc_record.get("assumed"):
         warnings.append({"code": "post-treatment-resolution-assumed",
                          "message": "structure mean doses corrected for partial volume with an "

@@ -299,7 +299,8 @@ def misfit_and_spread(diameters_mm, measured, model, equivalent, limit: float
 def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
               background_kbq_ml: float, reference_time: str | None = None,
               centres=None, reconstruction: str = "", camera_name: str = "",
-              operator: str = "", force_model: str | None = None) -> dict:
+              operator: str = "", force_model: str | None = None,
+              acquisition_s: float | None = None) -> dict:
     """The camera file of a phantom scan (``ct`` and ``image`` are LoadedImage)."""
     _check_concentrations(sphere_kbq_ml, background_kbq_ml)
     if modality not in MODALITIES:
@@ -353,6 +354,8 @@ def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
         roi_noise = background_variability(
             ct.image, image.image, centres, counts=image.is_counts,
             settings=calibration_data()["background_variability"])
+        if not image.is_counts:
+            roi_noise["acquisition_s"] = acquisition_s
     except ImageDataError as exc:
         roi_noise = None
         warnings.append({"code": "no-background-variability",

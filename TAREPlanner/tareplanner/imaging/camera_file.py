@@ -139,8 +139,10 @@ def roi_noise_of(doc: dict, where: str) -> dict | None:
                        and math.isfinite(v) and v > 0 for v in span) or span[0] > span[1]):
         raise FieldValueError(f"{field}.model:volume_range_ml", span,
                               "[smallest, largest] sphere volume in mL, both > 0")
+    seconds = (None if noise.get("acquisition_s") is None else
+               _number(noise, "acquisition_s", field, low=0.0, high=86400.0, unit=" s"))
     return {"coefficient": a, "exponent": b, "reference_total": total,
-            "total_units": noise["total_units"],
+            "total_units": noise["total_units"], "acquisition_s": seconds,
             "volume_range_ml": [float(span[0]), float(span[1])]}
 
 

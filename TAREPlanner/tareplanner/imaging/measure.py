@@ -24,7 +24,8 @@ from ..errors import FieldValueError, ImageDataError
 from ..physics.uncertainty import RESOLUTION_SD_BASES
 from .grid import same_geometry
 from .camera_file import camera_warnings, scaled_psf
-from .region_noise import NOISE_BASIS, corrected_noise, lung_shunt_sd, ratio_sd
+from .region_noise import (NOISE_BASIS, corrected_noise, lung_shunt_sd, noise_warnings,
+                           ratio_sd)
 from .partial_volume import (build_regions, check_fwhm, correct_regions_with_psfs,
                              default_resolution, resolution_data)
 from .quantities import (LungShunt, counts_on_grid, lung_shunt_from_spect,
@@ -217,6 +218,7 @@ def measure(ct: LoadedImage, spect: LoadedImage, labels: LabelInputs,
             pvc_record["noise"] = _noise_record(pvc, regions, res["roi_noise"], spect,
                                                 tumour_territory, liver, lungs, voxel_ml,
                                                 used, camera_field)
+            warnings += noise_warnings(pvc_record["noise"], "TNRs and LSF")
         lsf_uncorrected, lsf, whole = lsf, lsf_c, whole_c
     else:
         lsf_uncorrected = lsf
@@ -438,7 +440,8 @@ def _noise_record(pvc, regions, roi_noise: dict, spect: LoadedImage, tumour_terr
     n = len(regions.names)
     volumes = np.bincount(regions.labels.ravel(), minlength=n)[:n] * voxel_ml
     covariance, record = corrected_noise(pvc, volumes, spect.image, roi_noise,
-                                         counts=spect.is_counts, field=field)
+                                         counts=spect.is_counts, field=field,
+                                         acquisition_s=spect.meta.get("frame_duration_s"))
     record["tnr_relative_sd"] = {
         name: ratio_sd(pvc, covariance, f"tumour:{name}", f"normal:{position}")
         for name, position in tumour_territory.items()

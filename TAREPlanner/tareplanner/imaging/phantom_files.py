@@ -117,11 +117,17 @@ def _write(phantom: Phantom, out: Path, nifti: bool, dicom: bool) -> dict:
         images["pet_y90"] = phantom.pet
         if dicom:
             acquisition = admin + timedelta(hours=spec.pet_delay_h)
+            duration = {}
+            if spec.pet_model == "realistic":       # the bed time the model acquired
+                from .pet_simulation import settings as pet_settings
+                duration["frame_duration_s"] = (
+                    float(pet_settings()["acquisition"]["minutes_per_bed"]) * 60.0)
             write_pet_series(phantom.pet, out / "dicom" / "pet_y90",
                              info("PET Y-90", 20, acquisition), nuclide="Y-90",
                              radiopharmaceutical="Y-90 microspheres",
                              administered_bq=sum(spec.pet_activities_gbq) * 1e9,
-                             administration=admin, half_life_s=64.1 * 3600, uid_seed=seed)
+                             administration=admin, half_life_s=64.1 * 3600, uid_seed=seed,
+                             **duration)
     for key in images:
         if dicom:
             files.setdefault(key, {})["dicom"] = f"dicom/{key}"

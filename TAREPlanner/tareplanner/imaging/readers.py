@@ -635,6 +635,13 @@ def _metadata_unchecked(ds, slices: int) -> dict:
         acq = _dicom_datetime(ds.get("SeriesDate"), ds.get("SeriesTime"), tz)
         meta["acquisition_time_source"] = "SeriesDate/Time" if acq else None
     meta["acquisition_datetime"] = acq.isoformat() if acq else None
+    duration = ds.get("ActualFrameDuration")
+    try:
+        duration_s = float(duration) / 1000.0 if duration is not None else None
+    except (TypeError, ValueError):
+        duration_s = None
+    if duration_s is not None and math.isfinite(duration_s) and duration_s > 0:
+        meta["frame_duration_s"] = duration_s      # PS3.3 C.8.4.10: ms
     if "DecayCorrection" in ds:
         meta["decay_correction"] = str(ds.DecayCorrection)
     if "RadiopharmaceuticalInformationSequence" in ds:

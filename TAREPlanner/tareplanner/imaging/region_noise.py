@@ -27,10 +27,21 @@ def image_total(image: sitk.Image, counts: bool) -> float:
     return total if counts else total * float(np.prod(image.GetSpacing())) / 1000.0
 
 
+#: a Bq/mL image's noise scales with its counts: activity x duration; without both durations
+DURATION_ASSUMED = ("the phantom's scan taken as long as this image's (an image in Bq/mL "
+                    "carries no counts; give both durations: DICOM ActualFrameDuration, or "
+                    "calibrate --acquisition-minutes)")
+
+
 def corrected_noise(pvc, volumes_ml, image: sitk.Image, roi_noise: dict, *, counts: bool,
-                    field: str = "--camera") -> tuple[np.ndarray, dict]:
+                    field: str = "--camera", acquisition_s: float | None = None
+                    ) -> tuple[np.ndarray, dict]:
     """(covariance of ``pvc``'s corrected means, record): each region's measured mean gets
-    the relative SD the camera's law gives for its volume; the correction carries them."""
+    the relative SD the camera's law gives for its volume; the correction carries them.
+    For an image in Bq/mL the totals stand for counts only with the scans' durations
+    (``acquisition_s`` of the image, the camera file's of the phantom): with both, the law
+    is scaled by sqrt(phantom Bq x s / image Bq x s); without, equal durations are assumed
+    and the record says so (``duration_assumed``)."""
     units = "counts" if counts else "Bq"
     if roi_noise["total_units"] != units:
         raise FieldValueError(f"{field}:roi_noise.total_units", roi_noise["total_units"],
@@ -38,8 +49,17 @@ def corrected_noise(pvc, volumes_ml, image: sitk.Image, roi_noise: dict, *, coun
     total = image_total(image, counts)
     if not (math.isfinite(total) and total > 0):
         raise FieldValueError("image total", total, "a finite total > 0 (an image with counts)")
-    model = RoiNoiseModel(roi_noise["coefficient"], roi_noise["exponent"],
-                          roi_noise["reference_total"], tuple(roi_noise["volume_range_ml"]))
+    reference = roi_noise["reference_total"]
+    durations = {}
+    if not counts:
+        phantom_s = roi_noise.get("acquisition_s")
+        durations = {"phantom_s": phantom_s, "image_s": acquisition_s}
+        if phantom_s and acquisition_s:
+            reference, total = reference * phantom_s, total * acquisition_s
+        else:
+            durations["duration_assumed"] = DURATION_ASSUMED
+    model = RoiNoiseModel(roi_noise["coefficient"], roi_noise["exponent"], reference,
+                          tuple(roi_noise["volume_range_ml"]))
     volumes = np.asarray(volumes_ml, dtype=np.float64)
     present = volumes > 0
     relative = np.full(volumes.shape, np.nan)
@@ -60,8 +80,9 @@ def corrected_noise(pvc, volumes_ml, image: sitk.Image, roi_noise: dict, *, coun
                                       else None),
             **({"extrapolated": "below" if volumes[k] < low else "above"}
                if not low <= volumes[k] <= high else {})}
-    record = {"basis": NOISE_BASIS, "image_total": total, "total_units": units,
-              "reference_total": roi_noise["reference_total"],
+    record = {"basis": NOISE_BASIS, "image_total": image_total(image, counts),
+              "total_units": units, "reference_total": roi_noise["reference_total"],
+              **({"acquisition": durations} if durations else {}),
               "law": {"coefficient": model.coefficient, "exponent": model.exponent,
                       "volume_range_ml": [low, high]},
               "extrapolation": "regions larger than the phantom's largest sphere: the "
@@ -90,3 +111,12 @@ def lung_shunt_sd(pvc, covariance, in_lungs_ml, in_liver_ml) -> float | None:
         return None
     gradient = (lungs * big_h - liver * big_l) / (big_l + big_h) ** 2
     return linear_sd(gradient, covariance) / (big_l / (big_l + big_h))
+
+
+def noise_warnings(record: dict | None, what: str) -> list[dict]:
+    """The warning a noise record calls for: the scans' durations assumed equal."""
+    assumed = ((record or {}).get("acquisition") or {}).get("duration_assumed")
+    if not assumed:
+        return []
+    return [{"code": "noise-duration-assumed",
+             "message": f"the reconstruction noise of the {what} assumes {assumed}"}]
