@@ -500,7 +500,7 @@ def test_a_phantom_without_room_for_background_regions_calibrates_without_a_nois
     assert "keep the Poisson counting terms" in warning["message"]
 
 
-def test_a_pet_noise_scales_with_the_scans_durations():
+def test_region_noise_of_a_pet_scales_with_the_scans_durations():
     """Bug caught: a PET's (Bq/mL) noise scaled by activity alone, so that a phantom scanned
     4 times longer than the patient passes its lower noise on (half the patient's), or the
     assumption of equal durations made silently. By hand: law 0.1 V^-0.5, a 4 mL region,
