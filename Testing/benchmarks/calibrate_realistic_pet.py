@@ -77,6 +77,8 @@ def main() -> None:
                      "--reconstruction", "OSEM 3i21s, AC, scatter and randoms, resolution "
                      "modelling, 5 mm filter (realistic model)",
                      *([] if args.model == "auto" else ["--model", args.model]),
+                     # the phantom's bed time, so that its noise is scaled to the patient's
+                     "--acquisition-minutes", f"{minutes or 30:g}",
                      "-o", str(camera)]
         if not run(calibrate, check=False):
             spheres = json.loads((iec / "truth.json").read_text())["spheres"]
