@@ -388,35 +388,27 @@ def _two_sides():
     return np.r_[np.linspace(10.0, 187.66, 20), np.linspace(212.34, 400.0, 20)]
 
 
-def test_separation_rising_with_dose_at_its_edge():
-    """Catches separation missed, or said the wrong way round: every event at >= 212.34 Gy
-    (shown to 4 digits) and every non-event below is refused; a non-event at exactly the
-    lowest event's dose still leaves the slope infinite (quasi-complete separation) and is
-    refused; one just above it (212.35 Gy) overlaps and is accepted."""
+@pytest.mark.parametrize("events_high, moved, touching, overlapping, refusal", [
+    (True, 19, 212.34, 212.35, SEPARATED_UP),
+    (False, 20, 187.66, 187.65, SEPARATED_DOWN),
+])
+def test_separation_at_its_edge(events_high, moved, touching, overlapping, refusal):
+    """Catches separation missed, or said the wrong way round. Rising: every event at
+    >= 212.34 Gy (shown to 4 digits) and every non-event below is refused; a non-event at
+    exactly the lowest event's dose still leaves the slope infinite (quasi-complete
+    separation) and is refused; one just above it (212.35 Gy) overlaps and is accepted.
+    Falling: every event at <= 187.66 Gy is refused, at its edge (a non-event at exactly the
+    highest event's dose) too, and just beyond (a non-event at 187.65 Gy) accepted."""
     dose = _two_sides()
-    y = np.r_[np.zeros(20, int), np.ones(20, int)]
-    assert _refusal(dose, y, None) == SEPARATED_UP
-    touching = dose.copy()
-    touching[19] = 212.34
-    assert _refusal(touching, y, None) == SEPARATED_UP
-    overlapping = dose.copy()
-    overlapping[19] = 212.35
-    check_cohort(overlapping, y, None, what="t")
-
-
-def test_separation_falling_with_dose_at_its_edge():
-    """Catches separation of a falling response missed (every event at <= 187.66 Gy), at
-    its edge (a non-event at exactly the highest event's dose: refused) and just beyond (a
-    non-event at 187.65 Gy: accepted)."""
-    dose = _two_sides()
-    y = np.r_[np.ones(20, int), np.zeros(20, int)]
-    assert _refusal(dose, y, None) == SEPARATED_DOWN
-    touching = dose.copy()
-    touching[20] = 187.66
-    assert _refusal(touching, y, None) == SEPARATED_DOWN
-    overlapping = dose.copy()
-    overlapping[20] = 187.65
-    check_cohort(overlapping, y, None, what="t")
+    low, high = np.zeros(20, int), np.ones(20, int)
+    y = np.r_[low, high] if events_high else np.r_[high, low]
+    assert _refusal(dose, y, None) == refusal
+    edge = dose.copy()
+    edge[moved] = touching
+    assert _refusal(edge, y, None) == refusal
+    beyond = dose.copy()
+    beyond[moved] = overlapping
+    check_cohort(beyond, y, None, what="t")
 
 
 # --- statsmodels and its fit ---------------------------------------------------------------

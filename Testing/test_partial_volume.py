@@ -874,3 +874,16 @@ def test_camera_file_read_error_without_a_reason(tmp_path, monkeypatch):
     with pytest.raises(FieldValueError) as info:
         resolution_from_camera_file("camera.json", field="--cam")
     assert str(info.value) == "--cam: got 'camera.json'; allowed: a readable JSON file"
+
+
+def test_region_volumes_by_hand():
+    """Bug caught: a region's volume counted over the wrong mask, a region without voxels
+    dropped from the vector (shifting every later region's volume onto the wrong name), or
+    the voxel volume left out. By hand on a 2 x 2 x 3 label map of 3 regions (region 2
+    empty), 0.008 mL voxels: whole 7 and 5 voxels; inside the mask 2 and 1."""
+    labels = np.array([[[0, 0, 1], [0, 1, 0]], [[1, 0, 0], [1, 0, 1]]])
+    regions = RegionSet(("a", "b", "empty"), labels)
+    assert regions.volumes_ml(0.008) == pytest.approx([7 * 0.008, 5 * 0.008, 0.0])
+    mask = np.zeros(labels.shape, bool)
+    mask[0, 0, :] = True
+    assert regions.volumes_ml(0.008, mask) == pytest.approx([2 * 0.008, 1 * 0.008, 0.0])

@@ -114,7 +114,7 @@ def test_background_regions_keep_their_distances(iec_dir):
         assert np.all(pairs[np.triu_indices(len(found), 1)] >= d - 1e-9)
 
 
-def _measure(patient, out, camera_path=None):
+def _measure(patient, out, camera_path=None, *extra):
     out.mkdir()
     args = ["measure", "--ct", str(patient / "nifti" / "ct.nii.gz"),
             "--spect", str(patient / "nifti" / "spect_maa.nii.gz"),
@@ -127,7 +127,7 @@ def _measure(patient, out, camera_path=None):
             "--measurement-output", str(out / "measurement.json"), "--quiet"]
     if camera_path:
         args += ["--camera", str(camera_path)]
-    return main(args)
+    return main([*args, *extra])
 
 
 def _with_noise(camera: dict, path, **noise) -> None:
@@ -197,17 +197,8 @@ def test_lsf_noise_with_a_lung_base_margin(camera, phantom_dir, tmp_path):
     _with_noise(camera, path, coefficient=0.1, exponent=0.3, volume_range_ml=[0.5, 26.5],
                 reference_total=total)
     out = tmp_path / "m"
-    out.mkdir()
-    args = ["measure", "--ct", str(phantom_dir / "nifti" / "ct.nii.gz"),
-            "--spect", str(phantom_dir / "nifti" / "spect_maa.nii.gz"),
-            "--liver", str(phantom_dir / "labels" / "liver.nii.gz"),
-            "--tumours", str(phantom_dir / "labels" / "tumours.nii.gz"),
-            "--territories", str(phantom_dir / "labels" / "territories.nii.gz"),
-            "--goal", "tumour_dose_gy=250", "--product", "therasphere",
-            "-o", str(out / "case.json"), "--measurement-output", str(out / "m.json"),
-            "--quiet", "--lung-base-margin-mm", "20", "--camera", str(path)]
-    assert main(args) == 0
-    m = json.loads((out / "m.json").read_text())
+    assert _measure(phantom_dir, out, path, "--lung-base-margin-mm", "20") == 0
+    m = json.loads((out / "measurement.json").read_text())
     noise = m["partial_volume_correction"]["noise"]
     lsf = m["lung_shunt"]["lung_shunt_fraction"]
     assert "lung base" in " ".join(noise["regions"])

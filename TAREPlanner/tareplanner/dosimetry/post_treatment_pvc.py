@@ -68,15 +68,15 @@ def correct_structure_means(image: sitk.Image, structures: Structures, report: d
     voxel_ml = structures.voxel_ml
     covariance, noise = None, None
     if resolution.get("roi_noise"):
-        volumes = np.bincount(regions.labels.ravel(), minlength=n)[:n] * voxel_ml
-        covariance, noise = corrected_noise(pvc, volumes, image, resolution["roi_noise"],
+        covariance, noise = corrected_noise(pvc, regions.volumes_ml(voxel_ml), image,
+                                            resolution["roi_noise"],
                                             counts=counts, field="post-treatment camera file",
                                             acquisition_s=acquisition_s)
     factors, noise_sd = {}, {}
     for name, mask in masks.items():
         if name not in report:
             continue
-        volume = np.bincount(regions.labels[mask], minlength=n) * voxel_ml
+        volume = regions.volumes_ml(voxel_ml, mask)
         m, c = float(volume @ measured), float(volume @ corrected)
         if m > 0:
             factors[name] = c / m

@@ -415,9 +415,7 @@ def _corrected_lung_shunt(pvc, regions, measured: LungShunt, liver: np.ndarray,
     """LSF from the corrected region means: counts = corrected mean × volume, summed over the
     regions in the lungs and in the liver. With ``used`` (lung-base margin) the lung counts
     are the corrected mean of the lung outside the base times the whole lung volume."""
-    n = len(regions.names)
-    in_liver = np.bincount(regions.labels[liver], minlength=n) * voxel_ml
-    in_lungs = np.bincount(regions.labels[lungs], minlength=n) * voxel_ml
+    in_liver, in_lungs = regions.volumes_ml(voxel_ml, liver), regions.volumes_ml(voxel_ml, lungs)
     means = np.nan_to_num(pvc.corrected_per_ml, nan=0.0)
     liver_counts = float(np.sum(means * in_liver))
     if used is None:
@@ -437,20 +435,18 @@ def _noise_record(pvc, regions, roi_noise: dict, spect: LoadedImage, tumour_terr
                   field: str) -> dict:
     """The corrected TNRs' and LSF's reconstruction noise from the camera file's background
     variability (:mod:`tareplanner.imaging.region_noise`)."""
-    n = len(regions.names)
-    volumes = np.bincount(regions.labels.ravel(), minlength=n)[:n] * voxel_ml
-    covariance, record = corrected_noise(pvc, volumes, spect.image, roi_noise,
-                                         counts=spect.is_counts, field=field,
+    covariance, record = corrected_noise(pvc, regions.volumes_ml(voxel_ml), spect.image,
+                                         roi_noise, counts=spect.is_counts, field=field,
                                          acquisition_s=spect.meta.get("frame_duration_s"))
     record["tnr_relative_sd"] = {
         name: ratio_sd(pvc, covariance, f"tumour:{name}", f"normal:{position}")
         for name, position in tumour_territory.items()
         if position and f"tumour:{name}" in regions.names}
-    in_liver = np.bincount(regions.labels[liver], minlength=n)[:n] * voxel_ml
+    in_liver = regions.volumes_ml(voxel_ml, liver)
     if used is None:
-        in_lungs = np.bincount(regions.labels[lungs], minlength=n)[:n] * voxel_ml
+        in_lungs = regions.volumes_ml(voxel_ml, lungs)
     else:
-        in_lungs = np.zeros(n)
+        in_lungs = np.zeros(len(regions.names))
         in_lungs[regions.names.index("lungs")] = float(lungs.sum()) * voxel_ml
     record["lsf_relative_sd"] = lung_shunt_sd(pvc, covariance, in_lungs, in_liver)
     return record

@@ -133,6 +133,11 @@ class RegionSet:
     names: tuple[str, ...]
     labels: np.ndarray
 
+    def volumes_ml(self, voxel_ml: float, within: np.ndarray | None = None) -> np.ndarray:
+        """Each region's volume (mL), or the part of it inside the mask ``within``."""
+        labels = self.labels if within is None else self.labels[within]
+        return np.bincount(labels.ravel(), minlength=len(self.names)) * voxel_ml
+
 
 def build_regions(*, tumours: dict[str, np.ndarray], territories: dict[str, np.ndarray],
                   liver: np.ndarray, lungs: np.ndarray, body: np.ndarray,

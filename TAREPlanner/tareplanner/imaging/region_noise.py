@@ -46,7 +46,7 @@ def corrected_noise(pvc, volumes_ml, image: sitk.Image, roi_noise: dict, *, coun
     if roi_noise["total_units"] != units:
         raise FieldValueError(f"{field}:roi_noise.total_units", roi_noise["total_units"],
                               f"{units} (the image's units)")
-    total = image_total(image, counts)
+    measured_total = total = image_total(image, counts)
     if not (math.isfinite(total) and total > 0):
         raise FieldValueError("image total", total, "a finite total > 0 (an image with counts)")
     reference = roi_noise["reference_total"]
@@ -80,7 +80,7 @@ def corrected_noise(pvc, volumes_ml, image: sitk.Image, roi_noise: dict, *, coun
                                       else None),
             **({"extrapolated": "below" if volumes[k] < low else "above"}
                if not low <= volumes[k] <= high else {})}
-    record = {"basis": NOISE_BASIS, "image_total": image_total(image, counts),
+    record = {"basis": NOISE_BASIS, "image_total": measured_total,
               "total_units": units, "reference_total": roi_noise["reference_total"],
               **({"acquisition": durations} if durations else {}),
               "law": {"coefficient": model.coefficient, "exponent": model.exponent,

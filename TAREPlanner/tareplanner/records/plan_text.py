@@ -174,7 +174,7 @@ def uncertainty_lines(record: dict) -> list[str]:
             if figure.get("main_contributors")]
         if contributors:
             lines.append("        main contributors " + "; ".join(contributors))
-    counting = counting_line(u.get("inputs") or {})
+    counting = counting_line(record)
     if counting:
         lines.append(counting)
     whole = [f"lung {_interval(f['lung'])}"]
@@ -208,26 +208,29 @@ def mean_dose_words(pvc: dict) -> str:
                                               "file with a background variability)"))
 
 
-COUNTING_PREFIX = "case (counting statistics: "
+def basis_label(basis: str) -> str:
+    """A counting basis's words before its explanation in brackets."""
+    return basis.split(" (")[0]
 
 
-def counting_line(inputs: dict) -> str | None:
+def counting_line(record: dict) -> str | None:
     """The TNRs' and LSF's relative SDs and what their counting part stands for (the camera
-    file's measured background variability, or the Poisson statistics of the image's counts)
-    when the case measured them; None for values entered by hand or defaults."""
+    file's measured background variability, or the Poisson statistics of the image's counts:
+    the case's ``uncertainty.counting_basis``) when the case measured them; None for values
+    entered by hand or defaults."""
+    basis = ((record.get("case") or {}).get("uncertainty") or {}).get("counting_basis")
+    inputs = (record.get("uncertainty") or {}).get("inputs") or {}
     tnr, lsf = inputs.get("tnr_relative_sd") or {}, inputs.get("lsf_relative_sd") or {}
-    source = next((s["source"] for s in (tnr, lsf)
-                   if str(s.get("source", "")).startswith(COUNTING_PREFIX)), None)
-    if source is None:
+    if not basis or not any(str(s.get("source", "")).startswith("case") for s in (tnr, lsf)):
         return None
-    basis = source[len(COUNTING_PREFIX):].split(" (")[0].rstrip(")")
+    label = basis_label(basis)
     parts = ([f"{k} {v:.1%}" for k, v in sorted(tnr["value"].items())]
              if isinstance(tnr.get("value"), dict) else [])
     if isinstance(lsf.get("value"), (int, float)):
         parts.append(f"LSF {lsf['value']:.1%}")
     caveat = ("; a reconstruction's noise is larger: give a camera file with its background "
-              "variability" if basis.startswith("Poisson") else "")
-    return f"    relative SD of TNR and LSF: {', '.join(parts)} (counting: {basis}{caveat})"
+              "variability" if label.startswith("Poisson") else "")
+    return f"    relative SD of TNR and LSF: {', '.join(parts)} (counting: {label}{caveat})"
 
 
 def resolution_text(record: dict) -> str | None:
@@ -378,7 +381,7 @@ def measurement_summary(measurement: dict) -> str:
                             f"TNR {t['tnr_uncorrected']:.2f})"
                             if pvc["applied"] and "tnr_uncorrected" in t else ""))
     if noise:
-        lines.append(f"reconstruction noise (1 SD) from {noise['basis'].split(' (')[0]}: "
+        lines.append(f"reconstruction noise (1 SD) from {basis_label(noise['basis'])}: "
                      + ", ".join(f"{n} {u:.1%}" for n, u in sorted(
                          noise.get("tnr_relative_sd", {}).items()) if u is not None)
                      + (f", LSF {noise['lsf_relative_sd']:.1%}"

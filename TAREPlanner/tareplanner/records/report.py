@@ -214,7 +214,7 @@ def _plan_pages(doc: Document, record: dict) -> None:
                       f"samples, {u['coverage']:.0%} intervals; inputs and their sources in "
                       "the plan record, docs/physics.md).", size=8)
         _table(doc, tables.uncertainty_table(record))
-        if counting := counting_line(u.get("inputs") or {}):
+        if counting := counting_line(record):
             doc.paragraph(counting.strip()[0].upper() + counting.strip()[1:] + ".", size=7.5)
         _table(doc, tables.exceedance_table(record))
         _table(doc, tables.at_exceedance_table(record))
