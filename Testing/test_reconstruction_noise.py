@@ -589,3 +589,57 @@ def test_a_camera_files_bad_duration_is_refused(camera, phantom_dir, tmp_path, c
     capsys.readouterr()
     assert _measure(phantom_dir, tmp_path / "m", path) == 2
     assert "roi_noise:acquisition_s: got" in capsys.readouterr().err
+
+
+def test_background_variability_needs_its_minimum_of_regions(iec_dir):
+    """Bug caught: the minimum number of regions per size moved by one (a size with exactly
+    the minimum refused, or one short of it accepted). The 37 mm size's regions counted with
+    roi_centres_mm; the minimum set at that count and one above."""
+    from tareplanner.imaging.background_noise import background_variability, roi_centres_mm
+    ct = sitk.ReadImage(str(iec_dir / "ct.nii.gz"))
+    image = sitk.ReadImage(str(iec_dir / "image.nii.gz"))
+    truth = json.loads((iec_dir / "truth.json").read_text())
+    centres = [s["centre_mm"] for s in truth["spheres"]]
+    found = len(roi_centres_mm(ct, image, centres, 37.0, 60, 15.0))
+    settings = {"rois_per_size": 60, "edge_margin_mm": 15.0, "source": "test"}
+    at = background_variability(ct, image, centres, counts=True,
+                                settings={**settings, "min_rois": found})
+    assert at["sizes"][-1]["rois"] == found and at["sizes"][-1]["relative_sd"] > 0
+    above = background_variability(ct, image, centres, counts=True,
+                                   settings={**settings, "min_rois": found + 1})
+    assert above["sizes"][-1]["relative_sd"] is None
+    assert above["sizes"][-1]["why_none"] == (f"{found} background balls of this size fit; at "
+                                              f"least {found + 1} are needed")
+
+
+@pytest.mark.parametrize("change", [{"exponent": 0.0}, {"exponent": 1.0},
+                                    {"acquisition_s": 86400.0}, {"acquisition_s": None}])
+def test_a_camera_files_noise_at_the_ends_of_what_is_allowed(camera, phantom_dir, tmp_path,
+                                                             change):
+    """Bug caught: the law's exponent refused at 0 or 1, or a day-long duration (or none)
+    refused: the ends of the allowed ranges are accepted."""
+    doc = json.loads(json.dumps(camera))
+    doc["roi_noise"]["model"].update({k: v for k, v in change.items() if k == "exponent"})
+    doc["roi_noise"].update({k: v for k, v in change.items() if k == "acquisition_s"})
+    path = tmp_path / "camera.json"
+    path.write_text(json.dumps(doc))
+    assert _measure(phantom_dir, tmp_path / "m", path) == 0
+
+
+def test_a_camera_files_duration_just_over_a_day_is_refused(camera, phantom_dir, tmp_path,
+                                                            capsys):
+    """Bug caught: the duration's upper end not enforced just beyond it."""
+    doc = json.loads(json.dumps(camera))
+    doc["roi_noise"]["acquisition_s"] = 86400.5
+    path = tmp_path / "camera.json"
+    path.write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert _measure(phantom_dir, tmp_path / "m", path) == 2
+    assert "roi_noise:acquisition_s: got 86400.5" in capsys.readouterr().err
+
+
+def test_calibrate_accepts_a_day_long_scan(pet_iec, tmp_path):
+    """Bug caught: the --acquisition-minutes upper end (1440) refused."""
+    assert _pet_calibrate(pet_iec, tmp_path / "d.json", "--acquisition-minutes", "1440") == 0
+    noise = json.loads((tmp_path / "d.json").read_text())["roi_noise"]
+    assert noise["acquisition_s"] == 86400.0
