@@ -97,3 +97,25 @@ def phantom_dir(small_phantom, tmp_path_factory):
     out = tmp_path_factory.mktemp("phantom") / "patient"
     write_phantom(small_phantom, out)
     return out
+
+
+def write_test_pet_series(folder, frame_duration_s: float) -> None:
+    """A small Y-90 PET DICOM series (3 slices of 1000 Bq/mL, 4 mm voxels) acquired
+    2026-12-01 14:00 UTC, for ``frame_duration_s`` seconds (ActualFrameDuration)."""
+    from datetime import datetime, timezone
+
+    import numpy as np
+    import SimpleITK as sitk
+
+    from tareplanner.dicom.common import SeriesInfo, make_uid
+    from tareplanner.dicom.images import write_pet_series
+    image = sitk.GetImageFromArray(np.full((3, 4, 5), 1000.0, dtype=np.float32))
+    image.SetSpacing((4.0, 4.0, 4.0))
+    when = datetime(2026, 12, 1, 14, 0, tzinfo=timezone.utc)
+    info = SeriesInfo(study_uid=make_uid("s"), frame_of_reference_uid=make_uid("f"),
+                      series_uid=make_uid("pet"), series_description="PET Y-90",
+                      series_number=20, series_datetime=when, acquisition_datetime=when)
+    write_pet_series(image, folder, info, nuclide="Y-90",
+                     radiopharmaceutical="Y-90 microspheres", administered_bq=3e9,
+                     administration=datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc),
+                     half_life_s=64.1 * 3600, frame_duration_s=frame_duration_s)

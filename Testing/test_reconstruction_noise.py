@@ -524,20 +524,9 @@ def test_pet_frame_duration_read_from_dicom(tmp_path):
     """Bug caught: the PET's scan duration not read (or read in ms as s). Truth: pydicom's
     reading of ActualFrameDuration (ms) / 1000."""
     import pydicom
-    from datetime import datetime, timezone
-    from tareplanner.dicom.common import SeriesInfo, make_uid
-    from tareplanner.dicom.images import write_pet_series
+    from conftest import write_test_pet_series
     from tareplanner.imaging.readers import read_image
-    image = sitk.GetImageFromArray(np.full((3, 4, 5), 1000.0, dtype=np.float32))
-    image.SetSpacing((4.0, 4.0, 4.0))
-    when = datetime(2026, 12, 1, 14, 0, tzinfo=timezone.utc)
-    info = SeriesInfo(study_uid=make_uid("s"), frame_of_reference_uid=make_uid("f"),
-                      series_uid=make_uid("pet"), series_description="PET Y-90",
-                      series_number=20, series_datetime=when, acquisition_datetime=when)
-    write_pet_series(image, tmp_path / "pet", info, nuclide="Y-90",
-                     radiopharmaceutical="Y-90 microspheres", administered_bq=3e9,
-                     administration=datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc),
-                     half_life_s=64.1 * 3600, frame_duration_s=900.0)
+    write_test_pet_series(tmp_path / "pet", 900.0)
     first = sorted((tmp_path / "pet").iterdir())[0]
     assert float(pydicom.dcmread(first).ActualFrameDuration) / 1000.0 == 900.0
     loaded = read_image(str(tmp_path / "pet"))

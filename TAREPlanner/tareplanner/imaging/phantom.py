@@ -368,6 +368,23 @@ def _check_per_position(spec: PhantomSpec) -> None:
                              f"({count}: {', '.join(t.name for t in spec.anatomy.territories)})")
 
 
+#: the scan duration the synthetic patient's Gaussian-model PET states (its DICOM series'
+#: ActualFrameDuration): 20 min. An assumption: that model's noise is set by its
+#: noise-equivalent counts, not by a scan time. The realistic model's bed time is
+#: data/pet_simulation.json's ``minutes_per_bed``
+GAUSSIAN_PET_SCAN_S = 1200.0
+
+
+def pet_scan_duration_s(spec: PhantomSpec) -> float:
+    """The synthetic patient's PET scan duration (s): the realistic model's bed time, else
+    :data:`GAUSSIAN_PET_SCAN_S`. Its DICOM series and its Slicer volume state it, so that a
+    camera file's noise is scaled to it as to a real scan's."""
+    if spec.pet_model == "realistic":
+        from .pet_simulation import settings as pet_settings
+        return float(pet_settings()["acquisition"]["minutes_per_bed"]) * 60.0
+    return GAUSSIAN_PET_SCAN_S
+
+
 def _pet(spec: PhantomSpec, ct_grid: Grid, ct: sitk.Image | None = None) -> sitk.Image:
     """Y-90 PET in Bq/mL at acquisition start, from the administered activities (the
     realistic model images it through the anatomy and reconstructs it with ``ct``)."""

@@ -21,7 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import anatomy as anat
-from .phantom import Phantom
+from .phantom import Phantom, pet_scan_duration_s
 
 ENERGY_WINDOWS_KEV = {"Tc-99m": (126.45, 154.55), "Ho-166": (72.9, 89.1)}
 
@@ -117,17 +117,12 @@ def _write(phantom: Phantom, out: Path, nifti: bool, dicom: bool) -> dict:
         images["pet_y90"] = phantom.pet
         if dicom:
             acquisition = admin + timedelta(hours=spec.pet_delay_h)
-            duration = {}
-            if spec.pet_model == "realistic":       # the bed time the model acquired
-                from .pet_simulation import settings as pet_settings
-                duration["frame_duration_s"] = (
-                    float(pet_settings()["acquisition"]["minutes_per_bed"]) * 60.0)
             write_pet_series(phantom.pet, out / "dicom" / "pet_y90",
                              info("PET Y-90", 20, acquisition), nuclide="Y-90",
                              radiopharmaceutical="Y-90 microspheres",
                              administered_bq=sum(spec.pet_activities_gbq) * 1e9,
                              administration=admin, half_life_s=64.1 * 3600, uid_seed=seed,
-                             **duration)
+                             frame_duration_s=pet_scan_duration_s(spec))
     for key in images:
         if dicom:
             files.setdefault(key, {})["dicom"] = f"dicom/{key}"

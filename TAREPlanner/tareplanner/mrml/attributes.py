@@ -19,6 +19,9 @@ ROLE = "TAREPlanner.Role"                       # a segment's role (liver, tumou
 RECORD = "TAREPlanner.Record"                   # schema of the record a text node holds
 UNITS = "TAREPlanner.Units"                     # units of a volume's voxel values
 RADIONUCLIDE = "TAREPlanner.Radionuclide"       # an emission volume's radionuclide (Tc-99m)
+#: an emission volume's scan duration in seconds, for a volume with no DICOM header (the
+#: synthetic patient's PET); a DICOM volume's is its header's ActualFrameDuration
+SCAN_DURATION_S = "TAREPlanner.ScanDurationS"
 ISODOSE_LEVEL_GY = "TAREPlanner.IsodoseLevelGy"  # the level of an isodose model
 ISODOSE_DOSE_VOLUME = "TAREPlanner.DoseVolume"  # ID of the dose volume an isodose came from
 LEVELS_GY = "TAREPlanner.LevelsGy"              # the levels of a dose colour table

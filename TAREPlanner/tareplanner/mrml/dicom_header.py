@@ -21,7 +21,7 @@ HEADER_KEYS = ("patient_id", "patient_name", "patient_birth_date", "patient_sex"
                "referring_physician_name", "study_instance_uid", "series_instance_uid",
                "frame_of_reference_uid", "series_description", "sop_class_uid",
                "acquisition_datetime", "administration_datetime", "radionuclide",
-               "radiopharmaceutical")
+               "radiopharmaceutical", "frame_duration_s")
 
 
 def set_dicom_header(node, meta: dict, files=()) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import SimpleITK as sitk
 
-from ..imaging.phantom import make_phantom, spec_for_size
+from ..imaging.phantom import make_phantom, pet_scan_duration_s, spec_for_size
 from ..imaging.phantom_files import label_images
 from . import attributes
 from .segmentations import segmentation_from_labels
@@ -63,6 +63,8 @@ def load_synthetic_patient(scene, size: str = "small", *, seed: int | None = Non
         patient.pet = volume_node_from_image(scene, phantom.pet, "TAREPlanner PET Y-90")
         patient.pet.SetAttribute(attributes.UNITS, "Bq/mL")
         patient.pet.SetAttribute(attributes.RADIONUCLIDE, "Y-90")
+        patient.pet.SetAttribute(attributes.SCAN_DURATION_S,
+                                 repr(pet_scan_duration_s(phantom.spec)))
         patient.administration_time = phantom.truth["y90_pet"]["administration_time"]
         patient.pet_acquisition_time = phantom.truth["y90_pet"]["acquisition_start"]
     return patient

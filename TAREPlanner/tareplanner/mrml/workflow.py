@@ -8,6 +8,8 @@ here touches widgets, so it runs headless on slicer-core.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import SimpleITK as sitk
 import vtk
@@ -78,6 +80,24 @@ def _loaded(node, modality: str, units: str) -> LoadedImage:
     return LoadedImage(image=image_from_volume_node(node), modality=modality, units=units,
                        source=f"MRML node {node.GetName()} ({node.GetID()})", sha256="",
                        meta=meta)
+
+
+def scan_duration_s(node) -> float | None:
+    """The scan's duration (s) of an emission volume: its DICOM header's ActualFrameDuration
+    (kept by whatever read it, or read from Slicer's DICOM database), else attribute
+    ``TAREPlanner.ScanDurationS`` (the synthetic patient's PET); None when neither holds a
+    finite duration above 0 s (the noise of a PET in Bq/mL then assumes the camera file's
+    duration, and says so), as ``tareplanner dose`` does for a PET without the tag."""
+    from .dicom_header import dicom_header
+    for value in (dicom_header(node).get("frame_duration_s"),
+                  node.GetAttribute(attributes.SCAN_DURATION_S)):
+        try:
+            seconds = float(value) if value not in (None, "") else None
+        except (TypeError, ValueError):
+            seconds = None
+        if seconds is not None and math.isfinite(seconds) and seconds > 0:
+            return seconds
+    return None
 
 
 def transform_node_from_registration(scene, euler: sitk.Euler3DTransform, name: str):
@@ -413,7 +433,8 @@ def verification_nodes(scene, ct_node, post_node, segmentation, record: dict, *,
                               v_thresholds_gy=v_thresholds_for_plan(record))
     from ..dosimetry.post_treatment_pvc import post_treatment_correction
     pvc_record, pvc_warnings = post_treatment_correction(
-        image_from_volume_node(post_node), structures, report, nuclide, kind, resolution)
+        image_from_volume_node(post_node), structures, report, nuclide, kind, resolution,
+        acquisition_s=scan_duration_s(post_node))
     comparison = (compare(indices_only(planned_report), indices_only(report))
                   if planned_report else None)
     post = {"source": f"MRML node {post_node.GetName()} ({kind})", "sha256": "",
