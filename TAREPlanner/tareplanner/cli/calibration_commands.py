@@ -13,8 +13,8 @@ from ..records.atomic import OutputExistsError, write_json_atomic
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from ..imaging.calibration import calibrate, half_life_h, parse_centres
-    from ..imaging.camera_file import MISFIT_CODE, fwhm_uncertainty
-    from .imaging_commands import check_overlap, read_input
+    from ..imaging.camera_file import MISFIT_CODE, NOT_CONVERGED_CODE, fwhm_uncertainty
+    from .imaging_commands import read_input
 
     out = Path(args.output)
     if out.exists() and not args.force:
@@ -24,29 +24,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     half_life_h(args.nuclide)
     centres = parse_centres(args.sphere_centres_mm) if args.sphere_centres_mm else None
     ct = read_input(args.ct, "--ct", modalities=("CT",), modality="CT", units="HU")
-    modality = args.modality
-    dicom_modality = None
-    probe = read_input(args.image, "--image", modalities=("NM", "PT"),
-                       units=args.image_units or None)
-    if "format" not in probe.meta:
-        dicom_modality = {"NM": "SPECT", "PT": "PET"}.get(probe.modality)
-    if modality and dicom_modality and modality != dicom_modality:
-        raise FieldValueError("--modality", modality, f"{dicom_modality} (the DICOM image's "
-                              "Modality)")
-    modality = modality or dicom_modality or ("PET" if args.nuclide == "Y-90" else "SPECT")
-    image = probe
-    if "format" in probe.meta and not args.image_units:
-        image = read_input(args.image, "--image",
-                           units="Bq/mL" if modality == "PET" else "counts",
-                           modality="PT" if modality == "PET" else "NM")
-    if not (image.is_counts or image.is_activity):
-        raise FieldValueError("--image-units", image.units, "counts or Bq/mL (an emission "
-                              "image)")
-    nuclide_in_image = image.meta.get("radionuclide")
-    if nuclide_in_image and nuclide_in_image != args.nuclide:
-        raise FieldValueError("--nuclide", args.nuclide,
-                              f"{nuclide_in_image} (the image's radionuclide)")
-    check_overlap(image.image, ct.image, "--image", args.image)
+    image, modality = _read_phantom_image(args.image, "--image", args, ct, args.modality)
+    more = None
+    if args.more_iterations_image:
+        more, _ = _read_phantom_image(args.more_iterations_image, "--more-iterations-image",
+                                      args, ct, modality)
+        if more.units != image.units:
+            raise FieldValueError("--more-iterations-image", more.units,
+                                  f"{image.units} (the units of --image)")
     acquisition_s = image.meta.get("frame_duration_s")
     if args.acquisition_minutes is not None:
         minutes = args.acquisition_minutes
@@ -60,7 +45,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                        background_kbq_ml=args.background_kbq_ml,
                        reference_time=args.reference_time, centres=centres,
                        reconstruction=args.reconstruction or "", camera_name=args.name or "",
-                       operator=args.operator or "", force_model=args.model)
+                       operator=args.operator or "", force_model=args.model,
+                       more_iterations=more)
     write_json_atomic(out, camera, overwrite=args.force, field="-o")
     psf = camera["psf"]
     parts = " + ".join(f"{c['weight']:.0%} {c['fwhm_mm']:.2f} mm" for c in psf["components"])
@@ -76,16 +62,55 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         f"{s['diameter_mm']:g} mm " + (f"{s['equivalent_fwhm_mm']:.2f} mm"
                                        if s["equivalent_fwhm_mm"] is not None else "none")
         for s in camera["spheres"]))
+    codes = {w["code"] for w in camera["warnings"]}
     carried = fwhm_uncertainty(psf["fwhm_sd_mm"], psf.get("fwhm_spread_mm"),
-                               any(w["code"] == MISFIT_CODE for w in camera["warnings"]),
-                               psf["fwhm_mm"],
-                               [(c["weight"], c["fwhm_mm"]) for c in psf["components"]])
+                               MISFIT_CODE in codes, psf["fwhm_mm"],
+                               [(c["weight"], c["fwhm_mm"]) for c in psf["components"]],
+                               convergence_mm=psf.get("fwhm_convergence_mm")
+                               if NOT_CONVERGED_CODE in codes else None)
+    if "convergence" in camera:
+        c = camera["convergence"]
+        print(f"convergence: effective FWHM {c['effective_fwhm_mm']:.2f} mm (protocol) -> "
+              f"{c['more_iterations_effective_fwhm_mm']:.2f} mm (more iterations), change "
+              f"{c['change_mm']:+.2f} mm (limit {c['limit_mm']:g} mm): "
+              + ("converged" if c["converged"] else "not converged"))
     print(f"FWHM uncertainty carried into the Monte Carlo: {carried['fwhm_sd_mm']:.2f} mm "
           f"({carried['fwhm_sd_basis']}): {carried['fwhm_sd_reason']}")
     for w in camera["warnings"]:
         print(f"warning [{w['code']}] {w['message']}")
     print(f"written to {out}")
     return 0
+
+
+def _read_phantom_image(path: str, field: str, args: argparse.Namespace, ct, modality):
+    """The phantom's emission image at ``path`` (``field`` names it in errors), checked as
+    ``--image`` is: its DICOM Modality against ``modality`` (when given), counts or Bq/mL,
+    the radionuclide it names against ``--nuclide``, overlapping the CT. Returns it and the
+    modality (given, the DICOM's, or PET for Y-90, else SPECT)."""
+    from .imaging_commands import check_overlap, read_input
+    dicom_modality = None
+    probe = read_input(path, field, modalities=("NM", "PT"), units=args.image_units or None)
+    if "format" not in probe.meta:
+        dicom_modality = {"NM": "SPECT", "PT": "PET"}.get(probe.modality)
+    if modality and dicom_modality and modality != dicom_modality:
+        if field == "--image":
+            raise FieldValueError("--modality", modality,
+                                  f"{dicom_modality} (the DICOM image's Modality)")
+        raise FieldValueError(field, dicom_modality, f"{modality} (the modality of --image)")
+    modality = modality or dicom_modality or ("PET" if args.nuclide == "Y-90" else "SPECT")
+    image = probe
+    if "format" in probe.meta and not args.image_units:
+        image = read_input(path, field, units="Bq/mL" if modality == "PET" else "counts",
+                           modality="PT" if modality == "PET" else "NM")
+    if not (image.is_counts or image.is_activity):
+        raise FieldValueError("--image-units", image.units, "counts or Bq/mL (an emission "
+                              "image)")
+    nuclide_in_image = image.meta.get("radionuclide")
+    if nuclide_in_image and nuclide_in_image != args.nuclide:
+        of = "the image's" if field == "--image" else f"{field}'s"
+        raise FieldValueError("--nuclide", args.nuclide, f"{nuclide_in_image} ({of} radionuclide)")
+    check_overlap(image.image, ct.image, field, path)
+    return image, modality
 
 
 def add_calibration_commands(sub) -> None:
@@ -112,6 +137,12 @@ def add_calibration_commands(sub) -> None:
                    help="the phantom scan's duration (a PET's bed time), for an image in Bq/mL "
                         "whose file does not say it (DICOM: ActualFrameDuration): the noise "
                         "measured on it is scaled to a patient's scan by it")
+    p.add_argument("--more-iterations-image", metavar="IMAGE",
+                   help="the same phantom scan reconstructed with more iterations than the "
+                        "protocol's (e.g. twice as many): checks that the protocol's "
+                        "reconstruction has converged in the phantom (camera-not-converged "
+                        "warning, and the FWHM's change carried into the Monte Carlo, when "
+                        "its fitted FWHM still changes by more than 1 mm)")
     p.add_argument("--reconstruction", help="the reconstruction protocol, as the site names "
                                             "it (e.g. 'OSEM 4i10s, AC, SC, RR')")
     p.add_argument("--name", help="the camera's name (e.g. 'room 2 Symbia')")

@@ -296,12 +296,57 @@ def misfit_and_spread(diameters_mm, measured, model, equivalent, limit: float
     return misfit, (fwhm_spread(diameters_mm, equivalent) if misfit else {})
 
 
+def convergence_check(ct: sitk.Image, more_iterations, centres, sphere: float,
+                      background: float, chosen) -> dict:
+    """The chosen PSF model fitted to the phantom reconstructed with more iterations, against
+    the protocol's fit ``chosen``: each effective FWHM, their change (protocol minus more
+    iterations), each sphere's recovery there, and whether the change is within the limit."""
+    scene, values = build_scene(ct, more_iterations.image, centres, sphere, background)
+    start = fit_psf(scene, values, "gaussian")
+    fit = start if chosen.model == "gaussian" else fit_psf(scene, values, chosen.model,
+                                                           start=start)
+    rc = recovery(scene, values, fit)
+    protocol, more = effective_fwhm_mm(chosen.psf), effective_fwhm_mm(fit.psf)
+    limit = calibration_data()["convergence_change_max_mm"]
+    change = protocol - more
+    return {"model": chosen.model, "effective_fwhm_mm": protocol,
+            "more_iterations_effective_fwhm_mm": more,
+            "more_iterations_components": [{"weight": w, "fwhm_mm": f}
+                                           for w, f in fit.psf.components],
+            "change_mm": change, "limit_mm": float(limit["value"]),
+            "converged": abs(change) <= float(limit["value"]),
+            "recovery_more_iterations": [float(v) for v in rc.measured],
+            "rule": limit["source"]}
+
+
+def not_converged_warning(convergence: dict) -> dict:
+    """The ``camera-not-converged`` warning of a :func:`convergence_check` over its limit."""
+    return {"code": "camera-not-converged",
+            "message": f"the phantom's effective FWHM is "
+                       f"{convergence['effective_fwhm_mm']:.2f} mm with the protocol's "
+                       f"iterations and {convergence['more_iterations_effective_fwhm_mm']:.2f}"
+                       f" mm with more (a change of {abs(convergence['change_mm']):.2f} mm, "
+                       f"above {convergence['limit_mm']:g} mm): the reconstruction had not "
+                       "converged in the phantom, and a patient whose activity is concentrated "
+                       "in the liver converges faster, so values corrected with this camera "
+                       "file may be over-corrected; reconstruct the phantom and the patients "
+                       "with enough iterations that the phantom's FWHM no longer changes "
+                       "(data/camera_calibration.json convergence_change_max_mm). The plan's "
+                       "uncertainty carries the change where it is larger than the fit's"}
+
+
 def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
               background_kbq_ml: float, reference_time: str | None = None,
               centres=None, reconstruction: str = "", camera_name: str = "",
               operator: str = "", force_model: str | None = None,
-              acquisition_s: float | None = None) -> dict:
-    """The camera file of a phantom scan (``ct`` and ``image`` are LoadedImage)."""
+              acquisition_s: float | None = None, more_iterations=None) -> dict:
+    """The camera file of a phantom scan (``ct`` and ``image`` are LoadedImage).
+
+    ``more_iterations`` (a LoadedImage, optional): the same scan reconstructed with more
+    iterations than the protocol's; the chosen PSF model is fitted to it too, and where the
+    effective FWHM changes by more than ``convergence_change_max_mm``
+    (data/camera_calibration.json) the reconstruction had not converged in the phantom: a
+    ``camera-not-converged`` warning, and the change in ``psf.fwhm_convergence_mm``."""
     _check_concentrations(sphere_kbq_ml, background_kbq_ml)
     if modality not in MODALITIES:
         raise FieldValueError("--modality", modality, " or ".join(MODALITIES))
@@ -374,6 +419,11 @@ def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
                 f"{spread['fwhm_spread_mm']:.2f} mm (sd; fit uncertainty {sd:.2f} mm): the "
                 "plan's uncertainty carries the larger")}
         warnings.append(misfit)
+    convergence = None
+    if more_iterations is not None:
+        convergence = convergence_check(ct.image, more_iterations, centres, s, b, chosen)
+        if not convergence["converged"]:
+            warnings.append(not_converged_warning(convergence))
     voxel_ml = float(np.prod(image.image.GetSpacing())) / 1000.0
     k, k_sd = chosen.calibration_factor, chosen.calibration_factor_sd
     if image.is_counts:
@@ -406,7 +456,9 @@ def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
                 "uncertainty": "fit standard uncertainty (Jacobian, independent voxel noise) "
                                f"and a {floor:g} mm floor in quadrature "
                                "(data/camera_calibration.json)",
-                "fit_relative_residual_rms": chosen.relative_residual_rms, **spread},
+                "fit_relative_residual_rms": chosen.relative_residual_rms, **spread,
+                **({"fwhm_convergence_mm": abs(convergence["change_mm"])}
+                   if convergence and not convergence["converged"] else {})},
         "fits": {"gaussian": fit_dict(gaussian), "core-plus-tail": fit_dict(tailed)},
         "model_choice": {"rss_reduction_by_tail": reduction, "rule": rule["source"],
                          "chosen": chosen.model,
@@ -426,6 +478,7 @@ def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
         "sphere_finding": how,
         "calibration": calibration,
         **({"roi_noise": roi_noise} if roi_noise else {}),
+        **({"convergence": convergence} if convergence else {}),
         "concentrations": {"sphere_kbq_ml": sphere_kbq_ml,
                            "background_kbq_ml": background_kbq_ml,
                            "reference_time": reference_time,
@@ -436,7 +489,12 @@ def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
         "operator": operator or None,
         "inputs": {"ct": {"source": ct.source, "sha256": ct.sha256},
                    "image": {"source": image.source, "sha256": image.sha256,
-                             "units": image.units, "spacing_mm": list(image.image.GetSpacing())}},
+                             "units": image.units, "spacing_mm": list(image.image.GetSpacing())},
+                   **({"more_iterations_image": {
+                       "source": more_iterations.source, "sha256": more_iterations.sha256,
+                       "units": more_iterations.units,
+                       "spacing_mm": list(more_iterations.image.GetSpacing())}}
+                      if more_iterations is not None else {})},
         "software": {"name": "tareplanner", "version": __version__},
         "warnings": warnings,
     }

@@ -17,8 +17,11 @@ from .partial_volume import FWHM_RANGE_MM, check_fwhm, resolution_from_camera_fi
 
 CAMERA_SCHEMA = "tareplanner.camera/1"
 #: what the resolution's standard uncertainty carried into the Monte Carlo is
-FIT_BASIS, SPREAD_BASIS = RESOLUTION_SD_BASES
+FIT_BASIS, SPREAD_BASIS, CONVERGENCE_BASIS = RESOLUTION_SD_BASES
 MISFIT_CODE = "camera-recovery-misfit"
+#: the calibration's warning that the phantom's fitted resolution still changed with more
+#: iterations (calibrate --more-iterations-image)
+NOT_CONVERGED_CODE = "camera-not-converged"
 MODALITIES = ("SPECT", "PET")
 #: the widest PSF component a camera file may hold (mm; a tail of scatter or penetration)
 TAIL_FWHM_MAX_MM = 400.0
@@ -90,8 +93,13 @@ def camera_resolution(doc: dict, path: str, field: str = "--camera", *,
               _number(psf, "fwhm_spread_mm", f"{where}:psf", low=0.0, allow_zero=True,
                       high=FWHM_RANGE_MM[1],
                       unit=" mm (at most the widest FWHM a camera gives)"))
-    carried = fwhm_uncertainty(sd, spread, any(w["code"] == MISFIT_CODE for w in warnings),
-                               fwhm, pairs)
+    change = (None if psf.get("fwhm_convergence_mm") is None else
+              _number(psf, "fwhm_convergence_mm", f"{where}:psf", low=0.0, allow_zero=True,
+                      high=FWHM_RANGE_MM[1],
+                      unit=" mm (at most the widest FWHM a camera gives)"))
+    codes = {w["code"] for w in warnings}
+    carried = fwhm_uncertainty(sd, spread, MISFIT_CODE in codes, fwhm, pairs,
+                               convergence_mm=change if NOT_CONVERGED_CODE in codes else None)
     noise = roi_noise_of(doc, where)
     return {"fwhm_mm": fwhm, **carried, **({"roi_noise": noise} if noise else {}),
             "psf_components": [[w, f] for w, f in pairs],
@@ -147,13 +155,42 @@ def roi_noise_of(doc: dict, where: str) -> dict | None:
 
 
 def fwhm_uncertainty(fit_sd_mm: float, spread_mm: float | None, misfit: bool,
-                     core_fwhm_mm: float, components) -> dict:
+                     core_fwhm_mm: float, components, *,
+                     convergence_mm: float | None = None) -> dict:
     """The FWHM's standard uncertainty a camera file carries into the Monte Carlo: the fit's
     (``fwhm_sd_mm`` of the file), or, for a camera whose spheres do not follow one PSF (its
     ``camera-recovery-misfit`` warning), the spread of the spheres' equivalent FWHMs where
     that is larger (a tie keeps the fit's). The spread is of Gaussian FWHMs; for a
     core-plus-tail PSF, whose every component the Monte Carlo scales with the core, it is
-    scaled by core FWHM / effective FWHM (the same relative change). Says which and why."""
+    scaled by core FWHM / effective FWHM (the same relative change). ``convergence_mm``
+    (given only with the ``camera-not-converged`` warning): the effective FWHM's change
+    between the protocol's reconstruction and one with more iterations, scaled the same
+    way; carried where it is larger than the one chosen before (a tie keeps that). Says
+    which and why."""
+    out = _fit_or_spread(fit_sd_mm, spread_mm, misfit, core_fwhm_mm, components)
+    if convergence_mm is None:
+        return out
+    effective = math.sqrt(sum(w * f ** 2 for w, f in components))
+    scaled = convergence_mm if len(components) == 1 else convergence_mm * core_fwhm_mm / effective
+    core = "" if scaled == convergence_mm else f", {scaled:.2f} mm of the core FWHM"
+    out["fwhm_convergence_mm"] = convergence_mm
+    if scaled > out["fwhm_sd_mm"]:
+        out["fwhm_sd_reason"] = (
+            f"camera-not-converged warning: the phantom's effective FWHM changed by "
+            f"{convergence_mm:.2f} mm with more iterations{core}, more than the "
+            f"{out['fwhm_sd_mm']:.2f} mm otherwise carried ({out['fwhm_sd_basis']}); the "
+            "change is carried")
+        out.update(fwhm_sd_mm=scaled, fwhm_sd_basis=CONVERGENCE_BASIS)
+    else:
+        out["fwhm_sd_reason"] += (
+            f"; camera-not-converged warning, but the FWHM's change with more iterations "
+            f"({convergence_mm:.2f} mm{core}) is not larger")
+    return out
+
+
+def _fit_or_spread(fit_sd_mm: float, spread_mm: float | None, misfit: bool,
+                   core_fwhm_mm: float, components) -> dict:
+    """:func:`fwhm_uncertainty` before the convergence: the fit's or the spread."""
     effective = math.sqrt(sum(w * f ** 2 for w, f in components))
     scaled = (None if spread_mm is None else
               spread_mm if len(components) == 1 else spread_mm * core_fwhm_mm / effective)

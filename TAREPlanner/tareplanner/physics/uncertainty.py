@@ -25,7 +25,9 @@ Inputs and their model (relative standard uncertainties are fractions; one sampl
 - ``resolution fwhm``: the FWHM of the emission image's resolution, uniform over the
   assumed range (no calibration) or normal with the calibration's standard uncertainty (its
   fit uncertainty, or, for a camera whose spheres do not follow one PSF, the spread of the
-  spheres' equivalent FWHMs where that is larger: ``RESOLUTION_SD_BASES``). The
+  spheres' equivalent FWHMs where that is larger, or, for a reconstruction whose phantom
+  recovery had not converged, the FWHM's change with more iterations where that is larger:
+  ``RESOLUTION_SD_BASES``). The
   partial-volume correction was computed at a few FWHMs (the measurement's sensitivity
   table); each sample's TNRs and LSF are the corrected values interpolated (linearly) at its
   FWHM, relative to the nominal one, times the residual factors above: one FWHM per sample
@@ -45,7 +47,8 @@ COVERAGE = 0.95
 #: What a calibrated resolution's standard uncertainty is: the PSF fit's, or the spread of
 #: the phantom spheres' equivalent FWHMs (a camera with a recovery-misfit warning).
 RESOLUTION_SD_BASES = ("fit uncertainty",
-                       "spread of the spheres' equivalent FWHMs (recovery misfit)")
+                       "spread of the spheres' equivalent FWHMs (recovery misfit)",
+                       "change of the FWHM with more iterations (reconstruction not converged)")
 
 
 @dataclass(frozen=True)
