@@ -219,3 +219,14 @@ def test_measure_repeats_the_warning_and_carries_the_change(not_converged, phant
     assert resolution["sd_mm"] == pytest.approx(doc["psf"]["fwhm_convergence_mm"], rel=1e-6)
     assert parse_case(case).uncertainty["resolution"]["sd_basis"] == CONVERGENCE_BASIS
     assert np.isfinite(resolution["sd_mm"])
+
+
+@pytest.mark.parametrize("args", [["--iec"], ["--size", "small"]])
+def test_iterations_without_a_realistic_model_are_refused(tmp_path, capsys, args):
+    """Bug caught: ``phantom --iterations`` given to the Gaussian model (which has no
+    reconstruction) silently ignored: exit 2, the option named, nothing written."""
+    out = tmp_path / "out"
+    assert main(["phantom", str(out), *args, "--iterations", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "--iterations" in err and "only with the realistic model" in err
+    assert not out.exists()

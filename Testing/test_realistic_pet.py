@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -395,3 +396,56 @@ def test_511_kev_attenuation_is_carneys_bilinear_at_120_kvp(hu, carney):
     printed intercept is rounded to 1e-4, hence the 2e-5 /cm tolerance)."""
     from tareplanner.imaging.pet_simulation import mu_511
     assert float(mu_511(np.array([hu]))[0]) == pytest.approx(carney, abs=2e-5)
+
+
+@pytest.mark.parametrize("iterations", ["0", "101", "-3"])
+def test_iterations_refused_outside_their_range(tmp_path, capsys, iterations):
+    """Bug caught: no OSEM iteration, or an absurd number, handed to the reconstruction:
+    exit 2, the option named, nothing written. Edges: 1 and 100 are allowed (below)."""
+    pytest.importorskip("pytomography", reason=REASON)
+    from tareplanner.cli.main import main
+    out = tmp_path / "out"
+    assert main(["phantom", str(out), "--iec", "--nuclide", "Y-90", "--pet-model",
+                 "realistic", "--iterations", iterations]) == 2
+    err = capsys.readouterr().err
+    assert "--iterations" in err and "1 to 100" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("iterations", [1, 100])
+def test_iterations_reach_the_pet_reconstruction(tmp_path, monkeypatch, iterations):
+    """Bug caught: ``--iterations`` (the same scan reconstructed again for calibrate
+    --more-iterations-image) not reaching the OSEM of the IEC phantom's or the patient's
+    PET, so that both reconstructions are the protocol's. A stand-in for the simulation
+    records the protocol it is given; the edges 1 and 100."""
+    pytest.importorskip("pytomography", reason=REASON)
+    import json
+
+    from tareplanner.cli.main import main
+    from tareplanner.imaging import pet_simulation
+
+    seen = []
+
+    def fake(activity_bq, mu_true, grid, protocol, **kwargs):
+        seen.append(protocol.resolved()["iterations"])
+        return pet_simulation.PetSimulation(
+            image=grid.image(np.zeros(grid.shape_zyx, dtype=np.float32)), trues=0.0,
+            scatter=0.0, randoms=0.0, prompts=0.0, unattenuated_trues=0.0, seconds={},
+            parameters=protocol.resolved())
+
+    monkeypatch.setattr(pet_simulation, "simulate_pet", fake)
+    out = tmp_path / "iec"
+    assert main(["phantom", str(out), "--iec", "--nuclide", "Y-90", "--pet-model", "realistic",
+                 "--iterations", str(iterations)]) == 0
+    assert json.loads((out / "truth.json").read_text())["iterations"] == iterations
+    assert main(["phantom", str(tmp_path / "patient"), "--size", "small", "--pet-model",
+                 "realistic", "--iterations", str(iterations)]) == 0
+    truth = json.loads((tmp_path / "patient" / "truth.json").read_text())
+    assert truth["reconstruction_iterations"] == iterations
+    assert seen == [iterations, iterations]
+    seen.clear()
+    assert main(["phantom", str(tmp_path / "default"), "--iec", "--nuclide", "Y-90",
+                 "--pet-model", "realistic"]) == 0
+    shipped = json.loads((Path(pet_simulation.__file__).parent.parent / "data" /
+                          "pet_simulation.json").read_text())
+    assert seen == [shipped["reconstruction"]["iterations"]["value"]]

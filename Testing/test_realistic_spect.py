@@ -328,3 +328,36 @@ def test_camera_calibrated_on_the_realistic_iec_phantom(extra, tmp_path):
     assert largest["diameter_mm"] == 37
     assert largest["recovery_measured"] == pytest.approx(largest["recovery_model"], abs=0.05)
     assert 7.0 < cam["psf"]["fwhm_mm"] < 14.0
+
+
+def test_iterations_reach_the_spect_reconstruction(tmp_path, monkeypatch):
+    """Bug caught: ``--iterations`` not reaching the OSEM of the IEC phantom's SPECT or of
+    the patient's MAA and Ho-166 scout SPECTs (the convergence check of calibrate
+    --more-iterations-image would then compare the protocol with itself). A stand-in for
+    the simulation records the protocol it is given."""
+    pytest.importorskip("pytomography", reason=REASON)
+    import json
+
+    from tareplanner.cli.main import main
+    from tareplanner.imaging import spect_simulation
+
+    seen = []
+
+    def fake(activity_mbq, mu_true, grid, protocol, **kwargs):
+        p = protocol.resolved()
+        seen.append((protocol.nuclide, p["iterations"]))
+        return spect_simulation.SpectSimulation(
+            image=grid.image(np.ones(grid.shape_zyx, dtype=np.float32)), primary_counts=1.0,
+            scatter_counts=0.0, photopeak_counts=1.0, unattenuated_counts=1.0,
+            radii_mm=np.zeros(1), angles_deg=np.zeros(1), seconds={}, parameters=p)
+
+    monkeypatch.setattr(spect_simulation, "simulate_spect", fake)
+    out = tmp_path / "iec"
+    assert main(["phantom", str(out), "--iec", "--nuclide", "Ho-166", "--spect-model",
+                 "realistic", "--iterations", "16"]) == 0
+    assert json.loads((out / "truth.json").read_text())["iterations"] == 16
+    assert seen == [("Ho-166", 16)]
+    seen.clear()
+    assert main(["phantom", str(tmp_path / "patient"), "--size", "small", "--spect-model",
+                 "realistic", "--ho166-scout", "--no-pet", "--iterations", "12"]) == 0
+    assert sorted(seen) == [("Ho-166", 12), ("Tc-99m", 12)]

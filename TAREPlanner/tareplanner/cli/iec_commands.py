@@ -67,6 +67,21 @@ def _iec_model(args, modality: str) -> str:
     return "realistic"
 
 
+def realistic_iterations(args: argparse.Namespace, realistic: bool) -> int | None:
+    """``--iterations``: None when not given; refused by name without a realistic model or
+    outside 1-100."""
+    value = getattr(args, "iterations", None)
+    if value is None:
+        return None
+    if not realistic:
+        raise FieldValueError("--iterations", value, "only with the realistic model "
+                              "(--spect-model or --pet-model realistic)")
+    if not 1 <= value <= 100:
+        raise FieldValueError("--iterations", value, "a whole number of OSEM iterations, "
+                              "1 to 100")
+    return int(value)
+
+
 def cmd_phantom_iec(args: argparse.Namespace) -> int:
     """The synthetic IEC phantom: ct.nii.gz, image.nii.gz and truth.json in OUT."""
     from ..imaging.iec_phantom import IecSpec, make_iec_phantom
@@ -97,12 +112,13 @@ def cmd_phantom_iec(args: argparse.Namespace) -> int:
                                   "model (--spect-model or --pet-model realistic)")
         if not (math.isfinite(minutes) and 1.0 <= minutes <= 1440.0):
             raise FieldValueError("--acquisition-minutes", minutes, "1 to 1440 minutes")
+    iterations = realistic_iterations(args, model == "realistic")
     spec = IecSpec(modality=modality, nuclide=args.nuclide, psf=_psf_from_args(args),
                    model=model,
                    sphere_kbq_ml=args.sphere_kbq_ml, background_kbq_ml=args.background_kbq_ml,
                    spacing_mm=(spacing,) * 3, noise=not args.no_noise,
                    ct_noise_hu=0.0 if args.no_noise else 10.0, seed=args.seed,
-                   acquisition_minutes=minutes)
+                   acquisition_minutes=minutes, iterations=iterations)
     made = make_iec_phantom(spec)
     with atomic_folder(out, "OUT") as tmp:
         sitk.WriteImage(made["ct"], str(tmp / "ct.nii.gz"), useCompression=True)
@@ -142,5 +158,11 @@ def add_iec_options(p) -> None:
                         "the bed, default 30; SPECT: views x seconds per view, default 40 = "
                         "120 x 20 s), e.g. longer than the patient's for a low-noise "
                         "calibration")
+    p.add_argument("--iterations", type=int, metavar="N",
+                   help="with a realistic model (patient or --iec): the OSEM iterations of "
+                        "its reconstruction, 1 to 100 (default: the protocol's, "
+                        "data/spect_simulation.json or data/pet_simulation.json); the same "
+                        "--seed with more iterations is the same scan reconstructed again, "
+                        "for calibrate --more-iterations-image")
     p.add_argument("--spacing-mm", type=float,
                    help="--iec: voxel size (default 4.42 mm SPECT, 4 mm PET)")

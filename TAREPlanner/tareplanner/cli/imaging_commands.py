@@ -248,6 +248,10 @@ def cmd_phantom(args: argparse.Namespace) -> int:
                                   f"gaussian, or realistic with the extra '{EXTRA}' installed",
                                   f"PyTomography and torch are missing: {INSTALL_HINT}")
         overrides.update(pet_model="realistic")
+    from .iec_commands import realistic_iterations
+    iterations = realistic_iterations(args, "realistic" in (args.spect_model, pet_model))
+    if iterations is not None:
+        overrides.update(reconstruction_iterations=iterations)
     try:
         spec = spec_for_size(args.size, positions=positions, **overrides)
     except ValueError as exc:

@@ -98,6 +98,10 @@ class IecSpec:
     #: x seconds per view); None: the patient's protocol (data/pet_simulation.json,
     #: data/spect_simulation.json). A phantom is often scanned longer than a patient.
     acquisition_minutes: float | None = None
+    #: realistic model: the OSEM iterations; None: the protocol's. The same seed gives the
+    #: same projections, so two iteration counts are one scan reconstructed twice (the
+    #: convergence check of calibrate --more-iterations-image)
+    iterations: int | None = None
 
 
 #: the box imaged (mm, x y z)
@@ -209,5 +213,6 @@ def make_iec_phantom(spec: IecSpec) -> dict:
         "calibration": calibration, "noise": spec.noise, "seed": spec.seed,
         **({"acquisition_minutes": spec.acquisition_minutes}
            if spec.acquisition_minutes is not None else {}),
+        **({"iterations": spec.iterations} if spec.iterations is not None else {}),
         "spacing_mm": list(spec.spacing_mm), "geometry_source": iec_data()["source"]}
     return {"ct": ct, "image": image, "truth": truth}

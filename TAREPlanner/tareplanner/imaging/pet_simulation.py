@@ -302,7 +302,9 @@ def phantom_pet(spec, grid: Grid, activity_bq: np.ndarray, ct: sitk.Image | None
     labels = spec.anatomy.labels(z, y, x)
     mu_true = block_mean(mu_511(spec.anatomy.hounsfield(labels)), k)
     mu_recon = mu_511(_ct_on_grid(ct, grid)) if ct is not None else mu_true
-    return simulate_pet(activity_bq, mu_true, grid, PetProtocol(noise=spec.pet_noise),
+    return simulate_pet(activity_bq, mu_true, grid,
+                        PetProtocol(noise=spec.pet_noise,
+                                    iterations=getattr(spec, "reconstruction_iterations", None)),
                         mu_recon_per_cm=mu_recon, seed=[spec.seed, stream])
 
 
@@ -317,7 +319,8 @@ def iec_pet(spec, grid: Grid, activity_mbq: np.ndarray, ct: sitk.Image,
         raise ValueError(f"nuclide: got {spec.nuclide!r}; allowed: {NUCLIDE}")
     mu_recon = mu_511(_ct_on_grid(ct, grid))
     protocol = PetProtocol(noise=spec.noise,
-                           minutes_per_bed=getattr(spec, "acquisition_minutes", None))
+                           minutes_per_bed=getattr(spec, "acquisition_minutes", None),
+                           iterations=getattr(spec, "iterations", None))
     return simulate_pet(activity_mbq * 1e6, mu_true_per_cm, grid, protocol,
                         mu_recon_per_cm=mu_recon,
                         seed=[spec.seed, 8])

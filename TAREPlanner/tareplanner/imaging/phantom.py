@@ -48,6 +48,9 @@ class PhantomSpec:
     #: yield, attenuation, scatter, randoms, noise and OSEM: imaging/pet_simulation.py, extra
     #: ``realistic-spect``)
     pet_model: str = "gaussian"
+    #: the realistic models' OSEM iterations (SPECT and PET); None: the protocol's
+    #: (data/spect_simulation.json, data/pet_simulation.json)
+    reconstruction_iterations: int | None = None
     ct_noise_hu: float = 10.0
     cbct_noise_hu: float = 20.0
     cbct_enhancement_hu: float = 160.0
@@ -312,6 +315,8 @@ def make_phantom(spec: PhantomSpec) -> Phantom:
         "spect_fwhm_mm": spec.spect_fwhm_mm,
         **({"spect_model": "realistic"} if spec.spect_model == "realistic" else {}),
         **({"pet_model": "realistic"} if spec.pet and spec.pet_model == "realistic" else {}),
+        **({"reconstruction_iterations": spec.reconstruction_iterations}
+           if spec.reconstruction_iterations is not None else {}),
         "volumes_ml": {
             "liver": float((labels >= anat.LIVER).sum() * voxel_ml),
             "lungs": float(lungs.sum() * voxel_ml),

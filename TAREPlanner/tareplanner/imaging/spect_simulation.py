@@ -443,7 +443,8 @@ def phantom_spect(spec, grid: Grid, relative: np.ndarray, *, nuclide: str,
     mu_true = true_mu_map(spec, grid, nuclide)
     mu_recon = (mu_from_hu(_ct_on_grid(ct, grid), p["hu_to_mu_per_cm"])
                 if ct is not None else mu_true)
-    protocol = SpectProtocol(nuclide=nuclide, noise=spec.spect_noise)
+    protocol = SpectProtocol(nuclide=nuclide, noise=spec.spect_noise,
+                             iterations=getattr(spec, "reconstruction_iterations", None))
     return simulate_spect(activity, mu_true, grid, protocol, mu_recon_per_cm=mu_recon,
                           seed=[spec.seed, stream])
 
@@ -465,7 +466,8 @@ def iec_spect(spec, grid: Grid, activity_mbq: np.ndarray, ct: sitk.Image,
     mu_recon = mu_from_hu(_ct_on_grid(ct, grid), settings()["nuclides"][nuclide]["hu_to_mu_per_cm"])
     protocol = SpectProtocol(nuclide=nuclide, noise=spec.noise,
                              seconds_per_projection=seconds_per_view(
-                                 getattr(spec, "acquisition_minutes", None)))
+                                 getattr(spec, "acquisition_minutes", None)),
+                             iterations=getattr(spec, "iterations", None))
     return simulate_spect(activity_mbq, mu_true, grid, protocol, mu_recon_per_cm=mu_recon,
                           seed=[spec.seed, 7])
 
