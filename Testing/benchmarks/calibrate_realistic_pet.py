@@ -3,6 +3,7 @@ the synthetic patient's realistic PET without correction, with the assumed resol
 that camera file, against the truth.
 
     python Testing/benchmarks/calibrate_realistic_pet.py [--workdir DIR] [--model M]
+        [--iterations N]
 
 Needs the extra ``realistic-spect``. Through the command line: ``phantom --iec --nuclide Y-90
 --modality PET --pet-model realistic`` (spheres 2400 kBq/mL, background 300 kBq/mL: 8:1, about
@@ -11,8 +12,11 @@ small --pet-model realistic`` (seed 20261122; its MAA SPECT is the Gaussian one)
 ``phantom --size small --no-blur --no-noise``, then ``measure`` (the MAA SPECT, truth label
 maps), ``plan`` and ``dose --pet`` of the realistic PET: ``--no-pvc``, the assumed default and
 ``--camera``; and of the truth PET with ``--no-pvc``. Prints the mean dose of every tumour and
-normal-liver territory against the truth. Files already in ``--workdir`` are reused. Not a
-test: the numbers go into docs/imaging.md.
+normal-liver territory against the truth. Every phantom scan is also reconstructed with
+twice the iterations and given to ``calibrate --more-iterations-image`` (the convergence
+check); ``--iterations N`` reconstructs the phantoms and the patient with N OSEM iterations
+instead of the protocol's (data/pet_simulation.json). Files already in ``--workdir`` are
+reused. Not a test: the numbers go into docs/imaging.md.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from pathlib import Path
 SPHERE_KBQ_ML, BACKGROUND_KBQ_ML = "2400", "300"
 #: the phantom's acquisition: the patient's protocol (30 min bed) and a 4 times longer scan
 PHANTOM_MINUTES = (None, 120.0)
+#: data/pet_simulation.json's OSEM iterations
+PROTOCOL_ITERATIONS = 3
 STRUCTURES = ("T1", "T2", "T3", "normal liver (right hepatic)", "normal liver (left hepatic)")
 
 
@@ -55,17 +61,24 @@ def main() -> None:
     parser.add_argument("--workdir")
     parser.add_argument("--model", default="auto",
                         choices=("auto", "gaussian", "core-plus-tail"))
+    parser.add_argument("--iterations", type=int,
+                        help="OSEM iterations of the phantoms and the patient (default: the "
+                             "protocol's)")
     args = parser.parse_args()
+    iterations = args.iterations or PROTOCOL_ITERATIONS
+    recon = ["--iterations", str(iterations)]
     work = Path(args.workdir or tempfile.mkdtemp(prefix="tareplanner-realistic-pet-"))
     work.mkdir(parents=True, exist_ok=True)
     cameras = {}
     for minutes in PHANTOM_MINUTES:
         iec = work / ("iec_Y-90" if minutes is None else f"iec_Y-90_{minutes:g}min")
-        if not iec.exists():
-            run(["phantom", str(iec), "--iec", "--nuclide", "Y-90", "--modality", "PET",
-                 "--pet-model", "realistic", "--sphere-kbq-ml", SPHERE_KBQ_ML,
-                 "--background-kbq-ml", BACKGROUND_KBQ_ML,
-                 *([] if minutes is None else ["--acquisition-minutes", f"{minutes:g}"])])
+        more = iec.with_name(iec.name + "_more_iterations")
+        for folder, n in ((iec, iterations), (more, 2 * iterations)):
+            if not folder.exists():
+                run(["phantom", str(folder), "--iec", "--nuclide", "Y-90", "--modality", "PET",
+                     "--pet-model", "realistic", "--sphere-kbq-ml", SPHERE_KBQ_ML,
+                     "--background-kbq-ml", BACKGROUND_KBQ_ML, "--iterations", str(n),
+                     *([] if minutes is None else ["--acquisition-minutes", f"{minutes:g}"])])
         camera = work / (f"camera_Y-90_{args.model}.json" if minutes is None
                          else f"camera_Y-90_{minutes:g}min_{args.model}.json")
         cameras[minutes] = camera
@@ -74,8 +87,9 @@ def main() -> None:
         calibrate = ["calibrate", "--ct", str(iec / "ct.nii.gz"), "--image",
                      str(iec / "image.nii.gz"), "--nuclide", "Y-90", "--sphere-kbq-ml",
                      SPHERE_KBQ_ML, "--background-kbq-ml", BACKGROUND_KBQ_ML,
-                     "--reconstruction", "OSEM 3i21s, AC, scatter and randoms, resolution "
-                     "modelling, 5 mm filter (realistic model)",
+                     "--reconstruction", f"OSEM {iterations}i21s, AC, scatter and randoms, "
+                     "resolution modelling, 5 mm filter (realistic model)",
+                     "--more-iterations-image", str(more / "image.nii.gz"),
                      *([] if args.model == "auto" else ["--model", args.model]),
                      # the phantom's bed time, so that its noise is scaled to the patient's
                      "--acquisition-minutes", f"{minutes or 30:g}",
@@ -87,7 +101,7 @@ def main() -> None:
             run([*calibrate, "--sphere-centres-mm", centres])
     patient, truth = work / "patient", work / "truth"
     if not patient.exists():
-        run(["phantom", str(patient), "--size", "small", "--pet-model", "realistic"])
+        run(["phantom", str(patient), "--size", "small", "--pet-model", "realistic", *recon])
     if not truth.exists():
         run(["phantom", str(truth), "--size", "small", "--no-blur", "--no-noise"])
     m = work / "measure"
@@ -144,6 +158,10 @@ def main() -> None:
               f"{psf.get('fit_relative_residual_rms', float('nan')):.1%})", "scale:",
               round(cam["calibration"].get("scale"), 4), "warnings:",
               [w["code"] for w in cam.get("warnings", [])])
+        c = cam.get("convergence") or {}
+        print(f"  convergence: {c.get('effective_fwhm_mm', float('nan')):.2f} mm -> "
+              f"{c.get('more_iterations_effective_fwhm_mm', float('nan')):.2f} mm with "
+              f"{2 * iterations} iterations, converged: {c.get('converged')}")
         print("  recovery (d, measured, model):",
               [(s["diameter_mm"], round(s["recovery_measured"], 3),
                 round(s["recovery_model"], 3)) for s in cam["spheres"]])
