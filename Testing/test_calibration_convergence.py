@@ -149,25 +149,48 @@ def test_the_change_is_carried_only_where_larger_by_hand():
     assert "1.55 mm of the core FWHM" in tailed["fwhm_sd_reason"]
 
 
-def test_a_change_without_the_warning_is_not_carried(not_converged):
+def _hand_built(change_mm, warned=True, fit_sd_mm=0.5):
+    """A camera file by hand: a 12 mm Gaussian, its fit uncertainty ``fit_sd_mm`` and a
+    convergence change of ``change_mm`` (with its warning when ``warned``)."""
+    return {"schema": "tareplanner.camera/1", "modality": "SPECT", "nuclide": "Tc-99m",
+            "psf": {"model": "gaussian", "components": [{"weight": 1.0, "fwhm_mm": 12.0}],
+                    "fwhm_mm": 12.0, "fwhm_sd_mm": fit_sd_mm,
+                    "fwhm_convergence_mm": change_mm},
+            "warnings": [{"code": "camera-not-converged", "message": "m"}] if warned else []}
+
+
+def test_a_hand_built_change_is_read_and_carried():
+    """Bug caught: the reader dropping the change, reading another key, or carrying it
+    without comparing it with the fit's uncertainty. By hand: 2.5 mm against 0.5 mm: 2.5;
+    0.4 against 0.5: 0.5; 0 (allowed) against 0.5: 0.5; 50 mm (the top) allowed."""
+    read = camera_resolution(_hand_built(2.5), "cam.json")
+    assert (read["fwhm_sd_mm"], read["fwhm_sd_basis"]) == (2.5, CONVERGENCE_BASIS)
+    assert read["fwhm_convergence_mm"] == 2.5 and read["fwhm_fit_sd_mm"] == 0.5
+    small = camera_resolution(_hand_built(0.4), "cam.json")
+    assert (small["fwhm_sd_mm"], small["fwhm_sd_basis"]) == (0.5, FIT_BASIS)
+    zero = camera_resolution(_hand_built(0.0), "cam.json")
+    assert (zero["fwhm_sd_mm"], zero["fwhm_sd_basis"]) == (0.5, FIT_BASIS)
+    assert camera_resolution(_hand_built(50.0), "cam.json")["fwhm_sd_mm"] == 50.0
+
+
+def test_a_hand_built_change_without_the_warning_is_not_carried():
     """Bug caught: the reader carrying a change the calibration did not warn about (a file
-    edited, or the limit raised later)."""
-    doc = json.loads(json.dumps(not_converged[0]))
-    doc["warnings"] = [w for w in doc["warnings"] if w["code"] != "camera-not-converged"]
-    read = camera_resolution(doc, "cam.json")
-    assert read["fwhm_sd_basis"] != CONVERGENCE_BASIS
-    assert read["fwhm_sd_mm"] < doc["psf"]["fwhm_convergence_mm"]
+    edited, or the limit raised later), or another warning taken for it."""
+    read = camera_resolution(_hand_built(2.5, warned=False), "cam.json")
+    assert (read["fwhm_sd_mm"], read["fwhm_sd_basis"]) == (0.5, FIT_BASIS)
+    assert "fwhm_convergence_mm" not in read
+    doc = _hand_built(2.5, warned=False)
+    doc["warnings"] = [{"code": "camera-recovery-misfit", "message": "m"}]
+    assert camera_resolution(doc, "cam.json")["fwhm_sd_basis"] != CONVERGENCE_BASIS
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), -0.5, 60.0, "3 mm", True])
-def test_an_impossible_change_in_the_file_is_refused(not_converged, value):
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -0.5, 50.5, "3 mm", True])
+def test_a_hand_built_impossible_change_is_refused(value):
     """Bug caught: a NaN, infinite, negative, above-50 mm or non-number change read into
-    the Monte Carlo's FWHM uncertainty."""
+    the Monte Carlo's FWHM uncertainty; the field not named."""
     from tareplanner.errors import FieldValueError
-    doc = json.loads(json.dumps(not_converged[0]))
-    doc["psf"]["fwhm_convergence_mm"] = value
-    with pytest.raises(FieldValueError, match="fwhm_convergence_mm"):
-        camera_resolution(doc, "cam.json")
+    with pytest.raises(FieldValueError, match="psf:fwhm_convergence_mm"):
+        camera_resolution(_hand_built(value), "cam.json")
 
 
 def test_a_bad_more_iterations_image_is_refused(images, tmp_path, capsys):
