@@ -253,3 +253,40 @@ def test_iterations_without_a_realistic_model_are_refused(tmp_path, capsys, args
     err = capsys.readouterr().err
     assert "--iterations" in err and "only with the realistic model" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("spread, misfit, change, components, reason", [
+    (None, False, None, [(1.0, 10.0)],
+     "no recovery-misfit warning: the spheres follow the fitted PSF "
+     "(data/camera_calibration.json recovery_misfit_max), so its fit uncertainty is carried"),
+    (None, True, None, [(1.0, 10.0)],
+     "recovery-misfit warning, but the camera file holds no spread of the spheres' equivalent "
+     "FWHMs (written before it was computed, or fewer than two spheres have one): the fit "
+     "uncertainty is carried, and may understate the resolution's"),
+    (3.0, True, None, [(1.0, 10.0)],
+     "recovery-misfit warning: the spheres' equivalent FWHMs spread by 3.00 mm (sd), more "
+     "than the fit uncertainty 0.50 mm; the spread is carried"),
+    (0.25, True, None, [(1.0, 10.0)],
+     "recovery-misfit warning, but the spheres' equivalent FWHMs spread by only 0.25 mm (sd), "
+     "not more than the fit uncertainty 0.50 mm; the fit uncertainty is carried"),
+    (None, False, 2.5, [(1.0, 10.0)],
+     "camera-not-converged warning: the phantom's effective FWHM changed by 2.50 mm with more "
+     "iterations, more than the 0.50 mm otherwise carried (fit uncertainty); the change is "
+     "carried"),
+    (None, False, 2.5, [(0.8, 10.0), (0.2, 30.0)],
+     "camera-not-converged warning: the phantom's effective FWHM changed by 2.50 mm with more "
+     "iterations, 1.55 mm of the core FWHM, more than the 0.50 mm otherwise carried (fit "
+     "uncertainty); the change is carried"),
+    (3.0, True, 2.5, [(1.0, 10.0)],
+     "recovery-misfit warning: the spheres' equivalent FWHMs spread by 3.00 mm (sd), more "
+     "than the fit uncertainty 0.50 mm; the spread is carried; camera-not-converged warning, "
+     "but the FWHM's change with more iterations (2.50 mm) is not larger"),
+])
+def test_the_carried_uncertainty_says_why_word_for_word(spread, misfit, change, components,
+                                                        reason):
+    """Bug caught: the record's reason for the carried FWHM uncertainty saying another rule
+    than the one applied (the plan text and the panels quote it), a Gaussian's change
+    described as scaled to a core, or the convergence sentence replacing the spread's
+    instead of adding to it."""
+    got = fwhm_uncertainty(0.5, spread, misfit, 10.0, components, convergence_mm=change)
+    assert got["fwhm_sd_reason"] == reason
