@@ -2,6 +2,7 @@
 measured with and without that camera file.
 
     python Testing/benchmarks/calibrate_realistic_spect.py [--workdir DIR] [--model M]
+        [--iterations N] [--phantom-minutes MIN]
 
 Needs the extra ``realistic-spect``. Through the command line: ``phantom --iec --spect-model
 realistic`` (Tc-99m and Ho-166; spheres 160 kBq/mL, background 20 kBq/mL: 8:1, about 200 MBq
@@ -9,7 +10,11 @@ in the phantom, the activity of the patient's studies), ``calibrate`` (``--model
 core-plus-tail or the automatic choice), ``phantom --size small --spect-model realistic
 --ho166-scout --no-pet`` (seed 20261122), then ``measure`` of each DICOM SPECT with the truth
 label maps (liver, tumours, territories; lungs from the CT), without a camera file (the
-assumed default) and with it. Prints LSF and TNRs against truth.json. Files already in
+assumed default) and with it. Prints LSF and TNRs against truth.json. Each phantom is also
+reconstructed with twice the iterations for ``calibrate --more-iterations-image`` (the
+convergence check); ``--iterations N`` reconstructs the phantoms and the patient with N OSEM
+iterations instead of the protocol's (data/spect_simulation.json), ``--phantom-minutes`` scans
+the phantoms longer than the patient. Files already in
 ``--workdir`` are reused (the realistic phantoms take minutes each). Not a test: the numbers
 go into docs/imaging.md.
 """
@@ -23,6 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+#: data/spect_simulation.json's OSEM iterations
+PROTOCOL_ITERATIONS = 4
 STUDIES = (("Tc-99m MAA", "Tc-99m", "spect_maa"), ("Ho-166 scout", "Ho-166", "spect_ho166"))
 
 
@@ -41,28 +48,40 @@ def main() -> None:
     parser.add_argument("--workdir")
     parser.add_argument("--model", default="auto",
                         choices=("auto", "gaussian", "core-plus-tail"))
+    parser.add_argument("--iterations", type=int,
+                        help="OSEM iterations of the phantoms and the patient (default: the "
+                             "protocol's)")
+    parser.add_argument("--phantom-minutes", type=float,
+                        help="the phantoms' acquisition (default: the patient's protocol)")
     args = parser.parse_args()
+    iterations = args.iterations or PROTOCOL_ITERATIONS
+    minutes = [] if args.phantom_minutes is None else ["--acquisition-minutes",
+                                                      f"{args.phantom_minutes:g}"]
     work = Path(args.workdir or tempfile.mkdtemp(prefix="tareplanner-realistic-"))
     work.mkdir(parents=True, exist_ok=True)
     patient = work / "patient"
     if not patient.exists():
         run(["phantom", str(patient), "--size", "small", "--spect-model", "realistic",
-             "--ho166-scout", "--no-pet"])
+             "--ho166-scout", "--no-pet", "--iterations", str(iterations)])
     truth = json.loads((patient / "truth.json").read_text())
     rows = []
     for study, nuclide, spect in STUDIES:
         truth_tnr = (truth["tnr_maa"] if nuclide == "Tc-99m" else truth["ho166_scout"]["tnr"])
         iec = work / f"iec_{nuclide}"
-        if not iec.exists():
-            run(["phantom", str(iec), "--iec", "--nuclide", nuclide, "--spect-model",
-                 "realistic", "--sphere-kbq-ml", "160", "--background-kbq-ml", "20"])
+        more = work / f"iec_{nuclide}_more_iterations"
+        for folder, n in ((iec, iterations), (more, 2 * iterations)):
+            if not folder.exists():
+                run(["phantom", str(folder), "--iec", "--nuclide", nuclide, "--spect-model",
+                     "realistic", "--sphere-kbq-ml", "160", "--background-kbq-ml", "20",
+                     "--iterations", str(n), *minutes])
         camera = work / f"camera_{nuclide}_{args.model}.json"
         if not camera.exists():
             calibrate = ["calibrate", "--ct", str(iec / "ct.nii.gz"), "--image",
                          str(iec / "image.nii.gz"), "--nuclide", nuclide, "--sphere-kbq-ml",
                          "160", "--background-kbq-ml", "20", "--reconstruction",
-                         "OSEM 4i10s, AC, scatter estimate, resolution modelling "
-                         "(realistic model)",
+                         f"OSEM {iterations}i10s, AC, scatter estimate, resolution "
+                         "modelling (realistic model)",
+                         "--more-iterations-image", str(more / "image.nii.gz"), *minutes,
                          *([] if args.model == "auto" else ["--model", args.model]),
                          "-o", str(camera)]
             if not run(calibrate, check=False):
