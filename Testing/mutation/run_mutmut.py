@@ -128,8 +128,8 @@ SCOPE: dict[str, list[str]] = {
                                 "-k", "region_noise or post_treatment_mean_doses"],
     "imaging/camera_file.py": ["Testing/test_calibration_convergence.py",
                                "Testing/test_equivalent_fwhm.py",
-                               "-k", "hand or larger_of_fit_and_spread or "
-                                     "spread_of_a_tailed_psf"],
+                               "-k", "hand or word_for_word or "
+                                     "larger_of_fit_and_spread or spread_of_a_tailed_psf"],
     "guideline_check.py": ["Testing/test_guideline_check_units.py",
                            "Testing/test_guideline_check_entries.py",
                            "Testing/test_guideline_sources.py", "Testing/test_guidelines.py",
