@@ -290,3 +290,29 @@ def test_the_carried_uncertainty_says_why_word_for_word(spread, misfit, change, 
     instead of adding to it."""
     got = fwhm_uncertainty(0.5, spread, misfit, 10.0, components, convergence_mm=change)
     assert got["fwhm_sd_reason"] == reason
+
+
+def test_a_hand_built_file_with_spread_change_or_tail_is_read_by_its_rules():
+    """Bug caught: the reader passing the camera's misfit, spread or core FWHM wrongly to
+    the carrying rule, or failing on a file written without a convergence check. By hand:
+    a misfit spread of 3 mm beats a 2.5 mm change; without the misfit warning the change is
+    carried; a core-plus-tail PSF 80 % 10 mm + 20 % 30 mm carries 2.5 x 10 / sqrt(260)."""
+    both = _hand_built(2.5)
+    both["psf"]["fwhm_spread_mm"] = 3.0
+    both["warnings"].append({"code": "camera-recovery-misfit", "message": "m"})
+    read = camera_resolution(both, "cam.json")
+    assert (read["fwhm_sd_mm"], read["fwhm_sd_basis"]) == (3.0, SPREAD_BASIS)
+    assert read["fwhm_convergence_mm"] == 2.5
+    no_misfit = _hand_built(2.5)
+    no_misfit["psf"]["fwhm_spread_mm"] = 3.0
+    assert camera_resolution(no_misfit, "cam.json")["fwhm_sd_mm"] == 2.5
+    tailed = _hand_built(2.5)
+    tailed["psf"].update(model="core-plus-tail", fwhm_mm=10.0,
+                         components=[{"weight": 0.8, "fwhm_mm": 10.0},
+                                     {"weight": 0.2, "fwhm_mm": 30.0}])
+    assert camera_resolution(tailed, "cam.json")["fwhm_sd_mm"] == pytest.approx(
+        2.5 * 10.0 / math.sqrt(260.0), rel=1e-12)
+    older = _hand_built(None, warned=False)
+    del older["psf"]["fwhm_convergence_mm"]
+    read = camera_resolution(older, "cam.json")
+    assert (read["fwhm_sd_mm"], read["fwhm_sd_basis"]) == (0.5, FIT_BASIS)
