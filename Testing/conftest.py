@@ -119,3 +119,39 @@ def write_test_pet_series(folder, frame_duration_s: float) -> None:
                      radiopharmaceutical="Y-90 microspheres", administered_bq=3e9,
                      administration=datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc),
                      half_life_s=64.1 * 3600, frame_duration_s=frame_duration_s)
+
+
+def measure_small_patient(patient, out, *extra) -> int:
+    """``tareplanner measure`` of a synthetic patient folder's MAA SPECT (NIfTI) with its
+    truth label maps into ``out`` (created): case.json and measurement.json; exit status."""
+    from tareplanner.cli.main import main
+    out.mkdir()
+    return main(["measure", "--ct", str(patient / "nifti" / "ct.nii.gz"),
+                 "--spect", str(patient / "nifti" / "spect_maa.nii.gz"),
+                 "--liver", str(patient / "labels" / "liver.nii.gz"),
+                 "--tumours", str(patient / "labels" / "tumours.nii.gz"),
+                 "--tumour-names", "T1,T2,T3",
+                 "--territories", str(patient / "labels" / "territories.nii.gz"),
+                 "--territory-names", "right hepatic,left hepatic",
+                 "--goal", "tumour_dose_gy=250", "--product", "therasphere",
+                 "-o", str(out / "case.json"),
+                 "--measurement-output", str(out / "measurement.json"), "--quiet", *extra])
+
+
+def mrml_ct_and_structures(scene, phantom):
+    """The synthetic patient's CT as a volume node and a segmentation of its tumours (T1-T3),
+    liver and lungs (from the CT), with their roles."""
+    import SimpleITK as sitk
+
+    from tareplanner.imaging.phantom_files import label_images
+    from tareplanner.mrml import workflow as wf
+    from tareplanner.mrml.segmentations import segmentation_from_labels
+    from tareplanner.mrml.volumes import volume_node_from_image
+    ct = volume_node_from_image(scene, phantom.ct, "CT")
+    labels = label_images(phantom)
+    seg = segmentation_from_labels(scene, labels["tumours"], {1: "T1", 2: "T2", 3: "T3"}, ct)
+    for name in ("T1", "T2", "T3"):
+        wf.set_role(seg, name, "tumour")
+    wf.add_mask_segment(seg, ct, "liver", sitk.GetArrayFromImage(labels["liver"]) > 0, "liver")
+    wf.add_lungs_from_ct(ct, seg)
+    return ct, seg

@@ -197,22 +197,17 @@ def test_a_bad_more_iterations_image_is_refused(images, tmp_path, capsys):
     """Bug caught: a missing second image, or one that does not lie on the phantom's CT,
     read anyway or failing with a traceback; anything written."""
     import SimpleITK as sitk
-    out = tmp_path / "cam.json"
-    code = main(["calibrate", "--ct", str(images["12"] / "ct.nii.gz"), "--image",
-                 str(images["12"] / "image.nii.gz"), "--nuclide", "Tc-99m",
-                 "--sphere-kbq-ml", "40", "--background-kbq-ml", "5", "-o", str(out),
-                 "--more-iterations-image", str(tmp_path / "missing.nii.gz")])
-    assert code == 2 and not out.exists()
-    assert "--more-iterations-image" in capsys.readouterr().err
     far = sitk.ReadImage(str(images["9"] / "image.nii.gz"))
     far.SetOrigin(tuple(v + 5000.0 for v in far.GetOrigin()))
     sitk.WriteImage(far, str(tmp_path / "far.nii.gz"))
-    code = main(["calibrate", "--ct", str(images["12"] / "ct.nii.gz"), "--image",
-                 str(images["12"] / "image.nii.gz"), "--nuclide", "Tc-99m",
-                 "--sphere-kbq-ml", "40", "--background-kbq-ml", "5", "-o", str(out),
-                 "--more-iterations-image", str(tmp_path / "far.nii.gz")])
-    assert code == 2 and not out.exists()
-    assert "--more-iterations-image" in capsys.readouterr().err
+    out = tmp_path / "cam.json"
+    for bad in ("missing.nii.gz", "far.nii.gz"):
+        code = main(["calibrate", "--ct", str(images["12"] / "ct.nii.gz"), "--image",
+                     str(images["12"] / "image.nii.gz"), "--nuclide", "Tc-99m",
+                     "--sphere-kbq-ml", "40", "--background-kbq-ml", "5", "-o", str(out),
+                     "--more-iterations-image", str(tmp_path / bad)])
+        assert code == 2 and not out.exists()
+        assert "--more-iterations-image" in capsys.readouterr().err
 
 
 def test_measure_repeats_the_warning_and_carries_the_change(not_converged, phantom_dir,
@@ -221,18 +216,9 @@ def test_measure_repeats_the_warning_and_carries_the_change(not_converged, phant
     warning, or its case's resolution uncertainty still the fit's."""
     from tareplanner.records.case import parse_case
     doc, path = not_converged
+    from conftest import measure_small_patient
     out = tmp_path / "m"
-    out.mkdir()
-    assert main(["measure", "--ct", str(phantom_dir / "nifti" / "ct.nii.gz"),
-                 "--spect", str(phantom_dir / "nifti" / "spect_maa.nii.gz"),
-                 "--liver", str(phantom_dir / "labels" / "liver.nii.gz"),
-                 "--tumours", str(phantom_dir / "labels" / "tumours.nii.gz"),
-                 "--tumour-names", "T1,T2,T3",
-                 "--territories", str(phantom_dir / "labels" / "territories.nii.gz"),
-                 "--territory-names", "right hepatic,left hepatic",
-                 "--goal", "tumour_dose_gy=250", "--product", "therasphere",
-                 "-o", str(out / "case.json"), "--measurement-output",
-                 str(out / "measurement.json"), "--quiet", "--camera", str(path)]) == 0
+    assert measure_small_patient(phantom_dir, out, "--camera", str(path)) == 0
     measurement = json.loads((out / "measurement.json").read_text())
     (warning,) = [w for w in measurement["warnings"] if w["code"] == "camera-not-converged"]
     assert str(path) in warning["message"]

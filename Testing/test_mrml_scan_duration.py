@@ -95,19 +95,12 @@ def test_module_verification_scales_the_noise_by_the_pets_duration(small_phantom
     noise sqrt(7200 / 1800) = 2 times the one computed with equal durations assumed; and
     the assumption (and its warning) only where the node holds no duration."""
     from tareplanner.dosimetry.post_treatment_pvc import post_treatment_resolution
-    from tareplanner.imaging.phantom_files import label_images
-    from tareplanner.mrml.segmentations import segmentation_from_labels
+    from conftest import mrml_ct_and_structures
     from tareplanner.planning import plan_case
     from tareplanner.records.case import parse_case
     p = small_phantom
     scene = slicer.vtkMRMLScene()
-    ct = volume_node_from_image(scene, p.ct, "CT")
-    labels = label_images(p)
-    seg = segmentation_from_labels(scene, labels["tumours"], {1: "T1", 2: "T2", 3: "T3"}, ct)
-    for name in ("T1", "T2", "T3"):
-        wf.set_role(seg, name, "tumour")
-    wf.add_mask_segment(seg, ct, "liver", sitk.GetArrayFromImage(labels["liver"]) > 0, "liver")
-    wf.add_lungs_from_ct(ct, seg)
+    ct, seg = mrml_ct_and_structures(scene, p)
     record = plan_case(parse_case(copy.deepcopy(BASE_CASE)))
     resolution = post_treatment_resolution(str(pet_camera), "Y-90", "pet")
     truth = p.truth["y90_pet"]

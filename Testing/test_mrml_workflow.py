@@ -8,13 +8,13 @@ import SimpleITK as sitk
 import slicer
 import vtk
 
+from conftest import mrml_ct_and_structures
 from tareplanner.dosimetry.activity import predictive_activity
 from tareplanner.dosimetry.dose import dose_map, structure_report
 from tareplanner.dosimetry.structures import structures_from_labels
 from tareplanner.imaging.measure import case_from_measurement
 from tareplanner.imaging.phantom_files import label_images
 from tareplanner.mrml import workflow as wf
-from tareplanner.mrml.segmentations import segmentation_from_labels
 from tareplanner.mrml.volumes import volume_node_from_image
 from tareplanner.planning import plan_case
 from tareplanner.records.case import parse_case
@@ -23,14 +23,9 @@ from tareplanner.records.case import parse_case
 def test_workflow_on_mrml(small_phantom, tmp_path):
     p = small_phantom
     scene = slicer.vtkMRMLScene()
-    ct = volume_node_from_image(scene, p.ct, "CT")
+    ct, seg = mrml_ct_and_structures(scene, p)
     spect = volume_node_from_image(scene, p.spect, "SPECT MAA")
     labels = label_images(p)
-    seg = segmentation_from_labels(scene, labels["tumours"], {1: "T1", 2: "T2", 3: "T3"}, ct)
-    for name in ("T1", "T2", "T3"):
-        wf.set_role(seg, name, "tumour")
-    wf.add_mask_segment(seg, ct, "liver", sitk.GetArrayFromImage(labels["liver"]) > 0, "liver")
-    wf.add_lungs_from_ct(ct, seg)
     assert wf.roles(seg) == {"T1": "tumour", "T2": "tumour", "T3": "tumour", "liver": "liver",
                              "lungs": "lung"}
 

@@ -115,19 +115,9 @@ def test_background_regions_keep_their_distances(iec_dir):
 
 
 def _measure(patient, out, camera_path=None, *extra):
-    out.mkdir()
-    args = ["measure", "--ct", str(patient / "nifti" / "ct.nii.gz"),
-            "--spect", str(patient / "nifti" / "spect_maa.nii.gz"),
-            "--liver", str(patient / "labels" / "liver.nii.gz"),
-            "--tumours", str(patient / "labels" / "tumours.nii.gz"),
-            "--tumour-names", "T1,T2,T3",
-            "--territories", str(patient / "labels" / "territories.nii.gz"),
-            "--territory-names", "right hepatic,left hepatic", "--goal", "tumour_dose_gy=250",
-            "--product", "therasphere", "-o", str(out / "case.json"),
-            "--measurement-output", str(out / "measurement.json"), "--quiet"]
-    if camera_path:
-        args += ["--camera", str(camera_path)]
-    return main([*args, *extra])
+    from conftest import measure_small_patient
+    return measure_small_patient(patient, out, *(["--camera", str(camera_path)]
+                                                 if camera_path else []), *extra)
 
 
 def _with_noise(camera: dict, path, **noise) -> None:
