@@ -126,9 +126,10 @@ SCOPE: dict[str, list[str]] = {
                                   "-k", PV_WITHOUT_PATIENT],
     "imaging/region_noise.py": ["Testing/test_reconstruction_noise.py",
                                 "-k", "region_noise or post_treatment_mean_doses"],
-    "imaging/camera_file.py": ["Testing/test_calibration_convergence.py",
+    "imaging/camera_file.py": ["Testing/test_camera_file_reader.py",
+                               "Testing/test_calibration_convergence.py",
                                "Testing/test_equivalent_fwhm.py",
-                               "-k", "hand or word_for_word or "
+                               "-k", "camera_file_reader or hand or word_for_word or "
                                      "larger_of_fit_and_spread or spread_of_a_tailed_psf"],
     "guideline_check.py": ["Testing/test_guideline_check_units.py",
                            "Testing/test_guideline_check_entries.py",
