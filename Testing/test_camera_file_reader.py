@@ -83,58 +83,93 @@ def test_a_file_without_noise_is_read_without_it():
     assert roi_noise_of(_doc(roi_noise__acquisition_s=None), "w")["acquisition_s"] is None
 
 
-@pytest.mark.parametrize("changes, field", [
-    ({"schema": "tareplanner.camera/2"}, "c.json:schema"),
-    ({"modality": "CT"}, "c.json:modality"),
-    ({"nuclide": 99}, "c.json:nuclide"),
-    ({"psf": "12 mm"}, "c.json:psf"),
-    ({"psf__fwhm_mm": float("nan")}, "c.json:psf.fwhm_mm"),
-    ({"psf__fwhm_mm": 0.0}, "c.json:psf.fwhm_mm"),
-    ({"psf__fwhm_mm": 50.5}, "c.json:psf.fwhm_mm"),
-    ({"psf__fwhm_sd_mm": -0.1}, "c.json:psf:fwhm_sd_mm"),
-    ({"psf__fwhm_sd_mm": 50.5}, "c.json:psf:fwhm_sd_mm"),
-    ({"psf__fwhm_sd_mm": _DROP}, "c.json:psf:fwhm_sd_mm"),
-    ({"psf__components": []}, "c.json:psf.components"),
-    ({"psf__components": "10 mm"}, "c.json:psf.components"),
+@pytest.mark.parametrize("changes, field, allowed", [
+    ({"schema": "tareplanner.camera/2"}, "c.json:schema",
+     "tareplanner.camera/1"),
+    ({"modality": "CT"}, "c.json:modality",
+     "SPECT or PET"),
+    ({"nuclide": 99}, "c.json:nuclide",
+     "the nuclide's name"),
+    ({"psf": "12 mm"}, "c.json:psf",
+     "an object with components, fwhm_mm and fwhm_sd_mm"),
+    ({"psf__fwhm_mm": float("nan")}, "c.json:psf.fwhm_mm",
+     "a FWHM in mm, > 0 and <= 50"),
+    ({"psf__fwhm_mm": 0.0}, "c.json:psf.fwhm_mm",
+     "a FWHM in mm, > 0 and <= 50"),
+    ({"psf__fwhm_mm": 50.5}, "c.json:psf.fwhm_mm",
+     "a FWHM in mm, > 0 and <= 50"),
+    ({"psf__fwhm_sd_mm": -0.1}, "c.json:psf:fwhm_sd_mm",
+     "a finite number >= 0 and <= 50 mm (at most the widest FWHM a camera gives)"),
+    ({"psf__fwhm_sd_mm": 50.5}, "c.json:psf:fwhm_sd_mm",
+     "a finite number >= 0 and <= 50 mm (at most the widest FWHM a camera gives)"),
+    ({"psf__fwhm_sd_mm": _DROP}, "c.json:psf:fwhm_sd_mm",
+     "a finite number >= 0 and <= 50 mm (at most the widest FWHM a camera gives)"),
+    ({"psf__components": []}, "c.json:psf.components",
+     "a list of {weight, fwhm_mm}"),
+    ({"psf__components": "10 mm"}, "c.json:psf.components",
+     "a list of {weight, fwhm_mm}"),
     ({"psf__components": [{"weight": 0.0, "fwhm_mm": 10.0}, {"weight": 1.0, "fwhm_mm": 30.0}]},
-     "c.json:psf.components[0]:weight"),
+     "c.json:psf.components[0]:weight",
+     "a finite number > 0"),
     ({"psf__components": [{"weight": 0.85, "fwhm_mm": -1.0}, {"weight": 0.15, "fwhm_mm": 30.0}]},
-     "c.json:psf.components[0]:fwhm_mm"),
+     "c.json:psf.components[0]:fwhm_mm",
+     "a finite number > 0"),
     ({"psf__components": [{"weight": 0.85, "fwhm_mm": 10.0}, {"weight": 0.15, "fwhm_mm": 400.5}]},
-     "c.json:psf.components[1]:fwhm_mm"),
+     "c.json:psf.components[1]:fwhm_mm",
+     "a FWHM > 0 and <= 400 mm"),
     ({"psf__components": [{"weight": 0.85, "fwhm_mm": 10.0}, {"weight": 0.16, "fwhm_mm": 30.0}]},
-     "c.json:psf.components"),
-    ({"warnings": "none"}, "c.json:warnings"),
-    ({"warnings": [{"code": "x"}]}, "c.json:warnings"),
-    ({"warnings": [{"code": 1, "message": "m"}]}, "c.json:warnings"),
-    ({"roi_noise": "0.1"}, "c.json:roi_noise"),
-    ({"roi_noise__model": None}, "c.json:roi_noise"),
-    ({"roi_noise__model__coefficient": 0.0}, "c.json:roi_noise.model:coefficient"),
-    ({"roi_noise__model__coefficient": 10.5}, "c.json:roi_noise.model:coefficient"),
-    ({"roi_noise__model__exponent": -0.01}, "c.json:roi_noise.model:exponent"),
-    ({"roi_noise__model__exponent": 1.01}, "c.json:roi_noise.model:exponent"),
-    ({"roi_noise__reference_total": 0.0}, "c.json:roi_noise:reference_total"),
-    ({"roi_noise__total_units": "kBq"}, "c.json:roi_noise:total_units"),
+     "c.json:psf.components",
+     "weights summing to 1"),
+    ({"warnings": "none"}, "c.json:warnings",
+     "a list of {code, message} (the calibration's warnings)"),
+    ({"warnings": [{"code": "x"}]}, "c.json:warnings",
+     "a list of {code, message} (the calibration's warnings)"),
+    ({"warnings": [{"code": 1, "message": "m"}]}, "c.json:warnings",
+     "a list of {code, message} (the calibration's warnings)"),
+    ({"roi_noise": "0.1"}, "c.json:roi_noise",
+     "an object with model and reference_total"),
+    ({"roi_noise__model": None}, "c.json:roi_noise",
+     "an object with model and reference_total"),
+    ({"roi_noise__model__coefficient": 0.0}, "c.json:roi_noise.model:coefficient",
+     "a finite number > 0 and <= 10 (a relative SD)"),
+    ({"roi_noise__model__coefficient": 10.5}, "c.json:roi_noise.model:coefficient",
+     "a finite number > 0 and <= 10 (a relative SD)"),
+    ({"roi_noise__model__exponent": -0.01}, "c.json:roi_noise.model:exponent",
+     "a finite number >= 0 and <= 1"),
+    ({"roi_noise__model__exponent": 1.01}, "c.json:roi_noise.model:exponent",
+     "a finite number >= 0 and <= 1"),
+    ({"roi_noise__reference_total": 0.0}, "c.json:roi_noise:reference_total",
+     "a finite number > 0"),
+    ({"roi_noise__total_units": "kBq"}, "c.json:roi_noise:total_units",
+     "counts or Bq"),
     ({"roi_noise__model__volume_range_ml": [26.5, 0.52]},
-     "c.json:roi_noise.model:volume_range_ml"),
+     "c.json:roi_noise.model:volume_range_ml",
+     "[smallest, largest] sphere volume in mL, both > 0"),
     ({"roi_noise__model__volume_range_ml": [0.0, 26.5]},
-     "c.json:roi_noise.model:volume_range_ml"),
-    ({"roi_noise__model__volume_range_ml": [0.52]}, "c.json:roi_noise.model:volume_range_ml"),
+     "c.json:roi_noise.model:volume_range_ml",
+     "[smallest, largest] sphere volume in mL, both > 0"),
+    ({"roi_noise__model__volume_range_ml": [0.52]}, "c.json:roi_noise.model:volume_range_ml",
+     "[smallest, largest] sphere volume in mL, both > 0"),
     ({"roi_noise__model__volume_range_ml": [True, 26.5]},
-     "c.json:roi_noise.model:volume_range_ml"),
+     "c.json:roi_noise.model:volume_range_ml",
+     "[smallest, largest] sphere volume in mL, both > 0"),
     ({"roi_noise__model__volume_range_ml": [0.52, float("inf")]},
-     "c.json:roi_noise.model:volume_range_ml"),
-    ({"roi_noise__acquisition_s": 0.0}, "c.json:roi_noise:acquisition_s"),
-    ({"roi_noise__acquisition_s": 86400.5}, "c.json:roi_noise:acquisition_s"),
+     "c.json:roi_noise.model:volume_range_ml",
+     "[smallest, largest] sphere volume in mL, both > 0"),
+    ({"roi_noise__acquisition_s": 0.0}, "c.json:roi_noise:acquisition_s",
+     "a finite number > 0 and <= 86400 s"),
+    ({"roi_noise__acquisition_s": 86400.5}, "c.json:roi_noise:acquisition_s",
+     "a finite number > 0 and <= 86400 s"),
 ])
-def test_every_bad_key_is_refused_by_name(changes, field):
+def test_every_bad_key_is_refused_by_name(changes, field, allowed):
     """Bug caught: a camera file with a NaN, zero, negative, too wide or missing value, a
     list of the wrong shape, or weights not summing to 1 read into the correction or the
-    noise: refused, naming the key."""
+    noise: refused, naming the key, the value and what is allowed."""
     with pytest.raises((FieldValueError, SchemaError)) as caught:
         camera_resolution(_doc(**changes), "c.json")
     message = str(caught.value)
-    assert message.startswith(f"--camera {field}: got ") and "; allowed: " in message, message
+    assert message.startswith(f"--camera {field}: got ") and message.endswith(
+        f"; allowed: {allowed}"), message
 
 
 @pytest.mark.parametrize("changes", [
@@ -169,18 +204,71 @@ def test_the_file_on_disk_its_hash_and_its_hostile_forms(tmp_path):
     path.write_bytes(raw)
     read = read_camera_file(str(path))
     assert read["camera"]["sha256"] == hashlib.sha256(raw).hexdigest()
-    for name, content in (("empty.json", b""), ("cut.json", raw[:40]),
-                          ("latin.json", b"\xff\xfe{"), ("list.json", b"[1, 2]")):
+    for name, content, allowed in (
+            ("empty.json", b"", "a JSON camera file (Expecting value"),
+            ("cut.json", raw[:40], "a JSON camera file ("),
+            ("latin.json", b"\xff\xfe{", "a JSON camera file ('utf-8' codec can't decode"),
+            ("list.json", b"[1, 2]", "a JSON object")):
         bad = tmp_path / name
         bad.write_bytes(content)
-        with pytest.raises((FieldValueError, SchemaError)) as caught:
+        with pytest.raises(SchemaError) as caught:
             read_camera_file(str(bad))
-        assert "--camera" in str(caught.value)
-    with pytest.raises(FieldValueError, match="--camera"):
-        read_camera_file(str(tmp_path / "missing.json"))
+        shown = "'list'" if name == "list.json" else repr(str(bad))
+        assert str(caught.value).startswith(f"--camera: got {shown}; allowed: {allowed}")
+    missing = str(tmp_path / "missing.json")
+    with pytest.raises(FieldValueError) as caught:
+        read_camera_file(missing)
+    assert str(caught.value) == (f"--camera: got {missing!r}; allowed: a readable camera file "
+                                 "(No such file or directory)")
     nan = tmp_path / "nan.json"
     nan.write_text(json.dumps(_doc()).replace('"fwhm_mm": 10.0, "fwhm_sd_mm"',
                                               '"fwhm_mm": NaN, "fwhm_sd_mm"'))
     with pytest.raises(FieldValueError, match="psf.fwhm_mm"):
         read_camera_file(str(nan))
     assert math.isfinite(read["fwhm_mm"])
+
+
+def test_a_component_that_is_not_an_object_is_refused_by_name():
+    """Bug caught: a component written as a bare number failing with an AttributeError
+    (a traceback) instead of a refusal naming it."""
+    with pytest.raises(FieldValueError) as caught:
+        camera_resolution(_doc(psf__components=[5, {"weight": 1.0, "fwhm_mm": 10.0}]), "c.json")
+    assert str(caught.value) == ("--camera c.json:psf.components[0]:weight: got None; "
+                                 "allowed: a finite number > 0")
+
+
+def test_the_psf_a_resolution_stands_for_and_its_scaling_by_hand():
+    """Bug caught: the tail lost (a Gaussian of the core used), the weights and FWHMs
+    swapped, or the Monte Carlo's scaling applied to the core only. By hand: 85 % 10 mm +
+    15 % 30 mm scaled to a 12 mm core is 85 % 12 mm + 15 % 36 mm; a plain FWHM is one
+    Gaussian."""
+    from tareplanner.imaging.camera_file import psf_of, scaled_psf
+    read = camera_resolution(_doc(), "c.json")
+    assert psf_of(read).components == ((0.85, 10.0), (0.15, 30.0))
+    (w1, f1), (w2, f2) = scaled_psf(read, 12.0).components
+    assert (w1, w2) == (0.85, 0.15)
+    assert (f1, f2) == (pytest.approx(12.0, rel=1e-12), pytest.approx(36.0, rel=1e-12))
+    plain = {"fwhm_mm": 14.0}
+    assert psf_of(plain).components == ((1.0, 14.0),)
+    assert scaled_psf(plain, 7.0).components == ((1.0, 7.0),)
+
+
+def test_either_kind_of_camera_file_is_read_by_its_own_reader(tmp_path):
+    """Bug caught: a calibration file read as a plain FWHM file (its PSF, uncertainty and
+    checks lost) or the other way round, or another nuclide's calibration accepted."""
+    from tareplanner.imaging.camera_file import read_resolution_file
+    calibrated = tmp_path / "camera.json"
+    calibrated.write_text(json.dumps(_doc()))
+    read = read_resolution_file(str(calibrated), nuclide="Tc-99m", modality="SPECT")
+    assert read["psf_components"] == [[0.85, 10.0], [0.15, 30.0]]
+    with pytest.raises(FieldValueError, match="Ho-166"):
+        read_resolution_file(str(calibrated), nuclide="Ho-166")
+    plain = tmp_path / "fwhm.json"
+    plain.write_text(json.dumps({"fwhm_mm": 12.5, "source": "measured 2026-11-30"}))
+    read = read_resolution_file(str(plain), "--spect-camera")
+    assert read["fwhm_mm"] == 12.5 and "psf_components" not in read
+    assert read["chosen_by"] == f"camera file {plain}"
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    with pytest.raises((FieldValueError, SchemaError), match="--spect-camera"):
+        read_resolution_file(str(broken), "--spect-camera")
