@@ -83,93 +83,96 @@ def test_a_file_without_noise_is_read_without_it():
     assert roi_noise_of(_doc(roi_noise__acquisition_s=None), "w")["acquisition_s"] is None
 
 
-@pytest.mark.parametrize("changes, field, allowed", [
-    ({"schema": "tareplanner.camera/2"}, "c.json:schema",
+@pytest.mark.parametrize("changes, field, shown, allowed", [
+    ({"schema": "tareplanner.camera/2"}, "c.json:schema", "'tareplanner.camera/2'",
      "tareplanner.camera/1"),
-    ({"modality": "CT"}, "c.json:modality",
+    ({"modality": "CT"}, "c.json:modality", "'CT'",
      "SPECT or PET"),
-    ({"nuclide": 99}, "c.json:nuclide",
+    ({"nuclide": 99}, "c.json:nuclide", "99",
      "the nuclide's name"),
-    ({"psf": "12 mm"}, "c.json:psf",
+    ({"psf": "12 mm"}, "c.json:psf", "'12 mm'",
      "an object with components, fwhm_mm and fwhm_sd_mm"),
-    ({"psf__fwhm_mm": float("nan")}, "c.json:psf.fwhm_mm",
+    ({"psf__fwhm_mm": float("nan")}, "c.json:psf.fwhm_mm", "nan",
      "a FWHM in mm, > 0 and <= 50"),
-    ({"psf__fwhm_mm": 0.0}, "c.json:psf.fwhm_mm",
+    ({"psf__fwhm_mm": 0.0}, "c.json:psf.fwhm_mm", "0.0",
      "a FWHM in mm, > 0 and <= 50"),
-    ({"psf__fwhm_mm": 50.5}, "c.json:psf.fwhm_mm",
+    ({"psf__fwhm_mm": 50.5}, "c.json:psf.fwhm_mm", "50.5",
      "a FWHM in mm, > 0 and <= 50"),
-    ({"psf__fwhm_sd_mm": -0.1}, "c.json:psf:fwhm_sd_mm",
+    ({"psf__fwhm_sd_mm": -0.1}, "c.json:psf:fwhm_sd_mm", "-0.1",
      "a finite number >= 0 and <= 50 mm (at most the widest FWHM a camera gives)"),
-    ({"psf__fwhm_sd_mm": 50.5}, "c.json:psf:fwhm_sd_mm",
+    ({"psf__fwhm_sd_mm": 50.5}, "c.json:psf:fwhm_sd_mm", "50.5",
      "a finite number >= 0 and <= 50 mm (at most the widest FWHM a camera gives)"),
-    ({"psf__fwhm_sd_mm": _DROP}, "c.json:psf:fwhm_sd_mm",
+    ({"psf__fwhm_sd_mm": _DROP}, "c.json:psf:fwhm_sd_mm", "None",
      "a finite number >= 0 and <= 50 mm (at most the widest FWHM a camera gives)"),
-    ({"psf__components": []}, "c.json:psf.components",
+    ({"psf__components": []}, "c.json:psf.components", "[]",
      "a list of {weight, fwhm_mm}"),
-    ({"psf__components": "10 mm"}, "c.json:psf.components",
+    ({"psf__components": "10 mm"}, "c.json:psf.components", "'10 mm'",
      "a list of {weight, fwhm_mm}"),
     ({"psf__components": [{"weight": 0.0, "fwhm_mm": 10.0}, {"weight": 1.0, "fwhm_mm": 30.0}]},
-     "c.json:psf.components[0]:weight",
+     "c.json:psf.components[0]:weight", "0.0",
      "a finite number > 0"),
     ({"psf__components": [{"weight": 0.85, "fwhm_mm": -1.0}, {"weight": 0.15, "fwhm_mm": 30.0}]},
-     "c.json:psf.components[0]:fwhm_mm",
+     "c.json:psf.components[0]:fwhm_mm", "-1.0",
      "a finite number > 0"),
     ({"psf__components": [{"weight": 0.85, "fwhm_mm": 10.0}, {"weight": 0.15, "fwhm_mm": 400.5}]},
-     "c.json:psf.components[1]:fwhm_mm",
+     "c.json:psf.components[1]:fwhm_mm", "400.5",
      "a FWHM > 0 and <= 400 mm"),
     ({"psf__components": [{"weight": 0.85, "fwhm_mm": 10.0}, {"weight": 0.16, "fwhm_mm": 30.0}]},
-     "c.json:psf.components",
+     "c.json:psf.components", "[0.85, 0.16]",
      "weights summing to 1"),
-    ({"warnings": "none"}, "c.json:warnings",
+    ({"warnings": "none"}, "c.json:warnings", "'none'",
      "a list of {code, message} (the calibration's warnings)"),
-    ({"warnings": [{"code": "x"}]}, "c.json:warnings",
+    ({"warnings": [{"code": "x"}]}, "c.json:warnings", "[{'code': 'x'}]",
      "a list of {code, message} (the calibration's warnings)"),
     ({"warnings": [{"code": 1, "message": "m"}]}, "c.json:warnings",
+     "[{'code': 1, 'message': 'm'}]",
      "a list of {code, message} (the calibration's warnings)"),
-    ({"roi_noise": "0.1"}, "c.json:roi_noise",
+    ({"roi_noise": "0.1"}, "c.json:roi_noise", "'0.1'",
      "an object with model and reference_total"),
     ({"roi_noise__model": None}, "c.json:roi_noise",
+     "{'model': None, 'reference_total': 4000000.0, 'total_units': 'counts', "
+     "'acquisition_s': 2400.0}",
      "an object with model and reference_total"),
-    ({"roi_noise__model__coefficient": 0.0}, "c.json:roi_noise.model:coefficient",
+    ({"roi_noise__model__coefficient": 0.0}, "c.json:roi_noise.model:coefficient", "0.0",
      "a finite number > 0 and <= 10 (a relative SD)"),
-    ({"roi_noise__model__coefficient": 10.5}, "c.json:roi_noise.model:coefficient",
+    ({"roi_noise__model__coefficient": 10.5}, "c.json:roi_noise.model:coefficient", "10.5",
      "a finite number > 0 and <= 10 (a relative SD)"),
-    ({"roi_noise__model__exponent": -0.01}, "c.json:roi_noise.model:exponent",
+    ({"roi_noise__model__exponent": -0.01}, "c.json:roi_noise.model:exponent", "-0.01",
      "a finite number >= 0 and <= 1"),
-    ({"roi_noise__model__exponent": 1.01}, "c.json:roi_noise.model:exponent",
+    ({"roi_noise__model__exponent": 1.01}, "c.json:roi_noise.model:exponent", "1.01",
      "a finite number >= 0 and <= 1"),
-    ({"roi_noise__reference_total": 0.0}, "c.json:roi_noise:reference_total",
+    ({"roi_noise__reference_total": 0.0}, "c.json:roi_noise:reference_total", "0.0",
      "a finite number > 0"),
-    ({"roi_noise__total_units": "kBq"}, "c.json:roi_noise:total_units",
+    ({"roi_noise__total_units": "kBq"}, "c.json:roi_noise:total_units", "'kBq'",
      "counts or Bq"),
     ({"roi_noise__model__volume_range_ml": [26.5, 0.52]},
-     "c.json:roi_noise.model:volume_range_ml",
+     "c.json:roi_noise.model:volume_range_ml", "[26.5, 0.52]",
      "[smallest, largest] sphere volume in mL, both > 0"),
     ({"roi_noise__model__volume_range_ml": [0.0, 26.5]},
-     "c.json:roi_noise.model:volume_range_ml",
+     "c.json:roi_noise.model:volume_range_ml", "[0.0, 26.5]",
      "[smallest, largest] sphere volume in mL, both > 0"),
     ({"roi_noise__model__volume_range_ml": [0.52]}, "c.json:roi_noise.model:volume_range_ml",
+     "[0.52]",
      "[smallest, largest] sphere volume in mL, both > 0"),
     ({"roi_noise__model__volume_range_ml": [True, 26.5]},
-     "c.json:roi_noise.model:volume_range_ml",
+     "c.json:roi_noise.model:volume_range_ml", "[True, 26.5]",
      "[smallest, largest] sphere volume in mL, both > 0"),
     ({"roi_noise__model__volume_range_ml": [0.52, float("inf")]},
-     "c.json:roi_noise.model:volume_range_ml",
+     "c.json:roi_noise.model:volume_range_ml", "[0.52, inf]",
      "[smallest, largest] sphere volume in mL, both > 0"),
-    ({"roi_noise__acquisition_s": 0.0}, "c.json:roi_noise:acquisition_s",
+    ({"roi_noise__acquisition_s": 0.0}, "c.json:roi_noise:acquisition_s", "0.0",
      "a finite number > 0 and <= 86400 s"),
-    ({"roi_noise__acquisition_s": 86400.5}, "c.json:roi_noise:acquisition_s",
+    ({"roi_noise__acquisition_s": 86400.5}, "c.json:roi_noise:acquisition_s", "86400.5",
      "a finite number > 0 and <= 86400 s"),
 ])
-def test_every_bad_key_is_refused_by_name(changes, field, allowed):
+def test_every_bad_key_is_refused_by_name(changes, field, shown, allowed):
     """Bug caught: a camera file with a NaN, zero, negative, too wide or missing value, a
     list of the wrong shape, or weights not summing to 1 read into the correction or the
     noise: refused, naming the key, the value and what is allowed."""
     with pytest.raises((FieldValueError, SchemaError)) as caught:
         camera_resolution(_doc(**changes), "c.json")
     message = str(caught.value)
-    assert message.startswith(f"--camera {field}: got ") and message.endswith(
-        f"; allowed: {allowed}"), message
+    assert message == f"--camera {field}: got {shown}; allowed: {allowed}"
 
 
 @pytest.mark.parametrize("changes", [
@@ -272,3 +275,37 @@ def test_either_kind_of_camera_file_is_read_by_its_own_reader(tmp_path):
     broken.write_text("{")
     with pytest.raises((FieldValueError, SchemaError), match="--spect-camera"):
         read_resolution_file(str(broken), "--spect-camera")
+
+
+@pytest.mark.parametrize("spread, ok", [(-0.1, False), (0.0, True), (50.0, True),
+                                        (50.5, False), (float("nan"), False)])
+def test_the_spread_at_and_beyond_its_range(spread, ok):
+    """Bug caught: the spread's range applied one step off (0 and 50 mm are allowed), or a
+    bad spread refused without its name, value and range."""
+    doc = _doc(psf__fwhm_spread_mm=spread)
+    if ok:
+        assert camera_resolution(doc, "c.json")["fwhm_spread_mm"] == spread
+        return
+    with pytest.raises(FieldValueError) as caught:
+        camera_resolution(doc, "c.json")
+    assert str(caught.value) == (
+        f"--camera c.json:psf:fwhm_spread_mm: got {spread!r}; allowed: a finite number >= 0 "
+        "and <= 50 mm (at most the widest FWHM a camera gives)")
+
+
+def test_a_psf_without_its_model_name_is_a_gaussian_and_names_pass_through(tmp_path):
+    """Bug caught: a file without ``psf.model`` shown with another model; the reader of a
+    file on disk losing the option's name, the path or the modality it must match."""
+    assert camera_resolution(_doc(psf__model=_DROP), "c.json")["psf_model"] == "gaussian"
+    path = tmp_path / "spect.json"
+    path.write_text(json.dumps(_doc()))
+    with pytest.raises(FieldValueError) as caught:
+        read_camera_file(str(path), "post-treatment camera file", modality="PET")
+    assert str(caught.value) == (
+        f"post-treatment camera file {path}:modality: got 'SPECT'; allowed: PET (the camera "
+        "file of the image it corrects)")
+    nan = tmp_path / "nan.json"
+    nan.write_text(json.dumps(_doc()).replace('"fwhm_sd_mm": 0.5', '"fwhm_sd_mm": NaN'))
+    with pytest.raises(FieldValueError) as caught:
+        read_camera_file(str(nan))
+    assert str(caught.value).startswith(f"--camera {nan}:psf:fwhm_sd_mm: got nan; allowed: ")
