@@ -189,8 +189,11 @@ def test_a_hand_built_impossible_change_is_refused(value):
     """Bug caught: a NaN, infinite, negative, above-50 mm or non-number change read into
     the Monte Carlo's FWHM uncertainty; the field not named."""
     from tareplanner.errors import FieldValueError
-    with pytest.raises(FieldValueError, match="psf:fwhm_convergence_mm"):
+    with pytest.raises(FieldValueError) as caught:
         camera_resolution(_hand_built(value), "cam.json")
+    assert str(caught.value) == (
+        f"--camera cam.json:psf:fwhm_convergence_mm: got {value!r}; allowed: a finite number "
+        ">= 0 and <= 50 mm (at most the widest FWHM a camera gives)")
 
 
 def test_a_bad_more_iterations_image_is_refused(images, tmp_path, capsys):

@@ -59,6 +59,9 @@ def test_a_good_file_gives_its_own_numbers():
                                  "acquisition_s": 2400.0, "volume_range_ml": [0.52, 26.5]}
     assert read["camera"]["sha256"] == "ab" * 32 and read["camera"]["name"] == "room 2"
     assert read["camera"]["reconstruction"] == "OSEM 4i10s"
+    assert (read["camera"]["modality"], read["camera"]["nuclide"], read["camera"]["date"]) == (
+        "SPECT", "Tc-99m", "2026-12-01")
+    assert read["camera"]["file"] == "cam.json"
     assert read["source"] == ("camera file room 2 (SPECT Tc-99m, IEC phantom calibration of "
                               "2026-12-01)")
     assert read["chosen_by"] == "camera file cam.json"
@@ -266,6 +269,9 @@ def test_either_kind_of_camera_file_is_read_by_its_own_reader(tmp_path):
     assert read["psf_components"] == [[0.85, 10.0], [0.15, 30.0]]
     with pytest.raises(FieldValueError, match="Ho-166"):
         read_resolution_file(str(calibrated), nuclide="Ho-166")
+    with pytest.raises(FieldValueError) as caught:
+        read_resolution_file(str(calibrated), "--post-camera", modality="PET")
+    assert str(caught.value).startswith(f"--post-camera {calibrated}:modality: got 'SPECT'")
     plain = tmp_path / "fwhm.json"
     plain.write_text(json.dumps({"fwhm_mm": 12.5, "source": "measured 2026-11-30"}))
     read = read_resolution_file(str(plain), "--spect-camera")
