@@ -267,8 +267,10 @@ def test_either_kind_of_camera_file_is_read_by_its_own_reader(tmp_path):
     calibrated.write_text(json.dumps(_doc()))
     read = read_resolution_file(str(calibrated), nuclide="Tc-99m", modality="SPECT")
     assert read["psf_components"] == [[0.85, 10.0], [0.15, 30.0]]
-    with pytest.raises(FieldValueError, match="Ho-166"):
+    with pytest.raises(FieldValueError) as caught:
         read_resolution_file(str(calibrated), nuclide="Ho-166")
+    assert str(caught.value) == (f"--camera {calibrated}:nuclide: got 'Tc-99m'; allowed: "
+                                 "Ho-166 (the image's radionuclide)")
     with pytest.raises(FieldValueError) as caught:
         read_resolution_file(str(calibrated), "--post-camera", modality="PET")
     assert str(caught.value).startswith(f"--post-camera {calibrated}:modality: got 'SPECT'")
