@@ -329,8 +329,10 @@ def not_converged_warning(convergence: dict) -> dict:
                        f"above {convergence['limit_mm']:g} mm): the reconstruction had not "
                        "converged in the phantom, and a patient whose activity is concentrated "
                        "in the liver converges faster, so values corrected with this camera "
-                       "file may be over-corrected; reconstruct the phantom and the patients "
-                       "with enough iterations that the phantom's FWHM no longer changes "
+                       "file may be over-corrected; calibrate on the phantom reconstructed with "
+                       "enough iterations that its FWHM no longer changes (for activity "
+                       "concentrated in the liver that is closer to the patient's image: "
+                       "docs/imaging.md), or use a protocol that converges in the phantom too "
                        "(data/camera_calibration.json convergence_change_max_mm). The plan's "
                        "uncertainty carries the change where it is larger than the fit's"}
 
