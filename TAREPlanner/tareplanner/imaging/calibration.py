@@ -11,7 +11,10 @@ stated fraction (``data/camera_calibration.json``). Every sphere's equivalent Ga
 (the FWHM at which the model's recovery of that sphere equals its measured one) is written
 beside its recovery; when the spheres do not follow one PSF (``camera-recovery-misfit``),
 their spread is written too, and the Monte Carlo then carries the larger of it and the fit's
-uncertainty (:mod:`tareplanner.imaging.camera_file`). The result is a camera file
+uncertainty (:mod:`tareplanner.imaging.camera_file`). Given the same scan reconstructed with
+more iterations, the chosen model is fitted to it too (:func:`convergence_check`): a
+reconstruction whose phantom FWHM still changes had not converged, and its camera file says
+so (``camera-not-converged``) and carries the change. The result is a camera file
 (``tareplanner.camera/1``) that ``measure --camera`` and ``dose --camera`` read.
 """
 
