@@ -341,18 +341,9 @@ def test_delivered_doses_of_the_realistic_pet_calibrated_on_the_iec_phantom(extr
     assert cam["modality"] == "PET" and cam["nuclide"] == "Y-90"
     assert main(["phantom", str(patient), "--size", "small", "--pet-model", "realistic"]) == 0
     assert main(["phantom", str(truth), "--size", "small", "--no-blur", "--no-noise"]) == 0
+    from conftest import measure_small_patient
     out = tmp_path / "m"
-    out.mkdir()
-    assert main(["measure", "--ct", str(patient / "nifti" / "ct.nii.gz"), "--spect",
-                 str(patient / "nifti" / "spect_maa.nii.gz"),
-                 "--liver", str(patient / "labels" / "liver.nii.gz"),
-                 "--tumours", str(patient / "labels" / "tumours.nii.gz"),
-                 "--tumour-names", "T1,T2,T3",
-                 "--territories", str(patient / "labels" / "territories.nii.gz"),
-                 "--territory-names", "right hepatic,left hepatic",
-                 "--goal", "tumour_dose_gy=250", "--product", "therasphere",
-                 "-o", str(out / "case.json"), "--measurement-output",
-                 str(out / "measurement.json"), "--quiet"]) == 0
+    assert measure_small_patient(patient, out) == 0
     assert main(["plan", str(out / "case.json"), "-o", str(out / "plan.json")]) == 0
     common = ["dose", "--measurement", str(out / "measurement.json"), "--plan",
               str(out / "plan.json"), "--method", "ldm", "--quiet"]
