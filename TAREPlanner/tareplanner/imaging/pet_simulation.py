@@ -10,19 +10,24 @@ does, at Y-90's tiny positron yield:
    coincidences before attenuation;
 2. the scanner's resolution (an isotropic Gaussian of the NEMA FWHM) and parallel-line
    projection at the scanner's sinogram angles over 180 degrees (2-D, direct-plane
-   sinograms; PyTomography's rotate-and-sum projector); every line of response is attenuated
-   by exp(-integral of mu at 511 keV) through the true anatomy;
-3. scattered coincidences (a fixed scatter fraction, the attenuated trues blurred along each
-   projection) and random coincidences (a fixed random fraction, uniform over the sinogram);
-4. Poisson noise on the prompts;
-5. ordinary-Poisson OSEM (PyTomography) with attenuation from the CT on the PET grid,
-   resolution modelling and the expected scatter and randoms as additive term, then a
-   Gaussian post-filter.
+   sinograms; PyTomography's rotate-and-sum); every line of response is attenuated by
+   exp(-integral of mu at 511 keV) through the true anatomy;
+3. time of flight: each line of response is split into the scanner's time bins, an
+   annihilation at distance t from the line's midpoint falling in a bin with the probability
+   of a Gaussian of FWHM c x (timing resolution) / 2 centred on t (:func:`tof_weights`);
+4. scattered coincidences (a fixed scatter fraction, the attenuated trues blurred along each
+   projection and across the time bins) and random coincidences (a fixed random fraction,
+   uniform over the sinogram and the time bins, i.e. over the coincidence window);
+5. Poisson noise on the prompts;
+6. ordinary-Poisson OSEM (PyTomography) with attenuation from the CT on the PET grid,
+   resolution modelling, the same time-of-flight kernel and the expected scatter and
+   randoms as additive term, then a Gaussian post-filter.
 
 The image is in Bq/mL at the acquisition start: the reconstruction divided by the model's own
 sensitivity x positron yield x time, i.e. a scanner whose Bq/mL calibration is exact for a
 uniform source. PyTomography's own PET projectors need parallelproj, which is not on PyPI; the
-rotate-and-sum projector of its SPECT module is the parallel-beam projector of a 2-D PET.
+rotate-and-sum projector of its SPECT module is the parallel-beam projector of a 2-D PET,
+and the time-of-flight weights are applied along the summed axis.
 Every parameter and its source is in ``data/pet_simulation.json``.
 
 PyTomography and torch are imported inside the functions (as in :mod:`.spect_simulation`).
@@ -39,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
+from scipy import ndimage, special
 
 from .grid import Grid, block_mean
 from .spect_simulation import (FWHM_TO_SIGMA, _ct_on_grid, _square_padding, _to_torch,
@@ -79,6 +84,33 @@ def trues_per_bq() -> float:
             * p["acquisition"]["minutes_per_bed"] * 60.0)
 
 
+def tof_fwhm_mm(timing_resolution_ps: float | None = None) -> float:
+    """The time-of-flight kernel along a line of response: c x (timing resolution) / 2, mm
+    FWHM (a time difference dt places the annihilation c dt / 2 from the midpoint)."""
+    s = settings()["scanner"]
+    ps = s["tof_timing_resolution_ps"] if timing_resolution_ps is None else timing_resolution_ps
+    return s["speed_of_light_mm_per_ps"] * float(ps) / 2.0
+
+
+def tof_weights(n_positions: int, spacing_mm: float, fwhm_mm: float, bins: int,
+                bin_width_mm: float) -> np.ndarray:
+    """(bins, n_positions): the probability that an annihilation at sample ``j`` of a line of
+    response (``spacing_mm`` apart, centred on the line's midpoint) is recorded in time bin
+    ``k`` (``bin_width_mm`` wide, the bins centred on the midpoint): the Gaussian of
+    ``fwhm_mm`` integrated over the bin. A column sums to 1 where the bins cover the kernel;
+    what falls beyond the outer bins is outside the coincidence window and not recorded."""
+    if not (n_positions >= 1 and bins >= 1 and spacing_mm > 0 and fwhm_mm > 0
+            and bin_width_mm > 0):
+        raise ValueError(f"time-of-flight weights: got {n_positions} positions, {bins} bins, "
+                         f"spacing {spacing_mm} mm, FWHM {fwhm_mm} mm, bin width "
+                         f"{bin_width_mm} mm; allowed: positive numbers")
+    sigma = fwhm_mm * FWHM_TO_SIGMA
+    t = (np.arange(n_positions) - (n_positions - 1) / 2.0) * spacing_mm
+    edges = (np.arange(bins + 1) - bins / 2.0) * bin_width_mm
+    cdf = special.ndtr((edges[:, None] - t[None, :]) / sigma)
+    return np.diff(cdf, axis=0)
+
+
 @dataclass(frozen=True)
 class PetProtocol:
     """One acquisition and reconstruction; defaults from ``data/pet_simulation.json``."""
@@ -91,19 +123,25 @@ class PetProtocol:
     attenuation_correction: bool = True
     resolution_modelling: bool = True
     post_filter_fwhm_mm: float | None = None
+    time_of_flight: bool | None = None
     overrides: dict = field(default_factory=dict)   # any other parameter of the data file
 
     def resolved(self) -> dict:
         s = settings()
         out = with_overrides({**s["nuclide"], **s["scanner"], **s["acquisition"],
                               **s["reconstruction"]}, self.overrides)
-        for name in ("iterations", "subsets", "minutes_per_bed", "post_filter_fwhm_mm"):
+        for name in ("iterations", "subsets", "minutes_per_bed", "post_filter_fwhm_mm",
+                     "time_of_flight"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
         out["iterations"], out["subsets"], out["views"] = (
             int(out["iterations"]), int(out["subsets"]), int(out["views"]))
         check_subsets(out["views"], out["subsets"], "views")
+        out["time_of_flight"] = bool(out["time_of_flight"])
+        out["tof_bins"] = int(out["tof_bins"])
+        out["tof_fwhm_mm"] = tof_fwhm_mm(out["tof_timing_resolution_ps"])
+        out["tof_bin_width_mm"] = out["speed_of_light_mm_per_ps"] * out["tof_bin_width_ps"] / 2.0
         return out
 
 
@@ -141,16 +179,20 @@ def _gaussian_blur_torch(obj, fwhm_mm: float, spacing_mm: float):
 
 
 def _system_matrix(shape_xyz, spacing_cm: float, views: int, acf_xyz=None,
-                   fwhm_mm: float = 0.0):
+                   fwhm_mm: float = 0.0, tof: dict | None = None):
     """Parallel-line projector of a 2-D PET over 180 degrees (PyTomography's rotate-and-sum),
     with each line of response multiplied by its attenuation factor ``acf_xyz`` (views, r, z)
-    and the object blurred by the scanner's Gaussian first."""
+    and the object blurred by the scanner's Gaussian first. With ``tof`` (``fwhm_mm``,
+    ``bins``, ``bin_width_mm``) every line is split into time bins: projections (bins, views,
+    r, z) instead of (views, r, z)."""
     import pytomography
     import torch
     from pytomography.metadata.SPECT import SPECTObjectMeta, SPECTProjMeta
     from pytomography.projectors.SPECT import SPECTSystemMatrix
     from pytomography.transforms import Transform
-    from pytomography.utils import pad_proj
+    from pytomography.utils import pad_object, pad_proj, unpad_object
+
+    spacing_mm = spacing_cm * 10.0
 
     class LineAttenuation(Transform):
         """exp(-integral of mu) along the whole line: the same for every point on it."""
@@ -170,14 +212,64 @@ def _system_matrix(shape_xyz, spacing_cm: float, views: int, acf_xyz=None,
     class PetSystemMatrix(SPECTSystemMatrix):
         @torch.no_grad()
         def forward(self, object, subset_idx=None):
-            blurred = _gaussian_blur_torch(object.to(pytomography.device), fwhm_mm,
-                                           spacing_cm * 10.0)
+            blurred = _gaussian_blur_torch(object.to(pytomography.device), fwhm_mm, spacing_mm)
             return super().forward(blurred, subset_idx)
 
         @torch.no_grad()
         def backward(self, proj, subset_idx=None):
-            return _gaussian_blur_torch(super().backward(proj, subset_idx), fwhm_mm,
-                                        spacing_cm * 10.0)
+            return _gaussian_blur_torch(super().backward(proj, subset_idx), fwhm_mm, spacing_mm)
+
+    class TofPetSystemMatrix(PetSystemMatrix):
+        """The rotate-and-sum projector with the sum along each line replaced by the
+        time-of-flight weights: bin k of a line = sum over its samples of w[k, j] f_j. The
+        back-projection applies the transposed weights, so it stays the exact adjoint."""
+
+        def __init__(self, *args, weights, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.weights = weights                 # (bins, padded samples along the line)
+
+        def _angles(self, subset_idx):
+            if subset_idx is None:
+                return list(range(self.proj_meta.num_projections))
+            return [int(a) for a in self.subset_indices_array[subset_idx]]
+
+        @torch.no_grad()
+        def forward(self, object, subset_idx=None):
+            blurred = _gaussian_blur_torch(object.to(pytomography.device), fwhm_mm, spacing_mm)
+            padded = pad_object(blurred)
+            angles = self._angles(subset_idx)
+            proj = torch.zeros((self.weights.shape[0], len(angles), *padded.shape[1:]),
+                               dtype=padded.dtype, device=padded.device)
+            for i, a in enumerate(angles):
+                object_i = self.rotation_transform.backward(padded,
+                                                            270 - self.proj_meta.angles[a])
+                for transform in self.obj2obj_transforms:
+                    object_i = transform.forward(object_i, a)
+                proj[:, i] = torch.tensordot(self.weights, object_i, dims=1)
+            pad = self.object_meta.pad_size
+            return proj[:, :, pad:-pad, :] if pad else proj
+
+        @torch.no_grad()
+        def backward(self, proj, subset_idx=None):
+            pad = self.object_meta.pad_size
+            proj = torch.nn.functional.pad(proj.to(pytomography.device), [0, 0, pad, pad])
+            box = pad_object(torch.ones(self.object_meta.shape, device=proj.device),
+                             mode="back_project")
+            out = torch.zeros(self.object_meta.padded_shape, dtype=proj.dtype,
+                              device=proj.device)
+            for i, a in enumerate(self._angles(subset_idx)):
+                object_i = torch.tensordot(self.weights.T, proj[:, i], dims=1) * box
+                for transform in self.obj2obj_transforms[::-1]:
+                    object_i = transform.backward(object_i, a)
+                out += self.rotation_transform.forward(object_i, 270 - self.proj_meta.angles[a])
+            return _gaussian_blur_torch(unpad_object(out), fwhm_mm, spacing_mm)
+
+        def compute_normalization_factor(self, subset_idx=None):
+            ones = torch.ones((self.weights.shape[0], *self.proj_meta.shape),
+                              device=pytomography.device)
+            if subset_idx is not None:
+                ones = self.get_projection_subset(ones, subset_idx)
+            return self.backward(ones, subset_idx)
 
     angles = np.arange(views) * (180.0 / views)
     object_meta = SPECTObjectMeta([spacing_cm] * 3, list(shape_xyz))
@@ -185,7 +277,13 @@ def _system_matrix(shape_xyz, spacing_cm: float, views: int, acf_xyz=None,
     proj_meta = SPECTProjMeta((shape_xyz[1], shape_xyz[2]), [spacing_cm, spacing_cm],
                               list(angles), radii=[100.0] * views)
     transforms = [] if acf_xyz is None else [LineAttenuation(_to_torch(acf_xyz))]
-    return PetSystemMatrix(transforms, [], object_meta, proj_meta)
+    if tof is None:
+        return PetSystemMatrix(transforms, [], object_meta, proj_meta)
+    samples = int(object_meta.padded_shape[0])
+    weights = tof_weights(samples, spacing_mm, tof["fwhm_mm"], tof["bins"],
+                          tof["bin_width_mm"])
+    return TofPetSystemMatrix(transforms, [], object_meta, proj_meta,
+                              weights=_to_torch(weights))
 
 
 def attenuation_factors(mu_xyz: np.ndarray, spacing_mm: float, views: int) -> np.ndarray:
@@ -226,11 +324,13 @@ def simulate_pet(activity_bq: np.ndarray, mu_true_per_cm: np.ndarray, grid: Grid
                      * p["minutes_per_bed"] * 60.0)
     per_view = to_xyz(activity_bq.astype(np.float64) * trues_per_bq_ / views)
 
+    tof = ({"fwhm_mm": p["tof_fwhm_mm"], "bins": p["tof_bins"],
+            "bin_width_mm": p["tof_bin_width_mm"]} if p["time_of_flight"] else None)
     t0 = time.perf_counter()
     acf_true = attenuation_factors(to_xyz(mu_true_per_cm.astype(np.float64)), d_mm, views)
     with torch.no_grad():
         h_true = _system_matrix(per_view.shape, d_mm / 10.0, views, acf_true,
-                                p["system_fwhm_mm"])
+                                p["system_fwhm_mm"], tof)
         trues = np.clip(h_true.forward(_to_torch(per_view)).cpu().numpy().astype(np.float64),
                         0.0, None)
     seconds["projection"] = time.perf_counter() - t0
@@ -241,15 +341,17 @@ def simulate_pet(activity_bq: np.ndarray, mu_true_per_cm: np.ndarray, grid: Grid
     if protocol.scatter_and_randoms and trues.sum() > 0:
         sf = float(p["scatter_fraction"])
         if sf > 0:
-            sigma = p["scatter_kernel_fwhm_mm"] * FWHM_TO_SIGMA / d_mm
-            spread = np.clip(ndimage.gaussian_filter1d(trues, sigma, axis=1, mode="constant"),
-                             0.0, None)
+            sigma_r = p["scatter_kernel_fwhm_mm"] * FWHM_TO_SIGMA / d_mm
+            # along the projection (r); with time of flight also across the time bins
+            sigmas = ((p["scatter_kernel_fwhm_mm"] * FWHM_TO_SIGMA / p["tof_bin_width_mm"],
+                       0.0, sigma_r, 0.0) if tof else (0.0, sigma_r, 0.0))
+            spread = np.clip(ndimage.gaussian_filter(trues, sigmas, mode="constant"), 0.0, None)
             spread *= trues.sum() / spread.sum()
             scatter = sf / (1.0 - sf) * spread
         rf = float(p["random_fraction"])
         if rf > 0:
             # random fraction of the prompts (trues + scatter + randoms), uniform over the
-            # sinogram of the grid's field of view
+            # sinogram of the grid's field of view (and over the time bins)
             total = rf / (1.0 - rf) * (trues.sum() + scatter.sum())
             randoms = np.full_like(trues, total / trues.size)
     expected = trues + scatter + randoms
@@ -262,7 +364,8 @@ def simulate_pet(activity_bq: np.ndarray, mu_true_per_cm: np.ndarray, grid: Grid
                  if protocol.attenuation_correction else None)
     with torch.no_grad():
         h_rec = _system_matrix(per_view.shape, d_mm / 10.0, views, acf_recon,
-                               p["system_fwhm_mm"] if protocol.resolution_modelling else 0.0)
+                               p["system_fwhm_mm"] if protocol.resolution_modelling else 0.0,
+                               tof)
         likelihood = PoissonLogLikelihood(
             h_rec, _to_torch(measured),
             additive_term=_to_torch(background) if background.any() else None)
