@@ -92,7 +92,7 @@ def main() -> None:
         calibrate = ["calibrate", "--ct", str(iec / "ct.nii.gz"), "--image",
                      str(iec / "image.nii.gz"), "--nuclide", "Y-90", "--sphere-kbq-ml",
                      SPHERE_KBQ_ML, "--background-kbq-ml", BACKGROUND_KBQ_ML,
-                     "--reconstruction", f"OSEM {iterations}i21s, AC, scatter and randoms, "
+                     "--reconstruction", f"TOF OSEM {iterations}i21s, AC, scatter and randoms, "
                      "resolution modelling, 5 mm filter (realistic model)",
                      "--more-iterations-image", str(more / "image.nii.gz"),
                      *([] if args.model == "auto" else ["--model", args.model]),

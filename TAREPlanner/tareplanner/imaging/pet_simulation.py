@@ -99,11 +99,12 @@ def tof_weights(n_positions: int, spacing_mm: float, fwhm_mm: float, bins: int,
     ``k`` (``bin_width_mm`` wide, the bins centred on the midpoint): the Gaussian of
     ``fwhm_mm`` integrated over the bin. A column sums to 1 where the bins cover the kernel;
     what falls beyond the outer bins is outside the coincidence window and not recorded."""
-    if not (n_positions >= 1 and bins >= 1 and spacing_mm > 0 and fwhm_mm > 0
-            and bin_width_mm > 0):
+    lengths = (spacing_mm, fwhm_mm, bin_width_mm)
+    if not (n_positions >= 1 and bins >= 1
+            and all(math.isfinite(v) and v > 0 for v in lengths)):
         raise ValueError(f"time-of-flight weights: got {n_positions} positions, {bins} bins, "
                          f"spacing {spacing_mm} mm, FWHM {fwhm_mm} mm, bin width "
-                         f"{bin_width_mm} mm; allowed: positive numbers")
+                         f"{bin_width_mm} mm; allowed: finite numbers > 0")
     sigma = fwhm_mm * FWHM_TO_SIGMA
     t = (np.arange(n_positions) - (n_positions - 1) / 2.0) * spacing_mm
     edges = (np.arange(bins + 1) - bins / 2.0) * bin_width_mm
