@@ -55,6 +55,7 @@ def main() -> None:
     reference = None
     with torch.no_grad():
         for label, h in models.items():
+            h.backward(h.forward(obj))                  # warm-up: thread pools, allocations
             forward = best_of(args.repeat, lambda: h.forward(obj))
             proj = h.forward(obj)
             backward = best_of(args.repeat, lambda: h.backward(proj))
