@@ -11,18 +11,14 @@ Needs the extra ``realistic-spect``. Not a test: the numbers go into docs/benchm
 from __future__ import annotations
 
 import argparse
-import time
+import timeit
 
 import numpy as np
 
 
 def best_of(repeat: int, call) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    """The shortest of ``repeat`` timed calls (seconds)."""
+    return min(timeit.repeat(call, number=1, repeat=repeat))
 
 
 def main() -> None:
