@@ -527,10 +527,13 @@ def test_delivered_mean_doses_corrected_within_10_and_5_percent(tmp_path, pet_fw
             (tmp_path / "pet.json").read_bytes()).hexdigest()
     else:
         assert "camera" not in record["parents"]
+    # the targets are 10 % (tumours) and 5 % (normal liver); measured against this
+    # truth: at most 2.0 % and 0.34 % (default), 0.76 % and 0.31 % (12 mm): held to 4 % and
+    # 1.5 % so that a few per cent lost anywhere in the chain fails
     for name in ("T1", "T2", "T3"):
-        assert got[name] == pytest.approx(want[name], rel=0.10)
+        assert got[name] == pytest.approx(want[name], rel=0.04)
     for name in ("normal liver (right hepatic)", "normal liver (left hepatic)"):
-        assert got[name] == pytest.approx(want[name], rel=0.05)
+        assert got[name] == pytest.approx(want[name], rel=0.015)
 
 
 # --- a calibration whose spheres do not follow one PSF -----------------------------------
