@@ -121,21 +121,29 @@ def write_test_pet_series(folder, frame_duration_s: float) -> None:
                      half_life_s=64.1 * 3600, frame_duration_s=frame_duration_s)
 
 
+def small_patient_measure_args(patient, out, spect=None,
+                               measurement: str = "measurement.json") -> list[str]:
+    """The ``tareplanner measure`` arguments for a synthetic patient folder: its SPECT
+    (``spect``, default the MAA NIfTI) with its truth label maps, goal and product, writing
+    case.json and ``measurement`` into ``out``; quiet."""
+    spect = patient / "nifti" / "spect_maa.nii.gz" if spect is None else spect
+    return ["measure", "--ct", str(patient / "nifti" / "ct.nii.gz"), "--spect", str(spect),
+            "--liver", str(patient / "labels" / "liver.nii.gz"),
+            "--tumours", str(patient / "labels" / "tumours.nii.gz"),
+            "--tumour-names", "T1,T2,T3",
+            "--territories", str(patient / "labels" / "territories.nii.gz"),
+            "--territory-names", "right hepatic,left hepatic",
+            "--goal", "tumour_dose_gy=250", "--product", "therasphere",
+            "-o", str(out / "case.json"), "--measurement-output", str(out / measurement),
+            "--quiet"]
+
+
 def measure_small_patient(patient, out, *extra) -> int:
     """``tareplanner measure`` of a synthetic patient folder's MAA SPECT (NIfTI) with its
     truth label maps into ``out`` (created): case.json and measurement.json; exit status."""
     from tareplanner.cli.main import main
     out.mkdir()
-    return main(["measure", "--ct", str(patient / "nifti" / "ct.nii.gz"),
-                 "--spect", str(patient / "nifti" / "spect_maa.nii.gz"),
-                 "--liver", str(patient / "labels" / "liver.nii.gz"),
-                 "--tumours", str(patient / "labels" / "tumours.nii.gz"),
-                 "--tumour-names", "T1,T2,T3",
-                 "--territories", str(patient / "labels" / "territories.nii.gz"),
-                 "--territory-names", "right hepatic,left hepatic",
-                 "--goal", "tumour_dose_gy=250", "--product", "therasphere",
-                 "-o", str(out / "case.json"),
-                 "--measurement-output", str(out / "measurement.json"), "--quiet", *extra])
+    return main([*small_patient_measure_args(patient, out), *extra])
 
 
 def mrml_ct_and_structures(scene, phantom):

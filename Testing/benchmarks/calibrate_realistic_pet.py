@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))        # Testing/: conftest
-from conftest import delivered_truth_gy  # noqa: E402
+from conftest import delivered_truth_gy, small_patient_measure_args  # noqa: E402
 
 SPHERE_KBQ_ML, BACKGROUND_KBQ_ML = "2400", "300"
 #: the phantom's acquisition: the patient's protocol (30 min bed) and a 4 times longer scan
@@ -112,15 +112,7 @@ def main() -> None:
     m = work / "measure"
     if not (m / "plan.json").exists():
         m.mkdir(exist_ok=True)
-        run(["measure", "--ct", str(patient / "nifti" / "ct.nii.gz"), "--spect",
-             str(patient / "nifti" / "spect_maa.nii.gz"),
-             "--liver", str(patient / "labels" / "liver.nii.gz"),
-             "--tumours", str(patient / "labels" / "tumours.nii.gz"),
-             "--tumour-names", "T1,T2,T3",
-             "--territories", str(patient / "labels" / "territories.nii.gz"),
-             "--territory-names", "right hepatic,left hepatic", "--goal",
-             "tumour_dose_gy=250", "--product", "therasphere", "-o", str(m / "case.json"),
-             "--measurement-output", str(m / "measurement.json"), "--quiet"])
+        run(small_patient_measure_args(patient, m))
         run(["plan", str(m / "case.json"), "-o", str(m / "plan.json")])
     common = ["dose", "--measurement", str(m / "measurement.json"), "--plan",
               str(m / "plan.json"), "--method", "ldm", "--quiet"]

@@ -28,6 +28,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))        # Testing/: conftest
+from conftest import small_patient_measure_args  # noqa: E402
+
 #: data/spect_simulation.json's OSEM iterations
 PROTOCOL_ITERATIONS = 4
 STUDIES = (("Tc-99m MAA", "Tc-99m", "spect_maa"), ("Ho-166 scout", "Ho-166", "spect_ho166"))
@@ -97,16 +100,8 @@ def main() -> None:
             out = work / f"measure_{nuclide}_{label}_{args.model}"
             if not (out / "m.json").exists():
                 out.mkdir(exist_ok=True)
-                run(["measure", "--ct", str(patient / "nifti" / "ct.nii.gz"), "--spect",
-                     str(patient / "dicom" / spect),
-                     "--liver", str(patient / "labels" / "liver.nii.gz"),
-                     "--tumours", str(patient / "labels" / "tumours.nii.gz"),
-                     "--tumour-names", "T1,T2,T3",
-                     "--territories", str(patient / "labels" / "territories.nii.gz"),
-                     "--territory-names", "right hepatic,left hepatic",
-                     "--goal", "tumour_dose_gy=250", "--product", "therasphere",
-                     "-o", str(out / "case.json"), "--measurement-output", str(out / "m.json"),
-                     "--quiet", *extra])
+                run([*small_patient_measure_args(patient, out, patient / "dicom" / spect,
+                                                 "m.json"), *extra])
             m = json.loads((out / "m.json").read_text())
             tnr = {t["name"]: t["tnr"] for p in m["positions"] for t in p["tumours"]}
             pvc = m["partial_volume_correction"]

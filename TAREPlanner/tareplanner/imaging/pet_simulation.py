@@ -84,12 +84,17 @@ def trues_per_bq() -> float:
             * p["acquisition"]["minutes_per_bed"] * 60.0)
 
 
-def tof_fwhm_mm(timing_resolution_ps: float | None = None) -> float:
-    """The time-of-flight kernel along a line of response: c x (timing resolution) / 2, mm
-    FWHM (a time difference dt places the annihilation c dt / 2 from the midpoint)."""
+def tof_distance_mm(time_ps: float, speed_of_light_mm_per_ps: float) -> float:
+    """A time difference along a line of response as a distance: c x dt / 2 (a time
+    difference dt places the annihilation c dt / 2 from the line's midpoint)."""
+    return speed_of_light_mm_per_ps * float(time_ps) / 2.0
+
+
+def tof_fwhm_mm() -> float:
+    """The time-of-flight kernel along a line of response (mm FWHM) of the data file's
+    timing resolution."""
     s = settings()["scanner"]
-    ps = s["tof_timing_resolution_ps"] if timing_resolution_ps is None else timing_resolution_ps
-    return s["speed_of_light_mm_per_ps"] * float(ps) / 2.0
+    return tof_distance_mm(s["tof_timing_resolution_ps"], s["speed_of_light_mm_per_ps"])
 
 
 def tof_weights(n_positions: int, spacing_mm: float, fwhm_mm: float, bins: int,
@@ -141,8 +146,9 @@ class PetProtocol:
         check_subsets(out["views"], out["subsets"], "views")
         out["time_of_flight"] = bool(out["time_of_flight"])
         out["tof_bins"] = int(out["tof_bins"])
-        out["tof_fwhm_mm"] = tof_fwhm_mm(out["tof_timing_resolution_ps"])
-        out["tof_bin_width_mm"] = out["speed_of_light_mm_per_ps"] * out["tof_bin_width_ps"] / 2.0
+        c = out["speed_of_light_mm_per_ps"]
+        out["tof_fwhm_mm"] = tof_distance_mm(out["tof_timing_resolution_ps"], c)
+        out["tof_bin_width_mm"] = tof_distance_mm(out["tof_bin_width_ps"], c)
         return out
 
 
