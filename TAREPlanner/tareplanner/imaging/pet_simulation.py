@@ -301,6 +301,34 @@ def attenuation_factors(mu_xyz: np.ndarray, spacing_mm: float, views: int) -> np
     return np.exp(-line.cpu().numpy().astype(np.float64) * spacing_mm / 10.0)
 
 
+def scatter_and_randoms(trues: np.ndarray, p: dict, spacing_mm: float,
+                        time_of_flight: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(expected scatter, expected randoms) sinograms for the expected ``trues`` (axes
+    (bins, views, r, z) with time of flight, (views, r, z) without; ``p`` the resolved
+    protocol). Scatter: the trues blurred by a Gaussian of ``scatter_kernel_fwhm_mm`` along
+    each projection (r) and, with time of flight, across the time bins (a scattered pair
+    keeps little of its position along the line), scaled to ``scatter_fraction`` of trues
+    plus scatter. Randoms: ``random_fraction`` of the prompts, uniform over the sinogram
+    (and over the time bins: the coincidence window)."""
+    scatter = np.zeros_like(trues)
+    randoms = np.zeros_like(trues)
+    if trues.sum() <= 0:
+        return scatter, randoms
+    sf = float(p["scatter_fraction"])
+    if sf > 0:
+        sigma_r = p["scatter_kernel_fwhm_mm"] * FWHM_TO_SIGMA / spacing_mm
+        sigmas = ((p["scatter_kernel_fwhm_mm"] * FWHM_TO_SIGMA / p["tof_bin_width_mm"],
+                   0.0, sigma_r, 0.0) if time_of_flight else (0.0, sigma_r, 0.0))
+        spread = np.clip(ndimage.gaussian_filter(trues, sigmas, mode="constant"), 0.0, None)
+        spread *= trues.sum() / spread.sum()
+        scatter = sf / (1.0 - sf) * spread
+    rf = float(p["random_fraction"])
+    if rf > 0:
+        total = rf / (1.0 - rf) * (trues.sum() + scatter.sum())
+        randoms = np.full_like(trues, total / trues.size)
+    return scatter, randoms
+
+
 def simulate_pet(activity_bq: np.ndarray, mu_true_per_cm: np.ndarray, grid: Grid,
                  protocol: PetProtocol = PetProtocol(), *,
                  mu_recon_per_cm: np.ndarray | None = None,
@@ -343,24 +371,10 @@ def simulate_pet(activity_bq: np.ndarray, mu_true_per_cm: np.ndarray, grid: Grid
     seconds["projection"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    scatter = np.zeros_like(trues)
-    randoms = np.zeros_like(trues)
-    if protocol.scatter_and_randoms and trues.sum() > 0:
-        sf = float(p["scatter_fraction"])
-        if sf > 0:
-            sigma_r = p["scatter_kernel_fwhm_mm"] * FWHM_TO_SIGMA / d_mm
-            # along the projection (r); with time of flight also across the time bins
-            sigmas = ((p["scatter_kernel_fwhm_mm"] * FWHM_TO_SIGMA / p["tof_bin_width_mm"],
-                       0.0, sigma_r, 0.0) if tof else (0.0, sigma_r, 0.0))
-            spread = np.clip(ndimage.gaussian_filter(trues, sigmas, mode="constant"), 0.0, None)
-            spread *= trues.sum() / spread.sum()
-            scatter = sf / (1.0 - sf) * spread
-        rf = float(p["random_fraction"])
-        if rf > 0:
-            # random fraction of the prompts (trues + scatter + randoms), uniform over the
-            # sinogram of the grid's field of view (and over the time bins)
-            total = rf / (1.0 - rf) * (trues.sum() + scatter.sum())
-            randoms = np.full_like(trues, total / trues.size)
+    if protocol.scatter_and_randoms:
+        scatter, randoms = scatter_and_randoms(trues, p, d_mm, bool(tof))
+    else:
+        scatter, randoms = np.zeros_like(trues), np.zeros_like(trues)
     expected = trues + scatter + randoms
     measured = rng.poisson(expected).astype(np.float64) if protocol.noise else expected
     background = scatter + randoms
