@@ -24,8 +24,8 @@ from ..errors import FieldValueError, ImageDataError
 from ..physics.uncertainty import RESOLUTION_SD_BASES
 from .grid import same_geometry
 from .camera_file import camera_warnings, scaled_psf
-from .region_noise import (NOISE_BASIS, corrected_noise, lung_shunt_sd, noise_warnings,
-                           ratio_sd)
+from .region_noise import (NOISE_BASIS, corrected_noise, count_limited_warnings, lung_shunt_sd,
+                           noise_warnings, ratio_sd)
 from .partial_volume import (build_regions, check_fwhm, correct_regions_with_psfs,
                              default_resolution, resolution_data)
 from .quantities import (LungShunt, counts_on_grid, lung_shunt_from_spect,
@@ -219,6 +219,7 @@ def measure(ct: LoadedImage, spect: LoadedImage, labels: LabelInputs,
                                                 tumour_territory, liver, lungs, voxel_ml,
                                                 used, camera_field)
             warnings += noise_warnings(pvc_record["noise"], "TNRs and LSF")
+            warnings += count_limited_warnings(pvc_record["noise"])
         lsf_uncorrected, lsf, whole = lsf, lsf_c, whole_c
     else:
         lsf_uncorrected = lsf

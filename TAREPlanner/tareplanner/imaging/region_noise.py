@@ -120,3 +120,46 @@ def noise_warnings(record: dict | None, what: str) -> list[dict]:
         return []
     return [{"code": "noise-duration-assumed",
              "message": f"the reconstruction noise of the {what} assumes {assumed}"}]
+
+
+#: the warning of a tumour whose mean is too noisy for OSEM to be unbiased
+COUNT_LIMITED_CODE = "count-limited-tumour"
+
+
+def count_limit() -> dict:
+    """``data/camera_calibration.json`` ``count_limited_relative_sd_max``: value and source."""
+    from .calibration import calibration_data
+    return calibration_data()["count_limited_relative_sd_max"]
+
+
+def count_limited(record: dict | None, limit: float) -> dict[str, float]:
+    """The tumours (``tumour:NAME`` regions of a noise record) whose measured mean's relative
+    SD at the image's counts is above ``limit``: name -> that SD."""
+    regions = (record or {}).get("regions") or {}
+    out = {}
+    for key, region in regions.items():
+        sd = region.get("measured_relative_sd")
+        if key.startswith("tumour:") and sd is not None and math.isfinite(sd) and sd > limit:
+            out[key.split(":", 1)[1]] = float(sd)
+    return out
+
+
+def count_limited_warnings(record: dict | None) -> list[dict]:
+    """A ``count-limited-tumour`` warning for each tumour :func:`count_limited` finds, and the
+    record's ``count_limited`` entry (the limit, its source and the tumours), written into
+    ``record``. A flag, not a correction: the bias was measured on one model."""
+    if not record:
+        return []
+    limit = count_limit()
+    found = count_limited(record, float(limit["value"]))
+    record["count_limited"] = {"relative_sd_max": float(limit["value"]),
+                               "source": limit["source"], "tumours": found}
+    return [{"code": COUNT_LIMITED_CODE,
+             "message": f"{name}: its measured mean has a relative noise SD of {sd:.1%} at this "
+                        f"image's counts (the camera file's background variability), above "
+                        f"{float(limit['value']):.0%}: at such counts OSEM reads a small hot "
+                        "region low (measured on the realistic Ho-166 scout, "
+                        "docs/imaging.md), so its TNR and dose may be underestimated by more "
+                        "than the noise says; more counts (longer views, more activity) "
+                        "reduce it"}
+            for name, sd in found.items()]
