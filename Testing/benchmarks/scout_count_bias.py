@@ -4,7 +4,8 @@ the SPECT grid, voxel centres) of the small patient's scout, noise-free and with
 the protocol's 20 s per view and at longer views.
 
     python Testing/benchmarks/scout_count_bias.py [--seeds 1 2 3 4] [--seconds 20 80]
-        [--scatter-estimate-noise-free]
+        [--scatter-estimate-noise-free] [--iterations N] [--subsets N]
+        [--no-resolution-modelling]
 
 Needs the extra ``realistic-spect``. Each scout takes about 30 s here. Not a test: the
 numbers go into docs/imaging.md ("Convergence").
@@ -27,6 +28,10 @@ def main() -> None:
                         help="the upper window's counts 10^4 times higher (then scaled back), so "
                              "its Poisson noise vanishes from the scatter estimate: is that "
                              "noise the cause?")
+    parser.add_argument("--iterations", type=int, default=4, help="OSEM iterations (4)")
+    parser.add_argument("--subsets", type=int, default=10, help="OSEM subsets (10)")
+    parser.add_argument("--no-resolution-modelling", action="store_true",
+                        help="reconstruct without the collimator-detector response")
     args = parser.parse_args()
     from tareplanner.imaging import anatomy as anat
     from tareplanner.imaging import phantom as ph
@@ -60,7 +65,9 @@ def main() -> None:
 
     def ratios(seconds: float, noise: bool, seed: int) -> tuple[float, ...]:
         protocol = ss.SpectProtocol(nuclide="Ho-166", noise=noise,
-                                    seconds_per_projection=seconds)
+                                    seconds_per_projection=seconds,
+                                    iterations=args.iterations, subsets=args.subsets,
+                                    resolution_modelling=not args.no_resolution_modelling)
         image = ss.simulate_spect(activity, mu, grid, protocol, seed=[seed, 3]).image
         a = sitk.GetArrayFromImage(image).astype(float)
         return tuple(a[t].mean() / a[n].mean() for t, n in zip(tumours, own))

@@ -125,7 +125,9 @@ SCOPE: dict[str, list[str]] = {
     "imaging/partial_volume.py": ["Testing/test_partial_volume.py", "Testing/test_physics_guards.py",
                                   "-k", PV_WITHOUT_PATIENT],
     "imaging/region_noise.py": ["Testing/test_reconstruction_noise.py",
-                                "-k", "region_noise or post_treatment_mean_doses"],
+                                "Testing/test_count_limited.py",
+                                "-k", "region_noise or post_treatment_mean_doses or "
+                                      "count_limited"],
     "imaging/camera_file.py": ["Testing/test_camera_file_reader.py",
                                "Testing/test_calibration_convergence.py",
                                "Testing/test_equivalent_fwhm.py",
