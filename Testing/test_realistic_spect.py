@@ -447,3 +447,58 @@ def test_realistic_patient_measured_with_a_camera_from_the_iec_phantom(extra, tm
     assert "T3" in flagged and "T1" not in flagged
     assert any(w["code"] == "count-limited-tumour" and w["message"].startswith("T3: ")
                for w in m["warnings"])
+
+
+def test_patient_acquisition_minutes_need_the_realistic_spect(tmp_path, capsys):
+    """Bug caught: ``--acquisition-minutes`` silently ignored for a patient imaged by the
+    Gaussian model (it stood for the IEC phantom's scan only): exit 2, the option named,
+    nothing written."""
+    from tareplanner.cli.main import main
+    out = tmp_path / "out"
+    assert main(["phantom", str(out), "--acquisition-minutes", "160"]) == 2
+    err = capsys.readouterr().err
+    assert "--acquisition-minutes" in err and "--spect-model realistic" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("minutes", ["0.999", "1440.001", "nan", "inf", "-40"])
+def test_patient_acquisition_minutes_refused_outside_their_range(tmp_path, capsys, minutes):
+    pytest.importorskip("pytomography", reason=REASON)
+    from tareplanner.cli.main import main
+    out = tmp_path / "out"
+    assert main(["phantom", str(out), "--spect-model", "realistic",
+                 "--acquisition-minutes", minutes]) == 2
+    err = capsys.readouterr().err
+    assert "--acquisition-minutes" in err and "1 to 1440 minutes" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("minutes, seconds", [(160.0, 80.0), (1.0, 0.5), (1440.0, 720.0)])
+def test_patient_acquisition_minutes_reach_both_spects(tmp_path, monkeypatch, minutes,
+                                                       seconds):
+    """Bug caught: the patient's acquisition time not reaching its MAA and Ho-166 scout
+    SPECTs, or not written into truth.json. By hand: 120 views (data/spect_simulation.json),
+    so 160 min is 80 s per view; the edges 1 and 1440 min are allowed."""
+    pytest.importorskip("pytomography", reason=REASON)
+    import json
+
+    from tareplanner.cli.main import main
+    from tareplanner.imaging import spect_simulation
+
+    seen = []
+
+    def fake(activity_mbq, mu_true, grid, protocol, **kwargs):
+        p = protocol.resolved()
+        seen.append((protocol.nuclide, p["seconds_per_projection"]))
+        return spect_simulation.SpectSimulation(
+            image=grid.image(np.ones(grid.shape_zyx, dtype=np.float32)), primary_counts=1.0,
+            scatter_counts=0.0, photopeak_counts=1.0, unattenuated_counts=1.0,
+            radii_mm=np.zeros(1), angles_deg=np.zeros(1), seconds={}, parameters=p)
+
+    monkeypatch.setattr(spect_simulation, "simulate_spect", fake)
+    out = tmp_path / "patient"
+    assert main(["phantom", str(out), "--size", "small", "--spect-model", "realistic",
+                 "--ho166-scout", "--no-pet", "--acquisition-minutes", f"{minutes:g}"]) == 0
+    assert sorted(seen) == [("Ho-166", pytest.approx(seconds)),
+                            ("Tc-99m", pytest.approx(seconds))]
+    assert json.loads((out / "truth.json").read_text())["spect_acquisition_minutes"] == minutes

@@ -154,10 +154,11 @@ def add_iec_options(p) -> None:
     p.add_argument("--background-kbq-ml", type=float, default=5.0,
                    help="--iec: background concentration (default: %(default)s kBq/mL)")
     p.add_argument("--acquisition-minutes", type=float, metavar="MIN",
-                   help="--iec with the realistic model: the phantom's acquisition time (PET: "
-                        "the bed, default 30; SPECT: views x seconds per view, default 40 = "
-                        "120 x 20 s), e.g. longer than the patient's for a low-noise "
-                        "calibration")
+                   help="with a realistic model: the acquisition time. --iec: the "
+                        "phantom's (PET: the bed, default 30; SPECT: views x seconds per "
+                        "view, default 40 = 120 x 20 s), e.g. longer than the patient's for a "
+                        "low-noise calibration; a patient: its realistic SPECTs' (MAA and "
+                        "Ho-166 scout, default 40), e.g. a longer scout")
     p.add_argument("--iterations", type=int, metavar="N",
                    help="with a realistic model (patient or --iec): the OSEM iterations of "
                         "its reconstruction, 1 to 100 (default: the protocol's, "

@@ -51,6 +51,9 @@ class PhantomSpec:
     #: the realistic models' OSEM iterations (SPECT and PET); None: the protocol's
     #: (data/spect_simulation.json, data/pet_simulation.json)
     reconstruction_iterations: int | None = None
+    #: the realistic SPECTs' acquisition in minutes (views x seconds per view; MAA and
+    #: Ho-166 scout); None: the protocol's (data/spect_simulation.json, 120 x 20 s = 40)
+    spect_acquisition_minutes: float | None = None
     ct_noise_hu: float = 10.0
     cbct_noise_hu: float = 20.0
     cbct_enhancement_hu: float = 160.0
@@ -317,6 +320,8 @@ def make_phantom(spec: PhantomSpec) -> Phantom:
         **({"pet_model": "realistic"} if spec.pet and spec.pet_model == "realistic" else {}),
         **({"reconstruction_iterations": spec.reconstruction_iterations}
            if spec.reconstruction_iterations is not None else {}),
+        **({"spect_acquisition_minutes": spec.spect_acquisition_minutes}
+           if spec.spect_acquisition_minutes is not None else {}),
         "volumes_ml": {
             "liver": float((labels >= anat.LIVER).sum() * voxel_ml),
             "lungs": float(lungs.sum() * voxel_ml),

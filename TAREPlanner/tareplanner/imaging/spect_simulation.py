@@ -444,6 +444,8 @@ def phantom_spect(spec, grid: Grid, relative: np.ndarray, *, nuclide: str,
     mu_recon = (mu_from_hu(_ct_on_grid(ct, grid), p["hu_to_mu_per_cm"])
                 if ct is not None else mu_true)
     protocol = SpectProtocol(nuclide=nuclide, noise=spec.spect_noise,
+                             seconds_per_projection=seconds_per_view(
+                                 getattr(spec, "spect_acquisition_minutes", None)),
                              iterations=getattr(spec, "reconstruction_iterations", None))
     return simulate_spect(activity, mu_true, grid, protocol, mu_recon_per_cm=mu_recon,
                           seed=[spec.seed, stream])
