@@ -21,7 +21,7 @@ from tareplanner.imaging.region_noise import (COUNT_LIMITED_CODE, count_limit, c
                                               count_limited_warnings)
 
 #: the limit stated in docs/imaging.md ("Convergence": the count-level table) and the data file
-LIMIT = 0.05
+LIMIT = 0.06
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "imaging.md"
 
 
@@ -36,11 +36,11 @@ def test_the_limit_is_the_documented_one():
     assert limit["value"] == LIMIT
     assert "scout_count_bias.py" in limit["source"]
     text = DOCS.read_text()
-    assert re.search(r"count-limited-tumour.{0,400}5 %", text, re.S)
+    assert re.search(r"count-limited-tumour.{0,400}6 %", text, re.S)
 
 
 def test_only_tumours_above_the_limit_are_flagged():
-    record = _regions(tumour__T3=0.0934, tumour__T1=0.047, normal__right=0.5, lungs=0.9,
+    record = _regions(tumour__T3=0.0934, tumour__T1=0.055, normal__right=0.5, lungs=0.9,
                       **{"rest_of_body": 0.7})
     assert count_limited(record, LIMIT) == {"T3": 0.0934}
 
@@ -57,7 +57,7 @@ def test_unmeasured_sds_are_not_flagged(sd):
 
 
 def test_the_measured_sd_is_compared_not_the_corrected_one():
-    record = {"regions": {"tumour:T": {"measured_relative_sd": 0.04,
+    record = {"regions": {"tumour:T": {"measured_relative_sd": 0.05,
                                        "corrected_relative_sd": 0.2}}}
     assert count_limited(record, LIMIT) == {}
 
@@ -72,7 +72,7 @@ def test_warnings_and_record_entry():
     warnings = count_limited_warnings(record)
     assert warnings == [{"code": "count-limited-tumour", "message": (
         "T3: its measured mean has a relative noise SD of 11.0% at this image's counts (the "
-        "camera file's background variability), above 5%: at such counts OSEM reads a small "
+        "camera file's background variability), above 6%: at such counts OSEM reads a small "
         "hot region low (measured on the realistic Ho-166 scout, docs/imaging.md), so its TNR "
         "and dose may be underestimated by more than the noise says; more counts (longer "
         "views, more activity) reduce it")}]
@@ -93,13 +93,13 @@ def camera(tmp_path_factory):
     return json.loads(out.read_text())
 
 
-@pytest.mark.parametrize("coefficient, expected", [(0.05, {"T3"}), (0.001, set())])
+@pytest.mark.parametrize("coefficient, expected", [(0.06, {"T3"}), (0.001, set())])
 def test_measure_flags_the_noisy_tumour_and_the_plan_says_so(camera, phantom_dir, tmp_path,
                                                               coefficient, expected):
     """By hand: the law c V^-0.3 up to 26.5 mL (V^-1/2 beyond) over a total 4 times the
-    SPECT's (factor sqrt(4) = 2). c = 0.05: T3 (7.3 mL) 2 x 0.05 x 7.3^-0.3 = 5.5 %, T2
-    (20.4 mL) 4.1 %, T1 (57.7 mL) 2 x 0.05 x 26.5^-0.3 x (57.7 / 26.5)^-0.5 = 2.5 %: only T3
-    is over 5 %. c = 0.001: none."""
+    SPECT's (factor sqrt(4) = 2). c = 0.06: T3 (7.3 mL) 2 x 0.06 x 7.3^-0.3 = 6.6 %, T2
+    (20.4 mL) 4.9 %, T1 (57.7 mL) 2 x 0.06 x 26.5^-0.3 x (57.7 / 26.5)^-0.5 = 3.0 %: only T3
+    is over 6 %. c = 0.001: none."""
     import numpy as np
     import SimpleITK as sitk
     from conftest import measure_small_patient

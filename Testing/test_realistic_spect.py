@@ -383,9 +383,10 @@ def _measured_errors(patient, out, spect: str, camera) -> tuple[dict, dict]:
     return errors, m
 
 
-def _calibrated(folder, nuclide: str, *extra_args):
+def _calibrated(folder, nuclide: str, *extra_args, noise_image=None):
     """The realistic IEC phantom (spheres 160, background 20 kBq/mL: about 200 MBq, as the
-    patient's studies) imaged into ``folder`` and its camera file."""
+    patient's studies) imaged into ``folder`` and its camera file (its noise law from
+    ``noise_image`` when given)."""
     import json
 
     from tareplanner.cli.main import main
@@ -400,6 +401,7 @@ def _calibrated(folder, nuclide: str, *extra_args):
     assert main(["calibrate", "--ct", str(folder / "ct.nii.gz"), "--image",
                  str(folder / "image.nii.gz"), "--nuclide", nuclide, "--sphere-kbq-ml", "160",
                  "--background-kbq-ml", "20", "--sphere-centres-mm", centres,
+                 *(["--noise-image", str(noise_image)] if noise_image else []),
                  "-o", str(camera)]) == 0
     return camera
 
@@ -412,37 +414,47 @@ def test_realistic_patient_measured_with_a_camera_from_the_iec_phantom(extra, tm
 
     Bugs caught: a calibration or correction that does not carry to an OSEM image (the
     assumed 14 / 18 mm over-correct it by 10-41 %, docs/imaging.md); the scout's camera from
-    an unconverged phantom (15.5 mm at 4 iterations over-corrects by up to 12 %); a
-    count-limited tumour of the noisy scout not flagged.
-    - Tc-99m MAA, with its noise (seed 20261122), camera from the protocol's phantom:
-      measured LSF -1.5 %, TNRs +3.3 / +1.1 / +2.4 %; nothing count-limited (the MAA's counts).
-    - Ho-166 scout without noise, camera from the phantom reconstructed to convergence (16
-      iterations, 10.2 mm): measured within 1.5 %.
-    - Ho-166 scout with its noise: its 7 mL tumour's TNR is read low by OSEM at its counts
-      (no calibration undoes it; docs/imaging.md), so ``measure`` must flag T3 (relative SD
-      9.3 % of its measured mean, above 5 %) and not T1 (4.7 %)."""
+    an unconverged phantom (15.5 mm at 4 iterations over-corrects by up to 12 %); the noise
+    law of the converged reconstruction instead of the patients' (--noise-image); a
+    count-limited tumour of the protocol's scout not flagged, or a tumour flagged on a scout
+    with the counts to read it.
+    - Tc-99m MAA, with its noise (seed 20261122), camera from the protocol's phantom scan:
+      measured LSF -1.5 %, TNRs +3.3 / +1.1 / +2.4 %; nothing count-limited.
+    - Ho-166 scout scanned 160 min (80 s per view, 4 times the protocol's counts), with its
+      noise; camera from the phantom scanned 160 min, its PSF from the reconstruction to
+      convergence (16 iterations, 10.5 mm), its noise law from the patients' (4 iterations):
+      measured LSF -2.1, T1 +2.1, T2 +1.5, T3 -0.3 %; nothing count-limited (T3's SD 5.1 %).
+    - the protocol's scout (20 s per view), the same camera: its 7 mL tumour is read low by
+      OSEM at its counts (no calibration undoes it; docs/imaging.md), so T3 must be flagged
+      (SD 10.2 %, above 6 %), and T1 not (5.5 %)."""
     from tareplanner.cli.main import main
 
-    noisy, clean = tmp_path / "patient", tmp_path / "patient_noise_free"
-    assert main(["phantom", str(noisy), "--size", "small", "--spect-model", "realistic",
+    scout, long_scout = tmp_path / "patient", tmp_path / "patient_160_min"
+    assert main(["phantom", str(scout), "--size", "small", "--spect-model", "realistic",
                  "--ho166-scout", "--no-pet"]) == 0
-    assert main(["phantom", str(clean), "--size", "small", "--spect-model", "realistic",
-                 "--ho166-scout", "--no-pet", "--no-noise"]) == 0
+    assert main(["phantom", str(long_scout), "--size", "small", "--spect-model", "realistic",
+                 "--ho166-scout", "--no-pet", "--acquisition-minutes", "160"]) == 0
 
-    errors, m = _measured_errors(noisy, tmp_path / "maa", "spect_maa",
+    errors, m = _measured_errors(scout, tmp_path / "maa", "spect_maa",
                                  _calibrated(tmp_path / "iec_tc", "Tc-99m"))
     assert set(errors) == {"LSF", "T1", "T2", "T3"}
     assert all(abs(e) <= 0.05 for e in errors.values()), errors
     assert not [w for w in m["warnings"] if w["code"] == "count-limited-tumour"]
 
-    converged = _calibrated(tmp_path / "iec_ho_converged", "Ho-166", "--no-noise",
-                            "--iterations", "16")
-    errors, _ = _measured_errors(clean, tmp_path / "scout_noise_free", "spect_ho166",
-                                 converged)
+    # the same 160 min phantom scan (same seed: same projections), reconstructed twice
+    protocol = tmp_path / "iec_ho_4_iterations"
+    assert main(["phantom", str(protocol), "--iec", "--nuclide", "Ho-166", "--spect-model",
+                 "realistic", "--sphere-kbq-ml", "160", "--background-kbq-ml", "20",
+                 "--acquisition-minutes", "160"]) == 0
+    camera = _calibrated(tmp_path / "iec_ho_converged", "Ho-166", "--acquisition-minutes",
+                         "160", "--iterations", "16",
+                         noise_image=protocol / "image.nii.gz")
+    errors, m = _measured_errors(long_scout, tmp_path / "scout_160_min", "spect_ho166", camera)
+    assert set(errors) == {"LSF", "T1", "T2", "T3"}
     assert all(abs(e) <= 0.05 for e in errors.values()), errors
+    assert m["partial_volume_correction"]["noise"]["count_limited"]["tumours"] == {}
 
-    _, m = _measured_errors(noisy, tmp_path / "scout", "spect_ho166",
-                            _calibrated(tmp_path / "iec_ho", "Ho-166"))
+    _, m = _measured_errors(scout, tmp_path / "scout", "spect_ho166", camera)
     flagged = m["partial_volume_correction"]["noise"]["count_limited"]["tumours"]
     assert "T3" in flagged and "T1" not in flagged
     assert any(w["code"] == "count-limited-tumour" and w["message"].startswith("T3: ")

@@ -32,6 +32,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         if more.units != image.units:
             raise FieldValueError("--more-iterations-image", more.units,
                                   f"{image.units} (the units of --image)")
+    noise = None
+    if args.noise_image:
+        noise, _ = _read_phantom_image(args.noise_image, "--noise-image", args, ct, modality)
+        if noise.units != image.units:
+            raise FieldValueError("--noise-image", noise.units,
+                                  f"{image.units} (the units of --image)")
     acquisition_s = image.meta.get("frame_duration_s")
     if args.acquisition_minutes is not None:
         minutes = args.acquisition_minutes
@@ -46,7 +52,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                        reference_time=args.reference_time, centres=centres,
                        reconstruction=args.reconstruction or "", camera_name=args.name or "",
                        operator=args.operator or "", force_model=args.model,
-                       more_iterations=more)
+                       more_iterations=more, noise_image=noise)
     write_json_atomic(out, camera, overwrite=args.force, field="-o")
     psf = camera["psf"]
     parts = " + ".join(f"{c['weight']:.0%} {c['fwhm_mm']:.2f} mm" for c in psf["components"])
@@ -74,6 +80,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
               f"{c['more_iterations_effective_fwhm_mm']:.2f} mm (more iterations), change "
               f"{c['change_mm']:+.2f} mm (limit {c['limit_mm']:g} mm): "
               + ("converged" if c["converged"] else "not converged"))
+    if camera.get("roi_noise"):
+        n = camera["roi_noise"]
+        print(f"background variability (measured on {n['measured_on']}): relative SD "
+              f"{n['model']['coefficient']:.3f} x V^-{n['model']['exponent']:.3f} (V in mL)")
     print(f"FWHM uncertainty carried into the Monte Carlo: {carried['fwhm_sd_mm']:.2f} mm "
           f"({carried['fwhm_sd_basis']}): {carried['fwhm_sd_reason']}")
     for w in camera["warnings"]:
@@ -137,6 +147,11 @@ def add_calibration_commands(sub) -> None:
                    help="the phantom scan's duration (a PET's bed time), for an image in Bq/mL "
                         "whose file does not say it (DICOM: ActualFrameDuration): the noise "
                         "measured on it is scaled to a patient's scan by it")
+    p.add_argument("--noise-image", metavar="IMAGE",
+                   help="the same phantom scan reconstructed as the patients' images are, "
+                        "where --image is reconstructed otherwise (e.g. to convergence, for "
+                        "its resolution): the background variability, which the noise of the "
+                        "patients' TNRs, LSF and doses is scaled from, is measured on it")
     p.add_argument("--more-iterations-image", metavar="IMAGE",
                    help="the same phantom scan reconstructed with more iterations than the "
                         "protocol's (e.g. twice as many): checks that the protocol's "

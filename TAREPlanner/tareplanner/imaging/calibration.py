@@ -340,12 +340,23 @@ def not_converged_warning(convergence: dict) -> dict:
                        "uncertainty carries the change where it is larger than the fit's"}
 
 
+#: where a camera file's background variability was measured, given --noise-image
+NOISE_IMAGE_BASIS = ("--noise-image (the same scan reconstructed as the patients' images are; "
+                     "the PSF from --image)")
+
+
 def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
               background_kbq_ml: float, reference_time: str | None = None,
               centres=None, reconstruction: str = "", camera_name: str = "",
               operator: str = "", force_model: str | None = None,
-              acquisition_s: float | None = None, more_iterations=None) -> dict:
+              acquisition_s: float | None = None, more_iterations=None,
+              noise_image=None) -> dict:
     """The camera file of a phantom scan (``ct`` and ``image`` are LoadedImage).
+
+    ``noise_image`` (a LoadedImage, optional): the same scan reconstructed as the patients'
+    images are, where ``image`` is reconstructed otherwise (e.g. to convergence, for its
+    resolution): the background variability (``roi_noise``), which the noise of a patient's
+    TNRs, LSF and doses is scaled from, is measured on it instead.
 
     ``more_iterations`` (a LoadedImage, optional): the same scan reconstructed with more
     iterations than the protocol's; the chosen PSF model is fitted to it too, and where the
@@ -400,12 +411,15 @@ def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
     misfit, spread = misfit_and_spread(sphere_diameters_mm(), rc.measured, rc.model,
                                        equivalent,
                                        calibration_data()["recovery_misfit_max"]["value"])
+    noisy = noise_image if noise_image is not None else image
     try:
         roi_noise = background_variability(
-            ct.image, image.image, centres, counts=image.is_counts,
+            ct.image, noisy.image, centres, counts=noisy.is_counts,
             settings=calibration_data()["background_variability"])
-        if not image.is_counts:
+        if not noisy.is_counts:
             roi_noise["acquisition_s"] = acquisition_s
+        roi_noise["measured_on"] = (NOISE_IMAGE_BASIS if noise_image is not None
+                                    else "--image")
     except ImageDataError as exc:
         roi_noise = None
         warnings.append({"code": "no-background-variability",
@@ -416,7 +430,13 @@ def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
     floor = calibration_data()["fwhm_sd_floor_mm"]["value"]
     core_key = "core_fwhm_mm" if use_tail else "fwhm_mm"
     core = chosen.parameters[core_key]
-    sd = math.sqrt(chosen.standard_uncertainties[core_key] ** 2 + floor ** 2)
+    fit_sd = chosen.standard_uncertainties[core_key]
+    if not math.isfinite(fit_sd):
+        raise ImageDataError("--image", f"the {chosen.model} PSF's {core_key} has no "
+                             "standard uncertainty (the fit's information matrix is singular)",
+                             "a phantom image whose spheres determine the PSF (or --model "
+                             "gaussian)")
+    sd = math.sqrt(fit_sd ** 2 + floor ** 2)
     if misfit:
         if spread.get("fwhm_spread_mm") is not None:
             misfit = {**misfit, "message": misfit["message"] + (
@@ -441,8 +461,11 @@ def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
                        "definition": "image Bq/mL per true Bq/mL (fitted factor)"}
 
     def fit_dict(fit):
+        # a parameter the fit does not determine (a singular information matrix: e.g. the
+        # tail of a core-plus-tail fit to a noise-free Gaussian image) has no uncertainty
         return {"model": fit.model, "parameters": fit.parameters,
-                "standard_uncertainties": fit.standard_uncertainties,
+                "standard_uncertainties": {k: (v if math.isfinite(v) else None)
+                                           for k, v in fit.standard_uncertainties.items()},
                 "relative_residual_rms": fit.relative_residual_rms,
                 "residual_sum_of_squares": fit.residual_sum_of_squares,
                 "voxels": fit.voxels}
@@ -499,7 +522,12 @@ def calibrate(ct, image, *, nuclide: str, modality: str, sphere_kbq_ml: float,
                        "source": more_iterations.source, "sha256": more_iterations.sha256,
                        "units": more_iterations.units,
                        "spacing_mm": list(more_iterations.image.GetSpacing())}}
-                      if more_iterations is not None else {})},
+                      if more_iterations is not None else {}),
+                   **({"noise_image": {
+                       "source": noise_image.source, "sha256": noise_image.sha256,
+                       "units": noise_image.units,
+                       "spacing_mm": list(noise_image.image.GetSpacing())}}
+                      if noise_image is not None else {})},
         "software": {"name": "tareplanner", "version": __version__},
         "warnings": warnings,
     }
