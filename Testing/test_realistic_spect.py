@@ -330,6 +330,25 @@ def test_camera_calibrated_on_the_realistic_iec_phantom(extra, tmp_path):
     assert 7.0 < cam["psf"]["fwhm_mm"] < 14.0
 
 
+def _record_protocols(monkeypatch, parameter: str) -> list:
+    """A stand-in for the realistic SPECT simulation that records (nuclide, the resolved
+    protocol's ``parameter``) of every SPECT it is asked for and returns a uniform image."""
+    from tareplanner.imaging import spect_simulation
+
+    seen = []
+
+    def fake(activity_mbq, mu_true, grid, protocol, **kwargs):
+        p = protocol.resolved()
+        seen.append((protocol.nuclide, p[parameter]))
+        return spect_simulation.SpectSimulation(
+            image=grid.image(np.ones(grid.shape_zyx, dtype=np.float32)), primary_counts=1.0,
+            scatter_counts=0.0, photopeak_counts=1.0, unattenuated_counts=1.0,
+            radii_mm=np.zeros(1), angles_deg=np.zeros(1), seconds={}, parameters=p)
+
+    monkeypatch.setattr(spect_simulation, "simulate_spect", fake)
+    return seen
+
+
 def test_iterations_reach_the_spect_reconstruction(tmp_path, monkeypatch):
     """Bug caught: ``--iterations`` not reaching the OSEM of the IEC phantom's SPECT or of
     the patient's MAA and Ho-166 scout SPECTs (the convergence check of calibrate
@@ -339,19 +358,8 @@ def test_iterations_reach_the_spect_reconstruction(tmp_path, monkeypatch):
     import json
 
     from tareplanner.cli.main import main
-    from tareplanner.imaging import spect_simulation
 
-    seen = []
-
-    def fake(activity_mbq, mu_true, grid, protocol, **kwargs):
-        p = protocol.resolved()
-        seen.append((protocol.nuclide, p["iterations"]))
-        return spect_simulation.SpectSimulation(
-            image=grid.image(np.ones(grid.shape_zyx, dtype=np.float32)), primary_counts=1.0,
-            scatter_counts=0.0, photopeak_counts=1.0, unattenuated_counts=1.0,
-            radii_mm=np.zeros(1), angles_deg=np.zeros(1), seconds={}, parameters=p)
-
-    monkeypatch.setattr(spect_simulation, "simulate_spect", fake)
+    seen = _record_protocols(monkeypatch, "iterations")
     out = tmp_path / "iec"
     assert main(["phantom", str(out), "--iec", "--nuclide", "Ho-166", "--spect-model",
                  "realistic", "--iterations", "16"]) == 0
@@ -495,19 +503,8 @@ def test_patient_acquisition_minutes_reach_both_spects(tmp_path, monkeypatch, mi
     import json
 
     from tareplanner.cli.main import main
-    from tareplanner.imaging import spect_simulation
 
-    seen = []
-
-    def fake(activity_mbq, mu_true, grid, protocol, **kwargs):
-        p = protocol.resolved()
-        seen.append((protocol.nuclide, p["seconds_per_projection"]))
-        return spect_simulation.SpectSimulation(
-            image=grid.image(np.ones(grid.shape_zyx, dtype=np.float32)), primary_counts=1.0,
-            scatter_counts=0.0, photopeak_counts=1.0, unattenuated_counts=1.0,
-            radii_mm=np.zeros(1), angles_deg=np.zeros(1), seconds={}, parameters=p)
-
-    monkeypatch.setattr(spect_simulation, "simulate_spect", fake)
+    seen = _record_protocols(monkeypatch, "seconds_per_projection")
     out = tmp_path / "patient"
     assert main(["phantom", str(out), "--size", "small", "--spect-model", "realistic",
                  "--ho166-scout", "--no-pet", "--acquisition-minutes", f"{minutes:g}"]) == 0
