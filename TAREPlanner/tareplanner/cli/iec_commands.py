@@ -82,6 +82,20 @@ def realistic_iterations(args: argparse.Namespace, realistic: bool) -> int | Non
     return int(value)
 
 
+def realistic_acquisition_minutes(args: argparse.Namespace, realistic: bool,
+                                  needs: str) -> float | None:
+    """``--acquisition-minutes``: None when not given; refused by name without a realistic
+    model (``needs`` says which) or outside 1-1440 minutes."""
+    minutes = getattr(args, "acquisition_minutes", None)
+    if minutes is None:
+        return None
+    if not realistic:
+        raise FieldValueError("--acquisition-minutes", minutes, f"only with {needs}")
+    if not (math.isfinite(minutes) and 1.0 <= minutes <= 1440.0):
+        raise FieldValueError("--acquisition-minutes", minutes, "1 to 1440 minutes")
+    return float(minutes)
+
+
 def cmd_phantom_iec(args: argparse.Namespace) -> int:
     """The synthetic IEC phantom: ct.nii.gz, image.nii.gz and truth.json in OUT."""
     from ..imaging.iec_phantom import IecSpec, make_iec_phantom
@@ -105,13 +119,8 @@ def cmd_phantom_iec(args: argparse.Namespace) -> int:
     if not 0 <= args.seed < 2 ** 32:
         raise FieldValueError("--seed", args.seed, "a whole number 0 to 4294967295")
     model = _iec_model(args, modality)
-    minutes = getattr(args, "acquisition_minutes", None)
-    if minutes is not None:
-        if model != "realistic":
-            raise FieldValueError("--acquisition-minutes", minutes, "only with the realistic "
-                                  "model (--spect-model or --pet-model realistic)")
-        if not (math.isfinite(minutes) and 1.0 <= minutes <= 1440.0):
-            raise FieldValueError("--acquisition-minutes", minutes, "1 to 1440 minutes")
+    minutes = realistic_acquisition_minutes(
+        args, model == "realistic", "the realistic model (--spect-model or --pet-model realistic)")
     iterations = realistic_iterations(args, model == "realistic")
     spec = IecSpec(modality=modality, nuclide=args.nuclide, psf=_psf_from_args(args),
                    model=model,

@@ -248,15 +248,12 @@ def cmd_phantom(args: argparse.Namespace) -> int:
                                   f"gaussian, or realistic with the extra '{EXTRA}' installed",
                                   f"PyTomography and torch are missing: {INSTALL_HINT}")
         overrides.update(pet_model="realistic")
-    minutes = getattr(args, "acquisition_minutes", None)
+    from .iec_commands import realistic_acquisition_minutes, realistic_iterations
+    minutes = realistic_acquisition_minutes(
+        args, args.spect_model == "realistic",
+        "--spect-model realistic (the patient's realistic SPECTs) or --iec")
     if minutes is not None:
-        if args.spect_model != "realistic":
-            raise FieldValueError("--acquisition-minutes", minutes, "only with --spect-model "
-                                  "realistic (the patient's realistic SPECTs) or --iec")
-        if not (math.isfinite(minutes) and 1.0 <= minutes <= 1440.0):
-            raise FieldValueError("--acquisition-minutes", minutes, "1 to 1440 minutes")
-        overrides.update(spect_acquisition_minutes=float(minutes))
-    from .iec_commands import realistic_iterations
+        overrides.update(spect_acquisition_minutes=minutes)
     iterations = realistic_iterations(args, "realistic" in (args.spect_model, pet_model))
     if iterations is not None:
         overrides.update(reconstruction_iterations=iterations)
