@@ -67,7 +67,6 @@ def test_time_of_flight_constants_are_the_cited_ones():
     assert (scanner["tof_timing_resolution_ps"], scanner["tof_bins"],
             scanner["tof_bin_width_ps"]) == (555.0, 13, 312.0)
     assert scanner["speed_of_light_mm_per_ps"] == 0.299792458
-    assert ps.tof_fwhm_mm() == pytest.approx(83.1924, abs=1e-4)
     resolved = ps.PetProtocol().resolved()
     assert resolved["tof_bin_width_mm"] == pytest.approx(46.7676, abs=1e-4)
     assert resolved["tof_fwhm_mm"] == pytest.approx(83.1924, abs=1e-4)

@@ -25,19 +25,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     centres = parse_centres(args.sphere_centres_mm) if args.sphere_centres_mm else None
     ct = read_input(args.ct, "--ct", modalities=("CT",), modality="CT", units="HU")
     image, modality = _read_phantom_image(args.image, "--image", args, ct, args.modality)
-    more = None
-    if args.more_iterations_image:
-        more, _ = _read_phantom_image(args.more_iterations_image, "--more-iterations-image",
-                                      args, ct, modality)
-        if more.units != image.units:
-            raise FieldValueError("--more-iterations-image", more.units,
-                                  f"{image.units} (the units of --image)")
-    noise = None
-    if args.noise_image:
-        noise, _ = _read_phantom_image(args.noise_image, "--noise-image", args, ct, modality)
-        if noise.units != image.units:
-            raise FieldValueError("--noise-image", noise.units,
-                                  f"{image.units} (the units of --image)")
+    more = _read_same_scan(args.more_iterations_image, "--more-iterations-image", args, ct,
+                           modality, image)
+    noise = _read_same_scan(args.noise_image, "--noise-image", args, ct, modality, image)
     acquisition_s = image.meta.get("frame_duration_s")
     if args.acquisition_minutes is not None:
         minutes = args.acquisition_minutes
@@ -121,6 +111,18 @@ def _read_phantom_image(path: str, field: str, args: argparse.Namespace, ct, mod
         raise FieldValueError("--nuclide", args.nuclide, f"{nuclide_in_image} ({of} radionuclide)")
     check_overlap(image.image, ct.image, field, path)
     return image, modality
+
+
+def _read_same_scan(path: str | None, field: str, args: argparse.Namespace, ct, modality,
+                    image):
+    """Another reconstruction of the phantom scan of ``image`` (None when ``path`` is not
+    given): read and checked as ``--image`` is, and in the units of ``image``."""
+    if not path:
+        return None
+    other, _ = _read_phantom_image(path, field, args, ct, modality)
+    if other.units != image.units:
+        raise FieldValueError(field, other.units, f"{image.units} (the units of --image)")
+    return other
 
 
 def add_calibration_commands(sub) -> None:

@@ -90,13 +90,6 @@ def tof_distance_mm(time_ps: float, speed_of_light_mm_per_ps: float) -> float:
     return speed_of_light_mm_per_ps * float(time_ps) / 2.0
 
 
-def tof_fwhm_mm() -> float:
-    """The time-of-flight kernel along a line of response (mm FWHM) of the data file's
-    timing resolution."""
-    s = settings()["scanner"]
-    return tof_distance_mm(s["tof_timing_resolution_ps"], s["speed_of_light_mm_per_ps"])
-
-
 def tof_weights(n_positions: int, spacing_mm: float, fwhm_mm: float, bins: int,
                 bin_width_mm: float) -> np.ndarray:
     """(bins, n_positions): the probability that an annihilation at sample ``j`` of a line of
